@@ -1,0 +1,44 @@
+//! The gate's on-wire contract: zenoh key expressions and JSON payloads shared by `gated`, the door and
+//! lighting drivers and `gated ctl`. Every payload carries `v` (the protocol version); decoding refuses
+//! unknown fields, other versions and out-of-range values with an error that names the problem, so a
+//! malformed message is logged and dropped by the receiver, never acted on.
+//!
+//! `docs/protocol.md` is the written specification of everything here.
+
+pub mod keys;
+pub mod messages;
+pub mod session;
+
+pub use keys::{Keys, validate_id};
+pub use messages::*;
+pub use session::{ZenohEndpoints, zenoh_config};
+
+/// Version carried in every payload's `v` field.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("malformed {what} payload: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{what} payload has protocol version {got}, this build speaks {want}")]
+    Version { what: &'static str, got: u32, want: u32 },
+    #[error("invalid {what} payload: {reason}")]
+    Invalid { what: &'static str, reason: String },
+    #[error("invalid identifier {id:?}: {reason}")]
+    BadId { id: String, reason: &'static str },
+    #[error("zenoh configuration: {0}")]
+    Config(String),
+}
+
+/// Milliseconds since the Unix epoch, for event timestamps (wall clock: events are read by people and
+/// other machines). Latency is never measured with it.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

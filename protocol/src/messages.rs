@@ -1,0 +1,334 @@
+//! Payloads. All are JSON objects with `"v": 1`; see `docs/protocol.md`.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{ProtocolError, VERSION};
+
+/// A payload type: its name for error messages, its version and its own range checks.
+pub trait Message: Serialize + DeserializeOwned {
+    const WHAT: &'static str;
+    fn version(&self) -> u32;
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Parses and checks a payload; the error names the message type and what was wrong with it.
+pub fn decode<M: Message>(bytes: &[u8]) -> Result<M, ProtocolError> {
+    let msg: M = serde_json::from_slice(bytes).map_err(|source| ProtocolError::Json { what: M::WHAT, source })?;
+    if msg.version() != VERSION {
+        return Err(ProtocolError::Version { what: M::WHAT, got: msg.version(), want: VERSION });
+    }
+    msg.check().map_err(|reason| ProtocolError::Invalid { what: M::WHAT, reason })?;
+    Ok(msg)
+}
+
+pub fn encode<M: Message>(msg: &M) -> Vec<u8> {
+    // Serialising these plain structs cannot fail: no maps with non-string keys, no custom Serialize.
+    serde_json::to_vec(msg).unwrap_or_default()
+}
+
+macro_rules! message {
+    ($t:ty, $what:literal) => {
+        impl Message for $t {
+            const WHAT: &'static str = $what;
+            fn version(&self) -> u32 {
+                self.v
+            }
+        }
+    };
+    ($t:ty, $what:literal, $check:expr) => {
+        impl Message for $t {
+            const WHAT: &'static str = $what;
+            fn version(&self) -> u32 {
+                self.v
+            }
+            fn check(&self) -> Result<(), String> {
+                $check(self)
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------- door
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoorAction {
+    /// Open for one passage: the flap closes after the passage sensor fires or after `pass_timeout_ms`.
+    Open,
+    Close,
+    /// Operator: keep open until `release`.
+    HoldOpen,
+    /// Operator: keep closed until `release` (grants are refused meanwhile).
+    HoldClosed,
+    Release,
+    /// Keeps the driver's command watchdog fed while nothing else is sent.
+    Heartbeat,
+    /// Go to the configured fail-safe position now (e.g. the GPU was lost).
+    Safe,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorCommand {
+    pub v: u32,
+    /// Strictly increasing per sender; echoed as `ack_seq` in the door state.
+    pub seq: u64,
+    pub action: DoorAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_timeout_ms: Option<u32>,
+}
+message!(DoorCommand, "door command", |c: &DoorCommand| match c.pass_timeout_ms {
+    Some(t) if !(500..=30_000).contains(&t) => Err(format!("pass_timeout_ms {t} outside 500..=30000")),
+    Some(_) if c.action != DoorAction::Open => Err("pass_timeout_ms only goes with action open".into()),
+    _ => Ok(()),
+});
+
+impl DoorCommand {
+    pub fn new(seq: u64, action: DoorAction) -> Self {
+        Self { v: VERSION, seq, action, pass_timeout_ms: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flap {
+    Closed,
+    Opening,
+    Open,
+    Closing,
+    /// The motor did not reach its end position in time (jammed, obstructed too long).
+    Fault,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoorMode {
+    /// Obeys grant commands from gated.
+    Normal,
+    HeldOpen,
+    HeldClosed,
+    /// gated vanished or went silent: the flap is in the configured fail-safe position.
+    FailsafeOpen,
+    FailsafeClosed,
+    /// Emergency input: every flap open until the emergency is cleared.
+    Emergency,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorState {
+    pub v: u32,
+    pub lane: String,
+    pub flap: Flap,
+    pub mode: DoorMode,
+    /// 0.0 closed … 1.0 fully open.
+    pub position: f32,
+    pub obstructed: bool,
+    /// Highest command `seq` applied so far (0 before the first).
+    pub ack_seq: u64,
+    /// Why the door is in its mode (fail-safe cause, fault), empty when nothing to say.
+    #[serde(default)]
+    pub reason: String,
+    pub t_unix_ms: u64,
+}
+message!(DoorState, "door state", |s: &DoorState| if (0.0..=1.0).contains(&s.position) {
+    Ok(())
+} else {
+    Err(format!("position {} outside 0..=1", s.position))
+});
+
+/// Inputs of the simulated flap: what the real device's sensors would report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorSim {
+    pub v: u32,
+    #[serde(default)]
+    pub obstructed: Option<bool>,
+    /// A person walked through the open flap.
+    #[serde(default)]
+    pub passage: bool,
+    /// The motor stops moving (fault injection).
+    #[serde(default)]
+    pub jammed: Option<bool>,
+}
+message!(DoorSim, "door simulation input");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Emergency {
+    pub v: u32,
+    pub active: bool,
+}
+message!(Emergency, "emergency");
+
+// ---------------------------------------------------------------- light
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchColour {
+    Idle,
+    Welcome,
+    Stop,
+    Alarm,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LightCommand {
+    pub v: u32,
+    pub seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<ArchColour>,
+    /// Illumination set-point 0–100 %; the driver ramps to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub illumination: Option<u8>,
+}
+message!(LightCommand, "light command", |c: &LightCommand| match c.illumination {
+    Some(l) if l > 100 => Err(format!("illumination {l} above 100")),
+    _ if c.arch.is_none() && c.illumination.is_none() => Err("neither arch nor illumination given".into()),
+    _ => Ok(()),
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LightState {
+    pub v: u32,
+    pub lane: String,
+    pub arch: ArchColour,
+    /// Where the ramp is going.
+    pub target: u8,
+    /// Where the ramp is now (0–100).
+    pub level: f32,
+    pub ack_seq: u64,
+    pub t_unix_ms: u64,
+}
+message!(LightState, "light state");
+
+// ---------------------------------------------------------------- gated
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LaneStatus {
+    Starting,
+    Running,
+    /// The source failed, ended unexpectedly or sent undecodable data.
+    Degraded,
+    /// A recorded source reached its end (benchmark / replay).
+    Finished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LaneEventKind {
+    Status,
+    Lighting,
+    Door,
+    GpuLost,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneEvent {
+    pub v: u32,
+    pub lane: String,
+    pub kind: LaneEventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<LaneStatus>,
+    pub detail: String,
+    pub t_unix_ms: u64,
+}
+message!(LaneEvent, "lane event");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneHealth {
+    pub lane: String,
+    pub status: LaneStatus,
+    pub frames_in: u64,
+    pub frames_processed: u64,
+    pub frames_dropped: u64,
+    /// Mean luma 0–1 of the last normalised frame (before normalisation).
+    pub luma_mean: f32,
+    pub illumination: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door: Option<Flap>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door_mode: Option<DoorMode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub v: u32,
+    pub station: String,
+    pub gpu_adapter: String,
+    pub gpu_lost: bool,
+    pub lanes: Vec<LaneHealth>,
+    pub t_unix_ms: u64,
+}
+message!(Health, "health");
+
+/// Operator request to `gated` (a zenoh query on `gate/{station}/ctl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CtlRequest {
+    pub v: u32,
+    /// `None` asks for the station's state only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door: Option<CtlDoor>,
+}
+message!(CtlRequest, "ctl request", |r: &CtlRequest| match &r.door {
+    Some(d) => crate::validate_id(&d.lane).map_err(|e| e.to_string()),
+    None => Ok(()),
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CtlDoor {
+    pub lane: String,
+    /// One of open, close, hold_open, hold_closed, release.
+    pub action: DoorAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CtlReply {
+    pub v: u32,
+    pub ok: bool,
+    pub message: String,
+    pub health: Option<Health>,
+}
+message!(CtlReply, "ctl reply");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let c = DoorCommand { pass_timeout_ms: Some(3000), ..DoorCommand::new(7, DoorAction::Open) };
+        let back: DoorCommand = decode(&encode(&c)).expect("decodes");
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn malformed_payloads_name_the_problem() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"not json", "malformed door command"),
+            (br#"{"v":2,"seq":1,"action":"open"}"#, "protocol version 2"),
+            (br#"{"v":1,"seq":1,"action":"fly"}"#, "unknown variant"),
+            (br#"{"v":1,"seq":1,"action":"open","extra":1}"#, "unknown field"),
+            (br#"{"v":1,"seq":1,"action":"open","pass_timeout_ms":1}"#, "outside 500..=30000"),
+            (br#"{"v":1,"seq":-1,"action":"open"}"#, "malformed"),
+        ];
+        for (bytes, want) in cases {
+            let err = decode::<DoorCommand>(bytes).expect_err("must be refused").to_string();
+            assert!(err.contains(want), "{err:?} lacks {want:?}");
+        }
+        let err = decode::<LightCommand>(br#"{"v":1,"seq":1,"illumination":101}"#).expect_err("refused");
+        assert!(err.to_string().contains("above 100"));
+    }
+}
