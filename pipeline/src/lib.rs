@@ -1,1 +1,15 @@
+//! gated, the station gate daemon, as a library: the binary, the tests and the benchmarks all drive
+//! the same code. Modules follow the data path: capture → normalise → (detect → align → embed → match
+//! → decide, in later stages) → drive; plus the station loop, config, store and telemetry around it.
 
+pub mod capture;
+pub mod config;
+pub mod ctl;
+pub mod demo;
+pub mod drive;
+pub mod drivers;
+pub mod gpu_stage;
+pub mod normalise;
+pub mod station;
+pub mod store;
+pub mod telemetry;

@@ -1,1 +1,160 @@
-fn main(){}
+//! gated: the station gate daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use pipeline::config::StationConfig;
+use protocol::DoorAction;
+
+#[derive(Parser)]
+#[command(
+    name = "gated",
+    version,
+    about = "Walk-through face gate: station daemon"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the station described by a config file.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Stop after this many seconds (default: until ctrl-c, or until recorded footage ends).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// Run the embedded demo station: generated lanes, drivers started for you, a table at the end.
+    Demo {
+        #[arg(long, default_value_t = 12)]
+        seconds: u64,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Operator commands to a running gated.
+    Ctl {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        cmd: CtlCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Parse and validate a station file; errors name the file, line and key.
+    Check { file: PathBuf },
+    /// Print the annotated example station file.
+    Example,
+}
+
+#[derive(Subcommand)]
+enum CtlCmd {
+    /// Lane states, frame counters, doors and lights.
+    Status,
+    /// Open (one passage), close, hold open/closed, or release a lane's door.
+    Door { lane: String, action: DoorCmd },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DoorCmd {
+    Open,
+    Close,
+    HoldOpen,
+    HoldClosed,
+    Release,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,zenoh=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gated: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match cli.cmd {
+        Cmd::Run { config, seconds } => {
+            let cfg = StationConfig::load(&config)?;
+            let report = rt.block_on(pipeline::station::run(
+                cfg,
+                pipeline::station::RunOptions {
+                    duration: seconds.map(Duration::from_secs),
+                },
+            ))?;
+            print!("{}", pipeline::station::format_report(&report));
+        }
+        Cmd::Demo { seconds } => {
+            let report = rt.block_on(pipeline::demo::run(seconds))?;
+            print!("{}", pipeline::station::format_report(&report));
+        }
+        Cmd::Config {
+            cmd: ConfigCmd::Check { file },
+        } => {
+            let cfg = StationConfig::load(&file)?;
+            println!(
+                "{}: ok (station {}, {} lanes)",
+                file.display(),
+                cfg.station_id(),
+                cfg.lanes.len()
+            );
+        }
+        Cmd::Config {
+            cmd: ConfigCmd::Example,
+        } => print!("{}", include_str!("../../docs/station.example.toml")),
+        Cmd::Ctl { config, cmd } => {
+            let cfg = StationConfig::load(&config)?;
+            let door = match cmd {
+                CtlCmd::Status => None,
+                CtlCmd::Door { lane, action } => Some((
+                    lane,
+                    match action {
+                        DoorCmd::Open => DoorAction::Open,
+                        DoorCmd::Close => DoorAction::Close,
+                        DoorCmd::HoldOpen => DoorAction::HoldOpen,
+                        DoorCmd::HoldClosed => DoorAction::HoldClosed,
+                        DoorCmd::Release => DoorAction::Release,
+                    },
+                )),
+            };
+            let reply = rt.block_on(pipeline::ctl::request(
+                cfg.station_id(),
+                &cfg.zenoh.listen,
+                door,
+                Duration::from_secs(5),
+            ))?;
+            if !reply.ok {
+                anyhow::bail!("gated refused: {}", reply.message);
+            }
+            match reply.health {
+                Some(h) => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&h).context("cannot print status")?
+                ),
+                None => println!("{}", reply.message),
+            }
+        }
+    }
+    Ok(())
+}

@@ -4,14 +4,20 @@
 use crate::ProtocolError;
 
 pub fn validate_id(id: &str) -> Result<(), ProtocolError> {
-    let bad = |reason| ProtocolError::BadId { id: id.to_owned(), reason };
+    let bad = |reason| ProtocolError::BadId {
+        id: id.to_owned(),
+        reason,
+    };
     if id.is_empty() {
         return Err(bad("must not be empty"));
     }
     if id.len() > 64 {
         return Err(bad("longer than 64 characters"));
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         return Err(bad("only letters, digits, '_' and '-' are allowed"));
     }
     Ok(())
@@ -26,7 +32,9 @@ pub struct Keys {
 impl Keys {
     pub fn new(station: &str) -> Result<Self, ProtocolError> {
         validate_id(station)?;
-        Ok(Self { station: station.to_owned() })
+        Ok(Self {
+            station: station.to_owned(),
+        })
     }
 
     pub fn station(&self) -> &str {
@@ -92,7 +100,10 @@ impl Keys {
 
     /// The lane id inside a concrete per-lane key of this station (`gate/{station}/{lane}/...`).
     pub fn lane_of<'a>(&self, key: &'a str) -> Option<&'a str> {
-        let rest = key.strip_prefix("gate/")?.strip_prefix(self.station.as_str())?.strip_prefix('/')?;
+        let rest = key
+            .strip_prefix("gate/")?
+            .strip_prefix(self.station.as_str())?
+            .strip_prefix('/')?;
         let lane = rest.split('/').next()?;
         validate_id(lane).ok().map(|_| lane)
     }

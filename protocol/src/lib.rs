@@ -25,7 +25,11 @@ pub enum ProtocolError {
         source: serde_json::Error,
     },
     #[error("{what} payload has protocol version {got}, this build speaks {want}")]
-    Version { what: &'static str, got: u32, want: u32 },
+    Version {
+        what: &'static str,
+        got: u32,
+        want: u32,
+    },
     #[error("invalid {what} payload: {reason}")]
     Invalid { what: &'static str, reason: String },
     #[error("invalid identifier {id:?}: {reason}")]

@@ -16,11 +16,21 @@ pub trait Message: Serialize + DeserializeOwned {
 
 /// Parses and checks a payload; the error names the message type and what was wrong with it.
 pub fn decode<M: Message>(bytes: &[u8]) -> Result<M, ProtocolError> {
-    let msg: M = serde_json::from_slice(bytes).map_err(|source| ProtocolError::Json { what: M::WHAT, source })?;
+    let msg: M = serde_json::from_slice(bytes).map_err(|source| ProtocolError::Json {
+        what: M::WHAT,
+        source,
+    })?;
     if msg.version() != VERSION {
-        return Err(ProtocolError::Version { what: M::WHAT, got: msg.version(), want: VERSION });
+        return Err(ProtocolError::Version {
+            what: M::WHAT,
+            got: msg.version(),
+            want: VERSION,
+        });
     }
-    msg.check().map_err(|reason| ProtocolError::Invalid { what: M::WHAT, reason })?;
+    msg.check().map_err(|reason| ProtocolError::Invalid {
+        what: M::WHAT,
+        reason,
+    })?;
     Ok(msg)
 }
 
@@ -80,15 +90,26 @@ pub struct DoorCommand {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pass_timeout_ms: Option<u32>,
 }
-message!(DoorCommand, "door command", |c: &DoorCommand| match c.pass_timeout_ms {
-    Some(t) if !(500..=30_000).contains(&t) => Err(format!("pass_timeout_ms {t} outside 500..=30000")),
-    Some(_) if c.action != DoorAction::Open => Err("pass_timeout_ms only goes with action open".into()),
-    _ => Ok(()),
-});
+message!(
+    DoorCommand,
+    "door command",
+    |c: &DoorCommand| match c.pass_timeout_ms {
+        Some(t) if !(500..=30_000).contains(&t) =>
+            Err(format!("pass_timeout_ms {t} outside 500..=30000")),
+        Some(_) if c.action != DoorAction::Open =>
+            Err("pass_timeout_ms only goes with action open".into()),
+        _ => Ok(()),
+    }
+);
 
 impl DoorCommand {
     pub fn new(seq: u64, action: DoorAction) -> Self {
-        Self { v: VERSION, seq, action, pass_timeout_ms: None }
+        Self {
+            v: VERSION,
+            seq,
+            action,
+            pass_timeout_ms: None,
+        }
     }
 }
 
@@ -134,11 +155,15 @@ pub struct DoorState {
     pub reason: String,
     pub t_unix_ms: u64,
 }
-message!(DoorState, "door state", |s: &DoorState| if (0.0..=1.0).contains(&s.position) {
-    Ok(())
-} else {
-    Err(format!("position {} outside 0..=1", s.position))
-});
+message!(
+    DoorState,
+    "door state",
+    |s: &DoorState| if (0.0..=1.0).contains(&s.position) {
+        Ok(())
+    } else {
+        Err(format!("position {} outside 0..=1", s.position))
+    }
+);
 
 /// Inputs of the simulated flap: what the real device's sensors would report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,11 +211,16 @@ pub struct LightCommand {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub illumination: Option<u8>,
 }
-message!(LightCommand, "light command", |c: &LightCommand| match c.illumination {
-    Some(l) if l > 100 => Err(format!("illumination {l} above 100")),
-    _ if c.arch.is_none() && c.illumination.is_none() => Err("neither arch nor illumination given".into()),
-    _ => Ok(()),
-});
+message!(
+    LightCommand,
+    "light command",
+    |c: &LightCommand| match c.illumination {
+        Some(l) if l > 100 => Err(format!("illumination {l} above 100")),
+        _ if c.arch.is_none() && c.illumination.is_none() =>
+            Err("neither arch nor illumination given".into()),
+        _ => Ok(()),
+    }
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -309,7 +339,10 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let c = DoorCommand { pass_timeout_ms: Some(3000), ..DoorCommand::new(7, DoorAction::Open) };
+        let c = DoorCommand {
+            pass_timeout_ms: Some(3000),
+            ..DoorCommand::new(7, DoorAction::Open)
+        };
         let back: DoorCommand = decode(&encode(&c)).expect("decodes");
         assert_eq!(back, c);
     }
@@ -320,15 +353,24 @@ mod tests {
             (b"not json", "malformed door command"),
             (br#"{"v":2,"seq":1,"action":"open"}"#, "protocol version 2"),
             (br#"{"v":1,"seq":1,"action":"fly"}"#, "unknown variant"),
-            (br#"{"v":1,"seq":1,"action":"open","extra":1}"#, "unknown field"),
-            (br#"{"v":1,"seq":1,"action":"open","pass_timeout_ms":1}"#, "outside 500..=30000"),
+            (
+                br#"{"v":1,"seq":1,"action":"open","extra":1}"#,
+                "unknown field",
+            ),
+            (
+                br#"{"v":1,"seq":1,"action":"open","pass_timeout_ms":1}"#,
+                "outside 500..=30000",
+            ),
             (br#"{"v":1,"seq":-1,"action":"open"}"#, "malformed"),
         ];
         for (bytes, want) in cases {
-            let err = decode::<DoorCommand>(bytes).expect_err("must be refused").to_string();
+            let err = decode::<DoorCommand>(bytes)
+                .expect_err("must be refused")
+                .to_string();
             assert!(err.contains(want), "{err:?} lacks {want:?}");
         }
-        let err = decode::<LightCommand>(br#"{"v":1,"seq":1,"illumination":101}"#).expect_err("refused");
+        let err =
+            decode::<LightCommand>(br#"{"v":1,"seq":1,"illumination":101}"#).expect_err("refused");
         assert!(err.to_string().contains("above 100"));
     }
 }

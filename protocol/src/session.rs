@@ -15,7 +15,8 @@ pub fn zenoh_config(ep: &ZenohEndpoints) -> Result<zenoh::Config, ProtocolError>
     let mut c = zenoh::Config::default();
     let list = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     let set = |c: &mut zenoh::Config, key: &str, val: &str| {
-        c.insert_json5(key, val).map_err(|e| ProtocolError::Config(format!("{key} = {val}: {e}")))
+        c.insert_json5(key, val)
+            .map_err(|e| ProtocolError::Config(format!("{key} = {val}: {e}")))
     };
     set(&mut c, "mode", r#""peer""#)?;
     set(&mut c, "scouting/multicast/enabled", "false")?;
@@ -23,7 +24,15 @@ pub fn zenoh_config(ep: &ZenohEndpoints) -> Result<zenoh::Config, ProtocolError>
     set(&mut c, "connect/endpoints", &list(&ep.connect))?;
     // A peer whose counterpart is not up yet keeps retrying in the background instead of failing the
     // open: drivers and gated may start in any order.
-    set(&mut c, "connect/timeout_ms", r#"{ router: -1, peer: -1, client: 0 }"#)?;
-    set(&mut c, "connect/exit_on_failure", r#"{ router: false, peer: false, client: true }"#)?;
+    set(
+        &mut c,
+        "connect/timeout_ms",
+        r#"{ router: -1, peer: -1, client: 0 }"#,
+    )?;
+    set(
+        &mut c,
+        "connect/exit_on_failure",
+        r#"{ router: false, peer: false, client: true }"#,
+    )?;
     Ok(c)
 }

@@ -1,0 +1,314 @@
+//! One lane's pipeline: build, run, watch the bus, mark degraded, retry live sources with backoff.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use protocol::LaneStatus;
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, info, warn};
+
+use super::{Frame, FrameHub, Push, Source};
+use crate::config::CaptureConfig;
+use crate::normalise::FrameLayout;
+
+/// Per-lane counters shared with the GPU stage, metrics and health reports.
+pub struct LaneCounters {
+    pub id: String,
+    pub frames_in: AtomicU64,
+    pub frames_dropped: AtomicU64,
+    pub frames_processed: AtomicU64,
+    status: AtomicU8,
+    /// Milliseconds since `epoch` of the last frame, for stall detection.
+    last_frame_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl LaneCounters {
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            frames_in: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            frames_processed: AtomicU64::new(0),
+            status: AtomicU8::new(0),
+            last_frame_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    pub fn status(&self) -> LaneStatus {
+        match self.status.load(Ordering::SeqCst) {
+            0 => LaneStatus::Starting,
+            1 => LaneStatus::Running,
+            2 => LaneStatus::Degraded,
+            _ => LaneStatus::Finished,
+        }
+    }
+
+    fn set_status(&self, s: LaneStatus) -> bool {
+        let v = match s {
+            LaneStatus::Starting => 0,
+            LaneStatus::Running => 1,
+            LaneStatus::Degraded => 2,
+            LaneStatus::Finished => 3,
+        };
+        self.status.swap(v, Ordering::SeqCst) != v
+    }
+
+    fn mark_frame(&self) {
+        self.last_frame_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn since_last_frame(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_frame_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// A change of a lane's status, for the station loop (metrics, zenoh event, journal).
+#[derive(Debug, Clone)]
+pub struct CaptureEvent {
+    pub lane: usize,
+    pub status: LaneStatus,
+    pub detail: String,
+}
+
+pub(super) struct LaneRunner {
+    pub index: usize,
+    pub id: String,
+    pub source: Source,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub cfg: CaptureConfig,
+    pub hub: Arc<FrameHub>,
+    pub counters: Arc<LaneCounters>,
+    pub events: UnboundedSender<CaptureEvent>,
+    pub stop: Arc<AtomicBool>,
+}
+
+enum Ended {
+    Stopped,
+    Eos,
+    Failed(String),
+}
+
+impl LaneRunner {
+    fn report(&self, status: LaneStatus, detail: String) {
+        if self.counters.set_status(status) || status == LaneStatus::Degraded {
+            match status {
+                LaneStatus::Degraded => warn!(lane = %self.id, %detail, "lane degraded"),
+                _ => info!(lane = %self.id, ?status, %detail, "lane status"),
+            }
+            let _ = self.events.send(CaptureEvent {
+                lane: self.index,
+                status,
+                detail,
+            });
+        }
+    }
+
+    pub fn run(self) {
+        let mut backoff = Duration::from_millis(self.cfg.retry_initial_ms);
+        loop {
+            self.hub.reopen_lane(self.index);
+            let ended = match self.build() {
+                Ok(pipeline) => {
+                    let r = self.watch(&pipeline);
+                    let _ = pipeline.set_state(gst::State::Null);
+                    r
+                }
+                Err(e) => Ended::Failed(e),
+            };
+            match ended {
+                Ended::Stopped => break,
+                Ended::Eos if !self.source.is_live() => {
+                    self.report(LaneStatus::Finished, "end of recording".into());
+                    break;
+                }
+                Ended::Eos => self.report(LaneStatus::Degraded, "live source ended".into()),
+                Ended::Failed(e) => self.report(LaneStatus::Degraded, e),
+            }
+            if !self.source.is_live() {
+                break;
+            }
+            debug!(lane = %self.id, ?backoff, "retrying source");
+            if self.sleep(backoff) {
+                break;
+            }
+            backoff = (backoff * 2).min(Duration::from_millis(self.cfg.retry_max_ms));
+        }
+        self.hub.close_lane(self.index);
+    }
+
+    /// Sleeps unless asked to stop; true when stopping.
+    fn sleep(&self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            if self.stop.load(Ordering::SeqCst) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn build(&self) -> Result<gst::Pipeline, String> {
+        let desc = self
+            .source
+            .launch(self.width, self.height, self.fps, self.cfg.mode);
+        let pipeline = gst::parse::launch(&desc)
+            .map_err(|e| format!("cannot build pipeline: {e}"))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| "launch description did not produce a pipeline".to_owned())?;
+        if let Some((prop, value)) = self.source.src_property() {
+            let src = pipeline
+                .by_name("src")
+                .ok_or("pipeline has no src element")?;
+            src.set_property_from_str(prop, &value);
+        }
+        let sink = pipeline
+            .by_name("sink")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or("pipeline has no appsink")?;
+        let hub = self.hub.clone();
+        let counters = self.counters.clone();
+        let lane = self.index;
+        let mut seq = 0u64;
+        let mut layout_cache: Option<(gst::Caps, FrameLayout)> = None;
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let captured = Instant::now();
+                    let (Some(buffer), Some(caps)) = (sample.buffer_owned(), sample.caps_owned())
+                    else {
+                        return Err(gst::FlowError::Error);
+                    };
+                    let layout = match &layout_cache {
+                        Some((c, l)) if *c == caps => *l,
+                        _ => {
+                            let l = layout_of(&caps).ok_or(gst::FlowError::NotNegotiated)?;
+                            layout_cache = Some((caps, l));
+                            l
+                        }
+                    };
+                    seq += 1;
+                    counters.frames_in.fetch_add(1, Ordering::Relaxed);
+                    counters.mark_frame();
+                    let pts = buffer.pts();
+                    match hub.push(Frame {
+                        lane,
+                        seq,
+                        pts,
+                        captured,
+                        layout,
+                        buffer,
+                    }) {
+                        Push::Queued => Ok(gst::FlowSuccess::Ok),
+                        Push::Replaced => {
+                            counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                            Ok(gst::FlowSuccess::Ok)
+                        }
+                        Push::Closed => Err(gst::FlowError::Flushing),
+                    }
+                })
+                .build(),
+        );
+        pipeline.set_state(gst::State::Playing).map_err(|_| {
+            self.first_error(&pipeline)
+                .unwrap_or_else(|| "source refused to start".into())
+        })?;
+        Ok(pipeline)
+    }
+
+    /// The error message a failed state change left on the bus, if any.
+    fn first_error(&self, pipeline: &gst::Pipeline) -> Option<String> {
+        let bus = pipeline.bus()?;
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(500),
+            &[gst::MessageType::Error],
+        )?;
+        match msg.view() {
+            gst::MessageView::Error(e) => Some(describe(e)),
+            _ => None,
+        }
+    }
+
+    fn watch(&self, pipeline: &gst::Pipeline) -> Ended {
+        let Some(bus) = pipeline.bus() else {
+            return Ended::Failed("pipeline has no bus".into());
+        };
+        let started = Instant::now();
+        let stall = Duration::from_millis(self.cfg.stall_ms);
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return Ended::Stopped;
+            }
+            if let Some(msg) = bus.timed_pop_filtered(
+                gst::ClockTime::from_mseconds(100),
+                &[gst::MessageType::Error, gst::MessageType::Eos],
+            ) {
+                match msg.view() {
+                    gst::MessageView::Eos(_) => return Ended::Eos,
+                    gst::MessageView::Error(e) => return Ended::Failed(describe(e)),
+                    _ => {}
+                }
+            }
+            let frames = self.counters.frames_in.load(Ordering::Relaxed);
+            if frames > 0 && self.counters.status() != LaneStatus::Running {
+                self.report(LaneStatus::Running, "frames flowing".into());
+            }
+            // A live camera that stops sending without an error (network cable, hung RTSP server) is as
+            // broken as one that errors.
+            if self.source.is_live()
+                && started.elapsed() > stall
+                && self.counters.since_last_frame() > stall
+            {
+                return Ended::Failed(format!("no frame for {} ms", stall.as_millis()));
+            }
+        }
+    }
+}
+
+fn describe(e: &gst::message::Error) -> String {
+    let src = e
+        .src()
+        .map(|s| s.path_string().to_string())
+        .unwrap_or_default();
+    match e.debug() {
+        Some(d) => format!(
+            "{src}: {} ({})",
+            e.error(),
+            d.lines().next().unwrap_or_default()
+        ),
+        None => format!("{src}: {}", e.error()),
+    }
+}
+
+fn layout_of(caps: &gst::CapsRef) -> Option<FrameLayout> {
+    let info = gst_video::VideoInfo::from_caps(caps).ok()?;
+    if info.format() != gst_video::VideoFormat::I420 {
+        return None;
+    }
+    let (o, s) = (info.offset(), info.stride());
+    let u = |i: usize| u32::try_from(*o.get(i)?).ok();
+    let st = |i: usize| u32::try_from(*s.get(i)?).ok();
+    Some(FrameLayout {
+        width: info.width(),
+        height: info.height(),
+        y_off: u(0)?,
+        y_stride: st(0)?,
+        u_off: u(1)?,
+        u_stride: st(1)?,
+        v_off: u(2)?,
+        v_stride: st(2)?,
+        limited_range: info.colorimetry().range() != gst_video::VideoColorRange::Range0_255,
+    })
+}

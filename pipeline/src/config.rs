@@ -1,0 +1,422 @@
+//! The station file: one TOML document for lanes, GPU, zenoh, drivers, store and metrics.
+//! Unknown keys are refused; every error names the file, the line and the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::normalise::NormaliseParams;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationConfig {
+    pub station: StationSection,
+    #[serde(default)]
+    pub capture: CaptureConfig,
+    #[serde(rename = "lane")]
+    pub lanes: Vec<LaneConfig>,
+    #[serde(default)]
+    pub gpu: GpuConfig,
+    #[serde(default)]
+    pub normalise: NormaliseParams,
+    #[serde(default)]
+    pub lighting: LightingLoopConfig,
+    #[serde(default)]
+    pub zenoh: ZenohConfig,
+    #[serde(default)]
+    pub drivers: DriversConfig,
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationSection {
+    pub id: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureMode {
+    /// Live operation: each lane keeps only its newest frame; files play at their own pace.
+    Realtime,
+    /// Recorded footage: every frame is delivered, as fast as the GPU stage takes them.
+    Benchmark,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    pub mode: CaptureMode,
+    /// First retry delay of a failed live source; doubles up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// A live lane that delivers no frame for this long is marked degraded.
+    pub stall_ms: u64,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self {
+            mode: CaptureMode::Realtime,
+            retry_initial_ms: 500,
+            retry_max_ms: 30_000,
+            stall_ms: 3_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LaneRole {
+    Entry,
+    Exit,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneConfig {
+    pub id: Spanned<String>,
+    pub role: LaneRole,
+    /// `file:///path.mp4`, `rtsp://host/stream`, `v4l2:///dev/video0` or `test:` (optionally
+    /// `test:pattern=ball&brightness=-0.4`).
+    pub source: Spanned<String>,
+    #[serde(default = "default_width")]
+    pub width: u32,
+    #[serde(default = "default_height")]
+    pub height: u32,
+    #[serde(default = "default_fps")]
+    pub fps: u32,
+}
+
+fn default_width() -> u32 {
+    640
+}
+fn default_height() -> u32 {
+    480
+}
+fn default_fps() -> u32 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpuConfig {
+    /// `auto` (discrete preferred), `discrete`, `integrated`, `cpu`, or part of the adapter's name.
+    /// The environment variable GATE_GPU_ADAPTER overrides it.
+    pub adapter: String,
+    /// Measure per-stage GPU time with timestamp queries when the adapter offers them.
+    pub timestamps: bool,
+}
+
+impl Default for GpuConfig {
+    fn default() -> Self {
+        Self {
+            adapter: "auto".into(),
+            timestamps: true,
+        }
+    }
+}
+
+/// Closed lighting loop: scene luminance drives each lane's illumination set-point.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LightingLoopConfig {
+    /// Below this mean luma (0–1, smoothed) the lane is brightened.
+    pub low: f32,
+    /// Above this it is dimmed. Between low and high nothing changes (hysteresis band).
+    pub high: f32,
+    /// Illumination change per step, in percent.
+    pub step: u8,
+    /// At most one change per lane this often, so the camera's own exposure can settle.
+    pub min_interval_ms: u64,
+    pub initial: u8,
+    /// Weight of the newest frame in the smoothed luminance (exponential moving average).
+    pub smoothing: f32,
+}
+
+impl Default for LightingLoopConfig {
+    fn default() -> Self {
+        Self {
+            low: 0.30,
+            high: 0.65,
+            step: 10,
+            min_interval_ms: 500,
+            initial: 50,
+            smoothing: 0.2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZenohConfig {
+    pub listen: Vec<String>,
+    pub connect: Vec<String>,
+}
+
+impl Default for ZenohConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec!["tcp/127.0.0.1:7447".into()],
+            connect: vec![],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failsafe {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriversConfig {
+    /// Start the door and lighting drivers as child processes (demo, single-box stations).
+    pub spawn: bool,
+    pub door_listen: String,
+    pub light_listen: String,
+    pub failsafe: Failsafe,
+    pub watchdog_ms: u64,
+    /// gated sends a heartbeat to every door this often, well inside the drivers' watchdog.
+    pub heartbeat_ms: u64,
+    /// A door command not acknowledged within this time is logged and counted as a timeout.
+    pub ack_timeout_ms: u64,
+}
+
+impl Default for DriversConfig {
+    fn default() -> Self {
+        Self {
+            spawn: false,
+            door_listen: "tcp/127.0.0.1:7448".into(),
+            light_listen: "tcp/127.0.0.1:7449".into(),
+            failsafe: Failsafe::Closed,
+            watchdog_ms: 1000,
+            heartbeat_ms: 250,
+            ack_timeout_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// Loopback by default: the exporter has no authentication.
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+impl StationConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let cfg: StationConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.into(),
+            line: e.span().map(|s| line_of(s.start)).unwrap_or(0),
+            message: e.message().trim().to_owned(),
+        })?;
+        cfg.validate().map_err(|(span, message)| ConfigError {
+            file: file.into(),
+            line: span.map(|s| line_of(s.start)).unwrap_or(0),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    pub fn station_id(&self) -> &str {
+        self.station.id.get_ref()
+    }
+
+    fn validate(&self) -> Result<(), (Option<std::ops::Range<usize>>, String)> {
+        let at = |s: &Spanned<String>, m: String| (Some(s.span()), m);
+        protocol::validate_id(self.station.id.get_ref())
+            .map_err(|e| at(&self.station.id, format!("station.id: {e}")))?;
+        if self.lanes.is_empty() {
+            return Err((None, "no [[lane]] defined".into()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for lane in &self.lanes {
+            let id = lane.id.get_ref();
+            protocol::validate_id(id).map_err(|e| at(&lane.id, format!("lane.id: {e}")))?;
+            if !seen.insert(id.clone()) {
+                return Err(at(&lane.id, format!("lane.id: {id:?} is used twice")));
+            }
+            crate::capture::Source::parse(lane.source.get_ref())
+                .map_err(|e| at(&lane.source, format!("lane.source: {e}")))?;
+            if !(16..=7680).contains(&lane.width)
+                || !(16..=4320).contains(&lane.height)
+                || lane.width % 2 == 1
+                || lane.height % 2 == 1
+            {
+                return Err(at(
+                    &lane.id,
+                    format!(
+                        "lane {id}: width/height {}x{} must be even, 16..=7680 x 16..=4320",
+                        lane.width, lane.height
+                    ),
+                ));
+            }
+            if !(1..=240).contains(&lane.fps) {
+                return Err(at(
+                    &lane.id,
+                    format!("lane {id}: fps {} must be within 1..=240", lane.fps),
+                ));
+            }
+        }
+        self.normalise
+            .check()
+            .map_err(|m| (None, format!("normalise: {m}")))?;
+        let l = &self.lighting;
+        if !(0.0 < l.low && l.low < l.high && l.high < 1.0)
+            || l.step == 0
+            || l.step > 100
+            || l.initial > 100
+            || !(0.0 < l.smoothing && l.smoothing <= 1.0)
+        {
+            return Err((None, "lighting: need 0 < low < high < 1, step 1..=100, initial <= 100, 0 < smoothing <= 1".into()));
+        }
+        let d = &self.drivers;
+        if d.heartbeat_ms == 0 || d.heartbeat_ms * 2 > d.watchdog_ms {
+            return Err((
+                None,
+                format!(
+                    "drivers: heartbeat_ms {} must be non-zero and at most half of watchdog_ms {}",
+                    d.heartbeat_ms, d.watchdog_ms
+                ),
+            ));
+        }
+        if self.capture.retry_initial_ms == 0
+            || self.capture.retry_initial_ms > self.capture.retry_max_ms
+        {
+            return Err((
+                None,
+                "capture: need 0 < retry_initial_ms <= retry_max_ms".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// zenoh endpoints of gated: its own listeners, plus the drivers it starts itself.
+    pub fn zenoh_endpoints(&self) -> protocol::ZenohEndpoints {
+        let mut connect = self.zenoh.connect.clone();
+        if self.drivers.spawn {
+            connect.push(self.drivers.door_listen.clone());
+            connect.push(self.drivers.light_listen.clone());
+        }
+        protocol::ZenohEndpoints {
+            listen: self.zenoh.listen.clone(),
+            connect,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "[station]\nid = \"s1\"\n\n[[lane]]\nid = \"L1\"\nrole = \"entry\"\nsource = \"test:\"\n\n[store]\npath = \"/tmp/s.redb\"\n";
+
+    #[test]
+    fn example_and_demo_configs_parse() {
+        StationConfig::parse(
+            include_str!("../../docs/station.example.toml"),
+            "station.example.toml",
+        )
+        .expect("example");
+        StationConfig::parse(
+            include_str!("../../docs/demo-station.toml"),
+            "demo-station.toml",
+        )
+        .expect("demo");
+        let c = StationConfig::parse(GOOD, "good.toml").expect("minimal");
+        assert_eq!(c.lanes[0].width, 640);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases = [
+            (
+                GOOD.replace("role = \"entry\"", "role = \"entry\"\nspeed = 3"),
+                7,
+                "speed",
+            ),
+            (
+                GOOD.replace("role = \"entry\"", "role = \"sideways\""),
+                6,
+                "sideways",
+            ),
+            (GOOD.replace("test:", "http://cam"), 7, "lane.source"),
+            (GOOD.replace("id = \"L1\"", "id = \"L/1\""), 5, "lane.id"),
+            (GOOD.replace("id = \"s1\"", "id = \"s*\""), 2, "station.id"),
+            (GOOD.replace("[store]", "[stor]"), 9, "stor"),
+            (
+                format!("{GOOD}[[lane]]\nid = \"L1\"\nrole = \"exit\"\nsource = \"test:\"\n"),
+                12,
+                "used twice",
+            ),
+            (GOOD.replace("[[lane]]", "[[lane]]\nwidth = 641"), 6, "even"),
+            ("[station\n".to_owned(), 1, ""),
+        ];
+        for (text, line, word) in cases {
+            let e = StationConfig::parse(&text, "bad.toml").expect_err(word);
+            let s = e.to_string();
+            assert!(
+                s.starts_with(&format!("bad.toml:{line}:")),
+                "{s} (want line {line})"
+            );
+            assert!(s.contains(word), "{s} lacks {word}");
+        }
+    }
+
+    #[test]
+    fn semantic_checks() {
+        let e = StationConfig::parse(&format!("{GOOD}[drivers]\nheartbeat_ms = 800\n"), "d.toml")
+            .expect_err("heartbeat");
+        assert!(e.to_string().contains("heartbeat_ms"));
+        let e = StationConfig::parse(&format!("{GOOD}[normalise]\ntiles_x = 0\n"), "n.toml")
+            .expect_err("tiles");
+        assert!(e.to_string().contains("tiles_x"));
+        let e = StationConfig::load(Path::new("/nonexistent/station.toml")).expect_err("missing");
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/station.toml:0: cannot read")
+        );
+    }
+}

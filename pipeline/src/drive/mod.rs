@@ -1,0 +1,8 @@
+//! drive: everything gated says to the outside world over zenoh — door and lighting commands,
+//! lane events, health — and what it hears back (driver states, operator commands).
+
+pub mod lighting;
+pub mod link;
+
+pub use lighting::LightingLoop;
+pub use link::{Incoming, Link};

@@ -1,0 +1,411 @@
+//! Host side of `shaders/lighting.wgsl`: per-lane pooled buffers and the batched dispatch.
+
+use std::sync::mpsc;
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+use super::{FrameLayout, Gpu, GpuError, LightingStats, NormaliseParams, tile_grid};
+
+const SHADER: &str = include_str!("../../../shaders/lighting.wgsl");
+const ENTRIES: [&str; 4] = ["tile_hist", "stats_main", "tile_lut", "apply"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum NormaliseError {
+    #[error("frame has {got} bytes, a {w}x{h} I420 frame needs {want}")]
+    ShortFrame {
+        got: usize,
+        want: usize,
+        w: u32,
+        h: u32,
+    },
+    #[error("unsupported frame size {w}x{h}: width and height must be even and at least 16")]
+    BadSize { w: u32, h: u32 },
+    #[error("normaliser for lane index {0} does not exist")]
+    NoLane(usize),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+struct Params {
+    width: u32,
+    height: u32,
+    y_off: u32,
+    y_stride: u32,
+    u_off: u32,
+    u_stride: u32,
+    v_off: u32,
+    v_stride: u32,
+    tiles_x: u32,
+    tiles_y: u32,
+    tile_w: u32,
+    tile_h: u32,
+    limited_range: u32,
+    target_mean: f32,
+    gamma_min: f32,
+    gamma_max: f32,
+    clip_limit: f32,
+    strength: f32,
+    dark_q: f32,
+    bright_q: f32,
+    min_range: f32,
+    _pad: [u32; 3],
+}
+
+/// The compiled kernel, shared by every lane.
+pub struct LightingKernel {
+    layout: wgpu::BindGroupLayout,
+    pipelines: Vec<wgpu::ComputePipeline>,
+}
+
+impl LightingKernel {
+    pub fn new(gpu: &Gpu) -> Self {
+        let d = &gpu.device;
+        let module = d.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("lighting.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+        });
+        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let layout = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("lighting"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                storage(1, true),
+                storage(2, false),
+                storage(3, false),
+                storage(4, false),
+                storage(5, false),
+            ],
+        });
+        let pl = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("lighting"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipelines = ENTRIES
+            .iter()
+            .map(|entry| {
+                d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: Some(&pl),
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            })
+            .collect();
+        Self { layout, pipelines }
+    }
+}
+
+/// What one frame produced: its statistics and, where the adapter has timestamps, the GPU time.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameResult {
+    pub stats: LightingStats,
+    pub gpu_ns: Option<u64>,
+}
+
+/// One lane's buffers, allocated once for the lane's frame size and reused for every frame.
+pub struct LaneNormaliser {
+    layout: FrameLayout,
+    tiles: (u32, u32),
+    src: wgpu::Buffer,
+    stats: wgpu::Buffer,
+    /// The normalised frame, packed RGBA8, one u32 per pixel; later stages bind it directly.
+    pub output: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    timer: Option<Timer>,
+    period_ns: f32,
+}
+
+struct Timer {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
+}
+
+const STATS_SIZE: u64 = std::mem::size_of::<LightingStats>() as u64;
+
+impl LaneNormaliser {
+    pub fn new(
+        gpu: &Gpu,
+        kernel: &LightingKernel,
+        layout: FrameLayout,
+        params: &NormaliseParams,
+    ) -> Result<Self, NormaliseError> {
+        if layout.width < 16
+            || layout.height < 16
+            || layout.width % 2 == 1
+            || layout.height % 2 == 1
+        {
+            return Err(NormaliseError::BadSize {
+                w: layout.width,
+                h: layout.height,
+            });
+        }
+        let d = &gpu.device;
+        let (tx, ty, tile_w, tile_h) = tile_grid(layout.width, layout.height, params);
+        let p = Params {
+            width: layout.width,
+            height: layout.height,
+            y_off: layout.y_off,
+            y_stride: layout.y_stride,
+            u_off: layout.u_off,
+            u_stride: layout.u_stride,
+            v_off: layout.v_off,
+            v_stride: layout.v_stride,
+            tiles_x: tx,
+            tiles_y: ty,
+            tile_w,
+            tile_h,
+            limited_range: layout.limited_range as u32,
+            target_mean: params.target_mean,
+            gamma_min: params.gamma_min,
+            gamma_max: params.gamma_max,
+            clip_limit: params.clip_limit,
+            strength: params.strength,
+            dark_q: params.dark_q,
+            bright_q: params.bright_q,
+            min_range: params.min_range,
+            _pad: [0; 3],
+        };
+        let uniform = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("lighting params"),
+            contents: bytemuck::bytes_of(&p),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let buf = |label, size: u64, usage| {
+            d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        use wgpu::BufferUsages as U;
+        let tiles = (tx * ty) as u64;
+        let src = buf(
+            "frame",
+            (layout.size() as u64).div_ceil(4) * 4,
+            U::STORAGE | U::COPY_DST,
+        );
+        let tile_hists = buf("tile hists", tiles * 256 * 4, U::STORAGE);
+        let stats = buf("stats", STATS_SIZE, U::STORAGE | U::COPY_SRC);
+        let luts = buf("luts", tiles * 256 * 4, U::STORAGE);
+        let output = buf(
+            "normalised",
+            layout.width as u64 * layout.height as u64 * 4,
+            U::STORAGE | U::COPY_SRC,
+        );
+        let readback = buf("stats readback", STATS_SIZE, U::MAP_READ | U::COPY_DST);
+        let bind_group = d.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("lighting"),
+            layout: &kernel.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniform.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: src.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: tile_hists.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: stats.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: luts.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 5,
+                    resource: output.as_entire_binding(),
+                },
+            ],
+        });
+        let timer = gpu.timestamps.then(|| Timer {
+            set: d.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("lighting time"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            }),
+            resolve: buf("time resolve", 16, U::QUERY_RESOLVE | U::COPY_SRC),
+            readback: buf("time readback", 16, U::MAP_READ | U::COPY_DST),
+        });
+        Ok(Self {
+            layout,
+            tiles: (tx, ty),
+            src,
+            stats,
+            output,
+            readback,
+            bind_group,
+            timer,
+            period_ns: gpu.queue.get_timestamp_period(),
+        })
+    }
+
+    pub fn layout(&self) -> &FrameLayout {
+        &self.layout
+    }
+
+    /// Uploads the frame and records the four dispatches into `enc`.
+    fn encode(
+        &self,
+        gpu: &Gpu,
+        kernel: &LightingKernel,
+        enc: &mut wgpu::CommandEncoder,
+        frame: &[u8],
+    ) -> Result<(), NormaliseError> {
+        let want = self.layout.size();
+        if frame.len() < want {
+            return Err(NormaliseError::ShortFrame {
+                got: frame.len(),
+                want,
+                w: self.layout.width,
+                h: self.layout.height,
+            });
+        }
+        // Buffer writes must be 4-byte multiples; the odd tail goes in padded.
+        let whole = want / 4 * 4;
+        gpu.queue.write_buffer(&self.src, 0, &frame[..whole]);
+        if whole < want {
+            let mut tail = [0u8; 4];
+            tail[..want - whole].copy_from_slice(&frame[whole..want]);
+            gpu.queue.write_buffer(&self.src, whole as u64, &tail);
+        }
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("lighting"),
+                timestamp_writes: self
+                    .timer
+                    .as_ref()
+                    .map(|t| wgpu::ComputePassTimestampWrites {
+                        query_set: &t.set,
+                        beginning_of_pass_write_index: Some(0),
+                        end_of_pass_write_index: Some(1),
+                    }),
+            });
+            pass.set_bind_group(0, &self.bind_group, &[]);
+            let tiles = self.tiles.0 * self.tiles.1;
+            let groups = [
+                (tiles, 1),
+                (1, 1),
+                (tiles, 1),
+                (
+                    self.layout.width.div_ceil(16),
+                    self.layout.height.div_ceil(16),
+                ),
+            ];
+            for (pipeline, (x, y)) in kernel.pipelines.iter().zip(groups) {
+                pass.set_pipeline(pipeline);
+                pass.dispatch_workgroups(x, y, 1);
+            }
+        }
+        enc.copy_buffer_to_buffer(&self.stats, 0, &self.readback, 0, STATS_SIZE);
+        if let Some(t) = &self.timer {
+            enc.resolve_query_set(&t.set, 0..2, &t.resolve, 0);
+            enc.copy_buffer_to_buffer(&t.resolve, 0, &t.readback, 0, 16);
+        }
+        Ok(())
+    }
+
+    fn read(&self, gpu: &Gpu) -> Result<FrameResult, NormaliseError> {
+        let stats_bytes = map_read(gpu, &self.readback)?;
+        let stats =
+            bytemuck::pod_read_unaligned::<LightingStats>(&stats_bytes[..STATS_SIZE as usize]);
+        let gpu_ns = match &self.timer {
+            Some(t) => {
+                let b = map_read(gpu, &t.readback)?;
+                let ts: [u64; 2] = bytemuck::pod_read_unaligned(&b[..16]);
+                Some((ts[1].saturating_sub(ts[0]) as f64 * self.period_ns as f64) as u64)
+            }
+            None => None,
+        };
+        Ok(FrameResult { stats, gpu_ns })
+    }
+
+    /// Copies the normalised frame back to the CPU (tests and diagnostics; the station never does).
+    pub fn read_output(&self, gpu: &Gpu) -> Result<Vec<u32>, NormaliseError> {
+        let size = self.output.size();
+        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("output readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(&self.output, 0, &staging, 0, size);
+        gpu.queue.submit([enc.finish()]);
+        Ok(bytemuck::pod_collect_to_vec(&map_read(gpu, &staging)?))
+    }
+}
+
+fn map_read(gpu: &Gpu, buf: &wgpu::Buffer) -> Result<Vec<u8>, NormaliseError> {
+    let (tx, rx) = mpsc::channel();
+    buf.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    gpu.wait()?;
+    match rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(GpuError::Other(format!("map: {e}")).into()),
+        Err(_) => return Err(GpuError::Lost.into()),
+    }
+    let out = buf
+        .slice(..)
+        .get_mapped_range()
+        .map(|v| v.to_vec())
+        .map_err(|e| GpuError::Other(format!("mapped range: {e}")));
+    buf.unmap();
+    Ok(out?)
+}
+
+/// Normalises one frame per listed lane with a single command encoder and a single submit, so that
+/// lanes share the GPU instead of taking turns round trips. Results come back in the order given.
+pub fn normalise_batch(
+    gpu: &Gpu,
+    kernel: &LightingKernel,
+    work: &[(&LaneNormaliser, &[u8])],
+) -> Result<Vec<FrameResult>, NormaliseError> {
+    if gpu.is_lost() {
+        return Err(GpuError::Lost.into());
+    }
+    let mut enc = gpu
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("normalise batch"),
+        });
+    for (lane, frame) in work {
+        lane.encode(gpu, kernel, &mut enc, frame)?;
+    }
+    gpu.queue.submit([enc.finish()]);
+    work.iter().map(|(lane, _)| lane.read(gpu)).collect()
+}

@@ -1,0 +1,423 @@
+//! The station loop: wires capture, the GPU stage, the drivers link, the store and metrics together
+//! and runs until told to stop (or until recorded footage is played out).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use metrics::{counter, gauge, histogram};
+use protocol::{
+    ArchColour, CtlReply, DoorAction, DoorMode, DoorState, Health, LaneEvent, LaneEventKind,
+    LaneHealth, LaneStatus, LightState, VERSION, encode, unix_ms,
+};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::capture::{Capture, CaptureEvent};
+use crate::config::StationConfig;
+use crate::drive::{Incoming, LightingLoop, Link};
+use crate::gpu_stage::{GpuReport, GpuStage};
+use crate::normalise::Gpu;
+use crate::store::{JournalEntry, JournalKind, JournalWriter, Store};
+use crate::telemetry::names;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StationError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Gpu(#[from] crate::normalise::GpuError),
+    #[error(transparent)]
+    Link(#[from] crate::drive::link::LinkError),
+    #[error(transparent)]
+    Capture(#[from] crate::capture::CaptureError),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
+    #[error("{0}")]
+    Io(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop after this long (the demo, tests); `None` runs until ctrl-c or the footage ends.
+    pub duration: Option<Duration>,
+}
+
+/// What a run did, per lane: the table `gated demo` prints.
+#[derive(Debug, Clone)]
+pub struct LaneReport {
+    pub id: String,
+    pub status: LaneStatus,
+    pub frames_in: u64,
+    pub frames_processed: u64,
+    pub frames_dropped: u64,
+    pub fps: f64,
+    pub luma_mean: f32,
+    pub lighting_commands: u64,
+    pub illumination: u8,
+    pub door: Option<DoorState>,
+    pub light: Option<LightState>,
+    pub gpu_ms_mean: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub adapter: String,
+    pub elapsed: Duration,
+    pub gpu_lost: bool,
+    pub lanes: Vec<LaneReport>,
+}
+
+struct LaneState {
+    id: String,
+    lighting: LightingLoop,
+    lighting_commands: u64,
+    luma_mean: f32,
+    door: Option<DoorState>,
+    light: Option<LightState>,
+    /// Door commands sent and not yet acknowledged: (seq, sent at).
+    pending: Vec<(u64, Instant)>,
+    gpu_ns_sum: u64,
+    gpu_frames: u64,
+}
+
+const MAX_PENDING: usize = 64;
+
+pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, StationError> {
+    let keys =
+        protocol::Keys::new(cfg.station_id()).map_err(|e| StationError::Io(e.to_string()))?;
+    let journal = JournalWriter::start(Store::open(&cfg.store.path)?);
+    if cfg.metrics.enabled {
+        crate::telemetry::install(cfg.metrics.listen)?;
+        info!(addr = %cfg.metrics.listen, "metrics at http://{}/metrics", cfg.metrics.listen);
+    }
+    let _drivers = if cfg.drivers.spawn {
+        Some(crate::drivers::spawn(&cfg)?)
+    } else {
+        None
+    };
+    let (inc_tx, mut inc_rx) = mpsc::unbounded_channel();
+    let link = Link::open(keys, &cfg.zenoh_endpoints(), inc_tx).await?;
+    let gpu = Arc::new(Gpu::open(&cfg.gpu)?);
+    let adapter = gpu.adapter_name();
+    let (cap_tx, mut cap_rx) = mpsc::unbounded_channel::<CaptureEvent>();
+    let capture = Capture::start(&cfg.lanes, &cfg.capture, cap_tx)?;
+    let (gpu_tx, mut gpu_rx) = mpsc::unbounded_channel();
+    let stage = GpuStage::start(
+        gpu.clone(),
+        cfg.normalise,
+        capture.hub.clone(),
+        capture.counters.clone(),
+        gpu_tx,
+    )
+    .map_err(|e| StationError::Io(format!("cannot start GPU stage: {e}")))?;
+
+    let mut lanes: Vec<LaneState> = cfg
+        .lanes
+        .iter()
+        .map(|l| LaneState {
+            id: l.id.get_ref().clone(),
+            lighting: LightingLoop::new(cfg.lighting.clone()),
+            lighting_commands: 0,
+            luma_mean: 0.0,
+            door: None,
+            light: None,
+            pending: Vec::new(),
+            gpu_ns_sum: 0,
+            gpu_frames: 0,
+        })
+        .collect();
+    let index: HashMap<String, usize> = lanes
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.id.clone(), i))
+        .collect();
+    let journal_entry = |lane: &str, kind: JournalKind, detail: String| JournalEntry {
+        t_unix_ms: unix_ms(),
+        lane: lane.to_owned(),
+        kind,
+        detail,
+    };
+    journal.append(journal_entry(
+        "",
+        JournalKind::Station,
+        format!("gated started on {adapter}"),
+    ));
+    for l in &lanes {
+        if let Err(e) = link
+            .light(&l.id, Some(ArchColour::Idle), Some(l.lighting.level()))
+            .await
+        {
+            warn!(lane = %l.id, error = %e, "initial light command failed");
+        }
+    }
+
+    let started = Instant::now();
+    let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut heartbeat = tokio::time::interval(Duration::from_millis(cfg.drivers.heartbeat_ms));
+    let mut health_tick = tokio::time::interval(Duration::from_secs(1));
+    let ack_timeout = Duration::from_millis(cfg.drivers.ack_timeout_ms);
+    let mut gpu_lost = false;
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut sleep_until = std::pin::pin!(async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    });
+
+    loop {
+        tokio::select! {
+            _ = &mut sleep_until => break,
+            _ = &mut ctrl_c => { info!("interrupted"); break; }
+            Some(ev) = cap_rx.recv() => {
+                let lane = &lanes[ev.lane].id;
+                gauge!(names::LANE_DEGRADED, "lane" => lane.clone()).set(if ev.status == LaneStatus::Degraded { 1.0 } else { 0.0 });
+                let e = LaneEvent { v: VERSION, lane: lane.clone(), kind: LaneEventKind::Status, status: Some(ev.status), detail: ev.detail.clone(), t_unix_ms: unix_ms() };
+                let _ = link.event(&e).await;
+                journal.append(journal_entry(lane, JournalKind::LaneEvent, format!("{:?}: {}", ev.status, ev.detail)));
+            }
+            Some(r) = gpu_rx.recv() => match r {
+                GpuReport::Frame { lane, stats, gpu_ns, .. } => {
+                    let l = &mut lanes[lane];
+                    l.luma_mean = stats.mean;
+                    if let Some(ns) = gpu_ns { l.gpu_ns_sum += ns; l.gpu_frames += 1; }
+                    gauge!(names::LUMA_MEAN, "lane" => l.id.clone()).set(stats.mean as f64);
+                    if gpu_lost { continue; }
+                    if let Some(level) = l.lighting.update(stats.mean, Instant::now()) {
+                        l.lighting_commands += 1;
+                        counter!(names::LIGHTING_COMMANDS, "lane" => l.id.clone()).increment(1);
+                        gauge!(names::ILLUMINATION, "lane" => l.id.clone()).set(level as f64);
+                        let detail = format!("scene luma {:.2} -> illumination {level}%", l.lighting.smoothed().unwrap_or(stats.mean));
+                        if let Err(e) = link.light(&l.id, None, Some(level)).await { warn!(lane = %l.id, error = %e, "light command failed"); }
+                        let ev = LaneEvent { v: VERSION, lane: l.id.clone(), kind: LaneEventKind::Lighting, status: None, detail: detail.clone(), t_unix_ms: unix_ms() };
+                        let _ = link.event(&ev).await;
+                        journal.append(journal_entry(&l.id, JournalKind::Lighting, detail));
+                    }
+                }
+                GpuReport::Lost(why) => {
+                    gpu_lost = true;
+                    gauge!(names::GPU_LOST).set(1.0);
+                    error!(%why, "GPU lost: doors to safe mode, lanes to IC-card only");
+                    for l in &lanes {
+                        if let Err(e) = link.door(&l.id, DoorAction::Safe).await { error!(lane = %l.id, error = %e, "could not send safe command"); }
+                        let ev = LaneEvent { v: VERSION, lane: l.id.clone(), kind: LaneEventKind::GpuLost, status: None, detail: why.clone(), t_unix_ms: unix_ms() };
+                        let _ = link.event(&ev).await;
+                        journal.append(journal_entry(&l.id, JournalKind::LaneEvent, format!("GPU lost: {why}")));
+                    }
+                }
+            },
+            Some(inc) = inc_rx.recv() => match inc {
+                Incoming::Door(lane, st) => if let Some(&i) = index.get(&lane) {
+                    let l = &mut lanes[i];
+                    let now = Instant::now();
+                    l.pending.retain(|&(seq, sent)| {
+                        if seq <= st.ack_seq {
+                            histogram!(names::DRIVER_RTT_SECONDS, "driver" => "door", "lane" => lane.clone()).record(now.duration_since(sent).as_secs_f64());
+                            false
+                        } else { true }
+                    });
+                    l.door = Some(st);
+                },
+                Incoming::Light(lane, st) => if let Some(&i) = index.get(&lane) { lanes[i].light = Some(st); },
+                Incoming::Malformed(key, _) => counter!(names::MALFORMED, "key" => key).increment(1),
+                Incoming::Ctl(query, req) => {
+                    let reply = match req {
+                        Err(e) => CtlReply { v: VERSION, ok: false, message: e, health: None },
+                        Ok(r) => match r.door {
+                            None => CtlReply { v: VERSION, ok: true, message: "status".into(), health: Some(health(&cfg, &adapter, gpu_lost, &lanes, &capture)) },
+                            Some(d) => match (index.get(&d.lane), d.action) {
+                                (None, _) => CtlReply { v: VERSION, ok: false, message: format!("no lane {:?} at this station", d.lane), health: None },
+                                (_, DoorAction::Heartbeat | DoorAction::Safe) => CtlReply { v: VERSION, ok: false, message: format!("{:?} is not an operator command", d.action), health: None },
+                                (Some(&i), action) => match link.door(&d.lane, action).await {
+                                    Ok(seq) => {
+                                        lanes[i].pending.push((seq, Instant::now()));
+                                        journal.append(journal_entry(&d.lane, JournalKind::DoorCommand, format!("operator {action:?} (seq {seq})")));
+                                        CtlReply { v: VERSION, ok: true, message: format!("{action:?} sent to {} (seq {seq})", d.lane), health: None }
+                                    }
+                                    Err(e) => CtlReply { v: VERSION, ok: false, message: e.to_string(), health: None },
+                                },
+                            },
+                        },
+                    };
+                    if let Err(e) = query.reply(query.key_expr().clone(), encode(&reply)).await { warn!(error = %e, "ctl reply failed"); }
+                }
+            },
+            _ = heartbeat.tick() => {
+                // After a GPU loss the heartbeats stop on purpose: the drivers' watchdog then keeps
+                // the doors in their fail-safe position even if the `safe` command was lost.
+                if gpu_lost { continue; }
+                let now = Instant::now();
+                for l in &mut lanes {
+                    match link.door(&l.id, DoorAction::Heartbeat).await {
+                        Ok(seq) => l.pending.push((seq, now)),
+                        Err(e) => warn!(lane = %l.id, error = %e, "heartbeat failed"),
+                    }
+                    let before = l.pending.len();
+                    l.pending.retain(|&(_, sent)| now.duration_since(sent) < ack_timeout);
+                    let expired = before - l.pending.len();
+                    if expired > 0 {
+                        counter!(names::DRIVER_TIMEOUTS, "driver" => "door", "lane" => l.id.clone()).increment(expired as u64);
+                    }
+                    if l.pending.len() > MAX_PENDING { l.pending.drain(..l.pending.len() - MAX_PENDING); }
+                }
+            }
+            _ = health_tick.tick() => {
+                for c in &capture.counters {
+                    counter!(names::FRAMES_IN, "lane" => c.id.clone()).absolute(c.frames_in.load(std::sync::atomic::Ordering::Relaxed));
+                    counter!(names::FRAMES_PROCESSED, "lane" => c.id.clone()).absolute(c.frames_processed.load(std::sync::atomic::Ordering::Relaxed));
+                    counter!(names::FRAMES_DROPPED, "lane" => c.id.clone()).absolute(c.frames_dropped.load(std::sync::atomic::Ordering::Relaxed));
+                }
+                let _ = link.health(&health(&cfg, &adapter, gpu_lost, &lanes, &capture)).await;
+                if stage.is_finished() && capture.all_done() && deadline.is_none() {
+                    info!("all recorded sources played out");
+                    break;
+                }
+            }
+        }
+    }
+
+    let elapsed = started.elapsed();
+    let report = RunReport {
+        adapter: adapter.clone(),
+        elapsed,
+        gpu_lost,
+        lanes: lanes
+            .iter()
+            .zip(&capture.counters)
+            .map(|(l, c)| {
+                let processed = c
+                    .frames_processed
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                LaneReport {
+                    id: l.id.clone(),
+                    status: c.status(),
+                    frames_in: c.frames_in.load(std::sync::atomic::Ordering::Relaxed),
+                    frames_processed: processed,
+                    frames_dropped: c.frames_dropped.load(std::sync::atomic::Ordering::Relaxed),
+                    fps: processed as f64 / elapsed.as_secs_f64().max(1e-9),
+                    luma_mean: l.luma_mean,
+                    lighting_commands: l.lighting_commands,
+                    illumination: l.lighting.level(),
+                    door: l.door.clone(),
+                    light: l.light.clone(),
+                    gpu_ms_mean: (l.gpu_frames > 0)
+                        .then(|| l.gpu_ns_sum as f64 / l.gpu_frames as f64 / 1e6),
+                }
+            })
+            .collect(),
+    };
+    journal.append(journal_entry(
+        "",
+        JournalKind::Station,
+        "gated stopped".into(),
+    ));
+    capture.shutdown();
+    stage.stop();
+    link.close();
+    if journal.finish().is_none() {
+        error!("journal writer thread failed");
+    }
+    Ok(report)
+}
+
+fn health(
+    cfg: &StationConfig,
+    adapter: &str,
+    gpu_lost: bool,
+    lanes: &[LaneState],
+    capture: &Capture,
+) -> Health {
+    let o = std::sync::atomic::Ordering::Relaxed;
+    Health {
+        v: VERSION,
+        station: cfg.station_id().to_owned(),
+        gpu_adapter: adapter.to_owned(),
+        gpu_lost,
+        lanes: lanes
+            .iter()
+            .zip(&capture.counters)
+            .map(|(l, c)| LaneHealth {
+                lane: l.id.clone(),
+                status: c.status(),
+                frames_in: c.frames_in.load(o),
+                frames_processed: c.frames_processed.load(o),
+                frames_dropped: c.frames_dropped.load(o),
+                luma_mean: l.luma_mean,
+                illumination: l.lighting.level(),
+                door: l.door.as_ref().map(|d| d.flap),
+                door_mode: l.door.as_ref().map(|d| d.mode),
+            })
+            .collect(),
+        t_unix_ms: unix_ms(),
+    }
+}
+
+/// One line per lane for people: the `gated demo` / `gated run` summary.
+pub fn format_report(r: &RunReport) -> String {
+    let mut s = format!(
+        "adapter: {}   elapsed: {:.1} s{}\n",
+        r.adapter,
+        r.elapsed.as_secs_f64(),
+        if r.gpu_lost { "   GPU LOST" } else { "" }
+    );
+    s += &format!(
+        "{:<6} {:<9} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>8} {:<8} {:<15} {:<8}\n",
+        "lane",
+        "status",
+        "in",
+        "done",
+        "dropped",
+        "fps",
+        "gpu ms",
+        "luma",
+        "light%",
+        "lightcmd",
+        "door",
+        "door mode",
+        "arch"
+    );
+    for l in &r.lanes {
+        let door = l
+            .door
+            .as_ref()
+            .map(|d| format!("{:?}", d.flap).to_lowercase())
+            .unwrap_or_else(|| "-".into());
+        let mode = l.door.as_ref().map(|d| mode_name(d.mode)).unwrap_or("-");
+        let arch = l
+            .light
+            .as_ref()
+            .map(|x| format!("{:?}", x.arch).to_lowercase())
+            .unwrap_or_else(|| "-".into());
+        s += &format!(
+            "{:<6} {:<9} {:>7} {:>7} {:>7} {:>6.1} {:>6} {:>6.2} {:>6} {:>8} {:<8} {:<15} {:<8}\n",
+            l.id,
+            format!("{:?}", l.status).to_lowercase(),
+            l.frames_in,
+            l.frames_processed,
+            l.frames_dropped,
+            l.fps,
+            l.gpu_ms_mean
+                .map(|m| format!("{m:.2}"))
+                .unwrap_or_else(|| "-".into()),
+            l.luma_mean,
+            l.illumination,
+            l.lighting_commands,
+            door,
+            mode,
+            arch
+        );
+    }
+    s
+}
+
+fn mode_name(m: DoorMode) -> &'static str {
+    match m {
+        DoorMode::Normal => "normal",
+        DoorMode::HeldOpen => "held_open",
+        DoorMode::HeldClosed => "held_closed",
+        DoorMode::FailsafeOpen => "failsafe_open",
+        DoorMode::FailsafeClosed => "failsafe_closed",
+        DoorMode::Emergency => "emergency",
+    }
+}

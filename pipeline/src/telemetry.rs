@@ -1,0 +1,47 @@
+//! Prometheus metrics. Names and labels are listed in `docs/metrics.md`.
+
+use std::net::SocketAddr;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+/// Latency buckets in seconds: from sub-millisecond GPU stages to multi-second door round trips.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
+
+pub mod names {
+    pub const FRAMES_IN: &str = "gate_frames_in_total";
+    pub const FRAMES_PROCESSED: &str = "gate_frames_processed_total";
+    pub const FRAMES_DROPPED: &str = "gate_frames_dropped_total";
+    pub const LANE_DEGRADED: &str = "gate_lane_degraded";
+    /// Wall time per stage, label `stage`: `capture_to_normalised`, `normalise_batch`.
+    pub const STAGE_SECONDS: &str = "gate_stage_seconds";
+    /// GPU time per stage from timestamp queries, label `stage`.
+    pub const GPU_STAGE_SECONDS: &str = "gate_gpu_stage_seconds";
+    /// Command publish → acknowledged state, label `driver`.
+    pub const DRIVER_RTT_SECONDS: &str = "gate_driver_rtt_seconds";
+    pub const DRIVER_TIMEOUTS: &str = "gate_driver_ack_timeouts_total";
+    pub const LIGHTING_COMMANDS: &str = "gate_lighting_commands_total";
+    pub const ILLUMINATION: &str = "gate_illumination_percent";
+    pub const LUMA_MEAN: &str = "gate_luma_mean";
+    pub const GPU_LOST: &str = "gate_gpu_lost";
+    pub const MALFORMED: &str = "gate_malformed_messages_total";
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("metrics exporter on {addr}: {message}")]
+pub struct TelemetryError {
+    addr: SocketAddr,
+    message: String,
+}
+
+/// Installs the process-wide recorder and the HTTP exporter (`GET /metrics`).
+pub fn install(addr: SocketAddr) -> Result<(), TelemetryError> {
+    let e = |m: String| TelemetryError { addr, message: m };
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        .map_err(|x| e(x.to_string()))?
+        .install()
+        .map_err(|x| e(x.to_string()))
+}

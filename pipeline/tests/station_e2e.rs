@@ -1,0 +1,216 @@
+//! The whole station on real parts: generated lanes through GStreamer, the lighting kernel on wgpu,
+//! door and lighting drivers as child processes over zenoh on loopback, the redb journal, and the
+//! Prometheus exporter. Also: malformed zenoh payloads are dropped while the station keeps running,
+//! and when gated's session goes away the door driver reaches its fail-safe position in time.
+//! Needs the driver binaries: run through `cargo test --workspace`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use pipeline::config::StationConfig;
+use pipeline::station::{RunOptions, run};
+use protocol::{DoorAction, DoorMode, DoorState, Flap, Keys, ZenohEndpoints, decode};
+
+fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn scrape(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect to exporter");
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn station_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (gated_port, door_port, light_port, metrics_port) = (port(), port(), port(), port());
+    let toml = format!(
+        r#"
+[station]
+id = "e2e"
+[[lane]]
+id = "L1"
+role = "entry"
+source = "test:pattern=ball"
+width = 160
+height = 120
+fps = 10
+[[lane]]
+id = "L2"
+role = "exit"
+source = "test:pattern=gradient&brightness=-0.7"
+width = 160
+height = 120
+fps = 10
+[lighting]
+min_interval_ms = 200
+[zenoh]
+listen = ["tcp/127.0.0.1:{gated_port}"]
+[drivers]
+spawn = true
+door_listen = "tcp/127.0.0.1:{door_port}"
+light_listen = "tcp/127.0.0.1:{light_port}"
+failsafe = "closed"
+watchdog_ms = 1000
+[store]
+path = "{}"
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+"#,
+        dir.path().join("station.redb").display()
+    );
+    let cfg = StationConfig::parse(&toml, "e2e.toml").expect("config");
+    let store_path = cfg.store.path.clone();
+    let keys = Keys::new("e2e").expect("keys");
+
+    // An observer on the door driver's bus, as a maintenance tool would be.
+    let obs_cfg = protocol::zenoh_config(&ZenohEndpoints {
+        listen: vec![],
+        connect: vec![format!("tcp/127.0.0.1:{door_port}")],
+    })
+    .expect("zenoh cfg");
+    let observer = zenoh::open(obs_cfg).await.expect("observer session");
+    let states = observer
+        .declare_subscriber(keys.door_state("L1"))
+        .await
+        .expect("subscribe");
+
+    let station = tokio::spawn(run(
+        cfg,
+        RunOptions {
+            duration: Some(Duration::from_secs(9)),
+        },
+    ));
+
+    // Operator command through the ctl path, once gated answers.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let reply = pipeline::ctl::request(
+        "e2e",
+        &[format!("tcp/127.0.0.1:{gated_port}")],
+        Some(("L1".into(), DoorAction::Open)),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("ctl answer");
+    assert!(reply.ok, "{}", reply.message);
+    let bad = pipeline::ctl::request(
+        "e2e",
+        &[format!("tcp/127.0.0.1:{gated_port}")],
+        Some(("NOPE".into(), DoorAction::Open)),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("ctl answer");
+    assert!(!bad.ok && bad.message.contains("NOPE"), "{}", bad.message);
+
+    // Malformed payloads on keys gated listens to: dropped with a reason, station keeps running.
+    let gated_side = zenoh::open(
+        protocol::zenoh_config(&ZenohEndpoints {
+            listen: vec![],
+            connect: vec![format!("tcp/127.0.0.1:{gated_port}")],
+        })
+        .expect("cfg"),
+    )
+    .await
+    .expect("session");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    gated_side
+        .put(keys.door_state("L1"), "{not json")
+        .await
+        .expect("put");
+    gated_side
+        .put(keys.door_state("L2"), r#"{"v":9}"#)
+        .await
+        .expect("put");
+
+    // The door opens for the grant.
+    let mut saw_open = false;
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until && !saw_open {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(500), states.recv_async()).await
+            && let Ok(st) = decode::<DoorState>(&s.payload().to_bytes())
+        {
+            saw_open |= st.flap == Flap::Open || st.flap == Flap::Opening;
+        }
+    }
+    assert!(saw_open, "door never opened after the operator's grant");
+
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let text = tokio::task::spawn_blocking(move || scrape(&metrics_addr))
+        .await
+        .expect("scrape task");
+    for want in [
+        "gate_stage_seconds_bucket{lane=\"L1\",stage=\"capture_to_normalised\"",
+        "gate_stage_seconds_bucket{lane=\"L2\",stage=\"capture_to_normalised\"",
+        "gate_frames_in_total{lane=\"L1\"}",
+        "gate_driver_rtt_seconds_bucket{driver=\"door\",lane=\"L1\"",
+        "gate_malformed_messages_total",
+        "le=\"0.033\"",
+    ] {
+        assert!(text.contains(want), "/metrics lacks {want}:\n{text}");
+    }
+
+    let report = station.await.expect("join").expect("station ran");
+    eprintln!("{}", pipeline::station::format_report(&report));
+    let ended = Instant::now();
+    for l in &report.lanes {
+        assert!(
+            l.frames_processed > 5,
+            "lane {} processed {} frames",
+            l.id,
+            l.frames_processed
+        );
+    }
+    let dark = &report.lanes[1];
+    assert!(
+        dark.luma_mean < 0.3 && dark.illumination > 50,
+        "dark lane: luma {} illumination {}",
+        dark.luma_mean,
+        dark.illumination
+    );
+
+    // gated is gone (its session closed when run returned): the driver must go fail-safe in time.
+    let mut failsafe_after = None;
+    while ended.elapsed() < Duration::from_secs(3) && failsafe_after.is_none() {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(200), states.recv_async()).await
+            && let Ok(st) = decode::<DoorState>(&s.payload().to_bytes())
+            && st.mode == DoorMode::FailsafeClosed
+        {
+            failsafe_after = Some(ended.elapsed());
+        }
+    }
+    let after = failsafe_after.expect("door driver never reached failsafe_closed");
+    eprintln!("fail-safe reached {after:?} after gated stopped");
+    assert!(
+        after < Duration::from_millis(1500),
+        "fail-safe took {after:?}"
+    );
+
+    let store = pipeline::store::Store::open(&store_path).expect("journal reopens");
+    let journal = store.journal(1, 10_000).expect("journal");
+    assert!(
+        journal
+            .iter()
+            .any(|(_, e)| e.detail.contains("operator Open")),
+        "operator command journaled"
+    );
+    assert!(
+        journal
+            .iter()
+            .any(|(_, e)| e.kind == pipeline::store::JournalKind::Lighting),
+        "lighting change journaled"
+    );
+}
