@@ -1,1 +1,36 @@
+//! Door and lighting drivers of the walk-through gate.
+//!
+//! Each driver is a separate process that owns the devices of one or more lanes and talks to `gated`
+//! only over zenoh (see the `protocol` crate). The device logic is plain synchronous code with the
+//! clock passed in ([`door::DoorController`], [`light::LightController`]); [`bus`] runs it against
+//! zenoh; [`flap::FlapHardware`] and [`light::LightHardware`] are where real devices plug in.
+//! `docs/drivers.md` describes the behaviour and the flags.
 
+pub mod bus;
+pub mod door;
+pub mod error;
+pub mod flap;
+pub mod light;
+pub mod process;
+pub mod settings;
+
+pub use bus::{run_door_driver, run_door_driver_with, run_light_driver, run_light_driver_with};
+pub use door::{DoorConfig, DoorController, FailsafePosition};
+pub use error::{DriverError, HwError};
+pub use flap::{FlapHardware, Motor, Sensors, SimFlap};
+pub use light::{LightConfig, LightController, LightHardware, SimLight};
+pub use process::{init_tracing, terminated};
+pub use settings::{BusArgs, DoorDriverSettings, LightDriverSettings};
+
+/// What a controller did with a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    Applied,
+    /// Acknowledged (its seq is echoed) but the current mode forbids the action, e.g. `open` while
+    /// held closed. The published mode tells gated why.
+    Refused(String),
+    /// Its seq was not above the last applied one; it only fed the watchdog.
+    Replay {
+        last_seq: u64,
+    },
+}

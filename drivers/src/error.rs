@@ -1,0 +1,36 @@
+//! Error types of the library. The binaries wrap them in `anyhow`.
+
+use protocol::ProtocolError;
+
+/// A device could not be driven or read. The door controller turns it into a `fault` with this text as
+/// the reason, so the message should tell a maintainer where to look.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HwError {
+    #[error("device I/O failed: {0}")]
+    Io(String),
+    #[error("device refused the command: {0}")]
+    Refused(String),
+}
+
+/// Why a driver process could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("zenoh {what}: {message}")]
+    Zenoh { what: String, message: String },
+}
+
+impl DriverError {
+    /// zenoh reports errors as `Box<dyn Error>`; keeping only the text keeps this type `Sync` and
+    /// comparable without tying the public API to zenoh's error representation.
+    pub(crate) fn zenoh(what: impl Into<String>) -> impl FnOnce(zenoh::Error) -> Self {
+        let what = what.into();
+        move |e| Self::Zenoh {
+            what,
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Command-line settings of the two driver processes. They live in the library so that tests and a
+//! demo launcher can build them (`try_parse_from`) exactly as the binaries do.
+
+use std::time::Duration;
+
+use clap::{Args, Parser};
+use protocol::{Keys, ZenohEndpoints, validate_id};
+
+use crate::door::{DoorConfig, FailsafePosition};
+use crate::error::DriverError;
+use crate::light::LightConfig;
+
+/// Where a driver sits on the bus and which lanes it serves.
+#[derive(Debug, Clone, Args)]
+pub struct BusArgs {
+    /// Station id (letters, digits, '_' and '-').
+    #[arg(long)]
+    pub station: String,
+    /// A lane served by this driver; repeat for each lane. Commands for other lanes are ignored.
+    #[arg(long = "lane", required = true)]
+    pub lanes: Vec<String>,
+    /// zenoh endpoint to accept connections on, e.g. tcp/127.0.0.1:7448 (repeatable). gated dials it,
+    /// so the driver can start first.
+    #[arg(long)]
+    pub listen: Vec<String>,
+    /// zenoh endpoint to dial (repeatable); retried in the background while the peer is down.
+    #[arg(long)]
+    pub connect: Vec<String>,
+}
+
+impl BusArgs {
+    pub fn new(station: &str, lanes: &[&str], listen: &[&str]) -> Self {
+        Self {
+            station: station.to_owned(),
+            lanes: lanes.iter().map(|l| (*l).to_owned()).collect(),
+            listen: listen.iter().map(|l| (*l).to_owned()).collect(),
+            connect: Vec::new(),
+        }
+    }
+
+    /// Checks the ids and returns the station's keys and the lanes without duplicates.
+    pub fn validate(&self) -> Result<(Keys, Vec<String>), DriverError> {
+        let keys = Keys::new(&self.station)?;
+        let mut lanes: Vec<String> = Vec::new();
+        for lane in &self.lanes {
+            validate_id(lane)?;
+            if !lanes.contains(lane) {
+                lanes.push(lane.clone());
+            }
+        }
+        if lanes.is_empty() {
+            return Err(DriverError::Settings(
+                "at least one --lane is needed".into(),
+            ));
+        }
+        if self.listen.is_empty() && self.connect.is_empty() {
+            // Multicast scouting is off on station networks, so such a driver could never be found.
+            return Err(DriverError::Settings(
+                "give at least one --listen or --connect endpoint".into(),
+            ));
+        }
+        Ok((keys, lanes))
+    }
+
+    pub fn endpoints(&self) -> ZenohEndpoints {
+        ZenohEndpoints {
+            listen: self.listen.clone(),
+            connect: self.connect.clone(),
+        }
+    }
+}
+
+/// `door-driver`: drives the flap of each lane and reports its state.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "door-driver",
+    version,
+    about = "Flap door driver of the walk-through gate (simulated flap)"
+)]
+pub struct DoorDriverSettings {
+    #[command(flatten)]
+    pub bus: BusArgs,
+    /// Flap position when gated is gone or silent: open (evacuation) or closed (security).
+    #[arg(long, value_enum, default_value_t = FailsafePosition::Closed)]
+    pub failsafe: FailsafePosition,
+    /// Fail-safe after this long without a valid command (heartbeats count).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub watchdog_ms: u64,
+    /// Time of one full stroke of the flap; a stroke taking twice as long is a fault.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub open_ms: u64,
+    /// How long a grant waits for its passage unless the command says otherwise.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(500..=30_000))]
+    pub pass_timeout_ms: u64,
+    /// The flap stays open this long after the last passage or obstruction.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub clearance_ms: u64,
+}
+
+impl DoorDriverSettings {
+    /// Defaults of every flag, for the given bus placement.
+    pub fn new(bus: BusArgs) -> Self {
+        let d = DoorConfig::default();
+        Self {
+            bus,
+            failsafe: d.failsafe,
+            watchdog_ms: d.watchdog.as_millis() as u64,
+            open_ms: d.travel.as_millis() as u64,
+            pass_timeout_ms: d.pass_timeout.as_millis() as u64,
+            clearance_ms: d.clearance.as_millis() as u64,
+        }
+    }
+
+    pub fn door_config(&self) -> Result<DoorConfig, DriverError> {
+        // Struct literals bypass clap's range checks, so the same limits are enforced here.
+        let check = |name: &str, v: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&v) {
+                Ok(Duration::from_millis(v))
+            } else {
+                Err(DriverError::Settings(format!(
+                    "{name} {v} outside {lo}..={hi}"
+                )))
+            }
+        };
+        Ok(DoorConfig {
+            failsafe: self.failsafe,
+            watchdog: check("watchdog-ms", self.watchdog_ms, 50, 60_000)?,
+            travel: check("open-ms", self.open_ms, 1, 10_000)?,
+            pass_timeout: check("pass-timeout-ms", self.pass_timeout_ms, 500, 30_000)?,
+            clearance: check("clearance-ms", self.clearance_ms, 0, 10_000)?,
+        })
+    }
+}
+
+/// `light-driver`: arch colour and face illumination of each lane.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "light-driver",
+    version,
+    about = "Lighting driver of the walk-through gate (simulated lamps)"
+)]
+pub struct LightDriverSettings {
+    #[command(flatten)]
+    pub bus: BusArgs,
+    /// Illumination ramp speed in percentage points per second.
+    #[arg(long, default_value_t = 200.0)]
+    pub ramp_per_s: f32,
+}
+
+impl LightDriverSettings {
+    pub fn new(bus: BusArgs) -> Self {
+        Self {
+            bus,
+            ramp_per_s: LightConfig::default().ramp_per_s,
+        }
+    }
+
+    pub fn light_config(&self) -> Result<LightConfig, DriverError> {
+        if !(self.ramp_per_s.is_finite() && self.ramp_per_s > 0.0) {
+            return Err(DriverError::Settings(format!(
+                "ramp-per-s {} must be a positive number",
+                self.ramp_per_s
+            )));
+        }
+        Ok(LightConfig {
+            ramp_per_s: self.ramp_per_s,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn door_flags_parse_with_defaults() {
+        let s = DoorDriverSettings::try_parse_from([
+            "door-driver",
+            "--station",
+            "umeda",
+            "--lane",
+            "L1",
+            "--lane",
+            "L2",
+            "--lane",
+            "L1",
+            "--listen",
+            "tcp/127.0.0.1:7448",
+            "--failsafe",
+            "open",
+        ])
+        .expect("parses");
+        let (keys, lanes) = s.bus.validate().expect("valid");
+        assert_eq!(
+            (keys.station(), lanes),
+            ("umeda", vec!["L1".to_owned(), "L2".to_owned()])
+        );
+        let c = s.door_config().expect("valid");
+        assert_eq!(c.failsafe, FailsafePosition::Open);
+        assert_eq!(
+            (c.watchdog, c.travel),
+            (Duration::from_millis(1000), Duration::from_millis(300))
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        assert!(
+            DoorDriverSettings::try_parse_from(["door-driver", "--station", "s", "--listen", "x"])
+                .is_err()
+        );
+        let no_endpoint = DoorDriverSettings::new(BusArgs::new("s", &["L1"], &[]));
+        assert!(no_endpoint.bus.validate().is_err());
+        let wildcard = DoorDriverSettings::new(BusArgs::new("s", &["*"], &["tcp/127.0.0.1:1"]));
+        assert!(wildcard.bus.validate().is_err());
+        let slow = DoorDriverSettings {
+            watchdog_ms: 1,
+            ..DoorDriverSettings::new(BusArgs::new("s", &["L1"], &[]))
+        };
+        assert!(slow.door_config().is_err());
+        let ramp = LightDriverSettings {
+            ramp_per_s: 0.0,
+            ..LightDriverSettings::new(BusArgs::new("s", &["L1"], &[]))
+        };
+        assert!(ramp.light_config().is_err());
+    }
+}
