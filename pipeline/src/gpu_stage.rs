@@ -170,3 +170,78 @@ fn process(
         .record(t0.elapsed().as_secs_f64());
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Frame;
+    use crate::config::GpuConfig;
+    use crate::normalise::FrameLayout;
+
+    fn frame(lane: usize, layout: FrameLayout) -> Frame {
+        Frame {
+            lane,
+            seq: 1,
+            pts: None,
+            captured: Instant::now(),
+            layout,
+            buffer: gst::Buffer::from_mut_slice(vec![100u8; layout.size()]),
+        }
+    }
+
+    /// The stage normalises frames while the device lives and reports the loss (so the station can
+    /// put the doors in their safe mode) instead of panicking or spinning once it is gone.
+    #[test]
+    fn stage_reports_device_loss() {
+        crate::capture::init().expect("gstreamer");
+        let gpu = Arc::new(Gpu::open(&GpuConfig::default()).expect("adapter"));
+        let hub = Arc::new(FrameHub::new(&[true, true]));
+        let counters = vec![
+            Arc::new(LaneCounters::new("A")),
+            Arc::new(LaneCounters::new("B")),
+        ];
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let stage = GpuStage::start(
+            gpu.clone(),
+            NormaliseParams::default(),
+            hub.clone(),
+            counters.clone(),
+            tx,
+        )
+        .expect("stage");
+        let layout = FrameLayout::i420(64, 48);
+        hub.push(frame(0, layout));
+        hub.push(frame(1, FrameLayout::i420(32, 32)));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = 0;
+        while seen < 2 && Instant::now() < deadline {
+            match rx.try_recv() {
+                Ok(GpuReport::Frame { stats, .. }) => {
+                    assert!(stats.pixels > 0);
+                    seen += 1;
+                }
+                Ok(GpuReport::Lost(e)) => panic!("lost early: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        assert_eq!(seen, 2, "both lanes processed");
+        gpu.device.destroy();
+        hub.push(frame(0, layout));
+        let mut lost = None;
+        while lost.is_none() && Instant::now() < deadline {
+            match rx.try_recv() {
+                Ok(GpuReport::Lost(e)) => lost = Some(e),
+                Ok(GpuReport::Frame { .. }) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        assert!(lost.is_some(), "device loss not reported");
+        assert!(
+            stage.is_finished() || {
+                std::thread::sleep(Duration::from_millis(200));
+                stage.is_finished()
+            }
+        );
+        assert_eq!(counters[0].frames_processed.load(Ordering::Relaxed), 1);
+    }
+}

@@ -75,13 +75,52 @@ struct LaneState {
     luma_mean: f32,
     door: Option<DoorState>,
     light: Option<LightState>,
-    /// Door commands sent and not yet acknowledged: (seq, sent at).
-    pending: Vec<(u64, Instant)>,
+    door_pending: Pending,
+    light_pending: Pending,
     gpu_ns_sum: u64,
     gpu_frames: u64,
 }
 
-const MAX_PENDING: usize = 64;
+/// Commands sent to one driver for one lane and not yet acknowledged, for round-trip times and
+/// timeouts. Bounded: a driver that never answers cannot grow it.
+#[derive(Default)]
+struct Pending(Vec<(u64, Instant)>);
+
+impl Pending {
+    const MAX: usize = 64;
+
+    fn sent(&mut self, seq: u64) {
+        self.0.push((seq, Instant::now()));
+        if self.0.len() > Self::MAX {
+            self.0.drain(..self.0.len() - Self::MAX);
+        }
+    }
+
+    /// Records the round trip of every command up to `ack_seq`.
+    fn acked(&mut self, ack_seq: u64, driver: &'static str, lane: &str) {
+        let now = Instant::now();
+        self.0.retain(|&(seq, sent)| {
+            if seq <= ack_seq {
+                histogram!(names::DRIVER_RTT_SECONDS, "driver" => driver, "lane" => lane.to_owned()).record(now.duration_since(sent).as_secs_f64());
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Drops (and counts) commands older than `timeout`.
+    fn expire(&mut self, timeout: Duration, driver: &'static str, lane: &str) {
+        let before = self.0.len();
+        self.0.retain(|&(_, sent)| sent.elapsed() < timeout);
+        let expired = before - self.0.len();
+        if expired > 0 {
+            warn!(lane, driver, expired, "driver did not acknowledge in time");
+            counter!(names::DRIVER_TIMEOUTS, "driver" => driver, "lane" => lane.to_owned())
+                .increment(expired as u64);
+        }
+    }
+}
 
 pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, StationError> {
     let keys =
@@ -122,7 +161,8 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
             luma_mean: 0.0,
             door: None,
             light: None,
-            pending: Vec::new(),
+            door_pending: Pending::default(),
+            light_pending: Pending::default(),
             gpu_ns_sum: 0,
             gpu_frames: 0,
         })
@@ -143,12 +183,13 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
         JournalKind::Station,
         format!("gated started on {adapter}"),
     ));
-    for l in &lanes {
-        if let Err(e) = link
+    for l in &mut lanes {
+        match link
             .light(&l.id, Some(ArchColour::Idle), Some(l.lighting.level()))
             .await
         {
-            warn!(lane = %l.id, error = %e, "initial light command failed");
+            Ok(seq) => l.light_pending.sent(seq),
+            Err(e) => warn!(lane = %l.id, error = %e, "initial light command failed"),
         }
     }
 
@@ -189,7 +230,10 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
                         counter!(names::LIGHTING_COMMANDS, "lane" => l.id.clone()).increment(1);
                         gauge!(names::ILLUMINATION, "lane" => l.id.clone()).set(level as f64);
                         let detail = format!("scene luma {:.2} -> illumination {level}%", l.lighting.smoothed().unwrap_or(stats.mean));
-                        if let Err(e) = link.light(&l.id, None, Some(level)).await { warn!(lane = %l.id, error = %e, "light command failed"); }
+                        match link.light(&l.id, None, Some(level)).await {
+                            Ok(seq) => l.light_pending.sent(seq),
+                            Err(e) => warn!(lane = %l.id, error = %e, "light command failed"),
+                        }
                         let ev = LaneEvent { v: VERSION, lane: l.id.clone(), kind: LaneEventKind::Lighting, status: None, detail: detail.clone(), t_unix_ms: unix_ms() };
                         let _ = link.event(&ev).await;
                         journal.append(journal_entry(&l.id, JournalKind::Lighting, detail));
@@ -209,17 +253,13 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
             },
             Some(inc) = inc_rx.recv() => match inc {
                 Incoming::Door(lane, st) => if let Some(&i) = index.get(&lane) {
-                    let l = &mut lanes[i];
-                    let now = Instant::now();
-                    l.pending.retain(|&(seq, sent)| {
-                        if seq <= st.ack_seq {
-                            histogram!(names::DRIVER_RTT_SECONDS, "driver" => "door", "lane" => lane.clone()).record(now.duration_since(sent).as_secs_f64());
-                            false
-                        } else { true }
-                    });
-                    l.door = Some(st);
+                    lanes[i].door_pending.acked(st.ack_seq, "door", &lane);
+                    lanes[i].door = Some(st);
                 },
-                Incoming::Light(lane, st) => if let Some(&i) = index.get(&lane) { lanes[i].light = Some(st); },
+                Incoming::Light(lane, st) => if let Some(&i) = index.get(&lane) {
+                    lanes[i].light_pending.acked(st.ack_seq, "light", &lane);
+                    lanes[i].light = Some(st);
+                },
                 Incoming::Malformed(key, _) => counter!(names::MALFORMED, "key" => key).increment(1),
                 Incoming::Ctl(query, req) => {
                     let reply = match req {
@@ -231,7 +271,7 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
                                 (_, DoorAction::Heartbeat | DoorAction::Safe) => CtlReply { v: VERSION, ok: false, message: format!("{:?} is not an operator command", d.action), health: None },
                                 (Some(&i), action) => match link.door(&d.lane, action).await {
                                     Ok(seq) => {
-                                        lanes[i].pending.push((seq, Instant::now()));
+                                        lanes[i].door_pending.sent(seq);
                                         journal.append(journal_entry(&d.lane, JournalKind::DoorCommand, format!("operator {action:?} (seq {seq})")));
                                         CtlReply { v: VERSION, ok: true, message: format!("{action:?} sent to {} (seq {seq})", d.lane), health: None }
                                     }
@@ -247,19 +287,13 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
                 // After a GPU loss the heartbeats stop on purpose: the drivers' watchdog then keeps
                 // the doors in their fail-safe position even if the `safe` command was lost.
                 if gpu_lost { continue; }
-                let now = Instant::now();
                 for l in &mut lanes {
                     match link.door(&l.id, DoorAction::Heartbeat).await {
-                        Ok(seq) => l.pending.push((seq, now)),
+                        Ok(seq) => l.door_pending.sent(seq),
                         Err(e) => warn!(lane = %l.id, error = %e, "heartbeat failed"),
                     }
-                    let before = l.pending.len();
-                    l.pending.retain(|&(_, sent)| now.duration_since(sent) < ack_timeout);
-                    let expired = before - l.pending.len();
-                    if expired > 0 {
-                        counter!(names::DRIVER_TIMEOUTS, "driver" => "door", "lane" => l.id.clone()).increment(expired as u64);
-                    }
-                    if l.pending.len() > MAX_PENDING { l.pending.drain(..l.pending.len() - MAX_PENDING); }
+                    l.door_pending.expire(ack_timeout, "door", &l.id);
+                    l.light_pending.expire(ack_timeout, "light", &l.id);
                 }
             }
             _ = health_tick.tick() => {

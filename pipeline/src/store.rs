@@ -123,16 +123,15 @@ impl Store {
         let mut last = 0;
         {
             let mut j = tx.open_table(JOURNAL).map_err(|e| self.err(e))?;
-            let mut next = j
+            let first = j
                 .last()
                 .map_err(|e| self.err(e))?
                 .map(|(k, _)| k.value() + 1)
                 .unwrap_or(1);
-            for e in entries {
+            for (seq, e) in (first..).zip(entries) {
                 let bytes = serde_json::to_vec(e).unwrap_or_default();
-                j.insert(next, bytes.as_slice()).map_err(|e| self.err(e))?;
-                last = next;
-                next += 1;
+                j.insert(seq, bytes.as_slice()).map_err(|e| self.err(e))?;
+                last = seq;
             }
         }
         tx.commit().map_err(|e| self.err(e))?;

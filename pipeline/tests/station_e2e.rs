@@ -156,6 +156,7 @@ listen = "127.0.0.1:{metrics_port}"
         "gate_stage_seconds_bucket{lane=\"L2\",stage=\"capture_to_normalised\"",
         "gate_frames_in_total{lane=\"L1\"}",
         "gate_driver_rtt_seconds_bucket{driver=\"door\",lane=\"L1\"",
+        "gate_driver_rtt_seconds_bucket{driver=\"light\",lane=\"L2\"",
         "gate_malformed_messages_total",
         "le=\"0.033\"",
     ] {

@@ -44,6 +44,8 @@ pub struct Frame {
 pub enum CaptureError {
     #[error("GStreamer could not be initialised: {0}")]
     Init(String),
+    #[error("lane {lane}: {reason}")]
+    Source { lane: String, reason: String },
 }
 
 pub fn init() -> Result<(), CaptureError> {
