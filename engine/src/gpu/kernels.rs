@@ -1,0 +1,275 @@
+//! Host side of the model kernels in `shaders/`: pipelines compiled once per device, and encoders that
+//! record one dispatch into a compute pass. Buffers and bind groups are made by the caller (the
+//! executor plans them once per batch size), so nothing here allocates per frame except the small
+//! uniform buffers a caller chooses to create.
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+const CONV: &str = include_str!("../../../shaders/conv2d.wgsl");
+const GEMM: &str = include_str!("../../../shaders/gemm.wgsl");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    None,
+    Relu,
+    /// Per-channel slope (the channel axis of the op).
+    Prelu,
+}
+
+impl Act {
+    fn code(self) -> u32 {
+        match self {
+            Act::None => 0,
+            Act::Relu => 1,
+            Act::Prelu => 2,
+        }
+    }
+}
+
+/// A convolution's geometry (NCHW), as the importer's shape inference gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: u32,
+    pub cin: u32,
+    pub h: u32,
+    pub w: u32,
+    pub cout: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub stride: (u32, u32),
+    /// top, left, bottom, right
+    pub pads: (u32, u32, u32, u32),
+    pub dil: (u32, u32),
+    pub groups: u32,
+}
+
+impl ConvGeom {
+    pub fn out_hw(&self) -> (u32, u32) {
+        let eff_h = self.dil.0 * (self.kh - 1) + 1;
+        let eff_w = self.dil.1 * (self.kw - 1) + 1;
+        let oh = (self.h + self.pads.0 + self.pads.2).saturating_sub(eff_h) / self.stride.0 + 1;
+        let ow = (self.w + self.pads.1 + self.pads.3).saturating_sub(eff_w) / self.stride.1 + 1;
+        (oh, ow)
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+struct ConvUniform {
+    n: u32,
+    cin: u32,
+    h: u32,
+    w: u32,
+    cout: u32,
+    oh: u32,
+    ow: u32,
+    groups: u32,
+    kh: u32,
+    kw: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_t: u32,
+    pad_l: u32,
+    dil_h: u32,
+    dil_w: u32,
+    act: u32,
+    _pad: [u32; 3],
+}
+
+/// `C[b] = act(A[b] · B[b] + bias)`, every operand addressed by strides (elements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GemmGeom {
+    pub batch: u32,
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    /// (batch, row, k) strides of A
+    pub a: (u32, u32, u32),
+    /// (batch, k, column) strides of B
+    pub b: (u32, u32, u32),
+    /// (batch, row, column) strides of C
+    pub c: (u32, u32, u32),
+    /// Which axis bias and PReLU slopes follow.
+    pub channel: Channel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Rows,
+    Columns,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+struct GemmUniform {
+    batch: u32,
+    m: u32,
+    n: u32,
+    k: u32,
+    a_b: u32,
+    a_m: u32,
+    a_k: u32,
+    _p0: u32,
+    b_b: u32,
+    b_k: u32,
+    b_n: u32,
+    _p1: u32,
+    c_b: u32,
+    c_m: u32,
+    c_n: u32,
+    _p2: u32,
+    bias_on: u32,
+    act: u32,
+    _p3: [u32; 2],
+}
+
+/// Operands of one fused op: input, weights, bias (zeros if the model has none), PReLU slopes (any
+/// non-empty buffer when unused), output.
+pub struct Operands<'a> {
+    pub x: &'a wgpu::Buffer,
+    pub w: &'a wgpu::Buffer,
+    pub bias: &'a wgpu::Buffer,
+    pub slope: &'a wgpu::Buffer,
+    pub y: &'a wgpu::Buffer,
+}
+
+struct Kernel {
+    layout: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl Kernel {
+    fn new(device: &wgpu::Device, label: &str, src: &str) -> Self {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(label), source: wgpu::ShaderSource::Wgsl(src.into()) });
+        let entry = |binding, ty| wgpu::BindGroupLayoutEntry { binding, visibility: wgpu::ShaderStages::COMPUTE, ty, count: None };
+        let storage = |read_only| wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only }, has_dynamic_offset: false, min_binding_size: None };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &[
+                entry(0, wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: None }),
+                entry(1, storage(true)),
+                entry(2, storage(true)),
+                entry(3, storage(true)),
+                entry(4, storage(true)),
+                entry(5, storage(false)),
+            ],
+        });
+        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: Some(label), bind_group_layouts: &[Some(&layout)], immediate_size: 0 });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        Self { layout, pipeline }
+    }
+
+    fn bind(&self, device: &wgpu::Device, uniform: &[u8], ops: &Operands) -> wgpu::BindGroup {
+        let u = device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("op params"), contents: uniform, usage: wgpu::BufferUsages::UNIFORM });
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry { binding: 0, resource: u.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: ops.x.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 2, resource: ops.w.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 3, resource: ops.bias.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 4, resource: ops.slope.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 5, resource: ops.y.as_entire_binding() },
+            ],
+        })
+    }
+}
+
+/// A bound op ready to be recorded into any number of command encoders.
+pub struct Dispatch {
+    group: wgpu::BindGroup,
+    which: Which,
+    size: (u32, u32, u32),
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Conv,
+    Gemm,
+}
+
+/// Every model kernel, compiled once for a device.
+pub struct Kernels {
+    conv: Kernel,
+    gemm: Kernel,
+}
+
+impl Kernels {
+    pub fn new(device: &wgpu::Device) -> Self {
+        Self { conv: Kernel::new(device, "conv2d.wgsl", CONV), gemm: Kernel::new(device, "gemm.wgsl", GEMM) }
+    }
+
+    pub fn conv(&self, device: &wgpu::Device, g: &ConvGeom, act: Act, ops: &Operands) -> Dispatch {
+        let (oh, ow) = g.out_hw();
+        let u = ConvUniform {
+            n: g.n,
+            cin: g.cin,
+            h: g.h,
+            w: g.w,
+            cout: g.cout,
+            oh,
+            ow,
+            groups: g.groups,
+            kh: g.kh,
+            kw: g.kw,
+            stride_h: g.stride.0,
+            stride_w: g.stride.1,
+            pad_t: g.pads.0,
+            pad_l: g.pads.1,
+            dil_h: g.dil.0,
+            dil_w: g.dil.1,
+            act: act.code(),
+            _pad: [0; 3],
+        };
+        Dispatch { group: self.conv.bind(device, bytemuck::bytes_of(&u), ops), which: Which::Conv, size: ((oh * ow).div_ceil(64), g.cout, g.n) }
+    }
+
+    pub fn gemm(&self, device: &wgpu::Device, g: &GemmGeom, act: Act, ops: &Operands) -> Dispatch {
+        let u = GemmUniform {
+            batch: g.batch,
+            m: g.m,
+            n: g.n,
+            k: g.k,
+            a_b: g.a.0,
+            a_m: g.a.1,
+            a_k: g.a.2,
+            _p0: 0,
+            b_b: g.b.0,
+            b_k: g.b.1,
+            b_n: g.b.2,
+            _p1: 0,
+            c_b: g.c.0,
+            c_m: g.c.1,
+            c_n: g.c.2,
+            _p2: 0,
+            bias_on: match g.channel {
+                Channel::Rows => 1,
+                Channel::Columns => 2,
+            },
+            act: act.code(),
+            _p3: [0; 2],
+        };
+        Dispatch { group: self.gemm.bind(device, bytemuck::bytes_of(&u), ops), which: Which::Gemm, size: (g.n.div_ceil(16), g.m.div_ceil(16), g.batch) }
+    }
+
+    /// Records the dispatch; consecutive dispatches in one pass see each other's writes (wgpu inserts
+    /// the barriers between dispatches that share buffers).
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, d: &Dispatch) {
+        let k = match d.which {
+            Which::Conv => &self.conv,
+            Which::Gemm => &self.gemm,
+        };
+        pass.set_pipeline(&k.pipeline);
+        pass.set_bind_group(0, &d.group, &[]);
+        pass.dispatch_workgroups(d.size.0, d.size.1, d.size.2);
+    }
+}

@@ -1,0 +1,37 @@
+//! The engine's GPU side: WGSL kernels from `shaders/` and their host code. The station's device is
+//! passed in (gated owns one device for everything); `open_device` exists for tests and benchmarks.
+
+pub mod kernels;
+
+pub use kernels::{Act, Channel, ConvGeom, Dispatch, GemmGeom, Kernels, Operands};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("no GPU adapter (is a Vulkan driver such as mesa-vulkan-drivers installed?): {0}")]
+    NoAdapter(String),
+    #[error("cannot open device: {0}")]
+    Device(String),
+}
+
+/// The best adapter (discrete first) and a device with the adapter's own limits, for tests and
+/// benchmarks that run the engine without the station.
+pub fn open_device() -> Result<(wgpu::Device, wgpu::Queue), DeviceError> {
+    pollster::block_on(async {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() })
+            .await
+            .map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
+        adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("engine"),
+                required_limits: wgpu::Limits::default().using_resolution(adapter.limits()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| DeviceError::Device(e.to_string()))
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+//! Each kernel against a plain Rust loop on the same random inputs.
+//! Tolerance: |gpu − cpu| ≤ 1e-4·max(1, |cpu|): both accumulate in f32 but in different orders (the
+//! GEMM sums 16-wide tiles), so the last bits differ; anything larger is a bug, not rounding.
+
+use rand::{Rng, SeedableRng};
+use wgpu::util::DeviceExt;
+
+use super::*;
+
+fn rnd(n: usize, seed: u64) -> Vec<f32> {
+    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect()
+}
+
+struct Gpu {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    k: Kernels,
+}
+
+impl Gpu {
+    fn new() -> Self {
+        let (device, queue) = open_device().expect("wgpu device (lavapipe in CI)");
+        let k = Kernels::new(&device);
+        Self { device, queue, k }
+    }
+    fn buf(&self, data: &[f32]) -> wgpu::Buffer {
+        let data = if data.is_empty() { &[0.0][..] } else { data };
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(data),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        })
+    }
+    fn out(&self, n: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: (n * 4) as u64, usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC, mapped_at_creation: false })
+    }
+    fn run(&self, d: &Dispatch, y: &wgpu::Buffer) -> Vec<f32> {
+        let read = self.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: y.size(), usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            self.k.record(&mut pass, d);
+        }
+        enc.copy_buffer_to_buffer(y, 0, &read, 0, y.size());
+        self.queue.submit([enc.finish()]);
+        read.slice(..).map_async(wgpu::MapMode::Read, |r| r.expect("map"));
+        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("poll");
+        let v = bytemuck::cast_slice(&read.slice(..).get_mapped_range().expect("mapped")).to_vec();
+        v
+    }
+}
+
+fn close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = 0f32;
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let d = (g - w).abs();
+        assert!(d <= 1e-4 * w.abs().max(1.0), "{what}[{i}]: gpu {g} cpu {w}");
+        worst = worst.max(d);
+    }
+    eprintln!("{what}: worst abs diff {worst:e}");
+}
+
+fn act(v: f32, a: Act, slope: f32) -> f32 {
+    match a {
+        Act::None => v,
+        Act::Relu => v.max(0.0),
+        Act::Prelu => {
+            if v >= 0.0 {
+                v
+            } else {
+                v * slope
+            }
+        }
+    }
+}
+
+fn conv_ref(g: &ConvGeom, x: &[f32], w: &[f32], b: &[f32], s: &[f32], a: Act) -> Vec<f32> {
+    let (oh, ow) = g.out_hw();
+    let (cin_g, cout_g) = (g.cin / g.groups, g.cout / g.groups);
+    let mut y = vec![0f32; (g.n * g.cout * oh * ow) as usize];
+    for n in 0..g.n {
+        for oc in 0..g.cout {
+            let grp = oc / cout_g;
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = b[oc as usize];
+                    for ic in 0..cin_g {
+                        for ky in 0..g.kh {
+                            for kx in 0..g.kw {
+                                let iy = (oy * g.stride.0 + ky * g.dil.0) as i64 - g.pads.0 as i64;
+                                let ix = (ox * g.stride.1 + kx * g.dil.1) as i64 - g.pads.1 as i64;
+                                if iy < 0 || ix < 0 || iy >= g.h as i64 || ix >= g.w as i64 {
+                                    continue;
+                                }
+                                let xi = ((n * g.cin + grp * cin_g + ic) * g.h * g.w) as i64 + iy * g.w as i64 + ix;
+                                let wi = ((oc * cin_g + ic) * g.kh + ky) * g.kw + kx;
+                                acc += x[xi as usize] * w[wi as usize];
+                            }
+                        }
+                    }
+                    y[(((n * g.cout + oc) * oh + oy) * ow + ox) as usize] = act(acc, a, s[oc as usize]);
+                }
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn conv_matches_reference() {
+    let gpu = Gpu::new();
+    let cases = [
+        // SFace stem: 3x3 stride 2, pad 1, 3 -> 16 channels, PReLU, batch 2.
+        (ConvGeom { n: 2, cin: 3, h: 23, w: 19, cout: 16, kh: 3, kw: 3, stride: (2, 2), pads: (1, 1, 1, 1), dil: (1, 1), groups: 1 }, Act::Prelu),
+        // Depthwise 3x3.
+        (ConvGeom { n: 3, cin: 8, h: 14, w: 14, cout: 8, kh: 3, kw: 3, stride: (1, 1), pads: (1, 1, 1, 1), dil: (1, 1), groups: 8 }, Act::Prelu),
+        // BlazeFace-like 5x5 depthwise, asymmetric padding, stride 2.
+        (ConvGeom { n: 1, cin: 6, h: 16, w: 16, cout: 6, kh: 5, kw: 5, stride: (2, 2), pads: (1, 1, 2, 2), dil: (1, 1), groups: 6 }, Act::Relu),
+        // Grouped with dilation, no activation.
+        (ConvGeom { n: 2, cin: 4, h: 9, w: 11, cout: 6, kh: 3, kw: 2, stride: (1, 2), pads: (2, 0, 2, 1), dil: (2, 1), groups: 2 }, Act::None),
+    ];
+    for (i, (g, a)) in cases.iter().enumerate() {
+        let (oh, ow) = g.out_hw();
+        let x = rnd((g.n * g.cin * g.h * g.w) as usize, 10 + i as u64);
+        let w = rnd((g.cout * g.cin / g.groups * g.kh * g.kw) as usize, 20 + i as u64);
+        let b = rnd(g.cout as usize, 30 + i as u64);
+        let s = rnd(g.cout as usize, 40 + i as u64);
+        let n_out = (g.n * g.cout * oh * ow) as usize;
+        let y = gpu.out(n_out);
+        let (bx, bw, bb, bs) = (gpu.buf(&x), gpu.buf(&w), gpu.buf(&b), gpu.buf(&s));
+        let d = gpu.k.conv(&gpu.device, g, *a, &Operands { x: &bx, w: &bw, bias: &bb, slope: &bs, y: &y });
+        close(&gpu.run(&d, &y), &conv_ref(g, &x, &w, &b, &s, *a), &format!("conv case {i}"));
+    }
+}
+
+#[test]
+fn gemm_as_pointwise_conv_and_fully_connected() {
+    let gpu = Gpu::new();
+    // 1x1 conv: weights [cout x cin] shared by the batch, each image [cin x hw].
+    let (n, cin, cout, hw) = (3u32, 37u32, 21u32, 50u32);
+    let x = rnd((n * cin * hw) as usize, 1);
+    let w = rnd((cout * cin) as usize, 2);
+    let b = rnd(cout as usize, 3);
+    let s = rnd(cout as usize, 4);
+    let g = GemmGeom { batch: n, m: cout, n: hw, k: cin, a: (0, cin, 1), b: (cin * hw, hw, 1), c: (cout * hw, hw, 1), channel: Channel::Rows };
+    let y = gpu.out((n * cout * hw) as usize);
+    let (bx, bw, bb, bs) = (gpu.buf(&x), gpu.buf(&w), gpu.buf(&b), gpu.buf(&s));
+    let d = gpu.k.gemm(&gpu.device, &g, Act::Prelu, &Operands { x: &bw, w: &bx, bias: &bb, slope: &bs, y: &y });
+    let mut want = vec![0f32; (n * cout * hw) as usize];
+    for i in 0..n {
+        for oc in 0..cout {
+            for p in 0..hw {
+                let mut acc = 0f32;
+                for ic in 0..cin {
+                    acc += w[(oc * cin + ic) as usize] * x[((i * cin + ic) * hw + p) as usize];
+                }
+                want[((i * cout + oc) * hw + p) as usize] = act(acc + b[oc as usize], Act::Prelu, s[oc as usize]);
+            }
+        }
+    }
+    close(&gpu.run(&d, &y), &want, "pointwise");
+
+    // Fully connected: features [batch x k] times weights [out x k] transposed, bias per column.
+    let (batch, k, out) = (5u32, 300u32, 19u32);
+    let f = rnd((batch * k) as usize, 5);
+    let wt = rnd((out * k) as usize, 6);
+    let bias = rnd(out as usize, 7);
+    let g = GemmGeom { batch: 1, m: batch, n: out, k, a: (0, k, 1), b: (0, 1, k), c: (0, out, 1), channel: Channel::Columns };
+    let y = gpu.out((batch * out) as usize);
+    let (bf, bwt, bb) = (gpu.buf(&f), gpu.buf(&wt), gpu.buf(&bias));
+    let d = gpu.k.gemm(&gpu.device, &g, Act::None, &Operands { x: &bf, w: &bwt, bias: &bb, slope: &bb, y: &y });
+    let mut want = vec![0f32; (batch * out) as usize];
+    for r in 0..batch {
+        for o in 0..out {
+            let acc: f32 = (0..k).map(|i| f[(r * k + i) as usize] * wt[(o * k + i) as usize]).sum();
+            want[(r * out + o) as usize] = acc + bias[o as usize];
+        }
+    }
+    close(&gpu.run(&d, &y), &want, "fully connected");
+}
