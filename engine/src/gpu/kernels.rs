@@ -8,6 +8,7 @@ use wgpu::util::DeviceExt;
 
 const CONV: &str = include_str!("../../../shaders/conv2d.wgsl");
 const GEMM: &str = include_str!("../../../shaders/gemm.wgsl");
+const AFFINE: &str = include_str!("../../../shaders/affine.wgsl");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
@@ -141,13 +142,32 @@ struct Kernel {
 
 impl Kernel {
     fn new(device: &wgpu::Device, label: &str, src: &str) -> Self {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(label), source: wgpu::ShaderSource::Wgsl(src.into()) });
-        let entry = |binding, ty| wgpu::BindGroupLayoutEntry { binding, visibility: wgpu::ShaderStages::COMPUTE, ty, count: None };
-        let storage = |read_only| wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only }, has_dynamic_offset: false, min_binding_size: None };
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+        let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty,
+            count: None,
+        };
+        let storage = |read_only| wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        };
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(label),
             entries: &[
-                entry(0, wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: None }),
+                entry(
+                    0,
+                    wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                ),
                 entry(1, storage(true)),
                 entry(2, storage(true)),
                 entry(3, storage(true)),
@@ -155,7 +175,11 @@ impl Kernel {
                 entry(5, storage(false)),
             ],
         });
-        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: Some(label), bind_group_layouts: &[Some(&layout)], immediate_size: 0 });
+        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(label),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(label),
             layout: Some(&pl),
@@ -168,17 +192,39 @@ impl Kernel {
     }
 
     fn bind(&self, device: &wgpu::Device, uniform: &[u8], ops: &Operands) -> wgpu::BindGroup {
-        let u = device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("op params"), contents: uniform, usage: wgpu::BufferUsages::UNIFORM });
+        let u = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("op params"),
+            contents: uniform,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
         device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &self.layout,
             entries: &[
-                wgpu::BindGroupEntry { binding: 0, resource: u.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 1, resource: ops.x.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 2, resource: ops.w.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 3, resource: ops.bias.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 4, resource: ops.slope.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 5, resource: ops.y.as_entire_binding() },
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: u.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: ops.x.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: ops.w.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: ops.bias.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: ops.slope.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 5,
+                    resource: ops.y.as_entire_binding(),
+                },
             ],
         })
     }
@@ -195,17 +241,32 @@ pub struct Dispatch {
 enum Which {
     Conv,
     Gemm,
+    Affine,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+struct AffineUniform {
+    total: u32,
+    hw: u32,
+    channels: u32,
+    scalar: u32,
 }
 
 /// Every model kernel, compiled once for a device.
 pub struct Kernels {
     conv: Kernel,
     gemm: Kernel,
+    affine: Kernel,
 }
 
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Self {
-        Self { conv: Kernel::new(device, "conv2d.wgsl", CONV), gemm: Kernel::new(device, "gemm.wgsl", GEMM) }
+        Self {
+            conv: Kernel::new(device, "conv2d.wgsl", CONV),
+            gemm: Kernel::new(device, "gemm.wgsl", GEMM),
+            affine: Kernel::new(device, "affine.wgsl", AFFINE),
+        }
     }
 
     pub fn conv(&self, device: &wgpu::Device, g: &ConvGeom, act: Act, ops: &Operands) -> Dispatch {
@@ -230,7 +291,11 @@ impl Kernels {
             act: act.code(),
             _pad: [0; 3],
         };
-        Dispatch { group: self.conv.bind(device, bytemuck::bytes_of(&u), ops), which: Which::Conv, size: ((oh * ow).div_ceil(64), g.cout, g.n) }
+        Dispatch {
+            group: self.conv.bind(device, bytemuck::bytes_of(&u), ops),
+            which: Which::Conv,
+            size: ((oh * ow).div_ceil(64), g.cout, g.n),
+        }
     }
 
     pub fn gemm(&self, device: &wgpu::Device, g: &GemmGeom, act: Act, ops: &Operands) -> Dispatch {
@@ -258,7 +323,42 @@ impl Kernels {
             act: act.code(),
             _p3: [0; 2],
         };
-        Dispatch { group: self.gemm.bind(device, bytemuck::bytes_of(&u), ops), which: Which::Gemm, size: (g.n.div_ceil(16), g.m.div_ceil(16), g.batch) }
+        Dispatch {
+            group: self.gemm.bind(device, bytemuck::bytes_of(&u), ops),
+            which: Which::Gemm,
+            size: (g.n.div_ceil(16), g.m.div_ceil(16), g.batch),
+        }
+    }
+
+    /// `y = x * scale[c] + shift[c]` over `total` elements in channels of `hw` (`ops.w` = scale,
+    /// `ops.bias` = shift; a single-element scale applies to every element).
+    pub fn affine(
+        &self,
+        device: &wgpu::Device,
+        total: u32,
+        hw: u32,
+        channels: u32,
+        scalar: bool,
+        ops: &Operands,
+    ) -> Dispatch {
+        let u = AffineUniform {
+            total,
+            hw,
+            channels,
+            scalar: scalar as u32,
+        };
+        let groups = total.div_ceil(256);
+        // Keep each grid dimension under the 65535 limit.
+        let (gx, gy) = if groups <= 65_535 {
+            (groups, 1)
+        } else {
+            (65_535, groups.div_ceil(65_535))
+        };
+        Dispatch {
+            group: self.affine.bind(device, bytemuck::bytes_of(&u), ops),
+            which: Which::Affine,
+            size: (gx, gy, 1),
+        }
     }
 
     /// Records the dispatch; consecutive dispatches in one pass see each other's writes (wgpu inserts
@@ -267,6 +367,7 @@ impl Kernels {
         let k = match d.which {
             Which::Conv => &self.conv,
             Which::Gemm => &self.gemm,
+            Which::Affine => &self.affine,
         };
         pass.set_pipeline(&k.pipeline);
         pass.set_bind_group(0, &d.group, &[]);

@@ -1,8 +1,10 @@
 //! The engine's GPU side: WGSL kernels from `shaders/` and their host code. The station's device is
 //! passed in (gated owns one device for everything); `open_device` exists for tests and benchmarks.
 
+pub mod executor;
 pub mod kernels;
 
+pub use executor::{GpuModel, GpuRunError};
 pub use kernels::{Act, Channel, ConvGeom, Dispatch, GemmGeom, Kernels, Operands};
 
 #[derive(Debug, thiserror::Error)]
@@ -17,9 +19,13 @@ pub enum DeviceError {
 /// benchmarks that run the engine without the station.
 pub fn open_device() -> Result<(wgpu::Device, wgpu::Queue), DeviceError> {
     pollster::block_on(async {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
-            .request_adapter(&wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() })
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
             .await
             .map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
         adapter

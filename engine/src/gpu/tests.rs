@@ -26,17 +26,28 @@ impl Gpu {
     }
     fn buf(&self, data: &[f32]) -> wgpu::Buffer {
         let data = if data.is_empty() { &[0.0][..] } else { data };
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: bytemuck::cast_slice(data),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        })
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            })
     }
     fn out(&self, n: usize) -> wgpu::Buffer {
-        self.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: (n * 4) as u64, usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC, mapped_at_creation: false })
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: (n * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
     }
     fn run(&self, d: &Dispatch, y: &wgpu::Buffer) -> Vec<f32> {
-        let read = self.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: y.size(), usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+        let read = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: y.size(),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         let mut enc = self.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
@@ -44,8 +55,11 @@ impl Gpu {
         }
         enc.copy_buffer_to_buffer(y, 0, &read, 0, y.size());
         self.queue.submit([enc.finish()]);
-        read.slice(..).map_async(wgpu::MapMode::Read, |r| r.expect("map"));
-        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("poll");
+        read.slice(..)
+            .map_async(wgpu::MapMode::Read, |r| r.expect("map"));
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .expect("poll");
         let v = bytemuck::cast_slice(&read.slice(..).get_mapped_range().expect("mapped")).to_vec();
         v
     }
@@ -94,13 +108,16 @@ fn conv_ref(g: &ConvGeom, x: &[f32], w: &[f32], b: &[f32], s: &[f32], a: Act) ->
                                 if iy < 0 || ix < 0 || iy >= g.h as i64 || ix >= g.w as i64 {
                                     continue;
                                 }
-                                let xi = ((n * g.cin + grp * cin_g + ic) * g.h * g.w) as i64 + iy * g.w as i64 + ix;
+                                let xi = ((n * g.cin + grp * cin_g + ic) * g.h * g.w) as i64
+                                    + iy * g.w as i64
+                                    + ix;
                                 let wi = ((oc * cin_g + ic) * g.kh + ky) * g.kw + kx;
                                 acc += x[xi as usize] * w[wi as usize];
                             }
                         }
                     }
-                    y[(((n * g.cout + oc) * oh + oy) * ow + ox) as usize] = act(acc, a, s[oc as usize]);
+                    y[(((n * g.cout + oc) * oh + oy) * ow + ox) as usize] =
+                        act(acc, a, s[oc as usize]);
                 }
             }
         }
@@ -113,25 +130,103 @@ fn conv_matches_reference() {
     let gpu = Gpu::new();
     let cases = [
         // SFace stem: 3x3 stride 2, pad 1, 3 -> 16 channels, PReLU, batch 2.
-        (ConvGeom { n: 2, cin: 3, h: 23, w: 19, cout: 16, kh: 3, kw: 3, stride: (2, 2), pads: (1, 1, 1, 1), dil: (1, 1), groups: 1 }, Act::Prelu),
+        (
+            ConvGeom {
+                n: 2,
+                cin: 3,
+                h: 23,
+                w: 19,
+                cout: 16,
+                kh: 3,
+                kw: 3,
+                stride: (2, 2),
+                pads: (1, 1, 1, 1),
+                dil: (1, 1),
+                groups: 1,
+            },
+            Act::Prelu,
+        ),
         // Depthwise 3x3.
-        (ConvGeom { n: 3, cin: 8, h: 14, w: 14, cout: 8, kh: 3, kw: 3, stride: (1, 1), pads: (1, 1, 1, 1), dil: (1, 1), groups: 8 }, Act::Prelu),
+        (
+            ConvGeom {
+                n: 3,
+                cin: 8,
+                h: 14,
+                w: 14,
+                cout: 8,
+                kh: 3,
+                kw: 3,
+                stride: (1, 1),
+                pads: (1, 1, 1, 1),
+                dil: (1, 1),
+                groups: 8,
+            },
+            Act::Prelu,
+        ),
         // BlazeFace-like 5x5 depthwise, asymmetric padding, stride 2.
-        (ConvGeom { n: 1, cin: 6, h: 16, w: 16, cout: 6, kh: 5, kw: 5, stride: (2, 2), pads: (1, 1, 2, 2), dil: (1, 1), groups: 6 }, Act::Relu),
+        (
+            ConvGeom {
+                n: 1,
+                cin: 6,
+                h: 16,
+                w: 16,
+                cout: 6,
+                kh: 5,
+                kw: 5,
+                stride: (2, 2),
+                pads: (1, 1, 2, 2),
+                dil: (1, 1),
+                groups: 6,
+            },
+            Act::Relu,
+        ),
         // Grouped with dilation, no activation.
-        (ConvGeom { n: 2, cin: 4, h: 9, w: 11, cout: 6, kh: 3, kw: 2, stride: (1, 2), pads: (2, 0, 2, 1), dil: (2, 1), groups: 2 }, Act::None),
+        (
+            ConvGeom {
+                n: 2,
+                cin: 4,
+                h: 9,
+                w: 11,
+                cout: 6,
+                kh: 3,
+                kw: 2,
+                stride: (1, 2),
+                pads: (2, 0, 2, 1),
+                dil: (2, 1),
+                groups: 2,
+            },
+            Act::None,
+        ),
     ];
     for (i, (g, a)) in cases.iter().enumerate() {
         let (oh, ow) = g.out_hw();
         let x = rnd((g.n * g.cin * g.h * g.w) as usize, 10 + i as u64);
-        let w = rnd((g.cout * g.cin / g.groups * g.kh * g.kw) as usize, 20 + i as u64);
+        let w = rnd(
+            (g.cout * g.cin / g.groups * g.kh * g.kw) as usize,
+            20 + i as u64,
+        );
         let b = rnd(g.cout as usize, 30 + i as u64);
         let s = rnd(g.cout as usize, 40 + i as u64);
         let n_out = (g.n * g.cout * oh * ow) as usize;
         let y = gpu.out(n_out);
         let (bx, bw, bb, bs) = (gpu.buf(&x), gpu.buf(&w), gpu.buf(&b), gpu.buf(&s));
-        let d = gpu.k.conv(&gpu.device, g, *a, &Operands { x: &bx, w: &bw, bias: &bb, slope: &bs, y: &y });
-        close(&gpu.run(&d, &y), &conv_ref(g, &x, &w, &b, &s, *a), &format!("conv case {i}"));
+        let d = gpu.k.conv(
+            &gpu.device,
+            g,
+            *a,
+            &Operands {
+                x: &bx,
+                w: &bw,
+                bias: &bb,
+                slope: &bs,
+                y: &y,
+            },
+        );
+        close(
+            &gpu.run(&d, &y),
+            &conv_ref(g, &x, &w, &b, &s, *a),
+            &format!("conv case {i}"),
+        );
     }
 }
 
@@ -144,10 +239,30 @@ fn gemm_as_pointwise_conv_and_fully_connected() {
     let w = rnd((cout * cin) as usize, 2);
     let b = rnd(cout as usize, 3);
     let s = rnd(cout as usize, 4);
-    let g = GemmGeom { batch: n, m: cout, n: hw, k: cin, a: (0, cin, 1), b: (cin * hw, hw, 1), c: (cout * hw, hw, 1), channel: Channel::Rows };
+    let g = GemmGeom {
+        batch: n,
+        m: cout,
+        n: hw,
+        k: cin,
+        a: (0, cin, 1),
+        b: (cin * hw, hw, 1),
+        c: (cout * hw, hw, 1),
+        channel: Channel::Rows,
+    };
     let y = gpu.out((n * cout * hw) as usize);
     let (bx, bw, bb, bs) = (gpu.buf(&x), gpu.buf(&w), gpu.buf(&b), gpu.buf(&s));
-    let d = gpu.k.gemm(&gpu.device, &g, Act::Prelu, &Operands { x: &bw, w: &bx, bias: &bb, slope: &bs, y: &y });
+    let d = gpu.k.gemm(
+        &gpu.device,
+        &g,
+        Act::Prelu,
+        &Operands {
+            x: &bw,
+            w: &bx,
+            bias: &bb,
+            slope: &bs,
+            y: &y,
+        },
+    );
     let mut want = vec![0f32; (n * cout * hw) as usize];
     for i in 0..n {
         for oc in 0..cout {
@@ -156,7 +271,8 @@ fn gemm_as_pointwise_conv_and_fully_connected() {
                 for ic in 0..cin {
                     acc += w[(oc * cin + ic) as usize] * x[((i * cin + ic) * hw + p) as usize];
                 }
-                want[((i * cout + oc) * hw + p) as usize] = act(acc + b[oc as usize], Act::Prelu, s[oc as usize]);
+                want[((i * cout + oc) * hw + p) as usize] =
+                    act(acc + b[oc as usize], Act::Prelu, s[oc as usize]);
             }
         }
     }
@@ -167,14 +283,36 @@ fn gemm_as_pointwise_conv_and_fully_connected() {
     let f = rnd((batch * k) as usize, 5);
     let wt = rnd((out * k) as usize, 6);
     let bias = rnd(out as usize, 7);
-    let g = GemmGeom { batch: 1, m: batch, n: out, k, a: (0, k, 1), b: (0, 1, k), c: (0, out, 1), channel: Channel::Columns };
+    let g = GemmGeom {
+        batch: 1,
+        m: batch,
+        n: out,
+        k,
+        a: (0, k, 1),
+        b: (0, 1, k),
+        c: (0, out, 1),
+        channel: Channel::Columns,
+    };
     let y = gpu.out((batch * out) as usize);
     let (bf, bwt, bb) = (gpu.buf(&f), gpu.buf(&wt), gpu.buf(&bias));
-    let d = gpu.k.gemm(&gpu.device, &g, Act::None, &Operands { x: &bf, w: &bwt, bias: &bb, slope: &bb, y: &y });
+    let d = gpu.k.gemm(
+        &gpu.device,
+        &g,
+        Act::None,
+        &Operands {
+            x: &bf,
+            w: &bwt,
+            bias: &bb,
+            slope: &bb,
+            y: &y,
+        },
+    );
     let mut want = vec![0f32; (batch * out) as usize];
     for r in 0..batch {
         for o in 0..out {
-            let acc: f32 = (0..k).map(|i| f[(r * k + i) as usize] * wt[(o * k + i) as usize]).sum();
+            let acc: f32 = (0..k)
+                .map(|i| f[(r * k + i) as usize] * wt[(o * k + i) as usize])
+                .sum();
             want[(r * out + o) as usize] = acc + bias[o as usize];
         }
     }

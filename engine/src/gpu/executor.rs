@@ -1,0 +1,469 @@
+//! Runs a loaded graph on the GPU for a fixed batch size: weights uploaded once, activation buffers
+//! planned once with reuse, every dispatch bound once; a run is one upload, one command encoder, one
+//! submit and one readback.
+//!
+//! Ops implemented here today: Affine, Conv (direct kernel; 1×1 stride-1 unpadded ungrouped convs as
+//! GEMM) with fused bias and None/Relu/PRelu, Gemm (bias along the output, alpha/beta folded into the
+//! constants) and the layout no-ops Flatten/Reshape/Identity. That is all of SFace after the passes.
+//! Any other op is refused with an error naming the node, so a model never runs half on the GPU.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+
+use wgpu::util::DeviceExt;
+
+use super::{Act, Channel, ConvGeom, Dispatch, GemmGeom, Kernels, Operands};
+use crate::graph::{Activation, Graph, Op, TensorId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GpuRunError {
+    #[error(transparent)]
+    Graph(#[from] crate::Error),
+    #[error("node {node:?} ({op}) is not implemented on the GPU yet: {why}")]
+    Unsupported {
+        node: String,
+        op: &'static str,
+        why: String,
+    },
+    #[error("input has {got} values, the model at batch {batch} takes {want}")]
+    Input {
+        got: usize,
+        want: usize,
+        batch: usize,
+    },
+    #[error("tensor of {0} elements is too large for one GPU buffer")]
+    TooLarge(usize),
+    #[error("GPU readback failed: {0}")]
+    Readback(String),
+}
+
+type R<T> = Result<T, GpuRunError>;
+
+pub struct GpuModel {
+    batch: usize,
+    input: wgpu::Buffer,
+    input_len: usize,
+    /// Graph outputs: buffer and element count.
+    outputs: Vec<(wgpu::Buffer, usize)>,
+    dispatches: Vec<Dispatch>,
+    /// Bytes of activation memory after reuse, for the record.
+    pub planned_bytes: u64,
+    /// Kept alive for the bind groups.
+    _buffers: Vec<wgpu::Buffer>,
+}
+
+struct Planner<'a> {
+    device: &'a wgpu::Device,
+    buffers: Vec<wgpu::Buffer>,
+    free: Vec<usize>,
+    /// Last node index that reads each buffer.
+    last: Vec<usize>,
+    planned_bytes: u64,
+}
+
+impl Planner<'_> {
+    fn alloc(&mut self, elems: usize, last: usize) -> R<usize> {
+        let bytes = (elems.max(1) as u64)
+            .checked_mul(4)
+            .ok_or(GpuRunError::TooLarge(elems))?;
+        // Best fit among the free buffers; a new one only when none is large enough.
+        let pick = self
+            .free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| self.buffers[**b].size() >= bytes)
+            .min_by_key(|(_, b)| self.buffers[**b].size())
+            .map(|(i, _)| i);
+        let id = match pick {
+            Some(i) => self.free.swap_remove(i),
+            None => {
+                self.planned_bytes += bytes;
+                self.buffers
+                    .push(self.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("activation"),
+                        size: bytes,
+                        usage: wgpu::BufferUsages::STORAGE
+                            | wgpu::BufferUsages::COPY_SRC
+                            | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    }));
+                self.last.push(0);
+                self.buffers.len() - 1
+            }
+        };
+        self.last[id] = last;
+        Ok(id)
+    }
+
+    fn constant(&mut self, data: &[f32]) -> usize {
+        let data = if data.is_empty() { &[0.0][..] } else { data };
+        self.buffers.push(
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("weights"),
+                    contents: bytemuck::cast_slice(data),
+                    usage: wgpu::BufferUsages::STORAGE,
+                }),
+        );
+        self.last.push(usize::MAX);
+        self.buffers.len() - 1
+    }
+}
+
+fn act_of(a: &Activation, node: &str, op: &'static str) -> R<Act> {
+    match a {
+        Activation::None => Ok(Act::None),
+        Activation::Relu => Ok(Act::Relu),
+        Activation::PRelu => Ok(Act::Prelu),
+        other => Err(GpuRunError::Unsupported {
+            node: node.into(),
+            op,
+            why: format!("fused activation {other:?}"),
+        }),
+    }
+}
+
+fn u(v: usize) -> R<u32> {
+    u32::try_from(v).map_err(|_| GpuRunError::TooLarge(v))
+}
+
+impl GpuModel {
+    pub fn new(device: &wgpu::Device, kernels: &Kernels, graph: &Graph, batch: usize) -> R<Self> {
+        let shapes = graph.infer_shapes(batch)?;
+        // Last reader of every tensor; graph outputs live to the end.
+        let mut last_use = vec![0usize; graph.tensors.len()];
+        for (i, node) in graph.nodes.iter().enumerate() {
+            for t in &node.inputs {
+                last_use[t.0] = i;
+            }
+        }
+        for t in &graph.outputs {
+            last_use[t.0] = usize::MAX;
+        }
+        let mut p = Planner {
+            device,
+            buffers: Vec::new(),
+            free: Vec::new(),
+            last: Vec::new(),
+            planned_bytes: 0,
+        };
+        let mut of: HashMap<TensorId, usize> = HashMap::new();
+        let [input_id] = graph.inputs[..] else {
+            return Err(GpuRunError::Unsupported {
+                node: "graph".into(),
+                op: "Input",
+                why: format!("{} inputs; one is supported", graph.inputs.len()),
+            });
+        };
+        let input_len: usize = shapes.get(input_id)?.iter().product();
+        let input = p.alloc(input_len, usize::MAX)?;
+        of.insert(input_id, input);
+        let const_buf = |p: &mut Planner, id: TensorId, scale: f32| -> Option<usize> {
+            let c = graph.constant(id)?.f32_data()?;
+            Some(if scale == 1.0 {
+                p.constant(c)
+            } else {
+                p.constant(&c.iter().map(|v| v * scale).collect::<Vec<_>>())
+            })
+        };
+        let mut dispatches = Vec::new();
+        // Bound after planning: (kernel call, buffer ids) recorded first, bound once buffers are final.
+        enum Plan {
+            Conv(ConvGeom, Act, [usize; 5]),
+            Gemm(GemmGeom, Act, [usize; 5]),
+            Affine(u32, u32, u32, bool, [usize; 5]),
+        }
+        let mut plans = Vec::new();
+        let zero = p.constant(&[0.0]);
+        for (i, node) in graph.nodes.iter().enumerate() {
+            let op = node.op.name();
+            let unsupported = |why: String| GpuRunError::Unsupported {
+                node: node.name.clone(),
+                op,
+                why,
+            };
+            let out_shape = shapes.get(node.output)?.to_vec();
+            let out_len: usize = out_shape.iter().product();
+            if node.op.is_layout_noop() {
+                let src = *of
+                    .get(&node.inputs[0])
+                    .ok_or_else(|| unsupported("input is not computed on the GPU".into()))?;
+                p.last[src] = p.last[src].max(last_use[node.output.0]).max(i);
+                of.insert(node.output, src);
+                continue;
+            }
+            let x = *of
+                .get(&node.inputs[0])
+                .ok_or_else(|| unsupported("first input must be a computed tensor".into()))?;
+            let x_shape = shapes.get(node.inputs[0])?.to_vec();
+            let y = p.alloc(out_len, last_use[node.output.0])?;
+            match &node.op {
+                Op::Affine { scale, shift } => {
+                    let channels = x_shape.get(1).copied().unwrap_or(1);
+                    let hw: usize = x_shape.iter().skip(2).product();
+                    let (s, b) = (p.constant(scale), p.constant(shift));
+                    plans.push(Plan::Affine(
+                        u(out_len)?,
+                        u(hw.max(1))?,
+                        u(channels)?,
+                        scale.len() == 1,
+                        [x, s, b, zero, y],
+                    ));
+                }
+                Op::Conv(c) => {
+                    let act = act_of(&c.activation, &node.name, op)?;
+                    let w_shape = shapes.get(node.inputs[1])?.to_vec();
+                    let [n, cin, h, w] = x_shape[..] else {
+                        return Err(unsupported(format!("input shape {x_shape:?} is not NCHW")));
+                    };
+                    let (cout, kh, kw) = (w_shape[0], w_shape[2], w_shape[3]);
+                    let win = c
+                        .window
+                        .resolve([h, w])
+                        .map_err(|e| unsupported(e.to_string()))?;
+                    let wb = const_buf(&mut p, node.inputs[1], 1.0)
+                        .ok_or_else(|| unsupported("weights must be constant".into()))?;
+                    let bias = match node.inputs.get(2) {
+                        Some(&b) => const_buf(&mut p, b, 1.0)
+                            .ok_or_else(|| unsupported("bias must be constant".into()))?,
+                        None => p.constant(&vec![0.0; cout]),
+                    };
+                    let slope = match (act, node.inputs.get(3)) {
+                        (Act::Prelu, Some(&s)) => const_buf(&mut p, s, 1.0)
+                            .ok_or_else(|| unsupported("PReLU slope must be constant".into()))?,
+                        (Act::Prelu, None) => {
+                            return Err(unsupported("PReLU without slope".into()));
+                        }
+                        _ => zero,
+                    };
+                    let pointwise = kh == 1
+                        && kw == 1
+                        && c.group == 1
+                        && c.window.strides == [1, 1]
+                        && win.pads == [0; 4];
+                    if pointwise {
+                        let hw = h * w;
+                        let g = GemmGeom {
+                            batch: u(n)?,
+                            m: u(cout)?,
+                            n: u(hw)?,
+                            k: u(cin)?,
+                            a: (0, u(cin)?, 1),
+                            b: (u(cin * hw)?, u(hw)?, 1),
+                            c: (u(cout * hw)?, u(hw)?, 1),
+                            channel: Channel::Rows,
+                        };
+                        plans.push(Plan::Gemm(g, act, [wb, x, bias, slope, y]));
+                    } else {
+                        let g = ConvGeom {
+                            n: u(n)?,
+                            cin: u(cin)?,
+                            h: u(h)?,
+                            w: u(w)?,
+                            cout: u(cout)?,
+                            kh: u(kh)?,
+                            kw: u(kw)?,
+                            stride: (u(c.window.strides[0])?, u(c.window.strides[1])?),
+                            pads: (
+                                u(win.pads[0])?,
+                                u(win.pads[1])?,
+                                u(win.pads[2])?,
+                                u(win.pads[3])?,
+                            ),
+                            dil: (u(c.window.dilations[0])?, u(c.window.dilations[1])?),
+                            groups: u(c.group)?,
+                        };
+                        if g.out_hw() != (u(win.out[0])?, u(win.out[1])?) {
+                            return Err(unsupported(format!(
+                                "output size {:?} differs from shape inference {:?}",
+                                g.out_hw(),
+                                win.out
+                            )));
+                        }
+                        plans.push(Plan::Conv(g, act, [x, wb, bias, slope, y]));
+                    }
+                }
+                Op::Gemm(gm) => {
+                    let act = act_of(&gm.activation, &node.name, op)?;
+                    if gm.trans_a || x_shape.len() != 2 {
+                        return Err(unsupported(
+                            "A must be a 2-D [rows x k] tensor, not transposed".into(),
+                        ));
+                    }
+                    let (rows, k) = (x_shape[0], x_shape[1]);
+                    let out = out_shape[1];
+                    let wb = const_buf(&mut p, node.inputs[1], gm.alpha)
+                        .ok_or_else(|| unsupported("B must be constant".into()))?;
+                    let b_strides = if gm.trans_b {
+                        (0, 1, u(k)?)
+                    } else {
+                        (0, u(out)?, 1)
+                    };
+                    let bias = match node.inputs.get(2) {
+                        Some(&b) => {
+                            let len: usize = shapes.get(b)?.iter().product();
+                            if len != out {
+                                return Err(unsupported(format!(
+                                    "C of {len} values; only a per-output bias is supported"
+                                )));
+                            }
+                            const_buf(&mut p, b, gm.beta)
+                                .ok_or_else(|| unsupported("C must be constant".into()))?
+                        }
+                        None => p.constant(&vec![0.0; out]),
+                    };
+                    let slope = match (act, node.inputs.get(3)) {
+                        (Act::Prelu, Some(&s)) => const_buf(&mut p, s, 1.0)
+                            .ok_or_else(|| unsupported("PReLU slope must be constant".into()))?,
+                        (Act::Prelu, None) => {
+                            return Err(unsupported("PReLU without slope".into()));
+                        }
+                        _ => zero,
+                    };
+                    let g = GemmGeom {
+                        batch: 1,
+                        m: u(rows)?,
+                        n: u(out)?,
+                        k: u(k)?,
+                        a: (0, u(k)?, 1),
+                        b: b_strides,
+                        c: (0, u(out)?, 1),
+                        channel: Channel::Columns,
+                    };
+                    plans.push(Plan::Gemm(g, act, [x, wb, bias, slope, y]));
+                }
+                _ => return Err(unsupported("no kernel".into())),
+            }
+            of.insert(node.output, y);
+            // Inputs read for the last time here go back to the pool (never the graph input).
+            for t in &node.inputs {
+                if let Some(&b) = of.get(t)
+                    && b != input
+                    && p.last[b] == i
+                    && !p.free.contains(&b)
+                {
+                    p.free.push(b);
+                }
+            }
+        }
+        for plan in plans {
+            let bind = |ids: &[usize; 5]| Operands {
+                x: &p.buffers[ids[0]],
+                w: &p.buffers[ids[1]],
+                bias: &p.buffers[ids[2]],
+                slope: &p.buffers[ids[3]],
+                y: &p.buffers[ids[4]],
+            };
+            dispatches.push(match &plan {
+                Plan::Conv(g, a, ids) => kernels.conv(device, g, *a, &bind(ids)),
+                Plan::Gemm(g, a, ids) => kernels.gemm(device, g, *a, &bind(ids)),
+                Plan::Affine(total, hw, ch, scalar, ids) => {
+                    kernels.affine(device, *total, *hw, *ch, *scalar, &bind(ids))
+                }
+            });
+        }
+        let mut outputs = Vec::new();
+        for t in &graph.outputs {
+            let b = *of.get(t).ok_or_else(|| GpuRunError::Unsupported {
+                node: "graph".into(),
+                op: "Output",
+                why: "output not computed".into(),
+            })?;
+            outputs.push((p.buffers[b].clone(), shapes.get(*t)?.iter().product()));
+        }
+        Ok(Self {
+            batch,
+            input: p.buffers[input].clone(),
+            input_len,
+            outputs,
+            dispatches,
+            planned_bytes: p.planned_bytes,
+            _buffers: p.buffers,
+        })
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Records the whole network into `pass` (after the caller wrote the input with `write_input`).
+    pub fn record(&self, kernels: &Kernels, pass: &mut wgpu::ComputePass<'_>) {
+        for d in &self.dispatches {
+            kernels.record(pass, d);
+        }
+    }
+
+    pub fn write_input(&self, queue: &wgpu::Queue, input: &[f32]) -> R<()> {
+        if input.len() != self.input_len {
+            return Err(GpuRunError::Input {
+                got: input.len(),
+                want: self.input_len,
+                batch: self.batch,
+            });
+        }
+        queue.write_buffer(&self.input, 0, bytemuck::cast_slice(input));
+        Ok(())
+    }
+
+    /// Uploads `input` (NCHW f32, the whole batch), runs the network, returns every graph output.
+    pub fn run(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        kernels: &Kernels,
+        input: &[f32],
+    ) -> R<Vec<Vec<f32>>> {
+        self.write_input(queue, input)?;
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("model"),
+        });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("model"),
+                timestamp_writes: None,
+            });
+            self.record(kernels, &mut pass);
+        }
+        let reads: Vec<wgpu::Buffer> = self
+            .outputs
+            .iter()
+            .map(|(b, len)| {
+                let r = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("output readback"),
+                    size: (*len * 4) as u64,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                enc.copy_buffer_to_buffer(b, 0, &r, 0, (*len * 4) as u64);
+                r
+            })
+            .collect();
+        queue.submit([enc.finish()]);
+        let (tx, rx) = mpsc::channel();
+        for (i, r) in reads.iter().enumerate() {
+            let tx = tx.clone();
+            r.slice(..).map_async(wgpu::MapMode::Read, move |res| {
+                let _ = tx.send((i, res));
+            });
+        }
+        drop(tx);
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuRunError::Readback(e.to_string()))?;
+        for (_, res) in rx.iter() {
+            res.map_err(|e| GpuRunError::Readback(e.to_string()))?;
+        }
+        reads
+            .iter()
+            .map(|r| {
+                let v = r
+                    .slice(..)
+                    .get_mapped_range()
+                    .map(|m| bytemuck::cast_slice::<u8, f32>(&m).to_vec())
+                    .map_err(|e| GpuRunError::Readback(e.to_string()));
+                r.unmap();
+                v
+            })
+            .collect()
+    }
+}
