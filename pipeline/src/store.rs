@@ -16,11 +16,10 @@ const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store {path}: {source}")]
+    #[error("store {path}: {error}")]
     Redb {
         path: PathBuf,
-        #[source]
-        source: redb::Error,
+        error: redb::Error,
     },
     #[error(
         "store {path} has schema version {found}, this build reads version {want}; refusing to touch it"
@@ -67,7 +66,7 @@ impl Store {
         let p = path.to_path_buf();
         let err = |e: redb::Error| StoreError::Redb {
             path: p.clone(),
-            source: e,
+            error: e,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(redb::Error::Io(e)))?;
@@ -103,7 +102,7 @@ impl Store {
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
         StoreError::Redb {
             path: self.path.clone(),
-            source: e.into(),
+            error: e.into(),
         }
     }
 

@@ -18,11 +18,10 @@ pub const VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
-    #[error("malformed {what} payload: {source}")]
+    #[error("malformed {what} payload: {error}")]
     Json {
         what: &'static str,
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error("{what} payload has protocol version {got}, this build speaks {want}")]
     Version {

@@ -16,9 +16,9 @@ pub trait Message: Serialize + DeserializeOwned {
 
 /// Parses and checks a payload; the error names the message type and what was wrong with it.
 pub fn decode<M: Message>(bytes: &[u8]) -> Result<M, ProtocolError> {
-    let msg: M = serde_json::from_slice(bytes).map_err(|source| ProtocolError::Json {
+    let msg: M = serde_json::from_slice(bytes).map_err(|error| ProtocolError::Json {
         what: M::WHAT,
-        source,
+        error,
     })?;
     if msg.version() != VERSION {
         return Err(ProtocolError::Version {

@@ -11,11 +11,10 @@ use crate::config::GpuConfig;
 pub enum GpuError {
     #[error("no GPU adapter matches {wanted:?}; adapters seen: {seen}")]
     NoAdapter { wanted: String, seen: String },
-    #[error("could not open a device on adapter {adapter}: {source}")]
+    #[error("could not open a device on adapter {adapter}: {error}")]
     Device {
         adapter: String,
-        #[source]
-        source: wgpu::RequestDeviceError,
+        error: wgpu::RequestDeviceError,
     },
     #[error("GPU device lost")]
     Lost,
@@ -78,9 +77,9 @@ impl Gpu {
                 ..Default::default()
             })
             .await
-            .map_err(|source| GpuError::Device {
+            .map_err(|error| GpuError::Device {
                 adapter: info.name.clone(),
-                source,
+                error,
             })?;
         info!(adapter = %info.name, kind = ?info.device_type, backend = ?info.backend, driver = %info.driver,
               timestamps, "GPU device opened");
