@@ -15,6 +15,7 @@
 
 pub mod cpu;
 pub mod error;
+pub mod face;
 pub mod gpu;
 pub mod graph;
 pub mod onnx;

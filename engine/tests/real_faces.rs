@@ -1,0 +1,143 @@
+//! Real photographs end to end: detect (BlazeFace front 128) → align (4-point similarity onto the
+//! ArcFace template) → embed (SFace) → cosine. The photos are the face_recognition 1.3.0 sdist's test
+//! images, fetched by scripts/setup into testdata/. This runs the CPU reference path of every stage;
+//! the GPU path is checked stage by stage against the same reference elsewhere.
+//!
+//! SFace's authors' same-person threshold is cosine 0.363: the three Obama photos must be more
+//! similar to each other than that, and Biden less similar to each of them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use engine::face::{align, blazeface, prepare};
+use engine::{Graph, Tensor, cpu};
+
+fn testdata(name: &str) -> PathBuf {
+    let dir = std::env::var_os("GATE_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata"));
+    let p = dir.join("face_recognition").join(name);
+    assert!(
+        p.is_file(),
+        "{} not found: run scripts/setup to fetch the test images",
+        p.display()
+    );
+    p
+}
+
+struct Faces {
+    detector: Graph,
+    embedder: Graph,
+}
+
+struct Found {
+    faces: Vec<blazeface::Detection>,
+    embeddings: Vec<Vec<f32>>,
+}
+
+impl Faces {
+    fn new() -> Self {
+        Self {
+            detector: engine::load(&model_path(FRONT)).expect("BlazeFace"),
+            embedder: engine::load(&model_path(SFACE)).expect("SFace"),
+        }
+    }
+
+    fn run(&self, name: &str) -> Found {
+        let img = image::open(testdata(name)).expect("decodes").to_rgb8();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let rgb = img.into_raw();
+        let (input, lb) = prepare::detector_input(&rgb, w, h, 128).expect("input");
+        let out = cpu::run(
+            &self.detector,
+            &[Tensor::new(vec![1, 128, 128, 3], input).expect("tensor")],
+        )
+        .expect("detector runs");
+        let outs: Vec<Vec<f32>> = out.into_iter().map(|t| t.data).collect();
+        let dets = blazeface::decode(&blazeface::FRONT_128, &outs, 0, 0.5).expect("decodes");
+        let faces: Vec<_> = blazeface::weighted_nms(dets, 0.3)
+            .iter()
+            .map(|d| lb.to_frame(d))
+            .collect();
+        let frame = prepare::pack_rgba(&rgb);
+        let embeddings = faces
+            .iter()
+            .map(|f| {
+                let s = align::from_blazeface(&f.keypoints).expect("alignable");
+                let chip = align::warp_chip(&frame, w, h, &s).expect("chip");
+                let e = cpu::run(
+                    &self.embedder,
+                    &[Tensor::new(vec![1, 3, 112, 112], chip).expect("chip tensor")],
+                )
+                .expect("SFace runs");
+                prepare::l2_normalise(&e[0].data)
+            })
+            .collect();
+        Found { faces, embeddings }
+    }
+}
+
+#[test]
+fn obama_photos_match_each_other_and_not_biden() {
+    let f = Faces::new();
+    let names = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"];
+    let found: Vec<Found> = names.iter().map(|n| f.run(n)).collect();
+    for (n, r) in names.iter().zip(&found) {
+        let best = r.faces.first().expect("a face");
+        eprintln!(
+            "{n}: {} face(s); best score {:.3}, box {:.0}x{:.0} at ({:.0},{:.0}), eye distance {:.1} px",
+            r.faces.len(),
+            best.score,
+            best.size[0],
+            best.size[1],
+            best.center[0],
+            best.center[1],
+            best.eye_distance()
+        );
+        assert_eq!(r.faces.len(), 1, "{n}: one person in the photo");
+        // Keypoint order sanity: the person's right eye is on the image's left, eyes above the mouth.
+        let k = best.keypoints;
+        assert!(
+            k[0][0] < k[1][0] && k[0][1] < k[3][1] && k[1][1] < k[3][1],
+            "{n}: keypoints {k:?}"
+        );
+    }
+    let e = |i: usize| &found[i].embeddings[0];
+    let mut lines = Vec::new();
+    for i in 0..3 {
+        for j in i + 1..3 {
+            let s = prepare::cosine(e(i), e(j));
+            lines.push(format!("{} ~ {}: {s:.3}", names[i], names[j]));
+            assert!(s > 0.363, "{} vs {}: {s}", names[i], names[j]);
+        }
+        let s = prepare::cosine(e(i), e(3));
+        lines.push(format!("{} ~ biden.jpg: {s:.3}", names[i]));
+        assert!(s < 0.363, "{} vs biden: {s}", names[i]);
+    }
+    eprintln!("{}", lines.join("\n"));
+}
+
+#[test]
+fn partial_faces_are_reported() {
+    // Robustness check, not a pass/fail criterion of the detector: what it makes of half a face.
+    let f = Faces::new();
+    for n in [
+        "obama_partial_face.jpg",
+        "obama_partial_face2.jpg",
+        "32bit.png",
+    ] {
+        let r = f.run(n);
+        let scores: Vec<String> = r.faces.iter().map(|d| format!("{:.2}", d.score)).collect();
+        eprintln!(
+            "{n}: {} face(s) detected, scores [{}]",
+            r.faces.len(),
+            scores.join(", ")
+        );
+        for e in &r.embeddings {
+            assert_eq!(e.len(), 128);
+            assert!(e.iter().all(|v| v.is_finite()));
+        }
+    }
+}
