@@ -47,7 +47,13 @@ impl FacePipeline {
 
     /// The most confident face of the photo, or `None` when no detector finds one.
     pub fn face(&self, path: &Path) -> Result<Option<Face>> {
-        let img = image::open(path).with_context(|| format!("decoding {}", path.display()))?.to_rgb8();
+        // Content sniffing, not the extension: the Yale set's files have none (`subject01.happy`).
+        let img = image::ImageReader::open(path)
+            .and_then(|r| r.with_guessed_format())
+            .with_context(|| format!("reading {}", path.display()))?
+            .decode()
+            .with_context(|| format!("decoding {}", path.display()))?
+            .to_rgb8();
         let (w0, h0) = (img.width() as usize, img.height() as usize);
         let border = (w0.max(h0) as f32 * self.pad) as usize;
         let (w, h) = (w0 + 2 * border, h0 + 2 * border);
