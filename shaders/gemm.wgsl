@@ -3,7 +3,12 @@
 // Every operand is addressed through strides, so one kernel serves 1x1 convolutions (A = weights
 // [Cout x Cin] shared by the batch, B = one image [Cin x H*W]) and fully connected layers (A = the
 // batch of flattened features, B = the transposed weight matrix).
-// 16x16 output tile per workgroup, K consumed in 16-wide slices through workgroup memory.
+// 16x64 output tile per workgroup (16x16 invocations, 4 columns each), K consumed in 16-wide
+// slices through workgroup memory.
+// Split-K (splits > 1): when M·N gives only a handful of tiles and K is long (SFace's 50176 -> 128
+// fully connected layer), workgroup z also picks one k_chunk-long slice of K; `main` then writes raw
+// partial sums to cm laid out [splits][batch][m][n], and `reduce_k` adds them in a fixed order
+// (deterministic) and applies bias and activation.
 
 struct Gemm {
     batch: u32, m: u32, n: u32, k: u32,
@@ -13,7 +18,9 @@ struct Gemm {
     // bias/slope indexed by 0 nothing, 1 row (m), 2 column (n)
     bias_on: u32,
     // 0 none, 1 relu, 2 prelu
-    act: u32, _p3: u32, _p4: u32,
+    act: u32,
+    // number of K slices (1: no split) and their length (a multiple of 16)
+    splits: u32, k_chunk: u32,
 };
 
 @group(0) @binding(0) var<uniform> g: Gemm;
@@ -24,38 +31,68 @@ struct Gemm {
 @group(0) @binding(5) var<storage, read_write> cm: array<f32>;
 
 const T: u32 = 16u;
+// Output columns per invocation: a workgroup covers a 16 x 64 tile, so each pair of barriers is
+// amortised over 64 multiply-adds per invocation instead of 16 (barriers are what a CPU Vulkan
+// such as lavapipe pays most for). Columns lx, lx+16, lx+32, lx+48 keep loads and stores contiguous
+// across a row of invocations. The per-output summation order is unchanged.
+const CW: u32 = 4u;
 var<workgroup> ta: array<array<f32, 16>, 16>;
-var<workgroup> tb: array<array<f32, 16>, 16>;
+var<workgroup> tb: array<array<f32, 64>, 16>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>) {
-    let bi = wg.z;
+    let bi = wg.z / g.splits;
+    let sp = wg.z % g.splits;
     let row = wg.y * T + li.y;
-    let col = wg.x * T + li.x;
-    var acc = 0.0;
-    let tiles = (g.k + T - 1u) / T;
+    let col0 = wg.x * T * CW + li.x;
+    var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+    let k0 = sp * g.k_chunk;
+    let k1 = min(g.k, k0 + g.k_chunk);
+    let tiles = (k1 - k0 + T - 1u) / T;
     for (var t = 0u; t < tiles; t++) {
-        let ka = t * T + li.x;
-        if (row < g.m && ka < g.k) {
+        let ka = k0 + t * T + li.x;
+        if (row < g.m && ka < k1) {
             ta[li.y][li.x] = a[bi * g.a_b + row * g.a_m + ka * g.a_k];
         } else {
             ta[li.y][li.x] = 0.0;
         }
-        let kb = t * T + li.y;
-        if (col < g.n && kb < g.k) {
-            tb[li.y][li.x] = b[bi * g.b_b + kb * g.b_k + col * g.b_n];
-        } else {
-            tb[li.y][li.x] = 0.0;
+        let kb = k0 + t * T + li.y;
+        for (var j = 0u; j < CW; j++) {
+            let col = col0 + j * T;
+            if (col < g.n && kb < k1) {
+                tb[li.y][li.x + j * T] = b[bi * g.b_b + kb * g.b_k + col * g.b_n];
+            } else {
+                tb[li.y][li.x + j * T] = 0.0;
+            }
         }
         workgroupBarrier();
         for (var i = 0u; i < T; i++) {
-            acc += ta[li.y][i] * tb[i][li.x];
+            let av = ta[li.y][i];
+            for (var j = 0u; j < CW; j++) {
+                acc[j] += av * tb[i][li.x + j * T];
+            }
         }
         workgroupBarrier();
     }
-    if (row >= g.m || col >= g.n || bi >= g.batch) {
+    if (row >= g.m || bi >= g.batch) {
         return;
     }
+    for (var j = 0u; j < CW; j++) {
+        let col = col0 + j * T;
+        if (col >= g.n) {
+            break;
+        }
+        if (g.splits > 1u) {
+            cm[((sp * g.batch + bi) * g.m + row) * g.n + col] = acc[j];
+        } else {
+            cm[bi * g.c_b + row * g.c_m + col * g.c_n] = finish(acc[j], row, col);
+        }
+    }
+}
+
+// Bias and activation of one finished dot product.
+fn finish(sum: f32, row: u32, col: u32) -> f32 {
+    var acc = sum;
     var ch = 0u;
     if (g.bias_on == 1u) {
         ch = row;
@@ -70,5 +107,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: 
     } else if (g.act == 2u) {
         acc = select(acc * slope[ch], acc, acc >= 0.0);
     }
-    cm[bi * g.c_b + row * g.c_m + col * g.c_n] = acc;
+    return acc;
+}
+
+// Split-K second pass: `a` holds the partial sums [splits][batch][m][n].
+@compute @workgroup_size(64)
+fn reduce_k(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let total = g.batch * g.m * g.n;
+    let i = gid.x;
+    if (i >= total) {
+        return;
+    }
+    let col = i % g.n;
+    let row = (i / g.n) % g.m;
+    let bi = i / (g.m * g.n);
+    var acc = 0.0;
+    for (var s = 0u; s < g.splits; s++) {
+        acc += a[s * total + i];
+    }
+    cm[bi * g.c_b + row * g.c_m + col * g.c_n] = finish(acc, row, col);
 }

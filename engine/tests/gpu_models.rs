@@ -65,10 +65,215 @@ fn wrong_input_size_and_unimplemented_ops_are_errors() {
         .run(&device, &queue, &kernels, &[0.0; 10])
         .expect_err("short input");
     assert!(matches!(e, GpuRunError::Input { got: 10, .. }), "{e}");
-    // BlazeFace still needs Transpose/Add/MaxPool/Pad kernels: refused by name, not run half-way.
-    let bf = engine::load(&model_path(FRONT)).expect("BlazeFace loads");
-    let e = GpuModel::new(&device, &kernels, &bf, 1)
+    // Resize has no kernel yet: refused by name, not run half-way.
+    let bytes = std::fs::read(op_fixture_dir().join("resize_linear_half_pixel.onnx"))
+        .expect("resize fixture");
+    let g = engine::load_bytes(&bytes).expect("Resize model loads");
+    let e = GpuModel::new(&device, &kernels, &g, 1)
         .err()
         .expect("refused");
-    assert!(e.to_string().contains("not implemented on the GPU"), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("not implemented on the GPU") && msg.contains("(Resize)"),
+        "{msg}"
+    );
+}
+
+/// BlazeFace input: NHWC, u8 / 127.5 - 1, as make_golden.py feeds it.
+fn blazeface_input(raw: &[u8]) -> Vec<f32> {
+    raw.iter().map(|&v| f32::from(v) / 127.5 - 1.0).collect()
+}
+
+fn upsample2x(raw: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() * 4);
+    for y in 0..2 * size {
+        for x in 0..2 * size {
+            let i = ((y / 2) * size + x / 2) * 3;
+            out.extend_from_slice(&raw[i..i + 3]);
+        }
+    }
+    out
+}
+
+/// Runs a BlazeFace model on the GPU and compares every output with onnxruntime's golden values
+/// (per element within 2e-4 + 1e-4·|golden|, the bound tests/models.rs uses for the CPU reference)
+/// and with the CPU reference (same bound). Returns (max |Δ| vs golden, max |Δ| vs CPU).
+fn blazeface_on_gpu(
+    file: &str,
+    input: Vec<f32>,
+    size: usize,
+    batch: usize,
+    golden: &[f32],
+) -> (f32, f32) {
+    let graph = engine::load(&model_path(file)).expect("BlazeFace loads");
+    let (device, queue) = open_device().expect("wgpu device");
+    let kernels = Kernels::new(&device);
+    let model =
+        GpuModel::new(&device, &kernels, &graph, batch).expect("BlazeFace plans on the GPU");
+    let t0 = Instant::now();
+    let out = model.run(&device, &queue, &kernels, &input).expect("runs");
+    let took = t0.elapsed();
+    let x = engine::Tensor::new(vec![batch, size, size, 3], input.clone()).expect("input tensor");
+    let cpu = engine::cpu::run(&graph, &[x]).expect("CPU reference");
+    assert_eq!(out.len(), 4);
+    let per_image = golden.len() / batch;
+    let (mut vs_gold, mut vs_cpu) = (0f32, 0f32);
+    for b in 0..batch {
+        let mut off = b * per_image;
+        for (k, (ours, reference)) in out.iter().zip(&cpu).enumerate() {
+            assert_eq!(ours.len(), reference.data.len(), "output {k} length");
+            let per = ours.len() / batch;
+            let ours = &ours[b * per..][..per];
+            let gold = &golden[off..off + per];
+            let refd = &reference.data[b * per..][..per];
+            for (i, ((o, g), r)) in ours.iter().zip(gold).zip(refd).enumerate() {
+                assert!(
+                    (o - g).abs() <= 2e-4 + 1e-4 * g.abs(),
+                    "{file} image {b} output {k}[{i}]: gpu {o} golden {g}"
+                );
+                assert!(
+                    (o - r).abs() <= 2e-4 + 1e-4 * r.abs(),
+                    "{file} image {b} output {k}[{i}]: gpu {o} cpu {r}"
+                );
+            }
+            vs_gold = vs_gold.max(max_abs_diff(ours, gold));
+            vs_cpu = vs_cpu.max(max_abs_diff(ours, refd));
+            off += per;
+        }
+        assert_eq!(off, (b + 1) * per_image, "golden length");
+    }
+    eprintln!(
+        "{file} GPU batch {batch}: max |diff| vs onnxruntime {vs_gold:.3e}, vs CPU reference {vs_cpu:.3e}; {took:?} for the batch; ops {}; {} dispatches; activations {} KiB after reuse",
+        graph
+            .op_summary()
+            .iter()
+            .map(|(k, v)| format!("{k} x{v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        model.dispatch_count(),
+        model.planned_bytes / 1024
+    );
+    // Every Relu after a residual Add is fused into it: one dispatch for the pair.
+    let count = |name: &str| graph.nodes.iter().filter(|n| n.op.name() == name).count();
+    let layout_noops = graph.nodes.iter().filter(|n| n.op.is_layout_noop()).count();
+    assert_eq!(
+        model.dispatch_count(),
+        graph.nodes.len() - layout_noops - count("Relu"),
+        "dispatches"
+    );
+    // Reused buffers leak no state between runs.
+    let again = model
+        .run(&device, &queue, &kernels, &input)
+        .expect("runs again");
+    assert_eq!(again, out);
+    (vs_gold, vs_cpu)
+}
+
+#[test]
+fn blazeface_front_on_gpu_matches_onnxruntime_and_cpu() {
+    let raw = fixture("blazeface_inputs.u8");
+    let golden = fixture_f32("blazeface_front_golden.f32");
+    blazeface_on_gpu(FRONT, blazeface_input(&raw), 128, 2, &golden);
+}
+
+#[test]
+fn blazeface_back_on_gpu_matches_onnxruntime_and_cpu() {
+    let raw = fixture("blazeface_inputs.u8");
+    let input = blazeface_input(&upsample2x(&raw[..128 * 128 * 3], 128));
+    let golden = fixture_f32("blazeface_back_golden.f32");
+    blazeface_on_gpu(BACK, input, 256, 1, &golden);
+}
+
+fn op_fixture_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ops")
+}
+
+/// The single-op fixtures (tests/fixtures/ops) on the GPU: every model the executor plans must match
+/// onnxruntime within 1e-4 + 1e-4·|golden| (the CPU reference meets 1e-5; the GPU sums in other
+/// orders); every model it refuses must be refused by name. Prints which ran.
+#[test]
+fn op_fixtures_on_gpu_match_onnxruntime_or_are_refused() {
+    let (device, queue) = open_device().expect("wgpu device");
+    let kernels = Kernels::new(&device);
+    let dir = op_fixture_dir();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("op fixtures")
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".onnx")
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    let (mut ran, mut refused) = (Vec::new(), Vec::new());
+    for name in &names {
+        let bytes = std::fs::read(dir.join(format!("{name}.onnx"))).expect("model");
+        let x = fixture_f32(&format!("ops/{name}.in.f32"));
+        let want = fixture_f32(&format!("ops/{name}.out.f32"));
+        let g = engine::load_bytes(&bytes).expect("loads");
+        let batch = g.input_shape(0).expect("input")[0];
+        match GpuModel::new(&device, &kernels, &g, batch) {
+            Ok(m) => {
+                let y = m.run(&device, &queue, &kernels, &x).expect("runs");
+                assert_eq!(y[0].len(), want.len(), "{name}: output size");
+                for (i, (a, b)) in y[0].iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-4 + 1e-4 * b.abs(),
+                        "{name}[{i}]: gpu {a} vs onnxruntime {b}"
+                    );
+                }
+                ran.push(format!("{name} ({:.1e})", max_abs_diff(&y[0], &want)));
+            }
+            Err(e) => {
+                assert!(
+                    e.to_string().contains("not implemented on the GPU"),
+                    "{name}: {e}"
+                );
+                refused.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    eprintln!(
+        "ran on GPU: {}\nrefused:\n  {}",
+        ran.join(", "),
+        refused.join("\n  ")
+    );
+    assert!(ran.len() >= 10, "too few op fixtures run on the GPU");
+}
+
+/// Fusion only where it is safe: `s = x + x` feeds a Relu *and* a Mul, so it must stay in memory
+/// (no fusion); `t = s · r` feeds only a Sigmoid, so that pair runs as one dispatch. The GPU result
+/// equals the CPU reference within 1e-4·max(1, |cpu|) (Sigmoid's `exp` differs in the last bits).
+#[test]
+fn binary_activation_fusion_keeps_shared_sums() {
+    let bytes = model(
+        13,
+        &[
+            node("Add", "s", &["x", "x"], &["s"], &[]),
+            node("Relu", "r", &["s"], &["r"], &[]),
+            node("Mul", "t", &["s", "r"], &["t"], &[]),
+            node("Sigmoid", "y", &["t"], &["y"], &[]),
+        ],
+        &[],
+        &[value_info("x", &[-1, 3, 4, 5])],
+        &[value_info("y", &[-1, 3, 4, 5])],
+    );
+    let g = engine::load_bytes(&bytes).expect("loads");
+    let (device, queue) = open_device().expect("wgpu device");
+    let kernels = Kernels::new(&device);
+    let m = GpuModel::new(&device, &kernels, &g, 2).expect("plans");
+    // Add, Relu, Mul+Sigmoid.
+    assert_eq!(m.dispatch_count(), 3);
+    let x = noise(2 * 3 * 4 * 5, 3);
+    let ours = m.run(&device, &queue, &kernels, &x).expect("runs");
+    let cpu = engine::cpu::run(
+        &g,
+        &[engine::Tensor::new(vec![2, 3, 4, 5], x).expect("tensor")],
+    )
+    .expect("cpu");
+    for (a, b) in ours[0].iter().zip(&cpu[0].data) {
+        assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "gpu {a} cpu {b}");
+    }
 }

@@ -4,15 +4,21 @@
 //!
 //! Ops implemented here today: Affine, Conv (direct kernel; 1×1 stride-1 unpadded ungrouped convs as
 //! GEMM) with fused bias and None/Relu/PRelu, Gemm (bias along the output, alpha/beta folded into the
-//! constants) and the layout no-ops Flatten/Reshape/Identity. That is all of SFace after the passes.
-//! Any other op is refused with an error naming the node, so a model never runs half on the GPU.
+//! constants), the layout no-ops Flatten/Reshape/Identity (aliases), and (planned in `plan.rs`)
+//! Add/Sub/Mul/Div with broadcasting, standalone activations, Transpose, constant Pad, Concat,
+//! MaxPool/AveragePool/GlobalAveragePool. That is all of SFace and BlazeFace after the passes.
+//! A Binary op whose only reader is a Relu (or another non-PRelu activation) runs as one fused
+//! dispatch, `y = relu(a + b)` for BlazeFace's residuals: the sum never exists in memory.
+//! Any other op (Resize, MatMul, BatchNorm, ...) is refused with an error naming the node, so a
+//! model never runs half on the GPU.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
 
 use wgpu::util::DeviceExt;
 
-use super::{Act, Channel, ConvGeom, Dispatch, GemmGeom, Kernels, Operands};
+use super::plan::{Plan, data_op, elt_act};
+use super::{Act, Channel, ConvGeom, Dispatch, EltAct, GemmGeom, Kernels};
 use crate::graph::{Activation, Graph, Op, TensorId};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +64,8 @@ struct Planner<'a> {
     free: Vec<usize>,
     /// Last node index that reads each buffer.
     last: Vec<usize>,
+    /// Buffers only the current node uses (split-K partial sums), pooled after it.
+    scratch: Vec<usize>,
     planned_bytes: u64,
 }
 
@@ -93,6 +101,18 @@ impl Planner<'_> {
         };
         self.last[id] = last;
         Ok(id)
+    }
+
+    /// A GEMM dispatch, split along K when the output has too few tiles to fill the device.
+    fn gemm(&mut self, g: GemmGeom, act: Act, ids: [usize; 5], node: usize) -> R<Plan> {
+        let splits = Kernels::split_k_for(&g);
+        if splits <= 1 {
+            return Ok(Plan::Gemm(g, act, ids));
+        }
+        let elems = splits as usize * g.batch as usize * g.m as usize * g.n as usize;
+        let partial = self.alloc(elems, node)?;
+        self.scratch.push(partial);
+        Ok(Plan::GemmSplitK(g, act, splits, ids, partial))
     }
 
     fn constant(&mut self, data: &[f32]) -> usize {
@@ -140,11 +160,22 @@ impl GpuModel {
         for t in &graph.outputs {
             last_use[t.0] = usize::MAX;
         }
+        // Readers of every tensor (node indices), to find activations that can fold into the
+        // element-wise op before them.
+        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); graph.tensors.len()];
+        for (i, node) in graph.nodes.iter().enumerate() {
+            for t in &node.inputs {
+                readers[t.0].push(i);
+            }
+        }
+        // Activation nodes already computed by the Binary node before them.
+        let mut fused_away = vec![false; graph.nodes.len()];
         let mut p = Planner {
             device,
             buffers: Vec::new(),
             free: Vec::new(),
             last: Vec::new(),
+            scratch: Vec::new(),
             planned_bytes: 0,
         };
         let mut of: HashMap<TensorId, usize> = HashMap::new();
@@ -167,13 +198,9 @@ impl GpuModel {
             })
         };
         let mut dispatches = Vec::new();
-        // Bound after planning: (kernel call, buffer ids) recorded first, bound once buffers are final.
-        enum Plan {
-            Conv(ConvGeom, Act, [usize; 5]),
-            Gemm(GemmGeom, Act, [usize; 5]),
-            Affine(u32, u32, u32, bool, [usize; 5]),
-        }
-        let mut plans = Vec::new();
+        // Bound after planning: (kernel call, buffer ids) recorded first, bound once buffers are
+        // final; each plan remembers its node for error messages.
+        let mut plans: Vec<(usize, Plan)> = Vec::new();
         let zero = p.constant(&[0.0]);
         for (i, node) in graph.nodes.iter().enumerate() {
             let op = node.op.name();
@@ -192,25 +219,56 @@ impl GpuModel {
                 of.insert(node.output, src);
                 continue;
             }
-            let x = *of
-                .get(&node.inputs[0])
-                .ok_or_else(|| unsupported("first input must be a computed tensor".into()))?;
-            let x_shape = shapes.get(node.inputs[0])?.to_vec();
-            let y = p.alloc(out_len, last_use[node.output.0])?;
+            if fused_away[i] {
+                // Computed (and its output mapped) by the Binary node that precedes it.
+                continue;
+            }
+            // Binary + activation fusion: the activation must be the sum's only reader and the
+            // sum must not be a graph output, so nothing else ever needs the unactivated value.
+            let fusion = match &node.op {
+                Op::Binary(_) if last_use[node.output.0] != usize::MAX => {
+                    match readers[node.output.0][..] {
+                        [j] => match &graph.nodes[j].op {
+                            Op::Activation(a) => elt_act(a).map(|act| (j, act)),
+                            _ => None,
+                        },
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            let &x_id = node
+                .inputs
+                .first()
+                .ok_or_else(|| unsupported("node has no inputs".into()))?;
+            let x = of.get(&x_id).copied();
+            let need_x =
+                || x.ok_or_else(|| unsupported("first input must be a computed tensor".into()));
+            let x_shape = shapes.get(x_id)?.to_vec();
+            let y_last = match fusion {
+                Some((j, _)) => last_use[graph.nodes[j].output.0],
+                None => last_use[node.output.0],
+            };
+            let y = p.alloc(out_len, y_last)?;
             match &node.op {
                 Op::Affine { scale, shift } => {
+                    let x = need_x()?;
                     let channels = x_shape.get(1).copied().unwrap_or(1);
                     let hw: usize = x_shape.iter().skip(2).product();
                     let (s, b) = (p.constant(scale), p.constant(shift));
-                    plans.push(Plan::Affine(
-                        u(out_len)?,
-                        u(hw.max(1))?,
-                        u(channels)?,
-                        scale.len() == 1,
-                        [x, s, b, zero, y],
+                    plans.push((
+                        i,
+                        Plan::Affine(
+                            u(out_len)?,
+                            u(hw.max(1))?,
+                            u(channels)?,
+                            scale.len() == 1,
+                            [x, s, b, zero, y],
+                        ),
                     ));
                 }
                 Op::Conv(c) => {
+                    let x = need_x()?;
                     let act = act_of(&c.activation, &node.name, op)?;
                     let w_shape = shapes.get(node.inputs[1])?.to_vec();
                     let [n, cin, h, w] = x_shape[..] else {
@@ -253,7 +311,7 @@ impl GpuModel {
                             c: (u(cout * hw)?, u(hw)?, 1),
                             channel: Channel::Rows,
                         };
-                        plans.push(Plan::Gemm(g, act, [wb, x, bias, slope, y]));
+                        plans.push((i, p.gemm(g, act, [wb, x, bias, slope, y], i)?));
                     } else {
                         let g = ConvGeom {
                             n: u(n)?,
@@ -280,10 +338,11 @@ impl GpuModel {
                                 win.out
                             )));
                         }
-                        plans.push(Plan::Conv(g, act, [x, wb, bias, slope, y]));
+                        plans.push((i, Plan::Conv(g, act, [x, wb, bias, slope, y])));
                     }
                 }
                 Op::Gemm(gm) => {
+                    let x = need_x()?;
                     let act = act_of(&gm.activation, &node.name, op)?;
                     if gm.trans_a || x_shape.len() != 2 {
                         return Err(unsupported(
@@ -330,12 +389,36 @@ impl GpuModel {
                         c: (0, u(out)?, 1),
                         channel: Channel::Columns,
                     };
-                    plans.push(Plan::Gemm(g, act, [x, wb, bias, slope, y]));
+                    plans.push((i, p.gemm(g, act, [x, wb, bias, slope, y], i)?));
                 }
-                _ => return Err(unsupported("no kernel".into())),
+                other => {
+                    // Weightless ops: every input is an activation or an uploaded constant.
+                    let mut ids = Vec::with_capacity(node.inputs.len());
+                    let mut in_shapes = Vec::with_capacity(node.inputs.len());
+                    for &t in &node.inputs {
+                        ids.push(match of.get(&t) {
+                            Some(&b) => b,
+                            None => const_buf(&mut p, t, 1.0).ok_or_else(|| {
+                                unsupported("an input is neither computed nor a constant".into())
+                            })?,
+                        });
+                        in_shapes.push(shapes.get(t)?.to_vec());
+                    }
+                    let act = fusion.map_or(EltAct::None, |(_, a)| a);
+                    let planned = data_op(other, &ids, &in_shapes, &out_shape, y, zero, act)
+                        .map_err(unsupported)?;
+                    plans.extend(planned.into_iter().map(|pl| (i, pl)));
+                }
             }
             of.insert(node.output, y);
-            // Inputs read for the last time here go back to the pool (never the graph input).
+            if let Some((j, _)) = fusion {
+                fused_away[j] = true;
+                of.insert(graph.nodes[j].output, y);
+            }
+            // Scratch and inputs read for the last time here go back to the pool (never the graph
+            // input); later dispatches that reuse them are ordered after this node's.
+            let scratch = std::mem::take(&mut p.scratch);
+            p.free.extend(scratch);
             for t in &node.inputs {
                 if let Some(&b) = of.get(t)
                     && b != input
@@ -346,21 +429,15 @@ impl GpuModel {
                 }
             }
         }
-        for plan in plans {
-            let bind = |ids: &[usize; 5]| Operands {
-                x: &p.buffers[ids[0]],
-                w: &p.buffers[ids[1]],
-                bias: &p.buffers[ids[2]],
-                slope: &p.buffers[ids[3]],
-                y: &p.buffers[ids[4]],
-            };
-            dispatches.push(match &plan {
-                Plan::Conv(g, a, ids) => kernels.conv(device, g, *a, &bind(ids)),
-                Plan::Gemm(g, a, ids) => kernels.gemm(device, g, *a, &bind(ids)),
-                Plan::Affine(total, hw, ch, scalar, ids) => {
-                    kernels.affine(device, *total, *hw, *ch, *scalar, &bind(ids))
-                }
-            });
+        for (i, plan) in plans {
+            let d =
+                plan.bind(device, kernels, &p.buffers)
+                    .map_err(|why| GpuRunError::Unsupported {
+                        node: graph.nodes[i].name.clone(),
+                        op: graph.nodes[i].op.name(),
+                        why,
+                    })?;
+            dispatches.extend(d);
         }
         let mut outputs = Vec::new();
         for t in &graph.outputs {
@@ -384,6 +461,11 @@ impl GpuModel {
 
     pub fn batch(&self) -> usize {
         self.batch
+    }
+
+    /// Number of kernel dispatches one run records (fused ops count once).
+    pub fn dispatch_count(&self) -> usize {
+        self.dispatches.len()
     }
 
     /// Records the whole network into `pass` (after the caller wrote the input with `write_input`).

@@ -9,6 +9,9 @@ use wgpu::util::DeviceExt;
 const CONV: &str = include_str!("../../../shaders/conv2d.wgsl");
 const GEMM: &str = include_str!("../../../shaders/gemm.wgsl");
 const AFFINE: &str = include_str!("../../../shaders/affine.wgsl");
+const ELTWISE: &str = include_str!("../../../shaders/eltwise.wgsl");
+const LAYOUT: &str = include_str!("../../../shaders/layout.wgsl");
+const POOL: &str = include_str!("../../../shaders/pool2d.wgsl");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
@@ -122,11 +125,13 @@ struct GemmUniform {
     _p2: u32,
     bias_on: u32,
     act: u32,
-    _p3: [u32; 2],
+    splits: u32,
+    k_chunk: u32,
 }
 
 /// Operands of one fused op: input, weights, bias (zeros if the model has none), PReLU slopes (any
 /// non-empty buffer when unused), output.
+#[derive(Clone, Copy)]
 pub struct Operands<'a> {
     pub x: &'a wgpu::Buffer,
     pub w: &'a wgpu::Buffer,
@@ -135,13 +140,17 @@ pub struct Operands<'a> {
     pub y: &'a wgpu::Buffer,
 }
 
-struct Kernel {
+pub(super) struct Kernel {
     layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
 }
 
 impl Kernel {
-    fn new(device: &wgpu::Device, label: &str, src: &str) -> Self {
+    pub(super) fn new(device: &wgpu::Device, label: &str, src: &str) -> Self {
+        Self::with_entry(device, label, src, "main")
+    }
+
+    fn with_entry(device: &wgpu::Device, label: &str, src: &str, entry_point: &str) -> Self {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(label),
             source: wgpu::ShaderSource::Wgsl(src.into()),
@@ -184,14 +193,19 @@ impl Kernel {
             label: Some(label),
             layout: Some(&pl),
             module: &module,
-            entry_point: Some("main"),
+            entry_point: Some(entry_point),
             compilation_options: Default::default(),
             cache: None,
         });
         Self { layout, pipeline }
     }
 
-    fn bind(&self, device: &wgpu::Device, uniform: &[u8], ops: &Operands) -> wgpu::BindGroup {
+    pub(super) fn bind(
+        &self,
+        device: &wgpu::Device,
+        uniform: &[u8],
+        ops: &Operands,
+    ) -> wgpu::BindGroup {
         let u = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("op params"),
             contents: uniform,
@@ -232,16 +246,20 @@ impl Kernel {
 
 /// A bound op ready to be recorded into any number of command encoders.
 pub struct Dispatch {
-    group: wgpu::BindGroup,
-    which: Which,
-    size: (u32, u32, u32),
+    pub(super) group: wgpu::BindGroup,
+    pub(super) which: Which,
+    pub(super) size: (u32, u32, u32),
 }
 
 #[derive(Clone, Copy)]
-enum Which {
+pub(super) enum Which {
     Conv,
     Gemm,
+    GemmReduce,
     Affine,
+    Eltwise,
+    Layout,
+    Pool,
 }
 
 #[repr(C)]
@@ -257,7 +275,11 @@ struct AffineUniform {
 pub struct Kernels {
     conv: Kernel,
     gemm: Kernel,
+    gemm_reduce: Kernel,
     affine: Kernel,
+    pub(super) eltwise: Kernel,
+    pub(super) layout: Kernel,
+    pub(super) pool: Kernel,
 }
 
 impl Kernels {
@@ -265,7 +287,11 @@ impl Kernels {
         Self {
             conv: Kernel::new(device, "conv2d.wgsl", CONV),
             gemm: Kernel::new(device, "gemm.wgsl", GEMM),
+            gemm_reduce: Kernel::with_entry(device, "gemm.wgsl reduce_k", GEMM, "reduce_k"),
             affine: Kernel::new(device, "affine.wgsl", AFFINE),
+            eltwise: Kernel::new(device, "eltwise.wgsl", ELTWISE),
+            layout: Kernel::new(device, "layout.wgsl", LAYOUT),
+            pool: Kernel::new(device, "pool2d.wgsl", POOL),
         }
     }
 
@@ -299,7 +325,61 @@ impl Kernels {
     }
 
     pub fn gemm(&self, device: &wgpu::Device, g: &GemmGeom, act: Act, ops: &Operands) -> Dispatch {
-        let u = GemmUniform {
+        let u = Self::gemm_uniform(g, act, 1, g.k);
+        Dispatch {
+            group: self.gemm.bind(device, bytemuck::bytes_of(&u), ops),
+            which: Which::Gemm,
+            size: (g.n.div_ceil(64), g.m.div_ceil(16), g.batch),
+        }
+    }
+
+    /// How many K slices [`Kernels::gemm_split_k`] should use for `g` (1: run [`Kernels::gemm`]).
+    /// Splitting pays when the output has few 16×64 tiles (each workgroup would walk a very long
+    /// K alone while most of the device idles) and K is long enough that every slice keeps at
+    /// least 512 terms; it aims at about 256 workgroups in all.
+    pub fn split_k_for(g: &GemmGeom) -> u32 {
+        let tiles = g.n.div_ceil(64) * g.m.div_ceil(16) * g.batch;
+        if tiles >= 64 || g.k < 1024 {
+            return 1;
+        }
+        (256 / tiles).min(g.k / 512).max(1)
+    }
+
+    /// Split-K GEMM as two dispatches: partial sums of `splits` K slices into `partial` (at least
+    /// `splits · batch · m · n` floats), then their sum with bias and activation into `ops.y`.
+    pub fn gemm_split_k(
+        &self,
+        device: &wgpu::Device,
+        g: &GemmGeom,
+        act: Act,
+        splits: u32,
+        ops: &Operands,
+        partial: &wgpu::Buffer,
+    ) -> [Dispatch; 2] {
+        // Slices are whole 16-wide tiles; the count is recomputed so none is empty.
+        let chunk = g.k.div_ceil(splits.max(1)).div_ceil(16) * 16;
+        let splits = g.k.div_ceil(chunk);
+        let u = Self::gemm_uniform(g, act, splits, chunk);
+        let first = Operands { y: partial, ..*ops };
+        let reduce = Operands { x: partial, ..*ops };
+        [
+            Dispatch {
+                group: self.gemm.bind(device, bytemuck::bytes_of(&u), &first),
+                which: Which::Gemm,
+                size: (g.n.div_ceil(64), g.m.div_ceil(16), g.batch * splits),
+            },
+            Dispatch {
+                group: self
+                    .gemm_reduce
+                    .bind(device, bytemuck::bytes_of(&u), &reduce),
+                which: Which::GemmReduce,
+                size: ((g.batch * g.m * g.n).div_ceil(64), 1, 1),
+            },
+        ]
+    }
+
+    fn gemm_uniform(g: &GemmGeom, act: Act, splits: u32, k_chunk: u32) -> GemmUniform {
+        GemmUniform {
             batch: g.batch,
             m: g.m,
             n: g.n,
@@ -321,12 +401,8 @@ impl Kernels {
                 Channel::Columns => 2,
             },
             act: act.code(),
-            _p3: [0; 2],
-        };
-        Dispatch {
-            group: self.gemm.bind(device, bytemuck::bytes_of(&u), ops),
-            which: Which::Gemm,
-            size: (g.n.div_ceil(16), g.m.div_ceil(16), g.batch),
+            splits,
+            k_chunk,
         }
     }
 
@@ -347,17 +423,10 @@ impl Kernels {
             channels,
             scalar: scalar as u32,
         };
-        let groups = total.div_ceil(256);
-        // Keep each grid dimension under the 65535 limit.
-        let (gx, gy) = if groups <= 65_535 {
-            (groups, 1)
-        } else {
-            (65_535, groups.div_ceil(65_535))
-        };
         Dispatch {
             group: self.affine.bind(device, bytemuck::bytes_of(&u), ops),
             which: Which::Affine,
-            size: (gx, gy, 1),
+            size: grid_256(total),
         }
     }
 
@@ -367,10 +436,25 @@ impl Kernels {
         let k = match d.which {
             Which::Conv => &self.conv,
             Which::Gemm => &self.gemm,
+            Which::GemmReduce => &self.gemm_reduce,
             Which::Affine => &self.affine,
+            Which::Eltwise => &self.eltwise,
+            Which::Layout => &self.layout,
+            Which::Pool => &self.pool,
         };
         pass.set_pipeline(&k.pipeline);
         pass.set_bind_group(0, &d.group, &[]);
         pass.dispatch_workgroups(d.size.0, d.size.1, d.size.2);
+    }
+}
+
+/// Grid for a 1-D kernel of 256-wide workgroups over `total` elements, folded into two dimensions
+/// to stay under the 65535-workgroup limit of one dimension (the shader rebuilds the flat index).
+pub(super) fn grid_256(total: u32) -> (u32, u32, u32) {
+    let groups = total.div_ceil(256);
+    if groups <= 65_535 {
+        (groups, 1, 1)
+    } else {
+        (65_535, groups.div_ceil(65_535), 1)
     }
 }

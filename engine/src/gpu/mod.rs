@@ -3,9 +3,12 @@
 
 pub mod executor;
 pub mod kernels;
+pub mod ops;
+mod plan;
 
 pub use executor::{GpuModel, GpuRunError};
 pub use kernels::{Act, Channel, ConvGeom, Dispatch, GemmGeom, Kernels, Operands};
+pub use ops::{EltAct, EltOp, PoolGeom, PoolMode, Region};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
