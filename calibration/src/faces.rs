@@ -28,7 +28,10 @@ pub struct Face {
 
 impl FacePipeline {
     pub fn load(models: &Path, pad: f32) -> Result<Self> {
-        let l = |f: &str| engine::load(&models.join(f)).with_context(|| format!("loading {f} (run scripts/setup)"));
+        let l = |f: &str| {
+            engine::load(&models.join(f))
+                .with_context(|| format!("loading {f} (run scripts/setup)"))
+        };
         Ok(Self {
             back: l("face_detection_back_256x256_barracuda.onnx")?,
             front: l("face_detection_front_128x128_barracuda.onnx")?,
@@ -38,11 +41,27 @@ impl FacePipeline {
         })
     }
 
-    fn detect(&self, g: &Graph, spec: &Spec, rgb: &[u8], w: usize, h: usize) -> Result<Vec<Detection>> {
-        let (input, lb) = prepare::detector_input(rgb, w, h, spec.input).ok_or_else(|| anyhow!("empty image"))?;
-        let out = cpu::run(g, &[Tensor::new(vec![1, spec.input, spec.input, 3], input)?])?;
+    fn detect(
+        &self,
+        g: &Graph,
+        spec: &Spec,
+        rgb: &[u8],
+        w: usize,
+        h: usize,
+    ) -> Result<Vec<Detection>> {
+        let (input, lb) =
+            prepare::detector_input(rgb, w, h, spec.input).ok_or_else(|| anyhow!("empty image"))?;
+        let out = cpu::run(
+            g,
+            &[Tensor::new(vec![1, spec.input, spec.input, 3], input)?],
+        )?;
         let outs: Vec<Vec<f32>> = out.into_iter().map(|t| t.data).collect();
-        Ok(blazeface::weighted_nms(blazeface::decode(spec, &outs, 0, self.min_score)?, 0.3).iter().map(|d| lb.to_frame(d)).collect())
+        Ok(
+            blazeface::weighted_nms(blazeface::decode(spec, &outs, 0, self.min_score)?, 0.3)
+                .iter()
+                .map(|d| lb.to_frame(d))
+                .collect(),
+        )
     }
 
     /// The most confident face of the photo, or `None` when no detector finds one.
@@ -68,10 +87,19 @@ impl FacePipeline {
             found = self.detect(&self.front, &blazeface::FRONT_128, &rgb, w, h)?;
             detector = "front-128";
         }
-        let Some(best) = found.into_iter().max_by(|a, b| a.score.total_cmp(&b.score)) else { return Ok(None) };
-        let Some(s) = align::from_blazeface(&best.keypoints) else { return Ok(None) };
-        let chip = align::warp_chip(&prepare::pack_rgba(&rgb), w, h, &s).ok_or_else(|| anyhow!("warp failed"))?;
+        let Some(best) = found.into_iter().max_by(|a, b| a.score.total_cmp(&b.score)) else {
+            return Ok(None);
+        };
+        let Some(s) = align::from_blazeface(&best.keypoints) else {
+            return Ok(None);
+        };
+        let chip = align::warp_chip(&prepare::pack_rgba(&rgb), w, h, &s)
+            .ok_or_else(|| anyhow!("warp failed"))?;
         let e = cpu::run(&self.sface, &[Tensor::new(vec![1, 3, 112, 112], chip)?])?;
-        Ok(Some(Face { detection: best, embedding: prepare::l2_normalise(&e[0].data), detector }))
+        Ok(Some(Face {
+            detection: best,
+            embedding: prepare::l2_normalise(&e[0].data),
+            detector,
+        }))
     }
 }

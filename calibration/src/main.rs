@@ -15,7 +15,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "gate-calibrate", version, about = "Accuracy evaluation and calibration for the face gate")]
+#[command(
+    name = "gate-calibrate",
+    version,
+    about = "Accuracy evaluation and calibration for the face gate"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -47,7 +51,8 @@ enum Cmd {
 
 fn read_labels(set: &Path) -> Result<Vec<(PathBuf, String)>> {
     let path = set.join("labels.csv");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate().skip(1) {
         let Some((p, id)) = line.split_once(',') else {
@@ -59,7 +64,17 @@ fn read_labels(set: &Path) -> Result<Vec<(PathBuf, String)>> {
 }
 
 fn main() -> Result<()> {
-    let Cli { cmd: Cmd::Eval { set, pairs, per_identity, pad, models, json } } = Cli::parse();
+    let Cli {
+        cmd:
+            Cmd::Eval {
+                set,
+                pairs,
+                per_identity,
+                pad,
+                models,
+                json,
+            },
+    } = Cli::parse();
     let t0 = Instant::now();
     let mut photos = read_labels(&set)?;
     photos.sort();
@@ -72,38 +87,76 @@ fn main() -> Result<()> {
         });
     }
     let pipeline = faces::FacePipeline::load(&models, pad)?;
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let results: Vec<(PathBuf, String, Option<faces::Face>)> = std::thread::scope(|s| {
-        let chunks: Vec<_> = photos.chunks(photos.len().div_ceil(threads).max(1)).collect();
+        let chunks: Vec<_> = photos
+            .chunks(photos.len().div_ceil(threads).max(1))
+            .collect();
         let handles: Vec<_> = chunks
             .into_iter()
             .map(|chunk| {
                 let pipeline = &pipeline;
-                s.spawn(move || chunk.iter().map(|(p, id)| (p.clone(), id.clone(), pipeline.face(p).unwrap_or_else(|e| {
-                    eprintln!("{}: {e:#}", p.display());
-                    None
-                }))).collect::<Vec<_>>())
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(p, id)| {
+                            (
+                                p.clone(),
+                                id.clone(),
+                                pipeline.face(p).unwrap_or_else(|e| {
+                                    eprintln!("{}: {e:#}", p.display());
+                                    None
+                                }),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     });
     let detected = results.iter().filter(|r| r.2.is_some()).count();
-    let by_front = results.iter().filter(|r| r.2.as_ref().is_some_and(|f| f.detector == "front-128")).count();
-    let mut eyes: Vec<f32> = results.iter().filter_map(|r| r.2.as_ref().map(|f| f.detection.eye_distance())).collect();
+    let by_front = results
+        .iter()
+        .filter(|r| r.2.as_ref().is_some_and(|f| f.detector == "front-128"))
+        .count();
+    let mut eyes: Vec<f32> = results
+        .iter()
+        .filter_map(|r| r.2.as_ref().map(|f| f.detection.eye_distance()))
+        .collect();
     eyes.sort_by(f32::total_cmp);
-    let emb: BTreeMap<PathBuf, (&str, &[f32])> = results.iter().filter_map(|(p, id, f)| f.as_ref().map(|f| (p.clone(), (id.as_str(), f.embedding.as_slice())))).collect();
+    let emb: BTreeMap<PathBuf, (&str, &[f32])> = results
+        .iter()
+        .filter_map(|(p, id, f)| {
+            f.as_ref()
+                .map(|f| (p.clone(), (id.as_str(), f.embedding.as_slice())))
+        })
+        .collect();
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
     let mut missing_pairs = 0;
     match &pairs {
         Some(pf) => {
-            let text = std::fs::read_to_string(pf).with_context(|| format!("reading {}", pf.display()))?;
+            let text =
+                std::fs::read_to_string(pf).with_context(|| format!("reading {}", pf.display()))?;
             for line in text.lines().skip(1) {
                 let f: Vec<&str> = line.split(',').map(str::trim).collect();
                 let [x, y, d] = f[..] else { continue };
-                match (emb.get(&set.join("images").join(x)), emb.get(&set.join("images").join(y))) {
+                match (
+                    emb.get(&set.join("images").join(x)),
+                    emb.get(&set.join("images").join(y)),
+                ) {
                     (Some(a), Some(b)) => {
                         let s = engine::face::prepare::cosine(a.1, b.1);
-                        if d.eq_ignore_ascii_case("yes") { genuine.push(s) } else { impostor.push(s) }
+                        if d.eq_ignore_ascii_case("yes") {
+                            genuine.push(s)
+                        } else {
+                            impostor.push(s)
+                        }
                     }
                     _ => missing_pairs += 1,
                 }
@@ -114,7 +167,11 @@ fn main() -> Result<()> {
             for i in 0..v.len() {
                 for j in i + 1..v.len() {
                     let s = engine::face::prepare::cosine(v[i].1, v[j].1);
-                    if v[i].0 == v[j].0 { genuine.push(s) } else { impostor.push(s) }
+                    if v[i].0 == v[j].0 {
+                        genuine.push(s)
+                    } else {
+                        impostor.push(s)
+                    }
                 }
             }
         }
@@ -122,31 +179,57 @@ fn main() -> Result<()> {
     let stats = |v: &[f32]| {
         let mut s = v.to_vec();
         s.sort_by(f32::total_cmp);
-        let q = |p: f64| s.get(((s.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f32::NAN);
-        (s.iter().map(|&x| x as f64).sum::<f64>() / s.len().max(1) as f64, q(0.05), q(0.5), q(0.95))
+        let q = |p: f64| {
+            s.get(((s.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or(f32::NAN)
+        };
+        (
+            s.iter().map(|&x| x as f64).sum::<f64>() / s.len().max(1) as f64,
+            q(0.05),
+            q(0.5),
+            q(0.95),
+        )
     };
     let (gm, g5, g50, g95) = stats(&genuine);
     let (im, i5, i50, i95) = stats(&impostor);
     let e = scores::eer(&genuine, &impostor);
     let at = |t: f64| scores::fnmr_at_fmr(&genuine, &impostor, t);
     let authors = 0.363f32;
-    println!("set: {}  ({:.0} s, {threads} threads)", set.display(), t0.elapsed().as_secs_f64());
-    println!("photos: {}  face found: {detected} ({:.1} %; {by_front} only by the front-128 model)", results.len(), 100.0 * detected as f64 / results.len().max(1) as f64);
+    println!(
+        "set: {}  ({:.0} s, {threads} threads)",
+        set.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    println!(
+        "photos: {}  face found: {detected} ({:.1} %; {by_front} only by the front-128 model)",
+        results.len(),
+        100.0 * detected as f64 / results.len().max(1) as f64
+    );
     if let Some(m) = eyes.get(eyes.len() / 2) {
         println!("median inter-eye distance of the faces found: {m:.1} px (after padding)");
     }
     if missing_pairs > 0 {
         println!("pairs skipped (a photo without a face): {missing_pairs}");
     }
-    println!("genuine pairs: {}  cosine mean {gm:.3}  p5 {g5:.3}  median {g50:.3}  p95 {g95:.3}", genuine.len());
-    println!("impostor pairs: {}  cosine mean {im:.3}  p5 {i5:.3}  median {i50:.3}  p95 {i95:.3}", impostor.len());
+    println!(
+        "genuine pairs: {}  cosine mean {gm:.3}  p5 {g5:.3}  median {g50:.3}  p95 {g95:.3}",
+        genuine.len()
+    );
+    println!(
+        "impostor pairs: {}  cosine mean {im:.3}  p5 {i5:.3}  median {i50:.3}  p95 {i95:.3}",
+        impostor.len()
+    );
     if let Some(e) = e {
         println!("EER: {:.2} % at cosine {:.3}", e.rate * 100.0, e.threshold);
     }
     for t in [1e-2, 1e-3, 1e-4] {
         match at(t) {
             Some((th, f)) => println!("FNMR at FMR {t:e}: {:.2} % (threshold {th:.3})", f * 100.0),
-            None => println!("FNMR at FMR {t:e}: not measurable ({} impostor pairs)", impostor.len()),
+            None => println!(
+                "FNMR at FMR {t:e}: not measurable ({} impostor pairs)",
+                impostor.len()
+            ),
         }
     }
     println!(
@@ -162,7 +245,8 @@ fn main() -> Result<()> {
             "eer": e.map(|e| e.rate), "eer_threshold": e.map(|e| e.threshold),
             "fnmr_at_fmr_1e-3": at(1e-3).map(|x| x.1),
         });
-        std::fs::write(&path, serde_json::to_vec_pretty(&v)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, serde_json::to_vec_pretty(&v)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

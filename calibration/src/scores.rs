@@ -39,7 +39,13 @@ pub fn eer(genuine: &[f32], impostor: &[f32]) -> Option<Eer> {
         let fnm = g.partition_point(|&s| s < t) as f64 / g.len() as f64;
         let gap = (fm - fnm).abs();
         if best.as_ref().is_none_or(|(b, _)| gap < *b) {
-            best = Some((gap, Eer { rate: (fm + fnm) / 2.0, threshold: t }));
+            best = Some((
+                gap,
+                Eer {
+                    rate: (fm + fnm) / 2.0,
+                    threshold: t,
+                },
+            ));
         }
     }
     best.map(|(_, e)| e)
@@ -56,7 +62,10 @@ pub fn fnmr_at_fmr(genuine: &[f32], impostor: &[f32], target: f64) -> Option<(f3
     // Allow floor(target·n) impostors at or above the threshold: the threshold sits just above the
     // next one.
     let allowed = (target * i.len() as f64).floor() as usize;
-    let t = i.get(allowed).map(|s| f32::from_bits(s.to_bits() + 1)).unwrap_or(f32::NEG_INFINITY);
+    let t = i
+        .get(allowed)
+        .map(|s| f32::from_bits(s.to_bits() + 1))
+        .unwrap_or(f32::NEG_INFINITY);
     Some((t, fnmr(genuine, t)))
 }
 
@@ -81,9 +90,16 @@ mod tests {
         assert!((e.rate - 0.30).abs() < 0.002, "{e:?}");
         assert!((e.threshold - 0.70).abs() < 0.002, "{e:?}");
         let (t, fnm) = fnmr_at_fmr(&g, &i, 0.01).expect("enough impostors");
-        assert!((fmr(&i, t) - 0.01).abs() < 0.0015, "fmr at t={t}: {}", fmr(&i, t));
+        assert!(
+            (fmr(&i, t) - 0.01).abs() < 0.0015,
+            "fmr at t={t}: {}",
+            fmr(&i, t)
+        );
         assert!((fnm - 0.59).abs() < 0.002, "{fnm}");
-        assert!(fnmr_at_fmr(&g, &i, 1e-4).is_none(), "1000 impostors cannot measure 1e-4");
+        assert!(
+            fnmr_at_fmr(&g, &i, 1e-4).is_none(),
+            "1000 impostors cannot measure 1e-4"
+        );
         assert!(eer(&[], &i).is_none());
     }
 }

@@ -7,14 +7,13 @@ use crate::onnx::proto::DecodeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read model {path}: {source}")]
+    #[error("cannot read model {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("malformed ONNX file ({0})")]
-    Decode(#[from] DecodeError),
+    Decode(DecodeError),
     /// The file decodes but does not describe a graph the engine can build.
     #[error("invalid model: {0}")]
     Model(String),
@@ -51,3 +50,11 @@ fn domain_suffix(domain: &str) -> String {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+// By hand rather than `#[from]`, which would also make it the error's source and print its text a
+// second time in an anyhow chain.
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Self {
+        Error::Decode(e)
+    }
+}

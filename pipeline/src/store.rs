@@ -17,10 +17,7 @@ const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store {path}: {error}")]
-    Redb {
-        path: PathBuf,
-        error: redb::Error,
-    },
+    Redb { path: PathBuf, error: redb::Error },
     #[error(
         "store {path} has schema version {found}, this build reads version {want}; refusing to touch it"
     )]

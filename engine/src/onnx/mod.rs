@@ -21,9 +21,9 @@ pub const MAX_MODEL_BYTES: u64 = 2 << 30;
 
 /// Reads and imports an ONNX file, without any optimisation pass (see [`crate::load`]).
 pub fn import_file(path: &Path) -> Result<Graph> {
-    let io = |source| Error::Io {
+    let io = |error| Error::Io {
         path: path.to_owned(),
-        source,
+        error,
     };
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len > MAX_MODEL_BYTES {

@@ -8,17 +8,16 @@ use super::wire::{Field, Reader, WireError};
 
 /// Where in the model a decode error happened, plus what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{context}: {source}")]
+#[error("{context}: {error}")]
 pub struct DecodeError {
     pub context: &'static str,
-    #[source]
-    pub source: WireError,
+    pub error: WireError,
 }
 
 type Result<T> = std::result::Result<T, DecodeError>;
 
 fn ctx<T>(context: &'static str, r: std::result::Result<T, WireError>) -> Result<T> {
-    r.map_err(|source| DecodeError { context, source })
+    r.map_err(|error| DecodeError { context, error })
 }
 
 /// Walks every field of a message; `f` sees each one in file order.
