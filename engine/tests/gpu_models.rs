@@ -9,31 +9,13 @@ use std::time::Instant;
 use common::*;
 use engine::gpu::{GpuModel, GpuRunError, Kernels, open_device};
 
-fn chips_nchw() -> Vec<f32> {
-    let raw = fixture("sface_chips.u8");
-    let (n, h, w) = (4, 112, 112);
-    assert_eq!(raw.len(), n * h * w * 3);
-    let mut data = vec![0f32; raw.len()];
-    for b in 0..n {
-        for y in 0..h {
-            for x in 0..w {
-                for c in 0..3 {
-                    data[((b * 3 + c) * h + y) * w + x] =
-                        f32::from(raw[((b * h + y) * w + x) * 3 + c]);
-                }
-            }
-        }
-    }
-    data
-}
-
 #[test]
 fn sface_on_gpu_matches_onnxruntime() {
     let graph = engine::load(&model_path(SFACE)).expect("SFace loads");
     let (device, queue) = open_device().expect("wgpu device");
     let kernels = Kernels::new(&device);
     let model = GpuModel::new(&device, &kernels, &graph, 4).expect("SFace plans on the GPU");
-    let input = chips_nchw();
+    let input = sface_chips_nchw();
     let t0 = Instant::now();
     let out = model.run(&device, &queue, &kernels, &input).expect("runs");
     let took = t0.elapsed();

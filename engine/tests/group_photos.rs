@@ -7,25 +7,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::*;
 use engine::face::blazeface::{self, Detection, Spec};
 use engine::face::prepare;
 use engine::{Graph, Tensor, cpu};
-
-fn photo(name: &str) -> PathBuf {
-    let dir = std::env::var_os("GATE_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata"));
-    let p = dir.join("face-api").join(name);
-    assert!(
-        p.is_file(),
-        "{} not found: run scripts/setup to fetch the test images",
-        p.display()
-    );
-    p
-}
 
 /// Detections in frame pixels from the region (x, y, w, h) of the frame.
 fn detect_region(
@@ -70,7 +55,7 @@ fn every_face_in_the_group_photos_is_detected() {
     let back = engine::load(&model_path(BACK)).expect("back");
     let mut totals = [0usize; 2];
     for (i, want) in FACES.iter().enumerate() {
-        let img = image::open(photo(&format!("sample{}.jpg", i + 1)))
+        let img = image::open(testdata("face-api", &format!("sample{}.jpg", i + 1)))
             .expect("decodes")
             .to_rgb8();
         let (w, h) = (img.width() as usize, img.height() as usize);

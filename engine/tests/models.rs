@@ -9,22 +9,7 @@ use common::*;
 use engine::{Graph, Tensor, cpu, onnx};
 
 fn sface_chips() -> Tensor {
-    let raw = fixture("sface_chips.u8");
-    let (n, h, w) = (4, 112, 112);
-    assert_eq!(raw.len(), n * h * w * 3);
-    // HWC u8 -> NCHW f32 in 0..255: SFace normalises inside the graph.
-    let mut data = vec![0f32; raw.len()];
-    for b in 0..n {
-        for y in 0..h {
-            for x in 0..w {
-                for c in 0..3 {
-                    data[((b * 3 + c) * h + y) * w + x] =
-                        f32::from(raw[((b * h + y) * w + x) * 3 + c]);
-                }
-            }
-        }
-    }
-    Tensor::new(vec![n, 3, h, w], data).unwrap()
+    Tensor::new(vec![4, 3, 112, 112], sface_chips_nchw()).unwrap()
 }
 
 /// BlazeFace input: NHWC, u8 / 127.5 - 1, as make_golden.py feeds it.

@@ -8,24 +8,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::*;
 use engine::face::{align, blazeface, prepare};
 use engine::{Graph, Tensor, cpu};
-
-fn testdata(name: &str) -> PathBuf {
-    let dir = std::env::var_os("GATE_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata"));
-    let p = dir.join("face_recognition").join(name);
-    assert!(
-        p.is_file(),
-        "{} not found: run scripts/setup to fetch the test images",
-        p.display()
-    );
-    p
-}
 
 struct Faces {
     detector: Graph,
@@ -46,7 +31,9 @@ impl Faces {
     }
 
     fn run(&self, name: &str) -> Found {
-        let img = image::open(testdata(name)).expect("decodes").to_rgb8();
+        let img = image::open(testdata("face_recognition", name))
+            .expect("decodes")
+            .to_rgb8();
         let (w, h) = (img.width() as usize, img.height() as usize);
         let rgb = img.into_raw();
         let (input, lb) = prepare::detector_input(&rgb, w, h, 128).expect("input");

@@ -23,6 +23,41 @@ pub fn model_path(file: &str) -> PathBuf {
     p
 }
 
+/// The four committed SFace test chips (HWC u8) as one NCHW f32 batch in 0..255: SFace normalises
+/// inside the graph.
+pub fn sface_chips_nchw() -> Vec<f32> {
+    let raw = fixture("sface_chips.u8");
+    let (n, h, w) = (4, 112, 112);
+    assert_eq!(raw.len(), n * h * w * 3);
+    let mut data = vec![0f32; raw.len()];
+    for b in 0..n {
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..3 {
+                    data[((b * 3 + c) * h + y) * w + x] =
+                        f32::from(raw[((b * h + y) * w + x) * 3 + c]);
+                }
+            }
+        }
+    }
+    data
+}
+
+/// A photo fetched by scripts/setup into testdata/<set>/ (GATE_TESTDATA overrides the folder).
+/// Missing files fail the test loudly, like missing models.
+pub fn testdata(set: &str, name: &str) -> PathBuf {
+    let dir = std::env::var_os("GATE_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata"));
+    let p = dir.join(set).join(name);
+    assert!(
+        p.is_file(),
+        "{} not found: run scripts/setup to fetch the test images",
+        p.display()
+    );
+    p
+}
+
 pub fn fixture(name: &str) -> Vec<u8> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
