@@ -202,6 +202,17 @@ impl GpuModel {
         // final; each plan remembers its node for error messages.
         let mut plans: Vec<(usize, Plan)> = Vec::new();
         let zero = p.constant(&[0.0]);
+        // PReLU slopes are a fused node's fourth input; other activations bind the dummy buffer.
+        let slope_buf = |p: &mut Planner,
+                         act: Act,
+                         id: Option<TensorId>|
+         -> Result<usize, &'static str> {
+            match (act, id) {
+                (Act::Prelu, Some(s)) => const_buf(p, s, 1.0).ok_or("PReLU slope must be constant"),
+                (Act::Prelu, None) => Err("PReLU without slope"),
+                _ => Ok(zero),
+            }
+        };
         for (i, node) in graph.nodes.iter().enumerate() {
             let op = node.op.name();
             let unsupported = |why: String| GpuRunError::Unsupported {
@@ -286,14 +297,8 @@ impl GpuModel {
                             .ok_or_else(|| unsupported("bias must be constant".into()))?,
                         None => p.constant(&vec![0.0; cout]),
                     };
-                    let slope = match (act, node.inputs.get(3)) {
-                        (Act::Prelu, Some(&s)) => const_buf(&mut p, s, 1.0)
-                            .ok_or_else(|| unsupported("PReLU slope must be constant".into()))?,
-                        (Act::Prelu, None) => {
-                            return Err(unsupported("PReLU without slope".into()));
-                        }
-                        _ => zero,
-                    };
+                    let slope = slope_buf(&mut p, act, node.inputs.get(3).copied())
+                        .map_err(|why| unsupported(why.into()))?;
                     let pointwise = kh == 1
                         && kw == 1
                         && c.group == 1
@@ -371,14 +376,8 @@ impl GpuModel {
                         }
                         None => p.constant(&vec![0.0; out]),
                     };
-                    let slope = match (act, node.inputs.get(3)) {
-                        (Act::Prelu, Some(&s)) => const_buf(&mut p, s, 1.0)
-                            .ok_or_else(|| unsupported("PReLU slope must be constant".into()))?,
-                        (Act::Prelu, None) => {
-                            return Err(unsupported("PReLU without slope".into()));
-                        }
-                        _ => zero,
-                    };
+                    let slope = slope_buf(&mut p, act, node.inputs.get(3).copied())
+                        .map_err(|why| unsupported(why.into()))?;
                     let g = GemmGeom {
                         batch: 1,
                         m: u(rows)?,
