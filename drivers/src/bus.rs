@@ -101,6 +101,27 @@ fn door_changed(prev: &DoorState, cur: &DoorState) -> bool {
         || (prev.position - cur.position).abs() >= 0.1
 }
 
+type SampleSubscriber =
+    zenoh::pubsub::Subscriber<zenoh::handlers::FifoChannelHandler<zenoh::sample::Sample>>;
+
+/// Both drivers follow gated's liveliness token. With history, a gated that was up before the driver
+/// is reported at once instead of looking absent.
+async fn watch_gated(session: &Session, keys: &Keys) -> Result<SampleSubscriber, DriverError> {
+    session
+        .liveliness()
+        .declare_subscriber(keys.gated_alive())
+        .history(true)
+        .await
+        .map_err(DriverError::zenoh("subscribe to gated liveliness"))
+}
+
+/// The controllers' tick; a late tick is skipped rather than bunched, so timing stays even.
+fn control_tick() -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick
+}
+
 async fn door_loop<H: FlapHardware>(
     session: &Session,
     keys: &Keys,
@@ -120,15 +141,8 @@ async fn door_loop<H: FlapHardware>(
         .declare_subscriber(keys.emergency())
         .await
         .map_err(sub("emergency"))?;
-    // History: a gated that was up before us is reported at once instead of looking absent.
-    let alive = session
-        .liveliness()
-        .declare_subscriber(keys.gated_alive())
-        .history(true)
-        .await
-        .map_err(sub("gated liveliness"))?;
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let alive = watch_gated(session, keys).await?;
+    let mut tick = control_tick();
     tokio::pin!(shutdown);
 
     loop {
@@ -263,14 +277,8 @@ async fn light_loop<H: LightHardware>(
         .declare_subscriber(keys.all_light_cmds())
         .await
         .map_err(sub("light commands"))?;
-    let alive = session
-        .liveliness()
-        .declare_subscriber(keys.gated_alive())
-        .history(true)
-        .await
-        .map_err(sub("gated liveliness"))?;
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let alive = watch_gated(session, keys).await?;
+    let mut tick = control_tick();
     tokio::pin!(shutdown);
 
     loop {
