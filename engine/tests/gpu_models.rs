@@ -166,10 +166,6 @@ fn blazeface_back_on_gpu_matches_onnxruntime_and_cpu() {
     blazeface_on_gpu(BACK, input, 256, 1, &golden);
 }
 
-fn op_fixture_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ops")
-}
-
 /// The single-op fixtures (tests/fixtures/ops) on the GPU: every model the executor plans must match
 /// onnxruntime within 1e-4 + 1e-4·|golden| (the CPU reference meets 1e-5; the GPU sums in other
 /// orders); every model it refuses must be refused by name. Prints which ran.
@@ -178,17 +174,7 @@ fn op_fixtures_on_gpu_match_onnxruntime_or_are_refused() {
     let (device, queue) = open_device().expect("wgpu device");
     let kernels = Kernels::new(&device);
     let dir = op_fixture_dir();
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .expect("op fixtures")
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_suffix(".onnx")
-                .map(str::to_owned)
-        })
-        .collect();
-    names.sort();
+    let names = op_fixture_names();
     let (mut ran, mut refused) = (Vec::new(), Vec::new());
     for name in &names {
         let bytes = std::fs::read(dir.join(format!("{name}.onnx"))).expect("model");

@@ -5,6 +5,7 @@ mod common;
 
 use std::path::Path;
 
+use common::{op_fixture_dir, op_fixture_names};
 use engine::{Tensor, cpu, onnx};
 
 fn read_f32(p: &Path) -> Vec<f32> {
@@ -17,18 +18,8 @@ fn read_f32(p: &Path) -> Vec<f32> {
 
 #[test]
 fn operator_variants_match_onnxruntime() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ops");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_suffix(".onnx")
-                .map(str::to_owned)
-        })
-        .collect();
-    names.sort();
+    let dir = op_fixture_dir();
+    let names = op_fixture_names();
     assert!(
         names.len() >= 20,
         "op fixtures missing in {}",

@@ -58,6 +58,27 @@ pub fn testdata(set: &str, name: &str) -> PathBuf {
     p
 }
 
+/// Folder of the single-op ONNX fixtures (tests/fixtures/ops, made by make_golden.py).
+pub fn op_fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ops")
+}
+
+/// Names (without `.onnx`) of the single-op fixtures, sorted.
+pub fn op_fixture_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(op_fixture_dir())
+        .expect("op fixtures")
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".onnx")
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 pub fn fixture(name: &str) -> Vec<u8> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
