@@ -1,0 +1,27 @@
+//! Hex decoding for ids and key material, kept local so key bytes never pass through a crate that might
+//! copy them into an intermediate `Vec` we cannot zeroize.
+
+/// Decodes `s` (upper or lower case) into exactly `out.len()` bytes; false when the length or a digit is
+/// wrong. `out` may be partly written on failure, so callers pass a buffer they zeroize anyway.
+pub(crate) fn decode_into(s: &str, out: &mut [u8]) -> bool {
+    let s = s.as_bytes();
+    if s.len() != out.len() * 2 {
+        return false;
+    }
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        match (digit(pair[0]), digit(pair[1])) {
+            (Some(h), Some(l)) => *o = (h << 4) | l,
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
