@@ -3,6 +3,10 @@
 // Used for the convolutions that are not 1x1 (the first 3x3 stride-2 conv, depthwise 3x3, BlazeFace's
 // 5x5 depthwise); 1x1 convolutions go through gemm.wgsl.
 
+// Storage element type: f32, or f16 when the host compiles the f16 variant (it rewrites this
+// alias and adds `enable f16;`). Arithmetic is f32 either way; loads widen, stores narrow.
+alias S = f32;
+
 struct Conv {
     n: u32, cin: u32, h: u32, w: u32,
     cout: u32, oh: u32, ow: u32, groups: u32,
@@ -13,18 +17,18 @@ struct Conv {
 };
 
 @group(0) @binding(0) var<uniform> c: Conv;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> slope: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<S>;
+@group(0) @binding(2) var<storage, read> wt: array<S>;
+@group(0) @binding(3) var<storage, read> bias: array<S>;
+@group(0) @binding(4) var<storage, read> slope: array<S>;
+@group(0) @binding(5) var<storage, read_write> y: array<S>;
 
 fn activate(v: f32, oc: u32) -> f32 {
     if (c.act == 1u) {
         return max(v, 0.0);
     }
     if (c.act == 2u) {
-        return select(v * slope[oc], v, v >= 0.0);
+        return select(v * f32(slope[oc]), v, v >= 0.0);
     }
     return v;
 }
@@ -42,7 +46,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let cin_g = c.cin / c.groups;
     let cout_g = c.cout / c.groups;
     let g = oc / cout_g;
-    var acc = bias[oc];
+    var acc = f32(bias[oc]);
     for (var ic = 0u; ic < cin_g; ic++) {
         let in_c = g * cin_g + ic;
         let x_base = (n * c.cin + in_c) * c.h * c.w;
@@ -58,9 +62,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 if (ix < 0 || ix >= i32(c.w)) {
                     continue;
                 }
-                acc += x[x_base + u32(iy) * c.w + u32(ix)] * wt[w_base + ky * c.kw + kx];
+                acc += f32(x[x_base + u32(iy) * c.w + u32(ix)]) * f32(wt[w_base + ky * c.kw + kx]);
             }
         }
     }
-    y[(n * c.cout + oc) * c.oh * c.ow + p] = activate(acc, oc);
+    y[(n * c.cout + oc) * c.oh * c.ow + p] = S(activate(acc, oc));
 }

@@ -6,6 +6,10 @@
 // `same` skips the index arithmetic when a, b and y share one shape (the residual case).
 // Same binding layout as conv2d.wgsl: a in binding 1, b in binding 2, 3 and 4 unused.
 
+// Storage element type: f32, or f16 when the host compiles the f16 variant (it rewrites this
+// alias and adds `enable f16;`). Arithmetic is f32 either way; loads widen, stores narrow.
+alias S = f32;
+
 struct Elt {
     total: u32, rank: u32,
     // 0 add, 1 sub, 2 mul, 3 div, 4 unary (y = act(a)), 5 prelu (slope b)
@@ -19,11 +23,11 @@ struct Elt {
 };
 
 @group(0) @binding(0) var<uniform> e: Elt;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> unused0: array<f32>;
-@group(0) @binding(4) var<storage, read> unused1: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<S>;
+@group(0) @binding(2) var<storage, read> b: array<S>;
+@group(0) @binding(3) var<storage, read> unused0: array<S>;
+@group(0) @binding(4) var<storage, read> unused1: array<S>;
+@group(0) @binding(5) var<storage, read_write> y: array<S>;
 
 fn activate(v: f32) -> f32 {
     switch e.act {
@@ -58,15 +62,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             ib += coord * e.sb[du / 4u][du % 4u];
         }
     }
-    let va = a[ia];
+    let va = f32(a[ia]);
     var v = va;
     switch e.op {
-        case 0u: { v = va + b[ib]; }
-        case 1u: { v = va - b[ib]; }
-        case 2u: { v = va * b[ib]; }
-        case 3u: { v = va / b[ib]; }
-        case 5u: { v = select(va * b[ib], va, va >= 0.0); }
+        case 0u: { v = va + f32(b[ib]); }
+        case 1u: { v = va - f32(b[ib]); }
+        case 2u: { v = va * f32(b[ib]); }
+        case 3u: { v = va / f32(b[ib]); }
+        case 5u: { v = select(va * f32(b[ib]), va, va >= 0.0); }
         default: {}
     }
-    y[i] = activate(v);
+    y[i] = S(activate(v));
 }

@@ -10,6 +10,10 @@
 // partial sums to cm laid out [splits][batch][m][n], and `reduce_k` adds them in a fixed order
 // (deterministic) and applies bias and activation.
 
+// Storage element type: f32, or f16 when the host compiles the f16 variant (it rewrites this
+// alias and adds `enable f16;`). Arithmetic is f32 either way; loads widen, stores narrow.
+alias S = f32;
+
 struct Gemm {
     batch: u32, m: u32, n: u32, k: u32,
     a_b: u32, a_m: u32, a_k: u32, _p0: u32,
@@ -24,11 +28,11 @@ struct Gemm {
 };
 
 @group(0) @binding(0) var<uniform> g: Gemm;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> slope: array<f32>;
-@group(0) @binding(5) var<storage, read_write> cm: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<S>;
+@group(0) @binding(2) var<storage, read> b: array<S>;
+@group(0) @binding(3) var<storage, read> bias: array<S>;
+@group(0) @binding(4) var<storage, read> slope: array<S>;
+@group(0) @binding(5) var<storage, read_write> cm: array<S>;
 
 const T: u32 = 16u;
 // Output columns per invocation: a workgroup covers a 16 x 64 tile, so each pair of barriers is
@@ -52,7 +56,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: 
     for (var t = 0u; t < tiles; t++) {
         let ka = k0 + t * T + li.x;
         if (row < g.m && ka < k1) {
-            ta[li.y][li.x] = a[bi * g.a_b + row * g.a_m + ka * g.a_k];
+            ta[li.y][li.x] = f32(a[bi * g.a_b + row * g.a_m + ka * g.a_k]);
         } else {
             ta[li.y][li.x] = 0.0;
         }
@@ -60,7 +64,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: 
         for (var j = 0u; j < CW; j++) {
             let col = col0 + j * T;
             if (col < g.n && kb < k1) {
-                tb[li.y][li.x + j * T] = b[bi * g.b_b + kb * g.b_k + col * g.b_n];
+                tb[li.y][li.x + j * T] = f32(b[bi * g.b_b + kb * g.b_k + col * g.b_n]);
             } else {
                 tb[li.y][li.x + j * T] = 0.0;
             }
@@ -83,9 +87,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: 
             break;
         }
         if (g.splits > 1u) {
-            cm[((sp * g.batch + bi) * g.m + row) * g.n + col] = acc[j];
+            cm[((sp * g.batch + bi) * g.m + row) * g.n + col] = S(acc[j]);
         } else {
-            cm[bi * g.c_b + row * g.c_m + col * g.c_n] = finish(acc[j], row, col);
+            cm[bi * g.c_b + row * g.c_m + col * g.c_n] = S(finish(acc[j], row, col));
         }
     }
 }
@@ -100,12 +104,12 @@ fn finish(sum: f32, row: u32, col: u32) -> f32 {
         ch = col;
     }
     if (g.bias_on != 0u) {
-        acc += bias[ch];
+        acc += f32(bias[ch]);
     }
     if (g.act == 1u) {
         acc = max(acc, 0.0);
     } else if (g.act == 2u) {
-        acc = select(acc * slope[ch], acc, acc >= 0.0);
+        acc = select(acc * f32(slope[ch]), acc, acc >= 0.0);
     }
     return acc;
 }
@@ -123,7 +127,7 @@ fn reduce_k(@builtin(global_invocation_id) gid: vec3<u32>) {
     let bi = i / (g.m * g.n);
     var acc = 0.0;
     for (var s = 0u; s < g.splits; s++) {
-        acc += a[s * total + i];
+        acc += f32(a[s * total + i]);
     }
-    cm[bi * g.c_b + row * g.c_m + col * g.c_n] = finish(acc, row, col);
+    cm[bi * g.c_b + row * g.c_m + col * g.c_n] = S(finish(acc, row, col));
 }

@@ -8,6 +8,10 @@
 // axis, dst_stride = the output's strides (so several dispatches fill one output).
 // Same binding layout as conv2d.wgsl: x in binding 1, 2 to 4 unused.
 
+// Storage element type: f32, or f16 when the host compiles the f16 variant (it rewrites this
+// alias and adds `enable f16;`). Arithmetic is f32 either way; loads widen, stores narrow.
+alias S = f32;
+
 struct Layout {
     total: u32, rank: u32, dst_off: u32, fill: f32,
     dims: array<vec4<u32>, 2>,
@@ -18,11 +22,11 @@ struct Layout {
 };
 
 @group(0) @binding(0) var<uniform> l: Layout;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> unused0: array<f32>;
-@group(0) @binding(3) var<storage, read> unused1: array<f32>;
-@group(0) @binding(4) var<storage, read> unused2: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<S>;
+@group(0) @binding(2) var<storage, read> unused0: array<S>;
+@group(0) @binding(3) var<storage, read> unused1: array<S>;
+@group(0) @binding(4) var<storage, read> unused2: array<S>;
+@group(0) @binding(5) var<storage, read_write> y: array<S>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -52,6 +56,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (inside) {
         y[dst] = x[src];
     } else {
-        y[dst] = l.fill;
+        y[dst] = S(l.fill);
     }
 }

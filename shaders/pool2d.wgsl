@@ -3,6 +3,10 @@
 // reference does). One invocation per output element: x covers OH*OW, y the plane (n*C + c).
 // Padding never contributes a value: MaxPool ignores it, AveragePool treats it as absent.
 
+// Storage element type: f32, or f16 when the host compiles the f16 variant (it rewrites this
+// alias and adds `enable f16;`). Arithmetic is f32 either way; loads widen, stores narrow.
+alias S = f32;
+
 struct Pool {
     planes: u32, h: u32, w: u32, oh: u32,
     ow: u32, kh: u32, kw: u32, stride_h: u32,
@@ -13,11 +17,11 @@ struct Pool {
 };
 
 @group(0) @binding(0) var<uniform> p: Pool;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> unused0: array<f32>;
-@group(0) @binding(3) var<storage, read> unused1: array<f32>;
-@group(0) @binding(4) var<storage, read> unused2: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<S>;
+@group(0) @binding(2) var<storage, read> unused0: array<S>;
+@group(0) @binding(3) var<storage, read> unused1: array<S>;
+@group(0) @binding(4) var<storage, read> unused2: array<S>;
+@group(0) @binding(5) var<storage, read_write> y: array<S>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -45,7 +49,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) {
                 continue;
             }
-            let v = x[base + u32(iy) * p.w + u32(ix)];
+            let v = f32(x[base + u32(iy) * p.w + u32(ix)]);
             mx = max(mx, v);
             sum += v;
             real += 1u;
@@ -56,5 +60,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let count = select(real, padded, p.mode == 2u);
         v = select(sum / f32(count), 0.0, count == 0u);
     }
-    y[plane * p.oh * p.ow + o] = v;
+    y[plane * p.oh * p.ow + o] = S(v);
 }

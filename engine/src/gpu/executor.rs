@@ -18,7 +18,7 @@ use std::sync::mpsc;
 use wgpu::util::DeviceExt;
 
 use super::plan::{Plan, data_op, elt_act};
-use super::{Act, Channel, ConvGeom, Dispatch, EltAct, GemmGeom, Kernels};
+use super::{Act, Channel, ConvGeom, Dispatch, EltAct, GemmGeom, Kernels, Operands, Precision};
 use crate::graph::{Activation, Graph, Op, TensorId};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,13 +67,20 @@ struct Planner<'a> {
     /// Buffers only the current node uses (split-K partial sums), pooled after it.
     scratch: Vec<usize>,
     planned_bytes: u64,
+    precision: Precision,
+}
+
+/// Bytes of `elems` values in `precision`, rounded up to 4 (storage bindings are sized in words).
+fn byte_size(elems: usize, precision: Precision) -> R<u64> {
+    (elems.max(1) as u64)
+        .checked_mul(precision.element_bytes())
+        .map(|b| b.next_multiple_of(4))
+        .ok_or(GpuRunError::TooLarge(elems))
 }
 
 impl Planner<'_> {
     fn alloc(&mut self, elems: usize, last: usize) -> R<usize> {
-        let bytes = (elems.max(1) as u64)
-            .checked_mul(4)
-            .ok_or(GpuRunError::TooLarge(elems))?;
+        let bytes = byte_size(elems, self.precision)?;
         // Best fit among the free buffers; a new one only when none is large enough.
         let pick = self
             .free
@@ -117,11 +124,22 @@ impl Planner<'_> {
 
     fn constant(&mut self, data: &[f32]) -> usize {
         let data = if data.is_empty() { &[0.0][..] } else { data };
+        let bytes: Vec<u8> = match self.precision {
+            Precision::F32 => bytemuck::cast_slice(data).to_vec(),
+            Precision::F16 => {
+                let mut b: Vec<u8> = data
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect();
+                b.resize(b.len().next_multiple_of(4), 0);
+                b
+            }
+        };
         self.buffers.push(
             self.device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some("weights"),
-                    contents: bytemuck::cast_slice(data),
+                    contents: &bytes,
                     usage: wgpu::BufferUsages::STORAGE,
                 }),
         );
@@ -177,6 +195,7 @@ impl GpuModel {
             last: Vec::new(),
             scratch: Vec::new(),
             planned_bytes: 0,
+            precision: kernels.precision(),
         };
         let mut of: HashMap<TensorId, usize> = HashMap::new();
         let [input_id] = graph.inputs[..] else {
@@ -447,9 +466,46 @@ impl GpuModel {
             })?;
             outputs.push((p.buffers[b].clone(), shapes.get(*t)?.iter().product()));
         }
+        // f16: the world outside sees f32. The host (or a resampling kernel) writes an f32 input
+        // that one dispatch narrows into the model's first activation; each output is widened
+        // into an f32 buffer after the last layer.
+        let mut input_buf = p.buffers[input].clone();
+        if kernels.precision() == Precision::F16 {
+            let f32_buf = |len: usize, label: &str| -> R<wgpu::Buffer> {
+                Ok(device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: byte_size(len, Precision::F32)?,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }))
+            };
+            let zero_buf = p.buffers[zero].clone();
+            let convert = |x: &wgpu::Buffer, y: &wgpu::Buffer, len: usize, widen: bool| {
+                let ops = Operands {
+                    x,
+                    w: &zero_buf,
+                    bias: &zero_buf,
+                    slope: &zero_buf,
+                    y,
+                };
+                kernels
+                    .convert(device, u(len)?, widen, &ops)
+                    .ok_or(GpuRunError::TooLarge(len))
+            };
+            let outer = f32_buf(input_len, "input f32")?;
+            dispatches.insert(0, convert(&outer, &p.buffers[input], input_len, false)?);
+            input_buf = outer;
+            for (buf, len) in &mut outputs {
+                let wide = f32_buf(*len, "output f32")?;
+                dispatches.push(convert(buf, &wide, *len, true)?);
+                *buf = wide;
+            }
+        }
         Ok(Self {
             batch,
-            input: p.buffers[input].clone(),
+            input: input_buf,
             input_len,
             outputs,
             dispatches,
@@ -484,6 +540,12 @@ impl GpuModel {
         }
         queue.write_buffer(&self.input, 0, bytemuck::cast_slice(input));
         Ok(())
+    }
+
+    /// The f32 input buffer (the whole batch, NCHW or NHWC as the graph declares), for kernels that
+    /// write the input on the GPU instead of `write_input` (the alignment warp writes chips here).
+    pub fn input_buffer(&self) -> &wgpu::Buffer {
+        &self.input
     }
 
     /// Uploads `input` (NCHW f32, the whole batch), runs the network, returns every graph output.

@@ -12,6 +12,58 @@ const AFFINE: &str = include_str!("../../../shaders/affine.wgsl");
 const ELTWISE: &str = include_str!("../../../shaders/eltwise.wgsl");
 const LAYOUT: &str = include_str!("../../../shaders/layout.wgsl");
 const POOL: &str = include_str!("../../../shaders/pool2d.wgsl");
+const CONVERT: &str = include_str!("../../../shaders/convert.wgsl");
+
+/// How activations and weights are stored on the GPU. Arithmetic is f32 in both (every kernel
+/// widens on load and accumulates in f32); f16 halves the memory traffic, which is what bounds
+/// these kernels on a real GPU, at a measured accuracy cost (docs/engine.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    F32,
+    /// Needs the device feature `SHADER_F16`.
+    F16,
+}
+
+impl Precision {
+    pub fn element_bytes(self) -> u64 {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+
+    /// The shader source for this precision: every model kernel declares `alias S = f32;` as its
+    /// storage type, and the f16 variant is that alias rewritten plus `enable f16;`.
+    fn variant(self, src: &str) -> String {
+        match self {
+            Precision::F32 => src.to_owned(),
+            Precision::F16 => format!(
+                "enable f16;\n{}",
+                src.replacen("alias S = f32;", "alias S = f16;", 1)
+            ),
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "f16" => Ok(Precision::F16),
+            other => Err(format!("precision {other:?}: expected f32 or f16")),
+        }
+    }
+}
+
+/// The f16 variant was asked for on a device without `SHADER_F16`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "f16 storage needs the SHADER_F16 device feature, which this device ({0}) was not opened with"
+)]
+pub struct NoF16(pub String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
@@ -260,6 +312,8 @@ pub(super) enum Which {
     Eltwise,
     Layout,
     Pool,
+    Narrow,
+    Widen,
 }
 
 #[repr(C)]
@@ -280,19 +334,90 @@ pub struct Kernels {
     pub(super) eltwise: Kernel,
     pub(super) layout: Kernel,
     pub(super) pool: Kernel,
+    precision: Precision,
+    /// f32 → f16 and f16 → f32 at a model's input and outputs (f16 only).
+    convert: Option<(Kernel, Kernel)>,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+struct ConvertUniform {
+    total: u32,
+    _pad: [u32; 3],
 }
 
 impl Kernels {
+    /// Every kernel in f32 storage.
     pub fn new(device: &wgpu::Device) -> Self {
-        Self {
-            conv: Kernel::new(device, "conv2d.wgsl", CONV),
-            gemm: Kernel::new(device, "gemm.wgsl", GEMM),
-            gemm_reduce: Kernel::with_entry(device, "gemm.wgsl reduce_k", GEMM, "reduce_k"),
-            affine: Kernel::new(device, "affine.wgsl", AFFINE),
-            eltwise: Kernel::new(device, "eltwise.wgsl", ELTWISE),
-            layout: Kernel::new(device, "layout.wgsl", LAYOUT),
-            pool: Kernel::new(device, "pool2d.wgsl", POOL),
+        Self::build(device, Precision::F32)
+    }
+
+    /// Every kernel in the given storage precision; f16 needs a device opened with `SHADER_F16`
+    /// (`open_device` asks for it whenever the adapter has it).
+    pub fn with_precision(device: &wgpu::Device, precision: Precision) -> Result<Self, NoF16> {
+        if precision == Precision::F16 && !device.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(NoF16(format!("{:?}", device.features())));
         }
+        Ok(Self::build(device, precision))
+    }
+
+    fn build(device: &wgpu::Device, p: Precision) -> Self {
+        let k = |label: &str, src: &str| Kernel::new(device, label, &p.variant(src));
+        let convert = (p == Precision::F16).then(|| {
+            let widen = CONVERT
+                .replacen("alias In = f32;", "alias In = f16;", 1)
+                .replacen("alias Out = f16;", "alias Out = f32;", 1);
+            (
+                Kernel::new(device, "convert.wgsl narrow", CONVERT),
+                Kernel::new(device, "convert.wgsl widen", &widen),
+            )
+        });
+        Self {
+            conv: k("conv2d.wgsl", CONV),
+            gemm: k("gemm.wgsl", GEMM),
+            gemm_reduce: Kernel::with_entry(
+                device,
+                "gemm.wgsl reduce_k",
+                &p.variant(GEMM),
+                "reduce_k",
+            ),
+            affine: k("affine.wgsl", AFFINE),
+            eltwise: k("eltwise.wgsl", ELTWISE),
+            layout: k("layout.wgsl", LAYOUT),
+            pool: k("pool2d.wgsl", POOL),
+            precision: p,
+            convert,
+        }
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// `ops.y[i] = ops.x[i]` converted f32 → f16 (`widen == false`) or f16 → f32, for `total`
+    /// elements. `None` in f32 mode, where there is nothing to convert.
+    pub fn convert(
+        &self,
+        device: &wgpu::Device,
+        total: u32,
+        widen: bool,
+        ops: &Operands,
+    ) -> Option<Dispatch> {
+        let (narrow_k, widen_k) = self.convert.as_ref()?;
+        let u = ConvertUniform {
+            total,
+            _pad: [0; 3],
+        };
+        let (k, which) = if widen {
+            (widen_k, Which::Widen)
+        } else {
+            (narrow_k, Which::Narrow)
+        };
+        Some(Dispatch {
+            group: k.bind(device, bytemuck::bytes_of(&u), ops),
+            which,
+            size: grid_256(total),
+        })
     }
 
     pub fn conv(&self, device: &wgpu::Device, g: &ConvGeom, act: Act, ops: &Operands) -> Dispatch {
@@ -441,6 +566,17 @@ impl Kernels {
             Which::Eltwise => &self.eltwise,
             Which::Layout => &self.layout,
             Which::Pool => &self.pool,
+            // Convert dispatches are only ever made by `convert`, which needs these kernels.
+            Which::Narrow | Which::Widen => match &self.convert {
+                Some((narrow, widen)) => {
+                    if matches!(d.which, Which::Narrow) {
+                        narrow
+                    } else {
+                        widen
+                    }
+                }
+                None => return,
+            },
         };
         pass.set_pipeline(&k.pipeline);
         pass.set_bind_group(0, &d.group, &[]);

@@ -5,9 +5,12 @@ pub mod executor;
 pub mod kernels;
 pub mod ops;
 mod plan;
+pub mod resample;
 
 pub use executor::{GpuModel, GpuRunError};
-pub use kernels::{Act, Channel, ConvGeom, Dispatch, GemmGeom, Kernels, Operands};
+pub use kernels::{
+    Act, Channel, ConvGeom, Dispatch, GemmGeom, Kernels, NoF16, Operands, Precision,
+};
 pub use ops::{EltAct, EltOp, PoolGeom, PoolMode, Region};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +37,9 @@ pub fn open_device() -> Result<(wgpu::Device, wgpu::Queue), DeviceError> {
         adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("engine"),
+                // f16 storage is a choice made per model (`Kernels::with_precision`); the device
+                // only has to allow it.
+                required_features: adapter.features() & wgpu::Features::SHADER_F16,
                 required_limits: wgpu::Limits::default().using_resolution(adapter.limits()),
                 ..Default::default()
             })
