@@ -1,12 +1,13 @@
-//! One photo → one face embedding: detect (BlazeFace back 256, falling back to front 128), align onto
+//! One photo → faces and embeddings: detect (BlazeFace back 256, falling back to front 128), align onto
 //! the ArcFace template, embed (SFace), L2-normalise. Runs on the engine's CPU reference, which is
 //! equal to onnxruntime; the GPU path is checked against the same reference.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
+use engine::face::align::{self, Similarity};
 use engine::face::blazeface::{self, Detection, Spec};
-use engine::face::{align, prepare};
+use engine::face::prepare;
 use engine::{Graph, Tensor, cpu};
 
 pub struct FacePipeline {
@@ -19,9 +20,31 @@ pub struct FacePipeline {
     pub min_score: f32,
 }
 
-pub struct Face {
+/// A decoded photo with its black border: RGB8, `w`×`h`, the original at (`border`, `border`).
+pub struct Photo {
+    pub rgb: Vec<u8>,
+    pub w: usize,
+    pub h: usize,
+    pub border: usize,
+}
+
+impl Photo {
+    /// Pads an RGB8 image (`w0`×`h0`) by `border` black pixels on every side.
+    pub fn padded(raw: &[u8], w0: usize, h0: usize, border: usize) -> Photo {
+        let (w, h) = (w0 + 2 * border, h0 + 2 * border);
+        let mut rgb = vec![0u8; w * h * 3];
+        if w0 > 0 {
+            for (y, row) in raw.chunks_exact(w0 * 3).take(h0).enumerate() {
+                let at = ((y + border) * w + border) * 3;
+                rgb[at..at + w0 * 3].copy_from_slice(row);
+            }
+        }
+        Photo { rgb, w, h, border }
+    }
+}
+
+pub struct Found {
     pub detection: Detection,
-    pub embedding: Vec<f32>,
     /// Which detector found it.
     pub detector: &'static str,
 }
@@ -41,7 +64,7 @@ impl FacePipeline {
         })
     }
 
-    fn detect(
+    fn run_detector(
         &self,
         g: &Graph,
         spec: &Spec,
@@ -64,8 +87,18 @@ impl FacePipeline {
         )
     }
 
-    /// The most confident face of the photo, or `None` when no detector finds one.
-    pub fn face(&self, path: &Path) -> Result<Option<Face>> {
+    /// Every face of a frame by the back-256 model (whole frame in).
+    pub fn detect_back(&self, rgb: &[u8], w: usize, h: usize) -> Result<Vec<Detection>> {
+        self.run_detector(&self.back, &blazeface::BACK_256, rgb, w, h)
+    }
+
+    /// Every face of a frame by the front-128 model (whole frame in).
+    pub fn detect_front(&self, rgb: &[u8], w: usize, h: usize) -> Result<Vec<Detection>> {
+        self.run_detector(&self.front, &blazeface::FRONT_128, rgb, w, h)
+    }
+
+    /// Decodes a photo and adds the border (`pad` of its larger side).
+    pub fn load_photo(&self, path: &Path) -> Result<Photo> {
         // Content sniffing, not the extension: the Yale set's files have none (`subject01.happy`).
         let img = image::ImageReader::open(path)
             .and_then(|r| r.with_guessed_format())
@@ -75,31 +108,50 @@ impl FacePipeline {
             .to_rgb8();
         let (w0, h0) = (img.width() as usize, img.height() as usize);
         let border = (w0.max(h0) as f32 * self.pad) as usize;
-        let (w, h) = (w0 + 2 * border, h0 + 2 * border);
-        let mut rgb = vec![0u8; w * h * 3];
-        for (y, row) in img.into_raw().chunks_exact(w0 * 3).enumerate() {
-            let at = ((y + border) * w + border) * 3;
-            rgb[at..at + w0 * 3].copy_from_slice(row);
-        }
-        let mut found = self.detect(&self.back, &blazeface::BACK_256, &rgb, w, h)?;
+        Ok(Photo::padded(img.as_raw(), w0, h0, border))
+    }
+
+    /// The most confident face of the photo (back 256, else front 128), or `None`.
+    pub fn best_face(&self, photo: &Photo) -> Result<Option<Found>> {
+        let mut found = self.detect_back(&photo.rgb, photo.w, photo.h)?;
         let mut detector = "back-256";
         if found.is_empty() {
-            found = self.detect(&self.front, &blazeface::FRONT_128, &rgb, w, h)?;
+            found = self.detect_front(&photo.rgb, photo.w, photo.h)?;
             detector = "front-128";
         }
-        let Some(best) = found.into_iter().max_by(|a, b| a.score.total_cmp(&b.score)) else {
-            return Ok(None);
-        };
-        let Some(s) = align::from_blazeface(&best.keypoints) else {
-            return Ok(None);
-        };
-        let chip = align::warp_chip(&prepare::pack_rgba(&rgb), w, h, &s)
-            .ok_or_else(|| anyhow!("warp failed"))?;
-        let e = cpu::run(&self.sface, &[Tensor::new(vec![1, 3, 112, 112], chip)?])?;
-        Ok(Some(Face {
-            detection: best,
-            embedding: prepare::l2_normalise(&e[0].data),
-            detector,
-        }))
+        Ok(found
+            .into_iter()
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+            .map(|detection| Found {
+                detection,
+                detector,
+            }))
+    }
+
+    /// The 112×112 chip for a frame → chip similarity (planar RGB f32, 0–255).
+    pub fn chip(&self, photo: &Photo, to_chip: &Similarity) -> Result<Vec<f32>> {
+        align::warp_chip(&prepare::pack_rgba(&photo.rgb), photo.w, photo.h, to_chip)
+            .ok_or_else(|| anyhow!("warp failed (degenerate alignment)"))
+    }
+
+    /// SFace embeddings (L2-normalised) of `n` chips laid one after another.
+    pub fn embed(&self, chips: &[f32], n: usize) -> Result<Vec<Vec<f32>>> {
+        let e = cpu::run(
+            &self.sface,
+            &[Tensor::new(
+                vec![n, 3, align::CHIP, align::CHIP],
+                chips.to_vec(),
+            )?],
+        )?;
+        let out = e
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("SFace gave no output"))?;
+        let dim = out.data.len() / n.max(1);
+        Ok(out
+            .data
+            .chunks_exact(dim.max(1))
+            .map(prepare::l2_normalise)
+            .collect())
     }
 }

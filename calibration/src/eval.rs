@@ -1,0 +1,377 @@
+//! `gate-calibrate eval`: verification accuracy of the station's chain on a labelled folder, and with
+//! `--landmarks` the same SFace on chips aligned from reference (dlib) landmarks, side by side.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use engine::face::align::{self, TEMPLATE_4};
+use engine::face::prepare::cosine;
+
+use crate::faces::{FacePipeline, Found};
+use crate::refmarks::{self, KeypointStats, RefMarks};
+use crate::scores;
+use crate::select::{self, Labelled};
+
+pub struct Options {
+    pub set: PathBuf,
+    pub pairs: Option<PathBuf>,
+    pub skip_per_identity: usize,
+    pub per_identity: Option<usize>,
+    pub pad: f32,
+    pub models: PathBuf,
+    pub json: Option<PathBuf>,
+    pub landmarks: Option<PathBuf>,
+    pub template4: Option<[[f32; 2]; 4]>,
+    pub dump_chips: Option<PathBuf>,
+}
+
+/// The alignments compared: BlazeFace keypoints onto TEMPLATE_4, onto an alternative 4-point
+/// template, and the reference 5 points onto the ArcFace 5-point template.
+const METHODS: [&str; 3] = [
+    "blazeface/TEMPLATE_4",
+    "blazeface/--template4",
+    "dlib-68 → ArcFace-5",
+];
+
+struct Sample {
+    photo: Labelled,
+    found: Option<Found>,
+    reference: Option<RefMarks>,
+    emb: [Option<Vec<f32>>; 3],
+    chip: Option<Vec<f32>>,
+}
+
+fn process(
+    pipe: &FacePipeline,
+    o: &Options,
+    marks: &BTreeMap<String, RefMarks>,
+    p: &Labelled,
+) -> Result<Sample> {
+    let photo = pipe.load_photo(&p.path)?;
+    let found = pipe.best_face(&photo)?;
+    let reference = marks.get(&p.rel).map(|m| m.shifted(photo.border as f32));
+    let mut sims = [None, None, None];
+    if let Some(f) = &found {
+        sims[0] = align::fit(&f.detection.keypoints[..4], &TEMPLATE_4);
+        if let Some(t) = &o.template4 {
+            sims[1] = align::fit(&f.detection.keypoints[..4], t);
+        }
+    }
+    sims[2] = reference.as_ref().and_then(RefMarks::alignment);
+    let mut chips = Vec::new();
+    let mut which = Vec::new();
+    for (k, s) in sims.iter().enumerate() {
+        if let Some(s) = s {
+            chips.extend(pipe.chip(&photo, s)?);
+            which.push(k);
+        }
+    }
+    let mut emb = [None, None, None];
+    if !which.is_empty() {
+        for (k, e) in which.iter().zip(pipe.embed(&chips, which.len())?) {
+            emb[*k] = Some(e);
+        }
+    }
+    let chip_len = 3 * align::CHIP * align::CHIP;
+    let chip =
+        (o.dump_chips.is_some() && which.first() == Some(&0)).then(|| chips[..chip_len].to_vec());
+    Ok(Sample {
+        photo: p.clone(),
+        found,
+        reference,
+        emb,
+        chip,
+    })
+}
+
+#[derive(Default)]
+struct Pairs {
+    genuine: Vec<f32>,
+    impostor: Vec<f32>,
+    skipped: usize,
+}
+
+/// Genuine/impostor cosines over the samples `pick` gives an embedding for: the pairs file's pairs,
+/// or every pair of the folder.
+fn score<'a>(
+    samples: &'a [Sample],
+    listed: Option<&[(PathBuf, PathBuf, bool)]>,
+    pick: impl Fn(&'a Sample) -> Option<&'a [f32]>,
+) -> Pairs {
+    let mut out = Pairs::default();
+    match listed {
+        Some(list) => {
+            let by: BTreeMap<&Path, &Sample> = samples
+                .iter()
+                .map(|s| (s.photo.path.as_path(), s))
+                .collect();
+            for (x, y, same) in list {
+                let e = |p: &PathBuf| by.get(p.as_path()).and_then(|s| pick(s));
+                match (e(x), e(y)) {
+                    (Some(a), Some(b)) if *same => out.genuine.push(cosine(a, b)),
+                    (Some(a), Some(b)) => out.impostor.push(cosine(a, b)),
+                    _ => out.skipped += 1,
+                }
+            }
+        }
+        None => {
+            let v: Vec<(&str, &[f32])> = samples
+                .iter()
+                .filter_map(|s| pick(s).map(|e| (s.photo.id.as_str(), e)))
+                .collect();
+            for i in 0..v.len() {
+                for j in i + 1..v.len() {
+                    let c = cosine(v[i].1, v[j].1);
+                    if v[i].0 == v[j].0 {
+                        out.genuine.push(c)
+                    } else {
+                        out.impostor.push(c)
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn read_pairs(set: &Path, pf: &Path) -> Result<Vec<(PathBuf, PathBuf, bool)>> {
+    let text = std::fs::read_to_string(pf).with_context(|| format!("reading {}", pf.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let [x, y, d] = f[..] else {
+            anyhow::bail!(
+                "{}:{}: expected file_x,file_y,Decision",
+                pf.display(),
+                n + 1
+            );
+        };
+        out.push((
+            set.join("images").join(x),
+            set.join("images").join(y),
+            d.eq_ignore_ascii_case("yes"),
+        ));
+    }
+    Ok(out)
+}
+
+fn summary(p: &Pairs) -> serde_json::Value {
+    let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
+    let e = scores::eer(&p.genuine, &p.impostor);
+    let at = |t: f64| scores::fnmr_at_fmr(&p.genuine, &p.impostor, t).map(|x| x.1);
+    serde_json::json!({
+        "genuine": p.genuine.len(), "impostor": p.impostor.len(),
+        "genuine_mean": mean(&p.genuine), "impostor_mean": mean(&p.impostor),
+        "genuine_p5": quantile(&p.genuine, 0.05), "impostor_p95": quantile(&p.impostor, 0.95),
+        "eer": e.map(|e| e.rate), "eer_threshold": e.map(|e| e.threshold),
+        "fnmr_at_fmr_1e-2": at(1e-2), "fnmr_at_fmr_1e-3": at(1e-3), "fnmr_at_fmr_1e-4": at(1e-4),
+        "fmr_at_0.363": scores::fmr(&p.impostor, 0.363), "fnmr_at_0.363": scores::fnmr(&p.genuine, 0.363),
+    })
+}
+
+fn quantile(v: &[f32], q: f64) -> f32 {
+    let mut s = v.to_vec();
+    s.sort_by(f32::total_cmp);
+    s.get(((s.len() as f64 - 1.0) * q).round() as usize)
+        .copied()
+        .unwrap_or(f32::NAN)
+}
+
+fn pct(v: &serde_json::Value) -> String {
+    v.as_f64()
+        .map_or_else(|| "n/a".into(), |x| format!("{:.2} %", x * 100.0))
+}
+
+fn print_row(name: &str, s: &serde_json::Value) {
+    println!(
+        "  {name:<24} {:>6} / {:<8} gen {:.3} (p5 {:.3})  imp {:.3} (p95 {:.3})  EER {:>8}  FNMR@1e-3 {:>8}  FNMR@1e-4 {:>8}",
+        s["genuine"],
+        s["impostor"],
+        s["genuine_mean"].as_f64().unwrap_or(f64::NAN),
+        s["genuine_p5"].as_f64().unwrap_or(f64::NAN),
+        s["impostor_mean"].as_f64().unwrap_or(f64::NAN),
+        s["impostor_p95"].as_f64().unwrap_or(f64::NAN),
+        pct(&s["eer"]),
+        pct(&s["fnmr_at_fmr_1e-3"]),
+        pct(&s["fnmr_at_fmr_1e-4"]),
+    );
+}
+
+pub fn run(o: Options) -> Result<()> {
+    let t0 = Instant::now();
+    let photos = select::per_identity(
+        select::read_labels(&o.set)?,
+        o.skip_per_identity,
+        o.per_identity,
+    );
+    let marks = match &o.landmarks {
+        Some(p) => refmarks::read(p)?,
+        None => BTreeMap::new(),
+    };
+    if let Some(lm) = &o.landmarks
+        && !photos.iter().any(|p| marks.contains_key(&p.rel))
+    {
+        anyhow::bail!(
+            "{}: no row's path matches a photo of {} (paths must be as in its labels.csv)",
+            lm.display(),
+            o.set.display()
+        );
+    }
+    let listed = match &o.pairs {
+        Some(pf) => Some(read_pairs(&o.set, pf)?),
+        None => None,
+    };
+    let pipe = FacePipeline::load(&o.models, o.pad)?;
+    let threads = select::threads();
+    let samples: Vec<Sample> = select::par_map(&photos, threads, |p| {
+        process(&pipe, &o, &marks, p).unwrap_or_else(|e| {
+            eprintln!("{}: {e:#}", p.path.display());
+            Sample {
+                photo: p.clone(),
+                found: None,
+                reference: None,
+                emb: [None, None, None],
+                chip: None,
+            }
+        })
+    });
+    let n = samples.len();
+    let detected = samples.iter().filter(|s| s.found.is_some()).count();
+    let by_front = samples
+        .iter()
+        .filter(|s| s.found.as_ref().is_some_and(|f| f.detector == "front-128"))
+        .count();
+    let eyes = quantile(
+        &samples
+            .iter()
+            .filter_map(|s| s.found.as_ref().map(|f| f.detection.eye_distance()))
+            .collect::<Vec<_>>(),
+        0.5,
+    );
+    println!(
+        "set: {}  ({:.0} s, {threads} threads)",
+        o.set.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    println!(
+        "photos: {n}  face found: {detected} ({:.1} %; {by_front} only by the front-128 model); median inter-eye distance {eyes:.1} px (after padding)",
+        100.0 * detected as f64 / n.max(1) as f64
+    );
+    let main = score(&samples, listed.as_deref(), |s| s.emb[0].as_deref());
+    if main.skipped > 0 {
+        println!("pairs skipped (a photo without a face): {}", main.skipped);
+    }
+    let main_s = summary(&main);
+    for t in [1e-2, 1e-3, 1e-4] {
+        if let Some((th, f)) = scores::fnmr_at_fmr(&main.genuine, &main.impostor, t) {
+            println!("FNMR at FMR {t:e}: {:.2} % (threshold {th:.3})", f * 100.0);
+        }
+    }
+    if let Some(e) = scores::eer(&main.genuine, &main.impostor) {
+        println!("EER: {:.2} % at cosine {:.3}", e.rate * 100.0, e.threshold);
+    }
+    println!(
+        "at the authors' threshold 0.363: FMR {:.3} %  FNMR {:.2} %",
+        scores::fmr(&main.impostor, 0.363) * 100.0,
+        scores::fnmr(&main.genuine, 0.363) * 100.0
+    );
+    println!("all photos with a BlazeFace face:");
+    print_row(METHODS[0], &main_s);
+    let mut out = serde_json::json!({
+        "set": o.set, "photos": n, "faces": detected, "front_only": by_front,
+        "median_eye_distance_px": eyes, "blazeface": main_s, "seconds": t0.elapsed().as_secs_f64(),
+    });
+    if o.template4.is_some() {
+        let alt = summary(&score(&samples, listed.as_deref(), |s| s.emb[1].as_deref()));
+        print_row(METHODS[1], &alt);
+        out["blazeface_template4"] = alt;
+    }
+    if o.landmarks.is_some() {
+        out["reference"] = reference_report(&samples, listed.as_deref(), &o);
+    }
+    if let Some(path) = &o.dump_chips {
+        let chips: Vec<f32> = samples
+            .iter()
+            .filter_map(|s| s.chip.as_deref())
+            .flatten()
+            .copied()
+            .collect();
+        let k = chips.len() / (3 * align::CHIP * align::CHIP);
+        crate::npy::write_f32(path, &[k, 3, align::CHIP, align::CHIP], &chips)?;
+        println!("wrote {k} BlazeFace-aligned chips to {}", path.display());
+    }
+    if let Some(path) = &o.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&out)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Reference detection rate, keypoint error, chip discrepancy and the side-by-side scores on the
+/// photos where both BlazeFace and dlib found a face.
+fn reference_report(
+    samples: &[Sample],
+    listed: Option<&[(PathBuf, PathBuf, bool)]>,
+    o: &Options,
+) -> serde_json::Value {
+    let with_ref = samples.iter().filter(|s| s.reference.is_some()).count();
+    let both: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.emb[0].is_some() && s.emb[2].is_some())
+        .collect();
+    println!(
+        "dlib found a face in {with_ref} of {} photos; both found one in {}",
+        samples.len(),
+        both.len()
+    );
+    let mut kp = KeypointStats::default();
+    let mut disc: [Vec<f32>; 2] = [Vec::new(), Vec::new()];
+    for s in &both {
+        if let (Some(f), Some(r)) = (&s.found, &s.reference) {
+            kp.add(&f.detection, r);
+            disc[0].extend(refmarks::chip_discrepancy(&f.detection, r, &TEMPLATE_4));
+            if let Some(t) = &o.template4 {
+                disc[1].extend(refmarks::chip_discrepancy(&f.detection, r, t));
+            }
+        }
+    }
+    let kp_json = crate::keypoints::report(&kp);
+    let (d0, _) = refmarks::mean_median(&disc[0]);
+    println!(
+        "alignment vs reference chip (mean distance of the 5 reference points from ArcFace-5, chip px): TEMPLATE_4 {d0:.2}"
+    );
+    let mut disc_json = serde_json::json!({ "TEMPLATE_4": d0 });
+    if o.template4.is_some() {
+        let (d1, _) = refmarks::mean_median(&disc[1]);
+        println!("  --template4 {d1:.2}");
+        disc_json["template4"] = d1.into();
+    }
+    // Side by side on the same photos: an embedding counts only where all compared ones exist.
+    let all = |s: &Sample| {
+        s.emb[0].is_some() && s.emb[2].is_some() && (o.template4.is_none() || s.emb[1].is_some())
+    };
+    println!("side by side on the photos where both found a face:");
+    let mut rows = serde_json::Map::new();
+    for (k, name) in METHODS.iter().enumerate() {
+        if k == 1 && o.template4.is_none() {
+            continue;
+        }
+        let s = summary(&score(samples, listed, |s| {
+            if all(s) { s.emb[k].as_deref() } else { None }
+        }));
+        print_row(name, &s);
+        rows.insert((*name).into(), s);
+    }
+    if let Some(t) = &o.template4 {
+        println!("  (--template4 = {t:?})");
+    }
+    serde_json::json!({
+        "dlib_faces": with_ref, "both": both.len(), "keypoints": kp_json,
+        "chip_discrepancy_px": disc_json, "side_by_side": rows,
+    })
+}

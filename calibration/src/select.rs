@@ -1,0 +1,118 @@
+//! Which photos of a labelled set to use, and a small parallel map.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, Result, bail};
+
+/// One labelled photo: `rel` as written in labels.csv, `path` joined onto the set folder.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Labelled {
+    pub path: PathBuf,
+    pub rel: String,
+    pub id: String,
+}
+
+pub fn read_labels(set: &Path) -> Result<Vec<Labelled>> {
+    let path = set.join("labels.csv");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((p, id)) = line.split_once(',') else {
+            bail!("{}:{}: expected path,identity", path.display(), n + 1);
+        };
+        out.push(Labelled {
+            path: set.join(p.trim()),
+            rel: p.trim().to_owned(),
+            id: id.trim().to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// Sorted by path; per identity, the first `skip` photos are dropped and at most `take` kept.
+pub fn per_identity(mut photos: Vec<Labelled>, skip: usize, take: Option<usize>) -> Vec<Labelled> {
+    photos.sort();
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    photos.retain(|p| {
+        let c = count.entry(p.id.clone()).or_default();
+        *c += 1;
+        *c > skip && take.is_none_or(|t| *c <= skip + t)
+    });
+    photos
+}
+
+pub fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// `f` over `items` on `threads` workers (each takes the next unclaimed item); results in order.
+pub fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let mut out: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        mine.push((i, f(item)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(p: &str, id: &str) -> Labelled {
+        Labelled {
+            path: PathBuf::from(p),
+            rel: p.into(),
+            id: id.into(),
+        }
+    }
+
+    #[test]
+    fn per_identity_skips_then_takes() {
+        let v = vec![l("a3", "a"), l("a1", "a"), l("a2", "a"), l("b1", "b")];
+        let got: Vec<String> = per_identity(v.clone(), 1, Some(1))
+            .into_iter()
+            .map(|x| x.rel)
+            .collect();
+        assert_eq!(got, ["a2"]);
+        assert_eq!(per_identity(v.clone(), 0, None).len(), 4);
+        assert_eq!(per_identity(v, 0, Some(2)).len(), 3);
+    }
+
+    #[test]
+    fn par_map_keeps_order() {
+        let v: Vec<u32> = (0..100).collect();
+        assert_eq!(
+            par_map(&v, 3, |x| x * 2),
+            (0..100).map(|x| x * 2).collect::<Vec<_>>()
+        );
+    }
+}
