@@ -52,6 +52,8 @@ pub struct GpuModel {
     /// Graph outputs: buffer and element count.
     outputs: Vec<(wgpu::Buffer, usize)>,
     dispatches: Vec<Dispatch>,
+    /// The node (name and op) each dispatch belongs to, for `profile`.
+    labels: Vec<String>,
     /// Bytes of activation memory after reuse, for the record.
     pub planned_bytes: u64,
     /// Kept alive for the bind groups.
@@ -217,6 +219,7 @@ impl GpuModel {
             })
         };
         let mut dispatches = Vec::new();
+        let mut labels: Vec<String> = Vec::new();
         // Bound after planning: (kernel call, buffer ids) recorded first, bound once buffers are
         // final; each plan remembers its node for error messages.
         let mut plans: Vec<(usize, Plan)> = Vec::new();
@@ -455,6 +458,16 @@ impl GpuModel {
                         op: graph.nodes[i].op.name(),
                         why,
                     })?;
+            let node = &graph.nodes[i];
+            labels.extend(d.iter().map(|d| {
+                format!(
+                    "{} {:?} {:?} ({})",
+                    node.name,
+                    d.which,
+                    d.size,
+                    node.op.name()
+                )
+            }));
             dispatches.extend(d);
         }
         let mut outputs = Vec::new();
@@ -496,10 +509,12 @@ impl GpuModel {
             };
             let outer = f32_buf(input_len, "input f32")?;
             dispatches.insert(0, convert(&outer, &p.buffers[input], input_len, false)?);
+            labels.insert(0, "input (narrow to f16)".into());
             input_buf = outer;
             for (buf, len) in &mut outputs {
                 let wide = f32_buf(*len, "output f32")?;
                 dispatches.push(convert(buf, &wide, *len, true)?);
+                labels.push("output (widen to f32)".into());
                 *buf = wide;
             }
         }
@@ -509,6 +524,7 @@ impl GpuModel {
             input_len,
             outputs,
             dispatches,
+            labels,
             planned_bytes: p.planned_bytes,
             _buffers: p.buffers,
         })
@@ -528,6 +544,32 @@ impl GpuModel {
         for d in &self.dispatches {
             kernels.record(pass, d);
         }
+    }
+
+    /// Runs every dispatch in its own submission and waits for it: wall time per dispatch with its
+    /// node's label. For finding where a device spends its time (the inputs must be written first);
+    /// the sum is larger than one `run`, which overlaps nothing but also waits only once.
+    pub fn profile(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        kernels: &Kernels,
+    ) -> R<Vec<(String, std::time::Duration)>> {
+        let mut out = Vec::with_capacity(self.dispatches.len());
+        for (d, label) in self.dispatches.iter().zip(&self.labels) {
+            let mut enc = device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                kernels.record(&mut pass, d);
+            }
+            let t = std::time::Instant::now();
+            queue.submit([enc.finish()]);
+            device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| GpuRunError::Readback(e.to_string()))?;
+            out.push((label.clone(), t.elapsed()));
+        }
+        Ok(out)
     }
 
     pub fn write_input(&self, queue: &wgpu::Queue, input: &[f32]) -> R<()> {

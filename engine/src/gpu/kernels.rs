@@ -58,6 +58,43 @@ impl std::str::FromStr for Precision {
     }
 }
 
+/// Which `gemm.wgsl` entry point runs GEMMs (1×1 convolutions and fully connected layers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GemmVariant {
+    /// `main`: 16×64 tiles staged through workgroup memory; for GPUs.
+    Tiled,
+    /// `main_blocked`: 64×64 tiles, a 4×4 register block per invocation, no workgroup memory or
+    /// barriers; for CPU adapters (lavapipe), where it runs SFace ~6× faster (docs/engine.md).
+    Blocked,
+}
+
+impl GemmVariant {
+    /// `Blocked` on CPU adapters, `Tiled` elsewhere; `GATE_GEMM=tiled|blocked` overrides.
+    pub fn for_device(device: &wgpu::Device) -> Self {
+        match std::env::var("GATE_GEMM").as_deref() {
+            Ok("tiled") => GemmVariant::Tiled,
+            Ok("blocked") => GemmVariant::Blocked,
+            _ if device.adapter_info().device_type == wgpu::DeviceType::Cpu => GemmVariant::Blocked,
+            _ => GemmVariant::Tiled,
+        }
+    }
+
+    fn entry(self) -> &'static str {
+        match self {
+            GemmVariant::Tiled => "main",
+            GemmVariant::Blocked => "main_blocked",
+        }
+    }
+
+    /// Output rows one workgroup covers.
+    fn rows(self) -> u32 {
+        match self {
+            GemmVariant::Tiled => 16,
+            GemmVariant::Blocked => 64,
+        }
+    }
+}
+
 /// The f16 variant was asked for on a device without `SHADER_F16`.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -303,7 +340,7 @@ pub struct Dispatch {
     pub(super) size: (u32, u32, u32),
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub(super) enum Which {
     Conv,
     Gemm,
@@ -335,6 +372,7 @@ pub struct Kernels {
     pub(super) layout: Kernel,
     pub(super) pool: Kernel,
     precision: Precision,
+    gemm_variant: GemmVariant,
     /// f32 → f16 and f16 → f32 at a model's input and outputs (f16 only).
     convert: Option<(Kernel, Kernel)>,
 }
@@ -349,7 +387,7 @@ struct ConvertUniform {
 impl Kernels {
     /// Every kernel in f32 storage.
     pub fn new(device: &wgpu::Device) -> Self {
-        Self::build(device, Precision::F32)
+        Self::build(device, Precision::F32, GemmVariant::for_device(device))
     }
 
     /// Every kernel in the given storage precision; f16 needs a device opened with `SHADER_F16`
@@ -358,10 +396,33 @@ impl Kernels {
         if precision == Precision::F16 && !device.features().contains(wgpu::Features::SHADER_F16) {
             return Err(NoF16(format!("{:?}", device.features())));
         }
-        Ok(Self::build(device, precision))
+        Ok(Self::build(
+            device,
+            precision,
+            GemmVariant::for_device(device),
+        ))
     }
 
-    fn build(device: &wgpu::Device, p: Precision) -> Self {
+    /// As `with_precision`, with the GEMM variant forced (tests check both on any device).
+    pub fn with_options(
+        device: &wgpu::Device,
+        precision: Precision,
+        gemm: GemmVariant,
+    ) -> Result<Self, NoF16> {
+        let mut k = Self::with_precision(device, precision)?;
+        if k.gemm_variant != gemm {
+            k.gemm =
+                Kernel::with_entry(device, "gemm.wgsl", &precision.variant(GEMM), gemm.entry());
+            k.gemm_variant = gemm;
+        }
+        Ok(k)
+    }
+
+    pub fn gemm_variant(&self) -> GemmVariant {
+        self.gemm_variant
+    }
+
+    fn build(device: &wgpu::Device, p: Precision, gemm: GemmVariant) -> Self {
         let k = |label: &str, src: &str| Kernel::new(device, label, &p.variant(src));
         let convert = (p == Precision::F16).then(|| {
             let widen = CONVERT
@@ -374,7 +435,7 @@ impl Kernels {
         });
         Self {
             conv: k("conv2d.wgsl", CONV),
-            gemm: k("gemm.wgsl", GEMM),
+            gemm: Kernel::with_entry(device, "gemm.wgsl", &p.variant(GEMM), gemm.entry()),
             gemm_reduce: Kernel::with_entry(
                 device,
                 "gemm.wgsl reduce_k",
@@ -386,6 +447,7 @@ impl Kernels {
             layout: k("layout.wgsl", LAYOUT),
             pool: k("pool2d.wgsl", POOL),
             precision: p,
+            gemm_variant: gemm,
             convert,
         }
     }
@@ -454,7 +516,11 @@ impl Kernels {
         Dispatch {
             group: self.gemm.bind(device, bytemuck::bytes_of(&u), ops),
             which: Which::Gemm,
-            size: (g.n.div_ceil(64), g.m.div_ceil(16), g.batch),
+            size: (
+                g.n.div_ceil(64),
+                g.m.div_ceil(self.gemm_variant.rows()),
+                g.batch,
+            ),
         }
     }
 
@@ -491,7 +557,11 @@ impl Kernels {
             Dispatch {
                 group: self.gemm.bind(device, bytemuck::bytes_of(&u), &first),
                 which: Which::Gemm,
-                size: (g.n.div_ceil(64), g.m.div_ceil(16), g.batch * splits),
+                size: (
+                    g.n.div_ceil(64),
+                    g.m.div_ceil(self.gemm_variant.rows()),
+                    g.batch * splits,
+                ),
             },
             Dispatch {
                 group: self

@@ -9,7 +9,7 @@ pub mod resample;
 
 pub use executor::{GpuModel, GpuRunError};
 pub use kernels::{
-    Act, Channel, ConvGeom, Dispatch, GemmGeom, Kernels, NoF16, Operands, Precision,
+    Act, Channel, ConvGeom, Dispatch, GemmGeom, GemmVariant, Kernels, NoF16, Operands, Precision,
 };
 pub use ops::{EltAct, EltOp, PoolGeom, PoolMode, Region};
 
