@@ -1,13 +1,14 @@
-//! Enrolment core for the walk-through face gate (issue 4): the pure parts that the central enrolment
-//! service and the stations build on.
+//! Enrolment for the walk-through face gate (issue 4): the core that the central enrolment service
+//! (`enrold`, in `src/bin/enrold`) and the stations build on.
 //!
 //! - [`tickets`]: ticket kinds, the fare table (TOML) and the gate rules, as pure functions
 //!   (`docs/tickets.md`);
 //! - [`seal`]: sealed face templates, the key hierarchy (master key → per-subject data key), key
-//!   rotation, crypto-shredding and the centre → station key wrap (`docs/privacy.md`).
-//!
-//! No I/O here except reading key files and the fare table; the HTTP service, the zenoh distribution and
-//! the stores come on top of this API.
+//!   rotation, crypto-shredding and the centre → station key wrap (`docs/privacy.md`);
+//! - [`photo`], [`faces`], [`quality`], [`check`]: bounded photo decoding, the detect → align → embed
+//!   chain on the engine's CPU reference, the quality measures and reasons, one request → one template;
+//! - [`store`]: the centre's redb store (subjects, templates, data keys, tickets, trips, changes, audit)
+//!   and [`gallery`], the in-memory 1:N index (`docs/enrolment.md`).
 
 // Gate and enrolment code must fail with an error, never a panic; tests may unwrap.
 #![cfg_attr(
@@ -15,9 +16,15 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod check;
+pub mod faces;
+pub mod gallery;
 mod hex;
 pub mod ids;
+pub mod photo;
+pub mod quality;
 pub mod seal;
+pub mod store;
 pub mod tickets;
 
 pub use ids::{IdError, StationId, SubjectId};

@@ -1,0 +1,206 @@
+//! `enrold.toml`: every key with its default (`enrold config example` prints this annotated).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use enrolment::quality::QualityConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`127.0.0.1:0` picks a free port; the bound address is printed).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The redb store file (created if missing).
+    pub store: PathBuf,
+    /// Folder holding the ONNX models (default: `$GATE_MODELS`, else `<workspace>/models`).
+    #[serde(default)]
+    pub models: Option<PathBuf>,
+    /// Where the face models run. Only `cpu` (the engine's reference) exists in this build.
+    #[serde(default)]
+    pub backend: Backend,
+    /// Version number of the face model chain, sealed into every template.
+    #[serde(default = "default_template_version")]
+    pub template_version: u32,
+    /// How many photos are analysed at once (each uses one CPU core for ~0.5 s).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Accepted consent policy versions; empty accepts any well-formed version.
+    #[serde(default)]
+    pub policy_versions: Vec<String>,
+    pub keys: KeysConfig,
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub rate: RateConfig,
+    #[serde(default)]
+    pub quality: QualityConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    #[default]
+    Cpu,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Master key file (0600, 32 raw bytes or 64 hex digits); or
+    pub master_key_file: Option<PathBuf>,
+    /// the name of an environment variable holding 64 hex digits.
+    pub master_key_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Token file (0600): one `client-name token` pair per line (`#` comments); or
+    pub token_file: Option<PathBuf>,
+    /// the name of an environment variable holding one token (client name `app`).
+    pub token_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Largest single photo, bytes.
+    pub max_photo_bytes: usize,
+    /// Photos per enrolment (1..=5).
+    pub max_photos: usize,
+    /// Largest photo, width × height (checked from the header before decoding).
+    pub max_pixels: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 20 << 20,
+            max_photo_bytes: 8 << 20,
+            max_photos: 5,
+            max_pixels: 40_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateConfig {
+    /// Sustained requests per minute per client (token bucket refill).
+    pub per_minute: f64,
+    /// Bucket size: requests a client may make in a burst.
+    pub burst: f64,
+    /// Failed authentications per minute per peer address.
+    pub failed_auth_per_minute: f64,
+}
+
+impl Default for RateConfig {
+    fn default() -> Self {
+        Self {
+            per_minute: 120.0,
+            burst: 20.0,
+            failed_auth_per_minute: 10.0,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8440".into()
+}
+fn default_template_version() -> u32 {
+    1
+}
+fn default_workers() -> usize {
+    1
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let c: Config = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        c.check().with_context(|| format!("{}", path.display()))?;
+        Ok(c)
+    }
+
+    fn check(&self) -> Result<()> {
+        let l = &self.limits;
+        if !(1..=5).contains(&l.max_photos) {
+            bail!("limits.max_photos must be 1..=5");
+        }
+        if l.max_photo_bytes == 0 || l.max_photo_bytes > l.max_body_bytes {
+            bail!("limits.max_photo_bytes must be 1..=limits.max_body_bytes");
+        }
+        if l.max_pixels == 0 {
+            bail!("limits.max_pixels must be positive");
+        }
+        if self.workers == 0 {
+            bail!("workers must be at least 1");
+        }
+        let r = &self.rate;
+        let finite = |v: f64| v.is_finite() && v > 0.0;
+        if !finite(r.per_minute) || !finite(r.burst) || !finite(r.failed_auth_per_minute) {
+            bail!("rate values must be positive numbers");
+        }
+        if self.keys.master_key_file.is_some() == self.keys.master_key_env.is_some() {
+            bail!("keys: set exactly one of master_key_file and master_key_env");
+        }
+        if self.auth.token_file.is_some() == self.auth.token_env.is_some() {
+            bail!("auth: set exactly one of token_file and token_env");
+        }
+        Ok(())
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.models
+            .clone()
+            .unwrap_or_else(enrolment::faces::default_models_dir)
+    }
+}
+
+pub const EXAMPLE: &str = r#"# enrold configuration (docs/enrolment.md). Every key but store, keys and auth has a default.
+listen = "127.0.0.1:8440"
+store = "/var/lib/enrold/centre.redb"
+# models = "/opt/gate/models"          # default: $GATE_MODELS, else <workspace>/models
+backend = "cpu"                         # the engine's CPU reference (the only backend so far)
+template_version = 1
+workers = 1                             # photos analysed at once
+policy_versions = []                    # e.g. ["2026-01"]; empty accepts any
+
+[keys]
+master_key_file = "/etc/enrold/master.key"   # `enrold keys init --out FILE`; or master_key_env = "VAR"
+
+[auth]
+token_file = "/etc/enrold/tokens"            # lines "client-name token", mode 0600; or token_env = "VAR"
+
+[limits]
+max_body_bytes = 20971520
+max_photo_bytes = 8388608
+max_photos = 5
+max_pixels = 40000000
+
+[rate]
+per_minute = 120.0
+burst = 20.0
+failed_auth_per_minute = 10.0
+
+[quality]
+min_eye_distance_px = 40.0
+other_face_min_ratio = 0.35
+min_sharpness = 40.0
+luma_range = [50.0, 210.0]
+max_clipped = 0.2
+max_roll_deg = 20.0
+max_yaw_ratio = 0.25
+pitch_ratio_range = [0.2, 0.8]
+max_eye_luma_ratio = 0.45
+max_mouth_chroma_distance = 20.0
+max_mouth_texture_ratio = 0.35
+same_person_cosine = 0.363
+duplicate_cosine = 0.5
+"#;

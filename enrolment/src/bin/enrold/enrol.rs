@@ -1,0 +1,237 @@
+//! `POST /subjects`: the multipart form, the face work, the 1:N check and the durable write.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::multipart::{Field, Multipart, MultipartError};
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use chrono::{Duration, Utc};
+use enrolment::SubjectId;
+use enrolment::check::{self, Accepted};
+use enrolment::photo::DecodeLimits;
+use enrolment::quality::{Reason, Rejection};
+use enrolment::seal;
+use enrolment::store::{Consent, EnrolRow, SubjectRecord};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::api::App;
+use crate::auth::Client;
+use crate::error::ApiError;
+
+#[derive(Serialize)]
+pub struct Enrolled {
+    subject: SubjectId,
+    photos: usize,
+    template_version: u32,
+    /// The change sequence stations will see this enrolment under.
+    seq: u64,
+    /// Time spent on the photos (decode, detect, embed), milliseconds.
+    analysis_ms: u64,
+}
+
+struct Form {
+    consent: Consent,
+    photos: Vec<Zeroizing<Vec<u8>>>,
+}
+
+fn multipart_error(e: MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge("body_too_large", e.body_text())
+    } else {
+        ApiError::BadRequest("bad_multipart", e.body_text())
+    }
+}
+
+async fn read_limited(
+    mut field: Field<'_>,
+    limit: usize,
+    index: usize,
+) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+    let mut buf = Zeroizing::new(Vec::new());
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if buf.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge(
+                "photo_too_large",
+                format!("photo {index} is larger than {limit} bytes"),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+async fn read_form(app: &App, mut mp: Multipart) -> Result<Form, ApiError> {
+    let limits = &app.cfg.limits;
+    let mut consent = None;
+    let mut photos = Vec::new();
+    while let Some(field) = mp.next_field().await.map_err(multipart_error)? {
+        match field.name() {
+            Some("consent") => {
+                let text = read_limited(field, 4096, 0).await.map_err(|_| {
+                    ApiError::BadRequest("bad_consent", "consent is larger than 4 KiB".into())
+                })?;
+                let c: Consent = serde_json::from_slice(&text)
+                    .map_err(|e| ApiError::BadRequest("bad_consent", format!("consent: {e}")))?;
+                consent = Some(c);
+            }
+            Some("photo") => {
+                if photos.len() == limits.max_photos {
+                    return Err(ApiError::BadRequest(
+                        "too_many_photos",
+                        format!("at most {} photos per enrolment", limits.max_photos),
+                    ));
+                }
+                photos.push(read_limited(field, limits.max_photo_bytes, photos.len()).await?);
+            }
+            other => {
+                return Err(ApiError::BadRequest(
+                    "unknown_field",
+                    format!("unknown form field {other:?}; expected consent and photo"),
+                ));
+            }
+        }
+    }
+    let consent = consent.ok_or_else(|| {
+        ApiError::BadRequest("bad_consent", "the consent field is missing".into())
+    })?;
+    check_consent(app, &consent)?;
+    if photos.is_empty() {
+        return Err(ApiError::BadRequest(
+            "no_photos",
+            "at least one photo is needed".into(),
+        ));
+    }
+    Ok(Form { consent, photos })
+}
+
+fn check_consent(app: &App, c: &Consent) -> Result<(), ApiError> {
+    let bad = |m: String| Err(ApiError::BadRequest("bad_consent", m));
+    let v = &c.policy_version;
+    let well_formed = (1..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !well_formed {
+        return bad("policy_version must match [A-Za-z0-9._-]{1,64}".into());
+    }
+    let accepted = &app.cfg.policy_versions;
+    if !accepted.is_empty() && !accepted.contains(v) {
+        return bad(format!(
+            "policy version {v:?} is not accepted ({})",
+            accepted.join(", ")
+        ));
+    }
+    if c.time > Utc::now() + Duration::minutes(5) {
+        return bad("consent time is in the future".into());
+    }
+    Ok(())
+}
+
+/// Runs the face chain on every photo (on the blocking pool, `workers` at a time). Each photo's bytes
+/// are dropped right after its analysis.
+async fn analyse(
+    app: &Arc<App>,
+    photos: Vec<Zeroizing<Vec<u8>>>,
+) -> Result<Result<Vec<Accepted>, Vec<Rejection>>, ApiError> {
+    let limits = DecodeLimits {
+        max_pixels: app.cfg.limits.max_pixels,
+    };
+    let mut tasks = Vec::new();
+    for (i, bytes) in photos.into_iter().enumerate() {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = app.face_slots.acquire().await;
+            let worker = app.clone();
+            tokio::task::spawn_blocking(move || {
+                let app = worker;
+                check::analyse_photo(&app.faces, i, &bytes, limits, &app.cfg.quality)
+            })
+            .await
+        }));
+    }
+    let (mut accepted, mut refused) = (Vec::new(), Vec::new());
+    for t in tasks {
+        match t.await?? {
+            Ok(Ok(a)) => accepted.push(a),
+            Ok(Err(r)) => refused.push(r),
+            Err(e) => return Err(ApiError::Internal(e.to_string())),
+        }
+    }
+    Ok(if refused.is_empty() {
+        Ok(accepted)
+    } else {
+        Err(refused)
+    })
+}
+
+pub async fn enrol(
+    State(app): State<Arc<App>>,
+    Extension(client): Extension<Client>,
+    mp: Multipart,
+) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
+    let form = read_form(&app, mp).await?;
+    let n = form.photos.len();
+    let t0 = Instant::now();
+    let accepted = match analyse(&app, form.photos).await? {
+        Ok(a) => a,
+        Err(refused) => {
+            tracing::info!(client = %client.0, photos = n, reasons = ?refused.iter().map(|r| r.code.code()).collect::<Vec<_>>(), "enrolment refused");
+            return Err(ApiError::Quality(refused));
+        }
+    };
+    let template =
+        check::template_of(&accepted, &app.cfg.quality).map_err(|r| ApiError::Quality(vec![r]))?;
+    drop(accepted);
+    let analysis_ms = t0.elapsed().as_millis() as u64;
+
+    // One enrolment at a time from the 1:N check to the gallery insert, so two requests of the same
+    // person cannot both pass.
+    let _serial = app.enrol_lock.lock().await;
+    let best = app.gallery_best(&template)?;
+    if let Some((_, score)) = best.filter(|(_, s)| *s >= app.cfg.quality.duplicate_cosine) {
+        tracing::info!(client = %client.0, score, "enrolment refused: already enrolled");
+        return Err(ApiError::Quality(vec![Rejection {
+            code: Reason::AlreadyEnrolled,
+            photo: None,
+            message: "this person is already enrolled; erase the existing subject first".into(),
+        }]));
+    }
+    let subject = SubjectId::random().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let version = app.cfg.template_version;
+    let (wrapped, sealed) = seal::seal_new_subject(&app.master, &subject, version, &template)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let record = SubjectRecord {
+        consent: form.consent,
+        enrolled_at: Utc::now(),
+        template_version: version,
+        photos: n as u8,
+    };
+    let store = app.store.clone();
+    let actor = client.0.clone();
+    let seq = tokio::task::spawn_blocking(move || {
+        store.enrol(
+            &EnrolRow {
+                subject,
+                record: &record,
+                wrapped: &wrapped,
+                sealed: &sealed,
+            },
+            &actor,
+        )
+    })
+    .await??;
+    app.gallery_insert(subject, template)?;
+    tracing::info!(client = %client.0, %subject, photos = n, analysis_ms, total_ms = t0.elapsed().as_millis() as u64, seq, "enrolled");
+    Ok((
+        StatusCode::CREATED,
+        Json(Enrolled {
+            subject,
+            photos: n,
+            template_version: version,
+            seq,
+            analysis_ms,
+        }),
+    ))
+}

@@ -1,0 +1,232 @@
+//! `enrold`: the central enrolment service (docs/enrolment.md).
+//!
+//! ```text
+//! enrold serve --config enrold.toml
+//! enrold config example > enrold.toml
+//! enrold keys init --out /etc/enrold/master.key
+//! enrold keys rotate --config enrold.toml --new-key /etc/enrold/master-2.key
+//! ```
+
+// Fail with an error, never a panic.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod api;
+mod auth;
+mod config;
+mod enrol;
+mod error;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use enrolment::faces::FacePipeline;
+use enrolment::gallery::Gallery;
+use enrolment::seal::{self, KeyId, MasterKey};
+use enrolment::store::Store;
+
+use crate::config::{Config, KeysConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "enrold",
+    about = "Central enrolment service of the walk-through face gate"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the HTTP API.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Master key management (run with the service stopped: the store is locked while it runs).
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Print an annotated example configuration.
+    Example,
+    /// Check a configuration file.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Write a new random master key file (mode 0600; refuses to overwrite).
+    Init {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Re-wrap every data key under a new master key, written to --new-key (or read from it when it
+    /// exists, to resume an interrupted rotation). Then point keys.master_key_file at the new file
+    /// and destroy the old one.
+    Rotate {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        new_key: PathBuf,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = real_main() {
+        eprintln!("enrold: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Serve { config } => serve(Config::load(&config)?),
+        Cmd::Config {
+            cmd: ConfigCmd::Example,
+        } => {
+            print!("{}", config::EXAMPLE);
+            Ok(())
+        }
+        Cmd::Config {
+            cmd: ConfigCmd::Check { file },
+        } => {
+            Config::load(&file)?;
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        Cmd::Keys {
+            cmd: KeysCmd::Init { out },
+        } => {
+            seal::write_key_file(&out, &MasterKey::generate(KeyId(1))?)?;
+            println!("wrote {} (mode 0600)", out.display());
+            Ok(())
+        }
+        Cmd::Keys {
+            cmd: KeysCmd::Rotate { config, new_key },
+        } => rotate(&Config::load(&config)?, &new_key),
+    }
+}
+
+fn load_master(keys: &KeysConfig, id: u32) -> Result<MasterKey> {
+    match (&keys.master_key_file, &keys.master_key_env) {
+        (Some(path), _) => Ok(MasterKey::load_file(KeyId(id), path)?),
+        (None, Some(var)) => Ok(MasterKey::from_env(KeyId(id), var)?),
+        (None, None) => bail!("keys: no master key configured"),
+    }
+}
+
+fn rotate(cfg: &Config, new_path: &Path) -> Result<()> {
+    let store = Store::open(&cfg.store)?;
+    let old_id = store.master_key_id()?;
+    let old = load_master(&cfg.keys, old_id)?;
+    let new_id = old_id.checked_add(1).context("master key id overflow")?;
+    let new = if new_path.exists() {
+        println!("resuming with the existing key file {}", new_path.display());
+        MasterKey::load_file(KeyId(new_id), new_path)?
+    } else {
+        let k = MasterKey::generate(KeyId(new_id))?;
+        seal::write_key_file(new_path, &k)?;
+        k
+    };
+    let keys = store.wrapped_keys()?;
+    let rewrapped = seal::rotate_master_key(&old, &new, keys.iter().map(|(s, w)| (*s, w)))?;
+    store.rotate_keys(new_id, &rewrapped, "enrold keys rotate")?;
+    println!(
+        "master key {old_id} → {new_id}: {} data key(s) re-wrapped. Set keys.master_key_file = {:?}, \
+         then destroy the old key file.",
+        rewrapped.len(),
+        new_path
+    );
+    tracing::info!(
+        old_id,
+        new_id,
+        count = rewrapped.len(),
+        "master key rotated"
+    );
+    Ok(())
+}
+
+fn serve(cfg: Config) -> Result<()> {
+    let store = Arc::new(Store::open(&cfg.store)?);
+    let master = load_master(&cfg.keys, store.master_key_id()?)?;
+    let gallery = Gallery::load(&store, &master, cfg.template_version)?;
+    let models = cfg.models_dir();
+    let faces = FacePipeline::load(&models)?;
+    let tokens = auth::Tokens::load(&cfg.auth)?;
+    tracing::info!(
+        store = %cfg.store.display(),
+        subjects = gallery.len(),
+        models = %models.display(),
+        backend = ?cfg.backend,
+        master_key_id = master.id().0,
+        "enrold starting"
+    );
+    let workers = cfg.workers;
+    let app = Arc::new(api::App {
+        rate: auth::RateLimiter::new(cfg.rate.clone()),
+        face_slots: tokio::sync::Semaphore::new(workers),
+        enrol_lock: tokio::sync::Mutex::new(()),
+        cfg,
+        store,
+        master,
+        faces,
+        gallery: RwLock::new(gallery),
+        tokens,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(workers + 8)
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&app.cfg.listen)
+            .await
+            .with_context(|| format!("listening on {}", app.cfg.listen))?;
+        let addr = listener.local_addr()?;
+        // The first stdout line: scripts and tests read the bound port from it.
+        println!("listening on {addr}");
+        std::io::stdout().flush()?;
+        tracing::info!(%addr, "listening");
+        let router = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown())
+            .await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown() {
+    let term = async {
+        #[cfg(unix)]
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

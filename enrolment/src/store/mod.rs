@@ -1,0 +1,288 @@
+//! The centre's store (redb): subjects, sealed templates, wrapped data keys, tickets, trips, the change
+//! sequence for the stations and an append-only audit log. Table layout: `docs/enrolment.md`.
+//!
+//! Every mutating call is one redb write transaction, committed durably (fsync) before it returns, so
+//! an acknowledged request survives a crash and a crash never leaves half of one. Nothing biometric is
+//! stored except sealed templates (opaque AEAD blobs); photos never reach this module.
+
+mod ops;
+
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard};
+
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::SubjectId;
+
+pub use ops::EnrolRow;
+
+pub const SCHEMA_VERSION: u64 = 1;
+
+type Sid = [u8; 16];
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const SUBJECTS: TableDefinition<Sid, &[u8]> = TableDefinition::new("subjects");
+pub(crate) const TEMPLATES: TableDefinition<Sid, &[u8]> = TableDefinition::new("templates");
+pub(crate) const DATA_KEYS: TableDefinition<Sid, &[u8]> = TableDefinition::new("data_keys");
+pub(crate) const TICKETS: TableDefinition<(Sid, u64), &[u8]> = TableDefinition::new("tickets");
+pub(crate) const OPEN_TRIPS: TableDefinition<Sid, &[u8]> = TableDefinition::new("open_trips");
+pub(crate) const TRIPS: TableDefinition<(Sid, u64), &[u8]> = TableDefinition::new("trips");
+pub(crate) const CHANGES: TableDefinition<u64, (Sid, u8)> = TableDefinition::new("changes");
+pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+pub(crate) const MASTER_KEY_ID: &str = "master_key_id";
+pub(crate) const NEXT_TICKET: &str = "next_ticket_id";
+pub(crate) const NEXT_TRIP: &str = "next_trip_seq";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Redb {
+        path: PathBuf,
+        source: Box<redb::Error>,
+    },
+    #[error(
+        "store {path} has schema version {found}, this build reads version {want}; refusing to touch it"
+    )]
+    Schema {
+        path: PathBuf,
+        found: u64,
+        want: u64,
+    },
+    #[error("store {path}: table {table}, row {key}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        table: &'static str,
+        key: String,
+        reason: String,
+    },
+    #[error("subject {0} is not enrolled")]
+    NoSubject(SubjectId),
+    #[error("subject {0} already exists")]
+    SubjectExists(SubjectId),
+    #[error("store {path}: lock poisoned by a panicked thread")]
+    Poisoned { path: PathBuf },
+    #[error("key rotation: {0}")]
+    Rotation(String),
+}
+
+/// The consent record kept with every subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    /// When the passenger gave consent (from the app).
+    pub time: DateTime<Utc>,
+    /// The privacy policy version they agreed to.
+    pub policy_version: String,
+}
+
+/// A subject's row (no biometric data; the template is in its own table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectRecord {
+    pub consent: Consent,
+    pub enrolled_at: DateTime<Utc>,
+    /// The face model version the template was made with (authenticated in the sealed blob).
+    pub template_version: u32,
+    /// How many photos made the template.
+    pub photos: u8,
+}
+
+/// What a change means for the stations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A new (or replaced) template and data key.
+    Upsert = 1,
+    /// The subject was erased: drop everything.
+    Erase = 2,
+    /// The subject's tickets changed.
+    Tickets = 3,
+}
+
+impl ChangeKind {
+    fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Self::Upsert),
+            2 => Some(Self::Erase),
+            3 => Some(Self::Tickets),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub seq: u64,
+    pub subject: SubjectId,
+    pub kind: ChangeKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    Enrol,
+    Link,
+    Unlink,
+    Erase,
+    KeyRotation,
+}
+
+/// One audit line: who/what/when, never biometric data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEvent {
+    pub at: DateTime<Utc>,
+    pub kind: AuditKind,
+    pub subject: Option<SubjectId>,
+    /// The authenticated client (bearer token name), or the command.
+    pub actor: String,
+    pub detail: String,
+}
+
+pub struct Store {
+    db: RwLock<Database>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the store; a file of another schema version is refused untouched.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let p = path.to_path_buf();
+        let err = |e: redb::Error| StoreError::Redb {
+            path: p.clone(),
+            source: Box::new(e),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| err(redb::Error::Io(e)))?;
+        }
+        let db = Database::create(path).map_err(|e| err(e.into()))?;
+        let tx = db.begin_write().map_err(|e| err(e.into()))?;
+        {
+            let mut meta = tx.open_table(META).map_err(|e| err(e.into()))?;
+            let found = meta
+                .get("schema_version")
+                .map_err(|e| err(e.into()))?
+                .map(|v| v.value());
+            match found {
+                Some(v) if v != SCHEMA_VERSION => {
+                    return Err(StoreError::Schema {
+                        path: p,
+                        found: v,
+                        want: SCHEMA_VERSION,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)
+                        .map_err(|e| err(e.into()))?;
+                    meta.insert(MASTER_KEY_ID, 1).map_err(|e| err(e.into()))?;
+                    meta.insert(NEXT_TICKET, 1).map_err(|e| err(e.into()))?;
+                    meta.insert(NEXT_TRIP, 1).map_err(|e| err(e.into()))?;
+                }
+            }
+            for t in [SUBJECTS, TEMPLATES, DATA_KEYS, OPEN_TRIPS] {
+                tx.open_table(t).map_err(|e| err(e.into()))?;
+            }
+            tx.open_table(TICKETS).map_err(|e| err(e.into()))?;
+            tx.open_table(TRIPS).map_err(|e| err(e.into()))?;
+            tx.open_table(CHANGES).map_err(|e| err(e.into()))?;
+            tx.open_table(AUDIT).map_err(|e| err(e.into()))?;
+        }
+        tx.commit().map_err(|e| err(e.into()))?;
+        Ok(Self {
+            db: RwLock::new(db),
+            path: p,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        StoreError::Redb {
+            path: self.path.clone(),
+            source: Box::new(e.into()),
+        }
+    }
+
+    pub(crate) fn corrupt(
+        &self,
+        table: &'static str,
+        key: impl ToString,
+        reason: impl ToString,
+    ) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            table,
+            key: key.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn db(&self) -> Result<RwLockReadGuard<'_, Database>, StoreError> {
+        self.db.read().map_err(|_| StoreError::Poisoned {
+            path: self.path.clone(),
+        })
+    }
+
+    /// Rewrites the file so that freed pages (erased rows, replaced key wraps) are dropped from it. It
+    /// waits for running transactions and blocks new ones meanwhile.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        let mut db = self.db.write().map_err(|_| StoreError::Poisoned {
+            path: self.path.clone(),
+        })?;
+        while db.compact().map_err(|e| self.err(e))? {}
+        Ok(())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let db = self.db()?;
+        let tx = redb::ReadableDatabase::begin_read(&*db).map_err(|e| self.err(e))?;
+        let t = tx.open_table(META).map_err(|e| self.err(e))?;
+        Ok(t.get(key).map_err(|e| self.err(e))?.map(|v| v.value()))
+    }
+
+    /// The id of the master key every data key is wrapped under.
+    pub fn master_key_id(&self) -> Result<u32, StoreError> {
+        let id = self.meta(MASTER_KEY_ID)?.unwrap_or(1);
+        u32::try_from(id).map_err(|_| self.corrupt("meta", MASTER_KEY_ID, "out of range"))
+    }
+
+    /// Changes with sequence ≥ `from`, oldest first, at most `limit`.
+    pub fn changes(&self, from: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let db = self.db()?;
+        let tx = redb::ReadableDatabase::begin_read(&*db).map_err(|e| self.err(e))?;
+        let t = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in t.range(from..).map_err(|e| self.err(e))?.take(limit) {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let (sid, kind) = v.value();
+            let kind = ChangeKind::from_u8(kind)
+                .ok_or_else(|| self.corrupt("changes", k.value(), "unknown kind"))?;
+            out.push(Change {
+                seq: k.value(),
+                subject: SubjectId::from_bytes(sid),
+                kind,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Audit events with sequence ≥ `from`, oldest first, at most `limit`.
+    pub fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEvent)>, StoreError> {
+        let db = self.db()?;
+        let tx = redb::ReadableDatabase::begin_read(&*db).map_err(|e| self.err(e))?;
+        let t = tx.open_table(AUDIT).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in t.range(from..).map_err(|e| self.err(e))?.take(limit) {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let e = serde_json::from_slice(v.value())
+                .map_err(|e| self.corrupt("audit", k.value(), e))?;
+            out.push((k.value(), e));
+        }
+        Ok(out)
+    }
+}
