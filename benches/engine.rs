@@ -215,7 +215,7 @@ fn print_profile(p: &[(String, std::time::Duration)]) {
         );
     }
     let mut slow: Vec<_> = p.iter().collect();
-    slow.sort_by(|a, b| b.1.cmp(&a.1));
+    slow.sort_by_key(|s| std::cmp::Reverse(s.1));
     for (label, d) in slow.iter().take(10) {
         println!("    {label:<40} {:>9.1} ms", d.as_secs_f64() * 1e3);
     }
