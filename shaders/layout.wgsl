@@ -1,7 +1,8 @@
-// Strided copy with constant fill: Transpose, constant Pad and each input of a Concat.
+// Strided copy: Transpose, Pad (constant, reflect or edge) and each input of a Concat.
 // One invocation per element of an iteration domain (rank <= 8). For domain coordinate c:
 //   dst = dst_off + sum c[d] * dst_stride[d]
-//   s[d] = c[d] - before[d]; any s[d] outside 0..src_len[d] -> y[dst] = fill,
+//   s[d] = c[d] - before[d]; any s[d] outside 0..src_len[d] -> y[dst] = fill (constant), or s[d]
+//   mirrored (reflect, edge not repeated) or clamped (edge) into the source;
 //   else y[dst] = x[sum s[d] * src_stride[d]].
 // Transpose: domain = output shape, src_stride = input strides permuted. Pad: domain = output
 // shape, before = leading pads. Concat: domain = one input's shape, dst_off = its offset along the
@@ -19,6 +20,8 @@ struct Layout {
     before: array<vec4<u32>, 2>,
     src_len: array<vec4<u32>, 2>,
     src_stride: array<vec4<u32>, 2>,
+    // x: 0 outside reads fill, 1 reflect, 2 edge (ONNX Pad modes)
+    outside: vec4<u32>,
 };
 
 @group(0) @binding(0) var<uniform> l: Layout;
@@ -46,10 +49,26 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         rest = rest / len;
         dst += c * l.dst_stride[q][r];
         // Unsigned compare after the subtraction also catches c < before (it wraps around).
-        let s = c - l.before[q][r];
-        if (c < l.before[q][r] || s >= l.src_len[q][r]) {
-            inside = false;
-        } else {
+        let len_s = l.src_len[q][r];
+        var s = c - l.before[q][r];
+        if (c < l.before[q][r] || s >= len_s) {
+            // Signed distance from the source's start (negative before it).
+            let si = i32(c) - i32(l.before[q][r]);
+            let last = i32(len_s) - 1;
+            if (l.outside.x == 1u) {
+                // Reflect without repeating the edge; the host keeps pads < len.
+                var m = abs(si);
+                if (m > last) {
+                    m = 2 * last - m;
+                }
+                s = u32(clamp(m, 0, last));
+            } else if (l.outside.x == 2u) {
+                s = u32(clamp(si, 0, last));
+            } else {
+                inside = false;
+            }
+        }
+        if (inside) {
             src += s * l.src_stride[q][r];
         }
     }

@@ -5,7 +5,7 @@
 //! Ops implemented here today: Affine, Conv (direct kernel; 1×1 stride-1 unpadded ungrouped convs as
 //! GEMM) with fused bias and None/Relu/PRelu, Gemm (bias along the output, alpha/beta folded into the
 //! constants), the layout no-ops Flatten/Reshape/Identity (aliases), and (planned in `plan.rs`)
-//! Add/Sub/Mul/Div with broadcasting, standalone activations, Transpose, constant Pad, Concat,
+//! Add/Sub/Mul/Div with broadcasting, standalone activations, Transpose, Pad (constant, reflect, edge), Concat,
 //! MaxPool/AveragePool/GlobalAveragePool. That is all of SFace and BlazeFace after the passes.
 //! A Binary op whose only reader is a Relu (or another non-PRelu activation) runs as one fused
 //! dispatch, `y = relu(a + b)` for BlazeFace's residuals: the sum never exists in memory.

@@ -11,7 +11,7 @@ pub use executor::{GpuModel, GpuRunError};
 pub use kernels::{
     Act, Channel, ConvGeom, Dispatch, GemmGeom, GemmVariant, Kernels, NoF16, Operands, Precision,
 };
-pub use ops::{EltAct, EltOp, PoolGeom, PoolMode, Region};
+pub use ops::{EltAct, EltOp, Outside, PoolGeom, PoolMode, Region};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {

@@ -51,7 +51,7 @@ struct EltUniform {
     sb: [u32; 8],
 }
 
-/// A strided copy with constant fill (see `layout.wgsl`): Transpose, constant Pad, Concat parts.
+/// A strided copy (see `layout.wgsl`): Transpose, Pad (constant, reflect, edge), Concat parts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Region {
     /// Iteration domain; every other vector has one entry per domain axis.
@@ -63,6 +63,20 @@ pub struct Region {
     pub src_len: Vec<usize>,
     pub src_strides: Vec<usize>,
     pub fill: f32,
+    /// What a coordinate outside the source reads.
+    pub outside: Outside,
+}
+
+/// How [`Region`] treats domain coordinates outside the source (ONNX Pad modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outside {
+    /// The constant `fill`.
+    Fill,
+    /// Mirrored about the first/last element, which is not repeated (`reflect`): needs a pad
+    /// smaller than the axis.
+    Reflect,
+    /// The nearest element (`edge`).
+    Edge,
 }
 
 fn strides(shape: &[usize]) -> Vec<usize> {
@@ -85,14 +99,27 @@ impl Region {
             src_strides: perm.iter().map(|&p| s[p]).collect(),
             domain,
             fill: 0.0,
+            outside: Outside::Fill,
         })
     }
 
-    /// Constant padding: `pads` holds all begins, then all ends (ONNX order).
-    pub fn pad(in_shape: &[usize], pads: &[usize], fill: f32) -> Result<Self, String> {
+    /// Padding: `pads` holds all begins, then all ends (ONNX order); `fill` is read only by
+    /// [`Outside::Fill`].
+    pub fn pad(
+        in_shape: &[usize],
+        pads: &[usize],
+        fill: f32,
+        outside: Outside,
+    ) -> Result<Self, String> {
         let r = in_shape.len();
         if pads.len() != 2 * r {
             return Err(format!("{} pads for rank {r}", pads.len()));
+        }
+        let too_wide = |d: usize| pads[d].max(pads[r + d]) >= in_shape[d].max(1);
+        if outside == Outside::Reflect && (0..r).any(too_wide) {
+            return Err(format!(
+                "reflect pads {pads:?} must be smaller than the padded axes of {in_shape:?}"
+            ));
         }
         let domain: Vec<usize> = (0..r)
             .map(|d| in_shape[d] + pads[d] + pads[r + d])
@@ -105,6 +132,7 @@ impl Region {
             src_strides: strides(in_shape),
             domain,
             fill,
+            outside,
         })
     }
 
@@ -124,6 +152,7 @@ impl Region {
             src_len: in_shape.to_vec(),
             src_strides: strides(in_shape),
             fill: 0.0,
+            outside: Outside::Fill,
         }
     }
 }
@@ -140,6 +169,8 @@ struct LayoutUniform {
     before: [u32; 8],
     src_len: [u32; 8],
     src_stride: [u32; 8],
+    /// x: 0 fill, 1 reflect, 2 edge
+    outside: [u32; 4],
 }
 
 /// A pooling window over NCHW planes (`planes` = N·C).
@@ -312,6 +343,16 @@ impl Kernels {
             before: arr8(&r.before)?,
             src_len: arr8(&r.src_len)?,
             src_stride: arr8(&r.src_strides)?,
+            outside: [
+                match r.outside {
+                    Outside::Fill => 0,
+                    Outside::Reflect => 1,
+                    Outside::Edge => 2,
+                },
+                0,
+                0,
+                0,
+            ],
         };
         Ok(Dispatch {
             group: self.layout.bind(device, bytemuck::bytes_of(&uni), ops),

@@ -4,7 +4,7 @@
 
 use super::kernels::Dispatch;
 use super::{
-    Act, ConvGeom, EltAct, EltOp, GemmGeom, Kernels, Operands, PoolGeom, PoolMode, Region,
+    Act, ConvGeom, EltAct, EltOp, GemmGeom, Kernels, Operands, Outside, PoolGeom, PoolMode, Region,
 };
 use crate::graph::{Activation, BinaryOp, Op, PadMode, Pool};
 
@@ -160,10 +160,11 @@ pub(super) fn data_op(
             elt_act(a).ok_or("activation has no element-wise form")?,
         )?],
         Op::Transpose { perm } => vec![copy(Region::transpose(xs, perm)?)],
-        Op::Pad(p) => match p.mode {
-            PadMode::Constant(v) => vec![copy(Region::pad(xs, &p.pads, v)?)],
-            other => return Err(format!("pad mode {other:?} (only constant)")),
-        },
+        Op::Pad(p) => vec![copy(match p.mode {
+            PadMode::Constant(v) => Region::pad(xs, &p.pads, v, Outside::Fill)?,
+            PadMode::Reflect => Region::pad(xs, &p.pads, 0.0, Outside::Reflect)?,
+            PadMode::Edge => Region::pad(xs, &p.pads, 0.0, Outside::Edge)?,
+        })],
         Op::Concat { axis } => {
             let mut plans = Vec::new();
             let mut offset = 0;

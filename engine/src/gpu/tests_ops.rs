@@ -207,14 +207,34 @@ fn layout_copies_match_reference() {
         );
         assert_eq!(got, want, "transpose case {i}");
     }
-    // BlazeFace's channel padding (zeros after the channels), and padding on every axis.
-    for (i, (shape, pads, fill)) in [
+    // BlazeFace's channel padding (zeros after the channels), padding on every axis, and the
+    // reflect and edge modes (pads up to one less than the axis for reflect) against the CPU Pad.
+    for (i, (shape, pads, mode)) in [
         (
             vec![2usize, 3, 4, 4],
             vec![0usize, 0, 0, 0, 0, 5, 0, 0],
-            0.0f32,
+            PadMode::Constant(0.0),
         ),
-        (vec![2, 3, 4, 5], vec![1, 0, 2, 1, 0, 2, 1, 3], 1.5),
+        (
+            vec![2, 3, 4, 5],
+            vec![1, 0, 2, 1, 0, 2, 1, 3],
+            PadMode::Constant(1.5),
+        ),
+        (
+            vec![2, 3, 4, 5],
+            vec![0, 1, 3, 4, 0, 2, 3, 4],
+            PadMode::Reflect,
+        ),
+        (
+            vec![1, 2, 3, 1],
+            vec![0, 0, 2, 0, 0, 1, 0, 3],
+            PadMode::Edge,
+        ),
+        (
+            vec![2, 3, 4, 5],
+            vec![1, 0, 5, 2, 0, 2, 1, 7],
+            PadMode::Edge,
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -222,17 +242,32 @@ fn layout_copies_match_reference() {
         let x = rnd(shape.iter().product(), 80 + i as u64);
         let op = Op::Pad(Pad {
             pads: pads.clone(),
-            mode: PadMode::Constant(fill),
+            mode,
         });
         let want = cpu_op(&op, &[(&shape, &x)]);
+        let (fill, outside) = match mode {
+            PadMode::Constant(v) => (v, Outside::Fill),
+            PadMode::Reflect => (0.0, Outside::Reflect),
+            PadMode::Edge => (0.0, Outside::Edge),
+        };
         let got = run_region(
-            &Region::pad(&shape, &pads, fill).expect("pads"),
+            &Region::pad(&shape, &pads, fill, outside).expect("pads"),
             &x,
             want.len(),
             None,
         );
         assert_eq!(got, want, "pad case {i}");
     }
+    // Reflecting by the whole axis or more has no meaning (ONNX leaves it undefined): refused.
+    assert!(
+        Region::pad(
+            &[1, 1, 3, 3],
+            &[0, 0, 3, 0, 0, 0, 0, 0],
+            0.0,
+            Outside::Reflect
+        )
+        .is_err()
+    );
     // Concat of three inputs along axis 1 and axis 2: one dispatch per input into one output.
     for axis in [1usize, 2] {
         let shapes: Vec<Vec<usize>> = [2usize, 5, 1]
