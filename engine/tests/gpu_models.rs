@@ -47,16 +47,16 @@ fn wrong_input_size_and_unimplemented_ops_are_errors() {
         .run(&device, &queue, &kernels, &[0.0; 10])
         .expect_err("short input");
     assert!(matches!(e, GpuRunError::Input { got: 10, .. }), "{e}");
-    // Resize has no kernel yet: refused by name, not run half-way.
-    let bytes = std::fs::read(op_fixture_dir().join("resize_linear_half_pixel.onnx"))
-        .expect("resize fixture");
-    let g = engine::load_bytes(&bytes).expect("Resize model loads");
+    // MatMul has no kernel yet: refused by name, not run half-way.
+    let bytes =
+        std::fs::read(op_fixture_dir().join("matmul_batched.onnx")).expect("matmul fixture");
+    let g = engine::load_bytes(&bytes).expect("MatMul model loads");
     let e = GpuModel::new(&device, &kernels, &g, 1)
         .err()
         .expect("refused");
     let msg = e.to_string();
     assert!(
-        msg.contains("not implemented on the GPU") && msg.contains("(Resize)"),
+        msg.contains("not implemented on the GPU") && msg.contains("(MatMul)"),
         "{msg}"
     );
 }
@@ -243,5 +243,58 @@ fn binary_activation_fusion_keeps_shared_sums() {
     .expect("cpu");
     for (a, b) in ours[0].iter().zip(&cpu[0].data) {
         assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "gpu {a} cpu {b}");
+    }
+}
+
+/// Resize on the GPU against the CPU reference on odd sizes, up and down, in every coordinate mode
+/// and both interpolation modes (the op fixtures above check a few cases against onnxruntime).
+/// The kernel blends with the CPU reference's own taps, so they agree to 1e-6·max(1, |cpu|)
+/// (a GPU may fuse the blend's multiply-adds).
+#[test]
+fn resize_on_gpu_matches_cpu_reference() {
+    let (device, queue) = open_device().expect("wgpu device");
+    let kernels = Kernels::new(&device);
+    let cases: [(&str, &str, &str, [f32; 2]); 6] = [
+        ("nearest", "asymmetric", "floor", [2.5, 0.6]),
+        ("nearest", "half_pixel", "round_prefer_floor", [1.7, 3.0]),
+        ("nearest", "align_corners", "ceil", [0.5, 1.3]),
+        ("linear", "half_pixel", "floor", [2.5, 0.6]),
+        ("linear", "pytorch_half_pixel", "floor", [0.3, 2.0]),
+        ("linear", "align_corners", "floor", [1.9, 1.1]),
+    ];
+    for (i, (mode, coord, nearest, [sh, sw])) in cases.into_iter().enumerate() {
+        let bytes = model(
+            13,
+            &[node(
+                "Resize",
+                "rs",
+                &["x", "", "scales"],
+                &["y"],
+                &[
+                    attr_string("mode", mode),
+                    attr_string("coordinate_transformation_mode", coord),
+                    attr_string("nearest_mode", nearest),
+                ],
+            )],
+            &[tensor_f32("scales", &[4], &[1.0, 1.0, sh, sw])],
+            &[value_info("x", &[-1, 3, 7, 5])],
+            &[value_info("y", &[-1, 3, -1, -1])],
+        );
+        let g = engine::load_bytes(&bytes).expect("Resize model loads");
+        let m = GpuModel::new(&device, &kernels, &g, 2).expect("plans");
+        let x = noise(2 * 3 * 7 * 5, 40 + i as u64);
+        let ours = m.run(&device, &queue, &kernels, &x).expect("runs");
+        let cpu = engine::cpu::run(
+            &g,
+            &[engine::Tensor::new(vec![2, 3, 7, 5], x).expect("tensor")],
+        )
+        .expect("cpu");
+        assert_eq!(ours[0].len(), cpu[0].data.len(), "case {i}: size");
+        for (a, b) in ours[0].iter().zip(&cpu[0].data) {
+            assert!(
+                (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                "case {i} ({mode}, {coord}): gpu {a} cpu {b}"
+            );
+        }
     }
 }

@@ -8,7 +8,7 @@ mod elementwise;
 mod layout;
 mod linear;
 mod pool;
-mod resize;
+pub(crate) mod resize;
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, TensorKind, quant};

@@ -50,7 +50,12 @@ fn nearest(mode: NearestMode, x: f32, len: usize) -> usize {
 }
 
 /// Per output index along one axis: (low index, high index, weight of high).
-fn taps(r: &Resize, in_len: usize, out_len: usize, axis: usize) -> Vec<(usize, usize, f32)> {
+pub(crate) fn taps(
+    r: &Resize,
+    in_len: usize,
+    out_len: usize,
+    axis: usize,
+) -> Vec<(usize, usize, f32)> {
     let scale = match r.target {
         ResizeTarget::Scales(s) => s[axis],
         ResizeTarget::Sizes(_) => out_len as f32 / in_len as f32,

@@ -4,12 +4,13 @@
 //!
 //! Ops implemented here today: Affine, Conv (direct kernel; 1×1 stride-1 unpadded ungrouped convs as
 //! GEMM) with fused bias and None/Relu/PRelu, Gemm (bias along the output, alpha/beta folded into the
-//! constants), the layout no-ops Flatten/Reshape/Identity (aliases), and (planned in `plan.rs`)
-//! Add/Sub/Mul/Div with broadcasting, standalone activations, Transpose, Pad (constant, reflect, edge), Concat,
+//! constants), Resize (taps computed here by the CPU reference's function), the layout no-ops
+//! Flatten/Reshape/Identity (aliases), and (planned in `plan.rs`) Add/Sub/Mul/Div with
+//! broadcasting, standalone activations, Transpose, Pad (constant, reflect, edge), Concat,
 //! MaxPool/AveragePool/GlobalAveragePool. That is all of SFace and BlazeFace after the passes.
 //! A Binary op whose only reader is a Relu (or another non-PRelu activation) runs as one fused
 //! dispatch, `y = relu(a + b)` for BlazeFace's residuals: the sum never exists in memory.
-//! Any other op (Resize, MatMul, BatchNorm, ...) is refused with an error naming the node, so a
+//! Any other op (MatMul, BatchNorm, ...) is refused with an error naming the node, so a
 //! model never runs half on the GPU.
 
 use std::collections::HashMap;
@@ -122,6 +123,21 @@ impl Planner<'_> {
         let partial = self.alloc(elems, node)?;
         self.scratch.push(partial);
         Ok(Plan::GemmSplitK(g, act, splits, ids, partial))
+    }
+
+    /// Constant words uploaded as they are, whatever the precision (index tables).
+    fn constant_u32(&mut self, data: &[u32]) -> usize {
+        let data = if data.is_empty() { &[0][..] } else { data };
+        self.buffers.push(
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("index table"),
+                    contents: bytemuck::cast_slice(data),
+                    usage: wgpu::BufferUsages::STORAGE,
+                }),
+        );
+        self.last.push(usize::MAX);
+        self.buffers.len() - 1
     }
 
     fn constant(&mut self, data: &[f32]) -> usize {
@@ -367,6 +383,30 @@ impl GpuModel {
                         }
                         plans.push((i, Plan::Conv(g, act, [x, wb, bias, slope, y])));
                     }
+                }
+                Op::Resize(rz) => {
+                    let x = need_x()?;
+                    let (&[n, c, h, w], &[_, _, oh, ow]) = (&x_shape[..], &out_shape[..]) else {
+                        return Err(unsupported(format!("input shape {x_shape:?} is not NCHW")));
+                    };
+                    // The CPU reference's own taps: the kernel only blends, so both agree.
+                    let mut taps = Vec::with_capacity(3 * (oh + ow));
+                    for (lo, hi, f) in crate::cpu::resize::taps(rz, h, oh, 0)
+                        .into_iter()
+                        .chain(crate::cpu::resize::taps(rz, w, ow, 1))
+                    {
+                        taps.extend([u(lo)?, u(hi)?, f.to_bits()]);
+                    }
+                    let t = p.constant_u32(&taps);
+                    plans.push((
+                        i,
+                        Plan::Resize(
+                            u(n * c)?,
+                            (u(h)?, u(w)?),
+                            (u(oh)?, u(ow)?),
+                            [x, t, zero, zero, y],
+                        ),
+                    ));
                 }
                 Op::Gemm(gm) => {
                     let x = need_x()?;

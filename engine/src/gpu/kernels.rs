@@ -13,6 +13,7 @@ const ELTWISE: &str = include_str!("../../../shaders/eltwise.wgsl");
 const LAYOUT: &str = include_str!("../../../shaders/layout.wgsl");
 const POOL: &str = include_str!("../../../shaders/pool2d.wgsl");
 const CONVERT: &str = include_str!("../../../shaders/convert.wgsl");
+const RESIZE: &str = include_str!("../../../shaders/resize.wgsl");
 
 /// How activations and weights are stored on the GPU. Arithmetic is f32 in both (every kernel
 /// widens on load and accumulates in f32); f16 halves the memory traffic, which is what bounds
@@ -351,6 +352,7 @@ pub(super) enum Which {
     Pool,
     Narrow,
     Widen,
+    Resize,
 }
 
 #[repr(C)]
@@ -371,6 +373,7 @@ pub struct Kernels {
     pub(super) eltwise: Kernel,
     pub(super) layout: Kernel,
     pub(super) pool: Kernel,
+    resize: Kernel,
     precision: Precision,
     gemm_variant: GemmVariant,
     /// f32 → f16 and f16 → f32 at a model's input and outputs (f16 only).
@@ -446,6 +449,7 @@ impl Kernels {
             eltwise: k("eltwise.wgsl", ELTWISE),
             layout: k("layout.wgsl", LAYOUT),
             pool: k("pool2d.wgsl", POOL),
+            resize: k("resize.wgsl", RESIZE),
             precision: p,
             gemm_variant: gemm,
             convert,
@@ -625,6 +629,27 @@ impl Kernels {
         }
     }
 
+    /// Resize of `planes` H×W planes to OH×OW from the taps in `ops.w` (see `resize.wgsl`).
+    pub fn resize(
+        &self,
+        device: &wgpu::Device,
+        planes: u32,
+        hw: (u32, u32),
+        out_hw: (u32, u32),
+        ops: &Operands,
+    ) -> Result<Dispatch, String> {
+        let total = planes
+            .checked_mul(out_hw.0)
+            .and_then(|v| v.checked_mul(out_hw.1))
+            .ok_or("output does not fit the kernel's 32-bit indices")?;
+        let u = [planes, hw.0, hw.1, out_hw.0, out_hw.1, 0, 0, 0];
+        Ok(Dispatch {
+            group: self.resize.bind(device, bytemuck::bytes_of(&u), ops),
+            which: Which::Resize,
+            size: grid_256(total),
+        })
+    }
+
     /// Records the dispatch; consecutive dispatches in one pass see each other's writes (wgpu inserts
     /// the barriers between dispatches that share buffers).
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, d: &Dispatch) {
@@ -636,6 +661,7 @@ impl Kernels {
             Which::Eltwise => &self.eltwise,
             Which::Layout => &self.layout,
             Which::Pool => &self.pool,
+            Which::Resize => &self.resize,
             // Convert dispatches are only ever made by `convert`, which needs these kernels.
             Which::Narrow | Which::Widen => match &self.convert {
                 Some((narrow, widen)) => {

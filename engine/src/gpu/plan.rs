@@ -27,6 +27,8 @@ pub(super) enum Plan {
     },
     Copy(Region, Ids),
     Pool(PoolGeom, PoolMode, Ids),
+    /// planes, (h, w), (oh, ow); `ids[1]` holds the taps.
+    Resize(u32, (u32, u32), (u32, u32), Ids),
 }
 
 impl Plan {
@@ -65,6 +67,9 @@ impl Plan {
             } => kernels.eltwise(device, *op, *act, a, b, out, &ops(ids))?,
             Plan::Copy(r, ids) => kernels.copy_region(device, r, &ops(ids))?,
             Plan::Pool(g, m, ids) => kernels.pool(device, g, *m, &ops(ids)),
+            Plan::Resize(planes, hw, out, ids) => {
+                kernels.resize(device, *planes, *hw, *out, &ops(ids))?
+            }
         }])
     }
 }
