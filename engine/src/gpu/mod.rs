@@ -2,6 +2,7 @@
 //! passed in (gated owns one device for everything); `open_device` exists for tests and benchmarks.
 
 pub mod executor;
+pub mod gallery;
 pub mod kernels;
 pub mod ops;
 mod plan;

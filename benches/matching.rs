@@ -1,0 +1,279 @@
+//! Gallery matching throughput (`engine::gpu::gallery`, `shaders/match.wgsl`): N random unit
+//! templates on the GPU, P probes per dispatch, time per dispatch, achieved bandwidth (gallery bytes
+//! read per second) and its ratio to the device's buffer-copy bandwidth measured in the same run,
+//! beside a CPU brute-force baseline (one core, f32) on the same data.
+//!
+//! `cargo bench -p gate-benches --bench matching -- [--sizes 10000,100000,1000000]
+//!   [--probes 1,8,64] [--precisions f32,f16] [--iters N] [--cpu-max N] [--json FILE]`
+//!
+//! A "dispatch" is one matching of P probes: the scan of every page plus the reduction, recorded
+//! `iters` times into one command buffer and submitted once (the time excludes upload, readback and
+//! submit overhead, like the copy bandwidth it is compared with). "GB/s" counts the gallery bytes
+//! the dispatch has to read: N·128·4 (f32) or N·128·2 (f16) per probe group of 8, i.e. once per
+//! dispatch for P ≤ 8. The CPU baseline scans N·P dot products (f32, one thread) and is skipped
+//! above `--cpu-max` rows × probes (default 64·10⁶).
+//!
+//! Links no GStreamer.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use engine::gpu::gallery::{DIM, Gallery, GalleryOptions, Match};
+use engine::gpu::{Precision, open_device};
+use serde_json::json;
+
+struct Args {
+    sizes: Vec<usize>,
+    probes: Vec<usize>,
+    precisions: Vec<Precision>,
+    iters: usize,
+    cpu_max: u64,
+    json: Option<std::path::PathBuf>,
+}
+
+fn list<T>(s: &str, f: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
+    s.split(',').filter(|p| !p.is_empty()).map(f).collect()
+}
+
+fn parse() -> Result<Args> {
+    let mut a = Args {
+        sizes: vec![10_000, 100_000, 1_000_000],
+        probes: vec![1, 8, 64],
+        precisions: vec![Precision::F32, Precision::F16],
+        iters: 0,
+        cpu_max: 64_000_000,
+        json: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--bench" {
+            continue;
+        }
+        let mut val = || it.next().ok_or_else(|| anyhow!("{flag} needs a value"));
+        let count = |s: &str, max: usize| {
+            s.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| anyhow!("{s:?}: expected 1..={max}"))
+        };
+        match flag.as_str() {
+            "--sizes" => a.sizes = list(&val()?, |s| count(s, 1 << 26))?,
+            "--probes" => a.probes = list(&val()?, |s| count(s, 4096))?,
+            "--precisions" => {
+                a.precisions = list(&val()?, |s| s.parse().map_err(|e: String| anyhow!(e)))?
+            }
+            "--iters" => a.iters = val()?.parse().context("--iters")?,
+            "--cpu-max" => a.cpu_max = val()?.parse().context("--cpu-max")?,
+            "--json" => a.json = Some(val()?.into()),
+            other => bail!("unknown argument {other:?} (see the header of benches/matching.rs)"),
+        }
+    }
+    Ok(a)
+}
+
+/// Bytes copied per second by `copy_buffer_to_buffer` (each byte read once and written once): the
+/// same definition and sizes as `copy_bandwidth` in benches/engine.rs.
+fn copy_bandwidth(device: &wgpu::Device, queue: &wgpu::Queue, cpu_adapter: bool) -> Result<f64> {
+    let size: u64 = if cpu_adapter { 64 << 20 } else { 1 << 30 };
+    let size = size.min(device.limits().max_buffer_size);
+    let mk = |label| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    };
+    let (a, b) = (mk("copy a"), mk("copy b"));
+    let copies = 8;
+    let submit = |n: usize| -> Result<f64> {
+        let mut enc = device.create_command_encoder(&Default::default());
+        for i in 0..n {
+            let (s, d) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            enc.copy_buffer_to_buffer(s, 0, d, 0, size);
+        }
+        let t = Instant::now();
+        queue.submit([enc.finish()]);
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow!("poll: {e}"))?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    submit(1)?;
+    let t = submit(copies)?;
+    Ok((size as f64 * copies as f64) / t)
+}
+
+/// Deterministic pseudo-random unit rows (xorshift; no extra dependency).
+fn unit_rows(seed: u64, n: usize) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(n * DIM);
+    for _ in 0..n {
+        let row: Vec<f32> = (0..DIM)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect();
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        v.extend(row.iter().map(|v| v / norm));
+    }
+    v
+}
+
+/// Best and second-best row by plain f32 dot products (one thread): the CPU baseline.
+fn cpu_top2(templates: &[f32], probes: &[f32]) -> Vec<(u32, u32)> {
+    probes
+        .chunks_exact(DIM)
+        .map(|p| {
+            let (mut b1, mut b2) = ((u32::MAX, f32::MIN), (u32::MAX, f32::MIN));
+            for (r, t) in templates.chunks_exact(DIM).enumerate() {
+                let mut acc = [0f32; 8];
+                for (tc, pc) in t.chunks_exact(8).zip(p.chunks_exact(8)) {
+                    for j in 0..8 {
+                        acc[j] += tc[j] * pc[j];
+                    }
+                }
+                let s: f32 = acc.iter().sum();
+                if s > b1.1 {
+                    b2 = b1;
+                    b1 = (r as u32, s);
+                } else if s > b2.1 {
+                    b2 = (r as u32, s);
+                }
+            }
+            (b1.0, b2.0)
+        })
+        .collect()
+}
+
+fn main() -> Result<()> {
+    let args = parse()?;
+    let (device, queue) = open_device()?;
+    let info = device.adapter_info();
+    let cpu_adapter = info.device_type == wgpu::DeviceType::Cpu;
+    println!(
+        "adapter: {} ({:?}, {:?}), SHADER_F16: {}",
+        info.name,
+        info.device_type,
+        info.backend,
+        device.features().contains(wgpu::Features::SHADER_F16)
+    );
+    let bw = copy_bandwidth(&device, &queue, cpu_adapter)?;
+    println!(
+        "buffer copy: {:.2} GB/s (bytes copied per second)",
+        bw / 1e9
+    );
+    println!(
+        "\n| precision | N | P | pages | ms/dispatch | GB/s | of copy bw | probes·rows/s | CPU ms (1 core, f32) | GPU top-1 = CPU |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let mut rows = Vec::new();
+    let mut cpu_ms: std::collections::HashMap<(usize, usize), f64> = Default::default();
+    for &n in &args.sizes {
+        let templates = unit_rows(n as u64, n);
+        let subjects: Vec<u32> = (0..n as u32).collect();
+        for &precision in &args.precisions {
+            let opts = GalleryOptions {
+                precision,
+                initial_rows: n as u32,
+                ..Default::default()
+            };
+            let mut g = match Gallery::new(&device, &queue, opts) {
+                Ok(g) => g,
+                Err(e) => {
+                    println!("{precision:?} N={n}: skipped: {e}");
+                    continue;
+                }
+            };
+            if let Err(e) = g.upsert_many(&subjects, &templates) {
+                println!("{precision:?} N={n}: skipped: {e}");
+                continue;
+            }
+            for &p in &args.probes {
+                let probes = unit_rows(1_000_000_007 + p as u64, p);
+                let d = g.prepare(&probes)?;
+                // One warm-up with readback (also checks the result), then `iters` in one submit.
+                let mut enc = device.create_command_encoder(&Default::default());
+                g.record(&mut enc.begin_compute_pass(&Default::default()), &d);
+                g.record_readback(&mut enc, &d);
+                let t = Instant::now();
+                queue.submit([enc.finish()]);
+                let got = g.results(&d)?;
+                let first = t.elapsed().as_secs_f64();
+                let iters = if args.iters > 0 {
+                    args.iters
+                } else {
+                    // About a second of device time, 1 to 100 dispatches.
+                    ((1.0 / first.max(1e-6)) as usize).clamp(1, 100)
+                };
+                let mut enc = device.create_command_encoder(&Default::default());
+                {
+                    let mut pass = enc.begin_compute_pass(&Default::default());
+                    for _ in 0..iters {
+                        g.record(&mut pass, &d);
+                    }
+                }
+                let t = Instant::now();
+                queue.submit([enc.finish()]);
+                device
+                    .poll(wgpu::PollType::wait_indefinitely())
+                    .map_err(|e| anyhow!("poll: {e}"))?;
+                let s = t.elapsed().as_secs_f64() / iters as f64;
+                let gbs = d.gallery_bytes as f64 / s;
+                let key = (n, p);
+                let (cpu, agree) = if (n as u64) * (p as u64) <= args.cpu_max {
+                    let t = Instant::now();
+                    let want = cpu_top2(&templates, &probes);
+                    let ms = t.elapsed().as_secs_f64() * 1e3;
+                    cpu_ms.insert(key, ms);
+                    let agree = (got.iter().zip(&want))
+                        .filter(|(m, w)| m.best().map(|c| c.row) == Some(w.0))
+                        .count();
+                    (Some(ms), Some(format!("{agree}/{p}")))
+                } else {
+                    (cpu_ms.get(&key).copied(), None)
+                };
+                let found = got
+                    .iter()
+                    .filter(|m| matches!(m, Match::Found { .. }))
+                    .count();
+                if found != p {
+                    bail!("{precision:?} N={n} P={p}: {found} of {p} probes found a match");
+                }
+                let cpu_s = cpu.map_or("skipped".into(), |ms| format!("{ms:.1}"));
+                let agree_s = agree.clone().unwrap_or_else(|| "–".into());
+                println!(
+                    "| {} | {} | {} | {} | {:.3} | {:.2} | {:.0} % | {:.3e} | {} | {} |",
+                    format!("{precision:?}").to_lowercase(),
+                    n,
+                    p,
+                    g.pages(),
+                    s * 1e3,
+                    gbs / 1e9,
+                    100.0 * gbs / bw,
+                    d.comparisons as f64 / s,
+                    cpu_s,
+                    agree_s
+                );
+                rows.push(json!({
+                    "precision": format!("{precision:?}").to_lowercase(), "n": n, "probes": p,
+                    "pages": g.pages(), "iters": iters, "ms_per_dispatch": s * 1e3,
+                    "gallery_bytes": d.gallery_bytes, "gb_per_s": gbs / 1e9,
+                    "of_copy_bandwidth": gbs / bw, "cpu_ms": cpu, "top1_agree": agree,
+                }));
+            }
+        }
+    }
+    let doc = json!({
+        "adapter": info.name, "device_type": format!("{:?}", info.device_type),
+        "copy_bytes_per_s": bw, "rows": rows,
+    });
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
