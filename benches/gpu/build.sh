@@ -6,15 +6,17 @@
 #   for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; sh benches/gpu/run.sh
 set -eu
 cd "$(dirname "$0")/../.."
-exe=$(cargo bench -p gate-benches --bench engine --no-default-features --no-run \
-    --message-format=json 2>/dev/null | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
-[ -n "$exe" ] || { echo "build failed: run the cargo bench command above to see why" >&2; exit 1; }
-if ldd "$exe" | grep -q gstreamer; then
-    echo "$exe links GStreamer; the GPU machine has none" >&2
-    exit 1
-fi
 mkdir -p benches/gpu/bin
-cp "$exe" benches/gpu/bin/engine-bench
+for bench in engine matching; do
+    exe=$(cargo bench -p gate-benches --bench $bench --no-default-features --no-run \
+        --message-format=json 2>/dev/null | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+    [ -n "$exe" ] || { echo "build of $bench failed: run cargo bench -p gate-benches --bench $bench --no-run" >&2; exit 1; }
+    if ldd "$exe" | grep -q gstreamer; then
+        echo "$exe links GStreamer; the GPU machine has none" >&2
+        exit 1
+    fi
+    cp "$exe" benches/gpu/bin/$bench-bench
+done
 grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo /.gl/ >>.git/info/exclude
 grep -qx '/benches/gpu/bin/' .git/info/exclude 2>/dev/null || echo /benches/gpu/bin/ >>.git/info/exclude
 if [ ! -d .gl ] || [ -z "$(ls .gl/*.deb 2>/dev/null)" ]; then
@@ -25,4 +27,4 @@ if [ ! -d .gl ] || [ -z "$(ls .gl/*.deb 2>/dev/null)" ]; then
     # shellcheck disable=SC2086
     (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 fi
-echo "ready: benches/gpu/bin/engine-bench ($(du -h benches/gpu/bin/engine-bench | cut -f1)), .gl/"
+echo "ready: $(du -ch benches/gpu/bin/* | tail -n 1 | cut -f1) in benches/gpu/bin/, .gl/"

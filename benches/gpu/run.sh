@@ -1,7 +1,8 @@
 #!/bin/sh
 # The engine benchmark on the GPU machine: our WGSL engine (f32, f16) at batch 1/8/32 beside the
 # device's buffer-copy bandwidth, then the same graphs in PyTorch on the same GPU from the same
-# weights, checked equal to ours, and the table of ours/PyTorch. Results land in $OUT.
+# weights, checked equal to ours, and the table of ours/PyTorch; then gallery matching against the
+# copy bandwidth. Results land in $OUT.
 # Prepared by benches/gpu/build.sh; the Vulkan loader must be unpacked first (see there).
 set -eu
 OUT=${OUT:-/tmp/engine-bench}
@@ -19,6 +20,8 @@ benches/gpu/bin/engine-bench --batches "${BATCHES:-1,8,32}" --iters "${ITERS:-20
 grep -v '^    ' "$OUT/ours.txt"
 PYTHONUNBUFFERED=1 python3 benches/gpu/torch_ref.py --export "$OUT/export" --ours "$OUT/ours.json" \
     --batches "${BATCHES:-1,8,32}" --json "$OUT/torch.json"
+# Gallery matching: GB/s against the same device's copy bandwidth (issue 5's goal: >= 70 %).
+benches/gpu/bin/matching-bench --json "$OUT/matching.json"
 # The profile of the largest batch, for where the time goes.
 grep -A14 'profile' "$OUT/ours.txt" | tail -n 45
 rm -rf "$OUT/export"
