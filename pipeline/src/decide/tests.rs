@@ -1,0 +1,292 @@
+use super::*;
+
+const ZONE: BBox = BBox([100.0, 0.0, 540.0, 480.0]);
+
+fn good() -> Quality {
+    Quality {
+        eye_px: 40.0,
+        sharpness: 80.0,
+        yaw: 0.05,
+        luma: 120.0,
+    }
+}
+
+fn cand(s: u32, sim: f32) -> Option<Candidate> {
+    Some(Candidate {
+        subject: Subject(s),
+        similarity: sim,
+    })
+}
+
+/// A face at horizontal position `x` (a box 80 px wide) matching `best` and `second`.
+fn face(x: f32, best: Option<Candidate>, second: Option<Candidate>) -> Observation {
+    Observation {
+        bbox: BBox([x, 100.0, x + 80.0, 200.0]),
+        quality: good(),
+        best,
+        second,
+    }
+}
+
+fn decider() -> LaneDecider {
+    LaneDecider::new(FusionParams::default(), ZONE, 300)
+}
+
+fn identified(events: &[Event]) -> Vec<(TrackId, Subject)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Identified {
+                track, evidence, ..
+            } => Some((*track, evidence.subject)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn k_agreeing_frames_identify_once_with_the_best_frame() {
+    let mut d = decider();
+    let sims = [0.50, 0.62, 0.55, 0.70, 0.58];
+    let mut all = Vec::new();
+    for (i, s) in sims.iter().enumerate() {
+        let ev = d.update(
+            i as u64 * 33,
+            &[face(200.0 + i as f32, cand(7, *s), cand(3, 0.1))],
+        );
+        if i < 2 {
+            assert!(ev.is_empty(), "frame {i}: {ev:?}");
+        }
+        all.extend(ev);
+    }
+    // Identified at the third frame, never again.
+    assert_eq!(identified(&all), vec![(TrackId(1), Subject(7))]);
+    let Event::Identified {
+        evidence, frames, ..
+    } = &all[0]
+    else {
+        panic!("{all:?}")
+    };
+    assert_eq!(*frames, 3);
+    // Best evidence kept, not the last: 0.62 of frame 1 (the decision was at frame 2).
+    assert_eq!(evidence.similarity, 0.62);
+    assert_eq!(evidence.at_ms, 33);
+}
+
+#[test]
+fn below_threshold_or_margin_never_identifies_and_reports_why_on_leaving() {
+    for (best, second, reason) in [
+        (0.40, 0.1, "not confident"),  // below T = 0.45
+        (0.60, 0.55, "not confident"), // margin 0.05 < M = 0.08
+    ] {
+        let mut d = decider();
+        for i in 0..10 {
+            let ev = d.update(i * 33, &[face(200.0, cand(7, best), cand(3, second))]);
+            assert!(identified(&ev).is_empty());
+        }
+        // Gone for longer than lost_after (300 ms).
+        let ev = d.update(9 * 33 + 301, &[]);
+        assert!(
+            matches!(ev[..], [Event::Unidentified { reason: r, gated: 10, .. }] if r == reason),
+            "{ev:?}"
+        );
+    }
+}
+
+#[test]
+fn a_frame_naming_someone_else_blocks_the_decision() {
+    let mut d = decider();
+    let subjects = [7, 7, 9, 7, 7, 7];
+    let mut all = Vec::new();
+    for (i, s) in subjects.iter().enumerate() {
+        all.extend(d.update(i as u64 * 33, &[face(200.0, cand(*s, 0.7), cand(1, 0.1))]));
+    }
+    assert!(identified(&all).is_empty(), "{all:?}");
+    let ev = d.update(1000, &[]);
+    assert!(
+        matches!(
+            ev[..],
+            [Event::Unidentified {
+                reason: "frames named different subjects",
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn the_conflict_leaves_the_window_and_then_k_frames_decide() {
+    let p = FusionParams {
+        window: 4,
+        ..FusionParams::default()
+    };
+    let mut d = LaneDecider::new(p, ZONE, 300);
+    let mut all = Vec::new();
+    for (i, s) in [9, 7, 7, 7, 7].iter().enumerate() {
+        all.extend(d.update(i as u64 * 33, &[face(200.0, cand(*s, 0.7), None)]));
+    }
+    // Frames 1–3 still see the 9 in the window; frame 4 pushes it out.
+    assert_eq!(identified(&all), vec![(TrackId(1), Subject(7))]);
+}
+
+#[test]
+fn gated_frames_are_not_evidence() {
+    let mut d = decider();
+    let mut all = Vec::new();
+    let bad = [
+        Quality {
+            eye_px: 10.0,
+            ..good()
+        },
+        Quality {
+            sharpness: 2.0,
+            ..good()
+        },
+        Quality { yaw: 0.6, ..good() },
+        Quality {
+            luma: 15.0,
+            ..good()
+        },
+        Quality {
+            eye_px: f32::NAN,
+            ..good()
+        },
+    ];
+    for (i, q) in bad.iter().enumerate() {
+        let mut f = face(200.0, cand(7, 0.9), None);
+        f.quality = *q;
+        all.extend(d.update(i as u64 * 33, &[f]));
+    }
+    assert!(identified(&all).is_empty());
+    let ev = d.update(2000, &[]);
+    // The last failure is reported (NaN eye distance = too small).
+    assert!(
+        matches!(
+            ev[..],
+            [Event::Unidentified {
+                reason: "face too small",
+                gated: 0,
+                frames: 5,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn two_walkers_are_two_tracks_and_tailgating_is_reported_once() {
+    let mut d = decider();
+    let mut all = Vec::new();
+    for i in 0..6u64 {
+        let x = i as f32 * 3.0;
+        all.extend(d.update(
+            i * 33,
+            &[
+                face(150.0 + x, cand(7, 0.7), cand(2, 0.2)),
+                face(400.0 + x, cand(2, 0.3), None),
+            ],
+        ));
+    }
+    assert_eq!(identified(&all), vec![(TrackId(1), Subject(7))]);
+    let tailgates: Vec<&Event> = all
+        .iter()
+        .filter(|e| matches!(e, Event::Tailgating { .. }))
+        .collect();
+    assert_eq!(
+        tailgates,
+        vec![&Event::Tailgating {
+            identified: TrackId(1),
+            others: vec![TrackId(2)],
+            at_ms: 66
+        }]
+    );
+    assert_eq!(d.tracks_in_zone(), 2);
+}
+
+#[test]
+fn someone_outside_the_zone_is_not_tailgating() {
+    let mut d = decider();
+    let mut all = Vec::new();
+    for i in 0..5u64 {
+        // The second face's centre is at x = 20, outside the zone (100..540).
+        all.extend(d.update(
+            i * 33,
+            &[face(200.0, cand(7, 0.7), None), face(-20.0, None, None)],
+        ));
+    }
+    assert_eq!(identified(&all).len(), 1);
+    assert!(!all.iter().any(|e| matches!(e, Event::Tailgating { .. })));
+}
+
+#[test]
+fn a_track_survives_short_gaps_and_ends_after_lost_after() {
+    let mut d = decider();
+    d.update(0, &[face(200.0, None, None)]);
+    // 250 ms without the face (a dropped detection): same track afterwards.
+    d.update(250, &[]);
+    d.update(280, &[face(205.0, None, None)]);
+    assert_eq!(d.tracks_in_zone(), 1);
+    let ev = d.update(600, &[]);
+    assert!(
+        matches!(
+            ev[..],
+            [Event::Unidentified {
+                track: TrackId(1),
+                frames: 2,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+    assert_eq!(d.tracks_in_zone(), 0);
+    // A face far from the old one starts a new track.
+    d.update(700, &[face(450.0, None, None)]);
+    let ev = d.update(1100, &[]);
+    assert!(
+        matches!(
+            ev[..],
+            [Event::Unidentified {
+                track: TrackId(2),
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn hostile_numbers_never_identify_or_panic() {
+    let mut d = decider();
+    for i in 0..10u64 {
+        let events = d.update(
+            i * 33,
+            &[
+                face(200.0, cand(7, f32::NAN), None),
+                face(300.0, cand(8, 0.9), cand(9, f32::NAN)),
+                Observation {
+                    bbox: BBox([f32::NAN, 0.0, 10.0, 10.0]),
+                    ..face(0.0, cand(7, 0.9), None)
+                },
+                Observation {
+                    bbox: BBox([50.0, 50.0, 40.0, 40.0]),
+                    ..face(0.0, cand(7, 0.9), None)
+                },
+            ],
+        );
+        assert!(identified(&events).is_empty(), "{events:?}");
+    }
+    // Only the two valid boxes became tracks.
+    assert_eq!(d.tracks_in_zone(), 2);
+}
+
+#[test]
+fn iou_and_zone_geometry() {
+    let a = BBox([0.0, 0.0, 10.0, 10.0]);
+    let b = BBox([5.0, 0.0, 15.0, 10.0]);
+    assert!((a.iou(&b) - 50.0 / 150.0).abs() < 1e-6);
+    assert_eq!(a.iou(&BBox([20.0, 20.0, 30.0, 30.0])), 0.0);
+    assert!(a.centre_in(&BBox([0.0, 0.0, 5.0, 5.0])));
+    assert!(!b.centre_in(&BBox([0.0, 0.0, 5.0, 5.0])));
+}

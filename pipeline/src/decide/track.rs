@@ -1,0 +1,211 @@
+//! Face tracks across the frames of one lane, and the events the decision needs.
+
+use super::fusion::{Evidence, Fusion, FusionParams, Quality};
+use super::{BBox, Candidate};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrackId(pub u64);
+
+/// One detected face of one frame with its measurements and the matcher's top two.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    pub bbox: BBox,
+    pub quality: Quality,
+    pub best: Option<Candidate>,
+    pub second: Option<Candidate>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A track became confident; reported once per track, with its best frame.
+    Identified {
+        track: TrackId,
+        evidence: Evidence,
+        first_seen_ms: u64,
+        frames: usize,
+    },
+    /// Someone else is inside the lane zone together with an identified track that is still
+    /// there: one identification, two people. Reported once per identified track.
+    Tailgating {
+        identified: TrackId,
+        others: Vec<TrackId>,
+        at_ms: u64,
+    },
+    /// A track left without being identified (the lane stays in IC-card mode for it).
+    Unidentified {
+        track: TrackId,
+        first_seen_ms: u64,
+        frames: usize,
+        gated: usize,
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug)]
+struct Track {
+    id: TrackId,
+    bbox: BBox,
+    first_seen_ms: u64,
+    last_seen_ms: u64,
+    frames: usize,
+    gated: usize,
+    fusion: Fusion,
+    identified: bool,
+    tailgate_reported: bool,
+    last_gate_failure: Option<&'static str>,
+}
+
+/// The tracks of one lane and the rule that turns them into events.
+#[derive(Debug)]
+pub struct LaneDecider {
+    params: FusionParams,
+    /// Where a person counts as inside the lane (frame pixels).
+    zone: BBox,
+    /// Minimum overlap of a face with its track's last box to continue the track.
+    min_iou: f32,
+    /// A track not seen for this long has left.
+    lost_after_ms: u64,
+    tracks: Vec<Track>,
+    next: u64,
+}
+
+impl LaneDecider {
+    pub fn new(params: FusionParams, zone: BBox, lost_after_ms: u64) -> Self {
+        Self {
+            params,
+            zone,
+            min_iou: 0.25,
+            lost_after_ms,
+            tracks: Vec::new(),
+            next: 1,
+        }
+    }
+
+    /// Tracks whose last box is inside the lane zone.
+    pub fn tracks_in_zone(&self) -> usize {
+        self.tracks
+            .iter()
+            .filter(|t| t.bbox.centre_in(&self.zone))
+            .count()
+    }
+
+    /// One frame's faces at `at_ms` (the lane's clock, non-decreasing). Returns the events in a
+    /// fixed order: identifications, tailgating, then tracks that left.
+    pub fn update(&mut self, at_ms: u64, faces: &[Observation]) -> Vec<Event> {
+        let faces: Vec<&Observation> = faces.iter().filter(|o| valid_box(&o.bbox)).collect();
+        // Greedy association by overlap, best pairs first; ties by track then face order, so the
+        // result never depends on hashing or float noise beyond the IoU itself.
+        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        for (ti, t) in self.tracks.iter().enumerate() {
+            for (fi, f) in faces.iter().enumerate() {
+                let iou = t.bbox.iou(&f.bbox);
+                if iou >= self.min_iou {
+                    pairs.push((iou, ti, fi));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let mut track_of: Vec<Option<usize>> = vec![None; faces.len()];
+        let mut taken = vec![false; self.tracks.len()];
+        for (_, ti, fi) in pairs {
+            if !taken[ti] && track_of[fi].is_none() {
+                taken[ti] = true;
+                track_of[fi] = Some(ti);
+            }
+        }
+        let mut seen_now = vec![false; self.tracks.len()];
+        for (fi, face) in faces.iter().enumerate() {
+            let ti = match track_of[fi] {
+                Some(ti) => ti,
+                None => {
+                    self.tracks.push(Track {
+                        id: TrackId(self.next),
+                        bbox: face.bbox,
+                        first_seen_ms: at_ms,
+                        last_seen_ms: at_ms,
+                        frames: 0,
+                        gated: 0,
+                        fusion: Fusion::default(),
+                        identified: false,
+                        tailgate_reported: false,
+                        last_gate_failure: None,
+                    });
+                    self.next += 1;
+                    seen_now.push(false);
+                    self.tracks.len() - 1
+                }
+            };
+            seen_now[ti] = true;
+            let t = &mut self.tracks[ti];
+            t.bbox = face.bbox;
+            t.last_seen_ms = at_ms;
+            t.frames += 1;
+            match self.params.gates.fails(&face.quality) {
+                Some(why) => t.last_gate_failure = Some(why),
+                None => {
+                    t.gated += 1;
+                    t.fusion.push(&self.params, at_ms, face.best, face.second);
+                }
+            }
+        }
+        let mut events = Vec::new();
+        for t in self.tracks.iter_mut().filter(|t| !t.identified) {
+            if let Some(evidence) = t.fusion.decide(&self.params) {
+                t.identified = true;
+                events.push(Event::Identified {
+                    track: t.id,
+                    evidence,
+                    first_seen_ms: t.first_seen_ms,
+                    frames: t.frames,
+                });
+            }
+        }
+        let in_zone: Vec<TrackId> = self
+            .tracks
+            .iter()
+            .zip(&seen_now)
+            .filter(|(t, seen)| **seen && t.bbox.centre_in(&self.zone))
+            .map(|(t, _)| t.id)
+            .collect();
+        for (t, seen) in self.tracks.iter_mut().zip(&seen_now) {
+            if t.identified && !t.tailgate_reported && *seen && in_zone.contains(&t.id) {
+                let others: Vec<TrackId> = in_zone.iter().copied().filter(|o| *o != t.id).collect();
+                if !others.is_empty() {
+                    t.tailgate_reported = true;
+                    events.push(Event::Tailgating {
+                        identified: t.id,
+                        others,
+                        at_ms,
+                    });
+                }
+            }
+        }
+        let lost_after = self.lost_after_ms;
+        let (gone, kept): (Vec<Track>, Vec<Track>) = std::mem::take(&mut self.tracks)
+            .into_iter()
+            .partition(|t| at_ms.saturating_sub(t.last_seen_ms) > lost_after);
+        self.tracks = kept;
+        for t in gone.into_iter().filter(|t| !t.identified) {
+            let reason = if t.fusion.conflicting() {
+                "frames named different subjects"
+            } else if t.gated == 0 {
+                t.last_gate_failure.unwrap_or("no usable frame")
+            } else {
+                "not confident"
+            };
+            events.push(Event::Unidentified {
+                track: t.id,
+                first_seen_ms: t.first_seen_ms,
+                frames: t.frames,
+                gated: t.gated,
+                reason,
+            });
+        }
+        events
+    }
+}
+
+/// Hostile or broken detector output (NaN, inverted or empty boxes) never becomes a track.
+fn valid_box(b: &BBox) -> bool {
+    b.0.iter().all(|v| v.is_finite()) && b.area() > 0.0
+}
