@@ -25,3 +25,23 @@ fn digit(c: u8) -> Option<u8> {
         _ => None,
     }
 }
+
+/// Lowercase hex of `bytes` (public data only: key material uses `seal::keys::hex_of`, zeroized).
+pub(crate) fn encode(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+/// Decodes a hex string of any even length.
+pub(crate) fn decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut out = vec![0u8; s.len() / 2];
+    decode_into(s, &mut out).then_some(out)
+}

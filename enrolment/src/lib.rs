@@ -8,7 +8,8 @@
 //! - [`photo`], [`faces`], [`quality`], [`check`]: bounded photo decoding, the detect → align → embed
 //!   chain on the engine's CPU reference, the quality measures and reasons, one request → one template;
 //! - [`store`]: the centre's redb store (subjects, templates, data keys, tickets, trips, changes, audit)
-//!   and [`gallery`], the in-memory 1:N index (`docs/enrolment.md`).
+//!   and [`gallery`], the in-memory 1:N index (`docs/enrolment.md`);
+//! - [`sync`]: signed, sequenced distribution of templates and erasures to the stations over zenoh.
 
 // Gate and enrolment code must fail with an error, never a panic; tests may unwrap.
 #![cfg_attr(
@@ -25,6 +26,7 @@ pub mod photo;
 pub mod quality;
 pub mod seal;
 pub mod store;
+pub mod sync;
 pub mod tickets;
 
 pub use ids::{IdError, StationId, SubjectId};

@@ -38,6 +38,9 @@ pub struct StationConfig {
     pub store: StoreConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Template distribution from the centre (absent: no gallery is loaded or fetched).
+    #[serde(default)]
+    pub sync: Option<crate::sync::SyncConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -322,6 +325,15 @@ impl StationConfig {
                 ),
             ));
         }
+        if let Some(s) = &self.sync {
+            enrolment::sync::public_from_hex(&s.centre_ed25519)
+                .map_err(|e| (None, format!("sync.centre_ed25519: {e}")))?;
+            enrolment::sync::public_from_hex(&s.centre_x25519)
+                .map_err(|e| (None, format!("sync.centre_x25519: {e}")))?;
+            if !(1..=enrolment::sync::MAX_BATCH).contains(&s.batch) || s.poll_s == 0 {
+                return Err((None, "sync: need batch 1..=1000 and poll_s > 0".into()));
+            }
+        }
         if self.capture.retry_initial_ms == 0
             || self.capture.retry_initial_ms > self.capture.retry_max_ms
         {
@@ -339,6 +351,9 @@ impl StationConfig {
         if self.drivers.spawn {
             connect.push(self.drivers.door_listen.clone());
             connect.push(self.drivers.light_listen.clone());
+        }
+        if let Some(s) = &self.sync {
+            connect.extend(s.connect.iter().cloned());
         }
         protocol::ZenohEndpoints {
             listen: self.zenoh.listen.clone(),

@@ -40,6 +40,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
+    /// Station keys for the template distribution.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
     /// Operator commands to a running gated.
     Ctl {
         #[arg(long, short)]
@@ -55,6 +60,18 @@ enum ConfigCmd {
     Check { file: PathBuf },
     /// Print the annotated example station file.
     Example,
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Write a new X25519 station secret key (mode 0600, never overwrites) and print the public key
+    /// to register at the centre.
+    Init {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        key_id: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +140,17 @@ fn real_main() -> Result<()> {
         Cmd::Config {
             cmd: ConfigCmd::Example,
         } => print!("{}", include_str!("../../docs/station.example.toml")),
+        Cmd::Keys {
+            cmd: KeysCmd::Init { out, key_id },
+        } => {
+            let k = enrolment::seal::StationSecretKey::generate(enrolment::seal::KeyId(key_id))?;
+            k.write_file(&out)?;
+            println!("wrote {} (mode 0600)", out.display());
+            println!(
+                "public_key = \"{}\"   # key_id = {key_id}; register it in the centre's [[distribution.station]]",
+                enrolment::sync::public_to_hex(&k.public_key().key)
+            );
+        }
         Cmd::Ctl { config, cmd } => {
             let cfg = StationConfig::load(&config)?;
             let door = match cmd {

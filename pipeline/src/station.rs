@@ -125,7 +125,8 @@ impl Pending {
 pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, StationError> {
     let keys =
         protocol::Keys::new(cfg.station_id()).map_err(|e| StationError::Io(e.to_string()))?;
-    let journal = JournalWriter::start(Store::open(&cfg.store.path)?);
+    let store = Arc::new(Store::open(&cfg.store.path)?);
+    let journal = JournalWriter::start(store.clone());
     if cfg.metrics.enabled {
         crate::telemetry::install(cfg.metrics.listen)?;
         info!(addr = %cfg.metrics.listen, "metrics at http://{}/metrics", cfg.metrics.listen);
@@ -137,6 +138,10 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
     };
     let (inc_tx, mut inc_rx) = mpsc::unbounded_channel();
     let link = Link::open(keys, &cfg.zenoh_endpoints(), inc_tx).await?;
+    let _sync = match &cfg.sync {
+        Some(s) => Some(start_sync(&cfg, s, store.clone(), &link).await?),
+        None => None,
+    };
     let gpu = Arc::new(Gpu::open(&cfg.gpu)?);
     let adapter = gpu.adapter_name();
     let (cap_tx, mut cap_rx) = mpsc::unbounded_channel::<CaptureEvent>();
@@ -353,6 +358,30 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
         error!("journal writer thread failed");
     }
     Ok(report)
+}
+
+/// Loads the gallery from the store and starts following the centre (`crate::sync`).
+async fn start_sync(
+    cfg: &StationConfig,
+    s: &crate::sync::SyncConfig,
+    store: Arc<Store>,
+    link: &Link,
+) -> Result<crate::sync::SyncHandle, StationError> {
+    let keys = crate::sync::StationKeys::load(cfg.station_id(), s)
+        .map_err(|e| StationError::Io(format!("sync keys: {e}")))?;
+    let syncer = Arc::new(
+        crate::sync::Syncer::load(keys, store)
+            .map_err(|e| StationError::Io(format!("sync: {e}")))?,
+    );
+    crate::sync::spawn(
+        syncer,
+        link.session.clone(),
+        s.batch,
+        Duration::from_secs(s.poll_s),
+        Duration::from_millis(s.query_timeout_ms),
+    )
+    .await
+    .map_err(|e| StationError::Io(format!("sync: zenoh: {e}")))
 }
 
 fn health(

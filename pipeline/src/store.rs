@@ -1,17 +1,20 @@
-//! The station's local store (redb): a schema-version table and an append-only journal of door
-//! commands and lane events. No image or frame ever reaches this module: journal entries are typed
-//! records with short text fields. Format: `docs/store.md`.
+//! The station's local store (redb): a schema-version table, an append-only journal of door
+//! commands and lane events, and the templates distributed by the centre (`crate::sync`, tables in
+//! `sync/rows.rs`). No image or frame ever reaches this module: journal entries are typed records with
+//! short text fields; templates arrive sealed. Format: `docs/store.md`.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, mpsc};
 use std::thread::JoinHandle;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
-use tracing::error;
+use tracing::{error, info};
 
-pub const SCHEMA_VERSION: u64 = 1;
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// 2 added the template tables (`sync_templates`, `meta.sync_last_seq`); a version-1 file is migrated
+/// in place (the tables are created, the journal is untouched).
+pub const SCHEMA_VERSION: u64 = 2;
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,10 @@ pub enum StoreError {
         seq: u64,
         reason: String,
     },
+    #[error("store {path}: {what}")]
+    Sync { path: PathBuf, what: String },
+    #[error("store {path}: lock poisoned by a panicked thread")]
+    Poisoned { path: PathBuf },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,8 +59,10 @@ pub struct JournalEntry {
     pub detail: String,
 }
 
+/// Shared between the journal thread and the template sync (`Arc<Store>`); the lock is taken for
+/// writing only by [`Store::compact`].
 pub struct Store {
-    db: Database,
+    db: RwLock<Database>,
     path: PathBuf,
 }
 
@@ -77,6 +86,11 @@ impl Store {
                 .map_err(|e| err(e.into()))?
                 .map(|v| v.value());
             match found {
+                Some(1) => {
+                    meta.insert("schema_version", SCHEMA_VERSION)
+                        .map_err(|e| err(e.into()))?;
+                    info!(path = %p.display(), "store migrated from schema version 1 to 2");
+                }
                 Some(v) if v != SCHEMA_VERSION => {
                     return Err(StoreError::Schema {
                         path: p,
@@ -91,20 +105,107 @@ impl Store {
                 }
             }
             tx.open_table(JOURNAL).map_err(|e| err(e.into()))?;
+            tx.open_table(crate::sync::rows::TEMPLATES)
+                .map_err(|e| err(e.into()))?;
         }
         tx.commit().map_err(|e| err(e.into()))?;
-        Ok(Self { db, path: p })
+        Ok(Self {
+            db: RwLock::new(db),
+            path: p,
+        })
     }
 
-    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn err(&self, e: impl Into<redb::Error>) -> StoreError {
         StoreError::Redb {
             path: self.path.clone(),
             error: e.into(),
         }
     }
 
+    pub(crate) fn db(&self) -> Result<RwLockReadGuard<'_, Database>, StoreError> {
+        self.db.read().map_err(|_| StoreError::Poisoned {
+            path: self.path.clone(),
+        })
+    }
+
+    /// Rewrites the file so freed pages (erased templates) leave it; waits for running transactions
+    /// and blocks new ones meanwhile.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        let mut db = self.db.write().map_err(|_| StoreError::Poisoned {
+            path: self.path.clone(),
+        })?;
+        while db.compact().map_err(|e| self.err(e))? {}
+        Ok(())
+    }
+
+    /// Rewrites every table into a fresh file that then atomically replaces this one, so that no
+    /// freed page of the old file (an erased template, its wrap) survives in the store file. redb's
+    /// `compact` moves pages but does not guarantee that freed pages in the middle are overwritten.
+    /// Blocks every other transaction while it runs (O(file size)).
+    pub fn purge_rewrite(&self) -> Result<(), StoreError> {
+        let mut db = self.db.write().map_err(|_| StoreError::Poisoned {
+            path: self.path.clone(),
+        })?;
+        let io = |e: std::io::Error| self.err(redb::Error::Io(e));
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".purge");
+        let tmp = PathBuf::from(tmp);
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        let fresh = Database::create(&tmp).map_err(|e| self.err(e))?;
+        {
+            let r = db.begin_read().map_err(|e| self.err(e))?;
+            let w = fresh.begin_write().map_err(|e| self.err(e))?;
+            {
+                let (src, mut dst) = (
+                    r.open_table(META).map_err(|e| self.err(e))?,
+                    w.open_table(META).map_err(|e| self.err(e))?,
+                );
+                for row in src.iter().map_err(|e| self.err(e))? {
+                    let (k, v) = row.map_err(|e| self.err(e))?;
+                    dst.insert(k.value(), v.value()).map_err(|e| self.err(e))?;
+                }
+                let (src, mut dst) = (
+                    r.open_table(JOURNAL).map_err(|e| self.err(e))?,
+                    w.open_table(JOURNAL).map_err(|e| self.err(e))?,
+                );
+                for row in src.iter().map_err(|e| self.err(e))? {
+                    let (k, v) = row.map_err(|e| self.err(e))?;
+                    dst.insert(k.value(), v.value()).map_err(|e| self.err(e))?;
+                }
+                let t = crate::sync::rows::TEMPLATES;
+                let (src, mut dst) = (
+                    r.open_table(t).map_err(|e| self.err(e))?,
+                    w.open_table(t).map_err(|e| self.err(e))?,
+                );
+                for row in src.iter().map_err(|e| self.err(e))? {
+                    let (k, v) = row.map_err(|e| self.err(e))?;
+                    dst.insert(k.value(), v.value()).map_err(|e| self.err(e))?;
+                }
+            }
+            w.commit().map_err(|e| self.err(e))?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+        // The fresh database is open on the renamed file; the old one is closed (and its file,
+        // unlinked by the rename, released) here.
+        *db = fresh;
+        Ok(())
+    }
+
     pub fn schema_version(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let db = self.db()?;
+        let tx = db.begin_read().map_err(|e| self.err(e))?;
         let meta = tx.open_table(META).map_err(|e| self.err(e))?;
         let v = meta
             .get("schema_version")
@@ -115,7 +216,8 @@ impl Store {
 
     /// Appends entries in one transaction; returns the sequence number of the last one.
     pub fn append(&self, entries: &[JournalEntry]) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let db = self.db()?;
+        let tx = db.begin_write().map_err(|e| self.err(e))?;
         let mut last = 0;
         {
             let mut j = tx.open_table(JOURNAL).map_err(|e| self.err(e))?;
@@ -136,7 +238,8 @@ impl Store {
 
     /// Journal entries with sequence number >= `from`, oldest first, at most `limit`.
     pub fn journal(&self, from: u64, limit: usize) -> Result<Vec<(u64, JournalEntry)>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let db = self.db()?;
+        let tx = db.begin_read().map_err(|e| self.err(e))?;
         let j = tx.open_table(JOURNAL).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in j.range(from..).map_err(|e| self.err(e))?.take(limit) {
@@ -156,11 +259,11 @@ impl Store {
 /// Entries that arrive while a commit is running are committed together.
 pub struct JournalWriter {
     tx: Option<mpsc::Sender<JournalEntry>>,
-    thread: Option<JoinHandle<Store>>,
+    thread: Option<JoinHandle<Arc<Store>>>,
 }
 
 impl JournalWriter {
-    pub fn start(store: Store) -> Self {
+    pub fn start(store: Arc<Store>) -> Self {
         let (tx, rx) = mpsc::channel::<JournalEntry>();
         let thread = std::thread::Builder::new()
             .name("journal".into())
@@ -188,7 +291,7 @@ impl JournalWriter {
     }
 
     /// Flushes what is queued and gives the store back.
-    pub fn finish(mut self) -> Option<Store> {
+    pub fn finish(mut self) -> Option<Arc<Store>> {
         self.tx = None;
         self.thread.take().and_then(|t| t.join().ok())
     }
@@ -223,7 +326,7 @@ mod tests {
         {
             let s = Store::open(&path).expect("create");
             assert_eq!(s.append(&[entry(1), entry(2)]).expect("append"), 2);
-            let w = JournalWriter::start(s);
+            let w = JournalWriter::start(Arc::new(s));
             w.append(entry(3));
             w.finish().expect("writer returns the store");
         }

@@ -26,6 +26,12 @@ pub mod names {
     pub const LUMA_MEAN: &str = "gate_luma_mean";
     pub const GPU_LOST: &str = "gate_gpu_lost";
     pub const MALFORMED: &str = "gate_malformed_messages_total";
+    /// Template distribution: changes refused, label `reason` (`signature`, `version`, `station`,
+    /// `malformed`, `replay`, `gap`, `open`).
+    pub const SYNC_REFUSED: &str = "gate_sync_refused_total";
+    pub const SYNC_APPLIED: &str = "gate_sync_applied_total";
+    pub const SYNC_LAST_SEQ: &str = "gate_sync_last_seq";
+    pub const GALLERY_SUBJECTS: &str = "gate_gallery_subjects";
 }
 
 #[derive(Debug, thiserror::Error)]

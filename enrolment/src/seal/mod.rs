@@ -27,7 +27,7 @@
 //! id is not stored in the blob (it is the row key) but binds it: a blob moved to another subject's row
 //! does not open.
 
-mod keys;
+pub(crate) mod keys;
 mod station;
 mod template;
 #[cfg(test)]

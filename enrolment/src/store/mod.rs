@@ -6,6 +6,7 @@
 //! stored except sealed templates (opaque AEAD blobs); photos never reach this module.
 
 mod ops;
+mod state;
 
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard};
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::SubjectId;
 
 pub use ops::EnrolRow;
+pub use state::SubjectState;
 
 pub const SCHEMA_VERSION: u64 = 1;
 

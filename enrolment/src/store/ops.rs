@@ -78,9 +78,30 @@ impl Store {
     /// Stores a new subject (row, sealed template, wrapped key), its change and audit event, in one
     /// transaction. Returns the change sequence.
     pub fn enrol(&self, row: &EnrolRow<'_>, actor: &str) -> Result<u64, StoreError> {
+        self.write(|tx| self.enrol_in(tx, row, actor))
+    }
+
+    /// Many subjects in one transaction (bulk import, benchmarks); all or nothing. Returns the last
+    /// change sequence.
+    pub fn enrol_many(&self, rows: &[EnrolRow<'_>], actor: &str) -> Result<u64, StoreError> {
+        self.write(|tx| {
+            let mut last = 0;
+            for row in rows {
+                last = self.enrol_in(tx, row, actor)?;
+            }
+            Ok(last)
+        })
+    }
+
+    fn enrol_in(
+        &self,
+        tx: &WriteTransaction,
+        row: &EnrolRow<'_>,
+        actor: &str,
+    ) -> Result<u64, StoreError> {
         let id = row.subject;
         let record = serde_json::to_vec(row.record).map_err(|e| self.corrupt("subjects", id, e))?;
-        self.write(|tx| {
+        {
             {
                 let mut s = tx.open_table(SUBJECTS).map_err(|e| self.err(e))?;
                 if s.get(id.as_bytes()).map_err(|e| self.err(e))?.is_some() {
@@ -106,7 +127,7 @@ impl Store {
                 ),
             };
             self.log(tx, Some((id, ChangeKind::Upsert)), &event)
-        })
+        }
     }
 
     pub fn subject(&self, id: &SubjectId) -> Result<Option<SubjectRecord>, StoreError> {

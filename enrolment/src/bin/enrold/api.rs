@@ -29,13 +29,15 @@ use crate::error::ApiError;
 pub struct App {
     pub cfg: Config,
     pub store: Arc<Store>,
-    pub master: MasterKey,
+    pub master: Arc<MasterKey>,
     pub faces: FacePipeline,
     pub gallery: RwLock<Gallery>,
     pub tokens: Tokens,
     pub rate: RateLimiter,
     pub face_slots: Semaphore,
     pub enrol_lock: Mutex<()>,
+    /// Template distribution to the stations, when configured.
+    pub distribution: Option<crate::distribute::Distribution>,
 }
 
 impl App {
@@ -45,6 +47,13 @@ impl App {
             .read()
             .map_err(|_| ApiError::Internal("gallery lock poisoned".into()))?;
         Ok(g.best(t))
+    }
+
+    /// Tells the distribution that a change was committed (it publishes everything not yet published).
+    pub fn changed(&self) {
+        if let Some(d) = &self.distribution {
+            d.service.changed();
+        }
     }
 
     pub fn gallery_insert(&self, id: SubjectId, t: Zeroizing<Template>) -> Result<(), ApiError> {
@@ -183,6 +192,7 @@ async fn erase(
         .write()
         .map_err(|_| ApiError::Internal("gallery lock poisoned".into()))?
         .remove(&id);
+    app.changed();
     tracing::info!(client = %client.0, subject = %id, seq, "erased");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -207,6 +217,7 @@ async fn link(
     let store = app.store.clone();
     let actor = client.0.clone();
     let (ticket, seq) = blocking(move || store.link_ticket(&id, &body.kind, &actor)).await?;
+    app.changed();
     tracing::info!(client = %client.0, subject = %id, ticket = ticket.id.0, seq, "ticket linked");
     Ok((StatusCode::CREATED, Json(ticket)))
 }
@@ -220,6 +231,7 @@ async fn unlink(
     let store = app.store.clone();
     let actor = client.0.clone();
     if blocking(move || store.unlink_ticket(&id, TicketId(ticket), &actor)).await? {
+        app.changed();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(

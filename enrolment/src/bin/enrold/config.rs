@@ -37,6 +37,41 @@ pub struct Config {
     pub rate: RateConfig,
     #[serde(default)]
     pub quality: QualityConfig,
+    /// Template distribution to the stations over zenoh (absent: no distribution).
+    #[serde(default)]
+    pub distribution: Option<DistributionConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistributionConfig {
+    /// zenoh endpoints the centre listens on, e.g. `tcp/0.0.0.0:7450`; stations dial them.
+    #[serde(default)]
+    pub listen: Vec<String>,
+    /// zenoh endpoints the centre dials.
+    #[serde(default)]
+    pub connect: Vec<String>,
+    /// Ed25519 signing key (0600), `enrold keys centre-init`.
+    pub signing_key_file: PathBuf,
+    /// X25519 secret that authenticates station wraps (0600), `enrold keys centre-init`.
+    pub x25519_key_file: PathBuf,
+    #[serde(default, rename = "station")]
+    pub stations: Vec<StationEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationEntry {
+    pub id: String,
+    /// The station key's id (written into every wrap; bump it when the station rotates its key).
+    #[serde(default = "default_key_id")]
+    pub key_id: u32,
+    /// The station's X25519 public key, 64 hex digits (`gated keys init` prints it).
+    pub public_key: String,
+}
+
+fn default_key_id() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +188,18 @@ impl Config {
         if self.auth.token_file.is_some() == self.auth.token_env.is_some() {
             bail!("auth: set exactly one of token_file and token_env");
         }
+        if let Some(d) = &self.distribution {
+            let mut seen = std::collections::HashSet::new();
+            for s in &d.stations {
+                enrolment::StationId::new(s.id.clone())
+                    .with_context(|| "distribution.station.id")?;
+                enrolment::sync::public_from_hex(&s.public_key)
+                    .with_context(|| format!("distribution.station {}: public_key", s.id))?;
+                if !seen.insert(&s.id) {
+                    bail!("distribution.station {} is listed twice", s.id);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -203,4 +250,14 @@ max_mouth_chroma_distance = 20.0
 max_mouth_texture_ratio = 0.35
 same_person_cosine = 0.363
 duplicate_cosine = 0.5
+
+# Template distribution to the stations (docs/protocol.md). Omit the section to run without it.
+# [distribution]
+# listen = ["tcp/0.0.0.0:7450"]                         # stations dial this
+# signing_key_file = "/etc/enrold/centre-sign.key"      # `enrold keys centre-init --dir /etc/enrold`
+# x25519_key_file = "/etc/enrold/centre-x25519.key"
+# [[distribution.station]]
+# id = "umeda-01"
+# key_id = 1
+# public_key = "…64 hex digits…"                       # `gated keys init` on the station prints it
 "#;

@@ -223,6 +223,7 @@ pub async fn enrol(
     })
     .await??;
     app.gallery_insert(subject, template)?;
+    app.changed();
     tracing::info!(client = %client.0, %subject, photos = n, analysis_ms, total_ms = t0.elapsed().as_millis() as u64, seq, "enrolled");
     Ok((
         StatusCode::CREATED,

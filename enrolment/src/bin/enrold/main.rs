@@ -13,6 +13,7 @@
 mod api;
 mod auth;
 mod config;
+mod distribute;
 mod enrol;
 mod error;
 
@@ -83,6 +84,12 @@ enum KeysCmd {
         #[arg(long)]
         new_key: PathBuf,
     },
+    /// Write the centre's distribution keys (Ed25519 signing, X25519 wrap authentication) into DIR as
+    /// centre-sign.key and centre-x25519.key (0600) and print their public halves for the stations.
+    CentreInit {
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 fn main() {
@@ -124,6 +131,9 @@ fn real_main() -> Result<()> {
         Cmd::Keys {
             cmd: KeysCmd::Rotate { config, new_key },
         } => rotate(&Config::load(&config)?, &new_key),
+        Cmd::Keys {
+            cmd: KeysCmd::CentreInit { dir },
+        } => distribute::centre_init(&dir),
     }
 }
 
@@ -168,7 +178,7 @@ fn rotate(cfg: &Config, new_path: &Path) -> Result<()> {
 
 fn serve(cfg: Config) -> Result<()> {
     let store = Arc::new(Store::open(&cfg.store)?);
-    let master = load_master(&cfg.keys, store.master_key_id()?)?;
+    let master = Arc::new(load_master(&cfg.keys, store.master_key_id()?)?);
     let gallery = Gallery::load(&store, &master, cfg.template_version)?;
     let models = cfg.models_dir();
     let faces = FacePipeline::load(&models)?;
@@ -182,8 +192,17 @@ fn serve(cfg: Config) -> Result<()> {
         "enrold starting"
     );
     let workers = cfg.workers;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(workers + 8)
+        .build()?;
+    let distribution = match &cfg.distribution {
+        Some(d) => Some(rt.block_on(distribute::start(d, store.clone(), master.clone()))?),
+        None => None,
+    };
     let app = Arc::new(api::App {
         rate: auth::RateLimiter::new(cfg.rate.clone()),
+        distribution,
         face_slots: tokio::sync::Semaphore::new(workers),
         enrol_lock: tokio::sync::Mutex::new(()),
         cfg,
@@ -193,10 +212,6 @@ fn serve(cfg: Config) -> Result<()> {
         gallery: RwLock::new(gallery),
         tokens,
     });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(workers + 8)
-        .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&app.cfg.listen)
             .await

@@ -1,0 +1,351 @@
+//! Station side of the template distribution (issue 4, part 4): verifies the centre's signed
+//! changes, applies them in order to the station store (one redb transaction per batch) and to the
+//! in-memory [`Gallery`]. Wire format: `docs/protocol.md`; tables: `docs/store.md`.
+//!
+//! A change is applied only if its signature verifies under the pinned centre key, it names this
+//! station, its version is known and its `seq` is exactly the last applied + 1. Anything older is a
+//! replay (a no-op); anything newer is a gap, refused and answered with a catch-up query.
+
+mod gallery;
+mod net;
+pub(crate) mod rows;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use enrolment::StationId;
+use enrolment::seal::{
+    self, CentrePublicKey, KeyId, StationSecretKey, open_from_centre, open_template,
+};
+use enrolment::sync::{CentreVerifyingKey, SignedChange, SyncError, VerifiedOp};
+use metrics::{counter, gauge};
+use serde::Deserialize;
+use tracing::{debug, info, warn};
+use zeroize::Zeroizing;
+
+pub use gallery::{Gallery, GalleryData};
+pub use net::{SyncHandle, catch_up, spawn};
+pub use rows::{RowOp, TemplateRow};
+
+use crate::store::{Store, StoreError};
+use gallery::GalleryChange;
+
+/// `[sync]` in the station file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// The station's X25519 secret key file (0600), `gated keys init`.
+    pub station_key_file: PathBuf,
+    /// Its key id, as registered at the centre.
+    #[serde(default = "one")]
+    pub station_key_id: u32,
+    /// The centre's Ed25519 public key (64 hex digits): every change must be signed by it.
+    pub centre_ed25519: String,
+    /// The centre's X25519 public key (64 hex digits): authenticates the data key wraps.
+    pub centre_x25519: String,
+    /// zenoh endpoints of the centre, dialled in addition to `[zenoh] connect`.
+    #[serde(default)]
+    pub connect: Vec<String>,
+    /// Changes asked for per catch-up query (1..=1000).
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// A catch-up query runs at least this often even when nothing seems missing.
+    #[serde(default = "default_poll_s")]
+    pub poll_s: u64,
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_batch() -> usize {
+    500
+}
+fn default_poll_s() -> u64 {
+    30
+}
+fn default_query_timeout_ms() -> u64 {
+    10_000
+}
+
+/// The keys a station needs: its own secret, the centre's two public keys.
+pub struct StationKeys {
+    pub station: StationId,
+    pub secret: StationSecretKey,
+    pub centre_x25519: CentrePublicKey,
+    pub centre_ed25519: CentreVerifyingKey,
+}
+
+impl StationKeys {
+    pub fn load(station: &str, cfg: &SyncConfig) -> Result<Self, SyncError> {
+        let station = StationId::new(station).map_err(|e| SyncError::Malformed(e.to_string()))?;
+        let secret = StationSecretKey::load_file(KeyId(cfg.station_key_id), &cfg.station_key_file)
+            .map_err(|e| SyncError::Key(e.to_string()))?;
+        Ok(Self {
+            station,
+            secret,
+            centre_x25519: CentrePublicKey(enrolment::sync::public_from_hex(&cfg.centre_x25519)?),
+            centre_ed25519: CentreVerifyingKey::from_hex(&cfg.centre_ed25519)?,
+        })
+    }
+}
+
+/// What became of a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied; the new last sequence.
+    Applied(u64),
+    /// Already applied before (replay or duplicate): nothing changed.
+    Replay,
+    /// Newer than the next expected one: refused, a catch-up is due.
+    Gap,
+    /// Refused for the reason given (logged and counted).
+    Refused(&'static str),
+}
+
+/// Per-reason counters (also exported as `gate_sync_refused_total{reason}`).
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    pub applied: AtomicU64,
+    pub replay: AtomicU64,
+    pub gap: AtomicU64,
+    pub signature: AtomicU64,
+    pub version: AtomicU64,
+    pub station: AtomicU64,
+    pub malformed: AtomicU64,
+    pub open: AtomicU64,
+}
+
+impl SyncStats {
+    fn count(&self, reason: &'static str) {
+        let c = match reason {
+            "replay" => &self.replay,
+            "gap" => &self.gap,
+            "signature" => &self.signature,
+            "version" => &self.version,
+            "station" => &self.station,
+            "open" => &self.open,
+            _ => &self.malformed,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        counter!(crate::telemetry::names::SYNC_REFUSED, "reason" => reason).increment(1);
+    }
+
+    pub fn get(&self, c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+/// Applies the centre's changes to one station's store and gallery.
+pub struct Syncer {
+    keys: StationKeys,
+    store: Arc<Store>,
+    gallery: Gallery,
+    pub stats: SyncStats,
+    /// Serialises appliers (the live subscriber and catch-up run in one task, tests may call directly).
+    apply_lock: Mutex<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StationSyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored template of subject {subject} does not open: {source}")]
+    Open {
+        subject: enrolment::SubjectId,
+        source: seal::SealError,
+    },
+}
+
+impl Syncer {
+    /// Opens every stored template into a new gallery.
+    pub fn load(keys: StationKeys, store: Arc<Store>) -> Result<Self, StationSyncError> {
+        let gallery = Gallery::new();
+        let last = store.sync_last_seq()?;
+        let mut changes = Vec::new();
+        for (subject, row) in store.sync_rows()? {
+            let t = open_row(&keys, &subject, &row)
+                .map_err(|source| StationSyncError::Open { subject, source })?;
+            changes.push(GalleryChange::Upsert(subject, Box::new(t), row.tickets));
+        }
+        gallery.update(last, changes);
+        gauge!(crate::telemetry::names::GALLERY_SUBJECTS).set(gallery.len() as f64);
+        info!(
+            subjects = gallery.len(),
+            last_seq = last,
+            "gallery loaded from the store"
+        );
+        Ok(Self {
+            keys,
+            store,
+            gallery,
+            stats: SyncStats::default(),
+            apply_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn gallery(&self) -> &Gallery {
+        &self.gallery
+    }
+
+    pub fn station(&self) -> &StationId {
+        &self.keys.station
+    }
+
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        self.store.sync_last_seq()
+    }
+
+    /// Verifies and applies one live payload.
+    pub fn apply_payload(&self, payload: &[u8]) -> Outcome {
+        match SignedChange::decode(payload) {
+            Ok(c) => self.apply_signed(vec![c]),
+            Err(e) => self.refuse(None, &e),
+        }
+    }
+
+    /// Verifies `changes` (in order) and applies the ones that follow the last applied, in one
+    /// transaction. Stops at the first refused one; what came before it is still applied.
+    pub fn apply_signed(&self, changes: Vec<SignedChange>) -> Outcome {
+        let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let last = match self.store.sync_last_seq() {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "cannot read last_seq");
+                return Outcome::Refused("store");
+            }
+        };
+        let mut next = last + 1;
+        let mut rows: Vec<(enrolment::SubjectId, Option<TemplateRow>)> = Vec::new();
+        let mut gallery = Vec::new();
+        let mut outcome = Outcome::Replay;
+        for c in changes {
+            let v = match c.verify(&self.keys.centre_ed25519, &self.keys.station) {
+                Ok(v) => v,
+                Err(e) => {
+                    outcome = self.refuse(None, &e);
+                    break;
+                }
+            };
+            if v.seq < next {
+                debug!(seq = v.seq, last = next - 1, "replayed change ignored");
+                self.stats.count("replay");
+                continue;
+            }
+            if v.seq > next {
+                warn!(
+                    seq = v.seq,
+                    expected = next,
+                    "change refused: sequence gap; catching up"
+                );
+                self.stats.count("gap");
+                outcome = Outcome::Gap;
+                break;
+            }
+            match v.op {
+                VerifiedOp::Erase { subject } => {
+                    rows.push((subject, None));
+                    gallery.push(GalleryChange::Remove(subject));
+                }
+                VerifiedOp::Upsert {
+                    subject,
+                    template_version,
+                    sealed,
+                    wrapped,
+                    tickets,
+                } => {
+                    let row = TemplateRow {
+                        template_version,
+                        sealed,
+                        wrapped,
+                        tickets,
+                    };
+                    match open_row(&self.keys, &subject, &row) {
+                        Ok(t) => {
+                            gallery.push(GalleryChange::Upsert(
+                                subject,
+                                Box::new(t),
+                                row.tickets.clone(),
+                            ));
+                            rows.push((subject, Some(row)));
+                        }
+                        Err(e) => {
+                            warn!(seq = v.seq, %subject, error = %e, "change refused: template does not open with this station's key");
+                            self.stats.count("open");
+                            outcome = Outcome::Refused("open");
+                            break;
+                        }
+                    }
+                }
+            }
+            next += 1;
+        }
+        if rows.is_empty() {
+            return outcome;
+        }
+        let erased = rows.iter().any(|(_, r)| r.is_none());
+        let ops: Vec<RowOp<'_>> = rows
+            .iter()
+            .map(|(id, r)| match r {
+                Some(r) => RowOp::Upsert(*id, r),
+                None => RowOp::Erase(*id),
+            })
+            .collect();
+        let new_last = match self.store.sync_apply(last + 1, &ops) {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "changes not applied: store write failed");
+                return Outcome::Refused("store");
+            }
+        };
+        self.gallery.update(new_last, gallery);
+        let n = rows.len() as u64;
+        self.stats.applied.fetch_add(n, Ordering::Relaxed);
+        counter!(crate::telemetry::names::SYNC_APPLIED).increment(n);
+        gauge!(crate::telemetry::names::SYNC_LAST_SEQ).set(new_last as f64);
+        gauge!(crate::telemetry::names::GALLERY_SUBJECTS).set(self.gallery.len() as f64);
+        debug!(applied = n, last_seq = new_last, "changes applied");
+        if erased {
+            // The erased rows' pages are free but still hold the sealed template and the wrap until
+            // overwritten: the store is rewritten without them.
+            let t0 = std::time::Instant::now();
+            match self.store.purge_rewrite() {
+                Ok(()) => debug!(
+                    ms = t0.elapsed().as_millis() as u64,
+                    "store rewritten after erasure"
+                ),
+                Err(e) => {
+                    warn!(error = %e, "store rewrite after erasure failed; freed pages may keep old copies")
+                }
+            }
+        }
+        match outcome {
+            Outcome::Replay => Outcome::Applied(new_last),
+            other => other,
+        }
+    }
+
+    fn refuse(&self, seq: Option<u64>, e: &SyncError) -> Outcome {
+        let reason = e.reason();
+        warn!(?seq, reason, error = %e, "change refused");
+        self.stats.count(reason);
+        Outcome::Refused(reason)
+    }
+}
+
+fn open_row(
+    keys: &StationKeys,
+    subject: &enrolment::SubjectId,
+    row: &TemplateRow,
+) -> Result<Zeroizing<seal::Template>, seal::SealError> {
+    let key = open_from_centre(
+        &keys.secret,
+        &keys.station,
+        &keys.centre_x25519,
+        subject,
+        &row.wrapped,
+    )?;
+    open_template(&key, subject, row.template_version, &row.sealed)
+}

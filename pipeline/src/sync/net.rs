@@ -1,0 +1,158 @@
+//! The zenoh side of the station sync: the live subscriber, the centre's liveliness, the periodic
+//! catch-up and the catch-up query itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use enrolment::sync::{CENTRE_ALIVE_KEY, CHANGES_KEY, ChangeBatch, templates_key};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+use zenoh::sample::SampleKind;
+
+use super::{Outcome, Syncer};
+
+/// The running sync task; aborted on drop.
+pub struct SyncHandle {
+    pub syncer: Arc<Syncer>,
+    task: JoinHandle<()>,
+}
+
+impl SyncHandle {
+    /// Stops the task and waits until it is gone (its store handle released).
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for SyncHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Subscribes to this station's change stream and the centre's liveliness, then runs: live changes
+/// are applied as they come; a gap, the centre (re)appearing, or every `poll` starts a catch-up.
+pub async fn spawn(
+    syncer: Arc<Syncer>,
+    session: zenoh::Session,
+    batch: usize,
+    poll: Duration,
+    query_timeout: Duration,
+) -> Result<SyncHandle, zenoh::Error> {
+    let sub = session
+        .declare_subscriber(templates_key(syncer.station()))
+        .await?;
+    let alive = session
+        .liveliness()
+        .declare_subscriber(CENTRE_ALIVE_KEY)
+        .history(true)
+        .await?;
+    let s = syncer.clone();
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let due = tokio::select! {
+                r = sub.recv_async() => match r {
+                    Ok(sample) => {
+                        let payload = sample.payload().to_bytes().into_owned();
+                        let sy = s.clone();
+                        let out = tokio::task::spawn_blocking(move || sy.apply_payload(&payload)).await;
+                        matches!(out, Ok(Outcome::Gap))
+                    }
+                    Err(_) => break,
+                },
+                r = alive.recv_async() => match r {
+                    Ok(sample) if sample.kind() == SampleKind::Put => {
+                        info!("centre is reachable: catching up");
+                        true
+                    }
+                    Ok(_) => {
+                        info!("centre went away: serving from the local store");
+                        false
+                    }
+                    Err(_) => break,
+                },
+                _ = tick.tick() => true,
+            };
+            if due && let Err(e) = catch_up(&s, &session, batch, query_timeout).await {
+                warn!(error = %e, "catch-up failed; will retry");
+            }
+        }
+    });
+    Ok(SyncHandle { syncer, task })
+}
+
+/// Queries the centre from the last applied sequence until caught up; returns how many changes were
+/// applied.
+pub async fn catch_up(
+    syncer: &Arc<Syncer>,
+    session: &zenoh::Session,
+    batch: usize,
+    timeout: Duration,
+) -> Result<u64, String> {
+    let mut applied = 0u64;
+    loop {
+        let after = syncer.last_seq().map_err(|e| e.to_string())?;
+        let params = format!(
+            "station={};after={after};limit={}",
+            syncer.station(),
+            batch.clamp(1, enrolment::sync::MAX_BATCH)
+        );
+        let replies = session
+            .get(format!("{CHANGES_KEY}?{params}"))
+            .timeout(timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        let got = match replies.recv_async().await {
+            Ok(reply) => match reply.result() {
+                Ok(sample) => Some(sample.payload().to_bytes().into_owned()),
+                Err(e) => {
+                    let why = String::from_utf8_lossy(&e.payload().to_bytes()).into_owned();
+                    return Err(format!("centre refused the query: {why}"));
+                }
+            },
+            Err(_) => None,
+        };
+        let Some(bytes) = got else {
+            return Err("no answer from the centre".into());
+        };
+        let b = match ChangeBatch::decode(&bytes) {
+            Ok(b) => b,
+            Err(e) => {
+                let reason = e.reason();
+                syncer.stats.count(reason);
+                return Err(format!("batch refused ({reason}): {e}"));
+            }
+        };
+        if &b.station != syncer.station() || b.after != after {
+            syncer.stats.count("malformed");
+            return Err(format!(
+                "batch for {} after {} does not answer our query (after {after})",
+                b.station, b.after
+            ));
+        }
+        let n = b.changes.len() as u64;
+        let head = b.head;
+        if n == 0 {
+            return Ok(applied);
+        }
+        let sy = syncer.clone();
+        let out = tokio::task::spawn_blocking(move || sy.apply_signed(b.changes))
+            .await
+            .map_err(|e| e.to_string())?;
+        match out {
+            Outcome::Applied(last) => {
+                applied += last - after;
+                debug!(after, last, head, "catch-up batch applied");
+                if last >= head {
+                    return Ok(applied);
+                }
+            }
+            Outcome::Replay => return Ok(applied),
+            Outcome::Gap => return Err("catch-up batch has a gap".into()),
+            Outcome::Refused(r) => return Err(format!("catch-up batch refused: {r}")),
+        }
+    }
+}
