@@ -9,6 +9,8 @@
 //!
 //! Links no GStreamer (built with `--no-default-features` for the GPU machine).
 
+#[path = "common/bandwidth.rs"]
+mod bandwidth;
 #[path = "engine/export.rs"]
 mod export;
 
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
+use bandwidth::copy_bandwidth;
 use engine::gpu::{GpuModel, Kernels, Precision, open_device};
 use serde_json::json;
 
@@ -144,39 +147,6 @@ fn inputs(dir: &Path) -> Result<Inputs> {
 
 fn tile(one_set: &[f32], per_item: usize, n: usize) -> Vec<f32> {
     one_set.iter().copied().cycle().take(per_item * n).collect()
-}
-
-/// Bytes copied per second by `copy_buffer_to_buffer` on the device (each byte is read once and
-/// written once): the bandwidth ceiling the matching kernels are judged against.
-fn copy_bandwidth(device: &wgpu::Device, queue: &wgpu::Queue, cpu_adapter: bool) -> Result<f64> {
-    let size: u64 = if cpu_adapter { 64 << 20 } else { 1 << 30 };
-    let size = size.min(device.limits().max_buffer_size);
-    let mk = |label| {
-        device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
-    };
-    let (a, b) = (mk("copy a"), mk("copy b"));
-    let copies = 8;
-    let submit = |n: usize| -> Result<f64> {
-        let mut enc = device.create_command_encoder(&Default::default());
-        for i in 0..n {
-            let (s, d) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
-            enc.copy_buffer_to_buffer(s, 0, d, 0, size);
-        }
-        let t = Instant::now();
-        queue.submit([enc.finish()]);
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| anyhow!("poll: {e}"))?;
-        Ok(t.elapsed().as_secs_f64())
-    };
-    submit(1)?;
-    let t = submit(copies)?;
-    Ok((size as f64 * copies as f64) / t)
 }
 
 struct Row {

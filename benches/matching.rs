@@ -15,9 +15,13 @@
 //!
 //! Links no GStreamer.
 
+#[path = "common/bandwidth.rs"]
+mod bandwidth;
+
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
+use bandwidth::copy_bandwidth;
 use engine::gpu::gallery::{DIM, Gallery, GalleryOptions, Match};
 use engine::gpu::{Precision, open_device};
 use serde_json::json;
@@ -69,39 +73,6 @@ fn parse() -> Result<Args> {
         }
     }
     Ok(a)
-}
-
-/// Bytes copied per second by `copy_buffer_to_buffer` (each byte read once and written once): the
-/// same definition and sizes as `copy_bandwidth` in benches/engine.rs.
-fn copy_bandwidth(device: &wgpu::Device, queue: &wgpu::Queue, cpu_adapter: bool) -> Result<f64> {
-    let size: u64 = if cpu_adapter { 64 << 20 } else { 1 << 30 };
-    let size = size.min(device.limits().max_buffer_size);
-    let mk = |label| {
-        device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
-    };
-    let (a, b) = (mk("copy a"), mk("copy b"));
-    let copies = 8;
-    let submit = |n: usize| -> Result<f64> {
-        let mut enc = device.create_command_encoder(&Default::default());
-        for i in 0..n {
-            let (s, d) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
-            enc.copy_buffer_to_buffer(s, 0, d, 0, size);
-        }
-        let t = Instant::now();
-        queue.submit([enc.finish()]);
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| anyhow!("poll: {e}"))?;
-        Ok(t.elapsed().as_secs_f64())
-    };
-    submit(1)?;
-    let t = submit(copies)?;
-    Ok((size as f64 * copies as f64) / t)
 }
 
 /// Deterministic pseudo-random unit rows (xorshift; no extra dependency).
