@@ -8,11 +8,13 @@
 //!   template (detection only).
 //! - `detect`: per-frame face counts on a clip (GIF or frame folder), optionally against dlib's boxes.
 //! - `bench`: SFace throughput of the engine's CPU reference on chips from a `.npy` file.
+//! - `footage`: recorded multi-lane walk-through footage (H.264 MP4 per lane) with ground truth.
 
 mod bench;
 mod clip;
 mod eval;
 mod faces;
+mod footage;
 mod keypoints;
 mod npy;
 mod refmarks;
@@ -120,6 +122,8 @@ enum Cmd {
         #[arg(long, default_value = "models")]
         models: PathBuf,
     },
+    /// Multi-lane walk-through footage (MP4 per lane) with ground truth (truth.json).
+    Footage(footage::Args),
 }
 
 fn main() -> Result<()> {
@@ -180,5 +184,6 @@ fn main() -> Result<()> {
             min_seconds,
             models,
         } => bench::run(&models, &chips, &batch, min_seconds),
+        Cmd::Footage(args) => footage::run(args),
     }
 }

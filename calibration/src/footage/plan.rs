@@ -1,0 +1,423 @@
+//! Who walks where and when: the cast (people, their enrolment and walking photos), the passages of
+//! each lane, and the timeline that turns them into actors and ground truth.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use engine::face::blazeface::Detection;
+use rand::Rng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use super::render::{self, Actor};
+use super::scene::{self, Motion, Scenario};
+use super::source::{self, Identity, Located, Sprite};
+use super::truth::{self, Enrol, Ticket, round1};
+use crate::faces::FacePipeline;
+
+/// One face in one photo.
+#[derive(Clone)]
+pub struct FaceRef {
+    pub path: PathBuf,
+    pub located: Arc<Located>,
+    pub index: usize,
+}
+
+impl FaceRef {
+    pub fn detection(&self) -> &Detection {
+        &self.located.faces[self.index]
+    }
+
+    /// x, y, w, h in the photo's pixels.
+    pub fn photo_box(&self) -> [f32; 4] {
+        let d = self.detection();
+        [
+            round1(d.center[0] - d.size[0] / 2.0),
+            round1(d.center[1] - d.size[1] / 2.0),
+            round1(d.size[0]),
+            round1(d.size[1]),
+        ]
+    }
+
+    fn same(&self, o: &FaceRef) -> bool {
+        self.path == o.path && self.index == o.index
+    }
+}
+
+pub struct Person {
+    pub name: String,
+    pub enrol: Option<(FaceRef, Ticket)>,
+    /// Photos to walk with (one is picked per walk).
+    pub walk: Vec<FaceRef>,
+}
+
+pub struct Passage {
+    pub lead: usize,
+    pub lead_mask: bool,
+    /// Person, delay behind the lead in seconds, mask.
+    pub follower: Option<(usize, f64, bool)>,
+    /// Empty time after this passage.
+    pub gap_s: f64,
+}
+
+pub struct LaneSpec {
+    pub scenario: Scenario,
+    pub passages: Vec<Passage>,
+}
+
+pub struct Cast {
+    pub people: Vec<Person>,
+    pub lanes: Vec<LaneSpec>,
+}
+
+pub struct Rates {
+    pub mask: f64,
+    pub tailgate: f64,
+    pub unknown: f64,
+    pub expired: f64,
+}
+
+/// Photos of one identity that are tried before giving up on it: enough for an enrolment and a
+/// different walking photo, without detecting faces in whole large sets.
+const PHOTOS_TRIED: usize = 4;
+
+/// Border for photos of one person (as `gate-calibrate eval` uses): tightly cropped sets need it.
+pub const PORTRAIT_PAD: f32 = 0.5;
+
+/// Resolves identities to people on demand (face detection is the slow part).
+struct Resolver<'a> {
+    pipe: &'a FacePipeline,
+    /// Labels mode: a photo without a face is an error; folder mode skips it.
+    strict: bool,
+    skipped: usize,
+    done: BTreeMap<String, Option<usize>>,
+}
+
+impl Resolver<'_> {
+    fn usable(&mut self, id: &Identity) -> Result<Vec<FaceRef>> {
+        let mut out = Vec::new();
+        for path in id.photos.iter().take(PHOTOS_TRIED) {
+            let located = match source::locate(self.pipe, path, PORTRAIT_PAD) {
+                Ok(l) => l,
+                Err(e) if !self.strict => {
+                    eprintln!("warning: skipping {}: {e:#}", path.display());
+                    self.skipped += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if located.faces.is_empty() {
+                if self.strict {
+                    bail!("{}: no face found (identity {})", path.display(), id.name);
+                }
+                eprintln!("warning: skipping {}: no face found", path.display());
+                self.skipped += 1;
+                continue;
+            }
+            out.push(FaceRef {
+                path: path.clone(),
+                located: Arc::new(located),
+                index: 0,
+            });
+        }
+        Ok(out)
+    }
+
+    fn person(
+        &mut self,
+        id: &Identity,
+        enrolled: bool,
+        expired: bool,
+        people: &mut Vec<Person>,
+    ) -> Result<Option<usize>> {
+        if let Some(r) = self.done.get(&id.name) {
+            return Ok(*r);
+        }
+        let usable = self.usable(id)?;
+        let r = if usable.is_empty() {
+            eprintln!(
+                "warning: identity {} has no usable photo, left out",
+                id.name
+            );
+            None
+        } else {
+            let ticket = if expired {
+                Ticket::Expired
+            } else {
+                Ticket::Valid
+            };
+            let (enrol, walk) = match (enrolled, usable.len()) {
+                (true, 1) => (Some((usable[0].clone(), ticket)), usable.clone()),
+                (true, _) => (Some((usable[0].clone(), ticket)), usable[1..].to_vec()),
+                (false, _) => (None, usable),
+            };
+            people.push(Person {
+                name: id.name.clone(),
+                enrol,
+                walk,
+            });
+            Some(people.len() - 1)
+        };
+        self.done.insert(id.name.clone(), r);
+        Ok(r)
+    }
+}
+
+/// A cycling draw from a pool of identities, skipping those without a usable photo.
+struct Pool {
+    ids: Vec<Identity>,
+    next: usize,
+    enrolled: bool,
+    expired: Vec<bool>,
+}
+
+impl Pool {
+    fn draw(
+        &mut self,
+        res: &mut Resolver,
+        people: &mut Vec<Person>,
+        avoid: Option<usize>,
+    ) -> Result<Option<usize>> {
+        for _ in 0..self.ids.len() {
+            let i = self.next % self.ids.len();
+            self.next += 1;
+            if let Some(p) = res.person(&self.ids[i], self.enrolled, self.expired[i], people)?
+                && Some(p) != avoid
+            {
+                return Ok(Some(p));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A random cast from a labelled set: `unknown` of the identities are not enrolled, `expired` of
+/// the enrolled ones hold an expired ticket. Returns the cast and the number of photos skipped.
+#[allow(clippy::too_many_arguments)]
+pub fn random_cast(
+    mut ids: Vec<Identity>,
+    strict: bool,
+    pipe: &FacePipeline,
+    rng: &mut StdRng,
+    scenarios: &[Scenario],
+    lanes: usize,
+    walkers: usize,
+    rates: &Rates,
+) -> Result<(Cast, usize)> {
+    ids.shuffle(rng);
+    let n = ids.len();
+    let mut n_unknown = (rates.unknown * n as f64).round() as usize;
+    if rates.unknown > 0.0 && n >= 2 {
+        n_unknown = n_unknown.max(1);
+    }
+    if rates.unknown < 1.0 {
+        n_unknown = n_unknown.min(n.saturating_sub(1));
+    }
+    let known_ids = ids.split_off(n_unknown);
+    let expired = known_ids
+        .iter()
+        .map(|_| rng.random_bool(rates.expired))
+        .collect();
+    let mut known = Pool {
+        ids: known_ids,
+        next: 0,
+        enrolled: true,
+        expired,
+    };
+    let mut unknown = Pool {
+        expired: vec![false; ids.len()],
+        ids,
+        next: 0,
+        enrolled: false,
+    };
+    let mut res = Resolver {
+        pipe,
+        strict,
+        skipped: 0,
+        done: BTreeMap::new(),
+    };
+    let mut people = Vec::new();
+    let mut out = Vec::new();
+    for lane in 0..lanes {
+        let mut passages = Vec::new();
+        for _ in 0..walkers {
+            let want_unknown = rng.random_bool(rates.unknown);
+            let (first, second) = if want_unknown {
+                (&mut unknown, &mut known)
+            } else {
+                (&mut known, &mut unknown)
+            };
+            let lead = match first.draw(&mut res, &mut people, None)? {
+                Some(p) => p,
+                None => match second.draw(&mut res, &mut people, None)? {
+                    Some(p) => p,
+                    None => bail!("no identity with a usable photo"),
+                },
+            };
+            let lead_mask = rng.random_bool(rates.mask);
+            let follower = if rng.random_bool(rates.tailgate) {
+                let f = match unknown.draw(&mut res, &mut people, Some(lead))? {
+                    Some(p) => Some(p),
+                    None => known.draw(&mut res, &mut people, Some(lead))?,
+                };
+                f.map(|f| (f, rng.random_range(0.3..0.5), rng.random_bool(rates.mask)))
+            } else {
+                None
+            };
+            passages.push(Passage {
+                lead,
+                lead_mask,
+                follower,
+                gap_s: rng.random_range(0.6..1.2),
+            });
+        }
+        out.push(LaneSpec {
+            scenario: scenarios[lane % scenarios.len()],
+            passages,
+        });
+    }
+    Ok((Cast { people, lanes: out }, res.skipped))
+}
+
+/// A lane ready to render: its actors, and the ground truth that goes with them.
+pub struct LaneBuild {
+    pub name: String,
+    pub scenario: Scenario,
+    pub frames: u32,
+    pub actors: Vec<Actor>,
+    pub truth: Vec<truth::Walker>,
+}
+
+const LEAD_IN_S: f64 = 0.3;
+const TAIL_S: f64 = 0.3;
+const SPEED_M_S: (f32, f32) = (1.2, 1.4);
+
+/// Lays the cast's passages out in time, draws each walker's motion and clothing, and computes the
+/// face box of every frame.
+pub fn build(
+    cast: &Cast,
+    rng: &mut StdRng,
+    fps: u32,
+    w: usize,
+    h: usize,
+) -> Result<(Vec<LaneBuild>, Vec<Enrol>)> {
+    let fpsf = fps as f64;
+    let frame = (w as f32, h as f32);
+    let mut sprites: BTreeMap<(PathBuf, usize), Sprite> = BTreeMap::new();
+    let mut lanes = Vec::new();
+    for (li, spec) in cast.lanes.iter().enumerate() {
+        let lane = format!("L{}", li + 1);
+        let mut actors = Vec::new();
+        let mut walkers = Vec::new();
+        let mut cursor = (LEAD_IN_S * fpsf).round() as u32;
+        let mut end = cursor;
+        for (gi, p) in spec.passages.iter().enumerate() {
+            let group = p.follower.map(|_| format!("{lane}-G{}", gi + 1));
+            let lateral = rng.random_range(-0.08..0.08f32);
+            let mut members = vec![(p.lead, 0.0, p.lead_mask, lateral, true)];
+            if let Some((f, delay, mask)) = p.follower {
+                // Opposite side of the lane centre, so the follower stays partly in view.
+                let side = if lateral > 0.0 { -1.0 } else { 1.0 };
+                members.push((f, delay, mask, lateral + side * 0.3, false));
+            }
+            let mut group_end = cursor;
+            for (who, delay, mask, lat, lead) in members {
+                let person = &cast.people[who];
+                let face = person.walk[rng.random_range(0..person.walk.len())].clone();
+                let first = cursor + (delay * fpsf).round() as u32;
+                let speed = rng.random_range(SPEED_M_S.0..SPEED_M_S.1);
+                let mut motion = Motion::random(rng, first as f64 / fpsf, speed, lat, frame);
+                // Whole frames, so the last frame shows the walker at the end of the walk.
+                let n = (motion.duration_s * fpsf).round().max(2.0) as u32;
+                motion.duration_s = n as f64 / fpsf;
+                let last = first + n;
+                let key = (face.path.clone(), face.index);
+                let mut sprite = match sprites.get(&key) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = Sprite::cut(&face.located.photo, face.detection());
+                        sprites.insert(key, s.clone());
+                        s
+                    }
+                };
+                if mask {
+                    const MASKS: [[f32; 3]; 3] = [
+                        [168.0, 200.0, 226.0],
+                        [232.0, 232.0, 228.0],
+                        [38.0, 38.0, 44.0],
+                    ];
+                    sprite.add_mask(MASKS[rng.random_range(0..MASKS.len())]);
+                }
+                let clothes = scene::muted(rng, (0.12, 0.6));
+                let trousers = scene::muted(rng, (0.12, 0.4));
+                let actor = Actor {
+                    sprite,
+                    motion,
+                    clothes,
+                    trousers,
+                    frames: (first, last),
+                };
+                let mut boxes = Vec::new();
+                for f in first..=last {
+                    let pose = actor.motion.pose(f as f64 / fpsf);
+                    if let Some(b) = render::face_box(&actor, &pose, frame.0, frame.1) {
+                        boxes.push((f, round1(b[0]), round1(b[1]), round1(b[2]), round1(b[3])));
+                    }
+                }
+                let enrol = person.enrol.as_ref();
+                let in_group = group.is_some();
+                let (expected, reason) =
+                    truth::expected(enrol.is_some(), enrol.map(|e| e.1), in_group);
+                walkers.push(truth::Walker {
+                    walker: format!("{lane}-W{}", walkers.len() + 1),
+                    identity: person.name.clone(),
+                    enrolled: enrol.is_some(),
+                    photo: path_str(&face.path),
+                    face: face.photo_box(),
+                    same_photo: enrol.is_some_and(|e| e.0.same(&face)),
+                    first_frame: first,
+                    last_frame: last,
+                    t_first: first as f64 / fpsf,
+                    t_last: last as f64 / fpsf,
+                    mask,
+                    group: group.clone(),
+                    lead: in_group && lead,
+                    expected,
+                    reason,
+                    boxes,
+                });
+                actors.push(actor);
+                group_end = group_end.max(last);
+            }
+            end = group_end;
+            cursor = group_end + 1 + (p.gap_s * fpsf).round() as u32;
+        }
+        lanes.push(LaneBuild {
+            name: lane,
+            scenario: spec.scenario,
+            frames: end + 1 + (TAIL_S * fpsf).round() as u32,
+            actors,
+            truth: walkers,
+        });
+    }
+    let mut enrol: Vec<Enrol> = cast
+        .people
+        .iter()
+        .filter_map(|p| {
+            p.enrol.as_ref().map(|(f, ticket)| Enrol {
+                identity: p.name.clone(),
+                photo: path_str(&f.path),
+                face: f.photo_box(),
+                ticket: *ticket,
+            })
+        })
+        .collect();
+    enrol.sort_by(|a, b| a.identity.cmp(&b.identity));
+    Ok((lanes, enrol))
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}

@@ -1,0 +1,365 @@
+//! Drawing a lane's frames: walkers (legs, torso, neck, head sprite) over the static background,
+//! motion blur by averaging sub-exposure poses, then the lighting scenario and sensor noise.
+
+use rand::RngCore;
+use rand::rngs::StdRng;
+
+use super::scene::{Lighting, Motion, Pose};
+use super::source::Sprite;
+
+/// Someone on the lane: their head, how they move, what they wear.
+pub struct Actor {
+    pub sprite: Sprite,
+    pub motion: Motion,
+    pub clothes: [f32; 3],
+    pub trousers: [f32; 3],
+    /// First and last frame the walker is in (the ground truth's frames).
+    pub frames: (u32, u32),
+}
+
+/// Sprite → frame: p = c + m·(q − fc).
+struct Affine {
+    m: [[f32; 2]; 2],
+    c: [f32; 2],
+    fc: [f32; 2],
+}
+
+impl Affine {
+    fn apply(&self, q: [f32; 2]) -> [f32; 2] {
+        let (dx, dy) = (q[0] - self.fc[0], q[1] - self.fc[1]);
+        [
+            self.c[0] + self.m[0][0] * dx + self.m[0][1] * dy,
+            self.c[1] + self.m[1][0] * dx + self.m[1][1] * dy,
+        ]
+    }
+
+    fn det(&self) -> f32 {
+        self.m[0][0] * self.m[1][1] - self.m[0][1] * self.m[1][0]
+    }
+
+    fn invert(&self, p: [f32; 2]) -> [f32; 2] {
+        let d = self.det();
+        let (dx, dy) = (p[0] - self.c[0], p[1] - self.c[1]);
+        [
+            self.fc[0] + (self.m[1][1] * dx - self.m[0][1] * dy) / d,
+            self.fc[1] + (-self.m[1][0] * dx + self.m[0][0] * dy) / d,
+        ]
+    }
+
+    /// Axis-aligned bounds of a sprite rectangle (x, y, w, h) once placed: x0, y0, x1, y1.
+    fn bounds(&self, r: [f32; 4]) -> [f32; 4] {
+        let pts = [
+            [r[0], r[1]],
+            [r[0] + r[2], r[1]],
+            [r[0], r[1] + r[3]],
+            [r[0] + r[2], r[1] + r[3]],
+        ]
+        .map(|q| self.apply(q));
+        let xs = pts.map(|p| p[0]);
+        let ys = pts.map(|p| p[1]);
+        [
+            xs.iter().copied().fold(f32::MAX, f32::min),
+            ys.iter().copied().fold(f32::MAX, f32::min),
+            xs.iter().copied().fold(f32::MIN, f32::max),
+            ys.iter().copied().fold(f32::MIN, f32::max),
+        ]
+    }
+}
+
+/// Yaw narrows the face, pitch shortens it and leans it (a cheap stand-in for foreshortening),
+/// roll turns it; the face box's centre lands on the pose's centre.
+fn head_affine(s: &Sprite, p: &Pose) -> Affine {
+    let k = p.h / s.face[3];
+    let (sx, sy, sh) = (k * p.yaw.cos(), k * p.pitch.cos(), k * 0.3 * p.pitch.sin());
+    let (cr, sr) = (p.roll.cos(), p.roll.sin());
+    Affine {
+        m: [[cr * sx, cr * sh - sr * sy], [sr * sx, sr * sh + cr * sy]],
+        c: [p.cx, p.cy],
+        fc: [s.face[0] + s.face[2] / 2.0, s.face[1] + s.face[3] / 2.0],
+    }
+}
+
+/// The face box the ground truth reports for this pose: x, y, w, h, clipped to the frame.
+pub fn face_box(a: &Actor, p: &Pose, w: f32, h: f32) -> Option<[f32; 4]> {
+    let b = head_affine(&a.sprite, p).bounds(a.sprite.face);
+    let (x0, y0, x1, y1) = (b[0].max(0.0), b[1].max(0.0), b[2].min(w), b[3].min(h));
+    (x1 - x0 >= 1.0 && y1 - y0 >= 1.0).then_some([x0, y0, x1 - x0, y1 - y0])
+}
+
+/// A premultiplied RGBA (colour 0–255, alpha 0–1) window of the frame.
+struct Layer {
+    x0: usize,
+    y0: usize,
+    w: usize,
+    h: usize,
+    px: Vec<[f32; 4]>,
+}
+
+impl Layer {
+    fn over(&mut self, x: usize, y: usize, src: [f32; 4]) {
+        let d = &mut self.px[(y - self.y0) * self.w + (x - self.x0)];
+        let k = 1.0 - src[3];
+        for c in 0..4 {
+            d[c] = src[c] + d[c] * k;
+        }
+    }
+}
+
+/// Signed distance to a rounded rectangle (centre, half extents, corner radius).
+fn rounded_rect(p: [f32; 2], c: [f32; 2], half: [f32; 2], r: f32) -> f32 {
+    let qx = (p[0] - c[0]).abs() - (half[0] - r);
+    let qy = (p[1] - c[1]).abs() - (half[1] - r);
+    let outside = (qx.max(0.0).powi(2) + qy.max(0.0).powi(2)).sqrt();
+    outside + qx.max(qy).min(0.0) - r
+}
+
+/// A rounded rectangle of the body: centre, half extents, corner radius, colour.
+type Part = ([f32; 2], [f32; 2], f32, [f32; 3]);
+
+/// Body parts in frame pixels, back to front.
+fn body(a: &Actor, p: &Pose) -> [Part; 6] {
+    let h = p.h;
+    let shoulders = p.cy + 0.72 * h;
+    let swing = 0.12 * h * p.stride.sin();
+    let leg = |side: f32, sw: f32| {
+        (
+            [p.cx + side * 0.4 * h + sw, shoulders + 4.7 * h],
+            [0.22 * h, 2.1 * h],
+            0.18 * h,
+            a.trousers,
+        )
+    };
+    // Arms swing against the legs.
+    let arm = |side: f32, sw: f32| {
+        (
+            [p.cx + side * 1.22 * h + sw, shoulders + 1.45 * h],
+            [0.2 * h, 1.35 * h],
+            0.18 * h,
+            a.clothes.map(|c| c * 0.85),
+        )
+    };
+    [
+        leg(-1.0, swing),
+        leg(1.0, -swing),
+        arm(-1.0, -0.5 * swing),
+        arm(1.0, 0.5 * swing),
+        (
+            [p.cx, shoulders + 1.45 * h],
+            [1.12 * h, 1.5 * h],
+            0.5 * h,
+            a.clothes,
+        ),
+        (
+            [p.cx, p.cy + 0.55 * h],
+            [0.26 * h, 0.28 * h],
+            0.1 * h,
+            a.sprite.skin.map(|c| c * 0.85),
+        ),
+    ]
+}
+
+fn bounds_of(a: &Actor, p: &Pose) -> [f32; 4] {
+    let s = &a.sprite;
+    let l0 = &s.levels[0];
+    let hb = head_affine(s, p).bounds([0.0, 0.0, l0.w as f32, l0.h as f32]);
+    let mut b = hb;
+    for (c, half, _, _) in body(a, p) {
+        b[0] = b[0].min(c[0] - half[0]);
+        b[1] = b[1].min(c[1] - half[1]);
+        b[2] = b[2].max(c[0] + half[0]);
+        b[3] = b[3].max(c[1] + half[1]);
+    }
+    b
+}
+
+fn draw_actor(a: &Actor, p: &Pose, out: &mut Layer) {
+    let (xe, ye) = (out.x0 + out.w, out.y0 + out.h);
+    for (c, half, r, col) in body(a, p) {
+        let x0 = ((c[0] - half[0] - 1.0).max(out.x0 as f32)) as usize;
+        let y0 = ((c[1] - half[1] - 1.0).max(out.y0 as f32)) as usize;
+        let x1 = ((c[0] + half[0] + 1.0).max(0.0) as usize).min(xe);
+        let y1 = ((c[1] + half[1] + 1.0).max(0.0) as usize).min(ye);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let q = [x as f32 + 0.5, y as f32 + 0.5];
+                let cov = (0.5 - rounded_rect(q, c, half, r)).clamp(0.0, 1.0);
+                if cov <= 0.0 {
+                    continue;
+                }
+                // Rounded cloth: darker toward the sides.
+                let u = ((q[0] - c[0]) / half[0]).clamp(-1.0, 1.0);
+                let shade = 0.72 + 0.28 * (1.0 - u * u);
+                out.over(
+                    x,
+                    y,
+                    [
+                        col[0] * shade * cov,
+                        col[1] * shade * cov,
+                        col[2] * shade * cov,
+                        cov,
+                    ],
+                );
+            }
+        }
+    }
+    let s = &a.sprite;
+    let aff = head_affine(s, p);
+    let l0 = &s.levels[0];
+    let b = aff.bounds([0.0, 0.0, l0.w as f32, l0.h as f32]);
+    // Mip level: the one whose pixels are about the size of a frame pixel.
+    let scale = aff.det().abs().sqrt().max(1e-6);
+    let lv = ((1.0 / scale).log2().floor().max(0.0) as usize).min(s.levels.len() - 1);
+    let level = &s.levels[lv];
+    let f = (1u32 << lv) as f32;
+    let x0 = (b[0].floor().max(out.x0 as f32)) as usize;
+    let y0 = (b[1].floor().max(out.y0 as f32)) as usize;
+    let x1 = (b[2].ceil().max(0.0) as usize).min(xe);
+    let y1 = (b[3].ceil().max(0.0) as usize).min(ye);
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let q = aff.invert([x as f32 + 0.5, y as f32 + 0.5]);
+            let v = level.sample(q[0] / f, q[1] / f);
+            if v[3] > 0.0 {
+                out.over(x, y, v);
+            }
+        }
+    }
+}
+
+/// Renders one lane's frames in order.
+pub struct LaneRenderer<'a> {
+    pub w: usize,
+    pub h: usize,
+    pub fps: u32,
+    pub background: Vec<[f32; 3]>,
+    pub lighting: Lighting,
+    pub actors: &'a [Actor],
+    pub noise: StdRng,
+    canvas: Vec<[f32; 3]>,
+}
+
+impl<'a> LaneRenderer<'a> {
+    pub fn new(
+        w: usize,
+        h: usize,
+        fps: u32,
+        background: Vec<[f32; 3]>,
+        lighting: Lighting,
+        actors: &'a [Actor],
+        noise: StdRng,
+    ) -> Self {
+        LaneRenderer {
+            w,
+            h,
+            fps,
+            background,
+            lighting,
+            actors,
+            noise,
+            canvas: Vec::new(),
+        }
+    }
+
+    /// Frame `f` as RGB8 into `out`.
+    pub fn frame(&mut self, f: u32, out: &mut Vec<u8>) {
+        let t = f as f64 / self.fps as f64;
+        self.canvas.clone_from(&self.background);
+        let mut visible: Vec<(&Actor, Pose)> = self
+            .actors
+            .iter()
+            .filter(|a| f >= a.frames.0 && f <= a.frames.1)
+            .map(|a| (a, a.motion.pose(t)))
+            .collect();
+        // Farther (smaller) first, so nearer walkers cover them.
+        visible.sort_by(|x, y| x.1.h.total_cmp(&y.1.h));
+        for (a, _) in visible {
+            self.composite(a, t);
+        }
+        self.expose(t, out);
+    }
+
+    /// Averages the walker over the exposure (sub-poses as far apart as ~1.5 px) and lays the
+    /// result over the canvas.
+    fn composite(&mut self, a: &Actor, t: f64) {
+        let e = self.lighting.exposure_s as f64;
+        let (p0, p1) = (a.motion.pose(t - e / 2.0), a.motion.pose(t + e / 2.0));
+        let travel = (p1.cx - p0.cx).abs().max((p1.cy - p0.cy).abs()) + (p1.h - p0.h).abs();
+        let n = ((travel / 1.5).ceil() as usize).clamp(1, 10);
+        let poses: Vec<Pose> = (0..n)
+            .map(|k| a.motion.pose(t - e / 2.0 + e * (k as f64 + 0.5) / n as f64))
+            .collect();
+        let mut b = [f32::MAX, f32::MAX, f32::MIN, f32::MIN];
+        for p in &poses {
+            let pb = bounds_of(a, p);
+            b = [
+                b[0].min(pb[0]),
+                b[1].min(pb[1]),
+                b[2].max(pb[2]),
+                b[3].max(pb[3]),
+            ];
+        }
+        let x0 = b[0].floor().clamp(0.0, self.w as f32) as usize;
+        let y0 = b[1].floor().clamp(0.0, self.h as f32) as usize;
+        let x1 = b[2].ceil().clamp(0.0, self.w as f32) as usize;
+        let y1 = b[3].ceil().clamp(0.0, self.h as f32) as usize;
+        if x1 <= x0 || y1 <= y0 {
+            return;
+        }
+        let (lw, lh) = (x1 - x0, y1 - y0);
+        let mut acc = vec![[0.0f32; 4]; lw * lh];
+        let mut scratch = Layer {
+            x0,
+            y0,
+            w: lw,
+            h: lh,
+            px: vec![[0.0; 4]; lw * lh],
+        };
+        let wgt = 1.0 / n as f32;
+        for p in &poses {
+            scratch.px.fill([0.0; 4]);
+            draw_actor(a, p, &mut scratch);
+            for (d, s) in acc.iter_mut().zip(&scratch.px) {
+                for c in 0..4 {
+                    d[c] += s[c] * wgt;
+                }
+            }
+        }
+        let g = self.lighting.fg_gain;
+        for y in 0..lh {
+            let row = (y + y0) * self.w + x0;
+            for (x, s) in acc[y * lw..(y + 1) * lw].iter().enumerate() {
+                if s[3] <= 0.0 {
+                    continue;
+                }
+                let d = &mut self.canvas[row + x];
+                for c in 0..3 {
+                    d[c] = s[c] * g + d[c] * (1.0 - s[3]);
+                }
+            }
+        }
+    }
+
+    /// Camera response: gains (overall, flicker, colour cast), then noise that grows with the
+    /// signal, then 8 bits.
+    fn expose(&mut self, t: f64, out: &mut Vec<u8>) {
+        let l = &self.lighting;
+        let g = l.frame_gain(t);
+        let gains = l.channel.map(|c| c * g);
+        out.clear();
+        out.reserve(self.w * self.h * 3);
+        // Two 10-bit uniforms per channel from one 64-bit draw: a triangular variate, sd 1/√6.
+        const TRI_SD: f32 = 0.408_248_3;
+        for p in &self.canvas {
+            let mut bits = self.noise.next_u64();
+            for c in 0..3 {
+                let v = p[c] * gains[c];
+                let a = (bits & 0x3ff) as f32;
+                let b = ((bits >> 10) & 0x3ff) as f32;
+                bits >>= 20;
+                let tri = (a + b) / 1023.0 - 1.0;
+                let sd = (l.read_noise * l.read_noise + l.shot_noise * v.max(0.0)).sqrt();
+                out.push((v + tri * sd / TRI_SD).round().clamp(0.0, 255.0) as u8);
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Ground truth written beside the footage (`truth.json`); the format is specified in
+//! docs/footage.md. Field order is the serialisation order, so keep it stable: the file is compared
+//! byte for byte between runs.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever the file's shape or meaning changes, or the renderer changes what a given seed
+/// draws; `scripts/setup` regenerates the default set when it differs.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Truth {
+    pub version: u32,
+    pub seed: u64,
+    pub fps: u32,
+    pub width: u32,
+    pub height: u32,
+    pub lanes: Vec<Lane>,
+    pub enrol: Vec<Enrol>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Lane {
+    pub lane: String,
+    pub file: String,
+    pub scenario: String,
+    pub frames: u32,
+    pub walkers: Vec<Walker>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expected {
+    Open,
+    Closed,
+    Tailgating,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ticket {
+    Valid,
+    Expired,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Walker {
+    pub walker: String,
+    pub identity: String,
+    pub enrolled: bool,
+    pub photo: String,
+    /// The face used in `photo` (x, y, w, h in the photo's pixels): group photos hold several.
+    pub face: [f32; 4],
+    pub same_photo: bool,
+    pub first_frame: u32,
+    pub last_frame: u32,
+    pub t_first: f64,
+    pub t_last: f64,
+    pub mask: bool,
+    pub group: Option<String>,
+    pub lead: bool,
+    pub expected: Expected,
+    pub reason: Option<String>,
+    /// `[frame, x, y, w, h]`, frame pixels.
+    pub boxes: Vec<(u32, f32, f32, f32, f32)>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Enrol {
+    pub identity: String,
+    pub photo: String,
+    pub face: [f32; 4],
+    pub ticket: Ticket,
+}
+
+/// The decision a correct gate reaches for a walker, and why it stays shut.
+pub fn expected(
+    enrolled: bool,
+    ticket: Option<Ticket>,
+    in_group: bool,
+) -> (Expected, Option<String>) {
+    if in_group {
+        return (Expected::Tailgating, None);
+    }
+    match (enrolled, ticket) {
+        (true, Some(Ticket::Valid)) => (Expected::Open, None),
+        (true, Some(Ticket::Expired)) => (Expected::Closed, Some("expired".into())),
+        _ => (Expected::Closed, Some("unknown".into())),
+    }
+}
+
+/// One decimal is far below any detector's box noise and keeps the file readable.
+pub fn round1(v: f32) -> f32 {
+    (v * 10.0).round() / 10.0
+}
