@@ -100,6 +100,7 @@ fn full_path(
         cap.hub.clone(),
         cap.counters.clone(),
         gtx,
+        None,
     )?;
     let mut frames = 0u64;
     while !stage.is_finished() {

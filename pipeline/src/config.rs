@@ -41,6 +41,72 @@ pub struct StationConfig {
     /// Template distribution from the centre (absent: no gallery is loaded or fetched).
     #[serde(default)]
     pub sync: Option<crate::sync::SyncConfig>,
+    /// Detect → align → embed → match (runs only where a gallery is synced).
+    #[serde(default)]
+    pub recognise: crate::recognise::RecogniseConfig,
+    #[serde(default)]
+    pub decision: DecisionConfig,
+}
+
+/// `[decision]`: the multi-frame rule and its quality gates (the calibration tool sets them; a lane
+/// may override threshold, margin and k).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecisionConfig {
+    /// Same-person threshold T on cosine similarity.
+    pub threshold: f32,
+    /// Lead M of the best subject over the second best.
+    pub margin: f32,
+    /// Frames that must agree.
+    pub k: usize,
+    /// Latest gated frames of a track considered.
+    pub window: usize,
+    pub min_eye_px: f32,
+    pub min_sharpness: f32,
+    pub max_abs_yaw: f32,
+    pub luma_min: f32,
+    pub luma_max: f32,
+    /// A track not seen for this long has left (its walker is decided as unidentified if still open).
+    pub lost_after_ms: u64,
+    /// Fare table (TOML, docs/tickets.md); absent: a one-zone table holding only this station.
+    pub fare_table: Option<std::path::PathBuf>,
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        let f = crate::decide::FusionParams::default();
+        Self {
+            threshold: f.threshold,
+            margin: f.margin,
+            k: f.k,
+            window: f.window,
+            min_eye_px: f.gates.min_eye_px,
+            min_sharpness: f.gates.min_sharpness,
+            max_abs_yaw: f.gates.max_abs_yaw,
+            luma_min: f.gates.luma.0,
+            luma_max: f.gates.luma.1,
+            lost_after_ms: 500,
+            fare_table: None,
+        }
+    }
+}
+
+impl DecisionConfig {
+    /// The fusion parameters of one lane (its overrides applied).
+    pub fn fusion(&self, lane: &LaneConfig) -> crate::decide::FusionParams {
+        crate::decide::FusionParams {
+            threshold: lane.threshold.unwrap_or(self.threshold),
+            margin: lane.margin.unwrap_or(self.margin),
+            k: lane.k.unwrap_or(self.k),
+            window: self.window,
+            gates: crate::decide::QualityGates {
+                min_eye_px: self.min_eye_px,
+                min_sharpness: self.min_sharpness,
+                max_abs_yaw: self.max_abs_yaw,
+                luma: (self.luma_min, self.luma_max),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +167,26 @@ pub struct LaneConfig {
     pub height: u32,
     #[serde(default = "default_fps")]
     pub fps: u32,
+    /// Where a person counts as inside the lane, as fractions of the frame: [x0, y0, x1, y1]
+    /// (`gate-calibrate lane` draws it). Default: the whole frame.
+    #[serde(default)]
+    pub zone: Option<[f32; 4]>,
+    /// Overrides of `[decision]` for this lane.
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    #[serde(default)]
+    pub margin: Option<f32>,
+    #[serde(default)]
+    pub k: Option<usize>,
+}
+
+impl LaneConfig {
+    /// The lane zone in frame pixels.
+    pub fn zone_px(&self) -> crate::decide::BBox {
+        let [x0, y0, x1, y1] = self.zone.unwrap_or([0.0, 0.0, 1.0, 1.0]);
+        let (w, h) = (self.width as f32, self.height as f32);
+        crate::decide::BBox([x0 * w, y0 * h, x1 * w, y1 * h])
+    }
 }
 
 fn default_width() -> u32 {
@@ -274,6 +360,31 @@ impl StationConfig {
         if self.lanes.is_empty() {
             return Err((None, "no [[lane]] defined".into()));
         }
+        let d = &self.decision;
+        if !(-1.0..=1.0).contains(&d.threshold)
+            || !(0.0..=2.0).contains(&d.margin)
+            || !(1..=64).contains(&d.k)
+            || d.window < d.k
+            || d.window > 256
+        {
+            return Err((
+                None,
+                format!(
+                    "[decision]: threshold must be in -1..=1 (is {}), margin 0..=2 (is {}), k 1..=64 (is {}), window k..=256 (is {})",
+                    d.threshold, d.margin, d.k, d.window
+                ),
+            ));
+        }
+        let r = &self.recognise;
+        if !(0.0..=1.0).contains(&r.min_score) || !(1..=64).contains(&r.max_faces) {
+            return Err((
+                None,
+                format!(
+                    "[recognise]: min_score must be in 0..=1 (is {}), max_faces 1..=64 (is {})",
+                    r.min_score, r.max_faces
+                ),
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for lane in &self.lanes {
             let id = lane.id.get_ref();
@@ -294,6 +405,25 @@ impl StationConfig {
                         "lane {id}: width/height {}x{} must be even, 16..=7680 x 16..=4320",
                         lane.width, lane.height
                     ),
+                ));
+            }
+            if let Some(z) = lane.zone
+                && !(z.iter().all(|v| (0.0..=1.0).contains(v)) && z[0] < z[2] && z[1] < z[3])
+            {
+                return Err(at(
+                    &lane.id,
+                    format!(
+                        "lane {id}: zone {z:?} must be [x0, y0, x1, y1] fractions with x0 < x1, y0 < y1"
+                    ),
+                ));
+            }
+            if lane.threshold.is_some_and(|t| !(-1.0..=1.0).contains(&t))
+                || lane.margin.is_some_and(|m| !(0.0..=2.0).contains(&m))
+                || lane.k.is_some_and(|k| !(1..=64).contains(&k))
+            {
+                return Err(at(
+                    &lane.id,
+                    format!("lane {id}: threshold must be in -1..=1, margin 0..=2, k 1..=64"),
                 ));
             }
             if !(1..=240).contains(&lane.fps) {
@@ -369,17 +499,12 @@ mod tests {
     const GOOD: &str = "[station]\nid = \"s1\"\n\n[[lane]]\nid = \"L1\"\nrole = \"entry\"\nsource = \"test:\"\n\n[store]\npath = \"/tmp/s.redb\"\n";
 
     #[test]
-    fn example_and_demo_configs_parse() {
+    fn example_config_parses() {
         StationConfig::parse(
             include_str!("../../docs/station.example.toml"),
             "station.example.toml",
         )
         .expect("example");
-        StationConfig::parse(
-            include_str!("../../docs/demo-station.toml"),
-            "demo-station.toml",
-        )
-        .expect("demo");
         let c = StationConfig::parse(GOOD, "good.toml").expect("minimal");
         assert_eq!(c.lanes[0].width, 640);
     }

@@ -1,5 +1,7 @@
-//! The GPU stage thread: takes the newest frame of every lane from the hub, normalises them in one
-//! batch on the station's device, and reports statistics and timings to the station loop.
+//! The GPU stage thread: every tick takes the newest frame of every lane from the hub, normalises
+//! them in one batch on the station's device, then (with a recogniser) detects, embeds and matches
+//! the faces of all lanes in one batch, and reports statistics, faces and timings to the station
+//! loop. A lane with no new frame is simply absent from the tick: it never holds the others.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +18,16 @@ use crate::normalise::{
     Gpu, LaneNormaliser, LightingKernel, LightingStats, NormaliseError, NormaliseParams,
     normalise_batch,
 };
+use crate::recognise::{FrameRef, LaneFaces, Recogniser, TickTimes};
 use crate::telemetry::names;
+
+/// What the stage recognises with: the recogniser and the synced gallery it mirrors.
+pub struct Recognition {
+    pub recogniser: Recogniser,
+    pub gallery: crate::sync::Gallery,
+    /// Narrow matching to subjects holding a ticket valid today.
+    pub narrow: bool,
+}
 
 pub enum GpuReport {
     Frame {
@@ -24,7 +35,15 @@ pub enum GpuReport {
         stats: Box<LightingStats>,
         gpu_ns: Option<u64>,
         captured: Instant,
+        /// Presentation time of the frame (recorded footage), for the lane's decision clock.
+        pts_ms: Option<u64>,
         done: Instant,
+        /// The frame's faces, when the station recognises.
+        faces: Option<LaneFaces>,
+        /// When detection finished for this frame's tick.
+        detected: Option<Instant>,
+        /// The tick's stage times, on the first frame of each tick only.
+        tick: Option<TickTimes>,
     },
     /// The device is gone: the station must put its doors into their safe mode.
     Lost(String),
@@ -42,12 +61,13 @@ impl GpuStage {
         hub: Arc<FrameHub>,
         counters: Vec<Arc<LaneCounters>>,
         reports: UnboundedSender<GpuReport>,
+        recognition: Option<Recognition>,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let thread = std::thread::Builder::new()
             .name("gpu-stage".into())
-            .spawn(move || run(gpu, params, hub, counters, reports, s))?;
+            .spawn(move || run(gpu, params, hub, counters, reports, s, recognition))?;
         Ok(Self {
             thread: Some(thread),
             stop,
@@ -79,6 +99,7 @@ fn run(
     counters: Vec<Arc<LaneCounters>>,
     reports: UnboundedSender<GpuReport>,
     stop: Arc<AtomicBool>,
+    mut recognition: Option<Recognition>,
 ) {
     let kernel = LightingKernel::new(&gpu);
     let mut lanes: Vec<Option<LaneNormaliser>> = (0..hub.lanes()).map(|_| None).collect();
@@ -97,6 +118,11 @@ fn run(
         match process(&gpu, &kernel, &params, &mut lanes, &frames) {
             Ok(results) => {
                 let done = Instant::now();
+                let (faces, detected, mut tick) = match recognition.as_mut() {
+                    Some(r) => recognise(&gpu, r, &lanes, &frames, &labels),
+                    None => (None, None, None),
+                };
+                let mut faces = faces.map(|f| f.into_iter());
                 for (frame, r) in frames.iter().zip(results) {
                     let lane = &labels[frame.lane];
                     counters[frame.lane]
@@ -111,7 +137,11 @@ fn run(
                         stats: Box::new(r.stats),
                         gpu_ns: r.gpu_ns,
                         captured: frame.captured,
+                        pts_ms: frame.pts.map(|p| p.mseconds()),
                         done,
+                        faces: faces.as_mut().and_then(|f| f.next()),
+                        detected,
+                        tick: tick.take(),
                     });
                 }
             }
@@ -122,6 +152,98 @@ fn run(
             }
             Err(e) => warn!(error = %e, "frame batch dropped"),
         }
+    }
+}
+
+/// Detect → align → embed → match over the tick's frames. A failed tick is logged and skipped (the
+/// lanes stay in IC-card mode for it); it never stops normalisation or the lighting loop.
+fn recognise(
+    gpu: &Gpu,
+    r: &mut Recognition,
+    lanes: &[Option<LaneNormaliser>],
+    frames: &[Frame],
+    labels: &[String],
+) -> (Option<Vec<LaneFaces>>, Option<Instant>, Option<TickTimes>) {
+    let day = r.narrow.then(|| chrono::Local::now().date_naive());
+    if let Err(e) = r.recogniser.mirror.refresh(&r.gallery, day) {
+        warn!(error = %e, "gallery refresh failed; matching against the previous gallery");
+    }
+    let refs: Vec<FrameRef<'_>> = frames
+        .iter()
+        .filter_map(|f| {
+            lanes[f.lane].as_ref().map(|n| FrameRef {
+                lane: n,
+                width: f.layout.width,
+                height: f.layout.height,
+            })
+        })
+        .collect();
+    if refs.len() != frames.len() {
+        return (None, None, None);
+    }
+    match r.recogniser.tick(gpu, &refs) {
+        Ok((mut faces, times)) => {
+            for (f, lf) in frames.iter().zip(faces.iter_mut()) {
+                lf.face_luma = face_luma(f, lf);
+            }
+            record_times(&times, labels, frames);
+            let detected = Instant::now() - times.embed - times.matching;
+            (Some(faces), Some(detected), Some(times))
+        }
+        Err(e) => {
+            warn!(error = %e, "recognition skipped for this tick");
+            (None, None, None)
+        }
+    }
+}
+
+/// Mean luma of the raw camera frame inside the largest face's box (every other pixel), 0–1.
+fn face_luma(frame: &Frame, faces: &LaneFaces) -> Option<f32> {
+    let face = faces
+        .faces
+        .iter()
+        .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))?;
+    let map = frame.buffer.map_readable().ok()?;
+    let l = &frame.layout;
+    let [x0, y0, x1, y1] = face.bbox.0;
+    let clampx = |v: f32| (v.max(0.0) as u32).min(l.width);
+    let clampy = |v: f32| (v.max(0.0) as u32).min(l.height);
+    let (x0, x1, y0, y1) = (clampx(x0), clampx(x1), clampy(y0), clampy(y1));
+    let (mut sum, mut n) = (0u64, 0u64);
+    for y in (y0..y1).step_by(2) {
+        for x in (x0..x1).step_by(2) {
+            let at = (l.y_off + y * l.y_stride + x) as usize;
+            sum += *map.get(at)? as u64;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return None;
+    }
+    let mean = sum as f32 / n as f32;
+    Some(if l.limited_range {
+        ((mean - 16.0) / 219.0).clamp(0.0, 1.0)
+    } else {
+        mean / 255.0
+    })
+}
+
+fn record_times(t: &TickTimes, labels: &[String], frames: &[Frame]) {
+    let all = "all".to_string();
+    for (stage, d) in [
+        ("detect", t.detect),
+        ("embed", t.embed),
+        ("match", t.matching),
+    ] {
+        histogram!(names::STAGE_SECONDS, "lane" => all.clone(), "stage" => stage)
+            .record(d.as_secs_f64());
+    }
+    histogram!(names::TICK_FACES).record(t.faces as f64);
+    histogram!(names::TICK_EMBEDDED).record(t.embedded as f64);
+    let detected = Instant::now() - t.embed - t.matching;
+    for f in frames {
+        histogram!(names::DECISION_LATENCY, "lane" => labels[f.lane].clone(), "to" => "detected")
+            .record(detected.saturating_duration_since(f.captured).as_secs_f64());
     }
 }
 
@@ -207,6 +329,7 @@ mod tests {
             hub.clone(),
             counters.clone(),
             tx,
+            None,
         )
         .expect("stage");
         let layout = FrameLayout::i420(64, 48);

@@ -30,10 +30,13 @@ enum Cmd {
         #[arg(long)]
         seconds: Option<u64>,
     },
-    /// Run the embedded demo station: generated lanes, drivers started for you, a table at the end.
+    /// Run the demo station on recorded footage (default: testdata/footage/default, made by
+    /// scripts/setup): walkers enrolled at an in-process centre, drivers started for you, and a table
+    /// of decisions against the footage's ground truth at the end.
     Demo {
-        #[arg(long, default_value_t = 12)]
-        seconds: u64,
+        /// A footage folder (truth.json + one MP4 per lane) from `gate-calibrate footage`.
+        #[arg(long)]
+        footage: Option<std::path::PathBuf>,
     },
     /// Configuration tools.
     Config {
@@ -122,9 +125,10 @@ fn real_main() -> Result<()> {
             ))?;
             print!("{}", pipeline::station::format_report(&report));
         }
-        Cmd::Demo { seconds } => {
-            let report = rt.block_on(pipeline::demo::run(seconds))?;
-            print!("{}", pipeline::station::format_report(&report));
+        Cmd::Demo { footage } => {
+            let run = rt.block_on(pipeline::demo::run(footage))?;
+            print!("{}", pipeline::station::format_report(&run.report));
+            print!("{}", pipeline::demo::format_decisions(&run));
         }
         Cmd::Config {
             cmd: ConfigCmd::Check { file },

@@ -33,6 +33,10 @@ pub enum StationError {
     Capture(#[from] crate::capture::CaptureError),
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::TelemetryError),
+    #[error(transparent)]
+    Recognise(#[from] crate::recognise::RecogniseError),
+    #[error(transparent)]
+    Decisions(#[from] crate::decisions::DecisionsError),
     #[error("{0}")]
     Io(String),
 }
@@ -66,6 +70,13 @@ pub struct RunReport {
     pub elapsed: Duration,
     pub gpu_lost: bool,
     pub lanes: Vec<LaneReport>,
+    /// `cpu` or `gpu` when the station recognised faces.
+    pub recogniser: Option<&'static str>,
+    /// Every recognition tick's stage times (the benchmark's per-stage percentiles).
+    pub ticks: Vec<crate::recognise::TickTimes>,
+    /// Capture → normalised frame, seconds, every frame.
+    pub normalised_s: Vec<f64>,
+    pub decisions: Vec<crate::decisions::DecisionRecord>,
 }
 
 struct LaneState {
@@ -138,12 +149,41 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
     };
     let (inc_tx, mut inc_rx) = mpsc::unbounded_channel();
     let link = Link::open(keys, &cfg.zenoh_endpoints(), inc_tx).await?;
-    let _sync = match &cfg.sync {
+    let sync = match &cfg.sync {
         Some(s) => Some(start_sync(&cfg, s, store.clone(), &link).await?),
         None => None,
     };
     let gpu = Arc::new(Gpu::open(&cfg.gpu)?);
     let adapter = gpu.adapter_name();
+    // Recognition needs a gallery: without [sync] the lanes stay in IC-card mode.
+    let (recognition, mut decisions) = match (&sync, cfg.recognise.enabled) {
+        (Some(h), true) => {
+            let recogniser =
+                crate::recognise::Recogniser::new(&gpu, &cfg.recognise, cfg.lanes.len())?;
+            let gallery = h.syncer.gallery().clone();
+            let decisions = crate::decisions::Decisions::new(
+                &cfg,
+                recogniser.mirror.numbers(),
+                gallery.clone(),
+            )?;
+            (
+                Some(crate::gpu_stage::Recognition {
+                    recogniser,
+                    gallery,
+                    narrow: cfg.recognise.narrow_to_ticket_holders,
+                }),
+                Some(decisions),
+            )
+        }
+        (None, true) => {
+            info!("no [sync] section: no gallery, so no recognition; lanes stay in IC-card mode");
+            (None, None)
+        }
+        _ => (None, None),
+    };
+    let recogniser_name = recognition.as_ref().map(|r| r.recogniser.backend_name());
+    let (mut ticks, mut normalised_s) = (Vec::new(), Vec::new());
+    let t0 = Instant::now();
     let (cap_tx, mut cap_rx) = mpsc::unbounded_channel::<CaptureEvent>();
     let capture = Capture::start(&cfg.lanes, &cfg.capture, cap_tx)?;
     let (gpu_tx, mut gpu_rx) = mpsc::unbounded_channel();
@@ -153,6 +193,7 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
         capture.hub.clone(),
         capture.counters.clone(),
         gpu_tx,
+        recognition,
     )
     .map_err(|e| StationError::Io(format!("cannot start GPU stage: {e}")))?;
 
@@ -224,17 +265,27 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
                 journal.append(journal_entry(lane, JournalKind::LaneEvent, format!("{:?}: {}", ev.status, ev.detail)));
             }
             Some(r) = gpu_rx.recv() => match r {
-                GpuReport::Frame { lane, stats, gpu_ns, .. } => {
+                GpuReport::Frame { lane, stats, gpu_ns, captured, pts_ms, faces, done, tick, .. } => {
+                    if let Some(t) = tick { ticks.push(t); }
+                    normalised_s.push(done.saturating_duration_since(captured).as_secs_f64());
+                    if let (Some(d), Some(f)) = (decisions.as_mut(), faces.as_ref()) && !gpu_lost {
+                        let at_ms = pts_ms.unwrap_or_else(|| captured.saturating_duration_since(t0).as_millis() as u64);
+                        d.on_faces(lane, at_ms, captured, f, &link, &journal).await;
+                    }
                     let l = &mut lanes[lane];
                     l.luma_mean = stats.mean;
                     if let Some(ns) = gpu_ns { l.gpu_ns_sum += ns; l.gpu_frames += 1; }
                     gauge!(names::LUMA_MEAN, "lane" => l.id.clone()).set(stats.mean as f64);
                     if gpu_lost { continue; }
-                    if let Some(level) = l.lighting.update(stats.mean, Instant::now()) {
+                    // With a face in view the loop drives the face's own luminance to the target;
+                    // otherwise the scene's.
+                    let face_luma = faces.as_ref().and_then(|f| f.face_luma);
+                    if let Some(v) = face_luma { gauge!(names::FACE_LUMA, "lane" => l.id.clone()).set(v as f64); }
+                    if let Some(level) = l.lighting.update(face_luma.unwrap_or(stats.mean), Instant::now()) {
                         l.lighting_commands += 1;
                         counter!(names::LIGHTING_COMMANDS, "lane" => l.id.clone()).increment(1);
                         gauge!(names::ILLUMINATION, "lane" => l.id.clone()).set(level as f64);
-                        let detail = format!("scene luma {:.2} -> illumination {level}%", l.lighting.smoothed().unwrap_or(stats.mean));
+                        let detail = format!("{} luma {:.2} -> illumination {level}%", if face_luma.is_some() { "face" } else { "scene" }, l.lighting.smoothed().unwrap_or(stats.mean));
                         match link.light(&l.id, None, Some(level)).await {
                             Ok(seq) => l.light_pending.sent(seq),
                             Err(e) => warn!(lane = %l.id, error = %e, "light command failed"),
@@ -258,6 +309,7 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
             },
             Some(inc) = inc_rx.recv() => match inc {
                 Incoming::Door(lane, st) => if let Some(&i) = index.get(&lane) {
+                    if let Some(d) = decisions.as_mut() { d.on_door(&lane, &st); }
                     lanes[i].door_pending.acked(st.ack_seq, "door", &lane);
                     lanes[i].door = Some(st);
                 },
@@ -345,6 +397,10 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
                 }
             })
             .collect(),
+        recogniser: recogniser_name,
+        ticks,
+        normalised_s,
+        decisions: decisions.map(|d| d.records).unwrap_or_default(),
     };
     journal.append(journal_entry(
         "",

@@ -48,6 +48,8 @@ pub enum JournalKind {
     LaneEvent,
     Lighting,
     Station,
+    /// A walker's decision (the `Decision` message as JSON: pseudonymous id, reason, timings).
+    Decision,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,6 +24,8 @@ pub mod names {
     pub const LIGHTING_COMMANDS: &str = "gate_lighting_commands_total";
     pub const ILLUMINATION: &str = "gate_illumination_percent";
     pub const LUMA_MEAN: &str = "gate_luma_mean";
+    /// Raw luma (0–1) inside the largest face's box, when a face is in view.
+    pub const FACE_LUMA: &str = "gate_face_luma";
     pub const GPU_LOST: &str = "gate_gpu_lost";
     pub const MALFORMED: &str = "gate_malformed_messages_total";
     /// Template distribution: changes refused, label `reason` (`signature`, `version`, `station`,
@@ -32,6 +34,14 @@ pub mod names {
     pub const SYNC_APPLIED: &str = "gate_sync_applied_total";
     pub const SYNC_LAST_SEQ: &str = "gate_sync_last_seq";
     pub const GALLERY_SUBJECTS: &str = "gate_gallery_subjects";
+    /// Faces detected / embedded per tick (all lanes).
+    pub const TICK_FACES: &str = "gate_tick_faces";
+    pub const TICK_EMBEDDED: &str = "gate_tick_embedded";
+    /// Per lane, from the capture of the frame that decided: label `to` = `detected`, `identified`,
+    /// `door_command`, `door_open` (the driver's acknowledged open state).
+    pub const DECISION_LATENCY: &str = "gate_decision_latency_seconds";
+    /// Decisions, labels `lane`, `outcome` (`open`, `closed`, `tailgating`), `reason`.
+    pub const DECISIONS: &str = "gate_decisions_total";
 }
 
 #[derive(Debug, thiserror::Error)]

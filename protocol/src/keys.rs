@@ -64,6 +64,13 @@ impl Keys {
     pub fn lane_event(&self, lane: &str) -> String {
         self.lane(lane, "event")
     }
+    /// Decisions of a lane: who (pseudonymous) was let through or refused, and why.
+    pub fn decision(&self, lane: &str) -> String {
+        self.lane(lane, "decision")
+    }
+    pub fn all_decisions(&self) -> String {
+        format!("gate/{}/*/decision", self.station)
+    }
     /// Every lane's door commands, for a driver that serves all lanes of the station.
     pub fn all_door_cmds(&self) -> String {
         format!("gate/{}/*/door/cmd", self.station)

@@ -374,3 +374,42 @@ mod tests {
         assert!(err.to_string().contains("above 100"));
     }
 }
+
+/// What the gate decided for one walker. Pseudonymous: the subject's random id, never a name and
+/// never an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The door was commanded open.
+    Open,
+    /// The door stays closed; the lane stays in IC-card mode for this walker.
+    Closed,
+    /// Two people inside the lane zone for one identification: door held, alarm raised.
+    Tailgating,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub v: u32,
+    pub lane: String,
+    /// The lane's track number.
+    pub track: u64,
+    pub outcome: Outcome,
+    /// Machine-readable: `granted`, `unknown`, a ticket code (`expired`, `no_ticket`, …), a quality
+    /// gate (`face too small`, …), `tailgating`, `door_held`.
+    pub reason: String,
+    /// Pseudonymous subject id (32 hex digits), when identified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f32>,
+    /// Frames the track was seen in before the decision.
+    pub frames: u32,
+    /// Capture of the deciding frame → decision, milliseconds.
+    pub latency_ms: f64,
+    pub t_unix_ms: u64,
+}
+message!(Decision, "decision");

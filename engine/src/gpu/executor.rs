@@ -639,6 +639,19 @@ impl GpuModel {
         input: &[f32],
     ) -> R<Vec<Vec<f32>>> {
         self.write_input(queue, input)?;
+        self.run_with(device, queue, kernels, &mut |_| {})
+    }
+
+    /// Runs the network on whatever `prelude` writes into [`Self::input_buffer`] (recorded first, in
+    /// the same pass and submission: the station's resampler cuts the inputs from the frames on the
+    /// GPU), and returns every graph output.
+    pub fn run_with(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        kernels: &Kernels,
+        prelude: &mut dyn FnMut(&mut wgpu::ComputePass<'_>),
+    ) -> R<Vec<Vec<f32>>> {
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("model"),
         });
@@ -647,6 +660,7 @@ impl GpuModel {
                 label: Some("model"),
                 timestamp_writes: None,
             });
+            prelude(&mut pass);
             self.record(kernels, &mut pass);
         }
         let reads: Vec<wgpu::Buffer> = self

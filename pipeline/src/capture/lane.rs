@@ -26,6 +26,9 @@ pub struct LaneCounters {
     /// Milliseconds since `epoch` of the last frame, for stall detection.
     last_frame_ms: AtomicU64,
     epoch: Instant,
+    /// Presentation time of the newest frame + 1 (0: none yet), to tell a recording that played to
+    /// its end from one that stopped early.
+    last_pts_ns: AtomicU64,
 }
 
 impl LaneCounters {
@@ -38,6 +41,7 @@ impl LaneCounters {
             status: AtomicU8::new(0),
             last_frame_ms: AtomicU64::new(0),
             epoch: Instant::now(),
+            last_pts_ns: AtomicU64::new(0),
         }
     }
 
@@ -203,6 +207,11 @@ impl LaneRunner {
                     counters.frames_in.fetch_add(1, Ordering::Relaxed);
                     counters.mark_frame();
                     let pts = buffer.pts();
+                    if let Some(p) = pts {
+                        counters
+                            .last_pts_ns
+                            .fetch_max(p.nseconds() + 1, Ordering::Relaxed);
+                    }
                     match hub.push(Frame {
                         lane,
                         seq,
@@ -241,6 +250,33 @@ impl LaneRunner {
         }
     }
 
+    /// A recording whose frames stop well before the duration its container states did not end:
+    /// its data is corrupt or cut off, and decoders often say nothing and just stop. Reported as a
+    /// failure, not as "end of recording".
+    fn judge_eos(&self, pipeline: &gst::Pipeline) -> Ended {
+        if self.source.is_live() {
+            return Ended::Eos;
+        }
+        let (Some(duration), last) = (
+            pipeline.query_duration::<gst::ClockTime>(),
+            self.counters.last_pts_ns.load(Ordering::Relaxed),
+        ) else {
+            return Ended::Eos;
+        };
+        // Two frame intervals (at least 100 ms) of slack for rounding and a last partial frame.
+        let slack = (2_000_000_000 / self.fps.max(1) as u64).max(100_000_000);
+        let end = last.saturating_sub(1);
+        if last == 0 || end + slack < duration.nseconds() {
+            Ended::Failed(format!(
+                "recording ended early: last frame at {:.2} s of {:.2} s (corrupt or truncated file)",
+                end as f64 / 1e9,
+                duration.nseconds() as f64 / 1e9
+            ))
+        } else {
+            Ended::Eos
+        }
+    }
+
     fn watch(&self, pipeline: &gst::Pipeline) -> Ended {
         let Some(bus) = pipeline.bus() else {
             return Ended::Failed("pipeline has no bus".into());
@@ -256,7 +292,7 @@ impl LaneRunner {
                 &[gst::MessageType::Error, gst::MessageType::Eos],
             ) {
                 match msg.view() {
-                    gst::MessageView::Eos(_) => return Ended::Eos,
+                    gst::MessageView::Eos(_) => return self.judge_eos(pipeline),
                     gst::MessageView::Error(e) => return Ended::Failed(describe(e)),
                     _ => {}
                 }

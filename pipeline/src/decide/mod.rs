@@ -9,6 +9,7 @@
 //! exhaustively and the same code decides on live lanes and recorded footage.
 
 mod fusion;
+pub mod gate;
 mod track;
 
 pub use fusion::{Evidence, FusionParams, Quality, QualityGates};

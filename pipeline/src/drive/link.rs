@@ -163,6 +163,13 @@ impl Link {
             .map_err(zerr)
     }
 
+    pub async fn decision(&self, d: &protocol::Decision) -> Result<(), LinkError> {
+        self.session
+            .put(self.keys.decision(&d.lane), encode(d))
+            .await
+            .map_err(zerr)
+    }
+
     pub async fn health(&self, h: &Health) -> Result<(), LinkError> {
         self.session
             .put(self.keys.health(), encode(h))

@@ -6,7 +6,7 @@
 //! station, its version is known and its `seq` is exactly the last applied + 1. Anything older is a
 //! replay (a no-op); anything newer is a gap, refused and answered with a catch-up query.
 
-mod gallery;
+pub(crate) mod gallery;
 mod net;
 pub(crate) mod rows;
 

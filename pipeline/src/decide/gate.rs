@@ -1,0 +1,203 @@
+//! From a lane's track events to what the gate does: the ticket rules (`enrolment::tickets`) for an
+//! identified walker, tailgating before and after a grant, and unidentified walkers. Pure logic on
+//! the events and the gallery's tickets; the station loop turns the verdicts into door and arch
+//! commands, decision messages and journal lines.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use enrolment::tickets::{
+    self, Direction, Effect, FareTable, Gate, OpenTrip, Rider, Ticket, Verdict,
+};
+use enrolment::{StationId, SubjectId};
+use protocol::Outcome;
+
+use super::{Event, Evidence, TrackId};
+
+/// What to do about one walker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateVerdict {
+    pub track: TrackId,
+    pub outcome: Outcome,
+    pub reason: String,
+    pub subject: Option<SubjectId>,
+    pub evidence: Option<Evidence>,
+    pub frames: usize,
+    /// Send the door this (None: leave it as it is).
+    pub door: Option<protocol::DoorAction>,
+    pub arch: Option<protocol::ArchColour>,
+}
+
+/// The ticket rules of one station, with the trips it opened (entry lanes) and closes (exit lanes).
+pub struct TicketDesk {
+    table: FareTable,
+    station: StationId,
+    /// Trips opened here and not yet closed. Kept in memory: a trip entered at another station is
+    /// known only to the centre (not synced to stations yet), so exits of those are refused with
+    /// `no_entry` — documented in docs/tickets.md.
+    open_trips: HashMap<SubjectId, OpenTrip>,
+}
+
+impl TicketDesk {
+    pub fn new(table: FareTable, station: StationId) -> Self {
+        Self {
+            table,
+            station,
+            open_trips: HashMap::new(),
+        }
+    }
+
+    /// A one-zone table holding only this station, for stations without a fare table file:
+    /// passes and day tickets work; a single ride needs a value of at least the one fare.
+    pub fn single_station(station: StationId) -> Result<Self, tickets::FareTableError> {
+        let text = format!("fares = [1]\n\n[stations]\n{} = 1\n", station.as_str());
+        Ok(Self::new(FareTable::parse(&text, "built-in")?, station))
+    }
+
+    /// Judges one identified walker and, when allowed, applies the trip change.
+    pub fn judge(
+        &mut self,
+        subject: SubjectId,
+        tickets: &[Ticket],
+        direction: Direction,
+        at: NaiveDateTime,
+    ) -> tickets::Decision {
+        let rider = Rider {
+            subject,
+            tickets,
+            open_trip: self.open_trips.get(&subject),
+            postpay: false,
+        };
+        let gate = Gate {
+            station: &self.station,
+            direction,
+            at,
+        };
+        let d = tickets::decide(&self.table, &rider, &gate);
+        match &d.effect {
+            Effect::OpenTrip(t) => {
+                self.open_trips.insert(subject, t.clone());
+            }
+            Effect::CloseTrip { .. } => {
+                self.open_trips.remove(&subject);
+            }
+            Effect::None => {}
+        }
+        d
+    }
+}
+
+/// Turns one update's events into verdicts. `resolve` maps a matcher subject to its id and tickets
+/// (`None`: erased since the frame was matched — treated as unknown); `in_zone` is the number of
+/// tracks inside the lane zone now.
+pub fn verdicts(
+    events: &[Event],
+    in_zone: usize,
+    resolve: &mut dyn FnMut(u32) -> Option<(SubjectId, Vec<Ticket>)>,
+    desk: &mut TicketDesk,
+    direction: Direction,
+    at: NaiveDateTime,
+) -> Vec<GateVerdict> {
+    let tailgated: Vec<TrackId> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Tailgating { identified, .. } => Some(*identified),
+            _ => None,
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut decided_now = Vec::new();
+    for e in events {
+        match e {
+            Event::Identified {
+                track,
+                evidence,
+                frames,
+                ..
+            } => {
+                decided_now.push(*track);
+                let base = |outcome, reason: &str, subject, door, arch| GateVerdict {
+                    track: *track,
+                    outcome,
+                    reason: reason.to_owned(),
+                    subject,
+                    evidence: Some(*evidence),
+                    frames: *frames,
+                    door,
+                    arch,
+                };
+                let Some((id, tickets)) = resolve(evidence.subject.0) else {
+                    out.push(base(Outcome::Closed, "unknown", None, None, None));
+                    continue;
+                };
+                // Two people in the zone for one identification: never open, whatever the ticket.
+                if tailgated.contains(track) || in_zone > 1 {
+                    out.push(base(
+                        Outcome::Tailgating,
+                        "tailgating",
+                        Some(id),
+                        Some(protocol::DoorAction::Close),
+                        Some(protocol::ArchColour::Alarm),
+                    ));
+                    continue;
+                }
+                let d = desk.judge(id, &tickets, direction, at);
+                out.push(match d.verdict {
+                    Verdict::Allow => base(
+                        Outcome::Open,
+                        "granted",
+                        Some(id),
+                        Some(protocol::DoorAction::Open),
+                        Some(protocol::ArchColour::Welcome),
+                    ),
+                    Verdict::Deny { reason } => base(
+                        Outcome::Closed,
+                        reason.code(),
+                        Some(id),
+                        None,
+                        Some(protocol::ArchColour::Stop),
+                    ),
+                });
+            }
+            Event::Tailgating {
+                identified, others, ..
+            } if !decided_now.contains(identified) => {
+                // Someone joined an already decided walker: close the flap and raise the alarm.
+                out.push(GateVerdict {
+                    track: *identified,
+                    outcome: Outcome::Tailgating,
+                    reason: format!("tailgating ({} more)", others.len()),
+                    subject: None,
+                    evidence: None,
+                    frames: 0,
+                    door: Some(protocol::DoorAction::Close),
+                    arch: Some(protocol::ArchColour::Alarm),
+                });
+            }
+            Event::Tailgating { .. } => {}
+            Event::Unidentified {
+                track,
+                frames,
+                gated,
+                reason,
+                ..
+            } => out.push(GateVerdict {
+                track: *track,
+                outcome: Outcome::Closed,
+                // A walker whose usable frames matched nobody is "unknown"; one without usable
+                // frames keeps the gate's reason (too small, blurred, …) for the calibration tool.
+                reason: if *gated > 0 && *reason == "not confident" {
+                    "unknown".into()
+                } else {
+                    (*reason).to_owned()
+                },
+                subject: None,
+                evidence: None,
+                frames: *frames,
+                door: None,
+                arch: None,
+            }),
+        }
+    }
+    out
+}

@@ -1,0 +1,94 @@
+//! The parts of a footage folder's `truth.json` (docs/footage.md) the station side reads: the lanes
+//! and their files, who is enrolled with which photo and ticket, and what each walker should get.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Truth {
+    pub version: u32,
+    pub fps: f64,
+    pub width: u32,
+    pub height: u32,
+    pub lanes: Vec<TruthLane>,
+    #[serde(default)]
+    pub enrol: Vec<TruthEnrol>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TruthLane {
+    pub lane: String,
+    pub file: String,
+    #[serde(default)]
+    pub scenario: String,
+    #[serde(default)]
+    pub walkers: Vec<TruthWalker>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TruthWalker {
+    pub walker: String,
+    pub identity: String,
+    pub enrolled: bool,
+    #[serde(default)]
+    pub first_frame: u64,
+    #[serde(default)]
+    pub last_frame: u64,
+    #[serde(default)]
+    pub mask: bool,
+    #[serde(default)]
+    pub group: Option<serde_json::Value>,
+    #[serde(default)]
+    pub lead: bool,
+    pub expected: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TruthEnrol {
+    pub identity: String,
+    pub photo: String,
+    #[serde(default)]
+    pub ticket: String,
+    /// Which face of the photo (x, y, w, h), for photos with several people.
+    #[serde(default)]
+    pub face: Option<[f32; 4]>,
+}
+
+impl Truth {
+    pub fn load(dir: &Path) -> Result<Self, String> {
+        let path = dir.join("truth.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "{}: {e} (generate footage with `gate-calibrate footage`, or run scripts/setup)",
+                path.display()
+            )
+        })?;
+        let t: Truth =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if t.version != 1 {
+            return Err(format!(
+                "{}: truth version {} (this gated reads 1)",
+                path.display(),
+                t.version
+            ));
+        }
+        Ok(t)
+    }
+
+    /// A photo path from the truth file: absolute as written, else relative to the workspace the
+    /// footage was made in (the current folder), else to the footage folder.
+    pub fn resolve(dir: &Path, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() || p.exists() {
+            return p.to_path_buf();
+        }
+        let beside = dir.join(p);
+        if beside.exists() {
+            return beside;
+        }
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
+    }
+}

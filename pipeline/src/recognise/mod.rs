@@ -1,0 +1,373 @@
+//! recognise: one tick's normalised frames of every lane → faces with their quality and the matcher's
+//! top two. Detection runs batched across lanes, every face of every lane is aligned and embedded in
+//! one batch, and all probes are matched against the GPU gallery in one dispatch.
+//!
+//! Two backends run the same models with the same alignment and decoding:
+//! - `gpu`: our WGSL kernels on the station's device; the letterbox and the alignment warp read the
+//!   normalised frames where the lighting stage left them (nothing but detections and embeddings
+//!   come back to the CPU);
+//! - `cpu`: the engine's plain-Rust reference on frames read back from the GPU. On a software
+//!   Vulkan (lavapipe) it is ~10× faster than the same WGSL (docs/benchmarks.md), so `auto` picks it
+//!   only when the adapter is a CPU.
+//!
+//! Matching always runs on the GPU gallery (`engine::gpu::gallery`), mirrored from the station's
+//! synced gallery (`mirror`).
+
+mod cpu;
+mod gpu;
+pub mod mirror;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use engine::face::blazeface::{self, Detection, Spec};
+use engine::gpu::gallery::Match;
+use enrolment::faces::Chip;
+use serde::Deserialize;
+
+use crate::decide::{BBox, Candidate, Quality, Subject};
+use crate::normalise::{Gpu, LaneNormaliser};
+pub use mirror::{GalleryMirror, SubjectNumbers};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecogniseError {
+    #[error("loading model {path} (run scripts/setup, or set [recognise] models): {detail}")]
+    Model { path: PathBuf, detail: String },
+    #[error("{stage}: {detail}")]
+    Stage { stage: &'static str, detail: String },
+    #[error("GPU: {0}")]
+    Gpu(String),
+}
+
+pub(crate) fn stage_err(stage: &'static str) -> impl Fn(String) -> RecogniseError {
+    move |detail| RecogniseError::Stage { stage, detail }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// `gpu` on a real GPU, `cpu` when the adapter is itself a CPU (lavapipe).
+    #[default]
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Detector {
+    /// BlazeFace front 128×128: cheap; finds faces from about a fifth of the frame's long side.
+    Front,
+    /// BlazeFace back 256×256: finds faces half that size, at ~4× the cost.
+    #[default]
+    Back,
+}
+
+/// `[recognise]` in the station file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecogniseConfig {
+    pub enabled: bool,
+    pub backend: Backend,
+    pub detector: Detector,
+    /// Folder with the ONNX files; default `$GATE_MODELS` or the workspace's `models/`.
+    pub models: Option<PathBuf>,
+    /// Detections below this score (0–1) are ignored.
+    pub min_score: f32,
+    /// Faces smaller than this (eye distance, frame pixels) are tracked but not embedded: they
+    /// cannot pass the quality gates, so embedding them only costs time.
+    pub min_eye_px: f32,
+    /// At most this many faces are embedded per tick (largest first); the rest wait for a later frame.
+    pub max_faces: usize,
+    /// Narrow matching to subjects holding a ticket valid today (FPIR ≈ N·FMR falls with N). A
+    /// subject outside the candidates is then reported as unknown, not with their ticket's reason.
+    pub narrow_to_ticket_holders: bool,
+    /// Gallery storage: f16 halves the bytes each scan reads.
+    pub gallery_f16: bool,
+}
+
+impl Default for RecogniseConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            backend: Backend::Auto,
+            detector: Detector::Back,
+            models: None,
+            min_score: 0.6,
+            min_eye_px: 16.0,
+            max_faces: 16,
+            narrow_to_ticket_holders: false,
+            gallery_f16: false,
+        }
+    }
+}
+
+impl RecogniseConfig {
+    pub fn models_dir(&self) -> PathBuf {
+        self.models
+            .clone()
+            .unwrap_or_else(enrolment::faces::default_models_dir)
+    }
+
+    fn spec(&self) -> (&'static Spec, &'static str) {
+        match self.detector {
+            Detector::Front => (&blazeface::FRONT_128, enrolment::faces::FRONT),
+            Detector::Back => (&blazeface::BACK_256, enrolment::faces::BACK),
+        }
+    }
+}
+
+/// One face of one lane's frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Face {
+    pub detection: Detection,
+    pub bbox: BBox,
+    /// Measured on the aligned chip; `None` when the face was not embedded (too small, or over the
+    /// tick's budget).
+    pub quality: Option<Quality>,
+    pub best: Option<Candidate>,
+    pub second: Option<Candidate>,
+}
+
+/// What one lane's frame produced.
+#[derive(Debug, Clone, Default)]
+pub struct LaneFaces {
+    pub faces: Vec<Face>,
+    /// Mean luma (0–1) of the camera's own pixels inside the largest face's box, before
+    /// normalisation: what the lighting loop drives towards its target when someone is there.
+    pub face_luma: Option<f32>,
+}
+
+/// Wall time of one tick's stages (the whole batch; every lane of the tick shares them).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TickTimes {
+    pub detect: Duration,
+    pub embed: Duration,
+    pub matching: Duration,
+    pub faces: usize,
+    pub embedded: usize,
+}
+
+/// One lane's normalised frame on the GPU.
+pub struct FrameRef<'a> {
+    pub lane: &'a LaneNormaliser,
+    pub width: u32,
+    pub height: u32,
+}
+
+enum Engine {
+    Cpu(Box<cpu::CpuBackend>),
+    Gpu(Box<gpu::GpuBackend>),
+}
+
+/// The detect → align → embed → match stage of the station.
+pub struct Recogniser {
+    cfg: RecogniseConfig,
+    engine: Engine,
+    spec: &'static Spec,
+    pub mirror: GalleryMirror,
+}
+
+/// A face cut for embedding: which frame of the tick and where.
+pub(crate) struct Cut {
+    pub frame: usize,
+    pub detection: Detection,
+}
+
+impl Recogniser {
+    pub fn new(gpu: &Gpu, cfg: &RecogniseConfig, lanes: usize) -> Result<Self, RecogniseError> {
+        let models = cfg.models_dir();
+        let (spec, det_file) = cfg.spec();
+        let load = |f: &str| {
+            let path = models.join(f);
+            engine::load(&path).map_err(|e| RecogniseError::Model {
+                path: path.clone(),
+                detail: e.to_string(),
+            })
+        };
+        let detector = load(det_file)?;
+        let sface = load(enrolment::faces::SFACE)?;
+        let use_gpu = match cfg.backend {
+            Backend::Gpu => true,
+            Backend::Cpu => false,
+            Backend::Auto => gpu.info.device_type != wgpu::DeviceType::Cpu,
+        };
+        let engine = if use_gpu {
+            Engine::Gpu(Box::new(gpu::GpuBackend::new(
+                gpu,
+                &detector,
+                &sface,
+                spec,
+                lanes.max(1),
+                cfg.max_faces.clamp(1, 64),
+            )?))
+        } else {
+            Engine::Cpu(Box::new(cpu::CpuBackend::new(detector, sface)))
+        };
+        tracing::info!(backend = if use_gpu { "gpu" } else { "cpu" }, detector = ?cfg.detector,
+            adapter = %gpu.info.name, "recogniser ready");
+        Ok(Self {
+            cfg: cfg.clone(),
+            engine,
+            spec,
+            mirror: GalleryMirror::new(gpu, cfg.gallery_f16)?,
+        })
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.engine {
+            Engine::Cpu(_) => "cpu",
+            Engine::Gpu(_) => "gpu",
+        }
+    }
+
+    /// Runs one tick over the given frames (one per lane, any order); results in the same order.
+    pub fn tick(
+        &mut self,
+        gpu: &Gpu,
+        frames: &[FrameRef<'_>],
+    ) -> Result<(Vec<LaneFaces>, TickTimes), RecogniseError> {
+        let mut times = TickTimes::default();
+        if frames.is_empty() {
+            return Ok((Vec::new(), times));
+        }
+        let t = Instant::now();
+        let dets = match &mut self.engine {
+            Engine::Cpu(b) => b.detect(gpu, self.spec, frames, self.cfg.min_score)?,
+            Engine::Gpu(b) => b.detect(gpu, self.spec, frames, self.cfg.min_score)?,
+        };
+        times.detect = t.elapsed();
+        let mut out: Vec<LaneFaces> = dets
+            .iter()
+            .map(|d| LaneFaces {
+                faces: d
+                    .iter()
+                    .map(|det| Face {
+                        detection: *det,
+                        bbox: bbox_of(det),
+                        quality: None,
+                        best: None,
+                        second: None,
+                    })
+                    .collect(),
+                face_luma: None,
+            })
+            .collect();
+        times.faces = out.iter().map(|l| l.faces.len()).sum();
+
+        // The largest faces first: they are the nearest walkers, whose decision is due soonest.
+        let mut cuts: Vec<(f32, usize, usize)> = Vec::new();
+        for (fi, lane) in out.iter().enumerate() {
+            for (k, f) in lane.faces.iter().enumerate() {
+                let eye = f.detection.eye_distance();
+                if eye >= self.cfg.min_eye_px {
+                    cuts.push((eye, fi, k));
+                }
+            }
+        }
+        cuts.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        cuts.truncate(self.cfg.max_faces);
+        if cuts.is_empty() {
+            return Ok((out, times));
+        }
+        let list: Vec<Cut> = cuts
+            .iter()
+            .map(|&(_, fi, k)| Cut {
+                frame: fi,
+                detection: out[fi].faces[k].detection,
+            })
+            .collect();
+        let t = Instant::now();
+        let embedded = match &mut self.engine {
+            Engine::Cpu(b) => b.embed(frames, &list)?,
+            Engine::Gpu(b) => b.embed(gpu, frames, &list)?,
+        };
+        times.embed = t.elapsed();
+        times.embedded = embedded.len();
+
+        let t = Instant::now();
+        let mut probes = Vec::with_capacity(embedded.len() * 128);
+        for (_, _, e) in &embedded {
+            probes.extend_from_slice(e);
+        }
+        let matches = self.mirror.match_probes(&probes)?;
+        times.matching = t.elapsed();
+        for ((i, chip, _), m) in embedded.iter().zip(matches) {
+            let Some(&(_, fi, k)) = cuts.get(*i) else {
+                continue;
+            };
+            let face = &mut out[fi].faces[k];
+            let q = enrolment::quality::measure(&face.detection, chip);
+            face.quality = Some(Quality {
+                eye_px: q.eye_distance_px,
+                sharpness: q.sharpness,
+                yaw: q.yaw_ratio,
+                luma: q.luma_mean,
+            });
+            let cand = |c: engine::gpu::gallery::Candidate| Candidate {
+                subject: Subject(c.subject),
+                similarity: c.similarity,
+            };
+            if let Match::Found { best, second } = m {
+                face.best = Some(cand(best));
+                face.second = second.map(cand);
+            }
+        }
+        Ok((out, times))
+    }
+}
+
+fn bbox_of(d: &Detection) -> BBox {
+    BBox([
+        d.center[0] - d.size[0] / 2.0,
+        d.center[1] - d.size[1] / 2.0,
+        d.center[0] + d.size[0] / 2.0,
+        d.center[1] + d.size[1] / 2.0,
+    ])
+}
+
+/// Decodes one batch item's raw detector outputs into frame-pixel detections (shared by both
+/// backends so they cannot drift apart).
+pub(crate) fn decode(
+    spec: &Spec,
+    outputs: &[Vec<f32>],
+    item: usize,
+    min_score: f32,
+    letterbox: &blazeface::Letterbox,
+) -> Result<Vec<Detection>, RecogniseError> {
+    let dets = blazeface::decode(spec, outputs, item, min_score)
+        .map_err(|e| stage_err("detect")(e.to_string()))?;
+    let mut faces: Vec<Detection> = blazeface::weighted_nms(dets, 0.3)
+        .iter()
+        .map(|d| letterbox.to_frame(d))
+        .filter(|d| d.size[0] > 0.0 && d.size.iter().chain(d.center.iter()).all(|v| v.is_finite()))
+        .collect();
+    faces.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(faces)
+}
+
+/// L2-normalises an embedding; `None` when it is not 128 finite values.
+pub(crate) fn embedding(raw: &[f32]) -> Option<[f32; 128]> {
+    engine::gpu::gallery::normalise(raw)
+}
+
+/// The faces that were embedded: index into the cut list, the chip, the normalised embedding.
+pub(crate) type Embedded = Vec<(usize, Chip, [f32; 128])>;
+
+pub fn default_models() -> PathBuf {
+    enrolment::faces::default_models_dir()
+}
+
+/// Whether the model files the recogniser needs are present (tests skip with a reason otherwise).
+pub fn models_present(dir: &Path) -> bool {
+    [
+        enrolment::faces::SFACE,
+        enrolment::faces::FRONT,
+        enrolment::faces::BACK,
+    ]
+    .iter()
+    .all(|f| dir.join(f).is_file())
+}
+
+#[cfg(test)]
+mod tests;

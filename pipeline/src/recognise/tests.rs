@@ -1,0 +1,173 @@
+//! The recogniser's two backends on the same normalised frames: the GPU path (WGSL letterbox,
+//! detector, alignment warp, SFace) against the CPU reference path.
+//!
+//! Tolerances: detections within 1.5 px (boxes and keypoints; the GPU detector differs from the
+//! reference by ≤ 7.5e-4 of its outputs, docs/engine.md), embeddings' cosine ≥ 0.999 (the chips
+//! are cut from slightly different keypoints), and the same best subject with similarities
+//! within 2e-3.
+
+use std::path::Path;
+
+use super::*;
+use crate::config::GpuConfig;
+use crate::normalise::{FrameLayout, LightingKernel, NormaliseParams, normalise_batch};
+
+/// An I420 (full range) frame of `w`×`h` with the photo scaled to fit, on mid grey.
+fn frame_of_photo(path: &Path, w: u32, h: u32) -> Option<(FrameLayout, Vec<u8>)> {
+    let bytes = std::fs::read(path).ok()?;
+    let img = enrolment::photo::decode(&bytes, Default::default()).ok()?;
+    let mut l = FrameLayout::i420(w, h);
+    l.limited_range = false;
+    let mut f = vec![128u8; l.size()];
+    let s = (w as f32 / img.w as f32).min(h as f32 / img.h as f32);
+    let (ox, oy) = (
+        (w as f32 - img.w as f32 * s) / 2.0,
+        (h as f32 - img.h as f32 * s) / 2.0,
+    );
+    let rgb_at = |x: u32, y: u32| -> [f32; 3] {
+        let sx = ((x as f32 + 0.5 - ox) / s) as i64;
+        let sy = ((y as f32 + 0.5 - oy) / s) as i64;
+        if sx < 0 || sy < 0 || sx >= img.w as i64 || sy >= img.h as i64 {
+            return [128.0; 3];
+        }
+        let i = (sy as usize * img.w + sx as usize) * 3;
+        [
+            img.rgb[i] as f32,
+            img.rgb[i + 1] as f32,
+            img.rgb[i + 2] as f32,
+        ]
+    };
+    for y in 0..h {
+        for x in 0..w {
+            let [r, g, b] = rgb_at(x, y);
+            f[(l.y_off + y * l.y_stride + x) as usize] = (0.299 * r + 0.587 * g + 0.114 * b)
+                .round()
+                .clamp(0.0, 255.0) as u8;
+        }
+    }
+    for y in 0..h / 2 {
+        for x in 0..w / 2 {
+            let [r, g, b] = rgb_at(2 * x, 2 * y);
+            let u = 128.0 - 0.168_736 * r - 0.331_264 * g + 0.5 * b;
+            let v = 128.0 + 0.5 * r - 0.418_688 * g - 0.081_312 * b;
+            f[(l.u_off + y * l.u_stride + x) as usize] = u.round().clamp(0.0, 255.0) as u8;
+            f[(l.v_off + y * l.v_stride + x) as usize] = v.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    Some((l, f))
+}
+
+#[test]
+fn gpu_and_cpu_backends_agree_on_real_faces() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let photos = root.join("testdata/face_recognition");
+    let models = default_models();
+    if !models_present(&models) || !photos.join("obama.jpg").is_file() {
+        eprintln!("skipped: run scripts/setup for models/ and testdata/ (CI does)");
+        return;
+    }
+    let gpu = Gpu::open(&GpuConfig::default()).expect("adapter");
+    let kernel = LightingKernel::new(&gpu);
+    let params = NormaliseParams::default();
+    // Two lanes of different sizes: the frames are gathered into one buffer at different offsets.
+    let inputs = [
+        frame_of_photo(&photos.join("obama.jpg"), 320, 240).expect("obama"),
+        frame_of_photo(&photos.join("biden.jpg"), 256, 256).expect("biden"),
+    ];
+    let lanes: Vec<LaneNormaliser> = inputs
+        .iter()
+        .map(|(l, _)| LaneNormaliser::new(&gpu, &kernel, *l, &params).expect("lane"))
+        .collect();
+    let work: Vec<(&LaneNormaliser, &[u8])> = lanes
+        .iter()
+        .zip(&inputs)
+        .map(|(n, (_, f))| (n, f.as_slice()))
+        .collect();
+    normalise_batch(&gpu, &kernel, &work).expect("normalise");
+    let refs: Vec<FrameRef<'_>> = lanes
+        .iter()
+        .zip(&inputs)
+        .map(|(n, (l, _))| FrameRef {
+            lane: n,
+            width: l.width,
+            height: l.height,
+        })
+        .collect();
+
+    // The gallery: both people enrolled from the same photos by the enrolment chain (its own
+    // framing and detector, so similarities are high but not 1).
+    let pipe = enrolment::faces::FacePipeline::load(&models).expect("models");
+    let gallery = crate::sync::Gallery::new();
+    let mut ids = Vec::new();
+    let mut changes = Vec::new();
+    for name in ["obama.jpg", "biden.jpg"] {
+        let bytes = std::fs::read(photos.join(name)).expect("photo");
+        let img = enrolment::photo::decode(&bytes, Default::default()).expect("decode");
+        let face = pipe.detect(&img).expect("detect")[0];
+        let t = pipe
+            .embed(&pipe.chip(&img, &face).expect("chip"))
+            .expect("embed");
+        let id = enrolment::SubjectId::random().expect("id");
+        ids.push(id);
+        changes.push(crate::sync::gallery::GalleryChange::Upsert(
+            id,
+            Box::new(t),
+            Vec::new(),
+        ));
+    }
+    gallery.update(1, changes);
+
+    let mut results = Vec::new();
+    for backend in [Backend::Cpu, Backend::Gpu] {
+        let cfg = RecogniseConfig {
+            backend,
+            detector: Detector::Front,
+            ..Default::default()
+        };
+        let mut r = Recogniser::new(&gpu, &cfg, 2).expect("recogniser");
+        assert_eq!(
+            r.backend_name(),
+            if backend == Backend::Gpu {
+                "gpu"
+            } else {
+                "cpu"
+            }
+        );
+        // One subject: Obama's face from this very frame, enrolled through the CPU chain's result.
+        assert!(r.mirror.refresh(&gallery, None).expect("refresh"));
+        assert!(
+            !r.mirror.refresh(&gallery, None).expect("refresh"),
+            "unchanged gallery uploads nothing"
+        );
+        let (faces, times) = r.tick(&gpu, &refs).expect("tick");
+        assert_eq!(times.faces, 2, "{faces:?}");
+        results.push((faces, r));
+    }
+    let (cpu, gpu_r) = (&results[0].0, &results[1].0);
+    for (lane, (a, b)) in cpu.iter().zip(gpu_r).enumerate() {
+        assert_eq!(a.faces.len(), 1, "lane {lane}");
+        assert_eq!(b.faces.len(), 1, "lane {lane}");
+        let (fa, fb) = (&a.faces[0], &b.faces[0]);
+        for (p, q) in fa.detection.keypoints.iter().zip(&fb.detection.keypoints) {
+            assert!(
+                (p[0] - q[0]).abs() < 1.5 && (p[1] - q[1]).abs() < 1.5,
+                "lane {lane}: {p:?} vs {q:?}"
+            );
+        }
+        let (qa, qb) = (fa.quality.expect("embedded"), fb.quality.expect("embedded"));
+        assert!((qa.eye_px - qb.eye_px).abs() < 1.5);
+        assert!((qa.luma - qb.luma).abs() < 2.0, "{qa:?} vs {qb:?}");
+        // Each lane's walker is found, by both backends, with nearly the same similarity.
+        let numbers = &results[0].1.mirror.numbers();
+        let (ba, bb) = (fa.best.expect("match"), fb.best.expect("match"));
+        assert_eq!(numbers.get(ba.subject.0), Some(ids[lane]), "lane {lane}");
+        assert_eq!(ba.subject, bb.subject);
+        assert!(ba.similarity > 0.6, "{ba:?}");
+        assert!(
+            (ba.similarity - bb.similarity).abs() < 2e-3,
+            "{ba:?} vs {bb:?}"
+        );
+        let (sa, sb) = (fa.second.expect("runner-up"), fb.second.expect("runner-up"));
+        assert!(sa.similarity < 0.3 && (sa.similarity - sb.similarity).abs() < 2e-3);
+    }
+}
