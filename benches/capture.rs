@@ -101,6 +101,7 @@ fn full_path(
         cap.counters.clone(),
         gtx,
         None,
+        std::time::Duration::ZERO,
     )?;
     let mut frames = 0u64;
     while !stage.is_finished() {
@@ -131,6 +132,7 @@ fn main() -> Result<()> {
     let gpu = Arc::new(Gpu::open(&GpuConfig {
         adapter: "auto".into(),
         timestamps: true,
+        ..Default::default()
     })?);
     let dir = tempfile::tempdir()?;
     println!(

@@ -1,44 +1,80 @@
-//! First end-to-end run of the station on recorded multi-lane footage (own harness; prints a table
-//! and writes JSON): every frame of every lane through capture → normalise → detect → align →
-//! embed → match → decide → door, with an in-process enrolment centre distributing the footage's
-//! enrolled passengers over zenoh and the real door/light drivers.
+//! End-to-end benchmark of the station on recorded multi-lane footage with ground truth (own
+//! harness): every lane through capture → normalise → detect → align → embed → match → decide →
+//! door, with an in-process enrolment centre distributing the footage's enrolled passengers over
+//! zenoh and the real door/light drivers.
 //!
-//! Reports lanes × fps sustained, per-stage wall time p50/p99 (one tick batches every lane),
-//! capture → identified / → door command / → door open acknowledged p50/p99, and the decisions
-//! against the footage's ground truth.
+//! Two modes: `fast` (every frame of every lane, as fast as the station takes them: throughput) and
+//! `paced` (files played at their own pace, newest frame only, as live cameras: what a walker gets).
+//! Reports lanes × fps sustained, per-stage wall time p50/p99 (one tick batches all lanes), capture →
+//! identified / door command / door open acknowledged p50/p99, and the decisions scored against the
+//! ground truth (correct, missed and false opens, tailgating caught/missed, refusals) by lighting
+//! scenario and mask. Writes `gate.json` and `gate.md` to `--out` (default target/gate-bench).
 //!
-//! `cargo bench -p gate-benches --bench gate [-- --footage DIR] [--detector front|back]
-//!  [--backend auto|gpu|cpu] [--json out.json]`. Default footage: testdata/footage/default
-//! (scripts/setup makes it). The full benchmark report (scenarios, masks, paced mode) is issue 6.
+//! `cargo bench -p gate-benches --bench gate [-- --footage DIR] [--mode fast|paced|both]
+//!  [--detector front|back] [--backend auto|gpu|cpu] [--out DIR]`. Default footage:
+//! testdata/footage/default (scripts/setup makes it); any `gate-calibrate footage` folder works.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use pipeline::demo::{self, FootageOptions};
-use protocol::Outcome;
+use pipeline::demo::{self, FootageOptions, FootageRun};
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
+fn pct(v: &[f64], p: f64) -> Option<f64> {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
-        return f64::NAN;
+        return None;
     }
     v.sort_by(f64::total_cmp);
     let i = ((v.len() - 1) as f64 * p).round() as usize;
-    v[i.min(v.len() - 1)]
+    v.get(i.min(v.len() - 1)).copied()
+}
+
+struct Stage {
+    name: &'static str,
+    values_ms: Vec<f64>,
+}
+
+fn stages(r: &FootageRun) -> Vec<Stage> {
+    let rep = &r.report;
+    let tick = |f: fn(&pipeline::recognise::TickTimes) -> std::time::Duration| {
+        rep.ticks.iter().map(|t| f(t).as_secs_f64() * 1e3).collect()
+    };
+    let decided = |f: fn(&pipeline::decisions::DecisionRecord) -> Option<f64>| {
+        rep.decisions.iter().filter_map(f).collect()
+    };
+    vec![
+        Stage {
+            name: "capture → normalised (per frame)",
+            values_ms: rep.normalised_s.iter().map(|s| s * 1e3).collect(),
+        },
+        Stage { name: "detect (tick, all lanes)", values_ms: tick(|t| t.detect) },
+        Stage { name: "align + embed (tick)", values_ms: tick(|t| t.embed) },
+        Stage { name: "match (tick)", values_ms: tick(|t| t.matching) },
+        Stage {
+            name: "capture → identified",
+            values_ms: decided(|d| d.message.similarity.map(|_| d.message.latency_ms)),
+        },
+        Stage { name: "capture → door command", values_ms: decided(|d| d.door_command_ms) },
+        Stage { name: "capture → door open acknowledged", values_ms: decided(|d| d.door_open_ms) },
+    ]
 }
 
 fn main() -> Result<()> {
     let mut footage = demo::default_footage();
     let mut detector = "back".to_string();
     let mut backend = "auto".to_string();
-    let mut json: Option<PathBuf> = None;
+    let mut mode = "both".to_string();
+    let mut out = PathBuf::from("target/gate-bench");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--footage" => footage = args.next().context("--footage DIR")?.into(),
             "--detector" => detector = args.next().context("--detector front|back")?,
             "--backend" => backend = args.next().context("--backend auto|gpu|cpu")?,
-            "--json" => json = Some(args.next().context("--json FILE")?.into()),
+            "--mode" => mode = args.next().context("--mode fast|paced|both")?,
+            "--out" => out = args.next().context("--out DIR")?.into(),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -48,164 +84,99 @@ fn main() -> Result<()> {
             footage.display()
         );
     }
-    let work = tempfile::tempdir()?;
-    let opts = FootageOptions {
-        extra_toml: format!("[recognise]\ndetector = {detector:?}\nbackend = {backend:?}\n"),
-        spawn_drivers: true,
-        ..Default::default()
+    let modes: Vec<bool> = match mode.as_str() {
+        "fast" => vec![false],
+        "paced" => vec![true],
+        "both" => vec![false, true],
+        m => bail!("--mode {m}: expected fast, paced or both"),
     };
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let rt = tokio::runtime::Runtime::new()?;
-    let t = Instant::now();
-    let run = rt
-        .block_on(demo::run_footage(&footage, work.path(), &opts))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let wall = t.elapsed().as_secs_f64();
-    let r = &run.report;
+    let mut md = String::new();
+    let mut json = Vec::new();
+    for paced in modes {
+        let work = tempfile::tempdir()?;
+        let opts = FootageOptions {
+            extra_toml: format!("[recognise]\ndetector = {detector:?}\nbackend = {backend:?}\n"),
+            spawn_drivers: true,
+            paced,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let run = rt
+            .block_on(demo::run_footage(&footage, work.path(), &opts))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let wall = t.elapsed().as_secs_f64();
+        let r = &run.report;
+        let frames: u64 = r.lanes.iter().map(|l| l.frames_processed).sum();
+        let frames_in: u64 = r.lanes.iter().map(|l| l.frames_in).sum();
+        let lanes = r.lanes.len();
+        let fps = frames as f64 / r.elapsed.as_secs_f64();
+        let card = run.score();
+        let st = stages(&run);
+        let mode_name = if paced { "paced" } else { "fast" };
 
-    let frames: u64 = r.lanes.iter().map(|l| l.frames_processed).sum();
-    let lanes = r.lanes.len();
-    let fps_total = frames as f64 / r.elapsed.as_secs_f64();
-    let ms = |v: Vec<f64>| -> (f64, f64) {
-        let mut v = v;
-        (pct(&mut v, 0.5), pct(&mut v, 0.99))
-    };
-    let stage = |f: fn(&pipeline::recognise::TickTimes) -> f64| ms(r.ticks.iter().map(f).collect());
-    let rows: Vec<(&str, (f64, f64))> = vec![
-        (
-            "capture → normalised (per frame)",
-            ms(r.normalised_s.iter().map(|s| s * 1e3).collect()),
-        ),
-        (
-            "detect (tick, all lanes)",
-            stage(|t| t.detect.as_secs_f64() * 1e3),
-        ),
-        (
-            "align + embed (tick)",
-            stage(|t| t.embed.as_secs_f64() * 1e3),
-        ),
-        ("match (tick)", stage(|t| t.matching.as_secs_f64() * 1e3)),
-        (
-            "capture → identified",
-            ms(r.decisions
-                .iter()
-                .filter(|d| d.message.similarity.is_some())
-                .map(|d| d.message.latency_ms)
-                .collect()),
-        ),
-        (
-            "capture → door command",
-            ms(r.decisions
-                .iter()
-                .filter_map(|d| d.door_command_ms)
-                .collect()),
-        ),
-        (
-            "capture → door open ack",
-            ms(r.decisions.iter().filter_map(|d| d.door_open_ms).collect()),
-        ),
-    ];
-
-    // Decisions against the ground truth, walker by walker (the full accounting is issue 6).
-    let mut expected_open = 0;
-    let mut correct_open = 0;
-    let mut false_open = 0;
-    let mut tailgating_expected = 0;
-    let mut tailgating_caught = 0;
-    for lane in &run.truth.lanes {
-        let got: Vec<_> = r.decisions.iter().filter(|d| d.lane == lane.lane).collect();
-        for w in &lane.walkers {
-            if w.expected == "open" {
-                expected_open += 1;
-                if got.iter().any(|d| {
-                    d.message.outcome == Outcome::Open
-                        && d.message
-                            .subject
-                            .as_deref()
-                            .and_then(|s| run.identity_of(s))
-                            == Some(w.identity.as_str())
-                }) {
-                    correct_open += 1;
-                }
-            }
-            if w.expected == "tailgating" && w.lead {
-                tailgating_expected += 1;
-                if got.iter().any(|d| d.message.outcome == Outcome::Tailgating) {
-                    tailgating_caught += 1;
-                }
-            }
+        writeln!(
+            md,
+            "\n### {mode_name}: {} ({lanes} lanes, {}x{} @ {} fps)\n\n{}; adapter {}; recogniser {}, detector {detector}\n",
+            footage.display(),
+            run.truth.width,
+            run.truth.height,
+            run.truth.fps,
+            if paced {
+                "files at their own pace, newest frame only (as live cameras)"
+            } else {
+                "every frame, as fast as possible"
+            },
+            r.adapter,
+            r.recogniser.unwrap_or("off")
+        )?;
+        writeln!(md, "| measure | value |\n|---|---:|")?;
+        writeln!(md, "| frames processed / delivered | {frames} / {frames_in} |")?;
+        writeln!(md, "| station run | {:.1} s (wall with centre and model load {wall:.1} s) |", r.elapsed.as_secs_f64())?;
+        writeln!(md, "| lanes × fps sustained | {lanes} × {:.2} = {fps:.2} frames/s |", fps / lanes.max(1) as f64)?;
+        writeln!(
+            md,
+            "| recognition ticks | {} (faces {}, embedded {}) |",
+            r.ticks.len(),
+            r.ticks.iter().map(|t| t.faces).sum::<usize>(),
+            r.ticks.iter().map(|t| t.embedded).sum::<usize>()
+        )?;
+        writeln!(md, "\n| stage | n | p50 ms | p99 ms |\n|---|---:|---:|---:|")?;
+        let f = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "–".into());
+        for s in &st {
+            writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                s.name,
+                s.values_ms.len(),
+                f(pct(&s.values_ms, 0.5)),
+                f(pct(&s.values_ms, 0.99))
+            )?;
         }
-        for d in got.iter().filter(|d| d.message.outcome == Outcome::Open) {
-            let who = d
-                .message
-                .subject
-                .as_deref()
-                .and_then(|s| run.identity_of(s));
-            let allowed = lane
-                .walkers
-                .iter()
-                .any(|w| w.expected == "open" && Some(w.identity.as_str()) == who);
-            if !allowed {
-                false_open += 1;
-            }
-        }
-    }
-
-    println!(
-        "\nEnd-to-end on {} ({} lanes, {}x{} @ {} fps), adapter {}, recogniser {}, detector {detector}",
-        footage.display(),
-        lanes,
-        run.truth.width,
-        run.truth.height,
-        run.truth.fps,
-        r.adapter,
-        r.recogniser.unwrap_or("off")
-    );
-    println!("\n| measure | value |\n|---|---:|");
-    println!("| frames processed (all lanes) | {frames} |");
-    println!(
-        "| station run time | {:.1} s (wall incl. centre and model load {wall:.1} s) |",
-        r.elapsed.as_secs_f64()
-    );
-    println!(
-        "| lanes × fps sustained | {lanes} × {:.2} = {fps_total:.2} frames/s |",
-        fps_total / lanes.max(1) as f64
-    );
-    println!(
-        "| recognition ticks | {} (faces {} / embedded {}) |",
-        r.ticks.len(),
-        r.ticks.iter().map(|t| t.faces).sum::<usize>(),
-        r.ticks.iter().map(|t| t.embedded).sum::<usize>()
-    );
-    println!("\n| stage | p50 ms | p99 ms |\n|---|---:|---:|");
-    for (name, (p50, p99)) in &rows {
-        println!("| {name} | {p50:.1} | {p99:.1} |");
-    }
-    println!("\n| decisions | value |\n|---|---:|");
-    println!("| correct opens | {correct_open} / {expected_open} |");
-    println!("| false opens | {false_open} |");
-    println!("| tailgating caught | {tailgating_caught} / {tailgating_expected} |");
-    println!("| decisions total | {} |", r.decisions.len());
-    print!("{}", demo::format_decisions(&run));
-
-    if let Some(path) = json {
-        let v = serde_json::json!({
+        writeln!(md, "\n{}", demo::score::markdown(&card))?;
+        md += &demo::format_decisions(&run);
+        json.push(serde_json::json!({
+            "mode": mode_name,
             "footage": footage.display().to_string(),
             "adapter": r.adapter,
             "recogniser": r.recogniser,
             "detector": detector,
             "lanes": lanes,
-            "frames": frames,
+            "frames_processed": frames,
+            "frames_delivered": frames_in,
             "elapsed_s": r.elapsed.as_secs_f64(),
-            "fps_total": fps_total,
-            "stages_ms": rows.iter().map(|(n, (a, b))| serde_json::json!({"stage": n, "p50": a, "p99": b})).collect::<Vec<_>>(),
-            "correct_opens": correct_open,
-            "expected_opens": expected_open,
-            "false_opens": false_open,
-            "tailgating_caught": tailgating_caught,
-            "tailgating_expected": tailgating_expected,
-        });
-        std::fs::write(&path, serde_json::to_string_pretty(&v)?)?;
-        println!("wrote {}", path.display());
+            "fps_total": fps,
+            "stages_ms": st.iter().map(|s| serde_json::json!({
+                "stage": s.name, "n": s.values_ms.len(),
+                "p50": pct(&s.values_ms, 0.5), "p99": pct(&s.values_ms, 0.99)
+            })).collect::<Vec<_>>(),
+            "score": card,
+        }));
     }
+    print!("{md}");
+    std::fs::write(out.join("gate.md"), &md)?;
+    std::fs::write(out.join("gate.json"), serde_json::to_string_pretty(&json)?)?;
+    println!("\nwrote {}/gate.md and gate.json", out.display());
     Ok(())
 }

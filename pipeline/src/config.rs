@@ -207,6 +207,10 @@ pub struct GpuConfig {
     pub adapter: String,
     /// Measure per-stage GPU time with timestamp queries when the adapter offers them.
     pub timestamps: bool,
+    /// The batch scheduler's tick: at most one batch (the newest frame of every lane that has one)
+    /// per tick, so lanes whose frames arrive within a tick share one GPU batch. Recorded footage
+    /// in benchmark mode runs as fast as the GPU allows instead.
+    pub tick_ms: u64,
 }
 
 impl Default for GpuConfig {
@@ -214,6 +218,7 @@ impl Default for GpuConfig {
         Self {
             adapter: "auto".into(),
             timestamps: true,
+            tick_ms: 33,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! tailgating) → door and arch commands, decision messages on zenoh, journal lines and the latency
 //! histograms (capture → identified → door command published → door open acknowledged).
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use metrics::{counter, histogram};
@@ -10,7 +11,7 @@ use tracing::{info, warn};
 
 use crate::config::{LaneRole, StationConfig};
 use crate::decide::gate::{GateVerdict, TicketDesk, verdicts};
-use crate::decide::{LaneDecider, Observation, Quality};
+use crate::decide::{BBox, LaneDecider, Observation, Quality};
 use crate::drive::Link;
 use crate::recognise::{LaneFaces, SubjectNumbers};
 use crate::store::{JournalEntry, JournalKind, JournalWriter};
@@ -37,12 +38,21 @@ struct LaneGate {
     awaiting_open: Vec<(u64, Instant, usize)>,
 }
 
+/// Commands a decision sent, so the station can time their acknowledgements like any other.
+#[derive(Debug, Default)]
+pub struct Sent {
+    pub door: Vec<u64>,
+    pub light: Vec<u64>,
+}
+
 pub struct Decisions {
     lanes: Vec<LaneGate>,
     desk: TicketDesk,
     numbers: SubjectNumbers,
     gallery: crate::sync::Gallery,
     pub records: Vec<DecisionRecord>,
+    /// Per lane, the boxes of identified walkers still in view, for the recogniser to skip.
+    pub settled: Arc<Mutex<Vec<Vec<BBox>>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +74,7 @@ impl Decisions {
             Some(p) => TicketDesk::new(enrolment::tickets::FareTable::load(p)?, station),
             None => TicketDesk::single_station(station)?,
         };
-        let lanes = cfg
+        let lanes: Vec<LaneGate> = cfg
             .lanes
             .iter()
             .map(|l| LaneGate {
@@ -82,6 +92,7 @@ impl Decisions {
             })
             .collect();
         Ok(Self {
+            settled: Arc::new(Mutex::new(vec![Vec::new(); lanes.len()])),
             lanes,
             desk,
             numbers,
@@ -100,9 +111,10 @@ impl Decisions {
         faces: &LaneFaces,
         link: &Link,
         journal: &JournalWriter,
-    ) {
+    ) -> Sent {
+        let mut sent = Sent::default();
         let Some(g) = self.lanes.get_mut(lane) else {
-            return;
+            return sent;
         };
         let obs: Vec<Observation> = faces
             .faces
@@ -121,8 +133,16 @@ impl Decisions {
             })
             .collect();
         let events = g.decider.update(at_ms, &obs);
+        if let Some(slot) = self
+            .settled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(lane)
+        {
+            *slot = g.decider.identified_boxes();
+        }
         if events.is_empty() {
-            return;
+            return sent;
         }
         let in_zone = g.decider.tracks_in_zone();
         let (numbers, gallery) = (&self.numbers, &self.gallery);
@@ -148,7 +168,8 @@ impl Decisions {
                     .record(identified.duration_since(captured).as_secs_f64());
             }
             let msg = message(&g.id, &v, identified.duration_since(captured));
-            let door_command_ms = act(g, &v, captured, self.records.len(), link, journal).await;
+            let door_command_ms =
+                act(g, &v, captured, self.records.len(), link, journal, &mut sent).await;
             self.records.push(DecisionRecord {
                 lane: g.id.clone(),
                 message: msg.clone(),
@@ -169,6 +190,7 @@ impl Decisions {
                 detail: serde_json::to_string(&msg).unwrap_or_default(),
             });
         }
+        sent
     }
 
     /// A door state arrived: the open acknowledgement closes the latency chain.
@@ -204,11 +226,13 @@ async fn act(
     record: usize,
     link: &Link,
     journal: &JournalWriter,
+    sent: &mut Sent,
 ) -> Option<f64> {
     let mut published = None;
     if let Some(action) = v.door {
         match link.door(&g.id, action).await {
             Ok(seq) => {
+                sent.door.push(seq);
                 let s = captured.elapsed().as_secs_f64();
                 published = Some(s * 1e3);
                 histogram!(names::DECISION_LATENCY, "lane" => g.id.clone(), "to" => "door_command")
@@ -229,10 +253,11 @@ async fn act(
             Err(e) => warn!(lane = %g.id, error = %e, "door command failed"),
         }
     }
-    if let Some(arch) = v.arch
-        && let Err(e) = link.light(&g.id, Some(arch), None).await
-    {
-        warn!(lane = %g.id, error = %e, "arch command failed");
+    if let Some(arch) = v.arch {
+        match link.light(&g.id, Some(arch), None).await {
+            Ok(seq) => sent.light.push(seq),
+            Err(e) => warn!(lane = %g.id, error = %e, "arch command failed"),
+        }
     }
     published
 }

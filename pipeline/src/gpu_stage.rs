@@ -27,6 +27,8 @@ pub struct Recognition {
     pub gallery: crate::sync::Gallery,
     /// Narrow matching to subjects holding a ticket valid today.
     pub narrow: bool,
+    /// Per lane, the boxes of walkers already decided (written by the station's deciders).
+    pub settled: Arc<std::sync::Mutex<Vec<Vec<crate::decide::BBox>>>>,
 }
 
 pub enum GpuReport {
@@ -62,12 +64,24 @@ impl GpuStage {
         counters: Vec<Arc<LaneCounters>>,
         reports: UnboundedSender<GpuReport>,
         recognition: Option<Recognition>,
+        tick: Duration,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let thread = std::thread::Builder::new()
             .name("gpu-stage".into())
-            .spawn(move || run(gpu, params, hub, counters, reports, s, recognition))?;
+            .spawn(move || {
+                run(Worker {
+                    gpu,
+                    params,
+                    hub,
+                    counters,
+                    reports,
+                    stop: s,
+                    recognition,
+                    tick,
+                })
+            })?;
         Ok(Self {
             thread: Some(thread),
             stop,
@@ -92,20 +106,41 @@ impl Drop for GpuStage {
     }
 }
 
-fn run(
+/// What the stage thread owns.
+struct Worker {
     gpu: Arc<Gpu>,
     params: NormaliseParams,
     hub: Arc<FrameHub>,
     counters: Vec<Arc<LaneCounters>>,
     reports: UnboundedSender<GpuReport>,
     stop: Arc<AtomicBool>,
-    mut recognition: Option<Recognition>,
-) {
+    recognition: Option<Recognition>,
+    tick: Duration,
+}
+
+fn run(w: Worker) {
+    let Worker {
+        gpu,
+        params,
+        hub,
+        counters,
+        reports,
+        stop,
+        mut recognition,
+        tick,
+    } = w;
     let kernel = LightingKernel::new(&gpu);
     let mut lanes: Vec<Option<LaneNormaliser>> = (0..hub.lanes()).map(|_| None).collect();
     let labels: Vec<String> = counters.iter().map(|c| c.id.clone()).collect();
     let mut idle_since = Instant::now();
+    let mut next_tick = Instant::now();
     while !stop.load(Ordering::SeqCst) {
+        // One batch per tick: frames that arrive during a tick wait for its end and go together.
+        let now = Instant::now();
+        if next_tick > now {
+            std::thread::sleep(next_tick - now);
+        }
+        next_tick = Instant::now().max(next_tick) + tick;
         let frames = hub.take_batch(Duration::from_millis(20));
         if frames.is_empty() {
             // Every lane closed and drained: recorded footage is played out.
@@ -181,7 +216,14 @@ fn recognise(
     if refs.len() != frames.len() {
         return (None, None, None);
     }
-    match r.recogniser.tick(gpu, &refs) {
+    let settled: Vec<Vec<crate::decide::BBox>> = {
+        let s = r.settled.lock().unwrap_or_else(|e| e.into_inner());
+        frames
+            .iter()
+            .map(|f| s.get(f.lane).cloned().unwrap_or_default())
+            .collect()
+    };
+    match r.recogniser.tick(gpu, &refs, &settled) {
         Ok((mut faces, times)) => {
             for (f, lf) in frames.iter().zip(faces.iter_mut()) {
                 lf.face_luma = face_luma(f, lf);
@@ -330,6 +372,7 @@ mod tests {
             counters.clone(),
             tx,
             None,
+            Duration::ZERO,
         )
         .expect("stage");
         let layout = FrameLayout::i420(64, 48);

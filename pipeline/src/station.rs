@@ -171,6 +171,7 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
                     recogniser,
                     gallery,
                     narrow: cfg.recognise.narrow_to_ticket_holders,
+                    settled: decisions.settled.clone(),
                 }),
                 Some(decisions),
             )
@@ -194,6 +195,10 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
         capture.counters.clone(),
         gpu_tx,
         recognition,
+        match cfg.capture.mode {
+            crate::config::CaptureMode::Benchmark => Duration::ZERO,
+            crate::config::CaptureMode::Realtime => Duration::from_millis(cfg.gpu.tick_ms),
+        },
     )
     .map_err(|e| StationError::Io(format!("cannot start GPU stage: {e}")))?;
 
@@ -270,7 +275,9 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
                     normalised_s.push(done.saturating_duration_since(captured).as_secs_f64());
                     if let (Some(d), Some(f)) = (decisions.as_mut(), faces.as_ref()) && !gpu_lost {
                         let at_ms = pts_ms.unwrap_or_else(|| captured.saturating_duration_since(t0).as_millis() as u64);
-                        d.on_faces(lane, at_ms, captured, f, &link, &journal).await;
+                        let sent = d.on_faces(lane, at_ms, captured, f, &link, &journal).await;
+                        for seq in sent.door { lanes[lane].door_pending.sent(seq); }
+                        for seq in sent.light { lanes[lane].light_pending.sent(seq); }
                     }
                     let l = &mut lanes[lane];
                     l.luma_mean = stats.mean;

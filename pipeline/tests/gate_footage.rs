@@ -139,6 +139,13 @@ async fn two_lanes_open_refuse_and_catch_tailgating() {
             );
         }
     }
+    // The benchmark's scoring agrees: its counts equal the ground truth's.
+    let card = r.score();
+    let t = &card.total;
+    assert_eq!(t.correct_opens, t.expected_opens, "{card:?}");
+    assert_eq!((t.false_opens, t.missed_opens), (0, 0), "{card:?}");
+    assert_eq!(t.tailgating_caught, t.tailgating, "{card:?}");
+    assert_eq!(t.correct_refusals, t.expected_refusals, "{card:?}");
     // The driver acknowledged every open.
     for d in r
         .report

@@ -81,6 +81,15 @@ impl LaneDecider {
         }
     }
 
+    /// Last boxes of the tracks already identified: their faces need no more embedding.
+    pub fn identified_boxes(&self) -> Vec<BBox> {
+        self.tracks
+            .iter()
+            .filter(|t| t.identified)
+            .map(|t| t.bbox)
+            .collect()
+    }
+
     /// Tracks whose last box is inside the lane zone.
     pub fn tracks_in_zone(&self) -> usize {
         self.tracks

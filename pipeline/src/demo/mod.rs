@@ -6,6 +6,7 @@
 //! with the footage's ground truth.
 
 pub mod centre;
+pub mod score;
 pub mod truth;
 
 use std::collections::HashMap;
@@ -50,6 +51,9 @@ pub struct FootageOptions {
     pub metrics: bool,
     /// Stop after this long instead of when the footage is played out.
     pub duration: Option<Duration>,
+    /// Play the files at their own pace, newest frame only (as live cameras), instead of
+    /// processing every frame as fast as possible.
+    pub paced: bool,
 }
 
 pub struct FootageRun {
@@ -60,6 +64,13 @@ pub struct FootageRun {
 }
 
 impl FootageRun {
+    /// The run scored against the footage's ground truth.
+    pub fn score(&self) -> score::Scorecard {
+        score::score(&self.truth, &self.report.decisions, &|s| {
+            self.identity_of(s).map(str::to_owned)
+        })
+    }
+
     /// The identity behind a decision's pseudonymous id, where the demo centre knows it.
     pub fn identity_of(&self, subject: &str) -> Option<&str> {
         self.subjects
@@ -76,7 +87,10 @@ pub fn footage_config(
     work: &Path,
     opts: &FootageOptions,
 ) -> Result<StationConfig, StationError> {
-    let mut toml = String::from("[station]\nid = \"demo\"\n\n[capture]\nmode = \"benchmark\"\n\n");
+    let mut toml = format!(
+        "[station]\nid = \"demo\"\n\n[capture]\nmode = \"{}\"\n\n",
+        if opts.paced { "realtime" } else { "benchmark" }
+    );
     for l in &truth.lanes {
         let source = match opts.sources.get(&l.lane) {
             Some(s) => s.clone(),

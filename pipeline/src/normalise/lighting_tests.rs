@@ -16,6 +16,7 @@ fn gpu() -> Gpu {
     Gpu::open(&GpuConfig {
         adapter: "auto".into(),
         timestamps: true,
+        ..Default::default()
     })
     .expect("a wgpu adapter (lavapipe in CI)")
 }

@@ -222,10 +222,13 @@ impl Recogniser {
     }
 
     /// Runs one tick over the given frames (one per lane, any order); results in the same order.
+    /// Faces overlapping a box in `settled[frame]` (walkers already decided) are detected and
+    /// tracked but not embedded again.
     pub fn tick(
         &mut self,
         gpu: &Gpu,
         frames: &[FrameRef<'_>],
+        settled: &[Vec<BBox>],
     ) -> Result<(Vec<LaneFaces>, TickTimes), RecogniseError> {
         let mut times = TickTimes::default();
         if frames.is_empty() {
@@ -260,7 +263,10 @@ impl Recogniser {
         for (fi, lane) in out.iter().enumerate() {
             for (k, f) in lane.faces.iter().enumerate() {
                 let eye = f.detection.eye_distance();
-                if eye >= self.cfg.min_eye_px {
+                let settled = settled
+                    .get(fi)
+                    .is_some_and(|boxes| boxes.iter().any(|b| b.iou(&f.bbox) >= 0.4));
+                if eye >= self.cfg.min_eye_px && !settled {
                     cuts.push((eye, fi, k));
                 }
             }

@@ -139,7 +139,7 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
             !r.mirror.refresh(&gallery, None).expect("refresh"),
             "unchanged gallery uploads nothing"
         );
-        let (faces, times) = r.tick(&gpu, &refs).expect("tick");
+        let (faces, times) = r.tick(&gpu, &refs, &[]).expect("tick");
         assert_eq!(times.faces, 2, "{faces:?}");
         results.push((faces, r));
     }
