@@ -97,7 +97,10 @@ fn main() -> Result<()> {
     for paced in modes {
         let work = tempfile::tempdir()?;
         let opts = FootageOptions {
-            extra_toml: format!("[recognise]\ndetector = {detector:?}\nbackend = {backend:?}\n"),
+            // The footage's people walk through many times and lanes: judge each passage alone.
+            extra_toml: format!(
+                "[recognise]\ndetector = {detector:?}\nbackend = {backend:?}\n\n[decision]\ntrips = false\n"
+            ),
             spawn_drivers: true,
             paced,
             ..Default::default()

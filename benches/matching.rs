@@ -4,7 +4,11 @@
 //! beside a CPU brute-force baseline (one core, f32) on the same data.
 //!
 //! `cargo bench -p gate-benches --bench matching -- [--sizes 10000,100000,1000000]
-//!   [--probes 1,8,64] [--precisions f32,f16] [--iters N] [--cpu-max N] [--json FILE]`
+//!   [--probes 1,8,64] [--precisions f32,f16] [--iters N] [--cpu-max N] [--json FILE]
+//!   [--no-narrowing]`
+//!
+//! Then the effect of narrowing the candidates to ticket holders on the false-positive
+//! identification rate (`narrowing_effect`).
 //!
 //! A "dispatch" is one matching of P probes: the scan of every page plus the reduction, recorded
 //! `iters` times into one command buffer and submitted once (the time excludes upload, readback and
@@ -33,6 +37,7 @@ struct Args {
     iters: usize,
     cpu_max: u64,
     json: Option<std::path::PathBuf>,
+    narrowing: bool,
 }
 
 fn list<T>(s: &str, f: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
@@ -47,10 +52,15 @@ fn parse() -> Result<Args> {
         iters: 0,
         cpu_max: 64_000_000,
         json: None,
+        narrowing: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--bench" {
+            continue;
+        }
+        if flag == "--no-narrowing" {
+            a.narrowing = false;
             continue;
         }
         let mut val = || it.next().ok_or_else(|| anyhow!("{flag} needs a value"));
@@ -118,6 +128,63 @@ fn cpu_top2(templates: &[f32], probes: &[f32]) -> Vec<(u32, u32)> {
             (b1.0, b2.0)
         })
         .collect()
+}
+
+/// The effect of narrowing the candidates to ticket holders (`[recognise]
+/// narrow_to_ticket_holders`): false-positive identification rate per probe with the whole gallery
+/// and with 10 % of it as candidates, measured on the GPU gallery with random unit templates and
+/// random non-mated probes, beside the prediction FPIR ≈ 1 − (1 − FMR)^N from the per-comparison
+/// FMR measured on the same scores. Random 128-D templates are far easier impostors than faces (their
+/// cosines are ~N(0, 1/128)), so the thresholds here are low; what carries over is the scaling with N.
+fn narrowing_effect(device: &wgpu::Device, queue: &wgpu::Queue) -> Result<serde_json::Value> {
+    let (n, probes_n) = (20_000usize, 512usize);
+    let rows = unit_rows(11, n);
+    let probes = unit_rows(12, probes_n);
+    let mut g = Gallery::new(device, queue, GalleryOptions::default())?;
+    let ids: Vec<u32> = (0..n as u32).collect();
+    g.upsert_many(&ids, &rows)?;
+    let t = Instant::now();
+    let full = g.run_blocking(&probes)?;
+    let full_s = t.elapsed().as_secs_f64();
+    let holders: Vec<u32> = ids.iter().copied().filter(|i| i % 10 == 0).collect();
+    g.set_candidates(Some(&holders))?;
+    let t = Instant::now();
+    let narrowed = g.run_blocking(&probes)?;
+    let narrowed_s = t.elapsed().as_secs_f64();
+    // Every score once on the CPU, for the per-comparison FMR.
+    let mut scores = Vec::with_capacity(n * probes_n);
+    for p in probes.chunks_exact(DIM) {
+        for r in rows.chunks_exact(DIM) {
+            scores.push(p.iter().zip(r).map(|(a, b)| a * b).sum::<f32>());
+        }
+    }
+    println!(
+        "\nCandidate narrowing (N = {n}, {} ticket holders, {probes_n} non-mated random probes; scan {:.0} ms full, {:.0} ms narrowed)",
+        holders.len(),
+        full_s * 1e3,
+        narrowed_s * 1e3
+    );
+    println!("| T | FMR per comparison | FPIR full (predicted) | FPIR narrowed (predicted) |");
+    println!("|---:|---:|---:|---:|");
+    let mut out = Vec::new();
+    for t in [0.30f32, 0.33, 0.36] {
+        let fmr = scores.iter().filter(|s| **s >= t).count() as f64 / scores.len() as f64;
+        let rate = |m: &[Match]| {
+            m.iter().filter(|m| m.best().is_some_and(|b| b.similarity >= t)).count() as f64
+                / probes_n as f64
+        };
+        let predict = |k: usize| 1.0 - (1.0 - fmr).powi(k as i32);
+        let (f, nw) = (rate(&full), rate(&narrowed));
+        println!(
+            "| {t:.2} | {fmr:.2e} | {f:.3} ({:.3}) | {nw:.3} ({:.3}) |",
+            predict(n),
+            predict(holders.len())
+        );
+        out.push(json!({"threshold": t, "fmr": fmr, "fpir_full": f, "fpir_full_predicted": predict(n),
+            "fpir_narrowed": nw, "fpir_narrowed_predicted": predict(holders.len())}));
+    }
+    Ok(json!({"n": n, "candidates": holders.len(), "probes": probes_n,
+        "scan_ms_full": full_s * 1e3, "scan_ms_narrowed": narrowed_s * 1e3, "thresholds": out}))
 }
 
 fn main() -> Result<()> {
@@ -238,9 +305,14 @@ fn main() -> Result<()> {
             }
         }
     }
+    let narrowing = if args.narrowing {
+        narrowing_effect(&device, &queue)?
+    } else {
+        serde_json::Value::Null
+    };
     let doc = json!({
         "adapter": info.name, "device_type": format!("{:?}", info.device_type),
-        "copy_bytes_per_s": bw, "rows": rows,
+        "copy_bytes_per_s": bw, "rows": rows, "narrowing": narrowing,
     });
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&doc)?)

@@ -70,6 +70,9 @@ pub struct DecisionConfig {
     pub lost_after_ms: u64,
     /// Fare table (TOML, docs/tickets.md); absent: a one-zone table holding only this station.
     pub fare_table: Option<std::path::PathBuf>,
+    /// Keep each passenger's open trip (entry refuses a second entry, exit closes the trip). Off
+    /// only for benchmarks on recorded footage, where the same people walk through many times.
+    pub trips: bool,
 }
 
 impl Default for DecisionConfig {
@@ -87,6 +90,7 @@ impl Default for DecisionConfig {
             luma_max: f.gates.luma.1,
             lost_after_ms: 500,
             fare_table: None,
+            trips: true,
         }
     }
 }

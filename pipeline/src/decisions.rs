@@ -70,10 +70,11 @@ impl Decisions {
         gallery: crate::sync::Gallery,
     ) -> Result<Self, DecisionsError> {
         let station = enrolment::StationId::new(cfg.station_id())?;
-        let desk = match &cfg.decision.fare_table {
+        let mut desk = match &cfg.decision.fare_table {
             Some(p) => TicketDesk::new(enrolment::tickets::FareTable::load(p)?, station),
             None => TicketDesk::single_station(station)?,
         };
+        desk.keep_trips = cfg.decision.trips;
         let lanes: Vec<LaneGate> = cfg
             .lanes
             .iter()

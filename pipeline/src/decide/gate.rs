@@ -36,6 +36,8 @@ pub struct TicketDesk {
     /// known only to the centre (not synced to stations yet), so exits of those are refused with
     /// `no_entry` — documented in docs/tickets.md.
     open_trips: HashMap<SubjectId, OpenTrip>,
+    /// `[decision] trips`: when false every passage is judged as if no trip were open.
+    pub keep_trips: bool,
 }
 
 impl TicketDesk {
@@ -44,6 +46,7 @@ impl TicketDesk {
             table,
             station,
             open_trips: HashMap::new(),
+            keep_trips: true,
         }
     }
 
@@ -74,6 +77,9 @@ impl TicketDesk {
             at,
         };
         let d = tickets::decide(&self.table, &rider, &gate);
+        if !self.keep_trips {
+            return d;
+        }
         match &d.effect {
             Effect::OpenTrip(t) => {
                 self.open_trips.insert(subject, t.clone());
