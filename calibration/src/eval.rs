@@ -25,6 +25,8 @@ pub struct Options {
     pub landmarks: Option<PathBuf>,
     pub template4: Option<[[f32; 2]; 4]>,
     pub dump_chips: Option<PathBuf>,
+    /// Write det/roc .png/.svg here.
+    pub plots: Option<PathBuf>,
 }
 
 /// The alignments compared: BlazeFace keypoints onto TEMPLATE_4, onto an alternative 4-point
@@ -91,6 +93,8 @@ struct Pairs {
     genuine: Vec<f32>,
     impostor: Vec<f32>,
     skipped: usize,
+    /// A pairs file's scored pairs with their LFW fold (from the position in the file).
+    ordered: Vec<scores::ScoredPair>,
 }
 
 /// Genuine/impostor cosines over the samples `pick` gives an embedding for: the pairs file's pairs,
@@ -107,13 +111,23 @@ fn score<'a>(
                 .iter()
                 .map(|s| (s.photo.path.as_path(), s))
                 .collect();
-            for (x, y, same) in list {
+            for (k, (x, y, same)) in list.iter().enumerate() {
                 let e = |p: &PathBuf| by.get(p.as_path()).and_then(|s| pick(s));
-                match (e(x), e(y)) {
-                    (Some(a), Some(b)) if *same => out.genuine.push(cosine(a, b)),
-                    (Some(a), Some(b)) => out.impostor.push(cosine(a, b)),
-                    _ => out.skipped += 1,
+                let (Some(a), Some(b)) = (e(x), e(y)) else {
+                    out.skipped += 1;
+                    continue;
+                };
+                let c = cosine(a, b);
+                if *same {
+                    out.genuine.push(c)
+                } else {
+                    out.impostor.push(c)
                 }
+                out.ordered.push(scores::ScoredPair {
+                    score: c,
+                    same: *same,
+                    fold: scores::fold_of(k, list.len(), FOLDS),
+                });
             }
         }
         None => {
@@ -136,8 +150,18 @@ fn score<'a>(
     out
 }
 
+/// LFW's protocol: 10 folds, in file order.
+const FOLDS: usize = 10;
+
+/// A pairs file: CSV (file_x,file_y,Decision; names relative to <set>/images), or LFW's pairs.txt
+/// (a first line of numbers, then `name n1 n2` same-person and `name1 n1 name2 n2` different-person
+/// lines; photos at <set>/<name>/<name>_<nnnn>.jpg).
 fn read_pairs(set: &Path, pf: &Path) -> Result<Vec<(PathBuf, PathBuf, bool)>> {
     let text = std::fs::read_to_string(pf).with_context(|| format!("reading {}", pf.display()))?;
+    let first = text.lines().next().unwrap_or("");
+    if !first.trim().is_empty() && first.split_whitespace().all(|w| w.parse::<usize>().is_ok()) {
+        return read_lfw_pairs(set, pf, &text);
+    }
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate().skip(1) {
         if line.trim().is_empty() {
@@ -160,6 +184,79 @@ fn read_pairs(set: &Path, pf: &Path) -> Result<Vec<(PathBuf, PathBuf, bool)>> {
     Ok(out)
 }
 
+fn read_lfw_pairs(set: &Path, pf: &Path, text: &str) -> Result<Vec<(PathBuf, PathBuf, bool)>> {
+    let photo = |name: &str, n: &str| -> Result<PathBuf> {
+        let n: usize = n.parse()?;
+        Ok(set.join(name).join(format!("{name}_{n:04}.jpg")))
+    };
+    let mut out = Vec::new();
+    for (k, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let pair = match f[..] {
+            [] => continue,
+            [name, a, b] => (photo(name, a), photo(name, b), true),
+            [x, a, y, b] => (photo(x, a), photo(y, b), false),
+            _ => anyhow::bail!(
+                "{}:{}: expected `name n1 n2` or `name1 n1 name2 n2`",
+                pf.display(),
+                k + 1
+            ),
+        };
+        let bad = || format!("{}:{}: photo numbers must be integers", pf.display(), k + 1);
+        out.push((pair.0.with_context(bad)?, pair.1.with_context(bad)?, pair.2));
+    }
+    Ok(out)
+}
+
+/// The photos of a set: its labels.csv (path,identity), or else one sub-folder per identity.
+pub fn read_set(set: &Path) -> Result<Vec<Labelled>> {
+    if set.join("labels.csv").exists() {
+        return select::read_labels(set);
+    }
+    let dir = |p: &Path| {
+        std::fs::read_dir(p).with_context(|| {
+            format!(
+                "{}: no labels.csv and not readable as <identity>/<photo> folders",
+                p.display()
+            )
+        })
+    };
+    let mut out = Vec::new();
+    for id in dir(set)? {
+        let id = id?.path();
+        if !id.is_dir() {
+            continue;
+        }
+        let name = id
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for f in dir(&id)? {
+            let f = f?.path();
+            if f.is_file() {
+                let rel = f
+                    .strip_prefix(set)
+                    .unwrap_or(&f)
+                    .to_string_lossy()
+                    .into_owned();
+                out.push(Labelled {
+                    path: f,
+                    rel,
+                    id: name.clone(),
+                });
+            }
+        }
+    }
+    if out.is_empty() {
+        anyhow::bail!(
+            "{}: no labels.csv and no <identity>/<photo> files",
+            set.display()
+        );
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn summary(p: &Pairs) -> serde_json::Value {
     let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
     let e = scores::eer(&p.genuine, &p.impostor);
@@ -170,6 +267,7 @@ fn summary(p: &Pairs) -> serde_json::Value {
         "genuine_p5": quantile(&p.genuine, 0.05), "impostor_p95": quantile(&p.impostor, 0.95),
         "eer": e.map(|e| e.rate), "eer_threshold": e.map(|e| e.threshold),
         "fnmr_at_fmr_1e-2": at(1e-2), "fnmr_at_fmr_1e-3": at(1e-3), "fnmr_at_fmr_1e-4": at(1e-4),
+        "fnmr_at_fmr_1e-5": at(1e-5),
         "fmr_at_0.363": scores::fmr(&p.impostor, 0.363), "fnmr_at_0.363": scores::fnmr(&p.genuine, 0.363),
     })
 }
@@ -189,7 +287,7 @@ fn pct(v: &serde_json::Value) -> String {
 
 fn print_row(name: &str, s: &serde_json::Value) {
     println!(
-        "  {name:<24} {:>6} / {:<8} gen {:.3} (p5 {:.3})  imp {:.3} (p95 {:.3})  EER {:>8}  FNMR@1e-3 {:>8}  FNMR@1e-4 {:>8}",
+        "  {name:<24} {:>6} / {:<8} gen {:.3} (p5 {:.3})  imp {:.3} (p95 {:.3})  EER {:>8}  FNMR@1e-3 {:>8}  FNMR@1e-4 {:>8}  FNMR@1e-5 {:>8}",
         s["genuine"],
         s["impostor"],
         s["genuine_mean"].as_f64().unwrap_or(f64::NAN),
@@ -199,16 +297,13 @@ fn print_row(name: &str, s: &serde_json::Value) {
         pct(&s["eer"]),
         pct(&s["fnmr_at_fmr_1e-3"]),
         pct(&s["fnmr_at_fmr_1e-4"]),
+        pct(&s["fnmr_at_fmr_1e-5"]),
     );
 }
 
 pub fn run(o: Options) -> Result<()> {
     let t0 = Instant::now();
-    let photos = select::per_identity(
-        select::read_labels(&o.set)?,
-        o.skip_per_identity,
-        o.per_identity,
-    );
+    let mut photos = select::per_identity(read_set(&o.set)?, o.skip_per_identity, o.per_identity);
     let marks = match &o.landmarks {
         Some(p) => refmarks::read(p)?,
         None => BTreeMap::new(),
@@ -226,6 +321,20 @@ pub fn run(o: Options) -> Result<()> {
         Some(pf) => Some(read_pairs(&o.set, pf)?),
         None => None,
     };
+    if let Some(list) = &listed {
+        // Only the photos a pairs file names are scored; embedding the rest (13 000 for LFW) is waste.
+        let named: std::collections::BTreeSet<&Path> = list
+            .iter()
+            .flat_map(|(x, y, _)| [x.as_path(), y.as_path()])
+            .collect();
+        photos.retain(|p| named.contains(p.path.as_path()));
+    }
+    if photos.is_empty() {
+        anyhow::bail!(
+            "{}: no photos selected (check labels.csv, --pairs and --per-identity)",
+            o.set.display()
+        );
+    }
     let pipe = FacePipeline::load(&o.models, o.pad)?;
     let threads = select::threads();
     let samples: Vec<Sample> = select::par_map(&photos, threads, |p| {
@@ -267,7 +376,7 @@ pub fn run(o: Options) -> Result<()> {
         println!("pairs skipped (a photo without a face): {}", main.skipped);
     }
     let main_s = summary(&main);
-    for t in [1e-2, 1e-3, 1e-4] {
+    for t in [1e-2, 1e-3, 1e-4, 1e-5] {
         if let Some((th, f)) = scores::fnmr_at_fmr(&main.genuine, &main.impostor, t) {
             println!("FNMR at FMR {t:e}: {:.2} % (threshold {th:.3})", f * 100.0);
         }
@@ -280,12 +389,16 @@ pub fn run(o: Options) -> Result<()> {
         scores::fmr(&main.impostor, 0.363) * 100.0,
         scores::fnmr(&main.genuine, 0.363) * 100.0
     );
+    let extras = verification_extras(&main, &o)?;
     println!("all photos with a BlazeFace face:");
     print_row(METHODS[0], &main_s);
     let mut out = serde_json::json!({
         "set": o.set, "photos": n, "faces": detected, "front_only": by_front,
         "median_eye_distance_px": eyes, "blazeface": main_s, "seconds": t0.elapsed().as_secs_f64(),
     });
+    if let Some(m) = out.as_object_mut() {
+        m.extend(extras);
+    }
     if o.template4.is_some() {
         let alt = summary(&score(&samples, listed.as_deref(), |s| s.emb[1].as_deref()));
         print_row(METHODS[1], &alt);
@@ -310,6 +423,55 @@ pub fn run(o: Options) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// LFW-style k-fold accuracy (with a pairs file) and the DET/ROC plots (with `--plots`).
+fn verification_extras(
+    main: &Pairs,
+    o: &Options,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut out = serde_json::Map::new();
+    if o.pairs.is_some() {
+        match scores::k_fold_accuracy(&main.ordered, FOLDS) {
+            Ok(a) => {
+                println!(
+                    "{FOLDS}-fold accuracy (LFW protocol, folds in file order, threshold from the other 9): {:.2} % ± {:.2} %",
+                    a.mean * 100.0,
+                    a.std * 100.0
+                );
+                out.insert(
+                    "ten_fold".into(),
+                    serde_json::json!({
+                        "mean": a.mean, "std": a.std,
+                        "folds": a.folds.iter().map(|f| serde_json::json!({"accuracy": f.0, "threshold": f.1}))
+                            .collect::<Vec<_>>(),
+                    }),
+                );
+            }
+            Err(e) => println!("{FOLDS}-fold accuracy: n/a ({e:#})"),
+        }
+    }
+    if let Some(dir) = &o.plots {
+        let curve = scores::curve(&main.genuine, &main.impostor)
+            .with_context(|| format!("--plots {}", dir.display()))?;
+        let set = o.set.file_name().map_or_else(
+            || o.set.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let files = crate::plot::det_roc(
+            dir,
+            &set,
+            &curve,
+            main.genuine.len(),
+            main.impostor.len(),
+            scores::eer(&main.genuine, &main.impostor),
+        )?;
+        for f in &files {
+            println!("wrote {}", f.display());
+        }
+        out.insert("plots".into(), serde_json::json!(files));
+    }
+    Ok(out)
 }
 
 /// Reference detection rate, keypoint error, chip discrepancy and the side-by-side scores on the

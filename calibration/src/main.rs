@@ -2,24 +2,33 @@
 //!
 //! - `eval`: verification accuracy of the station's face chain (BlazeFace → 4-point alignment → SFace)
 //!   on a labelled photo folder (`labels.csv`: path,identity) or a pairs file — genuine/impostor cosine
-//!   distributions, EER, FNMR at fixed FMR, detection rate; with `--landmarks`, the same SFace on chips
+//!   distributions, EER, FNMR at fixed FMR, detection rate, DET/ROC plots (`--plots`), 10-fold
+//!   accuracy with a pairs file; with `--landmarks`, the same SFace on chips
 //!   aligned from reference (dlib) landmarks, side by side.
 //! - `keypoints`: BlazeFace keypoint error against reference landmarks and the least-squares 4-point
 //!   template (detection only).
 //! - `detect`: per-frame face counts on a clip (GIF or frame folder), optionally against dlib's boxes.
 //! - `bench`: SFace throughput of the engine's CPU reference on chips from a `.npy` file.
 //! - `footage`: recorded multi-lane walk-through footage (H.264 MP4 per lane) with ground truth.
+//! - `identify`: 1:N identification (FNIR/FPIR) on a labelled folder, and the threshold, margin and
+//!   fusion depth a gallery of N people needs for a target FPIR.
+//! - `lane`, `lighting`: lane zone check and lighting setpoints, written back with `--write`.
 
 mod bench;
 mod clip;
 mod eval;
 mod faces;
 mod footage;
+mod identify;
 mod keypoints;
+mod lane;
+mod lighting;
 mod npy;
+mod plot;
 mod refmarks;
 mod scores;
 mod select;
+mod station_toml;
 
 use std::path::PathBuf;
 
@@ -80,6 +89,9 @@ enum Cmd {
         /// Write the BlazeFace-aligned chips as a float32 .npy (N×3×112×112, 0–255) for the peers.
         #[arg(long)]
         dump_chips: Option<PathBuf>,
+        /// Write det.png, det.svg, roc.png, roc.svg (DET and ROC curves) into this folder.
+        #[arg(long)]
+        plots: Option<PathBuf>,
     },
     /// BlazeFace keypoint error vs reference landmarks, and the least-squares 4-point template.
     Keypoints {
@@ -124,6 +136,12 @@ enum Cmd {
     },
     /// Multi-lane walk-through footage (MP4 per lane) with ground truth (truth.json).
     Footage(footage::Args),
+    /// Draw a lane's zone (and the faces found) on one of its frames; --write stores the zone.
+    Lane(lane::Args),
+    /// Face luma per lighting scenario, [lighting]/[normalise] setpoints, FNMR before/after.
+    Lighting(lighting::Args),
+    /// 1:N identification: FNIR/FPIR on a labelled folder and the T, margin, fusion depth to use.
+    Identify(identify::Args),
 }
 
 fn main() -> Result<()> {
@@ -135,6 +153,7 @@ fn main() -> Result<()> {
             landmarks,
             template4,
             dump_chips,
+            plots,
         } => eval::run(eval::Options {
             set,
             pairs,
@@ -149,6 +168,7 @@ fn main() -> Result<()> {
                 .map(refmarks::parse_template)
                 .transpose()?,
             dump_chips,
+            plots,
         }),
         Cmd::Keypoints {
             set,
@@ -185,5 +205,8 @@ fn main() -> Result<()> {
             models,
         } => bench::run(&models, &chips, &batch, min_seconds),
         Cmd::Footage(args) => footage::run(args),
+        Cmd::Lane(args) => lane::run(args),
+        Cmd::Lighting(args) => lighting::run(args),
+        Cmd::Identify(args) => identify::run(args),
     }
 }

@@ -1,0 +1,171 @@
+//! `gate-calibrate eval --plots` and `identify` end to end on the face_recognition test photos
+//! (scripts/setup), and their refusals of sets they cannot evaluate.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gate-calibrate");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Models and photos come from scripts/setup (CI runs it first).
+fn inputs() -> Option<(PathBuf, PathBuf)> {
+    let (models, photos) = (
+        root().join("models"),
+        root().join("testdata/face_recognition"),
+    );
+    for p in [&models, &photos] {
+        if !p.is_dir() {
+            eprintln!("skipping: {} missing (run scripts/setup)", p.display());
+            return None;
+        }
+    }
+    Some((models, photos))
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run gate-calibrate")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A set as `<identity>/<photo>` folders (no labels.csv): three photos of Obama, one of Biden.
+fn folder_set(photos: &Path, dir: &Path) {
+    for (id, files) in [
+        ("a_obama", &["obama.jpg", "obama2.jpg", "obama3.jpg"][..]),
+        ("b_biden", &["biden.jpg"][..]),
+    ] {
+        std::fs::create_dir_all(dir.join(id)).expect("mkdir");
+        for f in files {
+            std::fs::copy(photos.join(f), dir.join(id).join(f)).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn eval_writes_plots_and_reports_folds() {
+    let Some((models, photos)) = inputs() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let set = tmp.path().join("set");
+    folder_set(&photos, &set);
+    let plots = tmp.path().join("plots");
+    let json = tmp.path().join("eval.json");
+    let o = run(&[
+        "eval",
+        "--set",
+        set.to_str().expect("utf-8"),
+        "--models",
+        models.to_str().expect("utf-8"),
+        "--plots",
+        plots.to_str().expect("utf-8"),
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    for f in ["det.png", "det.svg", "roc.png", "roc.svg"] {
+        let bytes = std::fs::read(plots.join(f)).expect(f);
+        if f.ends_with(".png") {
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{f}");
+            image::load_from_memory(&bytes).expect("decodes");
+        } else {
+            let s = String::from_utf8(bytes).expect("utf-8");
+            assert!(s.starts_with("<svg") || s.starts_with("<?xml"), "{f}");
+            assert!(s.contains("</svg>"), "{f}");
+        }
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("json")).expect("parses");
+    assert_eq!(v["blazeface"]["genuine"], 3, "{v}");
+    assert_eq!(v["blazeface"]["impostor"], 3, "{v}");
+    assert_eq!(v["plots"].as_array().map(Vec::len), Some(4));
+
+    // A pairs file with fewer pairs than folds: the 10-fold accuracy is n/a, not a failure.
+    let pairs = tmp.path().join("pairs.csv");
+    std::fs::write(
+        &pairs,
+        "file_x,file_y,Decision\nobama.jpg,obama2.jpg,Yes\nobama.jpg,biden.jpg,No\n",
+    )
+    .expect("pairs");
+    let images = tmp.path().join("paired");
+    std::fs::create_dir_all(images.join("images")).expect("mkdir");
+    let mut labels = String::from("path,identity\n");
+    for (f, id) in [
+        ("obama.jpg", "obama"),
+        ("obama2.jpg", "obama"),
+        ("biden.jpg", "biden"),
+    ] {
+        std::fs::copy(photos.join(f), images.join("images").join(f)).expect("copy");
+        labels += &format!("images/{f},{id}\n");
+    }
+    std::fs::write(images.join("labels.csv"), labels).expect("labels");
+    let o = run(&[
+        "eval",
+        "--set",
+        images.to_str().expect("utf-8"),
+        "--pairs",
+        pairs.to_str().expect("utf-8"),
+        "--models",
+        models.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("10-fold accuracy: n/a"), "{}", text(&o));
+}
+
+#[test]
+fn identify_measures_then_refuses_to_extrapolate_from_three_impostors() {
+    let Some((models, photos)) = inputs() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let set = tmp.path().join("set");
+    folder_set(&photos, &set);
+    let m = models.to_str().expect("utf-8");
+    let s = set.to_str().expect("utf-8");
+    let o = run(&["identify", "--set", s, "--models", m]);
+    let t = text(&o);
+    // Obama enrolled (first by name) with obama.jpg; obama2/3 mated, Biden non-mated.
+    assert!(
+        t.contains("gallery 1 enrolled identities") && t.contains("mated probes 2"),
+        "{t}"
+    );
+    assert!(
+        t.contains("rank-1 misses (best entry not the mate): 0.00 %"),
+        "{t}"
+    );
+    assert!(
+        !o.status.success(),
+        "3 impostor scores cannot give FMR 1e-7: {t}"
+    );
+    assert!(t.contains("impostor scores or a tail fit"), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+
+    for (args, says) in [
+        (vec!["--enrolled-fraction", "1.5"], "--enrolled-fraction"),
+        (vec!["--target-fpir", "0"], "--target-fpir"),
+        (vec!["--gallery-sizes", "0"], "--gallery-sizes"),
+    ] {
+        let mut a = vec!["identify", "--set", s, "--models", m];
+        a.extend(args);
+        let o = run(&a);
+        assert!(!o.status.success());
+        assert!(text(&o).contains(says), "{}", text(&o));
+    }
+    // One identity only.
+    std::fs::remove_dir_all(set.join("b_biden")).expect("rm");
+    let o = run(&["identify", "--set", s, "--models", m]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("at least 2 identities"), "{}", text(&o));
+}
