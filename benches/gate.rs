@@ -49,15 +49,30 @@ fn stages(r: &FootageRun) -> Vec<Stage> {
             name: "capture → normalised (per frame)",
             values_ms: rep.normalised_s.iter().map(|s| s * 1e3).collect(),
         },
-        Stage { name: "detect (tick, all lanes)", values_ms: tick(|t| t.detect) },
-        Stage { name: "align + embed (tick)", values_ms: tick(|t| t.embed) },
-        Stage { name: "match (tick)", values_ms: tick(|t| t.matching) },
+        Stage {
+            name: "detect (tick, all lanes)",
+            values_ms: tick(|t| t.detect),
+        },
+        Stage {
+            name: "align + embed (tick)",
+            values_ms: tick(|t| t.embed),
+        },
+        Stage {
+            name: "match (tick)",
+            values_ms: tick(|t| t.matching),
+        },
         Stage {
             name: "capture → identified",
             values_ms: decided(|d| d.message.similarity.map(|_| d.message.latency_ms)),
         },
-        Stage { name: "capture → door command", values_ms: decided(|d| d.door_command_ms) },
-        Stage { name: "capture → door open acknowledged", values_ms: decided(|d| d.door_open_ms) },
+        Stage {
+            name: "capture → door command",
+            values_ms: decided(|d| d.door_command_ms),
+        },
+        Stage {
+            name: "capture → door open acknowledged",
+            values_ms: decided(|d| d.door_open_ms),
+        },
     ]
 }
 
@@ -135,9 +150,20 @@ fn main() -> Result<()> {
             r.recogniser.unwrap_or("off")
         )?;
         writeln!(md, "| measure | value |\n|---|---:|")?;
-        writeln!(md, "| frames processed / delivered | {frames} / {frames_in} |")?;
-        writeln!(md, "| station run | {:.1} s (wall with centre and model load {wall:.1} s) |", r.elapsed.as_secs_f64())?;
-        writeln!(md, "| lanes × fps sustained | {lanes} × {:.2} = {fps:.2} frames/s |", fps / lanes.max(1) as f64)?;
+        writeln!(
+            md,
+            "| frames processed / delivered | {frames} / {frames_in} |"
+        )?;
+        writeln!(
+            md,
+            "| station run | {:.1} s (wall with centre and model load {wall:.1} s) |",
+            r.elapsed.as_secs_f64()
+        )?;
+        writeln!(
+            md,
+            "| lanes × fps sustained | {lanes} × {:.2} = {fps:.2} frames/s |",
+            fps / lanes.max(1) as f64
+        )?;
         writeln!(
             md,
             "| recognition ticks | {} (faces {}, embedded {}) |",
@@ -145,7 +171,10 @@ fn main() -> Result<()> {
             r.ticks.iter().map(|t| t.faces).sum::<usize>(),
             r.ticks.iter().map(|t| t.embedded).sum::<usize>()
         )?;
-        writeln!(md, "\n| stage | n | p50 ms | p99 ms |\n|---|---:|---:|---:|")?;
+        writeln!(
+            md,
+            "\n| stage | n | p50 ms | p99 ms |\n|---|---:|---:|---:|"
+        )?;
         let f = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "–".into());
         for s in &st {
             writeln!(

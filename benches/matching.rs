@@ -170,7 +170,9 @@ fn narrowing_effect(device: &wgpu::Device, queue: &wgpu::Queue) -> Result<serde_
     for t in [0.30f32, 0.33, 0.36] {
         let fmr = scores.iter().filter(|s| **s >= t).count() as f64 / scores.len() as f64;
         let rate = |m: &[Match]| {
-            m.iter().filter(|m| m.best().is_some_and(|b| b.similarity >= t)).count() as f64
+            m.iter()
+                .filter(|m| m.best().is_some_and(|b| b.similarity >= t))
+                .count() as f64
                 / probes_n as f64
         };
         let predict = |k: usize| 1.0 - (1.0 - fmr).powi(k as i32);
@@ -180,11 +182,15 @@ fn narrowing_effect(device: &wgpu::Device, queue: &wgpu::Queue) -> Result<serde_
             predict(n),
             predict(holders.len())
         );
-        out.push(json!({"threshold": t, "fmr": fmr, "fpir_full": f, "fpir_full_predicted": predict(n),
-            "fpir_narrowed": nw, "fpir_narrowed_predicted": predict(holders.len())}));
+        out.push(
+            json!({"threshold": t, "fmr": fmr, "fpir_full": f, "fpir_full_predicted": predict(n),
+            "fpir_narrowed": nw, "fpir_narrowed_predicted": predict(holders.len())}),
+        );
     }
-    Ok(json!({"n": n, "candidates": holders.len(), "probes": probes_n,
-        "scan_ms_full": full_s * 1e3, "scan_ms_narrowed": narrowed_s * 1e3, "thresholds": out}))
+    Ok(
+        json!({"n": n, "candidates": holders.len(), "probes": probes_n,
+        "scan_ms_full": full_s * 1e3, "scan_ms_narrowed": narrowed_s * 1e3, "thresholds": out}),
+    )
 }
 
 fn main() -> Result<()> {

@@ -60,6 +60,8 @@ pub fn par_map<T: Sync, R: Send>(
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
     let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let progress = Progress::new(items.len());
     let mut out: Vec<(usize, R)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads.max(1))
             .map(|_| {
@@ -69,6 +71,7 @@ pub fn par_map<T: Sync, R: Send>(
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(item) = items.get(i) else { break };
                         mine.push((i, f(item)));
+                        progress.show(done.fetch_add(1, Ordering::Relaxed) + 1);
                     }
                     mine
                 })
@@ -79,8 +82,71 @@ pub fn par_map<T: Sync, R: Send>(
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     });
+    progress.finish();
     out.sort_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, r)| r).collect()
+}
+
+/// A one-line progress bar on stderr for the long runs (embedding hundreds of photos takes
+/// minutes on a CPU), drawn only when stderr is a terminal and at most every 250 ms, so logs and
+/// pipes stay clean.
+struct Progress {
+    total: usize,
+    start: std::time::Instant,
+    last_ms: AtomicUsize,
+    on: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        use std::io::IsTerminal;
+        Self {
+            total,
+            start: std::time::Instant::now(),
+            last_ms: AtomicUsize::new(0),
+            on: total > 1 && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&self, done: usize) {
+        if !self.on {
+            return;
+        }
+        let ms = self.start.elapsed().as_millis() as usize;
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if done < self.total && ms < last + 250 {
+            return;
+        }
+        if self
+            .last_ms
+            .compare_exchange(last, ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let frac = done as f64 / self.total.max(1) as f64;
+        let width = 30;
+        let filled = (frac * width as f64) as usize;
+        let eta = if done > 0 {
+            ms as f64 / 1e3 * (self.total - done) as f64 / done as f64
+        } else {
+            0.0
+        };
+        eprint!(
+            "\r[{}{}] {done}/{} ({:.0} %) {:.0} s, about {eta:.0} s left ",
+            "#".repeat(filled),
+            " ".repeat(width - filled.min(width)),
+            self.total,
+            frac * 100.0,
+            ms as f64 / 1e3
+        );
+    }
+
+    fn finish(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -169,8 +169,16 @@ impl Decisions {
                     .record(identified.duration_since(captured).as_secs_f64());
             }
             let msg = message(&g.id, &v, identified.duration_since(captured));
-            let door_command_ms =
-                act(g, &v, captured, self.records.len(), link, journal, &mut sent).await;
+            let door_command_ms = act(
+                g,
+                &v,
+                captured,
+                self.records.len(),
+                link,
+                journal,
+                &mut sent,
+            )
+            .await;
             self.records.push(DecisionRecord {
                 lane: g.id.clone(),
                 message: msg.clone(),

@@ -353,6 +353,47 @@ mod tests {
         }
     }
 
+    /// The lighting loop's face luminance: the raw luma inside the largest face's box, not the scene's.
+    #[test]
+    fn face_luma_reads_the_largest_face_box() {
+        crate::capture::init().expect("gstreamer");
+        let layout = FrameLayout::i420(64, 48);
+        let mut data = vec![50u8; layout.size()];
+        // A bright square where the big face is, a dark one where a small face is.
+        for y in 10..30u32 {
+            for x in 20..40u32 {
+                data[(layout.y_off + y * layout.y_stride + x) as usize] = 200;
+            }
+        }
+        let f = Frame {
+            lane: 0,
+            seq: 1,
+            pts: None,
+            captured: Instant::now(),
+            layout,
+            buffer: gst::Buffer::from_mut_slice(data),
+        };
+        let face = |x0: f32, y0: f32, x1: f32, y1: f32| crate::recognise::Face {
+            detection: engine::face::blazeface::Detection {
+                score: 0.9,
+                center: [(x0 + x1) / 2.0, (y0 + y1) / 2.0],
+                size: [x1 - x0, y1 - y0],
+                keypoints: [[0.0; 2]; 6],
+            },
+            bbox: crate::decide::BBox([x0, y0, x1, y1]),
+            quality: None,
+            best: None,
+            second: None,
+        };
+        let faces = LaneFaces {
+            faces: vec![face(0.0, 0.0, 4.0, 4.0), face(20.0, 10.0, 40.0, 30.0)],
+            face_luma: None,
+        };
+        let v = face_luma(&f, &faces).expect("a face");
+        assert!((v - (200.0 - 16.0) / 219.0).abs() < 1e-6, "{v}");
+        assert_eq!(face_luma(&f, &LaneFaces::default()), None);
+    }
+
     /// The stage normalises frames while the device lives and reports the loss (so the station can
     /// put the doors in their safe mode) instead of panicking or spinning once it is gone.
     #[test]

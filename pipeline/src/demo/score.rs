@@ -104,9 +104,9 @@ pub fn score(
                 }
                 "tailgating" if w.lead => {
                     c.tailgating = 1;
-                    let caught = got.iter().any(|(d, _)| {
-                        d.message.outcome == Outcome::Tailgating && in_window(w, d)
-                    });
+                    let caught = got
+                        .iter()
+                        .any(|(d, _)| d.message.outcome == Outcome::Tailgating && in_window(w, d));
                     if caught {
                         c.tailgating_caught = 1;
                     } else {
@@ -116,10 +116,9 @@ pub fn score(
                 "closed" if w.enrolled => {
                     c.expected_refusals = 1;
                     let reason = w.reason.as_deref().unwrap_or("");
-                    if got
-                        .iter()
-                        .any(|(d, who)| named(d, who, Outcome::Closed) && d.message.reason == reason)
-                    {
+                    if got.iter().any(|(d, who)| {
+                        named(d, who, Outcome::Closed) && d.message.reason == reason
+                    }) {
                         c.correct_refusals = 1;
                     }
                 }
@@ -132,9 +131,14 @@ pub fn score(
         }
         // Every open that is not some expected-open walker's correct open is false; it is charged
         // to the walker in view at the time (the lead if several), else to the lane's first walker.
-        for (d, who) in got.iter().filter(|(d, _)| d.message.outcome == Outcome::Open) {
+        for (d, who) in got
+            .iter()
+            .filter(|(d, _)| d.message.outcome == Outcome::Open)
+        {
             let legit = lane.walkers.iter().any(|w| {
-                w.expected == "open" && who.as_deref() == Some(w.identity.as_str()) && in_window(w, d)
+                w.expected == "open"
+                    && who.as_deref() == Some(w.identity.as_str())
+                    && in_window(w, d)
             });
             if legit {
                 continue;
@@ -151,7 +155,11 @@ pub fn score(
         for (w, c) in &per_walker {
             card.total.add(c);
             card.by_scenario
-                .entry(if lane.scenario.is_empty() { "-".into() } else { lane.scenario.clone() })
+                .entry(if lane.scenario.is_empty() {
+                    "-".into()
+                } else {
+                    lane.scenario.clone()
+                })
                 .or_default()
                 .add(c);
             card.by_mask
@@ -209,11 +217,18 @@ mod tests {
             group: None,
             lead: expected == "tailgating",
             expected: expected.into(),
-            reason: (expected == "closed").then(|| if enrolled { "expired" } else { "unknown" }.into()),
+            reason: (expected == "closed")
+                .then(|| if enrolled { "expired" } else { "unknown" }.into()),
         }
     }
 
-    fn decision(lane: &str, at_ms: u64, outcome: Outcome, reason: &str, who: Option<&str>) -> DecisionRecord {
+    fn decision(
+        lane: &str,
+        at_ms: u64,
+        outcome: Outcome,
+        reason: &str,
+        who: Option<&str>,
+    ) -> DecisionRecord {
         DecisionRecord {
             lane: lane.into(),
             at_ms,
@@ -273,9 +288,23 @@ mod tests {
         ];
         let c = score(&truth(), &d, &|s| Some(s.to_owned()));
         let t = &c.total;
-        assert_eq!((t.expected_opens, t.correct_opens, t.missed_opens, t.false_opens), (1, 1, 0, 0));
-        assert_eq!((t.tailgating, t.tailgating_caught, t.tailgating_missed), (1, 1, 0));
-        assert_eq!((t.expected_refusals, t.correct_refusals, t.unknown_walkers), (1, 1, 1));
+        assert_eq!(
+            (
+                t.expected_opens,
+                t.correct_opens,
+                t.missed_opens,
+                t.false_opens
+            ),
+            (1, 1, 0, 0)
+        );
+        assert_eq!(
+            (t.tailgating, t.tailgating_caught, t.tailgating_missed),
+            (1, 1, 0)
+        );
+        assert_eq!(
+            (t.expected_refusals, t.correct_refusals, t.unknown_walkers),
+            (1, 1, 1)
+        );
         assert_eq!(c.by_scenario["dim"].tailgating_caught, 1);
         assert_eq!(c.by_mask["no mask"].correct_opens, 1);
         assert!(markdown(&c).contains("| all | 1 / 1 | 0 | 0 | 1 / 1 | 0 | 1 / 1 | 1 |"));
