@@ -11,7 +11,7 @@
 //! scenario and mask. Writes `gate.json` and `gate.md` to `--out` (default target/gate-bench).
 //!
 //! `cargo bench -p gate-benches --bench gate [-- --footage DIR] [--mode fast|paced|both]
-//!  [--detector front|back] [--backend auto|gpu|cpu] [--out DIR]`. Default footage:
+//!  [--detector front|back] [--backend auto|gpu|cpu] [--decision "key = value"] [--out DIR]`. Default footage:
 //! testdata/footage/default (scripts/setup makes it); any `gate-calibrate footage` folder works.
 
 use std::fmt::Write as _;
@@ -82,6 +82,7 @@ fn main() -> Result<()> {
     let mut backend = "auto".to_string();
     let mut mode = "both".to_string();
     let mut out = PathBuf::from("target/gate-bench");
+    let mut toml = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -90,6 +91,10 @@ fn main() -> Result<()> {
             "--backend" => backend = args.next().context("--backend auto|gpu|cpu")?,
             "--mode" => mode = args.next().context("--mode fast|paced|both")?,
             "--out" => out = args.next().context("--out DIR")?.into(),
+            // Extra [decision] keys, e.g. --decision "confirm_ms = 300"
+            "--decision" => {
+                toml += &format!("{}\n", args.next().context("--decision 'key = value'")?)
+            }
             _ => {} // cargo bench passes --bench
         }
     }
@@ -114,7 +119,7 @@ fn main() -> Result<()> {
         let opts = FootageOptions {
             // The footage's people walk through many times and lanes: judge each passage alone.
             extra_toml: format!(
-                "[recognise]\ndetector = {detector:?}\nbackend = {backend:?}\n\n[decision]\ntrips = false\n"
+                "[recognise]\ndetector = {detector:?}\nbackend = {backend:?}\n\n[decision]\ntrips = false\n{toml}"
             ),
             spawn_drivers: true,
             paced,

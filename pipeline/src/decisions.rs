@@ -10,7 +10,7 @@ use protocol::{DoorAction, DoorState, Flap, Outcome, VERSION, unix_ms};
 use tracing::{info, warn};
 
 use crate::config::{LaneRole, StationConfig};
-use crate::decide::gate::{GateVerdict, TicketDesk, verdicts};
+use crate::decide::gate::{GateVerdict, GrantDelay, TicketDesk, verdicts};
 use crate::decide::{BBox, LaneDecider, Observation, Quality};
 use crate::drive::Link;
 use crate::recognise::{LaneFaces, SubjectNumbers};
@@ -33,6 +33,7 @@ struct LaneGate {
     id: String,
     direction: enrolment::tickets::Direction,
     decider: LaneDecider,
+    delay: GrantDelay,
     /// Door open commands waiting for the driver's open state: (seq, capture of the deciding frame,
     /// index of the decision record).
     awaiting_open: Vec<(u64, Instant, usize)>,
@@ -89,6 +90,7 @@ impl Decisions {
                     l.zone_px(),
                     cfg.decision.lost_after_ms,
                 ),
+                delay: GrantDelay::new(cfg.decision.confirm_ms),
                 awaiting_open: Vec::new(),
             })
             .collect();
@@ -134,6 +136,8 @@ impl Decisions {
             })
             .collect();
         let events = g.decider.update(at_ms, &obs);
+        let in_zone = g.decider.tracks_in_zone();
+        let events = g.delay.feed(at_ms, events, in_zone);
         if let Some(slot) = self
             .settled
             .lock()
@@ -145,7 +149,6 @@ impl Decisions {
         if events.is_empty() {
             return sent;
         }
-        let in_zone = g.decider.tracks_in_zone();
         let (numbers, gallery) = (&self.numbers, &self.gallery);
         let mut resolve = |n: u32| {
             let id = numbers.get(n)?;

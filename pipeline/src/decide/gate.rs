@@ -382,3 +382,108 @@ mod tests {
         );
     }
 }
+
+/// `[decision] confirm_ms`: an identification is held this long (lane clock) before the door is
+/// told to open, so a second person who appears just behind the walker turns the grant into a
+/// tailgating alarm instead of an open-then-close. Pure: events in, events out.
+#[derive(Debug, Default)]
+pub struct GrantDelay {
+    pub confirm_ms: u64,
+    /// Held identifications and when they are due.
+    held: Vec<(u64, Event)>,
+}
+
+impl GrantDelay {
+    pub fn new(confirm_ms: u64) -> Self {
+        Self {
+            confirm_ms,
+            held: Vec::new(),
+        }
+    }
+
+    /// The events to decide on now. With several people in the zone an identification is released
+    /// at once (it becomes tailgating); a tailgating event for a held walker releases it with it.
+    pub fn feed(&mut self, at_ms: u64, events: Vec<Event>, in_zone: usize) -> Vec<Event> {
+        if self.confirm_ms == 0 {
+            return events;
+        }
+        let mut out = Vec::new();
+        for e in events {
+            match e {
+                Event::Identified { .. } if in_zone <= 1 => {
+                    self.held.push((at_ms + self.confirm_ms, e));
+                }
+                Event::Tailgating { identified, .. } => {
+                    if let Some(i) = self
+                        .held
+                        .iter()
+                        .position(|(_, h)| track_of(h) == identified)
+                    {
+                        out.push(self.held.remove(i).1);
+                    }
+                    out.push(e);
+                }
+                e => out.push(e),
+            }
+        }
+        // Due ones, and all of them when someone else is in the zone now.
+        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(due, _)| *due <= at_ms || in_zone > 1);
+        self.held = keep;
+        out.extend(due.into_iter().map(|(_, e)| e));
+        out
+    }
+}
+
+fn track_of(e: &Event) -> TrackId {
+    match e {
+        Event::Identified { track, .. } => *track,
+        Event::Tailgating { identified, .. } => *identified,
+        Event::Unidentified { track, .. } => *track,
+    }
+}
+
+#[cfg(test)]
+mod delay_tests {
+    use super::*;
+    use crate::decide::Subject;
+
+    fn id(track: u64) -> Event {
+        Event::Identified {
+            track: TrackId(track),
+            evidence: Evidence {
+                subject: Subject(0),
+                similarity: 0.7,
+                margin: 0.3,
+                at_ms: 0,
+            },
+            first_seen_ms: 0,
+            frames: 3,
+        }
+    }
+
+    #[test]
+    fn zero_passes_everything_through() {
+        let mut d = GrantDelay::new(0);
+        assert_eq!(d.feed(0, vec![id(1)], 1), vec![id(1)]);
+    }
+
+    #[test]
+    fn held_until_due_or_until_someone_joins() {
+        let mut d = GrantDelay::new(300);
+        assert!(d.feed(1000, vec![id(1)], 1).is_empty());
+        assert!(d.feed(1200, vec![], 1).is_empty());
+        assert_eq!(d.feed(1300, vec![], 1), vec![id(1)]);
+        // A follower shows up while held: released together with the tailgating event.
+        assert!(d.feed(2000, vec![id(2)], 1).is_empty());
+        let t = Event::Tailgating {
+            identified: TrackId(2),
+            others: vec![TrackId(3)],
+            at_ms: 2100,
+        };
+        assert_eq!(d.feed(2100, vec![t.clone()], 2), vec![id(2), t]);
+        // Two in the zone at identification: not held.
+        assert_eq!(d.feed(3000, vec![id(4)], 2), vec![id(4)]);
+    }
+}
