@@ -1,56 +1,15 @@
 //! `gate-calibrate eval --plots` and `identify` end to end on the face_recognition test photos
 //! (scripts/setup), and their refusals of sets they cannot evaluate.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gate-calibrate");
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Models and photos come from scripts/setup (CI runs it first).
-fn inputs() -> Option<(PathBuf, PathBuf)> {
-    let (models, photos) = (
-        root().join("models"),
-        root().join("testdata/face_recognition"),
-    );
-    for p in [&models, &photos] {
-        if !p.is_dir() {
-            eprintln!("skipping: {} missing (run scripts/setup)", p.display());
-            return None;
-        }
-    }
-    Some((models, photos))
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run gate-calibrate")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{inputs, run, text};
 
 /// A set as `<identity>/<photo>` folders (no labels.csv): three photos of Obama, one of Biden.
 fn folder_set(photos: &Path, dir: &Path) {
-    for (id, files) in [
-        ("a_obama", &["obama.jpg", "obama2.jpg", "obama3.jpg"][..]),
-        ("b_biden", &["biden.jpg"][..]),
-    ] {
-        std::fs::create_dir_all(dir.join(id)).expect("mkdir");
-        for f in files {
-            std::fs::copy(photos.join(f), dir.join(id).join(f)).expect("copy");
-        }
-    }
+    common::face_folders(photos, dir, ["a_", "b_"]);
 }
 
 #[test]

@@ -1,48 +1,21 @@
 //! `gate-calibrate footage`: determinism, decodable MP4s that match truth.json, and clear errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gate-calibrate");
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The models and test photos come from scripts/setup (CI runs it first).
-fn inputs() -> Option<(PathBuf, PathBuf)> {
-    let (models, photos) = (
-        root().join("models"),
-        root().join("testdata/face_recognition"),
-    );
-    for p in [&models, &photos] {
-        if !p.is_dir() {
-            eprintln!("skipping: {} missing (run scripts/setup)", p.display());
-            return None;
-        }
-    }
-    Some((models, photos))
-}
+use common::{inputs, text};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("footage")
-        .args(args)
-        .output()
-        .expect("run gate-calibrate")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    let mut all = vec!["footage"];
+    all.extend_from_slice(args);
+    common::run(&all)
 }
 
 /// Frames decoded from an MP4 (and their size), through the same kind of graph a lane uses.
@@ -85,15 +58,7 @@ fn tiny_set_is_deterministic_decodable_and_consistent() {
     let tmp = tempfile::tempdir().expect("tempdir");
     // <identity>/<image>: obama with three photos (one to enrol, two to walk with), biden with one.
     let faces = tmp.path().join("faces");
-    for (id, files) in [
-        ("obama", &["obama.jpg", "obama2.jpg", "obama3.jpg"][..]),
-        ("biden", &["biden.jpg"][..]),
-    ] {
-        std::fs::create_dir_all(faces.join(id)).expect("mkdir");
-        for f in files {
-            std::fs::copy(photos.join(f), faces.join(id).join(f)).expect("copy photo");
-        }
-    }
+    common::face_folders(&photos, &faces, ["", ""]);
     let gen_set = |out: &Path| {
         let o = run(&[
             "--out",

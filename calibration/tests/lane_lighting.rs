@@ -2,11 +2,13 @@
 //! engineer's file intact apart from the values written, and the lighting report on tiny footage.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gate-calibrate");
+mod common;
+
+use common::{inputs, run, text};
+
 const ZONE_COLOUR: [u8; 3] = [255, 196, 0];
 
 const STATION: &str = r#"# Station file an engineer has annotated.
@@ -36,25 +38,6 @@ step = 10
 [store]
 path = "/var/lib/gate/station.redb"
 "#;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run gate-calibrate")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -200,21 +183,6 @@ fn lane_refuses_bad_input_and_leaves_the_file_alone() {
     assert!(text(&o).contains("not valid TOML"), "{}", text(&o));
 }
 
-/// The models and test photos come from scripts/setup (CI runs it first).
-fn inputs() -> Option<(PathBuf, PathBuf)> {
-    let (models, photos) = (
-        root().join("models"),
-        root().join("testdata/face_recognition"),
-    );
-    for p in [&models, &photos] {
-        if !p.is_dir() {
-            eprintln!("skipping: {} missing (run scripts/setup)", p.display());
-            return None;
-        }
-    }
-    Some((models, photos))
-}
-
 #[test]
 fn lighting_sees_the_dim_lane_darker_and_writes_setpoints() {
     let Some((models, photos)) = inputs() else {
@@ -223,15 +191,7 @@ fn lighting_sees_the_dim_lane_darker_and_writes_setpoints() {
     let tmp = tempfile::tempdir().expect("tempdir");
     // obama: one photo to enrol, others to walk with; biden: enrolled and walking with the same one.
     let faces = tmp.path().join("faces");
-    for (id, files) in [
-        ("obama", &["obama.jpg", "obama2.jpg", "obama3.jpg"][..]),
-        ("biden", &["biden.jpg"][..]),
-    ] {
-        std::fs::create_dir_all(faces.join(id)).expect("mkdir");
-        for f in files {
-            std::fs::copy(photos.join(f), faces.join(id).join(f)).expect("copy photo");
-        }
-    }
+    common::face_folders(&photos, &faces, ["", ""]);
     let footage = tmp.path().join("footage");
     let o = run(&[
         "footage",

@@ -5,7 +5,7 @@
 
 use engine::Graph;
 use engine::face::align::{self, CHIP};
-use engine::face::blazeface::{Detection, Spec};
+use engine::face::blazeface::{Detection, Letterbox, Spec};
 use engine::gpu::executor::GpuModel;
 use engine::gpu::kernels::Kernels;
 use engine::gpu::resample::{self, CHIP_LEN, Frame, Resampler, Source, Target, Work};
@@ -30,7 +30,6 @@ impl GpuBackend {
         gpu: &Gpu,
         detector: &Graph,
         sface: &Graph,
-        _spec: &Spec,
         lanes: usize,
         max_faces: usize,
     ) -> Result<Self, RecogniseError> {
@@ -99,7 +98,6 @@ impl GpuBackend {
         frames: &[FrameRef<'_>],
         min_score: f32,
     ) -> Result<Vec<Vec<Detection>>, RecogniseError> {
-        let err = stage_err("detect");
         self.gather(gpu, frames)?;
         let Some(pixels) = &self.frames else {
             return Err(RecogniseError::Gpu("no frames buffer".into()));
@@ -107,43 +105,54 @@ impl GpuBackend {
         let mut out = Vec::with_capacity(frames.len());
         let jobs: Vec<u32> = (0..frames.len() as u32).collect();
         for chunk in jobs.chunks(self.detector.batch()) {
-            let d = self
-                .resampler
-                .prepare(
-                    &gpu.device,
-                    Source {
-                        pixels,
-                        frames: &self.table,
-                    },
-                    Work::Letterbox {
-                        jobs: chunk,
-                        input: spec.input as u32,
-                    },
-                    Target {
-                        buffer: self.detector.input_buffer(),
-                        offset: 0,
-                    },
-                )
-                .map_err(|e| err(e.to_string()))?;
-            let outs = self
-                .detector
-                .run_with(&gpu.device, &gpu.queue, &self.kernels, &mut |pass| {
-                    self.resampler.record(pass, &d)
-                })
-                .map_err(|e| err(e.to_string()))?;
-            for (item, lb) in d.letterboxes.iter().enumerate() {
+            let work = Work::Letterbox {
+                jobs: chunk,
+                input: spec.input as u32,
+            };
+            let (outs, letterboxes) =
+                self.resample_and_run(gpu, pixels, &self.detector, work, "detect")?;
+            for (item, lb) in letterboxes.iter().enumerate() {
                 out.push(decode(spec, &outs, item, min_score, lb)?);
             }
         }
         Ok(out)
     }
 
-    pub(super) fn embed(
-        &mut self,
+    /// Resamples `work` from the tick's frames straight into `model`'s input and runs the model in
+    /// the same pass: its outputs and, for letterbox work, how each frame was fitted.
+    fn resample_and_run(
+        &self,
         gpu: &Gpu,
-        _frames: &[FrameRef<'_>],
-        cuts: &[Cut],
-    ) -> Result<Embedded, RecogniseError> {
+        pixels: &wgpu::Buffer,
+        model: &GpuModel,
+        work: Work<'_>,
+        stage: &'static str,
+    ) -> Result<(Vec<Vec<f32>>, Vec<Letterbox>), RecogniseError> {
+        let err = stage_err(stage);
+        let d = self
+            .resampler
+            .prepare(
+                &gpu.device,
+                Source {
+                    pixels,
+                    frames: &self.table,
+                },
+                work,
+                Target {
+                    buffer: model.input_buffer(),
+                    offset: 0,
+                },
+            )
+            .map_err(|e| err(e.to_string()))?;
+        let outs = model
+            .run_with(&gpu.device, &gpu.queue, &self.kernels, &mut |pass| {
+                self.resampler.record(pass, &d)
+            })
+            .map_err(|e| err(e.to_string()))?;
+        Ok((outs, d.letterboxes))
+    }
+
+    pub(super) fn embed(&mut self, gpu: &Gpu, cuts: &[Cut]) -> Result<Embedded, RecogniseError> {
         let err = stage_err("embed");
         let Some(pixels) = &self.frames else {
             return Err(RecogniseError::Gpu("embed before detect".into()));
@@ -160,27 +169,8 @@ impl GpuBackend {
         let mut out = Vec::with_capacity(faces.len());
         for chunk in faces.chunks(self.sface.batch()) {
             let list: Vec<resample::Face> = chunk.iter().map(|(_, f)| *f).collect();
-            let d = self
-                .resampler
-                .prepare(
-                    &gpu.device,
-                    Source {
-                        pixels,
-                        frames: &self.table,
-                    },
-                    Work::Chips(&list),
-                    Target {
-                        buffer: self.sface.input_buffer(),
-                        offset: 0,
-                    },
-                )
-                .map_err(|e| err(e.to_string()))?;
-            let outs = self
-                .sface
-                .run_with(&gpu.device, &gpu.queue, &self.kernels, &mut |pass| {
-                    self.resampler.record(pass, &d)
-                })
-                .map_err(|e| err(e.to_string()))?;
+            let (outs, _) =
+                self.resample_and_run(gpu, pixels, &self.sface, Work::Chips(&list), "embed")?;
             let raw = outs
                 .first()
                 .ok_or_else(|| err("SFace gave no output".into()))?;

@@ -197,7 +197,6 @@ impl Recogniser {
                 gpu,
                 &detector,
                 &sface,
-                spec,
                 lanes.max(1),
                 cfg.max_faces.clamp(1, 64),
             )?))
@@ -286,7 +285,7 @@ impl Recogniser {
         let t = Instant::now();
         let embedded = match &mut self.engine {
             Engine::Cpu(b) => b.embed(frames, &list)?,
-            Engine::Gpu(b) => b.embed(gpu, frames, &list)?,
+            Engine::Gpu(b) => b.embed(gpu, &list)?,
         };
         times.embed = t.elapsed();
         times.embedded = embedded.len();
