@@ -295,5 +295,6 @@ pub fn outcome_name(o: Outcome) -> &'static str {
         Outcome::Open => "open",
         Outcome::Closed => "closed",
         Outcome::Tailgating => "tailgating",
+        Outcome::NotDecided => "not_decided",
     }
 }

@@ -40,7 +40,8 @@ pub mod names {
     /// Per lane, from the capture of the frame that decided: label `to` = `detected`, `identified`,
     /// `door_command`, `door_open` (the driver's acknowledged open state).
     pub const DECISION_LATENCY: &str = "gate_decision_latency_seconds";
-    /// Decisions, labels `lane`, `outcome` (`open`, `closed`, `tailgating`), `reason`.
+    /// Decisions, labels `lane`, `outcome` (`open`, `closed`, `tailgating`, `not_decided`),
+    /// `reason`.
     pub const DECISIONS: &str = "gate_decisions_total";
 }
 

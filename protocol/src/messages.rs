@@ -373,6 +373,19 @@ mod tests {
             decode::<LightCommand>(br#"{"v":1,"seq":1,"illumination":101}"#).expect_err("refused");
         assert!(err.to_string().contains("above 100"));
     }
+
+    #[test]
+    fn outcomes_are_snake_case() {
+        for (o, name) in [
+            (Outcome::Open, "\"open\""),
+            (Outcome::Closed, "\"closed\""),
+            (Outcome::Tailgating, "\"tailgating\""),
+            (Outcome::NotDecided, "\"not_decided\""),
+        ] {
+            assert_eq!(serde_json::to_string(&o).expect("serialises"), name);
+            assert_eq!(serde_json::from_str::<Outcome>(name).expect("parses"), o);
+        }
+    }
 }
 
 /// What the gate decided for one walker. Pseudonymous: the subject's random id, never a name and
@@ -386,6 +399,10 @@ pub enum Outcome {
     Closed,
     /// Two people inside the lane zone for one identification: door held, alarm raised.
     Tailgating,
+    /// The walker left before the lane could decide (fewer usable frames than the fusion rule
+    /// needs, or none): not a judgement that they are unknown. The door stays closed and the lane
+    /// stays in IC-card mode for this walker.
+    NotDecided,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -397,7 +414,8 @@ pub struct Decision {
     pub track: u64,
     pub outcome: Outcome,
     /// Machine-readable: `granted`, `unknown`, a ticket code (`expired`, `no_ticket`, …), a quality
-    /// gate (`face too small`, …), `tailgating`, `door_held`.
+    /// gate (`face too small`, …) or `too few usable frames (N of K)` for `not_decided`,
+    /// `tailgating`, `door_held`.
     pub reason: String,
     /// Pseudonymous subject id (32 hex digits), when identified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
