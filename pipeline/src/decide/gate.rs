@@ -185,27 +185,46 @@ pub fn verdicts(
                 track,
                 frames,
                 gated,
+                needed,
                 reason,
                 ..
-            } => out.push(GateVerdict {
-                track: *track,
-                outcome: Outcome::Closed,
-                // A walker whose usable frames matched nobody is "unknown"; one without usable
-                // frames keeps the gate's reason (too small, blurred, …) for the calibration tool.
-                reason: if *gated > 0 && *reason == "not confident" {
-                    "unknown".into()
-                } else {
-                    (*reason).to_owned()
-                },
-                subject: None,
-                evidence: None,
-                frames: *frames,
-                door: None,
-                arch: None,
-            }),
+            } => {
+                let (outcome, reason) = unidentified(*gated, *needed, reason);
+                out.push(GateVerdict {
+                    track: *track,
+                    outcome,
+                    reason,
+                    subject: None,
+                    evidence: None,
+                    frames: *frames,
+                    door: None,
+                    arch: None,
+                });
+            }
         }
     }
     out
+}
+
+/// The outcome and reason for a track that left unidentified (the door stays shut either way).
+/// Frames naming different subjects are a refusal (`closed`); at least `needed` usable frames that
+/// named nobody make the walker `unknown` (`closed`). With fewer usable frames the lane never had
+/// the evidence the rule asks for, so it did not decide (`not_decided`): a walker squeezed to one or
+/// two frames by an overloaded station is not called unknown. Without any usable frame the quality
+/// gate that kept them out (too small, blurred, …) is the reason, for the calibration tool.
+fn unidentified(gated: usize, needed: usize, reason: &str) -> (Outcome, String) {
+    if reason == "frames named different subjects" {
+        (Outcome::Closed, reason.to_owned())
+    } else if gated == 0 {
+        (Outcome::NotDecided, reason.to_owned())
+    } else if gated < needed {
+        (
+            Outcome::NotDecided,
+            format!("too few usable frames ({gated} of {needed})"),
+        )
+    } else {
+        (Outcome::Closed, "unknown".into())
+    }
 }
 
 #[cfg(test)]
@@ -363,22 +382,58 @@ mod tests {
         assert_eq!(v[0].reason, "tailgating (1 more)");
     }
 
-    #[test]
-    fn unidentified_walkers_are_unknown_or_keep_the_gate_reason() {
-        let mut w = World::new();
-        let gone = |gated, reason| Event::Unidentified {
+    fn gone(gated: usize, reason: &'static str) -> Event {
+        Event::Unidentified {
             track: TrackId(9),
             first_seen_ms: 0,
             frames: 5,
             gated,
+            needed: 3,
             reason,
-        };
+        }
+    }
+
+    #[test]
+    fn unidentified_walkers_are_unknown_or_keep_the_gate_reason() {
+        let mut w = World::new();
         let v = w.run(&[gone(3, "not confident"), gone(0, "face too small")], 0);
         assert_eq!(v[0].reason, "unknown");
         assert_eq!(v[1].reason, "face too small");
+        // k usable frames that named nobody: unknown. No usable frame at all: the lane never
+        // judged the person, so not decided (it was `closed` before), still with the gate's reason.
+        assert_eq!(
+            (v[0].outcome, v[1].outcome),
+            (Outcome::Closed, Outcome::NotDecided)
+        );
+        assert!(v.iter().all(|v| v.door.is_none() && v.arch.is_none()));
+    }
+
+    #[test]
+    fn fewer_usable_frames_than_k_is_not_decided_not_unknown() {
+        let mut w = World::new();
+        let v = w.run(
+            &[
+                gone(2, "not confident"),
+                gone(1, "not confident"),
+                gone(7, "not confident"),
+                gone(2, "frames named different subjects"),
+            ],
+            0,
+        );
+        let got: Vec<(Outcome, &str)> = v.iter().map(|v| (v.outcome, v.reason.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Outcome::NotDecided, "too few usable frames (2 of 3)"),
+                (Outcome::NotDecided, "too few usable frames (1 of 3)"),
+                (Outcome::Closed, "unknown"),
+                // Conflicting evidence is a refusal however few the frames.
+                (Outcome::Closed, "frames named different subjects"),
+            ]
+        );
         assert!(
             v.iter()
-                .all(|v| v.outcome == Outcome::Closed && v.door.is_none())
+                .all(|v| v.door.is_none() && v.arch.is_none() && v.subject.is_none())
         );
     }
 }

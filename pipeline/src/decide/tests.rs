@@ -290,3 +290,125 @@ fn iou_and_zone_geometry() {
     assert!(a.centre_in(&BBox([0.0, 0.0, 5.0, 5.0])));
     assert!(!b.centre_in(&BBox([0.0, 0.0, 5.0, 5.0])));
 }
+
+/// What the gate says for the events of one update (no one resolvable: the gallery is empty).
+fn verdicts_of(events: &[Event]) -> Vec<(protocol::Outcome, String)> {
+    let station = enrolment::StationId::new("s1").expect("id");
+    let mut desk = gate::TicketDesk::single_station(station).expect("table");
+    let at = chrono::NaiveDate::from_ymd_opt(2026, 5, 12)
+        .and_then(|d| d.and_hms_opt(9, 0, 0))
+        .expect("date");
+    gate::verdicts(
+        events,
+        0,
+        &mut |_| None,
+        &mut desk,
+        enrolment::tickets::Direction::Entry,
+        at,
+    )
+    .into_iter()
+    .map(|v| (v.outcome, v.reason))
+    .collect()
+}
+
+/// `n` frames of one walker, then gone for longer than `lost_after`: the events of the last update.
+fn walk(d: &mut LaneDecider, n: u64, f: impl Fn(u64) -> Observation) -> Vec<Event> {
+    for i in 0..n {
+        let ev = d.update(i * 33, &[f(i)]);
+        assert!(identified(&ev).is_empty(), "{ev:?}");
+    }
+    d.update(n * 33 + 1000, &[])
+}
+
+#[test]
+fn two_usable_frames_of_three_needed_are_not_decided() {
+    // An overloaded station gets two frames of an enrolled walker, both confident for subject 7:
+    // below k = 3, so the lane did not decide — not "unknown".
+    let mut d = decider();
+    let ev = walk(&mut d, 2, |_| face(200.0, cand(7, 0.7), cand(3, 0.1)));
+    assert!(
+        matches!(
+            ev[..],
+            [Event::Unidentified {
+                gated: 2,
+                needed: 3,
+                reason: "not confident",
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+    assert_eq!(
+        verdicts_of(&ev),
+        vec![(
+            protocol::Outcome::NotDecided,
+            "too few usable frames (2 of 3)".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn k_usable_frames_naming_nobody_are_unknown() {
+    let mut d = decider();
+    // Three good frames, best below T = 0.45: the rule had its k frames and found no one.
+    let ev = walk(&mut d, 3, |_| face(200.0, cand(7, 0.30), cand(3, 0.1)));
+    assert!(
+        matches!(
+            ev[..],
+            [Event::Unidentified {
+                gated: 3,
+                needed: 3,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+    assert_eq!(
+        verdicts_of(&ev),
+        vec![(protocol::Outcome::Closed, "unknown".to_owned())]
+    );
+}
+
+#[test]
+fn no_usable_frame_is_not_decided_with_the_gate_reason() {
+    let mut d = decider();
+    let ev = walk(&mut d, 6, |_| Observation {
+        quality: Quality {
+            eye_px: 10.0,
+            ..good()
+        },
+        ..face(200.0, cand(7, 0.9), None)
+    });
+    assert!(
+        matches!(
+            ev[..],
+            [Event::Unidentified {
+                gated: 0,
+                frames: 6,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+    assert_eq!(
+        verdicts_of(&ev),
+        vec![(protocol::Outcome::NotDecided, "face too small".to_owned())]
+    );
+}
+
+#[test]
+fn needed_follows_the_lane_k() {
+    let p = FusionParams {
+        k: 5,
+        ..FusionParams::default()
+    };
+    let mut d = LaneDecider::new(p, ZONE, 300);
+    let ev = walk(&mut d, 4, |_| face(200.0, cand(7, 0.7), None));
+    assert_eq!(
+        verdicts_of(&ev),
+        vec![(
+            protocol::Outcome::NotDecided,
+            "too few usable frames (4 of 5)".to_owned()
+        )]
+    );
+}

@@ -31,12 +31,17 @@ pub enum Event {
         others: Vec<TrackId>,
         at_ms: u64,
     },
-    /// A track left without being identified (the lane stays in IC-card mode for it).
+    /// A track left without being identified (the lane stays in IC-card mode for it). `gated` of
+    /// its `frames` passed the quality gates; the fusion rule needs `needed` (its `k`) of them, so
+    /// with fewer the lane could not decide at all (`gate::verdicts` says `not_decided`, not
+    /// `unknown`). `reason`: `frames named different subjects`, the last quality gate failed when
+    /// no frame passed, else `not confident`.
     Unidentified {
         track: TrackId,
         first_seen_ms: u64,
         frames: usize,
         gated: usize,
+        needed: usize,
         reason: &'static str,
     },
 }
@@ -207,6 +212,7 @@ impl LaneDecider {
                 first_seen_ms: t.first_seen_ms,
                 frames: t.frames,
                 gated: t.gated,
+                needed: self.params.k.max(1),
                 reason,
             });
         }
