@@ -1,5 +1,6 @@
 //! Face model engine: ONNX importer, graph description, load-time passes and the CPU
-//! reference executor that the GPU kernels are checked against.
+//! reference executor that the GPU kernels are checked against, and the fast CPU executor
+//! (`fast`) that CPU-only stations run.
 //!
 //! Typical use:
 //! ```no_run
@@ -16,6 +17,7 @@
 pub mod cpu;
 pub mod error;
 pub mod face;
+pub mod fast;
 pub mod gpu;
 pub mod graph;
 pub mod onnx;

@@ -108,7 +108,24 @@ pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
 pub fn run_observed(
     graph: &Graph,
     inputs: &[Tensor],
+    observe: impl FnMut(usize, &Tensor),
+) -> Result<Vec<Tensor>> {
+    run_with(graph, &graph.nodes, inputs, observe, |_, node, views, _| {
+        eval_node(graph, node, views)
+    })
+}
+
+/// The one graph walk every CPU executor shares: input checks, shape inference, node order, and
+/// release of each activation after its last reader (so peak memory stays near two layers).
+/// `eval(node_index, node, input_views, output_shape)` computes one node. `nodes` is the order
+/// to run: `graph.nodes`, or an executor's rewrite of them (fused nodes) over the same tensors,
+/// whose shapes are still those `graph` infers.
+pub(crate) fn run_with(
+    graph: &Graph,
+    nodes: &[Node],
+    inputs: &[Tensor],
     mut observe: impl FnMut(usize, &Tensor),
+    mut eval: impl FnMut(usize, &Node, &[View<'_>], &[usize]) -> Result<Tensor>,
 ) -> Result<Vec<Tensor>> {
     if inputs.len() != graph.inputs.len() {
         return Err(Error::Input(format!(
@@ -135,9 +152,8 @@ pub fn run_observed(
         }
         values[id.0] = Some(t.clone());
     }
-    // Free each activation after its last reader so peak memory stays near two layers.
     let mut last_use = vec![usize::MAX; graph.tensors.len()];
-    for (i, n) in graph.nodes.iter().enumerate() {
+    for (i, n) in nodes.iter().enumerate() {
         for id in &n.inputs {
             last_use[id.0] = i;
         }
@@ -145,7 +161,7 @@ pub fn run_observed(
     for o in &graph.outputs {
         last_use[o.0] = usize::MAX;
     }
-    for (i, node) in graph.nodes.iter().enumerate() {
+    for (i, node) in nodes.iter().enumerate() {
         let out = {
             let views: Vec<View<'_>> = node
                 .inputs
@@ -164,7 +180,7 @@ pub fn run_observed(
                         }),
                 })
                 .collect::<Result<_>>()?;
-            eval_node(graph, node, &views)?
+            eval(i, node, &views, shapes.get(node.output)?)?
         };
         observe(i, &out);
         for id in &node.inputs {

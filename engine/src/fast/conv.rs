@@ -1,0 +1,444 @@
+//! Convolution kernels of the fast executor.
+//!
+//! - Dense convolutions (`group == 1`) are one GEMM per image: weights `[M, C·kH·kW]` (the ONNX
+//!   layout, used as it is) times the input's columns `[C·kH·kW, OH·OW]`. A 1×1, stride-1,
+//!   unpadded convolution — the bulk of SFace and BlazeFace — reads the input itself as the
+//!   column matrix; every other shape is unfolded (im2col) first.
+//! - Depthwise convolutions (`group == C == M`) run direct: each channel is copied once into a
+//!   zero-padded plane split by column phase (`x mod stride`), after which every tap of every
+//!   output row is one contiguous multiply-add over the row, whatever the stride, padding or
+//!   dilation. The loops are compiled for AVX-512 and AVX2 beside the baseline and picked at run
+//!   time (`multiversion`), since release builds target plain x86-64.
+//!
+//! Bias is written into the output before the GEMM accumulates onto it; the activation follows
+//! per output channel.
+
+use gemm::Parallelism;
+use multiversion::multiversion;
+use rayon::prelude::*;
+
+use crate::graph::{Activation, Conv};
+
+/// A convolution with its constants packed at load.
+pub(super) struct ConvKernel {
+    conv: Conv,
+    kind: Kind,
+    /// Output channels.
+    m: usize,
+    /// Input channels per group, kernel height and width.
+    cpg: usize,
+    kh: usize,
+    kw: usize,
+    /// `[M, cpg·kH·kW]`, row-major.
+    weights: Vec<f32>,
+    /// One per output channel (zeros when the model has none).
+    bias: Vec<f32>,
+    /// One PReLU slope per output channel (only for a fused PReLU).
+    slope: Vec<f32>,
+    /// Whether the node adds a same-shaped residual input before the activation.
+    residual: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `group == 1`: a GEMM, the input read as columns directly (`direct`) or unfolded first.
+    Dense { direct: bool },
+    /// `group == C == M`.
+    Depthwise,
+}
+
+impl ConvKernel {
+    /// Packs a Conv whose weight, bias and slope are constants. `None` for the shapes the fast
+    /// path does not cover (grouped but not depthwise convolutions), which then run on the
+    /// reference.
+    pub(super) fn new(
+        conv: &Conv,
+        channels: usize,
+        weight: (&[usize], &[f32]),
+        bias: Option<&[f32]>,
+        slope: Option<&[f32]>,
+    ) -> Option<Self> {
+        let [m, cpg, kh, kw] = <[usize; 4]>::try_from(weight.0).ok()?;
+        if m == 0 || weight.1.len() != m * cpg * kh * kw {
+            return None;
+        }
+        let kind = if conv.group == 1 && cpg == channels {
+            let w = conv.window;
+            let unpadded = matches!(w.padding, crate::graph::Padding::Explicit(p) if p == [0; 4]);
+            Kind::Dense {
+                direct: kh == 1 && kw == 1 && w.strides == [1, 1] && unpadded,
+            }
+        } else if conv.group == channels && m == channels && cpg == 1 {
+            Kind::Depthwise
+        } else {
+            return None;
+        };
+        let bias = match bias {
+            Some(b) if b.len() == m => b.to_vec(),
+            Some(_) => return None,
+            None => vec![0.0; m],
+        };
+        let slope = match (conv.activation, slope) {
+            (Activation::PRelu, Some(s)) if s.len() == m => s.to_vec(),
+            (Activation::PRelu, Some(s)) if s.len() == 1 => vec![s[0]; m],
+            (Activation::PRelu, _) => return None,
+            _ => Vec::new(),
+        };
+        Some(Self {
+            conv: *conv,
+            kind,
+            m,
+            cpg,
+            kh,
+            kw,
+            weights: weight.1.to_vec(),
+            bias,
+            slope,
+            residual: false,
+        })
+    }
+
+    /// Only dense convolutions without their own activation take a residual (the GEMM
+    /// accumulates onto it; the activation must come after the sum).
+    pub(super) fn can_take_residual(&self) -> bool {
+        matches!(self.kind, Kind::Dense { .. })
+            && self.conv.activation == Activation::None
+            && !self.residual
+    }
+
+    /// This convolution followed by `+ residual` and then `act`.
+    pub(super) fn with_residual(mut self, act: Activation) -> Self {
+        self.residual = true;
+        self.conv.activation = act;
+        self
+    }
+
+    pub(super) fn has_residual(&self) -> bool {
+        self.residual
+    }
+
+    pub(super) fn kind_name(&self) -> String {
+        match self.kind {
+            Kind::Dense { direct: true } => "1x1 gemm".into(),
+            Kind::Dense { direct: false } => format!("{}x{} im2col+gemm", self.kh, self.kw),
+            Kind::Depthwise => format!("{}x{} depthwise", self.kh, self.kw),
+        }
+    }
+
+    /// `x` is `[N, C, H, W]`; returns `[N, M, OH, OW]` row-major. `threads` ≥ 1.
+    pub(super) fn run(
+        &self,
+        x: &[f32],
+        shape: &[usize],
+        residual: Option<&[f32]>,
+        out_shape: &[usize],
+        threads: usize,
+    ) -> Result<Vec<f32>, String> {
+        let &[n, c, h, w] = shape else {
+            return Err(format!("Conv input of shape {shape:?} is not NCHW"));
+        };
+        let &[_, m, oh, ow] = out_shape else {
+            return Err(format!("Conv output of shape {out_shape:?} is not NCHW"));
+        };
+        if m != self.m || x.len() != n * c * h * w {
+            return Err("Conv input does not match its packed weights".into());
+        }
+        let r = self.conv.window.resolve([h, w])?;
+        if r.out != [oh, ow] {
+            return Err(format!(
+                "Conv output {:?} disagrees with {out_shape:?}",
+                r.out
+            ));
+        }
+        let geo = Geometry {
+            h,
+            w,
+            oh,
+            ow,
+            kh: self.kh,
+            kw: self.kw,
+            stride: self.conv.window.strides,
+            dilation: self.conv.window.dilations,
+            pad: [r.pads[0], r.pads[1]],
+        };
+        let plane = oh * ow;
+        let mut out = vec![0f32; n * m * plane];
+        if self.residual != residual.is_some() || residual.is_some_and(|r| r.len() != out.len()) {
+            return Err("residual input does not match the output".into());
+        }
+        match self.kind {
+            Kind::Dense { direct } => {
+                let k = self.cpg * self.kh * self.kw;
+                let mut cols = Vec::new();
+                for (b, (img, dst)) in x
+                    .chunks_exact(c * h * w)
+                    .zip(out.chunks_exact_mut(m * plane))
+                    .enumerate()
+                {
+                    let rhs: &[f32] = if direct {
+                        img
+                    } else {
+                        cols.resize(k * plane, 0.0);
+                        im2col(img, c, &geo, &mut cols);
+                        &cols
+                    };
+                    match residual {
+                        Some(r) => {
+                            let r = &r[b * m * plane..][..m * plane];
+                            for ((row, res), bias) in dst
+                                .chunks_exact_mut(plane)
+                                .zip(r.chunks_exact(plane))
+                                .zip(&self.bias)
+                            {
+                                add_bias(row, res, *bias);
+                            }
+                        }
+                        None => {
+                            for (row, bias) in dst.chunks_exact_mut(plane).zip(&self.bias) {
+                                row.fill(*bias);
+                            }
+                        }
+                    }
+                    let par = if threads > 1 {
+                        Parallelism::Rayon(threads)
+                    } else {
+                        Parallelism::None
+                    };
+                    // SAFETY: dst is [m, plane], weights [m, k] and rhs [k, plane], all
+                    // row-major and exactly that long (checked above and by construction).
+                    unsafe {
+                        gemm::gemm(
+                            m,
+                            plane,
+                            k,
+                            dst.as_mut_ptr(),
+                            1,
+                            plane as isize,
+                            true,
+                            self.weights.as_ptr(),
+                            1,
+                            k as isize,
+                            rhs.as_ptr(),
+                            1,
+                            plane as isize,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            par,
+                        );
+                    }
+                    self.activate(dst, plane, threads);
+                }
+            }
+            Kind::Depthwise => {
+                let job = |(idx, dst): (usize, &mut [f32])| {
+                    let ch = idx % m;
+                    let src = &x[idx * h * w..][..h * w];
+                    let taps = &self.weights[ch * geo.kh * geo.kw..][..geo.kh * geo.kw];
+                    let mut scratch = Vec::new();
+                    depthwise_plane(src, taps, self.bias[ch], &geo, &mut scratch, dst);
+                    self.activate_row(dst, ch);
+                };
+                if threads > 1 {
+                    out.par_chunks_mut(plane)
+                        .with_min_len(8)
+                        .enumerate()
+                        .for_each(job);
+                } else {
+                    out.chunks_mut(plane).enumerate().for_each(job);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn activate(&self, dst: &mut [f32], plane: usize, threads: usize) {
+        if self.conv.activation == Activation::None {
+            return;
+        }
+        if threads > 1 {
+            dst.par_chunks_mut(plane)
+                .enumerate()
+                .for_each(|(ch, row)| self.activate_row(row, ch));
+        } else {
+            for (ch, row) in dst.chunks_mut(plane).enumerate() {
+                self.activate_row(row, ch);
+            }
+        }
+    }
+
+    fn activate_row(&self, row: &mut [f32], ch: usize) {
+        match self.conv.activation {
+            Activation::None => {}
+            Activation::Relu => relu(row),
+            Activation::PRelu => prelu(row, self.slope[ch]),
+            a => row.iter_mut().for_each(|v| *v = a.apply(*v, 0.0)),
+        }
+    }
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
+fn add_bias(row: &mut [f32], residual: &[f32], bias: f32) {
+    for (o, r) in row.iter_mut().zip(residual) {
+        *o = r + bias;
+    }
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
+fn relu(row: &mut [f32]) {
+    for v in row {
+        *v = v.max(0.0);
+    }
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
+fn prelu(row: &mut [f32], slope: f32) {
+    for v in row {
+        *v = if *v < 0.0 { *v * slope } else { *v };
+    }
+}
+
+/// The window of one convolution resolved against its input.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    kh: usize,
+    kw: usize,
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    /// Leading padding (top, left); the trailing side is whatever the window still needs.
+    pad: [usize; 2],
+}
+
+/// Unfolds one image `[C, H, W]` into `[C·kH·kW, OH·OW]` columns (zeros in the padding).
+fn im2col(img: &[f32], c: usize, g: &Geometry, cols: &mut [f32]) {
+    let plane = g.oh * g.ow;
+    let mut row = 0;
+    for ch in 0..c {
+        let src = &img[ch * g.h * g.w..][..g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let dst = &mut cols[row * plane..][..plane];
+                row += 1;
+                let oy_off = (ky * g.dilation[0]) as isize - g.pad[0] as isize;
+                let ox_off = (kx * g.dilation[1]) as isize - g.pad[1] as isize;
+                for oy in 0..g.oh {
+                    let d = &mut dst[oy * g.ow..][..g.ow];
+                    let iy = oy as isize * g.stride[0] as isize + oy_off;
+                    if iy < 0 || iy >= g.h as isize {
+                        d.fill(0.0);
+                        continue;
+                    }
+                    let s = &src[iy as usize * g.w..][..g.w];
+                    for (ox, v) in d.iter_mut().enumerate() {
+                        let ix = ox as isize * g.stride[1] as isize + ox_off;
+                        *v = if ix >= 0 && ix < g.w as isize {
+                            s[ix as usize]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One channel of a depthwise convolution: `dst` (`[OH, OW]`) = bias + Σ taps · input.
+fn depthwise_plane(
+    src: &[f32],
+    taps: &[f32],
+    bias: f32,
+    g: &Geometry,
+    scratch: &mut Vec<f32>,
+    dst: &mut [f32],
+) {
+    let (sy, sx) = (g.stride[0], g.stride[1]);
+    let (dy, dx) = (g.dilation[0], g.dilation[1]);
+    // The padded plane must hold every tap of every output: its size follows from the output.
+    let ph = (g.oh - 1) * sy + (g.kh - 1) * dy + 1;
+    let pw = (g.ow - 1) * sx + (g.kw - 1) * dx + 1;
+    let qw = pw.div_ceil(sx);
+    scratch.clear();
+    scratch.resize(sx * ph * qw, 0.0);
+    for iy in 0..g.h {
+        let py = iy + g.pad[0];
+        if py >= ph {
+            break;
+        }
+        let row = &src[iy * g.w..][..g.w];
+        // Input column ix sits at padded column px = ix + pad, i.e. phase px % sx, index px / sx;
+        // walk the phases with counters instead of dividing per pixel.
+        let (mut q, mut at) = (g.pad[1] % sx, g.pad[1] / sx);
+        let last = pw.saturating_sub(g.pad[1]).min(g.w);
+        if sx == 1 {
+            scratch[py * qw + at..][..last].copy_from_slice(&row[..last]);
+            continue;
+        }
+        for &v in &row[..last] {
+            scratch[(q * ph + py) * qw + at] = v;
+            q += 1;
+            if q == sx {
+                q = 0;
+                at += 1;
+            }
+        }
+    }
+    accumulate(dst, scratch, taps, bias, g, ph, qw);
+}
+
+/// Output vector width: outputs accumulate in registers across all taps and are stored once.
+const LANES: usize = 16;
+
+/// Every output row: for each block of `LANES` outputs, the sum over all taps of the tap weight
+/// times the tap's contiguous source row, kept in registers (one function so that the whole
+/// loop nest is compiled for the wider vector units).
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
+fn accumulate(
+    dst: &mut [f32],
+    scratch: &[f32],
+    taps: &[f32],
+    bias: f32,
+    g: &Geometry,
+    ph: usize,
+    qw: usize,
+) {
+    let (sy, sx) = (g.stride[0], g.stride[1]);
+    let (dy, dx) = (g.dilation[0], g.dilation[1]);
+    let ow = g.ow;
+    let mut srcs: Vec<&[f32]> = Vec::with_capacity(taps.len());
+    for oy in 0..g.oh {
+        srcs.clear();
+        for ky in 0..g.kh {
+            let py = oy * sy + ky * dy;
+            for kx in 0..g.kw {
+                let cx = kx * dx;
+                srcs.push(&scratch[((cx % sx) * ph + py) * qw + cx / sx..][..ow]);
+            }
+        }
+        let out = &mut dst[oy * ow..][..ow];
+        let full = ow / LANES * LANES;
+        for x in (0..full).step_by(LANES) {
+            let mut acc = [bias; LANES];
+            for (src, &w) in srcs.iter().zip(taps) {
+                let s = &src[x..x + LANES];
+                for l in 0..LANES {
+                    acc[l] += w * s[l];
+                }
+            }
+            out[x..x + LANES].copy_from_slice(&acc);
+        }
+        for x in full..ow {
+            let mut acc = bias;
+            for (src, &w) in srcs.iter().zip(taps) {
+                acc += w * src[x];
+            }
+            out[x] = acc;
+        }
+    }
+}

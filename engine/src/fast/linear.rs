@@ -1,0 +1,164 @@
+//! Gemm and MatMul nodes whose weight operand is a constant: one GEMM call over all the rows
+//! of the batch, with the bias written first and accumulated onto.
+
+use gemm::Parallelism;
+
+use crate::graph::{Activation, Gemm, Graph, Node};
+
+pub(super) struct GemmKernel {
+    k: usize,
+    n: usize,
+    /// The constant operand B as stored, read as `[K, N]` through strides.
+    b: Vec<f32>,
+    /// Whether `b` is stored `[N, K]` (Gemm's `trans_b`).
+    b_transposed: bool,
+    /// Gemm's alpha (1 for MatMul).
+    alpha: f32,
+    /// `beta · C` broadcast to one output row (zeros without C).
+    row_bias: Vec<f32>,
+    activation: Activation,
+    /// One slope per output column (fused PReLU only).
+    slope: Vec<f32>,
+}
+
+impl GemmKernel {
+    /// A Gemm with A computed (not transposed) and B, C, slope constant; `None` otherwise.
+    pub(super) fn for_gemm(g: &Gemm, node: &Node, graph: &Graph) -> Option<Self> {
+        if g.trans_a {
+            return None;
+        }
+        let constant = |k: usize| {
+            node.inputs
+                .get(k)
+                .and_then(|&id| graph.constant(id))
+                .and_then(|c| c.view())
+        };
+        let b = constant(1)?;
+        let &[r, c] = b.shape else { return None };
+        let (k, n) = if g.trans_b { (c, r) } else { (r, c) };
+        let row_bias = match node.inputs.get(2) {
+            None => vec![0.0; n],
+            Some(_) => {
+                let c = constant(2)?;
+                match c.shape {
+                    [] | [1] | [1, 1] => vec![g.beta * c.data[0]; n],
+                    [x] | [1, x] if *x == n => c.data.iter().map(|v| g.beta * v).collect(),
+                    _ => return None, // per-row C depends on the batch: the reference handles it
+                }
+            }
+        };
+        let slope = match g.activation {
+            Activation::PRelu => {
+                let s = constant(3)?;
+                match s.data.len() {
+                    1 => vec![s.data[0]; n],
+                    l if l == n => s.data.to_vec(),
+                    _ => return None,
+                }
+            }
+            _ => Vec::new(),
+        };
+        Some(Self {
+            k,
+            n,
+            b: b.data.to_vec(),
+            b_transposed: g.trans_b,
+            alpha: g.alpha,
+            row_bias,
+            activation: g.activation,
+            slope,
+        })
+    }
+
+    /// A MatMul whose second operand is a constant matrix `[K, N]`.
+    pub(super) fn for_matmul(node: &Node, graph: &Graph) -> Option<Self> {
+        let b = node
+            .inputs
+            .get(1)
+            .and_then(|&id| graph.constant(id))?
+            .view()?;
+        let &[k, n] = b.shape else { return None };
+        Some(Self {
+            k,
+            n,
+            b: b.data.to_vec(),
+            b_transposed: false,
+            alpha: 1.0,
+            row_bias: vec![0.0; n],
+            activation: Activation::None,
+            slope: Vec::new(),
+        })
+    }
+
+    /// `a` is `[…, K]` (Gemm: `[M, K]`); returns `[…, N]`.
+    pub(super) fn run(
+        &self,
+        a: &[f32],
+        shape: &[usize],
+        out_shape: &[usize],
+        threads: usize,
+    ) -> Result<Vec<f32>, String> {
+        let (k, n) = (self.k, self.n);
+        if shape.len() < 2 || shape.last() != Some(&k) || out_shape.last() != Some(&n) {
+            return Err(format!(
+                "operand of shape {shape:?} does not fit weights [{k}, {n}] for output {out_shape:?}"
+            ));
+        }
+        let rows = a.len() / k;
+        if rows * k != a.len() || rows * n != out_shape.iter().product::<usize>() {
+            return Err(format!(
+                "operand of shape {shape:?} carries {} values",
+                a.len()
+            ));
+        }
+        let mut out = Vec::with_capacity(rows * n);
+        for _ in 0..rows {
+            out.extend_from_slice(&self.row_bias);
+        }
+        let (b_cs, b_rs) = if self.b_transposed {
+            (k as isize, 1)
+        } else {
+            (1, n as isize)
+        };
+        let par = if threads > 1 {
+            Parallelism::Rayon(threads)
+        } else {
+            Parallelism::None
+        };
+        // SAFETY: out is [rows, n], a is [rows, k], b is k·n values read as [k, n] through
+        // (b_rs, b_cs); every extent was checked above.
+        unsafe {
+            gemm::gemm(
+                rows,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                true,
+                a.as_ptr(),
+                1,
+                k as isize,
+                self.b.as_ptr(),
+                b_cs,
+                b_rs,
+                1.0,
+                self.alpha,
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+        if self.activation != Activation::None {
+            for row in out.chunks_exact_mut(n) {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = self
+                        .activation
+                        .apply(*v, self.slope.get(j).copied().unwrap_or(0.0));
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,300 @@
+//! The fast CPU executor: the station's inference path where there is no GPU (CPU-only stations,
+//! CI, the demo on a laptop).
+//!
+//! It runs the same loaded [`Graph`] as the reference executor ([`crate::cpu`]) with the same
+//! node order and memory release, but compiles it once: every convolution's constants are packed
+//! for a GEMM (the `gemm` crate, which carries AVX-512/AVX2 micro-kernels and its own cache
+//! blocking) or for a direct depthwise kernel, and Gemm/MatMul nodes with constant weights go to
+//! the same GEMM. The remaining ops (pads, pools, adds, reshapes) are a small share of these
+//! networks' time and run on the reference's own code, so they cannot drift from it.
+//!
+//! The reference stays the oracle: `tests` hold this executor to it on every op it replaces and
+//! on the real models. Work is spread over a private thread pool of a fixed size, so a station
+//! decides how many cores inference may take (`threads = 1` runs on the calling thread).
+
+mod conv;
+mod linear;
+#[cfg(test)]
+mod tests;
+
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::graph::{Activation, BinaryOp, Graph, Node, Op, Shapes};
+use crate::tensor::Tensor;
+
+use conv::ConvKernel;
+use linear::GemmKernel;
+
+/// How one node runs.
+enum Step {
+    Conv(ConvKernel),
+    Gemm(GemmKernel),
+    Reference,
+}
+
+/// A graph compiled for the fast CPU path.
+pub struct FastModel {
+    graph: Graph,
+    /// What runs: the graph's nodes with fused chains collapsed (see [`fuse_residuals`]), one
+    /// step each.
+    nodes: Vec<Node>,
+    steps: Vec<Step>,
+    threads: usize,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl FastModel {
+    /// Compiles `graph` (as returned by [`crate::load`]) for `threads` worker threads (at least 1).
+    pub fn new(graph: Graph, threads: usize) -> Result<Self> {
+        let threads = threads.max(1);
+        let shapes = graph.infer_shapes(1)?;
+        let steps: Vec<Step> = graph
+            .nodes
+            .iter()
+            .map(|node| {
+                let constant = |k: usize| {
+                    node.inputs
+                        .get(k)
+                        .and_then(|&id| graph.constant(id))
+                        .and_then(|c| c.view())
+                };
+                match &node.op {
+                    Op::Conv(c) => {
+                        let (Some(w), channels) = (constant(1), input_channels(&shapes, node))
+                        else {
+                            return Step::Reference;
+                        };
+                        let bias = if node.inputs.len() > 2 {
+                            match constant(2) {
+                                Some(b) => Some(b.data),
+                                None => return Step::Reference,
+                            }
+                        } else {
+                            None
+                        };
+                        let slope = constant(3).map(|s| s.data);
+                        channels
+                            .and_then(|ch| ConvKernel::new(c, ch, (w.shape, w.data), bias, slope))
+                            .map_or(Step::Reference, Step::Conv)
+                    }
+                    Op::Gemm(g) => {
+                        GemmKernel::for_gemm(g, node, &graph).map_or(Step::Reference, Step::Gemm)
+                    }
+                    Op::MatMul => {
+                        GemmKernel::for_matmul(node, &graph).map_or(Step::Reference, Step::Gemm)
+                    }
+                    _ => Step::Reference,
+                }
+            })
+            .collect();
+        let (nodes, steps) = fuse_residuals(&graph, &shapes, steps);
+        let pool = if threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("engine-fast-{i}"))
+                    .build()
+                    .map_err(|e| Error::Model(format!("cannot start {threads} threads: {e}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            graph,
+            nodes,
+            steps,
+            threads,
+            pool,
+        })
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// How many nodes run (fused chains count once).
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// How many of them run on packed kernels (the rest on the reference's ops).
+    pub fn packed_nodes(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| !matches!(s, Step::Reference))
+            .count()
+    }
+
+    /// Runs the graph; the contract of [`crate::cpu::run`].
+    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.run_timed(inputs, &mut |_, _| {})
+    }
+
+    /// [`FastModel::run`], returning the wall time spent per op type (for benchmarks), largest
+    /// first.
+    pub fn run_profiled(
+        &self,
+        inputs: &[Tensor],
+    ) -> Result<(Vec<Tensor>, Vec<(String, std::time::Duration)>)> {
+        let mut per: Vec<(String, std::time::Duration)> = Vec::new();
+        let out = self.run_timed(inputs, &mut |node, t| {
+            let kind = self.kind_name(node);
+            match per.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, d)) => *d += t,
+                None => per.push((kind, t)),
+            }
+        })?;
+        per.sort_by(|a, b| b.1.cmp(&a.1));
+        Ok((out, per))
+    }
+
+    fn kind_name(&self, i: usize) -> String {
+        let op = self.nodes.get(i).map_or("?", |n| n.op.name());
+        match self.steps.get(i) {
+            Some(Step::Conv(k)) => format!("{op} ({})", k.kind_name()),
+            Some(Step::Gemm(_)) => format!("{op} (gemm)"),
+            _ => format!("{op} (reference)"),
+        }
+    }
+
+    fn run_timed(
+        &self,
+        inputs: &[Tensor],
+        timing: &mut (dyn FnMut(usize, std::time::Duration) + Send),
+    ) -> Result<Vec<Tensor>> {
+        match &self.pool {
+            Some(pool) => pool.install(|| self.run_here(inputs, timing)),
+            None => self.run_here(inputs, timing),
+        }
+    }
+
+    fn run_here(
+        &self,
+        inputs: &[Tensor],
+        timing: &mut (dyn FnMut(usize, std::time::Duration) + Send),
+    ) -> Result<Vec<Tensor>> {
+        cpu::run_with(
+            &self.graph,
+            &self.nodes,
+            inputs,
+            |_, _| {},
+            |i, node, views, out_shape| {
+                let t0 = std::time::Instant::now();
+                let r = self.eval(i, node, views, out_shape);
+                timing(i, t0.elapsed());
+                r
+            },
+        )
+    }
+
+    fn eval(
+        &self,
+        i: usize,
+        node: &crate::graph::Node,
+        views: &[crate::tensor::View<'_>],
+        out_shape: &[usize],
+    ) -> Result<Tensor> {
+        {
+            {
+                let fail = |detail: String| Error::Node {
+                    node: node.name.clone(),
+                    op_type: node.op.name().to_owned(),
+                    detail,
+                };
+                let data = match self.steps.get(i) {
+                    Some(Step::Conv(k)) => {
+                        let x = views.first().ok_or_else(|| fail("no input".into()))?;
+                        let residual = if k.has_residual() {
+                            Some(views.get(1).ok_or_else(|| fail("no residual".into()))?.data)
+                        } else {
+                            None
+                        };
+                        k.run(x.data, x.shape, residual, out_shape, self.threads)
+                            .map_err(fail)?
+                    }
+                    Some(Step::Gemm(k)) => {
+                        let x = views.first().ok_or_else(|| fail("no input".into()))?;
+                        k.run(x.data, x.shape, out_shape, self.threads)
+                            .map_err(fail)?
+                    }
+                    _ => return cpu::eval_node(&self.graph, node, views),
+                };
+                Ok(Tensor {
+                    shape: out_shape.to_vec(),
+                    data,
+                })
+            }
+        }
+    }
+}
+
+/// The channel count of a Conv's input (shape inference at batch 1).
+fn input_channels(shapes: &Shapes, node: &crate::graph::Node) -> Option<usize> {
+    let &id = node.inputs.first()?;
+    shapes.get(id).ok().and_then(|s| s.get(1).copied())
+}
+
+/// Collapses `Conv → Add(·, r) [→ Relu]` into one node, as BlazeFace's residual blocks are built:
+/// the GEMM then accumulates onto `r + bias` and the ReLU runs on the result while it is hot,
+/// instead of three passes over activations too large for the cache. Only where the
+/// intermediate values have no other reader; the fused node runs where the chain's last node
+/// ran, with inputs `[x, r]` and the chain's output.
+fn fuse_residuals(graph: &Graph, shapes: &Shapes, mut steps: Vec<Step>) -> (Vec<Node>, Vec<Step>) {
+    let uses = graph.use_counts();
+    let single = |id: crate::graph::TensorId| uses.get(id.0) == Some(&1);
+    let consumer =
+        |id: crate::graph::TensorId| graph.nodes.iter().position(|n| n.inputs.contains(&id));
+    let mut nodes: Vec<Option<Node>> = graph.nodes.iter().cloned().map(Some).collect();
+    for i in 0..graph.nodes.len() {
+        let conv = &graph.nodes[i];
+        let Some(Step::Conv(k)) = steps.get(i) else {
+            continue;
+        };
+        if !k.can_take_residual() || !single(conv.output) {
+            continue;
+        }
+        let Some(j) = consumer(conv.output) else {
+            continue;
+        };
+        let add = &graph.nodes[j];
+        if add.op != Op::Binary(BinaryOp::Add) || add.inputs.len() != 2 {
+            continue;
+        }
+        let Some(&r) = add.inputs.iter().find(|&&t| t != conv.output) else {
+            continue; // conv output added to itself
+        };
+        if shapes.get(r).ok() != shapes.get(conv.output).ok() {
+            continue; // broadcasting add: leave it to the reference
+        }
+        let relu = consumer(add.output).filter(|&k| {
+            single(add.output) && graph.nodes[k].op == Op::Activation(Activation::Relu)
+        });
+        let (last, output, act) = match relu {
+            Some(k) => (k, graph.nodes[k].output, Activation::Relu),
+            None => (j, add.output, Activation::None),
+        };
+        let Step::Conv(k) = std::mem::replace(&mut steps[i], Step::Reference) else {
+            continue;
+        };
+        nodes[last] = Some(Node {
+            name: format!("{}+{}", conv.name, graph.nodes[last].name),
+            op: conv.op.clone(),
+            inputs: vec![conv.inputs[0], r],
+            output,
+        });
+        steps[last] = Step::Conv(k.with_residual(act));
+        nodes[i] = None;
+        if last != j {
+            nodes[j] = None;
+        }
+    }
+    nodes
+        .into_iter()
+        .zip(steps)
+        .filter_map(|(n, s)| n.map(|n| (n, s)))
+        .unzip()
+}

@@ -1,0 +1,267 @@
+//! The fast executor against the reference, op by op, on random inputs. Tolerance: a GEMM sums
+//! in another order than the reference's loops, so each output may differ by 1e-5 of the sum of
+//! the magnitudes of its terms; we bound that by `1e-5 · (1 + K · max|x| · max|w|)` with K the
+//! number of terms, which is far below anything a decision could see.
+
+use crate::cpu;
+use crate::graph::Constant;
+use crate::graph::{
+    Activation, Conv, Gemm, Graph, Node, Op, Padding, TensorId, TensorInfo, TensorKind, Window2d,
+};
+use crate::tensor::Tensor;
+
+use super::FastModel;
+
+/// Deterministic values in -1..1 (xorshift), so failures reproduce.
+fn noise(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// A one-node graph: input `x` of `in_shape`, then constants.
+fn one_node(op: Op, in_shape: &[usize], consts: Vec<(Vec<usize>, Vec<f32>)>) -> Graph {
+    let mut g = Graph::default();
+    let x = g.add_tensor(
+        "x".into(),
+        TensorKind::Input {
+            shape: in_shape.to_vec(),
+        },
+    );
+    let mut inputs = vec![x];
+    for (i, (shape, data)) in consts.into_iter().enumerate() {
+        inputs.push(g.add_constant(format!("c{i}"), Constant::f32(shape, data).unwrap()));
+    }
+    let y = TensorId(g.tensors.len());
+    g.tensors.push(TensorInfo {
+        name: "y".into(),
+        kind: TensorKind::Value,
+    });
+    g.nodes.push(Node {
+        name: "n".into(),
+        op,
+        inputs,
+        output: y,
+    });
+    g.inputs = vec![x];
+    g.outputs = vec![y];
+    g
+}
+
+fn compare(g: Graph, batch: usize, terms: usize, packed: usize) {
+    let mut shape = g.input_shape(0).unwrap().to_vec();
+    shape[0] = batch;
+    let n = shape.iter().product();
+    let x = Tensor::new(shape, noise(n, 11)).unwrap();
+    let want = cpu::run(&g, std::slice::from_ref(&x)).unwrap();
+    for threads in [1, 2] {
+        let fast = FastModel::new(g.clone(), threads).unwrap();
+        assert_eq!(fast.packed_nodes(), packed, "packed nodes");
+        let got = fast.run(std::slice::from_ref(&x)).unwrap();
+        assert_eq!(got[0].shape, want[0].shape);
+        let tol = 1e-5 * (1.0 + terms as f32);
+        for (i, (a, b)) in got[0].data.iter().zip(&want[0].data).enumerate() {
+            assert!(
+                (a - b).abs() <= tol,
+                "[{i}] fast {a} vs reference {b} ({threads} threads)"
+            );
+        }
+    }
+}
+
+fn conv(k: [usize; 2], s: usize, d: usize, pads: [usize; 4], group: usize, act: Activation) -> Op {
+    Op::Conv(Conv {
+        window: Window2d {
+            kernel: k,
+            strides: [s, s],
+            dilations: [d, d],
+            padding: Padding::Explicit(pads),
+            ceil_mode: false,
+        },
+        group,
+        activation: act,
+    })
+}
+
+#[test]
+fn dense_convolutions_match_reference() {
+    let cases = [
+        // (C, M, H, W, kernel, stride, dilation, pads, activation)
+        (8, 16, 9, 11, [1, 1], 1, 1, [0; 4], Activation::PRelu), // direct 1x1
+        (3, 8, 13, 12, [3, 3], 2, 1, [1, 1, 1, 1], Activation::Relu),
+        (5, 7, 10, 10, [3, 3], 1, 1, [1, 0, 2, 1], Activation::None),
+        (4, 6, 9, 9, [1, 1], 2, 1, [0; 4], Activation::None), // strided 1x1: unfolded
+        (3, 4, 12, 12, [5, 5], 2, 1, [1, 2, 2, 1], Activation::PRelu),
+        (
+            4,
+            4,
+            11,
+            11,
+            [3, 3],
+            1,
+            2,
+            [2; 4],
+            Activation::Clip {
+                min: -0.2,
+                max: 0.3,
+            },
+        ),
+    ];
+    for (c, m, h, w, k, s, d, pads, act) in cases {
+        let kk = c * k[0] * k[1];
+        let mut consts = vec![
+            (vec![m, c, k[0], k[1]], noise(m * kk, 3)),
+            (vec![m], noise(m, 5)),
+        ];
+        if act == Activation::PRelu {
+            consts.push((vec![m], noise(m, 9)));
+        }
+        let g = one_node(conv(k, s, d, pads, 1, act), &[1, c, h, w], consts);
+        compare(g, 3, kk, 1);
+    }
+}
+
+#[test]
+fn depthwise_convolutions_match_reference() {
+    let cases = [
+        // (C, H, W, kernel, stride, dilation, pads)
+        (6, 16, 16, [3, 3], 1, 1, [1; 4]),
+        (6, 16, 15, [3, 3], 2, 1, [0, 0, 2, 2]),
+        (5, 13, 17, [5, 5], 1, 1, [2; 4]),
+        (5, 13, 17, [5, 5], 2, 1, [1, 2, 2, 1]),
+        (4, 12, 12, [3, 3], 1, 2, [2; 4]),
+        (3, 7, 7, [7, 7], 1, 1, [0; 4]), // global depthwise, as in MobileFaceNets
+    ];
+    for (c, h, w, k, s, d, pads) in cases {
+        for act in [Activation::None, Activation::PRelu] {
+            let mut consts = vec![(vec![c, 1, k[0], k[1]], noise(c * k[0] * k[1], 4))];
+            consts.push((vec![c], noise(c, 6)));
+            if act == Activation::PRelu {
+                consts.push((vec![c], noise(c, 8)));
+            }
+            let g = one_node(conv(k, s, d, pads, c, act), &[1, c, h, w], consts);
+            compare(g, 2, k[0] * k[1], 1);
+        }
+    }
+}
+
+#[test]
+fn grouped_convolution_falls_back_to_reference() {
+    let g = one_node(
+        conv([3, 3], 1, 1, [1; 4], 2, Activation::None),
+        &[1, 4, 6, 6],
+        vec![(vec![4, 2, 3, 3], noise(72, 1))],
+    );
+    compare(g, 2, 18, 0);
+}
+
+#[test]
+fn gemm_and_matmul_match_reference() {
+    for (trans_b, act) in [(true, Activation::None), (false, Activation::PRelu)] {
+        let (k, n) = (37, 19);
+        let b_shape = if trans_b { vec![n, k] } else { vec![k, n] };
+        let mut consts = vec![(b_shape, noise(k * n, 2)), (vec![n], noise(n, 3))];
+        if act == Activation::PRelu {
+            consts.push((vec![n], noise(n, 4)));
+        }
+        let op = Op::Gemm(Gemm {
+            alpha: 0.7,
+            beta: 1.3,
+            trans_a: false,
+            trans_b,
+            activation: act,
+        });
+        compare(one_node(op, &[1, k], consts), 5, k, 1);
+    }
+    let g = one_node(Op::MatMul, &[1, 3, 8], vec![(vec![8, 5], noise(40, 6))]);
+    compare(g, 2, 8, 1);
+}
+
+#[test]
+fn wrong_input_is_an_error_not_a_panic() {
+    let g = one_node(
+        conv([3, 3], 1, 1, [1; 4], 1, Activation::None),
+        &[1, 2, 5, 5],
+        vec![(vec![3, 2, 3, 3], noise(54, 1))],
+    );
+    let fast = FastModel::new(g, 2).unwrap();
+    let bad = Tensor::new(vec![1, 3, 5, 5], vec![0.0; 75]).unwrap();
+    assert!(fast.run(&[bad]).is_err());
+}
+
+/// BlazeFace's residual block: x → depthwise → 1×1 conv → Add(·, x) → Relu, with the fused chain
+/// equal to the reference; and with the 1×1 output read twice, nothing is fused.
+#[test]
+fn residual_chain_is_fused_and_equal() {
+    for shared in [false, true] {
+        let (c, h, w) = (6, 9, 10);
+        let mut g = Graph::default();
+        let x = g.add_tensor(
+            "x".into(),
+            TensorKind::Input {
+                shape: vec![1, c, h, w],
+            },
+        );
+        let mut value = |g: &mut Graph, name: &str| {
+            let id = TensorId(g.tensors.len());
+            g.tensors.push(TensorInfo {
+                name: name.into(),
+                kind: TensorKind::Value,
+            });
+            id
+        };
+        let dw_w = g.add_constant(
+            "dw".into(),
+            Constant::f32(vec![c, 1, 3, 3], noise(c * 9, 2)).unwrap(),
+        );
+        let pw_w = g.add_constant(
+            "pw".into(),
+            Constant::f32(vec![c, c, 1, 1], noise(c * c, 3)).unwrap(),
+        );
+        let pw_b = g.add_constant("pb".into(), Constant::f32(vec![c], noise(c, 4)).unwrap());
+        let (t0, t1, t2, t3) = (
+            value(&mut g, "t0"),
+            value(&mut g, "t1"),
+            value(&mut g, "t2"),
+            value(&mut g, "t3"),
+        );
+        let node = |name: &str, op, inputs, output| Node {
+            name: name.into(),
+            op,
+            inputs,
+            output,
+        };
+        g.nodes = vec![
+            node(
+                "dw",
+                conv([3, 3], 1, 1, [1; 4], c, Activation::None),
+                vec![x, dw_w],
+                t0,
+            ),
+            node(
+                "pw",
+                conv([1, 1], 1, 1, [0; 4], 1, Activation::None),
+                vec![t0, pw_w, pw_b],
+                t1,
+            ),
+            node(
+                "add",
+                Op::Binary(crate::graph::BinaryOp::Add),
+                vec![t1, x],
+                t2,
+            ),
+            node("relu", Op::Activation(Activation::Relu), vec![t2], t3),
+        ];
+        g.inputs = vec![x];
+        g.outputs = if shared { vec![t3, t1] } else { vec![t3] };
+        let fast = FastModel::new(g.clone(), 1).unwrap();
+        assert_eq!(fast.nodes(), if shared { 4 } else { 2 });
+        compare(g, 2, 9 + c, 2);
+    }
+}
