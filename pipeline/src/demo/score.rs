@@ -7,6 +7,10 @@
 //! after the face leaves). Identified decisions also carry the identity, so an open is *correct*
 //! only for an expected-open walker of that identity in the window; every other open is a *false
 //! open* (the wrong person, or someone whose pass or company should have kept the door shut).
+//!
+//! `not_decided` (the walker left with fewer usable frames than the fusion rule needs) keeps the
+//! door shut but is no verdict: for an expected open it is a missed open, for an unknown walker it
+//! is not the expected `unknown`. Each walker is also judged alone (`WalkerScore`, ✓/✗ in the demo).
 
 use std::collections::BTreeMap;
 
@@ -24,6 +28,7 @@ pub struct Counts {
     /// Walkers the truth expects to be let through.
     pub expected_opens: u32,
     pub correct_opens: u32,
+    /// Expected opens that did not happen (refused, not decided, or nothing at all).
     pub missed_opens: u32,
     /// Opens for anyone the truth did not expect to open for (wrong person, unknown, expired pass,
     /// a tailgating pair).
@@ -37,6 +42,13 @@ pub struct Counts {
     pub correct_refusals: u32,
     /// Walkers not enrolled.
     pub unknown_walkers: u32,
+    /// Walkers alone and not enrolled, whom the truth expects refused as `unknown`, and how many
+    /// were. A `not_decided` keeps the door shut too, but is not that verdict.
+    pub expected_unknowns: u32,
+    pub correct_unknowns: u32,
+    /// Walkers who did not get what the truth expects and whom the station reported `not_decided`
+    /// (too few usable frames, or none): for an expected open this is also a missed open.
+    pub not_decided: u32,
 }
 
 impl Counts {
@@ -51,6 +63,31 @@ impl Counts {
         self.expected_refusals += o.expected_refusals;
         self.correct_refusals += o.correct_refusals;
         self.unknown_walkers += o.unknown_walkers;
+        self.expected_unknowns += o.expected_unknowns;
+        self.correct_unknowns += o.correct_unknowns;
+        self.not_decided += o.not_decided;
+    }
+}
+
+/// One walker of the truth against what the station decided for them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WalkerScore {
+    pub lane: String,
+    /// The truth's identity (`unknown_3`, `obama`, …).
+    pub identity: String,
+    /// What the truth expects: `open`, `closed (expired)`, `closed (unknown)`, `tailgating`.
+    pub expected: String,
+    /// What the station decided for them, as `outcome (reason)`; `nothing` when no decision fell
+    /// in their time in view. A false open charged to them is added.
+    pub got: String,
+    /// Expected verdict reached, and no door opened that should have stayed shut.
+    pub ok: bool,
+}
+
+impl WalkerScore {
+    /// Why a walker is wrong, e.g. `expected open, got not_decided (too few usable frames (1 of 3))`.
+    pub fn why(&self) -> String {
+        format!("expected {}, got {}", self.expected, self.got)
     }
 }
 
@@ -61,11 +98,37 @@ pub struct Scorecard {
     pub by_scenario: BTreeMap<String, Counts>,
     /// By `mask` / `no mask` of the walker.
     pub by_mask: BTreeMap<String, Counts>,
+    /// Every walker of the truth, lane by lane in the truth's order (for the demo's ✓/✗ table).
+    #[serde(skip)]
+    pub walkers: Vec<WalkerScore>,
+}
+
+impl Scorecard {
+    /// Walkers whose decision differs from the truth.
+    pub fn wrong(&self) -> impl Iterator<Item = &WalkerScore> {
+        self.walkers.iter().filter(|w| !w.ok)
+    }
 }
 
 fn window(w: &TruthWalker, fps: f64) -> (u64, u64) {
     let ms = |frame: u64| (frame as f64 * 1e3 / fps.max(1e-3)) as u64;
     (ms(w.first_frame), ms(w.last_frame) + SLACK_MS)
+}
+
+/// `open (granted)`, `not_decided (too few usable frames (1 of 3))`, …
+fn describe(d: &DecisionRecord, who: &Option<String>) -> String {
+    let m = &d.message;
+    let mut s = format!(
+        "{} ({})",
+        crate::decisions::outcome_name(m.outcome),
+        m.reason
+    );
+    if m.outcome != Outcome::Tailgating
+        && let Some(who) = who
+    {
+        s += &format!(" for {who}");
+    }
+    s
 }
 
 /// Scores `decisions`; `identity_of` maps a decision's pseudonymous subject to the truth's identity.
@@ -85,7 +148,7 @@ pub fn score(
             let (a, b) = window(w, truth.fps);
             d.at_ms >= a && d.at_ms <= b
         };
-        let mut per_walker: Vec<(&TruthWalker, Counts)> = Vec::new();
+        let mut per_walker: Vec<(&TruthWalker, Counts, WalkerScore, Option<usize>)> = Vec::new();
         for w in &lane.walkers {
             let mut c = Counts::default();
             let named = |d: &DecisionRecord, who: &Option<String>, o: Outcome| {
@@ -93,47 +156,101 @@ pub fn score(
                     && who.as_deref() == Some(w.identity.as_str())
                     && in_window(w, d)
             };
-            match w.expected.as_str() {
+            let reason = w.reason.as_deref().unwrap_or("");
+            // Which of the lane's decisions met the truth, if any.
+            let met: Option<usize> = match w.expected.as_str() {
                 "open" => {
                     c.expected_opens = 1;
-                    if got.iter().any(|(d, who)| named(d, who, Outcome::Open)) {
+                    let hit = got.iter().position(|(d, who)| named(d, who, Outcome::Open));
+                    if hit.is_some() {
                         c.correct_opens = 1;
                     } else {
                         c.missed_opens = 1;
                     }
+                    hit
                 }
-                "tailgating" if w.lead => {
-                    c.tailgating = 1;
-                    let caught = got
-                        .iter()
-                        .any(|(d, _)| d.message.outcome == Outcome::Tailgating && in_window(w, d));
-                    if caught {
-                        c.tailgating_caught = 1;
-                    } else {
-                        c.tailgating_missed = 1;
+                "tailgating" => {
+                    let hit = got.iter().position(|(d, _)| {
+                        d.message.outcome == Outcome::Tailgating && in_window(w, d)
+                    });
+                    // Counted once per group, on the lead; the follower is judged by it too.
+                    if w.lead {
+                        c.tailgating = 1;
+                        if hit.is_some() {
+                            c.tailgating_caught = 1;
+                        } else {
+                            c.tailgating_missed = 1;
+                        }
                     }
+                    hit
                 }
                 "closed" if w.enrolled => {
                     c.expected_refusals = 1;
-                    let reason = w.reason.as_deref().unwrap_or("");
-                    if got.iter().any(|(d, who)| {
+                    let hit = got.iter().position(|(d, who)| {
                         named(d, who, Outcome::Closed) && d.message.reason == reason
-                    }) {
+                    });
+                    if hit.is_some() {
                         c.correct_refusals = 1;
                     }
+                    hit
                 }
-                _ => {}
-            }
+                "closed" => {
+                    c.expected_unknowns = 1;
+                    let hit = got.iter().position(|(d, _)| {
+                        d.message.outcome == Outcome::Closed
+                            && d.message.reason == reason
+                            && in_window(w, d)
+                    });
+                    if hit.is_some() {
+                        c.correct_unknowns = 1;
+                    }
+                    hit
+                }
+                _ => None,
+            };
             if !w.enrolled {
                 c.unknown_walkers = 1;
             }
-            per_walker.push((w, c));
+            let known = matches!(w.expected.as_str(), "open" | "tailgating" | "closed");
+            // Otherwise what the station said in their time in view: about them by name first,
+            // then anything that names nobody (unknown, not decided, a quality gate).
+            let shown = met.or_else(|| {
+                got.iter()
+                    .position(|(d, who)| {
+                        who.as_deref() == Some(w.identity.as_str()) && in_window(w, d)
+                    })
+                    .or_else(|| {
+                        got.iter()
+                            .position(|(d, who)| who.is_none() && in_window(w, d))
+                    })
+            });
+            if met.is_none()
+                && known
+                && shown.is_some_and(|i| got[i].0.message.outcome == Outcome::NotDecided)
+            {
+                c.not_decided = 1;
+            }
+            let expected = match (w.expected.as_str(), w.reason.as_deref()) {
+                ("closed", Some(r)) => format!("closed ({r})"),
+                (e, _) => e.to_owned(),
+            };
+            let ws = WalkerScore {
+                lane: lane.lane.clone(),
+                identity: w.identity.clone(),
+                expected,
+                got: shown
+                    .map(|i| describe(got[i].0, &got[i].1))
+                    .unwrap_or_else(|| "nothing".into()),
+                ok: met.is_some() || !known,
+            };
+            per_walker.push((w, c, ws, shown));
         }
         // Every open that is not some expected-open walker's correct open is false; it is charged
         // to the walker in view at the time (the lead if several), else to the lane's first walker.
-        for (d, who) in got
+        for (i, (d, who)) in got
             .iter()
-            .filter(|(d, _)| d.message.outcome == Outcome::Open)
+            .enumerate()
+            .filter(|(_, (d, _))| d.message.outcome == Outcome::Open)
         {
             let legit = lane.walkers.iter().any(|w| {
                 w.expected == "open"
@@ -145,15 +262,28 @@ pub fn score(
             }
             let charged = per_walker
                 .iter()
-                .position(|(w, _)| Some(w.identity.as_str()) == who.as_deref() && in_window(w, d))
-                .or_else(|| per_walker.iter().position(|(w, _)| in_window(w, d)))
+                .position(|(w, _, _, _)| {
+                    Some(w.identity.as_str()) == who.as_deref() && in_window(w, d)
+                })
+                .or_else(|| per_walker.iter().position(|(w, _, _, _)| in_window(w, d)))
                 .unwrap_or(0);
-            if let Some((_, c)) = per_walker.get_mut(charged) {
+            if let Some((_, c, ws, shown)) = per_walker.get_mut(charged) {
                 c.false_opens += 1;
+                ws.ok = false;
+                let false_open = format!(
+                    "a false {} at t={:.2}s",
+                    describe(d, who),
+                    d.at_ms as f64 / 1e3
+                );
+                if *shown == Some(i) || ws.got == "nothing" {
+                    ws.got = false_open;
+                } else {
+                    ws.got += &format!("; {false_open}");
+                }
             }
         }
-        for (w, c) in &per_walker {
-            card.total.add(c);
+        for (w, c, ws, _) in per_walker {
+            card.total.add(&c);
             card.by_scenario
                 .entry(if lane.scenario.is_empty() {
                     "-".into()
@@ -161,11 +291,12 @@ pub fn score(
                     lane.scenario.clone()
                 })
                 .or_default()
-                .add(c);
+                .add(&c);
             card.by_mask
                 .entry(if w.mask { "mask" } else { "no mask" }.into())
                 .or_default()
-                .add(c);
+                .add(&c);
+            card.walkers.push(ws);
         }
     }
     card
@@ -174,11 +305,11 @@ pub fn score(
 /// The scorecard as Markdown: one row for the total, then per scenario and per mask.
 pub fn markdown(card: &Scorecard) -> String {
     let mut s = String::from(
-        "| group | opens correct | missed | false opens | tailgating caught | missed | refusals with reason | unknown walkers |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| group | opens correct | missed | false opens | tailgating caught | missed | refusals with reason | unknown walkers | refused as unknown | not decided |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let row = |name: &str, c: &Counts| {
         format!(
-            "| {name} | {} / {} | {} | {} | {} / {} | {} | {} / {} | {} |\n",
+            "| {name} | {} / {} | {} | {} | {} / {} | {} | {} / {} | {} | {} / {} | {} |\n",
             c.correct_opens,
             c.expected_opens,
             c.missed_opens,
@@ -188,7 +319,10 @@ pub fn markdown(card: &Scorecard) -> String {
             c.tailgating_missed,
             c.correct_refusals,
             c.expected_refusals,
-            c.unknown_walkers
+            c.unknown_walkers,
+            c.correct_unknowns,
+            c.expected_unknowns,
+            c.not_decided
         )
     };
     s += &row("all", &card.total);
@@ -308,6 +442,63 @@ mod tests {
         assert_eq!(c.by_scenario["dim"].tailgating_caught, 1);
         assert_eq!(c.by_mask["no mask"].correct_opens, 1);
         assert!(markdown(&c).contains("| all | 1 / 1 | 0 | 0 | 1 / 1 | 0 | 1 / 1 | 1 |"));
+        // The new columns: the unknown walker refused as unknown, nobody left not decided.
+        assert!(
+            markdown(&c).contains("| 1 | 1 / 1 | 0 |\n"),
+            "{}",
+            markdown(&c)
+        );
+        assert_eq!(c.walkers.len(), 4);
+        assert_eq!(c.wrong().count(), 0, "{:?}", c.walkers);
+        assert_eq!(c.walkers[0].got, "open (granted) for ann");
+    }
+
+    #[test]
+    fn not_decided_is_a_missed_open_and_not_an_unknown_verdict() {
+        let d = vec![
+            // An overloaded station: ann got one usable frame, the unknown walker two.
+            decision(
+                "L1",
+                1200,
+                Outcome::NotDecided,
+                "too few usable frames (1 of 3)",
+                None,
+            ),
+            decision(
+                "L1",
+                3600,
+                Outcome::NotDecided,
+                "too few usable frames (2 of 3)",
+                None,
+            ),
+            decision("L1", 5200, Outcome::Closed, "expired", Some("exp")),
+            decision("L2", 1000, Outcome::Tailgating, "tailgating", Some("bob")),
+        ];
+        let c = score(&truth(), &d, &|s| Some(s.to_owned()));
+        let t = &c.total;
+        // A missed open, not a false one.
+        assert_eq!((t.correct_opens, t.missed_opens, t.false_opens), (0, 1, 0));
+        // The door stayed shut for the unknown walker, but "unknown" was not said.
+        assert_eq!((t.expected_unknowns, t.correct_unknowns), (1, 0));
+        assert_eq!(t.not_decided, 2);
+        assert_eq!(t.correct_refusals, 1);
+        assert_eq!(t.tailgating_caught, 1);
+        assert!(
+            markdown(&c).contains("| 1 | 0 / 1 | 2 |\n"),
+            "{}",
+            markdown(&c)
+        );
+        let wrong: Vec<String> = c
+            .wrong()
+            .map(|w| format!("{}: {}", w.identity, w.why()))
+            .collect();
+        assert_eq!(
+            wrong,
+            vec![
+                "ann: expected open, got not_decided (too few usable frames (1 of 3))",
+                "u1: expected closed (unknown), got not_decided (too few usable frames (2 of 3))",
+            ]
+        );
     }
 
     #[test]
@@ -326,5 +517,16 @@ mod tests {
         assert_eq!((t.tailgating_caught, t.tailgating_missed), (0, 1));
         assert_eq!(t.correct_refusals, 0);
         assert_eq!(c.by_scenario["dim"].false_opens, 1);
+        // Every walker with a false open is wrong, and says so.
+        let wrong: Vec<&str> = c.wrong().map(|w| w.identity.as_str()).collect();
+        assert_eq!(wrong, vec!["ann", "u1", "exp", "bob"]);
+        assert_eq!(
+            c.walkers[2].why(),
+            "expected closed (expired), got a false open (granted) for exp at t=5.00s"
+        );
+        assert_eq!(
+            c.walkers[0].why(),
+            "expected open, got a false open (granted) for ann at t=9.00s"
+        );
     }
 }
