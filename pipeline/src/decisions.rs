@@ -37,6 +37,8 @@ struct LaneGate {
     /// Door open commands waiting for the driver's open state: (seq, capture of the deciding frame,
     /// index of the decision record).
     awaiting_open: Vec<(u64, Instant, usize)>,
+    /// The lane clock of the last frame decided on.
+    last_ms: Option<u64>,
 }
 
 /// Commands a decision sent, so the station can time their acknowledgements like any other.
@@ -54,6 +56,7 @@ pub struct Decisions {
     pub records: Vec<DecisionRecord>,
     /// Per lane, the boxes of identified walkers still in view, for the recogniser to skip.
     pub settled: Arc<Mutex<Vec<Vec<BBox>>>>,
+    lost_after_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,9 +95,11 @@ impl Decisions {
                 ),
                 delay: GrantDelay::new(cfg.decision.confirm_ms),
                 awaiting_open: Vec::new(),
+                last_ms: None,
             })
             .collect();
         Ok(Self {
+            lost_after_ms: cfg.decision.lost_after_ms,
             settled: Arc::new(Mutex::new(vec![Vec::new(); lanes.len()])),
             lanes,
             desk,
@@ -115,10 +120,6 @@ impl Decisions {
         link: &Link,
         journal: &JournalWriter,
     ) -> Sent {
-        let mut sent = Sent::default();
-        let Some(g) = self.lanes.get_mut(lane) else {
-            return sent;
-        };
         let obs: Vec<Observation> = faces
             .faces
             .iter()
@@ -135,7 +136,43 @@ impl Decisions {
                 second: f.second,
             })
             .collect();
-        let events = g.decider.update(at_ms, &obs);
+        self.decide(lane, at_ms, captured, &obs, link, journal)
+            .await
+    }
+
+    /// Recorded footage played out: every lane's walkers still in view are taken as gone, as if the
+    /// lane had gone on showing nobody, so each gets its decision (a walker at the end of a file
+    /// would otherwise get none) and grants still held for `confirm_ms` are released.
+    pub async fn played_out(&mut self, link: &Link, journal: &JournalWriter) -> Sent {
+        let mut sent = Sent::default();
+        for lane in 0..self.lanes.len() {
+            let g = &self.lanes[lane];
+            let Some(last) = g.last_ms else { continue };
+            let at_ms = last + self.lost_after_ms.max(g.delay.confirm_ms) + 1;
+            let s = self
+                .decide(lane, at_ms, Instant::now(), &[], link, journal)
+                .await;
+            sent.door.extend(s.door);
+            sent.light.extend(s.light);
+        }
+        sent
+    }
+
+    async fn decide(
+        &mut self,
+        lane: usize,
+        at_ms: u64,
+        captured: Instant,
+        obs: &[Observation],
+        link: &Link,
+        journal: &JournalWriter,
+    ) -> Sent {
+        let mut sent = Sent::default();
+        let Some(g) = self.lanes.get_mut(lane) else {
+            return sent;
+        };
+        g.last_ms = Some(at_ms);
+        let events = g.decider.update(at_ms, obs);
         let in_zone = g.decider.tracks_in_zone();
         let events = g.delay.feed(at_ms, events, in_zone);
         if let Some(slot) = self

@@ -369,6 +369,11 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
                 let _ = link.health(&health(&cfg, &adapter, gpu_lost, &lanes, &capture)).await;
                 if stage.is_finished() && capture.all_done() && deadline.is_none() {
                     info!("all recorded sources played out");
+                    // Walkers still in view at the end of the files get their decision too (the run
+                    // ends here, so acknowledgements of what that sends are not waited for).
+                    if let Some(d) = decisions.as_mut() && !gpu_lost {
+                        d.played_out(&link, &journal).await;
+                    }
                     break;
                 }
             }
