@@ -32,11 +32,17 @@ enum Cmd {
     },
     /// Run the demo station on recorded footage (default: testdata/footage/default, made by
     /// scripts/setup): walkers enrolled at an in-process centre, drivers started for you, and a table
-    /// of decisions against the footage's ground truth at the end.
+    /// of decisions against the footage's ground truth at the end (✓/✗ per walker). The footage plays
+    /// in real time, as live cameras would deliver it. Exits non-zero when any walker's decision
+    /// differs from the ground truth.
     Demo {
         /// A footage folder (truth.json + one MP4 per lane) from `gate-calibrate footage`.
         #[arg(long)]
         footage: Option<std::path::PathBuf>,
+        /// Benchmark mode: process every frame, as fast as the station can, instead of playing the
+        /// footage at its own speed (newest frame only).
+        #[arg(long)]
+        every_frame: bool,
     },
     /// Configuration tools.
     Config {
@@ -125,10 +131,21 @@ fn real_main() -> Result<()> {
             ))?;
             print!("{}", pipeline::station::format_report(&report));
         }
-        Cmd::Demo { footage } => {
-            let run = rt.block_on(pipeline::demo::run(footage))?;
+        Cmd::Demo {
+            footage,
+            every_frame,
+        } => {
+            let run = rt.block_on(pipeline::demo::run(footage, !every_frame))?;
             print!("{}", pipeline::station::format_report(&run.report));
             print!("{}", pipeline::demo::format_decisions(&run));
+            let card = run.score();
+            let wrong = card.wrong().count();
+            if wrong > 0 {
+                anyhow::bail!(
+                    "demo: {wrong} of {} walkers decided differently from the footage's ground truth (✗ in the table above)",
+                    card.walkers.len()
+                );
+            }
         }
         Cmd::Config {
             cmd: ConfigCmd::Check { file },

@@ -3,7 +3,11 @@
 //! templates and passes (`centre`), drivers started as child processes. Enrolled walkers are let
 //! through, unknown ones refused, an expired pass refused with its reason, and a walker followed
 //! closely by a second person raises the tailgating alarm. A table compares what the station decided
-//! with the footage's ground truth.
+//! with the footage's ground truth, walker by walker (✓/✗).
+//!
+//! By default the footage plays in real time (`paced`: newest frame only, as live cameras), so a
+//! station too slow for its lanes shows it; `gated demo --every-frame` processes every frame as fast
+//! as it can (benchmark mode).
 
 pub mod centre;
 pub mod score;
@@ -80,7 +84,8 @@ impl FootageRun {
     }
 }
 
-/// The station file for a footage folder: one lane per recorded file, every frame processed.
+/// The station file for a footage folder: one lane per recorded file; every frame processed, or
+/// with `paced` the files played at their own speed, newest frame only.
 pub fn footage_config(
     footage: &Path,
     truth: &Truth,
@@ -168,8 +173,20 @@ pub async fn run_footage(
     })
 }
 
-/// `gated demo`.
-pub async fn run(footage: Option<PathBuf>) -> Result<FootageRun, StationError> {
+/// What `gated demo` prints at the start for each mode.
+pub fn mode_line(paced: bool) -> &'static str {
+    if paced {
+        "demo: real time — the footage plays at its own speed and the station takes the newest frame \
+         of each lane, as with live cameras (--every-frame: benchmark mode)"
+    } else {
+        "demo: every frame (benchmark mode) — every frame of the footage is processed, as fast as the \
+         station can; not what a walker in front of a live camera gets"
+    }
+}
+
+/// `gated demo`: `paced` plays the footage in real time (newest frame only, as live cameras);
+/// otherwise every frame is processed as fast as the station can (benchmark mode).
+pub async fn run(footage: Option<PathBuf>, paced: bool) -> Result<FootageRun, StationError> {
     let footage = footage.unwrap_or_else(default_footage);
     let work = std::env::temp_dir().join(format!("gate-demo-{}", std::process::id()));
     // The default detector (BlazeFace back, 256 px): the 128-px one misses the follower of a
@@ -178,34 +195,42 @@ pub async fn run(footage: Option<PathBuf>) -> Result<FootageRun, StationError> {
     let opts = FootageOptions {
         spawn_drivers: true,
         metrics: true,
+        paced,
         ..Default::default()
     };
+    println!("{}", mode_line(paced));
     println!("demo: footage {}", footage.display());
-    info!(footage = %footage.display(), "demo starting");
+    info!(footage = %footage.display(), paced, "demo starting");
     let r = run_footage(&footage, &work, &opts).await;
     let _ = std::fs::remove_dir_all(&work);
     r
 }
 
-/// The demo's table: per lane, what the footage says each walker should get and what the station
-/// decided, in order.
+/// The demo's table: per lane, each walker of the footage marked ✓ (got what the ground truth
+/// expects) or ✗ (with what they got instead), then what the station decided, in order; and a last
+/// line counting the walkers that match.
 pub fn format_decisions(run: &FootageRun) -> String {
+    let card = run.score();
     let mut s = String::new();
     for lane in &run.truth.lanes {
-        s += &format!("\nlane {} ({})\n  expected:", lane.lane, lane.scenario);
-        for w in &lane.walkers {
-            s += &format!(
-                "  {} {}{}{}",
+        s += &format!("\nlane {} ({})\n  walkers:\n", lane.lane, lane.scenario);
+        for (w, ws) in lane
+            .walkers
+            .iter()
+            .zip(card.walkers.iter().filter(|ws| ws.lane == lane.lane))
+        {
+            let who = format!(
+                "{}{}",
                 w.identity,
-                w.expected,
-                w.reason
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default(),
-                if w.enrolled { "" } else { " [not enrolled]" }
+                if w.enrolled { "" } else { " (not enrolled)" }
             );
+            s += &if ws.ok {
+                format!("    ✓ {who:<36} {}\n", ws.got)
+            } else {
+                format!("    ✗ {who:<36} {}\n", ws.why())
+            };
         }
-        s += "\n  decided:\n";
+        s += "  decided:\n";
         for d in run.report.decisions.iter().filter(|d| d.lane == lane.lane) {
             let m = &d.message;
             let who = m
@@ -228,5 +253,16 @@ pub fn format_decisions(run: &FootageRun) -> String {
             );
         }
     }
+    let wrong = card.wrong().count();
+    s += &format!(
+        "\n{} of {} walkers as the ground truth expects{}\n",
+        card.walkers.len() - wrong,
+        card.walkers.len(),
+        if wrong == 0 {
+            String::new()
+        } else {
+            format!(" ({wrong} ✗)")
+        }
+    );
     s
 }
