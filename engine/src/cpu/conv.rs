@@ -7,7 +7,7 @@ use crate::tensor::View;
 
 /// Output positions `o` in `0..out` whose input index `o * stride + offset` lies in
 /// `0..len`, as a half-open range. `offset` is the kernel tap minus the leading pad.
-pub(super) fn valid_range(out: usize, stride: usize, offset: isize, len: usize) -> (usize, usize) {
+pub(crate) fn valid_range(out: usize, stride: usize, offset: isize, len: usize) -> (usize, usize) {
     let (s, len) = (stride as isize, len as isize);
     let lo = if offset < 0 { (-offset + s - 1) / s } else { 0 };
     let hi = if len - 1 - offset < 0 {

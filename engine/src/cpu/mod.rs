@@ -4,6 +4,7 @@
 //! loop orders keep the innermost loop contiguous so release builds vectorise them anyway.
 
 mod conv;
+pub(crate) use conv::valid_range;
 mod elementwise;
 mod layout;
 mod linear;

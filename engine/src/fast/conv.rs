@@ -6,17 +6,19 @@
 //!   column matrix; every other shape is unfolded (im2col) first.
 //! - Depthwise convolutions (`group == C == M`) run direct: each channel is copied once into a
 //!   zero-padded plane split by column phase (`x mod stride`), after which every tap of every
-//!   output row is one contiguous multiply-add over the row, whatever the stride, padding or
-//!   dilation. The loops are compiled for AVX-512 and AVX2 beside the baseline and picked at run
-//!   time (`multiversion`), since release builds target plain x86-64.
+//!   output row is a contiguous multiply-add over the row, whatever the stride, padding or
+//!   dilation; blocks of 16 outputs sum all taps in registers (AVX2+FMA where the CPU has it,
+//!   checked at run time, since release builds target plain x86-64).
 //!
-//! Bias is written into the output before the GEMM accumulates onto it; the activation follows
-//! per output channel.
+//! Bias (and a fused residual) is written into the output before the GEMM accumulates onto it;
+//! the activation follows per output channel (element-wise loops compiled for AVX-512 and AVX2
+//! beside the baseline by `multiversion`).
 
 use gemm::Parallelism;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use crate::cpu::valid_range;
 use crate::graph::{Activation, Conv};
 
 /// A convolution with its constants packed at load.
@@ -327,21 +329,28 @@ fn im2col(img: &[f32], c: usize, g: &Geometry, cols: &mut [f32]) {
                 row += 1;
                 let oy_off = (ky * g.dilation[0]) as isize - g.pad[0] as isize;
                 let ox_off = (kx * g.dilation[1]) as isize - g.pad[1] as isize;
+                // Output columns whose input column lies inside the row; the rest is padding.
+                let (x0, x1) = valid_range(g.ow, g.stride[1], ox_off, g.w);
                 for oy in 0..g.oh {
                     let d = &mut dst[oy * g.ow..][..g.ow];
                     let iy = oy as isize * g.stride[0] as isize + oy_off;
-                    if iy < 0 || iy >= g.h as isize {
+                    if iy < 0 || iy >= g.h as isize || x0 >= x1 {
                         d.fill(0.0);
                         continue;
                     }
                     let s = &src[iy as usize * g.w..][..g.w];
-                    for (ox, v) in d.iter_mut().enumerate() {
-                        let ix = ox as isize * g.stride[1] as isize + ox_off;
-                        *v = if ix >= 0 && ix < g.w as isize {
-                            s[ix as usize]
-                        } else {
-                            0.0
-                        };
+                    d[..x0].fill(0.0);
+                    d[x1..].fill(0.0);
+                    let ix0 = (x0 as isize * g.stride[1] as isize + ox_off) as usize;
+                    if g.stride[1] == 1 {
+                        d[x0..x1].copy_from_slice(&s[ix0..ix0 + (x1 - x0)]);
+                    } else {
+                        for (v, x) in d[x0..x1]
+                            .iter_mut()
+                            .zip(s[ix0..].iter().step_by(g.stride[1]))
+                        {
+                            *v = *x;
+                        }
                     }
                 }
             }
@@ -363,7 +372,10 @@ fn depthwise_plane(
     // The padded plane must hold every tap of every output: its size follows from the output.
     let ph = (g.oh - 1) * sy + (g.kh - 1) * dy + 1;
     let pw = (g.ow - 1) * sx + (g.kw - 1) * dx + 1;
-    let qw = pw.div_ceil(sx);
+    // Rows are long enough that every tap reads whole LANES-wide blocks: the last block of a row
+    // reads zeros past its end instead of taking a scalar tail.
+    let owp = g.ow.div_ceil(LANES) * LANES;
+    let qw = pw.div_ceil(sx).max((g.kw - 1) * dx / sx + owp);
     scratch.clear();
     scratch.resize(sx * ph * qw, 0.0);
     for iy in 0..g.h {
@@ -396,9 +408,7 @@ fn depthwise_plane(
 const LANES: usize = 16;
 
 /// Every output row: for each block of `LANES` outputs, the sum over all taps of the tap weight
-/// times the tap's contiguous source row, kept in registers (one function so that the whole
-/// loop nest is compiled for the wider vector units).
-#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
+/// times the tap's contiguous source row, kept in registers and stored once.
 fn accumulate(
     dst: &mut [f32],
     scratch: &[f32],
@@ -411,34 +421,78 @@ fn accumulate(
     let (sy, sx) = (g.stride[0], g.stride[1]);
     let (dy, dx) = (g.dilation[0], g.dilation[1]);
     let ow = g.ow;
+    let owp = ow.div_ceil(LANES) * LANES;
+    #[cfg(target_arch = "x86_64")]
+    let fma =
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
     let mut srcs: Vec<&[f32]> = Vec::with_capacity(taps.len());
+    let mut acc = [0f32; LANES];
     for oy in 0..g.oh {
         srcs.clear();
         for ky in 0..g.kh {
             let py = oy * sy + ky * dy;
             for kx in 0..g.kw {
                 let cx = kx * dx;
-                srcs.push(&scratch[((cx % sx) * ph + py) * qw + cx / sx..][..ow]);
+                srcs.push(&scratch[((cx % sx) * ph + py) * qw + cx / sx..][..owp]);
             }
         }
         let out = &mut dst[oy * ow..][..ow];
-        let full = ow / LANES * LANES;
-        for x in (0..full).step_by(LANES) {
-            let mut acc = [bias; LANES];
-            for (src, &w) in srcs.iter().zip(taps) {
-                let s = &src[x..x + LANES];
-                for l in 0..LANES {
-                    acc[l] += w * s[l];
-                }
-            }
-            out[x..x + LANES].copy_from_slice(&acc);
+        #[cfg(target_arch = "x86_64")]
+        if fma {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            unsafe { row_avx2(out, &srcs, taps, bias) };
+            continue;
         }
-        for x in full..ow {
-            let mut acc = bias;
-            for (src, &w) in srcs.iter().zip(taps) {
-                acc += w * src[x];
-            }
-            out[x] = acc;
+        for x in (0..owp).step_by(LANES) {
+            block_scalar(&mut acc, &srcs, taps, bias, x);
+            let n = LANES.min(ow - x);
+            out[x..x + n].copy_from_slice(&acc[..n]);
         }
+    }
+}
+
+fn block_scalar(acc: &mut [f32; LANES], srcs: &[&[f32]], taps: &[f32], bias: f32, x: usize) {
+    *acc = [bias; LANES];
+    for (src, &w) in srcs.iter().zip(taps) {
+        let s = &src[x..x + LANES];
+        for l in 0..LANES {
+            acc[l] += w * s[l];
+        }
+    }
+}
+
+/// One output row of [`accumulate`] in two 8-wide FMA registers per block. Written with
+/// intrinsics because the compiler's own vectorisation of the generic loop (multiversioned) was
+/// slower than the baseline build (measured on the development machine).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn row_avx2(out: &mut [f32], srcs: &[&[f32]], taps: &[f32], bias: f32) {
+    use std::arch::x86_64::*;
+    let owp = out.len().div_ceil(LANES) * LANES;
+    // Every source row holds `owp` floats (asserted, so the loads below stay inside them).
+    if srcs.len() != taps.len() || srcs.iter().any(|s| s.len() < owp) {
+        return;
+    }
+    let mut acc = [0f32; LANES];
+    for x in (0..owp).step_by(LANES) {
+        let mut a0 = _mm256_set1_ps(bias);
+        let mut a1 = a0;
+        for (src, &w) in srcs.iter().zip(taps) {
+            let wv = _mm256_set1_ps(w);
+            // SAFETY: x + 16 <= owp <= src.len() (checked above).
+            let (l0, l1) = unsafe {
+                let p = src.as_ptr().add(x);
+                (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+            };
+            a0 = _mm256_fmadd_ps(wv, l0, a0);
+            a1 = _mm256_fmadd_ps(wv, l1, a1);
+        }
+        // SAFETY: `acc` holds 16 floats.
+        unsafe {
+            _mm256_storeu_ps(acc.as_mut_ptr(), a0);
+            _mm256_storeu_ps(acc.as_mut_ptr().add(8), a1);
+        }
+        let n = LANES.min(out.len() - x);
+        out[x..x + n].copy_from_slice(&acc[..n]);
     }
 }

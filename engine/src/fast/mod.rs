@@ -14,6 +14,7 @@
 
 mod conv;
 mod linear;
+mod pool;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +30,7 @@ use linear::GemmKernel;
 enum Step {
     Conv(ConvKernel),
     Gemm(GemmKernel),
+    MaxPool2x2,
     Reference,
 }
 
@@ -80,6 +82,7 @@ impl FastModel {
                     Op::Gemm(g) => {
                         GemmKernel::for_gemm(g, node, &graph).map_or(Step::Reference, Step::Gemm)
                     }
+                    Op::MaxPool(p) if pool::is_2x2_stride_2(p) => Step::MaxPool2x2,
                     Op::MatMul => {
                         GemmKernel::for_matmul(node, &graph).map_or(Step::Reference, Step::Gemm)
                     }
@@ -157,6 +160,7 @@ impl FastModel {
         match self.steps.get(i) {
             Some(Step::Conv(k)) => format!("{op} ({})", k.kind_name()),
             Some(Step::Gemm(_)) => format!("{op} (gemm)"),
+            Some(Step::MaxPool2x2) => format!("{op} (2x2)"),
             _ => format!("{op} (reference)"),
         }
     }
@@ -220,6 +224,10 @@ impl FastModel {
                         let x = views.first().ok_or_else(|| fail("no input".into()))?;
                         k.run(x.data, x.shape, out_shape, self.threads)
                             .map_err(fail)?
+                    }
+                    Some(Step::MaxPool2x2) => {
+                        let x = views.first().ok_or_else(|| fail("no input".into()))?;
+                        pool::max_pool_2x2(x.data, x.shape, out_shape).map_err(fail)?
                     }
                     _ => return cpu::eval_node(&self.graph, node, views),
                 };

@@ -208,7 +208,7 @@ fn residual_chain_is_fused_and_equal() {
                 shape: vec![1, c, h, w],
             },
         );
-        let mut value = |g: &mut Graph, name: &str| {
+        let value = |g: &mut Graph, name: &str| {
             let id = TensorId(g.tensors.len());
             g.tensors.push(TensorInfo {
                 name: name.into(),
@@ -263,5 +263,23 @@ fn residual_chain_is_fused_and_equal() {
         let fast = FastModel::new(g.clone(), 1).unwrap();
         assert_eq!(fast.nodes(), if shared { 4 } else { 2 });
         compare(g, 2, 9 + c, 2);
+    }
+}
+
+#[test]
+fn max_pool_2x2_matches_reference() {
+    use crate::graph::Pool;
+    let op = Op::MaxPool(Pool {
+        window: Window2d {
+            kernel: [2, 2],
+            strides: [2, 2],
+            dilations: [1, 1],
+            padding: Padding::Explicit([0; 4]),
+            ceil_mode: false,
+        },
+        count_include_pad: false,
+    });
+    for (h, w) in [(8, 10), (7, 9)] {
+        compare(one_node(op.clone(), &[1, 3, h, w], vec![]), 2, 0, 1);
     }
 }

@@ -1,0 +1,53 @@
+//! 2×2, stride-2 max pooling (BlazeFace's residual downsampling), the only pooling shape these
+//! networks spend time in; every other window runs on the reference.
+
+use multiversion::multiversion;
+
+use crate::graph::{Padding, Pool};
+
+/// Whether `p` is the window this kernel implements.
+pub(super) fn is_2x2_stride_2(p: &Pool) -> bool {
+    let w = p.window;
+    w.kernel == [2, 2]
+        && w.strides == [2, 2]
+        && w.dilations == [1, 1]
+        && w.padding == Padding::Explicit([0; 4])
+        && !w.ceil_mode
+}
+
+/// `x` is `[N, C, H, W]`; the output `[N, C, H/2, W/2]` (floor, as the reference).
+pub(super) fn max_pool_2x2(
+    x: &[f32],
+    shape: &[usize],
+    out_shape: &[usize],
+) -> Result<Vec<f32>, String> {
+    let &[n, c, h, w] = shape else {
+        return Err(format!("MaxPool input of shape {shape:?} is not NCHW"));
+    };
+    let (oh, ow) = (h / 2, w / 2);
+    if out_shape != [n, c, oh, ow] || x.len() != n * c * h * w {
+        return Err(format!(
+            "MaxPool {shape:?} → {out_shape:?} is not a 2×2 halving"
+        ));
+    }
+    let mut out = vec![0f32; n * c * oh * ow];
+    for (src, dst) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow)) {
+        for oy in 0..oh {
+            let top = &src[2 * oy * w..][..w];
+            let bottom = &src[(2 * oy + 1) * w..][..w];
+            pool_row(&mut dst[oy * ow..][..ow], top, bottom);
+        }
+    }
+    Ok(out)
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
+fn pool_row(dst: &mut [f32], top: &[f32], bottom: &[f32]) {
+    for (i, d) in dst.iter_mut().enumerate() {
+        // f32::max ignores NaN as the reference's fold does.
+        *d = top[2 * i]
+            .max(top[2 * i + 1])
+            .max(bottom[2 * i])
+            .max(bottom[2 * i + 1]);
+    }
+}
