@@ -1,9 +1,12 @@
-//! The CPU backend: the engine's plain-Rust reference on normalised frames read back from the GPU.
+//! The CPU backend: the engine's fast CPU executor (`engine::fast`) on normalised frames read back
+//! from the GPU. All lanes' frames go through the detector in one batch, all chips through SFace in
+//! one batch.
 
 use engine::face::align;
 use engine::face::blazeface::{Detection, Spec};
 use engine::face::prepare;
-use engine::{Graph, Tensor, cpu};
+use engine::fast::FastModel;
+use engine::{Graph, Tensor};
 use enrolment::faces::Chip;
 use zeroize::Zeroizing;
 
@@ -11,19 +14,31 @@ use super::{Cut, Embedded, FrameRef, RecogniseError, decode, embedding, stage_er
 use crate::normalise::Gpu;
 
 pub(super) struct CpuBackend {
-    detector: Graph,
-    sface: Graph,
+    detector: FastModel,
+    sface: FastModel,
     /// The tick's frames as read back (packed RGBA), kept for the alignment warp.
     frames: Vec<Zeroizing<Vec<u32>>>,
 }
 
 impl CpuBackend {
-    pub(super) fn new(detector: Graph, sface: Graph) -> Self {
-        Self {
-            detector,
-            sface,
+    /// `threads`: how many cores inference may take (both models share the count; they never
+    /// run at the same time).
+    pub(super) fn new(
+        detector: Graph,
+        sface: Graph,
+        threads: usize,
+    ) -> Result<Self, RecogniseError> {
+        let compile = |g: Graph| {
+            FastModel::new(g, threads).map_err(|e| RecogniseError::Stage {
+                stage: "load",
+                detail: e.to_string(),
+            })
+        };
+        Ok(Self {
+            detector: compile(detector)?,
+            sface: compile(sface)?,
             frames: Vec::new(),
-        }
+        })
     }
 
     pub(super) fn detect(
@@ -35,7 +50,10 @@ impl CpuBackend {
     ) -> Result<Vec<Vec<Detection>>, RecogniseError> {
         let err = stage_err("detect");
         self.frames.clear();
-        let mut out = Vec::with_capacity(frames.len());
+        let side = spec.input;
+        let per = side * side * 3;
+        let mut batch = Vec::with_capacity(frames.len() * per);
+        let mut boxes = Vec::with_capacity(frames.len());
         for f in frames {
             let rgba = Zeroizing::new(f.lane.read_output(gpu).map_err(|e| err(e.to_string()))?);
             let (w, h) = (f.width as usize, f.height as usize);
@@ -44,16 +62,24 @@ impl CpuBackend {
                     .flat_map(|p| [*p as u8, (*p >> 8) as u8, (*p >> 16) as u8])
                     .collect(),
             );
-            let (input, lb) = prepare::detector_input(&rgb, w, h, spec.input)
+            let (input, lb) = prepare::detector_input(&rgb, w, h, side)
                 .ok_or_else(|| err(format!("frame {w}x{h} does not match its buffer")))?;
-            let input = Tensor::new(vec![1, spec.input, spec.input, 3], input)
-                .map_err(|e| err(e.to_string()))?;
-            let outs = cpu::run(&self.detector, &[input]).map_err(|e| err(e.to_string()))?;
-            let outs: Vec<Vec<f32>> = outs.into_iter().map(|t| t.data).collect();
-            out.push(decode(spec, &outs, 0, min_score, &lb)?);
+            batch.extend_from_slice(&input);
+            boxes.push(lb);
             self.frames.push(rgba);
         }
-        Ok(out)
+        let input = Tensor::new(vec![frames.len(), side, side, 3], batch)
+            .map_err(|e| err(e.to_string()))?;
+        let outs = self
+            .detector
+            .run(&[input])
+            .map_err(|e| err(e.to_string()))?;
+        let outs: Vec<Vec<f32>> = outs.into_iter().map(|t| t.data).collect();
+        boxes
+            .iter()
+            .enumerate()
+            .map(|(i, lb)| decode(spec, &outs, i, min_score, lb))
+            .collect()
     }
 
     pub(super) fn embed(
@@ -62,7 +88,7 @@ impl CpuBackend {
         cuts: &[Cut],
     ) -> Result<Embedded, RecogniseError> {
         let err = stage_err("embed");
-        let mut out = Vec::with_capacity(cuts.len());
+        let mut chips = Vec::with_capacity(cuts.len());
         for (i, c) in cuts.iter().enumerate() {
             let (Some(f), Some(rgba)) = (frames.get(c.frame), self.frames.get(c.frame)) else {
                 return Err(err(format!("no frame {}", c.frame)));
@@ -70,21 +96,37 @@ impl CpuBackend {
             let Some(to_chip) = align::from_blazeface(&c.detection.keypoints) else {
                 continue; // degenerate keypoints: tracked, never embedded
             };
-            let Some(chip) = align::warp_chip(rgba, f.width as usize, f.height as usize, &to_chip)
-            else {
-                continue;
-            };
-            let input = Tensor::new(vec![1, 3, align::CHIP, align::CHIP], chip.clone())
-                .map_err(|e| err(e.to_string()))?;
-            let raw = cpu::run(&self.sface, &[input]).map_err(|e| err(e.to_string()))?;
-            let raw = raw
-                .into_iter()
-                .next()
-                .ok_or_else(|| err("SFace gave no output".into()))?;
-            if let Some(e) = embedding(&raw.data) {
-                out.push((i, Chip(Zeroizing::new(chip)), e));
+            if let Some(chip) =
+                align::warp_chip(rgba, f.width as usize, f.height as usize, &to_chip)
+            {
+                chips.push((i, chip));
             }
         }
-        Ok(out)
+        if chips.is_empty() {
+            return Ok(Vec::new());
+        }
+        let per = 3 * align::CHIP * align::CHIP;
+        let mut batch = Zeroizing::new(Vec::with_capacity(chips.len() * per));
+        for (_, chip) in &chips {
+            batch.extend_from_slice(chip);
+        }
+        let input = Tensor::new(
+            vec![chips.len(), 3, align::CHIP, align::CHIP],
+            std::mem::take(&mut *batch),
+        )
+        .map_err(|e| err(e.to_string()))?;
+        let raw = self.sface.run(&[input]).map_err(|e| err(e.to_string()))?;
+        let raw = raw
+            .into_iter()
+            .next()
+            .ok_or_else(|| err("SFace gave no output".into()))?;
+        let dim = raw.data.len() / chips.len();
+        Ok(chips
+            .into_iter()
+            .enumerate()
+            .filter_map(|(b, (i, chip))| {
+                embedding(&raw.data[b * dim..][..dim]).map(|e| (i, Chip(Zeroizing::new(chip)), e))
+            })
+            .collect())
     }
 }

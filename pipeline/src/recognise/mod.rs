@@ -6,9 +6,9 @@
 //! - `gpu`: our WGSL kernels on the station's device; the letterbox and the alignment warp read the
 //!   normalised frames where the lighting stage left them (nothing but detections and embeddings
 //!   come back to the CPU);
-//! - `cpu`: the engine's plain-Rust reference on frames read back from the GPU. On a software
-//!   Vulkan (lavapipe) it is ~10× faster than the same WGSL (docs/benchmarks.md), so `auto` picks it
-//!   only when the adapter is a CPU.
+//! - `cpu`: the engine's fast CPU executor on frames read back from the GPU (held to the engine's
+//!   reference by its tests). On a software Vulkan (lavapipe) it is far faster than the same WGSL
+//!   (docs/benchmarks.md), so `auto` picks it only when the adapter is a CPU.
 //!
 //! Matching always runs on the GPU gallery (`engine::gpu::gallery`), mirrored from the station's
 //! synced gallery (`mirror`).
@@ -84,6 +84,8 @@ pub struct RecogniseConfig {
     pub narrow_to_ticket_holders: bool,
     /// Gallery storage: f16 halves the bytes each scan reads.
     pub gallery_f16: bool,
+    /// CPU backend: threads the detector and SFace may use (0: one per core).
+    pub cpu_threads: usize,
 }
 
 impl Default for RecogniseConfig {
@@ -98,6 +100,7 @@ impl Default for RecogniseConfig {
             max_faces: 16,
             narrow_to_ticket_holders: false,
             gallery_f16: false,
+            cpu_threads: 0,
         }
     }
 }
@@ -201,7 +204,11 @@ impl Recogniser {
                 cfg.max_faces.clamp(1, 64),
             )?))
         } else {
-            Engine::Cpu(Box::new(cpu::CpuBackend::new(detector, sface)))
+            let threads = match cfg.cpu_threads {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            };
+            Engine::Cpu(Box::new(cpu::CpuBackend::new(detector, sface, threads)?))
         };
         tracing::info!(backend = if use_gpu { "gpu" } else { "cpu" }, detector = ?cfg.detector,
             adapter = %gpu.info.name, "recogniser ready");
