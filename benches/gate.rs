@@ -73,7 +73,38 @@ fn stages(r: &FootageRun) -> Vec<Stage> {
             name: "capture → door open acknowledged",
             values_ms: decided(|d| d.door_open_ms),
         },
+        Stage {
+            name: "first frame with the walker → door open acknowledged",
+            values_ms: visible_to_open(r),
+        },
     ]
+}
+
+/// What the walker waits for: from the first frame they appear in (truth.json) to the door's
+/// acknowledged open, for every granted walker — the footage time until the deciding frame plus
+/// that frame's capture → acknowledgement.
+fn visible_to_open(r: &FootageRun) -> Vec<f64> {
+    let frame_ms = 1000.0 / r.truth.fps.max(1.0);
+    r.report
+        .decisions
+        .iter()
+        .filter_map(|d| {
+            let ack = d.door_open_ms?;
+            let lane = r.truth.lanes.iter().find(|l| l.lane == d.lane)?;
+            let at = d.at_ms as f64;
+            // The walker on screen at the decision; with a follower, the one who came first.
+            let first = lane
+                .walkers
+                .iter()
+                .filter(|w| {
+                    w.first_frame as f64 * frame_ms <= at
+                        && at <= (w.last_frame as f64 + 1.0) * frame_ms + 1000.0
+                })
+                .map(|w| w.first_frame as f64 * frame_ms)
+                .fold(f64::INFINITY, f64::min);
+            first.is_finite().then(|| at - first + ack)
+        })
+        .collect()
 }
 
 fn main() -> Result<()> {

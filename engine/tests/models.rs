@@ -220,3 +220,44 @@ fn damaged_model_files_are_errors() {
         let _ = onnx::import_bytes(&b);
     }
 }
+
+/// The fast CPU executor on the three models: equal to onnxruntime's goldens with the reference's
+/// own tolerances, and to the reference itself, at 1 and 2 threads.
+#[test]
+fn fast_executor_matches_onnxruntime_and_reference() {
+    use engine::fast::FastModel;
+    for threads in [1, 2] {
+        let g = engine::load(&model_path(SFACE)).unwrap();
+        let fast = FastModel::new(g.clone(), threads).unwrap();
+        let out = fast.run(&[sface_chips()]).unwrap();
+        let golden = fixture_f32("sface_golden.f32");
+        for i in 0..4 {
+            let ours = l2_normalised(&out[0].data[i * 128..][..128]);
+            let gold = l2_normalised(&golden[i * 128..][..128]);
+            let d = max_abs_diff(&ours, &gold);
+            assert!(d <= 1e-4, "SFace chip {i}: normalised descriptor differs by {d}");
+        }
+
+        let g = engine::load(&model_path(FRONT)).unwrap();
+        let input = blazeface_input(&fixture("blazeface_inputs.u8"), 2, 128);
+        let outs = FastModel::new(g.clone(), threads)
+            .unwrap()
+            .run(std::slice::from_ref(&input))
+            .unwrap();
+        let golden = fixture_f32("blazeface_front_golden.f32");
+        let per = golden.len() / 2;
+        compare_blazeface("fast front#0", &outs, 0, &golden[..per]);
+        compare_blazeface("fast front#1", &outs, 1, &golden[per..]);
+        let reference = cpu::run(&g, &[input]).unwrap();
+        for (a, b) in outs.iter().zip(&reference) {
+            let mag = b.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(max_abs_diff(&a.data, &b.data) <= 1e-5 * mag.max(1.0));
+        }
+
+        let g = engine::load(&model_path(BACK)).unwrap();
+        let raw = fixture("blazeface_inputs.u8");
+        let input = blazeface_input(&upsample2x(&raw[..128 * 128 * 3], 128), 1, 256);
+        let outs = FastModel::new(g, threads).unwrap().run(&[input]).unwrap();
+        compare_blazeface("fast back", &outs, 0, &fixture_f32("blazeface_back_golden.f32"));
+    }
+}

@@ -235,21 +235,25 @@ impl ConvKernel {
                 }
             }
             Kind::Depthwise => {
-                let job = |(idx, dst): (usize, &mut [f32])| {
+                // One scratch plane per worker, reused across its channels: only the interior is
+                // ever written, so the zero border survives from one channel to the next.
+                let job = |scratch: &mut Vec<f32>, (idx, dst): (usize, &mut [f32])| {
                     let ch = idx % m;
                     let src = &x[idx * h * w..][..h * w];
                     let taps = &self.weights[ch * geo.kh * geo.kw..][..geo.kh * geo.kw];
-                    let mut scratch = Vec::new();
-                    depthwise_plane(src, taps, self.bias[ch], &geo, &mut scratch, dst);
+                    depthwise_plane(src, taps, self.bias[ch], &geo, scratch, dst);
                     self.activate_row(dst, ch);
                 };
                 if threads > 1 {
                     out.par_chunks_mut(plane)
                         .with_min_len(8)
                         .enumerate()
-                        .for_each(job);
+                        .for_each_init(Vec::new, job);
                 } else {
-                    out.chunks_mut(plane).enumerate().for_each(job);
+                    let mut scratch = Vec::new();
+                    out.chunks_mut(plane)
+                        .enumerate()
+                        .for_each(|item| job(&mut scratch, item));
                 }
             }
         }
@@ -376,28 +380,38 @@ fn depthwise_plane(
     // reads zeros past its end instead of taking a scalar tail.
     let owp = g.ow.div_ceil(LANES) * LANES;
     let qw = pw.div_ceil(sx).max((g.kw - 1) * dx / sx + owp);
-    scratch.clear();
-    scratch.resize(sx * ph * qw, 0.0);
+    if scratch.len() != sx * ph * qw {
+        scratch.clear();
+        scratch.resize(sx * ph * qw, 0.0);
+    }
     for iy in 0..g.h {
         let py = iy + g.pad[0];
         if py >= ph {
             break;
         }
         let row = &src[iy * g.w..][..g.w];
-        // Input column ix sits at padded column px = ix + pad, i.e. phase px % sx, index px / sx;
-        // walk the phases with counters instead of dividing per pixel.
-        let (mut q, mut at) = (g.pad[1] % sx, g.pad[1] / sx);
         let last = pw.saturating_sub(g.pad[1]).min(g.w);
-        if sx == 1 {
-            scratch[py * qw + at..][..last].copy_from_slice(&row[..last]);
+        // Input column ix sits at padded column px = ix + pad: phase px % sx, index px / sx. Each
+        // phase takes every sx-th input column from its first one, contiguous in the scratch.
+        if sx == 2 {
+            deinterleave(scratch, row, last, g.pad[1], py * qw, ph * qw);
             continue;
         }
-        for &v in &row[..last] {
-            scratch[(q * ph + py) * qw + at] = v;
-            q += 1;
-            if q == sx {
-                q = 0;
-                at += 1;
+        for r in 0..sx {
+            let ix0 = (r + sx - g.pad[1] % sx) % sx;
+            if ix0 >= last {
+                continue;
+            }
+            let start = (r * ph + py) * qw + (ix0 + g.pad[1]) / sx;
+            let to = &mut scratch[start..(r * ph + py + 1) * qw];
+            let from = &row[ix0..last];
+            if sx == 1 {
+                let n = from.len().min(to.len());
+                to[..n].copy_from_slice(&from[..n]);
+            } else {
+                for (d, c) in to.iter_mut().zip(from.chunks(sx)) {
+                    *d = c[0];
+                }
             }
         }
     }
@@ -406,6 +420,44 @@ fn depthwise_plane(
 
 /// Output vector width: outputs accumulate in registers across all taps and are stored once.
 const LANES: usize = 16;
+
+/// Stride 2: the even input columns go to one phase plane and the odd ones to the other, in one
+/// pass over the row. `row_at` is the row's offset within a phase plane of `plane` floats.
+fn deinterleave(
+    scratch: &mut [f32],
+    row: &[f32],
+    last: usize,
+    pad: usize,
+    row_at: usize,
+    plane: usize,
+) {
+    // Even ix = 2k lands in phase pad % 2 at index k + pad / 2; odd ix = 2k + 1 in the other
+    // phase at index k + (pad + 1) / 2.
+    let even_phase = pad % 2;
+    let (first, second) = scratch.split_at_mut(plane);
+    let (even_plane, odd_plane) = if even_phase == 0 {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let (Some(even), Some(odd)) = (
+        even_plane.get_mut(row_at + pad / 2..),
+        odd_plane.get_mut(row_at + (pad + 1) / 2..),
+    ) else {
+        return;
+    };
+    let pairs = row[..last].chunks_exact(2);
+    let tail = pairs.remainder();
+    let mut k = 0;
+    for ((p, e), o) in pairs.zip(even.iter_mut()).zip(odd.iter_mut()) {
+        *e = p[0];
+        *o = p[1];
+        k += 1;
+    }
+    if let (Some(&v), Some(e)) = (tail.first(), even.get_mut(k)) {
+        *e = v;
+    }
+}
 
 /// Every output row: for each block of `LANES` outputs, the sum over all taps of the tap weight
 /// times the tap's contiguous source row, kept in registers and stored once.
@@ -422,77 +474,88 @@ fn accumulate(
     let (dy, dx) = (g.dilation[0], g.dilation[1]);
     let ow = g.ow;
     let owp = ow.div_ceil(LANES) * LANES;
+    // Where each tap's source row starts for output row 0; row oy adds oy·sy rows.
+    let mut offs = Vec::with_capacity(taps.len());
+    for ky in 0..g.kh {
+        for kx in 0..g.kw {
+            let cx = kx * dx;
+            offs.push(((cx % sx) * ph + ky * dy) * qw + cx / sx);
+        }
+    }
+    let row_step = sy * qw;
+    // Every read below stays inside the scratch: checked once here.
+    let furthest = offs.iter().max().copied().unwrap_or(0) + (g.oh - 1) * row_step + owp;
+    if furthest > scratch.len() || offs.len() != taps.len() || dst.len() < g.oh * ow {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
-    let fma =
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
-    let mut srcs: Vec<&[f32]> = Vec::with_capacity(taps.len());
-    let mut acc = [0f32; LANES];
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA; the extents were checked above.
+        unsafe { accumulate_avx2(dst, scratch, taps, &offs, bias, g.oh, ow, row_step) };
+        return;
+    }
     for oy in 0..g.oh {
-        srcs.clear();
-        for ky in 0..g.kh {
-            let py = oy * sy + ky * dy;
-            for kx in 0..g.kw {
-                let cx = kx * dx;
-                srcs.push(&scratch[((cx % sx) * ph + py) * qw + cx / sx..][..owp]);
-            }
-        }
         let out = &mut dst[oy * ow..][..ow];
-        #[cfg(target_arch = "x86_64")]
-        if fma {
-            // SAFETY: the CPU has AVX2 and FMA (checked above).
-            unsafe { row_avx2(out, &srcs, taps, bias) };
-            continue;
-        }
         for x in (0..owp).step_by(LANES) {
-            block_scalar(&mut acc, &srcs, taps, bias, x);
+            let mut acc = [bias; LANES];
+            for (&off, &w) in offs.iter().zip(taps) {
+                let s = &scratch[off + oy * row_step + x..][..LANES];
+                for l in 0..LANES {
+                    acc[l] += w * s[l];
+                }
+            }
             let n = LANES.min(ow - x);
             out[x..x + n].copy_from_slice(&acc[..n]);
         }
     }
 }
 
-fn block_scalar(acc: &mut [f32; LANES], srcs: &[&[f32]], taps: &[f32], bias: f32, x: usize) {
-    *acc = [bias; LANES];
-    for (src, &w) in srcs.iter().zip(taps) {
-        let s = &src[x..x + LANES];
-        for l in 0..LANES {
-            acc[l] += w * s[l];
-        }
-    }
-}
-
-/// One output row of [`accumulate`] in two 8-wide FMA registers per block. Written with
-/// intrinsics because the compiler's own vectorisation of the generic loop (multiversioned) was
-/// slower than the baseline build (measured on the development machine).
+/// [`accumulate`] with two 8-wide FMA registers per block of 16 outputs. Written with intrinsics
+/// because the compiler's vectorisation of the generic loop (multiversioned) was slower than the
+/// baseline build (measured on the development machine).
+///
+/// # Safety
+/// AVX2 and FMA must be present, and for every tap `off + (oh-1)·row_step + ⌈ow/16⌉·16` must lie
+/// within `scratch`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn row_avx2(out: &mut [f32], srcs: &[&[f32]], taps: &[f32], bias: f32) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn accumulate_avx2(
+    dst: &mut [f32],
+    scratch: &[f32],
+    taps: &[f32],
+    offs: &[usize],
+    bias: f32,
+    oh: usize,
+    ow: usize,
+    row_step: usize,
+) {
     use std::arch::x86_64::*;
-    let owp = out.len().div_ceil(LANES) * LANES;
-    // Every source row holds `owp` floats (asserted, so the loads below stay inside them).
-    if srcs.len() != taps.len() || srcs.iter().any(|s| s.len() < owp) {
-        return;
-    }
+    let owp = ow.div_ceil(LANES) * LANES;
+    let base = scratch.as_ptr();
     let mut acc = [0f32; LANES];
-    for x in (0..owp).step_by(LANES) {
-        let mut a0 = _mm256_set1_ps(bias);
-        let mut a1 = a0;
-        for (src, &w) in srcs.iter().zip(taps) {
-            let wv = _mm256_set1_ps(w);
-            // SAFETY: x + 16 <= owp <= src.len() (checked above).
-            let (l0, l1) = unsafe {
-                let p = src.as_ptr().add(x);
-                (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
-            };
-            a0 = _mm256_fmadd_ps(wv, l0, a0);
-            a1 = _mm256_fmadd_ps(wv, l1, a1);
+    for oy in 0..oh {
+        let out = &mut dst[oy * ow..][..ow];
+        for x in (0..owp).step_by(LANES) {
+            let mut a0 = _mm256_set1_ps(bias);
+            let mut a1 = a0;
+            for (&off, &w) in offs.iter().zip(taps) {
+                let wv = _mm256_set1_ps(w);
+                // SAFETY: within the scratch by the caller's check.
+                let (l0, l1) = unsafe {
+                    let p = base.add(off + oy * row_step + x);
+                    (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+                };
+                a0 = _mm256_fmadd_ps(wv, l0, a0);
+                a1 = _mm256_fmadd_ps(wv, l1, a1);
+            }
+            // SAFETY: `acc` holds 16 floats.
+            unsafe {
+                _mm256_storeu_ps(acc.as_mut_ptr(), a0);
+                _mm256_storeu_ps(acc.as_mut_ptr().add(8), a1);
+            }
+            let n = LANES.min(ow - x);
+            out[x..x + n].copy_from_slice(&acc[..n]);
         }
-        // SAFETY: `acc` holds 16 floats.
-        unsafe {
-            _mm256_storeu_ps(acc.as_mut_ptr(), a0);
-            _mm256_storeu_ps(acc.as_mut_ptr().add(8), a1);
-        }
-        let n = LANES.min(out.len() - x);
-        out[x..x + n].copy_from_slice(&acc[..n]);
     }
 }

@@ -31,6 +31,8 @@ enum Step {
     Conv(ConvKernel),
     Gemm(GemmKernel),
     MaxPool2x2,
+    /// Constant Pad: rows copied whole into a filled output.
+    PadConstant(f32),
     Reference,
 }
 
@@ -83,6 +85,10 @@ impl FastModel {
                         GemmKernel::for_gemm(g, node, &graph).map_or(Step::Reference, Step::Gemm)
                     }
                     Op::MaxPool(p) if pool::is_2x2_stride_2(p) => Step::MaxPool2x2,
+                    Op::Pad(crate::graph::Pad {
+                        mode: crate::graph::PadMode::Constant(v),
+                        ..
+                    }) => Step::PadConstant(*v),
                     Op::MatMul => {
                         GemmKernel::for_matmul(node, &graph).map_or(Step::Reference, Step::Gemm)
                     }
@@ -161,6 +167,7 @@ impl FastModel {
             Some(Step::Conv(k)) => format!("{op} ({})", k.kind_name()),
             Some(Step::Gemm(_)) => format!("{op} (gemm)"),
             Some(Step::MaxPool2x2) => format!("{op} (2x2)"),
+            Some(Step::PadConstant(_)) => format!("{op} (rows)"),
             _ => format!("{op} (reference)"),
         }
     }
@@ -228,6 +235,13 @@ impl FastModel {
                     Some(Step::MaxPool2x2) => {
                         let x = views.first().ok_or_else(|| fail("no input".into()))?;
                         pool::max_pool_2x2(x.data, x.shape, out_shape).map_err(fail)?
+                    }
+                    Some(Step::PadConstant(v)) => {
+                        let Op::Pad(p) = &node.op else {
+                            return Err(fail("not a Pad".into()));
+                        };
+                        let x = views.first().ok_or_else(|| fail("no input".into()))?;
+                        pool::pad_constant(x.data, x.shape, &p.pads, *v, out_shape).map_err(fail)?
                     }
                     _ => return cpu::eval_node(&self.graph, node, views),
                 };

@@ -1,5 +1,6 @@
-//! 2×2, stride-2 max pooling (BlazeFace's residual downsampling), the only pooling shape these
-//! networks spend time in; every other window runs on the reference.
+//! BlazeFace's residual path: 2×2, stride-2 max pooling (the only pooling shape these networks
+//! spend time in; every other window runs on the reference) and the constant Pad that widens the
+//! channels, both as whole-row copies.
 
 use multiversion::multiversion;
 
@@ -50,4 +51,50 @@ fn pool_row(dst: &mut [f32], top: &[f32], bottom: &[f32]) {
             .max(bottom[2 * i])
             .max(bottom[2 * i + 1]);
     }
+}
+
+/// Constant padding of any rank: the output is filled with `value`, then every input row (last
+/// axis) is copied whole to its place. `pads` in ONNX order (all begins, then all ends).
+pub(super) fn pad_constant(
+    x: &[f32],
+    shape: &[usize],
+    pads: &[usize],
+    value: f32,
+    out_shape: &[usize],
+) -> Result<Vec<f32>, String> {
+    let r = shape.len();
+    let fits = r > 0
+        && pads.len() == 2 * r
+        && out_shape.len() == r
+        && (0..r).all(|d| shape[d] + pads[d] + pads[r + d] == out_shape[d])
+        && x.len() == shape.iter().product::<usize>();
+    if !fits {
+        return Err(format!(
+            "Pad {shape:?} by {pads:?} does not give {out_shape:?}"
+        ));
+    }
+    let mut out = vec![value; out_shape.iter().product()];
+    let row = shape[r - 1];
+    if row == 0 {
+        return Ok(out);
+    }
+    let out_strides = crate::tensor::strides(out_shape);
+    let mut idx = vec![0usize; r - 1];
+    for src in x.chunks_exact(row) {
+        let at: usize = idx
+            .iter()
+            .enumerate()
+            .map(|(d, &i)| (i + pads[d]) * out_strides[d])
+            .sum::<usize>()
+            + pads[r - 1];
+        out[at..at + row].copy_from_slice(src);
+        for d in (0..idx.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    Ok(out)
 }

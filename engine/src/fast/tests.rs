@@ -133,6 +133,8 @@ fn depthwise_convolutions_match_reference() {
         // (C, H, W, kernel, stride, dilation, pads)
         (6, 16, 16, [3, 3], 1, 1, [1; 4]),
         (6, 16, 15, [3, 3], 2, 1, [0, 0, 2, 2]),
+        (6, 15, 17, [3, 3], 2, 1, [1, 1, 1, 1]), // odd left pad: the phases swap
+        (4, 14, 19, [3, 3], 3, 1, [1, 2, 0, 1]), // stride 3: the general phase split
         (5, 13, 17, [5, 5], 1, 1, [2; 4]),
         (5, 13, 17, [5, 5], 2, 1, [1, 2, 2, 1]),
         (4, 12, 12, [3, 3], 1, 2, [2; 4]),
@@ -281,5 +283,17 @@ fn max_pool_2x2_matches_reference() {
     });
     for (h, w) in [(8, 10), (7, 9)] {
         compare(one_node(op.clone(), &[1, 3, h, w], vec![]), 2, 0, 1);
+    }
+}
+
+#[test]
+fn constant_pad_matches_reference() {
+    use crate::graph::{Pad, PadMode};
+    for pads in [vec![0, 0, 0, 0, 0, 5, 0, 0], vec![0, 1, 2, 0, 0, 0, 1, 3]] {
+        let op = Op::Pad(Pad {
+            pads,
+            mode: PadMode::Constant(0.25),
+        });
+        compare(one_node(op, &[1, 3, 4, 5], vec![]), 2, 0, 1);
     }
 }
