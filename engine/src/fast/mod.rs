@@ -22,6 +22,7 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::graph::{Activation, BinaryOp, Graph, Node, Op, Shapes};
 use crate::tensor::Tensor;
+use rayon::prelude::*;
 
 use conv::ConvKernel;
 use linear::GemmKernel;
@@ -177,15 +178,60 @@ impl FastModel {
         inputs: &[Tensor],
         timing: &mut (dyn FnMut(usize, std::time::Duration) + Send),
     ) -> Result<Vec<Tensor>> {
-        match &self.pool {
-            Some(pool) => pool.install(|| self.run_here(inputs, timing)),
-            None => self.run_here(inputs, timing),
+        let Some(pool) = &self.pool else {
+            return self.run_here(inputs, 1, timing);
+        };
+        let batch = inputs
+            .first()
+            .and_then(|t| t.shape.first().copied())
+            .unwrap_or(1);
+        if batch < 2 {
+            return pool.install(|| self.run_here(inputs, self.threads, timing));
         }
+        // Several images (lanes, chips): each worker runs its share of the batch on one thread,
+        // which scales far better than splitting every small kernel between the workers.
+        let parts = self.threads.min(batch);
+        let bounds: Vec<(usize, usize)> = (0..parts)
+            .map(|p| (p * batch / parts, (p + 1) * batch / parts))
+            .collect();
+        let mut results: Vec<Result<Vec<Tensor>>> = Vec::new();
+        pool.install(|| {
+            results = bounds
+                .par_iter()
+                .map(|&(from, to)| {
+                    let part: Vec<Tensor> = inputs
+                        .iter()
+                        .map(|t| slice_batch(t, from, to))
+                        .collect::<Result<_>>()?;
+                    self.run_here(&part, 1, &mut |_, _| {})
+                })
+                .collect();
+        });
+        let mut merged: Vec<Tensor> = Vec::new();
+        for r in results {
+            let part = r?;
+            if merged.is_empty() {
+                merged = part;
+                continue;
+            }
+            for (m, p) in merged.iter_mut().zip(part) {
+                if m.shape.len() != p.shape.len() || m.shape.get(1..) != p.shape.get(1..) {
+                    return Err(Error::Model(
+                        "an output does not keep the batch on axis 0".into(),
+                    ));
+                }
+                m.shape[0] += p.shape[0];
+                m.data.extend_from_slice(&p.data);
+            }
+        }
+        Ok(merged)
     }
 
+    /// Runs every node here, kernels spreading over `threads` workers of the pool.
     fn run_here(
         &self,
         inputs: &[Tensor],
+        threads: usize,
         timing: &mut (dyn FnMut(usize, std::time::Duration) + Send),
     ) -> Result<Vec<Tensor>> {
         cpu::run_with(
@@ -195,7 +241,7 @@ impl FastModel {
             |_, _| {},
             |i, node, views, out_shape| {
                 let t0 = std::time::Instant::now();
-                let r = self.eval(i, node, views, out_shape);
+                let r = self.eval(i, node, views, out_shape, threads);
                 timing(i, t0.elapsed());
                 r
             },
@@ -208,6 +254,7 @@ impl FastModel {
         node: &crate::graph::Node,
         views: &[crate::tensor::View<'_>],
         out_shape: &[usize],
+        threads: usize,
     ) -> Result<Tensor> {
         {
             {
@@ -224,13 +271,12 @@ impl FastModel {
                         } else {
                             None
                         };
-                        k.run(x.data, x.shape, residual, out_shape, self.threads)
+                        k.run(x.data, x.shape, residual, out_shape, threads)
                             .map_err(fail)?
                     }
                     Some(Step::Gemm(k)) => {
                         let x = views.first().ok_or_else(|| fail("no input".into()))?;
-                        k.run(x.data, x.shape, out_shape, self.threads)
-                            .map_err(fail)?
+                        k.run(x.data, x.shape, out_shape, threads).map_err(fail)?
                     }
                     Some(Step::MaxPool2x2) => {
                         let x = views.first().ok_or_else(|| fail("no input".into()))?;
@@ -252,6 +298,17 @@ impl FastModel {
             }
         }
     }
+}
+
+/// Items `from..to` of a batch (axis 0).
+fn slice_batch(t: &Tensor, from: usize, to: usize) -> Result<Tensor> {
+    let n = t.shape.first().copied().unwrap_or(1);
+    let per = if n == 0 { 0 } else { t.data.len() / n };
+    let mut shape = t.shape.clone();
+    if let Some(s) = shape.first_mut() {
+        *s = to - from;
+    }
+    Tensor::new(shape, t.data[from * per..to * per].to_vec())
 }
 
 /// The channel count of a Conv's input (shape inference at batch 1).
