@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use gstreamer as gst;
-use metrics::histogram;
+use metrics::{counter, histogram};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{error, warn};
 
@@ -18,6 +18,7 @@ use crate::normalise::{
     Gpu, LaneNormaliser, LightingKernel, LightingStats, NormaliseError, NormaliseParams,
     normalise_batch,
 };
+use crate::recognise::priority::LanePriority;
 use crate::recognise::{FrameRef, LaneFaces, Recogniser, TickTimes};
 use crate::telemetry::names;
 
@@ -134,6 +135,14 @@ fn run(w: Worker) {
     let labels: Vec<String> = counters.iter().map(|c| c.id.clone()).collect();
     let mut idle_since = Instant::now();
     let mut next_tick = Instant::now();
+    // Live pacing only: in benchmark mode every frame is processed, whatever it shows.
+    let mut priority = (!tick.is_zero() && recognition.is_some()).then(|| {
+        LanePriority::new(
+            hub.lanes(),
+            Duration::from_millis(200),
+            Duration::from_secs(1),
+        )
+    });
     while !stop.load(Ordering::SeqCst) {
         // One batch per tick: frames that arrive during a tick wait for its end and go together.
         let now = Instant::now();
@@ -141,7 +150,21 @@ fn run(w: Worker) {
             std::thread::sleep(next_tick - now);
         }
         next_tick = Instant::now().max(next_tick) + tick;
-        let frames = hub.take_batch(Duration::from_millis(20));
+        let mut frames = hub.take_batch(Duration::from_millis(20));
+        if let Some(p) = priority.as_mut() {
+            let lanes: Vec<usize> = frames.iter().map(|f| f.lane).collect();
+            let mut take = p.select(&lanes, Instant::now()).into_iter();
+            frames.retain(|f| {
+                let keep = take.next().unwrap_or(true);
+                if !keep {
+                    counters[f.lane]
+                        .frames_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    counter!(names::FRAMES_DEFERRED, "lane" => labels[f.lane].clone()).increment(1);
+                }
+                keep
+            });
+        }
         if frames.is_empty() {
             // Every lane closed and drained: recorded footage is played out.
             if hub.all_closed() && idle_since.elapsed() > Duration::from_millis(200) {
@@ -157,6 +180,11 @@ fn run(w: Worker) {
                     Some(r) => recognise(&gpu, r, &lanes, &frames, &labels),
                     None => (None, None, None),
                 };
+                if let (Some(p), Some(all)) = (priority.as_mut(), faces.as_ref()) {
+                    for (frame, lf) in frames.iter().zip(all) {
+                        p.saw(frame.lane, !lf.faces.is_empty(), done);
+                    }
+                }
                 let mut faces = faces.map(|f| f.into_iter());
                 for (frame, r) in frames.iter().zip(results) {
                     let lane = &labels[frame.lane];

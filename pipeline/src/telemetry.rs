@@ -13,6 +13,9 @@ pub mod names {
     pub const FRAMES_IN: &str = "gate_frames_in_total";
     pub const FRAMES_PROCESSED: &str = "gate_frames_processed_total";
     pub const FRAMES_DROPPED: &str = "gate_frames_dropped_total";
+    /// Frames of a lane where nobody is in view, left out of a tick so that lanes with a walker
+    /// get the station's time (`recognise::priority`); also counted as dropped.
+    pub const FRAMES_DEFERRED: &str = "gate_frames_deferred_total";
     pub const LANE_DEGRADED: &str = "gate_lane_degraded";
     /// Wall time per stage, label `stage`: `capture_to_normalised`, `normalise_batch`.
     pub const STAGE_SECONDS: &str = "gate_stage_seconds";

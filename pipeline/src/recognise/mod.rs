@@ -16,6 +16,7 @@
 mod cpu;
 mod gpu;
 pub mod mirror;
+pub mod priority;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
