@@ -102,7 +102,7 @@ fn visible_to_open(r: &FootageRun) -> Vec<f64> {
                 })
                 .map(|w| w.first_frame as f64 * frame_ms)
                 .fold(f64::INFINITY, f64::min);
-            first.is_finite().then(|| at - first + ack)
+            first.is_finite().then_some(at - first + ack)
         })
         .collect()
 }

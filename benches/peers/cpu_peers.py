@@ -9,7 +9,7 @@ Rust benchmark wrote it) for model in sface, front, back. Output: one JSON objec
  "max_abs_diff": vs the first output our engine wrote (`<model>.out.f32`), "error": "..." on failure}
 
 The SFace file lists its weights as graph inputs (29 of them without an initializer); the model is
-rewritten in memory exactly as `ort_bench.py` does (see there) so that both runtimes can load it. The
+rewritten in memory (`onnx_inputs.py`) so that both runtimes can load it. The
 weights and operators are untouched. OpenVINO 2026 cannot import this int8 block-quantised file; that
 is reported as an error row, not hidden.
 """
@@ -22,24 +22,14 @@ import sys
 import time
 
 import numpy as np
-import onnx
+
+from onnx_inputs import loadable
 
 FILES = {
     "sface": ("face_recognition_sface_2021dec_int8bq.onnx", (1, 3, 112, 112)),
     "front": ("face_detection_front_128x128_barracuda.onnx", (1, 128, 128, 3)),
     "back": ("face_detection_back_256x256_barracuda.onnx", (1, 256, 256, 3)),
 }
-
-
-def cleaned(path):
-    m = onnx.load(path)
-    g = m.graph
-    inits = {i.name for i in g.initializer}
-    used = {name for n in g.node for name in n.input}
-    keep = [i for i in g.input if i.name not in inits and i.name in used]
-    del g.input[:]
-    g.input.extend(keep)
-    return m.SerializeToString()
 
 
 def timed(fn, iters, min_seconds):
@@ -95,7 +85,7 @@ def main():
         fname, shape = FILES[key]
         x = np.fromfile(os.path.join(a.inputs, key + ".f32"), dtype="<f4").reshape(shape)
         ours = np.fromfile(os.path.join(a.inputs, key + ".out.f32"), dtype="<f4")
-        model = cleaned(os.path.join(a.models, fname))
+        model = loadable(os.path.join(a.models, fname))
         for threads in [int(t) for t in a.threads.split(",")]:
             for peer, fn in (("onnxruntime", run_ort), ("openvino", run_ov)):
                 row = {"peer": peer, "model": key, "threads": threads}

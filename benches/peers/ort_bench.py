@@ -25,21 +25,13 @@ import onnx
 import onnxruntime as ort
 
 import common
+from onnx_inputs import loadable
 
 SFACE = "face_recognition_sface_2021dec_int8bq.onnx"
 
 
 def batch_generic_model(path):
-    m = onnx.load(path)
-    g = m.graph
-    inits = {i.name for i in g.initializer}
-    used = {name for n in g.node for name in n.input}
-    keep = [i for i in g.input if i.name not in inits and i.name in used]
-    del g.input[:]
-    g.input.extend(keep)
-    for v in list(g.input) + list(g.output):
-        v.type.tensor_type.shape.dim[0].dim_param = "N"
-    return m.SerializeToString()
+    return loadable(path, symbolic_batch=True)
 
 
 def session(model, threads):

@@ -235,7 +235,10 @@ fn fast_executor_matches_onnxruntime_and_reference() {
             let ours = l2_normalised(&out[0].data[i * 128..][..128]);
             let gold = l2_normalised(&golden[i * 128..][..128]);
             let d = max_abs_diff(&ours, &gold);
-            assert!(d <= 1e-4, "SFace chip {i}: normalised descriptor differs by {d}");
+            assert!(
+                d <= 1e-4,
+                "SFace chip {i}: normalised descriptor differs by {d}"
+            );
         }
 
         let g = engine::load(&model_path(FRONT)).unwrap();
@@ -258,6 +261,11 @@ fn fast_executor_matches_onnxruntime_and_reference() {
         let raw = fixture("blazeface_inputs.u8");
         let input = blazeface_input(&upsample2x(&raw[..128 * 128 * 3], 128), 1, 256);
         let outs = FastModel::new(g, threads).unwrap().run(&[input]).unwrap();
-        compare_blazeface("fast back", &outs, 0, &fixture_f32("blazeface_back_golden.f32"));
+        compare_blazeface(
+            "fast back",
+            &outs,
+            0,
+            &fixture_f32("blazeface_back_golden.f32"),
+        );
     }
 }

@@ -19,11 +19,7 @@ use std::path::{Path, PathBuf};
 use pipeline::demo::{self, FootageOptions, FootageRun};
 use protocol::{LaneStatus, Outcome};
 
-static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn footage() -> Option<PathBuf> {
     let f = demo::default_footage();
@@ -72,7 +68,7 @@ fn decided(r: &FootageRun, lane: &str) -> Vec<(Outcome, String, Option<String>)>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_lanes_open_refuse_and_catch_tailgating() {
-    let _turn = turn();
+    let _turn = TURN.lock().await;
     let Some(f) = footage() else { return };
     let r = run(&f, &options()).await;
     print!("{}", pipeline::station::format_report(&r.report));
@@ -174,7 +170,7 @@ async fn two_lanes_open_refuse_and_catch_tailgating() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lane_that_dies_does_not_stop_the_other() {
-    let _turn = turn();
+    let _turn = TURN.lock().await;
     let Some(f) = footage() else { return };
     let truth = pipeline::demo::truth::Truth::load(&f).unwrap();
     let (alive, dead) = (&truth.lanes[0], &truth.lanes[1]);
@@ -219,7 +215,7 @@ async fn a_lane_that_dies_does_not_stop_the_other() {
 /// decided as the ground truth says, and the door's open acknowledged. No time is asserted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_time_lane_decides_every_walker() {
-    let _turn = turn();
+    let _turn = TURN.lock().await;
     let Some(f) = footage() else { return };
     // The same footage with only its first lane: truth.json rewritten, the video linked.
     let dir = tempfile::tempdir().unwrap();

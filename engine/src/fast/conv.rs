@@ -14,7 +14,7 @@
 //! the activation follows per output channel (element-wise loops compiled for AVX-512 and AVX2
 //! beside the baseline by `multiversion`).
 
-use gemm::Parallelism;
+use super::linear::product_onto;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -201,36 +201,15 @@ impl ConvKernel {
                             }
                         }
                     }
-                    let par = if threads > 1 {
-                        Parallelism::Rayon(threads)
-                    } else {
-                        Parallelism::None
-                    };
-                    // SAFETY: dst is [m, plane], weights [m, k] and rhs [k, plane], all
-                    // row-major and exactly that long (checked above and by construction).
-                    unsafe {
-                        gemm::gemm(
-                            m,
-                            plane,
-                            k,
-                            dst.as_mut_ptr(),
-                            1,
-                            plane as isize,
-                            true,
-                            self.weights.as_ptr(),
-                            1,
-                            k as isize,
-                            rhs.as_ptr(),
-                            1,
-                            plane as isize,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            par,
-                        );
-                    }
+                    product_onto(
+                        dst,
+                        (m, plane, k),
+                        &self.weights,
+                        rhs,
+                        (plane as isize, 1),
+                        1.0,
+                        threads,
+                    )?;
                     self.activate(dst, plane, threads);
                 }
             }
@@ -442,7 +421,7 @@ fn deinterleave(
     };
     let (Some(even), Some(odd)) = (
         even_plane.get_mut(row_at + pad / 2..),
-        odd_plane.get_mut(row_at + (pad + 1) / 2..),
+        odd_plane.get_mut(row_at + pad.div_ceil(2)..),
     ) else {
         return;
     };

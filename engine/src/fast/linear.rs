@@ -120,36 +120,15 @@ impl GemmKernel {
         } else {
             (1, n as isize)
         };
-        let par = if threads > 1 {
-            Parallelism::Rayon(threads)
-        } else {
-            Parallelism::None
-        };
-        // SAFETY: out is [rows, n], a is [rows, k], b is k·n values read as [k, n] through
-        // (b_rs, b_cs); every extent was checked above.
-        unsafe {
-            gemm::gemm(
-                rows,
-                n,
-                k,
-                out.as_mut_ptr(),
-                1,
-                n as isize,
-                true,
-                a.as_ptr(),
-                1,
-                k as isize,
-                self.b.as_ptr(),
-                b_cs,
-                b_rs,
-                1.0,
-                self.alpha,
-                false,
-                false,
-                false,
-                par,
-            );
-        }
+        product_onto(
+            &mut out,
+            (rows, n, k),
+            a,
+            &self.b,
+            (b_rs, b_cs),
+            self.alpha,
+            threads,
+        )?;
         if self.activation != Activation::None {
             for row in out.chunks_exact_mut(n) {
                 for (j, v) in row.iter_mut().enumerate() {
@@ -161,4 +140,57 @@ impl GemmKernel {
         }
         Ok(out)
     }
+}
+
+/// `dst[m×n] += beta · A[m×k] · B[k×n]`: A row-major, B read through `(row, column)` strides, dst
+/// row-major. The one place the fast executor calls the GEMM crate (checks every extent first).
+pub(super) fn product_onto(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    b: &[f32],
+    (b_rs, b_cs): (isize, isize),
+    beta: f32,
+    threads: usize,
+) -> Result<(), String> {
+    let b_last = (k.saturating_sub(1) as isize) * b_rs + (n.saturating_sub(1) as isize) * b_cs;
+    if dst.len() != m * n
+        || a.len() != m * k
+        || b_rs < 0
+        || b_cs < 0
+        || (k > 0 && n > 0 && b_last as usize >= b.len())
+    {
+        return Err(format!("GEMM operands do not fit {m}×{k} · {k}×{n}"));
+    }
+    let par = if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: dst is [m, n] and A is [m, k], both row-major and exactly that long; every element
+    // of B read through (b_rs, b_cs) lies within `b` (checked above).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            beta,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+    Ok(())
 }

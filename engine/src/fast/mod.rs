@@ -37,6 +37,9 @@ enum Step {
     Reference,
 }
 
+/// Wall time per kind of step (`Conv (3x3 depthwise)`, …), largest first.
+pub type Profile = Vec<(String, std::time::Duration)>;
+
 /// A graph compiled for the fast CPU path.
 pub struct FastModel {
     graph: Graph,
@@ -146,10 +149,7 @@ impl FastModel {
 
     /// [`FastModel::run`], returning the wall time spent per op type (for benchmarks), largest
     /// first.
-    pub fn run_profiled(
-        &self,
-        inputs: &[Tensor],
-    ) -> Result<(Vec<Tensor>, Vec<(String, std::time::Duration)>)> {
+    pub fn run_profiled(&self, inputs: &[Tensor]) -> Result<(Vec<Tensor>, Profile)> {
         let mut per: Vec<(String, std::time::Duration)> = Vec::new();
         let out = self.run_timed(inputs, &mut |node, t| {
             let kind = self.kind_name(node);
@@ -158,7 +158,7 @@ impl FastModel {
                 None => per.push((kind, t)),
             }
         })?;
-        per.sort_by(|a, b| b.1.cmp(&a.1));
+        per.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
         Ok((out, per))
     }
 
@@ -303,7 +303,7 @@ impl FastModel {
 /// Items `from..to` of a batch (axis 0).
 fn slice_batch(t: &Tensor, from: usize, to: usize) -> Result<Tensor> {
     let n = t.shape.first().copied().unwrap_or(1);
-    let per = if n == 0 { 0 } else { t.data.len() / n };
+    let per = t.data.len().checked_div(n).unwrap_or(0);
     let mut shape = t.shape.clone();
     if let Some(s) = shape.first_mut() {
         *s = to - from;
