@@ -45,6 +45,8 @@ pub(super) struct ConvKernel {
 enum Kind {
     /// `group == 1`: a GEMM, the input read as columns directly (`direct`) or unfolded first.
     Dense { direct: bool },
+    /// `group == 1` over at most [`FEW_CHANNELS`] input channels: summed tap by tap in registers.
+    FewChannels,
     /// `group == C == M`.
     Depthwise,
 }
@@ -67,8 +69,11 @@ impl ConvKernel {
         let kind = if conv.group == 1 && cpg == channels {
             let w = conv.window;
             let unpadded = matches!(w.padding, crate::graph::Padding::Explicit(p) if p == [0; 4]);
-            Kind::Dense {
-                direct: kh == 1 && kw == 1 && w.strides == [1, 1] && unpadded,
+            let pointwise = kh == 1 && kw == 1 && w.strides == [1, 1] && unpadded;
+            if !pointwise && cpg <= FEW_CHANNELS {
+                Kind::FewChannels
+            } else {
+                Kind::Dense { direct: pointwise }
             }
         } else if conv.group == channels && m == channels && cpg == 1 {
             Kind::Depthwise
@@ -124,6 +129,7 @@ impl ConvKernel {
             Kind::Dense { direct: true } => "1x1 gemm".into(),
             Kind::Dense { direct: false } => format!("{}x{} im2col+gemm", self.kh, self.kw),
             Kind::Depthwise => format!("{}x{} depthwise", self.kh, self.kw),
+            Kind::FewChannels => format!("{}x{} direct, {} channels", self.kh, self.kw, self.cpg),
         }
     }
 
@@ -169,6 +175,16 @@ impl ConvKernel {
             return Err("residual input does not match the output".into());
         }
         match self.kind {
+            Kind::FewChannels => {
+                let mut scratch = Vec::new();
+                for (img, dst) in x
+                    .chunks_exact(c * h * w)
+                    .zip(out.chunks_exact_mut(m * plane))
+                {
+                    direct_dense(img, c, &self.weights, &self.bias, &geo, &mut scratch, dst);
+                    self.activate(dst, plane, threads);
+                }
+            }
             Kind::Dense { direct } => {
                 let k = self.cpg * self.kh * self.kw;
                 let mut cols = Vec::new();
@@ -341,6 +357,90 @@ fn im2col(img: &[f32], c: usize, g: &Geometry, cols: &mut [f32]) {
     }
 }
 
+/// Up to this many input channels a dense convolution runs direct ([`direct_dense`]).
+const FEW_CHANNELS: usize = 4;
+
+/// Output block width: 16 outputs accumulate in registers across all taps and are stored once.
+const LANES: usize = 16;
+
+/// A channel laid out for direct convolution: zero-padded to every row and column the window
+/// reaches, columns split by phase (`x mod stride`) so that each tap of an output row is a
+/// contiguous run, rows long enough that the last 16-wide block of a row stays inside it.
+#[derive(Debug, Clone, Copy)]
+struct Padded {
+    /// Padded rows and columns.
+    ph: usize,
+    pw: usize,
+    /// Row length of one phase plane.
+    qw: usize,
+}
+
+impl Padded {
+    fn of(g: &Geometry) -> Self {
+        let (sy, sx) = (g.stride[0], g.stride[1]);
+        let (dy, dx) = (g.dilation[0], g.dilation[1]);
+        let ph = (g.oh - 1) * sy + (g.kh - 1) * dy + 1;
+        let pw = (g.ow - 1) * sx + (g.kw - 1) * dx + 1;
+        let owp = g.ow.div_ceil(LANES) * LANES;
+        let qw = pw.div_ceil(sx).max((g.kw - 1) * dx / sx + owp);
+        Self { ph, pw, qw }
+    }
+
+    /// Floats of one laid-out channel.
+    fn len(&self, g: &Geometry) -> usize {
+        g.stride[1] * self.ph * self.qw
+    }
+
+    /// Where each tap (ky, kx) of a channel laid out at `base` starts, for output row 0.
+    fn push_offsets(&self, g: &Geometry, base: usize, offs: &mut Vec<usize>) {
+        let sx = g.stride[1];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let cx = kx * g.dilation[1];
+                offs.push(base + ((cx % sx) * self.ph + ky * g.dilation[0]) * self.qw + cx / sx);
+            }
+        }
+    }
+
+    /// Copies one input channel into its laid-out place. Only interior positions are written, the
+    /// same ones for every channel of a geometry: a reused scratch keeps its zero border.
+    fn lay_out(&self, src: &[f32], g: &Geometry, scratch: &mut [f32]) {
+        let (ph, pw, qw) = (self.ph, self.pw, self.qw);
+        let sx = g.stride[1];
+        for iy in 0..g.h {
+            let py = iy + g.pad[0];
+            if py >= ph {
+                break;
+            }
+            let row = &src[iy * g.w..][..g.w];
+            let last = pw.saturating_sub(g.pad[1]).min(g.w);
+            // Input column ix sits at padded column px = ix + pad: phase px % sx, index px / sx. Each
+            // phase takes every sx-th input column from its first one, contiguous in the scratch.
+            if sx == 2 {
+                deinterleave(scratch, row, last, g.pad[1], py * qw, ph * qw);
+                continue;
+            }
+            for r in 0..sx {
+                let ix0 = (r + sx - g.pad[1] % sx) % sx;
+                if ix0 >= last {
+                    continue;
+                }
+                let start = (r * ph + py) * qw + (ix0 + g.pad[1]) / sx;
+                let to = &mut scratch[start..(r * ph + py + 1) * qw];
+                let from = &row[ix0..last];
+                if sx == 1 {
+                    let n = from.len().min(to.len());
+                    to[..n].copy_from_slice(&from[..n]);
+                } else {
+                    for (d, c) in to.iter_mut().zip(from.chunks(sx)) {
+                        *d = c[0];
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One channel of a depthwise convolution: `dst` (`[OH, OW]`) = bias + Σ taps · input.
 fn depthwise_plane(
     src: &[f32],
@@ -350,55 +450,64 @@ fn depthwise_plane(
     scratch: &mut Vec<f32>,
     dst: &mut [f32],
 ) {
-    let (sy, sx) = (g.stride[0], g.stride[1]);
-    let (dy, dx) = (g.dilation[0], g.dilation[1]);
-    // The padded plane must hold every tap of every output: its size follows from the output.
-    let ph = (g.oh - 1) * sy + (g.kh - 1) * dy + 1;
-    let pw = (g.ow - 1) * sx + (g.kw - 1) * dx + 1;
-    // Rows are long enough that every tap reads whole LANES-wide blocks: the last block of a row
-    // reads zeros past its end instead of taking a scalar tail.
-    let owp = g.ow.div_ceil(LANES) * LANES;
-    let qw = pw.div_ceil(sx).max((g.kw - 1) * dx / sx + owp);
-    if scratch.len() != sx * ph * qw {
+    let p = Padded::of(g);
+    if scratch.len() != p.len(g) {
         scratch.clear();
-        scratch.resize(sx * ph * qw, 0.0);
+        scratch.resize(p.len(g), 0.0);
     }
-    for iy in 0..g.h {
-        let py = iy + g.pad[0];
-        if py >= ph {
-            break;
-        }
-        let row = &src[iy * g.w..][..g.w];
-        let last = pw.saturating_sub(g.pad[1]).min(g.w);
-        // Input column ix sits at padded column px = ix + pad: phase px % sx, index px / sx. Each
-        // phase takes every sx-th input column from its first one, contiguous in the scratch.
-        if sx == 2 {
-            deinterleave(scratch, row, last, g.pad[1], py * qw, ph * qw);
-            continue;
-        }
-        for r in 0..sx {
-            let ix0 = (r + sx - g.pad[1] % sx) % sx;
-            if ix0 >= last {
-                continue;
-            }
-            let start = (r * ph + py) * qw + (ix0 + g.pad[1]) / sx;
-            let to = &mut scratch[start..(r * ph + py + 1) * qw];
-            let from = &row[ix0..last];
-            if sx == 1 {
-                let n = from.len().min(to.len());
-                to[..n].copy_from_slice(&from[..n]);
-            } else {
-                for (d, c) in to.iter_mut().zip(from.chunks(sx)) {
-                    *d = c[0];
-                }
-            }
-        }
-    }
-    accumulate(dst, scratch, taps, bias, g, ph, qw);
+    p.lay_out(src, g, scratch);
+    let mut offs = Vec::with_capacity(taps.len());
+    p.push_offsets(g, 0, &mut offs);
+    accumulate(
+        dst,
+        scratch,
+        taps,
+        &offs,
+        bias,
+        g.oh,
+        g.ow,
+        g.stride[0] * p.qw,
+    );
 }
 
-/// Output vector width: outputs accumulate in registers across all taps and are stored once.
-const LANES: usize = 16;
+/// A dense convolution over few input channels (a network's first layer, on the image): every
+/// channel laid out as for depthwise, then each output channel sums all `C·kH·kW` taps in
+/// registers. Unfolding a whole frame for a GEMM with K = 75 would move more memory than it
+/// computes. `img` is `[C, H, W]`, `dst` `[M, OH·OW]`.
+fn direct_dense(
+    img: &[f32],
+    c: usize,
+    weights: &[f32],
+    bias: &[f32],
+    g: &Geometry,
+    scratch: &mut Vec<f32>,
+    dst: &mut [f32],
+) {
+    let p = Padded::of(g);
+    let per = p.len(g);
+    if scratch.len() != c * per {
+        scratch.clear();
+        scratch.resize(c * per, 0.0);
+    }
+    let mut offs = Vec::with_capacity(c * g.kh * g.kw);
+    for (ch, (src, plane)) in img
+        .chunks_exact(g.h * g.w)
+        .zip(scratch.chunks_exact_mut(per))
+        .enumerate()
+    {
+        p.lay_out(src, g, plane);
+        p.push_offsets(g, ch * per, &mut offs);
+    }
+    let k = offs.len();
+    let plane = g.oh * g.ow;
+    for ((out, taps), &b) in dst
+        .chunks_exact_mut(plane)
+        .zip(weights.chunks_exact(k))
+        .zip(bias)
+    {
+        accumulate(out, scratch, taps, &offs, b, g.oh, g.ow, g.stride[0] * p.qw);
+    }
+}
 
 /// Stride 2: the even input columns go to one phase plane and the odd ones to the other, in one
 /// pass over the row. `row_at` is the row's offset within a phase plane of `plane` floats.
@@ -439,41 +548,32 @@ fn deinterleave(
 }
 
 /// Every output row: for each block of `LANES` outputs, the sum over all taps of the tap weight
-/// times the tap's contiguous source row, kept in registers and stored once.
+/// times the tap's contiguous source run (`offs`: where each tap starts for output row 0; row oy
+/// adds `oy · row_step`), kept in registers and stored once.
+#[allow(clippy::too_many_arguments)]
 fn accumulate(
     dst: &mut [f32],
     scratch: &[f32],
     taps: &[f32],
+    offs: &[usize],
     bias: f32,
-    g: &Geometry,
-    ph: usize,
-    qw: usize,
+    oh: usize,
+    ow: usize,
+    row_step: usize,
 ) {
-    let (sy, sx) = (g.stride[0], g.stride[1]);
-    let (dy, dx) = (g.dilation[0], g.dilation[1]);
-    let ow = g.ow;
     let owp = ow.div_ceil(LANES) * LANES;
-    // Where each tap's source row starts for output row 0; row oy adds oy·sy rows.
-    let mut offs = Vec::with_capacity(taps.len());
-    for ky in 0..g.kh {
-        for kx in 0..g.kw {
-            let cx = kx * dx;
-            offs.push(((cx % sx) * ph + ky * dy) * qw + cx / sx);
-        }
-    }
-    let row_step = sy * qw;
     // Every read below stays inside the scratch: checked once here.
-    let furthest = offs.iter().max().copied().unwrap_or(0) + (g.oh - 1) * row_step + owp;
-    if furthest > scratch.len() || offs.len() != taps.len() || dst.len() < g.oh * ow {
+    let furthest = offs.iter().max().copied().unwrap_or(0) + (oh.max(1) - 1) * row_step + owp;
+    if furthest > scratch.len() || offs.len() != taps.len() || dst.len() < oh * ow {
         return;
     }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA; the extents were checked above.
-        unsafe { accumulate_avx2(dst, scratch, taps, &offs, bias, g.oh, ow, row_step) };
+        unsafe { accumulate_avx2(dst, scratch, taps, offs, bias, oh, ow, row_step) };
         return;
     }
-    for oy in 0..g.oh {
+    for oy in 0..oh {
         let out = &mut dst[oy * ow..][..ow];
         for x in (0..owp).step_by(LANES) {
             let mut acc = [bias; LANES];

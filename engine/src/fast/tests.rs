@@ -94,9 +94,11 @@ fn dense_convolutions_match_reference() {
     let cases = [
         // (C, M, H, W, kernel, stride, dilation, pads, activation)
         (8, 16, 9, 11, [1, 1], 1, 1, [0; 4], Activation::PRelu), // direct 1x1
-        (3, 8, 13, 12, [3, 3], 2, 1, [1, 1, 1, 1], Activation::Relu),
-        (5, 7, 10, 10, [3, 3], 1, 1, [1, 0, 2, 1], Activation::None),
-        (4, 6, 9, 9, [1, 1], 2, 1, [0; 4], Activation::None), // strided 1x1: unfolded
+        (3, 8, 13, 12, [3, 3], 2, 1, [1, 1, 1, 1], Activation::Relu), // few channels: direct
+        (3, 24, 40, 36, [5, 5], 2, 1, [1, 1, 2, 2], Activation::None), // BlazeFace's first layer
+        (5, 7, 10, 10, [3, 3], 1, 1, [1, 0, 2, 1], Activation::None), // unfolded
+        (8, 6, 11, 10, [3, 3], 2, 1, [1; 4], Activation::Relu),  // unfolded, strided
+        (4, 6, 9, 9, [1, 1], 2, 1, [0; 4], Activation::None),    // strided 1x1: unfolded
         (3, 4, 12, 12, [5, 5], 2, 1, [1, 2, 2, 1], Activation::PRelu),
         (
             4,
