@@ -14,11 +14,11 @@
 //! model never runs half on the GPU.
 
 use std::collections::HashMap;
-use std::sync::mpsc;
 
 use wgpu::util::DeviceExt;
 
 use super::plan::{Plan, data_op, elt_act};
+use super::readback;
 use super::{Act, Channel, ConvGeom, Dispatch, EltAct, GemmGeom, Kernels, Operands, Precision};
 use crate::graph::{Activation, Graph, Op, TensorId};
 
@@ -667,42 +667,17 @@ impl GpuModel {
             .outputs
             .iter()
             .map(|(b, len)| {
-                let r = device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("output readback"),
-                    size: (*len * 4) as u64,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
+                let r = readback::staging(device, "output readback", (*len * 4) as u64);
                 enc.copy_buffer_to_buffer(b, 0, &r, 0, (*len * 4) as u64);
                 r
             })
             .collect();
         queue.submit([enc.finish()]);
-        let (tx, rx) = mpsc::channel();
-        for (i, r) in reads.iter().enumerate() {
-            let tx = tx.clone();
-            r.slice(..).map_async(wgpu::MapMode::Read, move |res| {
-                let _ = tx.send((i, res));
-            });
-        }
-        drop(tx);
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
+        let bytes = readback::map_all(device, &reads.iter().collect::<Vec<_>>())
             .map_err(|e| GpuRunError::Readback(e.to_string()))?;
-        for (_, res) in rx.iter() {
-            res.map_err(|e| GpuRunError::Readback(e.to_string()))?;
-        }
-        reads
+        Ok(bytes
             .iter()
-            .map(|r| {
-                let v = r
-                    .slice(..)
-                    .get_mapped_range()
-                    .map(|m| bytemuck::cast_slice::<u8, f32>(&m).to_vec())
-                    .map_err(|e| GpuRunError::Readback(e.to_string()));
-                r.unmap();
-                v
-            })
-            .collect()
+            .map(|b| bytemuck::pod_collect_to_vec::<u8, f32>(b))
+            .collect())
     }
 }

@@ -15,9 +15,9 @@
 //! among the subjects of a candidate mask ([`Gallery::set_candidates`]): for example the subjects
 //! holding a ticket valid at this station.
 
+use super::readback;
 use std::collections::HashMap;
 use std::num::NonZeroU64;
-use std::sync::mpsc;
 
 use wgpu::util::DeviceExt;
 
@@ -713,20 +713,13 @@ impl Gallery {
             };
             return Ok(d.valid.iter().map(none).collect());
         }
-        let (tx, rx) = mpsc::channel();
-        d.read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        let gpu = |e: String| GalleryError::Gpu(format!("readback: {e}"));
-        let polled = self.device.poll(wgpu::PollType::wait_indefinitely());
-        polled.map_err(|e| gpu(e.to_string()))?;
-        let mapped = rx.recv().map_err(|e| gpu(e.to_string()))?;
-        mapped.map_err(|e| gpu(e.to_string()))?;
-        let words = (d.read.slice(..).get_mapped_range())
-            .map(|m| bytemuck::cast_slice::<u8, u32>(&m).to_vec())
-            .map_err(|e| gpu(e.to_string()));
-        d.read.unmap();
-        let words = words?;
+        let gpu = |e: readback::ReadbackError| GalleryError::Gpu(format!("readback: {e}"));
+        let bytes = readback::map_all(&self.device, &[&d.read]).map_err(gpu)?;
+        let words: Vec<u32> = bytes
+            .first()
+            .map(|b| bytemuck::pod_collect_to_vec(b))
+            .unwrap_or_default();
+
         let candidate = |row: u32, bits: u32| {
             let subject = self.rows.get(row as usize).copied()?;
             let similarity = f32::from_bits(bits);
@@ -803,27 +796,8 @@ impl Gallery {
     }
 
     fn read_buffer(&self, buffer: &wgpu::Buffer, size: u64) -> R<Vec<u8>> {
-        let read = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("gallery readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = self.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(buffer, 0, &read, 0, size);
-        self.queue.submit([enc.finish()]);
-        let (tx, rx) = mpsc::channel();
-        read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        let gpu = |e: String| GalleryError::Gpu(format!("readback: {e}"));
-        let polled = self.device.poll(wgpu::PollType::wait_indefinitely());
-        polled.map_err(|e| gpu(e.to_string()))?;
-        let mapped = rx.recv().map_err(|e| gpu(e.to_string()))?;
-        mapped.map_err(|e| gpu(e.to_string()))?;
-        let v = read.slice(..).get_mapped_range().map(|m| m.to_vec());
-        read.unmap();
-        v.map_err(|e| gpu(e.to_string()))
+        readback::read(&self.device, &self.queue, buffer, size)
+            .map_err(|e| GalleryError::Gpu(format!("readback: {e}")))
     }
 
     /// The storage bytes of one normalised row, in row order (k = 0..127).

@@ -6,6 +6,7 @@ pub mod gallery;
 pub mod kernels;
 pub mod ops;
 mod plan;
+pub mod readback;
 pub mod resample;
 
 pub use executor::{GpuModel, GpuRunError};

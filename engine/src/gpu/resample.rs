@@ -9,8 +9,8 @@
 //! pass (for example just before a model's own dispatches, writing straight into its input buffer).
 //! [`Resampler::run_blocking`] uploads, runs and reads back, for tests and tools.
 
+use super::readback;
 use std::num::NonZeroU64;
-use std::sync::mpsc;
 
 use wgpu::util::DeviceExt;
 
@@ -358,20 +358,16 @@ impl Resampler {
         enc.copy_buffer_to_buffer(&out, 0, &read, 0, bytes);
         queue.submit([enc.finish()]);
         gpu_ok(scope)?;
-        let (tx, rx) = mpsc::channel();
-        read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        let gpu = |e: String| ResampleError::Gpu(format!("readback: {e}"));
-        let polled = device.poll(wgpu::PollType::wait_indefinitely());
-        polled.map_err(|e| gpu(e.to_string()))?;
-        let mapped = rx.recv().map_err(|e| gpu(e.to_string()))?;
-        mapped.map_err(|e| gpu(e.to_string()))?;
-        let v = (read.slice(..).get_mapped_range())
-            .map(|m| bytemuck::cast_slice::<u8, f32>(&m)[..d.len].to_vec())
-            .map_err(|e| gpu(e.to_string()));
-        read.unmap();
-        Ok((v?, d.letterboxes))
+        let bytes = readback::map_all(device, &[&read])
+            .map_err(|e| ResampleError::Gpu(format!("readback: {e}")))?;
+        let v: Vec<f32> = bytes
+            .first()
+            .map(|b| bytemuck::pod_collect_to_vec(b))
+            .unwrap_or_default();
+        let v = v.get(..d.len).map(<[f32]>::to_vec).ok_or_else(|| {
+            ResampleError::Gpu("readback: shorter than the resampled data".into())
+        })?;
+        Ok((v, d.letterboxes))
     }
 }
 

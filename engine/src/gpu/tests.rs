@@ -57,12 +57,6 @@ impl Gpu {
     }
     /// Records the dispatches in order into one pass, then reads `y` back.
     fn run_all(&self, ds: &[&Dispatch], y: &wgpu::Buffer) -> Vec<f32> {
-        let read = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: y.size(),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
         let mut enc = self.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
@@ -70,14 +64,10 @@ impl Gpu {
                 self.k.record(&mut pass, d);
             }
         }
-        enc.copy_buffer_to_buffer(y, 0, &read, 0, y.size());
         self.queue.submit([enc.finish()]);
-        read.slice(..)
-            .map_async(wgpu::MapMode::Read, |r| r.expect("map"));
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .expect("poll");
-        bytemuck::cast_slice(&read.slice(..).get_mapped_range().expect("mapped")).to_vec()
+        let bytes =
+            crate::gpu::readback::read(&self.device, &self.queue, y, y.size()).expect("readback");
+        bytemuck::pod_collect_to_vec(&bytes)
     }
 }
 

@@ -40,12 +40,6 @@ impl Gpu {
 
     /// Records `ds` into one pass and reads all of `out` back.
     fn run(&self, ds: &[&ResampleDispatch], out: &wgpu::Buffer) -> Vec<f32> {
-        let read = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: out.size(),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
         let mut enc = self.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
@@ -53,14 +47,10 @@ impl Gpu {
                 self.r.record(&mut pass, d);
             }
         }
-        enc.copy_buffer_to_buffer(out, 0, &read, 0, out.size());
         self.queue.submit([enc.finish()]);
-        read.slice(..)
-            .map_async(wgpu::MapMode::Read, |r| r.expect("map"));
-        let poll = self.device.poll(wgpu::PollType::wait_indefinitely());
-        poll.expect("poll");
-        let mapped = read.slice(..).get_mapped_range().expect("mapped");
-        bytemuck::cast_slice(&mapped).to_vec()
+        let bytes = crate::gpu::readback::read(&self.device, &self.queue, out, out.size())
+            .expect("readback");
+        bytemuck::pod_collect_to_vec(&bytes)
     }
 }
 

@@ -1,8 +1,7 @@
 //! Host side of `shaders/lighting.wgsl`: per-lane pooled buffers and the batched dispatch.
 
-use std::sync::mpsc;
-
 use bytemuck::{Pod, Zeroable};
+use engine::gpu::readback;
 use wgpu::util::DeviceExt;
 
 use super::{FrameLayout, Gpu, GpuError, LightingStats, NormaliseParams, tile_grid};
@@ -337,55 +336,60 @@ impl LaneNormaliser {
         Ok(())
     }
 
-    fn read(&self, gpu: &Gpu) -> Result<FrameResult, NormaliseError> {
-        let stats_bytes = map_read(gpu, &self.readback)?;
-        let stats =
-            bytemuck::pod_read_unaligned::<LightingStats>(&stats_bytes[..STATS_SIZE as usize]);
-        let gpu_ns = match &self.timer {
-            Some(t) => {
-                let b = map_read(gpu, &t.readback)?;
-                let ts: [u64; 2] = bytemuck::pod_read_unaligned(&b[..16]);
+    /// The buffers [`LaneNormaliser::result`] reads: statistics, then the timer when there is one.
+    fn readbacks(&self) -> Vec<&wgpu::Buffer> {
+        let mut v = vec![&self.readback];
+        if let Some(t) = &self.timer {
+            v.push(&t.readback);
+        }
+        v
+    }
+
+    /// The frame's result from the bytes of [`LaneNormaliser::readbacks`].
+    fn result(&self, bytes: &[Vec<u8>]) -> Result<FrameResult, NormaliseError> {
+        let short = || GpuError::Other("statistics readback is short".into());
+        let stats_bytes = bytes
+            .first()
+            .and_then(|b| b.get(..STATS_SIZE as usize))
+            .ok_or_else(short)?;
+        let stats = bytemuck::pod_read_unaligned::<LightingStats>(stats_bytes);
+        let gpu_ns = match (&self.timer, bytes.get(1).and_then(|b| b.get(..16))) {
+            (Some(_), Some(b)) => {
+                let ts: [u64; 2] = bytemuck::pod_read_unaligned(b);
                 Some((ts[1].saturating_sub(ts[0]) as f64 * self.period_ns as f64) as u64)
             }
-            None => None,
+            _ => None,
         };
         Ok(FrameResult { stats, gpu_ns })
     }
 
-    /// Copies the normalised frame back to the CPU (tests and diagnostics; the station never does).
+    /// Copies the normalised frame back to the CPU (tests, diagnostics, the CPU backend).
     pub fn read_output(&self, gpu: &Gpu) -> Result<Vec<u32>, NormaliseError> {
-        let size = self.output.size();
-        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("output readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(&self.output, 0, &staging, 0, size);
-        gpu.queue.submit([enc.finish()]);
-        Ok(bytemuck::pod_collect_to_vec(&map_read(gpu, &staging)?))
+        read_outputs(gpu, &[self])?
+            .pop()
+            .ok_or_else(|| GpuError::Lost.into())
     }
 }
 
-fn map_read(gpu: &Gpu, buf: &wgpu::Buffer) -> Result<Vec<u8>, NormaliseError> {
-    let (tx, rx) = mpsc::channel();
-    buf.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    gpu.wait()?;
-    match rx.recv() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(GpuError::Other(format!("map: {e}")).into()),
-        Err(_) => return Err(GpuError::Lost.into()),
+/// The normalised frames of several lanes, copied back in one submission with one wait.
+pub fn read_outputs(gpu: &Gpu, lanes: &[&LaneNormaliser]) -> Result<Vec<Vec<u32>>, NormaliseError> {
+    let sources: Vec<(&wgpu::Buffer, u64)> =
+        lanes.iter().map(|l| (&l.output, l.output.size())).collect();
+    let bytes =
+        readback::read_all(&gpu.device, &gpu.queue, &sources).map_err(|e| gpu_err(gpu, e))?;
+    Ok(bytes
+        .iter()
+        .map(|b| bytemuck::pod_collect_to_vec(b))
+        .collect())
+}
+
+/// A readback failure, as the station's GPU error: `Lost` when the device is gone.
+fn gpu_err(gpu: &Gpu, e: readback::ReadbackError) -> NormaliseError {
+    if gpu.is_lost() {
+        GpuError::Lost.into()
+    } else {
+        GpuError::Other(e.to_string()).into()
     }
-    let out = buf
-        .slice(..)
-        .get_mapped_range()
-        .map(|v| v.to_vec())
-        .map_err(|e| GpuError::Other(format!("mapped range: {e}")));
-    buf.unmap();
-    Ok(out?)
 }
 
 /// Normalises one frame per listed lane with a single command encoder and a single submit, so that
@@ -407,5 +411,15 @@ pub fn normalise_batch(
         lane.encode(gpu, kernel, &mut enc, frame)?;
     }
     gpu.queue.submit([enc.finish()]);
-    work.iter().map(|(lane, _)| lane.read(gpu)).collect()
+    // Every lane's statistics (and timers) mapped with one wait.
+    let bufs: Vec<&wgpu::Buffer> = work.iter().flat_map(|(lane, _)| lane.readbacks()).collect();
+    let mut bytes = readback::map_all(&gpu.device, &bufs)
+        .map_err(|e| gpu_err(gpu, e))?
+        .into_iter();
+    work.iter()
+        .map(|(lane, _)| {
+            let mine: Vec<Vec<u8>> = bytes.by_ref().take(lane.readbacks().len()).collect();
+            lane.result(&mine)
+        })
+        .collect()
 }

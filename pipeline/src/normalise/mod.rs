@@ -6,7 +6,9 @@ pub mod lighting;
 pub mod reference;
 
 pub use gpu::{Gpu, GpuError};
-pub use lighting::{FrameResult, LaneNormaliser, LightingKernel, NormaliseError, normalise_batch};
+pub use lighting::{
+    FrameResult, LaneNormaliser, LightingKernel, NormaliseError, normalise_batch, read_outputs,
+};
 
 use bytemuck::{Pod, Zeroable};
 

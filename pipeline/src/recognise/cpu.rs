@@ -54,8 +54,12 @@ impl CpuBackend {
         let per = side * side * 3;
         let mut batch = Vec::with_capacity(frames.len() * per);
         let mut boxes = Vec::with_capacity(frames.len());
-        for f in frames {
-            let rgba = Zeroizing::new(f.lane.read_output(gpu).map_err(|e| err(e.to_string()))?);
+        // Every lane's normalised frame in one submission with one wait.
+        let lanes: Vec<_> = frames.iter().map(|f| f.lane).collect();
+        let outputs =
+            crate::normalise::read_outputs(gpu, &lanes).map_err(|e| err(e.to_string()))?;
+        for (f, rgba) in frames.iter().zip(outputs) {
+            let rgba = Zeroizing::new(rgba);
             let (w, h) = (f.width as usize, f.height as usize);
             let rgb: Zeroizing<Vec<u8>> = Zeroizing::new(
                 rgba.iter()

@@ -196,35 +196,13 @@ fn read_f32(
     buf: &wgpu::Buffer,
     len: usize,
 ) -> Result<Zeroizing<Vec<f32>>, RecogniseError> {
-    let bytes = (len * 4) as u64;
-    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("chips readback"),
-        size: bytes.max(4),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(buf, 0, &staging, 0, bytes);
-    gpu.queue.submit([enc.finish()]);
-    let (tx, rx) = std::sync::mpsc::channel();
-    staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    gpu.wait().map_err(|e| RecogniseError::Gpu(e.to_string()))?;
-    match rx.recv() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(RecogniseError::Gpu(format!("map: {e}"))),
-        Err(_) => {
-            return Err(RecogniseError::Gpu(
-                "device lost while reading chips".into(),
-            ));
-        }
+    if len == 0 {
+        return Ok(Zeroizing::new(Vec::new()));
     }
-    let v = staging
-        .slice(..)
-        .get_mapped_range()
-        .map(|m| Zeroizing::new(bytemuck::cast_slice::<u8, f32>(&m)[..len].to_vec()))
-        .map_err(|e| RecogniseError::Gpu(format!("mapped range: {e}")));
-    staging.unmap();
-    v
+    let bytes = Zeroizing::new(
+        engine::gpu::readback::read(&gpu.device, &gpu.queue, buf, (len * 4) as u64)
+            .map_err(|e| RecogniseError::Gpu(format!("reading chips: {e}")))?,
+    );
+    let v: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+    Ok(Zeroizing::new(v))
 }
