@@ -573,6 +573,22 @@ fn accumulate(
         unsafe { accumulate_avx2(dst, scratch, taps, offs, bias, oh, ow, row_step) };
         return;
     }
+    accumulate_portable(dst, scratch, taps, offs, bias, oh, ow, row_step);
+}
+
+/// [`accumulate`] in plain Rust, for CPUs without AVX2/FMA (and the test of the AVX2 path).
+#[allow(clippy::too_many_arguments)]
+fn accumulate_portable(
+    dst: &mut [f32],
+    scratch: &[f32],
+    taps: &[f32],
+    offs: &[usize],
+    bias: f32,
+    oh: usize,
+    ow: usize,
+    row_step: usize,
+) {
+    let owp = ow.div_ceil(LANES) * LANES;
     for oy in 0..oh {
         let out = &mut dst[oy * ow..][..ow];
         for x in (0..owp).step_by(LANES) {
@@ -666,6 +682,33 @@ unsafe fn accumulate_avx2(
             }
             let n = LANES.min(ow - x);
             out[x..x + n].copy_from_slice(&acc[..n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 path (taken on this machine) and the portable one (taken on CPUs without AVX2)
+    /// agree on every row count (blocks of four rows and the leftovers) and width.
+    #[test]
+    fn portable_and_avx2_paths_agree() {
+        for (oh, ow) in [(1usize, 5usize), (4, 16), (7, 17), (9, 40)] {
+            let row_step = ow.div_ceil(LANES) * LANES + 4;
+            let scratch: Vec<f32> = (0..(oh + 3) * row_step + 64)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect();
+            let offs: Vec<usize> = (0..9).map(|t| (t / 3) * row_step + t % 3).collect();
+            let taps: Vec<f32> = (0..9).map(|t| t as f32 * 0.1 - 0.4).collect();
+            let mut a = vec![0f32; oh * ow];
+            let mut b = vec![0f32; oh * ow];
+            accumulate(&mut a, &scratch, &taps, &offs, 0.25, oh, ow, row_step);
+            accumulate_portable(&mut b, &scratch, &taps, &offs, 0.25, oh, ow, row_step);
+            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                assert!((x - y).abs() <= 1e-5, "{oh}x{ow}[{i}]: {x} vs {y}");
+            }
+            assert!(a.iter().any(|v| *v != 0.0));
         }
     }
 }
