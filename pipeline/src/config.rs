@@ -141,7 +141,8 @@ pub struct CaptureConfig {
     /// First retry delay of a failed live source; doubles up to `retry_max_ms`.
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
-    /// A live lane that delivers no frame for this long is marked degraded.
+    /// A live lane that delivers no frame for this long is marked degraded; so is a recording
+    /// without a first frame by then.
     pub stall_ms: u64,
 }
 
