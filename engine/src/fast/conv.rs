@@ -625,63 +625,64 @@ unsafe fn accumulate_avx2(
     ow: usize,
     row_step: usize,
 ) {
-    use std::arch::x86_64::*;
     // Four output rows at a time share each tap's weight: eight independent FMA chains hide the
     // FMA latency that two chains (one row) left exposed. Leftover rows go one at a time.
-    const ROWS: usize = 4;
+    let mut oy = 0;
+    while oy + 4 <= oh {
+        // SAFETY: AVX2/FMA present and extents checked (this function's contract).
+        unsafe { rows_avx2::<4>(dst, scratch, taps, offs, bias, oy, ow, row_step) };
+        oy += 4;
+    }
+    for oy in oy..oh {
+        // SAFETY: as above.
+        unsafe { rows_avx2::<1>(dst, scratch, taps, offs, bias, oy, ow, row_step) };
+    }
+}
+
+/// Output rows `oy..oy + R` of [`accumulate_avx2`]: 16 outputs per block in two 8-wide registers
+/// per row, each tap's weight broadcast once for the R rows.
+///
+/// # Safety
+/// As [`accumulate_avx2`], for rows up to `oy + R ≤ oh`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_avx2<const R: usize>(
+    dst: &mut [f32],
+    scratch: &[f32],
+    taps: &[f32],
+    offs: &[usize],
+    bias: f32,
+    oy: usize,
+    ow: usize,
+    row_step: usize,
+) {
+    use std::arch::x86_64::*;
     let owp = ow.div_ceil(LANES) * LANES;
     let base = scratch.as_ptr();
     let mut acc = [0f32; LANES];
-    let mut oy = 0;
-    while oy + ROWS <= oh {
-        for x in (0..owp).step_by(LANES) {
-            let mut a = [_mm256_set1_ps(bias); 2 * ROWS];
-            for (&off, &w) in offs.iter().zip(taps) {
-                let wv = _mm256_set1_ps(w);
-                for r in 0..ROWS {
-                    // SAFETY: within the scratch by the caller's check (rows oy..oy+ROWS < oh).
-                    let (l0, l1) = unsafe {
-                        let p = base.add(off + (oy + r) * row_step + x);
-                        (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
-                    };
-                    a[2 * r] = _mm256_fmadd_ps(wv, l0, a[2 * r]);
-                    a[2 * r + 1] = _mm256_fmadd_ps(wv, l1, a[2 * r + 1]);
-                }
-            }
-            let n = LANES.min(ow - x);
-            for r in 0..ROWS {
-                // SAFETY: `acc` holds 16 floats.
-                unsafe {
-                    _mm256_storeu_ps(acc.as_mut_ptr(), a[2 * r]);
-                    _mm256_storeu_ps(acc.as_mut_ptr().add(8), a[2 * r + 1]);
-                }
-                dst[(oy + r) * ow + x..][..n].copy_from_slice(&acc[..n]);
-            }
-        }
-        oy += ROWS;
-    }
-    for oy in oy..oh {
-        let out = &mut dst[oy * ow..][..ow];
-        for x in (0..owp).step_by(LANES) {
-            let mut a0 = _mm256_set1_ps(bias);
-            let mut a1 = a0;
-            for (&off, &w) in offs.iter().zip(taps) {
-                let wv = _mm256_set1_ps(w);
+    for x in (0..owp).step_by(LANES) {
+        let mut a = [[_mm256_set1_ps(bias); 2]; R];
+        for (&off, &w) in offs.iter().zip(taps) {
+            let wv = _mm256_set1_ps(w);
+            for (r, ar) in a.iter_mut().enumerate() {
                 // SAFETY: within the scratch by the caller's check.
                 let (l0, l1) = unsafe {
-                    let p = base.add(off + oy * row_step + x);
+                    let p = base.add(off + (oy + r) * row_step + x);
                     (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
                 };
-                a0 = _mm256_fmadd_ps(wv, l0, a0);
-                a1 = _mm256_fmadd_ps(wv, l1, a1);
+                ar[0] = _mm256_fmadd_ps(wv, l0, ar[0]);
+                ar[1] = _mm256_fmadd_ps(wv, l1, ar[1]);
             }
+        }
+        let n = LANES.min(ow - x);
+        for (r, ar) in a.iter().enumerate() {
             // SAFETY: `acc` holds 16 floats.
             unsafe {
-                _mm256_storeu_ps(acc.as_mut_ptr(), a0);
-                _mm256_storeu_ps(acc.as_mut_ptr().add(8), a1);
+                _mm256_storeu_ps(acc.as_mut_ptr(), ar[0]);
+                _mm256_storeu_ps(acc.as_mut_ptr().add(8), ar[1]);
             }
-            let n = LANES.min(ow - x);
-            out[x..x + n].copy_from_slice(&acc[..n]);
+            dst[(oy + r) * ow + x..][..n].copy_from_slice(&acc[..n]);
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use gemm::Parallelism;
 
+use super::constant_input;
 use crate::graph::{Activation, Gemm, Graph, Node};
 
 pub(super) struct GemmKernel {
@@ -27,12 +28,7 @@ impl GemmKernel {
         if g.trans_a {
             return None;
         }
-        let constant = |k: usize| {
-            node.inputs
-                .get(k)
-                .and_then(|&id| graph.constant(id))
-                .and_then(|c| c.view())
-        };
+        let constant = |k: usize| constant_input(graph, node, k);
         let b = constant(1)?;
         let &[r, c] = b.shape else { return None };
         let (k, n) = if g.trans_b { (c, r) } else { (r, c) };
@@ -72,11 +68,7 @@ impl GemmKernel {
 
     /// A MatMul whose second operand is a constant matrix `[K, N]`.
     pub(super) fn for_matmul(node: &Node, graph: &Graph) -> Option<Self> {
-        let b = node
-            .inputs
-            .get(1)
-            .and_then(|&id| graph.constant(id))?
-            .view()?;
+        let b = constant_input(graph, node, 1)?;
         let &[k, n] = b.shape else { return None };
         Some(Self {
             k,

@@ -60,12 +60,7 @@ impl FastModel {
             .nodes
             .iter()
             .map(|node| {
-                let constant = |k: usize| {
-                    node.inputs
-                        .get(k)
-                        .and_then(|&id| graph.constant(id))
-                        .and_then(|c| c.view())
-                };
+                let constant = |k: usize| constant_input(&graph, node, k);
                 match &node.op {
                     Op::Conv(c) => {
                         let (Some(w), channels) = (constant(1), input_channels(&shapes, node))
@@ -150,7 +145,7 @@ impl FastModel {
     /// [`FastModel::run`], returning the wall time spent per op type (for benchmarks), largest
     /// first.
     pub fn run_profiled(&self, inputs: &[Tensor]) -> Result<(Vec<Tensor>, Profile)> {
-        let mut per: Vec<(String, std::time::Duration)> = Vec::new();
+        let mut per: Profile = Vec::new();
         let out = self.run_timed(inputs, &mut |node, t| {
             let kind = self.kind_name(node);
             match per.iter_mut().find(|(k, _)| *k == kind) {
@@ -256,48 +251,52 @@ impl FastModel {
         out_shape: &[usize],
         threads: usize,
     ) -> Result<Tensor> {
-        {
-            {
-                let fail = |detail: String| Error::Node {
-                    node: node.name.clone(),
-                    op_type: node.op.name().to_owned(),
-                    detail,
+        let fail = |detail: String| Error::Node {
+            node: node.name.clone(),
+            op_type: node.op.name().to_owned(),
+            detail,
+        };
+        let data = match self.steps.get(i) {
+            Some(Step::Conv(k)) => {
+                let x = views.first().ok_or_else(|| fail("no input".into()))?;
+                let residual = if k.has_residual() {
+                    Some(views.get(1).ok_or_else(|| fail("no residual".into()))?.data)
+                } else {
+                    None
                 };
-                let data = match self.steps.get(i) {
-                    Some(Step::Conv(k)) => {
-                        let x = views.first().ok_or_else(|| fail("no input".into()))?;
-                        let residual = if k.has_residual() {
-                            Some(views.get(1).ok_or_else(|| fail("no residual".into()))?.data)
-                        } else {
-                            None
-                        };
-                        k.run(x.data, x.shape, residual, out_shape, threads)
-                            .map_err(fail)?
-                    }
-                    Some(Step::Gemm(k)) => {
-                        let x = views.first().ok_or_else(|| fail("no input".into()))?;
-                        k.run(x.data, x.shape, out_shape, threads).map_err(fail)?
-                    }
-                    Some(Step::MaxPool2x2) => {
-                        let x = views.first().ok_or_else(|| fail("no input".into()))?;
-                        pool::max_pool_2x2(x.data, x.shape, out_shape).map_err(fail)?
-                    }
-                    Some(Step::PadConstant(v)) => {
-                        let Op::Pad(p) = &node.op else {
-                            return Err(fail("not a Pad".into()));
-                        };
-                        let x = views.first().ok_or_else(|| fail("no input".into()))?;
-                        pool::pad_constant(x.data, x.shape, &p.pads, *v, out_shape).map_err(fail)?
-                    }
-                    _ => return cpu::eval_node(&self.graph, node, views),
-                };
-                Ok(Tensor {
-                    shape: out_shape.to_vec(),
-                    data,
-                })
+                k.run(x.data, x.shape, residual, out_shape, threads)
+                    .map_err(fail)?
             }
-        }
+            Some(Step::Gemm(k)) => {
+                let x = views.first().ok_or_else(|| fail("no input".into()))?;
+                k.run(x.data, x.shape, out_shape, threads).map_err(fail)?
+            }
+            Some(Step::MaxPool2x2) => {
+                let x = views.first().ok_or_else(|| fail("no input".into()))?;
+                pool::max_pool_2x2(x.data, x.shape, out_shape).map_err(fail)?
+            }
+            Some(Step::PadConstant(v)) => {
+                let Op::Pad(p) = &node.op else {
+                    return Err(fail("not a Pad".into()));
+                };
+                let x = views.first().ok_or_else(|| fail("no input".into()))?;
+                pool::pad_constant(x.data, x.shape, &p.pads, *v, out_shape).map_err(fail)?
+            }
+            _ => return cpu::eval_node(&self.graph, node, views),
+        };
+        Ok(Tensor {
+            shape: out_shape.to_vec(),
+            data,
+        })
     }
+}
+
+/// Input `k` of `node` when it is an f32 constant of the graph (packed weights, bias, slope).
+fn constant_input<'g>(graph: &'g Graph, node: &Node, k: usize) -> Option<crate::tensor::View<'g>> {
+    node.inputs
+        .get(k)
+        .and_then(|&id| graph.constant(id))
+        .and_then(|c| c.view())
 }
 
 /// Items `from..to` of a batch (axis 0).

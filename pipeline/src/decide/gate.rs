@@ -213,7 +213,7 @@ pub fn verdicts(
 /// two frames by an overloaded station is not called unknown. Without any usable frame the quality
 /// gate that kept them out (too small, blurred, …) is the reason, for the calibration tool.
 fn unidentified(gated: usize, needed: usize, reason: &str) -> (Outcome, String) {
-    if reason == "frames named different subjects" {
+    if reason == super::track::CONFLICTING {
         (Outcome::Closed, reason.to_owned())
     } else if gated == 0 {
         (Outcome::NotDecided, reason.to_owned())

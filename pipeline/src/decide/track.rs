@@ -15,6 +15,10 @@ pub struct Observation {
     pub second: Option<Candidate>,
 }
 
+/// The reason of an unidentified track whose frames named different subjects (a refusal, however
+/// few the frames).
+pub const CONFLICTING: &str = "frames named different subjects";
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A track became confident; reported once per track, with its best frame.
@@ -201,7 +205,7 @@ impl LaneDecider {
         self.tracks = kept;
         for t in gone.into_iter().filter(|t| !t.identified) {
             let reason = if t.fusion.conflicting() {
-                "frames named different subjects"
+                CONFLICTING
             } else if t.gated == 0 {
                 t.last_gate_failure.unwrap_or("no usable frame")
             } else {

@@ -412,13 +412,15 @@ pub fn normalise_batch(
     }
     gpu.queue.submit([enc.finish()]);
     // Every lane's statistics (and timers) mapped with one wait.
-    let bufs: Vec<&wgpu::Buffer> = work.iter().flat_map(|(lane, _)| lane.readbacks()).collect();
+    let per_lane: Vec<Vec<&wgpu::Buffer>> = work.iter().map(|(lane, _)| lane.readbacks()).collect();
+    let bufs: Vec<&wgpu::Buffer> = per_lane.iter().flatten().copied().collect();
     let mut bytes = readback::map_all(&gpu.device, &bufs)
         .map_err(|e| gpu_err(gpu, e))?
         .into_iter();
     work.iter()
-        .map(|(lane, _)| {
-            let mine: Vec<Vec<u8>> = bytes.by_ref().take(lane.readbacks().len()).collect();
+        .zip(&per_lane)
+        .map(|((lane, _), bufs)| {
+            let mine: Vec<Vec<u8>> = bytes.by_ref().take(bufs.len()).collect();
             lane.result(&mine)
         })
         .collect()

@@ -110,15 +110,12 @@ impl CpuBackend {
             return Ok(Vec::new());
         }
         let per = 3 * align::CHIP * align::CHIP;
-        let mut batch = Zeroizing::new(Vec::with_capacity(chips.len() * per));
+        let mut batch = Vec::with_capacity(chips.len() * per);
         for (_, chip) in &chips {
             batch.extend_from_slice(chip);
         }
-        let input = Tensor::new(
-            vec![chips.len(), 3, align::CHIP, align::CHIP],
-            std::mem::take(&mut *batch),
-        )
-        .map_err(|e| err(e.to_string()))?;
+        let input = Tensor::new(vec![chips.len(), 3, align::CHIP, align::CHIP], batch)
+            .map_err(|e| err(e.to_string()))?;
         let raw = self.sface.run(&[input]).map_err(|e| err(e.to_string()))?;
         let raw = raw
             .into_iter()
