@@ -6,7 +6,7 @@ use wgpu::util::DeviceExt;
 
 use super::{FrameLayout, Gpu, GpuError, LightingStats, NormaliseParams, tile_grid};
 
-const SHADER: &str = include_str!("../../../shaders/lighting.wgsl");
+const SHADER: &str = include_str!("lighting.wgsl");
 const ENTRIES: [&str; 4] = ["tile_hist", "stats_main", "tile_lut", "apply"];
 
 #[derive(Debug, thiserror::Error)]

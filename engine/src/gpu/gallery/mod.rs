@@ -23,7 +23,7 @@ use wgpu::util::DeviceExt;
 
 use super::Precision;
 
-const MATCH: &str = include_str!("../../../shaders/match.wgsl");
+const MATCH: &str = include_str!("match.wgsl");
 
 /// Template and probe length.
 pub const DIM: usize = 128;
@@ -943,5 +943,4 @@ fn gpu_ok(scope: wgpu::ErrorScopeGuard) -> R<()> {
 }
 
 #[cfg(test)]
-#[path = "tests_gallery.rs"]
 mod tests;

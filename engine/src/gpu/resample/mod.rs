@@ -17,7 +17,7 @@ use wgpu::util::DeviceExt;
 use crate::face::align::{CHIP, Similarity};
 use crate::face::blazeface::Letterbox;
 
-const RESAMPLE: &str = include_str!("../../../shaders/resample.wgsl");
+const RESAMPLE: &str = include_str!("resample.wgsl");
 
 /// Faces per chips dispatch (SFace batches are far smaller).
 pub const MAX_FACES: usize = 256;
@@ -508,5 +508,4 @@ fn gpu_ok(scope: wgpu::ErrorScopeGuard) -> R<()> {
 }
 
 #[cfg(test)]
-#[path = "tests_resample.rs"]
 mod tests;
