@@ -10,6 +10,7 @@ pub mod gallery;
 pub mod kernels;
 pub mod readback;
 pub mod resample;
+pub mod shader;
 
 pub use executor::{GpuModel, GpuRunError};
 pub use kernels::{
@@ -20,9 +21,9 @@ pub use kernels::{
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     #[error("no GPU adapter (is a Vulkan driver such as mesa-vulkan-drivers installed?): {0}")]
-    NoAdapter(String),
+    NoAdapter(#[source] wgpu::RequestAdapterError),
     #[error("cannot open device: {0}")]
-    Device(String),
+    Device(#[source] wgpu::RequestDeviceError),
 }
 
 /// The best adapter (discrete first) and a device with the adapter's own limits, for tests and
@@ -37,7 +38,7 @@ pub fn open_device() -> Result<(wgpu::Device, wgpu::Queue), DeviceError> {
                 ..Default::default()
             })
             .await
-            .map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
+            .map_err(DeviceError::NoAdapter)?;
         adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("engine"),
@@ -48,6 +49,6 @@ pub fn open_device() -> Result<(wgpu::Device, wgpu::Queue), DeviceError> {
                 ..Default::default()
             })
             .await
-            .map_err(|e| DeviceError::Device(e.to_string()))
+            .map_err(DeviceError::Device)
     })
 }

@@ -40,7 +40,7 @@ pub enum GpuRunError {
     #[error("tensor of {0} elements is too large for one GPU buffer")]
     TooLarge(usize),
     #[error("GPU readback failed: {0}")]
-    Readback(String),
+    Readback(#[from] readback::ReadbackError),
 }
 
 type R<T> = Result<T, GpuRunError>;
@@ -136,7 +136,7 @@ impl GpuModel {
             queue.submit([enc.finish()]);
             device
                 .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| GpuRunError::Readback(e.to_string()))?;
+                .map_err(readback::ReadbackError::Poll)?;
             out.push((label.clone(), t.elapsed()));
         }
         Ok(out)
@@ -203,8 +203,7 @@ impl GpuModel {
             })
             .collect();
         queue.submit([enc.finish()]);
-        let bytes = readback::map_all(device, &reads.iter().collect::<Vec<_>>())
-            .map_err(|e| GpuRunError::Readback(e.to_string()))?;
+        let bytes = readback::map_all(device, &reads.iter().collect::<Vec<_>>())?;
         Ok(bytes
             .iter()
             .map(|b| bytemuck::pod_collect_to_vec::<u8, f32>(b))

@@ -16,8 +16,6 @@ mod gemm;
 mod layout;
 mod pool;
 mod resize;
-#[cfg(test)]
-mod testing;
 
 pub use conv::ConvGeom;
 pub use eltwise::{EltAct, EltOp};
@@ -121,52 +119,22 @@ impl Kernel {
         src: &str,
         entry_point: &str,
     ) -> Self {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(label),
-            source: wgpu::ShaderSource::Wgsl(src.into()),
-        });
-        let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty,
-            count: None,
-        };
-        let storage = |read_only| wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(label),
-            entries: &[
-                entry(
-                    0,
-                    wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                ),
-                entry(1, storage(true)),
-                entry(2, storage(true)),
-                entry(3, storage(true)),
-                entry(4, storage(true)),
-                entry(5, storage(false)),
+        use wgpu::BufferBindingType::{Storage, Uniform};
+        let read = Storage { read_only: true };
+        let layout = super::shader::buffer_layout(
+            device,
+            label,
+            &[
+                (0, Uniform),
+                (1, read),
+                (2, read),
+                (3, read),
+                (4, read),
+                (5, Storage { read_only: false }),
             ],
-        });
-        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(label),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(label),
-            layout: Some(&pl),
-            module: &module,
-            entry_point: Some(entry_point),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        );
+        let [pipeline] =
+            super::shader::compute_pipelines(device, label, src, &layout, [entry_point]);
         Self { layout, pipeline }
     }
 
@@ -377,3 +345,6 @@ pub(super) fn arr8(v: &[usize]) -> Result<[u32; 8], String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod testing;
