@@ -39,6 +39,14 @@ pub enum Error {
         op_type: String,
         detail: String,
     },
+    /// One of the checks above refused what a node builds (a constant over the size limit, say).
+    #[error("node {node:?} ({op_type}): {source}")]
+    InNode {
+        node: String,
+        op_type: String,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("input: {0}")]
     Input(String),
     #[error("size limit: {0}")]

@@ -12,6 +12,15 @@ pub(super) enum ConvError {
     Unsupported,
     /// Supported op, unsupported or invalid use; the text says what.
     Detail(String),
+    /// One of the engine's own checks refused what the node builds (a constant over the size
+    /// limit, say); kept typed so the importer can chain it under the node.
+    Engine(crate::Error),
+}
+
+impl From<crate::Error> for ConvError {
+    fn from(e: crate::Error) -> Self {
+        ConvError::Engine(e)
+    }
 }
 
 impl From<String> for ConvError {

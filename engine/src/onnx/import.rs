@@ -223,6 +223,13 @@ impl Builder {
                 });
             }
             Err(ConvError::Detail(d)) => return Err(node_err(d)),
+            Err(ConvError::Engine(e)) => {
+                return Err(Error::InNode {
+                    node: name,
+                    op_type: n.op_type.clone(),
+                    source: Box::new(e),
+                });
+            }
         };
         match converted {
             Converted::Constant(c) => {

@@ -254,14 +254,13 @@ fn constant(a: &Attrs<'_>) -> R<Converted> {
     let c = if let Some(t) = a.tensor("value")? {
         to_constant(t)?
     } else if a.has("value_float") {
-        Constant::f32(vec![], vec![a.float("value_float", 0.0)?]).map_err(|e| e.to_string())?
+        Constant::f32(vec![], vec![a.float("value_float", 0.0)?])?
     } else if let Some(v) = a.floats("value_floats")? {
-        Constant::f32(vec![v.len()], v.to_vec()).map_err(|e| e.to_string())?
+        Constant::f32(vec![v.len()], v.to_vec())?
     } else if a.has("value_int") {
-        Constant::new(vec![], ConstData::I64(vec![a.int("value_int", 0)?]))
-            .map_err(|e| e.to_string())?
+        Constant::new(vec![], ConstData::I64(vec![a.int("value_int", 0)?]))?
     } else if let Some(v) = a.ints("value_ints")? {
-        Constant::new(vec![v.len()], ConstData::I64(v.to_vec())).map_err(|e| e.to_string())?
+        Constant::new(vec![v.len()], ConstData::I64(v.to_vec()))?
     } else {
         return Err("Constant without a supported value attribute".into());
     };

@@ -1,4 +1,4 @@
-//! Host side of `shaders/lighting.wgsl`: per-lane pooled buffers and the batched dispatch.
+//! Host side of `lighting.wgsl` (beside this file): per-lane pooled buffers and the batched dispatch.
 
 use bytemuck::{Pod, Zeroable};
 use engine::gpu::readback;

@@ -12,6 +12,10 @@
 //! dispatch, `y = relu(a + b)` for BlazeFace's residuals: the sum never exists in memory.
 //! Any other op (MatMul, BatchNorm, ...) is refused with an error naming the node, so a
 //! model never runs half on the GPU.
+//!
+//! Layout: `planner` (activation buffers from a pool, uploaded constants), `lower` (liveness, one
+//! function per op family and the dispatcher between them), `plan` (the plans, the weightless ops'
+//! lowering, binding), and here [`GpuModel`]: lowering, binding, the f16 boundary, and running.
 
 use super::readback;
 use super::{Dispatch, Kernels, Operands, Precision};

@@ -1,4 +1,4 @@
-//! The station's gallery on the GPU and the matching kernel (`shaders/match.wgsl`).
+//! The station's gallery on the GPU and the matching kernel (`match.wgsl`, beside this file).
 //!
 //! A [`Gallery`] keeps **one row per subject**: the subject's template (the caller passes the
 //! mean of the subject's enrolment embeddings, or whatever one template per subject it chooses),

@@ -6,7 +6,7 @@
 use rand::{Rng, SeedableRng};
 use wgpu::util::DeviceExt;
 
-use super::{Act, Dispatch, GemmVariant, Kernels};
+use super::{Act, Dispatch, GemmVariant, Kernels, Operands};
 
 pub(super) fn rnd(n: usize, seed: u64) -> Vec<f32> {
     let mut r = rand::rngs::StdRng::seed_from_u64(seed);
@@ -100,4 +100,15 @@ pub(super) fn cpu_op(op: &crate::graph::Op, inputs: &[(&[usize], &[f32])]) -> Ve
         .map(|(shape, data)| crate::tensor::View { shape, data })
         .collect();
     crate::cpu::eval_op(op, &views).expect("cpu reference").data
+}
+
+/// Operands of a kernel that reads one input: `x` in every read binding, `y` the output.
+pub(super) fn io<'a>(x: &'a wgpu::Buffer, y: &'a wgpu::Buffer) -> Operands<'a> {
+    Operands {
+        x,
+        w: x,
+        bias: x,
+        slope: x,
+        y,
+    }
 }

@@ -1,4 +1,4 @@
-//! Host side of `shaders/resample.wgsl`: the GPU versions of [`crate::face::align::warp_chip`]
+//! Host side of `resample.wgsl` (beside this file): the GPU versions of [`crate::face::align::warp_chip`]
 //! (112×112 SFace chips, many faces in one dispatch) and [`crate::face::prepare::detector_input`]
 //! (letterboxed BlazeFace inputs, several frames in one dispatch), sampling packed RGBA8 frames
 //! that already live on the GPU (the lighting-normalised frames).

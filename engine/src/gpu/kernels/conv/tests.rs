@@ -39,76 +39,54 @@ fn conv_ref(g: &ConvGeom, x: &[f32], w: &[f32], b: &[f32], s: &[f32], a: Act) ->
     y
 }
 
+/// A case's geometry, one table row per case.
+fn geom(
+    [n, cin, h, w]: [u32; 4],
+    cout: u32,
+    [kh, kw]: [u32; 2],
+    stride: (u32, u32),
+    pads: (u32, u32, u32, u32),
+    dil: (u32, u32),
+    groups: u32,
+) -> ConvGeom {
+    ConvGeom {
+        n,
+        cin,
+        h,
+        w,
+        cout,
+        kh,
+        kw,
+        stride,
+        pads,
+        dil,
+        groups,
+    }
+}
+
 #[test]
 fn conv_matches_reference() {
     let gpu = Gpu::new();
+    // (NCHW input, output channels, kernel, stride, pads top/left/bottom/right, dilation, groups)
     let cases = [
         // SFace stem: 3x3 stride 2, pad 1, 3 -> 16 channels, PReLU, batch 2.
         (
-            ConvGeom {
-                n: 2,
-                cin: 3,
-                h: 23,
-                w: 19,
-                cout: 16,
-                kh: 3,
-                kw: 3,
-                stride: (2, 2),
-                pads: (1, 1, 1, 1),
-                dil: (1, 1),
-                groups: 1,
-            },
+            geom([2, 3, 23, 19], 16, [3, 3], (2, 2), (1, 1, 1, 1), (1, 1), 1),
             Act::Prelu,
         ),
         // Depthwise 3x3.
         (
-            ConvGeom {
-                n: 3,
-                cin: 8,
-                h: 14,
-                w: 14,
-                cout: 8,
-                kh: 3,
-                kw: 3,
-                stride: (1, 1),
-                pads: (1, 1, 1, 1),
-                dil: (1, 1),
-                groups: 8,
-            },
+            geom([3, 8, 14, 14], 8, [3, 3], (1, 1), (1, 1, 1, 1), (1, 1), 8),
             Act::Prelu,
         ),
         // BlazeFace-like 5x5 depthwise, asymmetric padding, stride 2.
         (
-            ConvGeom {
-                n: 1,
-                cin: 6,
-                h: 16,
-                w: 16,
-                cout: 6,
-                kh: 5,
-                kw: 5,
-                stride: (2, 2),
-                pads: (1, 1, 2, 2),
-                dil: (1, 1),
-                groups: 6,
-            },
+            geom([1, 6, 16, 16], 6, [5, 5], (2, 2), (1, 1, 2, 2), (1, 1), 6),
             Act::Relu,
         ),
         // Grouped with dilation, no activation.
         (
-            ConvGeom {
-                n: 2,
-                cin: 4,
-                h: 9,
-                w: 11,
-                cout: 6,
-                kh: 3,
-                kw: 2,
-                stride: (1, 2),
-                pads: (2, 0, 2, 1),
-                dil: (2, 1),
-                groups: 2,
-            },
+            geom([2, 4, 9, 11], 6, [3, 2], (1, 2), (2, 0, 2, 1), (2, 1), 2),
             Act::None,
         ),
     ];

@@ -128,13 +128,7 @@ fn eltwise_matches_reference() {
     }
     // Shapes that do not broadcast are refused, not run.
     let (ba, y) = (gpu.buf(&[0.0; 6]), gpu.out(6));
-    let ops = Operands {
-        x: &ba,
-        w: &ba,
-        bias: &ba,
-        slope: &ba,
-        y: &y,
-    };
+    let ops = io(&ba, &y);
     assert!(
         gpu.k
             .eltwise(

@@ -4,6 +4,20 @@
 use super::super::testing::*;
 use super::*;
 
+/// A fully connected layer: `rows` feature vectors [rows x k] times weights [out x k] transposed.
+fn fully_connected(rows: u32, k: u32, out: u32, channel: Channel) -> GemmGeom {
+    GemmGeom {
+        batch: 1,
+        m: rows,
+        n: out,
+        k,
+        a: (0, k, 1),
+        b: (0, 1, k),
+        c: (0, out, 1),
+        channel,
+    }
+}
+
 #[test]
 fn gemm_as_pointwise_conv_and_fully_connected() {
     for variant in [GemmVariant::Tiled, GemmVariant::Blocked] {
@@ -58,16 +72,7 @@ fn gemm_as_pointwise_conv_and_fully_connected() {
         let f = rnd((batch * k) as usize, 5);
         let wt = rnd((out * k) as usize, 6);
         let bias = rnd(out as usize, 7);
-        let g = GemmGeom {
-            batch: 1,
-            m: batch,
-            n: out,
-            k,
-            a: (0, k, 1),
-            b: (0, 1, k),
-            c: (0, out, 1),
-            channel: Channel::Columns,
-        };
+        let g = fully_connected(batch, k, out, Channel::Columns);
         let y = gpu.out((batch * out) as usize);
         let (bf, bwt, bb) = (gpu.buf(&f), gpu.buf(&wt), gpu.buf(&bias));
         let d = gpu.k.gemm(
@@ -120,16 +125,7 @@ fn gemm_split_k_matches_reference() {
             } else {
                 Channel::Rows
             };
-            let g = GemmGeom {
-                batch: 1,
-                m: rows,
-                n: out,
-                k,
-                a: (0, k, 1),
-                b: (0, 1, k),
-                c: (0, out, 1),
-                channel,
-            };
+            let g = fully_connected(rows, k, out, channel);
             let splits = Kernels::split_k_for(&g);
             assert!(splits > 1, "case {case}: expected a split, got {splits}");
             let mut want = vec![0f32; (rows * out) as usize];

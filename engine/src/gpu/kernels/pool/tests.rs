@@ -65,13 +65,7 @@ fn pooling_matches_reference() {
             dil: (p.window.dilations[0] as u32, p.window.dilations[1] as u32),
         };
         let (bx, y) = (gpu.buf(&x), gpu.out(want.len()));
-        let ops = Operands {
-            x: &bx,
-            w: &bx,
-            bias: &bx,
-            slope: &bx,
-            y: &y,
-        };
+        let ops = io(&bx, &y);
         let d = gpu.k.pool(&gpu.device, &g, *mode, &ops);
         close(&gpu.run(&d, &y), &want, &format!("pool case {i} {mode:?}"));
     }
@@ -90,13 +84,7 @@ fn pooling_matches_reference() {
         dil: (1, 1),
     };
     let (bx, y) = (gpu.buf(&x), gpu.out(want.len()));
-    let ops = Operands {
-        x: &bx,
-        w: &bx,
-        bias: &bx,
-        slope: &bx,
-        y: &y,
-    };
+    let ops = io(&bx, &y);
     let d = gpu.k.pool(&gpu.device, &g, PoolMode::Average, &ops);
     close(&gpu.run(&d, &y), &want, "global average pool");
 }
