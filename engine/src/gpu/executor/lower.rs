@@ -293,7 +293,7 @@ impl<'a> Lowering<'a> {
         let win = c
             .window
             .resolve([h, w])
-            .map_err(|e| at.unsupported(e.to_string()))?;
+            .map_err(|why| at.unsupported(why))?;
         let wb = self.constant(at, at.node.inputs[1], 1.0, "weights")?;
         let bias = match at.node.inputs.get(2) {
             Some(&b) => self.constant(at, b, 1.0, "bias")?,

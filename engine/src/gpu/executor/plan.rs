@@ -91,7 +91,7 @@ fn pool_geom(p: &Pool, x: &[usize], out: &[usize]) -> Result<PoolGeom, String> {
     let [n, c, h, w] = x[..] else {
         return Err(format!("input shape {x:?} is not NCHW"));
     };
-    let r = p.window.resolve([h, w]).map_err(|e| e.to_string())?;
+    let r = p.window.resolve([h, w])?;
     if out.get(2..4) != Some(&r.out[..]) {
         return Err(format!(
             "window output {:?} differs from shape inference {out:?}",
