@@ -1,4 +1,4 @@
-//! Gallery matching throughput (`engine::gpu::gallery`, `shaders/match.wgsl`): N random unit
+//! Gallery matching throughput (`engine::gpu::gallery`, `gpu/gallery/match.wgsl`): N random unit
 //! templates on the GPU, P probes per dispatch, time per dispatch, achieved bandwidth (gallery bytes
 //! read per second) and its ratio to the device's buffer-copy bandwidth measured in the same run,
 //! beside a CPU brute-force baseline (one core, f32) on the same data.

@@ -1,9 +1,11 @@
 //! The engine's error type. Every failure names what it was looking at (file, node, tensor)
 //! because the usual reader is an operator who brought their own model.
+//!
+//! This module sits below every other one (tensor, graph, onnx all return its [`Error`]), so it
+//! names none of them: the protobuf decoder's errors are defined here (`onnx::wire` and
+//! `onnx::proto` re-export them) and the importer passes the list of supported operators in.
 
 use std::path::PathBuf;
-
-use crate::onnx::proto::DecodeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,12 +22,14 @@ pub enum Error {
     #[error(
         "unsupported operator {op_type:?}{} in node {node:?}; supported operators: {}",
         domain_suffix(domain),
-        crate::graph::SUPPORTED_ONNX_OPS.join(", ")
+        supported.join(", ")
     )]
     UnsupportedOp {
         op_type: String,
         domain: String,
         node: String,
+        /// Every operator the importer takes (`graph::SUPPORTED_ONNX_OPS`).
+        supported: &'static [&'static str],
     },
     /// A supported operator used with an attribute value, input or shape the engine does
     /// not implement or that is inconsistent.
@@ -34,6 +38,14 @@ pub enum Error {
         node: String,
         op_type: String,
         detail: String,
+    },
+    /// One of the checks above refused what a node builds (a constant over the size limit, say).
+    #[error("node {node:?} ({op_type}): {source}")]
+    InNode {
+        node: String,
+        op_type: String,
+        #[source]
+        source: Box<Error>,
     },
     #[error("input: {0}")]
     Input(String),
@@ -57,4 +69,51 @@ impl From<DecodeError> for Error {
     fn from(e: DecodeError) -> Self {
         Error::Decode(e)
     }
+}
+
+/// Why a protobuf buffer could not be decoded. Offsets are relative to the message being read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("truncated at byte {at}: needed {needed} more bytes")]
+    Truncated { at: usize, needed: usize },
+    #[error("varint longer than 10 bytes at byte {at}")]
+    VarintTooLong { at: usize },
+    #[error("length prefix {len} at byte {at} runs past the end ({remaining} bytes left)")]
+    LengthOverrun {
+        at: usize,
+        len: u64,
+        remaining: usize,
+    },
+    #[error("unsupported wire type {wire_type} (field {field}) at byte {at}")]
+    BadWireType {
+        at: usize,
+        field: u32,
+        wire_type: u8,
+    },
+    #[error("invalid field number 0 at byte {at}")]
+    ZeroField { at: usize },
+    #[error("field {field}: expected {expected}, found wire type {found}")]
+    UnexpectedWireType {
+        field: u32,
+        expected: &'static str,
+        found: u8,
+    },
+    #[error("field {field}: packed payload of {len} bytes is not a multiple of {width}")]
+    PackedLength {
+        field: u32,
+        len: usize,
+        width: usize,
+    },
+    #[error("field {field}: value {value} does not fit the declared type")]
+    OutOfRange { field: u32, value: i64 },
+    #[error("field {field}: string is not valid UTF-8")]
+    Utf8 { field: u32 },
+}
+
+/// Where in the model a decode error happened, plus what went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{context}: {error}")]
+pub struct DecodeError {
+    pub context: &'static str,
+    pub error: WireError,
 }

@@ -61,22 +61,6 @@ fn wrong_input_size_and_unimplemented_ops_are_errors() {
     );
 }
 
-/// BlazeFace input: NHWC, u8 / 127.5 - 1, as make_golden.py feeds it.
-fn blazeface_input(raw: &[u8]) -> Vec<f32> {
-    raw.iter().map(|&v| f32::from(v) / 127.5 - 1.0).collect()
-}
-
-fn upsample2x(raw: &[u8], size: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() * 4);
-    for y in 0..2 * size {
-        for x in 0..2 * size {
-            let i = ((y / 2) * size + x / 2) * 3;
-            out.extend_from_slice(&raw[i..i + 3]);
-        }
-    }
-    out
-}
-
 /// Runs a BlazeFace model on the GPU and compares every output with onnxruntime's golden values
 /// (per element within 2e-4 + 1e-4·|golden|, the bound tests/models.rs uses for the CPU reference)
 /// and with the CPU reference (same bound). Returns (max |Δ| vs golden, max |Δ| vs CPU).
@@ -155,13 +139,13 @@ fn blazeface_on_gpu(
 fn blazeface_front_on_gpu_matches_onnxruntime_and_cpu() {
     let raw = fixture("blazeface_inputs.u8");
     let golden = fixture_f32("blazeface_front_golden.f32");
-    blazeface_on_gpu(FRONT, blazeface_input(&raw), 128, 2, &golden);
+    blazeface_on_gpu(FRONT, blazeface_values(&raw), 128, 2, &golden);
 }
 
 #[test]
 fn blazeface_back_on_gpu_matches_onnxruntime_and_cpu() {
     let raw = fixture("blazeface_inputs.u8");
-    let input = blazeface_input(&upsample2x(&raw[..128 * 128 * 3], 128));
+    let input = blazeface_values(&upsample2x(&raw[..128 * 128 * 3], 128));
     let golden = fixture_f32("blazeface_back_golden.f32");
     blazeface_on_gpu(BACK, input, 256, 1, &golden);
 }

@@ -14,19 +14,7 @@ fn sface_chips() -> Tensor {
 
 /// BlazeFace input: NHWC, u8 / 127.5 - 1, as make_golden.py feeds it.
 fn blazeface_input(raw: &[u8], n: usize, size: usize) -> Tensor {
-    let data = raw.iter().map(|&v| f32::from(v) / 127.5 - 1.0).collect();
-    Tensor::new(vec![n, size, size, 3], data).unwrap()
-}
-
-fn upsample2x(raw: &[u8], size: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() * 4);
-    for y in 0..2 * size {
-        for x in 0..2 * size {
-            let i = ((y / 2) * size + x / 2) * 3;
-            out.extend_from_slice(&raw[i..i + 3]);
-        }
-    }
-    out
+    Tensor::new(vec![n, size, size, 3], blazeface_values(raw)).unwrap()
 }
 
 fn op_list(g: &Graph) -> String {

@@ -108,13 +108,7 @@ mod tests {
 
     fn conv(k: usize, s: usize, pads: [usize; 4], group: usize, act: Activation) -> Op {
         Op::Conv(Conv {
-            window: Window2d {
-                kernel: [k, k],
-                strides: [s, s],
-                dilations: [1, 1],
-                padding: Padding::Explicit(pads),
-                ceil_mode: false,
-            },
+            window: Window2d::square(k, s, pads),
             group,
             activation: act,
         })

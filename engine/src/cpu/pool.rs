@@ -105,18 +105,12 @@ pub(super) fn global_average_pool(x: View<'_>) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use crate::cpu::eval_op;
-    use crate::graph::{Op, Padding, Pool, Window2d};
+    use crate::graph::{Op, Pool, Window2d};
     use crate::tensor::Tensor;
 
     fn pool(k: usize, s: usize, pads: [usize; 4], include: bool) -> Pool {
         Pool {
-            window: Window2d {
-                kernel: [k, k],
-                strides: [s, s],
-                dilations: [1, 1],
-                padding: Padding::Explicit(pads),
-                ceil_mode: false,
-            },
+            window: Window2d::square(k, s, pads),
             count_include_pad: include,
         }
     }

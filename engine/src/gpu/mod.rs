@@ -1,26 +1,29 @@
-//! The engine's GPU side: WGSL kernels from `shaders/` and their host code. The station's device is
-//! passed in (gated owns one device for everything); `open_device` exists for tests and benchmarks.
+//! The engine's GPU side: each WGSL kernel in a folder beside its host code and tests. `kernels`
+//! holds the model kernels (one folder per family), `executor` lowers a graph onto them
+//! ([`GpuModel`]), `gallery` is the station's template store and matching kernel, `resample` cuts
+//! chips and detector inputs from frames on the GPU, and `readback` is the one way back to the CPU.
+//! The station's device is passed in (gated owns one device for everything); `open_device` exists
+//! for tests and benchmarks.
 
 pub mod executor;
 pub mod gallery;
 pub mod kernels;
-pub mod ops;
-mod plan;
 pub mod readback;
 pub mod resample;
+pub mod shader;
 
 pub use executor::{GpuModel, GpuRunError};
 pub use kernels::{
-    Act, Channel, ConvGeom, Dispatch, GemmGeom, GemmVariant, Kernels, NoF16, Operands, Precision,
+    Act, Channel, ConvGeom, Dispatch, EltAct, EltOp, GemmGeom, GemmVariant, Kernels, NoF16,
+    Operands, Outside, PoolGeom, PoolMode, Precision, Region,
 };
-pub use ops::{EltAct, EltOp, Outside, PoolGeom, PoolMode, Region};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     #[error("no GPU adapter (is a Vulkan driver such as mesa-vulkan-drivers installed?): {0}")]
-    NoAdapter(String),
+    NoAdapter(#[source] wgpu::RequestAdapterError),
     #[error("cannot open device: {0}")]
-    Device(String),
+    Device(#[source] wgpu::RequestDeviceError),
 }
 
 /// The best adapter (discrete first) and a device with the adapter's own limits, for tests and
@@ -35,7 +38,7 @@ pub fn open_device() -> Result<(wgpu::Device, wgpu::Queue), DeviceError> {
                 ..Default::default()
             })
             .await
-            .map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
+            .map_err(DeviceError::NoAdapter)?;
         adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("engine"),
@@ -46,9 +49,6 @@ pub fn open_device() -> Result<(wgpu::Device, wgpu::Queue), DeviceError> {
                 ..Default::default()
             })
             .await
-            .map_err(|e| DeviceError::Device(e.to_string()))
+            .map_err(DeviceError::Device)
     })
 }
-
-#[cfg(test)]
-mod tests;

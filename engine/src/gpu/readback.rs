@@ -13,7 +13,7 @@ pub enum ReadbackError {
     #[error("mapping a readback buffer: {0}")]
     Map(#[source] wgpu::BufferAsyncError),
     #[error("reading a mapped buffer: {0}")]
-    Range(String),
+    Range(#[source] wgpu::MapRangeError),
     /// The device went away before the map completed.
     #[error("the GPU device was lost during a readback")]
     Lost,
@@ -60,7 +60,7 @@ pub fn map_all(
                 .slice(..)
                 .get_mapped_range()
                 .map(|m| m.to_vec())
-                .map_err(|e| ReadbackError::Range(e.to_string()));
+                .map_err(ReadbackError::Range);
             b.unmap();
             v
         })

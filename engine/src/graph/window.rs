@@ -73,6 +73,21 @@ impl Window2d {
     }
 }
 
+/// A square `k`×`k` window with stride `s` and explicit pads, no dilation or ceil mode: the window
+/// most reference tests use.
+#[cfg(test)]
+impl Window2d {
+    pub(crate) fn square(k: usize, s: usize, pads: [usize; 4]) -> Self {
+        Self {
+            kernel: [k, k],
+            strides: [s, s],
+            dilations: [1, 1],
+            padding: Padding::Explicit(pads),
+            ceil_mode: false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::ops::{ConvError, Converted, Ctx, convert};
+use super::ctx::{ConvError, Converted, Ctx};
+use super::ops::convert;
 use super::proto::{Dim, GraphProto, ModelProto, NodeProto, decode_model};
 use super::tensor::{FLOAT, dtype_name, to_constant};
 use crate::error::{Error, Result};
@@ -183,6 +184,7 @@ impl Builder {
                 op_type: n.op_type.clone(),
                 domain: n.domain.clone(),
                 node: name,
+                supported: crate::graph::SUPPORTED_ONNX_OPS,
             });
         }
         let out = n
@@ -217,9 +219,17 @@ impl Builder {
                     op_type: n.op_type.clone(),
                     domain: n.domain.clone(),
                     node: name,
+                    supported: crate::graph::SUPPORTED_ONNX_OPS,
                 });
             }
             Err(ConvError::Detail(d)) => return Err(node_err(d)),
+            Err(ConvError::Engine(e)) => {
+                return Err(Error::InNode {
+                    node: name,
+                    op_type: n.op_type.clone(),
+                    source: Box::new(e),
+                });
+            }
         };
         match converted {
             Converted::Constant(c) => {

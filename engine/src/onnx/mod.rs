@@ -2,6 +2,7 @@
 //! ([`proto`]), and the conversion into the engine's [`Graph`].
 
 mod attrs;
+mod ctx;
 mod import;
 mod ops;
 mod ops_nn;

@@ -2,7 +2,7 @@
 //! Gemm, Resize), whose attributes need the most validation.
 
 use super::attrs::Attrs;
-use super::ops::{ConvError, Converted, Ctx, R, input, required};
+use super::ctx::{ConvError, Converted, Ctx, R, axis, input, required};
 use super::proto::NodeProto;
 use crate::graph::{
     Activation, Conv, CoordMode, Gemm, NearestMode, Op, Padding, Pool, Resize, ResizeMode,
@@ -198,10 +198,7 @@ pub(super) fn resize(n: &NodeProto, a: &Attrs<'_>, ctx: &Ctx<'_>) -> R<Converted
     let axes = match a.ints("axes")? {
         None => None,
         Some(v) => {
-            let v: Vec<usize> = v
-                .iter()
-                .map(|&x| super::ops::axis(x, 4, 0))
-                .collect::<R<_>>()?;
+            let v: Vec<usize> = v.iter().map(|&x| axis(x, 4, 0)).collect::<R<_>>()?;
             Some(v)
         }
     };

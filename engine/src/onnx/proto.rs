@@ -6,13 +6,7 @@
 
 use super::wire::{Field, Reader, WireError};
 
-/// Where in the model a decode error happened, plus what went wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{context}: {error}")]
-pub struct DecodeError {
-    pub context: &'static str,
-    pub error: WireError,
-}
+pub use crate::error::DecodeError;
 
 type Result<T> = std::result::Result<T, DecodeError>;
 

@@ -5,44 +5,7 @@
 //! the borrowed input: a length prefix can never make us allocate or slice past the buffer, so
 //! hostile files produce a [`WireError`] instead of a panic or a huge allocation.
 
-/// Why a protobuf buffer could not be decoded. Offsets are relative to the message being read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WireError {
-    #[error("truncated at byte {at}: needed {needed} more bytes")]
-    Truncated { at: usize, needed: usize },
-    #[error("varint longer than 10 bytes at byte {at}")]
-    VarintTooLong { at: usize },
-    #[error("length prefix {len} at byte {at} runs past the end ({remaining} bytes left)")]
-    LengthOverrun {
-        at: usize,
-        len: u64,
-        remaining: usize,
-    },
-    #[error("unsupported wire type {wire_type} (field {field}) at byte {at}")]
-    BadWireType {
-        at: usize,
-        field: u32,
-        wire_type: u8,
-    },
-    #[error("invalid field number 0 at byte {at}")]
-    ZeroField { at: usize },
-    #[error("field {field}: expected {expected}, found wire type {found}")]
-    UnexpectedWireType {
-        field: u32,
-        expected: &'static str,
-        found: u8,
-    },
-    #[error("field {field}: packed payload of {len} bytes is not a multiple of {width}")]
-    PackedLength {
-        field: u32,
-        len: usize,
-        width: usize,
-    },
-    #[error("field {field}: value {value} does not fit the declared type")]
-    OutOfRange { field: u32, value: i64 },
-    #[error("field {field}: string is not valid UTF-8")]
-    Utf8 { field: u32 },
-}
+pub use crate::error::WireError;
 
 /// The payload of one field, borrowed from the input buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -250,3 +250,20 @@ pub fn noise(n: usize, seed: u64) -> Vec<f32> {
     let mut r = StdRng::seed_from_u64(seed);
     (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect()
 }
+
+/// BlazeFace input values: NHWC, u8 / 127.5 - 1, as make_golden.py feeds it.
+pub fn blazeface_values(raw: &[u8]) -> Vec<f32> {
+    raw.iter().map(|&v| f32::from(v) / 127.5 - 1.0).collect()
+}
+
+/// An RGB image of `size`² pixels, nearest-neighbour upsampled to twice the side.
+pub fn upsample2x(raw: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() * 4);
+    for y in 0..2 * size {
+        for x in 0..2 * size {
+            let i = ((y / 2) * size + x / 2) * 3;
+            out.extend_from_slice(&raw[i..i + 3]);
+        }
+    }
+    out
+}

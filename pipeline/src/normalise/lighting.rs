@@ -1,4 +1,4 @@
-//! Host side of `shaders/lighting.wgsl`: per-lane pooled buffers and the batched dispatch.
+//! Host side of `lighting.wgsl` (beside this file): per-lane pooled buffers and the batched dispatch.
 
 use bytemuck::{Pod, Zeroable};
 use engine::gpu::readback;
@@ -6,7 +6,7 @@ use wgpu::util::DeviceExt;
 
 use super::{FrameLayout, Gpu, GpuError, LightingStats, NormaliseParams, tile_grid};
 
-const SHADER: &str = include_str!("../../../shaders/lighting.wgsl");
+const SHADER: &str = include_str!("lighting.wgsl");
 const ENTRIES: [&str; 4] = ["tile_hist", "stats_main", "tile_lut", "apply"];
 
 #[derive(Debug, thiserror::Error)]
@@ -56,64 +56,32 @@ struct Params {
 /// The compiled kernel, shared by every lane.
 pub struct LightingKernel {
     layout: wgpu::BindGroupLayout,
-    pipelines: Vec<wgpu::ComputePipeline>,
+    pipelines: [wgpu::ComputePipeline; ENTRIES.len()],
 }
 
 impl LightingKernel {
     pub fn new(gpu: &Gpu) -> Self {
-        let d = &gpu.device;
-        let module = d.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("lighting.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
-        });
-        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let layout = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("lighting"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-                storage(1, true),
-                storage(2, false),
-                storage(3, false),
-                storage(4, false),
-                storage(5, false),
+        use wgpu::BufferBindingType::{Storage, Uniform};
+        let (read, write) = (Storage { read_only: true }, Storage { read_only: false });
+        let layout = engine::gpu::shader::buffer_layout(
+            &gpu.device,
+            "lighting",
+            &[
+                (0, Uniform),
+                (1, read),
+                (2, write),
+                (3, write),
+                (4, write),
+                (5, write),
             ],
-        });
-        let pl = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("lighting"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipelines = ENTRIES
-            .iter()
-            .map(|entry| {
-                d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
-                    layout: Some(&pl),
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: Default::default(),
-                    cache: None,
-                })
-            })
-            .collect();
+        );
+        let pipelines = engine::gpu::shader::compute_pipelines(
+            &gpu.device,
+            "lighting.wgsl",
+            SHADER,
+            &layout,
+            ENTRIES,
+        );
         Self { layout, pipelines }
     }
 }

@@ -1,4 +1,4 @@
-//! Plain-Rust reference of `shaders/lighting.wgsl`, step for step, used to check the GPU kernel and
+//! Plain-Rust reference of `lighting.wgsl`, step for step, used to check the GPU kernel and
 //! as the specification of what the kernel computes.
 
 use super::{FrameLayout, LightingStats, NormaliseParams, tile_grid};

@@ -2,9 +2,10 @@
 //! they are all known. Also the planning of the element-wise, data-movement and pooling ops (what
 //! BlazeFace needs besides Conv), kept apart from the Conv/Gemm planning in `executor.rs`.
 
-use super::kernels::Dispatch;
-use super::{
-    Act, ConvGeom, EltAct, EltOp, GemmGeom, Kernels, Operands, Outside, PoolGeom, PoolMode, Region,
+use super::super::kernels::index as u;
+use super::super::{
+    Act, ConvGeom, Dispatch, EltAct, EltOp, GemmGeom, Kernels, Operands, Outside, PoolGeom,
+    PoolMode, Region,
 };
 use crate::graph::{Activation, BinaryOp, Op, PadMode, Pool};
 
@@ -86,15 +87,11 @@ pub(super) fn elt_act(a: &Activation) -> Option<EltAct> {
     }
 }
 
-fn u(v: usize) -> Result<u32, String> {
-    u32::try_from(v).map_err(|_| format!("{v} does not fit the kernel's 32-bit indices"))
-}
-
 fn pool_geom(p: &Pool, x: &[usize], out: &[usize]) -> Result<PoolGeom, String> {
     let [n, c, h, w] = x[..] else {
         return Err(format!("input shape {x:?} is not NCHW"));
     };
-    let r = p.window.resolve([h, w]).map_err(|e| e.to_string())?;
+    let r = p.window.resolve([h, w])?;
     if out.get(2..4) != Some(&r.out[..]) {
         return Err(format!(
             "window output {:?} differs from shape inference {out:?}",

@@ -1,4 +1,4 @@
-//! Host side of `shaders/resample.wgsl`: the GPU versions of [`crate::face::align::warp_chip`]
+//! Host side of `resample.wgsl` (beside this file): the GPU versions of [`crate::face::align::warp_chip`]
 //! (112×112 SFace chips, many faces in one dispatch) and [`crate::face::prepare::detector_input`]
 //! (letterboxed BlazeFace inputs, several frames in one dispatch), sampling packed RGBA8 frames
 //! that already live on the GPU (the lighting-normalised frames).
@@ -9,7 +9,7 @@
 //! pass (for example just before a model's own dispatches, writing straight into its input buffer).
 //! [`Resampler::run_blocking`] uploads, runs and reads back, for tests and tools.
 
-use super::readback;
+use super::{readback, shader};
 use std::num::NonZeroU64;
 
 use wgpu::util::DeviceExt;
@@ -17,7 +17,7 @@ use wgpu::util::DeviceExt;
 use crate::face::align::{CHIP, Similarity};
 use crate::face::blazeface::Letterbox;
 
-const RESAMPLE: &str = include_str!("../../../shaders/resample.wgsl");
+const RESAMPLE: &str = include_str!("resample.wgsl");
 
 /// Faces per chips dispatch (SFace batches are far smaller).
 pub const MAX_FACES: usize = 256;
@@ -150,46 +150,26 @@ pub struct Resampler {
 impl Resampler {
     pub fn new(device: &wgpu::Device) -> R<Self> {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("resample.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(RESAMPLE.into()),
-        });
         // 0: parameters, 1: frames, 2: descriptors, 3: output.
         use wgpu::BufferBindingType::{Storage, Uniform};
         let read = Storage { read_only: true };
-        let kinds = [Uniform, read, read, Storage { read_only: false }];
-        let entries: Vec<_> = (kinds.into_iter().enumerate())
-            .map(|(i, ty)| wgpu::BindGroupLayoutEntry {
-                binding: i as u32,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty,
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                count: None,
-            })
-            .collect();
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("resample.wgsl"),
-            entries: &entries,
-        });
-        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("resample.wgsl"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = |entry_point| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry_point),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some(entry_point),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let (chips, letterbox) = (pipeline("chips"), pipeline("letterbox"));
+        let layout = shader::buffer_layout(
+            device,
+            "resample.wgsl",
+            &[
+                (0, Uniform),
+                (1, read),
+                (2, read),
+                (3, Storage { read_only: false }),
+            ],
+        );
+        let [chips, letterbox] = shader::compute_pipelines(
+            device,
+            "resample.wgsl",
+            RESAMPLE,
+            &layout,
+            ["chips", "letterbox"],
+        );
         gpu_ok(scope)?;
         Ok(Self {
             layout,
@@ -501,12 +481,11 @@ fn range<'a>(
 }
 
 fn gpu_ok(scope: wgpu::ErrorScopeGuard) -> R<()> {
-    match pollster::block_on(scope.pop()) {
+    match shader::scope_error(scope) {
         None => Ok(()),
         Some(e) => Err(ResampleError::Gpu(e.to_string())),
     }
 }
 
 #[cfg(test)]
-#[path = "tests_resample.rs"]
 mod tests;
