@@ -9,6 +9,7 @@
 //! - `align`: the similarity that maps landmarks onto SFace's 112×112 template, and the warp.
 //! - `prepare`: the detector's letterboxed input, packing, cosine and L2 normalisation.
 //! - `quality`: cheap, explainable measures of one face (size, pose, exposure, sharpness, occlusion).
+//! - `pad`: the presentation-attack networks' crops and verdict.
 //! - `models`: the model file names and [`models_dir`], the one models-folder lookup.
 
 // Gate and enrolment code must fail with an error, never a panic; tests may unwrap.
@@ -21,6 +22,7 @@ pub mod align;
 pub mod blazeface;
 mod chain;
 mod models;
+pub mod pad;
 pub mod prepare;
 pub mod quality;
 
