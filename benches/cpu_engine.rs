@@ -24,9 +24,9 @@ use engine::Tensor;
 use engine::fast::FastModel;
 
 const FILES: [(&str, &str); 3] = [
-    ("sface", "face_recognition_sface_2021dec_int8bq.onnx"),
-    ("front", "face_detection_front_128x128_barracuda.onnx"),
-    ("back", "face_detection_back_256x256_barracuda.onnx"),
+    ("sface", engine::face::SFACE),
+    ("front", engine::face::FRONT),
+    ("back", engine::face::BACK),
 ];
 
 struct Args {
@@ -49,9 +49,7 @@ fn parse() -> Result<Args> {
         iters: 20,
         python: root.join("models/peers/venv/bin/python"),
         peers: true,
-        models_dir: std::env::var_os("GATE_MODELS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("models")),
+        models_dir: engine::face::models_dir(),
         root,
     };
     let mut it = std::env::args().skip(1);

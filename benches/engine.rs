@@ -21,12 +21,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bandwidth::copy_bandwidth;
+use engine::face::{BACK, FRONT, SFACE};
 use engine::gpu::{GpuModel, Kernels, Precision, open_device};
 use serde_json::json;
-
-const SFACE: &str = "face_recognition_sface_2021dec_int8bq.onnx";
-const FRONT: &str = "face_detection_front_128x128_barracuda.onnx";
-const BACK: &str = "face_detection_back_256x256_barracuda.onnx";
 
 struct Args {
     batches: Vec<usize>,
@@ -64,9 +61,7 @@ fn parse() -> Result<Args> {
         profile: false,
         json: None,
         export: None,
-        models_dir: std::env::var_os("GATE_MODELS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("models")),
+        models_dir: engine::face::models_dir(),
         fixtures: root.join("engine/tests/fixtures"),
     };
     let mut it = std::env::args().skip(1);

@@ -18,9 +18,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use engine::face::{FaceChain, models_dir};
 use enrolment::SubjectId;
 use enrolment::check::{self, Accepted};
-use enrolment::faces::{FacePipeline, default_models_dir};
 use enrolment::photo::DecodeLimits;
 use enrolment::quality::QualityConfig;
 use enrolment::seal::{self, KeyId, MasterKey};
@@ -86,7 +86,7 @@ fn enrol_latency(rows: &mut Vec<Row>) -> Result<()> {
         photo("obama2.jpg")?,
         photo("obama3.jpg")?,
     ];
-    let faces = FacePipeline::load(&default_models_dir())?;
+    let faces = FaceChain::load(&models_dir())?;
     let q = QualityConfig::default();
     let limits = DecodeLimits::default();
     let dir = tempfile::tempdir()?;

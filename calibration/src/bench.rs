@@ -17,7 +17,7 @@ pub fn run(models: &Path, chips: &Path, batches: &[usize], min_seconds: f64) -> 
             chips.display()
         );
     }
-    let graph = engine::load(&models.join("face_recognition_sface_2021dec_int8bq.onnx"))?;
+    let graph = engine::load(&models.join(engine::face::SFACE))?;
     for &b in batches {
         if b == 0 {
             bail!("batch sizes must be positive");

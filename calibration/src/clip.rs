@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use engine::face::blazeface::Detection;
 use image::AnimationDecoder;
 
-use crate::faces::FacePipeline;
+use engine::face::{FaceChain, Rgb};
 
 pub struct Options {
     pub clip: PathBuf,
@@ -129,7 +129,7 @@ fn draw_box(rgb: &mut [u8], w: usize, h: usize, c: [f32; 2], s: [f32; 2], colour
 }
 
 pub fn run(o: Options) -> Result<()> {
-    let mut pipe = FacePipeline::load(&o.models, 0.0)?;
+    let mut pipe = FaceChain::load(&o.models)?;
     pipe.min_score = o.min_score;
     let frames = frames(&o.clip)?;
     let reference = match &o.reference {
@@ -143,8 +143,9 @@ pub fn run(o: Options) -> Result<()> {
         &frames.iter().enumerate().collect::<Vec<_>>(),
         crate::select::threads(),
         |(i, (w, h, rgb))| -> Result<(Vec<Detection>, Vec<Detection>)> {
-            let back = pipe.detect_back(rgb, *w, *h)?;
-            let front = pipe.detect_front(rgb, *w, *h)?;
+            let img = Rgb { rgb, w: *w, h: *h };
+            let back = pipe.detect_back(img)?;
+            let front = pipe.detect_front(img)?;
             if let Some(dir) = &o.dump_frames {
                 let mut img = rgb.clone();
                 for b in reference

@@ -8,8 +8,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use engine::face::align::{self, TEMPLATE_4};
 use engine::face::prepare::cosine;
+use engine::face::{Chip, FaceChain, Found};
 
-use crate::faces::{FacePipeline, Found};
+use crate::photo::Photo;
 use crate::refmarks::{self, KeypointStats, RefMarks};
 use crate::scores;
 use crate::select::{self, Labelled};
@@ -46,13 +47,13 @@ struct Sample {
 }
 
 fn process(
-    pipe: &FacePipeline,
+    pipe: &FaceChain,
     o: &Options,
     marks: &BTreeMap<String, RefMarks>,
     p: &Labelled,
 ) -> Result<Sample> {
-    let photo = pipe.load_photo(&p.path)?;
-    let found = pipe.best_face(&photo)?;
+    let photo = Photo::load(&p.path, o.pad)?;
+    let found = pipe.best_face(photo.view())?;
     let reference = marks.get(&p.rel).map(|m| m.shifted(photo.border as f32));
     let mut sims = [None, None, None];
     if let Some(f) = &found {
@@ -66,19 +67,20 @@ fn process(
     let mut which = Vec::new();
     for (k, s) in sims.iter().enumerate() {
         if let Some(s) = s {
-            chips.extend(pipe.chip(&photo, s)?);
+            chips.push(Chip::cut(photo.view(), s)?);
             which.push(k);
         }
     }
     let mut emb = [None, None, None];
     if !which.is_empty() {
-        for (k, e) in which.iter().zip(pipe.embed(&chips, which.len())?) {
-            emb[*k] = Some(e);
+        for (k, e) in which.iter().zip(pipe.embed(&chips)?) {
+            emb[*k] = Some(e.to_vec());
         }
     }
-    let chip_len = 3 * align::CHIP * align::CHIP;
-    let chip =
-        (o.dump_chips.is_some() && which.first() == Some(&0)).then(|| chips[..chip_len].to_vec());
+    let chip = chips
+        .first()
+        .filter(|_| o.dump_chips.is_some() && which.first() == Some(&0))
+        .map(|c| c.0.to_vec());
     Ok(Sample {
         photo: p.clone(),
         found,
@@ -335,7 +337,7 @@ pub fn run(o: Options) -> Result<()> {
             o.set.display()
         );
     }
-    let pipe = FacePipeline::load(&o.models, o.pad)?;
+    let pipe = FaceChain::load(&o.models)?;
     let threads = select::threads();
     let samples: Vec<Sample> = select::par_map(&photos, threads, |p| {
         process(&pipe, &o, &marks, p).unwrap_or_else(|e| {

@@ -19,9 +19,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use engine::face::align::{self, TEMPLATE_4};
 use engine::face::prepare::cosine;
+use engine::face::{Chip, FaceChain};
 use serde::Serialize;
 
-use crate::faces::FacePipeline;
+use crate::photo::Photo;
 use crate::scores::{self, Tail};
 use crate::select;
 
@@ -38,7 +39,8 @@ pub struct Args {
     /// Border added around each photo, as a fraction of its larger side.
     #[arg(long, default_value_t = 0.5)]
     pad: f32,
-    #[arg(long, default_value = "models")]
+    /// Folder with the ONNX models (default: $GATE_MODELS, else the workspace's models/).
+    #[arg(long, default_value_os_t = engine::face::models_dir())]
     models: PathBuf,
     /// Fraction of the identities (sorted by name, first ones) that are enrolled.
     #[arg(long, default_value_t = 0.5)]
@@ -257,16 +259,16 @@ struct Recommendation {
     by_depth: Vec<DepthRow>,
 }
 
-fn embed(pipe: &FacePipeline, path: &Path) -> Result<Option<Vec<f32>>> {
-    let photo = pipe.load_photo(path)?;
-    let Some(f) = pipe.best_face(&photo)? else {
+fn embed(pipe: &FaceChain, path: &Path, pad: f32) -> Result<Option<Vec<f32>>> {
+    let photo = Photo::load(path, pad)?;
+    let Some(f) = pipe.best_face(photo.view())? else {
         return Ok(None);
     };
     let Some(s) = align::fit(&f.detection.keypoints[..4], &TEMPLATE_4) else {
         return Ok(None);
     };
-    let chip = pipe.chip(&photo, &s)?;
-    Ok(pipe.embed(&chip, 1)?.into_iter().next())
+    let chip = Chip::cut(photo.view(), &s)?;
+    Ok(Some(pipe.embed_one(&chip)?.to_vec()))
 }
 
 fn check(a: &Args) -> Result<()> {
@@ -316,10 +318,10 @@ pub fn run(a: Args) -> Result<()> {
     if photos.is_empty() {
         bail!("{}: no photos selected", a.set.display());
     }
-    let pipe = FacePipeline::load(&a.models, a.pad)?;
+    let pipe = FaceChain::load(&a.models)?;
     let threads = select::threads();
     let embs = select::par_map(&photos, threads, |p| {
-        embed(&pipe, &p.path).unwrap_or_else(|e| {
+        embed(&pipe, &p.path, a.pad).unwrap_or_else(|e| {
             eprintln!("{}: {e:#}", p.path.display());
             None
         })

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use engine::face::FaceChain;
 use engine::face::align::TEMPLATE_4;
 use engine::face::blazeface::Detection;
 
-use crate::faces::FacePipeline;
+use crate::photo::Photo;
 use crate::refmarks::{self, KeypointStats, RefMarks};
 use crate::select;
 
@@ -63,7 +64,7 @@ pub fn run(o: Options) -> Result<()> {
         );
     }
     let t0 = Instant::now();
-    let pipe = FacePipeline::load(&o.models, o.pad)?;
+    let pipe = FaceChain::load(&o.models)?;
     let mut faces: Vec<(Detection, RefMarks)> = Vec::new();
     let mut per_set = Vec::new();
     for (set, lm) in o.sets.iter().zip(&o.landmarks) {
@@ -77,9 +78,8 @@ pub fn run(o: Options) -> Result<()> {
         .filter(|p| marks.contains_key(&p.rel))
         .collect();
         let found = select::par_map(&photos, select::threads(), |p| {
-            let r = pipe
-                .load_photo(&p.path)
-                .and_then(|ph| Ok((pipe.best_face(&ph)?, ph.border)))
+            let r = Photo::load(&p.path, o.pad)
+                .and_then(|ph| Ok((pipe.best_face(ph.view())?, ph.border)))
                 .with_context(|| p.path.display().to_string());
             match r {
                 Ok((Some(f), border)) => marks

@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
+use engine::face::{FaceChain, Rgb, iou};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use crate::faces::FacePipeline;
 use crate::station_toml::{self, Edit, Section, Val};
 
 pub const ZONE_COLOUR: [u8; 3] = [255, 196, 0];
@@ -45,7 +45,8 @@ pub struct Args {
     /// Also run the CPU face detector and mark each face: green when its centre is inside the zone.
     #[arg(long)]
     pub faces: bool,
-    #[arg(long, default_value = "models")]
+    /// Folder with the ONNX models (default: $GATE_MODELS, else the workspace's models/).
+    #[arg(long, default_value_os_t = engine::face::models_dir())]
     pub models: PathBuf,
     /// Store --zone as this lane's `zone` in the station file (backup kept as <file>.bak).
     #[arg(long)]
@@ -217,12 +218,7 @@ pub fn frame_at(path: &Path, at: f64) -> Result<Frame> {
 }
 
 fn load_image(path: &Path) -> Result<Frame> {
-    let img = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .with_context(|| format!("reading {}", path.display()))?
-        .decode()
-        .with_context(|| format!("decoding {}", path.display()))?
-        .to_rgb8();
+    let img = crate::photo::decode(path)?;
     Ok(Frame {
         index: 0,
         pts_s: None,
@@ -452,19 +448,19 @@ pub fn run(o: Args) -> Result<()> {
     }
     let mut marked = Vec::new();
     if o.faces {
-        let pipe = FacePipeline::load(&o.models, 0.0)?;
-        let mut found = pipe.detect_back(&frame.rgb, frame.w, frame.h)?;
-        found.extend(pipe.detect_front(&frame.rgb, frame.w, frame.h)?);
+        let pipe = FaceChain::load(&o.models)?;
+        let img = Rgb {
+            rgb: &frame.rgb,
+            w: frame.w,
+            h: frame.h,
+        };
+        let mut found = pipe.detect_back(img)?;
+        found.extend(pipe.detect_front(img)?);
         let mut dets: Vec<Marked> = Vec::new();
         // Both detectors often find the same face; keep the stronger of overlapping boxes.
         found.sort_by(|a, b| b.score.total_cmp(&a.score));
         for d in found {
-            let bbox = [
-                d.center[0] - d.size[0] / 2.0,
-                d.center[1] - d.size[1] / 2.0,
-                d.center[0] + d.size[0] / 2.0,
-                d.center[1] + d.size[1] / 2.0,
-            ];
+            let bbox = d.corners();
             if !dets.iter().any(|m| iou(m.bbox, bbox) > 0.3) {
                 dets.push(Marked {
                     bbox,
@@ -536,14 +532,6 @@ pub fn run(o: Args) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
-    let ix = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let iy = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = ix * iy;
-    let area = |r: [f32; 4]| (r[2] - r[0]) * (r[3] - r[1]);
-    inter / (area(a) + area(b) - inter).max(1e-6)
 }
 
 #[cfg(test)]

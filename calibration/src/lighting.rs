@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::faces::Photo;
 use crate::lane::for_each_frame;
+use crate::photo::Photo;
 use crate::station_toml::{self, Edit, Section, Val, round4};
 use fnmr::{apply_lut, crop, fnmr, gain_gamma_lut, mean_cos, score, templates};
 
@@ -29,7 +29,8 @@ pub struct Args {
     /// [normalise] are station-wide, so --write always goes to those tables.
     #[arg(long = "lane", value_delimiter = ',')]
     pub lanes: Vec<String>,
-    #[arg(long, default_value = "models")]
+    /// Folder with the ONNX models (default: $GATE_MODELS, else the workspace's models/).
+    #[arg(long, default_value_os_t = engine::face::models_dir())]
     pub models: PathBuf,
     /// Where truth.json's relative photo paths start (the generator's working directory).
     #[arg(long, default_value = ".")]

@@ -17,13 +17,13 @@
 mod bench;
 mod clip;
 mod eval;
-mod faces;
 mod footage;
 mod identify;
 mod keypoints;
 mod lane;
 mod lighting;
 mod npy;
+mod photo;
 mod plot;
 mod refmarks;
 mod scores;
@@ -59,7 +59,8 @@ struct Selection {
     /// Border added around each photo, as a fraction of its larger side (tightly cropped sets need it).
     #[arg(long, default_value_t = 0.5)]
     pad: f32,
-    #[arg(long, default_value = "models")]
+    /// Folder with the ONNX models (default: $GATE_MODELS, else the workspace's models/).
+    #[arg(long, default_value_os_t = engine::face::models_dir())]
     models: PathBuf,
     /// Also write the result as JSON here.
     #[arg(long)]
@@ -116,7 +117,8 @@ enum Cmd {
         /// Write every frame with the boxes drawn (red back-256, green front-128, yellow reference).
         #[arg(long)]
         dump_frames: Option<PathBuf>,
-        #[arg(long, default_value = "models")]
+        /// Folder with the ONNX models (default: $GATE_MODELS, else the workspace's models/).
+        #[arg(long, default_value_os_t = engine::face::models_dir())]
         models: PathBuf,
         #[arg(long)]
         json: Option<PathBuf>,
@@ -131,7 +133,8 @@ enum Cmd {
         /// Repeat each batch size for at least this long.
         #[arg(long, default_value_t = 3.0)]
         min_seconds: f64,
-        #[arg(long, default_value = "models")]
+        /// Folder with the ONNX models (default: $GATE_MODELS, else the workspace's models/).
+        #[arg(long, default_value_os_t = engine::face::models_dir())]
         models: PathBuf,
     },
     /// Multi-lane walk-through footage (MP4 per lane) with ground truth (truth.json).

@@ -61,7 +61,7 @@ fn sface_in_f16_stays_within_cosine_0_999_of_onnxruntime() {
     let mut worst_cos = 1f32;
     let mut worst_abs = 0f32;
     for (ours, gold) in out[0].chunks(128).zip(golden.chunks(128)) {
-        let (a, b) = (l2_normalised(ours), l2_normalised(gold));
+        let (a, b) = (l2_normalise(ours), l2_normalise(gold));
         let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         worst_cos = worst_cos.min(cos);
         worst_abs = worst_abs.max(max_abs_diff(&a, &b));

@@ -23,7 +23,7 @@ fn sface_on_gpu_matches_onnxruntime() {
     assert_eq!(out[0].len(), golden.len());
     let mut worst = 0f32;
     for (ours, gold) in out[0].chunks(128).zip(golden.chunks(128)) {
-        worst = worst.max(max_abs_diff(&l2_normalised(ours), &l2_normalised(gold)));
+        worst = worst.max(max_abs_diff(&l2_normalise(ours), &l2_normalise(gold)));
     }
     eprintln!(
         "SFace GPU batch 4: max |diff| of normalised descriptors {worst:.3e}; {took:?} for the batch; activations {} KiB after reuse",

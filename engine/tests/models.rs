@@ -79,7 +79,7 @@ fn sface_matches_onnxruntime() {
         let ours = &out[0].data[i * 128..][..128];
         let gold = &golden[i * 128..][..128];
         worst_raw = worst_raw.max(max_abs_diff(ours, gold));
-        worst_norm = worst_norm.max(max_abs_diff(&l2_normalised(ours), &l2_normalised(gold)));
+        worst_norm = worst_norm.max(max_abs_diff(&l2_normalise(ours), &l2_normalise(gold)));
     }
     eprintln!(
         "SFace: max |diff| normalised {worst_norm:.3e}, raw {worst_raw:.3e}; CPU reference {per_chip:?} per chip (batch 4)"
@@ -220,8 +220,8 @@ fn fast_executor_matches_onnxruntime_and_reference() {
         let out = fast.run(&[sface_chips()]).unwrap();
         let golden = fixture_f32("sface_golden.f32");
         for i in 0..4 {
-            let ours = l2_normalised(&out[0].data[i * 128..][..128]);
-            let gold = l2_normalised(&golden[i * 128..][..128]);
+            let ours = l2_normalise(&out[0].data[i * 128..][..128]);
+            let gold = l2_normalise(&golden[i * 128..][..128]);
             let d = max_abs_diff(&ours, &gold);
             assert!(
                 d <= 1e-4,

@@ -4,12 +4,14 @@
 //! SFace embedding. Across photos: every pair must be the same person. The photos' bytes and pixels
 //! are dropped (pixels zeroized) as soon as a photo's embedding exists; only the template leaves.
 
+use engine::face::prepare::{self, cosine};
+use engine::face::quality::{self, Measures};
+use engine::face::{Chip, FaceChain, FaceError};
 use zeroize::Zeroizing;
 
-use crate::faces::{FaceError, FacePipeline, cosine, mean_template};
 use crate::photo::{self, DecodeLimits, PhotoError};
-use crate::quality::{self, Measures, QualityConfig, Reason, Rejection};
-use crate::seal::Template;
+use crate::quality::{self as judgement, QualityConfig, Reason, Rejection};
+use crate::seal::{TEMPLATE_DIM, Template};
 
 /// One accepted photo: its embedding and what was measured.
 pub struct Accepted {
@@ -37,7 +39,7 @@ fn photo_rejection(index: usize, e: &PhotoError) -> Rejection {
 
 /// Analyses photo `index`. `Ok(Err(_))` is a quality refusal; `Err(_)` a failure of the models.
 pub fn analyse_photo(
-    pipe: &FacePipeline,
+    pipe: &FaceChain,
     index: usize,
     bytes: &[u8],
     limits: DecodeLimits,
@@ -47,7 +49,7 @@ pub fn analyse_photo(
         Ok(img) => img,
         Err(e) => return Ok(Err(photo_rejection(index, &e))),
     };
-    let faces = pipe.detect(&img)?;
+    let faces = pipe.detect(img.view())?;
     let Some(main) = faces.first() else {
         return Ok(Err(reject(
             Reason::NoFace,
@@ -71,14 +73,14 @@ pub fn analyse_photo(
             ),
         )));
     }
-    let chip = pipe.chip(&img, main)?;
+    let chip = Chip::of_face(img.view(), main)?;
     drop(img);
     let measures = quality::measure(main, &chip);
     tracing::debug!(photo = index, ?measures, "photo measured");
-    if let Err((code, message)) = quality::judge(&measures, q) {
+    if let Err((code, message)) = judgement::judge(&measures, q) {
         return Ok(Err(reject(code, index, message)));
     }
-    let embedding = pipe.embed(&chip)?;
+    let embedding = pipe.embed_one(&chip)?;
     Ok(Ok(Accepted {
         embedding,
         measures,
@@ -113,4 +115,17 @@ pub fn template_of(
         .map(|a| Zeroizing::new(*a.embedding))
         .collect();
     Ok(mean_template(&embeddings))
+}
+
+/// The template of several embeddings: their mean, L2-normalised.
+pub fn mean_template(embeddings: &[Zeroizing<Template>]) -> Zeroizing<Template> {
+    let mut sum = Zeroizing::new([0f32; TEMPLATE_DIM]);
+    for e in embeddings {
+        for (s, v) in sum.iter_mut().zip(e.iter()) {
+            *s += v;
+        }
+    }
+    let mut out = Zeroizing::new([0f32; TEMPLATE_DIM]);
+    prepare::l2_normalise_into(sum.as_ref(), out.as_mut());
+    out
 }

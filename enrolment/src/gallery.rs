@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use zeroize::Zeroizing;
 
-use crate::faces::cosine;
 use crate::ids::SubjectId;
 use crate::seal::{self, MasterKey, SealError, Template};
 use crate::store::{Store, StoreError};
+use engine::face::prepare::cosine;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GalleryError {

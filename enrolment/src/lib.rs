@@ -5,8 +5,9 @@
 //!   (`docs/tickets.md`);
 //! - [`seal`]: sealed face templates, the key hierarchy (master key → per-subject data key), key
 //!   rotation, crypto-shredding and the centre → station key wrap (`docs/privacy.md`);
-//! - [`photo`], [`faces`], [`quality`], [`check`]: bounded photo decoding, the detect → align → embed
-//!   chain on the engine's CPU reference, the quality measures and reasons, one request → one template;
+//! - [`photo`], [`quality`], [`check`]: bounded photo decoding, the quality thresholds and reasons, one
+//!   request → one template through the face chain (`engine::face`: detect → align → embed, the quality
+//!   measures);
 //! - [`store`]: the centre's redb store (subjects, templates, data keys, tickets, trips, changes, audit)
 //!   and [`gallery`], the in-memory 1:N index (`docs/enrolment.md`);
 //! - [`sync`]: signed, sequenced distribution of templates and erasures to the stations over zenoh.
@@ -18,7 +19,6 @@
 )]
 
 pub mod check;
-pub mod faces;
 pub mod gallery;
 mod hex;
 pub mod ids;

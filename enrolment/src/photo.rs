@@ -49,6 +49,17 @@ pub struct RgbPhoto {
     pub h: usize,
 }
 
+impl RgbPhoto {
+    /// The pixels as the face chain reads them.
+    pub fn view(&self) -> engine::face::Rgb<'_> {
+        engine::face::Rgb {
+            rgb: &self.rgb,
+            w: self.w,
+            h: self.h,
+        }
+    }
+}
+
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 const PNG_IEND: &[u8] = b"\0\0\0\0IEND\xae\x42\x60\x82";
 

@@ -5,12 +5,13 @@
 mod common;
 
 use common::*;
+use engine::face::prepare::cosine;
+use engine::face::{FaceChain, models_dir};
 use enrolment::check::{self, Accepted};
-use enrolment::faces::{FacePipeline, cosine, default_models_dir};
 use enrolment::photo::DecodeLimits;
 use enrolment::quality::{QualityConfig, Reason};
 
-fn analyse(pipe: &FacePipeline, bytes: &[u8]) -> Result<Accepted, Reason> {
+fn analyse(pipe: &FaceChain, bytes: &[u8]) -> Result<Accepted, Reason> {
     check::analyse_photo(
         pipe,
         0,
@@ -32,7 +33,7 @@ fn map(img: &image::RgbImage, f: impl Fn(u32, u32, [u8; 3]) -> [u8; 3]) -> Vec<u
 
 #[test]
 fn real_photos_pass_and_degradations_get_their_reason() {
-    let pipe = FacePipeline::load(&default_models_dir()).unwrap();
+    let pipe = FaceChain::load(&models_dir()).unwrap();
     let mut accepted = Vec::new();
     for name in [
         "obama.jpg",
@@ -82,7 +83,7 @@ fn real_photos_pass_and_degradations_get_their_reason() {
 
     // Keypoints of the face, to paint over it.
     let img = enrolment::photo::decode(&photo("obama.jpg"), DecodeLimits::default()).unwrap();
-    let face = pipe.detect(&img).unwrap()[0];
+    let face = pipe.detect(img.view()).unwrap()[0];
     let (k, d) = (face.keypoints, face.eye_distance());
     let mask = map(&o, |x, y, p| {
         let (x, y) = (x as f32, y as f32);

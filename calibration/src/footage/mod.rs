@@ -17,10 +17,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args as ClapArgs;
+use engine::face::FaceChain;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::faces::FacePipeline;
 use plan::{LaneBuild, Rates};
 use scene::Scenario;
 use truth::{Expected, Truth};
@@ -79,7 +79,8 @@ pub struct Args {
     /// Share of enrolled identities whose ticket has expired (default 0.1).
     #[arg(long)]
     expired_rate: Option<f64>,
-    #[arg(long, default_value = "models")]
+    /// Folder with the ONNX models (default: $GATE_MODELS, else the workspace's models/).
+    #[arg(long, default_value_os_t = engine::face::models_dir())]
     models: PathBuf,
     /// Where --preset finds the photos scripts/setup fetched.
     #[arg(long, default_value = "testdata")]
@@ -216,7 +217,7 @@ pub fn run(a: Args) -> Result<()> {
     let out = a.out.clone().ok_or_else(|| anyhow!("--out is required"))?;
     let cfg = config(&a)?;
     let started = Instant::now();
-    let pipe = FacePipeline::load(&a.models, plan::PORTRAIT_PAD)?;
+    let pipe = FaceChain::load(&a.models)?;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let (cast, skipped) = if a.source.preset.is_some() {
         (preset::default_cast(&pipe, &a.testdata)?, 0)
@@ -340,7 +341,7 @@ struct LaneOpts<'a> {
     dump: Option<&'a Path>,
     dump_every: u32,
     hash: bool,
-    verify: Option<&'a FacePipeline>,
+    verify: Option<&'a FaceChain>,
 }
 
 struct LaneDone {

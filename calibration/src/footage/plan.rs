@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
+use engine::face::FaceChain;
 use engine::face::blazeface::Detection;
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -15,7 +16,6 @@ use super::render::{self, Actor};
 use super::scene::{self, Motion, Scenario};
 use super::source::{self, Identity, Located, Sprite};
 use super::truth::{self, Enrol, Ticket, round1};
-use crate::faces::FacePipeline;
 
 /// One face in one photo.
 #[derive(Clone)]
@@ -88,7 +88,7 @@ pub const PORTRAIT_PAD: f32 = 0.5;
 
 /// Resolves identities to people on demand (face detection is the slow part).
 struct Resolver<'a> {
-    pipe: &'a FacePipeline,
+    pipe: &'a FaceChain,
     /// Labels mode: a photo without a face is an error; folder mode skips it.
     strict: bool,
     skipped: usize,
@@ -199,7 +199,7 @@ impl Pool {
 pub fn random_cast(
     mut ids: Vec<Identity>,
     strict: bool,
-    pipe: &FacePipeline,
+    pipe: &FaceChain,
     rng: &mut StdRng,
     scenarios: &[Scenario],
     lanes: usize,

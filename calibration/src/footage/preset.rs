@@ -10,13 +10,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
+use engine::face::FaceChain;
 use engine::face::blazeface::Detection;
 
 use super::plan::{Cast, FaceRef, LaneSpec, PORTRAIT_PAD, Passage, Person};
 use super::scene::Scenario;
 use super::source;
 use super::truth::Ticket;
-use crate::faces::FacePipeline;
 
 pub const SEED: u64 = 7;
 pub const FPS: u32 = 10;
@@ -52,7 +52,7 @@ pub struct GroupFace {
 /// Every face the back-256 model finds in `sample1..6.jpg`, named `faceapi-sample<k>-<i>` with
 /// `i` the rank by size within its photo (1 = biggest); those big and frontal enough, biggest
 /// first (ties by name, so the order never depends on the detector's).
-pub fn group_faces(pipe: &FacePipeline, dir: &Path) -> Result<Vec<GroupFace>> {
+pub fn group_faces(pipe: &FaceChain, dir: &Path) -> Result<Vec<GroupFace>> {
     let mut out = Vec::new();
     for k in 1..=6 {
         let path = dir.join(format!("sample{k}.jpg"));
@@ -84,7 +84,7 @@ pub fn group_faces(pipe: &FacePipeline, dir: &Path) -> Result<Vec<GroupFace>> {
     Ok(out)
 }
 
-fn portrait(pipe: &FacePipeline, path: &Path) -> Result<FaceRef> {
+fn portrait(pipe: &FaceChain, path: &Path) -> Result<FaceRef> {
     let located = source::locate(pipe, path, PORTRAIT_PAD)?;
     if located.faces.is_empty() {
         bail!(
@@ -99,7 +99,7 @@ fn portrait(pipe: &FacePipeline, path: &Path) -> Result<FaceRef> {
     })
 }
 
-pub fn default_cast(pipe: &FacePipeline, testdata: &Path) -> Result<Cast> {
+pub fn default_cast(pipe: &FaceChain, testdata: &Path) -> Result<Cast> {
     let fr = testdata.join("face_recognition");
     let obama_enrol = portrait(pipe, &fr.join("obama.jpg"))?;
     let obama_walk = portrait(pipe, &fr.join("obama2.jpg"))?;

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use engine::face::FaceChain;
 use engine::face::blazeface::Detection;
 
-use crate::faces::{FacePipeline, Photo};
+use crate::photo::Photo;
 
 /// A person and their photos, sorted by path (the first is the enrolment photo).
 #[derive(Debug, Clone)]
@@ -107,25 +108,11 @@ fn unpad(d: &Detection, border: usize) -> Detection {
 /// Every face the back-256 model finds (front-128 when it finds none), most confident first.
 /// `pad`: border added around the photo, as a fraction of its larger side (portraits and tightly
 /// cropped sets need context around the face; group photos do not, and shrink with it).
-pub fn locate(pipe: &FacePipeline, path: &Path, pad: f32) -> Result<Located> {
-    let img = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .with_context(|| format!("reading {}", path.display()))?
-        .decode()
-        .with_context(|| format!("decoding {}", path.display()))?
-        .to_rgb8();
-    let (w0, h0) = (img.width() as usize, img.height() as usize);
-    let border = (w0.max(h0) as f32 * pad) as usize;
-    let photo = Photo::padded(img.as_raw(), w0, h0, border);
-    let mut faces = pipe
-        .detect_back(&photo.rgb, photo.w, photo.h)
+pub fn locate(pipe: &FaceChain, path: &Path, pad: f32) -> Result<Located> {
+    let photo = Photo::load(path, pad)?;
+    let faces = pipe
+        .detect(photo.view())
         .with_context(|| format!("detecting faces in {}", path.display()))?;
-    if faces.is_empty() {
-        faces = pipe
-            .detect_front(&photo.rgb, photo.w, photo.h)
-            .with_context(|| format!("detecting faces in {}", path.display()))?;
-    }
-    faces.sort_by(|a, b| b.score.total_cmp(&a.score));
     let faces = faces.iter().map(|d| unpad(d, photo.border)).collect();
     Ok(Located { photo, faces })
 }

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use crate::faces::FacePipeline;
+use engine::face::{FaceChain, Rgb};
 
 /// Face-size buckets (box height, pixels at 480 lines): ≥120, 60–120, <60.
 const EDGES: [f32; 2] = [120.0, 60.0];
@@ -32,7 +32,7 @@ impl Tally {
     /// Checks one frame; `boxes` are the ground-truth faces in it (x, y, w, h).
     pub fn frame(
         &mut self,
-        pipe: &FacePipeline,
+        pipe: &FaceChain,
         rgb: &[u8],
         w: usize,
         h: usize,
@@ -41,8 +41,9 @@ impl Tally {
         if boxes.is_empty() {
             return Ok(());
         }
-        let back = pipe.detect_back(rgb, w, h)?;
-        let front = pipe.detect_front(rgb, w, h)?;
+        let img = Rgb { rgb, w, h };
+        let back = pipe.detect_back(img)?;
+        let front = pipe.detect_front(img)?;
         let k = 480.0 / h as f32;
         for b in boxes {
             let side = b[3] * k;

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow};
-use engine::face::align;
+use engine::face::{Chip, FaceChain, align};
 
 use super::{Args, Truth, luma};
-use crate::faces::{FacePipeline, Photo};
+use crate::photo::Photo;
 
 const GAMMA: (f32, f32) = (0.4, 2.5);
 const DARK_Q: f32 = 0.02;
@@ -63,7 +63,7 @@ pub(super) fn apply_lut(rgb: &mut [u8], lut: &[u8; 256]) {
 }
 
 pub(super) struct Templates {
-    pipe: FacePipeline,
+    pipe: FaceChain,
     pub(super) by_identity: BTreeMap<String, Vec<f32>>,
 }
 
@@ -83,16 +83,13 @@ fn resolve(photo: &str, o: &Args) -> Result<PathBuf> {
 /// The detection whose centre is nearest `(cx, cy)` and inside `half` of it: in a group photo or a
 /// crop holding a second walker, the face meant is the one the truth box points at.
 fn nearest(
-    pipe: &FacePipeline,
+    pipe: &FaceChain,
     ph: &Photo,
     cx: f32,
     cy: f32,
     half: f32,
 ) -> Result<Option<engine::face::blazeface::Detection>> {
-    let mut found = pipe.detect_back(&ph.rgb, ph.w, ph.h)?;
-    if found.is_empty() {
-        found = pipe.detect_front(&ph.rgb, ph.w, ph.h)?;
-    }
+    let found = pipe.detect(ph.view())?;
     let d2 = |d: &engine::face::blazeface::Detection| {
         (d.center[0] - cx).powi(2) + (d.center[1] - cy).powi(2)
     };
@@ -103,7 +100,7 @@ fn nearest(
 }
 
 fn embed_near(
-    pipe: &FacePipeline,
+    pipe: &FaceChain,
     ph: &Photo,
     cx: f32,
     cy: f32,
@@ -115,16 +112,16 @@ fn embed_near(
     let Some(sim) = align::from_blazeface(&d.keypoints) else {
         return Ok(None);
     };
-    let chip = pipe.chip(ph, &sim)?;
-    Ok(pipe.embed(&chip, 1)?.into_iter().next())
+    let chip = Chip::cut(ph.view(), &sim)?;
+    Ok(Some(pipe.embed_one(&chip)?.to_vec()))
 }
 
 pub(super) fn templates(truth: &Truth, o: &Args) -> Result<Templates> {
-    let pipe = FacePipeline::load(&o.models, 0.5)?;
+    let pipe = FaceChain::load(&o.models)?;
     let mut by_identity = BTreeMap::new();
     for e in &truth.enrol {
         let path = resolve(&e.photo, o)?;
-        let ph = pipe.load_photo(&path)?;
+        let ph = Photo::load(&path, 0.5)?;
         let b = ph.border as f32;
         let [x, y, w, h] = e.face;
         match embed_near(&pipe, &ph, x + b + w / 2.0, y + b + h / 2.0, w.max(h) / 2.0)? {

@@ -116,16 +116,34 @@ pub fn warp_chip(
     frame_h: usize,
     to_chip: &Similarity,
 ) -> Option<Vec<f32>> {
-    if rgba.len() < frame_w * frame_h {
+    warp_chip_from_region(rgba, frame_w, frame_h, [0, 0], to_chip)
+}
+
+/// [`warp_chip`] reading only a region of the frame: `rgba` holds the `w`×`h` pixels whose top-left
+/// is frame pixel `origin`, and `to_chip` still maps *frame* coordinates. Every sample position and
+/// bilinear weight is computed in frame coordinates exactly as [`warp_chip`] computes them, and the
+/// origin is subtracted from the integer pixel index only, so when the region holds every pixel the
+/// chip touches (the chip's footprint plus a pixel) the result is bit-identical to warping the whole
+/// frame, without a whole-frame copy. Pixels outside the region read as black.
+pub fn warp_chip_from_region(
+    rgba: &[u32],
+    w: usize,
+    h: usize,
+    origin: [usize; 2],
+    to_chip: &Similarity,
+) -> Option<Vec<f32>> {
+    if rgba.len() < w.checked_mul(h)? {
         return None;
     }
     let inv = to_chip.inverse()?;
+    let (ox, oy) = (origin[0] as i64, origin[1] as i64);
     let mut out = vec![0f32; 3 * CHIP * CHIP];
     let px = |x: i64, y: i64, c: usize| -> f32 {
-        if x < 0 || y < 0 || x >= frame_w as i64 || y >= frame_h as i64 {
+        let (x, y) = (x - ox, y - oy);
+        if x < 0 || y < 0 || x >= w as i64 || y >= h as i64 {
             return 0.0;
         }
-        ((rgba[y as usize * frame_w + x as usize] >> (8 * c)) & 0xff) as f32
+        ((rgba[y as usize * w + x as usize] >> (8 * c)) & 0xff) as f32
     };
     for v in 0..CHIP {
         for u in 0..CHIP {
@@ -141,6 +159,24 @@ pub fn warp_chip(
         }
     }
     Some(out)
+}
+
+/// The frame region a chip samples: the chip's corners mapped back into the frame, a pixel of
+/// margin for the bilinear taps and one for rounding, clipped to the frame. Half-open
+/// `[x0, y0, x1, y1]`; empty when the face lies outside the frame. `None` for a degenerate transform.
+pub fn chip_footprint(to_chip: &Similarity, frame_w: usize, frame_h: usize) -> Option<[usize; 4]> {
+    let inv = to_chip.inverse()?;
+    let c = CHIP as f32;
+    let corners = [[0.0, 0.0], [c, 0.0], [0.0, c], [c, c]].map(|p| inv.apply(p));
+    let clamp = |v: f32, hi: usize| (v.max(0.0) as usize).min(hi);
+    let lo = |i: usize| corners.iter().map(|p| p[i]).fold(f32::MAX, f32::min) - 2.0;
+    let hi = |i: usize| corners.iter().map(|p| p[i]).fold(f32::MIN, f32::max) + 3.0;
+    Some([
+        clamp(lo(0), frame_w),
+        clamp(lo(1), frame_h),
+        clamp(hi(0), frame_w),
+        clamp(hi(1), frame_h),
+    ])
 }
 
 #[cfg(test)]
@@ -226,5 +262,28 @@ mod tests {
                 .all(|&v| v == 0.0)
         );
         assert!(warp_chip(&frame[..10], w, h, &s).is_none());
+    }
+
+    #[test]
+    fn region_warp_is_bit_identical_to_the_whole_frame() {
+        // A textured frame and a rotated, scaled face in it: cutting only the footprint must not
+        // change a single value.
+        let (w, h) = (300usize, 220usize);
+        let frame: Vec<u32> = (0..w * h)
+            .map(|i| ((i * 7919) % 251) as u32 | (((i * 31) % 256) as u32) << 8 | 0xff00_0000)
+            .collect();
+        let s = Similarity {
+            a: 0.61 * 0.3f32.cos(),
+            b: 0.61 * 0.3f32.sin(),
+            t: [-71.3, -40.9],
+        };
+        let whole = warp_chip(&frame, w, h, &s).expect("warps");
+        let [x0, y0, x1, y1] = chip_footprint(&s, w, h).expect("footprint");
+        assert!(x1 - x0 < w || y1 - y0 < h, "the footprint is a real crop");
+        let region: Vec<u32> = (y0..y1)
+            .flat_map(|y| frame[y * w + x0..y * w + x1].iter().copied())
+            .collect();
+        let cut = warp_chip_from_region(&region, x1 - x0, y1 - y0, [x0, y0], &s).expect("warps");
+        assert_eq!(whole, cut);
     }
 }

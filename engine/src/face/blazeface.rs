@@ -41,7 +41,8 @@ pub struct Detection {
 }
 
 impl Detection {
-    fn corners(&self) -> [f32; 4] {
+    /// The box's corners: x0, y0, x1, y1.
+    pub fn corners(&self) -> [f32; 4] {
         [
             self.center[0] - self.size[0] / 2.0,
             self.center[1] - self.size[1] / 2.0,
@@ -51,12 +52,7 @@ impl Detection {
     }
 
     pub fn iou(&self, o: &Detection) -> f32 {
-        let (a, b) = (self.corners(), o.corners());
-        let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-        let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-        let inter = iw * ih;
-        let union = self.size[0] * self.size[1] + o.size[0] * o.size[1] - inter;
-        if union > 0.0 { inter / union } else { 0.0 }
+        iou(self.corners(), o.corners())
     }
 
     /// Distance between the eyes, in the detection's units: the size measure the quality gates use.
@@ -64,6 +60,22 @@ impl Detection {
         let [r, l] = [self.keypoints[0], self.keypoints[1]];
         ((r[0] - l[0]).powi(2) + (r[1] - l[1]).powi(2)).sqrt()
     }
+}
+
+/// Intersection over union of two boxes given by their corners (x0, y0, x1, y1); an inverted
+/// box has no area, and an empty union gives 0. The one IoU of the workspace: non-maximum
+/// suppression here, the station's tracker (`pipeline::decide::BBox`) and calibration's lane
+/// tool all call it.
+pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let area = |r: [f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let inter = area([
+        a[0].max(b[0]),
+        a[1].max(b[1]),
+        a[2].min(b[2]),
+        a[3].min(b[3]),
+    ]);
+    let union = area(a) + area(b) - inter;
+    if union > 0.0 { inter / union } else { 0.0 }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -170,6 +182,31 @@ pub fn weighted_nms(mut dets: Vec<Detection>, iou_threshold: f32) -> Vec<Detecti
         out.push(m);
     }
     out
+}
+
+/// The overlap above which weighted NMS merges two detections.
+pub const NMS_IOU: f32 = 0.3;
+
+/// One batch item's detector outputs → the faces of the frame, in frame pixels, most confident
+/// first: [`decode`], [`weighted_nms`], [`Letterbox::to_frame`], and detections that are empty or
+/// not finite dropped (no face can be tracked or aligned from them). Every detector run of the
+/// workspace (the station's two backends and [`crate::face::FaceChain`]) goes through here, so their
+/// post-processing cannot drift apart.
+pub fn frame_detections(
+    spec: &Spec,
+    outputs: &[Vec<f32>],
+    item: usize,
+    min_score: f32,
+    letterbox: &Letterbox,
+) -> Result<Vec<Detection>, DecodeError> {
+    let dets = decode(spec, outputs, item, min_score)?;
+    let mut faces: Vec<Detection> = weighted_nms(dets, NMS_IOU)
+        .iter()
+        .map(|d| letterbox.to_frame(d))
+        .filter(|d| d.size[0] > 0.0 && d.size.iter().chain(d.center.iter()).all(|v| v.is_finite()))
+        .collect();
+    faces.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(faces)
 }
 
 /// How a frame was fitted into the square model input: scaled by `scale` and centred with padding,

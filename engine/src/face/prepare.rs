@@ -41,9 +41,12 @@ pub fn detector_input(
 
 /// RGB8 → packed RGBA8 (`r | g<<8 | b<<16 | a<<24`), the layout of the lighting-normalised frame.
 pub fn pack_rgba(rgb: &[u8]) -> Vec<u32> {
-    rgb.chunks_exact(3)
-        .map(|p| p[0] as u32 | (p[1] as u32) << 8 | (p[2] as u32) << 16 | 0xff00_0000)
-        .collect()
+    rgb.chunks_exact(3).map(pack_pixel).collect()
+}
+
+/// One RGB8 pixel (at least 3 bytes) packed as [`pack_rgba`] packs it.
+pub fn pack_pixel(p: &[u8]) -> u32 {
+    p[0] as u32 | (p[1] as u32) << 8 | (p[2] as u32) << 16 | 0xff00_0000
 }
 
 /// Cosine similarity, the one similarity used everywhere (matching, enrolment, calibration).
@@ -61,17 +64,28 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
-/// L2-normalised copy (a zero vector stays zero).
-pub fn l2_normalise(v: &[f32]) -> Vec<f32> {
-    let n = v
-        .iter()
+/// Euclidean norm, accumulated in f64.
+pub fn l2_norm(v: &[f32]) -> f64 {
+    v.iter()
         .map(|x| (*x as f64) * (*x as f64))
         .sum::<f64>()
-        .sqrt();
-    if n == 0.0 {
-        v.to_vec()
-    } else {
-        v.iter().map(|x| (*x as f64 / n) as f32).collect()
+        .sqrt()
+}
+
+/// L2-normalised copy (a zero vector stays zero): the one L2 normalisation of the workspace
+/// (embeddings, templates, the engine's model tests).
+pub fn l2_normalise(v: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; v.len()];
+    l2_normalise_into(v, &mut out);
+    out
+}
+
+/// [`l2_normalise`] into `out` (as many values as fit), for callers that keep the result in a
+/// fixed array or zeroized buffer.
+pub fn l2_normalise_into(v: &[f32], out: &mut [f32]) {
+    let n = l2_norm(v);
+    for (o, x) in out.iter_mut().zip(v) {
+        *o = if n == 0.0 { *x } else { (*x as f64 / n) as f32 };
     }
 }
 

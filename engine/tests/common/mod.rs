@@ -1,20 +1,16 @@
 //! Shared test helpers: model/fixture lookup and a tiny protobuf writer for building ONNX
 //! models by hand.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 
-pub const SFACE: &str = "face_recognition_sface_2021dec_int8bq.onnx";
-pub const FRONT: &str = "face_detection_front_128x128_barracuda.onnx";
-pub const BACK: &str = "face_detection_back_256x256_barracuda.onnx";
+pub use engine::face::prepare::l2_normalise;
+pub use engine::face::{BACK, FRONT, SFACE};
 
 /// Path of a fetched model. Missing models fail the test loudly: CI runs after
 /// scripts/setup, and a silently skipped golden test would hide a broken engine.
 pub fn model_path(file: &str) -> PathBuf {
-    let dir = std::env::var_os("GATE_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"));
-    let p = dir.join(file);
+    let p = engine::face::models_dir().join(file);
     assert!(
         p.is_file(),
         "model {} not found: run scripts/setup to fetch the models (or set GATE_MODELS to the folder holding them)",
@@ -91,11 +87,6 @@ pub fn fixture_f32(name: &str) -> Vec<f32> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
-}
-
-pub fn l2_normalised(v: &[f32]) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter().map(|x| x / n).collect()
 }
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {

@@ -37,11 +37,7 @@ impl BBox {
     }
 
     pub fn iou(&self, o: &BBox) -> f32 {
-        let [a0, b0, a1, b1] = self.0;
-        let [c0, d0, c1, d1] = o.0;
-        let inter = BBox([a0.max(c0), b0.max(d0), a1.min(c1), b1.min(d1)]).area();
-        let union = self.area() + o.area() - inter;
-        if union > 0.0 { inter / union } else { 0.0 }
+        engine::face::iou(self.0, o.0)
     }
 
     pub fn centre(&self) -> [f32; 2] {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{Duration as Days, Local, Utc};
-use enrolment::faces::FacePipeline;
+use engine::face::{Chip, FaceChain, FaceError};
 use enrolment::photo::{self, DecodeLimits};
 use enrolment::seal::{self, CentreSecretKey, KeyId, MasterKey, StationSecretKey};
 use enrolment::store::{Consent, EnrolRow, Store, SubjectRecord};
@@ -65,7 +65,9 @@ impl DemoCentre {
             .write_file(&key_file)
             .map_err(|e| io("station key")(e.to_string()))?;
 
-        let pipe = FacePipeline::load(models).map_err(|e| io("models")(e.to_string()))?;
+        // `{:#}`: the model file and the engine's reason, not only the first line.
+        let pipe = FaceChain::load(models)
+            .map_err(|e| io("models")(format!("{:#}", anyhow::Error::new(e))))?;
         let mut subjects = HashMap::new();
         let today = Local::now().date_naive();
         for p in people {
@@ -158,7 +160,7 @@ impl DemoCentre {
 
 /// The template of one enrolee: their face in the photo (the detection nearest the hint, else the
 /// most confident), aligned and embedded by the enrolment chain.
-fn enrol_face(pipe: &FacePipeline, p: &Enrolee) -> Result<seal::Template, StationError> {
+fn enrol_face(pipe: &FaceChain, p: &Enrolee) -> Result<seal::Template, StationError> {
     let err = |m: String| {
         StationError::Io(format!(
             "demo enrolment of {} ({}): {m}",
@@ -166,9 +168,11 @@ fn enrol_face(pipe: &FacePipeline, p: &Enrolee) -> Result<seal::Template, Statio
             p.photo.display()
         ))
     };
+    // `{:#}`: the whole chain of causes (what failed, then the engine's reason).
+    let face_err = |e: FaceError| err(format!("{:#}", anyhow::Error::new(e)));
     let bytes = std::fs::read(&p.photo).map_err(|e| err(e.to_string()))?;
     let img = photo::decode(&bytes, DecodeLimits::default()).map_err(|e| err(e.to_string()))?;
-    let faces = pipe.detect(&img).map_err(|e| err(e.to_string()))?;
+    let faces = pipe.detect(img.view()).map_err(&face_err)?;
     let face = match p.face {
         Some([x, y, w, h]) => {
             let (cx, cy) = (x + w / 2.0, y + h / 2.0);
@@ -182,7 +186,7 @@ fn enrol_face(pipe: &FacePipeline, p: &Enrolee) -> Result<seal::Template, Statio
         None => faces.first(),
     }
     .ok_or_else(|| err("no face found".into()))?;
-    let chip = pipe.chip(&img, face).map_err(|e| err(e.to_string()))?;
-    let t = pipe.embed(&chip).map_err(|e| err(e.to_string()))?;
+    let chip = Chip::of_face(img.view(), face).map_err(&face_err)?;
+    let t = pipe.embed_one(&chip).map_err(&face_err)?;
     Ok(*t)
 }

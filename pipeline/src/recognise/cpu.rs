@@ -4,13 +4,12 @@
 
 use engine::face::align;
 use engine::face::blazeface::{Detection, Spec};
-use engine::face::prepare;
+use engine::face::{Chip, embedding, prepare};
 use engine::fast::FastModel;
 use engine::{Graph, Tensor};
-use enrolment::faces::Chip;
 use zeroize::Zeroizing;
 
-use super::{Cut, Embedded, FrameRef, RecogniseError, decode, embedding, stage_err};
+use super::{Cut, Embedded, FrameRef, RecogniseError, decode, stage_err};
 use crate::normalise::Gpu;
 
 pub(super) struct CpuBackend {

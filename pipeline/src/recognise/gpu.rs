@@ -6,13 +6,13 @@
 use engine::Graph;
 use engine::face::align::{self, CHIP};
 use engine::face::blazeface::{Detection, Letterbox, Spec};
+use engine::face::{Chip, embedding};
 use engine::gpu::executor::GpuModel;
 use engine::gpu::kernels::Kernels;
 use engine::gpu::resample::{self, CHIP_LEN, Frame, Resampler, Source, Target, Work};
-use enrolment::faces::Chip;
 use zeroize::Zeroizing;
 
-use super::{Cut, Embedded, FrameRef, RecogniseError, decode, embedding, stage_err};
+use super::{Cut, Embedded, FrameRef, RecogniseError, decode, stage_err};
 use crate::normalise::Gpu;
 
 pub(super) struct GpuBackend {

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use engine::face::blazeface::{self, Detection, Spec};
+use engine::face::{Chip, Embedding, quality};
 use engine::gpu::gallery::Match;
-use enrolment::faces::Chip;
 use serde::Deserialize;
 
 use crate::decide::{BBox, Candidate, Quality, Subject};
@@ -32,8 +32,14 @@ pub use mirror::{GalleryMirror, SubjectNumbers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecogniseError {
-    #[error("loading model {path} (run scripts/setup, or set [recognise] models): {detail}")]
-    Model { path: PathBuf, detail: String },
+    #[error("loading model {path} (run scripts/setup, or set [recognise] models)")]
+    Model {
+        path: PathBuf,
+        #[source]
+        source: engine::Error,
+    },
+    #[error("detect: decoding the detector's output")]
+    Decode(#[from] blazeface::DecodeError),
     #[error("{stage}: {detail}")]
     Stage { stage: &'static str, detail: String },
     #[error("GPU: {0}")]
@@ -108,15 +114,13 @@ impl Default for RecogniseConfig {
 
 impl RecogniseConfig {
     pub fn models_dir(&self) -> PathBuf {
-        self.models
-            .clone()
-            .unwrap_or_else(enrolment::faces::default_models_dir)
+        self.models.clone().unwrap_or_else(engine::face::models_dir)
     }
 
     fn spec(&self) -> (&'static Spec, &'static str) {
         match self.detector {
-            Detector::Front => (&blazeface::FRONT_128, enrolment::faces::FRONT),
-            Detector::Back => (&blazeface::BACK_256, enrolment::faces::BACK),
+            Detector::Front => (&blazeface::FRONT_128, engine::face::FRONT),
+            Detector::Back => (&blazeface::BACK_256, engine::face::BACK),
         }
     }
 }
@@ -184,13 +188,10 @@ impl Recogniser {
         let (spec, det_file) = cfg.spec();
         let load = |f: &str| {
             let path = models.join(f);
-            engine::load(&path).map_err(|e| RecogniseError::Model {
-                path: path.clone(),
-                detail: e.to_string(),
-            })
+            engine::load(&path).map_err(|source| RecogniseError::Model { path, source })
         };
         let detector = load(det_file)?;
-        let sface = load(enrolment::faces::SFACE)?;
+        let sface = load(engine::face::SFACE)?;
         let use_gpu = match cfg.backend {
             Backend::Gpu => true,
             Backend::Cpu => false,
@@ -310,7 +311,7 @@ impl Recogniser {
                 continue;
             };
             let face = &mut out[fi].faces[k];
-            let q = enrolment::quality::measure(&face.detection, chip);
+            let q = quality::measure(&face.detection, chip);
             face.quality = Some(Quality {
                 eye_px: q.eye_distance_px,
                 sharpness: q.sharpness,
@@ -331,16 +332,11 @@ impl Recogniser {
 }
 
 fn bbox_of(d: &Detection) -> BBox {
-    BBox([
-        d.center[0] - d.size[0] / 2.0,
-        d.center[1] - d.size[1] / 2.0,
-        d.center[0] + d.size[0] / 2.0,
-        d.center[1] + d.size[1] / 2.0,
-    ])
+    BBox(d.corners())
 }
 
-/// Decodes one batch item's raw detector outputs into frame-pixel detections (shared by both
-/// backends so they cannot drift apart).
+/// Decodes one batch item's raw detector outputs into frame-pixel detections: the engine's
+/// post-processing, the same for both backends and for enrolment's chain.
 pub(crate) fn decode(
     spec: &Spec,
     outputs: &[Vec<f32>],
@@ -348,38 +344,21 @@ pub(crate) fn decode(
     min_score: f32,
     letterbox: &blazeface::Letterbox,
 ) -> Result<Vec<Detection>, RecogniseError> {
-    let dets = blazeface::decode(spec, outputs, item, min_score)
-        .map_err(|e| stage_err("detect")(e.to_string()))?;
-    let mut faces: Vec<Detection> = blazeface::weighted_nms(dets, 0.3)
-        .iter()
-        .map(|d| letterbox.to_frame(d))
-        .filter(|d| d.size[0] > 0.0 && d.size.iter().chain(d.center.iter()).all(|v| v.is_finite()))
-        .collect();
-    faces.sort_by(|a, b| b.score.total_cmp(&a.score));
-    Ok(faces)
-}
-
-/// L2-normalises an embedding; `None` when it is not 128 finite values.
-pub(crate) fn embedding(raw: &[f32]) -> Option<[f32; 128]> {
-    engine::gpu::gallery::normalise(raw)
+    Ok(blazeface::frame_detections(
+        spec, outputs, item, min_score, letterbox,
+    )?)
 }
 
 /// The faces that were embedded: index into the cut list, the chip, the normalised embedding.
-pub(crate) type Embedded = Vec<(usize, Chip, [f32; 128])>;
+pub(crate) type Embedded = Vec<(usize, Chip, Embedding)>;
 
 pub fn default_models() -> PathBuf {
-    enrolment::faces::default_models_dir()
+    engine::face::models_dir()
 }
 
 /// Whether the model files the recogniser needs are present (tests skip with a reason otherwise).
 pub fn models_present(dir: &Path) -> bool {
-    [
-        enrolment::faces::SFACE,
-        enrolment::faces::FRONT,
-        enrolment::faces::BACK,
-    ]
-    .iter()
-    .all(|f| dir.join(f).is_file())
+    engine::face::models_present(dir)
 }
 
 #[cfg(test)]

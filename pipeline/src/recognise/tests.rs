@@ -96,16 +96,16 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
 
     // The gallery: both people enrolled from the same photos by the enrolment chain (its own
     // framing and detector, so similarities are high but not 1).
-    let pipe = enrolment::faces::FacePipeline::load(&models).expect("models");
+    let pipe = engine::face::FaceChain::load(&models).expect("models");
     let gallery = crate::sync::Gallery::new();
     let mut ids = Vec::new();
     let mut changes = Vec::new();
     for name in ["obama.jpg", "biden.jpg"] {
         let bytes = std::fs::read(photos.join(name)).expect("photo");
         let img = enrolment::photo::decode(&bytes, Default::default()).expect("decode");
-        let face = pipe.detect(&img).expect("detect")[0];
+        let face = pipe.detect(img.view()).expect("detect")[0];
         let t = pipe
-            .embed(&pipe.chip(&img, &face).expect("chip"))
+            .embed_one(&engine::face::Chip::of_face(img.view(), &face).expect("chip"))
             .expect("embed");
         let id = enrolment::SubjectId::random().expect("id");
         ids.push(id);

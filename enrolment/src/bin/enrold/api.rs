@@ -11,8 +11,8 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use engine::face::FaceChain;
 use enrolment::SubjectId;
-use enrolment::faces::FacePipeline;
 use enrolment::gallery::Gallery;
 use enrolment::seal::{MasterKey, Template};
 use enrolment::store::{Store, SubjectRecord};
@@ -30,7 +30,7 @@ pub struct App {
     pub cfg: Config,
     pub store: Arc<Store>,
     pub master: Arc<MasterKey>,
-    pub faces: FacePipeline,
+    pub faces: FaceChain,
     pub gallery: RwLock<Gallery>,
     pub tokens: Tokens,
     pub rate: RateLimiter,

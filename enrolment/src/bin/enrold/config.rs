@@ -204,9 +204,7 @@ impl Config {
     }
 
     pub fn models_dir(&self) -> PathBuf {
-        self.models
-            .clone()
-            .unwrap_or_else(enrolment::faces::default_models_dir)
+        self.models.clone().unwrap_or_else(engine::face::models_dir)
     }
 }
 

@@ -156,7 +156,8 @@ async fn analyse(
         match t.await?? {
             Ok(Ok(a)) => accepted.push(a),
             Ok(Err(r)) => refused.push(r),
-            Err(e) => return Err(ApiError::Internal(e.to_string())),
+            // The whole chain of causes: the model, then the engine's reason.
+            Err(e) => return Err(ApiError::Internal(format!("{:#}", anyhow::Error::new(e)))),
         }
     }
     Ok(if refused.is_empty() {

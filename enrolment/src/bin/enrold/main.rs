@@ -24,7 +24,7 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use enrolment::faces::FacePipeline;
+use engine::face::FaceChain;
 use enrolment::gallery::Gallery;
 use enrolment::seal::{self, KeyId, MasterKey};
 use enrolment::store::Store;
@@ -181,7 +181,7 @@ fn serve(cfg: Config) -> Result<()> {
     let master = Arc::new(load_master(&cfg.keys, store.master_key_id()?)?);
     let gallery = Gallery::load(&store, &master, cfg.template_version)?;
     let models = cfg.models_dir();
-    let faces = FacePipeline::load(&models)?;
+    let faces = FaceChain::load(&models)?;
     let tokens = auth::Tokens::load(&cfg.auth)?;
     tracing::info!(
         store = %cfg.store.display(),

@@ -1,0 +1,256 @@
+//! The face chain on the engine's CPU reference: detect (BlazeFace back 256, falling back to front
+//! 128) → cut the aligned 112×112 chip (4-point similarity onto the ArcFace template) → SFace on a
+//! batch of chips → L2-normalise. The CPU reference equals onnxruntime, and every GPU and fast-CPU
+//! kernel is checked against it, so a template made here is comparable with the station's live
+//! embeddings.
+//!
+//! There used to be two copies of this chain (enrolment's and calibration's) that had drifted; the
+//! variants kept, and why:
+//! - **Chip cut from the face's footprint, sampled in whole-image coordinates.** Calibration warped
+//!   the whole padded photo; enrolment packed only the region around the face (a 40 MP photo needs
+//!   no second full-size copy, and fewer pixels to zeroize) but shifted the similarity into the
+//!   region, which moved every sample by rounding. The chain packs only the footprint and samples
+//!   exactly where the whole-image warp samples (`align::warp_chip_from_region`): enrolment's memory,
+//!   and chips bit-identical to calibration's and to the reference of the station's GPU warp, which
+//!   also samples the whole frame.
+//! - **Batch embedding.** One SFace run over every chip given (calibration's), one chip being a batch
+//!   of one (enrolment's): the same results per chip, fewer runs for several alignments of a photo.
+//! - **Every embedding checked.** An SFace output that is not 128 finite values with a non-zero norm
+//!   is an error ([`embedding`], the station's check too), never a NaN template or probe that would
+//!   quietly never match (calibration had no check).
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use super::align::{self, CHIP, Similarity};
+use super::blazeface::{self, Detection, Spec};
+use super::models::{BACK, FRONT, SFACE};
+use super::prepare;
+use crate::{Graph, Tensor, cpu};
+
+/// Length of an SFace embedding.
+pub const EMBEDDING_DIM: usize = 128;
+/// An L2-normalised SFace embedding.
+pub type Embedding = [f32; EMBEDDING_DIM];
+
+/// An RGB8 image the chain reads: `w`×`h`, rows top-down, 3 bytes a pixel.
+#[derive(Debug, Clone, Copy)]
+pub struct Rgb<'a> {
+    pub rgb: &'a [u8],
+    pub w: usize,
+    pub h: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FaceError {
+    #[error("loading model {path} (run scripts/setup, or set GATE_MODELS)")]
+    Load {
+        path: PathBuf,
+        #[source]
+        source: crate::Error,
+    },
+    #[error("running {model}")]
+    Run {
+        model: &'static str,
+        #[source]
+        source: crate::Error,
+    },
+    #[error("decoding BlazeFace output")]
+    Decode(#[from] blazeface::DecodeError),
+    #[error("the image is empty or its pixels are fewer than its size says")]
+    BadImage,
+    #[error("degenerate face: its landmarks do not fix an alignment")]
+    Degenerate,
+    #[error("SFace gave no output")]
+    NoOutput,
+    #[error("SFace output is not {EMBEDDING_DIM} finite values with a non-zero norm per chip")]
+    BadEmbedding,
+}
+
+/// A 112×112 aligned face chip, planar RGB f32 0–255 (SFace's input). Zeroized on drop.
+pub struct Chip(pub Zeroizing<Vec<f32>>);
+
+impl Chip {
+    /// BT.601 luma of pixel (x, y).
+    pub fn luma(&self, x: usize, y: usize) -> f32 {
+        let at = y * CHIP + x;
+        let p = &self.0;
+        0.299 * p[at] + 0.587 * p[CHIP * CHIP + at] + 0.114 * p[2 * CHIP * CHIP + at]
+    }
+
+    /// RGB of pixel (x, y).
+    pub fn rgb(&self, x: usize, y: usize) -> [f32; 3] {
+        let at = y * CHIP + x;
+        let p = &self.0;
+        [p[at], p[CHIP * CHIP + at], p[2 * CHIP * CHIP + at]]
+    }
+
+    /// Cuts the chip that `to_chip` (image → chip) describes. Only the face's footprint is packed;
+    /// the samples are those of `align::warp_chip` on the whole image (outside reads as black).
+    pub fn cut(img: Rgb<'_>, to_chip: &Similarity) -> Result<Chip, FaceError> {
+        let [x0, y0, x1, y1] =
+            align::chip_footprint(to_chip, img.w, img.h).ok_or(FaceError::Degenerate)?;
+        let (cw, ch) = (x1.saturating_sub(x0), y1.saturating_sub(y0));
+        let mut region = Zeroizing::new(Vec::with_capacity(cw * ch));
+        for y in y0..y0 + ch {
+            let row = img
+                .rgb
+                .get((y * img.w + x0) * 3..(y * img.w + x0 + cw) * 3)
+                .ok_or(FaceError::BadImage)?;
+            region.extend(row.chunks_exact(3).map(prepare::pack_pixel));
+        }
+        align::warp_chip_from_region(&region, cw, ch, [x0, y0], to_chip)
+            .map(|v| Chip(Zeroizing::new(v)))
+            .ok_or(FaceError::Degenerate)
+    }
+
+    /// The chip of a BlazeFace detection (its keypoints fitted onto the template).
+    pub fn of_face(img: Rgb<'_>, face: &Detection) -> Result<Chip, FaceError> {
+        let to_chip = align::from_blazeface(&face.keypoints).ok_or(FaceError::Degenerate)?;
+        Chip::cut(img, &to_chip)
+    }
+}
+
+/// An SFace output → the embedding: L2-normalised, `None` unless it is [`EMBEDDING_DIM`] finite
+/// values with a non-zero norm. Enrolment, calibration and the station's backends all accept an
+/// embedding through here.
+pub fn embedding(raw: &[f32]) -> Option<Embedding> {
+    if raw.len() != EMBEDDING_DIM || !raw.iter().all(|x| x.is_finite()) {
+        return None;
+    }
+    // Finite values: the norm is finite and ≥ 0, so only a zero vector is left to refuse.
+    if prepare::l2_norm(raw) == 0.0 {
+        return None;
+    }
+    let mut out = [0f32; EMBEDDING_DIM];
+    prepare::l2_normalise_into(raw, &mut out);
+    Some(out)
+}
+
+/// A face and which detector found it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Found {
+    pub detection: Detection,
+    /// `back-256` or `front-128`.
+    pub detector: &'static str,
+}
+
+/// The three models of the chain, loaded for the CPU reference.
+pub struct FaceChain {
+    back: Graph,
+    front: Graph,
+    sface: Graph,
+    /// Detections below this score (0–1) are ignored.
+    pub min_score: f32,
+}
+
+impl FaceChain {
+    /// Loads the models from `models` (usually [`super::models_dir`]).
+    pub fn load(models: &Path) -> Result<Self, FaceError> {
+        let l = |f: &str| {
+            let path = models.join(f);
+            crate::load(&path).map_err(|source| FaceError::Load { path, source })
+        };
+        Ok(Self {
+            back: l(BACK)?,
+            front: l(FRONT)?,
+            sface: l(SFACE)?,
+            min_score: 0.5,
+        })
+    }
+
+    fn run_detector(
+        &self,
+        g: &Graph,
+        spec: &Spec,
+        model: &'static str,
+        img: Rgb<'_>,
+    ) -> Result<Vec<Detection>, FaceError> {
+        let (input, lb) = prepare::detector_input(img.rgb, img.w, img.h, spec.input)
+            .ok_or(FaceError::BadImage)?;
+        let input = Tensor::new(vec![1, spec.input, spec.input, 3], input)
+            .map_err(|source| FaceError::Run { model, source })?;
+        let out = cpu::run(g, &[input]).map_err(|source| FaceError::Run { model, source })?;
+        let outs: Vec<Vec<f32>> = out.into_iter().map(|t| t.data).collect();
+        Ok(blazeface::frame_detections(
+            spec,
+            &outs,
+            0,
+            self.min_score,
+            &lb,
+        )?)
+    }
+
+    /// Every face the back-256 model finds on the whole image, most confident first.
+    pub fn detect_back(&self, img: Rgb<'_>) -> Result<Vec<Detection>, FaceError> {
+        self.run_detector(&self.back, &blazeface::BACK_256, "BlazeFace back", img)
+    }
+
+    /// Every face the front-128 model finds on the whole image, most confident first.
+    pub fn detect_front(&self, img: Rgb<'_>) -> Result<Vec<Detection>, FaceError> {
+        self.run_detector(&self.front, &blazeface::FRONT_128, "BlazeFace front", img)
+    }
+
+    fn detect_named(&self, img: Rgb<'_>) -> Result<(Vec<Detection>, &'static str), FaceError> {
+        let found = self.detect_back(img)?;
+        if !found.is_empty() {
+            return Ok((found, "back-256"));
+        }
+        Ok((self.detect_front(img)?, "front-128"))
+    }
+
+    /// Every face in the image, most confident first: the back-256 model, and the front-128 model
+    /// when that finds nothing (large, close-up faces).
+    pub fn detect(&self, img: Rgb<'_>) -> Result<Vec<Detection>, FaceError> {
+        Ok(self.detect_named(img)?.0)
+    }
+
+    /// The most confident face of [`Self::detect`], with the detector that found it.
+    pub fn best_face(&self, img: Rgb<'_>) -> Result<Option<Found>, FaceError> {
+        let (found, detector) = self.detect_named(img)?;
+        Ok(found
+            .into_iter()
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+            .map(|detection| Found {
+                detection,
+                detector,
+            }))
+    }
+
+    /// The embeddings of `chips`, in one SFace run (a batch of `chips.len()`).
+    pub fn embed(&self, chips: &[Chip]) -> Result<Vec<Zeroizing<Embedding>>, FaceError> {
+        let model = "SFace";
+        let n = chips.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut batch = Vec::with_capacity(n * 3 * CHIP * CHIP);
+        for c in chips {
+            batch.extend_from_slice(&c.0);
+        }
+        let input = Tensor::new(vec![n, 3, CHIP, CHIP], batch)
+            .map_err(|source| FaceError::Run { model, source })?;
+        let out =
+            cpu::run(&self.sface, &[input]).map_err(|source| FaceError::Run { model, source })?;
+        let raw = out.into_iter().next().ok_or(FaceError::NoOutput)?;
+        if raw.data.len() != n * EMBEDDING_DIM {
+            return Err(FaceError::BadEmbedding);
+        }
+        raw.data
+            .chunks_exact(EMBEDDING_DIM)
+            .map(|e| {
+                embedding(e)
+                    .map(Zeroizing::new)
+                    .ok_or(FaceError::BadEmbedding)
+            })
+            .collect()
+    }
+
+    /// The embedding of one chip (a batch of one).
+    pub fn embed_one(&self, chip: &Chip) -> Result<Zeroizing<Embedding>, FaceError> {
+        self.embed(std::slice::from_ref(chip))?
+            .pop()
+            .ok_or(FaceError::NoOutput)
+    }
+}
