@@ -18,12 +18,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use enrolment::SubjectId;
+use domain::SubjectId;
+use domain::seal::{self, KeyId, MasterKey};
 use enrolment::check::{self, Accepted};
 use enrolment::faces::{FacePipeline, default_models_dir};
 use enrolment::photo::DecodeLimits;
 use enrolment::quality::QualityConfig;
-use enrolment::seal::{self, KeyId, MasterKey};
 use enrolment::store::{Consent, EnrolRow, Store as CentreStore, SubjectRecord};
 use sync_common::{TestCentre, TestStation};
 

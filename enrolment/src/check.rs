@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use crate::faces::{FaceError, FacePipeline, cosine, mean_template};
 use crate::photo::{self, DecodeLimits, PhotoError};
 use crate::quality::{self, Measures, QualityConfig, Reason, Rejection};
-use crate::seal::Template;
+use domain::seal::Template;
 
 /// One accepted photo: its embedding and what was measured.
 pub struct Accepted {

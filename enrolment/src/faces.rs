@@ -14,7 +14,7 @@ use engine::{Graph, Tensor, cpu};
 use zeroize::Zeroizing;
 
 use crate::photo::RgbPhoto;
-use crate::seal::{TEMPLATE_DIM, Template};
+use domain::seal::{TEMPLATE_DIM, Template};
 
 pub const SFACE: &str = "face_recognition_sface_2021dec_int8bq.onnx";
 pub const FRONT: &str = "face_detection_front_128x128_barracuda.onnx";

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use zeroize::Zeroizing;
 
 use crate::faces::cosine;
-use crate::ids::SubjectId;
-use crate::seal::{self, MasterKey, SealError, Template};
 use crate::store::{Store, StoreError};
+use domain::ids::SubjectId;
+use domain::seal::{self, MasterKey, SealError, Template};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GalleryError {

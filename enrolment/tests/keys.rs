@@ -7,10 +7,10 @@ use std::os::unix::fs::PermissionsExt;
 
 use chrono::NaiveDate;
 use common::*;
-use enrolment::seal::{self, KeyId, MasterKey};
+use domain::seal::{self, KeyId, MasterKey};
+use domain::tickets::{self, Direction, FareTable, Gate, Rider, TicketKind};
+use domain::{StationId, SubjectId};
 use enrolment::store::{AuditKind, Consent, EnrolRow, Store, SubjectRecord};
-use enrolment::tickets::{self, Direction, FareTable, Gate, Rider, TicketKind};
-use enrolment::{StationId, SubjectId};
 
 fn record() -> SubjectRecord {
     SubjectRecord {

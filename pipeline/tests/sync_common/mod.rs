@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use enrolment::seal::{self, CentreSecretKey, KeyId, MasterKey, StationSecretKey};
+use domain::changes::{CentreSigningKey, CentreVerifyingKey};
+use domain::seal::{self, CentreSecretKey, KeyId, MasterKey, StationSecretKey};
+use domain::tickets::Ticket;
+use domain::{StationId, SubjectId};
+use enrolment::distribution::{Centre, CentreService};
 use enrolment::store::{Consent, EnrolRow, Store as CentreStore, SubjectRecord};
-use enrolment::sync::centre::{Centre, CentreService};
-use enrolment::sync::{CentreSigningKey, CentreVerifyingKey};
-use enrolment::tickets::Ticket;
-use enrolment::{StationId, SubjectId};
 use pipeline::store::Store;
 use pipeline::sync::{StationKeys, SyncHandle, Syncer};
 use rand::Rng;

@@ -8,16 +8,16 @@ use axum::extract::multipart::{Field, Multipart, MultipartError};
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use chrono::{Duration, Utc};
-use enrolment::SubjectId;
+use domain::SubjectId;
+use domain::seal;
 use enrolment::check::{self, Accepted};
 use enrolment::photo::DecodeLimits;
 use enrolment::quality::{Reason, Rejection};
-use enrolment::seal;
 use enrolment::store::{Consent, EnrolRow, SubjectRecord};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::api::App;
+use crate::app::App;
 use crate::auth::Client;
 use crate::error::ApiError;
 
