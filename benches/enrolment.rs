@@ -92,15 +92,7 @@ fn enrol_latency(rows: &mut Vec<Row>) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let store = CentreStore::open(&dir.path().join("centre.redb"))?;
     let master = MasterKey::generate(KeyId(1))?;
-    let record = SubjectRecord {
-        consent: Consent {
-            time: chrono::Utc::now(),
-            policy_version: "2026-01".into(),
-        },
-        enrolled_at: chrono::Utc::now(),
-        template_version: 1,
-        photos: 3,
-    };
+    let record = SubjectRecord::enrolled_now(Consent::now("2026-01"), 1, 3);
     let analyse = |i: usize| -> Result<Accepted> {
         match check::analyse_photo(&faces, i, &photos[i], limits, &q)? {
             Ok(a) => Ok(a),

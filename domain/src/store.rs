@@ -271,6 +271,29 @@ impl Db {
     }
 }
 
+/// A store built on one [`Db`]: its own error type, and the layer's errors turned into it, so that a
+/// store's transactions write `.map_err(|e| self.err(e))` with no per-store scaffolding.
+pub trait OnDb {
+    type Error: From<DbError>;
+
+    fn layer(&self) -> &Db;
+
+    /// A redb failure on this store's file.
+    fn err(&self, e: impl Into<redb::Error>) -> Self::Error {
+        self.layer().err(e).into()
+    }
+
+    /// A row of `table` that does not decode.
+    fn corrupt(
+        &self,
+        table: &'static str,
+        key: impl ToString,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self::Error {
+        self.layer().corrupt(table, key, source).into()
+    }
+}
+
 /// Copies every row of `table` from `r` into `w` (for [`Db::purge`]).
 pub fn copy_table<K: Key + 'static, V: Value + 'static>(
     r: &ReadTransaction,

@@ -13,15 +13,7 @@ use domain::{StationId, SubjectId};
 use enrolment::store::{AuditKind, Consent, EnrolRow, Store, SubjectRecord};
 
 fn record() -> SubjectRecord {
-    SubjectRecord {
-        consent: Consent {
-            time: chrono::Utc::now(),
-            policy_version: "2026-01".into(),
-        },
-        enrolled_at: chrono::Utc::now(),
-        template_version: 1,
-        photos: 1,
-    }
+    SubjectRecord::enrolled_now(Consent::now("2026-01"), 1, 1)
 }
 
 fn template(seed: u32) -> [f32; 128] {

@@ -194,10 +194,7 @@ impl SignedChange {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, ChangeError> {
-        // Version first, so a future format gets "version" rather than "malformed".
-        let probe: serde_json::Value = serde_json::from_slice(bytes)?;
-        check_version(&probe)?;
-        Ok(serde_json::from_value(probe)?)
+        decode_versioned(serde_json::from_slice(bytes)?)
     }
 
     /// Checks the signature, then the body: version, station, blob structure.
@@ -222,9 +219,7 @@ impl SignedChange {
                 &ed25519_dalek::Signature::from_bytes(&sig),
             )
             .map_err(|_| ChangeError::Signature)?;
-        let probe: serde_json::Value = serde_json::from_str(&self.body)?;
-        check_version(&probe)?;
-        let body: ChangeBody = serde_json::from_value(probe)?;
+        let body: ChangeBody = decode_versioned(serde_json::from_str(&self.body)?)?;
         if &body.station != station {
             return Err(ChangeError::Station {
                 found: body.station.to_string(),
@@ -264,10 +259,16 @@ impl ChangeBatch {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, ChangeError> {
-        let probe: serde_json::Value = serde_json::from_slice(bytes)?;
-        check_version(&probe)?;
-        Ok(serde_json::from_value(probe)?)
+        decode_versioned(serde_json::from_slice(bytes)?)
     }
+}
+
+/// Checks `v` before the rest, so a future format gets "version" rather than "malformed".
+fn decode_versioned<T: serde::de::DeserializeOwned>(
+    probe: serde_json::Value,
+) -> Result<T, ChangeError> {
+    check_version(&probe)?;
+    Ok(serde_json::from_value(probe)?)
 }
 
 fn signed_bytes(body: &str) -> Vec<u8> {

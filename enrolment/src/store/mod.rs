@@ -14,7 +14,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use domain::SubjectId;
-use domain::store::{Db, DbError, META, Opened, Schema, copy_table};
+use domain::store::{Db, DbError, META, OnDb, Opened, Schema, copy_table};
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,16 @@ pub struct Consent {
     pub policy_version: String,
 }
 
+impl Consent {
+    /// Consent given now to `policy_version`.
+    pub fn now(policy_version: impl Into<String>) -> Self {
+        Self {
+            time: Utc::now(),
+            policy_version: policy_version.into(),
+        }
+    }
+}
+
 /// A subject's row (no biometric data; the template is in its own table).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +83,18 @@ pub struct SubjectRecord {
     pub template_version: u32,
     /// How many photos made the template.
     pub photos: u8,
+}
+
+impl SubjectRecord {
+    /// A subject enrolled now.
+    pub fn enrolled_now(consent: Consent, template_version: u32, photos: u8) -> Self {
+        Self {
+            consent,
+            enrolled_at: Utc::now(),
+            template_version,
+            photos,
+        }
+    }
 }
 
 /// What a change means for the stations.
@@ -131,6 +153,14 @@ pub struct Store {
     db: Db,
 }
 
+impl OnDb for Store {
+    type Error = StoreError;
+
+    fn layer(&self) -> &Db {
+        &self.db
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store; a file of another schema version is refused untouched.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -155,19 +185,6 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         self.db.path()
-    }
-
-    pub(crate) fn err(&self, e: impl Into<redb::Error>) -> StoreError {
-        self.db.err(e).into()
-    }
-
-    pub(crate) fn corrupt(
-        &self,
-        table: &'static str,
-        key: impl ToString,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> StoreError {
-        self.db.corrupt(table, key, source).into()
     }
 
     pub(crate) fn db(&self) -> Result<std::sync::RwLockReadGuard<'_, redb::Database>, StoreError> {

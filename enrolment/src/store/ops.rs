@@ -9,7 +9,7 @@ use super::{
 };
 use domain::SubjectId;
 use domain::seal::{SealedTemplate, WrappedDataKey};
-use domain::store::META;
+use domain::store::{META, OnDb};
 use domain::tickets::{Decision, Effect, OpenTrip, Ticket, TicketId, TicketKind, TripRecord};
 
 /// What enrolment writes for one subject.

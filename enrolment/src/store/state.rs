@@ -1,5 +1,6 @@
 //! Reads for the distribution to stations: a subject's whole current state, the last change.
 
+use domain::store::OnDb;
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::{CHANGES, DATA_KEYS, SUBJECTS, Store, StoreError, SubjectRecord, TEMPLATES, TICKETS};

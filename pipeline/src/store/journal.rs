@@ -3,6 +3,7 @@
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
+use domain::store::OnDb;
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tracing::error;

@@ -11,7 +11,7 @@ mod tests;
 
 use std::path::Path;
 
-use domain::store::{Db, DbError, Opened, Schema, copy_table};
+use domain::store::{Db, DbError, OnDb, Opened, Schema, copy_table};
 use tracing::info;
 
 pub use journal::{JournalEntry, JournalKind, JournalWriter};
@@ -39,13 +39,22 @@ pub enum StoreError {
 }
 
 /// Shared between the journal thread and the template sync (`Arc<Store>`); the file is swapped only by
-/// [`Store::purge`].
+/// [`Store::purge_rewrite`].
 pub struct Store {
     db: Db,
 }
 
+impl OnDb for Store {
+    type Error = StoreError;
+
+    fn layer(&self) -> &Db {
+        &self.db
+    }
+}
+
 impl Store {
-    /// Opens (or creates) the store; a file from another schema version is refused untouched.
+    /// Opens (or creates) the station's file; a version-1 file is upgraded in place, any other
+    /// version refused untouched.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let (db, opened) = Db::open(path, SCHEMA, |tx, _| {
             tx.open_table(journal::JOURNAL)?;
@@ -60,19 +69,6 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         self.db.path()
-    }
-
-    pub(crate) fn err(&self, e: impl Into<redb::Error>) -> StoreError {
-        self.db.err(e).into()
-    }
-
-    pub(crate) fn corrupt(
-        &self,
-        table: &'static str,
-        key: impl ToString,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> StoreError {
-        self.db.corrupt(table, key, source).into()
     }
 
     /// Rewrites every table into a fresh file that then replaces this one

@@ -2,7 +2,7 @@
 
 use domain::SubjectId;
 use domain::seal::{SealedTemplate, StationWrappedKey};
-use domain::store::META;
+use domain::store::{META, OnDb};
 use domain::tickets::Ticket;
 use redb::{ReadableTable, TableDefinition};
 

@@ -116,15 +116,7 @@ impl TestCentre {
     /// Enrols `n` subjects with random templates in one transaction; returns their ids.
     pub fn enrol(&self, n: usize) -> Vec<SubjectId> {
         let mut rng = rand::rng();
-        let record = SubjectRecord {
-            consent: Consent {
-                time: chrono::Utc::now(),
-                policy_version: "2026-01".into(),
-            },
-            enrolled_at: chrono::Utc::now(),
-            template_version: 1,
-            photos: 1,
-        };
+        let record = SubjectRecord::enrolled_now(Consent::now("2026-01"), 1, 1);
         let mut ids = Vec::new();
         let mut blobs = Vec::new();
         for _ in 0..n {

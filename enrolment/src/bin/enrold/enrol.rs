@@ -202,12 +202,7 @@ pub async fn enrol(
     let version = app.cfg.template_version;
     let (wrapped, sealed) = seal::seal_new_subject(&app.master, &subject, version, &template)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let record = SubjectRecord {
-        consent: form.consent,
-        enrolled_at: Utc::now(),
-        template_version: version,
-        photos: n as u8,
-    };
+    let record = SubjectRecord::enrolled_now(form.consent, version, n as u8);
     let store = app.store.clone();
     let actor = client.0.clone();
     let seq = tokio::task::spawn_blocking(move || {
