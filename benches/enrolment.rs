@@ -18,12 +18,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use domain::SubjectId;
+use domain::seal::{self, KeyId, MasterKey};
 use engine::face::{FaceChain, models_dir};
-use enrolment::SubjectId;
 use enrolment::check::{self, Accepted};
 use enrolment::photo::DecodeLimits;
 use enrolment::quality::QualityConfig;
-use enrolment::seal::{self, KeyId, MasterKey};
 use enrolment::store::{Consent, EnrolRow, Store as CentreStore, SubjectRecord};
 use sync_common::{TestCentre, TestStation};
 
@@ -92,15 +92,7 @@ fn enrol_latency(rows: &mut Vec<Row>) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let store = CentreStore::open(&dir.path().join("centre.redb"))?;
     let master = MasterKey::generate(KeyId(1))?;
-    let record = SubjectRecord {
-        consent: Consent {
-            time: chrono::Utc::now(),
-            policy_version: "2026-01".into(),
-        },
-        enrolled_at: chrono::Utc::now(),
-        template_version: 1,
-        photos: 3,
-    };
+    let record = SubjectRecord::enrolled_now(Consent::now("2026-01"), 1, 3);
     let analyse = |i: usize| -> Result<Accepted> {
         match check::analyse_photo(&faces, i, &photos[i], limits, &q)? {
             Ok(a) => Ok(a),

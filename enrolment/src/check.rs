@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::photo::{self, DecodeLimits, PhotoError};
 use crate::quality::{self as judgement, QualityConfig, Reason, Rejection};
-use crate::seal::{TEMPLATE_DIM, Template};
+use domain::seal::{TEMPLATE_DIM, Template};
 
 /// One accepted photo: its embedding and what was measured.
 pub struct Accepted {

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use zeroize::Zeroizing;
 
-use crate::ids::SubjectId;
-use crate::seal::{self, MasterKey, SealError, Template};
 use crate::store::{Store, StoreError};
+use domain::ids::SubjectId;
+use domain::seal::{self, MasterKey, SealError, Template};
 use engine::face::prepare::cosine;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! End to end: the real `enrold` binary with `[distribution]` on, keys made by `enrold keys init` and
 //! `enrold keys centre-init`, a station key pair from the library. A zenoh client built the way a
-//! station builds one (`enrolment::sync`: the station's templates key, the centre's liveliness token,
-//! the catch-up queryable) receives the signed upsert for a subject enrolled over HTTP, verifies it
+//! station builds one (`protocol::keys`: the station's templates key, the centre's liveliness token,
+//! the catch-up queryable; `protocol::zenoh_config`) receives the signed upsert for a subject enrolled over HTTP, verifies it
 //! under the printed centre key and opens the template with the station key; `DELETE` then brings the
 //! erase. `docs/protocol.md`, "Template distribution".
 
@@ -12,12 +12,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use enrolment::StationId;
-use enrolment::seal::{self, CentrePublicKey, KeyId, StationSecretKey};
-use enrolment::sync::{
-    CENTRE_ALIVE_KEY, CHANGES_KEY, CentreSigningKey, CentreVerifyingKey, ChangeBatch, SignedChange,
-    VerifiedChange, VerifiedOp, public_from_hex, public_to_hex, templates_key,
+use domain::StationId;
+use domain::changes::{
+    CentreSigningKey, CentreVerifyingKey, ChangeBatch, SignedChange, VerifiedChange, VerifiedOp,
+    public_from_hex, public_to_hex,
 };
+use domain::seal::{self, CentrePublicKey, KeyId, StationSecretKey};
+use protocol::keys::{CENTRE_ALIVE, CENTRE_CHANGES, centre_templates};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -51,16 +52,11 @@ fn free_port() -> u16 {
 }
 
 fn station_session(port: u16) -> zenoh::Config {
-    let mut c = zenoh::Config::default();
-    for (k, v) in [
-        ("mode", r#""peer""#.to_string()),
-        ("scouting/multicast/enabled", "false".into()),
-        ("listen/endpoints", "[]".into()),
-        ("connect/endpoints", format!(r#"["tcp/127.0.0.1:{port}"]"#)),
-    ] {
-        c.insert_json5(k, &v).unwrap();
-    }
-    c
+    protocol::zenoh_config(&protocol::ZenohEndpoints {
+        listen: vec![],
+        connect: vec![format!("tcp/127.0.0.1:{port}")],
+    })
+    .unwrap()
 }
 
 struct Station {
@@ -141,14 +137,18 @@ fn enrolled_subject_reaches_a_station_signed_and_sealed_then_its_erase() {
         .block_on(async { zenoh::open(station_session(port)).await })
         .unwrap();
     let sub = rt
-        .block_on(async { session.declare_subscriber(templates_key(&station.id)).await })
+        .block_on(async {
+            session
+                .declare_subscriber(centre_templates(station.id.as_str()))
+                .await
+        })
         .unwrap();
     // The centre's liveliness token is seen: the session is connected.
     let alive = rt
         .block_on(async {
             session
                 .liveliness()
-                .declare_subscriber(CENTRE_ALIVE_KEY)
+                .declare_subscriber(CENTRE_ALIVE)
                 .history(true)
                 .await
         })
@@ -242,7 +242,7 @@ fn query(
     rt.block_on(async {
         let replies = session
             .get(format!(
-                "{CHANGES_KEY}?station={station};after={after};limit=1000"
+                "{CENTRE_CHANGES}?station={station};after={after};limit=1000"
             ))
             .timeout(WAIT)
             .await

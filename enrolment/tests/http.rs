@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use enrolment::SubjectId;
+use domain::SubjectId;
 use enrolment::store::{AuditKind, ChangeKind, Store};
 use serde_json::json;
 

@@ -7,21 +7,13 @@ use std::os::unix::fs::PermissionsExt;
 
 use chrono::NaiveDate;
 use common::*;
-use enrolment::seal::{self, KeyId, MasterKey};
+use domain::seal::{self, KeyId, MasterKey};
+use domain::tickets::{self, Direction, FareTable, Gate, Rider, TicketKind};
+use domain::{StationId, SubjectId};
 use enrolment::store::{AuditKind, Consent, EnrolRow, Store, SubjectRecord};
-use enrolment::tickets::{self, Direction, FareTable, Gate, Rider, TicketKind};
-use enrolment::{StationId, SubjectId};
 
 fn record() -> SubjectRecord {
-    SubjectRecord {
-        consent: Consent {
-            time: chrono::Utc::now(),
-            policy_version: "2026-01".into(),
-        },
-        enrolled_at: chrono::Utc::now(),
-        template_version: 1,
-        photos: 1,
-    }
+    SubjectRecord::enrolled_now(Consent::now("2026-01"), 1, 1)
 }
 
 fn template(seed: u32) -> [f32; 128] {

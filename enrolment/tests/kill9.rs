@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use enrolment::SubjectId;
+use domain::SubjectId;
 use enrolment::store::{AuditKind, ChangeKind, Store};
 
 #[test]

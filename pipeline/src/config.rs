@@ -473,11 +473,11 @@ impl StationConfig {
             ));
         }
         if let Some(s) = &self.sync {
-            enrolment::sync::public_from_hex(&s.centre_ed25519)
+            domain::changes::public_from_hex(&s.centre_ed25519)
                 .map_err(|e| (None, format!("sync.centre_ed25519: {e}")))?;
-            enrolment::sync::public_from_hex(&s.centre_x25519)
+            domain::changes::public_from_hex(&s.centre_x25519)
                 .map_err(|e| (None, format!("sync.centre_x25519: {e}")))?;
-            if !(1..=enrolment::sync::MAX_BATCH).contains(&s.batch) || s.poll_s == 0 {
+            if !(1..=domain::changes::MAX_BATCH).contains(&s.batch) || s.poll_s == 0 {
                 return Err((None, "sync: need batch 1..=1000 and poll_s > 0".into()));
             }
         }

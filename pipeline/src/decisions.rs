@@ -31,7 +31,7 @@ pub struct DecisionRecord {
 
 struct LaneGate {
     id: String,
-    direction: enrolment::tickets::Direction,
+    direction: domain::tickets::Direction,
     decider: LaneDecider,
     delay: GrantDelay,
     /// Door open commands waiting for the driver's open state: (seq, capture of the deciding frame,
@@ -62,9 +62,9 @@ pub struct Decisions {
 #[derive(Debug, thiserror::Error)]
 pub enum DecisionsError {
     #[error("[decision] fare_table")]
-    Fares(#[from] enrolment::tickets::FareTableError),
+    Fares(#[from] domain::tickets::FareTableError),
     #[error("station.id")]
-    Station(#[from] enrolment::IdError),
+    Station(#[from] domain::IdError),
 }
 
 impl Decisions {
@@ -73,9 +73,9 @@ impl Decisions {
         numbers: SubjectNumbers,
         gallery: crate::sync::Gallery,
     ) -> Result<Self, DecisionsError> {
-        let station = enrolment::StationId::new(cfg.station_id())?;
+        let station = domain::StationId::new(cfg.station_id())?;
         let mut desk = match &cfg.decision.fare_table {
-            Some(p) => TicketDesk::new(enrolment::tickets::FareTable::load(p)?, station),
+            Some(p) => TicketDesk::new(domain::tickets::FareTable::load(p)?, station),
             None => TicketDesk::single_station(station)?,
         };
         desk.keep_trips = cfg.decision.trips;
@@ -85,8 +85,8 @@ impl Decisions {
             .map(|l| LaneGate {
                 id: l.id.get_ref().clone(),
                 direction: match l.role {
-                    LaneRole::Entry => enrolment::tickets::Direction::Entry,
-                    LaneRole::Exit => enrolment::tickets::Direction::Exit,
+                    LaneRole::Entry => domain::tickets::Direction::Entry,
+                    LaneRole::Exit => domain::tickets::Direction::Exit,
                 },
                 decider: LaneDecider::new(
                     cfg.decision.fusion(l),

@@ -164,12 +164,12 @@ fn real_main() -> Result<()> {
         Cmd::Keys {
             cmd: KeysCmd::Init { out, key_id },
         } => {
-            let k = enrolment::seal::StationSecretKey::generate(enrolment::seal::KeyId(key_id))?;
+            let k = domain::seal::StationSecretKey::generate(domain::seal::KeyId(key_id))?;
             k.write_file(&out)?;
             println!("wrote {} (mode 0600)", out.display());
             println!(
                 "public_key = \"{}\"   # key_id = {key_id}; register it in the centre's [[distribution.station]]",
-                enrolment::sync::public_to_hex(&k.public_key().key)
+                domain::changes::public_to_hex(&k.public_key().key)
             );
         }
         Cmd::Ctl { config, cmd } => {

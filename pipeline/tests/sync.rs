@@ -5,11 +5,11 @@ mod sync_common;
 
 use std::time::{Duration, Instant};
 
-use enrolment::SubjectId;
-use enrolment::seal::{self, KeyId, StationSecretKey};
+use domain::SubjectId;
+use domain::changes::{ChangeBody, SYNC_VERSION, SignedChange};
+use domain::seal::{self, KeyId, StationSecretKey};
+use domain::tickets::TicketKind;
 use enrolment::store::{Change, ChangeKind};
-use enrolment::sync::{ChangeBody, SYNC_VERSION, SignedChange};
-use enrolment::tickets::TicketKind;
 use pipeline::sync::Outcome;
 use sync_common::*;
 
@@ -151,7 +151,7 @@ fn signed(centre: &TestCentre, station: &str, seq: u64) -> SignedChange {
     let c = centre.store.changes(seq, 1).unwrap()[0];
     centre
         .centre
-        .change_for(&enrolment::StationId::new(station).unwrap(), &c)
+        .change_for(&domain::StationId::new(station).unwrap(), &c)
         .unwrap()
 }
 
@@ -217,7 +217,7 @@ fn bad_signature_version_or_gap_is_refused_and_changes_nothing() {
     // Signed by another key.
     let good = signed(&centre, "st-a", 2);
     let body: ChangeBody = serde_json::from_str(&good.body).unwrap();
-    let forger = enrolment::sync::CentreSigningKey::generate().unwrap();
+    let forger = domain::changes::CentreSigningKey::generate().unwrap();
     let forged = SignedChange::sign(&forger, &body).unwrap();
     assert_eq!(
         sy.apply_payload(&forged.encode()),
@@ -286,7 +286,7 @@ fn a_station_cannot_open_what_is_wrapped_for_another() {
     // B re-labelling A's wrap as its own (a body the centre never signed) is refused on the
     // signature; and B's key does not open A's wrap under either station name.
     let mut body: ChangeBody = serde_json::from_str(&for_a.body).unwrap();
-    body.station = enrolment::StationId::new("st-b").unwrap();
+    body.station = domain::StationId::new("st-b").unwrap();
     let relabelled = SignedChange {
         body: serde_json::to_string(&body).unwrap(),
         ..for_a.clone()
@@ -295,7 +295,7 @@ fn a_station_cannot_open_what_is_wrapped_for_another() {
         sy_b.apply_payload(&relabelled.encode()),
         Outcome::Refused("signature")
     );
-    let enrolment::sync::ChangeOp::Upsert(u) = body.op else {
+    let domain::changes::ChangeOp::Upsert(u) = body.op else {
         panic!("upsert expected")
     };
     let wrap = seal::StationWrappedKey::from_bytes(u.wrapped_key.0).unwrap();
@@ -303,7 +303,7 @@ fn a_station_cannot_open_what_is_wrapped_for_another() {
     for name in ["st-a", "st-b"] {
         let r = seal::open_from_centre(
             &b_secret,
-            &enrolment::StationId::new(name).unwrap(),
+            &domain::StationId::new(name).unwrap(),
             &centre.x25519_public,
             &id,
             &wrap,

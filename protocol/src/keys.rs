@@ -23,6 +23,18 @@ pub fn validate_id(id: &str) -> Result<(), ProtocolError> {
     Ok(())
 }
 
+/// The centre's catch-up queryable for template changes (`docs/protocol.md`, "Template
+/// distribution"); a query names the station and the last applied sequence.
+pub const CENTRE_CHANGES: &str = "gate/centre/changes";
+/// Liveliness token held by the centre while its distribution runs.
+pub const CENTRE_ALIVE: &str = "gate/centre/alive";
+
+/// The per-station stream of signed template changes: `gate/centre/templates/{station}`. The station
+/// id is a `domain::StationId`, already restricted like every id here.
+pub fn centre_templates(station: &str) -> String {
+    format!("gate/centre/templates/{station}")
+}
+
 /// Builds the key expressions of one station.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -128,6 +140,16 @@ mod tests {
         for good in ["L1", "lane_2", "exit-3"] {
             validate_id(good).expect(good);
         }
+    }
+
+    #[test]
+    fn centre_keys() {
+        assert_eq!(
+            centre_templates("umeda-01"),
+            "gate/centre/templates/umeda-01"
+        );
+        assert_eq!(CENTRE_CHANGES, "gate/centre/changes");
+        assert_eq!(CENTRE_ALIVE, "gate/centre/alive");
     }
 
     #[test]

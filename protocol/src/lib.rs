@@ -1,5 +1,7 @@
-//! The gate's on-wire contract: zenoh key expressions and JSON payloads shared by `gated`, the door and
-//! lighting drivers and `gated ctl`. Every payload carries `v` (the protocol version); decoding refuses
+//! The gate's on-wire contract: every zenoh key expression (the station's and the centre's
+//! `gate/centre/*`), the zenoh session settings of every process, and the JSON payloads shared by
+//! `gated`, the door and lighting drivers and `gated ctl` (the centre's signed change messages are
+//! `domain::changes`). Every payload carries `v` (the protocol version); decoding refuses
 //! unknown fields, other versions and out-of-range values with an error that names the problem, so a
 //! malformed message is logged and dropped by the receiver, never acted on.
 //!
@@ -33,8 +35,13 @@ pub enum ProtocolError {
     Invalid { what: &'static str, reason: String },
     #[error("invalid identifier {id:?}: {reason}")]
     BadId { id: String, reason: &'static str },
-    #[error("zenoh configuration: {0}")]
-    Config(String),
+    #[error("zenoh configuration {key} = {value}: {source}")]
+    Config {
+        key: &'static str,
+        value: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// Milliseconds since the Unix epoch, for event timestamps (wall clock: events are read by people and

@@ -1,5 +1,6 @@
-//! zenoh session settings: peer mode, multicast scouting off, explicit endpoints. Stations run on closed
-//! networks where multicast discovery is either unavailable or a way for a stray device to join the bus.
+//! zenoh session settings of every process (gated, the drivers, `gated ctl`, enrold's distribution):
+//! peer mode, multicast scouting off, explicit endpoints. Stations run on closed networks where
+//! multicast discovery is either unavailable or a way for a stray device to join the bus.
 
 use crate::ProtocolError;
 
@@ -14,9 +15,13 @@ pub struct ZenohEndpoints {
 pub fn zenoh_config(ep: &ZenohEndpoints) -> Result<zenoh::Config, ProtocolError> {
     let mut c = zenoh::Config::default();
     let list = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-    let set = |c: &mut zenoh::Config, key: &str, val: &str| {
+    let set = |c: &mut zenoh::Config, key: &'static str, val: &str| {
         c.insert_json5(key, val)
-            .map_err(|e| ProtocolError::Config(format!("{key} = {val}: {e}")))
+            .map_err(|source| ProtocolError::Config {
+                key,
+                value: val.to_owned(),
+                source,
+            })
     };
     set(&mut c, "mode", r#""peer""#)?;
     set(&mut c, "scouting/multicast/enabled", "false")?;

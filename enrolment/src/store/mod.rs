@@ -7,23 +7,26 @@
 
 mod ops;
 mod state;
+#[cfg(test)]
+mod tests;
 
-use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableTable, TableDefinition};
+use domain::SubjectId;
+use domain::store::{Db, DbError, META, OnDb, Opened, Schema, copy_table};
+use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
-
-use crate::ids::SubjectId;
 
 pub use ops::EnrolRow;
 pub use state::SubjectState;
 
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA: Schema = Schema {
+    version: 1,
+    upgrades_from: &[],
+};
 
 type Sid = [u8; 16];
-pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const SUBJECTS: TableDefinition<Sid, &[u8]> = TableDefinition::new("subjects");
 pub(crate) const TEMPLATES: TableDefinition<Sid, &[u8]> = TableDefinition::new("templates");
 pub(crate) const DATA_KEYS: TableDefinition<Sid, &[u8]> = TableDefinition::new("data_keys");
@@ -39,32 +42,13 @@ pub(crate) const NEXT_TRIP: &str = "next_trip_seq";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store {path}: {source}")]
-    Redb {
-        path: PathBuf,
-        source: Box<redb::Error>,
-    },
-    #[error(
-        "store {path} has schema version {found}, this build reads version {want}; refusing to touch it"
-    )]
-    Schema {
-        path: PathBuf,
-        found: u64,
-        want: u64,
-    },
-    #[error("store {path}: table {table}, row {key}: {reason}")]
-    Corrupt {
-        path: PathBuf,
-        table: &'static str,
-        key: String,
-        reason: String,
-    },
+    /// Opening, reading or writing the file, or a row that does not decode.
+    #[error(transparent)]
+    Db(#[from] DbError),
     #[error("subject {0} is not enrolled")]
     NoSubject(SubjectId),
     #[error("subject {0} already exists")]
     SubjectExists(SubjectId),
-    #[error("store {path}: lock poisoned by a panicked thread")]
-    Poisoned { path: PathBuf },
     #[error("key rotation: {0}")]
     Rotation(String),
 }
@@ -79,6 +63,16 @@ pub struct Consent {
     pub policy_version: String,
 }
 
+impl Consent {
+    /// Consent given now to `policy_version`.
+    pub fn now(policy_version: impl Into<String>) -> Self {
+        Self {
+            time: Utc::now(),
+            policy_version: policy_version.into(),
+        }
+    }
+}
+
 /// A subject's row (no biometric data; the template is in its own table).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +83,18 @@ pub struct SubjectRecord {
     pub template_version: u32,
     /// How many photos made the template.
     pub photos: u8,
+}
+
+impl SubjectRecord {
+    /// A subject enrolled now.
+    pub fn enrolled_now(consent: Consent, template_version: u32, photos: u8) -> Self {
+        Self {
+            consent,
+            enrolled_at: Utc::now(),
+            template_version,
+            photos,
+        }
+    }
 }
 
 /// What a change means for the stations.
@@ -144,107 +150,63 @@ pub struct AuditEvent {
 }
 
 pub struct Store {
-    db: RwLock<Database>,
-    path: PathBuf,
+    db: Db,
+}
+
+impl OnDb for Store {
+    type Error = StoreError;
+
+    fn layer(&self) -> &Db {
+        &self.db
+    }
 }
 
 impl Store {
     /// Opens (or creates) the store; a file of another schema version is refused untouched.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let p = path.to_path_buf();
-        let err = |e: redb::Error| StoreError::Redb {
-            path: p.clone(),
-            source: Box::new(e),
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| err(redb::Error::Io(e)))?;
-        }
-        let db = Database::create(path).map_err(|e| err(e.into()))?;
-        let tx = db.begin_write().map_err(|e| err(e.into()))?;
-        {
-            let mut meta = tx.open_table(META).map_err(|e| err(e.into()))?;
-            let found = meta
-                .get("schema_version")
-                .map_err(|e| err(e.into()))?
-                .map(|v| v.value());
-            match found {
-                Some(v) if v != SCHEMA_VERSION => {
-                    return Err(StoreError::Schema {
-                        path: p,
-                        found: v,
-                        want: SCHEMA_VERSION,
-                    });
-                }
-                Some(_) => {}
-                None => {
-                    meta.insert("schema_version", SCHEMA_VERSION)
-                        .map_err(|e| err(e.into()))?;
-                    meta.insert(MASTER_KEY_ID, 1).map_err(|e| err(e.into()))?;
-                    meta.insert(NEXT_TICKET, 1).map_err(|e| err(e.into()))?;
-                    meta.insert(NEXT_TRIP, 1).map_err(|e| err(e.into()))?;
-                }
+        let (db, _) = Db::open(path, SCHEMA, |tx, opened| {
+            if opened == Opened::Created {
+                let mut meta = tx.open_table(META)?;
+                meta.insert(MASTER_KEY_ID, 1)?;
+                meta.insert(NEXT_TICKET, 1)?;
+                meta.insert(NEXT_TRIP, 1)?;
             }
             for t in [SUBJECTS, TEMPLATES, DATA_KEYS, OPEN_TRIPS] {
-                tx.open_table(t).map_err(|e| err(e.into()))?;
+                tx.open_table(t)?;
             }
-            tx.open_table(TICKETS).map_err(|e| err(e.into()))?;
-            tx.open_table(TRIPS).map_err(|e| err(e.into()))?;
-            tx.open_table(CHANGES).map_err(|e| err(e.into()))?;
-            tx.open_table(AUDIT).map_err(|e| err(e.into()))?;
-        }
-        tx.commit().map_err(|e| err(e.into()))?;
-        Ok(Self {
-            db: RwLock::new(db),
-            path: p,
-        })
+            tx.open_table(TICKETS)?;
+            tx.open_table(TRIPS)?;
+            tx.open_table(CHANGES)?;
+            tx.open_table(AUDIT)?;
+            Ok(())
+        })?;
+        Ok(Self { db })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.db.path()
     }
 
-    pub(crate) fn err(&self, e: impl Into<redb::Error>) -> StoreError {
-        StoreError::Redb {
-            path: self.path.clone(),
-            source: Box::new(e.into()),
-        }
+    pub(crate) fn db(&self) -> Result<std::sync::RwLockReadGuard<'_, redb::Database>, StoreError> {
+        Ok(self.db.db()?)
     }
 
-    pub(crate) fn corrupt(
-        &self,
-        table: &'static str,
-        key: impl ToString,
-        reason: impl ToString,
-    ) -> StoreError {
-        StoreError::Corrupt {
-            path: self.path.clone(),
-            table,
-            key: key.to_string(),
-            reason: reason.to_string(),
-        }
-    }
-
-    pub(crate) fn db(&self) -> Result<RwLockReadGuard<'_, Database>, StoreError> {
-        self.db.read().map_err(|_| StoreError::Poisoned {
-            path: self.path.clone(),
-        })
-    }
-
-    /// Rewrites the file so that freed pages (erased rows, replaced key wraps) are dropped from it. It
-    /// waits for running transactions and blocks new ones meanwhile.
-    pub fn compact(&self) -> Result<(), StoreError> {
-        let mut db = self.db.write().map_err(|_| StoreError::Poisoned {
-            path: self.path.clone(),
-        })?;
-        while db.compact().map_err(|e| self.err(e))? {}
-        Ok(())
+    /// Rewrites the file without the rows erased since (`domain::store::Db::purge`): after it, no
+    /// byte of an erased subject's sealed template or key wrap, nor of a replaced wrap, is in the file.
+    pub fn purge(&self) -> Result<(), StoreError> {
+        Ok(self.db.purge(|r, w| {
+            for t in [SUBJECTS, TEMPLATES, DATA_KEYS, OPEN_TRIPS] {
+                copy_table(r, w, t)?;
+            }
+            copy_table(r, w, TICKETS)?;
+            copy_table(r, w, TRIPS)?;
+            copy_table(r, w, CHANGES)?;
+            copy_table(r, w, AUDIT)
+        })?)
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        let db = self.db()?;
-        let tx = redb::ReadableDatabase::begin_read(&*db).map_err(|e| self.err(e))?;
-        let t = tx.open_table(META).map_err(|e| self.err(e))?;
-        Ok(t.get(key).map_err(|e| self.err(e))?.map(|v| v.value()))
+        Ok(self.db.meta(key)?)
     }
 
     /// The id of the master key every data key is wrapped under.

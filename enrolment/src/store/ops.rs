@@ -4,12 +4,13 @@ use chrono::Utc;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use super::{
-    AUDIT, AuditEvent, AuditKind, CHANGES, ChangeKind, DATA_KEYS, MASTER_KEY_ID, META, NEXT_TICKET,
+    AUDIT, AuditEvent, AuditKind, CHANGES, ChangeKind, DATA_KEYS, MASTER_KEY_ID, NEXT_TICKET,
     NEXT_TRIP, OPEN_TRIPS, SUBJECTS, Store, StoreError, SubjectRecord, TEMPLATES, TICKETS, TRIPS,
 };
-use crate::ids::SubjectId;
-use crate::seal::{SealedTemplate, WrappedDataKey};
-use crate::tickets::{Decision, Effect, OpenTrip, Ticket, TicketId, TicketKind, TripRecord};
+use domain::SubjectId;
+use domain::seal::{SealedTemplate, WrappedDataKey};
+use domain::store::{META, OnDb};
+use domain::tickets::{Decision, Effect, OpenTrip, Ticket, TicketId, TicketKind, TripRecord};
 
 /// What enrolment writes for one subject.
 pub struct EnrolRow<'a> {
@@ -28,11 +29,7 @@ impl Store {
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let db = self.db()?;
-        let tx = db.begin_write().map_err(|e| self.err(e))?;
-        let r = f(&tx)?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(r)
+        self.db.write(f)
     }
 
     /// Appends a change and an audit event inside `tx`; returns the change's sequence.
@@ -369,8 +366,9 @@ impl Store {
 
     /// Erasure: deletes every row of the subject (record, sealed template, wrapped data key — the
     /// crypto-shredding — tickets, open trip, trips) and appends the erase change and audit event, in
-    /// one transaction; then compacts the file so the freed pages leave it. Returns the change
-    /// sequence, or `None` when the subject does not exist.
+    /// one transaction; then purges the file (rewrites it without the freed pages, as the stations
+    /// do), so no byte of the template or its wrap is left in it. Returns the change sequence, or
+    /// `None` when the subject does not exist.
     pub fn erase(&self, id: &SubjectId, actor: &str) -> Result<Option<u64>, StoreError> {
         let seq = self.write(|tx| {
             let existed = tx
@@ -406,13 +404,13 @@ impl Store {
                 .map(Some)
         })?;
         if seq.is_some() {
-            self.compact()?;
+            self.purge()?;
         }
         Ok(seq)
     }
 
     /// Replaces every wrapped data key by its re-wrap under master key `new_id`, records the new id and
-    /// an audit event, in one transaction; then compacts (the old wraps leave the file). Refused when
+    /// an audit event, in one transaction; then purges (the old wraps leave the file). Refused when
     /// the set of subjects changed since the keys were read.
     pub fn rotate_keys(
         &self,
@@ -461,6 +459,6 @@ impl Store {
             self.log(tx, None, &event)?;
             Ok(())
         })?;
-        self.compact()
+        self.purge()
     }
 }

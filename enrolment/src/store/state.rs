@@ -1,11 +1,12 @@
 //! Reads for the distribution to stations: a subject's whole current state, the last change.
 
+use domain::store::OnDb;
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::{CHANGES, DATA_KEYS, SUBJECTS, Store, StoreError, SubjectRecord, TEMPLATES, TICKETS};
-use crate::ids::SubjectId;
-use crate::seal::{SealedTemplate, WrappedDataKey};
-use crate::tickets::{Ticket, TicketId};
+use domain::SubjectId;
+use domain::seal::{SealedTemplate, WrappedDataKey};
+use domain::tickets::{Ticket, TicketId};
 
 /// What the stations need of one enrolled subject, read in one transaction.
 pub struct SubjectState {

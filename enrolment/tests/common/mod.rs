@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use enrolment::seal::{self, KeyId, MasterKey};
+use domain::seal::{self, KeyId, MasterKey};
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 

@@ -1,4 +1,4 @@
-//! From a lane's track events to what the gate does: the ticket rules (`enrolment::tickets`) for an
+//! From a lane's track events to what the gate does: the ticket rules (`domain::tickets`) for an
 //! identified walker, tailgating before and after a grant, and unidentified walkers. Pure logic on
 //! the events and the gallery's tickets; the station loop turns the verdicts into door and arch
 //! commands, decision messages and journal lines.
@@ -6,10 +6,8 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
-use enrolment::tickets::{
-    self, Direction, Effect, FareTable, Gate, OpenTrip, Rider, Ticket, Verdict,
-};
-use enrolment::{StationId, SubjectId};
+use domain::tickets::{self, Direction, Effect, FareTable, Gate, OpenTrip, Rider, Ticket, Verdict};
+use domain::{StationId, SubjectId};
 use protocol::Outcome;
 
 use super::{Event, Evidence, TrackId};
@@ -232,7 +230,7 @@ mod tests {
     use super::*;
     use crate::decide::Subject;
     use chrono::NaiveDate;
-    use enrolment::tickets::{Coverage, TicketId, TicketKind};
+    use domain::tickets::{Coverage, TicketId, TicketKind};
     use protocol::{ArchColour, DoorAction};
 
     fn at() -> NaiveDateTime {

@@ -293,7 +293,7 @@ fn iou_and_zone_geometry() {
 
 /// What the gate says for the events of one update (no one resolvable: the gallery is empty).
 fn verdicts_of(events: &[Event]) -> Vec<(protocol::Outcome, String)> {
-    let station = enrolment::StationId::new("s1").expect("id");
+    let station = domain::StationId::new("s1").expect("id");
     let mut desk = gate::TicketDesk::single_station(station).expect("table");
     let at = chrono::NaiveDate::from_ymd_opt(2026, 5, 12)
         .and_then(|d| d.and_hms_opt(9, 0, 0))
@@ -303,7 +303,7 @@ fn verdicts_of(events: &[Event]) -> Vec<(protocol::Outcome, String)> {
         0,
         &mut |_| None,
         &mut desk,
-        enrolment::tickets::Direction::Entry,
+        domain::tickets::Direction::Entry,
         at,
     )
     .into_iter()

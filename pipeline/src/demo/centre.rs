@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{Duration as Days, Local, Utc};
+use domain::changes::{CentreSigningKey, public_to_hex};
+use domain::seal::{self, CentreSecretKey, KeyId, MasterKey, StationSecretKey};
+use domain::tickets::{Coverage, TicketKind};
+use domain::{StationId, SubjectId};
+use enrolment::distribution::{Centre, CentreService};
 use engine::face::{Chip, FaceChain, FaceError};
 use enrolment::photo::{self, DecodeLimits};
-use enrolment::seal::{self, CentreSecretKey, KeyId, MasterKey, StationSecretKey};
 use enrolment::store::{Consent, EnrolRow, Store, SubjectRecord};
-use enrolment::sync::centre::{Centre, CentreService};
-use enrolment::sync::{CentreSigningKey, public_to_hex};
-use enrolment::tickets::{Coverage, TicketKind};
-use enrolment::{StationId, SubjectId};
 
 use crate::station::StationError;
 use crate::sync::SyncConfig;

@@ -64,7 +64,7 @@ pub struct FootageRun {
     pub report: RunReport,
     pub truth: Truth,
     /// Identity (from the truth file) → the subject id the centre gave them.
-    pub subjects: HashMap<String, enrolment::SubjectId>,
+    pub subjects: HashMap<String, domain::SubjectId>,
 }
 
 impl FootageRun {

@@ -7,10 +7,10 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 
 use chrono::NaiveDate;
+use domain::SubjectId;
+use domain::tickets::{Ticket, TicketKind};
 use engine::gpu::gallery::{Gallery, GalleryOptions, Match};
 use engine::gpu::kernels::Precision;
-use enrolment::SubjectId;
-use enrolment::tickets::{Ticket, TicketKind};
 
 use super::RecogniseError;
 use crate::normalise::Gpu;

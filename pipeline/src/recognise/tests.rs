@@ -107,7 +107,7 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
         let t = pipe
             .embed_one(&engine::face::Chip::of_face(img.view(), &face).expect("chip"))
             .expect("embed");
-        let id = enrolment::SubjectId::random().expect("id");
+        let id = domain::SubjectId::random().expect("id");
         ids.push(id);
         changes.push(crate::sync::gallery::GalleryChange::Upsert(
             id,

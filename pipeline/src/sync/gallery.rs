@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use enrolment::SubjectId;
-use enrolment::seal::{TEMPLATE_DIM, Template};
-use enrolment::tickets::Ticket;
+use domain::SubjectId;
+use domain::seal::{TEMPLATE_DIM, Template};
+use domain::tickets::Ticket;
 use tokio::sync::watch;
 use zeroize::Zeroize;
 

@@ -8,27 +8,25 @@
 
 pub(crate) mod gallery;
 mod net;
-pub(crate) mod rows;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use enrolment::StationId;
-use enrolment::seal::{
+use domain::StationId;
+use domain::changes::{CentreVerifyingKey, ChangeError, SignedChange, VerifiedOp};
+use domain::seal::{
     self, CentrePublicKey, KeyId, StationSecretKey, open_from_centre, open_template,
 };
-use enrolment::sync::{CentreVerifyingKey, SignedChange, SyncError, VerifiedOp};
 use metrics::{counter, gauge};
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
 pub use gallery::{Gallery, GalleryData};
-pub use net::{SyncHandle, catch_up, spawn};
-pub use rows::{RowOp, TemplateRow};
+pub use net::{CatchUpError, SyncHandle, catch_up, spawn};
 
-use crate::store::{Store, StoreError};
+use crate::store::{RowOp, Store, StoreError, TemplateRow};
 use gallery::GalleryChange;
 
 /// `[sync]` in the station file.
@@ -79,14 +77,14 @@ pub struct StationKeys {
 }
 
 impl StationKeys {
-    pub fn load(station: &str, cfg: &SyncConfig) -> Result<Self, SyncError> {
-        let station = StationId::new(station).map_err(|e| SyncError::Malformed(e.to_string()))?;
+    pub fn load(station: &str, cfg: &SyncConfig) -> Result<Self, StationSyncError> {
+        let station = StationId::new(station)?;
         let secret = StationSecretKey::load_file(KeyId(cfg.station_key_id), &cfg.station_key_file)
-            .map_err(|e| SyncError::Key(e.to_string()))?;
+            .map_err(StationSyncError::KeyFile)?;
         Ok(Self {
             station,
             secret,
-            centre_x25519: CentrePublicKey(enrolment::sync::public_from_hex(&cfg.centre_x25519)?),
+            centre_x25519: CentrePublicKey(domain::changes::public_from_hex(&cfg.centre_x25519)?),
             centre_ed25519: CentreVerifyingKey::from_hex(&cfg.centre_ed25519)?,
         })
     }
@@ -152,9 +150,15 @@ pub struct Syncer {
 pub enum StationSyncError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("station id: {0}")]
+    Id(#[from] domain::IdError),
+    #[error("station key file: {0}")]
+    KeyFile(#[source] seal::SealError),
+    #[error("centre key: {0}")]
+    CentreKey(#[from] ChangeError),
     #[error("stored template of subject {subject} does not open: {source}")]
     Open {
-        subject: enrolment::SubjectId,
+        subject: domain::SubjectId,
         source: seal::SealError,
     },
 }
@@ -218,7 +222,7 @@ impl Syncer {
             }
         };
         let mut next = last + 1;
-        let mut rows: Vec<(enrolment::SubjectId, Option<TemplateRow>)> = Vec::new();
+        let mut rows: Vec<(domain::SubjectId, Option<TemplateRow>)> = Vec::new();
         let mut gallery = Vec::new();
         let mut outcome = Outcome::Replay;
         for c in changes {
@@ -327,7 +331,7 @@ impl Syncer {
         }
     }
 
-    fn refuse(&self, seq: Option<u64>, e: &SyncError) -> Outcome {
+    fn refuse(&self, seq: Option<u64>, e: &ChangeError) -> Outcome {
         let reason = e.reason();
         warn!(?seq, reason, error = %e, "change refused");
         self.stats.count(reason);
@@ -337,7 +341,7 @@ impl Syncer {
 
 fn open_row(
     keys: &StationKeys,
-    subject: &enrolment::SubjectId,
+    subject: &domain::SubjectId,
     row: &TemplateRow,
 ) -> Result<Zeroizing<seal::Template>, seal::SealError> {
     let key = open_from_centre(

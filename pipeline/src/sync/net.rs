@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use enrolment::sync::{CENTRE_ALIVE_KEY, CHANGES_KEY, ChangeBatch, templates_key};
+use domain::changes::ChangeBatch;
+use protocol::keys::{CENTRE_ALIVE, CENTRE_CHANGES, centre_templates};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use zenoh::sample::SampleKind;
 
 use super::{Outcome, Syncer};
+use crate::store::StoreError;
 
 /// The running sync task; aborted on drop.
 pub struct SyncHandle {
@@ -41,11 +43,11 @@ pub async fn spawn(
     query_timeout: Duration,
 ) -> Result<SyncHandle, zenoh::Error> {
     let sub = session
-        .declare_subscriber(templates_key(syncer.station()))
+        .declare_subscriber(centre_templates(syncer.station().as_str()))
         .await?;
     let alive = session
         .liveliness()
-        .declare_subscriber(CENTRE_ALIVE_KEY)
+        .declare_subscriber(CENTRE_ALIVE)
         .history(true)
         .await?;
     let s = syncer.clone();
@@ -84,6 +86,36 @@ pub async fn spawn(
     Ok(SyncHandle { syncer, task })
 }
 
+/// Why a catch-up stopped (the sync task logs it and retries later).
+#[derive(Debug, thiserror::Error)]
+pub enum CatchUpError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("zenoh query: {0}")]
+    Query(#[source] zenoh::Error),
+    #[error("centre refused the query: {0}")]
+    Refused(String),
+    #[error("no answer from the centre")]
+    NoAnswer,
+    #[error("batch refused ({}): {}", .source.reason(), .source)]
+    Batch {
+        #[source]
+        source: domain::changes::ChangeError,
+    },
+    #[error("batch for {station} after {got} does not answer our query (after {want})")]
+    Mismatch {
+        station: String,
+        got: u64,
+        want: u64,
+    },
+    #[error("apply task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("catch-up batch has a gap")]
+    Gap,
+    #[error("catch-up batch refused: {0}")]
+    Applied(&'static str),
+}
+
 /// Queries the centre from the last applied sequence until caught up; returns how many changes were
 /// applied.
 pub async fn catch_up(
@@ -91,47 +123,47 @@ pub async fn catch_up(
     session: &zenoh::Session,
     batch: usize,
     timeout: Duration,
-) -> Result<u64, String> {
+) -> Result<u64, CatchUpError> {
     let mut applied = 0u64;
     loop {
-        let after = syncer.last_seq().map_err(|e| e.to_string())?;
+        let after = syncer.last_seq()?;
         let params = format!(
             "station={};after={after};limit={}",
             syncer.station(),
-            batch.clamp(1, enrolment::sync::MAX_BATCH)
+            batch.clamp(1, domain::changes::MAX_BATCH)
         );
         let replies = session
-            .get(format!("{CHANGES_KEY}?{params}"))
+            .get(format!("{CENTRE_CHANGES}?{params}"))
             .timeout(timeout)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(CatchUpError::Query)?;
         let got = match replies.recv_async().await {
             Ok(reply) => match reply.result() {
                 Ok(sample) => Some(sample.payload().to_bytes().into_owned()),
                 Err(e) => {
                     let why = String::from_utf8_lossy(&e.payload().to_bytes()).into_owned();
-                    return Err(format!("centre refused the query: {why}"));
+                    return Err(CatchUpError::Refused(why));
                 }
             },
             Err(_) => None,
         };
         let Some(bytes) = got else {
-            return Err("no answer from the centre".into());
+            return Err(CatchUpError::NoAnswer);
         };
         let b = match ChangeBatch::decode(&bytes) {
             Ok(b) => b,
             Err(e) => {
-                let reason = e.reason();
-                syncer.stats.count(reason);
-                return Err(format!("batch refused ({reason}): {e}"));
+                syncer.stats.count(e.reason());
+                return Err(CatchUpError::Batch { source: e });
             }
         };
         if &b.station != syncer.station() || b.after != after {
             syncer.stats.count("malformed");
-            return Err(format!(
-                "batch for {} after {} does not answer our query (after {after})",
-                b.station, b.after
-            ));
+            return Err(CatchUpError::Mismatch {
+                station: b.station.to_string(),
+                got: b.after,
+                want: after,
+            });
         }
         let n = b.changes.len() as u64;
         let head = b.head;
@@ -139,9 +171,7 @@ pub async fn catch_up(
             return Ok(applied);
         }
         let sy = syncer.clone();
-        let out = tokio::task::spawn_blocking(move || sy.apply_signed(b.changes))
-            .await
-            .map_err(|e| e.to_string())?;
+        let out = tokio::task::spawn_blocking(move || sy.apply_signed(b.changes)).await?;
         match out {
             Outcome::Applied(last) => {
                 applied += last - after;
@@ -151,8 +181,8 @@ pub async fn catch_up(
                 }
             }
             Outcome::Replay => return Ok(applied),
-            Outcome::Gap => return Err("catch-up batch has a gap".into()),
-            Outcome::Refused(r) => return Err(format!("catch-up batch refused: {r}")),
+            Outcome::Gap => return Err(CatchUpError::Gap),
+            Outcome::Refused(r) => return Err(CatchUpError::Applied(r)),
         }
     }
 }

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use enrolment::seal::{self, CentreSecretKey, KeyId, MasterKey, StationSecretKey};
+use domain::changes::{CentreSigningKey, CentreVerifyingKey};
+use domain::seal::{self, CentreSecretKey, KeyId, MasterKey, StationSecretKey};
+use domain::tickets::Ticket;
+use domain::{StationId, SubjectId};
+use enrolment::distribution::{Centre, CentreService};
 use enrolment::store::{Consent, EnrolRow, Store as CentreStore, SubjectRecord};
-use enrolment::sync::centre::{Centre, CentreService};
-use enrolment::sync::{CentreSigningKey, CentreVerifyingKey};
-use enrolment::tickets::Ticket;
-use enrolment::{StationId, SubjectId};
 use pipeline::store::Store;
 use pipeline::sync::{StationKeys, SyncHandle, Syncer};
 use rand::Rng;
@@ -116,15 +116,7 @@ impl TestCentre {
     /// Enrols `n` subjects with random templates in one transaction; returns their ids.
     pub fn enrol(&self, n: usize) -> Vec<SubjectId> {
         let mut rng = rand::rng();
-        let record = SubjectRecord {
-            consent: Consent {
-                time: chrono::Utc::now(),
-                policy_version: "2026-01".into(),
-            },
-            enrolled_at: chrono::Utc::now(),
-            template_version: 1,
-            photos: 1,
-        };
+        let record = SubjectRecord::enrolled_now(Consent::now("2026-01"), 1, 1);
         let mut ids = Vec::new();
         let mut blobs = Vec::new();
         for _ in 0..n {

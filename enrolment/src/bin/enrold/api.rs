@@ -1,7 +1,7 @@
 //! The router: auth and rate limiting, body limits, and every handler except enrolment.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -11,59 +11,15 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use engine::face::FaceChain;
-use enrolment::SubjectId;
-use enrolment::gallery::Gallery;
-use enrolment::seal::{MasterKey, Template};
-use enrolment::store::{Store, SubjectRecord};
-use enrolment::tickets::{OpenTrip, Ticket, TicketId, TicketKind, TripRecord};
+use domain::SubjectId;
+use domain::tickets::{OpenTrip, Ticket, TicketId, TicketKind, TripRecord};
+use enrolment::store::SubjectRecord;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Mutex, Semaphore};
-use zeroize::Zeroizing;
 
-use crate::auth::{Client, Key, RateLimiter, Tokens};
-use crate::config::Config;
+use crate::app::App;
+use crate::auth::{Client, Key};
 use crate::enrol;
 use crate::error::ApiError;
-
-pub struct App {
-    pub cfg: Config,
-    pub store: Arc<Store>,
-    pub master: Arc<MasterKey>,
-    pub faces: FaceChain,
-    pub gallery: RwLock<Gallery>,
-    pub tokens: Tokens,
-    pub rate: RateLimiter,
-    pub face_slots: Semaphore,
-    pub enrol_lock: Mutex<()>,
-    /// Template distribution to the stations, when configured.
-    pub distribution: Option<crate::distribute::Distribution>,
-}
-
-impl App {
-    pub fn gallery_best(&self, t: &Template) -> Result<Option<(SubjectId, f32)>, ApiError> {
-        let g = self
-            .gallery
-            .read()
-            .map_err(|_| ApiError::Internal("gallery lock poisoned".into()))?;
-        Ok(g.best(t))
-    }
-
-    /// Tells the distribution that a change was committed (it publishes everything not yet published).
-    pub fn changed(&self) {
-        if let Some(d) = &self.distribution {
-            d.service.changed();
-        }
-    }
-
-    pub fn gallery_insert(&self, id: SubjectId, t: Zeroizing<Template>) -> Result<(), ApiError> {
-        self.gallery
-            .write()
-            .map_err(|_| ApiError::Internal("gallery lock poisoned".into()))?
-            .insert(id, t);
-        Ok(())
-    }
-}
 
 pub const OPENAPI: &str = include_str!("openapi.json");
 

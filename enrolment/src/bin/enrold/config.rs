@@ -191,9 +191,8 @@ impl Config {
         if let Some(d) = &self.distribution {
             let mut seen = std::collections::HashSet::new();
             for s in &d.stations {
-                enrolment::StationId::new(s.id.clone())
-                    .with_context(|| "distribution.station.id")?;
-                enrolment::sync::public_from_hex(&s.public_key)
+                domain::StationId::new(s.id.clone()).with_context(|| "distribution.station.id")?;
+                domain::changes::public_from_hex(&s.public_key)
                     .with_context(|| format!("distribution.station {}: public_key", s.id))?;
                 if !seen.insert(&s.id) {
                     bail!("distribution.station {} is listed twice", s.id);

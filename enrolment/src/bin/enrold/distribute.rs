@@ -1,15 +1,15 @@
-//! Starts the template distribution (`enrolment::sync::centre`) on its own zenoh session.
+//! Starts the template distribution (`enrolment::distribution`) on its own zenoh session.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use enrolment::StationId;
-use enrolment::seal::{CentreSecretKey, KeyId, MasterKey, StationPublicKey};
+use domain::StationId;
+use domain::changes::{CentreSigningKey, public_from_hex, public_to_hex};
+use domain::seal::{CentreSecretKey, KeyId, MasterKey, StationPublicKey};
+use enrolment::distribution::{Centre, CentreService};
 use enrolment::store::Store;
-use enrolment::sync::centre::{Centre, CentreService};
-use enrolment::sync::{CentreSigningKey, public_from_hex, public_to_hex};
 
 use crate::config::DistributionConfig;
 
@@ -44,10 +44,14 @@ pub async fn start(
         x25519_public = %public_to_hex(&x25519.public_key().0),
         "distribution keys loaded"
     );
-    let session = zenoh::open(zenoh_config(&cfg.listen, &cfg.connect)?)
-        .await
-        .map_err(anyhow::Error::msg)
-        .context("opening the zenoh session")?;
+    // The same session settings as at the stations (docs/protocol.md).
+    let session = zenoh::open(protocol::zenoh_config(&protocol::ZenohEndpoints {
+        listen: cfg.listen.clone(),
+        connect: cfg.connect.clone(),
+    })?)
+    .await
+    .map_err(anyhow::Error::msg)
+    .context("opening the zenoh session")?;
     let centre = Arc::new(Centre {
         store,
         master,
@@ -60,29 +64,6 @@ pub async fn start(
         service,
         _session: session,
     })
-}
-
-/// Peer mode, multicast scouting off, explicit endpoints (as at the stations, docs/protocol.md).
-fn zenoh_config(listen: &[String], connect: &[String]) -> Result<zenoh::Config> {
-    let mut c = zenoh::Config::default();
-    let mut set = |key: &str, val: String| {
-        c.insert_json5(key, &val)
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("zenoh {key} = {val}"))
-    };
-    set("mode", r#""peer""#.into())?;
-    set("scouting/multicast/enabled", "false".into())?;
-    set("listen/endpoints", serde_json::to_string(listen)?)?;
-    set("connect/endpoints", serde_json::to_string(connect)?)?;
-    set(
-        "connect/timeout_ms",
-        "{ router: -1, peer: -1, client: 0 }".into(),
-    )?;
-    set(
-        "connect/exit_on_failure",
-        "{ router: false, peer: false, client: true }".into(),
-    )?;
-    Ok(c)
 }
 
 /// `enrold keys centre-init --dir DIR`: the signing and X25519 key files, public halves printed.

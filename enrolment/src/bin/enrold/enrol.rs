@@ -8,16 +8,16 @@ use axum::extract::multipart::{Field, Multipart, MultipartError};
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use chrono::{Duration, Utc};
-use enrolment::SubjectId;
+use domain::SubjectId;
+use domain::seal;
 use enrolment::check::{self, Accepted};
 use enrolment::photo::DecodeLimits;
 use enrolment::quality::{Reason, Rejection};
-use enrolment::seal;
 use enrolment::store::{Consent, EnrolRow, SubjectRecord};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::api::App;
+use crate::app::App;
 use crate::auth::Client;
 use crate::error::ApiError;
 
@@ -203,12 +203,7 @@ pub async fn enrol(
     let version = app.cfg.template_version;
     let (wrapped, sealed) = seal::seal_new_subject(&app.master, &subject, version, &template)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let record = SubjectRecord {
-        consent: form.consent,
-        enrolled_at: Utc::now(),
-        template_version: version,
-        photos: n as u8,
-    };
+    let record = SubjectRecord::enrolled_now(form.consent, version, n as u8);
     let store = app.store.clone();
     let actor = client.0.clone();
     let seq = tokio::task::spawn_blocking(move || {

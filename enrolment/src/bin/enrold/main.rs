@@ -11,6 +11,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
+mod app;
 mod auth;
 mod config;
 mod distribute;
@@ -24,9 +25,9 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use domain::seal::{self, KeyId, MasterKey};
 use engine::face::FaceChain;
 use enrolment::gallery::Gallery;
-use enrolment::seal::{self, KeyId, MasterKey};
 use enrolment::store::Store;
 
 use crate::config::{Config, KeysConfig};
@@ -200,7 +201,7 @@ fn serve(cfg: Config) -> Result<()> {
         Some(d) => Some(rt.block_on(distribute::start(d, store.clone(), master.clone()))?),
         None => None,
     };
-    let app = Arc::new(api::App {
+    let app = Arc::new(app::App {
         rate: auth::RateLimiter::new(cfg.rate.clone()),
         distribution,
         face_slots: tokio::sync::Semaphore::new(workers),

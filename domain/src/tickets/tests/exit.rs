@@ -256,12 +256,9 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-pub(super) fn reached_reasons() -> Vec<&'static str> {
-    cases()
-        .iter()
-        .filter_map(|c| c.expect.err())
-        .map(|r| r.code())
-        .collect()
+/// The refusals this table expects.
+pub(super) fn expected_refusals() -> Vec<DenyReason> {
+    cases().into_iter().filter_map(|c| c.expect.err()).collect()
 }
 
 #[test]

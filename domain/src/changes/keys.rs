@@ -6,7 +6,7 @@ use std::path::Path;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
-use super::SyncError;
+use super::ChangeError;
 use crate::seal::keys::{hex_of, write_secret_file};
 use crate::seal::read_key_file;
 
@@ -14,9 +14,9 @@ use crate::seal::read_key_file;
 pub struct CentreSigningKey(SigningKey);
 
 impl CentreSigningKey {
-    pub fn generate() -> Result<Self, SyncError> {
+    pub fn generate() -> Result<Self, ChangeError> {
         let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-        getrandom::fill(seed.as_mut()).map_err(|e| SyncError::Key(e.to_string()))?;
+        getrandom::fill(seed.as_mut()).map_err(ChangeError::Random)?;
         Ok(Self(SigningKey::from_bytes(&seed)))
     }
 
@@ -25,15 +25,14 @@ impl CentreSigningKey {
     }
 
     /// Same key file rules as the master key: 0600, 32 raw bytes or 64 hex digits (the seed).
-    pub fn load_file(path: &Path) -> Result<Self, SyncError> {
-        let seed = read_key_file(path).map_err(|e| SyncError::Key(e.to_string()))?;
+    pub fn load_file(path: &Path) -> Result<Self, ChangeError> {
+        let seed = read_key_file(path).map_err(ChangeError::KeyFile)?;
         Ok(Self::from_bytes(&seed))
     }
 
     /// Writes the seed to a new 0600 file; refuses to overwrite.
-    pub fn write_file(&self, path: &Path) -> Result<(), SyncError> {
-        write_secret_file(path, &hex_of(self.0.as_bytes()))
-            .map_err(|e| SyncError::Key(e.to_string()))
+    pub fn write_file(&self, path: &Path) -> Result<(), ChangeError> {
+        write_secret_file(path, &hex_of(self.0.as_bytes())).map_err(ChangeError::KeyFile)
     }
 
     pub fn verifying_key(&self) -> CentreVerifyingKey {
@@ -56,13 +55,13 @@ impl fmt::Debug for CentreSigningKey {
 pub struct CentreVerifyingKey(VerifyingKey);
 
 impl CentreVerifyingKey {
-    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, SyncError> {
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, ChangeError> {
         VerifyingKey::from_bytes(bytes)
             .map(Self)
-            .map_err(|_| SyncError::Key("not a valid Ed25519 public key".into()))
+            .map_err(|_| ChangeError::PublicKey("not a valid Ed25519 public key".into()))
     }
 
-    pub fn from_hex(s: &str) -> Result<Self, SyncError> {
+    pub fn from_hex(s: &str) -> Result<Self, ChangeError> {
         Self::from_bytes(&public_from_hex(s)?)
     }
 
@@ -82,12 +81,12 @@ impl fmt::Debug for CentreVerifyingKey {
 }
 
 /// A 32-byte public key (X25519 or Ed25519) written as 64 hex digits, as in the config files.
-pub fn public_from_hex(s: &str) -> Result<[u8; 32], SyncError> {
+pub fn public_from_hex(s: &str) -> Result<[u8; 32], ChangeError> {
     let mut out = [0u8; 32];
     if crate::hex::decode_into(s.trim(), &mut out) {
         Ok(out)
     } else {
-        Err(SyncError::Key(format!(
+        Err(ChangeError::PublicKey(format!(
             "a public key is 64 hex digits, got {} characters",
             s.trim().len()
         )))

@@ -29,8 +29,12 @@ pub enum FareTableError {
         source: std::io::Error,
     },
     /// TOML syntax, a missing key, an unknown key or a wrong type; toml's message names the key and line.
-    #[error("{origin}: {message}")]
-    Parse { origin: String, message: String },
+    #[error("{origin}: {source}")]
+    Parse {
+        origin: String,
+        #[source]
+        source: toml::de::Error,
+    },
     /// The TOML parsed but a value is invalid; `key` is its dotted path (`fares[2]`, `stations.umeda`).
     #[error("{origin}: {key}: {reason}")]
     Invalid {
@@ -75,9 +79,9 @@ impl FareTable {
 
     /// Parses and validates; `origin` names the source in errors (a file name, "config").
     pub fn parse(text: &str, origin: &str) -> Result<Self, FareTableError> {
-        let raw: RawTable = toml::from_str(text).map_err(|e| FareTableError::Parse {
+        let raw: RawTable = toml::from_str(text).map_err(|source| FareTableError::Parse {
             origin: origin.to_string(),
-            message: e.to_string(),
+            source,
         })?;
         let invalid = |key: String, reason: String| FareTableError::Invalid {
             origin: origin.to_string(),

@@ -1,5 +1,6 @@
-//! The centre side of the distribution: turns the store's change log into signed per-station changes,
-//! publishes new ones and answers catch-up queries (`docs/protocol.md`, "Template distribution").
+//! The centre side of the template distribution: turns the store's change log into signed
+//! per-station changes (`domain::changes`), publishes new ones and answers catch-up queries
+//! (`docs/protocol.md`, "Template distribution"). The station side is `pipeline::sync`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,13 +8,32 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
-use super::{
-    CENTRE_ALIVE_KEY, CHANGES_KEY, CentreSigningKey, ChangeBatch, ChangeBody, ChangeOp, HexBytes,
-    MAX_BATCH, SYNC_VERSION, SignedChange, SyncError, Upsert, templates_key,
+use domain::StationId;
+use domain::changes::{
+    CentreSigningKey, ChangeBatch, ChangeBody, ChangeError, ChangeOp, HexBytes, MAX_BATCH,
+    SYNC_VERSION, SignedChange, Upsert,
 };
-use crate::ids::StationId;
-use crate::seal::{self, CentreSecretKey, MasterKey, StationPublicKey};
-use crate::store::{Change, ChangeKind, Store};
+use domain::seal::{self, CentreSecretKey, MasterKey, SealError, StationPublicKey};
+use protocol::keys::{CENTRE_ALIVE, CENTRE_CHANGES, centre_templates};
+
+use crate::store::{Change, ChangeKind, Store, StoreError};
+
+/// Why a change could not be built or the service not started.
+#[derive(Debug, thiserror::Error)]
+pub enum DistributionError {
+    #[error("station {0} is not registered")]
+    UnknownStation(StationId),
+    #[error(transparent)]
+    Change(#[from] ChangeError),
+    #[error("key wrap: {0}")]
+    Seal(#[from] SealError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("zenoh: {0}")]
+    Zenoh(#[source] zenoh::Error),
+    #[error("background task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// Everything the centre needs to make changes for stations.
 pub struct Centre {
@@ -31,14 +51,11 @@ impl Centre {
         &self,
         station: &StationId,
         change: &Change,
-    ) -> Result<SignedChange, SyncError> {
+    ) -> Result<SignedChange, DistributionError> {
         let pk = self
             .stations
             .get(station)
-            .ok_or_else(|| SyncError::Station {
-                found: station.to_string(),
-                expected: "a registered station".into(),
-            })?;
+            .ok_or_else(|| DistributionError::UnknownStation(station.clone()))?;
         let subject = change.subject;
         let state = match change.kind {
             ChangeKind::Erase => None,
@@ -64,7 +81,7 @@ impl Centre {
             seq: change.seq,
             op,
         };
-        SignedChange::sign(&self.signing, &body)
+        Ok(SignedChange::sign(&self.signing, &body)?)
     }
 
     /// Changes `after+1 ..` for `station`, at most `limit` (clamped to 1..=[`MAX_BATCH`]).
@@ -73,7 +90,7 @@ impl Centre {
         station: &StationId,
         after: u64,
         limit: usize,
-    ) -> Result<ChangeBatch, SyncError> {
+    ) -> Result<ChangeBatch, DistributionError> {
         let head = self.store.head_seq()?;
         let limit = limit.clamp(1, MAX_BATCH);
         let changes = self
@@ -101,9 +118,14 @@ pub struct CentreService {
 impl CentreService {
     /// Declares the liveliness token and the catch-up queryable and starts the publisher. Changes
     /// committed before this call are not published (stations fetch them by query).
-    pub async fn start(centre: Arc<Centre>, session: &zenoh::Session) -> Result<Self, SyncError> {
-        let zerr = |e: zenoh::Error| SyncError::Malformed(format!("zenoh: {e}"));
-        let queryable = session.declare_queryable(CHANGES_KEY).await.map_err(zerr)?;
+    pub async fn start(
+        centre: Arc<Centre>,
+        session: &zenoh::Session,
+    ) -> Result<Self, DistributionError> {
+        let queryable = session
+            .declare_queryable(CENTRE_CHANGES)
+            .await
+            .map_err(DistributionError::Zenoh)?;
         let c = centre.clone();
         tokio::spawn(async move {
             while let Ok(query) = queryable.recv_async().await {
@@ -114,17 +136,15 @@ impl CentreService {
         let notify = Arc::new(Notify::new());
         let head = {
             let c = centre.clone();
-            tokio::task::spawn_blocking(move || c.store.head_seq())
-                .await
-                .map_err(|e| SyncError::Malformed(e.to_string()))??
+            tokio::task::spawn_blocking(move || c.store.head_seq()).await??
         };
         let (n, s) = (notify.clone(), session.clone());
         tokio::spawn(async move { publisher(centre, s, n, head).await });
         let token = session
             .liveliness()
-            .declare_token(CENTRE_ALIVE_KEY)
+            .declare_token(CENTRE_ALIVE)
             .await
-            .map_err(zerr)?;
+            .map_err(DistributionError::Zenoh)?;
         info!(head, "template distribution started");
         Ok(Self {
             notify,
@@ -156,10 +176,14 @@ async fn publisher(
                 let mut out = Vec::new();
                 for ch in &changes {
                     for s in &st {
-                        out.push((ch.seq, templates_key(s), c.change_for(s, ch)?.encode()));
+                        out.push((
+                            ch.seq,
+                            centre_templates(s.as_str()),
+                            c.change_for(s, ch)?.encode(),
+                        ));
                     }
                 }
-                Ok::<_, SyncError>((changes.last().map(|c| c.seq), out))
+                Ok::<_, DistributionError>((changes.last().map(|c| c.seq), out))
             })
             .await;
             let (last, msgs) = match built {
@@ -219,7 +243,7 @@ async fn answer(centre: Arc<Centre>, query: zenoh::query::Query) {
     match built {
         Ok(Ok(batch)) => {
             debug!(%station, after, n = batch.changes.len(), head = batch.head, "changes query answered");
-            if let Err(e) = query.reply(CHANGES_KEY, batch.encode()).await {
+            if let Err(e) = query.reply(CENTRE_CHANGES, batch.encode()).await {
                 warn!(%station, error = %e, "changes reply failed");
             }
         }

@@ -41,17 +41,20 @@ fn signed_change_round_trips_and_refuses_tampering() {
     let other = StationId::new("namba").unwrap();
     assert!(matches!(
         back.verify(&pk, &other),
-        Err(SyncError::Station { .. })
+        Err(ChangeError::Station { .. })
     ));
     // Tampered body: seq changed after signing.
     let mut t = back.clone();
     t.body = t.body.replace("\"seq\":5", "\"seq\":6");
-    assert!(matches!(t.verify(&pk, &station), Err(SyncError::Signature)));
+    assert!(matches!(
+        t.verify(&pk, &station),
+        Err(ChangeError::Signature)
+    ));
     // Another key.
     let wrong = CentreSigningKey::generate().unwrap().verifying_key();
     assert!(matches!(
         back.verify(&wrong, &station),
-        Err(SyncError::Signature)
+        Err(ChangeError::Signature)
     ));
     // Envelope of another version.
     let text = String::from_utf8(wire)
@@ -59,7 +62,7 @@ fn signed_change_round_trips_and_refuses_tampering() {
         .replacen("\"v\":1", "\"v\":2", 1);
     assert!(matches!(
         SignedChange::decode(text.as_bytes()),
-        Err(SyncError::Version { found: 2 })
+        Err(ChangeError::Version { found: 2 })
     ));
     // Body of another version, correctly signed.
     let mut b2 = body.clone();
@@ -67,17 +70,17 @@ fn signed_change_round_trips_and_refuses_tampering() {
     let s2 = SignedChange::sign(&sk, &b2).unwrap();
     assert!(matches!(
         s2.verify(&pk, &station),
-        Err(SyncError::Version { found: 2 })
+        Err(ChangeError::Version { found: 2 })
     ));
     // Garbage and unknown fields.
     assert!(matches!(
         SignedChange::decode(b"nope"),
-        Err(SyncError::Malformed(_))
+        Err(ChangeError::Malformed(_))
     ));
     let extra = br#"{"v":1,"body":"{}","sig":"00","x":1}"#;
     assert!(matches!(
         SignedChange::decode(extra),
-        Err(SyncError::Malformed(_))
+        Err(ChangeError::Malformed(_))
     ));
 }
 

@@ -335,12 +335,9 @@ fn run(c: &Case) -> Decision {
     decide(&table(), &rider, &gate)
 }
 
-pub(super) fn reached_reasons() -> Vec<&'static str> {
-    cases()
-        .iter()
-        .filter_map(|c| c.expect.err())
-        .map(|r| r.code())
-        .collect()
+/// The refusals this table expects.
+pub(super) fn expected_refusals() -> Vec<DenyReason> {
+    cases().into_iter().filter_map(|c| c.expect.err()).collect()
 }
 
 #[test]

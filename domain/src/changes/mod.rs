@@ -1,14 +1,15 @@
-//! Distribution of templates from the centre to the stations over zenoh (issue 4, part 4).
+//! The signed change messages of the template distribution from the centre to the stations (issue 4,
+//! part 4). The centre's side (building and publishing them) is `enrolment::distribution`; the
+//! station's (verifying and applying them) is `pipeline::sync`.
 //!
 //! The centre numbers every change in its `changes` table (gap-free from 1). For each station it turns a
 //! change into a [`ChangeBody`] — an upsert carrying the subject's sealed template, its data key wrapped
 //! for that station ([`crate::seal::wrap_for_station`]) and its tickets, or an erasure — signs it with
-//! its Ed25519 key and publishes it on `gate/centre/templates/{station}`. A station applies a change
+//! its Ed25519 key and publishes it on `gate/centre/templates/{station}` (`protocol::keys`). A station applies a change
 //! only when the signature verifies under the pinned centre key, the body names this station, the
 //! versions match and its `seq` is exactly one more than the last applied. Wire format:
 //! `docs/protocol.md`; what a station can open: `docs/privacy.md`.
 
-pub mod centre;
 mod keys;
 #[cfg(test)]
 mod tests;
@@ -29,20 +30,14 @@ pub const SIGN_DOMAIN: &[u8] = b"gate-centre-change-v1\0";
 /// Largest batch a query may ask for (the centre clamps `limit` to it).
 pub const MAX_BATCH: usize = 1000;
 
-/// Key of the per-station change stream: `gate/centre/templates/{station}`.
-pub fn templates_key(station: &StationId) -> String {
-    format!("gate/centre/templates/{station}")
-}
-/// Key of the centre's catch-up queryable.
-pub const CHANGES_KEY: &str = "gate/centre/changes";
-/// Liveliness token held by the centre while its distribution runs.
-pub const CENTRE_ALIVE_KEY: &str = "gate/centre/alive";
-
-/// Why a payload was refused. Each variant has a short `reason()` used as the metrics label.
+/// Why a payload was refused, or a key could not be had. Each variant has a short `reason()` used as
+/// the metrics label.
 #[derive(Debug, thiserror::Error)]
-pub enum SyncError {
+pub enum ChangeError {
     #[error("malformed payload: {0}")]
-    Malformed(String),
+    Malformed(#[from] serde_json::Error),
+    #[error("invalid payload: {0}")]
+    Invalid(String),
     #[error("protocol version {found}, this build speaks {SYNC_VERSION}")]
     Version { found: u32 },
     #[error("signature does not verify under the pinned centre key")]
@@ -51,21 +46,22 @@ pub enum SyncError {
     Station { found: String, expected: String },
     #[error("blob: {0}")]
     Blob(#[from] crate::seal::SealError),
-    #[error("store: {0}")]
-    Store(#[from] crate::store::StoreError),
     #[error("key file: {0}")]
-    Key(String),
+    KeyFile(#[source] crate::seal::SealError),
+    #[error("no randomness for a new key: {0}")]
+    Random(#[source] getrandom::Error),
+    #[error("public key: {0}")]
+    PublicKey(String),
 }
 
-impl SyncError {
+impl ChangeError {
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Malformed(_) | Self::Blob(_) => "malformed",
+            Self::Malformed(_) | Self::Invalid(_) | Self::Blob(_) => "malformed",
             Self::Version { .. } => "version",
             Self::Signature => "signature",
             Self::Station { .. } => "station",
-            Self::Store(_) => "store",
-            Self::Key(_) => "key",
+            Self::KeyFile(_) | Self::Random(_) | Self::PublicKey(_) => "key",
         }
     }
 }
@@ -183,8 +179,8 @@ impl VerifiedOp {
 
 impl SignedChange {
     /// Serialises and signs `body`.
-    pub fn sign(key: &CentreSigningKey, body: &ChangeBody) -> Result<Self, SyncError> {
-        let text = serde_json::to_string(body).map_err(|e| SyncError::Malformed(e.to_string()))?;
+    pub fn sign(key: &CentreSigningKey, body: &ChangeBody) -> Result<Self, ChangeError> {
+        let text = serde_json::to_string(body)?;
         let sig = key.sign(&signed_bytes(&text));
         Ok(Self {
             v: SYNC_VERSION,
@@ -197,12 +193,8 @@ impl SignedChange {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, SyncError> {
-        // Version first, so a future format gets "version" rather than "malformed".
-        let probe: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| SyncError::Malformed(e.to_string()))?;
-        check_version(&probe)?;
-        serde_json::from_value(probe).map_err(|e| SyncError::Malformed(e.to_string()))
+    pub fn decode(bytes: &[u8]) -> Result<Self, ChangeError> {
+        decode_versioned(serde_json::from_slice(bytes)?)
     }
 
     /// Checks the signature, then the body: version, station, blob structure.
@@ -210,43 +202,39 @@ impl SignedChange {
         &self,
         centre: &CentreVerifyingKey,
         station: &StationId,
-    ) -> Result<VerifiedChange, SyncError> {
+    ) -> Result<VerifiedChange, ChangeError> {
         if self.v != SYNC_VERSION {
-            return Err(SyncError::Version { found: self.v });
+            return Err(ChangeError::Version { found: self.v });
         }
         let sig: [u8; 64] = self
             .sig
             .0
             .as_slice()
             .try_into()
-            .map_err(|_| SyncError::Signature)?;
+            .map_err(|_| ChangeError::Signature)?;
         centre
             .key()
             .verify(
                 &signed_bytes(&self.body),
                 &ed25519_dalek::Signature::from_bytes(&sig),
             )
-            .map_err(|_| SyncError::Signature)?;
-        let probe: serde_json::Value =
-            serde_json::from_str(&self.body).map_err(|e| SyncError::Malformed(e.to_string()))?;
-        check_version(&probe)?;
-        let body: ChangeBody =
-            serde_json::from_value(probe).map_err(|e| SyncError::Malformed(e.to_string()))?;
+            .map_err(|_| ChangeError::Signature)?;
+        let body: ChangeBody = decode_versioned(serde_json::from_str(&self.body)?)?;
         if &body.station != station {
-            return Err(SyncError::Station {
+            return Err(ChangeError::Station {
                 found: body.station.to_string(),
                 expected: station.to_string(),
             });
         }
         if body.seq == 0 {
-            return Err(SyncError::Malformed("seq 0 (sequences start at 1)".into()));
+            return Err(ChangeError::Invalid("seq 0 (sequences start at 1)".into()));
         }
         let op = match body.op {
             ChangeOp::Erase { subject } => VerifiedOp::Erase { subject },
             ChangeOp::Upsert(u) => {
                 let sealed = SealedTemplate::from_bytes(u.sealed.0)?;
                 if sealed.template_version() != u.template_version {
-                    return Err(SyncError::Malformed(format!(
+                    return Err(ChangeError::Invalid(format!(
                         "template_version {} but the sealed template says {}",
                         u.template_version,
                         sealed.template_version()
@@ -270,12 +258,17 @@ impl ChangeBatch {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, SyncError> {
-        let probe: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| SyncError::Malformed(e.to_string()))?;
-        check_version(&probe)?;
-        serde_json::from_value(probe).map_err(|e| SyncError::Malformed(e.to_string()))
+    pub fn decode(bytes: &[u8]) -> Result<Self, ChangeError> {
+        decode_versioned(serde_json::from_slice(bytes)?)
     }
+}
+
+/// Checks `v` before the rest, so a future format gets "version" rather than "malformed".
+fn decode_versioned<T: serde::de::DeserializeOwned>(
+    probe: serde_json::Value,
+) -> Result<T, ChangeError> {
+    check_version(&probe)?;
+    Ok(serde_json::from_value(probe)?)
 }
 
 fn signed_bytes(body: &str) -> Vec<u8> {
@@ -285,12 +278,12 @@ fn signed_bytes(body: &str) -> Vec<u8> {
     m
 }
 
-fn check_version(v: &serde_json::Value) -> Result<(), SyncError> {
+fn check_version(v: &serde_json::Value) -> Result<(), ChangeError> {
     match v.get("v").and_then(|v| v.as_u64()) {
         Some(found) if found == u64::from(SYNC_VERSION) => Ok(()),
-        Some(found) => Err(SyncError::Version {
+        Some(found) => Err(ChangeError::Version {
             found: u32::try_from(found).unwrap_or(u32::MAX),
         }),
-        None => Err(SyncError::Malformed("no numeric field v".into())),
+        None => Err(ChangeError::Invalid("no numeric field v".into())),
     }
 }

@@ -1,0 +1,122 @@
+//! The journal: door commands, lane events, lighting, station events and decisions, append-only.
+
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use domain::store::OnDb;
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use tracing::error;
+
+use super::{Store, StoreError};
+
+pub(super) const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalKind {
+    DoorCommand,
+    LaneEvent,
+    Lighting,
+    Station,
+    /// A walker's decision (the `Decision` message as JSON: pseudonymous id, reason, timings).
+    Decision,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalEntry {
+    pub t_unix_ms: u64,
+    pub lane: String,
+    pub kind: JournalKind,
+    pub detail: String,
+}
+
+impl Store {
+    /// Appends entries in one transaction; returns the sequence number of the last one.
+    pub fn append(&self, entries: &[JournalEntry]) -> Result<u64, StoreError> {
+        self.db.write(|tx| {
+            let mut last = 0;
+            {
+                let mut j = tx.open_table(JOURNAL).map_err(|e| self.err(e))?;
+                let first = j
+                    .last()
+                    .map_err(|e| self.err(e))?
+                    .map(|(k, _)| k.value() + 1)
+                    .unwrap_or(1);
+                for (seq, e) in (first..).zip(entries) {
+                    let bytes = serde_json::to_vec(e).unwrap_or_default();
+                    j.insert(seq, bytes.as_slice()).map_err(|e| self.err(e))?;
+                    last = seq;
+                }
+            }
+            Ok(last)
+        })
+    }
+
+    /// Journal entries with sequence number >= `from`, oldest first, at most `limit`.
+    pub fn journal(&self, from: u64, limit: usize) -> Result<Vec<(u64, JournalEntry)>, StoreError> {
+        self.db.read(|tx| {
+            let j = tx.open_table(JOURNAL).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for row in j.range(from..).map_err(|e| self.err(e))?.take(limit) {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                let entry = serde_json::from_slice(v.value())
+                    .map_err(|e| self.corrupt("journal", k.value(), e))?;
+                out.push((k.value(), entry));
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// Writes journal entries on a thread of its own so the control loop never waits on an fsync.
+/// Entries that arrive while a commit is running are committed together.
+pub struct JournalWriter {
+    tx: Option<mpsc::Sender<JournalEntry>>,
+    thread: Option<JoinHandle<Arc<Store>>>,
+}
+
+impl JournalWriter {
+    pub fn start(store: Arc<Store>) -> Self {
+        let (tx, rx) = mpsc::channel::<JournalEntry>();
+        let thread = std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter());
+                    if let Err(e) = store.append(&batch) {
+                        error!(error = %e, lost = batch.len(), "journal write failed");
+                    }
+                }
+                store
+            })
+            .ok();
+        Self {
+            tx: Some(tx),
+            thread,
+        }
+    }
+
+    pub fn append(&self, entry: JournalEntry) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(entry);
+        }
+    }
+
+    /// Flushes what is queued and gives the store back.
+    pub fn finish(mut self) -> Option<Arc<Store>> {
+        self.tx = None;
+        self.thread.take().and_then(|t| t.join().ok())
+    }
+}
+
+impl Drop for JournalWriter {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

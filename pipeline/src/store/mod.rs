@@ -1,0 +1,87 @@
+//! The station's local store (redb, on the shared layer `domain::store`): a schema-version table, an
+//! append-only journal of door commands and lane events ([`journal`]), and the templates distributed
+//! by the centre ([`templates`], written by `crate::sync`). No image or frame ever reaches this module:
+//! journal entries are typed records with short text fields; templates arrive sealed. Format:
+//! `docs/store.md`.
+
+mod journal;
+mod templates;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use domain::store::{Db, DbError, OnDb, Opened, Schema, copy_table};
+use tracing::info;
+
+pub use journal::{JournalEntry, JournalKind, JournalWriter};
+pub use templates::{LAST_SEQ, RowOp, TemplateRow};
+
+/// 2 added the template tables (`sync_templates`, `meta.sync_last_seq`); a version-1 file is migrated
+/// in place (the tables are created, the journal is untouched).
+pub const SCHEMA_VERSION: u64 = 2;
+const SCHEMA: Schema = Schema {
+    version: SCHEMA_VERSION,
+    upgrades_from: &[1],
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Opening, reading or writing the file, or a row that does not decode.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("store {path}: change {first} does not follow the stored {stored}")]
+    OutOfOrder {
+        path: std::path::PathBuf,
+        first: u64,
+        stored: u64,
+    },
+}
+
+/// Shared between the journal thread and the template sync (`Arc<Store>`); the file is swapped only by
+/// [`Store::purge_rewrite`].
+pub struct Store {
+    db: Db,
+}
+
+impl OnDb for Store {
+    type Error = StoreError;
+
+    fn layer(&self) -> &Db {
+        &self.db
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the station's file; a version-1 file is upgraded in place, any other
+    /// version refused untouched.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let (db, opened) = Db::open(path, SCHEMA, |tx, _| {
+            tx.open_table(journal::JOURNAL)?;
+            tx.open_table(templates::TEMPLATES)?;
+            Ok(())
+        })?;
+        if let Opened::Upgraded { from } = opened {
+            info!(path = %path.display(), from, to = SCHEMA_VERSION, "store migrated");
+        }
+        Ok(Self { db })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.db.path()
+    }
+
+    /// Rewrites every table into a fresh file that then replaces this one
+    /// (`domain::store::Db::purge`), so that no freed page of the old file (an erased template, its
+    /// wrap) survives in the store file. Blocks every other transaction while it runs (O(file size)).
+    pub fn purge_rewrite(&self) -> Result<(), StoreError> {
+        Ok(self.db.purge(|r, w| {
+            copy_table(r, w, journal::JOURNAL)?;
+            copy_table(r, w, templates::TEMPLATES)
+        })?)
+    }
+
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        Ok(self.db.schema_version()?)
+    }
+}

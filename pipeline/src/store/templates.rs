@@ -1,0 +1,118 @@
+//! The station's template tables (schema version 2, `docs/store.md`), written by `crate::sync`.
+
+use domain::SubjectId;
+use domain::seal::{SealedTemplate, StationWrappedKey};
+use domain::store::{META, OnDb};
+use domain::tickets::Ticket;
+use redb::{ReadableTable, TableDefinition};
+
+use super::{Store, StoreError};
+
+/// subject → (template version, sealed template `T`, data key wrapped for this station `S`, tickets
+/// as JSON).
+type Row<'a> = (u32, &'a [u8], &'a [u8], &'a [u8]);
+pub(super) const TEMPLATES: TableDefinition<[u8; 16], Row<'static>> =
+    TableDefinition::new("sync_templates");
+/// In `meta`: the last change sequence applied.
+pub const LAST_SEQ: &str = "sync_last_seq";
+
+/// One subject as the station stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateRow {
+    pub template_version: u32,
+    pub sealed: SealedTemplate,
+    pub wrapped: StationWrappedKey,
+    pub tickets: Vec<Ticket>,
+}
+
+/// A verified change, ready to write.
+pub enum RowOp<'a> {
+    Upsert(SubjectId, &'a TemplateRow),
+    Erase(SubjectId),
+}
+
+impl Store {
+    /// The last change sequence applied (0 before the first).
+    pub fn sync_last_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.db.meta(LAST_SEQ)?.unwrap_or(0))
+    }
+
+    /// Writes changes `first_seq, first_seq + 1, …` in one transaction and moves `last_seq` to the last
+    /// of them. Refused (nothing written) unless `first_seq` is exactly the stored `last_seq + 1`, so two
+    /// writers or a stale caller can never skip or repeat a change.
+    pub fn sync_apply(&self, first_seq: u64, ops: &[RowOp<'_>]) -> Result<u64, StoreError> {
+        self.db.write(|tx| {
+            let last = {
+                let mut m = tx.open_table(META).map_err(|e| self.err(e))?;
+                let stored = m
+                    .get(LAST_SEQ)
+                    .map_err(|e| self.err(e))?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                if first_seq != stored + 1 {
+                    return Err(StoreError::OutOfOrder {
+                        path: self.path().to_path_buf(),
+                        first: first_seq,
+                        stored,
+                    });
+                }
+                let last = stored + ops.len() as u64;
+                m.insert(LAST_SEQ, last).map_err(|e| self.err(e))?;
+                last
+            };
+            {
+                let mut t = tx.open_table(TEMPLATES).map_err(|e| self.err(e))?;
+                for op in ops {
+                    match op {
+                        RowOp::Upsert(id, row) => {
+                            let tickets = serde_json::to_vec(&row.tickets)
+                                .map_err(|e| self.corrupt("sync_templates", id, e))?;
+                            t.insert(
+                                id.as_bytes(),
+                                (
+                                    row.template_version,
+                                    row.sealed.as_bytes(),
+                                    row.wrapped.as_bytes(),
+                                    tickets.as_slice(),
+                                ),
+                            )
+                            .map_err(|e| self.err(e))?;
+                        }
+                        RowOp::Erase(id) => {
+                            t.remove(id.as_bytes()).map_err(|e| self.err(e))?;
+                        }
+                    }
+                }
+            }
+            Ok(last)
+        })
+    }
+
+    /// Every stored subject, in id order.
+    pub fn sync_rows(&self) -> Result<Vec<(SubjectId, TemplateRow)>, StoreError> {
+        self.db.read(|tx| {
+            let t = tx.open_table(TEMPLATES).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(|e| self.err(e))? {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                let id = SubjectId::from_bytes(k.value());
+                let (template_version, sealed, wrapped, tickets) = v.value();
+                let bad = |e: Box<dyn std::error::Error + Send + Sync>| {
+                    self.corrupt("sync_templates", id, e)
+                };
+                out.push((
+                    id,
+                    TemplateRow {
+                        template_version,
+                        sealed: SealedTemplate::from_bytes(sealed.to_vec())
+                            .map_err(|e| bad(e.into()))?,
+                        wrapped: StationWrappedKey::from_bytes(wrapped.to_vec())
+                            .map_err(|e| bad(e.into()))?,
+                        tickets: serde_json::from_slice(tickets).map_err(|e| bad(e.into()))?,
+                    },
+                ));
+            }
+            Ok(out)
+        })
+    }
+}
