@@ -13,7 +13,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use pipeline::capture::{Capture, clip::encode_test_clip};
 use pipeline::config::{CaptureConfig, CaptureMode, GpuConfig, StationConfig};
-use pipeline::gpu_stage::{GpuReport, GpuStage};
+use pipeline::recognise::tick::{GpuReport, GpuStage};
 use pipeline::normalise::{Gpu, NormaliseParams};
 
 fn lanes_toml(files: &[std::path::PathBuf], w: u32, h: u32) -> String {

@@ -16,8 +16,8 @@ use tracing::{error, info, warn};
 use crate::capture::{Capture, CaptureEvent};
 use crate::config::StationConfig;
 use crate::drive::{Incoming, LightingLoop, Link};
-use crate::gpu_stage::{GpuReport, GpuStage};
 use crate::normalise::Gpu;
+use crate::recognise::tick::{GpuReport, GpuStage};
 use crate::store::{JournalEntry, JournalKind, JournalWriter, Store};
 use crate::telemetry::names;
 
@@ -36,7 +36,7 @@ pub enum StationError {
     #[error(transparent)]
     Recognise(#[from] crate::recognise::RecogniseError),
     #[error(transparent)]
-    Decisions(#[from] crate::decisions::DecisionsError),
+    Decisions(#[from] crate::decide::decisions::DecisionsError),
     #[error("{0}")]
     Io(String),
 }
@@ -76,7 +76,7 @@ pub struct RunReport {
     pub ticks: Vec<crate::recognise::TickTimes>,
     /// Capture → normalised frame, seconds, every frame.
     pub normalised_s: Vec<f64>,
-    pub decisions: Vec<crate::decisions::DecisionRecord>,
+    pub decisions: Vec<crate::decide::decisions::DecisionRecord>,
 }
 
 struct LaneState {
@@ -143,7 +143,7 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
         info!(addr = %cfg.metrics.listen, "metrics at http://{}/metrics", cfg.metrics.listen);
     }
     let _drivers = if cfg.drivers.spawn {
-        Some(crate::drivers::spawn(&cfg)?)
+        Some(crate::drive::spawn::spawn(&cfg)?)
     } else {
         None
     };
@@ -161,13 +161,13 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
             let recogniser =
                 crate::recognise::Recogniser::new(&gpu, &cfg.recognise, cfg.lanes.len())?;
             let gallery = h.syncer.gallery().clone();
-            let decisions = crate::decisions::Decisions::new(
+            let decisions = crate::decide::decisions::Decisions::new(
                 &cfg,
                 recogniser.mirror.numbers(),
                 gallery.clone(),
             )?;
             (
-                Some(crate::gpu_stage::Recognition {
+                Some(crate::recognise::tick::Recognition {
                     recogniser,
                     gallery,
                     narrow: cfg.recognise.narrow_to_ticket_holders,

@@ -242,7 +242,7 @@ pub fn format_decisions(run: &FootageRun) -> String {
                 "    t={:>5.2}s  track {:>2}  {:<10} {:<22} who={:<22} sim={:<6} frames={:<3} latency={:.0} ms\n",
                 d.at_ms as f64 / 1e3,
                 m.track,
-                crate::decisions::outcome_name(m.outcome),
+                crate::decide::decisions::outcome_name(m.outcome),
                 m.reason,
                 who,
                 m.similarity

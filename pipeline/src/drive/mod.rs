@@ -3,6 +3,7 @@
 
 pub mod lighting;
 pub mod link;
+pub mod spawn;
 
 pub use lighting::LightingLoop;
 pub use link::{Incoming, Link};

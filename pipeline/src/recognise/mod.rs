@@ -17,6 +17,7 @@ mod cpu;
 mod gpu;
 pub mod mirror;
 pub mod priority;
+pub mod tick;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
