@@ -93,7 +93,7 @@ fn full_path(
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let (gtx, mut grx) = tokio::sync::mpsc::unbounded_channel();
     let t0 = Instant::now();
-    let cap = Capture::start(&cfg.lanes, &cap_cfg, tx)?;
+    let cap = Capture::start(&cfg.cameras(), &cap_cfg, tx)?;
     let stage = GpuStage::start(
         gpu.clone(),
         NormaliseParams::default(),

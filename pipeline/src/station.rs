@@ -37,6 +37,8 @@ pub enum StationError {
     Recognise(#[from] crate::recognise::RecogniseError),
     #[error(transparent)]
     Decisions(#[from] crate::decide::decisions::DecisionsError),
+    #[error(transparent)]
+    Spawn(#[from] crate::drive::spawn::SpawnError),
     #[error("{0}")]
     Io(String),
 }
@@ -143,7 +145,11 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
         info!(addr = %cfg.metrics.listen, "metrics at http://{}/metrics", cfg.metrics.listen);
     }
     let _drivers = if cfg.drivers.spawn {
-        Some(crate::drive::spawn::spawn(&cfg)?)
+        Some(crate::drive::spawn::spawn(
+            &cfg.drivers,
+            cfg.station_id(),
+            &cfg.lane_ids(),
+        )?)
     } else {
         None
     };
@@ -162,7 +168,9 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
                 crate::recognise::Recogniser::new(&gpu, &cfg.recognise, cfg.lanes.len())?;
             let gallery = h.syncer.gallery().clone();
             let decisions = crate::decide::decisions::Decisions::new(
-                &cfg,
+                cfg.station_id(),
+                &cfg.decision,
+                cfg.gate_lanes(),
                 recogniser.mirror.numbers(),
                 gallery.clone(),
             )?;
@@ -186,7 +194,7 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
     let (mut ticks, mut normalised_s) = (Vec::new(), Vec::new());
     let t0 = Instant::now();
     let (cap_tx, mut cap_rx) = mpsc::unbounded_channel::<CaptureEvent>();
-    let capture = Capture::start(&cfg.lanes, &cfg.capture, cap_tx)?;
+    let capture = Capture::start(&cfg.cameras(), &cfg.capture, cap_tx)?;
     let (gpu_tx, mut gpu_rx) = mpsc::unbounded_channel();
     let stage = GpuStage::start(
         gpu.clone(),
@@ -196,8 +204,8 @@ pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, Stat
         gpu_tx,
         recognition,
         match cfg.capture.mode {
-            crate::config::CaptureMode::Benchmark => Duration::ZERO,
-            crate::config::CaptureMode::Realtime => Duration::from_millis(cfg.gpu.tick_ms),
+            crate::capture::CaptureMode::Benchmark => Duration::ZERO,
+            crate::capture::CaptureMode::Realtime => Duration::from_millis(cfg.gpu.tick_ms),
         },
     )
     .map_err(|e| StationError::Io(format!("cannot start GPU stage: {e}")))?;

@@ -9,9 +9,8 @@ use metrics::{counter, histogram};
 use protocol::{DoorAction, DoorState, Flap, Outcome, VERSION, unix_ms};
 use tracing::{info, warn};
 
-use crate::config::{LaneRole, StationConfig};
-use crate::decide::gate::{GateVerdict, GrantDelay, TicketDesk, verdicts};
-use crate::decide::{BBox, LaneDecider, Observation, Quality};
+use super::gate::{GateVerdict, GrantDelay, TicketDesk, verdicts};
+use super::{BBox, DecisionConfig, GateLane, LaneDecider, LaneRole, Observation, Quality};
 use crate::drive::Link;
 use crate::recognise::{LaneFaces, SubjectNumbers};
 use crate::store::{JournalEntry, JournalKind, JournalWriter};
@@ -68,38 +67,36 @@ pub enum DecisionsError {
 }
 
 impl Decisions {
+    /// The deciders of the station's lanes (`lanes`, in lane-index order) under `[decision]`.
     pub fn new(
-        cfg: &StationConfig,
+        station: &str,
+        cfg: &DecisionConfig,
+        lanes: Vec<GateLane>,
         numbers: SubjectNumbers,
         gallery: crate::sync::Gallery,
     ) -> Result<Self, DecisionsError> {
-        let station = enrolment::StationId::new(cfg.station_id())?;
-        let mut desk = match &cfg.decision.fare_table {
+        let station = enrolment::StationId::new(station)?;
+        let mut desk = match &cfg.fare_table {
             Some(p) => TicketDesk::new(enrolment::tickets::FareTable::load(p)?, station),
             None => TicketDesk::single_station(station)?,
         };
-        desk.keep_trips = cfg.decision.trips;
-        let lanes: Vec<LaneGate> = cfg
-            .lanes
-            .iter()
+        desk.keep_trips = cfg.trips;
+        let lanes: Vec<LaneGate> = lanes
+            .into_iter()
             .map(|l| LaneGate {
-                id: l.id.get_ref().clone(),
                 direction: match l.role {
                     LaneRole::Entry => enrolment::tickets::Direction::Entry,
                     LaneRole::Exit => enrolment::tickets::Direction::Exit,
                 },
-                decider: LaneDecider::new(
-                    cfg.decision.fusion(l),
-                    l.zone_px(),
-                    cfg.decision.lost_after_ms,
-                ),
-                delay: GrantDelay::new(cfg.decision.confirm_ms),
+                decider: LaneDecider::new(l.fusion, l.zone, cfg.lost_after_ms),
+                id: l.id,
+                delay: GrantDelay::new(cfg.confirm_ms),
                 awaiting_open: Vec::new(),
                 last_ms: None,
             })
             .collect();
         Ok(Self {
-            lost_after_ms: cfg.decision.lost_after_ms,
+            lost_after_ms: cfg.lost_after_ms,
             settled: Arc::new(Mutex::new(vec![Vec::new(); lanes.len()])),
             lanes,
             desk,

@@ -14,6 +14,7 @@
 //! synced gallery (`mirror`).
 
 mod cpu;
+mod face;
 mod gpu;
 pub mod mirror;
 pub mod priority;
@@ -27,8 +28,8 @@ use engine::gpu::gallery::Match;
 use enrolment::faces::Chip;
 use serde::Deserialize;
 
-use crate::decide::{BBox, Candidate, Quality, Subject};
 use crate::normalise::{Gpu, LaneNormaliser};
+pub use face::{BBox, Candidate, Quality, Subject};
 pub use mirror::{GalleryMirror, SubjectNumbers};
 
 #[derive(Debug, thiserror::Error)]

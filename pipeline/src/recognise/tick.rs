@@ -29,7 +29,7 @@ pub struct Recognition {
     /// Narrow matching to subjects holding a ticket valid today.
     pub narrow: bool,
     /// Per lane, the boxes of walkers already decided (written by the station's deciders).
-    pub settled: Arc<std::sync::Mutex<Vec<Vec<crate::decide::BBox>>>>,
+    pub settled: Arc<std::sync::Mutex<Vec<Vec<crate::recognise::BBox>>>>,
 }
 
 pub enum GpuReport {
@@ -244,7 +244,7 @@ fn recognise(
     if refs.len() != frames.len() {
         return (None, None, None);
     }
-    let settled: Vec<Vec<crate::decide::BBox>> = {
+    let settled: Vec<Vec<crate::recognise::BBox>> = {
         let s = r.settled.lock().unwrap_or_else(|e| e.into_inner());
         frames
             .iter()
@@ -367,8 +367,8 @@ fn process(
 mod tests {
     use super::*;
     use crate::capture::Frame;
-    use crate::config::GpuConfig;
     use crate::normalise::FrameLayout;
+    use crate::normalise::GpuConfig;
 
     fn frame(lane: usize, layout: FrameLayout) -> Frame {
         Frame {
@@ -408,7 +408,7 @@ mod tests {
                 size: [x1 - x0, y1 - y0],
                 keypoints: [[0.0; 2]; 6],
             },
-            bbox: crate::decide::BBox([x0, y0, x1, y1]),
+            bbox: crate::recognise::BBox([x0, y0, x1, y1]),
             quality: None,
             best: None,
             second: None,
