@@ -28,14 +28,16 @@ use tokio::sync::mpsc::UnboundedSender;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("GStreamer could not be initialised: {0}")]
-    Init(String),
+    #[error("GStreamer could not be initialised")]
+    Init(#[source] gst::glib::Error),
+    #[error("cannot start lane thread")]
+    Thread(#[source] std::io::Error),
     #[error("lane {lane}: {reason}")]
     Source { lane: String, reason: String },
 }
 
 pub fn init() -> Result<(), CaptureError> {
-    gst::init().map_err(|e| CaptureError::Init(e.to_string()))
+    gst::init().map_err(CaptureError::Init)
 }
 
 /// The running capture side of the station.
@@ -88,7 +90,7 @@ impl Capture {
             let handle = std::thread::Builder::new()
                 .name(format!("lane-{}", lane.id))
                 .spawn(move || runner.run())
-                .map_err(|e| CaptureError::Init(format!("cannot start lane thread: {e}")))?;
+                .map_err(CaptureError::Thread)?;
             threads.push(handle);
         }
         Ok(Self {
