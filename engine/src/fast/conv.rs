@@ -14,6 +14,7 @@
 //! the activation follows per output channel (element-wise loops compiled for AVX-512 and AVX2
 //! beside the baseline by `multiversion`).
 
+use super::blocked::{self, Packed as Blocked, Rows};
 use super::linear::product_onto;
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -39,6 +40,9 @@ pub(super) struct ConvKernel {
     slope: Vec<f32>,
     /// Whether the node adds a same-shaped residual input before the activation.
     residual: bool,
+    /// The weights regrouped by output-channel block, for the few-channel convolutions
+    /// ([`blocked`]).
+    blocked: Option<Blocked>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +95,10 @@ impl ConvKernel {
             (Activation::PRelu, _) => return None,
             _ => Vec::new(),
         };
+        let blocked = match kind {
+            Kind::FewChannels => Blocked::new(weight.1, m, cpg * kh * kw),
+            _ => None,
+        };
         Some(Self {
             conv: *conv,
             kind,
@@ -102,6 +110,7 @@ impl ConvKernel {
             bias,
             slope,
             residual: false,
+            blocked,
         })
     }
 
@@ -176,12 +185,19 @@ impl ConvKernel {
         }
         match self.kind {
             Kind::FewChannels => {
+                let packed = self
+                    .blocked
+                    .as_ref()
+                    .ok_or("a few-channel convolution without blocked weights")?;
                 let mut scratch = Vec::new();
                 for (img, dst) in x
                     .chunks_exact(c * h * w)
                     .zip(out.chunks_exact_mut(m * plane))
                 {
-                    direct_dense(img, c, &self.weights, &self.bias, &geo, &mut scratch, dst);
+                    for (row, bias) in dst.chunks_exact_mut(plane).zip(&self.bias) {
+                        row.fill(*bias);
+                    }
+                    direct_dense(img, c, packed, &geo, &mut scratch, dst, threads)?;
                     self.activate(dst, plane, threads);
                 }
             }
@@ -471,18 +487,18 @@ fn depthwise_plane(
 }
 
 /// A dense convolution over few input channels (a network's first layer, on the image): every
-/// channel laid out as for depthwise, then each output channel sums all `C·kH·kW` taps in
-/// registers. Unfolding a whole frame for a GEMM with K = 75 would move more memory than it
-/// computes. `img` is `[C, H, W]`, `dst` `[M, OH·OW]`.
+/// channel laid out as for depthwise, then blocks of output channels sum all `C·kH·kW` taps in
+/// registers ([`blocked`]). Unfolding a whole frame for a GEMM with K = 75 would move more memory
+/// than it computes. `img` is `[C, H, W]`, `dst` `[M, OH·OW]` holding the bias.
 fn direct_dense(
     img: &[f32],
     c: usize,
-    weights: &[f32],
-    bias: &[f32],
+    packed: &Blocked,
     g: &Geometry,
     scratch: &mut Vec<f32>,
     dst: &mut [f32],
-) {
+    threads: usize,
+) -> Result<(), String> {
     let p = Padded::of(g);
     let per = p.len(g);
     if scratch.len() != c * per {
@@ -498,15 +514,15 @@ fn direct_dense(
         p.lay_out(src, g, plane);
         p.push_offsets(g, ch * per, &mut offs);
     }
-    let k = offs.len();
-    let plane = g.oh * g.ow;
-    for ((out, taps), &b) in dst
-        .chunks_exact_mut(plane)
-        .zip(weights.chunks_exact(k))
-        .zip(bias)
-    {
-        accumulate(out, scratch, taps, &offs, b, g.oh, g.ow, g.stride[0] * p.qw);
+    if offs.len() != packed.terms() {
+        return Err("a few-channel convolution's taps do not match its weights".into());
     }
+    let rows = Rows {
+        oh: g.oh,
+        ow: g.ow,
+        row_step: g.stride[0] * p.qw,
+    };
+    blocked::accumulate(dst, scratch, &offs, packed, rows, threads)
 }
 
 /// Stride 2: the even input columns go to one phase plane and the odd ones to the other, in one
@@ -677,12 +693,28 @@ unsafe fn rows_avx2<const R: usize>(
         }
         let n = LANES.min(ow - x);
         for (r, ar) in a.iter().enumerate() {
+            let out = &mut dst[(oy + r) * ow + x..][..n];
+            if n == LANES {
+                // A whole block straight into the row (a copy through `acc` here cost a memcpy
+                // call per row and block, about as much as the taps themselves).
+                // SAFETY: `out` holds 16 floats.
+                unsafe {
+                    _mm256_storeu_ps(out.as_mut_ptr(), ar[0]);
+                    _mm256_storeu_ps(out.as_mut_ptr().add(8), ar[1]);
+                }
+                continue;
+            }
+            if n == LANES / 2 {
+                // SAFETY: `out` holds 8 floats (8-wide planes, the smallest BlazeFace maps).
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), ar[0]) };
+                continue;
+            }
             // SAFETY: `acc` holds 16 floats.
             unsafe {
                 _mm256_storeu_ps(acc.as_mut_ptr(), ar[0]);
                 _mm256_storeu_ps(acc.as_mut_ptr().add(8), ar[1]);
             }
-            dst[(oy + r) * ow + x..][..n].copy_from_slice(&acc[..n]);
+            out.copy_from_slice(&acc[..n]);
         }
     }
 }

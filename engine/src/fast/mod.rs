@@ -12,6 +12,7 @@
 //! on the real models. Work is spread over a private thread pool of a fixed size, so a station
 //! decides how many cores inference may take (`threads = 1` runs on the calling thread).
 
+mod blocked;
 mod conv;
 mod linear;
 mod pool;
@@ -34,6 +35,7 @@ enum Step {
     MaxPool2x2,
     /// Constant Pad: rows copied whole into a filled output.
     PadConstant(f32),
+    Transpose,
     Reference,
 }
 
@@ -88,6 +90,7 @@ impl FastModel {
                         mode: crate::graph::PadMode::Constant(v),
                         ..
                     }) => Step::PadConstant(*v),
+                    Op::Transpose { .. } => Step::Transpose,
                     Op::MatMul => {
                         GemmKernel::for_matmul(node, &graph).map_or(Step::Reference, Step::Gemm)
                     }
@@ -164,6 +167,7 @@ impl FastModel {
             Some(Step::Gemm(_)) => format!("{op} (gemm)"),
             Some(Step::MaxPool2x2) => format!("{op} (2x2)"),
             Some(Step::PadConstant(_)) => format!("{op} (rows)"),
+            Some(Step::Transpose) => format!("{op} (runs)"),
             _ => format!("{op} (reference)"),
         }
     }
@@ -281,6 +285,13 @@ impl FastModel {
                 };
                 let x = views.first().ok_or_else(|| fail("no input".into()))?;
                 pool::pad_constant(x.data, x.shape, &p.pads, *v, out_shape).map_err(fail)?
+            }
+            Some(Step::Transpose) => {
+                let Op::Transpose { perm } = &node.op else {
+                    return Err(fail("not a Transpose".into()));
+                };
+                let x = views.first().ok_or_else(|| fail("no input".into()))?;
+                pool::transpose(x.data, x.shape, perm).map_err(fail)?
             }
             _ => return cpu::eval_node(&self.graph, node, views),
         };

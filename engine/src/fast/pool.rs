@@ -1,6 +1,7 @@
-//! BlazeFace's residual path: 2×2, stride-2 max pooling (the only pooling shape these networks
-//! spend time in; every other window runs on the reference) and the constant Pad that widens the
-//! channels, both as whole-row copies.
+//! Data movement on BlazeFace's path: 2×2, stride-2 max pooling (the only pooling shape these
+//! networks spend time in; every other window runs on the reference), the constant Pad that widens
+//! the channels, both as whole-row copies, and Transpose (the NHWC image into NCHW, the heads back
+//! out) as strided runs along the last output axis.
 
 use multiversion::multiversion;
 
@@ -93,6 +94,64 @@ pub(super) fn pad_constant(
             if idx[d] < shape[d] {
                 break;
             }
+            idx[d] = 0;
+        }
+    }
+    Ok(out)
+}
+
+/// `x` of shape `shape` with its axes permuted by `perm` (ONNX Transpose): every run along the
+/// last output axis is one strided gather, the outer axes walked by an odometer once per run
+/// (the reference steps it once per element, which made the frame's NHWC → NCHW transpose cost
+/// as much as a convolution layer).
+pub(super) fn transpose(x: &[f32], shape: &[usize], perm: &[usize]) -> Result<Vec<f32>, String> {
+    let r = shape.len();
+    let mut seen = vec![false; r];
+    if perm.len() != r
+        || perm
+            .iter()
+            .any(|&p| p >= r || std::mem::replace(&mut seen[p], true))
+    {
+        return Err(format!("Transpose perm {perm:?} does not permute {r} axes"));
+    }
+    if x.len() != shape.iter().product::<usize>() {
+        return Err(format!(
+            "Transpose input of shape {shape:?} carries {} values",
+            x.len()
+        ));
+    }
+    let mut in_strides = vec![1usize; r];
+    for d in (0..r.saturating_sub(1)).rev() {
+        in_strides[d] = in_strides[d + 1] * shape[d + 1];
+    }
+    let dims: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let step: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
+    let mut out = vec![0f32; x.len()];
+    let (Some(&inner), Some(&inner_step)) = (dims.last(), step.last()) else {
+        out.copy_from_slice(x);
+        return Ok(out);
+    };
+    if inner == 0 {
+        return Ok(out);
+    }
+    let outer = r - 1;
+    let mut idx = vec![0usize; outer];
+    let mut src = 0usize;
+    for run in out.chunks_exact_mut(inner) {
+        if inner_step == 1 {
+            run.copy_from_slice(&x[src..src + inner]);
+        } else {
+            for (o, v) in run.iter_mut().zip(x[src..].iter().step_by(inner_step)) {
+                *o = *v;
+            }
+        }
+        for d in (0..outer).rev() {
+            idx[d] += 1;
+            src += step[d];
+            if idx[d] < dims[d] {
+                break;
+            }
+            src -= step[d] * dims[d];
             idx[d] = 0;
         }
     }

@@ -299,3 +299,17 @@ fn constant_pad_matches_reference() {
         compare(one_node(op, &[1, 3, 4, 5], vec![]), 2, 0, 1);
     }
 }
+
+#[test]
+fn transpose_matches_reference() {
+    for (shape, perm) in [
+        (vec![1usize, 6, 5, 3], vec![0usize, 3, 1, 2]), // NHWC → NCHW, the frame
+        (vec![1, 4, 3, 5], vec![0, 2, 3, 1]),           // NCHW → NHWC, the heads
+        (vec![2, 3, 4], vec![0, 2, 1]),
+        (vec![3, 4], vec![0, 1]),
+    ] {
+        // (Every perm keeps the batch on axis 0, as the executor's batch split requires.)
+        let op = Op::Transpose { perm };
+        compare(one_node(op, &shape, vec![]), 2, 0, 1);
+    }
+}
