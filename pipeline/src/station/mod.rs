@@ -2,18 +2,18 @@
 //! sync, the store and metrics, and runs until told to stop (or until recorded footage is played
 //! out).
 //!
-//! [`Station::start`] opens every part in order; [`Station::run`] waits on the inputs (capture
+//! `Station::start` (`start.rs`) opens every part in order; [`Station::run`] waits on the inputs (capture
 //! events, the tick's reports, driver states and operator requests, the heartbeat, the
 //! once-a-second health) and hands each to one handler. Handlers decide nothing themselves that a
 //! stage can decide: they pass frames to the deciders and the lighting loop and send the
 //! [`Command`]s those return through [`Station::send`], the one place commands leave from.
 
 mod report;
+mod start;
 
 pub use report::{LaneReport, RunReport, format_report};
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
@@ -24,17 +24,16 @@ use protocol::{
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::capture::{Capture, CaptureEvent, CaptureMode};
-use crate::config::{StationConfig, SyncConfig};
+use crate::capture::{Capture, CaptureEvent};
+use crate::config::StationConfig;
 use crate::decide::decisions::Decisions;
 use crate::drive::command::{Command, DoorCause};
 use crate::drive::spawn::Drivers;
-use crate::drive::{Incoming, LightingLoop, Link, Outbox};
-use crate::normalise::Gpu;
-use crate::recognise::tick::{GpuReport, GpuStage, Recognition, Settled};
-use crate::recognise::{LaneFaces, Recogniser, TickTimes};
-use crate::store::{JournalKind, JournalWriter, Store};
-use crate::sync::{StationKeys, SyncHandle, Syncer};
+use crate::drive::{Incoming, LightingLoop, Outbox};
+use crate::recognise::tick::{GpuReport, GpuStage, Settled};
+use crate::recognise::{LaneFaces, TickTimes};
+use crate::store::JournalKind;
+use crate::sync::SyncHandle;
 use crate::telemetry::names;
 
 #[derive(Debug, thiserror::Error)]
@@ -120,101 +119,6 @@ struct Station {
 }
 
 impl Station {
-    /// Opens the store, metrics, drivers, zenoh link, sync, GPU, recogniser and capture, in that
-    /// order, and starts the tick.
-    async fn start(cfg: StationConfig) -> Result<(Self, Inputs), StationError> {
-        let keys = protocol::Keys::new(cfg.station_id()).map_err(StationError::Id)?;
-        let store = Arc::new(Store::open(&cfg.store.path)?);
-        let journal = JournalWriter::start(store.clone());
-        if cfg.metrics.enabled {
-            crate::telemetry::install(cfg.metrics.listen)?;
-            info!(addr = %cfg.metrics.listen, "metrics at http://{}/metrics", cfg.metrics.listen);
-        }
-        let lane_ids = cfg.lane_ids();
-        let drivers = match cfg.drivers.spawn {
-            true => Some(crate::drive::spawn::spawn(
-                &cfg.drivers,
-                cfg.station_id(),
-                &lane_ids,
-            )?),
-            false => None,
-        };
-        let (inc_tx, incoming) = mpsc::unbounded_channel();
-        let link = Link::open(keys, &cfg.zenoh_endpoints(), inc_tx).await?;
-        let sync = match &cfg.sync {
-            Some(s) => Some(start_sync(cfg.station_id(), s, store.clone(), &link).await?),
-            None => None,
-        };
-        let outbox = Outbox::new(
-            link,
-            journal,
-            &lane_ids,
-            Duration::from_millis(cfg.drivers.ack_timeout_ms),
-        );
-        let gpu = Arc::new(Gpu::open(&cfg.gpu)?);
-        let adapter = gpu.adapter_name();
-        let (recognition, decisions) = recognition(&cfg, &gpu, sync.as_ref())?;
-        let recogniser = recognition.as_ref().map(|r| r.recogniser.backend_name());
-        let t0 = Instant::now();
-        let (cap_tx, capture_rx) = mpsc::unbounded_channel::<CaptureEvent>();
-        let capture = Capture::start(&cfg.cameras(), &cfg.capture, cap_tx)?;
-        let (tick_tx, tick_rx) = mpsc::unbounded_channel();
-        let stage = GpuStage::start(
-            gpu.clone(),
-            cfg.normalise,
-            capture.hub.clone(),
-            capture.counters.clone(),
-            tick_tx,
-            recognition,
-            match cfg.capture.mode {
-                CaptureMode::Benchmark => Duration::ZERO,
-                CaptureMode::Realtime => Duration::from_millis(cfg.gpu.tick_ms),
-            },
-        )
-        .map_err(StationError::Tick)?;
-        let lanes: Vec<LaneState> = lane_ids
-            .iter()
-            .map(|id| LaneState {
-                id: id.clone(),
-                lighting: LightingLoop::new(cfg.lighting.clone()),
-                lighting_commands: 0,
-                luma_mean: 0.0,
-                door: None,
-                light: None,
-                gpu_ns_sum: 0,
-                gpu_frames: 0,
-            })
-            .collect();
-        let index = lane_ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.clone(), i))
-            .collect();
-        let station = Self {
-            cfg,
-            adapter,
-            outbox,
-            capture,
-            stage,
-            decisions,
-            recogniser,
-            lanes,
-            index,
-            gpu_lost: false,
-            t0,
-            ticks: Vec::new(),
-            normalised_s: Vec::new(),
-            _sync: sync,
-            _drivers: drivers,
-        };
-        let inputs = Inputs {
-            capture: capture_rx,
-            tick: tick_rx,
-            incoming,
-        };
-        Ok((station, inputs))
-    }
-
     /// The loop: one handler per input until the deadline, ctrl-c or the end of the footage.
     async fn run(mut self, mut inputs: Inputs, opts: RunOptions) -> RunReport {
         self.outbox.journal(
@@ -542,65 +446,4 @@ fn refuse(message: String) -> CtlReply {
         message,
         health: None,
     }
-}
-
-/// With `[sync]` and `[recognise] enabled`: the recogniser for the tick and the deciders for the
-/// station. Recognition needs a gallery, so without `[sync]` the lanes stay in IC-card mode.
-#[allow(clippy::type_complexity)]
-fn recognition(
-    cfg: &StationConfig,
-    gpu: &Gpu,
-    sync: Option<&SyncHandle>,
-) -> Result<
-    (
-        Option<Recognition>,
-        Option<(Decisions, watch::Sender<Settled>)>,
-    ),
-    StationError,
-> {
-    match (sync, cfg.recognise.enabled) {
-        (Some(h), true) => {
-            let recogniser = Recogniser::new(gpu, &cfg.recognise, cfg.lanes.len())?;
-            let gallery = h.syncer.gallery().clone();
-            let decisions = Decisions::new(
-                cfg.station_id(),
-                &cfg.decision,
-                cfg.gate_lanes(),
-                recogniser.mirror.numbers(),
-                gallery.clone(),
-            )?;
-            let (recognition, settled) = Recognition::new(
-                recogniser,
-                gallery,
-                cfg.recognise.narrow_to_ticket_holders,
-                cfg.lanes.len(),
-            );
-            Ok((Some(recognition), Some((decisions, settled))))
-        }
-        (None, true) => {
-            info!("no [sync] section: no gallery, so no recognition; lanes stay in IC-card mode");
-            Ok((None, None))
-        }
-        _ => Ok((None, None)),
-    }
-}
-
-/// Loads the gallery from the store and starts following the centre (`crate::sync`).
-async fn start_sync(
-    station: &str,
-    s: &SyncConfig,
-    store: Arc<Store>,
-    link: &Link,
-) -> Result<SyncHandle, StationError> {
-    let keys = StationKeys::load(station, s).map_err(StationError::SyncKeys)?;
-    let syncer = Arc::new(Syncer::load(keys, store).map_err(StationError::Sync)?);
-    crate::sync::spawn(
-        syncer,
-        link.session.clone(),
-        s.batch,
-        Duration::from_secs(s.poll_s),
-        Duration::from_millis(s.query_timeout_ms),
-    )
-    .await
-    .map_err(StationError::SyncZenoh)
 }
