@@ -13,7 +13,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use pipeline::capture::{Capture, clip::encode_test_clip};
 use pipeline::config::{CaptureConfig, CaptureMode, GpuConfig, StationConfig};
-use pipeline::gpu_stage::{GpuReport, GpuStage};
+use pipeline::recognise::tick::{GpuReport, GpuStage};
 use pipeline::normalise::{Gpu, NormaliseParams};
 
 fn lanes_toml(files: &[std::path::PathBuf], w: u32, h: u32) -> String {
@@ -93,7 +93,7 @@ fn full_path(
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let (gtx, mut grx) = tokio::sync::mpsc::unbounded_channel();
     let t0 = Instant::now();
-    let cap = Capture::start(&cfg.lanes, &cap_cfg, tx)?;
+    let cap = Capture::start(&cfg.cameras(), &cap_cfg, tx)?;
     let stage = GpuStage::start(
         gpu.clone(),
         NormaliseParams::default(),

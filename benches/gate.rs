@@ -41,7 +41,7 @@ fn stages(r: &FootageRun) -> Vec<Stage> {
     let tick = |f: fn(&pipeline::recognise::TickTimes) -> std::time::Duration| {
         rep.ticks.iter().map(|t| f(t).as_secs_f64() * 1e3).collect()
     };
-    let decided = |f: fn(&pipeline::decisions::DecisionRecord) -> Option<f64>| {
+    let decided = |f: fn(&pipeline::decide::decisions::DecisionRecord) -> Option<f64>| {
         rep.decisions.iter().filter_map(f).collect()
     };
     vec![

@@ -19,18 +19,20 @@ pub enum DriverError {
     Settings(String),
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
-    #[error("zenoh {what}: {message}")]
-    Zenoh { what: String, message: String },
+    #[error("zenoh {what}")]
+    Zenoh {
+        what: String,
+        #[source]
+        source: zenoh::Error,
+    },
+    /// A subscription only ends when its session is gone; nothing sensible is left to do but stop.
+    #[error("zenoh {what} ended")]
+    Ended { what: String },
 }
 
 impl DriverError {
-    /// zenoh reports errors as `Box<dyn Error>`; keeping only the text keeps this type `Sync` and
-    /// comparable without tying the public API to zenoh's error representation.
     pub(crate) fn zenoh(what: impl Into<String>) -> impl FnOnce(zenoh::Error) -> Self {
         let what = what.into();
-        move |e| Self::Zenoh {
-            what,
-            message: e.to_string(),
-        }
+        move |source| Self::Zenoh { what, source }
     }
 }

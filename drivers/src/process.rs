@@ -1,7 +1,29 @@
-//! Process plumbing shared by the two binaries: logging set-up and the stop signal.
+//! Process plumbing shared by the two binaries: their `main`, logging set-up and the stop signal.
 
+use std::future::Future;
+use std::pin::Pin;
+
+use anyhow::Context;
+use clap::Parser;
 use tracing::warn;
 use tracing_subscriber::EnvFilter;
+
+use crate::DriverError;
+
+/// The stop signal a driver runs until: SIGTERM or ctrl-c ([`terminated`]).
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The body of both binaries: parse the flags (clap prints usage and exits on bad ones), log to
+/// stderr, run the driver until SIGTERM or ctrl-c.
+pub async fn main<S, F>(name: &'static str, run: fn(S, Shutdown) -> F) -> anyhow::Result<()>
+where
+    S: Parser,
+    F: Future<Output = Result<(), DriverError>>,
+{
+    let settings = S::parse();
+    init_tracing();
+    run(settings, Box::pin(terminated())).await.context(name)
+}
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {

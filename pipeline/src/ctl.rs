@@ -10,8 +10,10 @@ use protocol::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum CtlError {
-    #[error("zenoh: {0}")]
-    Zenoh(String),
+    #[error("zenoh")]
+    Zenoh(#[source] zenoh::Error),
+    #[error(transparent)]
+    Protocol(#[from] protocol::ProtocolError),
     #[error(
         "no answer from gated of station {station} within {secs} s (is it running, and listening on {endpoints:?}?)"
     )]
@@ -20,8 +22,10 @@ pub enum CtlError {
         secs: u64,
         endpoints: Vec<String>,
     },
-    #[error("bad reply from gated: {0}")]
-    Reply(String),
+    #[error("bad reply from gated")]
+    Reply(#[source] protocol::ProtocolError),
+    #[error("gated answered with an error: {0}")]
+    Refused(String),
 }
 
 pub async fn request(
@@ -30,15 +34,14 @@ pub async fn request(
     door: Option<(String, DoorAction)>,
     timeout: Duration,
 ) -> Result<CtlReply, CtlError> {
-    let zerr = |e: &dyn std::fmt::Display| CtlError::Zenoh(e.to_string());
-    let keys = Keys::new(station).map_err(|e| zerr(&e))?;
+    let keys = Keys::new(station)?;
     let ep = ZenohEndpoints {
         listen: vec![],
         connect: gated_endpoints.to_vec(),
     };
-    let session = zenoh::open(protocol::zenoh_config(&ep).map_err(|e| zerr(&e))?)
+    let session = zenoh::open(protocol::zenoh_config(&ep)?)
         .await
-        .map_err(|e| zerr(&e))?;
+        .map_err(CtlError::Zenoh)?;
     let req = CtlRequest {
         v: VERSION,
         door: door.map(|(lane, action)| CtlDoor { lane, action }),
@@ -51,12 +54,13 @@ pub async fn request(
             .payload(encode(&req))
             .timeout(Duration::from_millis(800))
             .await
-            .map_err(|e| zerr(&e))?;
+            .map_err(CtlError::Zenoh)?;
         if let Ok(reply) = replies.recv_async().await {
             break match reply.result() {
-                Ok(sample) => decode::<CtlReply>(&sample.payload().to_bytes())
-                    .map_err(|e| CtlError::Reply(e.to_string())),
-                Err(e) => Err(CtlError::Reply(format!("{:?}", e.payload().to_bytes()))),
+                Ok(sample) => {
+                    decode::<CtlReply>(&sample.payload().to_bytes()).map_err(CtlError::Reply)
+                }
+                Err(e) => Err(CtlError::Refused(format!("{:?}", e.payload().to_bytes()))),
             };
         }
         if tokio::time::Instant::now() >= deadline {

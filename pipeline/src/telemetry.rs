@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 
 /// Latency buckets in seconds: from sub-millisecond GPU stages to multi-second door round trips.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -48,20 +48,39 @@ pub mod names {
     pub const DECISIONS: &str = "gate_decisions_total";
 }
 
+/// `[metrics]` in the station file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// Loopback by default: the exporter has no authentication.
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
-#[error("metrics exporter on {addr}: {message}")]
+#[error("metrics exporter on {addr}")]
 pub struct TelemetryError {
     addr: SocketAddr,
-    message: String,
+    #[source]
+    source: BuildError,
 }
 
 /// Installs the process-wide recorder and the HTTP exporter (`GET /metrics`).
 pub fn install(addr: SocketAddr) -> Result<(), TelemetryError> {
-    let e = |m: String| TelemetryError { addr, message: m };
+    let e = |source| TelemetryError { addr, source };
     PrometheusBuilder::new()
         .with_http_listener(addr)
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .map_err(|x| e(x.to_string()))?
+        .map_err(e)?
         .install()
-        .map_err(|x| e(x.to_string()))
+        .map_err(e)
 }

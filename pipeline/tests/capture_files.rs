@@ -69,7 +69,7 @@ path = "{}"
     );
     let cfg = StationConfig::parse(&toml, "test.toml").expect("config");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let cap = Capture::start(&cfg.lanes, &cfg.capture, tx).expect("capture");
+    let cap = Capture::start(&cfg.cameras(), &cfg.capture, tx).expect("capture");
     let mut counts = HashMap::<usize, u32>::new();
     let mut seqs = HashMap::<usize, Vec<u64>>::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -131,7 +131,7 @@ fn random_bytes_file_is_degraded_with_reason() {
     );
     let cfg = StationConfig::parse(&toml, "t.toml").expect("config");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let cap = Capture::start(&cfg.lanes, &cfg.capture, tx).expect("capture");
+    let cap = Capture::start(&cfg.cameras(), &cfg.capture, tx).expect("capture");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !cap.all_done() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

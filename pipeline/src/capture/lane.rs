@@ -12,9 +12,8 @@ use protocol::LaneStatus;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 
+use super::{CaptureConfig, FrameLayout};
 use super::{Frame, FrameHub, Push, Source};
-use crate::config::CaptureConfig;
-use crate::normalise::FrameLayout;
 
 /// Per-lane counters shared with the GPU stage, metrics and health reports.
 pub struct LaneCounters {

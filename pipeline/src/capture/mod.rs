@@ -7,10 +7,14 @@
 //! `docs/capture.md` records the measurement that showed the split costs no throughput.
 
 pub mod clip;
+mod config;
+mod frame;
 mod hub;
 mod lane;
 mod source;
 
+pub use config::{Camera, CaptureConfig, CaptureMode};
+pub use frame::{Frame, FrameLayout};
 pub use hub::{FrameHub, Push};
 pub use lane::{CaptureEvent, LaneCounters};
 pub use source::Source;
@@ -18,38 +22,22 @@ pub use source::Source;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use gstreamer as gst;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::config::{CaptureConfig, CaptureMode, LaneConfig};
-use crate::normalise::FrameLayout;
-
-/// One decoded camera frame. It holds GStreamer's buffer (from the decoder's own pool) rather than a
-/// copy, so capture allocates nothing per frame; the GPU stage maps it when uploading.
-pub struct Frame {
-    /// Index of the lane in the station config.
-    pub lane: usize,
-    /// Frame number within the lane since (re)start.
-    pub seq: u64,
-    pub pts: Option<gst::ClockTime>,
-    /// Monotonic time at which the appsink handed the frame over.
-    pub captured: Instant,
-    pub layout: FrameLayout,
-    pub buffer: gst::Buffer,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("GStreamer could not be initialised: {0}")]
-    Init(String),
+    #[error("GStreamer could not be initialised")]
+    Init(#[source] gst::glib::Error),
+    #[error("cannot start lane thread")]
+    Thread(#[source] std::io::Error),
     #[error("lane {lane}: {reason}")]
     Source { lane: String, reason: String },
 }
 
 pub fn init() -> Result<(), CaptureError> {
-    gst::init().map_err(|e| CaptureError::Init(e.to_string()))
+    gst::init().map_err(CaptureError::Init)
 }
 
 /// The running capture side of the station.
@@ -63,7 +51,7 @@ pub struct Capture {
 impl Capture {
     /// Starts every lane. Lanes whose source cannot be built start degraded; none stops the others.
     pub fn start(
-        lanes: &[LaneConfig],
+        lanes: &[Camera],
         cfg: &CaptureConfig,
         events: UnboundedSender<CaptureEvent>,
     ) -> Result<Self, CaptureError> {
@@ -71,7 +59,7 @@ impl Capture {
         let sources: Vec<Source> = lanes
             .iter()
             .map(|l| {
-                Source::parse(l.source.get_ref())
+                Source::parse(&l.source)
                     .unwrap_or(Source::File("/nonexistent/invalid-source".into()))
             })
             .collect();
@@ -84,11 +72,11 @@ impl Capture {
         let mut counters = Vec::new();
         let mut threads = Vec::new();
         for (i, (lane, source)) in lanes.iter().zip(sources).enumerate() {
-            let c = Arc::new(LaneCounters::new(lane.id.get_ref()));
+            let c = Arc::new(LaneCounters::new(&lane.id));
             counters.push(c.clone());
             let runner = lane::LaneRunner {
                 index: i,
-                id: lane.id.get_ref().clone(),
+                id: lane.id.clone(),
                 source,
                 width: lane.width,
                 height: lane.height,
@@ -100,9 +88,9 @@ impl Capture {
                 stop: stop.clone(),
             };
             let handle = std::thread::Builder::new()
-                .name(format!("lane-{}", lane.id.get_ref()))
+                .name(format!("lane-{}", lane.id))
                 .spawn(move || runner.run())
-                .map_err(|e| CaptureError::Init(format!("cannot start lane thread: {e}")))?;
+                .map_err(CaptureError::Thread)?;
             threads.push(handle);
         }
         Ok(Self {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::CaptureMode;
+use super::CaptureMode;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {

@@ -1,20 +1,6 @@
 //! Multi-frame evidence of one track: quality gates per frame, then the k-of-window rule.
 
-use super::{Candidate, Subject};
-
-/// Measurements of one face crop, taken where the face is cut (eye distance from the keypoints,
-/// sharpness and luma from the aligned chip, yaw from the keypoints).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Quality {
-    /// Distance between the eye centres, frame pixels.
-    pub eye_px: f32,
-    /// Variance of the Laplacian of the chip's luma.
-    pub sharpness: f32,
-    /// Yaw estimate: nose offset from the eye midpoint over the eye distance (0 = frontal).
-    pub yaw: f32,
-    /// Mean luma of the chip, 0–255.
-    pub luma: f32,
-}
+use super::{Candidate, Quality, Subject};
 
 /// A frame's face counts as evidence only inside these bounds (lane config; the calibration tool
 /// sets them).

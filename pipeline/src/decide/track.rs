@@ -1,7 +1,7 @@
 //! Face tracks across the frames of one lane, and the events the decision needs.
 
-use super::fusion::{Evidence, Fusion, FusionParams, Quality};
-use super::{BBox, Candidate};
+use super::fusion::{Evidence, Fusion, FusionParams};
+use super::{BBox, Candidate, Quality};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrackId(pub u64);

@@ -13,12 +13,35 @@ use domain::seal::{self, CentreSecretKey, KeyId, MasterKey, StationSecretKey};
 use domain::tickets::{Coverage, TicketKind};
 use domain::{StationId, SubjectId};
 use enrolment::distribution::{Centre, CentreService};
-use engine::face::{Chip, FaceChain, FaceError};
+use engine::face::{Chip, FaceChain};
 use enrolment::photo::{self, DecodeLimits};
 use enrolment::store::{Consent, EnrolRow, Store, SubjectRecord};
 
-use crate::station::StationError;
 use crate::sync::SyncConfig;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the demo centre could not be set up. The sources are boxed: the centre's parts (store,
+/// keys, face chain, distribution service) each have their own error type, and the demo only
+/// reports them.
+#[derive(Debug, thiserror::Error)]
+pub enum CentreError {
+    #[error("demo centre: {what}")]
+    Setup {
+        what: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("demo enrolment of {identity} ({})", photo.display())]
+    Enrol {
+        identity: String,
+        photo: PathBuf,
+        #[source]
+        source: BoxError,
+    },
+    #[error("demo enrolment of {identity} ({}): no face found", photo.display())]
+    NoFace { identity: String, photo: PathBuf },
+}
 
 /// A passenger to enrol: the photo, optionally which face in it (a box hint, frame pixels
 /// x, y, w, h), and whether their pass is valid today or expired.
@@ -37,8 +60,11 @@ pub struct DemoCentre {
     session: zenoh::Session,
 }
 
-fn io(what: &str) -> impl Fn(String) -> StationError + '_ {
-    move |e| StationError::Io(format!("demo centre: {what}: {e}"))
+fn setup<E: Into<BoxError>>(what: &'static str) -> impl FnOnce(E) -> CentreError {
+    move |e| CentreError::Setup {
+        what,
+        source: e.into(),
+    }
 }
 
 impl DemoCentre {
@@ -47,34 +73,29 @@ impl DemoCentre {
         station: &str,
         models: &Path,
         people: &[Enrolee],
-    ) -> Result<Self, StationError> {
-        std::fs::create_dir_all(dir).map_err(|e| io("folder")(e.to_string()))?;
-        let store = Arc::new(
-            Store::open(&dir.join("centre.redb")).map_err(|e| io("store")(e.to_string()))?,
-        );
-        let master = Arc::new(MasterKey::generate(KeyId(1)).map_err(|e| io("key")(e.to_string()))?);
-        let x25519 = CentreSecretKey::generate().map_err(|e| io("key")(e.to_string()))?;
+    ) -> Result<Self, CentreError> {
+        std::fs::create_dir_all(dir).map_err(setup("folder"))?;
+        let store = Arc::new(Store::open(&dir.join("centre.redb")).map_err(setup("store"))?);
+        let master = Arc::new(MasterKey::generate(KeyId(1)).map_err(setup("key"))?);
+        let x25519 = CentreSecretKey::generate().map_err(setup("key"))?;
         let x_public = x25519.public_key();
-        let signing = CentreSigningKey::generate().map_err(|e| io("key")(e.to_string()))?;
+        let signing = CentreSigningKey::generate().map_err(setup("key"))?;
         let verifying = signing.verifying_key();
-        let station_id = StationId::new(station).map_err(|e| io("station")(e.to_string()))?;
-        let station_key =
-            StationSecretKey::generate(KeyId(1)).map_err(|e| io("key")(e.to_string()))?;
+        let station_id = StationId::new(station).map_err(setup("station"))?;
+        let station_key = StationSecretKey::generate(KeyId(1)).map_err(setup("key"))?;
         let key_file = dir.join("station.key");
         station_key
             .write_file(&key_file)
-            .map_err(|e| io("station key")(e.to_string()))?;
+            .map_err(setup("station key"))?;
 
-        // `{:#}`: the model file and the engine's reason, not only the first line.
-        let pipe = FaceChain::load(models)
-            .map_err(|e| io("models")(format!("{:#}", anyhow::Error::new(e))))?;
+        let pipe = FaceChain::load(models).map_err(setup("models"))?;
         let mut subjects = HashMap::new();
         let today = Local::now().date_naive();
         for p in people {
             let template = enrol_face(&pipe, p)?;
-            let id = SubjectId::random().map_err(|e| io("id")(e.to_string()))?;
-            let (wrapped, sealed) = seal::seal_new_subject(&master, &id, 1, &template)
-                .map_err(|e| io("seal")(e.to_string()))?;
+            let id = SubjectId::random().map_err(setup("id"))?;
+            let (wrapped, sealed) =
+                seal::seal_new_subject(&master, &id, 1, &template).map_err(setup("seal"))?;
             let record = SubjectRecord {
                 consent: Consent {
                     time: Utc::now(),
@@ -94,7 +115,7 @@ impl DemoCentre {
                     },
                     "demo",
                 )
-                .map_err(|e| io("enrol")(e.to_string()))?;
+                .map_err(setup("enrol"))?;
             // A week past its end, so it is expired on any service day (which starts at 04:00
             // and so is still yesterday in the small hours).
             let (from, to) = if p.expired {
@@ -112,20 +133,23 @@ impl DemoCentre {
                     },
                     "demo",
                 )
-                .map_err(|e| io("ticket")(e.to_string()))?;
+                .map_err(setup("ticket"))?;
             subjects.insert(p.identity.clone(), id);
         }
 
-        let endpoint = format!("tcp/127.0.0.1:{}", super::free_port()?);
+        let endpoint = format!(
+            "tcp/127.0.0.1:{}",
+            super::free_port().map_err(setup("free port"))?
+        );
         let session = zenoh::open(
             protocol::zenoh_config(&protocol::ZenohEndpoints {
                 listen: vec![endpoint.clone()],
                 connect: vec![],
             })
-            .map_err(|e| io("zenoh config")(e.to_string()))?,
+            .map_err(setup("zenoh config"))?,
         )
         .await
-        .map_err(|e| io("zenoh")(e.to_string()))?;
+        .map_err(setup("zenoh"))?;
         let centre = Arc::new(Centre {
             store,
             master,
@@ -135,7 +159,7 @@ impl DemoCentre {
         });
         let service = CentreService::start(centre, &session)
             .await
-            .map_err(|e| io("service")(e.to_string()))?;
+            .map_err(setup("service"))?;
         Ok(Self {
             sync: SyncConfig {
                 station_key_file: key_file,
@@ -160,19 +184,15 @@ impl DemoCentre {
 
 /// The template of one enrolee: their face in the photo (the detection nearest the hint, else the
 /// most confident), aligned and embedded by the enrolment chain.
-fn enrol_face(pipe: &FaceChain, p: &Enrolee) -> Result<seal::Template, StationError> {
-    let err = |m: String| {
-        StationError::Io(format!(
-            "demo enrolment of {} ({}): {m}",
-            p.identity,
-            p.photo.display()
-        ))
+fn enrol_face(pipe: &FaceChain, p: &Enrolee) -> Result<seal::Template, CentreError> {
+    let err = |e: BoxError| CentreError::Enrol {
+        identity: p.identity.clone(),
+        photo: p.photo.clone(),
+        source: e,
     };
-    // `{:#}`: the whole chain of causes (what failed, then the engine's reason).
-    let face_err = |e: FaceError| err(format!("{:#}", anyhow::Error::new(e)));
-    let bytes = std::fs::read(&p.photo).map_err(|e| err(e.to_string()))?;
-    let img = photo::decode(&bytes, DecodeLimits::default()).map_err(|e| err(e.to_string()))?;
-    let faces = pipe.detect(img.view()).map_err(&face_err)?;
+    let bytes = std::fs::read(&p.photo).map_err(|e| err(e.into()))?;
+    let img = photo::decode(&bytes, DecodeLimits::default()).map_err(|e| err(e.into()))?;
+    let faces = pipe.detect(img.view()).map_err(|e| err(e.into()))?;
     let face = match p.face {
         Some([x, y, w, h]) => {
             let (cx, cy) = (x + w / 2.0, y + h / 2.0);
@@ -185,8 +205,11 @@ fn enrol_face(pipe: &FaceChain, p: &Enrolee) -> Result<seal::Template, StationEr
         }
         None => faces.first(),
     }
-    .ok_or_else(|| err("no face found".into()))?;
-    let chip = Chip::of_face(img.view(), face).map_err(&face_err)?;
-    let t = pipe.embed_one(&chip).map_err(&face_err)?;
+    .ok_or_else(|| CentreError::NoFace {
+        identity: p.identity.clone(),
+        photo: p.photo.clone(),
+    })?;
+    let chip = Chip::of_face(img.view(), face).map_err(|e| err(e.into()))?;
+    let t = pipe.embed_one(&chip).map_err(|e| err(e.into()))?;
     Ok(*t)
 }

@@ -20,17 +20,36 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::config::StationConfig;
+use crate::config::{ConfigError, StationConfig};
 use crate::station::{RunOptions, RunReport, StationError};
-use centre::{DemoCentre, Enrolee};
-use truth::Truth;
+use centre::{CentreError, DemoCentre, Enrolee};
+use truth::{Truth, TruthError};
 
-pub(crate) fn free_port() -> Result<u16, StationError> {
-    let l = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| StationError::Io(format!("no free loopback port: {e}")))?;
-    l.local_addr()
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("no free loopback port")]
+    Port(#[source] std::io::Error),
+    #[error("footage {}", path.display())]
+    Footage {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Truth(#[from] TruthError),
+    #[error("footage station")]
+    Config(#[source] ConfigError),
+    #[error(transparent)]
+    Centre(#[from] CentreError),
+    #[error(transparent)]
+    Station(#[from] StationError),
+}
+
+/// A loopback port that was free a moment ago.
+pub(crate) fn free_port() -> std::io::Result<u16> {
+    TcpListener::bind("127.0.0.1:0")?
+        .local_addr()
         .map(|a| a.port())
-        .map_err(|e| StationError::Io(e.to_string()))
 }
 
 /// Where `gated demo` finds its footage: `$GATE_FOOTAGE`, else the workspace's
@@ -91,7 +110,7 @@ pub fn footage_config(
     truth: &Truth,
     work: &Path,
     opts: &FootageOptions,
-) -> Result<StationConfig, StationError> {
+) -> Result<StationConfig, DemoError> {
     let mut toml = format!(
         "[station]\nid = \"demo\"\n\n[capture]\nmode = \"{}\"\n\n",
         if opts.paced { "realtime" } else { "benchmark" }
@@ -101,9 +120,10 @@ pub fn footage_config(
             Some(s) => s.clone(),
             None => {
                 let file = footage.join(&l.file);
-                let file = file
-                    .canonicalize()
-                    .map_err(|e| StationError::Io(format!("footage {}: {e}", file.display())))?;
+                let file = file.canonicalize().map_err(|source| DemoError::Footage {
+                    path: file.clone(),
+                    source,
+                })?;
                 format!("file://{}", file.display())
             }
         };
@@ -123,14 +143,12 @@ pub fn footage_config(
         opts.metrics
     );
     toml += &opts.extra_toml;
-    let mut cfg = StationConfig::parse(&toml, "footage station")
-        .map_err(|e| StationError::Io(e.to_string()))?;
-    cfg.zenoh.listen = vec![format!("tcp/127.0.0.1:{}", free_port()?)];
-    cfg.drivers.door_listen = format!("tcp/127.0.0.1:{}", free_port()?);
-    cfg.drivers.light_listen = format!("tcp/127.0.0.1:{}", free_port()?);
-    cfg.metrics.listen = format!("127.0.0.1:{}", free_port()?)
-        .parse()
-        .map_err(|e| StationError::Io(format!("{e}")))?;
+    let mut cfg = StationConfig::parse(&toml, "footage station").map_err(DemoError::Config)?;
+    let port = || free_port().map_err(DemoError::Port);
+    cfg.zenoh.listen = vec![format!("tcp/127.0.0.1:{}", port()?)];
+    cfg.drivers.door_listen = format!("tcp/127.0.0.1:{}", port()?);
+    cfg.drivers.light_listen = format!("tcp/127.0.0.1:{}", port()?);
+    cfg.metrics.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port()?));
     Ok(cfg)
 }
 
@@ -140,8 +158,8 @@ pub async fn run_footage(
     footage: &Path,
     work: &Path,
     opts: &FootageOptions,
-) -> Result<FootageRun, StationError> {
-    let truth = Truth::load(footage).map_err(StationError::Io)?;
+) -> Result<FootageRun, DemoError> {
+    let truth = Truth::load(footage)?;
     let mut cfg = footage_config(footage, &truth, work, opts)?;
     let people: Vec<Enrolee> = truth
         .enrol
@@ -186,7 +204,7 @@ pub fn mode_line(paced: bool) -> &'static str {
 
 /// `gated demo`: `paced` plays the footage in real time (newest frame only, as live cameras);
 /// otherwise every frame is processed as fast as the station can (benchmark mode).
-pub async fn run(footage: Option<PathBuf>, paced: bool) -> Result<FootageRun, StationError> {
+pub async fn run(footage: Option<PathBuf>, paced: bool) -> Result<FootageRun, DemoError> {
     let footage = footage.unwrap_or_else(default_footage);
     let work = std::env::temp_dir().join(format!("gate-demo-{}", std::process::id()));
     // The default detector (BlazeFace back, 256 px): the 128-px one misses the follower of a
@@ -242,7 +260,7 @@ pub fn format_decisions(run: &FootageRun) -> String {
                 "    t={:>5.2}s  track {:>2}  {:<10} {:<22} who={:<22} sim={:<6} frames={:<3} latency={:.0} ms\n",
                 d.at_ms as f64 / 1e3,
                 m.track,
-                crate::decisions::outcome_name(m.outcome),
+                crate::decide::decisions::outcome_name(m.outcome),
                 m.reason,
                 who,
                 m.similarity

@@ -18,7 +18,7 @@ use protocol::Outcome;
 use serde::Serialize;
 
 use super::truth::{Truth, TruthWalker};
-use crate::decisions::DecisionRecord;
+use crate::decide::decisions::DecisionRecord;
 
 /// Decisions up to this long after a walker's last frame still belong to them.
 pub const SLACK_MS: u64 = 1_500;
@@ -120,7 +120,7 @@ fn describe(d: &DecisionRecord, who: &Option<String>) -> String {
     let m = &d.message;
     let mut s = format!(
         "{} ({})",
-        crate::decisions::outcome_name(m.outcome),
+        crate::decide::decisions::outcome_name(m.outcome),
         m.reason
     );
     if m.outcome != Outcome::Tailgating

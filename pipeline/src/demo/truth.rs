@@ -57,23 +57,40 @@ pub struct TruthEnrol {
     pub face: Option<[f32; 4]>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum TruthError {
+    #[error("{} (generate footage with `gate-calibrate footage`, or run scripts/setup)", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: truth version {version} (this gated reads 1)", path.display())]
+    Version { path: PathBuf, version: u32 },
+}
+
 impl Truth {
-    pub fn load(dir: &Path) -> Result<Self, String> {
+    pub fn load(dir: &Path) -> Result<Self, TruthError> {
         let path = dir.join("truth.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            format!(
-                "{}: {e} (generate footage with `gate-calibrate footage`, or run scripts/setup)",
-                path.display()
-            )
+        let text = std::fs::read_to_string(&path).map_err(|source| TruthError::Read {
+            path: path.clone(),
+            source,
         })?;
-        let t: Truth =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let t: Truth = serde_json::from_str(&text).map_err(|source| TruthError::Parse {
+            path: path.clone(),
+            source,
+        })?;
         if t.version != 1 {
-            return Err(format!(
-                "{}: truth version {} (this gated reads 1)",
-                path.display(),
-                t.version
-            ));
+            return Err(TruthError::Version {
+                path,
+                version: t.version,
+            });
         }
         Ok(t)
     }

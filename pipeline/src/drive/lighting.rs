@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::LightingLoopConfig;
+use super::LightingLoopConfig;
 
 #[derive(Debug, Clone)]
 pub struct LightingLoop {

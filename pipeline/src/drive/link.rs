@@ -13,21 +13,34 @@ use zenoh::Wait;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("zenoh: {0}")]
-    Zenoh(String),
+    #[error("zenoh: {what}")]
+    Zenoh {
+        what: &'static str,
+        #[source]
+        source: zenoh::Error,
+    },
     #[error(transparent)]
     Protocol(#[from] protocol::ProtocolError),
 }
 
-fn zerr(e: impl std::fmt::Display) -> LinkError {
-    LinkError::Zenoh(e.to_string())
+fn zerr(what: &'static str) -> impl FnOnce(zenoh::Error) -> LinkError {
+    move |source| LinkError::Zenoh { what, source }
+}
+
+/// Why an operator request could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlRequestError {
+    #[error("ctl query without payload")]
+    NoPayload,
+    #[error(transparent)]
+    Malformed(#[from] protocol::ProtocolError),
 }
 
 /// What the subscribers hand to the station loop.
 pub enum Incoming {
     Door(String, DoorState),
     Light(String, LightState),
-    Ctl(zenoh::query::Query, Result<CtlRequest, String>),
+    Ctl(zenoh::query::Query, Result<CtlRequest, CtlRequestError>),
     /// A payload that failed to decode: key and reason (already logged).
     Malformed(String, String),
 }
@@ -47,12 +60,12 @@ impl Link {
     ) -> Result<Self, LinkError> {
         let session = zenoh::open(protocol::zenoh_config(endpoints)?)
             .await
-            .map_err(zerr)?;
+            .map_err(zerr("open session"))?;
         let token = session
             .liveliness()
             .declare_token(keys.gated_alive())
             .await
-            .map_err(zerr)?;
+            .map_err(zerr("liveliness token"))?;
         // Sequence numbers start from the wall clock so a restarted gated never reuses one that a
         // driver has already applied (drivers ignore seq <= the last applied as replays).
         let seq0 = protocol::unix_ms() * 1000;
@@ -74,12 +87,12 @@ impl Link {
             .session
             .declare_queryable(link.keys.ctl())
             .await
-            .map_err(zerr)?;
+            .map_err(zerr("ctl queryable"))?;
         tokio::spawn(async move {
             while let Ok(query) = q.recv_async().await {
                 let req = match query.payload() {
-                    Some(p) => decode::<CtlRequest>(&p.to_bytes()).map_err(|e| e.to_string()),
-                    None => Err("ctl query without payload".to_owned()),
+                    Some(p) => decode::<CtlRequest>(&p.to_bytes()).map_err(CtlRequestError::from),
+                    None => Err(CtlRequestError::NoPayload),
                 };
                 if incoming.send(Incoming::Ctl(query, req)).is_err() {
                     break;
@@ -95,7 +108,11 @@ impl Link {
         tx: UnboundedSender<Incoming>,
         wrap: fn(String, M) -> Incoming,
     ) -> Result<(), LinkError> {
-        let sub = self.session.declare_subscriber(key).await.map_err(zerr)?;
+        let sub = self
+            .session
+            .declare_subscriber(key)
+            .await
+            .map_err(zerr("subscribe"))?;
         let keys = self.keys.clone();
         tokio::spawn(async move {
             while let Ok(sample) = sub.recv_async().await {
@@ -131,7 +148,7 @@ impl Link {
         self.session
             .put(self.keys.door_cmd(lane), encode(&cmd))
             .await
-            .map_err(zerr)?;
+            .map_err(zerr("door command"))?;
         debug!(lane, ?action, seq, "door command");
         Ok(seq)
     }
@@ -152,7 +169,7 @@ impl Link {
         self.session
             .put(self.keys.light_cmd(lane), encode(&cmd))
             .await
-            .map_err(zerr)?;
+            .map_err(zerr("light command"))?;
         Ok(seq)
     }
 
@@ -160,21 +177,21 @@ impl Link {
         self.session
             .put(self.keys.lane_event(&ev.lane), encode(ev))
             .await
-            .map_err(zerr)
+            .map_err(zerr("lane event"))
     }
 
     pub async fn decision(&self, d: &protocol::Decision) -> Result<(), LinkError> {
         self.session
             .put(self.keys.decision(&d.lane), encode(d))
             .await
-            .map_err(zerr)
+            .map_err(zerr("decision"))
     }
 
     pub async fn health(&self, h: &Health) -> Result<(), LinkError> {
         self.session
             .put(self.keys.health(), encode(h))
             .await
-            .map_err(zerr)
+            .map_err(zerr("health"))
     }
 
     /// Closes the session now (drops the liveliness token), e.g. on shutdown.

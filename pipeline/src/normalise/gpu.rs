@@ -5,7 +5,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::{error, info};
 
-use crate::config::GpuConfig;
+/// `[gpu]` in the station file: which adapter, timestamps, and the recognition tick.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpuConfig {
+    /// `auto` (discrete preferred), `discrete`, `integrated`, `cpu`, or part of the adapter's name.
+    /// The environment variable GATE_GPU_ADAPTER overrides it.
+    pub adapter: String,
+    /// Measure per-stage GPU time with timestamp queries when the adapter offers them.
+    pub timestamps: bool,
+    /// The batch scheduler's tick: at most one batch (the newest frame of every lane that has one)
+    /// per tick, so lanes whose frames arrive within a tick share one GPU batch. Recorded footage
+    /// in benchmark mode runs as fast as the GPU allows instead.
+    pub tick_ms: u64,
+}
+
+impl Default for GpuConfig {
+    fn default() -> Self {
+        Self {
+            adapter: "auto".into(),
+            timestamps: true,
+            tick_ms: 33,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {

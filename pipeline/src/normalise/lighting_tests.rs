@@ -10,7 +10,7 @@
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::config::GpuConfig;
+use crate::normalise::GpuConfig;
 
 fn gpu() -> Gpu {
     Gpu::open(&GpuConfig {

@@ -5,58 +5,14 @@ pub mod gpu;
 pub mod lighting;
 pub mod reference;
 
-pub use gpu::{Gpu, GpuError};
+pub use gpu::{Gpu, GpuConfig, GpuError};
 pub use lighting::{
     FrameResult, LaneNormaliser, LightingKernel, NormaliseError, normalise_batch, read_outputs,
 };
 
 use bytemuck::{Pod, Zeroable};
 
-/// Where the planes of an I420 frame sit in its buffer (GStreamer's layout: strides rounded up to 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FrameLayout {
-    pub width: u32,
-    pub height: u32,
-    pub y_off: u32,
-    pub y_stride: u32,
-    pub u_off: u32,
-    pub u_stride: u32,
-    pub v_off: u32,
-    pub v_stride: u32,
-    /// Luma in 16..235 (decoded video) rather than 0..255.
-    pub limited_range: bool,
-}
-
-impl FrameLayout {
-    /// GStreamer's default I420 layout for a frame of this size (even width and height).
-    pub fn i420(width: u32, height: u32) -> Self {
-        let up4 = |v: u32| v.div_ceil(4) * 4;
-        let y_stride = up4(width);
-        let c_stride = up4(width.div_ceil(2));
-        let y_size = y_stride * height;
-        let c_size = c_stride * height.div_ceil(2);
-        Self {
-            width,
-            height,
-            y_off: 0,
-            y_stride,
-            u_off: y_size,
-            u_stride: c_stride,
-            v_off: y_size + c_size,
-            v_stride: c_stride,
-            limited_range: true,
-        }
-    }
-
-    /// Bytes a frame buffer must hold.
-    pub fn size(&self) -> usize {
-        let c_rows = self.height.div_ceil(2) as usize;
-        let y_end = self.y_off as usize + self.y_stride as usize * self.height as usize;
-        let u_end = self.u_off as usize + self.u_stride as usize * c_rows;
-        let v_end = self.v_off as usize + self.v_stride as usize * c_rows;
-        y_end.max(u_end).max(v_end)
-    }
-}
+pub use crate::capture::FrameLayout;
 
 /// Tuning of the normaliser (the `[normalise]` config section).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]

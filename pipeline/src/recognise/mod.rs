@@ -14,9 +14,11 @@
 //! synced gallery (`mirror`).
 
 mod cpu;
+mod face;
 mod gpu;
 pub mod mirror;
 pub mod priority;
+pub mod tick;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,8 +28,8 @@ use engine::face::{Chip, Embedding, quality};
 use engine::gpu::gallery::Match;
 use serde::Deserialize;
 
-use crate::decide::{BBox, Candidate, Quality, Subject};
 use crate::normalise::{Gpu, LaneNormaliser};
+pub use face::{BBox, Candidate, Quality, Subject};
 pub use mirror::{GalleryMirror, SubjectNumbers};
 
 #[derive(Debug, thiserror::Error)]

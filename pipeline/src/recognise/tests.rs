@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::config::GpuConfig;
+use crate::normalise::GpuConfig;
 use crate::normalise::{FrameLayout, LightingKernel, NormaliseParams, normalise_batch};
 
 /// An I420 (full range) frame of `w`×`h` with the photo scaled to fit, on mid grey.

@@ -1,20 +1,19 @@
 //! The station side of `decide`: each lane's faces → tracks and events → verdicts (ticket rules,
-//! tailgating) → door and arch commands, decision messages on zenoh, journal lines and the latency
-//! histograms (capture → identified → door command published → door open acknowledged).
+//! tailgating) → the door, arch and decision [`Command`]s that carry them out, and the latency
+//! histograms (capture → identified → door command published → door open acknowledged). Nothing
+//! here sends anything: the station hands the commands to `drive::Outbox`, and tells
+//! [`Decisions::door_sent`] what sequence number a door command got.
 
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use metrics::{counter, histogram};
 use protocol::{DoorAction, DoorState, Flap, Outcome, VERSION, unix_ms};
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::config::{LaneRole, StationConfig};
-use crate::decide::gate::{GateVerdict, GrantDelay, TicketDesk, verdicts};
-use crate::decide::{BBox, LaneDecider, Observation, Quality};
-use crate::drive::Link;
+use super::gate::{GateVerdict, GrantDelay, TicketDesk, verdicts};
+use super::{BBox, DecisionConfig, GateLane, LaneDecider, LaneRole, Observation, Quality};
+use crate::drive::command::{Command, Decided, DoorCause};
 use crate::recognise::{LaneFaces, SubjectNumbers};
-use crate::store::{JournalEntry, JournalKind, JournalWriter};
 use crate::telemetry::names;
 
 /// Everything one run decided, for the report and the tests.
@@ -41,21 +40,12 @@ struct LaneGate {
     last_ms: Option<u64>,
 }
 
-/// Commands a decision sent, so the station can time their acknowledgements like any other.
-#[derive(Debug, Default)]
-pub struct Sent {
-    pub door: Vec<u64>,
-    pub light: Vec<u64>,
-}
-
 pub struct Decisions {
     lanes: Vec<LaneGate>,
     desk: TicketDesk,
     numbers: SubjectNumbers,
     gallery: crate::sync::Gallery,
     pub records: Vec<DecisionRecord>,
-    /// Per lane, the boxes of identified walkers still in view, for the recogniser to skip.
-    pub settled: Arc<Mutex<Vec<Vec<BBox>>>>,
     lost_after_ms: u64,
 }
 
@@ -68,39 +58,36 @@ pub enum DecisionsError {
 }
 
 impl Decisions {
+    /// The deciders of the station's lanes (`lanes`, in lane-index order) under `[decision]`.
     pub fn new(
-        cfg: &StationConfig,
+        station: &str,
+        cfg: &DecisionConfig,
+        lanes: Vec<GateLane>,
         numbers: SubjectNumbers,
         gallery: crate::sync::Gallery,
     ) -> Result<Self, DecisionsError> {
-        let station = domain::StationId::new(cfg.station_id())?;
-        let mut desk = match &cfg.decision.fare_table {
+        let station = domain::StationId::new(station)?;
+        let mut desk = match &cfg.fare_table {
             Some(p) => TicketDesk::new(domain::tickets::FareTable::load(p)?, station),
             None => TicketDesk::single_station(station)?,
         };
-        desk.keep_trips = cfg.decision.trips;
-        let lanes: Vec<LaneGate> = cfg
-            .lanes
-            .iter()
+        desk.keep_trips = cfg.trips;
+        let lanes: Vec<LaneGate> = lanes
+            .into_iter()
             .map(|l| LaneGate {
-                id: l.id.get_ref().clone(),
                 direction: match l.role {
                     LaneRole::Entry => domain::tickets::Direction::Entry,
                     LaneRole::Exit => domain::tickets::Direction::Exit,
                 },
-                decider: LaneDecider::new(
-                    cfg.decision.fusion(l),
-                    l.zone_px(),
-                    cfg.decision.lost_after_ms,
-                ),
-                delay: GrantDelay::new(cfg.decision.confirm_ms),
+                decider: LaneDecider::new(l.fusion, l.zone, cfg.lost_after_ms),
+                id: l.id,
+                delay: GrantDelay::new(cfg.confirm_ms),
                 awaiting_open: Vec::new(),
                 last_ms: None,
             })
             .collect();
         Ok(Self {
-            lost_after_ms: cfg.decision.lost_after_ms,
-            settled: Arc::new(Mutex::new(vec![Vec::new(); lanes.len()])),
+            lost_after_ms: cfg.lost_after_ms,
             lanes,
             desk,
             numbers,
@@ -110,16 +97,14 @@ impl Decisions {
     }
 
     /// One frame's faces of lane `lane`, at `at_ms` on the lane's clock; `captured` is when the
-    /// frame left the camera pipeline.
-    pub async fn on_faces(
+    /// frame left the camera pipeline. Returns what the verdicts ask to be sent, in order.
+    pub fn on_faces(
         &mut self,
         lane: usize,
         at_ms: u64,
         captured: Instant,
         faces: &LaneFaces,
-        link: &Link,
-        journal: &JournalWriter,
-    ) -> Sent {
+    ) -> Vec<Command> {
         let obs: Vec<Observation> = faces
             .faces
             .iter()
@@ -136,55 +121,49 @@ impl Decisions {
                 second: f.second,
             })
             .collect();
-        self.decide(lane, at_ms, captured, &obs, link, journal)
-            .await
+        self.decide(lane, at_ms, captured, &obs)
     }
 
     /// Recorded footage played out: every lane's walkers still in view are taken as gone, as if the
     /// lane had gone on showing nobody, so each gets its decision (a walker at the end of a file
     /// would otherwise get none) and grants still held for `confirm_ms` are released.
-    pub async fn played_out(&mut self, link: &Link, journal: &JournalWriter) -> Sent {
-        let mut sent = Sent::default();
+    pub fn played_out(&mut self) -> Vec<Command> {
+        let mut cmds = Vec::new();
         for lane in 0..self.lanes.len() {
             let g = &self.lanes[lane];
             let Some(last) = g.last_ms else { continue };
             let at_ms = last + self.lost_after_ms.max(g.delay.confirm_ms) + 1;
-            let s = self
-                .decide(lane, at_ms, Instant::now(), &[], link, journal)
-                .await;
-            sent.door.extend(s.door);
-            sent.light.extend(s.light);
+            cmds.extend(self.decide(lane, at_ms, Instant::now(), &[]));
         }
-        sent
+        cmds
     }
 
-    async fn decide(
+    /// The boxes of lane `lane`'s identified walkers still in view: the recogniser need not embed
+    /// them again.
+    pub fn settled(&self, lane: usize) -> Vec<BBox> {
+        self.lanes
+            .get(lane)
+            .map(|g| g.decider.identified_boxes())
+            .unwrap_or_default()
+    }
+
+    fn decide(
         &mut self,
         lane: usize,
         at_ms: u64,
         captured: Instant,
         obs: &[Observation],
-        link: &Link,
-        journal: &JournalWriter,
-    ) -> Sent {
-        let mut sent = Sent::default();
+    ) -> Vec<Command> {
+        let mut cmds = Vec::new();
         let Some(g) = self.lanes.get_mut(lane) else {
-            return sent;
+            return cmds;
         };
         g.last_ms = Some(at_ms);
         let events = g.decider.update(at_ms, obs);
         let in_zone = g.decider.tracks_in_zone();
         let events = g.delay.feed(at_ms, events, in_zone);
-        if let Some(slot) = self
-            .settled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(lane)
-        {
-            *slot = g.decider.identified_boxes();
-        }
         if events.is_empty() {
-            return sent;
+            return cmds;
         }
         let (numbers, gallery) = (&self.numbers, &self.gallery);
         let mut resolve = |n: u32| {
@@ -209,37 +188,39 @@ impl Decisions {
                     .record(identified.duration_since(captured).as_secs_f64());
             }
             let msg = message(&g.id, &v, identified.duration_since(captured));
-            let door_command_ms = act(
-                g,
-                &v,
-                captured,
-                self.records.len(),
-                link,
-                journal,
-                &mut sent,
-            )
-            .await;
+            let record = self.records.len();
             self.records.push(DecisionRecord {
                 lane: g.id.clone(),
                 message: msg.clone(),
                 at_ms,
-                door_command_ms,
+                door_command_ms: None,
                 door_open_ms: None,
             });
+            cmds.extend(act(lane, &v, captured, record));
             counter!(names::DECISIONS, "lane" => g.id.clone(), "outcome" => outcome_name(v.outcome), "reason" => msg.reason.clone()).increment(1);
             info!(lane = %g.id, track = v.track.0, outcome = outcome_name(v.outcome), reason = %v.reason,
                 similarity = ?v.evidence.map(|e| e.similarity), "decision");
-            if let Err(e) = link.decision(&msg).await {
-                warn!(lane = %g.id, error = %e, "decision message not published");
-            }
-            journal.append(JournalEntry {
-                t_unix_ms: unix_ms(),
-                lane: g.id.clone(),
-                kind: JournalKind::Decision,
-                detail: serde_json::to_string(&msg).unwrap_or_default(),
-            });
+            cmds.push(Command::Decision(msg));
         }
-        sent
+        cmds
+    }
+
+    /// A verdict's door command left with sequence number `seq`: times capture → door command and,
+    /// for an open, waits for the driver's open state.
+    pub fn door_sent(&mut self, lane: usize, action: DoorAction, decided: &Decided, seq: u64) {
+        let Some(g) = self.lanes.get_mut(lane) else {
+            return;
+        };
+        let s = decided.captured.elapsed().as_secs_f64();
+        histogram!(names::DECISION_LATENCY, "lane" => g.id.clone(), "to" => "door_command")
+            .record(s);
+        if let Some(r) = self.records.get_mut(decided.record) {
+            r.door_command_ms = Some(s * 1e3);
+        }
+        if action == DoorAction::Open {
+            g.awaiting_open
+                .push((seq, decided.captured, decided.record));
+        }
     }
 
     /// A door state arrived: the open acknowledgement closes the latency chain.
@@ -267,48 +248,24 @@ impl Decisions {
     }
 }
 
-/// Sends the verdict's door and arch commands; returns capture → door command published (ms).
-async fn act(
-    g: &mut LaneGate,
-    v: &GateVerdict,
-    captured: Instant,
-    record: usize,
-    link: &Link,
-    journal: &JournalWriter,
-    sent: &mut Sent,
-) -> Option<f64> {
-    let mut published = None;
-    if let Some(action) = v.door {
-        match link.door(&g.id, action).await {
-            Ok(seq) => {
-                sent.door.push(seq);
-                let s = captured.elapsed().as_secs_f64();
-                published = Some(s * 1e3);
-                histogram!(names::DECISION_LATENCY, "lane" => g.id.clone(), "to" => "door_command")
-                    .record(s);
-                if action == DoorAction::Open {
-                    g.awaiting_open.push((seq, captured, record));
-                }
-                journal.append(JournalEntry {
-                    t_unix_ms: unix_ms(),
-                    lane: g.id.clone(),
-                    kind: JournalKind::DoorCommand,
-                    detail: format!(
-                        "{action:?} for track {} ({}) (seq {seq})",
-                        v.track.0, v.reason
-                    ),
-                });
-            }
-            Err(e) => warn!(lane = %g.id, error = %e, "door command failed"),
-        }
-    }
-    if let Some(arch) = v.arch {
-        match link.light(&g.id, Some(arch), None).await {
-            Ok(seq) => sent.light.push(seq),
-            Err(e) => warn!(lane = %g.id, error = %e, "arch command failed"),
-        }
-    }
-    published
+/// The verdict's door and arch commands.
+fn act(lane: usize, v: &GateVerdict, captured: Instant, record: usize) -> Vec<Command> {
+    let door = v.door.map(|action| Command::Door {
+        lane,
+        action,
+        cause: DoorCause::Decision(Decided {
+            captured,
+            record,
+            track: v.track.0,
+            reason: v.reason.clone(),
+        }),
+    });
+    let arch = v.arch.map(|arch| Command::Light {
+        lane,
+        arch: Some(arch),
+        illumination: None,
+    });
+    door.into_iter().chain(arch).collect()
 }
 
 fn message(lane: &str, v: &GateVerdict, latency: std::time::Duration) -> protocol::Decision {

@@ -6,17 +6,29 @@ use std::path::PathBuf;
 use tokio::process::{Child, Command};
 use tracing::info;
 
-use crate::config::{Failsafe, StationConfig};
-use crate::station::StationError;
+use super::{DriversConfig, Failsafe};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot locate gated itself")]
+    OwnPath(#[source] std::io::Error),
+    #[error("{name} not found next to {}; build the workspace (cargo build --release --workspace)", exe.display())]
+    NotFound { name: &'static str, exe: PathBuf },
+    #[error("cannot start {}", bin.display())]
+    Start {
+        bin: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+}
 
 /// The children are killed when this is dropped.
 pub struct Drivers {
     _children: Vec<Child>,
 }
 
-fn binary(name: &str) -> Result<PathBuf, StationError> {
-    let exe = std::env::current_exe()
-        .map_err(|e| StationError::Io(format!("cannot locate gated itself: {e}")))?;
+fn binary(name: &'static str) -> Result<PathBuf, SpawnError> {
+    let exe = std::env::current_exe().map_err(SpawnError::OwnPath)?;
     // Test binaries live one level deeper (target/debug/deps) than the binaries they sit beside.
     let dirs = exe
         .parent()
@@ -28,20 +40,12 @@ fn binary(name: &str) -> Result<PathBuf, StationError> {
             return Ok(p);
         }
     }
-    Err(StationError::Io(format!(
-        "{name} not found next to {}; build the workspace (cargo build --release --workspace)",
-        exe.display()
-    )))
+    Err(SpawnError::NotFound { name, exe })
 }
 
-pub fn spawn(cfg: &StationConfig) -> Result<Drivers, StationError> {
-    let d = &cfg.drivers;
-    let station = cfg.station_id();
-    let lanes: Vec<String> = cfg
-        .lanes
-        .iter()
-        .flat_map(|l| ["--lane".to_owned(), l.id.get_ref().clone()])
-        .collect();
+/// Starts `door-driver` and `light-driver` for the station's lanes, listening where `d` says.
+pub fn spawn(d: &DriversConfig, station: &str, lanes: &[String]) -> Result<Drivers, SpawnError> {
+    let lanes: Vec<&str> = lanes.iter().flat_map(|l| ["--lane", l.as_str()]).collect();
     let failsafe = match d.failsafe {
         Failsafe::Open => "open",
         Failsafe::Closed => "closed",
@@ -67,7 +71,10 @@ pub fn spawn(cfg: &StationConfig) -> Result<Drivers, StationError> {
             .args(&extra)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| StationError::Io(format!("cannot start {}: {e}", bin.display())))?;
+            .map_err(|error| SpawnError::Start {
+                bin: bin.clone(),
+                error,
+            })?;
         info!(driver = name, pid = child.id().unwrap_or(0), %listen, "driver started");
         children.push(child);
     }

@@ -11,16 +11,21 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use metrics::{counter, histogram};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
 use tracing::{error, warn};
 
+use super::priority::LanePriority;
+use super::{BBox, FrameRef, LaneFaces, Recogniser, TickTimes};
 use crate::capture::{Frame, FrameHub, LaneCounters};
 use crate::normalise::{
     Gpu, LaneNormaliser, LightingKernel, LightingStats, NormaliseError, NormaliseParams,
     normalise_batch,
 };
-use crate::recognise::priority::LanePriority;
-use crate::recognise::{FrameRef, LaneFaces, Recogniser, TickTimes};
 use crate::telemetry::names;
+
+/// Per lane, the boxes of walkers already decided: the tick detects and tracks them but does not
+/// embed them again. The station writes it after each decision; each tick reads the latest.
+pub type Settled = Vec<Vec<BBox>>;
 
 /// What the stage recognises with: the recogniser and the synced gallery it mirrors.
 pub struct Recognition {
@@ -28,8 +33,29 @@ pub struct Recognition {
     pub gallery: crate::sync::Gallery,
     /// Narrow matching to subjects holding a ticket valid today.
     pub narrow: bool,
-    /// Per lane, the boxes of walkers already decided (written by the station's deciders).
-    pub settled: Arc<std::sync::Mutex<Vec<Vec<crate::decide::BBox>>>>,
+    settled: watch::Receiver<Settled>,
+}
+
+impl Recognition {
+    /// Recognition for `lanes` lanes, and the sender through which the deciders' settled boxes
+    /// reach the tick.
+    pub fn new(
+        recogniser: Recogniser,
+        gallery: crate::sync::Gallery,
+        narrow: bool,
+        lanes: usize,
+    ) -> (Self, watch::Sender<Settled>) {
+        let (tx, settled) = watch::channel(vec![Vec::new(); lanes]);
+        (
+            Self {
+                recogniser,
+                gallery,
+                narrow,
+                settled,
+            },
+            tx,
+        )
+    }
 }
 
 pub enum GpuReport {
@@ -244,8 +270,8 @@ fn recognise(
     if refs.len() != frames.len() {
         return (None, None, None);
     }
-    let settled: Vec<Vec<crate::decide::BBox>> = {
-        let s = r.settled.lock().unwrap_or_else(|e| e.into_inner());
+    let settled: Settled = {
+        let s = r.settled.borrow();
         frames
             .iter()
             .map(|f| s.get(f.lane).cloned().unwrap_or_default())
@@ -367,8 +393,8 @@ fn process(
 mod tests {
     use super::*;
     use crate::capture::Frame;
-    use crate::config::GpuConfig;
     use crate::normalise::FrameLayout;
+    use crate::normalise::GpuConfig;
 
     fn frame(lane: usize, layout: FrameLayout) -> Frame {
         Frame {
@@ -408,7 +434,7 @@ mod tests {
                 size: [x1 - x0, y1 - y0],
                 keypoints: [[0.0; 2]; 6],
             },
-            bbox: crate::decide::BBox([x0, y0, x1, y1]),
+            bbox: BBox([x0, y0, x1, y1]),
             quality: None,
             best: None,
             second: None,

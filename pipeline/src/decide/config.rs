@@ -1,0 +1,114 @@
+//! The decide stage's settings: `[decision]` in the station file, and what it needs of each lane.
+
+use serde::Deserialize;
+
+use super::{BBox, FusionParams, QualityGates};
+
+/// `[decision]`: the multi-frame rule and its quality gates (the calibration tool sets them; a lane
+/// may override threshold, margin and k).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecisionConfig {
+    /// Same-person threshold T on cosine similarity.
+    pub threshold: f32,
+    /// Lead M of the best subject over the second best.
+    pub margin: f32,
+    /// Frames that must agree.
+    pub k: usize,
+    /// Latest gated frames of a track considered.
+    pub window: usize,
+    pub min_eye_px: f32,
+    pub min_sharpness: f32,
+    pub max_abs_yaw: f32,
+    pub luma_min: f32,
+    pub luma_max: f32,
+    /// A track not seen for this long has left (its walker is decided as unidentified if still open).
+    pub lost_after_ms: u64,
+    /// Fare table (TOML, docs/tickets.md); absent: a one-zone table holding only this station.
+    pub fare_table: Option<std::path::PathBuf>,
+    /// Keep each passenger's open trip (entry refuses a second entry, exit closes the trip). Off
+    /// only for benchmarks on recorded footage, where the same people walk through many times.
+    pub trips: bool,
+    /// Hold an identification this long (ms) before opening, so a person appearing just behind
+    /// the walker raises tailgating instead of an open-then-close. 0 opens at once. Default 300:
+    /// on the five-lane benchmark footage it removed both open-then-close false opens and cost no
+    /// correct open (docs/benchmarks.md); at 1.3 m/s it is 0.4 m of walking.
+    pub confirm_ms: u64,
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        let f = FusionParams::default();
+        Self {
+            threshold: f.threshold,
+            margin: f.margin,
+            k: f.k,
+            window: f.window,
+            min_eye_px: f.gates.min_eye_px,
+            min_sharpness: f.gates.min_sharpness,
+            max_abs_yaw: f.gates.max_abs_yaw,
+            luma_min: f.gates.luma.0,
+            luma_max: f.gates.luma.1,
+            lost_after_ms: 500,
+            fare_table: None,
+            trips: true,
+            confirm_ms: 300,
+        }
+    }
+}
+
+impl DecisionConfig {
+    /// The fusion parameters of one lane, with its overrides of threshold, margin and k applied.
+    pub fn fusion(
+        &self,
+        threshold: Option<f32>,
+        margin: Option<f32>,
+        k: Option<usize>,
+    ) -> FusionParams {
+        FusionParams {
+            threshold: threshold.unwrap_or(self.threshold),
+            margin: margin.unwrap_or(self.margin),
+            k: k.unwrap_or(self.k),
+            window: self.window,
+            gates: QualityGates {
+                min_eye_px: self.min_eye_px,
+                min_sharpness: self.min_sharpness,
+                max_abs_yaw: self.max_abs_yaw,
+                luma: (self.luma_min, self.luma_max),
+            },
+        }
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        if !(-1.0..=1.0).contains(&self.threshold)
+            || !(0.0..=2.0).contains(&self.margin)
+            || !(1..=64).contains(&self.k)
+            || self.window < self.k
+            || self.window > 256
+            || self.confirm_ms > 5_000
+        {
+            return Err(format!(
+                "[decision]: threshold must be in -1..=1 (is {}), margin 0..=2 (is {}), k 1..=64 (is {}), window k..=256 (is {}), confirm_ms 0..=5000 (is {})",
+                self.threshold, self.margin, self.k, self.window, self.confirm_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LaneRole {
+    Entry,
+    Exit,
+}
+
+/// What the deciders need of one lane (the station file's `[[lane]]` gives it).
+#[derive(Debug, Clone)]
+pub struct GateLane {
+    pub id: String,
+    pub role: LaneRole,
+    /// Where a person counts as inside the lane, in frame pixels.
+    pub zone: BBox,
+    pub fusion: FusionParams,
+}

@@ -1,0 +1,51 @@
+//! What gated tells the outside world. The deciders, the lighting loop, the heartbeat and the
+//! operator's `ctl` requests only *say* what should happen, as [`Command`]s; [`super::Outbox`]
+//! is the one place that sends them, numbers them, journals them and times their acknowledgements.
+
+use std::time::Instant;
+
+use protocol::{ArchColour, DoorAction, LaneEvent};
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// A door action for the lane with this index.
+    Door {
+        lane: usize,
+        action: DoorAction,
+        cause: DoorCause,
+    },
+    /// The arch colour and/or the illumination set-point of a lane (`None`: leave as is).
+    Light {
+        lane: usize,
+        arch: Option<ArchColour>,
+        illumination: Option<u8>,
+    },
+    /// A decision message: published on the lane's decision key and journalled.
+    Decision(protocol::Decision),
+    /// A lane event (status, lighting change, GPU loss): published and journalled.
+    Event(LaneEvent),
+}
+
+/// Why a door command is sent: it decides what the journal says and what is timed.
+#[derive(Debug, Clone)]
+pub enum DoorCause {
+    /// A gate verdict; the deciders time it from the deciding frame's capture to the door.
+    Decision(Decided),
+    /// `gated ctl door`.
+    Operator,
+    /// Keeps the drivers' watchdog fed; not journalled.
+    Heartbeat,
+    /// The GPU is lost: doors to their fail-safe position.
+    Safe,
+}
+
+/// The verdict behind a door command.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// When the deciding frame left the camera pipeline.
+    pub captured: Instant,
+    /// Index of the decision record (`decide::decisions::Decisions::records`).
+    pub record: usize,
+    pub track: u64,
+    pub reason: String,
+}

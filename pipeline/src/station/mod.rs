@@ -1,0 +1,449 @@
+//! The station: wires capture → the tick (normalise, recognise) → decide → drive, with the gallery's
+//! sync, the store and metrics, and runs until told to stop (or until recorded footage is played
+//! out).
+//!
+//! `Station::start` (`start.rs`) opens every part in order; [`Station::run`] waits on the inputs (capture
+//! events, the tick's reports, driver states and operator requests, the heartbeat, the
+//! once-a-second health) and hands each to one handler. Handlers decide nothing themselves that a
+//! stage can decide: they pass frames to the deciders and the lighting loop and send the
+//! [`Command`]s those return through [`Station::send`], the one place commands leave from.
+
+mod report;
+mod start;
+
+pub use report::{LaneReport, RunReport, format_report};
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use metrics::{counter, gauge};
+use protocol::{
+    ArchColour, CtlReply, CtlRequest, DoorAction, DoorState, LaneEvent, LaneEventKind, LaneStatus,
+    LightState, VERSION, encode, unix_ms,
+};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use crate::capture::{Capture, CaptureEvent};
+use crate::config::StationConfig;
+use crate::decide::decisions::Decisions;
+use crate::drive::command::{Command, DoorCause};
+use crate::drive::spawn::Drivers;
+use crate::drive::{Incoming, LightingLoop, Outbox};
+use crate::recognise::tick::{GpuReport, GpuStage, Settled};
+use crate::recognise::{LaneFaces, TickTimes};
+use crate::store::JournalKind;
+use crate::sync::SyncHandle;
+use crate::telemetry::names;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StationError {
+    #[error("station id")]
+    Id(#[source] protocol::ProtocolError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Gpu(#[from] crate::normalise::GpuError),
+    #[error(transparent)]
+    Link(#[from] crate::drive::link::LinkError),
+    #[error(transparent)]
+    Capture(#[from] crate::capture::CaptureError),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
+    #[error(transparent)]
+    Recognise(#[from] crate::recognise::RecogniseError),
+    #[error(transparent)]
+    Decisions(#[from] crate::decide::decisions::DecisionsError),
+    #[error(transparent)]
+    Spawn(#[from] crate::drive::spawn::SpawnError),
+    #[error("sync keys")]
+    SyncKeys(#[source] crate::sync::StationSyncError),
+    #[error("sync")]
+    Sync(#[source] crate::sync::StationSyncError),
+    #[error("sync: zenoh")]
+    SyncZenoh(#[source] zenoh::Error),
+    #[error("cannot start GPU stage")]
+    Tick(#[source] std::io::Error),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop after this long (the demo, tests); `None` runs until ctrl-c or the footage ends.
+    pub duration: Option<Duration>,
+}
+
+/// Runs a station until ctrl-c, `opts.duration`, or the end of recorded footage.
+pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, StationError> {
+    let (station, inputs) = Station::start(cfg).await?;
+    Ok(station.run(inputs, opts).await)
+}
+
+/// What the station keeps per lane between frames.
+struct LaneState {
+    id: String,
+    lighting: LightingLoop,
+    lighting_commands: u64,
+    luma_mean: f32,
+    door: Option<DoorState>,
+    light: Option<LightState>,
+    gpu_ns_sum: u64,
+    gpu_frames: u64,
+}
+
+/// What the loop waits on.
+struct Inputs {
+    capture: mpsc::UnboundedReceiver<CaptureEvent>,
+    tick: mpsc::UnboundedReceiver<GpuReport>,
+    incoming: mpsc::UnboundedReceiver<Incoming>,
+}
+
+struct Station {
+    cfg: StationConfig,
+    adapter: String,
+    outbox: Outbox,
+    capture: Capture,
+    stage: GpuStage,
+    /// With recognition: the deciders, and the tick's watch of the walkers they settled.
+    decisions: Option<(Decisions, watch::Sender<Settled>)>,
+    recogniser: Option<&'static str>,
+    lanes: Vec<LaneState>,
+    index: HashMap<String, usize>,
+    gpu_lost: bool,
+    /// The lanes' clock for live sources (recorded footage has its own presentation times).
+    t0: Instant,
+    ticks: Vec<TickTimes>,
+    normalised_s: Vec<f64>,
+    /// Kept until the run ends: dropping them stops the centre's sync and the driver processes.
+    _sync: Option<SyncHandle>,
+    _drivers: Option<Drivers>,
+}
+
+impl Station {
+    /// The loop: one handler per input until the deadline, ctrl-c or the end of the footage.
+    async fn run(mut self, mut inputs: Inputs, opts: RunOptions) -> RunReport {
+        self.outbox.journal(
+            "",
+            JournalKind::Station,
+            format!("gated started on {}", self.adapter),
+        );
+        let initial: Vec<Command> = (0..self.lanes.len())
+            .map(|lane| Command::Light {
+                lane,
+                arch: Some(ArchColour::Idle),
+                illumination: Some(self.lanes[lane].lighting.level()),
+            })
+            .collect();
+        self.send(initial).await;
+
+        let started = Instant::now();
+        let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
+        let mut heartbeat =
+            tokio::time::interval(Duration::from_millis(self.cfg.drivers.heartbeat_ms));
+        let mut health_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+        let mut sleep_until = std::pin::pin!(async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        });
+        loop {
+            tokio::select! {
+                _ = &mut sleep_until => break,
+                _ = &mut ctrl_c => { info!("interrupted"); break; }
+                Some(ev) = inputs.capture.recv() => self.on_capture(ev).await,
+                Some(r) = inputs.tick.recv() => match r {
+                    GpuReport::Frame { lane, stats, gpu_ns, captured, pts_ms, faces, done, tick, .. } => {
+                        if let Some(t) = tick { self.ticks.push(t); }
+                        self.normalised_s.push(done.saturating_duration_since(captured).as_secs_f64());
+                        let at_ms = pts_ms.unwrap_or_else(|| captured.saturating_duration_since(self.t0).as_millis() as u64);
+                        self.on_frame(lane, at_ms, captured, faces.as_ref()).await;
+                        self.on_lighting(lane, stats.mean, gpu_ns, faces.as_ref()).await;
+                    }
+                    GpuReport::Lost(why) => self.on_gpu_lost(why).await,
+                },
+                Some(inc) = inputs.incoming.recv() => self.on_incoming(inc).await,
+                _ = heartbeat.tick() => self.on_heartbeat().await,
+                _ = health_tick.tick() => {
+                    self.on_health().await;
+                    if deadline.is_none() && self.played_out().await { break; }
+                }
+            }
+        }
+        self.stop(started.elapsed())
+    }
+
+    /// The one place commands leave from: each goes out through the outbox, and a verdict's door
+    /// command reports its sequence number back to the deciders (door latency).
+    async fn send(&mut self, cmds: Vec<Command>) {
+        for cmd in cmds {
+            if let Ok(Some(seq)) = self.outbox.send(&cmd).await
+                && let Command::Door {
+                    lane,
+                    action,
+                    cause: DoorCause::Decision(decided),
+                } = &cmd
+                && let Some((d, _)) = self.decisions.as_mut()
+            {
+                d.door_sent(*lane, *action, decided, seq);
+            }
+        }
+    }
+
+    async fn on_capture(&mut self, ev: CaptureEvent) {
+        let lane = &self.lanes[ev.lane].id;
+        gauge!(names::LANE_DEGRADED, "lane" => lane.clone()).set(
+            if ev.status == LaneStatus::Degraded {
+                1.0
+            } else {
+                0.0
+            },
+        );
+        let event = LaneEvent {
+            v: VERSION,
+            lane: lane.clone(),
+            kind: LaneEventKind::Status,
+            status: Some(ev.status),
+            detail: ev.detail,
+            t_unix_ms: unix_ms(),
+        };
+        self.send(vec![Command::Event(event)]).await;
+    }
+
+    /// A frame's faces to the lane's deciders (with recognition, while the GPU lives); the walkers
+    /// they settle go back to the tick.
+    async fn on_frame(
+        &mut self,
+        lane: usize,
+        at_ms: u64,
+        captured: Instant,
+        faces: Option<&LaneFaces>,
+    ) {
+        let (Some((d, settled)), Some(faces)) = (self.decisions.as_mut(), faces) else {
+            return;
+        };
+        if self.gpu_lost {
+            return;
+        }
+        let cmds = d.on_faces(lane, at_ms, captured, faces);
+        let boxes = d.settled(lane);
+        settled.send_modify(|s| {
+            if let Some(slot) = s.get_mut(lane) {
+                *slot = boxes;
+            }
+        });
+        self.send(cmds).await;
+    }
+
+    /// The closed lighting loop: with a face in view it drives the face's own luminance to the
+    /// target, otherwise the scene's.
+    async fn on_lighting(
+        &mut self,
+        lane: usize,
+        scene_luma: f32,
+        gpu_ns: Option<u64>,
+        faces: Option<&LaneFaces>,
+    ) {
+        let l = &mut self.lanes[lane];
+        l.luma_mean = scene_luma;
+        if let Some(ns) = gpu_ns {
+            l.gpu_ns_sum += ns;
+            l.gpu_frames += 1;
+        }
+        gauge!(names::LUMA_MEAN, "lane" => l.id.clone()).set(scene_luma as f64);
+        if self.gpu_lost {
+            return;
+        }
+        let face_luma = faces.and_then(|f| f.face_luma);
+        if let Some(v) = face_luma {
+            gauge!(names::FACE_LUMA, "lane" => l.id.clone()).set(v as f64);
+        }
+        let Some(level) = l
+            .lighting
+            .update(face_luma.unwrap_or(scene_luma), Instant::now())
+        else {
+            return;
+        };
+        l.lighting_commands += 1;
+        counter!(names::LIGHTING_COMMANDS, "lane" => l.id.clone()).increment(1);
+        gauge!(names::ILLUMINATION, "lane" => l.id.clone()).set(level as f64);
+        let detail = format!(
+            "{} luma {:.2} -> illumination {level}%",
+            if face_luma.is_some() { "face" } else { "scene" },
+            l.lighting.smoothed().unwrap_or(scene_luma)
+        );
+        let event = LaneEvent {
+            v: VERSION,
+            lane: l.id.clone(),
+            kind: LaneEventKind::Lighting,
+            status: None,
+            detail,
+            t_unix_ms: unix_ms(),
+        };
+        let cmds = vec![
+            Command::Light {
+                lane,
+                arch: None,
+                illumination: Some(level),
+            },
+            Command::Event(event),
+        ];
+        self.send(cmds).await;
+    }
+
+    async fn on_gpu_lost(&mut self, why: String) {
+        self.gpu_lost = true;
+        gauge!(names::GPU_LOST).set(1.0);
+        error!(%why, "GPU lost: doors to safe mode, lanes to IC-card only");
+        let mut cmds = Vec::new();
+        for (lane, l) in self.lanes.iter().enumerate() {
+            cmds.push(Command::Door {
+                lane,
+                action: DoorAction::Safe,
+                cause: DoorCause::Safe,
+            });
+            cmds.push(Command::Event(LaneEvent {
+                v: VERSION,
+                lane: l.id.clone(),
+                kind: LaneEventKind::GpuLost,
+                status: None,
+                detail: why.clone(),
+                t_unix_ms: unix_ms(),
+            }));
+        }
+        self.send(cmds).await;
+    }
+
+    async fn on_incoming(&mut self, inc: Incoming) {
+        match inc {
+            Incoming::Door(lane, st) => {
+                if let Some(&i) = self.index.get(&lane) {
+                    if let Some((d, _)) = self.decisions.as_mut() {
+                        d.on_door(&lane, &st);
+                    }
+                    self.outbox.door_acked(i, st.ack_seq);
+                    self.lanes[i].door = Some(st);
+                }
+            }
+            Incoming::Light(lane, st) => {
+                if let Some(&i) = self.index.get(&lane) {
+                    self.outbox.light_acked(i, st.ack_seq);
+                    self.lanes[i].light = Some(st);
+                }
+            }
+            Incoming::Malformed(key, _) => counter!(names::MALFORMED, "key" => key).increment(1),
+            Incoming::Ctl(query, req) => {
+                let reply = match req {
+                    Ok(r) => self.on_ctl(r).await,
+                    Err(e) => refuse(e.to_string()),
+                };
+                if let Err(e) = query.reply(query.key_expr().clone(), encode(&reply)).await {
+                    warn!(error = %e, "ctl reply failed");
+                }
+            }
+        }
+    }
+
+    /// An operator request (`gated ctl`): the status, or a door command sent like any other.
+    async fn on_ctl(&mut self, req: CtlRequest) -> CtlReply {
+        let Some(d) = req.door else {
+            return CtlReply {
+                v: VERSION,
+                ok: true,
+                message: "status".into(),
+                health: Some(self.health()),
+            };
+        };
+        let lane = match (self.index.get(&d.lane), d.action) {
+            (None, _) => return refuse(format!("no lane {:?} at this station", d.lane)),
+            (_, DoorAction::Heartbeat | DoorAction::Safe) => {
+                return refuse(format!("{:?} is not an operator command", d.action));
+            }
+            (Some(&i), _) => i,
+        };
+        let cmd = Command::Door {
+            lane,
+            action: d.action,
+            cause: DoorCause::Operator,
+        };
+        match self.outbox.send(&cmd).await {
+            Ok(Some(seq)) => CtlReply {
+                v: VERSION,
+                ok: true,
+                message: format!("{:?} sent to {} (seq {seq})", d.action, d.lane),
+                health: None,
+            },
+            Ok(None) => refuse(format!("no lane {:?} at this station", d.lane)),
+            Err(e) => refuse(e.to_string()),
+        }
+    }
+
+    async fn on_heartbeat(&mut self) {
+        // After a GPU loss the heartbeats stop on purpose: the drivers' watchdog then keeps the
+        // doors in their fail-safe position even if the `safe` command was lost.
+        if self.gpu_lost {
+            return;
+        }
+        for lane in 0..self.lanes.len() {
+            let cmd = Command::Door {
+                lane,
+                action: DoorAction::Heartbeat,
+                cause: DoorCause::Heartbeat,
+            };
+            // A failure is logged by the outbox; the next heartbeat tries again.
+            let _ = self.outbox.send(&cmd).await;
+            self.outbox.expire(lane);
+        }
+    }
+
+    async fn on_health(&mut self) {
+        let o = std::sync::atomic::Ordering::Relaxed;
+        for c in &self.capture.counters {
+            counter!(names::FRAMES_IN, "lane" => c.id.clone()).absolute(c.frames_in.load(o));
+            counter!(names::FRAMES_PROCESSED, "lane" => c.id.clone())
+                .absolute(c.frames_processed.load(o));
+            counter!(names::FRAMES_DROPPED, "lane" => c.id.clone())
+                .absolute(c.frames_dropped.load(o));
+        }
+        self.outbox.health(&self.health()).await;
+    }
+
+    /// True once recorded footage is played out. Walkers still in view at the end of the files get
+    /// their decision too (the run ends here, so acknowledgements of what that sends are not
+    /// waited for).
+    async fn played_out(&mut self) -> bool {
+        if !(self.stage.is_finished() && self.capture.all_done()) {
+            return false;
+        }
+        info!("all recorded sources played out");
+        if !self.gpu_lost
+            && let Some((d, _)) = self.decisions.as_mut()
+        {
+            let cmds = d.played_out();
+            self.send(cmds).await;
+        }
+        true
+    }
+
+    /// Stops capture, the tick and the link, and says what the run did.
+    fn stop(mut self, elapsed: Duration) -> RunReport {
+        let report = self.report(elapsed);
+        self.outbox
+            .journal("", JournalKind::Station, "gated stopped".into());
+        self.capture.shutdown();
+        self.stage.stop();
+        if !self.outbox.close() {
+            error!("journal writer thread failed");
+        }
+        report
+    }
+}
+
+fn refuse(message: String) -> CtlReply {
+    CtlReply {
+        v: VERSION,
+        ok: false,
+        message,
+        health: None,
+    }
+}

@@ -1,0 +1,183 @@
+//! What a run did: the health gated publishes every second and answers `gated ctl status` with, and
+//! the per-lane report `gated run` and `gated demo` print at the end.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use protocol::{DoorMode, DoorState, Health, LaneHealth, LaneStatus, LightState, VERSION, unix_ms};
+
+use super::Station;
+use crate::decide::decisions::DecisionRecord;
+use crate::recognise::TickTimes;
+
+/// What a run did, per lane: the table `gated demo` prints.
+#[derive(Debug, Clone)]
+pub struct LaneReport {
+    pub id: String,
+    pub status: LaneStatus,
+    pub frames_in: u64,
+    pub frames_processed: u64,
+    pub frames_dropped: u64,
+    pub fps: f64,
+    pub luma_mean: f32,
+    pub lighting_commands: u64,
+    pub illumination: u8,
+    pub door: Option<DoorState>,
+    pub light: Option<LightState>,
+    pub gpu_ms_mean: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub adapter: String,
+    pub elapsed: Duration,
+    pub gpu_lost: bool,
+    pub lanes: Vec<LaneReport>,
+    /// `cpu` or `gpu` when the station recognised faces.
+    pub recogniser: Option<&'static str>,
+    /// Every recognition tick's stage times (the benchmark's per-stage percentiles).
+    pub ticks: Vec<TickTimes>,
+    /// Capture → normalised frame, seconds, every frame.
+    pub normalised_s: Vec<f64>,
+    pub decisions: Vec<DecisionRecord>,
+}
+
+impl Station {
+    /// The run's report; takes the per-tick and per-decision records with it.
+    pub(super) fn report(&mut self, elapsed: Duration) -> RunReport {
+        let o = Ordering::Relaxed;
+        RunReport {
+            adapter: self.adapter.clone(),
+            elapsed,
+            gpu_lost: self.gpu_lost,
+            lanes: self
+                .lanes
+                .iter()
+                .zip(&self.capture.counters)
+                .map(|(l, c)| {
+                    let processed = c.frames_processed.load(o);
+                    LaneReport {
+                        id: l.id.clone(),
+                        status: c.status(),
+                        frames_in: c.frames_in.load(o),
+                        frames_processed: processed,
+                        frames_dropped: c.frames_dropped.load(o),
+                        fps: processed as f64 / elapsed.as_secs_f64().max(1e-9),
+                        luma_mean: l.luma_mean,
+                        lighting_commands: l.lighting_commands,
+                        illumination: l.lighting.level(),
+                        door: l.door.clone(),
+                        light: l.light.clone(),
+                        gpu_ms_mean: (l.gpu_frames > 0)
+                            .then(|| l.gpu_ns_sum as f64 / l.gpu_frames as f64 / 1e6),
+                    }
+                })
+                .collect(),
+            recogniser: self.recogniser,
+            ticks: std::mem::take(&mut self.ticks),
+            normalised_s: std::mem::take(&mut self.normalised_s),
+            decisions: self
+                .decisions
+                .as_mut()
+                .map(|(d, _)| std::mem::take(&mut d.records))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The station's health now.
+    pub(super) fn health(&self) -> Health {
+        let o = Ordering::Relaxed;
+        Health {
+            v: VERSION,
+            station: self.cfg.station_id().to_owned(),
+            gpu_adapter: self.adapter.clone(),
+            gpu_lost: self.gpu_lost,
+            lanes: self
+                .lanes
+                .iter()
+                .zip(&self.capture.counters)
+                .map(|(l, c)| LaneHealth {
+                    lane: l.id.clone(),
+                    status: c.status(),
+                    frames_in: c.frames_in.load(o),
+                    frames_processed: c.frames_processed.load(o),
+                    frames_dropped: c.frames_dropped.load(o),
+                    luma_mean: l.luma_mean,
+                    illumination: l.lighting.level(),
+                    door: l.door.as_ref().map(|d| d.flap),
+                    door_mode: l.door.as_ref().map(|d| d.mode),
+                })
+                .collect(),
+            t_unix_ms: unix_ms(),
+        }
+    }
+}
+
+/// One line per lane for people: the `gated demo` / `gated run` summary.
+pub fn format_report(r: &RunReport) -> String {
+    let mut s = format!(
+        "adapter: {}   elapsed: {:.1} s{}\n",
+        r.adapter,
+        r.elapsed.as_secs_f64(),
+        if r.gpu_lost { "   GPU LOST" } else { "" }
+    );
+    s += &format!(
+        "{:<6} {:<9} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>8} {:<8} {:<15} {:<8}\n",
+        "lane",
+        "status",
+        "in",
+        "done",
+        "dropped",
+        "fps",
+        "gpu ms",
+        "luma",
+        "light%",
+        "lightcmd",
+        "door",
+        "door mode",
+        "arch"
+    );
+    for l in &r.lanes {
+        let door = l
+            .door
+            .as_ref()
+            .map(|d| format!("{:?}", d.flap).to_lowercase())
+            .unwrap_or_else(|| "-".into());
+        let mode = l.door.as_ref().map(|d| mode_name(d.mode)).unwrap_or("-");
+        let arch = l
+            .light
+            .as_ref()
+            .map(|x| format!("{:?}", x.arch).to_lowercase())
+            .unwrap_or_else(|| "-".into());
+        s += &format!(
+            "{:<6} {:<9} {:>7} {:>7} {:>7} {:>6.1} {:>6} {:>6.2} {:>6} {:>8} {:<8} {:<15} {:<8}\n",
+            l.id,
+            format!("{:?}", l.status).to_lowercase(),
+            l.frames_in,
+            l.frames_processed,
+            l.frames_dropped,
+            l.fps,
+            l.gpu_ms_mean
+                .map(|m| format!("{m:.2}"))
+                .unwrap_or_else(|| "-".into()),
+            l.luma_mean,
+            l.illumination,
+            l.lighting_commands,
+            door,
+            mode,
+            arch
+        );
+    }
+    s
+}
+
+fn mode_name(m: DoorMode) -> &'static str {
+    match m {
+        DoorMode::Normal => "normal",
+        DoorMode::HeldOpen => "held_open",
+        DoorMode::HeldClosed => "held_closed",
+        DoorMode::FailsafeOpen => "failsafe_open",
+        DoorMode::FailsafeClosed => "failsafe_closed",
+        DoorMode::Emergency => "emergency",
+    }
+}

@@ -1,0 +1,176 @@
+//! Starting a station: every part opened in order, the tick started, the lanes' state made.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use super::{Inputs, LaneState, Station, StationError};
+use crate::capture::{Capture, CaptureEvent, CaptureMode};
+use crate::config::{StationConfig, SyncConfig};
+use crate::decide::decisions::Decisions;
+use crate::drive::{LightingLoop, Link, Outbox};
+use crate::normalise::Gpu;
+use crate::recognise::Recogniser;
+use crate::recognise::tick::{GpuStage, Recognition, Settled};
+use crate::store::{JournalWriter, Store};
+use crate::sync::{StationKeys, SyncHandle, Syncer};
+
+impl Station {
+    /// Opens the store, metrics, drivers, zenoh link, sync, GPU, recogniser and capture, in that
+    /// order, and starts the tick.
+    pub(super) async fn start(cfg: StationConfig) -> Result<(Self, Inputs), StationError> {
+        let keys = protocol::Keys::new(cfg.station_id()).map_err(StationError::Id)?;
+        let store = Arc::new(Store::open(&cfg.store.path)?);
+        let journal = JournalWriter::start(store.clone());
+        if cfg.metrics.enabled {
+            crate::telemetry::install(cfg.metrics.listen)?;
+            info!(addr = %cfg.metrics.listen, "metrics at http://{}/metrics", cfg.metrics.listen);
+        }
+        let lane_ids = cfg.lane_ids();
+        let drivers = match cfg.drivers.spawn {
+            true => Some(crate::drive::spawn::spawn(
+                &cfg.drivers,
+                cfg.station_id(),
+                &lane_ids,
+            )?),
+            false => None,
+        };
+        let (inc_tx, incoming) = mpsc::unbounded_channel();
+        let link = Link::open(keys, &cfg.zenoh_endpoints(), inc_tx).await?;
+        let sync = match &cfg.sync {
+            Some(s) => Some(start_sync(cfg.station_id(), s, store.clone(), &link).await?),
+            None => None,
+        };
+        let outbox = Outbox::new(
+            link,
+            journal,
+            &lane_ids,
+            Duration::from_millis(cfg.drivers.ack_timeout_ms),
+        );
+        let gpu = Arc::new(Gpu::open(&cfg.gpu)?);
+        let adapter = gpu.adapter_name();
+        let (recognition, decisions) = recognition(&cfg, &gpu, sync.as_ref())?;
+        let recogniser = recognition.as_ref().map(|r| r.recogniser.backend_name());
+        let t0 = Instant::now();
+        let (cap_tx, capture_rx) = mpsc::unbounded_channel::<CaptureEvent>();
+        let capture = Capture::start(&cfg.cameras(), &cfg.capture, cap_tx)?;
+        let (tick_tx, tick_rx) = mpsc::unbounded_channel();
+        let stage = GpuStage::start(
+            gpu.clone(),
+            cfg.normalise,
+            capture.hub.clone(),
+            capture.counters.clone(),
+            tick_tx,
+            recognition,
+            match cfg.capture.mode {
+                CaptureMode::Benchmark => Duration::ZERO,
+                CaptureMode::Realtime => Duration::from_millis(cfg.gpu.tick_ms),
+            },
+        )
+        .map_err(StationError::Tick)?;
+        let lanes: Vec<LaneState> = lane_ids
+            .iter()
+            .map(|id| LaneState {
+                id: id.clone(),
+                lighting: LightingLoop::new(cfg.lighting.clone()),
+                lighting_commands: 0,
+                luma_mean: 0.0,
+                door: None,
+                light: None,
+                gpu_ns_sum: 0,
+                gpu_frames: 0,
+            })
+            .collect();
+        let index = lane_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i))
+            .collect();
+        let station = Self {
+            cfg,
+            adapter,
+            outbox,
+            capture,
+            stage,
+            decisions,
+            recogniser,
+            lanes,
+            index,
+            gpu_lost: false,
+            t0,
+            ticks: Vec::new(),
+            normalised_s: Vec::new(),
+            _sync: sync,
+            _drivers: drivers,
+        };
+        let inputs = Inputs {
+            capture: capture_rx,
+            tick: tick_rx,
+            incoming,
+        };
+        Ok((station, inputs))
+    }
+}
+
+/// With `[sync]` and `[recognise] enabled`: the recogniser for the tick and the deciders for the
+/// station. Recognition needs a gallery, so without `[sync]` the lanes stay in IC-card mode.
+#[allow(clippy::type_complexity)]
+fn recognition(
+    cfg: &StationConfig,
+    gpu: &Gpu,
+    sync: Option<&SyncHandle>,
+) -> Result<
+    (
+        Option<Recognition>,
+        Option<(Decisions, watch::Sender<Settled>)>,
+    ),
+    StationError,
+> {
+    match (sync, cfg.recognise.enabled) {
+        (Some(h), true) => {
+            let recogniser = Recogniser::new(gpu, &cfg.recognise, cfg.lanes.len())?;
+            let gallery = h.syncer.gallery().clone();
+            let decisions = Decisions::new(
+                cfg.station_id(),
+                &cfg.decision,
+                cfg.gate_lanes(),
+                recogniser.mirror.numbers(),
+                gallery.clone(),
+            )?;
+            let (recognition, settled) = Recognition::new(
+                recogniser,
+                gallery,
+                cfg.recognise.narrow_to_ticket_holders,
+                cfg.lanes.len(),
+            );
+            Ok((Some(recognition), Some((decisions, settled))))
+        }
+        (None, true) => {
+            info!("no [sync] section: no gallery, so no recognition; lanes stay in IC-card mode");
+            Ok((None, None))
+        }
+        _ => Ok((None, None)),
+    }
+}
+
+/// Loads the gallery from the store and starts following the centre (`crate::sync`).
+async fn start_sync(
+    station: &str,
+    s: &SyncConfig,
+    store: Arc<Store>,
+    link: &Link,
+) -> Result<SyncHandle, StationError> {
+    let keys = StationKeys::load(station, s).map_err(StationError::SyncKeys)?;
+    let syncer = Arc::new(Syncer::load(keys, store).map_err(StationError::Sync)?);
+    crate::sync::spawn(
+        syncer,
+        link.session.clone(),
+        s.batch,
+        Duration::from_secs(s.poll_s),
+        Duration::from_millis(s.query_timeout_ms),
+    )
+    .await
+    .map_err(StationError::SyncZenoh)
+}
