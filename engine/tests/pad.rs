@@ -1,0 +1,88 @@
+//! The presentation-attack networks (MiniFASNetV2 at 2.7×, MiniFASNetV1SE at 4.0×; committed in
+//! `assets/pad/` by `scripts/pad/convert.py`) on every executor against the logits of upstream's
+//! own PyTorch module on the same inputs (`fixtures/pad_inputs.u8`: four face chips and one noise
+//! image, 80×80 BGR). Tolerance: max |logit difference| ≤ 1e-3·(1 + max |logit|) for f32, and
+//! the same class decision on every input.
+
+use std::path::{Path, PathBuf};
+
+use engine::face::pad::{self, INPUT, MODELS};
+use engine::fast::FastModel;
+use engine::tensor::Tensor;
+
+const N: usize = 5;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn model(file: &str) -> engine::Graph {
+    let p = root().join("assets/pad").join(file);
+    engine::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// `[N, 3, 80, 80]` in 0..255, channel order as stored (BGR).
+fn inputs() -> Vec<f32> {
+    let raw = std::fs::read(root().join("engine/tests/fixtures/pad_inputs.u8")).unwrap();
+    assert_eq!(raw.len(), N * INPUT * INPUT * 3);
+    let plane = INPUT * INPUT;
+    let mut out = vec![0f32; raw.len()];
+    for (i, v) in raw.iter().enumerate() {
+        let (img, px, c) = (i / (plane * 3), (i / 3) % plane, i % 3);
+        out[(img * 3 + c) * plane + px] = f32::from(*v);
+    }
+    out
+}
+
+fn golden(file: &str) -> Vec<f32> {
+    let name = file.replace(".onnx", "_golden.f32");
+    let raw = std::fs::read(root().join("engine/tests/fixtures").join(name)).unwrap();
+    raw.chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+fn check(what: &str, ours: &[f32], gold: &[f32]) {
+    assert_eq!(ours.len(), gold.len(), "{what}: output length");
+    let mag = gold.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = ours
+        .iter()
+        .zip(gold)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    eprintln!("{what}: max |logit diff| {worst:.2e} (max |logit| {mag:.2})");
+    assert!(
+        worst <= 1e-3 * (1.0 + mag),
+        "{what}: logits differ by {worst}"
+    );
+    for (i, (o, g)) in ours.chunks(3).zip(gold.chunks(3)).enumerate() {
+        let argmax = |l: &[f32]| (0..3).fold(0, |b, k| if l[k] > l[b] { k } else { b });
+        assert_eq!(argmax(o), argmax(g), "{what}: input {i} changes class");
+    }
+}
+
+#[test]
+fn pad_networks_match_pytorch_on_the_cpu() {
+    let x = Tensor::new(vec![N, 3, INPUT, INPUT], inputs()).unwrap();
+    for (file, _) in MODELS {
+        let g = model(file);
+        let gold = golden(file);
+        let reference = engine::cpu::run(&g, std::slice::from_ref(&x)).unwrap();
+        check(&format!("{file} reference"), &reference[0].data, &gold);
+        for threads in [1, 2] {
+            let fast = FastModel::new(g.clone(), threads).unwrap();
+            let out = fast.run(std::slice::from_ref(&x)).unwrap();
+            check(&format!("{file} fast ×{threads}"), &out[0].data, &gold);
+        }
+    }
+}
+
+/// The pair's verdict on the golden logits is the mean of the two softmaxes' live class.
+#[test]
+fn verdict_averages_the_pair_on_golden_logits() {
+    let (a, b) = (golden(MODELS[0].0), golden(MODELS[1].0));
+    for i in 0..N {
+        let p = pad::live_probability(&[&a[i * 3..][..3], &b[i * 3..][..3]]).unwrap();
+        let want = (pad::softmax(&a[i * 3..][..3])[1] + pad::softmax(&b[i * 3..][..3])[1]) / 2.0;
+        assert!((p - want).abs() < 1e-6 && (0.0..=1.0).contains(&p));
+    }
+}
