@@ -13,8 +13,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use pipeline::capture::{Capture, clip::encode_test_clip};
 use pipeline::config::{CaptureConfig, CaptureMode, GpuConfig, StationConfig};
-use pipeline::recognise::tick::{GpuReport, GpuStage};
 use pipeline::normalise::{Gpu, NormaliseParams};
+use pipeline::recognise::tick::{GpuReport, GpuStage};
 
 fn lanes_toml(files: &[std::path::PathBuf], w: u32, h: u32) -> String {
     let mut s = "[station]\nid = \"bench\"\n[store]\npath = \"/tmp/unused.redb\"\n".to_owned();

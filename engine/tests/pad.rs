@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use engine::face::pad::{self, INPUT, MODELS};
 use engine::fast::FastModel;
+use engine::gpu::{GpuModel, Kernels, open_device};
 use engine::tensor::Tensor;
 
 const N: usize = 5;
@@ -73,6 +74,19 @@ fn pad_networks_match_pytorch_on_the_cpu() {
             let out = fast.run(std::slice::from_ref(&x)).unwrap();
             check(&format!("{file} fast ×{threads}"), &out[0].data, &gold);
         }
+    }
+}
+
+#[test]
+fn pad_networks_match_pytorch_on_the_gpu() {
+    let (device, queue) = open_device().expect("wgpu device");
+    let kernels = Kernels::new(&device);
+    let x = inputs();
+    for (file, _) in MODELS {
+        let g = model(file);
+        let m = GpuModel::new(&device, &kernels, &g, N).expect("plans on the GPU");
+        let out = m.run(&device, &queue, &kernels, &x).expect("runs");
+        check(&format!("{file} gpu"), &out[0], &golden(file));
     }
 }
 

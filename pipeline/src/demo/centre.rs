@@ -12,8 +12,8 @@ use domain::changes::{CentreSigningKey, public_to_hex};
 use domain::seal::{self, CentreSecretKey, KeyId, MasterKey, StationSecretKey};
 use domain::tickets::{Coverage, TicketKind};
 use domain::{StationId, SubjectId};
-use enrolment::distribution::{Centre, CentreService};
 use engine::face::{Chip, FaceChain};
+use enrolment::distribution::{Centre, CentreService};
 use enrolment::photo::{self, DecodeLimits};
 use enrolment::store::{Consent, EnrolRow, Store, SubjectRecord};
 

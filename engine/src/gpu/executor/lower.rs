@@ -100,6 +100,7 @@ impl At<'_> {
             Activation::None => Ok(Act::None),
             Activation::Relu => Ok(Act::Relu),
             Activation::PRelu => Ok(Act::Prelu),
+            Activation::Sigmoid => Ok(Act::Sigmoid),
             other => Err(self.unsupported(format!("fused activation {other:?}"))),
         }
     }

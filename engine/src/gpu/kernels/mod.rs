@@ -80,6 +80,8 @@ pub enum Act {
     Relu,
     /// Per-channel slope (the channel axis of the op).
     Prelu,
+    /// The gate of a squeeze-excitation block (MiniFASNetV1SE), fused by the load passes.
+    Sigmoid,
 }
 
 impl Act {
@@ -88,6 +90,7 @@ impl Act {
             Act::None => 0,
             Act::Relu => 1,
             Act::Prelu => 2,
+            Act::Sigmoid => 3,
         }
     }
 }

@@ -90,6 +90,7 @@ pub(super) fn act(v: f32, a: Act, slope: f32) -> f32 {
                 v * slope
             }
         }
+        Act::Sigmoid => 1.0 / (1.0 + (-v).exp()),
     }
 }
 

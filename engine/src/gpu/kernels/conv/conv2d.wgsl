@@ -30,6 +30,9 @@ fn activate(v: f32, oc: u32) -> f32 {
     if (c.act == 2u) {
         return select(v * f32(slope[oc]), v, v >= 0.0);
     }
+    if (c.act == 3u) {
+        return 1.0 / (1.0 + exp(-v));
+    }
     return v;
 }
 

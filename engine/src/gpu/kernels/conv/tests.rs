@@ -84,6 +84,11 @@ fn conv_matches_reference() {
             geom([1, 6, 16, 16], 6, [5, 5], (2, 2), (1, 1, 2, 2), (1, 1), 6),
             Act::Relu,
         ),
+        // A squeeze-excitation gate: 1x1 over a 1x1 map, sigmoid.
+        (
+            geom([2, 12, 1, 1], 12, [1, 1], (1, 1), (0, 0, 0, 0), (1, 1), 1),
+            Act::Sigmoid,
+        ),
         // Grouped with dilation, no activation.
         (
             geom([2, 4, 9, 11], 6, [3, 2], (1, 2), (2, 0, 2, 1), (2, 1), 2),

@@ -110,6 +110,8 @@ fn finish(sum: f32, row: u32, col: u32) -> f32 {
         acc = max(acc, 0.0);
     } else if (g.act == 2u) {
         acc = select(acc * f32(slope[ch]), acc, acc >= 0.0);
+    } else if (g.act == 3u) {
+        acc = 1.0 / (1.0 + exp(-acc));
     }
     return acc;
 }
