@@ -14,6 +14,7 @@
 
 mod blocked;
 mod conv;
+mod direct;
 mod linear;
 mod pool;
 #[cfg(test)]
