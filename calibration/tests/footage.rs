@@ -1,4 +1,6 @@
 //! `gate-calibrate footage`: determinism, decodable MP4s that match truth.json, and clear errors.
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::Output;

@@ -1,6 +1,8 @@
 //! Models end to end on the WGSL kernels (lavapipe in CI) against onnxruntime's golden outputs and
 //! the CPU reference. Tolerance for SFace: max |difference| of the L2-normalised descriptor ≤ 1e-3
 //! (the bound for f32); the measured value is printed.
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! own PyTorch module on the same inputs (`fixtures/pad_inputs.u8`: four face chips and one noise
 //! image, 80×80 BGR). Tolerance: max |logit difference| ≤ 1e-3·(1 + max |logit|) for f32, and
 //! the same class decision on every input.
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 

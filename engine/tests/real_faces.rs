@@ -5,6 +5,8 @@
 //!
 //! SFace's authors' same-person threshold is cosine 0.363: the three Obama photos must be more
 //! similar to each other than that, and Biden less similar to each of them.
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

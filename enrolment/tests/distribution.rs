@@ -4,6 +4,8 @@
 //! the catch-up queryable; `protocol::zenoh_config`) receives the signed upsert for a subject enrolled over HTTP, verifies it
 //! under the printed centre key and opens the template with the station key; `DELETE` then brings the
 //! erase. `docs/protocol.md`, "Template distribution".
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

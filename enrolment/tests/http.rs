@@ -1,5 +1,7 @@
 //! The enrolment service over real HTTP on loopback, with a real redb file: enrolment and every
 //! refusal reason, tickets, erasure with a raw scan of the store file, auth, limits, OpenAPI.
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! The quality checks on real photos and synthetic degradations of them (library level, no HTTP):
 //! exposure, pose, a painted mask and painted sunglasses. The synthetic occlusions are flat colour,
 //! the easy case; real masks and glasses are not in the test data (see docs/enrolment.md).
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

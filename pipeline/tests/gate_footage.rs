@@ -12,6 +12,8 @@
 //!
 //! The tests of this file take turns (`TURN`): the real-time one must not share the two cores
 //! with another station, or it would measure the test harness instead of the station.
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
 //! `kill -9` of gated while the door driver runs: the driver must publish its fail-safe state within
 //! the watchdog timeout (it sees gated's liveliness token vanish when the TCP session drops).
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! only, `schema_version` = 1) is opened by the current `Store`, which must keep every journal entry,
 //! create the template table (empty, `sync_last_seq` 0) and set the version to 2; a file of an
 //! unknown version is refused and its contents left as they were.
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 

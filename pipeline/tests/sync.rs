@@ -1,5 +1,7 @@
 //! Template distribution end to end: the centre's store and zenoh service (enrolment library) and
 //! stations (`pipeline::sync`) on loopback TCP, real redb files on both sides.
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod sync_common;
 

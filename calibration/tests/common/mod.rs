@@ -1,6 +1,9 @@
 //! What the gate-calibrate integration tests share: the binary, the inputs scripts/setup fetches,
 //! and a labelled face folder made from them.
-#![allow(dead_code)] // each test binary uses its own subset
+#![allow(dead_code)]
+// each test binary uses its own subset
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

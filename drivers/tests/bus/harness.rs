@@ -1,4 +1,6 @@
 //! What the tests share: free ports, a driver running on the test's runtime, a fake gated.
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Shared test helpers: model/fixture lookup and a tiny protobuf writer for building ONNX
 //! models by hand.
 #![allow(dead_code, unused_imports)]
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,8 @@
 //! Test helpers: start the real `enrold` binary on loopback with a store in a tempdir, a plain
 //! HTTP/1.1 client over `TcpStream`, multipart bodies, and the test photos.
 #![allow(dead_code)]
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
