@@ -6,8 +6,11 @@
 // Test helpers fail the test by panicking, like the #[test] functions that call them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::{fixture, fixture_f32, max_abs_diff};
 use engine::face::pad::{self, INPUT, MODELS};
 use engine::fast::FastModel;
 use engine::gpu::{GpuModel, Kernels, open_device};
@@ -26,7 +29,7 @@ fn model(file: &str) -> engine::Graph {
 
 /// `[N, 3, 80, 80]` in 0..255, channel order as stored (BGR).
 fn inputs() -> Vec<f32> {
-    let raw = std::fs::read(root().join("engine/tests/fixtures/pad_inputs.u8")).unwrap();
+    let raw = fixture("pad_inputs.u8");
     assert_eq!(raw.len(), N * INPUT * INPUT * 3);
     let plane = INPUT * INPUT;
     let mut out = vec![0f32; raw.len()];
@@ -38,20 +41,13 @@ fn inputs() -> Vec<f32> {
 }
 
 fn golden(file: &str) -> Vec<f32> {
-    let name = file.replace(".onnx", "_golden.f32");
-    let raw = std::fs::read(root().join("engine/tests/fixtures").join(name)).unwrap();
-    raw.chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    fixture_f32(&file.replace(".onnx", "_golden.f32"))
 }
 
 fn check(what: &str, ours: &[f32], gold: &[f32]) {
     assert_eq!(ours.len(), gold.len(), "{what}: output length");
     let mag = gold.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let worst = ours
-        .iter()
-        .zip(gold)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let worst = max_abs_diff(ours, gold);
     eprintln!("{what}: max |logit diff| {worst:.2e} (max |logit| {mag:.2})");
     assert!(
         worst <= 1e-3 * (1.0 + mag),
