@@ -108,6 +108,15 @@ fn visible_to_open(r: &FootageRun) -> Vec<f64> {
 }
 
 fn main() -> Result<()> {
+    // The station runs in this process: its warnings (a lane degraded, a tick skipped) explain a
+    // bad row, so they go to stderr like gated's.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,zenoh=error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let mut footage = demo::default_footage();
     let mut detector = "back".to_string();
     let mut backend = "auto".to_string();

@@ -19,7 +19,8 @@ pub struct CaptureConfig {
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
     /// A live lane that delivers no frame for this long is marked degraded; so is a recording
-    /// without a first frame by then.
+    /// without a first frame by then (started again, up to three times in all, while it has
+    /// delivered nothing).
     pub stall_ms: u64,
 }
 

@@ -96,10 +96,15 @@ pub(super) struct LaneRunner {
     pub stop: Arc<AtomicBool>,
 }
 
+/// How many times a recording that has not delivered its first frame is started.
+const RECORDING_ATTEMPTS: u32 = 3;
+
 enum Ended {
     Stopped,
     Eos,
     Failed(String),
+    /// No frame within `stall_ms`, and no error either.
+    Stalled(String),
 }
 
 impl LaneRunner {
@@ -119,7 +124,9 @@ impl LaneRunner {
 
     pub fn run(self) {
         let mut backoff = Duration::from_millis(self.cfg.retry_initial_ms);
+        let mut attempts = 0u32;
         loop {
+            attempts += 1;
             self.hub.reopen_lane(self.index);
             let ended = match self.build() {
                 Ok(pipeline) => {
@@ -137,6 +144,21 @@ impl LaneRunner {
                 }
                 Ended::Eos => self.report(LaneStatus::Degraded, "live source ended".into()),
                 Ended::Failed(e) => self.report(LaneStatus::Degraded, e),
+                Ended::Stalled(e) => {
+                    // A recording is started again only while it has delivered nothing: a start
+                    // that hangs without an error (a demuxer on a cold disk or a busy machine) is
+                    // transient, whereas replaying one that already delivered frames would show
+                    // its walkers twice, and a decoding error would only repeat.
+                    let unstarted = self.counters.frames_in.load(Ordering::Relaxed) == 0;
+                    if !self.source.is_live() && unstarted && attempts < RECORDING_ATTEMPTS {
+                        self.report(
+                            LaneStatus::Degraded,
+                            format!("{e}; starting the recording again"),
+                        );
+                        continue;
+                    }
+                    self.report(LaneStatus::Degraded, e)
+                }
             }
             if !self.source.is_live() {
                 break;
@@ -309,7 +331,7 @@ impl LaneRunner {
                 && started.elapsed() > stall
                 && self.counters.since_last_frame() > stall
             {
-                return Ended::Failed(format!("no frame for {} ms", stall.as_millis()));
+                return Ended::Stalled(format!("no frame for {} ms", stall.as_millis()));
             }
         }
     }
