@@ -20,6 +20,10 @@ pub enum NormaliseError {
     },
     #[error("unsupported frame size {w}x{h}: width and height must be even and at least 16")]
     BadSize { w: u32, h: u32 },
+    #[error(
+        "frame layout {w} pixels wide has rows narrower than that: strides y {y}, u {u}, v {v}"
+    )]
+    BadStride { w: u32, y: u32, u: u32, v: u32 },
     #[error("normaliser for lane index {0} does not exist")]
     NoLane(usize),
     #[error(transparent)]

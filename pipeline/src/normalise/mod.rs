@@ -1,6 +1,7 @@
 //! normalise: camera frame → lighting statistics and the lighting-normalised RGBA frame that later
 //! stages (detect, align, embed) consume. Runs on the station's one wgpu device.
 
+pub mod cpu;
 pub mod gpu;
 pub mod lighting;
 pub mod reference;

@@ -9,7 +9,7 @@ use engine::fast::FastModel;
 use engine::{Graph, Tensor};
 use zeroize::Zeroizing;
 
-use super::{Cut, Embedded, FrameRef, RecogniseError, decode, stage_err};
+use super::{Cut, Embedded, FrameRef, Pixels, RecogniseError, decode, stage_err};
 use crate::normalise::Gpu;
 
 pub(super) struct CpuBackend {
@@ -53,12 +53,27 @@ impl CpuBackend {
         let per = side * side * 3;
         let mut batch = Vec::with_capacity(frames.len() * per);
         let mut boxes = Vec::with_capacity(frames.len());
-        // Every lane's normalised frame in one submission with one wait.
-        let lanes: Vec<_> = frames.iter().map(|f| f.lane).collect();
-        let outputs =
-            crate::normalise::read_outputs(gpu, &lanes).map_err(|e| err(e.to_string()))?;
-        for (f, rgba) in frames.iter().zip(outputs) {
-            let rgba = Zeroizing::new(rgba);
+        // Frames still on the device come back in one submission with one wait.
+        let on_gpu: Vec<_> = frames
+            .iter()
+            .filter_map(|f| match f.pixels {
+                Pixels::Gpu(lane) => Some(lane),
+                Pixels::Cpu(_) => None,
+            })
+            .collect();
+        let mut read = if on_gpu.is_empty() {
+            Vec::new()
+        } else {
+            crate::normalise::read_outputs(gpu, &on_gpu).map_err(|e| err(e.to_string()))?
+        }
+        .into_iter();
+        for f in frames {
+            let rgba = Zeroizing::new(match f.pixels {
+                Pixels::Cpu(px) => px.to_vec(),
+                Pixels::Gpu(_) => read
+                    .next()
+                    .ok_or_else(|| err("a frame missing from the readback".into()))?,
+            });
             let (w, h) = (f.width as usize, f.height as usize);
             let rgb: Zeroizing<Vec<u8>> = Zeroizing::new(
                 rgba.iter()

@@ -12,7 +12,7 @@ use engine::gpu::kernels::Kernels;
 use engine::gpu::resample::{self, CHIP_LEN, Frame, Resampler, Source, Target, Work};
 use zeroize::Zeroizing;
 
-use super::{Cut, Embedded, FrameRef, RecogniseError, decode, stage_err};
+use super::{Cut, Embedded, FrameRef, Pixels, RecogniseError, decode, stage_err};
 use crate::normalise::Gpu;
 
 pub(super) struct GpuBackend {
@@ -80,12 +80,17 @@ impl GpuBackend {
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         for (f, t) in frames.iter().zip(&self.table) {
             let len = t.width as u64 * t.height as u64 * 4;
-            if f.lane.output.size() < len {
+            let Pixels::Gpu(lane) = f.pixels else {
+                return Err(RecogniseError::Gpu(
+                    "the GPU backend needs frames normalised on the GPU".into(),
+                ));
+            };
+            if lane.output.size() < len {
                 return Err(RecogniseError::Gpu(
                     "normalised frame smaller than its size".into(),
                 ));
             }
-            enc.copy_buffer_to_buffer(&f.lane.output, 0, dst, t.offset as u64 * 4, len);
+            enc.copy_buffer_to_buffer(&lane.output, 0, dst, t.offset as u64 * 4, len);
         }
         gpu.queue.submit([enc.finish()]);
         Ok(())

@@ -158,9 +158,18 @@ pub struct TickTimes {
     pub embedded: usize,
 }
 
-/// One lane's normalised frame on the GPU.
+/// Where one lane's normalised frame is.
+#[derive(Clone, Copy)]
+pub enum Pixels<'a> {
+    /// In the lane normaliser's output buffer on the station's device.
+    Gpu(&'a LaneNormaliser),
+    /// Normalised on the CPU (`normalise::cpu`): packed RGBA, row by row.
+    Cpu(&'a [u32]),
+}
+
+/// One lane's normalised frame.
 pub struct FrameRef<'a> {
-    pub lane: &'a LaneNormaliser,
+    pub pixels: Pixels<'a>,
     pub width: u32,
     pub height: u32,
 }
@@ -222,6 +231,13 @@ impl Recogniser {
             spec,
             mirror: GalleryMirror::new(gpu, cfg.gallery_f16)?,
         })
+    }
+
+    /// Whether frames should be normalised on the CPU for this recogniser: its CPU backend reads
+    /// every frame back anyway, and a device it chose because it is a CPU runs the lighting kernel
+    /// slower than the CPU code does (docs/benchmarks.md). The GPU backend needs them on the device.
+    pub fn wants_cpu_frames(&self) -> bool {
+        matches!(self.engine, Engine::Cpu(_))
     }
 
     pub fn backend_name(&self) -> &'static str {

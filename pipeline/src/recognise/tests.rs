@@ -88,7 +88,7 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
         .iter()
         .zip(&inputs)
         .map(|(n, (l, _))| FrameRef {
-            lane: n,
+            pixels: Pixels::Gpu(n),
             width: l.width,
             height: l.height,
         })

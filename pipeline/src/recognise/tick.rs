@@ -13,13 +13,14 @@ use metrics::{counter, histogram};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 use tracing::{error, warn};
+use zeroize::Zeroizing;
 
 use super::priority::LanePriority;
-use super::{BBox, FrameRef, LaneFaces, Recogniser, TickTimes};
+use super::{BBox, FrameRef, LaneFaces, Pixels, Recogniser, TickTimes};
 use crate::capture::{Frame, FrameHub, LaneCounters};
 use crate::normalise::{
-    Gpu, LaneNormaliser, LightingKernel, LightingStats, NormaliseError, NormaliseParams,
-    normalise_batch,
+    FrameResult, Gpu, LaneNormaliser, LightingKernel, LightingStats, NormaliseError,
+    NormaliseParams, cpu, normalise_batch,
 };
 use crate::telemetry::names;
 
@@ -157,6 +158,11 @@ fn run(w: Worker) {
         tick,
     } = w;
     let kernel = LightingKernel::new(&gpu);
+    // Frames are normalised where the recogniser reads them (see `Recogniser::wants_cpu_frames`).
+    let cpu_frames = recognition
+        .as_ref()
+        .is_some_and(|r| r.recogniser.wants_cpu_frames());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut lanes: Vec<Option<LaneNormaliser>> = (0..hub.lanes()).map(|_| None).collect();
     let labels: Vec<String> = counters.iter().map(|c| c.id.clone()).collect();
     let mut idle_since = Instant::now();
@@ -199,11 +205,37 @@ fn run(w: Worker) {
             continue;
         }
         idle_since = Instant::now();
-        match process(&gpu, &kernel, &params, &mut lanes, &frames) {
-            Ok(results) => {
+        let normalised = if cpu_frames {
+            process_cpu(&params, &frames, threads)
+        } else {
+            process(&gpu, &kernel, &params, &mut lanes, &frames).map(|r| (r, Vec::new()))
+        };
+        match normalised {
+            Ok((results, pixels)) => {
                 let done = Instant::now();
                 let (faces, detected, mut tick) = match recognition.as_mut() {
-                    Some(r) => recognise(&gpu, r, &lanes, &frames, &labels),
+                    Some(r) => {
+                        let refs: Option<Vec<FrameRef<'_>>> = frames
+                            .iter()
+                            .enumerate()
+                            .map(|(i, f)| {
+                                let px = if cpu_frames {
+                                    Pixels::Cpu(pixels.get(i)?.as_slice())
+                                } else {
+                                    Pixels::Gpu(lanes.get(f.lane)?.as_ref()?)
+                                };
+                                Some(FrameRef {
+                                    pixels: px,
+                                    width: f.layout.width,
+                                    height: f.layout.height,
+                                })
+                            })
+                            .collect();
+                        match refs {
+                            Some(refs) => recognise(&gpu, r, &refs, &frames, &labels),
+                            None => (None, None, None),
+                        }
+                    }
                     None => (None, None, None),
                 };
                 if let (Some(p), Some(all)) = (priority.as_mut(), faces.as_ref()) {
@@ -249,26 +281,13 @@ fn run(w: Worker) {
 fn recognise(
     gpu: &Gpu,
     r: &mut Recognition,
-    lanes: &[Option<LaneNormaliser>],
+    refs: &[FrameRef<'_>],
     frames: &[Frame],
     labels: &[String],
 ) -> (Option<Vec<LaneFaces>>, Option<Instant>, Option<TickTimes>) {
     let day = r.narrow.then(|| chrono::Local::now().date_naive());
     if let Err(e) = r.recogniser.mirror.refresh(&r.gallery, day) {
         warn!(error = %e, "gallery refresh failed; matching against the previous gallery");
-    }
-    let refs: Vec<FrameRef<'_>> = frames
-        .iter()
-        .filter_map(|f| {
-            lanes[f.lane].as_ref().map(|n| FrameRef {
-                lane: n,
-                width: f.layout.width,
-                height: f.layout.height,
-            })
-        })
-        .collect();
-    if refs.len() != frames.len() {
-        return (None, None, None);
     }
     let settled: Settled = {
         let s = r.settled.borrow();
@@ -277,7 +296,7 @@ fn recognise(
             .map(|f| s.get(f.lane).cloned().unwrap_or_default())
             .collect()
     };
-    match r.recogniser.tick(gpu, &refs, &settled) {
+    match r.recogniser.tick(gpu, refs, &settled) {
         Ok((mut faces, times)) => {
             for (f, lf) in frames.iter().zip(faces.iter_mut()) {
                 lf.face_luma = face_luma(f, lf);
@@ -341,6 +360,41 @@ fn record_times(t: &TickTimes, labels: &[String], frames: &[Frame]) {
         histogram!(names::DECISION_LATENCY, "lane" => labels[f.lane].clone(), "to" => "detected")
             .record(detected.saturating_duration_since(f.captured).as_secs_f64());
     }
+}
+
+/// One frame normalised on the CPU: packed RGBA.
+type CpuPixels = Zeroizing<Vec<u32>>;
+
+/// The tick's frames normalised on the CPU: statistics as the GPU path reports them, and the
+/// pixels for the recogniser.
+fn process_cpu(
+    params: &NormaliseParams,
+    frames: &[Frame],
+    threads: usize,
+) -> Result<(Vec<FrameResult>, Vec<CpuPixels>), NormaliseError> {
+    let t0 = Instant::now();
+    let mut results = Vec::with_capacity(frames.len());
+    let mut pixels = Vec::with_capacity(frames.len());
+    for f in frames {
+        let map = f
+            .buffer
+            .map_readable()
+            .map_err(|_| NormaliseError::ShortFrame {
+                got: 0,
+                want: f.layout.size(),
+                w: f.layout.width,
+                h: f.layout.height,
+            })?;
+        let out = cpu::normalise(map.as_slice(), &f.layout, params, threads)?;
+        results.push(FrameResult {
+            stats: out.stats,
+            gpu_ns: None,
+        });
+        pixels.push(out.rgba);
+    }
+    histogram!(names::STAGE_SECONDS, "lane" => "all", "stage" => "normalise_batch")
+        .record(t0.elapsed().as_secs_f64());
+    Ok((results, pixels))
 }
 
 fn process(
