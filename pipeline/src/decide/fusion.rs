@@ -1,46 +1,8 @@
 //! Multi-frame evidence of one track: quality gates per frame, then the k-of-window rule.
 
-use super::{Candidate, Quality, Subject};
+pub use crate::recognise::QualityGates;
 
-/// A frame's face counts as evidence only inside these bounds (lane config; the calibration tool
-/// sets them).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct QualityGates {
-    pub min_eye_px: f32,
-    pub min_sharpness: f32,
-    pub max_abs_yaw: f32,
-    pub luma: (f32, f32),
-}
-
-impl Default for QualityGates {
-    fn default() -> Self {
-        Self {
-            min_eye_px: 20.0,
-            min_sharpness: 20.0,
-            max_abs_yaw: 0.35,
-            luma: (40.0, 220.0),
-        }
-    }
-}
-
-impl QualityGates {
-    /// `None` when the face passes; otherwise the first gate it fails. NaN fails every gate
-    /// (written as "passes" tests, which are false for NaN).
-    pub fn fails(&self, q: &Quality) -> Option<&'static str> {
-        let big_enough = q.eye_px >= self.min_eye_px;
-        let sharp = q.sharpness >= self.min_sharpness;
-        let frontal = q.yaw.abs() <= self.max_abs_yaw;
-        let exposed = q.luma >= self.luma.0 && q.luma <= self.luma.1;
-        [
-            (big_enough, "face too small"),
-            (sharp, "blurred"),
-            (frontal, "not frontal"),
-            (exposed, "badly exposed"),
-        ]
-        .into_iter()
-        .find_map(|(ok, why)| (!ok).then_some(why))
-    }
-}
+use super::{Candidate, Subject};
 
 /// The decision rule's parameters (lane config).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -100,11 +100,13 @@ impl CpuBackend {
             .collect()
     }
 
-    pub(super) fn embed(
-        &mut self,
+    /// The aligned chips of `cuts` (index into `cuts`, CHW floats); faces with degenerate
+    /// keypoints or outside their frame are left out (tracked, never embedded).
+    pub(super) fn chips(
+        &self,
         frames: &[FrameRef<'_>],
         cuts: &[Cut],
-    ) -> Result<Embedded, RecogniseError> {
+    ) -> Result<Vec<(usize, Chip)>, RecogniseError> {
         let err = stage_err("embed");
         let mut chips = Vec::with_capacity(cuts.len());
         for (i, c) in cuts.iter().enumerate() {
@@ -112,21 +114,27 @@ impl CpuBackend {
                 return Err(err(format!("no frame {}", c.frame)));
             };
             let Some(to_chip) = align::from_blazeface(&c.detection.keypoints) else {
-                continue; // degenerate keypoints: tracked, never embedded
+                continue;
             };
             if let Some(chip) =
                 align::warp_chip(rgba, f.width as usize, f.height as usize, &to_chip)
             {
-                chips.push((i, chip));
+                chips.push((i, Chip(Zeroizing::new(chip))));
             }
         }
+        Ok(chips)
+    }
+
+    /// SFace over `chips` in one batch.
+    pub(super) fn embed(&mut self, chips: Vec<(usize, Chip)>) -> Result<Embedded, RecogniseError> {
+        let err = stage_err("embed");
         if chips.is_empty() {
             return Ok(Vec::new());
         }
         let per = 3 * align::CHIP * align::CHIP;
         let mut batch = Vec::with_capacity(chips.len() * per);
         for (_, chip) in &chips {
-            batch.extend_from_slice(chip);
+            batch.extend_from_slice(&chip.0);
         }
         let input = Tensor::new(vec![chips.len(), 3, align::CHIP, align::CHIP], batch)
             .map_err(|e| err(e.to_string()))?;
@@ -140,7 +148,7 @@ impl CpuBackend {
             .into_iter()
             .enumerate()
             .filter_map(|(b, (i, chip))| {
-                embedding(&raw.data[b * dim..][..dim]).map(|e| (i, Chip(Zeroizing::new(chip)), e))
+                embedding(&raw.data[b * dim..][..dim]).map(|e| (i, chip, e))
             })
             .collect())
     }

@@ -29,7 +29,7 @@ use engine::gpu::gallery::Match;
 use serde::Deserialize;
 
 use crate::normalise::{Gpu, LaneNormaliser};
-pub use face::{BBox, Candidate, Quality, Subject};
+pub use face::{BBox, Candidate, Quality, QualityGates, Subject};
 pub use mirror::{GalleryMirror, SubjectNumbers};
 
 #[derive(Debug, thiserror::Error)]
@@ -249,12 +249,16 @@ impl Recogniser {
 
     /// Runs one tick over the given frames (one per lane, any order); results in the same order.
     /// Faces overlapping a box in `settled[frame]` (walkers already decided) are detected and
-    /// tracked but not embedded again.
+    /// tracked but not embedded again. On the CPU backend a face whose chip fails `gates[frame]`
+    /// is measured but not embedded: its embedding could never count as evidence, and SFace is
+    /// the tick's dearest step. (On a GPU the chips are cut inside SFace's own pass, so every cut
+    /// face is embedded and the deciders apply the gates.)
     pub fn tick(
         &mut self,
         gpu: &Gpu,
         frames: &[FrameRef<'_>],
         settled: &[Vec<BBox>],
+        gates: &[Option<QualityGates>],
     ) -> Result<(Vec<LaneFaces>, TickTimes), RecogniseError> {
         let mut times = TickTimes::default();
         if frames.is_empty() {
@@ -310,8 +314,30 @@ impl Recogniser {
             })
             .collect();
         let t = Instant::now();
+        let measure = |c: &Cut, chip: &Chip| {
+            let q = quality::measure(&c.detection, chip);
+            Quality {
+                eye_px: q.eye_distance_px,
+                sharpness: q.sharpness,
+                yaw: q.yaw_ratio,
+                luma: q.luma_mean,
+            }
+        };
+        // Measured before embedding (CPU backend): every chip, embedded or not.
+        let mut measured: Vec<(usize, Quality)> = Vec::new();
         let embedded = match &mut self.engine {
-            Engine::Cpu(b) => b.embed(frames, &list)?,
+            Engine::Cpu(b) => {
+                let mut wanted = Vec::new();
+                for (i, chip) in b.chips(frames, &list)? {
+                    let q = measure(&list[i], &chip);
+                    let gate = gates.get(list[i].frame).copied().flatten();
+                    if !gate.is_some_and(|g| g.fails(&q).is_some()) {
+                        wanted.push((i, chip));
+                    }
+                    measured.push((i, q));
+                }
+                b.embed(wanted)?
+            }
             Engine::Gpu(b) => b.embed(gpu, &list)?,
         };
         times.embed = t.elapsed();
@@ -324,22 +350,23 @@ impl Recogniser {
         }
         let matches = self.mirror.match_probes(&probes)?;
         times.matching = t.elapsed();
+        let cand = |c: engine::gpu::gallery::Candidate| Candidate {
+            subject: Subject(c.subject),
+            similarity: c.similarity,
+        };
+        for (i, q) in measured {
+            if let Some(&(_, fi, k)) = cuts.get(i) {
+                out[fi].faces[k].quality = Some(q);
+            }
+        }
         for ((i, chip, _), m) in embedded.iter().zip(matches) {
             let Some(&(_, fi, k)) = cuts.get(*i) else {
                 continue;
             };
             let face = &mut out[fi].faces[k];
-            let q = quality::measure(&face.detection, chip);
-            face.quality = Some(Quality {
-                eye_px: q.eye_distance_px,
-                sharpness: q.sharpness,
-                yaw: q.yaw_ratio,
-                luma: q.luma_mean,
-            });
-            let cand = |c: engine::gpu::gallery::Candidate| Candidate {
-                subject: Subject(c.subject),
-                similarity: c.similarity,
-            };
+            if face.quality.is_none() {
+                face.quality = Some(measure(&list[*i], chip));
+            }
             if let Match::Found { best, second } = m {
                 face.best = Some(cand(best));
                 face.second = second.map(cand);

@@ -139,7 +139,7 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
             !r.mirror.refresh(&gallery, None).expect("refresh"),
             "unchanged gallery uploads nothing"
         );
-        let (faces, times) = r.tick(&gpu, &refs, &[]).expect("tick");
+        let (faces, times) = r.tick(&gpu, &refs, &[], &[]).expect("tick");
         assert_eq!(times.faces, 2, "{faces:?}");
         results.push((faces, r));
     }
@@ -170,4 +170,30 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
         let (sa, sb) = (fa.second.expect("runner-up"), fb.second.expect("runner-up"));
         assert!(sa.similarity < 0.3 && (sa.similarity - sb.similarity).abs() < 2e-3);
     }
+
+    // The CPU tick measures a face that fails its lane's gates but does not embed it; a lane
+    // whose gates it passes is embedded as before.
+    let cpu_faces = results[0].0.clone();
+    let cpu_r = &mut results[0].1;
+    let never = QualityGates {
+        min_sharpness: f32::INFINITY,
+        ..Default::default()
+    };
+    let lenient = QualityGates {
+        min_eye_px: 0.0,
+        min_sharpness: 0.0,
+        max_abs_yaw: 10.0,
+        luma: (0.0, 255.0),
+    };
+    let (faces, times) = cpu_r
+        .tick(&gpu, &refs, &[], &[Some(never), Some(lenient)])
+        .expect("tick");
+    assert_eq!(times.embedded, 1);
+    let (gated, passed) = (&faces[0].faces[0], &faces[1].faces[0]);
+    assert_eq!(
+        gated.quality, cpu_faces[0].faces[0].quality,
+        "measured all the same"
+    );
+    assert!(gated.best.is_none() && gated.second.is_none());
+    assert_eq!(passed.best, cpu_faces[1].faces[0].best);
 }

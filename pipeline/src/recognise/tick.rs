@@ -16,7 +16,7 @@ use tracing::{error, warn};
 use zeroize::Zeroizing;
 
 use super::priority::LanePriority;
-use super::{BBox, FrameRef, LaneFaces, Pixels, Recogniser, TickTimes};
+use super::{BBox, FrameRef, LaneFaces, Pixels, QualityGates, Recogniser, TickTimes};
 use crate::capture::{Frame, FrameHub, LaneCounters};
 use crate::normalise::{
     FrameResult, Gpu, LaneNormaliser, LightingKernel, LightingStats, NormaliseError,
@@ -35,24 +35,27 @@ pub struct Recognition {
     /// Narrow matching to subjects holding a ticket valid today.
     pub narrow: bool,
     settled: watch::Receiver<Settled>,
+    /// Per lane, the quality gates its deciders apply (see `Recogniser::tick`).
+    gates: Vec<QualityGates>,
 }
 
 impl Recognition {
-    /// Recognition for `lanes` lanes, and the sender through which the deciders' settled boxes
-    /// reach the tick.
+    /// Recognition for lanes with these quality gates, and the sender through which the deciders'
+    /// settled boxes reach the tick.
     pub fn new(
         recogniser: Recogniser,
         gallery: crate::sync::Gallery,
         narrow: bool,
-        lanes: usize,
+        gates: Vec<QualityGates>,
     ) -> (Self, watch::Sender<Settled>) {
-        let (tx, settled) = watch::channel(vec![Vec::new(); lanes]);
+        let (tx, settled) = watch::channel(vec![Vec::new(); gates.len()]);
         (
             Self {
                 recogniser,
                 gallery,
                 narrow,
                 settled,
+                gates,
             },
             tx,
         )
@@ -296,7 +299,11 @@ fn recognise(
             .map(|f| s.get(f.lane).cloned().unwrap_or_default())
             .collect()
     };
-    match r.recogniser.tick(gpu, refs, &settled) {
+    let gates: Vec<Option<QualityGates>> = frames
+        .iter()
+        .map(|f| r.gates.get(f.lane).copied())
+        .collect();
+    match r.recogniser.tick(gpu, refs, &settled, &gates) {
         Ok((mut faces, times)) => {
             for (f, lf) in frames.iter().zip(faces.iter_mut()) {
                 lf.face_luma = face_luma(f, lf);

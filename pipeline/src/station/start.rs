@@ -139,11 +139,12 @@ fn recognition(
                 recogniser.mirror.numbers(),
                 gallery.clone(),
             )?;
+            let gates = cfg.gate_lanes().iter().map(|l| l.fusion.gates).collect();
             let (recognition, settled) = Recognition::new(
                 recogniser,
                 gallery,
                 cfg.recognise.narrow_to_ticket_holders,
-                cfg.lanes.len(),
+                gates,
             );
             Ok((Some(recognition), Some((decisions, settled))))
         }
