@@ -331,7 +331,7 @@ impl Recogniser {
                 for (i, chip) in b.chips(frames, &list)? {
                     let q = measure(&list[i], &chip);
                     let gate = gates.get(list[i].frame).copied().flatten();
-                    if !gate.is_some_and(|g| g.fails(&q).is_some()) {
+                    if gate.is_none_or(|g| g.fails(&q).is_none()) {
                         wanted.push((i, chip));
                     }
                     measured.push((i, q));
