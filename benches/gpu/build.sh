@@ -7,7 +7,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 mkdir -p benches/gpu/bin
-for bench in engine matching; do
+for bench in engine matching tick; do
     exe=$(cargo bench -p gate-benches --bench $bench --no-default-features --no-run \
         --message-format=json 2>/dev/null | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
     [ -n "$exe" ] || { echo "build of $bench failed: run cargo bench -p gate-benches --bench $bench --no-run" >&2; exit 1; }

@@ -2,7 +2,7 @@
 # The engine benchmark on the GPU machine: our WGSL engine (f32, f16) at batch 1/8/32 beside the
 # device's buffer-copy bandwidth, then the same graphs in PyTorch on the same GPU from the same
 # weights, checked equal to ours, and the table of ours/PyTorch; then gallery matching against the
-# copy bandwidth. Results land in $OUT.
+# copy bandwidth; then the recognition tick for 1/8/32/64 lanes. Results land in $OUT.
 # Prepared by benches/gpu/build.sh; the Vulkan loader must be unpacked first (see there).
 set -eu
 OUT=${OUT:-/tmp/engine-bench}
@@ -22,6 +22,8 @@ PYTHONUNBUFFERED=1 python3 benches/gpu/torch_ref.py --export "$OUT/export" --our
     --batches "${BATCHES:-1,8,32}" --json "$OUT/torch.json"
 # Gallery matching: GB/s against the same device's copy bandwidth (issue 5's goal: >= 70 %).
 benches/gpu/bin/matching-bench --json "$OUT/matching.json"
+# The recognition tick for 1, 8, 32 and 64 lanes: per-stage time and lanes x frames/s.
+benches/gpu/bin/tick-bench --lanes "${LANES:-1,8,32,64}" --iters "${ITERS:-20}" --models-dir models
 # The profile of the largest batch, for where the time goes.
 grep -A14 'profile' "$OUT/ours.txt" | tail -n 45
 rm -rf "$OUT/export"
