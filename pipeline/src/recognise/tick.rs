@@ -208,6 +208,14 @@ fn run(w: Worker) {
             continue;
         }
         idle_since = Instant::now();
+        // Frames normalised on the CPU never touch the device, so its loss (which the GPU path
+        // learns from a failed submission) is looked for here: the gallery still lives on it. A
+        // non-blocking poll runs the device-lost callback if the device has gone.
+        if cpu_frames && (gpu.device.poll(wgpu::PollType::Poll).is_err() || gpu.is_lost()) {
+            error!("GPU stage stopped: device lost");
+            let _ = reports.send(GpuReport::Lost("device lost".into()));
+            return;
+        }
         let normalised = if cpu_frames {
             process_cpu(&params, &frames, threads)
         } else {
@@ -515,6 +523,37 @@ mod tests {
     fn stage_reports_device_loss() {
         crate::capture::init().expect("gstreamer");
         let gpu = Arc::new(Gpu::open(&GpuConfig::default()).expect("adapter"));
+        device_loss_is_reported(gpu, None);
+    }
+
+    /// With a CPU recogniser the frames are normalised on the CPU and never touch the device;
+    /// its loss must still stop the stage and be reported.
+    #[test]
+    fn stage_reports_device_loss_when_frames_stay_on_the_cpu() {
+        crate::capture::init().expect("gstreamer");
+        let models = crate::recognise::default_models();
+        if !crate::recognise::models_present(&models) {
+            eprintln!("skipped: run scripts/setup for models/ (CI does)");
+            return;
+        }
+        let gpu = Arc::new(Gpu::open(&GpuConfig::default()).expect("adapter"));
+        let cfg = crate::recognise::RecogniseConfig {
+            backend: crate::recognise::Backend::Cpu,
+            detector: crate::recognise::Detector::Front,
+            ..Default::default()
+        };
+        let recogniser = Recogniser::new(&gpu, &cfg, 2).expect("recogniser");
+        assert!(recogniser.wants_cpu_frames());
+        let (recognition, _settled) = Recognition::new(
+            recogniser,
+            crate::sync::Gallery::new(),
+            false,
+            vec![QualityGates::default(); 2],
+        );
+        device_loss_is_reported(gpu, Some(recognition));
+    }
+
+    fn device_loss_is_reported(gpu: Arc<Gpu>, recognition: Option<Recognition>) {
         let hub = Arc::new(FrameHub::new(&[true, true]));
         let counters = vec![
             Arc::new(LaneCounters::new("A")),
@@ -527,7 +566,7 @@ mod tests {
             hub.clone(),
             counters.clone(),
             tx,
-            None,
+            recognition,
             Duration::ZERO,
         )
         .expect("stage");
