@@ -15,8 +15,19 @@ use crate::normalise::Gpu;
 pub(super) struct CpuBackend {
     detector: FastModel,
     sface: FastModel,
-    /// The tick's frames as read back (packed RGBA), kept for the alignment warp.
-    frames: Vec<Zeroizing<Vec<u32>>>,
+    /// Per frame of the tick, the pixels read back from the device (packed RGBA), kept for the
+    /// alignment warp; `None` for frames normalised on the CPU, whose pixels the tick already holds.
+    frames: Vec<Option<Zeroizing<Vec<u32>>>>,
+    /// Cores inference may take; frames normalised on the CPU are split over as many.
+    threads: usize,
+}
+
+/// A frame's pixels: the tick's own for a CPU-normalised frame, else what was read back.
+fn pixels<'a>(f: &FrameRef<'a>, read_back: Option<&'a Zeroizing<Vec<u32>>>) -> Option<&'a [u32]> {
+    match f.pixels {
+        Pixels::Cpu(px) => Some(px),
+        Pixels::Gpu(_) => read_back.map(|v| v.as_slice()),
+    }
 }
 
 impl CpuBackend {
@@ -37,7 +48,12 @@ impl CpuBackend {
             detector: compile(detector)?,
             sface: compile(sface)?,
             frames: Vec::new(),
+            threads,
         })
+    }
+
+    pub(super) fn threads(&self) -> usize {
+        self.threads
     }
 
     pub(super) fn detect(
@@ -68,12 +84,16 @@ impl CpuBackend {
         }
         .into_iter();
         for f in frames {
-            let rgba = Zeroizing::new(match f.pixels {
-                Pixels::Cpu(px) => px.to_vec(),
-                Pixels::Gpu(_) => read
-                    .next()
-                    .ok_or_else(|| err("a frame missing from the readback".into()))?,
-            });
+            let read_back = match f.pixels {
+                Pixels::Cpu(_) => None,
+                Pixels::Gpu(_) => {
+                    Some(Zeroizing::new(read.next().ok_or_else(|| {
+                        err("a frame missing from the readback".into())
+                    })?))
+                }
+            };
+            let rgba = pixels(f, read_back.as_ref())
+                .ok_or_else(|| err("a frame missing from the readback".into()))?;
             let (w, h) = (f.width as usize, f.height as usize);
             let rgb: Zeroizing<Vec<u8>> = Zeroizing::new(
                 rgba.iter()
@@ -84,7 +104,7 @@ impl CpuBackend {
                 .ok_or_else(|| err(format!("frame {w}x{h} does not match its buffer")))?;
             batch.extend_from_slice(&input);
             boxes.push(lb);
-            self.frames.push(rgba);
+            self.frames.push(read_back);
         }
         let input = Tensor::new(vec![frames.len(), side, side, 3], batch)
             .map_err(|e| err(e.to_string()))?;
@@ -110,8 +130,11 @@ impl CpuBackend {
         let err = stage_err("embed");
         let mut chips = Vec::with_capacity(cuts.len());
         for (i, c) in cuts.iter().enumerate() {
-            let (Some(f), Some(rgba)) = (frames.get(c.frame), self.frames.get(c.frame)) else {
+            let Some(f) = frames.get(c.frame) else {
                 return Err(err(format!("no frame {}", c.frame)));
+            };
+            let Some(rgba) = self.frames.get(c.frame).and_then(|b| pixels(f, b.as_ref())) else {
+                return Err(err(format!("no pixels for frame {}", c.frame)));
             };
             let Some(to_chip) = align::from_blazeface(&c.detection.keypoints) else {
                 continue;

@@ -233,11 +233,15 @@ impl Recogniser {
         })
     }
 
-    /// Whether frames should be normalised on the CPU for this recogniser: its CPU backend reads
-    /// every frame back anyway, and a device it chose because it is a CPU runs the lighting kernel
-    /// slower than the CPU code does (docs/benchmarks.md). The GPU backend needs them on the device.
-    pub fn wants_cpu_frames(&self) -> bool {
-        matches!(self.engine, Engine::Cpu(_))
+    /// `Some(threads)` when frames should be normalised on the CPU for this recogniser, over the
+    /// cores its inference may take (`cpu_threads`): its CPU backend reads every frame back
+    /// anyway, and a device it chose because it is a CPU runs the lighting kernel slower than the
+    /// CPU code does (docs/benchmarks.md). `None` for the GPU backend, which needs them on the device.
+    pub fn cpu_frames(&self) -> Option<usize> {
+        match &self.engine {
+            Engine::Cpu(b) => Some(b.threads()),
+            Engine::Gpu(_) => None,
+        }
     }
 
     pub fn backend_name(&self) -> &'static str {

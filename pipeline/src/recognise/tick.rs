@@ -161,11 +161,8 @@ fn run(w: Worker) {
         tick,
     } = w;
     let kernel = LightingKernel::new(&gpu);
-    // Frames are normalised where the recogniser reads them (see `Recogniser::wants_cpu_frames`).
-    let cpu_frames = recognition
-        .as_ref()
-        .is_some_and(|r| r.recogniser.wants_cpu_frames());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Frames are normalised where the recogniser reads them (see `Recogniser::cpu_frames`).
+    let cpu_threads = recognition.as_ref().and_then(|r| r.recogniser.cpu_frames());
     let mut lanes: Vec<Option<LaneNormaliser>> = (0..hub.lanes()).map(|_| None).collect();
     let labels: Vec<String> = counters.iter().map(|c| c.id.clone()).collect();
     let mut idle_since = Instant::now();
@@ -211,43 +208,24 @@ fn run(w: Worker) {
         // Frames normalised on the CPU never touch the device, so its loss (which the GPU path
         // learns from a failed submission) is looked for here: the gallery still lives on it. A
         // non-blocking poll runs the device-lost callback if the device has gone.
-        if cpu_frames && (gpu.device.poll(wgpu::PollType::Poll).is_err() || gpu.is_lost()) {
+        if cpu_threads.is_some()
+            && (gpu.device.poll(wgpu::PollType::Poll).is_err() || gpu.is_lost())
+        {
             error!("GPU stage stopped: device lost");
             let _ = reports.send(GpuReport::Lost("device lost".into()));
             return;
         }
-        let normalised = if cpu_frames {
-            process_cpu(&params, &frames, threads)
-        } else {
-            process(&gpu, &kernel, &params, &mut lanes, &frames).map(|r| (r, Vec::new()))
+        let normalised = match cpu_threads {
+            Some(threads) => process_cpu(&params, &frames, threads),
+            None => process(&gpu, &kernel, &params, &mut lanes, &frames).map(|r| (r, Vec::new())),
         };
         match normalised {
             Ok((results, pixels)) => {
                 let done = Instant::now();
-                let (faces, detected, mut tick) = match recognition.as_mut() {
-                    Some(r) => {
-                        let refs: Option<Vec<FrameRef<'_>>> = frames
-                            .iter()
-                            .enumerate()
-                            .map(|(i, f)| {
-                                let px = if cpu_frames {
-                                    Pixels::Cpu(pixels.get(i)?.as_slice())
-                                } else {
-                                    Pixels::Gpu(lanes.get(f.lane)?.as_ref()?)
-                                };
-                                Some(FrameRef {
-                                    pixels: px,
-                                    width: f.layout.width,
-                                    height: f.layout.height,
-                                })
-                            })
-                            .collect();
-                        match refs {
-                            Some(refs) => recognise(&gpu, r, &refs, &frames, &labels),
-                            None => (None, None, None),
-                        }
-                    }
-                    None => (None, None, None),
+                let refs = frame_refs(&frames, &pixels, &lanes);
+                let (faces, detected, mut tick) = match (recognition.as_mut(), refs) {
+                    (Some(r), Some(refs)) => recognise(&gpu, r, &refs, &frames, &labels),
+                    _ => (None, None, None),
                 };
                 if let (Some(p), Some(all)) = (priority.as_mut(), faces.as_ref()) {
                     for (frame, lf) in frames.iter().zip(all) {
@@ -380,6 +358,31 @@ fn record_times(t: &TickTimes, labels: &[String], frames: &[Frame]) {
 /// One frame normalised on the CPU: packed RGBA.
 type CpuPixels = Zeroizing<Vec<u32>>;
 
+/// Where each frame of the tick was normalised: its CPU pixels (`pixels`, one per frame, when the
+/// tick normalised on the CPU) or its lane's normaliser on the device. `None` if one is missing.
+fn frame_refs<'a>(
+    frames: &[Frame],
+    pixels: &'a [CpuPixels],
+    lanes: &'a [Option<LaneNormaliser>],
+) -> Option<Vec<FrameRef<'a>>> {
+    frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let px = if pixels.is_empty() {
+                Pixels::Gpu(lanes.get(f.lane)?.as_ref()?)
+            } else {
+                Pixels::Cpu(pixels.get(i)?.as_slice())
+            };
+            Some(FrameRef {
+                pixels: px,
+                width: f.layout.width,
+                height: f.layout.height,
+            })
+        })
+        .collect()
+}
+
 /// The tick's frames normalised on the CPU: statistics as the GPU path reports them, and the
 /// pixels for the recogniser.
 fn process_cpu(
@@ -391,15 +394,7 @@ fn process_cpu(
     let mut results = Vec::with_capacity(frames.len());
     let mut pixels = Vec::with_capacity(frames.len());
     for f in frames {
-        let map = f
-            .buffer
-            .map_readable()
-            .map_err(|_| NormaliseError::ShortFrame {
-                got: 0,
-                want: f.layout.size(),
-                w: f.layout.width,
-                h: f.layout.height,
-            })?;
+        let map = f.buffer.map_readable().map_err(|_| unreadable(f))?;
         let out = cpu::normalise(map.as_slice(), &f.layout, params, threads)?;
         results.push(FrameResult {
             stats: out.stats,
@@ -410,6 +405,16 @@ fn process_cpu(
     histogram!(names::STAGE_SECONDS, "lane" => "all", "stage" => "normalise_batch")
         .record(t0.elapsed().as_secs_f64());
     Ok((results, pixels))
+}
+
+/// A frame whose buffer cannot be mapped for reading: reported as a frame with no bytes.
+fn unreadable(f: &Frame) -> NormaliseError {
+    NormaliseError::ShortFrame {
+        got: 0,
+        want: f.layout.size(),
+        w: f.layout.width,
+        h: f.layout.height,
+    }
 }
 
 fn process(
@@ -439,12 +444,7 @@ fn process(
             f.buffer
                 .clone()
                 .into_mapped_buffer_readable()
-                .map_err(|_| NormaliseError::ShortFrame {
-                    got: 0,
-                    want: f.layout.size(),
-                    w: f.layout.width,
-                    h: f.layout.height,
-                })
+                .map_err(|_| unreadable(f))
         })
         .collect::<Result<_, _>>()?;
     let work: Vec<(&LaneNormaliser, &[u8])> = frames
@@ -543,7 +543,7 @@ mod tests {
             ..Default::default()
         };
         let recogniser = Recogniser::new(&gpu, &cfg, 2).expect("recogniser");
-        assert!(recogniser.wants_cpu_frames());
+        assert!(recogniser.cpu_frames().is_some());
         let (recognition, _settled) = Recognition::new(
             recogniser,
             crate::sync::Gallery::new(),
