@@ -13,15 +13,17 @@
 
 #[path = "common/inputs.rs"]
 mod fixtures;
+#[path = "common/timing.rs"]
+mod timing;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use engine::Tensor;
 use engine::fast::FastModel;
+use timing::median_ms;
 
 const FILES: [(&str, &str); 3] = [
     ("sface", engine::face::SFACE),
@@ -68,21 +70,6 @@ fn parse() -> Result<Args> {
         }
     }
     Ok(a)
-}
-
-/// Median milliseconds of `f` over at least `iters` runs and at least two seconds, after one
-/// warm-up run.
-fn median_ms(iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
-    let mut t = Vec::new();
-    let start = Instant::now();
-    while t.len() < iters || (start.elapsed().as_secs_f64() < 2.0 && t.len() < 10 * iters) {
-        let t0 = Instant::now();
-        f()?;
-        t.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
-    t.sort_by(f64::total_cmp);
-    Ok(t[t.len() / 2])
 }
 
 fn write_f32(path: &Path, data: &[f32]) -> Result<()> {

@@ -21,6 +21,8 @@
 
 #[path = "common/bandwidth.rs"]
 mod bandwidth;
+#[path = "common/rows.rs"]
+mod rows;
 
 use std::time::Instant;
 
@@ -28,6 +30,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bandwidth::copy_bandwidth;
 use engine::gpu::gallery::{DIM, Gallery, GalleryOptions, Match};
 use engine::gpu::{Precision, open_device};
+use rows::unit_rows;
 use serde_json::json;
 
 struct Args {
@@ -83,25 +86,6 @@ fn parse() -> Result<Args> {
         }
     }
     Ok(a)
-}
-
-/// Deterministic pseudo-random unit rows (xorshift; no extra dependency).
-fn unit_rows(seed: u64, n: usize) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut v = Vec::with_capacity(n * DIM);
-    for _ in 0..n {
-        let row: Vec<f32> = (0..DIM)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect();
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        v.extend(row.iter().map(|v| v / norm));
-    }
-    v
 }
 
 /// Best and second-best row by plain f32 dot products (one thread): the CPU baseline.

@@ -5,15 +5,18 @@
 //! On a software Vulkan (lavapipe) this is the measurement behind normalising on the CPU when the
 //! recogniser runs there; on a real GPU it shows what the kernel costs.
 //!
-//! `cargo bench -p gate-benches --bench normalise` (BENCH_ITERS=n, default 30; median per frame).
+//! `cargo bench -p gate-benches --bench normalise` (BENCH_ITERS=n, default 30; median per frame,
+//! timed as `cpu_engine` times: at least that many runs and two seconds, after a warm-up).
 
-use std::time::{Duration, Instant};
+#[path = "common/timing.rs"]
+mod timing;
 
 use anyhow::{Result, anyhow};
 use pipeline::normalise::{
     FrameLayout, Gpu, GpuConfig, LaneNormaliser, LightingKernel, NormaliseParams, cpu,
     normalise_batch, read_outputs,
 };
+use timing::median_ms;
 
 /// A frame with structure: a gradient, a bright disc and some noise, in every plane.
 fn frame(l: &FrameLayout, seed: u32) -> Vec<u8> {
@@ -26,22 +29,6 @@ fn frame(l: &FrameLayout, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn time(iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
-    f()?; // warm-up: pipelines, buffers, page faults
-    let mut v = Vec::with_capacity(iters);
-    for _ in 0..iters {
-        let t = Instant::now();
-        f()?;
-        v.push(t.elapsed());
-    }
-    Ok(median(v))
-}
-
 fn main() -> Result<()> {
     let iters: usize = std::env::var("BENCH_ITERS")
         .ok()
@@ -51,7 +38,7 @@ fn main() -> Result<()> {
     let kernel = LightingKernel::new(&gpu);
     let p = NormaliseParams::default();
     println!(
-        "adapter {}; median of {iters} after one warm-up; ms per frame\n",
+        "adapter {}; median of at least {iters} runs and 2 s after one warm-up; ms per frame\n",
         gpu.adapter_name()
     );
     println!(
@@ -71,9 +58,9 @@ fn main() -> Result<()> {
                 .zip(&frames)
                 .map(|(n, f)| (n, f.as_slice()))
                 .collect();
-            let per = |d: Duration| d.as_secs_f64() * 1e3 / batch as f64;
+            let per = |ms: f64| ms / batch as f64;
             let cpu_run = |threads: usize| {
-                time(iters, || {
+                median_ms(iters, || {
                     for f in &frames {
                         cpu::normalise(f, &l, &p, threads).map_err(|e| anyhow!("{e}"))?;
                     }
@@ -82,12 +69,12 @@ fn main() -> Result<()> {
             };
             let c1 = per(cpu_run(1)?);
             let c2 = per(cpu_run(2)?);
-            let g = per(time(iters, || {
+            let g = per(median_ms(iters, || {
                 normalise_batch(&gpu, &kernel, &work).map_err(|e| anyhow!("{e}"))?;
                 Ok(())
             })?);
             let refs: Vec<&LaneNormaliser> = lanes.iter().collect();
-            let gr = per(time(iters, || {
+            let gr = per(median_ms(iters, || {
                 normalise_batch(&gpu, &kernel, &work).map_err(|e| anyhow!("{e}"))?;
                 read_outputs(&gpu, &refs).map_err(|e| anyhow!("{e}"))?;
                 Ok(())

@@ -15,6 +15,8 @@
 
 #[path = "common/bandwidth.rs"]
 mod bandwidth;
+#[path = "common/rows.rs"]
+mod rows;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -115,21 +117,7 @@ fn main() -> Result<()> {
     let resampler = Resampler::new(&device).map_err(|e| anyhow!("{e}"))?;
     let mut gallery =
         Gallery::new(&device, &queue, GalleryOptions::default()).map_err(|e| anyhow!("{e}"))?;
-    // Random unit templates; the matcher's time depends on the row count only.
-    let mut state = 0x9e37_79b9u32;
-    let mut templates = Vec::with_capacity(a.gallery as usize * 128);
-    for _ in 0..a.gallery {
-        let row: Vec<f32> = (0..128)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                state as f32 / u32::MAX as f32 - 0.5
-            })
-            .collect();
-        let n = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-        templates.extend(row.iter().map(|v| v / n));
-    }
+    let templates = rows::unit_rows(1, a.gallery as usize);
     let subjects: Vec<u32> = (0..a.gallery).collect();
     gallery
         .upsert_many(&subjects, &templates)
@@ -212,12 +200,11 @@ fn main() -> Result<()> {
             )?;
             let (e, raw) = stage(&embedder, Work::Chips(&faces))?;
             let t = Instant::now();
+            // The station's own embedding step: finite, L2-normalised.
             let probes: Vec<f32> = raw
                 .chunks(128)
-                .flat_map(|c| {
-                    let s = c.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                    c.iter().map(move |v| v / s)
-                })
+                .filter_map(engine::face::embedding)
+                .flatten()
                 .collect();
             let matches = gallery.run_blocking(&probes).map_err(|e| anyhow!("{e}"))?;
             if matches.len() != n {
