@@ -73,8 +73,18 @@ fn laplacian(chip: &Chip, r: Rect) -> (f32, f32) {
     ((abs / n) as f32, (sum2 / n - mean * mean) as f32)
 }
 
-/// Measures one face: pose from the keypoints (photo pixels), the rest from the chip.
-pub fn measure(face: &Detection, chip: &Chip) -> Measures {
+/// The measures taken from the keypoints alone (photo pixels). The station's GPU tick measures
+/// the chip where it is (`gpu::probe`) and adds these.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pose {
+    pub eye_distance_px: f32,
+    pub roll_deg: f32,
+    pub yaw_ratio: f32,
+    pub pitch_ratio: f32,
+}
+
+/// Pose of one face from its keypoints.
+pub fn pose(face: &Detection) -> Pose {
     let k = face.keypoints;
     let (re, le, nose, mouth) = (k[0], k[1], k[2], k[3]);
     let eye = [le[0] - re[0], le[1] - re[1]];
@@ -85,7 +95,21 @@ pub fn measure(face: &Detection, chip: &Chip) -> Measures {
     let rel = |p: [f32; 2]| [p[0] - mid[0], p[1] - mid[1]];
     let dot = |a: [f32; 2], b: [f32; 2]| a[0] * b[0] + a[1] * b[1];
     let mouth_down = dot(rel(mouth), n);
+    Pose {
+        eye_distance_px: d,
+        roll_deg: u[1].atan2(u[0]).to_degrees(),
+        yaw_ratio: dot(rel(nose), u) / d,
+        pitch_ratio: if mouth_down.abs() > 1e-6 {
+            dot(rel(nose), n) / mouth_down
+        } else {
+            0.0
+        },
+    }
+}
 
+/// Measures one face: pose from the keypoints (photo pixels), the rest from the chip.
+pub fn measure(face: &Detection, chip: &Chip) -> Measures {
+    let pose = pose(face);
     let mut luma_sum = 0f64;
     let mut clipped = 0usize;
     let mut count = 0usize;
@@ -101,14 +125,10 @@ pub fn measure(face: &Detection, chip: &Chip) -> Measures {
     let eye_texture = (laplacian(chip, RIGHT_EYE).0 + laplacian(chip, LEFT_EYE).0) / 2.0;
     Measures {
         score: face.score,
-        eye_distance_px: d,
-        roll_deg: u[1].atan2(u[0]).to_degrees(),
-        yaw_ratio: dot(rel(nose), u) / d,
-        pitch_ratio: if mouth_down.abs() > 1e-6 {
-            dot(rel(nose), n) / mouth_down
-        } else {
-            0.0
-        },
+        eye_distance_px: pose.eye_distance_px,
+        roll_deg: pose.roll_deg,
+        yaw_ratio: pose.yaw_ratio,
+        pitch_ratio: pose.pitch_ratio,
         sharpness: laplacian(chip, FACE).1,
         luma_mean: (luma_sum / count.max(1) as f64) as f32,
         clipped: clipped as f32 / count.max(1) as f32,

@@ -1,13 +1,15 @@
 //! The engine's GPU side: each WGSL kernel in a folder beside its host code and tests. `kernels`
 //! holds the model kernels (one folder per family), `executor` lowers a graph onto them
 //! ([`GpuModel`]), `gallery` is the station's template store and matching kernel, `resample` cuts
-//! chips and detector inputs from frames on the GPU, and `readback` is the one way back to the CPU.
+//! chips and detector inputs from frames on the GPU, `probe` turns SFace's output into matched
+//! probes and chip measures without leaving it, and `readback` is the one way back to the CPU.
 //! The station's device is passed in (gated owns one device for everything); `open_device` exists
 //! for tests and benchmarks.
 
 pub mod executor;
 pub mod gallery;
 pub mod kernels;
+pub mod probe;
 pub mod readback;
 pub mod resample;
 pub mod shader;

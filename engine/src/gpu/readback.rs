@@ -98,3 +98,26 @@ pub fn read(
         .pop()
         .ok_or(ReadbackError::Lost)
 }
+
+/// Records, into `enc`, copies of every source (`(buffer, bytes)`, each a multiple of 4) one after
+/// the other into one new staging buffer, so a caller with several result buffers waits for the
+/// device once and maps once. Returns the staging buffer (read it with [`map_all`] after the
+/// submission) and each source's byte range in it.
+pub fn record_gather(
+    device: &wgpu::Device,
+    enc: &mut wgpu::CommandEncoder,
+    sources: &[(&wgpu::Buffer, u64)],
+) -> (wgpu::Buffer, Vec<std::ops::Range<usize>>) {
+    let total: u64 = sources.iter().map(|&(_, n)| n).sum();
+    let stage = staging(device, "gathered readback", total.max(4));
+    let mut ranges = Vec::with_capacity(sources.len());
+    let mut at = 0u64;
+    for &(src, n) in sources {
+        if n > 0 {
+            enc.copy_buffer_to_buffer(src, 0, &stage, at, n);
+        }
+        ranges.push(at as usize..(at + n) as usize);
+        at += n;
+    }
+    (stage, ranges)
+}

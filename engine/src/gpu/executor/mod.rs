@@ -164,6 +164,12 @@ impl GpuModel {
         &self.input
     }
 
+    /// Graph output `i`: its f32 buffer and element count (the whole batch), for kernels that read
+    /// it where it is (the station normalises and matches SFace's output on the GPU, `gpu::probe`).
+    pub fn output(&self, i: usize) -> Option<(&wgpu::Buffer, usize)> {
+        self.outputs.get(i).map(|(b, n)| (b, *n))
+    }
+
     /// Uploads `input` (NCHW f32, the whole batch), runs the network, returns every graph output.
     pub fn run(
         &self,

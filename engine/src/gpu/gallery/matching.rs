@@ -66,6 +66,41 @@ impl Gallery {
             valid.push(u.is_some());
             unit.extend_from_slice(&u.unwrap_or([0.0; DIM]));
         }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let probes = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("match probes"),
+                contents: bytemuck::cast_slice(&unit),
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+        gpu_ok(scope)?;
+        self.bind(&probes, valid)
+    }
+
+    /// Binds one matching dispatch for `count` probes that already live on the GPU: `probes` holds
+    /// them as unit vectors (128 f32 each, from its start), an invalid one as zeros (the caller
+    /// knows which, and says so to [`Gallery::decode`]). This is how the station matches SFace's
+    /// output without reading it back (`gpu::probe`).
+    pub fn prepare_resident(&self, probes: &wgpu::Buffer, count: usize) -> R<MatchDispatch> {
+        if count == 0 || count > MAX_PROBES {
+            return Err(GalleryError::Probes(format!(
+                "{count} probes in one dispatch: 1..={MAX_PROBES}"
+            )));
+        }
+        if probes.size() < (count * DIM * 4) as u64
+            || !probes.usage().contains(wgpu::BufferUsages::STORAGE)
+        {
+            return Err(GalleryError::Probes(format!(
+                "a STORAGE buffer of {count}×{DIM} f32 is needed, got {} bytes",
+                probes.size()
+            )));
+        }
+        self.bind(probes, vec![true; count])
+    }
+
+    fn bind(&self, probes: &wgpu::Buffer, valid: Vec<bool>) -> R<MatchDispatch> {
+        let p = valid.len();
         let device = &self.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         use wgpu::BufferUsages as U;
@@ -156,11 +191,6 @@ impl Gallery {
             contents: bytemuck::cast_slice(&words),
             usage: U::UNIFORM,
         });
-        let probes = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("match probes"),
-            contents: bytemuck::cast_slice(&unit),
-            usage: U::STORAGE,
-        });
         let slot = |i: u64, size| {
             wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                 buffer: &uniform,
@@ -189,7 +219,7 @@ impl Gallery {
                     (1, binding(&self.pages[page], size)),
                     (2, self.subjects.as_entire_binding()),
                     (3, mask.as_entire_binding()),
-                    (4, probes.as_entire_binding()),
+                    (4, binding(probes, p as u64 * DIM as u64 * 4)),
                     (5, partial.as_entire_binding()),
                 ],
             );
@@ -242,6 +272,40 @@ impl Gallery {
         if d.generation != self.generation {
             return Err(GalleryError::Stale);
         }
+        let words: Vec<u32> = match d.reduce {
+            None => Vec::new(),
+            Some(_) => {
+                let gpu = |e: readback::ReadbackError| GalleryError::Gpu(format!("readback: {e}"));
+                let bytes = readback::map_all(&self.device, &[&d.read]).map_err(gpu)?;
+                bytes
+                    .first()
+                    .map(|b| bytemuck::pod_collect_to_vec(b))
+                    .unwrap_or_default()
+            }
+        };
+        self.decode(d, &words, &d.valid)
+    }
+
+    /// The buffer of a recorded dispatch's results, for a caller that reads them back together with
+    /// its own (`None` when nothing was recorded: the gallery was empty). Its bytes go to
+    /// [`Gallery::decode`].
+    pub fn top2<'a>(&self, d: &'a MatchDispatch) -> Option<&'a wgpu::Buffer> {
+        d.reduce.as_ref().map(|_| &d.out)
+    }
+
+    /// One [`Match`] per probe from the words of [`Gallery::top2`] (4 per probe; ignored when the
+    /// dispatch recorded nothing), `valid` saying which probes were real.
+    pub fn decode(&self, d: &MatchDispatch, words: &[u32], valid: &[bool]) -> R<Vec<Match>> {
+        if d.generation != self.generation {
+            return Err(GalleryError::Stale);
+        }
+        if valid.len() != d.valid.len() {
+            return Err(GalleryError::Probes(format!(
+                "{} validity flags for {} probes",
+                valid.len(),
+                d.valid.len()
+            )));
+        }
         if d.reduce.is_none() {
             let none = |&v: &bool| {
                 if v {
@@ -250,15 +314,15 @@ impl Gallery {
                     Match::InvalidProbe
                 }
             };
-            return Ok(d.valid.iter().map(none).collect());
+            return Ok(valid.iter().map(none).collect());
         }
-        let gpu = |e: readback::ReadbackError| GalleryError::Gpu(format!("readback: {e}"));
-        let bytes = readback::map_all(&self.device, &[&d.read]).map_err(gpu)?;
-        let words: Vec<u32> = bytes
-            .first()
-            .map(|b| bytemuck::pod_collect_to_vec(b))
-            .unwrap_or_default();
-
+        if words.len() < 4 * valid.len() {
+            return Err(GalleryError::Gpu(format!(
+                "{} result words for {} probes",
+                words.len(),
+                valid.len()
+            )));
+        }
         let candidate = |row: u32, bits: u32| {
             let subject = self.rows.get(row as usize).copied()?;
             let similarity = f32::from_bits(bits);
@@ -268,7 +332,7 @@ impl Gallery {
                 similarity,
             })
         };
-        let results = (words.chunks_exact(4).zip(&d.valid))
+        let results = (words.chunks_exact(4).zip(valid))
             .map(|(t, &valid)| {
                 if !valid {
                     return Match::InvalidProbe;
