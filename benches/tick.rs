@@ -1,9 +1,13 @@
 //! The recognition tick on the GPU for many lanes: for N lanes with one walker each, the time per
-//! stage of one tick (letterbox + BlazeFace back-256 over all N frames; the N alignment chips cut
-//! and SFace over them; the N probes matched against a gallery) and what that sustains, lanes ×
-//! frames/s, on whatever adapter wgpu picks. Beside it, from the same run, the adapter's
-//! buffer-copy bandwidth. Each stage is the station's own call sequence (`recognise::gpu`):
-//! resample straight into the model's input, run, read the outputs back.
+//! stage of one tick and what the tick sustains, lanes × frames/s, on whatever adapter wgpu picks.
+//! Beside it, from the same run, the adapter's buffer-copy bandwidth.
+//!
+//! The tick is the station's own call sequence (`recognise::gpu`): letterbox + BlazeFace back-256
+//! over all N frames (one submission, outputs read back for the tracker), then
+//! `engine::gpu::probe::Embedder` (the N chips cut, SFace, unit probes and chip measures, matching
+//! against the gallery: one submission, 32 bytes per face read back). For the stages' own cost the
+//! same work also runs split the way the station ran it before: chips + SFace read back, then the
+//! probes uploaded and matched (one submission and wait each).
 //!
 //! The lighting kernel lives in the station crate, which links GStreamer; it is timed on its own
 //! by `benches/normalise.rs` (a machine with GStreamer), so the figures here leave it out.
@@ -25,6 +29,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use engine::face::blazeface::BACK_256;
 use engine::face::{BACK, SFACE, align};
 use engine::gpu::gallery::{Gallery, GalleryOptions};
+use engine::gpu::probe::Embedder;
 use engine::gpu::resample::{Face, Frame, Resampler, Source, Target, Work};
 use engine::gpu::{GpuModel, Kernels, open_device};
 
@@ -134,12 +139,13 @@ fn main() -> Result<()> {
         a.iters
     );
     println!(
-        "\n| lanes | detect ms | chips + SFace ms | match ms | tick ms | lanes × frames/s | frames/s per lane |"
+        "\n| lanes | detect ms | split: chips + SFace ms | split: match ms | fused embed + match ms | tick ms (detect + fused) | lanes × frames/s | frames/s per lane |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in &a.lanes {
         let detector = GpuModel::new(&device, &kernels, &back, n).map_err(|e| anyhow!("{e}"))?;
         let embedder = GpuModel::new(&device, &kernels, &sface, n).map_err(|e| anyhow!("{e}"))?;
+        let fused = Embedder::new(&device, &kernels, &sface, n).map_err(|e| anyhow!("{e}"))?;
         let mut pixels = Vec::with_capacity((W * H) as usize * 4 * n);
         let mut table = Vec::with_capacity(n);
         for i in 0..n as u32 {
@@ -188,8 +194,10 @@ fn main() -> Result<()> {
             let first = outs.into_iter().next().unwrap_or_default();
             Ok((t.elapsed(), first))
         };
-        let (mut det, mut emb, mut mat, mut tick) = (vec![], vec![], vec![], vec![]);
+        let (mut det, mut emb, mut mat, mut fus, mut tick) =
+            (vec![], vec![], vec![], vec![], vec![]);
         for it in 0..=a.iters {
+            // The station's tick: detection, then embed and match in one submission.
             let t0 = Instant::now();
             let (d, _) = stage(
                 &detector,
@@ -198,9 +206,19 @@ fn main() -> Result<()> {
                     input: BACK_256.input as u32,
                 },
             )?;
+            let t = Instant::now();
+            let results = fused
+                .run(&device, &queue, &kernels, &resampler, src, &faces, &gallery)
+                .map_err(|e| anyhow!("{e}"))?;
+            if results.len() != n || results.iter().any(|(p, _)| !p.valid) {
+                bail!("{} valid probes for {n} faces", results.len());
+            }
+            let f = t.elapsed();
+            let whole = t0.elapsed();
+
+            // The same embed and match, split into its stages.
             let (e, raw) = stage(&embedder, Work::Chips(&faces))?;
             let t = Instant::now();
-            // The station's own embedding step: finite, L2-normalised.
             let probes: Vec<f32> = raw
                 .chunks(128)
                 .filter_map(engine::face::embedding)
@@ -215,12 +233,19 @@ fn main() -> Result<()> {
                 det.push(d);
                 emb.push(e);
                 mat.push(m);
-                tick.push(t0.elapsed());
+                fus.push(f);
+                tick.push(whole);
             }
         }
-        let (d, e, m, t) = (median(det), median(emb), median(mat), median(tick));
+        let (d, e, m, f, t) = (
+            median(det),
+            median(emb),
+            median(mat),
+            median(fus),
+            median(tick),
+        );
         println!(
-            "| {n} | {d:.2} | {e:.2} | {m:.2} | {t:.2} | {:.1} | {:.1} |",
+            "| {n} | {d:.2} | {e:.2} | {m:.2} | {f:.2} | {t:.2} | {:.1} | {:.1} |",
             n as f64 * 1e3 / t,
             1e3 / t
         );

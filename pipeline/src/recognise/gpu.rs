@@ -1,24 +1,28 @@
 //! The GPU backend: our WGSL kernels on the station's device. The lanes' normalised frames are
-//! gathered into one buffer (a GPU-side copy), the letterbox and the alignment warp write straight
-//! into the models' input buffers, and only detections, embeddings and the chips' pixels for the
-//! quality measures come back.
+//! gathered into one buffer (a GPU-side copy) and the letterbox writes straight into the
+//! detector's input. Two submissions per tick, each with one readback:
+//! - detection: the detector's raw outputs come back, since the tracker on the CPU decides which
+//!   faces are worth embedding (not a decided walker, not too small, the largest first);
+//! - embed and match (`engine::gpu::probe::Embedder`): chips → SFace → unit probes and chip
+//!   measures → the gallery's matching kernel, and only 32 bytes per face come back (the top two,
+//!   the probe's validity, sharpness and luma). Neither embedding nor chip leaves the GPU.
 
 use engine::Graph;
-use engine::face::align::{self, CHIP};
+use engine::face::align;
 use engine::face::blazeface::{Detection, Letterbox, Spec};
-use engine::face::{Chip, embedding};
 use engine::gpu::executor::GpuModel;
+use engine::gpu::gallery::{Gallery, Match};
 use engine::gpu::kernels::Kernels;
-use engine::gpu::resample::{self, CHIP_LEN, Frame, Resampler, Source, Target, Work};
-use zeroize::Zeroizing;
+use engine::gpu::probe::{ChipProbe, Embedder};
+use engine::gpu::resample::{self, Frame, Resampler, Source, Target, Work};
 
-use super::{Cut, Embedded, FrameRef, Pixels, RecogniseError, decode, stage_err};
+use super::{Cut, FrameRef, Pixels, RecogniseError, decode, stage_err};
 use crate::normalise::Gpu;
 
 pub(super) struct GpuBackend {
     kernels: Kernels,
     detector: GpuModel,
-    sface: GpuModel,
+    embedder: Embedder,
     resampler: Resampler,
     /// Every lane's frame of the tick, packed RGBA, one after the other.
     frames: Option<wgpu::Buffer>,
@@ -39,12 +43,13 @@ impl GpuBackend {
             GpuModel::new(d, &kernels, g, batch).map_err(|e| stage_err(what)(e.to_string()))
         };
         let detector = plan("detector on the GPU", detector, lanes)?;
-        let sface = plan("SFace on the GPU", sface, max_faces)?;
+        let embedder = Embedder::new(d, &kernels, sface, max_faces)
+            .map_err(|e| stage_err("SFace on the GPU")(e.to_string()))?;
         let resampler = Resampler::new(d).map_err(|e| stage_err("resampler")(e.to_string()))?;
         Ok(Self {
             kernels,
             detector,
-            sface,
+            embedder,
             resampler,
             frames: None,
             table: Vec::new(),
@@ -157,57 +162,52 @@ impl GpuBackend {
         Ok((outs, d.letterboxes))
     }
 
-    pub(super) fn embed(&mut self, gpu: &Gpu, cuts: &[Cut]) -> Result<Embedded, RecogniseError> {
-        let err = stage_err("embed");
+    /// Embeds every cut face and matches it against `gallery`, in one submission per SFace batch:
+    /// for each face that could be aligned, its index in `cuts`, what the GPU measured of its chip
+    /// and its match.
+    pub(super) fn embed_and_match(
+        &mut self,
+        gpu: &Gpu,
+        cuts: &[Cut],
+        gallery: &Gallery,
+    ) -> Result<Vec<(usize, ChipProbe, Match)>, RecogniseError> {
         let Some(pixels) = &self.frames else {
             return Err(RecogniseError::Gpu("embed before detect".into()));
         };
         let mut faces = Vec::with_capacity(cuts.len());
+        let mut index = Vec::with_capacity(cuts.len());
         for (i, c) in cuts.iter().enumerate() {
             let Some(to_chip) = align::from_blazeface(&c.detection.keypoints) else {
                 continue; // degenerate keypoints: tracked, never embedded
             };
             if let Ok(f) = resample::Face::from_to_chip(c.frame as u32, &to_chip) {
-                faces.push((i, f));
+                faces.push(f);
+                index.push(i);
             }
         }
-        let mut out = Vec::with_capacity(faces.len());
-        for chunk in faces.chunks(self.sface.batch()) {
-            let list: Vec<resample::Face> = chunk.iter().map(|(_, f)| *f).collect();
-            let (outs, _) =
-                self.resample_and_run(gpu, pixels, &self.sface, Work::Chips(&list), "embed")?;
-            let raw = outs
-                .first()
-                .ok_or_else(|| err("SFace gave no output".into()))?;
-            let chips = read_f32(gpu, self.sface.input_buffer(), list.len() * CHIP_LEN)?;
-            for (j, &(i, _)) in chunk.iter().enumerate() {
-                let (Some(e), Some(px)) = (
-                    raw.get(j * 128..(j + 1) * 128).and_then(embedding),
-                    chips.get(j * CHIP_LEN..(j + 1) * CHIP_LEN),
-                ) else {
-                    continue;
-                };
-                debug_assert_eq!(px.len(), 3 * CHIP * CHIP);
-                out.push((i, Chip(Zeroizing::new(px.to_vec())), e));
-            }
+        if faces.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let src = Source {
+            pixels,
+            frames: &self.table,
+        };
+        let results = self
+            .embedder
+            .run(
+                &gpu.device,
+                &gpu.queue,
+                &self.kernels,
+                &self.resampler,
+                src,
+                &faces,
+                gallery,
+            )
+            .map_err(|e| stage_err("embed and match")(e.to_string()))?;
+        Ok(index
+            .into_iter()
+            .zip(results)
+            .map(|(i, (probe, m))| (i, probe, m))
+            .collect())
     }
-}
-
-/// Copies the first `len` floats of `buf` back (the chips, for the quality measures).
-fn read_f32(
-    gpu: &Gpu,
-    buf: &wgpu::Buffer,
-    len: usize,
-) -> Result<Zeroizing<Vec<f32>>, RecogniseError> {
-    if len == 0 {
-        return Ok(Zeroizing::new(Vec::new()));
-    }
-    let bytes = Zeroizing::new(
-        engine::gpu::readback::read(&gpu.device, &gpu.queue, buf, (len * 4) as u64)
-            .map_err(|e| RecogniseError::Gpu(format!("reading chips: {e}")))?,
-    );
-    let v: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
-    Ok(Zeroizing::new(v))
 }

@@ -146,6 +146,11 @@ impl GalleryMirror {
         Ok(true)
     }
 
+    /// The GPU gallery, for a stage that matches probes already on the device (the GPU backend).
+    pub(crate) fn gallery(&self) -> &Gallery {
+        &self.gallery
+    }
+
     /// Best and second best subject of every probe (128 floats each), in one dispatch.
     pub fn match_probes(&self, probes: &[f32]) -> Result<Vec<Match>, RecogniseError> {
         if probes.is_empty() {

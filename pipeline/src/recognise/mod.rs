@@ -152,7 +152,9 @@ pub struct LaneFaces {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TickTimes {
     pub detect: Duration,
+    /// Cutting, embedding and (GPU backend, one submission) matching.
     pub embed: Duration,
+    /// Matching on its own (CPU backend; zero on the GPU backend, where `embed` includes it).
     pub matching: Duration,
     pub faces: usize,
     pub embedded: usize,
@@ -255,8 +257,8 @@ impl Recogniser {
     /// Faces overlapping a box in `settled[frame]` (walkers already decided) are detected and
     /// tracked but not embedded again. On the CPU backend a face whose chip fails `gates[frame]`
     /// is measured but not embedded: its embedding could never count as evidence, and SFace is
-    /// the tick's dearest step. (On a GPU the chips are cut inside SFace's own pass, so every cut
-    /// face is embedded and the deciders apply the gates.)
+    /// the tick's dearest step. (On a GPU the chips are cut, embedded, measured and matched in one
+    /// submission, so every cut face is embedded and the deciders apply the gates.)
     pub fn tick(
         &mut self,
         gpu: &Gpu,
@@ -318,42 +320,48 @@ impl Recogniser {
             })
             .collect();
         let t = Instant::now();
-        let measure = |c: &Cut, chip: &Chip| {
-            let q = quality::measure(&c.detection, chip);
-            Quality {
-                eye_px: q.eye_distance_px,
-                sharpness: q.sharpness,
-                yaw: q.yaw_ratio,
-                luma: q.luma_mean,
-            }
-        };
-        // Measured before embedding (CPU backend): every chip, embedded or not.
+        // Per cut face: what was measured of it, and its match when it was embedded.
         let mut measured: Vec<(usize, Quality)> = Vec::new();
-        let embedded = match &mut self.engine {
+        let mut matched: Vec<(usize, Match)> = Vec::new();
+        match &mut self.engine {
             Engine::Cpu(b) => {
+                // Measured before embedding: every chip, embedded or not.
                 let mut wanted = Vec::new();
                 for (i, chip) in b.chips(frames, &list)? {
-                    let q = measure(&list[i], &chip);
+                    let m = quality::measure(&list[i].detection, &chip);
+                    let q = quality_of(quality::pose(&list[i].detection), m.sharpness, m.luma_mean);
                     let gate = gates.get(list[i].frame).copied().flatten();
                     if gate.is_none_or(|g| g.fails(&q).is_none()) {
                         wanted.push((i, chip));
                     }
                     measured.push((i, q));
                 }
-                b.embed(wanted)?
+                let embedded = b.embed(wanted)?;
+                times.embed = t.elapsed();
+                times.embedded = embedded.len();
+                let t = Instant::now();
+                let mut probes = Vec::with_capacity(embedded.len() * 128);
+                for (_, _, e) in &embedded {
+                    probes.extend_from_slice(e);
+                }
+                let matches = self.mirror.match_probes(&probes)?;
+                matched = embedded.iter().map(|(i, _, _)| *i).zip(matches).collect();
+                times.matching = t.elapsed();
             }
-            Engine::Gpu(b) => b.embed(gpu, &list)?,
-        };
-        times.embed = t.elapsed();
-        times.embedded = embedded.len();
-
-        let t = Instant::now();
-        let mut probes = Vec::with_capacity(embedded.len() * 128);
-        for (_, _, e) in &embedded {
-            probes.extend_from_slice(e);
+            Engine::Gpu(b) => {
+                // One submission embeds, measures and matches; `matching` stays zero.
+                for (i, probe, m) in b.embed_and_match(gpu, &list, self.mirror.gallery())? {
+                    if !probe.valid {
+                        continue; // a non-finite embedding: as if never embedded
+                    }
+                    let pose = quality::pose(&list[i].detection);
+                    measured.push((i, quality_of(pose, probe.sharpness, probe.luma)));
+                    matched.push((i, m));
+                }
+                times.embed = t.elapsed();
+                times.embedded = matched.len();
+            }
         }
-        let matches = self.mirror.match_probes(&probes)?;
-        times.matching = t.elapsed();
         let cand = |c: engine::gpu::gallery::Candidate| Candidate {
             subject: Subject(c.subject),
             similarity: c.similarity,
@@ -363,20 +371,27 @@ impl Recogniser {
                 out[fi].faces[k].quality = Some(q);
             }
         }
-        for ((i, chip, _), m) in embedded.iter().zip(matches) {
-            let Some(&(_, fi, k)) = cuts.get(*i) else {
+        for (i, m) in matched {
+            let Some(&(_, fi, k)) = cuts.get(i) else {
                 continue;
             };
-            let face = &mut out[fi].faces[k];
-            if face.quality.is_none() {
-                face.quality = Some(measure(&list[*i], chip));
-            }
             if let Match::Found { best, second } = m {
+                let face = &mut out[fi].faces[k];
                 face.best = Some(cand(best));
                 face.second = second.map(cand);
             }
         }
         Ok((out, times))
+    }
+}
+
+/// The station's four measures of a face: pose from its keypoints, sharpness and luma from its chip.
+fn quality_of(pose: quality::Pose, sharpness: f32, luma: f32) -> Quality {
+    Quality {
+        eye_px: pose.eye_distance_px,
+        sharpness,
+        yaw: pose.yaw_ratio,
+        luma,
     }
 }
 
@@ -398,7 +413,7 @@ pub(crate) fn decode(
     )?)
 }
 
-/// The faces that were embedded: index into the cut list, the chip, the normalised embedding.
+/// The faces the CPU backend embedded: index into the cut list, the chip, the normalised embedding.
 pub(crate) type Embedded = Vec<(usize, Chip, Embedding)>;
 
 pub fn default_models() -> PathBuf {

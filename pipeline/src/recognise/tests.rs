@@ -157,6 +157,17 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
         let (qa, qb) = (fa.quality.expect("embedded"), fb.quality.expect("embedded"));
         assert!((qa.eye_px - qb.eye_px).abs() < 1.5);
         assert!((qa.luma - qb.luma).abs() < 2.0, "{qa:?} vs {qb:?}");
+        // Measured on the CPU's chip and, by `probe.wgsl`, on the GPU's: the chips differ by the
+        // sub-pixel shift of their keypoints, which moves the Laplacian's variance a little.
+        eprintln!(
+            "lane {lane}: sharpness cpu {} gpu {}",
+            qa.sharpness, qb.sharpness
+        );
+        assert!(
+            (qa.sharpness - qb.sharpness).abs() <= 0.01 * qa.sharpness,
+            "{qa:?} vs {qb:?}"
+        );
+        assert!((qa.yaw - qb.yaw).abs() < 0.05, "{qa:?} vs {qb:?}");
         // Each lane's walker is found, by both backends, with nearly the same similarity.
         let numbers = &results[0].1.mirror.numbers();
         let (ba, bb) = (fa.best.expect("match"), fb.best.expect("match"));
