@@ -11,7 +11,8 @@
 //! scenario and mask. Writes `gate.json` and `gate.md` to `--out` (default target/gate-bench).
 //!
 //! `cargo bench -p gate-benches --bench gate [-- --footage DIR] [--mode fast|paced|both]
-//!  [--detector front|back] [--backend auto|gpu|cpu] [--decision "key = value"] [--out DIR]`. Default footage:
+//!  [--detector front|back] [--backend auto|gpu|cpu] [--decision "key = value"] [--zone x0,y0,x1,y1]
+//!  [--out DIR]`. `--zone` gives every lane that zone (fractions of the frame). Default footage:
 //! testdata/footage/default (scripts/setup makes it); any `gate-calibrate footage` folder works.
 
 use std::fmt::Write as _;
@@ -123,6 +124,7 @@ fn main() -> Result<()> {
     let mut mode = "both".to_string();
     let mut out = PathBuf::from("target/gate-bench");
     let mut toml = String::new();
+    let mut zone = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -131,6 +133,18 @@ fn main() -> Result<()> {
             "--backend" => backend = args.next().context("--backend auto|gpu|cpu")?,
             "--mode" => mode = args.next().context("--mode fast|paced|both")?,
             "--out" => out = args.next().context("--out DIR")?.into(),
+            "--zone" => {
+                let v = args.next().context("--zone x0,y0,x1,y1")?;
+                let z: Vec<f32> = v
+                    .split(',')
+                    .map(|s| s.trim().parse())
+                    .collect::<Result<_, _>>()
+                    .with_context(|| format!("--zone {v}: four fractions x0,y0,x1,y1"))?;
+                zone = Some(
+                    <[f32; 4]>::try_from(z)
+                        .map_err(|_| anyhow::anyhow!("--zone {v}: four fractions"))?,
+                );
+            }
             // Extra [decision] keys, e.g. --decision "confirm_ms = 300"
             "--decision" => {
                 toml += &format!("{}\n", args.next().context("--decision 'key = value'")?)
@@ -163,6 +177,7 @@ fn main() -> Result<()> {
             ),
             spawn_drivers: true,
             paced,
+            zone,
             ..Default::default()
         };
         let t = Instant::now();

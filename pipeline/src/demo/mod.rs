@@ -77,6 +77,8 @@ pub struct FootageOptions {
     /// Play the files at their own pace, newest frame only (as live cameras), instead of
     /// processing every frame as fast as possible.
     pub paced: bool,
+    /// Every lane's zone, as fractions of the frame (default: the whole frame).
+    pub zone: Option<[f32; 4]>,
 }
 
 pub struct FootageRun {
@@ -128,13 +130,17 @@ pub fn footage_config(
             }
         };
         toml += &format!(
-            "[[lane]]\nid = {:?}\nrole = \"entry\"\nsource = {:?}\nwidth = {}\nheight = {}\nfps = {}\n\n",
+            "[[lane]]\nid = {:?}\nrole = \"entry\"\nsource = {:?}\nwidth = {}\nheight = {}\nfps = {}\n",
             l.lane,
             source,
             truth.width,
             truth.height,
             truth.fps.round().max(1.0) as u32
         );
+        if let Some(z) = opts.zone {
+            toml += &format!("zone = {z:?}\n");
+        }
+        toml += "\n";
     }
     toml += &format!(
         "[drivers]\nspawn = {}\n\n[store]\npath = {:?}\n\n[metrics]\nenabled = {}\n\n",

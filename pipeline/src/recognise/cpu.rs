@@ -61,6 +61,7 @@ impl CpuBackend {
         gpu: &Gpu,
         spec: &Spec,
         frames: &[FrameRef<'_>],
+        windows: &[[u32; 4]],
         min_score: f32,
     ) -> Result<Vec<Vec<Detection>>, RecogniseError> {
         let err = stage_err("detect");
@@ -83,7 +84,8 @@ impl CpuBackend {
             crate::normalise::read_outputs(gpu, &on_gpu).map_err(|e| err(e.to_string()))?
         }
         .into_iter();
-        for f in frames {
+        let mut origins = Vec::with_capacity(frames.len());
+        for (i, f) in frames.iter().enumerate() {
             let read_back = match f.pixels {
                 Pixels::Cpu(_) => None,
                 Pixels::Gpu(_) => {
@@ -94,16 +96,29 @@ impl CpuBackend {
             };
             let rgba = pixels(f, read_back.as_ref())
                 .ok_or_else(|| err("a frame missing from the readback".into()))?;
+            // Only the detection window goes to the detector (`super::detection_window`).
             let (w, h) = (f.width as usize, f.height as usize);
-            let rgb: Zeroizing<Vec<u8>> = Zeroizing::new(
-                rgba.iter()
-                    .flat_map(|p| [*p as u8, (*p >> 8) as u8, (*p >> 16) as u8])
-                    .collect(),
-            );
-            let (input, lb) = prepare::detector_input(&rgb, w, h, side)
-                .ok_or_else(|| err(format!("frame {w}x{h} does not match its buffer")))?;
+            let [x0, y0, x1, y1] = windows
+                .get(i)
+                .map_or([0, 0, w, h], |b| b.map(|v| v as usize));
+            let bad = || err(format!("frame {w}x{h} does not match its buffer"));
+            if x1 > w || y1 > h || x0 >= x1 || y0 >= y1 || rgba.len() < w * h {
+                return Err(bad());
+            }
+            let mut rgb: Zeroizing<Vec<u8>> =
+                Zeroizing::new(Vec::with_capacity((x1 - x0) * (y1 - y0) * 3));
+            for y in y0..y1 {
+                let row = &rgba[y * w + x0..y * w + x1];
+                rgb.extend(
+                    row.iter()
+                        .flat_map(|p| [*p as u8, (*p >> 8) as u8, (*p >> 16) as u8]),
+                );
+            }
+            let (input, lb) =
+                prepare::detector_input(&rgb, x1 - x0, y1 - y0, side).ok_or_else(bad)?;
             batch.extend_from_slice(&input);
             boxes.push(lb);
+            origins.push([x0 as f32, y0 as f32]);
             self.frames.push(read_back);
         }
         let input = Tensor::new(vec![frames.len(), side, side, 3], batch)
@@ -115,8 +130,18 @@ impl CpuBackend {
         let outs: Vec<Vec<f32>> = outs.into_iter().map(|t| t.data).collect();
         boxes
             .iter()
+            .zip(origins)
             .enumerate()
-            .map(|(i, lb)| decode(spec, &outs, i, min_score, lb))
+            .map(|(i, (lb, [ox, oy]))| {
+                let mut found = decode(spec, &outs, i, min_score, lb)?;
+                for d in &mut found {
+                    d.center = [d.center[0] + ox, d.center[1] + oy];
+                    for k in &mut d.keypoints {
+                        *k = [k[0] + ox, k[1] + oy];
+                    }
+                }
+                Ok(found)
+            })
             .collect()
     }
 

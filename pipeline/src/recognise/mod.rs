@@ -176,6 +176,41 @@ pub struct FrameRef<'a> {
     pub height: u32,
 }
 
+/// What the recogniser is told of one lane besides its frame.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LaneScope {
+    /// Boxes of walkers already decided: their faces are detected and tracked, not embedded again.
+    pub settled: Vec<BBox>,
+    /// The gates the lane's deciders apply (the CPU backend does not embed a face failing them).
+    pub gates: Option<QualityGates>,
+    /// The lane zone, frame pixels. A face whose centre lies outside is not this lane's walker:
+    /// it is dropped, so it can neither open this lane's door nor count here. The CPU detector
+    /// looks only at the zone and a margin around it ([`detection_window`]).
+    pub zone: Option<BBox>,
+}
+
+/// The part of a `w`×`h` frame the detector looks at for `zone`: the zone widened by an eighth of
+/// the frame's longer side on every side (a face whose centre is just inside still lies whole in
+/// the window), whole pixels, inside the frame. The whole frame without a zone.
+pub fn detection_window(zone: Option<&BBox>, w: u32, h: u32) -> [u32; 4] {
+    let Some(BBox([x0, y0, x1, y1])) = zone else {
+        return [0, 0, w, h];
+    };
+    let m = w.max(h) as f32 / 8.0;
+    let clamp = |v: f32, hi: u32| (v.max(0.0).min(hi as f32)) as u32;
+    let win = [
+        clamp((x0 - m).floor(), w),
+        clamp((y0 - m).floor(), h),
+        clamp((x1 + m).ceil(), w),
+        clamp((y1 + m).ceil(), h),
+    ];
+    // A zone too thin to hold a face (or not finite) leaves the window at the whole frame.
+    if win[2] < win[0] + 16 || win[3] < win[1] + 16 {
+        return [0, 0, w, h];
+    }
+    win
+}
+
 enum Engine {
     Cpu(Box<cpu::CpuBackend>),
     Gpu(Box<gpu::GpuBackend>),
@@ -253,29 +288,44 @@ impl Recogniser {
         }
     }
 
-    /// Runs one tick over the given frames (one per lane, any order); results in the same order.
-    /// Faces overlapping a box in `settled[frame]` (walkers already decided) are detected and
-    /// tracked but not embedded again. On the CPU backend a face whose chip fails `gates[frame]`
-    /// is measured but not embedded: its embedding could never count as evidence, and SFace is
-    /// the tick's dearest step. (On a GPU the chips are cut, embedded, measured and matched in one
-    /// submission, so every cut face is embedded and the deciders apply the gates.)
+    /// Runs one tick over the given frames (one per lane, any order) and what is known of each
+    /// frame's lane (`lanes[frame]`, missing: nothing); results in the same order. Faces
+    /// overlapping a settled box (walkers already decided) are detected and tracked but not
+    /// embedded again; faces outside the lane zone are dropped. On the CPU backend a face whose
+    /// chip fails the lane's gates is measured but not embedded: its embedding could never count
+    /// as evidence, and SFace is the tick's dearest step. (On a GPU the chips are cut, embedded,
+    /// measured and matched in one submission, so every cut face is embedded and the deciders
+    /// apply the gates.)
     pub fn tick(
         &mut self,
         gpu: &Gpu,
         frames: &[FrameRef<'_>],
-        settled: &[Vec<BBox>],
-        gates: &[Option<QualityGates>],
+        lanes: &[LaneScope],
     ) -> Result<(Vec<LaneFaces>, TickTimes), RecogniseError> {
         let mut times = TickTimes::default();
         if frames.is_empty() {
             return Ok((Vec::new(), times));
         }
         let t = Instant::now();
-        let dets = match &mut self.engine {
-            Engine::Cpu(b) => b.detect(gpu, self.spec, frames, self.cfg.min_score)?,
+        let scope = |i: usize| lanes.get(i);
+        let mut dets = match &mut self.engine {
+            Engine::Cpu(b) => {
+                let windows: Vec<[u32; 4]> = (frames.iter().enumerate())
+                    .map(|(i, f)| {
+                        let zone = scope(i).and_then(|l| l.zone.as_ref());
+                        detection_window(zone, f.width, f.height)
+                    })
+                    .collect();
+                b.detect(gpu, self.spec, frames, &windows, self.cfg.min_score)?
+            }
             Engine::Gpu(b) => b.detect(gpu, self.spec, frames, self.cfg.min_score)?,
         };
         times.detect = t.elapsed();
+        for (i, d) in dets.iter_mut().enumerate() {
+            if let Some(zone) = scope(i).and_then(|l| l.zone.as_ref()) {
+                d.retain(|det| bbox_of(det).centre_in(zone));
+            }
+        }
         let mut out: Vec<LaneFaces> = dets
             .iter()
             .map(|d| LaneFaces {
@@ -299,9 +349,8 @@ impl Recogniser {
         for (fi, lane) in out.iter().enumerate() {
             for (k, f) in lane.faces.iter().enumerate() {
                 let eye = f.detection.eye_distance();
-                let settled = settled
-                    .get(fi)
-                    .is_some_and(|boxes| boxes.iter().any(|b| b.iou(&f.bbox) >= 0.4));
+                let settled =
+                    scope(fi).is_some_and(|l| l.settled.iter().any(|b| b.iou(&f.bbox) >= 0.4));
                 if eye >= self.cfg.min_eye_px && !settled {
                     cuts.push((eye, fi, k));
                 }
@@ -330,7 +379,7 @@ impl Recogniser {
                 for (i, chip) in b.chips(frames, &list)? {
                     let m = quality::measure(&list[i].detection, &chip);
                     let q = quality_of(quality::pose(&list[i].detection), m.sharpness, m.luma_mean);
-                    let gate = gates.get(list[i].frame).copied().flatten();
+                    let gate = scope(list[i].frame).and_then(|l| l.gates);
                     if gate.is_none_or(|g| g.fails(&q).is_none()) {
                         wanted.push((i, chip));
                     }

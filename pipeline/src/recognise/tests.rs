@@ -139,7 +139,7 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
             !r.mirror.refresh(&gallery, None).expect("refresh"),
             "unchanged gallery uploads nothing"
         );
-        let (faces, times) = r.tick(&gpu, &refs, &[], &[]).expect("tick");
+        let (faces, times) = r.tick(&gpu, &refs, &[]).expect("tick");
         assert_eq!(times.faces, 2, "{faces:?}");
         results.push((faces, r));
     }
@@ -197,7 +197,20 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
         luma: (0.0, 255.0),
     };
     let (faces, times) = cpu_r
-        .tick(&gpu, &refs, &[], &[Some(never), Some(lenient)])
+        .tick(
+            &gpu,
+            &refs,
+            &[
+                LaneScope {
+                    gates: Some(never),
+                    ..Default::default()
+                },
+                LaneScope {
+                    gates: Some(lenient),
+                    ..Default::default()
+                },
+            ],
+        )
         .expect("tick");
     assert_eq!(times.embedded, 1);
     let (gated, passed) = (&faces[0].faces[0], &faces[1].faces[0]);
@@ -207,4 +220,72 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
     );
     assert!(gated.best.is_none() && gated.second.is_none());
     assert_eq!(passed.best, cpu_faces[1].faces[0].best);
+
+    // Zones (CPU backend): lane 0's zone is its face's box, so the detector sees only that box and
+    // a margin, a window at a larger scale than the whole frame, and finds the same face; lane 1's
+    // zone lies beside its face, whose centre is outside, so the face is dropped.
+    let whole = &cpu_faces[0].faces[0];
+    let scopes = [
+        LaneScope {
+            zone: Some(whole.bbox),
+            ..Default::default()
+        },
+        LaneScope {
+            zone: Some(BBox([0.0, 0.0, 20.0, 20.0])),
+            ..Default::default()
+        },
+    ];
+    assert_ne!(
+        detection_window(scopes[0].zone.as_ref(), 320, 240),
+        [0, 0, 320, 240]
+    );
+    let (faces, _) = cpu_r.tick(&gpu, &refs, &scopes).expect("tick");
+    assert!(faces[1].faces.is_empty(), "{:?}", faces[1]);
+    assert_eq!(faces[0].faces.len(), 1);
+    let zoned = &faces[0].faces[0];
+    // The detector sees the face at another scale, so its keypoints move by a few pixels (here
+    // up to ~4 of an eye distance of ~21): within a quarter of the eye distance.
+    let tol = 0.25 * whole.detection.eye_distance();
+    for (p, q) in whole
+        .detection
+        .keypoints
+        .iter()
+        .zip(&zoned.detection.keypoints)
+    {
+        eprintln!("keypoint whole frame {p:?}, zone window {q:?}");
+        assert!((p[0] - q[0]).abs() < tol && (p[1] - q[1]).abs() < tol);
+    }
+    let (a, b) = (whole.best.expect("match"), zoned.best.expect("match"));
+    eprintln!("whole frame {a:?}, zone window {b:?}");
+    assert_eq!(a.subject, b.subject);
+    // The window shows the face larger: here its match is closer (0.915 against 0.862).
+    assert!(b.similarity >= a.similarity - 0.02, "{a:?} vs {b:?}");
+}
+
+#[test]
+fn the_detection_window_is_the_zone_and_a_margin_inside_the_frame() {
+    let z = |b: [f32; 4]| Some(BBox(b));
+    assert_eq!(detection_window(None, 640, 480), [0, 0, 640, 480]);
+    // An eighth of 640 = 80 pixels around the zone.
+    assert_eq!(
+        detection_window(z([200.0, 100.0, 400.0, 300.0]).as_ref(), 640, 480),
+        [120, 20, 480, 380]
+    );
+    assert_eq!(
+        detection_window(z([96.0, 0.0, 544.0, 480.0]).as_ref(), 640, 480),
+        [16, 0, 624, 480]
+    );
+    // Clipped to the frame; degenerate or non-finite zones fall back to the whole frame.
+    assert_eq!(
+        detection_window(z([-50.0, -50.0, 900.0, 900.0]).as_ref(), 640, 480),
+        [0, 0, 640, 480]
+    );
+    assert_eq!(
+        detection_window(z([400.0, 0.0, 200.0, 480.0]).as_ref(), 640, 480),
+        [0, 0, 640, 480]
+    );
+    assert_eq!(
+        detection_window(z([f32::NAN, 0.0, 10.0, 10.0]).as_ref(), 640, 480)[2],
+        90
+    );
 }

@@ -16,7 +16,7 @@ use tracing::{error, warn};
 use zeroize::Zeroizing;
 
 use super::priority::LanePriority;
-use super::{BBox, FrameRef, LaneFaces, Pixels, QualityGates, Recogniser, TickTimes};
+use super::{BBox, FrameRef, LaneFaces, LaneScope, Pixels, Recogniser, TickTimes};
 use crate::capture::{Frame, FrameHub, LaneCounters};
 use crate::normalise::{
     FrameResult, Gpu, LaneNormaliser, LightingKernel, LightingStats, NormaliseError,
@@ -35,27 +35,27 @@ pub struct Recognition {
     /// Narrow matching to subjects holding a ticket valid today.
     pub narrow: bool,
     settled: watch::Receiver<Settled>,
-    /// Per lane, the quality gates its deciders apply (see `Recogniser::tick`).
-    gates: Vec<QualityGates>,
+    /// Per lane, its gates and zone (see `Recogniser::tick`); the settled boxes come from `settled`.
+    lanes: Vec<LaneScope>,
 }
 
 impl Recognition {
-    /// Recognition for lanes with these quality gates, and the sender through which the deciders'
-    /// settled boxes reach the tick.
+    /// Recognition for lanes with these gates and zones, and the sender through which the
+    /// deciders' settled boxes reach the tick.
     pub fn new(
         recogniser: Recogniser,
         gallery: crate::sync::Gallery,
         narrow: bool,
-        gates: Vec<QualityGates>,
+        lanes: Vec<LaneScope>,
     ) -> (Self, watch::Sender<Settled>) {
-        let (tx, settled) = watch::channel(vec![Vec::new(); gates.len()]);
+        let (tx, settled) = watch::channel(vec![Vec::new(); lanes.len()]);
         (
             Self {
                 recogniser,
                 gallery,
                 narrow,
                 settled,
-                gates,
+                lanes,
             },
             tx,
         )
@@ -278,18 +278,17 @@ fn recognise(
     if let Err(e) = r.recogniser.mirror.refresh(&r.gallery, day) {
         warn!(error = %e, "gallery refresh failed; matching against the previous gallery");
     }
-    let settled: Settled = {
+    let scopes: Vec<LaneScope> = {
         let s = r.settled.borrow();
         frames
             .iter()
-            .map(|f| s.get(f.lane).cloned().unwrap_or_default())
+            .map(|f| LaneScope {
+                settled: s.get(f.lane).cloned().unwrap_or_default(),
+                ..r.lanes.get(f.lane).cloned().unwrap_or_default()
+            })
             .collect()
     };
-    let gates: Vec<Option<QualityGates>> = frames
-        .iter()
-        .map(|f| r.gates.get(f.lane).copied())
-        .collect();
-    match r.recogniser.tick(gpu, refs, &settled, &gates) {
+    match r.recogniser.tick(gpu, refs, &scopes) {
         Ok((mut faces, times)) => {
             for (f, lf) in frames.iter().zip(faces.iter_mut()) {
                 lf.face_luma = face_luma(f, lf);
@@ -548,7 +547,7 @@ mod tests {
             recogniser,
             crate::sync::Gallery::new(),
             false,
-            vec![QualityGates::default(); 2],
+            vec![LaneScope::default(); 2],
         );
         device_loss_is_reported(gpu, Some(recognition));
     }

@@ -12,8 +12,8 @@ use crate::config::{StationConfig, SyncConfig};
 use crate::decide::decisions::Decisions;
 use crate::drive::{LightingLoop, Link, Outbox};
 use crate::normalise::Gpu;
-use crate::recognise::Recogniser;
 use crate::recognise::tick::{GpuStage, Recognition, Settled};
+use crate::recognise::{LaneScope, Recogniser};
 use crate::store::{JournalWriter, Store};
 use crate::sync::{StationKeys, SyncHandle, Syncer};
 
@@ -139,12 +139,18 @@ fn recognition(
                 recogniser.mirror.numbers(),
                 gallery.clone(),
             )?;
-            let gates = cfg.gate_lanes().iter().map(|l| l.fusion.gates).collect();
+            let lanes = (cfg.gate_lanes().iter())
+                .map(|l| LaneScope {
+                    settled: Vec::new(),
+                    gates: Some(l.fusion.gates),
+                    zone: Some(l.zone),
+                })
+                .collect();
             let (recognition, settled) = Recognition::new(
                 recogniser,
                 gallery,
                 cfg.recognise.narrow_to_ticket_holders,
-                gates,
+                lanes,
             );
             Ok((Some(recognition), Some((decisions, settled))))
         }
