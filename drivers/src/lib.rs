@@ -19,7 +19,7 @@ pub use door::{DoorConfig, DoorController, FailsafePosition};
 pub use error::{DriverError, HwError};
 pub use flap::{FlapHardware, Motor, Sensors, SimFlap};
 pub use light::{LightConfig, LightController, LightHardware, SimLight};
-pub use process::{init_tracing, terminated};
+pub use process::terminated;
 pub use settings::{BusArgs, DoorDriverSettings, LightDriverSettings};
 
 /// What a controller did with a command.

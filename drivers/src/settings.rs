@@ -26,6 +26,26 @@ pub struct BusArgs {
     /// zenoh endpoint to dial (repeatable); retried in the background while the peer is down.
     #[arg(long)]
     pub connect: Vec<String>,
+    /// Log as `text` (colour only on a terminal) or `json` (one object per line).
+    #[arg(long, default_value = "text")]
+    pub log_format: protocol::logging::LogFormat,
+}
+
+/// What both drivers' settings have: their place on the bus.
+pub trait DriverSettings: Parser {
+    fn bus(&self) -> &BusArgs;
+}
+
+impl DriverSettings for DoorDriverSettings {
+    fn bus(&self) -> &BusArgs {
+        &self.bus
+    }
+}
+
+impl DriverSettings for LightDriverSettings {
+    fn bus(&self) -> &BusArgs {
+        &self.bus
+    }
 }
 
 impl BusArgs {
@@ -35,6 +55,7 @@ impl BusArgs {
             lanes: lanes.iter().map(|l| (*l).to_owned()).collect(),
             listen: listen.iter().map(|l| (*l).to_owned()).collect(),
             connect: Vec::new(),
+            log_format: Default::default(),
         }
     }
 

@@ -18,6 +18,9 @@ use protocol::DoorAction;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Log as `text` (colour only on a terminal) or `json` (one object per line).
+    #[arg(long, global = true, default_value = "text")]
+    log_format: protocol::logging::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -101,14 +104,9 @@ enum DoorCmd {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,zenoh=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match real_main() {
+    let cli = Cli::parse();
+    protocol::logging::init("info,zenoh=error", cli.log_format);
+    match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gated: {e:#}");
@@ -117,8 +115,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn real_main() -> Result<()> {
-    let cli = Cli::parse();
+fn real_main(cli: Cli) -> Result<()> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.cmd {
         Cmd::Run { config, seconds } => {

@@ -5,9 +5,11 @@
 //! unknown fields, other versions and out-of-range values with an error that names the problem, so a
 //! malformed message is logged and dropped by the receiver, never acted on.
 //!
-//! `docs/protocol.md` is the written specification of everything here.
+//! `docs/protocol.md` is the written specification of everything here. `logging` is the one log
+//! set-up of every station process.
 
 pub mod keys;
+pub mod logging;
 pub mod messages;
 pub mod session;
 

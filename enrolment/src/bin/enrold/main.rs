@@ -40,6 +40,9 @@ use crate::config::{Config, KeysConfig};
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Log as `text` (colour only on a terminal) or `json` (one object per line).
+    #[arg(long, global = true, default_value = "text")]
+    log_format: protocol::logging::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -94,20 +97,16 @@ enum KeysCmd {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    if let Err(e) = real_main() {
+    let cli = Cli::parse();
+    protocol::logging::init("info", cli.log_format);
+    if let Err(e) = real_main(cli) {
         eprintln!("enrold: {e:#}");
         std::process::exit(1);
     }
 }
 
-fn real_main() -> Result<()> {
-    match Cli::parse().cmd {
+fn real_main(cli: Cli) -> Result<()> {
+    match cli.cmd {
         Cmd::Serve { config } => serve(Config::load(&config)?),
         Cmd::Config {
             cmd: ConfigCmd::Example,
