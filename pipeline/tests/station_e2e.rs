@@ -22,10 +22,15 @@ fn port() -> u16 {
 }
 
 fn scrape(addr: &str) -> String {
+    get(addr, "/metrics")
+}
+
+/// The whole HTTP response (status line, headers, body) of `GET path`.
+fn get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("connect to exporter");
     write!(
         s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
     .expect("request");
     let mut out = String::new();
@@ -175,9 +180,34 @@ listen = "127.0.0.1:{metrics_port}"
         "gate_driver_rtt_seconds_bucket{driver=\"light\",lane=\"L2\"",
         "gate_malformed_messages_total",
         "le=\"0.033\"",
+        "# HELP gate_frames_in_total Frames handed over by the lane's camera",
+        "gate_frames_deferred_total{lane=\"L2\"} 0",
     ] {
         assert!(text.contains(want), "/metrics lacks {want}:\n{text}");
     }
+    // Liveness, readiness (JSON either way: both lanes run and their doors obey, or the reasons
+    // why not), and nothing else on the listener.
+    let addr = metrics_addr.clone();
+    let (live, ready, other) = tokio::task::spawn_blocking(move || {
+        (
+            get(&addr, "/healthz"),
+            get(&addr, "/readyz"),
+            get(&addr, "/"),
+        )
+    })
+    .await
+    .expect("probe task");
+    assert!(
+        live.starts_with("HTTP/1.1 200") && live.ends_with("ok\n"),
+        "{live}"
+    );
+    assert!(ready.contains("\"ready\":"), "{ready}");
+    assert!(
+        ready.starts_with("HTTP/1.1 200") || ready.contains("\"problems\":[\""),
+        "{ready}"
+    );
+    eprintln!("/readyz: {}", ready.lines().last().unwrap_or_default());
+    assert!(other.starts_with("HTTP/1.1 404"), "{other}");
 
     let report = station.await.expect("join").expect("station ran");
     eprintln!("{}", pipeline::station::format_report(&report));

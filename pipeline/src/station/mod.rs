@@ -113,6 +113,8 @@ struct Station {
     t0: Instant,
     ticks: Vec<TickTimes>,
     normalised_s: Vec<f64>,
+    /// Where `/healthz` and `/readyz` read the station's health (with `[metrics]`).
+    board: Option<crate::telemetry::HealthBoard>,
     /// Kept until the run ends: dropping them stops the centre's sync and the driver processes.
     _sync: Option<SyncHandle>,
     _drivers: Option<Drivers>,
@@ -405,7 +407,11 @@ impl Station {
             counter!(names::FRAMES_DROPPED, "lane" => c.id.clone())
                 .absolute(c.frames_dropped.load(o));
         }
-        self.outbox.health(&self.health()).await;
+        let health = self.health();
+        if let Some(b) = &self.board {
+            b.publish(health.clone());
+        }
+        self.outbox.health(&health).await;
     }
 
     /// True once recorded footage is played out. Walkers still in view at the end of the files get

@@ -24,11 +24,16 @@ impl Station {
         let keys = protocol::Keys::new(cfg.station_id()).map_err(StationError::Id)?;
         let store = Arc::new(Store::open(&cfg.store.path)?);
         let journal = JournalWriter::start(store.clone());
-        if cfg.metrics.enabled {
-            crate::telemetry::install(cfg.metrics.listen)?;
-            info!(addr = %cfg.metrics.listen, "metrics at http://{}/metrics", cfg.metrics.listen);
-        }
         let lane_ids = cfg.lane_ids();
+        let board = match cfg.metrics.enabled {
+            true => {
+                let b = crate::telemetry::install(cfg.metrics.listen, &lane_ids).await?;
+                info!(addr = %cfg.metrics.listen,
+                    "metrics at http://{0}/metrics, health at /healthz and /readyz", cfg.metrics.listen);
+                Some(b)
+            }
+            false => None,
+        };
         let drivers = match cfg.drivers.spawn {
             true => Some(crate::drive::spawn::spawn(
                 &cfg.drivers,
@@ -102,6 +107,7 @@ impl Station {
             t0,
             ticks: Vec::new(),
             normalised_s: Vec::new(),
+            board,
             _sync: sync,
             _drivers: drivers,
         };
