@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use protocol::{
-    CtlDoor, CtlReply, CtlRequest, DoorAction, Keys, VERSION, ZenohEndpoints, decode, encode,
+    CtlDoor, CtlReply, CtlRequest, DoorAction, DoorState, Health, Keys, VERSION, ZenohEndpoints,
+    decode, encode,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,10 @@ pub enum CtlError {
     Reply(#[source] protocol::ProtocolError),
     #[error("gated answered with an error: {0}")]
     Refused(String),
+    #[error(
+        "the door driver of lane {lane} did not acknowledge command {seq} within {secs} s (is it running?)"
+    )]
+    NotAcknowledged { lane: String, seq: u64, secs: u64 },
 }
 
 pub async fn request(
@@ -35,20 +40,82 @@ pub async fn request(
     timeout: Duration,
 ) -> Result<CtlReply, CtlError> {
     let keys = Keys::new(station)?;
+    let session = open(gated_endpoints).await?;
+    let result = ask(&session, &keys, door, station, gated_endpoints, timeout).await;
+    let _ = session.close().await;
+    result
+}
+
+/// Sends a door command through gated and waits until the lane's door driver acknowledges it (its
+/// state echoes the command's seq): the reply and the acknowledging state.
+pub async fn door(
+    station: &str,
+    gated_endpoints: &[String],
+    lane: &str,
+    action: DoorAction,
+    timeout: Duration,
+) -> Result<(CtlReply, DoorState), CtlError> {
+    let keys = Keys::new(station)?;
+    let session = open(gated_endpoints).await?;
+    // Subscribed before the command goes out, so the acknowledging state cannot be missed.
+    let states = session
+        .declare_subscriber(keys.door_state(lane))
+        .await
+        .map_err(CtlError::Zenoh)?;
+    let door = Some((lane.to_owned(), action));
+    let result = async {
+        let reply = ask(&session, &keys, door, station, gated_endpoints, timeout).await?;
+        let Some(seq) = reply.seq.filter(|_| reply.ok) else {
+            return Err(CtlError::Refused(reply.message));
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let sample = tokio::time::timeout_at(deadline, states.recv_async()).await;
+            let Ok(Ok(sample)) = sample else {
+                return Err(CtlError::NotAcknowledged {
+                    lane: lane.to_owned(),
+                    seq,
+                    secs: timeout.as_secs(),
+                });
+            };
+            // A malformed state is someone else's problem (gated counts it); keep waiting.
+            if let Ok(state) = decode::<DoorState>(&sample.payload().to_bytes())
+                && state.ack_seq >= seq
+            {
+                return Ok((reply, state));
+            }
+        }
+    }
+    .await;
+    let _ = session.close().await;
+    result
+}
+
+async fn open(gated_endpoints: &[String]) -> Result<zenoh::Session, CtlError> {
     let ep = ZenohEndpoints {
         listen: vec![],
         connect: gated_endpoints.to_vec(),
     };
-    let session = zenoh::open(protocol::zenoh_config(&ep)?)
+    zenoh::open(protocol::zenoh_config(&ep)?)
         .await
-        .map_err(CtlError::Zenoh)?;
+        .map_err(CtlError::Zenoh)
+}
+
+async fn ask(
+    session: &zenoh::Session,
+    keys: &Keys,
+    door: Option<(String, DoorAction)>,
+    station: &str,
+    gated_endpoints: &[String],
+    timeout: Duration,
+) -> Result<CtlReply, CtlError> {
     let req = CtlRequest {
         v: VERSION,
         door: door.map(|(lane, action)| CtlDoor { lane, action }),
     };
     let deadline = tokio::time::Instant::now() + timeout;
     // The session may still be connecting: retry the query until the deadline.
-    let result = loop {
+    loop {
         let replies = session
             .get(keys.ctl())
             .payload(encode(&req))
@@ -56,7 +123,7 @@ pub async fn request(
             .await
             .map_err(CtlError::Zenoh)?;
         if let Ok(reply) = replies.recv_async().await {
-            break match reply.result() {
+            return match reply.result() {
                 Ok(sample) => {
                     decode::<CtlReply>(&sample.payload().to_bytes()).map_err(CtlError::Reply)
                 }
@@ -64,14 +131,49 @@ pub async fn request(
             };
         }
         if tokio::time::Instant::now() >= deadline {
-            break Err(CtlError::NoAnswer {
+            return Err(CtlError::NoAnswer {
                 station: station.into(),
                 secs: timeout.as_secs(),
                 endpoints: gated_endpoints.to_vec(),
             });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let _ = session.close().await;
-    result
+    }
+}
+
+/// The station's health as a table for people: one line per lane, and why a lane is degraded.
+pub fn format_status(h: &Health) -> String {
+    let mut s = format!(
+        "station {}   GPU {}{}\n",
+        h.station,
+        h.gpu_adapter,
+        if h.gpu_lost { " (LOST)" } else { "" }
+    );
+    s += &format!(
+        "{:<8} {:<9} {:>8} {:>8} {:>8} {:>5} {:>6} {:<8} {:<15} reason\n",
+        "lane", "camera", "in", "done", "dropped", "luma", "light%", "door", "door mode"
+    );
+    for l in &h.lanes {
+        s += &format!(
+            "{:<8} {:<9} {:>8} {:>8} {:>8} {:>5.2} {:>6} {:<8} {:<15} {}\n",
+            l.lane,
+            wire_name(&l.status),
+            l.frames_in,
+            l.frames_processed,
+            l.frames_dropped,
+            l.luma_mean,
+            l.illumination,
+            l.door.as_ref().map_or("-".into(), wire_name),
+            l.door_mode.as_ref().map_or("-".into(), wire_name),
+            l.reason.as_deref().unwrap_or("")
+        );
+    }
+    s
+}
+
+/// A state's name as the protocol spells it (`failsafe_closed`), as docs/protocol.md lists them.
+fn wire_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v)
+        .map(|s| s.trim_matches('"').to_owned())
+        .unwrap_or_default()
 }

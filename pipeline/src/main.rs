@@ -61,6 +61,9 @@ enum Cmd {
     Ctl {
         #[arg(long, short)]
         config: PathBuf,
+        /// Print JSON instead of a table (status) or a line (door).
+        #[arg(long)]
+        json: bool,
         #[command(subcommand)]
         cmd: CtlCmd,
     },
@@ -169,36 +172,53 @@ fn real_main(cli: Cli) -> Result<()> {
                 domain::changes::public_to_hex(&k.public_key().key)
             );
         }
-        Cmd::Ctl { config, cmd } => {
+        Cmd::Ctl { config, json, cmd } => {
             let cfg = StationConfig::load(&config)?;
-            let door = match cmd {
-                CtlCmd::Status => None,
-                CtlCmd::Door { lane, action } => Some((
-                    lane,
-                    match action {
+            let (station, endpoints) = (cfg.station_id(), &cfg.zenoh.listen);
+            let wait = Duration::from_secs(5);
+            match cmd {
+                CtlCmd::Status => {
+                    let reply =
+                        rt.block_on(pipeline::ctl::request(station, endpoints, None, wait))?;
+                    if !reply.ok {
+                        anyhow::bail!("gated refused: {}", reply.message);
+                    }
+                    let h = reply.health.context("gated sent no status")?;
+                    if json {
+                        let text = serde_json::to_string_pretty(&h).context("printing status")?;
+                        println!("{text}");
+                    } else {
+                        print!("{}", pipeline::ctl::format_status(&h));
+                    }
+                }
+                CtlCmd::Door { lane, action } => {
+                    let action = match action {
                         DoorCmd::Open => DoorAction::Open,
                         DoorCmd::Close => DoorAction::Close,
                         DoorCmd::HoldOpen => DoorAction::HoldOpen,
                         DoorCmd::HoldClosed => DoorAction::HoldClosed,
                         DoorCmd::Release => DoorAction::Release,
-                    },
-                )),
-            };
-            let reply = rt.block_on(pipeline::ctl::request(
-                cfg.station_id(),
-                &cfg.zenoh.listen,
-                door,
-                Duration::from_secs(5),
-            ))?;
-            if !reply.ok {
-                anyhow::bail!("gated refused: {}", reply.message);
-            }
-            match reply.health {
-                Some(h) => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&h).context("cannot print status")?
-                ),
-                None => println!("{}", reply.message),
+                    };
+                    let (reply, state) =
+                        rt.block_on(pipeline::ctl::door(station, endpoints, &lane, action, wait))?;
+                    if json {
+                        let text =
+                            serde_json::to_string_pretty(&state).context("printing state")?;
+                        println!("{text}");
+                    } else {
+                        println!(
+                            "{}; acknowledged by the door driver: flap {:?}, mode {:?}{}",
+                            reply.message,
+                            state.flap,
+                            state.mode,
+                            if state.reason.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", state.reason)
+                            }
+                        );
+                    }
+                }
             }
         }
     }

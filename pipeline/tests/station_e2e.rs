@@ -102,15 +102,29 @@ listen = "127.0.0.1:{metrics_port}"
 
     // Operator command through the ctl path, once gated answers.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let reply = pipeline::ctl::request(
+    // The door command returns once the driver's state acknowledges it.
+    let (reply, state) = pipeline::ctl::door(
         "e2e",
         &[format!("tcp/127.0.0.1:{gated_port}")],
-        Some(("L1".into(), DoorAction::Open)),
+        "L1",
+        DoorAction::Open,
         Duration::from_secs(5),
     )
     .await
-    .expect("ctl answer");
+    .expect("ctl answer, acknowledged");
     assert!(reply.ok, "{}", reply.message);
+    assert!(state.ack_seq >= reply.seq.expect("seq"), "{state:?}");
+    let status = pipeline::ctl::request(
+        "e2e",
+        &[format!("tcp/127.0.0.1:{gated_port}")],
+        None,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("status");
+    let table = pipeline::ctl::format_status(&status.health.expect("health"));
+    eprintln!("{table}");
+    assert!(table.lines().any(|l| l.starts_with("L1 ")), "{table}");
     let bad = pipeline::ctl::request(
         "e2e",
         &[format!("tcp/127.0.0.1:{gated_port}")],

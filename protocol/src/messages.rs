@@ -287,6 +287,9 @@ pub struct LaneHealth {
     pub door: Option<Flap>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub door_mode: Option<DoorMode>,
+    /// Why the lane is degraded (or why its source ended), as capture reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -330,6 +333,9 @@ pub struct CtlReply {
     pub ok: bool,
     pub message: String,
     pub health: Option<Health>,
+    /// The door command's `seq` (a sent door command), which the driver echoes as `ack_seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
 message!(CtlReply, "ctl reply");
 

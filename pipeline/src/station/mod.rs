@@ -88,6 +88,8 @@ struct LaneState {
     light: Option<LightState>,
     gpu_ns_sum: u64,
     gpu_frames: u64,
+    /// Capture's detail for a degraded or finished lane (health `reason`).
+    status_detail: Option<String>,
 }
 
 /// What the loop waits on.
@@ -193,6 +195,12 @@ impl Station {
     }
 
     async fn on_capture(&mut self, ev: CaptureEvent) {
+        self.lanes[ev.lane].status_detail = match ev.status {
+            LaneStatus::Degraded | LaneStatus::Finished if !ev.detail.is_empty() => {
+                Some(ev.detail.clone())
+            }
+            _ => None,
+        };
         let lane = &self.lanes[ev.lane].id;
         gauge!(names::LANE_DEGRADED, "lane" => lane.clone()).set(
             if ev.status == LaneStatus::Degraded {
@@ -354,6 +362,7 @@ impl Station {
                 ok: true,
                 message: "status".into(),
                 health: Some(self.health()),
+                seq: None,
             };
         };
         let lane = match (self.index.get(&d.lane), d.action) {
@@ -374,6 +383,7 @@ impl Station {
                 ok: true,
                 message: format!("{:?} sent to {} (seq {seq})", d.action, d.lane),
                 health: None,
+                seq: Some(seq),
             },
             Ok(None) => refuse(format!("no lane {:?} at this station", d.lane)),
             Err(e) => refuse(e.to_string()),
@@ -451,5 +461,6 @@ fn refuse(message: String) -> CtlReply {
         ok: false,
         message,
         health: None,
+        seq: None,
     }
 }

@@ -106,6 +106,7 @@ impl Station {
                     illumination: l.lighting.level(),
                     door: l.door.as_ref().map(|d| d.flap),
                     door_mode: l.door.as_ref().map(|d| d.mode),
+                    reason: l.status_detail.clone(),
                 })
                 .collect(),
             t_unix_ms: unix_ms(),

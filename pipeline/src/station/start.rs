@@ -86,6 +86,7 @@ impl Station {
                 light: None,
                 gpu_ns_sum: 0,
                 gpu_frames: 0,
+                status_detail: None,
             })
             .collect();
         let index = lane_ids

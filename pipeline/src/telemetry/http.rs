@@ -113,7 +113,14 @@ pub fn readiness(health: Option<&Health>, now_ms: u64) -> Vec<String> {
         match l.status {
             LaneStatus::Running => {}
             LaneStatus::Starting => p.push(format!("lane {}: camera starting", l.lane)),
-            LaneStatus::Degraded => p.push(format!("lane {}: camera degraded", l.lane)),
+            LaneStatus::Degraded => p.push(format!(
+                "lane {}: camera degraded{}",
+                l.lane,
+                l.reason
+                    .as_ref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            )),
             LaneStatus::Finished => p.push(format!("lane {}: recording ended", l.lane)),
         }
         match l.door_mode {
@@ -141,6 +148,7 @@ mod tests {
             illumination: 0,
             door: None,
             door_mode: door,
+            reason: None,
         }
     }
 
