@@ -140,6 +140,37 @@ impl Db {
         &self.path
     }
 
+    /// Runs `f` in one read transaction of the file at `path`, opened read-only (for tools; a
+    /// process holding the file open, such as a running gated, keeps it locked, and this fails).
+    /// The file must be of `schema.version`.
+    pub fn read_file<R, E: From<DbError>>(
+        path: &Path,
+        schema: Schema,
+        f: impl FnOnce(&ReadTransaction) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let err = |e: redb::Error| DbError::Redb {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        };
+        let db = redb::ReadOnlyDatabase::open(path).map_err(|e| err(e.into()))?;
+        let tx = db.begin_read().map_err(|e| err(e.into()))?;
+        let found = {
+            let meta = tx.open_table(META).map_err(|e| err(e.into()))?;
+            meta.get(SCHEMA_VERSION_KEY)
+                .map_err(|e| err(e.into()))?
+                .map(|v| v.value())
+        };
+        if found != Some(schema.version) {
+            return Err(DbError::Schema {
+                path: path.to_path_buf(),
+                found: found.unwrap_or(0),
+                want: schema.version,
+            }
+            .into());
+        }
+        f(&tx)
+    }
+
     /// A redb failure on this file.
     pub fn err(&self, e: impl Into<redb::Error>) -> DbError {
         DbError::Redb {

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use protocol::{
-    CtlDoor, CtlReply, CtlRequest, DoorAction, DoorState, Health, Keys, VERSION, ZenohEndpoints,
-    decode, encode,
+    CtlDoor, CtlReply, CtlRequest, DoorAction, DoorState, Health, JournalLine, JournalQuery, Keys,
+    VERSION, ZenohEndpoints, decode, encode,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +41,40 @@ pub async fn request(
 ) -> Result<CtlReply, CtlError> {
     let keys = Keys::new(station)?;
     let session = open(gated_endpoints).await?;
-    let result = ask(&session, &keys, door, station, gated_endpoints, timeout).await;
+    let req = CtlRequest {
+        v: VERSION,
+        door: door.map(|(lane, action)| CtlDoor { lane, action }),
+        journal: None,
+    };
+    let result = ask(&session, &keys, &req, station, gated_endpoints, timeout).await;
     let _ = session.close().await;
     result
+}
+
+/// The running gated's journal entries matching `q` (`gated journal`).
+pub async fn journal(
+    station: &str,
+    gated_endpoints: &[String],
+    q: JournalQuery,
+    timeout: Duration,
+) -> Result<Vec<JournalLine>, CtlError> {
+    let keys = Keys::new(station)?;
+    let session = open(gated_endpoints).await?;
+    let req = CtlRequest {
+        v: VERSION,
+        door: None,
+        journal: Some(q),
+    };
+    let result = ask(&session, &keys, &req, station, gated_endpoints, timeout).await;
+    let _ = session.close().await;
+    match result? {
+        CtlReply {
+            ok: true,
+            journal: Some(lines),
+            ..
+        } => Ok(lines),
+        reply => Err(CtlError::Refused(reply.message)),
+    }
 }
 
 /// Sends a door command through gated and waits until the lane's door driver acknowledges it (its
@@ -62,9 +93,16 @@ pub async fn door(
         .declare_subscriber(keys.door_state(lane))
         .await
         .map_err(CtlError::Zenoh)?;
-    let door = Some((lane.to_owned(), action));
+    let req = CtlRequest {
+        v: VERSION,
+        door: Some(CtlDoor {
+            lane: lane.to_owned(),
+            action,
+        }),
+        journal: None,
+    };
     let result = async {
-        let reply = ask(&session, &keys, door, station, gated_endpoints, timeout).await?;
+        let reply = ask(&session, &keys, &req, station, gated_endpoints, timeout).await?;
         let Some(seq) = reply.seq.filter(|_| reply.ok) else {
             return Err(CtlError::Refused(reply.message));
         };
@@ -104,21 +142,17 @@ async fn open(gated_endpoints: &[String]) -> Result<zenoh::Session, CtlError> {
 async fn ask(
     session: &zenoh::Session,
     keys: &Keys,
-    door: Option<(String, DoorAction)>,
+    req: &CtlRequest,
     station: &str,
     gated_endpoints: &[String],
     timeout: Duration,
 ) -> Result<CtlReply, CtlError> {
-    let req = CtlRequest {
-        v: VERSION,
-        door: door.map(|(lane, action)| CtlDoor { lane, action }),
-    };
     let deadline = tokio::time::Instant::now() + timeout;
     // The session may still be connecting: retry the query until the deadline.
     loop {
         let replies = session
             .get(keys.ctl())
-            .payload(encode(&req))
+            .payload(encode(req))
             .timeout(Duration::from_millis(800))
             .await
             .map_err(CtlError::Zenoh)?;
@@ -176,4 +210,22 @@ fn wire_name<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v)
         .map(|s| s.trim_matches('"').to_owned())
         .unwrap_or_default()
+}
+
+/// Journal lines as a table for people: time (UTC), lane, kind, detail.
+pub fn format_journal(lines: &[JournalLine]) -> String {
+    let mut s = format!(
+        "{:>8} {:<24} {:<6} {:<12} detail\n",
+        "seq", "time (UTC)", "lane", "kind"
+    );
+    for l in lines {
+        let t = chrono::DateTime::from_timestamp_millis(l.t_unix_ms as i64)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+            .unwrap_or_else(|| l.t_unix_ms.to_string());
+        s += &format!(
+            "{:>8} {:<24} {:<6} {:<12} {}\n",
+            l.seq, t, l.lane, l.kind, l.detail
+        );
+    }
+    s
 }

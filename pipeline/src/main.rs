@@ -57,6 +57,31 @@ enum Cmd {
         #[command(subcommand)]
         cmd: KeysCmd,
     },
+    /// Journal entries (door commands, lane events, lighting, decisions), newest last: asked of the
+    /// running gated, or read from the store file when gated is stopped.
+    Journal {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        lane: Option<String>,
+        /// door_command, lane_event, lighting, station or decision.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Decisions with this outcome (open, closed, tailgating, not_decided).
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Entries whose detail contains this text.
+        #[arg(long)]
+        contains: Option<String>,
+        /// Only the last N minutes.
+        #[arg(long)]
+        minutes: Option<u64>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Operator commands to a running gated.
     Ctl {
         #[arg(long, short)]
@@ -171,6 +196,56 @@ fn real_main(cli: Cli) -> Result<()> {
                 "public_key = \"{}\"   # key_id = {key_id}; register it in the centre's [[distribution.station]]",
                 domain::changes::public_to_hex(&k.public_key().key)
             );
+        }
+        Cmd::Journal {
+            config,
+            lane,
+            kind,
+            outcome,
+            contains,
+            minutes,
+            limit,
+            json,
+        } => {
+            let cfg = StationConfig::load(&config)?;
+            if outcome.is_some() && contains.is_some() {
+                anyhow::bail!("give --outcome or --contains, not both");
+            }
+            let q = protocol::JournalQuery {
+                lane,
+                kind: if outcome.is_some() {
+                    Some("decision".into())
+                } else {
+                    kind
+                },
+                since_unix_ms: minutes
+                    .map(|m| protocol::unix_ms().saturating_sub(m.saturating_mul(60_000))),
+                contains: outcome.map(|o| format!("\"outcome\":{o:?}")).or(contains),
+                limit,
+            };
+            // A running gated holds the file locked: then it answers the query itself.
+            let lines = match pipeline::store::query_journal_file(&cfg.store.path, &q) {
+                Ok(lines) => lines,
+                Err(file_err) => rt
+                    .block_on(pipeline::ctl::journal(
+                        cfg.station_id(),
+                        &cfg.zenoh.listen,
+                        q,
+                        Duration::from_secs(3),
+                    ))
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot read the journal: the file: {file_err}; the running gated: {e}"
+                        )
+                    })?,
+            };
+            if json {
+                for l in &lines {
+                    println!("{}", serde_json::to_string(l).context("printing")?);
+                }
+            } else {
+                print!("{}", pipeline::ctl::format_journal(&lines));
+            }
         }
         Cmd::Ctl { config, json, cmd } => {
             let cfg = StationConfig::load(&config)?;

@@ -125,6 +125,26 @@ listen = "127.0.0.1:{metrics_port}"
     let table = pipeline::ctl::format_status(&status.health.expect("health"));
     eprintln!("{table}");
     assert!(table.lines().any(|l| l.starts_with("L1 ")), "{table}");
+    // The running gated holds its store: it answers journal queries itself.
+    let lines = pipeline::ctl::journal(
+        "e2e",
+        &[format!("tcp/127.0.0.1:{gated_port}")],
+        protocol::JournalQuery {
+            lane: Some("L1".into()),
+            kind: Some("door_command".into()),
+            contains: Some("operator".into()),
+            limit: 10,
+            ..Default::default()
+        },
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("journal");
+    eprint!("{}", pipeline::ctl::format_journal(&lines));
+    assert!(
+        lines.iter().any(|l| l.lane == "L1" && l.kind == "door_command"),
+        "{lines:?}"
+    );
     let bad = pipeline::ctl::request(
         "e2e",
         &[format!("tcp/127.0.0.1:{gated_port}")],

@@ -309,14 +309,57 @@ message!(Health, "health");
 #[serde(deny_unknown_fields)]
 pub struct CtlRequest {
     pub v: u32,
-    /// `None` asks for the station's state only.
+    /// `None` (and no `journal`) asks for the station's state only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub door: Option<CtlDoor>,
+    /// Asks for journal entries instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalQuery>,
 }
-message!(CtlRequest, "ctl request", |r: &CtlRequest| match &r.door {
-    Some(d) => crate::validate_id(&d.lane).map_err(|e| e.to_string()),
-    None => Ok(()),
+message!(CtlRequest, "ctl request", |r: &CtlRequest| {
+    if let Some(d) = &r.door {
+        crate::validate_id(&d.lane).map_err(|e| e.to_string())?;
+    }
+    match &r.journal {
+        Some(q) if r.door.is_some() => Err(format!("door and journal in one request: {q:?}")),
+        Some(q) if !(1..=MAX_JOURNAL_LINES).contains(&q.limit) => Err(format!(
+            "journal limit {} outside 1..={MAX_JOURNAL_LINES}",
+            q.limit
+        )),
+        _ => Ok(()),
+    }
 });
+
+/// Most journal lines one query returns.
+pub const MAX_JOURNAL_LINES: u32 = 10_000;
+
+/// Which journal entries to return: the newest `limit` that match every given filter, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+    /// `door_command`, `lane_event`, `lighting`, `station` or `decision`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_unix_ms: Option<u64>,
+    /// Entries whose detail contains this text (e.g. a decision's `"outcome":"open"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contains: Option<String>,
+    pub limit: u32,
+}
+
+/// One journal entry as `gated ctl` and `gated journal` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalLine {
+    pub seq: u64,
+    pub t_unix_ms: u64,
+    pub lane: String,
+    pub kind: String,
+    pub detail: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -336,6 +379,9 @@ pub struct CtlReply {
     /// The door command's `seq` (a sent door command), which the driver echoes as `ack_seq`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// The entries a journal query asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<Vec<JournalLine>>,
 }
 message!(CtlReply, "ctl reply");
 

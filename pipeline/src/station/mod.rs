@@ -14,6 +14,7 @@ mod start;
 pub use report::{LaneReport, RunReport, format_report};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
@@ -32,7 +33,7 @@ use crate::drive::spawn::Drivers;
 use crate::drive::{Incoming, LightingLoop, Outbox};
 use crate::recognise::tick::{GpuReport, GpuStage, Settled};
 use crate::recognise::{LaneFaces, TickTimes};
-use crate::store::JournalKind;
+use crate::store::{JournalKind, Store};
 use crate::sync::SyncHandle;
 use crate::telemetry::names;
 
@@ -117,6 +118,8 @@ struct Station {
     normalised_s: Vec<f64>,
     /// Where `/healthz` and `/readyz` read the station's health (with `[metrics]`).
     board: Option<crate::telemetry::HealthBoard>,
+    /// The store the journal writer appends to, for operators' journal queries.
+    store: Arc<Store>,
     /// Kept until the run ends: dropping them stops the centre's sync and the driver processes.
     _sync: Option<SyncHandle>,
     _drivers: Option<Drivers>,
@@ -356,6 +359,19 @@ impl Station {
 
     /// An operator request (`gated ctl`): the status, or a door command sent like any other.
     async fn on_ctl(&mut self, req: CtlRequest) -> CtlReply {
+        if let Some(q) = &req.journal {
+            return match self.store.query_journal(q) {
+                Ok(lines) => CtlReply {
+                    v: VERSION,
+                    ok: true,
+                    message: format!("{} journal entries", lines.len()),
+                    health: None,
+                    seq: None,
+                    journal: Some(lines),
+                },
+                Err(e) => refuse(format!("reading the journal: {e}")),
+            };
+        }
         let Some(d) = req.door else {
             return CtlReply {
                 v: VERSION,
@@ -363,6 +379,7 @@ impl Station {
                 message: "status".into(),
                 health: Some(self.health()),
                 seq: None,
+                journal: None,
             };
         };
         let lane = match (self.index.get(&d.lane), d.action) {
@@ -384,6 +401,7 @@ impl Station {
                 message: format!("{:?} sent to {} (seq {seq})", d.action, d.lane),
                 health: None,
                 seq: Some(seq),
+                journal: None,
             },
             Ok(None) => refuse(format!("no lane {:?} at this station", d.lane)),
             Err(e) => refuse(e.to_string()),
@@ -462,5 +480,6 @@ fn refuse(message: String) -> CtlReply {
         message,
         health: None,
         seq: None,
+        journal: None,
     }
 }

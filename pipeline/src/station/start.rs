@@ -109,6 +109,7 @@ impl Station {
             ticks: Vec::new(),
             normalised_s: Vec::new(),
             board,
+            store,
             _sync: sync,
             _drivers: drivers,
         };

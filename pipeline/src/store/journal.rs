@@ -3,8 +3,11 @@
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
-use domain::store::OnDb;
-use redb::{ReadableTable, TableDefinition};
+use std::path::Path;
+
+use domain::store::{Db, DbError, OnDb};
+use protocol::{JournalLine, JournalQuery, MAX_JOURNAL_LINES};
+use redb::{ReadTransaction, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tracing::error;
 
@@ -68,6 +71,75 @@ impl Store {
             Ok(out)
         })
     }
+
+    /// The newest entries matching `q` (at most `q.limit`), oldest first.
+    pub fn query_journal(&self, q: &JournalQuery) -> Result<Vec<JournalLine>, StoreError> {
+        let db = self.layer();
+        self.db
+            .read(|tx| query(tx, q, |e| db.err(e), |k, e| db.corrupt("journal", k, e)))
+    }
+}
+
+/// [`Store::query_journal`] on a store file no process holds open (a stopped gated's); a running
+/// gated answers the same query itself (`gated journal` asks it first).
+pub fn query_journal_file(path: &Path, q: &JournalQuery) -> Result<Vec<JournalLine>, StoreError> {
+    let redb_err = |e: redb::Error| DbError::Redb {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    };
+    let corrupt = |k: u64, e: serde_json::Error| DbError::Corrupt {
+        path: path.to_path_buf(),
+        table: "journal",
+        key: k.to_string(),
+        source: Box::new(e),
+    };
+    Db::read_file(path, super::SCHEMA, |tx| query(tx, q, redb_err, corrupt))
+}
+
+/// Walks the journal from its newest entry back, keeping what matches, until `limit` are found.
+fn query(
+    tx: &ReadTransaction,
+    q: &JournalQuery,
+    err: impl Fn(redb::Error) -> DbError,
+    corrupt: impl Fn(u64, serde_json::Error) -> DbError,
+) -> Result<Vec<JournalLine>, StoreError> {
+    let j = tx.open_table(JOURNAL).map_err(|e| err(e.into()))?;
+    let limit = q.limit.clamp(1, MAX_JOURNAL_LINES) as usize;
+    let kind = q.kind.as_deref();
+    let mut out = Vec::new();
+    for row in j.iter().map_err(|e| err(e.into()))?.rev() {
+        let (k, v) = row.map_err(|e| err(e.into()))?;
+        let e: JournalEntry =
+            serde_json::from_slice(v.value()).map_err(|e| corrupt(k.value(), e))?;
+        if q.since_unix_ms.is_some_and(|t| e.t_unix_ms < t) {
+            // Entries are appended in time order (one writer thread): nothing older can match.
+            break;
+        }
+        let kind_name = serde_json::to_value(&e.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if q.lane.as_ref().is_some_and(|l| *l != e.lane)
+            || kind.is_some_and(|k| k != kind_name)
+            || q.contains
+                .as_ref()
+                .is_some_and(|c| !e.detail.contains(c.as_str()))
+        {
+            continue;
+        }
+        out.push(JournalLine {
+            seq: k.value(),
+            t_unix_ms: e.t_unix_ms,
+            lane: e.lane,
+            kind: kind_name,
+            detail: e.detail,
+        });
+        if out.len() == limit {
+            break;
+        }
+    }
+    out.reverse();
+    Ok(out)
 }
 
 /// Writes journal entries on a thread of its own so the control loop never waits on an fsync.

@@ -14,7 +14,7 @@ use std::path::Path;
 use domain::store::{Db, DbError, OnDb, Opened, Schema, copy_table};
 use tracing::info;
 
-pub use journal::{JournalEntry, JournalKind, JournalWriter};
+pub use journal::{JournalEntry, JournalKind, JournalWriter, query_journal_file};
 pub use templates::{LAST_SEQ, RowOp, TemplateRow};
 
 /// 2 added the template tables (`sync_templates`, `meta.sync_last_seq`); a version-1 file is migrated

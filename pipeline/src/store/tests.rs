@@ -73,3 +73,70 @@ fn garbage_file_is_a_clear_error_and_not_overwritten() {
     assert!(e.to_string().contains("s.redb"), "{e}");
     assert_eq!(std::fs::read(&path).expect("read back"), junk);
 }
+
+#[test]
+fn journal_queries_filter_newest_first_and_read_a_closed_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.redb");
+    let store = Store::open(&path).expect("open");
+    let mut entries = Vec::new();
+    for i in 0..30u64 {
+        entries.push(JournalEntry {
+            t_unix_ms: 1_000 + i,
+            lane: if i % 2 == 0 { "L1" } else { "L2" }.into(),
+            kind: if i % 3 == 0 {
+                JournalKind::Decision
+            } else {
+                JournalKind::DoorCommand
+            },
+            detail: format!(
+                r#"{{"outcome":"{}","i":{i}}}"#,
+                if i % 5 == 0 { "open" } else { "closed" }
+            ),
+        });
+    }
+    store.append(&entries).expect("append");
+    let q = |lane: Option<&str>, kind: Option<&str>, since, contains: Option<&str>, limit| {
+        protocol::JournalQuery {
+            lane: lane.map(Into::into),
+            kind: kind.map(Into::into),
+            since_unix_ms: since,
+            contains: contains.map(Into::into),
+            limit,
+        }
+    };
+    // The newest three of L1, oldest first.
+    let got = store
+        .query_journal(&q(Some("L1"), None, None, None, 3))
+        .expect("q");
+    assert_eq!(got.iter().map(|l| l.seq).collect::<Vec<_>>(), [25, 27, 29]);
+    // Decisions that opened: i = 0, 15 (multiples of 3 and 5).
+    let opens = q(
+        None,
+        Some("decision"),
+        None,
+        Some(r#""outcome":"open""#),
+        50,
+    );
+    let got = store.query_journal(&opens).expect("q");
+    assert_eq!(got.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 16]);
+    assert!(got.iter().all(|l| l.kind == "decision"));
+    // Since t = 1020: entries 20..29 only.
+    let got = store
+        .query_journal(&q(None, None, Some(1_020), None, 50))
+        .expect("q");
+    assert_eq!(got.len(), 10);
+    // While the store is open the file is locked; once closed, the file gives the same answer.
+    assert!(query_journal_file(&path, &opens).is_err());
+    drop(store);
+    assert_eq!(query_journal_file(&path, &opens).expect("file"), {
+        let s = Store::open(&path).expect("reopen");
+        let v = s.query_journal(&opens).expect("q");
+        drop(s);
+        v
+    });
+    // Not a store: a clear error, the file untouched.
+    std::fs::write(dir.path().join("junk"), b"junk").expect("write");
+    let e = query_journal_file(&dir.path().join("junk"), &opens).expect_err("junk");
+    assert!(e.to_string().contains("junk"), "{e}");
+}
