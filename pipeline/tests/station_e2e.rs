@@ -142,7 +142,9 @@ listen = "127.0.0.1:{metrics_port}"
     .expect("journal");
     eprint!("{}", pipeline::ctl::format_journal(&lines));
     assert!(
-        lines.iter().any(|l| l.lane == "L1" && l.kind == "door_command"),
+        lines
+            .iter()
+            .any(|l| l.lane == "L1" && l.kind == "door_command"),
         "{lines:?}"
     );
     let bad = pipeline::ctl::request(
