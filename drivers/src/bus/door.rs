@@ -75,6 +75,9 @@ impl<H: FlapHardware> Controller for DoorController<H> {
     fn describe(cmd: &DoorCommand) -> String {
         format!("{:?}", cmd.action)
     }
+    fn routine(cmd: &DoorCommand) -> bool {
+        cmd.action == protocol::DoorAction::Heartbeat
+    }
     fn gated_alive(&mut self, up: bool, now: Instant) {
         DoorController::gated_alive(self, up, now)
     }

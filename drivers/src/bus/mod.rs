@@ -46,6 +46,10 @@ trait Controller {
     /// A command's sequence number and how it reads in the log.
     fn seq(cmd: &Self::Command) -> u64;
     fn describe(cmd: &Self::Command) -> String;
+    /// A command sent many times a second to prove gated is alive (logged at debug only).
+    fn routine(_cmd: &Self::Command) -> bool {
+        false
+    }
     fn gated_alive(&mut self, up: bool, now: Instant);
     fn tick(&mut self, now: Instant);
     fn state(&self) -> Self::State;
@@ -196,6 +200,9 @@ async fn drive<C: Controller>(
             }
             _ = tick.tick() => {
                 let now = Instant::now();
+                if let Ok(mut t) = MALFORMED.lock() {
+                    t.flush(now);
+                }
                 for lane in lanes.values_mut() {
                     lane.ctl.tick(now);
                     lane.publish(now).await;
@@ -213,7 +220,7 @@ fn command<C: Controller>(keys: &Keys, lanes: &mut Lanes<C>, s: &Sample, now: In
     let what = C::describe(&cmd);
     let seq = C::seq(&cmd);
     let handled = lane.ctl.command(&cmd, now);
-    log_handled(lane.ctl.lane(), seq, &what, handled);
+    log_handled(lane.ctl.lane(), seq, &what, C::routine(&cmd), handled);
     Publish::Lane(lane.ctl.lane().to_owned())
 }
 
@@ -295,13 +302,79 @@ fn gated_liveliness(s: &Sample) -> bool {
     }
 }
 
-/// Decodes a sample; a malformed payload is logged with its key and dropped.
+/// Decodes a sample; a malformed payload is dropped and logged with its key, at most
+/// [`Throttle::BURST`] times per [`Throttle::WINDOW`] (a flood of garbage must not flood the log).
 fn payload<M: Message>(s: &Sample) -> Option<M> {
     match decode::<M>(&s.payload().to_bytes()) {
         Ok(m) => Some(m),
         Err(e) => {
-            warn!(key = s.key_expr().as_str(), error = %e, "dropping malformed payload");
+            let log = MALFORMED
+                .lock()
+                .map(|mut t| t.admit(Instant::now()))
+                .unwrap_or(true);
+            if log {
+                warn!(key = s.key_expr().as_str(), error = %e, "dropping malformed payload");
+            }
             None
+        }
+    }
+}
+
+/// Malformed payloads of this process (one driver loop per process).
+static MALFORMED: std::sync::Mutex<Throttle> = std::sync::Mutex::new(Throttle::new());
+
+/// Rate limit for one kind of warning: the first [`Self::BURST`] of each [`Self::WINDOW`] are
+/// logged, the rest counted and reported in one line when the window closes. Local because the
+/// rule is this simple; a rate-limiting crate would add a token bucket and a clock abstraction
+/// for a counter.
+pub(crate) struct Throttle {
+    since: Option<Instant>,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl Throttle {
+    pub const WINDOW: Duration = Duration::from_secs(10);
+    pub const BURST: u32 = 5;
+
+    pub const fn new() -> Self {
+        Self {
+            since: None,
+            logged: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Whether this occurrence should be logged.
+    pub fn admit(&mut self, now: Instant) -> bool {
+        self.flush(now);
+        self.since.get_or_insert(now);
+        if self.logged < Self::BURST {
+            self.logged += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+
+    /// Closes a window that has run out: reports what it suppressed. Returns that count.
+    pub fn flush(&mut self, now: Instant) -> u64 {
+        match self.since {
+            Some(t) if now.duration_since(t) >= Self::WINDOW => {
+                let n = std::mem::take(&mut self.suppressed);
+                if n > 0 {
+                    warn!(
+                        suppressed = n,
+                        window_s = Self::WINDOW.as_secs(),
+                        "{n} more malformed payloads dropped without a log line"
+                    );
+                }
+                self.since = None;
+                self.logged = 0;
+                n
+            }
+            _ => 0,
         }
     }
 }
@@ -320,12 +393,35 @@ fn lane_payload<'a, M: Message, L>(
     payload(s).map(|m| (lane, m))
 }
 
-fn log_handled(lane: &str, seq: u64, what: &str, handled: Handled) {
+/// Every applied command is an operator-visible action (a flap moved, a lamp changed) and is logged
+/// at info; heartbeats, many per second, only at debug.
+fn log_handled(lane: &str, seq: u64, what: &str, routine: bool, handled: Handled) {
     match handled {
-        Handled::Applied => debug!(lane, seq, what, "command applied"),
+        Handled::Applied if routine => debug!(lane, seq, what, "command applied"),
+        Handled::Applied => info!(lane, seq, what, "command applied"),
         Handled::Refused(why) => info!(lane, seq, what, why = %why, "command refused"),
         Handled::Replay { last_seq } => {
             debug!(lane, seq, last_seq, what, "replayed command ignored")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_is_logged_a_few_times_then_counted() {
+        let mut t = Throttle::new();
+        let t0 = Instant::now();
+        let logged = (0..20_000).filter(|_| t.admit(t0)).count();
+        assert_eq!(logged, Throttle::BURST as usize);
+        assert_eq!(t.flush(t0 + Duration::from_secs(1)), 0, "window still open");
+        assert_eq!(
+            t.flush(t0 + Throttle::WINDOW),
+            20_000 - Throttle::BURST as u64
+        );
+        // A new window logs again.
+        assert!(t.admit(t0 + Throttle::WINDOW));
     }
 }
