@@ -31,6 +31,35 @@ fn the_example_config_is_valid() {
     assert!(out.status.success());
     let path = tmp.path().join("example.toml");
     std::fs::write(&path, &out.stdout).unwrap();
+    // As written it names /etc/enrold files a test machine lacks: `check` says which.
+    let check = enrold()
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        !check.status.success() && err.contains("master key"),
+        "{err}"
+    );
+    // With the key and tokens it refers to in place, it passes.
+    let (key, tokens) = (
+        tmp.path().join("keys/master.key"),
+        tmp.path().join("tokens"),
+    );
+    let init = enrold()
+        .args(["keys", "init", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    std::fs::write(&tokens, format!("app {}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = String::from_utf8(out.stdout)
+        .unwrap()
+        .replace("/etc/enrold/master.key", &key.display().to_string())
+        .replace("/etc/enrold/tokens", &tokens.display().to_string());
+    std::fs::write(&path, &text).unwrap();
     let check = enrold()
         .args(["config", "check"])
         .arg(&path)
@@ -41,7 +70,6 @@ fn the_example_config_is_valid() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
     std::fs::write(
         &path,
         text.replace("backend = \"cpu\"", "backend = \"gpu\""),

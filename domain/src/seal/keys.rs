@@ -208,6 +208,23 @@ pub(crate) fn write_secret_file(path: &Path, hex: &str) -> Result<(), SealError>
         path: path.to_path_buf(),
         source,
     };
+    // A missing folder (e.g. /etc/enrold on a fresh machine) is made, readable by the owner only.
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
+        }
+        b.create(dir).map_err(|source| SealError::KeyFileIo {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

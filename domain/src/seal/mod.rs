@@ -57,7 +57,8 @@ const KEY_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
-    #[error("key file {path}: {source}")]
+    // The OS error is the source (printed once by the caller's chain), not repeated here.
+    #[error("key file {path}")]
     KeyFileIo {
         path: std::path::PathBuf,
         source: std::io::Error,

@@ -117,8 +117,21 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Config {
             cmd: ConfigCmd::Check { file },
         } => {
-            Config::load(&file)?;
-            println!("{}: ok", file.display());
+            let cfg = Config::load(&file)?;
+            // What `serve` needs besides the file itself, so "ok" means it will start.
+            load_master(&cfg.keys, 1).context("the master key")?;
+            auth::Tokens::load(&cfg.auth).context("the API tokens")?;
+            let models = cfg.models_dir();
+            if !engine::face::models_present(&models) {
+                bail!(
+                    "models: the face models are missing from {} (run scripts/setup)",
+                    models.display()
+                );
+            }
+            println!(
+                "{}: ok (master key, tokens and models found)",
+                file.display()
+            );
             Ok(())
         }
         Cmd::Keys {
@@ -177,12 +190,15 @@ fn rotate(cfg: &Config, new_path: &Path) -> Result<()> {
 }
 
 fn serve(cfg: Config) -> Result<()> {
+    // The key and the tokens are checked before the store is created: a misconfigured first start
+    // must not leave an empty store behind.
+    load_master(&cfg.keys, 1).context("the master key")?;
+    let tokens = auth::Tokens::load(&cfg.auth)?;
     let store = Arc::new(Store::open(&cfg.store)?);
     let master = Arc::new(load_master(&cfg.keys, store.master_key_id()?)?);
     let gallery = Gallery::load(&store, &master, cfg.template_version)?;
     let models = cfg.models_dir();
     let faces = FaceChain::load(&models)?;
-    let tokens = auth::Tokens::load(&cfg.auth)?;
     tracing::info!(
         store = %cfg.store.display(),
         subjects = gallery.len(),
