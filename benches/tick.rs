@@ -204,6 +204,7 @@ fn main() -> Result<()> {
                 Work::Letterbox {
                     jobs: &jobs,
                     input: BACK_256.input as u32,
+                    windows: &[],
                 },
             )?;
             let t = Instant::now();

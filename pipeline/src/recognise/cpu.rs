@@ -9,7 +9,7 @@ use engine::fast::FastModel;
 use engine::{Graph, Tensor};
 use zeroize::Zeroizing;
 
-use super::{Cut, Embedded, FrameRef, Pixels, RecogniseError, decode, stage_err};
+use super::{Cut, Embedded, FrameRef, Pixels, RecogniseError, decode, stage_err, to_frame};
 use crate::normalise::Gpu;
 
 pub(super) struct CpuBackend {
@@ -118,7 +118,7 @@ impl CpuBackend {
                 prepare::detector_input(&rgb, x1 - x0, y1 - y0, side).ok_or_else(bad)?;
             batch.extend_from_slice(&input);
             boxes.push(lb);
-            origins.push([x0 as f32, y0 as f32]);
+            origins.push([x0 as u32, y0 as u32]);
             self.frames.push(read_back);
         }
         let input = Tensor::new(vec![frames.len(), side, side, 3], batch)
@@ -134,12 +134,7 @@ impl CpuBackend {
             .enumerate()
             .map(|(i, (lb, [ox, oy]))| {
                 let mut found = decode(spec, &outs, i, min_score, lb)?;
-                for d in &mut found {
-                    d.center = [d.center[0] + ox, d.center[1] + oy];
-                    for k in &mut d.keypoints {
-                        *k = [k[0] + ox, k[1] + oy];
-                    }
-                }
+                to_frame(&mut found, ox, oy);
                 Ok(found)
             })
             .collect()

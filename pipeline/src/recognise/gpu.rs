@@ -16,7 +16,7 @@ use engine::gpu::kernels::Kernels;
 use engine::gpu::probe::{ChipProbe, Embedder};
 use engine::gpu::resample::{self, Frame, Resampler, Source, Target, Work};
 
-use super::{Cut, FrameRef, Pixels, RecogniseError, decode, stage_err};
+use super::{Cut, FrameRef, Pixels, RecogniseError, decode, stage_err, to_frame};
 use crate::normalise::Gpu;
 
 pub(super) struct GpuBackend {
@@ -106,6 +106,7 @@ impl GpuBackend {
         gpu: &Gpu,
         spec: &Spec,
         frames: &[FrameRef<'_>],
+        windows: &[[u32; 4]],
         min_score: f32,
     ) -> Result<Vec<Vec<Detection>>, RecogniseError> {
         self.gather(gpu, frames)?;
@@ -114,15 +115,24 @@ impl GpuBackend {
         };
         let mut out = Vec::with_capacity(frames.len());
         let jobs: Vec<u32> = (0..frames.len() as u32).collect();
-        for chunk in jobs.chunks(self.detector.batch()) {
+        let batch = self.detector.batch();
+        for (c, chunk) in jobs.chunks(batch).enumerate() {
+            let wins = windows
+                .get(c * batch..c * batch + chunk.len())
+                .unwrap_or(&[]);
             let work = Work::Letterbox {
                 jobs: chunk,
                 input: spec.input as u32,
+                windows: wins,
             };
             let (outs, letterboxes) =
                 self.resample_and_run(gpu, pixels, &self.detector, work, "detect")?;
             for (item, lb) in letterboxes.iter().enumerate() {
-                out.push(decode(spec, &outs, item, min_score, lb)?);
+                let mut found = decode(spec, &outs, item, min_score, lb)?;
+                if let Some(&[x0, y0, ..]) = wins.get(item) {
+                    to_frame(&mut found, x0, y0);
+                }
+                out.push(found);
             }
         }
         Ok(out)

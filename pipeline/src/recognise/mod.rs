@@ -184,8 +184,8 @@ pub struct LaneScope {
     /// The gates the lane's deciders apply (the CPU backend does not embed a face failing them).
     pub gates: Option<QualityGates>,
     /// The lane zone, frame pixels. A face whose centre lies outside is not this lane's walker:
-    /// it is dropped, so it can neither open this lane's door nor count here. The CPU detector
-    /// looks only at the zone and a margin around it ([`detection_window`]).
+    /// it is dropped, so it can neither open this lane's door nor count here. The detector looks
+    /// only at the zone and a margin around it ([`detection_window`]).
     pub zone: Option<BBox>,
 }
 
@@ -308,17 +308,15 @@ impl Recogniser {
         }
         let t = Instant::now();
         let scope = |i: usize| lanes.get(i);
+        let windows: Vec<[u32; 4]> = (frames.iter().enumerate())
+            .map(|(i, f)| {
+                let zone = scope(i).and_then(|l| l.zone.as_ref());
+                detection_window(zone, f.width, f.height)
+            })
+            .collect();
         let mut dets = match &mut self.engine {
-            Engine::Cpu(b) => {
-                let windows: Vec<[u32; 4]> = (frames.iter().enumerate())
-                    .map(|(i, f)| {
-                        let zone = scope(i).and_then(|l| l.zone.as_ref());
-                        detection_window(zone, f.width, f.height)
-                    })
-                    .collect();
-                b.detect(gpu, self.spec, frames, &windows, self.cfg.min_score)?
-            }
-            Engine::Gpu(b) => b.detect(gpu, self.spec, frames, self.cfg.min_score)?,
+            Engine::Cpu(b) => b.detect(gpu, self.spec, frames, &windows, self.cfg.min_score)?,
+            Engine::Gpu(b) => b.detect(gpu, self.spec, frames, &windows, self.cfg.min_score)?,
         };
         times.detect = t.elapsed();
         for (i, d) in dets.iter_mut().enumerate() {
@@ -460,6 +458,18 @@ pub(crate) fn decode(
     Ok(blazeface::frame_detections(
         spec, outputs, item, min_score, letterbox,
     )?)
+}
+
+/// Moves detections found in a detection window whose top-left is frame pixel `(x0, y0)` into
+/// frame pixels (both backends detect in windows, `detection_window`).
+pub(crate) fn to_frame(found: &mut [Detection], x0: u32, y0: u32) {
+    let (dx, dy) = (x0 as f32, y0 as f32);
+    for d in found {
+        d.center = [d.center[0] + dx, d.center[1] + dy];
+        for k in &mut d.keypoints {
+            *k = [k[0] + dx, k[1] + dy];
+        }
+    }
 }
 
 /// The faces the CPU backend embedded: index into the cut list, the chip, the normalised embedding.

@@ -260,6 +260,19 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
     assert_eq!(a.subject, b.subject);
     // The window shows the face larger: here its match is closer (0.915 against 0.862).
     assert!(b.similarity >= a.similarity - 0.02, "{a:?} vs {b:?}");
+
+    // The GPU backend letterboxes the same windows (`resample.wgsl`) and finds the same faces.
+    let gpu_r = &mut results[1].1;
+    let (on_gpu, _) = gpu_r.tick(&gpu, &refs, &scopes).expect("tick");
+    assert!(on_gpu[1].faces.is_empty(), "{:?}", on_gpu[1]);
+    assert_eq!(on_gpu[0].faces.len(), 1);
+    let g = &on_gpu[0].faces[0];
+    for (p, q) in zoned.detection.keypoints.iter().zip(&g.detection.keypoints) {
+        assert!((p[0] - q[0]).abs() < 1.5 && (p[1] - q[1]).abs() < 1.5, "{p:?} vs {q:?}");
+    }
+    let gb = g.best.expect("match");
+    assert_eq!(gb.subject, b.subject);
+    assert!((gb.similarity - b.similarity).abs() < 2e-3, "{gb:?} vs {b:?}");
 }
 
 #[test]

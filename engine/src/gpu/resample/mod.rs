@@ -94,7 +94,14 @@ pub enum Work<'a> {
     Chips(&'a [Face]),
     /// One letterboxed `input`×`input` NHWC tensor in [−1, 1] per frame index in `jobs`,
     /// batch-major; each frame keeps its aspect (`Letterbox::fit`), bars −1 (as `detector_input`).
-    Letterbox { jobs: &'a [u32], input: u32 },
+    /// With `windows` (one `[x0, y0, x1, y1]` per job, or empty for whole frames) only that
+    /// rectangle of the frame is letterboxed, as `detector_input` on the cropped pixels: the
+    /// letterboxes then map detections to window pixels (add `x0, y0` for frame pixels).
+    Letterbox {
+        jobs: &'a [u32],
+        input: u32,
+        windows: &'a [[u32; 4]],
+    },
 }
 
 impl Work<'_> {
@@ -105,8 +112,19 @@ impl Work<'_> {
                 cap("faces", faces.len(), MAX_FACES)?;
                 Ok((faces.len(), CHIP_LEN, 4 + 2 * CHIP))
             }
-            Work::Letterbox { jobs, input } => {
+            Work::Letterbox {
+                jobs,
+                input,
+                windows,
+            } => {
                 cap("letterbox jobs", jobs.len(), MAX_LETTERBOX)?;
+                if !windows.is_empty() && windows.len() != jobs.len() {
+                    return Err(desc_err(
+                        "letterbox windows",
+                        windows.len(),
+                        format!("{} windows for {} jobs", windows.len(), jobs.len()),
+                    ));
+                }
                 if input == 0 || input > MAX_INPUT {
                     return Err(ResampleError::Input(input));
                 }
@@ -426,12 +444,38 @@ fn encode(frames: &[Frame], pixels: u64, work: Work) -> R<(Vec<u32>, Vec<Letterb
                 words.extend(a.iter().chain(&b).map(|v| v.to_bits()));
             }
         }
-        Work::Letterbox { jobs, input } => {
+        Work::Letterbox {
+            jobs,
+            input,
+            windows,
+        } => {
             for (i, &frame) in jobs.iter().enumerate() {
                 let f = frames.get(frame as usize);
                 let f = f.ok_or_else(|| missing("letterbox job", i, frame))?;
-                let lb = Letterbox::fit(f.width as usize, f.height as usize, input as usize);
-                words.extend([frame, 0, 0, 0]);
+                // Word 3 packs the window's size (0: the whole frame, the shader's default).
+                let (x0, y0, w, h, size) = match windows.get(i) {
+                    None => (0, 0, f.width, f.height, 0),
+                    Some(&[x0, y0, x1, y1]) => {
+                        if x0 >= x1
+                            || y0 >= y1
+                            || x1 > f.width
+                            || y1 > f.height
+                            || x1 - x0 > 0xffff
+                            || y1 - y0 > 0xffff
+                        {
+                            let why = format!(
+                                "window {:?} is not inside the {}×{} frame",
+                                [x0, y0, x1, y1],
+                                f.width,
+                                f.height
+                            );
+                            return Err(desc_err("letterbox job", i, why));
+                        }
+                        (x0, y0, x1 - x0, y1 - y0, (x1 - x0) | ((y1 - y0) << 16))
+                    }
+                };
+                let lb = Letterbox::fit(w as usize, h as usize, input as usize);
+                words.extend([frame, x0, y0, size]);
                 // `detector_input`'s source coordinates of the output columns, then rows.
                 for pad in lb.pad {
                     let at = |o: u32| (o as f32 + 0.5 - pad) / lb.scale - 0.5;

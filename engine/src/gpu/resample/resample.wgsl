@@ -12,7 +12,9 @@
 // Descriptor words `d` (u32; f32 values stored as bits):
 //   frame f at 4·f:                    offset, width, height, 0
 //   job j at jobs_at + j·job_words:    chips:     frame, tx, ty, 0, A[112], B[112]
-//                                      letterbox: frame, 0, 0, 0, SX[input], SY[input]
+//                                      letterbox: frame, x0, y0, wh, SX[input], SY[input]
+//   (letterbox: wh = 0 samples the whole frame; else the window of width wh & 0xffff and height
+//   wh >> 16 whose top-left is x0, y0, as if it were the frame)
 // The host precomputes the per-column/per-row terms exactly as the CPU references compute them
 // (A[k] = a·k, B[k] = b·k of the chip→frame similarity; SX/SY the letterbox source coordinates),
 // so no product here can be contracted into an FMA: sample positions are bit-identical to the CPU
@@ -144,25 +146,40 @@ fn letterbox(@builtin(global_invocation_id) gid: vec3<u32>) {
     let oy = px / n;
     let at = p.jobs_at + job * p.job_words;
     var c = vec3<f32>(-1.0);
-    if (at < arrayLength(&d)) {
+    if (at + 3u < arrayLength(&d)) {
         let fr = frame(d[at]);
         let sx = word_f32(at + 4u + ox);
         let sy = word_f32(at + 4u + n + oy);
-        let w = f32(fr.w);
-        let h = f32(fr.h);
+        // The window: the whole frame, or a rectangle inside it (refused when it is not).
+        var wx = 0u;
+        var wy = 0u;
+        var ww = fr.w;
+        var wh = fr.h;
+        var inside = true;
+        let packed = d[at + 3u];
+        if (packed != 0u) {
+            wx = d[at + 1u];
+            wy = d[at + 2u];
+            ww = packed & 0xffffu;
+            wh = packed >> 16u;
+            inside = ww > 0u && wh > 0u && wx <= fr.w && ww <= fr.w - wx && wy <= fr.h
+                && wh <= fr.h - wy;
+        }
+        let w = f32(ww);
+        let h = f32(wh);
         // The CPU reference skips (leaves −1) where sx < −0.5, sy < −0.5, sx > w − 0.5 or
         // sy > h − 0.5; the positive form also sends NaN to the bars.
-        if (fr.ok && sx >= -0.5 && sy >= -0.5 && sx <= w - 0.5 && sy <= h - 0.5) {
+        if (fr.ok && inside && sx >= -0.5 && sy >= -0.5 && sx <= w - 0.5 && sy <= h - 0.5) {
             let x0 = max(floor(sx), 0.0);
             let y0 = max(floor(sy), 0.0);
             let fx = clamp(sx - x0, 0.0, 1.0);
             let fy = clamp(sy - y0, 0.0, 1.0);
             let xa = u32(x0);
             let ya = u32(y0);
-            let xb = min(xa + 1u, fr.w - 1u);
-            let yb = min(ya + 1u, fr.h - 1u);
-            let top = rgb(fr, xa, ya) * (1.0 - fx) + rgb(fr, xb, ya) * fx;
-            let bottom = rgb(fr, xa, yb) * (1.0 - fx) + rgb(fr, xb, yb) * fx;
+            let xb = min(xa + 1u, ww - 1u);
+            let yb = min(ya + 1u, wh - 1u);
+            let top = rgb(fr, wx + xa, wy + ya) * (1.0 - fx) + rgb(fr, wx + xb, wy + ya) * fx;
+            let bottom = rgb(fr, wx + xa, wy + yb) * (1.0 - fx) + rgb(fr, wx + xb, wy + yb) * fx;
             c = (top * (1.0 - fy) + bottom * fy) / 127.5 - 1.0;
         }
     }

@@ -156,7 +156,11 @@ fn letterbox_matches_detector_input() {
         // Frames in another order, one twice.
         let jobs = [2u32, 0, 1, 3, 0];
         let t = std::time::Instant::now();
-        let work = Work::Letterbox { jobs: &jobs, input };
+        let work = Work::Letterbox {
+            jobs: &jobs,
+            input,
+            windows: &[],
+        };
         let (got, boxes) =
             g.r.run_blocking(&g.device, &g.queue, &pixels, &table, work)
                 .expect("run");
@@ -178,6 +182,55 @@ fn letterbox_matches_detector_input() {
         }
     }
     eprintln!("letterbox: max |gpu − cpu| {worst:e} ([−1, 1] scale)");
+}
+
+/// A window of a frame is letterboxed as the CPU reference letterboxes the cropped pixels; a
+/// window outside its frame, or one too many, is refused before any GPU work.
+#[test]
+fn letterbox_windows_match_detector_input_on_the_crop() {
+    let g = Gpu::new();
+    let sizes = [(97, 61), (640, 360)];
+    let (pixels, table, rgbs) = frames(&sizes, 3, 5);
+    let jobs = [1u32, 0, 1];
+    let windows = [[100, 20, 420, 350], [0, 0, 97, 61], [639, 0, 640, 360]];
+    let input = 128u32;
+    let work = Work::Letterbox {
+        jobs: &jobs,
+        input,
+        windows: &windows,
+    };
+    let (got, boxes) =
+        g.r.run_blocking(&g.device, &g.queue, &pixels, &table, work)
+            .expect("run");
+    let per = (input * input * 3) as usize;
+    for (j, (&f, &[x0, y0, x1, y1])) in jobs.iter().zip(&windows).enumerate() {
+        let (w, _) = sizes[f as usize];
+        let (cw, ch) = ((x1 - x0) as usize, (y1 - y0) as usize);
+        let crop: Vec<u8> = (y0 as usize..y1 as usize)
+            .flat_map(|y| {
+                let row = (y * w as usize + x0 as usize) * 3;
+                rgbs[f as usize][row..row + cw * 3].to_vec()
+            })
+            .collect();
+        let (want, lb) = detector_input(&crop, cw, ch, input as usize).expect("cpu");
+        assert_eq!(boxes[j], lb);
+        let d = max_diff(&got[j * per..(j + 1) * per], &want);
+        assert!(d <= LETTERBOX_TOL, "window job {j}: max |Δ| {d}");
+    }
+    for (windows, why) in [
+        (vec![[0, 0, 641, 360]; 3], "not inside"),
+        (vec![[10, 10, 10, 20]; 3], "not inside"),
+        (vec![[0, 0, 10, 10]; 2], "2 windows for 3 jobs"),
+    ] {
+        let work = Work::Letterbox {
+            jobs: &jobs,
+            input,
+            windows: &windows,
+        };
+        let e = g.r.run_blocking(&g.device, &g.queue, &pixels, &table, work);
+        let e = e.err().expect("refused").to_string();
+        assert!(e.contains(why), "{e}");
+    }
 }
 
 /// Both kernels recorded into the caller's own pass, writing at unaligned offsets of one larger
@@ -208,7 +261,11 @@ fn records_into_a_callers_pass_at_offsets() {
     };
     let chips =
         g.r.prepare(&g.device, src, Work::Chips(&faces), at(chip_at));
-    let work = Work::Letterbox { jobs: &[1], input };
+    let work = Work::Letterbox {
+        jobs: &[1],
+        input,
+        windows: &[],
+    };
     let boxes =
         g.r.prepare(&g.device, src, work, at(box_at))
             .expect("letterbox");
@@ -243,7 +300,16 @@ fn hostile_descriptors_are_refused() {
         g.r.run_blocking(&g.device, &g.queue, &pixels, frames, work)
     };
     let chips = |frames: &[Frame], faces: &[Face]| run(frames, Work::Chips(faces));
-    let lb = |frames: &[Frame], jobs: &[u32], input| run(frames, Work::Letterbox { jobs, input });
+    let lb = |frames: &[Frame], jobs: &[u32], input| {
+        run(
+            frames,
+            Work::Letterbox {
+                jobs,
+                input,
+                windows: &[],
+            },
+        )
+    };
     let refused = [
         chips(&table, &[Face { frame: 1, ..ok }]),
         chips(&[frame(0, 0, 10)], &[ok]),
@@ -359,7 +425,11 @@ fn shader_contains_unchecked_descriptors() {
         boxes.extend([x.to_bits(); 8]);
     }
     let jobs = [0; 5];
-    let work = Work::Letterbox { jobs: &jobs, input };
+    let work = Work::Letterbox {
+        jobs: &jobs,
+        input,
+        windows: &[],
+    };
     let d = g.r.bind(&g.device, src, work, boxes, target).expect("bind");
     let got = g.run(&[&d], &out);
     let per = (input * input * 3) as usize;
