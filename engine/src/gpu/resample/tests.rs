@@ -228,7 +228,7 @@ fn letterbox_windows_match_detector_input_on_the_crop() {
             windows: &windows,
         };
         let e = g.r.run_blocking(&g.device, &g.queue, &pixels, &table, work);
-        let e = e.err().expect("refused").to_string();
+        let e = e.expect_err("refused").to_string();
         assert!(e.contains(why), "{e}");
     }
 }
