@@ -7,7 +7,7 @@
 use super::blocked::{self, Packed as Blocked, Rows};
 
 /// The window of one convolution resolved against its input.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Geometry {
     pub(super) h: usize,
     pub(super) w: usize,
@@ -102,33 +102,48 @@ impl Padded {
     }
 }
 
-/// One channel of a depthwise convolution: `dst` (`[OH, OW]`) = bias + Σ taps · input.
-pub(super) fn depthwise_plane(
-    src: &[f32],
-    taps: &[f32],
-    bias: f32,
-    g: &Geometry,
-    scratch: &mut Vec<f32>,
-    dst: &mut [f32],
-) {
-    let p = Padded::of(g);
-    if scratch.len() != p.len(g) {
-        scratch.clear();
-        scratch.resize(p.len(g), 0.0);
+/// A worker's scratch for depthwise channels: the laid-out channel and the tap offsets, rebuilt
+/// only when the geometry changes. A fused block ([`super::block`]) runs thousands of
+/// (band, channel) pairs per frame, and an offset list allocated per call cost more than the
+/// taps of a small band.
+#[derive(Default)]
+pub(super) struct DepthwiseScratch {
+    geo: Option<Geometry>,
+    plane: Vec<f32>,
+    offs: Vec<usize>,
+}
+
+impl DepthwiseScratch {
+    /// One channel: `dst` (`[OH, OW]`, at least that long) = bias + Σ taps · input.
+    pub(super) fn run(
+        &mut self,
+        src: &[f32],
+        taps: &[f32],
+        bias: f32,
+        g: &Geometry,
+        dst: &mut [f32],
+    ) {
+        let p = Padded::of(g);
+        if self.geo != Some(*g) {
+            // Another geometry writes other interior positions: the border must be zero again.
+            self.plane.clear();
+            self.plane.resize(p.len(g), 0.0);
+            self.offs.clear();
+            p.push_offsets(g, 0, &mut self.offs);
+            self.geo = Some(*g);
+        }
+        p.lay_out(src, g, &mut self.plane);
+        accumulate(
+            dst,
+            &self.plane,
+            taps,
+            &self.offs,
+            bias,
+            g.oh,
+            g.ow,
+            g.stride[0] * p.qw,
+        );
     }
-    p.lay_out(src, g, scratch);
-    let mut offs = Vec::with_capacity(taps.len());
-    p.push_offsets(g, 0, &mut offs);
-    accumulate(
-        dst,
-        scratch,
-        taps,
-        &offs,
-        bias,
-        g.oh,
-        g.ow,
-        g.stride[0] * p.qw,
-    );
 }
 
 /// A dense convolution over few input channels (a network's first layer, on the image): every

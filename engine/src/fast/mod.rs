@@ -12,6 +12,7 @@
 //! on the real models. Work is spread over a private thread pool of a fixed size, so a station
 //! decides how many cores inference may take (`threads = 1` runs on the calling thread).
 
+mod block;
 mod blocked;
 mod conv;
 mod direct;
@@ -26,12 +27,15 @@ use crate::graph::{Activation, BinaryOp, Graph, Node, Op, Shapes};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
+use block::Block;
 use conv::ConvKernel;
 use linear::GemmKernel;
 
 /// How one node runs.
 enum Step {
     Conv(ConvKernel),
+    /// A depthwise → 1×1 pair (see [`fuse_blocks`]).
+    Block(Block),
     Gemm(GemmKernel),
     MaxPool2x2,
     /// Constant Pad: rows copied whole into a filled output.
@@ -100,6 +104,7 @@ impl FastModel {
             })
             .collect();
         let (nodes, steps) = fuse_residuals(&graph, &shapes, steps);
+        let (nodes, steps) = fuse_blocks(&graph, nodes, steps);
         let pool = if threads > 1 {
             Some(
                 rayon::ThreadPoolBuilder::new()
@@ -165,6 +170,7 @@ impl FastModel {
         let op = self.nodes.get(i).map_or("?", |n| n.op.name());
         match self.steps.get(i) {
             Some(Step::Conv(k)) => format!("{op} ({})", k.kind_name()),
+            Some(Step::Block(k)) => format!("{op} ({})", k.kind_name()),
             Some(Step::Gemm(_)) => format!("{op} (gemm)"),
             Some(Step::MaxPool2x2) => format!("{op} (2x2)"),
             Some(Step::PadConstant(_)) => format!("{op} (rows)"),
@@ -263,6 +269,16 @@ impl FastModel {
         };
         let data = match self.steps.get(i) {
             Some(Step::Conv(k)) => {
+                let x = views.first().ok_or_else(|| fail("no input".into()))?;
+                let residual = if k.has_residual() {
+                    Some(views.get(1).ok_or_else(|| fail("no residual".into()))?.data)
+                } else {
+                    None
+                };
+                k.run(x.data, x.shape, residual, out_shape, threads)
+                    .map_err(fail)?
+            }
+            Some(Step::Block(k)) => {
                 let x = views.first().ok_or_else(|| fail("no input".into()))?;
                 let residual = if k.has_residual() {
                     Some(views.get(1).ok_or_else(|| fail("no residual".into()))?.data)
@@ -381,6 +397,57 @@ fn fuse_residuals(graph: &Graph, shapes: &Shapes, mut steps: Vec<Step>) -> (Vec<
         if last != j {
             nodes[j] = None;
         }
+    }
+    nodes
+        .into_iter()
+        .zip(steps)
+        .filter_map(|(n, s)| n.map(|n| (n, s)))
+        .unzip()
+}
+
+/// Collapses a depthwise convolution and the 1×1 convolution that alone reads its output (with
+/// the residual and activation already fused into it) into one [`Block`], which never writes
+/// the depthwise output out. The block runs where the 1×1 ran, with inputs `[x]` or `[x, r]`.
+fn fuse_blocks(graph: &Graph, nodes: Vec<Node>, mut steps: Vec<Step>) -> (Vec<Node>, Vec<Step>) {
+    let uses = graph.use_counts();
+    let mut nodes: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
+    for j in 0..nodes.len() {
+        let Some(pw_node) = nodes[j].as_ref() else {
+            continue;
+        };
+        let Some(&t) = pw_node.inputs.first() else {
+            continue;
+        };
+        if uses.get(t.0) != Some(&1) {
+            continue;
+        }
+        let Some(i) = nodes[..j]
+            .iter()
+            .position(|n| n.as_ref().is_some_and(|n| n.output == t))
+        else {
+            continue;
+        };
+        let (Some(Step::Conv(dw)), Some(Step::Conv(pw))) = (steps.get(i), steps.get(j)) else {
+            continue;
+        };
+        let Some(block) = Block::new(dw, pw) else {
+            continue;
+        };
+        let (Some(dw_node), Some(pw_node)) = (nodes[i].take(), nodes[j].take()) else {
+            continue;
+        };
+        let mut inputs = vec![dw_node.inputs[0]];
+        if block.has_residual() {
+            inputs.extend(pw_node.inputs.get(1));
+        }
+        nodes[j] = Some(Node {
+            name: format!("{}+{}", dw_node.name, pw_node.name),
+            op: pw_node.op,
+            inputs,
+            output: pw_node.output,
+        });
+        steps[j] = Step::Block(block);
+        steps[i] = Step::Reference;
     }
     nodes
         .into_iter()
