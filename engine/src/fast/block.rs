@@ -46,6 +46,9 @@ pub(super) struct Block {
     slope: Vec<f32>,
     activation: Activation,
     residual: bool,
+    /// Channels the residual carries: `m`, or fewer when the block reads the shortcut from
+    /// before a Pad that appended zero channels ([`super::fuse::padded_residuals`]).
+    res_channels: usize,
 }
 
 impl Block {
@@ -77,11 +80,22 @@ impl Block {
             slope: p.slope.to_vec(),
             activation: p.activation,
             residual: p.residual,
+            res_channels: p.m,
         })
     }
 
     pub(super) fn has_residual(&self) -> bool {
         self.residual
+    }
+
+    /// Reads a residual of only the first `c` output channels (the rest add zero); `false`,
+    /// changing nothing, where that is not fewer than the block has.
+    pub(super) fn narrow_residual(&mut self, c: usize) -> bool {
+        let ok = self.residual && c > 0 && c < self.m;
+        if ok {
+            self.res_channels = c;
+        }
+        ok
     }
 
     pub(super) fn kind_name(&self) -> String {
@@ -91,7 +105,8 @@ impl Block {
         )
     }
 
-    /// `x` is the depthwise input `[N, C, H, W]`; returns `[N, M, OH, OW]`.
+    /// `x` is the depthwise input `[N, C, H, W]`; returns `[N, M, OH, OW]`, written into the
+    /// recycled `out`.
     pub(super) fn run(
         &self,
         x: &[f32],
@@ -99,6 +114,7 @@ impl Block {
         residual: Option<&[f32]>,
         out_shape: &[usize],
         threads: usize,
+        out: Vec<f32>,
     ) -> Result<Vec<f32>, String> {
         let &[n, c, h, w] = shape else {
             return Err(format!("block input of shape {shape:?} is not NCHW"));
@@ -128,8 +144,11 @@ impl Block {
             pad: [r.pads[0], r.pads[1]],
         };
         let plane = oh * ow;
-        let mut out = vec![0f32; n * m * plane];
-        if self.residual != residual.is_some() || residual.is_some_and(|r| r.len() != out.len()) {
+        let mut out = super::sized(out, n * m * plane);
+        let rc = self.res_channels;
+        if self.residual != residual.is_some()
+            || residual.is_some_and(|r| r.len() != n * rc * plane)
+        {
             return Err("residual input does not match the output".into());
         }
         if plane == 0 {
@@ -144,7 +163,7 @@ impl Block {
             .zip(out.chunks_exact_mut(m * plane))
             .enumerate()
         {
-            let res = residual.map(|r| &r[b * m * plane..][..m * plane]);
+            let res = residual.map(|r| &r[b * rc * plane..][..rc * plane]);
             // Part p computes bands [p·bands/parts, (p+1)·bands/parts): rows y0..y1 of every
             // output channel, lent to it as one slice per channel.
             let rows: Vec<(usize, usize)> = (0..parts)
@@ -176,7 +195,7 @@ impl Block {
     }
 
     /// Output rows `y0..y1` of one image, band by band; `outs[ch]` holds those rows of channel
-    /// `ch`, `res` (if any) the image's whole residual `[M, OH·OW]`.
+    /// `ch`, `res` (if any) the image's whole residual `[res_channels, OH·OW]`.
     fn rows(
         &self,
         img: &[f32],
@@ -211,14 +230,15 @@ impl Block {
                     &mut buf[ch * stride..][..npx],
                 );
             }
-            self.pointwise(&buf, stride, npx, outs, (y - y0) * ow, res, y * ow);
+            let res = res.map(|r| (r, geo.oh * ow, y * ow));
+            self.pointwise(&buf, stride, npx, outs, (y - y0) * ow, res);
             y = end;
         }
     }
 
-    /// `outs[ch][at..at + npx] = act(bias[ch] + Σ_k w[ch][k] · buf[k][..npx] + res[ch][..])`,
-    /// the residual read at `res_at` within each channel's plane.
-    #[allow(clippy::too_many_arguments)]
+    /// `outs[ch][at..at + npx] = act(bias[ch] + Σ_k w[ch][k] · buf[k][..npx] + res[ch][..])`;
+    /// `res` is the residual `[res_channels, plane]` read from `res_at` within each channel's
+    /// plane (channels past `res_channels` add nothing).
     fn pointwise(
         &self,
         buf: &[f32],
@@ -226,17 +246,19 @@ impl Block {
         npx: usize,
         outs: &mut [&mut [f32]],
         at: usize,
-        res: Option<&[f32]>,
-        res_at: usize,
+        res: Option<(&[f32], usize, usize)>,
     ) {
-        let (m, k) = (self.m, self.c);
-        let plane = res.map_or(0, |r| r.len() / m.max(1));
+        let (m, k, rc) = (self.m, self.c, self.res_channels);
         if buf.len() < k * stride || outs.len() != m || outs.iter().any(|o| o.len() < at + npx) {
             return;
         }
-        if res.is_some() && res_at + npx > plane {
-            return;
-        }
+        let (res, plane, res_at) = match res {
+            Some((r, plane, at)) if r.len() == rc * plane && at + npx <= plane => {
+                (Some(r), plane, at)
+            }
+            Some(_) => return,
+            None => (None, 0, 0),
+        };
         for b in 0..m.div_ceil(R) {
             let w = self.packed.block(b);
             let chans = R.min(m - b * R);
@@ -255,7 +277,7 @@ impl Block {
                 for r in 0..chans {
                     let ch = b * R + r;
                     tile.dst[r] = outs[ch][at..].as_mut_ptr();
-                    if let (Some(res), Some(from)) = (res, tile.res.as_mut()) {
+                    if let (Some(res), Some(from), true) = (res, tile.res.as_mut(), ch < rc) {
                         from[r] = res[ch * plane + res_at..].as_ptr();
                     }
                     tile.bias[r] = self.bias[ch];
@@ -263,8 +285,8 @@ impl Block {
                 }
                 let tiles = npx / LANES;
                 // SAFETY: AVX2/FMA present; buf holds k rows of `stride` ≥ npx floats; every
-                // dst/res pointer of the first `chans` has npx floats (checked above:
-                // outs[ch].len() ≥ at + npx, res_at + npx ≤ plane).
+                // dst pointer, and every non-null res pointer, of the first `chans` has npx
+                // floats (checked above: outs[ch].len() ≥ at + npx, res_at + npx ≤ plane).
                 unsafe {
                     let s = buf.as_ptr();
                     match chans {
@@ -287,7 +309,7 @@ impl Block {
                         acc += wt[r] * buf[t * stride + col];
                     }
                     let mut v = acc + self.bias[ch];
-                    if let Some(res) = res {
+                    if let (Some(res), true) = (res, ch < rc) {
                         v += res[ch * plane + res_at + col];
                     }
                     outs[ch][at + col] = match self.activation {
@@ -304,6 +326,7 @@ impl Block {
 /// Where one register tile's outputs go and what is applied on the way.
 struct Tile {
     dst: [*mut f32; R],
+    /// Null for a channel without a residual.
     res: Option<[*const f32; R]>,
     bias: [f32; R],
     slope: [f32; R],
@@ -316,7 +339,7 @@ struct Tile {
 ///
 /// # Safety
 /// AVX2 and FMA present; `src + t·stride` has `16·tiles` readable floats for every t < K (`w`
-/// is `[K][R]`); `t.dst[r]` (and `t.res[r]`) have `16·tiles` floats for r < C.
+/// is `[K][R]`); `t.dst[r]` (and `t.res[r]` unless null) have `16·tiles` floats for r < C.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tiles_avx2<const C: usize>(
@@ -357,7 +380,9 @@ unsafe fn tile_avx2<const C: usize>(src: *const f32, stride: usize, x: usize, w:
         for (r, ar) in a.iter().enumerate() {
             let bias = _mm256_set1_ps(t.bias[r]);
             let (mut v0, mut v1) = (_mm256_add_ps(ar[0], bias), _mm256_add_ps(ar[1], bias));
-            if let Some(res) = t.res {
+            if let Some(res) = t.res
+                && !res[r].is_null()
+            {
                 let p = res[r].add(x);
                 v0 = _mm256_add_ps(v0, _mm256_loadu_ps(p));
                 v1 = _mm256_add_ps(v1, _mm256_loadu_ps(p.add(8)));

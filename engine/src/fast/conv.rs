@@ -192,7 +192,8 @@ impl ConvKernel {
         }
     }
 
-    /// `x` is `[N, C, H, W]`; returns `[N, M, OH, OW]` row-major. `threads` ≥ 1.
+    /// `x` is `[N, C, H, W]`; returns `[N, M, OH, OW]` row-major, written into the recycled
+    /// `out`. `threads` ≥ 1.
     pub(super) fn run(
         &self,
         x: &[f32],
@@ -200,6 +201,7 @@ impl ConvKernel {
         residual: Option<&[f32]>,
         out_shape: &[usize],
         threads: usize,
+        out: Vec<f32>,
     ) -> Result<Vec<f32>, String> {
         let &[n, c, h, w] = shape else {
             return Err(format!("Conv input of shape {shape:?} is not NCHW"));
@@ -229,7 +231,7 @@ impl ConvKernel {
             pad: [r.pads[0], r.pads[1]],
         };
         let plane = oh * ow;
-        let mut out = vec![0f32; n * m * plane];
+        let mut out = super::sized(out, n * m * plane);
         if self.residual != residual.is_some() || residual.is_some_and(|r| r.len() != out.len()) {
             return Err("residual input does not match the output".into());
         }
