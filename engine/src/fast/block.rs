@@ -284,18 +284,34 @@ impl Block {
                     tile.slope[r] = self.slope.get(ch).copied().unwrap_or(0.0);
                 }
                 let tiles = npx / LANES;
-                // SAFETY: AVX2/FMA present; buf holds k rows of `stride` ≥ npx floats; every
-                // dst pointer, and every non-null res pointer, of the first `chans` has npx
-                // floats (checked above: outs[ch].len() ≥ at + npx, res_at + npx ≤ plane).
+                // 32 columns at a time in 512-bit registers where the CPU has them (half the
+                // instructions for the same multiply-adds), then 16 in 256-bit ones.
+                let wide = if has_avx512() { npx / (2 * LANES) } else { 0 };
+                let s = buf.as_ptr();
+                // SAFETY: AVX-512F present where `wide` > 0; buf holds k rows of `stride` ≥ npx
+                // floats; every dst pointer, and every non-null res pointer, of the first
+                // `chans` has npx floats (checked above: outs[ch].len() ≥ at + npx,
+                // res_at + npx ≤ plane).
                 unsafe {
-                    let s = buf.as_ptr();
                     match chans {
-                        6 => tiles_avx2::<6>(s, stride, tiles, w, &tile),
-                        5 => tiles_avx2::<5>(s, stride, tiles, w, &tile),
-                        4 => tiles_avx2::<4>(s, stride, tiles, w, &tile),
-                        3 => tiles_avx2::<3>(s, stride, tiles, w, &tile),
-                        2 => tiles_avx2::<2>(s, stride, tiles, w, &tile),
-                        _ => tiles_avx2::<1>(s, stride, tiles, w, &tile),
+                        6 => tiles_avx512::<6>(s, stride, wide, w, &tile),
+                        5 => tiles_avx512::<5>(s, stride, wide, w, &tile),
+                        4 => tiles_avx512::<4>(s, stride, wide, w, &tile),
+                        3 => tiles_avx512::<3>(s, stride, wide, w, &tile),
+                        2 => tiles_avx512::<2>(s, stride, wide, w, &tile),
+                        _ => tiles_avx512::<1>(s, stride, wide, w, &tile),
+                    }
+                }
+                let first = 2 * wide;
+                // SAFETY: AVX2/FMA present; extents as above.
+                unsafe {
+                    match chans {
+                        6 => tiles_avx2::<6>(s, stride, first..tiles, w, &tile),
+                        5 => tiles_avx2::<5>(s, stride, first..tiles, w, &tile),
+                        4 => tiles_avx2::<4>(s, stride, first..tiles, w, &tile),
+                        3 => tiles_avx2::<3>(s, stride, first..tiles, w, &tile),
+                        2 => tiles_avx2::<2>(s, stride, first..tiles, w, &tile),
+                        _ => tiles_avx2::<1>(s, stride, first..tiles, w, &tile),
                     }
                 }
                 x = tiles * LANES;
@@ -333,7 +349,7 @@ struct Tile {
     activation: Activation,
 }
 
-/// `tiles` runs of 16 outputs of `C` channels: each the sum over the K buffer rows in
+/// Tiles `tiles` (runs of 16 outputs) of `C` channels: each the sum over the K buffer rows in
 /// registers, then bias, residual and activation, stored once. One call per band and channel
 /// block: set up per 16 outputs, the pointers cost a tenth of the whole block.
 ///
@@ -345,11 +361,11 @@ struct Tile {
 unsafe fn tiles_avx2<const C: usize>(
     src: *const f32,
     stride: usize,
-    tiles: usize,
+    tiles: std::ops::Range<usize>,
     w: &[f32],
     t: &Tile,
 ) {
-    for i in 0..tiles {
+    for i in tiles {
         // SAFETY: tile i lies inside every extent of this function's contract.
         unsafe { tile_avx2::<C>(src.add(i * LANES), stride, i * LANES, w, t) };
     }
@@ -403,6 +419,79 @@ unsafe fn tile_avx2<const C: usize>(src: *const f32, stride: usize, x: usize, w:
             let d = t.dst[r].add(x);
             _mm256_storeu_ps(d, v0);
             _mm256_storeu_ps(d.add(8), v1);
+        }
+    }
+}
+
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// [`tiles_avx2`] 32 columns at a time: `tiles` runs of 32 outputs from column 0.
+///
+/// # Safety
+/// AVX-512F present (when `tiles` > 0); `src + t·stride` has `32·tiles` readable floats for
+/// every t < K; `t.dst[r]` (and `t.res[r]` unless null) have `32·tiles` floats for r < C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tiles_avx512<const C: usize>(
+    src: *const f32,
+    stride: usize,
+    tiles: usize,
+    w: &[f32],
+    t: &Tile,
+) {
+    use std::arch::x86_64::*;
+    const WIDE: usize = 2 * LANES;
+    // SAFETY: every pointer below is inside the extents of this function's contract.
+    unsafe {
+        for i in 0..tiles {
+            let x = i * WIDE;
+            let s = src.add(x);
+            let mut a = [[_mm512_setzero_ps(); 2]; C];
+            for (k, wk) in w.chunks_exact(R).enumerate() {
+                let p = s.add(k * stride);
+                let (v0, v1) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(LANES)));
+                for (ar, wv) in a.iter_mut().zip(wk) {
+                    let wv = _mm512_set1_ps(*wv);
+                    ar[0] = _mm512_fmadd_ps(wv, v0, ar[0]);
+                    ar[1] = _mm512_fmadd_ps(wv, v1, ar[1]);
+                }
+            }
+            let zero = _mm512_setzero_ps();
+            for (r, ar) in a.iter().enumerate() {
+                let bias = _mm512_set1_ps(t.bias[r]);
+                let (mut v0, mut v1) = (_mm512_add_ps(ar[0], bias), _mm512_add_ps(ar[1], bias));
+                if let Some(res) = t.res
+                    && !res[r].is_null()
+                {
+                    let p = res[r].add(x);
+                    v0 = _mm512_add_ps(v0, _mm512_loadu_ps(p));
+                    v1 = _mm512_add_ps(v1, _mm512_loadu_ps(p.add(LANES)));
+                }
+                match t.activation {
+                    Activation::Relu => {
+                        v0 = _mm512_max_ps(v0, zero);
+                        v1 = _mm512_max_ps(v1, zero);
+                    }
+                    Activation::PRelu => {
+                        let sl = _mm512_set1_ps(t.slope[r]);
+                        v0 = _mm512_fmadd_ps(sl, _mm512_min_ps(v0, zero), _mm512_max_ps(v0, zero));
+                        v1 = _mm512_fmadd_ps(sl, _mm512_min_ps(v1, zero), _mm512_max_ps(v1, zero));
+                    }
+                    _ => {}
+                }
+                let d = t.dst[r].add(x);
+                _mm512_storeu_ps(d, v0);
+                _mm512_storeu_ps(d.add(LANES), v1);
+            }
         }
     }
 }
