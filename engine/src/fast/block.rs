@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use super::blocked::{Packed, R};
 use super::conv::ConvKernel;
 use super::direct::{DepthwiseScratch, Geometry};
+use super::pool::pool_row;
 use crate::graph::{Activation, Window2d};
 
 /// Outputs per register tile (two 8-wide registers).
@@ -49,6 +50,9 @@ pub(super) struct Block {
     /// Channels the residual carries: `m`, or fewer when the block reads the shortcut from
     /// before a Pad that appended zero channels ([`super::fuse::padded_residuals`]).
     res_channels: usize,
+    /// Whether the residual is the 2×2 max pool of the block's own input, computed band by
+    /// band here instead of read ([`super::fuse::pooled_residuals`]).
+    pooled: bool,
 }
 
 impl Block {
@@ -81,11 +85,24 @@ impl Block {
             activation: p.activation,
             residual: p.residual,
             res_channels: p.m,
+            pooled: false,
         })
     }
 
+    /// Whether the block reads a residual input (a pooled residual it computes itself).
     pub(super) fn has_residual(&self) -> bool {
-        self.residual
+        self.residual && !self.pooled
+    }
+
+    /// Computes the residual as the 2×2 max pool of the block's input (its first `C` channels;
+    /// the rest add zero); `false`, changing nothing, where the residual does not have exactly
+    /// the input's channels.
+    pub(super) fn pool_residual(&mut self) -> bool {
+        let ok = self.has_residual() && self.res_channels == self.c;
+        if ok {
+            self.pooled = true;
+        }
+        ok
     }
 
     /// Reads a residual of only the first `c` output channels (the rest add zero); `false`,
@@ -146,7 +163,12 @@ impl Block {
         let plane = oh * ow;
         let mut out = super::sized(out, n * m * plane);
         let rc = self.res_channels;
-        if self.residual != residual.is_some()
+        if self.pooled && (2 * oh > h || 2 * ow > w) {
+            return Err(format!(
+                "a pooled residual of {h}×{w} does not cover {oh}×{ow}"
+            ));
+        }
+        if self.has_residual() != residual.is_some()
             || residual.is_some_and(|r| r.len() != n * rc * plane)
         {
             return Err("residual input does not match the output".into());
@@ -209,6 +231,7 @@ impl Block {
         let kk = geo.kh * geo.kw;
         let mut dw = DepthwiseScratch::default();
         let mut buf = Vec::new();
+        let mut pooled = Vec::new();
         let mut y = y0;
         while y < y1 {
             let end = (y + band).min(y1);
@@ -230,7 +253,24 @@ impl Block {
                     &mut buf[ch * stride..][..npx],
                 );
             }
-            let res = res.map(|r| (r, geo.oh * ow, y * ow));
+            let res = if self.pooled {
+                // The band's residual rows: 2×2 maxima of the input rows 2y, 2y + 1 (`run`
+                // checked that they exist).
+                pooled.resize(c * stride, 0.0);
+                for (src, dst) in img
+                    .chunks_exact(geo.h * geo.w)
+                    .zip(pooled.chunks_exact_mut(stride))
+                {
+                    for (oy, row) in (y..end).zip(dst.chunks_exact_mut(ow)) {
+                        let top = &src[2 * oy * geo.w..][..geo.w];
+                        let bottom = &src[(2 * oy + 1) * geo.w..][..geo.w];
+                        pool_row(row, top, bottom);
+                    }
+                }
+                Some((&pooled[..], stride, 0))
+            } else {
+                res.map(|r| (r, geo.oh * ow, y * ow))
+            };
             self.pointwise(&buf, stride, npx, outs, (y - y0) * ow, res);
             y = end;
         }

@@ -195,3 +195,62 @@ pub(super) fn padded_residuals(
         .filter_map(|(n, s)| n.map(|n| (n, s)))
         .unzip()
 }
+
+/// Lets a block compute its residual when it is the 2×2 max pool of the block's own input
+/// (BlazeFace's strided blocks: the shortcut pools what the depthwise reads), read only by
+/// the block: the pooled copy is never written, and the pool reads input rows the block's
+/// depthwise has just brought into cache.
+pub(super) fn pooled_residuals(
+    graph: &Graph,
+    shapes: &Shapes,
+    nodes: Vec<Node>,
+    mut steps: Vec<Step>,
+) -> (Vec<Node>, Vec<Step>) {
+    let uses = graph.use_counts();
+    let mut nodes: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
+    for j in 0..nodes.len() {
+        let Some(Step::Block(block)) = steps.get(j) else {
+            continue;
+        };
+        let Some((x, r, out)) = nodes[j]
+            .as_ref()
+            .and_then(|n| Some((*n.inputs.first()?, *n.inputs.get(1)?, n.output)))
+        else {
+            continue;
+        };
+        if !block.has_residual() || uses.get(r.0) != Some(&1) {
+            continue;
+        }
+        let Some(i) = nodes[..j]
+            .iter()
+            .position(|n| n.as_ref().is_some_and(|n| n.output == r))
+        else {
+            continue;
+        };
+        let pools_x = nodes[i].as_ref().is_some_and(|n| n.inputs == [x]);
+        let (Ok(pooled), Ok(y)) = (shapes.get(r), shapes.get(out)) else {
+            continue;
+        };
+        // Pooled to the block's own output size (the block checks the rows exist at run time).
+        let same_size = pooled.len() == 4 && y.len() == 4 && pooled[2..] == y[2..];
+        if !pools_x || !same_size || !matches!(steps.get(i), Some(Step::MaxPool2x2)) {
+            continue;
+        }
+        let Some(Step::Block(block)) = steps.get_mut(j) else {
+            continue;
+        };
+        if !block.pool_residual() {
+            continue;
+        }
+        if let Some(node) = nodes[j].as_mut() {
+            node.inputs.truncate(1);
+        }
+        nodes[i] = None;
+        steps[i] = Step::Reference;
+    }
+    nodes
+        .into_iter()
+        .zip(steps)
+        .filter_map(|(n, s)| n.map(|n| (n, s)))
+        .unzip()
+}

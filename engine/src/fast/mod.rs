@@ -114,6 +114,7 @@ impl FastModel {
         let (nodes, steps) = fuse::residuals(&graph, &shapes, steps);
         let (nodes, steps) = fuse::blocks(&graph, nodes, steps);
         let (nodes, steps) = fuse::padded_residuals(&graph, &shapes, nodes, steps);
+        let (nodes, steps) = fuse::pooled_residuals(&graph, &shapes, nodes, steps);
         let pool = if threads > 1 {
             Some(
                 rayon::ThreadPoolBuilder::new()

@@ -46,7 +46,7 @@ pub(super) fn max_pool_2x2(
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
-fn pool_row(dst: &mut [f32], top: &[f32], bottom: &[f32]) {
+pub(super) fn pool_row(dst: &mut [f32], top: &[f32], bottom: &[f32]) {
     for (i, d) in dst.iter_mut().enumerate() {
         // f32::max ignores NaN as the reference's fold does.
         *d = top[2 * i]
