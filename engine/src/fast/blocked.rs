@@ -51,6 +51,13 @@ impl Packed {
     pub(super) fn terms(&self) -> usize {
         self.k
     }
+
+    /// The `[K][R]` weights of output channels `b·R ..`, or nothing past the last block.
+    pub(super) fn block(&self, b: usize) -> &[f32] {
+        self.w
+            .get(b * self.k * R..(b + 1) * self.k * R)
+            .unwrap_or(&[])
+    }
 }
 
 /// Where the terms of one output row are read and its outputs written.

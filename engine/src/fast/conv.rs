@@ -15,7 +15,7 @@
 //! beside the baseline by `multiversion`).
 
 use super::blocked::Packed as Blocked;
-use super::direct::{Geometry, depthwise_plane, direct_dense};
+use super::direct::{DepthwiseScratch, Geometry, direct_dense};
 use super::linear::product_onto;
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -44,6 +44,28 @@ pub(super) struct ConvKernel {
     /// The weights regrouped by output-channel block, for the few-channel convolutions
     /// ([`blocked`]).
     blocked: Option<Blocked>,
+}
+
+/// A depthwise convolution's constants, as [`ConvKernel::as_depthwise`] lends them.
+pub(super) struct Depthwise<'a> {
+    pub(super) window: crate::graph::Window2d,
+    pub(super) kernel: [usize; 2],
+    /// `[C, kH·kW]`.
+    pub(super) taps: &'a [f32],
+    pub(super) bias: &'a [f32],
+}
+
+/// A 1×1 convolution's constants, as [`ConvKernel::as_pointwise`] lends them.
+pub(super) struct Pointwise<'a> {
+    pub(super) m: usize,
+    pub(super) k: usize,
+    /// `[M, K]`.
+    pub(super) weights: &'a [f32],
+    pub(super) bias: &'a [f32],
+    /// One per output channel (PReLU only).
+    pub(super) slope: &'a [f32],
+    pub(super) activation: Activation,
+    pub(super) residual: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +156,33 @@ impl ConvKernel {
         self.residual
     }
 
+    /// The first half of a fused block ([`super::block`]): a depthwise convolution with no
+    /// activation of its own (the block has nowhere to apply one between its halves).
+    pub(super) fn as_depthwise(&self) -> Option<Depthwise<'_>> {
+        (self.kind == Kind::Depthwise && self.conv.activation == Activation::None).then(|| {
+            Depthwise {
+                window: self.conv.window,
+                kernel: [self.kh, self.kw],
+                taps: &self.weights,
+                bias: &self.bias,
+            }
+        })
+    }
+
+    /// The second half of a fused block: a 1×1, stride-1, unpadded dense convolution (with its
+    /// fused residual, if any).
+    pub(super) fn as_pointwise(&self) -> Option<Pointwise<'_>> {
+        (self.kind == Kind::Dense { direct: true }).then_some(Pointwise {
+            m: self.m,
+            k: self.cpg,
+            weights: &self.weights,
+            bias: &self.bias,
+            slope: &self.slope,
+            activation: self.conv.activation,
+            residual: self.residual,
+        })
+    }
+
     pub(super) fn kind_name(&self) -> String {
         match self.kind {
             Kind::Dense { direct: true } => "1x1 gemm".into(),
@@ -143,7 +192,8 @@ impl ConvKernel {
         }
     }
 
-    /// `x` is `[N, C, H, W]`; returns `[N, M, OH, OW]` row-major. `threads` ≥ 1.
+    /// `x` is `[N, C, H, W]`; returns `[N, M, OH, OW]` row-major, written into the recycled
+    /// `out`. `threads` ≥ 1.
     pub(super) fn run(
         &self,
         x: &[f32],
@@ -151,6 +201,7 @@ impl ConvKernel {
         residual: Option<&[f32]>,
         out_shape: &[usize],
         threads: usize,
+        out: Vec<f32>,
     ) -> Result<Vec<f32>, String> {
         let &[n, c, h, w] = shape else {
             return Err(format!("Conv input of shape {shape:?} is not NCHW"));
@@ -180,7 +231,7 @@ impl ConvKernel {
             pad: [r.pads[0], r.pads[1]],
         };
         let plane = oh * ow;
-        let mut out = vec![0f32; n * m * plane];
+        let mut out = super::sized(out, n * m * plane);
         if self.residual != residual.is_some() || residual.is_some_and(|r| r.len() != out.len()) {
             return Err("residual input does not match the output".into());
         }
@@ -249,20 +300,20 @@ impl ConvKernel {
             Kind::Depthwise => {
                 // One scratch plane per worker, reused across its channels: only the interior is
                 // ever written, so the zero border survives from one channel to the next.
-                let job = |scratch: &mut Vec<f32>, (idx, dst): (usize, &mut [f32])| {
+                let job = |scratch: &mut DepthwiseScratch, (idx, dst): (usize, &mut [f32])| {
                     let ch = idx % m;
                     let src = &x[idx * h * w..][..h * w];
                     let taps = &self.weights[ch * geo.kh * geo.kw..][..geo.kh * geo.kw];
-                    depthwise_plane(src, taps, self.bias[ch], &geo, scratch, dst);
+                    scratch.run(src, taps, self.bias[ch], &geo, dst);
                     self.activate_row(dst, ch);
                 };
                 if threads > 1 {
                     out.par_chunks_mut(plane)
                         .with_min_len(8)
                         .enumerate()
-                        .for_each_init(Vec::new, job);
+                        .for_each_init(DepthwiseScratch::default, job);
                 } else {
-                    let mut scratch = Vec::new();
+                    let mut scratch = DepthwiseScratch::default();
                     out.chunks_mut(plane)
                         .enumerate()
                         .for_each(|item| job(&mut scratch, item));

@@ -7,7 +7,7 @@
 use super::blocked::{self, Packed as Blocked, Rows};
 
 /// The window of one convolution resolved against its input.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Geometry {
     pub(super) h: usize,
     pub(super) w: usize,
@@ -102,33 +102,48 @@ impl Padded {
     }
 }
 
-/// One channel of a depthwise convolution: `dst` (`[OH, OW]`) = bias + Σ taps · input.
-pub(super) fn depthwise_plane(
-    src: &[f32],
-    taps: &[f32],
-    bias: f32,
-    g: &Geometry,
-    scratch: &mut Vec<f32>,
-    dst: &mut [f32],
-) {
-    let p = Padded::of(g);
-    if scratch.len() != p.len(g) {
-        scratch.clear();
-        scratch.resize(p.len(g), 0.0);
+/// A worker's scratch for depthwise channels: the laid-out channel and the tap offsets, rebuilt
+/// only when the geometry changes. A fused block ([`super::block`]) runs thousands of
+/// (band, channel) pairs per frame, and an offset list allocated per call cost more than the
+/// taps of a small band.
+#[derive(Default)]
+pub(super) struct DepthwiseScratch {
+    geo: Option<Geometry>,
+    plane: Vec<f32>,
+    offs: Vec<usize>,
+}
+
+impl DepthwiseScratch {
+    /// One channel: `dst` (`[OH, OW]`, at least that long) = bias + Σ taps · input.
+    pub(super) fn run(
+        &mut self,
+        src: &[f32],
+        taps: &[f32],
+        bias: f32,
+        g: &Geometry,
+        dst: &mut [f32],
+    ) {
+        let p = Padded::of(g);
+        if self.geo != Some(*g) {
+            // Another geometry writes other interior positions: the border must be zero again.
+            self.plane.clear();
+            self.plane.resize(p.len(g), 0.0);
+            self.offs.clear();
+            p.push_offsets(g, 0, &mut self.offs);
+            self.geo = Some(*g);
+        }
+        p.lay_out(src, g, &mut self.plane);
+        accumulate(
+            dst,
+            &self.plane,
+            taps,
+            &self.offs,
+            bias,
+            g.oh,
+            g.ow,
+            g.stride[0] * p.qw,
+        );
     }
-    p.lay_out(src, g, scratch);
-    let mut offs = Vec::with_capacity(taps.len());
-    p.push_offsets(g, 0, &mut offs);
-    accumulate(
-        dst,
-        scratch,
-        taps,
-        &offs,
-        bias,
-        g.oh,
-        g.ow,
-        g.stride[0] * p.qw,
-    );
 }
 
 /// A dense convolution over few input channels (a network's first layer, on the image): every
@@ -287,21 +302,83 @@ unsafe fn accumulate_avx2(
     row_step: usize,
 ) {
     // Four output rows at a time share each tap's weight: eight independent FMA chains hide the
-    // FMA latency that two chains (one row) left exposed. Leftover rows go one at a time.
+    // FMA latency that two chains (one row) left exposed. Leftover rows go one at a time. The
+    // 32-wide blocks that fit in a row go to 512-bit registers where the CPU has them (half the
+    // loads and FMAs for the same outputs), the rest to 256-bit ones.
+    let wide = if std::arch::is_x86_feature_detected!("avx512f") {
+        ow / (2 * LANES) * (2 * LANES)
+    } else {
+        0
+    };
     let mut oy = 0;
     while oy + 4 <= oh {
-        // SAFETY: AVX2/FMA present and extents checked (this function's contract).
-        unsafe { rows_avx2::<4>(dst, scratch, taps, offs, bias, oy, ow, row_step) };
+        // SAFETY: AVX2/FMA (and AVX-512F where `wide` > 0) present and extents checked (this
+        // function's contract).
+        unsafe {
+            rows_avx512::<4>(dst, scratch, taps, offs, bias, oy, ow, row_step, wide);
+            rows_avx2::<4>(dst, scratch, taps, offs, bias, oy, ow, row_step, wide);
+        }
         oy += 4;
     }
     for oy in oy..oh {
         // SAFETY: as above.
-        unsafe { rows_avx2::<1>(dst, scratch, taps, offs, bias, oy, ow, row_step) };
+        unsafe {
+            rows_avx512::<1>(dst, scratch, taps, offs, bias, oy, ow, row_step, wide);
+            rows_avx2::<1>(dst, scratch, taps, offs, bias, oy, ow, row_step, wide);
+        }
     }
 }
 
-/// Output rows `oy..oy + R` of [`accumulate_avx2`]: 16 outputs per block in two 8-wide registers
-/// per row, each tap's weight broadcast once for the R rows.
+/// Columns `0..wide` (a multiple of 32, at most `ow`) of output rows `oy..oy + R`: 32 outputs
+/// per block in two 16-wide registers per row.
+///
+/// # Safety
+/// AVX-512F present when `wide` > 0; otherwise as [`rows_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_avx512<const R: usize>(
+    dst: &mut [f32],
+    scratch: &[f32],
+    taps: &[f32],
+    offs: &[usize],
+    bias: f32,
+    oy: usize,
+    ow: usize,
+    row_step: usize,
+    wide: usize,
+) {
+    use std::arch::x86_64::*;
+    let base = scratch.as_ptr();
+    for x in (0..wide.min(ow)).step_by(2 * LANES) {
+        let mut a = [[_mm512_set1_ps(bias); 2]; R];
+        for (&off, &w) in offs.iter().zip(taps) {
+            let wv = _mm512_set1_ps(w);
+            for (r, ar) in a.iter_mut().enumerate() {
+                // SAFETY: within the scratch by the caller's check (x + 32 ≤ ow ≤ the padded
+                // row the check covers).
+                let (l0, l1) = unsafe {
+                    let p = base.add(off + (oy + r) * row_step + x);
+                    (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(LANES)))
+                };
+                ar[0] = _mm512_fmadd_ps(wv, l0, ar[0]);
+                ar[1] = _mm512_fmadd_ps(wv, l1, ar[1]);
+            }
+        }
+        for (r, ar) in a.iter().enumerate() {
+            let out = &mut dst[(oy + r) * ow + x..][..2 * LANES];
+            // SAFETY: `out` holds 32 floats.
+            unsafe {
+                _mm512_storeu_ps(out.as_mut_ptr(), ar[0]);
+                _mm512_storeu_ps(out.as_mut_ptr().add(LANES), ar[1]);
+            }
+        }
+    }
+}
+
+/// Output rows `oy..oy + R` of [`accumulate_avx2`], columns from `x0` (a multiple of 16): 16
+/// outputs per block in two 8-wide registers per row, each tap's weight broadcast once for the
+/// R rows.
 ///
 /// # Safety
 /// As [`accumulate_avx2`], for rows up to `oy + R ≤ oh`.
@@ -317,12 +394,13 @@ unsafe fn rows_avx2<const R: usize>(
     oy: usize,
     ow: usize,
     row_step: usize,
+    x0: usize,
 ) {
     use std::arch::x86_64::*;
     let owp = ow.div_ceil(LANES) * LANES;
     let base = scratch.as_ptr();
     let mut acc = [0f32; LANES];
-    for x in (0..owp).step_by(LANES) {
+    for x in (x0..owp).step_by(LANES) {
         let mut a = [[_mm256_set1_ps(bias); 2]; R];
         for (&off, &w) in offs.iter().zip(taps) {
             let wv = _mm256_set1_ps(w);
@@ -368,11 +446,20 @@ unsafe fn rows_avx2<const R: usize>(
 mod tests {
     use super::*;
 
-    /// The AVX2 path (taken on this machine) and the portable one (taken on CPUs without AVX2)
-    /// agree on every row count (blocks of four rows and the leftovers) and width.
+    /// The SIMD paths (AVX-512 blocks of 32 and AVX2 blocks of 16 on this machine) and the
+    /// portable one (CPUs without AVX2) agree on every row count (blocks of four rows and the
+    /// leftovers) and width (with and without whole 32-wide blocks).
     #[test]
     fn portable_and_avx2_paths_agree() {
-        for (oh, ow) in [(1usize, 5usize), (4, 16), (7, 17), (9, 40)] {
+        for (oh, ow) in [
+            (1usize, 5usize),
+            (4, 16),
+            (7, 17),
+            (9, 40),
+            (5, 64),
+            (6, 80),
+            (4, 33),
+        ] {
             let row_step = ow.div_ceil(LANES) * LANES + 4;
             let scratch: Vec<f32> = (0..(oh + 3) * row_step + 64)
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)

@@ -89,6 +89,7 @@ impl GemmKernel {
         shape: &[usize],
         out_shape: &[usize],
         threads: usize,
+        mut out: Vec<f32>,
     ) -> Result<Vec<f32>, String> {
         let (k, n) = (self.k, self.n);
         if shape.len() < 2 || shape.last() != Some(&k) || out_shape.last() != Some(&n) {
@@ -103,7 +104,8 @@ impl GemmKernel {
                 a.len()
             ));
         }
-        let mut out = Vec::with_capacity(rows * n);
+        out.clear();
+        out.reserve(rows * n);
         for _ in 0..rows {
             out.extend_from_slice(&self.row_bias);
         }

@@ -12,26 +12,32 @@
 //! on the real models. Work is spread over a private thread pool of a fixed size, so a station
 //! decides how many cores inference may take (`threads = 1` runs on the calling thread).
 
+mod block;
 mod blocked;
 mod conv;
 mod direct;
+mod fuse;
 mod linear;
 mod pool;
 #[cfg(test)]
 mod tests;
+mod walk;
 
 use crate::cpu;
 use crate::error::{Error, Result};
-use crate::graph::{Activation, BinaryOp, Graph, Node, Op, Shapes};
+use crate::graph::{Graph, Node, Op, Shapes};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
+use block::Block;
 use conv::ConvKernel;
 use linear::GemmKernel;
 
 /// How one node runs.
 enum Step {
     Conv(ConvKernel),
+    /// A depthwise → 1×1 pair (see [`fuse::blocks`]).
+    Block(Block),
     Gemm(GemmKernel),
     MaxPool2x2,
     /// Constant Pad: rows copied whole into a filled output.
@@ -46,12 +52,18 @@ pub type Profile = Vec<(String, std::time::Duration)>;
 /// A graph compiled for the fast CPU path.
 pub struct FastModel {
     graph: Graph,
-    /// What runs: the graph's nodes with fused chains collapsed (see [`fuse_residuals`]), one
+    /// What runs: the graph's nodes with fused chains collapsed (see [`fuse`]), one
     /// step each.
     nodes: Vec<Node>,
     steps: Vec<Step>,
     threads: usize,
     pool: Option<rayon::ThreadPool>,
+    /// Shapes at batch 1 (the station's case), inferred once.
+    shapes: Shapes,
+    /// For each tensor, the index of the last node reading it (`usize::MAX`: never released).
+    last_use: Vec<usize>,
+    /// Activation buffers of earlier runs, reused (see [`walk`]).
+    spare: std::sync::Mutex<Vec<Vec<f32>>>,
 }
 
 impl FastModel {
@@ -99,7 +111,10 @@ impl FastModel {
                 }
             })
             .collect();
-        let (nodes, steps) = fuse_residuals(&graph, &shapes, steps);
+        let (nodes, steps) = fuse::residuals(&graph, &shapes, steps);
+        let (nodes, steps) = fuse::blocks(&graph, nodes, steps);
+        let (nodes, steps) = fuse::padded_residuals(&graph, &shapes, nodes, steps);
+        let (nodes, steps) = fuse::pooled_residuals(&graph, &shapes, nodes, steps);
         let pool = if threads > 1 {
             Some(
                 rayon::ThreadPoolBuilder::new()
@@ -111,12 +126,16 @@ impl FastModel {
         } else {
             None
         };
+        let last_use = walk::last_uses(&graph, &nodes);
         Ok(Self {
             graph,
             nodes,
             steps,
             threads,
             pool,
+            shapes,
+            last_use,
+            spare: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -165,6 +184,7 @@ impl FastModel {
         let op = self.nodes.get(i).map_or("?", |n| n.op.name());
         match self.steps.get(i) {
             Some(Step::Conv(k)) => format!("{op} ({})", k.kind_name()),
+            Some(Step::Block(k)) => format!("{op} ({})", k.kind_name()),
             Some(Step::Gemm(_)) => format!("{op} (gemm)"),
             Some(Step::MaxPool2x2) => format!("{op} (2x2)"),
             Some(Step::PadConstant(_)) => format!("{op} (rows)"),
@@ -227,27 +247,6 @@ impl FastModel {
         Ok(merged)
     }
 
-    /// Runs every node here, kernels spreading over `threads` workers of the pool.
-    fn run_here(
-        &self,
-        inputs: &[Tensor],
-        threads: usize,
-        timing: &mut (dyn FnMut(usize, std::time::Duration) + Send),
-    ) -> Result<Vec<Tensor>> {
-        cpu::run_with(
-            &self.graph,
-            &self.nodes,
-            inputs,
-            |_, _| {},
-            |i, node, views, out_shape| {
-                let t0 = std::time::Instant::now();
-                let r = self.eval(i, node, views, out_shape, threads);
-                timing(i, t0.elapsed());
-                r
-            },
-        )
-    }
-
     fn eval(
         &self,
         i: usize,
@@ -255,6 +254,7 @@ impl FastModel {
         views: &[crate::tensor::View<'_>],
         out_shape: &[usize],
         threads: usize,
+        buf: Vec<f32>,
     ) -> Result<Tensor> {
         let fail = |detail: String| Error::Node {
             node: node.name.clone(),
@@ -269,30 +269,41 @@ impl FastModel {
                 } else {
                     None
                 };
-                k.run(x.data, x.shape, residual, out_shape, threads)
+                k.run(x.data, x.shape, residual, out_shape, threads, buf)
+                    .map_err(fail)?
+            }
+            Some(Step::Block(k)) => {
+                let x = views.first().ok_or_else(|| fail("no input".into()))?;
+                let residual = if k.has_residual() {
+                    Some(views.get(1).ok_or_else(|| fail("no residual".into()))?.data)
+                } else {
+                    None
+                };
+                k.run(x.data, x.shape, residual, out_shape, threads, buf)
                     .map_err(fail)?
             }
             Some(Step::Gemm(k)) => {
                 let x = views.first().ok_or_else(|| fail("no input".into()))?;
-                k.run(x.data, x.shape, out_shape, threads).map_err(fail)?
+                k.run(x.data, x.shape, out_shape, threads, buf)
+                    .map_err(fail)?
             }
             Some(Step::MaxPool2x2) => {
                 let x = views.first().ok_or_else(|| fail("no input".into()))?;
-                pool::max_pool_2x2(x.data, x.shape, out_shape).map_err(fail)?
+                pool::max_pool_2x2(x.data, x.shape, out_shape, buf).map_err(fail)?
             }
             Some(Step::PadConstant(v)) => {
                 let Op::Pad(p) = &node.op else {
                     return Err(fail("not a Pad".into()));
                 };
                 let x = views.first().ok_or_else(|| fail("no input".into()))?;
-                pool::pad_constant(x.data, x.shape, &p.pads, *v, out_shape).map_err(fail)?
+                pool::pad_constant(x.data, x.shape, &p.pads, *v, out_shape, buf).map_err(fail)?
             }
             Some(Step::Transpose) => {
                 let Op::Transpose { perm } = &node.op else {
                     return Err(fail("not a Transpose".into()));
                 };
                 let x = views.first().ok_or_else(|| fail("no input".into()))?;
-                pool::transpose(x.data, x.shape, perm).map_err(fail)?
+                pool::transpose(x.data, x.shape, perm, buf).map_err(fail)?
             }
             _ => return cpu::eval_node(&self.graph, node, views),
         };
@@ -328,63 +339,19 @@ fn input_channels(shapes: &Shapes, node: &crate::graph::Node) -> Option<usize> {
     shapes.get(id).ok().and_then(|s| s.get(1).copied())
 }
 
-/// Collapses `Conv → Add(·, r) [→ Relu]` into one node, as BlazeFace's residual blocks are built:
-/// the GEMM then accumulates onto `r + bias` and the ReLU runs on the result while it is hot,
-/// instead of three passes over activations too large for the cache. Only where the
-/// intermediate values have no other reader; the fused node runs where the chain's last node
-/// ran, with inputs `[x, r]` and the chain's output.
-fn fuse_residuals(graph: &Graph, shapes: &Shapes, mut steps: Vec<Step>) -> (Vec<Node>, Vec<Step>) {
-    let uses = graph.use_counts();
-    let single = |id: crate::graph::TensorId| uses.get(id.0) == Some(&1);
-    let consumer =
-        |id: crate::graph::TensorId| graph.nodes.iter().position(|n| n.inputs.contains(&id));
-    let mut nodes: Vec<Option<Node>> = graph.nodes.iter().cloned().map(Some).collect();
-    for i in 0..graph.nodes.len() {
-        let conv = &graph.nodes[i];
-        let Some(Step::Conv(k)) = steps.get(i) else {
-            continue;
-        };
-        if !k.can_take_residual() || !single(conv.output) {
-            continue;
-        }
-        let Some(j) = consumer(conv.output) else {
-            continue;
-        };
-        let add = &graph.nodes[j];
-        if add.op != Op::Binary(BinaryOp::Add) || add.inputs.len() != 2 {
-            continue;
-        }
-        let Some(&r) = add.inputs.iter().find(|&&t| t != conv.output) else {
-            continue; // conv output added to itself
-        };
-        if shapes.get(r).ok() != shapes.get(conv.output).ok() {
-            continue; // broadcasting add: leave it to the reference
-        }
-        let relu = consumer(add.output).filter(|&k| {
-            single(add.output) && graph.nodes[k].op == Op::Activation(Activation::Relu)
-        });
-        let (last, output, act) = match relu {
-            Some(k) => (k, graph.nodes[k].output, Activation::Relu),
-            None => (j, add.output, Activation::None),
-        };
-        let Step::Conv(k) = std::mem::replace(&mut steps[i], Step::Reference) else {
-            continue;
-        };
-        nodes[last] = Some(Node {
-            name: format!("{}+{}", conv.name, graph.nodes[last].name),
-            op: conv.op.clone(),
-            inputs: vec![conv.inputs[0], r],
-            output,
-        });
-        steps[last] = Step::Conv(k.with_residual(act));
-        nodes[i] = None;
-        if last != j {
-            nodes[j] = None;
-        }
-    }
-    nodes
-        .into_iter()
-        .zip(steps)
-        .filter_map(|(n, s)| n.map(|n| (n, s)))
-        .unzip()
+/// `v` emptied and refilled with `n` copies of `value`, keeping its allocation.
+fn filled(mut v: Vec<f32>, n: usize, value: f32) -> Vec<f32> {
+    v.clear();
+    v.resize(n, value);
+    v
+}
+
+/// `v` holding `n` floats, keeping its allocation, for kernels that write every output: what a
+/// recycled buffer held stays until overwritten, saving a zeroing pass over the activation
+/// (4% of the front-128 frame). Tests run every model twice, so that a kernel leaving a gap
+/// would show the previous activation's values.
+fn sized(mut v: Vec<f32>, n: usize) -> Vec<f32> {
+    v.truncate(n);
+    v.resize(n, 0.0);
+    v
 }

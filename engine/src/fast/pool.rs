@@ -17,11 +17,13 @@ pub(super) fn is_2x2_stride_2(p: &Pool) -> bool {
         && !w.ceil_mode
 }
 
-/// `x` is `[N, C, H, W]`; the output `[N, C, H/2, W/2]` (floor, as the reference).
+/// `x` is `[N, C, H, W]`; the output `[N, C, H/2, W/2]` (floor, as the reference), written
+/// into the recycled `out`.
 pub(super) fn max_pool_2x2(
     x: &[f32],
     shape: &[usize],
     out_shape: &[usize],
+    out: Vec<f32>,
 ) -> Result<Vec<f32>, String> {
     let &[n, c, h, w] = shape else {
         return Err(format!("MaxPool input of shape {shape:?} is not NCHW"));
@@ -32,7 +34,7 @@ pub(super) fn max_pool_2x2(
             "MaxPool {shape:?} → {out_shape:?} is not a 2×2 halving"
         ));
     }
-    let mut out = vec![0f32; n * c * oh * ow];
+    let mut out = super::sized(out, n * c * oh * ow);
     for (src, dst) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow)) {
         for oy in 0..oh {
             let top = &src[2 * oy * w..][..w];
@@ -44,7 +46,7 @@ pub(super) fn max_pool_2x2(
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
-fn pool_row(dst: &mut [f32], top: &[f32], bottom: &[f32]) {
+pub(super) fn pool_row(dst: &mut [f32], top: &[f32], bottom: &[f32]) {
     for (i, d) in dst.iter_mut().enumerate() {
         // f32::max ignores NaN as the reference's fold does.
         *d = top[2 * i]
@@ -62,6 +64,7 @@ pub(super) fn pad_constant(
     pads: &[usize],
     value: f32,
     out_shape: &[usize],
+    out: Vec<f32>,
 ) -> Result<Vec<f32>, String> {
     let r = shape.len();
     let fits = r > 0
@@ -74,7 +77,7 @@ pub(super) fn pad_constant(
             "Pad {shape:?} by {pads:?} does not give {out_shape:?}"
         ));
     }
-    let mut out = vec![value; out_shape.iter().product()];
+    let mut out = super::filled(out, out_shape.iter().product(), value);
     let row = shape[r - 1];
     if row == 0 {
         return Ok(out);
@@ -104,7 +107,12 @@ pub(super) fn pad_constant(
 /// last output axis is one strided gather, the outer axes walked by an odometer once per run
 /// (the reference steps it once per element, which made the frame's NHWC → NCHW transpose cost
 /// as much as a convolution layer).
-pub(super) fn transpose(x: &[f32], shape: &[usize], perm: &[usize]) -> Result<Vec<f32>, String> {
+pub(super) fn transpose(
+    x: &[f32],
+    shape: &[usize],
+    perm: &[usize],
+    out: Vec<f32>,
+) -> Result<Vec<f32>, String> {
     let r = shape.len();
     let mut seen = vec![false; r];
     if perm.len() != r
@@ -126,7 +134,7 @@ pub(super) fn transpose(x: &[f32], shape: &[usize], perm: &[usize]) -> Result<Ve
     }
     let dims: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
     let step: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
-    let mut out = vec![0f32; x.len()];
+    let mut out = super::sized(out, x.len());
     let (Some(&inner), Some(&inner_step)) = (dims.last(), step.last()) else {
         out.copy_from_slice(x);
         return Ok(out);

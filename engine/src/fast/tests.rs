@@ -63,6 +63,10 @@ fn compare(g: Graph, batch: usize, terms: usize, packed: usize) {
     for threads in [1, 2] {
         let fast = FastModel::new(g.clone(), threads).unwrap();
         assert_eq!(fast.packed_nodes(), packed, "packed nodes");
+        // Twice: the second run writes into the first one's recycled buffers, so a kernel
+        // that leaves an output unwritten shows stale values.
+        let other = Tensor::new(x.shape.clone(), noise(n, 12)).unwrap();
+        fast.run(std::slice::from_ref(&other)).unwrap();
         let got = fast.run(std::slice::from_ref(&x)).unwrap();
         assert_eq!(got[0].shape, want[0].shape);
         let tol = 1e-5 * (1.0 + terms as f32);
@@ -265,8 +269,9 @@ fn residual_chain_is_fused_and_equal() {
         g.inputs = vec![x];
         g.outputs = if shared { vec![t3, t1] } else { vec![t3] };
         let fast = FastModel::new(g.clone(), 1).unwrap();
-        assert_eq!(fast.nodes(), if shared { 4 } else { 2 });
-        compare(g, 2, 9 + c, 2);
+        // Not shared: one block. Shared: the block (depthwise + 1×1), then Add and Relu.
+        assert_eq!(fast.nodes(), if shared { 3 } else { 1 });
+        compare(g, 2, 9 + c, 1);
     }
 }
 
@@ -312,4 +317,139 @@ fn transpose_matches_reference() {
         let op = Op::Transpose { perm };
         compare(one_node(op, &shape, vec![]), 2, 0, 1);
     }
+}
+
+/// A depthwise → 1×1 pair (BlazeFace's block), optionally followed by `Add(·, r) → Relu` with
+/// BlazeFace's shortcut `r`: `x`, 2×2-max-pooled where the depthwise has stride 2, then padded
+/// with zero channels up to M where M > C.
+fn block_graph(
+    (c, m, h, w): (usize, usize, usize, usize),
+    dw: Op,
+    k: usize,
+    pw_act: Activation,
+    residual: bool,
+) -> Graph {
+    let mut g = Graph::default();
+    let x = g.add_tensor(
+        "x".into(),
+        TensorKind::Input {
+            shape: vec![1, c, h, w],
+        },
+    );
+    let value = |g: &mut Graph, name: &str| {
+        let id = TensorId(g.tensors.len());
+        g.tensors.push(TensorInfo {
+            name: name.into(),
+            kind: TensorKind::Value,
+        });
+        id
+    };
+    let constant = |g: &mut Graph, name: &str, shape: Vec<usize>, seed: u64| {
+        let n = shape.iter().product();
+        g.add_constant(name.into(), Constant::f32(shape, noise(n, seed)).unwrap())
+    };
+    let dw_w = constant(&mut g, "dw", vec![c, 1, k, k], 2);
+    let dw_b = constant(&mut g, "db", vec![c], 3);
+    let pw_w = constant(&mut g, "pw", vec![m, c, 1, 1], 4);
+    let pw_b = constant(&mut g, "pb", vec![m], 5);
+    let mut pw_inputs = vec![pw_w, pw_b];
+    if pw_act == Activation::PRelu {
+        pw_inputs.push(constant(&mut g, "slope", vec![m], 6));
+    }
+    let (t0, t1) = (value(&mut g, "t0"), value(&mut g, "t1"));
+    let node = |name: &str, op, inputs, output| Node {
+        name: name.into(),
+        op,
+        inputs,
+        output,
+    };
+    let pw_op = conv([1, 1], 1, 1, [0; 4], 1, pw_act);
+    g.nodes = vec![
+        node("dw", dw, vec![x, dw_w, dw_b], t0),
+        node("pw", pw_op, [vec![t0], pw_inputs].concat(), t1),
+    ];
+    g.outputs = vec![t1];
+    if residual {
+        let mut r = x;
+        if let Op::Conv(Conv { window, .. }) = &g.nodes[0].op
+            && window.strides == [2, 2]
+        {
+            let pooled = value(&mut g, "pooled");
+            let pool = Op::MaxPool(crate::graph::Pool {
+                window: Window2d {
+                    kernel: [2, 2],
+                    strides: [2, 2],
+                    dilations: [1, 1],
+                    padding: Padding::Explicit([0; 4]),
+                    ceil_mode: false,
+                },
+                count_include_pad: false,
+            });
+            g.nodes.push(node("pool", pool, vec![r], pooled));
+            r = pooled;
+        }
+        if m > c {
+            let padded = value(&mut g, "padded");
+            let pad = Op::Pad(crate::graph::Pad {
+                pads: vec![0, 0, 0, 0, 0, m - c, 0, 0],
+                mode: crate::graph::PadMode::Constant(0.0),
+            });
+            g.nodes.push(node("pad", pad, vec![r], padded));
+            r = padded;
+        }
+        let (t2, t3) = (value(&mut g, "t2"), value(&mut g, "t3"));
+        g.nodes.push(node(
+            "add",
+            Op::Binary(crate::graph::BinaryOp::Add),
+            vec![t1, r],
+            t2,
+        ));
+        g.nodes
+            .push(node("relu", Op::Activation(Activation::Relu), vec![t2], t3));
+        g.outputs = vec![t3];
+    }
+    g.inputs = vec![x];
+    g
+}
+
+/// The fused block against the reference: several bands per image (band edges inside the
+/// depthwise window), rows that end in a partial 16-wide tile, output channel counts that do
+/// not fill the last register block, strides 1 and 2 with BlazeFace's asymmetric padding, a
+/// 5×5 window, PReLU, a residual (with zero channels appended, and pooled); large enough that
+/// two threads split the rows.
+#[test]
+fn depthwise_pointwise_blocks_match_reference() {
+    let cases = [
+        // (C, M, H, W, kernel, stride, pads, 1×1 activation, residual)
+        (24, 24, 48, 37, 3, 1, [1; 4], Activation::None, true),
+        (24, 24, 64, 64, 3, 1, [1; 4], Activation::None, true),
+        (24, 28, 64, 64, 3, 1, [1; 4], Activation::None, false),
+        (24, 28, 64, 64, 3, 1, [1; 4], Activation::None, true),
+        (24, 48, 64, 64, 3, 2, [0, 0, 1, 1], Activation::Relu, false),
+        (24, 48, 64, 64, 3, 2, [0, 0, 1, 1], Activation::None, true),
+        (42, 48, 32, 32, 3, 2, [0, 0, 1, 1], Activation::None, true),
+        (24, 24, 32, 30, 3, 2, [0, 0, 1, 1], Activation::None, true),
+        (12, 13, 31, 33, 3, 2, [1; 4], Activation::PRelu, false),
+        (16, 20, 40, 40, 5, 1, [2; 4], Activation::PRelu, false),
+        (9, 7, 21, 19, 5, 2, [1, 2, 2, 1], Activation::None, false),
+        (96, 96, 8, 8, 3, 1, [1; 4], Activation::None, true),
+    ];
+    for (c, m, h, w, k, s, pads, act, residual) in cases {
+        let dw = conv([k, k], s, 1, pads, c, Activation::None);
+        let g = block_graph((c, m, h, w), dw, k, act, residual);
+        let fast = FastModel::new(g.clone(), 1).unwrap();
+        // One block: the shortcut's max pool and zero Pad are computed inside it.
+        assert_eq!(fast.nodes(), 1, "{c}->{m} {h}x{w} k{k} s{s}");
+        compare(g, 2, k * k * (1 + c), 1);
+    }
+}
+
+/// A depthwise convolution with its own activation is not a block (the block has nowhere to
+/// apply it): both halves run as before.
+#[test]
+fn blocks_are_fused_only_where_they_apply() {
+    let dw = conv([3, 3], 1, 1, [1; 4], 8, Activation::Relu);
+    let g = block_graph((8, 8, 10, 10), dw, 3, Activation::None, false);
+    assert_eq!(FastModel::new(g.clone(), 1).unwrap().nodes(), 2);
+    compare(g, 1, 9 * 9, 2);
 }
