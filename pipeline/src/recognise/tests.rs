@@ -268,11 +268,17 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
     assert_eq!(on_gpu[0].faces.len(), 1);
     let g = &on_gpu[0].faces[0];
     for (p, q) in zoned.detection.keypoints.iter().zip(&g.detection.keypoints) {
-        assert!((p[0] - q[0]).abs() < 1.5 && (p[1] - q[1]).abs() < 1.5, "{p:?} vs {q:?}");
+        assert!(
+            (p[0] - q[0]).abs() < 1.5 && (p[1] - q[1]).abs() < 1.5,
+            "{p:?} vs {q:?}"
+        );
     }
     let gb = g.best.expect("match");
     assert_eq!(gb.subject, b.subject);
-    assert!((gb.similarity - b.similarity).abs() < 2e-3, "{gb:?} vs {b:?}");
+    assert!(
+        (gb.similarity - b.similarity).abs() < 2e-3,
+        "{gb:?} vs {b:?}"
+    );
 }
 
 #[test]
