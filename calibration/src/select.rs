@@ -87,14 +87,15 @@ pub fn par_map<T: Sync, R: Send>(
     out.into_iter().map(|(_, r)| r).collect()
 }
 
-/// A one-line progress bar on stderr for the long runs (embedding hundreds of photos takes
-/// minutes on a CPU), drawn only when stderr is a terminal and at most every 250 ms, so logs and
-/// pipes stay clean.
+/// Progress of the long runs on stderr (embedding hundreds of photos takes minutes on a CPU): on
+/// a terminal a one-line bar redrawn at most every 250 ms; otherwise (a log file, CI, a pipe) a
+/// plain line every 10 s, so a long run is never silent and the log never fills with bars.
 struct Progress {
     total: usize,
     start: std::time::Instant,
     last_ms: AtomicUsize,
     on: bool,
+    terminal: bool,
 }
 
 impl Progress {
@@ -104,7 +105,8 @@ impl Progress {
             total,
             start: std::time::Instant::now(),
             last_ms: AtomicUsize::new(0),
-            on: total > 1 && std::io::stderr().is_terminal(),
+            on: total > 1,
+            terminal: std::io::stderr().is_terminal(),
         }
     }
 
@@ -114,8 +116,12 @@ impl Progress {
         }
         let ms = self.start.elapsed().as_millis() as usize;
         let last = self.last_ms.load(Ordering::Relaxed);
-        if done < self.total && ms < last + 250 {
+        let every = if self.terminal { 250 } else { 10_000 };
+        if done < self.total && ms < last + every {
             return;
+        }
+        if !self.terminal && done == self.total {
+            return; // `finish` says it
         }
         if self
             .last_ms
@@ -125,6 +131,10 @@ impl Progress {
             return;
         }
         let frac = done as f64 / self.total.max(1) as f64;
+        if !self.terminal {
+            eprintln!("{}", line(done, self.total, ms));
+            return;
+        }
         let width = 30;
         let filled = (frac * width as f64) as usize;
         let eta = if done > 0 {
@@ -143,15 +153,48 @@ impl Progress {
     }
 
     fn finish(&self) {
-        if self.on {
+        if self.on && self.terminal {
             eprintln!();
+        } else if self.on {
+            let ms = self.start.elapsed().as_millis() as usize;
+            eprintln!(
+                "progress: all {} done in {:.0} s",
+                self.total,
+                ms as f64 / 1e3
+            );
         }
     }
+}
+
+/// The plain progress line written when stderr is not a terminal.
+fn line(done: usize, total: usize, ms: usize) -> String {
+    let eta = if done > 0 {
+        ms as f64 / 1e3 * total.saturating_sub(done) as f64 / done as f64
+    } else {
+        0.0
+    };
+    format!(
+        "progress: {done} of {total} ({:.0} %) in {:.0} s, about {eta:.0} s left",
+        done as f64 * 100.0 / total.max(1) as f64,
+        ms as f64 / 1e3
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plain_progress_line_says_how_far_and_how_long() {
+        assert_eq!(
+            line(120, 480, 30_000),
+            "progress: 120 of 480 (25 %) in 30 s, about 90 s left"
+        );
+        assert_eq!(
+            line(0, 0, 0),
+            "progress: 0 of 0 (0 %) in 0 s, about 0 s left"
+        );
+    }
 
     fn l(p: &str, id: &str) -> Labelled {
         Labelled {
