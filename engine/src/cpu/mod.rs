@@ -12,7 +12,7 @@ mod pool;
 pub(crate) mod resize;
 
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Node, Op, TensorKind, quant};
+use crate::graph::{Graph, Node, Op, Shapes, TensorId, TensorKind, quant};
 use crate::tensor::{Tensor, View};
 
 type R<T> = std::result::Result<T, String>;
@@ -61,7 +61,7 @@ pub fn eval_op(op: &Op, inputs: &[View<'_>]) -> R<Tensor> {
     })
 }
 
-fn node_error(node: &Node, detail: String) -> Error {
+pub(crate) fn node_error(node: &Node, detail: String) -> Error {
     Error::Node {
         node: node.name.clone(),
         op_type: node.op.name().to_owned(),
@@ -111,76 +111,34 @@ pub fn run_observed(
     inputs: &[Tensor],
     observe: impl FnMut(usize, &Tensor),
 ) -> Result<Vec<Tensor>> {
-    run_with(graph, &graph.nodes, inputs, observe, |_, node, views, _| {
+    run_with(graph, inputs, observe, |_, node, views, _| {
         eval_node(graph, node, views)
     })
 }
 
-/// The one graph walk every CPU executor shares: input checks, shape inference, node order, and
-/// release of each activation after its last reader (so peak memory stays near two layers).
-/// `eval(node_index, node, input_views, output_shape)` computes one node. `nodes` is the order
-/// to run: `graph.nodes`, or an executor's rewrite of them (fused nodes) over the same tensors,
-/// whose shapes are still those `graph` infers.
-pub(crate) fn run_with(
+/// The reference's graph walk: input checks, shape inference, node order, and release of each
+/// activation after its last reader (so peak memory stays near two layers).
+/// `eval(node_index, node, input_views, output_shape)` computes one node. The fast executor walks
+/// its own fused nodes with recycled buffers (`fast::walk`) through the same pieces below.
+fn run_with(
     graph: &Graph,
-    nodes: &[Node],
     inputs: &[Tensor],
     mut observe: impl FnMut(usize, &Tensor),
     mut eval: impl FnMut(usize, &Node, &[View<'_>], &[usize]) -> Result<Tensor>,
 ) -> Result<Vec<Tensor>> {
-    if inputs.len() != graph.inputs.len() {
-        return Err(Error::Input(format!(
-            "graph has {} inputs, {} given",
-            graph.inputs.len(),
-            inputs.len()
-        )));
-    }
-    let batch = inputs
-        .first()
-        .and_then(|t| t.shape.first().copied())
-        .unwrap_or(1);
-    let shapes = graph.infer_shapes(batch)?;
+    check_input_count(graph, inputs)?;
+    let shapes = graph.infer_shapes(input_batch(inputs))?;
     let mut values: Vec<Option<Tensor>> = vec![None; graph.tensors.len()];
     for (t, &id) in inputs.iter().zip(&graph.inputs) {
-        let want = shapes.get(id)?;
-        if t.shape != want || t.data.len() != t.shape.iter().product::<usize>() {
-            return Err(Error::Input(format!(
-                "input {:?} should have shape {want:?}, got {:?} with {} values",
-                graph.name(id),
-                t.shape,
-                t.data.len()
-            )));
-        }
+        check_input(graph, &shapes, id, t)?;
         values[id.0] = Some(t.clone());
     }
-    let mut last_use = vec![usize::MAX; graph.tensors.len()];
-    for (i, n) in nodes.iter().enumerate() {
-        for id in &n.inputs {
-            last_use[id.0] = i;
-        }
-    }
-    for o in &graph.outputs {
-        last_use[o.0] = usize::MAX;
-    }
-    for (i, node) in nodes.iter().enumerate() {
+    let last_use = last_uses(graph, &graph.nodes);
+    for (i, node) in graph.nodes.iter().enumerate() {
         let out = {
-            let views: Vec<View<'_>> = node
-                .inputs
-                .iter()
-                .map(|&id| match graph.tensor(id).map(|t| &t.kind) {
-                    Some(TensorKind::Constant(c)) => Ok(c.view().unwrap_or(View {
-                        shape: &c.shape,
-                        data: &[],
-                    })),
-                    _ => values
-                        .get(id.0)
-                        .and_then(|v| v.as_ref())
-                        .map(Tensor::view)
-                        .ok_or_else(|| {
-                            node_error(node, format!("input {:?} not computed", graph.name(id)))
-                        }),
-                })
-                .collect::<Result<_>>()?;
+            let views = input_views(graph, node, |id| {
+                values.get(id.0).and_then(|v| v.as_ref()).map(Tensor::view)
+            })?;
             eval(i, node, &views, shapes.get(node.output)?)?
         };
         observe(i, &out);
@@ -195,19 +153,99 @@ pub(crate) fn run_with(
         .outputs
         .iter()
         .map(|&id| {
-            if let Some(v) = values.get(id.0).and_then(Option::as_ref) {
-                return Ok(v.clone());
-            }
-            match graph.constant(id).and_then(|c| c.view()) {
-                Some(v) => Ok(Tensor {
-                    shape: v.shape.to_vec(),
-                    data: v.data.to_vec(),
-                }),
-                None => Err(Error::Model(format!(
-                    "output {:?} was not computed",
-                    graph.name(id)
-                ))),
-            }
+            output(
+                graph,
+                id,
+                values.get(id.0).and_then(|v| v.as_ref()).map(Tensor::view),
+            )
         })
         .collect()
+}
+
+/// The walk's checks of the caller's inputs: as many as the graph has ...
+pub(crate) fn check_input_count(graph: &Graph, inputs: &[Tensor]) -> Result<()> {
+    if inputs.len() != graph.inputs.len() {
+        return Err(Error::Input(format!(
+            "graph has {} inputs, {} given",
+            graph.inputs.len(),
+            inputs.len()
+        )));
+    }
+    Ok(())
+}
+
+/// ... their batch size (axis 0 of the first) ...
+pub(crate) fn input_batch(inputs: &[Tensor]) -> usize {
+    inputs
+        .first()
+        .and_then(|t| t.shape.first().copied())
+        .unwrap_or(1)
+}
+
+/// ... and each one's shape as inferred for that batch, with all its values.
+pub(crate) fn check_input(graph: &Graph, shapes: &Shapes, id: TensorId, t: &Tensor) -> Result<()> {
+    let want = shapes.get(id)?;
+    if t.shape != want || t.data.len() != t.shape.iter().product::<usize>() {
+        return Err(Error::Input(format!(
+            "input {:?} should have shape {want:?}, got {:?} with {} values",
+            graph.name(id),
+            t.shape,
+            t.data.len()
+        )));
+    }
+    Ok(())
+}
+
+/// For each tensor of `graph`, the index of the last of `nodes` reading it; graph outputs (and
+/// tensors nothing reads) `usize::MAX`, never released.
+pub(crate) fn last_uses(graph: &Graph, nodes: &[Node]) -> Vec<usize> {
+    let mut last = vec![usize::MAX; graph.tensors.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        for id in &n.inputs {
+            if let Some(l) = last.get_mut(id.0) {
+                *l = i;
+            }
+        }
+    }
+    for o in &graph.outputs {
+        if let Some(l) = last.get_mut(o.0) {
+            *l = usize::MAX;
+        }
+    }
+    last
+}
+
+/// The views of `node`'s inputs: constants from the graph, the rest from `value` (a computed
+/// activation or an input); one that is neither is an error naming the node.
+pub(crate) fn input_views<'a>(
+    graph: &'a Graph,
+    node: &Node,
+    value: impl Fn(TensorId) -> Option<View<'a>>,
+) -> Result<Vec<View<'a>>> {
+    node.inputs
+        .iter()
+        .map(|&id| match graph.tensor(id).map(|t| &t.kind) {
+            Some(TensorKind::Constant(c)) => Ok(c.view().unwrap_or(View {
+                shape: &c.shape,
+                data: &[],
+            })),
+            _ => value(id).ok_or_else(|| {
+                node_error(node, format!("input {:?} not computed", graph.name(id)))
+            }),
+        })
+        .collect()
+}
+
+/// Graph output `id`: its computed value, else the constant it names.
+pub(crate) fn output(graph: &Graph, id: TensorId, computed: Option<View<'_>>) -> Result<Tensor> {
+    match computed.or_else(|| graph.constant(id).and_then(|c| c.view())) {
+        Some(v) => Ok(Tensor {
+            shape: v.shape.to_vec(),
+            data: v.data.to_vec(),
+        }),
+        None => Err(Error::Model(format!(
+            "output {:?} was not computed",
+            graph.name(id)
+        ))),
+    }
 }

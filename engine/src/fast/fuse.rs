@@ -4,7 +4,7 @@
 
 use super::Step;
 use super::block::Block;
-use crate::graph::{Activation, BinaryOp, Graph, Node, Op, Shapes};
+use crate::graph::{Activation, BinaryOp, Graph, Node, Op, Shapes, TensorId};
 
 /// Collapses `Conv → Add(·, r) [→ Relu]` into one node, as BlazeFace's residual blocks are built:
 /// the GEMM then accumulates onto `r + bias` and the ReLU runs on the result while it is hot,
@@ -64,11 +64,7 @@ pub(super) fn residuals(
             nodes[j] = None;
         }
     }
-    nodes
-        .into_iter()
-        .zip(steps)
-        .filter_map(|(n, s)| n.map(|n| (n, s)))
-        .unzip()
+    compact(nodes, steps)
 }
 
 /// Collapses a depthwise convolution and the 1×1 convolution that alone reads its output (with
@@ -91,10 +87,7 @@ pub(super) fn blocks(
         if uses.get(t.0) != Some(&1) {
             continue;
         }
-        let Some(i) = nodes[..j]
-            .iter()
-            .position(|n| n.as_ref().is_some_and(|n| n.output == t))
-        else {
+        let Some(i) = producer(&nodes[..j], t) else {
             continue;
         };
         let (Some(Step::Conv(dw)), Some(Step::Conv(pw))) = (steps.get(i), steps.get(j)) else {
@@ -119,11 +112,7 @@ pub(super) fn blocks(
         steps[j] = Step::Block(block);
         steps[i] = Step::Reference;
     }
-    nodes
-        .into_iter()
-        .zip(steps)
-        .filter_map(|(n, s)| n.map(|n| (n, s)))
-        .unzip()
+    compact(nodes, steps)
 }
 
 /// Feeds a block the residual from before a constant-zero Pad that only appends channels
@@ -147,10 +136,7 @@ pub(super) fn padded_residuals(
         if !block.has_residual() || uses.get(r.0) != Some(&1) {
             continue;
         }
-        let Some(i) = nodes[..j]
-            .iter()
-            .position(|n| n.as_ref().is_some_and(|n| n.output == r))
-        else {
+        let Some(i) = producer(&nodes[..j], r) else {
             continue;
         };
         let Some(pad) = nodes[i].as_ref() else {
@@ -189,11 +175,7 @@ pub(super) fn padded_residuals(
         nodes[i] = None;
         steps[i] = Step::Reference;
     }
-    nodes
-        .into_iter()
-        .zip(steps)
-        .filter_map(|(n, s)| n.map(|n| (n, s)))
-        .unzip()
+    compact(nodes, steps)
 }
 
 /// Lets a block compute its residual when it is the 2×2 max pool of the block's own input
@@ -221,10 +203,7 @@ pub(super) fn pooled_residuals(
         if !block.has_residual() || uses.get(r.0) != Some(&1) {
             continue;
         }
-        let Some(i) = nodes[..j]
-            .iter()
-            .position(|n| n.as_ref().is_some_and(|n| n.output == r))
-        else {
+        let Some(i) = producer(&nodes[..j], r) else {
             continue;
         };
         let pools_x = nodes[i].as_ref().is_some_and(|n| n.inputs == [x]);
@@ -248,6 +227,18 @@ pub(super) fn pooled_residuals(
         nodes[i] = None;
         steps[i] = Step::Reference;
     }
+    compact(nodes, steps)
+}
+
+/// The index of the node among `nodes` (those before the reader) that writes `t`.
+fn producer(nodes: &[Option<Node>], t: TensorId) -> Option<usize> {
+    nodes
+        .iter()
+        .position(|n| n.as_ref().is_some_and(|n| n.output == t))
+}
+
+/// The nodes a pass kept, each with its step; fused-away nodes (`None`) drop out with theirs.
+fn compact(nodes: Vec<Option<Node>>, steps: Vec<Step>) -> (Vec<Node>, Vec<Step>) {
     nodes
         .into_iter()
         .zip(steps)

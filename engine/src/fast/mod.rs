@@ -26,7 +26,7 @@ mod walk;
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, Shapes};
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, View};
 use rayon::prelude::*;
 
 use block::Block;
@@ -126,7 +126,7 @@ impl FastModel {
         } else {
             None
         };
-        let last_use = walk::last_uses(&graph, &nodes);
+        let last_use = cpu::last_uses(&graph, &nodes);
         Ok(Self {
             graph,
             nodes,
@@ -256,29 +256,15 @@ impl FastModel {
         threads: usize,
         buf: Vec<f32>,
     ) -> Result<Tensor> {
-        let fail = |detail: String| Error::Node {
-            node: node.name.clone(),
-            op_type: node.op.name().to_owned(),
-            detail,
-        };
+        let fail = |detail: String| cpu::node_error(node, detail);
         let data = match self.steps.get(i) {
             Some(Step::Conv(k)) => {
-                let x = views.first().ok_or_else(|| fail("no input".into()))?;
-                let residual = if k.has_residual() {
-                    Some(views.get(1).ok_or_else(|| fail("no residual".into()))?.data)
-                } else {
-                    None
-                };
+                let (x, residual) = x_and_residual(views, k.has_residual()).map_err(fail)?;
                 k.run(x.data, x.shape, residual, out_shape, threads, buf)
                     .map_err(fail)?
             }
             Some(Step::Block(k)) => {
-                let x = views.first().ok_or_else(|| fail("no input".into()))?;
-                let residual = if k.has_residual() {
-                    Some(views.get(1).ok_or_else(|| fail("no residual".into()))?.data)
-                } else {
-                    None
-                };
+                let (x, residual) = x_and_residual(views, k.has_residual()).map_err(fail)?;
                 k.run(x.data, x.shape, residual, out_shape, threads, buf)
                     .map_err(fail)?
             }
@@ -354,4 +340,17 @@ fn sized(mut v: Vec<f32>, n: usize) -> Vec<f32> {
     v.truncate(n);
     v.resize(n, 0.0);
     v
+}
+
+/// A fused node's input and, when it adds one, its residual (the node's second input).
+fn x_and_residual<'v, 'a>(
+    views: &'v [View<'a>],
+    residual: bool,
+) -> std::result::Result<(&'v View<'a>, Option<&'a [f32]>), String> {
+    let x = views.first().ok_or("no input")?;
+    let r = match residual {
+        true => Some(views.get(1).ok_or("no residual")?.data),
+        false => None,
+    };
+    Ok((x, r))
 }

@@ -1,8 +1,8 @@
-//! The fast executor's graph walk: the contract of `cpu::run_with` (input checks, node order,
-//! release of each activation after its last reader, the same errors), with the activation
-//! buffers recycled.
+//! The fast executor's graph walk: the reference walk's contract (input checks, node order,
+//! release of each activation after its last reader, the same errors, through the same pieces
+//! in `cpu`), with the activation buffers recycled.
 //!
-//! Why not `cpu::run_with` itself: every node's output there is a fresh allocation, and
+//! Why not the reference's walk itself: every node's output there is a fresh allocation, and
 //! activations of a few hundred kB to 1.5 MB come from `mmap` and go back to the kernel when
 //! freed, so every layer paid page faults and zeroing on first touch — about a quarter of the
 //! front-128 frame's time in the kernel (perf). Here a released activation's buffer goes to a
@@ -12,31 +12,12 @@
 use std::time::{Duration, Instant};
 
 use super::{FastModel, Step};
-use crate::error::{Error, Result};
-use crate::graph::{Graph, Node, TensorKind};
+use crate::cpu;
+use crate::error::Result;
 use crate::tensor::{Tensor, View};
 
 /// Spare buffers kept between runs: BlazeFace holds at most about four activations at once.
 const MAX_SPARE: usize = 12;
-
-/// For each tensor of `graph`, the index of the last of `nodes` reading it; graph outputs (and
-/// tensors nothing reads) `usize::MAX`, never released.
-pub(super) fn last_uses(graph: &Graph, nodes: &[Node]) -> Vec<usize> {
-    let mut last = vec![usize::MAX; graph.tensors.len()];
-    for (i, n) in nodes.iter().enumerate() {
-        for id in &n.inputs {
-            if let Some(l) = last.get_mut(id.0) {
-                *l = i;
-            }
-        }
-    }
-    for o in &graph.outputs {
-        if let Some(l) = last.get_mut(o.0) {
-            *l = usize::MAX;
-        }
-    }
-    last
-}
 
 /// A value of the walk: an input read where the caller keeps it, or a tensor computed here.
 enum Value<'a> {
@@ -62,17 +43,8 @@ impl FastModel {
         timing: &mut (dyn FnMut(usize, Duration) + Send),
     ) -> Result<Vec<Tensor>> {
         let graph = &self.graph;
-        if inputs.len() != graph.inputs.len() {
-            return Err(Error::Input(format!(
-                "graph has {} inputs, {} given",
-                graph.inputs.len(),
-                inputs.len()
-            )));
-        }
-        let batch = inputs
-            .first()
-            .and_then(|t| t.shape.first().copied())
-            .unwrap_or(1);
+        cpu::check_input_count(graph, inputs)?;
+        let batch = cpu::input_batch(inputs);
         let other;
         let shapes = if batch == 1 {
             &self.shapes
@@ -82,15 +54,7 @@ impl FastModel {
         };
         let mut values: Vec<Option<Value<'_>>> = (0..graph.tensors.len()).map(|_| None).collect();
         for (t, &id) in inputs.iter().zip(&graph.inputs) {
-            let want = shapes.get(id)?;
-            if t.shape != want || t.data.len() != t.shape.iter().product::<usize>() {
-                return Err(Error::Input(format!(
-                    "input {:?} should have shape {want:?}, got {:?} with {} values",
-                    graph.name(id),
-                    t.shape,
-                    t.data.len()
-                )));
-            }
+            cpu::check_input(graph, shapes, id, t)?;
             if let Some(v) = values.get_mut(id.0) {
                 *v = Some(Value::Input(t));
             }
@@ -109,25 +73,9 @@ impl FastModel {
                 Some(_) => take_spare(&mut spare, out_shape.iter().product()),
             };
             let out = {
-                let views: Vec<View<'_>> = node
-                    .inputs
-                    .iter()
-                    .map(|&id| match graph.tensor(id).map(|t| &t.kind) {
-                        Some(TensorKind::Constant(c)) => Ok(c.view().unwrap_or(View {
-                            shape: &c.shape,
-                            data: &[],
-                        })),
-                        _ => values
-                            .get(id.0)
-                            .and_then(|v| v.as_ref())
-                            .map(Value::view)
-                            .ok_or_else(|| Error::Node {
-                                node: node.name.clone(),
-                                op_type: node.op.name().to_owned(),
-                                detail: format!("input {:?} not computed", graph.name(id)),
-                            }),
-                    })
-                    .collect::<Result<_>>()?;
+                let views = cpu::input_views(graph, node, |id| {
+                    values.get(id.0).and_then(|v| v.as_ref()).map(Value::view)
+                })?;
                 let t0 = Instant::now();
                 let out = self.eval(i, node, &views, out_shape, threads, buf)?;
                 timing(i, t0.elapsed());
@@ -148,23 +96,8 @@ impl FastModel {
             .outputs
             .iter()
             .map(|&id| {
-                if let Some(v) = values.get(id.0).and_then(Option::as_ref) {
-                    let v = v.view();
-                    return Ok(Tensor {
-                        shape: v.shape.to_vec(),
-                        data: v.data.to_vec(),
-                    });
-                }
-                match graph.constant(id).and_then(|c| c.view()) {
-                    Some(v) => Ok(Tensor {
-                        shape: v.shape.to_vec(),
-                        data: v.data.to_vec(),
-                    }),
-                    None => Err(Error::Model(format!(
-                        "output {:?} was not computed",
-                        graph.name(id)
-                    ))),
-                }
+                let computed = values.get(id.0).and_then(|v| v.as_ref()).map(Value::view);
+                cpu::output(graph, id, computed)
             })
             .collect();
         // The outputs were copied (they are small: the detector heads), so their buffers are
