@@ -376,7 +376,12 @@ impl Recogniser {
                 let mut wanted = Vec::new();
                 for (i, chip) in b.chips(frames, &list)? {
                     let m = quality::measure(&list[i].detection, &chip);
-                    let q = quality_of(quality::pose(&list[i].detection), m.sharpness, m.luma_mean);
+                    let q = Quality {
+                        eye_px: m.eye_distance_px,
+                        sharpness: m.sharpness,
+                        yaw: m.yaw_ratio,
+                        luma: m.luma_mean,
+                    };
                     let gate = scope(list[i].frame).and_then(|l| l.gates);
                     if gate.is_none_or(|g| g.fails(&q).is_none()) {
                         wanted.push((i, chip));

@@ -105,7 +105,14 @@ fn query(
 ) -> Result<Vec<JournalLine>, StoreError> {
     let j = tx.open_table(JOURNAL).map_err(|e| err(e.into()))?;
     let limit = q.limit.clamp(1, MAX_JOURNAL_LINES) as usize;
-    let kind = q.kind.as_deref();
+    // The kind asked for, parsed once; a name no entry can have matches nothing.
+    let kind: Option<JournalKind> = match &q.kind {
+        None => None,
+        Some(k) => match serde_json::from_value(serde_json::Value::String(k.clone())) {
+            Ok(kind) => Some(kind),
+            Err(_) => return Ok(Vec::new()),
+        },
+    };
     let mut out = Vec::new();
     for row in j.iter().map_err(|e| err(e.into()))?.rev() {
         let (k, v) = row.map_err(|e| err(e.into()))?;
@@ -115,12 +122,8 @@ fn query(
             // Entries are appended in time order (one writer thread): nothing older can match.
             break;
         }
-        let kind_name = serde_json::to_value(&e.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
         if q.lane.as_ref().is_some_and(|l| *l != e.lane)
-            || kind.is_some_and(|k| k != kind_name)
+            || kind.as_ref().is_some_and(|k| *k != e.kind)
             || q.contains
                 .as_ref()
                 .is_some_and(|c| !e.detail.contains(c.as_str()))
@@ -131,7 +134,10 @@ fn query(
             seq: k.value(),
             t_unix_ms: e.t_unix_ms,
             lane: e.lane,
-            kind: kind_name,
+            kind: serde_json::to_value(&e.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             detail: e.detail,
         });
         if out.len() == limit {
