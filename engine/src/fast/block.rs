@@ -13,12 +13,11 @@
 //! channel), and small blocks run on one thread: at 16×16 and below, waking a second worker
 //! costs about what the block computes.
 
-use rayon::prelude::*;
-
 use super::blocked::{Packed, R};
 use super::conv::ConvKernel;
 use super::direct::{DepthwiseScratch, Geometry};
 use super::pool::pool_row;
+use super::team::Workers;
 use crate::graph::{Activation, Window2d};
 
 /// Outputs per register tile (two 8-wide registers).
@@ -29,7 +28,7 @@ const LANES: usize = 16;
 const BAND_FLOATS: usize = 12 * 1024;
 
 /// Multiply-adds an image's block must have before a second thread helps.
-const MIN_PARALLEL_MACS: usize = 1 << 20;
+const MIN_PARALLEL_MACS: usize = 1 << 17;
 
 /// A depthwise → 1×1 pair with its constants packed.
 pub(super) struct Block {
@@ -130,7 +129,7 @@ impl Block {
         shape: &[usize],
         residual: Option<&[f32]>,
         out_shape: &[usize],
-        threads: usize,
+        workers: Workers<'_>,
         out: Vec<f32>,
     ) -> Result<Vec<f32>, String> {
         let &[n, c, h, w] = shape else {
@@ -179,7 +178,11 @@ impl Block {
         let band = (BAND_FLOATS / (c * ow)).clamp(1, oh);
         let bands = oh.div_ceil(band);
         let macs = plane * c * (m + geo.kh * geo.kw);
-        let parts = threads.min(bands).min(macs / MIN_PARALLEL_MACS).max(1);
+        let parts = workers
+            .count()
+            .min(bands)
+            .min(macs / MIN_PARALLEL_MACS)
+            .max(1);
         for (b, (img, dst)) in x
             .chunks_exact(c * h * w)
             .zip(out.chunks_exact_mut(m * plane))
@@ -204,14 +207,16 @@ impl Block {
                     rest = others;
                 }
             }
-            let job = |(&rows, mut outs): (&(usize, usize), Vec<&mut [f32]>)| {
-                self.rows(img, &geo, band, rows, &mut outs, res);
-            };
-            if parts > 1 {
-                rows.par_iter().zip(lent).for_each(job);
-            } else {
-                rows.iter().zip(lent).for_each(job);
-            }
+            // Each part's rows are lent through a lock that only that part takes.
+            let lent: Vec<std::sync::Mutex<Vec<&mut [f32]>>> =
+                lent.into_iter().map(std::sync::Mutex::new).collect();
+            workers.run(parts, &|p| {
+                if let (Some(&rows), Some(Ok(mut outs))) =
+                    (rows.get(p), lent.get(p).map(|l| l.lock()))
+                {
+                    self.rows(img, &geo, band, rows, &mut outs, res);
+                }
+            });
         }
         Ok(out)
     }

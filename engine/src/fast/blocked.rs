@@ -10,7 +10,7 @@
 //! convolutions stay on the GEMM crate: the same kernel over their planes measured 0.55–0.99×
 //! of it (its packing pays for itself even at K = 24).
 
-use rayon::prelude::*;
+use super::team::{SharedOut, Workers};
 
 /// Output channels per register block: 6 channels × 16 outputs are twelve 8-wide accumulators,
 /// which with two input registers and one broadcast weight fill the sixteen AVX2 registers.
@@ -79,7 +79,7 @@ pub(super) fn accumulate(
     offs: &[usize],
     packed: &Packed,
     rows: Rows,
-    threads: usize,
+    workers: Workers<'_>,
 ) -> Result<(), String> {
     let Rows { oh, ow, row_step } = rows;
     let plane = oh * ow;
@@ -127,21 +127,13 @@ pub(super) fn accumulate(
             )
         };
     };
-    if threads > 1 && tiles > 1 {
-        (0..tiles).into_par_iter().with_min_len(4).for_each(job);
-    } else {
-        (0..tiles).for_each(job);
-    }
+    // A few runs of tiles per worker, so that a worker that starts late takes fewer.
+    let parts = (workers.count() * 4).min(tiles.div_ceil(4));
+    workers.run(parts, &|p| {
+        (p * tiles / parts..(p + 1) * tiles / parts).for_each(job);
+    });
     Ok(())
 }
-
-/// The output buffer shared by tasks that write disjoint parts of it.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: only used by `accumulate`, whose tasks write disjoint elements.
-unsafe impl Send for SharedOut {}
-// SAFETY: as above.
-unsafe impl Sync for SharedOut {}
 
 /// Columns `[x0, x1)` of one output row for every channel: full blocks of 16 in registers, the
 /// rest of the row term by term.
@@ -276,7 +268,9 @@ mod tests {
             let packed = Packed::new(&w, m, k).unwrap();
             let mut got = init.clone();
             let rows = Rows { oh, ow, row_step };
-            accumulate(&mut got, &src, &offs, &packed, rows, threads).unwrap();
+            let team = crate::fast::team::Team::new(threads).unwrap();
+            let workers = crate::fast::team::Workers::of(Some(&team));
+            accumulate(&mut got, &src, &offs, &packed, rows, workers).unwrap();
             for ch in 0..m {
                 for oy in 0..oh {
                     for x in 0..ow {
@@ -305,8 +299,8 @@ mod tests {
             row_step: 0,
         };
         // The furthest term reads past the source.
-        assert!(accumulate(&mut dst, &[0.0; 8], &[0, 2, 5], &packed, rows, 1).is_err());
-        assert!(accumulate(&mut dst, &[0.0; 8], &[0, 2], &packed, rows, 1).is_err());
-        assert!(accumulate(&mut dst, &[0.0; 9], &[0, 2, 5], &packed, rows, 1).is_ok());
+        assert!(accumulate(&mut dst, &[0.0; 8], &[0, 2, 5], &packed, rows, Workers::ONE).is_err());
+        assert!(accumulate(&mut dst, &[0.0; 8], &[0, 2], &packed, rows, Workers::ONE).is_err());
+        assert!(accumulate(&mut dst, &[0.0; 9], &[0, 2, 5], &packed, rows, Workers::ONE).is_ok());
     }
 }

@@ -17,8 +17,12 @@
 use super::blocked::Packed as Blocked;
 use super::direct::{DepthwiseScratch, Geometry, direct_dense};
 use super::linear::product_onto;
+use super::team::Workers;
 use multiversion::multiversion;
-use rayon::prelude::*;
+
+/// Operations a part of a split job should have at least: less costs about what handing it to
+/// another worker does.
+const MIN_PART_MACS: usize = 1 << 16;
 
 use crate::cpu::valid_range;
 use crate::graph::{Activation, Conv};
@@ -193,14 +197,14 @@ impl ConvKernel {
     }
 
     /// `x` is `[N, C, H, W]`; returns `[N, M, OH, OW]` row-major, written into the recycled
-    /// `out`. `threads` ≥ 1.
+    /// `out`.
     pub(super) fn run(
         &self,
         x: &[f32],
         shape: &[usize],
         residual: Option<&[f32]>,
         out_shape: &[usize],
-        threads: usize,
+        workers: Workers<'_>,
         out: Vec<f32>,
     ) -> Result<Vec<f32>, String> {
         let &[n, c, h, w] = shape else {
@@ -249,8 +253,8 @@ impl ConvKernel {
                     for (row, bias) in dst.chunks_exact_mut(plane).zip(&self.bias) {
                         row.fill(*bias);
                     }
-                    direct_dense(img, c, packed, &geo, &mut scratch, dst, threads)?;
-                    self.activate(dst, plane, threads);
+                    direct_dense(img, c, packed, &geo, &mut scratch, dst, workers)?;
+                    self.activate(dst, plane, workers);
                 }
             }
             Kind::Dense { direct } => {
@@ -292,50 +296,44 @@ impl ConvKernel {
                         rhs,
                         (plane as isize, 1),
                         1.0,
-                        threads,
+                        workers,
                     )?;
-                    self.activate(dst, plane, threads);
+                    self.activate(dst, plane, workers);
                 }
             }
             Kind::Depthwise => {
-                // One scratch plane per worker, reused across its channels: only the interior is
+                // One scratch plane per part, reused across its channels: only the interior is
                 // ever written, so the zero border survives from one channel to the next.
-                let job = |scratch: &mut DepthwiseScratch, (idx, dst): (usize, &mut [f32])| {
-                    let ch = idx % m;
-                    let src = &x[idx * h * w..][..h * w];
-                    let taps = &self.weights[ch * geo.kh * geo.kw..][..geo.kh * geo.kw];
-                    scratch.run(src, taps, self.bias[ch], &geo, dst);
-                    self.activate_row(dst, ch);
-                };
-                if threads > 1 {
-                    out.par_chunks_mut(plane)
-                        .with_min_len(8)
-                        .enumerate()
-                        .for_each_init(DepthwiseScratch::default, job);
-                } else {
+                // Two runs of channels per worker, and none for a layer smaller than a wake-up.
+                let parts = (workers.count() * 2)
+                    .min(out.len() * geo.kh * geo.kw / MIN_PART_MACS)
+                    .max(1);
+                workers.chunks(&mut out, plane, parts, |first, planes| {
                     let mut scratch = DepthwiseScratch::default();
-                    out.chunks_mut(plane)
-                        .enumerate()
-                        .for_each(|item| job(&mut scratch, item));
-                }
+                    for (i, dst) in planes.chunks_exact_mut(plane).enumerate() {
+                        let idx = first + i;
+                        let ch = idx % m;
+                        let src = &x[idx * h * w..][..h * w];
+                        let taps = &self.weights[ch * geo.kh * geo.kw..][..geo.kh * geo.kw];
+                        scratch.run(src, taps, self.bias[ch], &geo, dst);
+                        self.activate_row(dst, ch);
+                    }
+                });
             }
         }
         Ok(out)
     }
 
-    fn activate(&self, dst: &mut [f32], plane: usize, threads: usize) {
+    fn activate(&self, dst: &mut [f32], plane: usize, workers: Workers<'_>) {
         if self.conv.activation == Activation::None {
             return;
         }
-        if threads > 1 {
-            dst.par_chunks_mut(plane)
-                .enumerate()
-                .for_each(|(ch, row)| self.activate_row(row, ch));
-        } else {
-            for (ch, row) in dst.chunks_mut(plane).enumerate() {
-                self.activate_row(row, ch);
+        let parts = workers.count().min(dst.len() / MIN_PART_MACS).max(1);
+        workers.chunks(dst, plane, parts, |first, planes| {
+            for (i, row) in planes.chunks_exact_mut(plane).enumerate() {
+                self.activate_row(row, first + i);
             }
-        }
+        });
     }
 
     fn activate_row(&self, row: &mut [f32], ch: usize) {

@@ -5,6 +5,7 @@
 //! row is a contiguous run, whatever the stride, padding or dilation.
 
 use super::blocked::{self, Packed as Blocked, Rows};
+use super::team::Workers;
 
 /// The window of one convolution resolved against its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +158,7 @@ pub(super) fn direct_dense(
     g: &Geometry,
     scratch: &mut Vec<f32>,
     dst: &mut [f32],
-    threads: usize,
+    workers: Workers<'_>,
 ) -> Result<(), String> {
     let p = Padded::of(g);
     let per = p.len(g);
@@ -182,7 +183,7 @@ pub(super) fn direct_dense(
         ow: g.ow,
         row_step: g.stride[0] * p.qw,
     };
-    blocked::accumulate(dst, scratch, &offs, packed, rows, threads)
+    blocked::accumulate(dst, scratch, &offs, packed, rows, workers)
 }
 
 /// Stride 2: the even input columns go to one phase plane and the odd ones to the other, in one

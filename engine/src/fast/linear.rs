@@ -4,6 +4,13 @@
 use gemm::Parallelism;
 
 use super::constant_input;
+
+/// Rows or columns per step of a split GEMM (a multiple of the micro-kernels' tiles).
+const SPLIT_GRAIN: usize = 32;
+
+/// Multiply-adds a GEMM must have per part before a second worker takes one.
+const MIN_PART_MACS: usize = 1 << 17;
+use super::team::{SharedOut, Workers};
 use crate::graph::{Activation, Gemm, Graph, Node};
 
 pub(super) struct GemmKernel {
@@ -88,7 +95,7 @@ impl GemmKernel {
         a: &[f32],
         shape: &[usize],
         out_shape: &[usize],
-        threads: usize,
+        workers: Workers<'_>,
         mut out: Vec<f32>,
     ) -> Result<Vec<f32>, String> {
         let (k, n) = (self.k, self.n);
@@ -121,7 +128,7 @@ impl GemmKernel {
             &self.b,
             (b_rs, b_cs),
             self.alpha,
-            threads,
+            workers,
         )?;
         if self.activation != Activation::None {
             for row in out.chunks_exact_mut(n) {
@@ -145,7 +152,7 @@ pub(super) fn product_onto(
     b: &[f32],
     (b_rs, b_cs): (isize, isize),
     beta: f32,
-    threads: usize,
+    workers: Workers<'_>,
 ) -> Result<(), String> {
     let b_last = (k.saturating_sub(1) as isize) * b_rs + (n.saturating_sub(1) as isize) * b_cs;
     if dst.len() != m * n
@@ -156,35 +163,61 @@ pub(super) fn product_onto(
     {
         return Err(format!("GEMM operands do not fit {m}×{k} · {k}×{n}"));
     }
-    let par = if threads > 1 {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
-    // SAFETY: dst is [m, n] and A is [m, k], both row-major and exactly that long; every element
-    // of B read through (b_rs, b_cs) lies within `b` (checked above).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            1.0,
-            beta,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
+    let parts = workers
+        .count()
+        .min(m.max(n) / SPLIT_GRAIN)
+        .min(m * n * k / MIN_PART_MACS)
+        .max(1);
+    let out = SharedOut(dst.as_mut_ptr());
+    // The larger side is split between the workers, one single-threaded GEMM per part on its
+    // rows (or columns) of dst: the executor's own team, not the gemm crate's rayon pool, so
+    // its threads are the only ones that spin for work.
+    let by_rows = m >= n;
+    let side = if by_rows { m } else { n };
+    workers.run(parts, &|p| {
+        // Split points on whole grains, so that each part's GEMM keeps full micro-tiles.
+        let at = |q: usize| (side * q / parts).next_multiple_of(SPLIT_GRAIN).min(side);
+        let (from, to) = (at(p), at(p + 1));
+        if from >= to {
+            return;
+        }
+        let (rows, cols) = if by_rows {
+            (to - from, n)
+        } else {
+            (m, to - from)
+        };
+        let (dst_at, a_at, b_at) = if by_rows {
+            (from * n, from * k, 0)
+        } else {
+            (from, 0, from as isize * b_cs)
+        };
+        // SAFETY: dst is [m, n] and A is [m, k], both row-major and exactly that long; every
+        // element of B read through (b_rs, b_cs) lies within `b` (checked above). This part
+        // reads and writes only rows (or columns) from..to of dst, which no other part touches,
+        // and the offsets keep every access inside those bounds.
+        unsafe {
+            gemm::gemm(
+                rows,
+                cols,
+                k,
+                out.at(dst_at),
+                1,
+                n as isize,
+                true,
+                a.as_ptr().add(a_at),
+                1,
+                k as isize,
+                b.as_ptr().offset(b_at),
+                b_cs,
+                b_rs,
+                1.0,
+                beta,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            );
+        }
+    });
     Ok(())
 }

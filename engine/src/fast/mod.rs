@@ -9,8 +9,9 @@
 //! networks' time and run on the reference's own code, so they cannot drift from it.
 //!
 //! The reference stays the oracle: `tests` hold this executor to it on every op it replaces and
-//! on the real models. Work is spread over a private thread pool of a fixed size, so a station
-//! decides how many cores inference may take (`threads = 1` runs on the calling thread).
+//! on the real models. Work is spread over a private team of threads of a fixed size ([`team`]),
+//! so a station decides how many cores inference may take (`threads = 1` runs on the calling
+//! thread).
 
 mod block;
 mod blocked;
@@ -19,6 +20,7 @@ mod direct;
 mod fuse;
 mod linear;
 mod pool;
+mod team;
 #[cfg(test)]
 mod tests;
 mod walk;
@@ -27,11 +29,11 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, Shapes};
 use crate::tensor::{Tensor, View};
-use rayon::prelude::*;
 
 use block::Block;
 use conv::ConvKernel;
 use linear::GemmKernel;
+use team::{Team, Workers};
 
 /// How one node runs.
 enum Step {
@@ -57,7 +59,7 @@ pub struct FastModel {
     nodes: Vec<Node>,
     steps: Vec<Step>,
     threads: usize,
-    pool: Option<rayon::ThreadPool>,
+    team: Option<Team>,
     /// Shapes at batch 1 (the station's case), inferred once.
     shapes: Shapes,
     /// For each tensor, the index of the last node reading it (`usize::MAX`: never released).
@@ -115,12 +117,9 @@ impl FastModel {
         let (nodes, steps) = fuse::blocks(&graph, nodes, steps);
         let (nodes, steps) = fuse::padded_residuals(&graph, &shapes, nodes, steps);
         let (nodes, steps) = fuse::pooled_residuals(&graph, &shapes, nodes, steps);
-        let pool = if threads > 1 {
+        let team = if threads > 1 {
             Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("engine-fast-{i}"))
-                    .build()
+                Team::new(threads)
                     .map_err(|e| Error::Model(format!("cannot start {threads} threads: {e}")))?,
             )
         } else {
@@ -132,7 +131,7 @@ impl FastModel {
             nodes,
             steps,
             threads,
-            pool,
+            team,
             shapes,
             last_use,
             spare: std::sync::Mutex::new(Vec::new()),
@@ -198,38 +197,39 @@ impl FastModel {
         inputs: &[Tensor],
         timing: &mut (dyn FnMut(usize, std::time::Duration) + Send),
     ) -> Result<Vec<Tensor>> {
-        let Some(pool) = &self.pool else {
-            return self.run_here(inputs, 1, timing);
+        let Some(team) = &self.team else {
+            return self.run_here(inputs, Workers::ONE, timing);
         };
         let batch = inputs
             .first()
             .and_then(|t| t.shape.first().copied())
             .unwrap_or(1);
         if batch < 2 {
-            return pool.install(|| self.run_here(inputs, self.threads, timing));
+            return self.run_here(inputs, Workers::of(Some(team)), timing);
         }
         // Several images (lanes, chips): each worker runs its share of the batch on one thread,
         // which scales far better than splitting every small kernel between the workers.
-        let parts = self.threads.min(batch);
-        let bounds: Vec<(usize, usize)> = (0..parts)
-            .map(|p| (p * batch / parts, (p + 1) * batch / parts))
-            .collect();
-        let mut results: Vec<Result<Vec<Tensor>>> = Vec::new();
-        pool.install(|| {
-            results = bounds
-                .par_iter()
-                .map(|&(from, to)| {
-                    let part: Vec<Tensor> = inputs
-                        .iter()
-                        .map(|t| slice_batch(t, from, to))
-                        .collect::<Result<_>>()?;
-                    self.run_here(&part, 1, &mut |_, _| {})
-                })
-                .collect();
+        let parts = team.workers().min(batch);
+        let results: Vec<std::sync::Mutex<Option<Result<Vec<Tensor>>>>> =
+            (0..parts).map(|_| std::sync::Mutex::new(None)).collect();
+        team.run(parts, &|p| {
+            let (from, to) = (p * batch / parts, (p + 1) * batch / parts);
+            let part = inputs
+                .iter()
+                .map(|t| slice_batch(t, from, to))
+                .collect::<Result<Vec<Tensor>>>()
+                .and_then(|part| self.run_here(&part, Workers::ONE, &mut |_, _| {}));
+            if let Some(Ok(mut slot)) = results.get(p).map(|r| r.lock()) {
+                *slot = Some(part);
+            }
         });
         let mut merged: Vec<Tensor> = Vec::new();
         for r in results {
-            let part = r?;
+            let part = r
+                .into_inner()
+                .ok()
+                .flatten()
+                .ok_or_else(|| Error::Model("a batch part did not run".into()))??;
             if merged.is_empty() {
                 merged = part;
                 continue;
@@ -253,24 +253,24 @@ impl FastModel {
         node: &crate::graph::Node,
         views: &[crate::tensor::View<'_>],
         out_shape: &[usize],
-        threads: usize,
+        workers: Workers<'_>,
         buf: Vec<f32>,
     ) -> Result<Tensor> {
         let fail = |detail: String| cpu::node_error(node, detail);
         let data = match self.steps.get(i) {
             Some(Step::Conv(k)) => {
                 let (x, residual) = x_and_residual(views, k.has_residual()).map_err(fail)?;
-                k.run(x.data, x.shape, residual, out_shape, threads, buf)
+                k.run(x.data, x.shape, residual, out_shape, workers, buf)
                     .map_err(fail)?
             }
             Some(Step::Block(k)) => {
                 let (x, residual) = x_and_residual(views, k.has_residual()).map_err(fail)?;
-                k.run(x.data, x.shape, residual, out_shape, threads, buf)
+                k.run(x.data, x.shape, residual, out_shape, workers, buf)
                     .map_err(fail)?
             }
             Some(Step::Gemm(k)) => {
                 let x = views.first().ok_or_else(|| fail("no input".into()))?;
-                k.run(x.data, x.shape, out_shape, threads, buf)
+                k.run(x.data, x.shape, out_shape, workers, buf)
                     .map_err(fail)?
             }
             Some(Step::MaxPool2x2) => {

@@ -76,6 +76,23 @@ fn compare(g: Graph, batch: usize, terms: usize, packed: usize) {
                 "[{i}] fast {a} vs reference {b} ({threads} threads)"
             );
         }
+        // A batch is split between the workers image by image; one image alone is split
+        // inside the kernels (the station's case), so run each alone too.
+        let per = x.data.len() / batch;
+        let out_per = want[0].data.len() / batch;
+        let mut one = x.shape.clone();
+        one[0] = 1;
+        for b in 0..batch {
+            let img = Tensor::new(one.clone(), x.data[b * per..][..per].to_vec()).unwrap();
+            let got = fast.run(&[img]).unwrap();
+            let want = &want[0].data[b * out_per..][..out_per];
+            for (i, (a, w)) in got[0].data.iter().zip(want).enumerate() {
+                assert!(
+                    (a - w).abs() <= tol,
+                    "image {b} [{i}] fast {a} vs reference {w} ({threads} threads, alone)"
+                );
+            }
+        }
     }
 }
 
@@ -104,6 +121,8 @@ fn dense_convolutions_match_reference() {
         (8, 6, 11, 10, [3, 3], 2, 1, [1; 4], Activation::Relu),  // unfolded, strided
         (4, 6, 9, 9, [1, 1], 2, 1, [0; 4], Activation::None),    // strided 1x1: unfolded
         (3, 4, 12, 12, [5, 5], 2, 1, [1, 2, 2, 1], Activation::PRelu),
+        // Large enough that two workers split the GEMM's columns and the activation.
+        (16, 64, 48, 48, [1, 1], 1, 1, [0; 4], Activation::PRelu),
         (
             4,
             4,
@@ -145,6 +164,7 @@ fn depthwise_convolutions_match_reference() {
         (5, 13, 17, [5, 5], 2, 1, [1, 2, 2, 1]),
         (4, 12, 12, [3, 3], 1, 2, [2; 4]),
         (3, 7, 7, [7, 7], 1, 1, [0; 4]), // global depthwise, as in MobileFaceNets
+        (32, 48, 48, [3, 3], 1, 1, [1; 4]), // large enough that two workers split the channels
     ];
     for (c, h, w, k, s, d, pads) in cases {
         for act in [Activation::None, Activation::PRelu] {
@@ -189,6 +209,30 @@ fn gemm_and_matmul_match_reference() {
     }
     let g = one_node(Op::MatMul, &[1, 3, 8], vec![(vec![8, 5], noise(40, 6))]);
     compare(g, 2, 8, 1);
+    // Large enough that two workers split the GEMM: by rows, by columns, and by columns of a
+    // transposed B.
+    let g = one_node(
+        Op::MatMul,
+        &[1, 256, 64],
+        vec![(vec![64, 96], noise(64 * 96, 6))],
+    );
+    compare(g, 1, 64, 1);
+    let g = one_node(
+        Op::MatMul,
+        &[1, 40, 64],
+        vec![(vec![64, 512], noise(64 * 512, 7))],
+    );
+    compare(g, 1, 64, 1);
+    let (k, n) = (64, 4096);
+    let op = Op::Gemm(Gemm {
+        alpha: 1.0,
+        beta: 1.0,
+        trans_a: false,
+        trans_b: true,
+        activation: Activation::None,
+    });
+    let consts = vec![(vec![n, k], noise(k * n, 2)), (vec![n], noise(n, 3))];
+    compare(one_node(op, &[1, k], consts), 2, k, 1);
 }
 
 #[test]

@@ -35,11 +35,11 @@ impl Value<'_> {
 }
 
 impl FastModel {
-    /// Runs every node here, kernels spreading over `threads` workers of the pool.
+    /// Runs every node here, kernels spreading over `workers`.
     pub(super) fn run_here(
         &self,
         inputs: &[Tensor],
-        threads: usize,
+        workers: super::Workers<'_>,
         timing: &mut (dyn FnMut(usize, Duration) + Send),
     ) -> Result<Vec<Tensor>> {
         let graph = &self.graph;
@@ -77,7 +77,7 @@ impl FastModel {
                     values.get(id.0).and_then(|v| v.as_ref()).map(Value::view)
                 })?;
                 let t0 = Instant::now();
-                let out = self.eval(i, node, &views, out_shape, threads, buf)?;
+                let out = self.eval(i, node, &views, out_shape, workers, buf)?;
                 timing(i, t0.elapsed());
                 out
             };
