@@ -53,7 +53,7 @@ fn process(
     p: &Labelled,
 ) -> Result<Sample> {
     let photo = Photo::load(&p.path, o.pad)?;
-    let found = pipe.best_face(photo.view())?;
+    let found = pipe.subject_face(photo.view())?;
     let reference = marks.get(&p.rel).map(|m| m.shifted(photo.border as f32));
     let mut sims = [None, None, None];
     if let Some(f) = &found {
@@ -357,6 +357,10 @@ pub fn run(o: Options) -> Result<()> {
         .iter()
         .filter(|s| s.found.as_ref().is_some_and(|f| f.detector == "front-128"))
         .count();
+    let several = samples
+        .iter()
+        .filter(|s| s.found.as_ref().is_some_and(|f| f.faces > 1))
+        .count();
     let eyes = quantile(
         &samples
             .iter()
@@ -372,6 +376,9 @@ pub fn run(o: Options) -> Result<()> {
     println!(
         "photos: {n}  face found: {detected} ({:.1} %; {by_front} only by the front-128 model); median inter-eye distance {eyes:.1} px (after padding)",
         100.0 * detected as f64 / n.max(1) as f64
+    );
+    println!(
+        "photos with several faces: {several} (the subject taken: of the faces at least half the largest's size, the one nearest the centre)"
     );
     let main = score(&samples, listed.as_deref(), |s| s.emb[0].as_deref());
     if main.skipped > 0 {
@@ -396,6 +403,7 @@ pub fn run(o: Options) -> Result<()> {
     print_row(METHODS[0], &main_s);
     let mut out = serde_json::json!({
         "set": o.set, "photos": n, "faces": detected, "front_only": by_front,
+        "several_faces": several,
         "median_eye_distance_px": eyes, "blazeface": main_s, "seconds": t0.elapsed().as_secs_f64(),
     });
     if let Some(m) = out.as_object_mut() {

@@ -261,7 +261,7 @@ struct Recommendation {
 
 fn embed(pipe: &FaceChain, path: &Path, pad: f32) -> Result<Option<Vec<f32>>> {
     let photo = Photo::load(path, pad)?;
-    let Some(f) = pipe.best_face(photo.view())? else {
+    let Some(f) = pipe.subject_face(photo.view())? else {
         return Ok(None);
     };
     let Some(s) = align::fit(&f.detection.keypoints[..4], &TEMPLATE_4) else {

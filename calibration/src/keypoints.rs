@@ -79,7 +79,7 @@ pub fn run(o: Options) -> Result<()> {
         .collect();
         let found = select::par_map(&photos, select::threads(), |p| {
             let r = Photo::load(&p.path, o.pad)
-                .and_then(|ph| Ok((pipe.best_face(ph.view())?, ph.border)))
+                .and_then(|ph| Ok((pipe.subject_face(ph.view())?, ph.border)))
                 .with_context(|| p.path.display().to_string());
             match r {
                 Ok((Some(f), border)) => marks

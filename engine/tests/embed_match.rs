@@ -37,7 +37,7 @@ fn photo(chain: &FaceChain, name: &str) -> Photo {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let rgb = img.into_raw();
     let detection = chain
-        .best_face(Rgb { rgb: &rgb, w, h })
+        .subject_face(Rgb { rgb: &rgb, w, h })
         .expect("detects")
         .expect("a face")
         .detection;

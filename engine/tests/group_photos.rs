@@ -91,3 +91,51 @@ fn every_face_in_the_group_photos_is_detected() {
         totals[0], totals[1]
     );
 }
+
+/// A canvas with the given photos pasted at (x, y), each scaled to `width` pixels wide.
+fn composite(parts: &[(&str, u32, u32, u32)]) -> (Vec<u8>, usize, usize) {
+    use image::imageops::{self, FilterType};
+    let mut canvas = image::RgbImage::from_pixel(1280, 720, image::Rgb([128, 128, 128]));
+    for &(name, x, y, width) in parts {
+        let img = image::open(testdata("face_recognition", name))
+            .expect("decodes")
+            .to_rgb8();
+        let height = img.height() * width / img.width();
+        let small = imageops::resize(&img, width, height, FilterType::Triangle);
+        imageops::overlay(&mut canvas, &small, i64::from(x), i64::from(y));
+    }
+    (canvas.into_raw(), 1280, 720)
+}
+
+/// `FaceChain::subject_face` (what `gate-calibrate eval` and `identify` score) takes the subject
+/// of a photo with several people, not the most confident face: the face nearest the centre among
+/// the large ones, so neither a bystander at the edge nor a small face in the background.
+#[test]
+fn the_subject_of_a_group_photo_is_the_large_face_nearest_the_centre() {
+    use engine::face::{FaceChain, Rgb};
+    let chain = FaceChain::load(&engine::face::models_dir()).expect("models (scripts/setup)");
+    // Two people of the same size: the one in the middle is the subject.
+    let (rgb, w, h) = composite(&[("biden.jpg", 0, 150, 360), ("obama.jpg", 460, 150, 360)]);
+    let f = chain
+        .subject_face(Rgb { rgb: &rgb, w, h })
+        .expect("detects")
+        .expect("a face");
+    assert_eq!(f.faces, 2, "both faces found");
+    assert!(
+        (f.detection.center[0] - 640.0).abs() < 180.0,
+        "the middle face, not the one at the edge: {:?}",
+        f.detection.center
+    );
+    // A small face behind, at the very centre, and the subject large and off-centre.
+    let (rgb, w, h) = composite(&[("obama2.jpg", 590, 300, 100), ("biden.jpg", 820, 100, 460)]);
+    let f = chain
+        .subject_face(Rgb { rgb: &rgb, w, h })
+        .expect("detects")
+        .expect("a face");
+    assert_eq!(f.faces, 2, "both faces found");
+    assert!(
+        f.detection.center[0] > 820.0,
+        "the large face, not the small one at the centre: {:?}",
+        f.detection.center
+    );
+}

@@ -27,5 +27,7 @@ pub mod prepare;
 pub mod quality;
 
 pub use blazeface::iou;
-pub use chain::{Chip, EMBEDDING_DIM, Embedding, FaceChain, FaceError, Found, Rgb, embedding};
+pub use chain::{
+    Chip, EMBEDDING_DIM, Embedding, FaceChain, FaceError, Found, Rgb, embedding, subject,
+};
 pub use models::{ALL, BACK, FRONT, SFACE, models_dir, models_present};
