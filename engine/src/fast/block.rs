@@ -210,13 +210,19 @@ impl Block {
             // Each part's rows are lent through a lock that only that part takes.
             let lent: Vec<std::sync::Mutex<Vec<&mut [f32]>>> =
                 lent.into_iter().map(std::sync::Mutex::new).collect();
+            let failed: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
             workers.run(parts, &|p| {
                 if let (Some(&rows), Some(Ok(mut outs))) =
                     (rows.get(p), lent.get(p).map(|l| l.lock()))
+                    && let Err(e) = self.rows(img, &geo, band, rows, &mut outs, res)
+                    && let Ok(mut f) = failed.lock()
                 {
-                    self.rows(img, &geo, band, rows, &mut outs, res);
+                    f.get_or_insert(e);
                 }
             });
+            if let Some(e) = failed.into_inner().ok().flatten() {
+                return Err(e);
+            }
         }
         Ok(out)
     }
@@ -231,7 +237,7 @@ impl Block {
         (y0, y1): (usize, usize),
         outs: &mut [&mut [f32]],
         res: Option<&[f32]>,
-    ) {
+    ) -> Result<(), String> {
         let (c, ow) = (self.c, geo.ow);
         let kk = geo.kh * geo.kw;
         let mut dw = DepthwiseScratch::default();
@@ -276,9 +282,10 @@ impl Block {
             } else {
                 res.map(|r| (r, geo.oh * ow, y * ow))
             };
-            self.pointwise(&buf, stride, npx, outs, (y - y0) * ow, res);
+            self.pointwise(&buf, stride, npx, outs, (y - y0) * ow, res)?;
             y = end;
         }
+        Ok(())
     }
 
     /// `outs[ch][at..at + npx] = act(bias[ch] + Σ_k w[ch][k] · buf[k][..npx] + res[ch][..])`;
@@ -292,16 +299,18 @@ impl Block {
         outs: &mut [&mut [f32]],
         at: usize,
         res: Option<(&[f32], usize, usize)>,
-    ) {
+    ) -> Result<(), String> {
         let (m, k, rc) = (self.m, self.c, self.res_channels);
+        // `run` sizes everything so that these hold; checked because the tiles below write
+        // through raw pointers.
         if buf.len() < k * stride || outs.len() != m || outs.iter().any(|o| o.len() < at + npx) {
-            return;
+            return Err("a block band does not fit its buffers (internal)".into());
         }
         let (res, plane, res_at) = match res {
             Some((r, plane, at)) if r.len() == rc * plane && at + npx <= plane => {
                 (Some(r), plane, at)
             }
-            Some(_) => return,
+            Some(_) => return Err("a block band's residual does not fit (internal)".into()),
             None => (None, 0, 0),
         };
         for b in 0..m.div_ceil(R) {
@@ -381,6 +390,7 @@ impl Block {
                 }
             }
         }
+        Ok(())
     }
 }
 
