@@ -72,19 +72,13 @@ fn frames(clip: &Path) -> Result<Vec<(usize, usize, Vec<u8>)>> {
 
 /// Reference boxes per frame from a CSV with header `frame,left,top,right,bottom`.
 fn read_reference(path: &Path) -> Result<BTreeMap<usize, Vec<[f32; 4]>>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out: BTreeMap<usize, Vec<[f32; 4]>> = BTreeMap::new();
-    for (n, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+    for (line, rec) in crate::select::read_csv(path)?.rows {
+        let f: Vec<&str> = rec.iter().collect();
         let bad = || {
             format!(
-                "{}:{}: expected frame,left,top,right,bottom",
-                path.display(),
-                n + 1
+                "{}:{line}: expected frame,left,top,right,bottom",
+                path.display()
             )
         };
         let [fr, l, t, r, b] = f[..] else {

@@ -165,17 +165,10 @@ fn read_pairs(set: &Path, pf: &Path) -> Result<Vec<(PathBuf, PathBuf, bool)>> {
         return read_lfw_pairs(set, pf, &text);
     }
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+    for (line, rec) in select::read_csv(pf)?.rows {
+        let f: Vec<&str> = rec.iter().collect();
         let [x, y, d] = f[..] else {
-            anyhow::bail!(
-                "{}:{}: expected file_x,file_y,Decision",
-                pf.display(),
-                n + 1
-            );
+            anyhow::bail!("{}:{line}: expected file_x,file_y,Decision", pf.display());
         };
         out.push((
             set.join("images").join(x),

@@ -57,13 +57,11 @@ fn mid(a: [f32; 2], b: [f32; 2]) -> [f32; 2] {
 
 /// Reads the CSV into path (relative, as written) → landmarks; rows without a face are left out.
 pub fn read(path: &Path) -> Result<BTreeMap<String, RefMarks>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut lines = text.lines().enumerate();
-    let Some((_, header)) = lines.next() else {
+    let table = crate::select::read_csv(path)?;
+    let cols: Vec<&str> = table.header.iter().map(String::as_str).collect();
+    if cols.iter().all(|c| c.is_empty()) {
         bail!("{}:1: empty file, expected a header", path.display());
-    };
-    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+    }
     let col = |name: &str| cols.iter().position(|c| *c == name);
     let Some(pcol) = col("path") else {
         bail!("{}:1: no `path` column", path.display());
@@ -82,16 +80,12 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, RefMarks>> {
         .map(|name| col(&name))
         .collect();
     let mut out = BTreeMap::new();
-    for (n, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+    for (n, rec) in &table.rows {
+        let f: Vec<&str> = rec.iter().collect();
         if f.len() != cols.len() {
             bail!(
-                "{}:{}: {} fields, the header has {}",
+                "{}:{n}: {} fields, the header has {}",
                 path.display(),
-                n + 1,
                 f.len(),
                 cols.len()
             );
@@ -103,9 +97,7 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, RefMarks>> {
             f[i].parse::<f32>()
                 .ok()
                 .filter(|v| v.is_finite())
-                .with_context(|| {
-                    format!("{}:{}: `{}` is not a number", path.display(), n + 1, f[i])
-                })
+                .with_context(|| format!("{}:{n}: `{}` is not a number", path.display(), f[i]))
         };
         let mut arc5 = [[0f32; 2]; 5];
         for (k, p) in arc5.iter_mut().enumerate() {

@@ -14,22 +14,52 @@ pub struct Labelled {
     pub id: String,
 }
 
-pub fn read_labels(set: &Path) -> Result<Vec<Labelled>> {
-    let path = set.join("labels.csv");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
+/// A CSV file's rows after its header, each with its line number (for messages) and its fields
+/// trimmed. Quoted fields (a path with a comma in it) are read as any CSV writer makes them. Rows
+/// may have any field count: each reader says what it expected, naming the line.
+pub struct Csv {
+    pub header: Vec<String>,
+    pub rows: Vec<(u64, csv::StringRecord)>,
+}
+
+pub fn read_csv(path: &Path) -> Result<Csv> {
+    let mut r = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let header = r
+        .headers()
+        .with_context(|| format!("{}:1: reading the header", path.display()))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let mut rows = Vec::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| {
+            let line = e.position().map_or(0, csv::Position::line);
+            anyhow::anyhow!("{}:{line}: {e}", path.display())
+        })?;
+        let line = rec.position().map_or(0, csv::Position::line);
+        if rec.iter().all(str::is_empty) {
             continue;
         }
-        let Some((p, id)) = line.split_once(',') else {
-            bail!("{}:{}: expected path,identity", path.display(), n + 1);
+        rows.push((line, rec));
+    }
+    Ok(Csv { header, rows })
+}
+
+pub fn read_labels(set: &Path) -> Result<Vec<Labelled>> {
+    let path = set.join("labels.csv");
+    let mut out = Vec::new();
+    for (line, rec) in read_csv(&path)?.rows {
+        let (Some(p), Some(id), 2) = (rec.get(0), rec.get(1), rec.len()) else {
+            bail!("{}:{line}: expected path,identity", path.display());
         };
         out.push(Labelled {
-            path: set.join(p.trim()),
-            rel: p.trim().to_owned(),
-            id: id.trim().to_owned(),
+            path: set.join(p),
+            rel: p.to_owned(),
+            id: id.to_owned(),
         });
     }
     Ok(out)
@@ -222,6 +252,31 @@ mod tests {
         assert_eq!(
             par_map(&v, 3, |x| x * 2),
             (0..100).map(|x| x * 2).collect::<Vec<_>>()
+        );
+    }
+
+    /// A path with a comma in it, quoted as CSV writers quote it, is one field; blank lines are
+    /// skipped; a short row names its line.
+    #[test]
+    fn labels_read_quoted_paths_and_name_bad_lines() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let csv = "path,identity\n\"images/Smith, J/1.jpg\",smith\n\nimages/b.jpg , b \n";
+        std::fs::write(dir.path().join("labels.csv"), csv).expect("writes");
+        let got = read_labels(dir.path()).expect("reads");
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].rel, "images/Smith, J/1.jpg");
+        assert_eq!(got[0].id, "smith");
+        assert_eq!(got[1].rel, "images/b.jpg");
+        assert_eq!(got[1].path, dir.path().join("images/b.jpg"));
+        std::fs::write(
+            dir.path().join("labels.csv"),
+            "path,identity\na.jpg,a\nb.jpg\n",
+        )
+        .expect("writes");
+        let e = read_labels(dir.path()).expect_err("short row");
+        assert!(
+            format!("{e:#}").contains("labels.csv:3: expected path,identity"),
+            "{e:#}"
         );
     }
 }
