@@ -1,0 +1,129 @@
+//! Every parser that takes input from outside the process, each behind one `fn(&[u8])` that must
+//! return (never panic, never abort) whatever the bytes are.
+//!
+//! Why a crate of its own: the cargo-fuzz targets (`fuzz/fuzz_targets`, nightly, libFuzzer) and the
+//! stable regression test (`fuzzing/tests/regressions.rs`, run by `cargo test --workspace`) must call the
+//! same code, or a crash found by the fuzzer could be "fixed" in a path the test does not replay.
+//! The table [`TARGETS`] is the one list both read. See `docs/fuzzing.md`.
+
+use domain::StationId;
+use domain::changes::{CentreSigningKey, ChangeBatch, ChangeBody, SignedChange};
+use enrolment::photo::{self, DecodeLimits};
+use protocol::messages as m;
+
+/// A fuzz target: its name (the folder of its seeds and regressions) and its entry.
+pub struct Target {
+    pub name: &'static str,
+    pub run: fn(&[u8]),
+}
+
+/// Every target, by name.
+pub const TARGETS: &[Target] = &[
+    Target {
+        name: "bus_payload",
+        run: bus_payload,
+    },
+    Target {
+        name: "sync_message",
+        run: sync_message,
+    },
+    Target {
+        name: "sync_body",
+        run: sync_body,
+    },
+    Target {
+        name: "fare_table",
+        run: fare_table,
+    },
+    Target {
+        name: "onnx_model",
+        run: onnx_model,
+    },
+    Target {
+        name: "photo",
+        run: photo,
+    },
+];
+
+/// The entry of the target called `name`.
+pub fn target(name: &str) -> Option<fn(&[u8])> {
+    TARGETS.iter().find(|t| t.name == name).map(|t| t.run)
+}
+
+/// A zenoh payload as gated, the drivers and `gated ctl` decode it: every message type of the
+/// station bus (`protocol::messages`), each with its own range checks.
+pub fn bus_payload(data: &[u8]) {
+    let _ = m::decode::<m::DoorCommand>(data);
+    let _ = m::decode::<m::DoorState>(data);
+    let _ = m::decode::<m::DoorSim>(data);
+    let _ = m::decode::<m::Emergency>(data);
+    let _ = m::decode::<m::LightCommand>(data);
+    let _ = m::decode::<m::LightState>(data);
+    let _ = m::decode::<m::LaneEvent>(data);
+    let _ = m::decode::<m::Health>(data);
+    let _ = m::decode::<m::CtlRequest>(data);
+    let _ = m::decode::<m::CtlReply>(data);
+    let _ = m::decode::<m::Decision>(data);
+}
+
+/// The station for which sync messages are checked.
+fn station() -> Option<StationId> {
+    StationId::new("fuzz-station").ok()
+}
+
+/// A fixed centre key: the fuzzer cannot forge signatures, so [`sync_body`] signs what it makes.
+fn centre() -> CentreSigningKey {
+    CentreSigningKey::from_bytes(&[7; 32])
+}
+
+/// A template-distribution message off the wire, as the station's sync decodes it: one change or a
+/// catch-up batch, then each change's signature check (against a key that did not sign it).
+pub fn sync_message(data: &[u8]) {
+    let Some(station) = station() else { return };
+    let key = centre().verifying_key();
+    if let Ok(c) = SignedChange::decode(data) {
+        let _ = c.verify(&key, &station);
+    }
+    if let Ok(b) = ChangeBatch::decode(data) {
+        for c in &b.changes {
+            let _ = c.verify(&key, &station);
+        }
+    }
+}
+
+/// What comes after a valid signature: a change body (as JSON) signed by the centre's key, then
+/// verified as the station does, which checks the sealed template and wrapped key blobs.
+pub fn sync_body(data: &[u8]) {
+    let (Some(station), Ok(body)) = (station(), serde_json::from_slice::<ChangeBody>(data)) else {
+        return;
+    };
+    let key = centre();
+    if let Ok(signed) = SignedChange::sign(&key, &body) {
+        let _ = signed.verify(&key.verifying_key(), &station);
+    }
+}
+
+/// A fare table file (`[fares]` TOML) as gated and enrold load it.
+pub fn fare_table(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = domain::tickets::FareTable::parse(text, "fuzz");
+    }
+}
+
+/// An ONNX file through our importer, then the shape inference every executor runs first.
+pub fn onnx_model(data: &[u8]) {
+    if let Ok(g) = engine::load_bytes(data) {
+        let _ = g.infer_shapes(1);
+    }
+}
+
+/// An uploaded enrolment photo through the bounded decoder (a small pixel budget, so that a
+/// valid large image does not make a slow run).
+pub fn photo(data: &[u8]) {
+    let _ = photo::decode(
+        data,
+        DecodeLimits {
+            max_pixels: 1 << 20,
+        },
+    );
+}
