@@ -9,9 +9,9 @@
 //! networks' time and run on the reference's own code, so they cannot drift from it.
 //!
 //! The reference stays the oracle: `tests` hold this executor to it on every op it replaces and
-//! on the real models. Work is spread over a private team of threads of a fixed size ([`team`]),
-//! so a station decides how many cores inference may take (`threads = 1` runs on the calling
-//! thread).
+//! on the real models. Work is spread over a team of threads of a fixed size ([`team`], one per
+//! size in the process, shared by the models), so a station decides how many cores inference may
+//! take (`threads = 1` runs on the calling thread).
 
 mod block;
 mod blocked;
@@ -59,7 +59,7 @@ pub struct FastModel {
     nodes: Vec<Node>,
     steps: Vec<Step>,
     threads: usize,
-    team: Option<Team>,
+    team: Option<std::sync::Arc<Team>>,
     /// Shapes at batch 1 (the station's case), inferred once.
     shapes: Shapes,
     /// For each tensor, the index of the last node reading it (`usize::MAX`: never released).
@@ -119,7 +119,7 @@ impl FastModel {
         let (nodes, steps) = fuse::pooled_residuals(&graph, &shapes, nodes, steps);
         let team = if threads > 1 {
             Some(
-                Team::new(threads)
+                Team::shared(threads)
                     .map_err(|e| Error::Model(format!("cannot start {threads} threads: {e}")))?,
             )
         } else {
@@ -205,7 +205,7 @@ impl FastModel {
             .and_then(|t| t.shape.first().copied())
             .unwrap_or(1);
         if batch < 2 {
-            return self.run_here(inputs, Workers::of(Some(team)), timing);
+            return self.run_here(inputs, Workers::of(Some(&**team)), timing);
         }
         // Several images (lanes, chips): each worker runs its share of the batch on one thread,
         // which scales far better than splitting every small kernel between the workers.

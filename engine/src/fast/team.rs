@@ -16,7 +16,7 @@
 use std::cell::UnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -61,7 +61,31 @@ pub(super) struct Team {
     busy: Mutex<()>,
 }
 
+/// The teams alive in this process, by size (see [`Team::shared`]).
+static TEAMS: Mutex<Vec<(usize, Weak<Team>)>> = Mutex::new(Vec::new());
+
 impl Team {
+    /// The process's team of `workers`, started on first use and shared by every model that
+    /// asks for the same size. Why shared: a station runs a detector and SFace one after the
+    /// other; with a team each, the detector's helper would still be polling when SFace's wants
+    /// the core, and on two cores three busy threads make a part wait for a time slice.
+    pub(super) fn shared(workers: usize) -> std::io::Result<Arc<Self>> {
+        let mut teams = TEAMS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        teams.retain(|(_, t)| t.strong_count() > 0);
+        if let Some(team) = teams
+            .iter()
+            .find(|(n, _)| *n == workers)
+            .and_then(|(_, t)| t.upgrade())
+        {
+            return Ok(team);
+        }
+        let team = Arc::new(Self::new(workers)?);
+        teams.push((workers, Arc::downgrade(&team)));
+        Ok(team)
+    }
+
     /// A team of `workers` (the caller counts as one): `workers − 1` threads are started.
     pub(super) fn new(workers: usize) -> std::io::Result<Self> {
         let helpers = workers.saturating_sub(1);
