@@ -32,6 +32,9 @@ pub mod names {
     /// Command publish → acknowledged state, label `driver`.
     pub const DRIVER_RTT_SECONDS: &str = "gate_driver_rtt_seconds";
     pub const DRIVER_TIMEOUTS: &str = "gate_driver_ack_timeouts_total";
+    /// Commands a driver lane rejected (its state's `rejected`), labels `driver`, `lane`, `reason`
+    /// (`stale`, `future`, `replay`, `epoch`).
+    pub const DRIVER_REJECTED: &str = "gate_driver_rejected_total";
     pub const LIGHTING_COMMANDS: &str = "gate_lighting_commands_total";
     pub const ILLUMINATION: &str = "gate_illumination_percent";
     pub const LUMA_MEAN: &str = "gate_luma_mean";
@@ -110,6 +113,12 @@ pub async fn install(addr: SocketAddr, lanes: &[String]) -> Result<HealthBoard, 
             counter!(name, "lane" => lane.clone()).increment(0);
         }
         gauge!(names::LANE_DEGRADED, "lane" => lane.clone()).set(0.0);
+        for driver in ["door", "light"] {
+            for why in protocol::Rejection::ALL {
+                counter!(names::DRIVER_REJECTED, "driver" => driver, "lane" => lane.clone(), "reason" => why.name())
+                    .increment(0);
+            }
+        }
     }
     gauge!(names::GPU_LOST).set(0.0);
     Ok(http::serve(listener, handle))
@@ -148,6 +157,10 @@ fn describe() {
         "Door command published to the driver's state acknowledging it"
     );
     describe_counter!(DRIVER_TIMEOUTS, "Door commands not acknowledged in time");
+    describe_counter!(
+        DRIVER_REJECTED,
+        "Commands a driver rejected (stale, future, replay, epoch), as its state counts them"
+    );
     describe_counter!(LIGHTING_COMMANDS, "Illumination set-point changes sent");
     describe_gauge!(ILLUMINATION, "Current illumination set-point, percent");
     describe_gauge!(LUMA_MEAN, "Mean scene luma (0-1) of the lane's last frame");
