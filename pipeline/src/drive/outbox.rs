@@ -3,17 +3,19 @@
 //! the [`Link`], journals it, and remembers door and light commands until their driver acknowledges
 //! them (round-trip histogram) or they time out (counter, warning). The drivers' states come back
 //! here too ([`Outbox::door_state`], [`Outbox::light_state`]): they tell the claims the drivers'
-//! clocks and acknowledge only commands of gated's epoch.
+//! clocks, acknowledge only commands of gated's epoch, and a door's is checked against what gated
+//! told it (`agreement`).
 
 use std::time::{Duration, Instant};
 
-use metrics::{counter, histogram};
+use metrics::{counter, gauge, histogram};
 use protocol::{
     ArchColour, DoorCommand, DoorState, Epoch, Health, LaneEvent, LaneEventKind, LightCommand,
-    LightState, Rejected, Rejection, Stamp, unix_ms,
+    LightState, Rejected, Rejection, Stamp, VERSION, unix_ms,
 };
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
+use super::agreement::{Change, DoorWatch};
 use super::claim::{Claim, Heard};
 use super::command::{Command, DoorCause};
 use super::link::{Link, LinkError};
@@ -117,6 +119,7 @@ struct LaneOut {
     id: String,
     door: Channel,
     light: Channel,
+    watch: DoorWatch,
     /// Light wanted before the light driver was heard (its first state may take a second): sent
     /// with its first state.
     light_waiting: Option<(Option<ArchColour>, Option<u8>)>,
@@ -145,6 +148,7 @@ impl Outbox {
                     id: id.clone(),
                     door: Channel::new("door")?,
                     light: Channel::new("light")?,
+                    watch: DoorWatch::default(),
                     light_waiting: None,
                 })
             })
@@ -211,6 +215,7 @@ impl Outbox {
                 };
                 let seq = stamp.seq;
                 l.door.pending.sent(seq);
+                l.watch.sent(seq, *action);
                 let detail = match cause {
                     DoorCause::Decision(d) => Some(format!(
                         "{action:?} for track {} ({}) (seq {seq})",
@@ -276,12 +281,48 @@ impl Outbox {
     }
 
     /// A door state of lane `lane`, which arrived at `received`. Returns whether it speaks for
-    /// gated's epoch: only then does it acknowledge gated's commands.
+    /// gated's epoch: only then does it acknowledge gated's commands. When it begins or ends a
+    /// disagreement with what gated told the door, raises or clears the alarm metric, logs, and
+    /// publishes and journals a door lane event.
     pub async fn door_state(&mut self, lane: usize, st: &DoorState, received: Instant) -> bool {
         let Some(l) = self.lanes.get_mut(lane) else {
             return false;
         };
+        let (sent, epoch) = (l.door.claim.sent(), l.door.claim.epoch());
         let heard = l.door.heard(&l.id, st, received);
+        if l.door.claim.epoch() != epoch {
+            l.watch.new_epoch();
+        }
+        let change = l.watch.check(st, heard, sent);
+        gauge!(names::DOOR_DISAGREEMENT, "lane" => l.id.clone()).set(if l.watch.disagreeing() {
+            1.0
+        } else {
+            0.0
+        });
+        if let Some(change) = change {
+            let detail = match change {
+                Change::Began(d) => {
+                    counter!(names::DOOR_DISAGREEMENTS, "lane" => l.id.clone(), "kind" => d.kind())
+                        .increment(1);
+                    warn!(lane = %l.id, kind = d.kind(), flap = ?st.flap, "door disagrees with gated: {}", d.describe());
+                    format!("door disagrees with gated ({}): {}", d.kind(), d.describe())
+                }
+                Change::Ended(d) => {
+                    info!(lane = %l.id, kind = d.kind(), "door agrees with gated again");
+                    format!("door agrees with gated again (was: {})", d.describe())
+                }
+            };
+            let event = LaneEvent {
+                v: VERSION,
+                lane: l.id.clone(),
+                kind: LaneEventKind::Door,
+                status: None,
+                detail,
+                t_unix_ms: unix_ms(),
+            };
+            // A failure is logged by `send`; the journal line is written either way.
+            let _ = self.send(&Command::Event(event)).await;
+        }
         heard.ours
     }
 
