@@ -114,9 +114,6 @@ impl<H: LightHardware> LightController<H> {
     pub fn ack_seq(&self) -> u64 {
         self.guard.ack_seq()
     }
-    pub fn guard(&self) -> &Guard {
-        &self.guard
-    }
     pub fn hardware(&self) -> &H {
         &self.hw
     }

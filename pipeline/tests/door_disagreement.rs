@@ -119,21 +119,31 @@ async fn a_door_that_disagrees_with_gated_raises_the_alarm_and_gated_keeps_contr
     assert_eq!((state.mode, state.epoch), (DoorMode::Normal, Some(epoch)));
     metrics_until(&rig, "cleared alarm", gauge(0.0)).await;
 
-    let q = JournalQuery {
-        kind: Some("lane_event".into()),
-        limit: 50,
-        ..Default::default()
-    };
-    let journal = pipeline::ctl::journal(rig.station, &rig.gated_endpoints(), q, WAIT)
-        .await
-        .expect("journal");
-    let details: Vec<String> = journal.into_iter().map(|l| l.detail).collect();
-    for want in [
+    // The journal writer commits on its own thread: poll until the lines are there.
+    let wants = [
         "door disagrees with gated (ack)",
         "door disagrees with gated (mode)",
         "door agrees with gated again",
-    ] {
-        assert!(details.iter().any(|d| d.contains(want)), "{details:#?}");
+    ];
+    let t0 = Instant::now();
+    loop {
+        let q = JournalQuery {
+            kind: Some("lane_event".into()),
+            limit: 50,
+            ..Default::default()
+        };
+        let journal = pipeline::ctl::journal(rig.station, &rig.gated_endpoints(), q, WAIT)
+            .await
+            .expect("journal");
+        let details: Vec<String> = journal.into_iter().map(|l| l.detail).collect();
+        if wants.iter().all(|w| details.iter().any(|d| d.contains(w))) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < 2 * WAIT,
+            "journal lacks {wants:?}: {details:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     bus.close().await.expect("close");
 }
