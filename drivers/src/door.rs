@@ -4,7 +4,7 @@
 //! Precedence of what the flap should do, highest first:
 //! 1. emergency input: open;
 //! 2. fail-safe (gated's liveliness token gone, no command yet, or the watchdog expired): the
-//!    configured position;
+//!    configured position; only then may another epoch claim the lane (`guard`);
 //! 3. the operator latch set by commands: `safe` (fail-safe position), `hold_open`, `hold_closed`;
 //! 4. normal: closed, open while a grant is running.
 //!
@@ -13,11 +13,12 @@
 
 use std::time::{Duration, Instant};
 
-use protocol::{DoorAction, DoorCommand, DoorMode, DoorState, Flap, VERSION, unix_ms};
+use protocol::{CONTROL_VERSION, DoorAction, DoorCommand, DoorMode, DoorState, Flap, unix_ms};
 use tracing::{debug, info, warn};
 
 use crate::Handled;
 use crate::flap::{FlapHardware, Motor, Sensors};
+use crate::guard::{Admitted, DriverClock, Guard};
 
 /// Where the flap goes when gated cannot be trusted to be in control.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,7 +41,7 @@ impl FailsafePosition {
 #[derive(Debug, Clone)]
 pub struct DoorConfig {
     pub failsafe: FailsafePosition,
-    /// Longest silence from gated (any valid command, heartbeats included) before fail-safe.
+    /// Longest silence from gated (any admitted command, heartbeats included) before fail-safe.
     pub watchdog: Duration,
     /// Nominal time of one full stroke; a stroke taking more than twice this is a fault.
     pub travel: Duration,
@@ -100,9 +101,10 @@ pub struct DoorController<H> {
     lane: String,
     cfg: DoorConfig,
     hw: H,
+    clock: DriverClock,
 
-    last_seq: u64,
-    ack_seq: u64,
+    guard: Guard,
+    /// When the last admitted command arrived: the watchdog's food.
     last_cmd: Option<Instant>,
     liveliness_lost: bool,
     emergency: bool,
@@ -125,15 +127,15 @@ pub struct DoorController<H> {
 
 impl<H: FlapHardware> DoorController<H> {
     /// A controller in fail-safe ("no command from gated yet"); the first [`tick`](Self::tick) moves the
-    /// flap to the fail-safe position.
-    pub fn new(lane: impl Into<String>, cfg: DoorConfig, hw: H) -> Self {
+    /// flap to the fail-safe position. Deadlines are read on `clock`, which the state reports.
+    pub fn new(lane: impl Into<String>, cfg: DoorConfig, hw: H, clock: DriverClock) -> Self {
         let mode = cfg.failsafe.mode();
         Self {
             lane: lane.into(),
             cfg,
             hw,
-            last_seq: 0,
-            ack_seq: 0,
+            clock,
+            guard: Guard::default(),
             last_cmd: None,
             liveliness_lost: false,
             emergency: false,
@@ -169,7 +171,7 @@ impl<H: FlapHardware> DoorController<H> {
         self.flap
     }
     pub fn ack_seq(&self) -> u64 {
-        self.ack_seq
+        self.guard.ack_seq()
     }
     pub fn hardware(&self) -> &H {
         &self.hw
@@ -187,35 +189,41 @@ impl<H: FlapHardware> DoorController<H> {
         }
     }
 
+    /// The state as published; its clock is read now, as close to publication as it gets.
     pub fn state(&self) -> DoorState {
         DoorState {
-            v: VERSION,
+            v: CONTROL_VERSION,
             lane: self.lane.clone(),
             flap: self.flap,
             mode: self.mode,
             position: self.sensors.position.clamp(0.0, 1.0),
             obstructed: self.sensors.obstructed,
-            ack_seq: self.ack_seq,
+            epoch: self.guard.epoch(),
+            ack_seq: self.guard.ack_seq(),
+            clock_ms: self.clock.ms(Instant::now()),
+            rejected: self.guard.rejected(),
             reason: self.reason(),
             t_unix_ms: unix_ms(),
         }
     }
 
-    /// Applies a decoded command. Every command, replays included, proves gated is alive and feeds the
-    /// watchdog; only a seq above the last applied one acts.
+    /// Applies a decoded command if the guard admits it. Only an admitted command proves that the
+    /// lane's gated is in control and feeds the watchdog: a rejected one (a replay, a stale or
+    /// hostile number, another epoch) must not keep the lane out of fail-safe.
     pub fn command(&mut self, cmd: &DoorCommand, now: Instant) -> Handled {
         // Observe an expiry that happened since the last tick before the command cancels it, so the
-        // fail-safe entry (which clears latch and grant) is never skipped.
+        // fail-safe entry (which clears latch and grant) is never skipped, and so that a lane whose
+        // gated has just gone silent is open to the next one's claim.
         self.refresh_mode(now);
-        self.last_cmd = Some(now);
-        if cmd.seq <= self.last_seq {
-            self.refresh_mode(now);
-            return Handled::Replay {
-                last_seq: self.last_seq,
-            };
+        let claimable = self.failsafe_cause.is_some();
+        match self.guard.admit(cmd.stamp(), claimable, self.clock.ms(now)) {
+            Err(why) => return Handled::Rejected(why),
+            Ok(Admitted::Claimed { from }) => {
+                info!(lane = %self.lane, epoch = %cmd.epoch, previous = ?from, "lane claimed by a new epoch")
+            }
+            Ok(Admitted::Current) => {}
         }
-        self.last_seq = cmd.seq;
-        self.ack_seq = cmd.seq;
+        self.last_cmd = Some(now);
         self.refresh_mode(now);
         let handled = self.apply(cmd, now);
         self.refresh_mode(now);
@@ -225,14 +233,12 @@ impl<H: FlapHardware> DoorController<H> {
     /// gated's liveliness token appeared (`true`) or disappeared (`false`).
     pub fn gated_alive(&mut self, alive: bool, now: Instant) {
         if alive && self.liveliness_lost {
-            // A token after a loss is most likely a restarted gated. It seeds its seq from the wall
-            // clock, but after a clock step backwards (or from a sender counting from 1) every command
-            // would be dropped as a replay and the lane would never leave fail-safe. Its first
-            // command, not the token, ends the fail-safe.
+            // Anyone on the bus can declare the token, so it proves nothing and changes neither the
+            // epoch nor its sequence: a restarted gated takes over with a new epoch, which the lane
+            // admits while it is in fail-safe. An admitted command, not the token, ends the
+            // fail-safe.
             info!(lane = %self.lane, "gated liveliness token back; waiting for its first command");
             self.liveliness_lost = false;
-            self.last_seq = 0;
-            self.ack_seq = 0;
             self.last_cmd = None;
         } else if !alive {
             self.liveliness_lost = true;

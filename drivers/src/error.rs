@@ -28,6 +28,8 @@ pub enum DriverError {
     /// A subscription only ends when its session is gone; nothing sensible is left to do but stop.
     #[error("zenoh {what} ended")]
     Ended { what: String },
+    #[error("no randomness from the operating system for the driver clock's origin")]
+    Random(#[source] getrandom::Error),
 }
 
 impl DriverError {

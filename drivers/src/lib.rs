@@ -10,6 +10,7 @@ pub mod bus;
 pub mod door;
 pub mod error;
 pub mod flap;
+pub mod guard;
 pub mod light;
 pub mod process;
 pub mod settings;
@@ -18,6 +19,7 @@ pub use bus::{run_door_driver, run_door_driver_with, run_light_driver, run_light
 pub use door::{DoorConfig, DoorController, FailsafePosition};
 pub use error::{DriverError, HwError};
 pub use flap::{FlapHardware, Motor, Sensors, SimFlap};
+pub use guard::{DriverClock, Guard};
 pub use light::{LightConfig, LightController, LightHardware, SimLight};
 pub use process::terminated;
 pub use settings::{BusArgs, DoorDriverSettings, LightDriverSettings};
@@ -29,8 +31,6 @@ pub enum Handled {
     /// Acknowledged (its seq is echoed) but the current mode forbids the action, e.g. `open` while
     /// held closed. The published mode tells gated why.
     Refused(String),
-    /// Its seq was not above the last applied one; it only fed the watchdog.
-    Replay {
-        last_seq: u64,
-    },
+    /// Not admitted ([`guard`]): not acted on, not acknowledged, and it does not feed the watchdog.
+    Rejected(protocol::Rejection),
 }

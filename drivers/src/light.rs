@@ -4,11 +4,12 @@
 
 use std::time::Instant;
 
-use protocol::{ArchColour, LightCommand, LightState, VERSION, unix_ms};
+use protocol::{ArchColour, CONTROL_VERSION, LightCommand, LightState, unix_ms};
 use tracing::{info, warn};
 
 use crate::Handled;
 use crate::error::HwError;
+use crate::guard::{Admitted, DriverClock, Guard};
 
 /// The lamp outputs. `set_illumination` is called on every control tick while ramping (about every
 /// 10 ms), so a PWM or DALI implementation should only write when the value actually changes.
@@ -64,16 +65,19 @@ pub struct LightController<H> {
     arch: ArchColour,
     target: u8,
     level: f32,
-    last_seq: u64,
-    ack_seq: u64,
-    liveliness_lost: bool,
+    clock: DriverClock,
+    guard: Guard,
+    /// Another epoch may claim the lamps: set when gated's token goes, until a command is admitted.
+    /// The lamps have no watchdog (gated sends light commands only on changes), so the token's loss
+    /// is what says their gated may be gone.
+    open_to_claim: bool,
     last_tick: Option<Instant>,
     hw_error: Option<String>,
 }
 
 impl<H: LightHardware> LightController<H> {
-    /// Arch idle, illumination off until gated asks for light.
-    pub fn new(lane: impl Into<String>, cfg: LightConfig, hw: H) -> Self {
+    /// Arch idle, illumination off until gated asks for light. Deadlines are read on `clock`.
+    pub fn new(lane: impl Into<String>, cfg: LightConfig, hw: H, clock: DriverClock) -> Self {
         let mut c = Self {
             lane: lane.into(),
             cfg,
@@ -81,9 +85,9 @@ impl<H: LightHardware> LightController<H> {
             arch: ArchColour::Idle,
             target: 0,
             level: 0.0,
-            last_seq: 0,
-            ack_seq: 0,
-            liveliness_lost: false,
+            clock,
+            guard: Guard::default(),
+            open_to_claim: true,
             last_tick: None,
             hw_error: None,
         };
@@ -108,7 +112,7 @@ impl<H: LightHardware> LightController<H> {
         self.target
     }
     pub fn ack_seq(&self) -> u64 {
-        self.ack_seq
+        self.guard.ack_seq()
     }
     pub fn hardware(&self) -> &H {
         &self.hw
@@ -117,29 +121,38 @@ impl<H: LightHardware> LightController<H> {
         self.level != f32::from(self.target)
     }
 
+    /// The state as published; its clock is read now, as close to publication as it gets.
     pub fn state(&self) -> LightState {
         LightState {
-            v: VERSION,
+            v: CONTROL_VERSION,
             lane: self.lane.clone(),
             arch: self.arch,
             target: self.target,
             level: self.level,
-            ack_seq: self.ack_seq,
+            epoch: self.guard.epoch(),
+            ack_seq: self.guard.ack_seq(),
+            clock_ms: self.clock.ms(Instant::now()),
+            rejected: self.guard.rejected(),
             t_unix_ms: unix_ms(),
         }
     }
 
-    /// Applies a decoded command; the ramp itself advances in [`tick`](Self::tick).
+    /// Applies a decoded command if the guard admits it; the ramp itself advances in
+    /// [`tick`](Self::tick).
     pub fn command(&mut self, cmd: &LightCommand, now: Instant) -> Handled {
-        if cmd.seq <= self.last_seq {
-            return Handled::Replay {
-                last_seq: self.last_seq,
-            };
+        match self
+            .guard
+            .admit(cmd.stamp(), self.open_to_claim, self.clock.ms(now))
+        {
+            Err(why) => return Handled::Rejected(why),
+            Ok(Admitted::Claimed { from }) => {
+                info!(lane = %self.lane, epoch = %cmd.epoch, previous = ?from, "lamps claimed by a new epoch")
+            }
+            Ok(Admitted::Current) => {}
         }
+        self.open_to_claim = false;
         // Bring the ramp up to date first so the new set-point starts from where the lamp really is.
         self.tick(now);
-        self.last_seq = cmd.seq;
-        self.ack_seq = cmd.seq;
         if let Some(arch) = cmd.arch {
             self.set_arch(arch);
         }
@@ -149,15 +162,11 @@ impl<H: LightHardware> LightController<H> {
         Handled::Applied
     }
 
-    /// gated's liveliness token appeared (`true`) or disappeared (`false`).
+    /// gated's liveliness token appeared (`true`) or disappeared (`false`). The token changes
+    /// neither the epoch nor its sequence (anyone can declare it; see `DoorController::gated_alive`).
     pub fn gated_alive(&mut self, alive: bool) {
-        if alive && self.liveliness_lost {
-            // Most likely a restarted gated; see DoorController::gated_alive for why the seq resets.
-            self.liveliness_lost = false;
-            self.last_seq = 0;
-            self.ack_seq = 0;
-        } else if !alive {
-            self.liveliness_lost = true;
+        if !alive {
+            self.open_to_claim = true;
             // A "welcome" arch with nobody deciding behind it would wave people into a closed flap.
             // Illumination stays: it harms nobody and the camera needs it when gated comes back.
             if self.arch != ArchColour::Idle {
@@ -220,14 +229,39 @@ impl<H: LightHardware> LightController<H> {
 mod tests {
     use std::time::Duration;
 
+    use protocol::{Epoch, Rejection, Stamp};
+
     use super::*;
 
-    fn cmd(seq: u64, arch: Option<ArchColour>, illumination: Option<u8>) -> LightCommand {
-        LightCommand {
-            v: VERSION,
-            seq,
-            arch,
-            illumination,
+    /// Lamps whose clock reads 0 at `t0`, and commands of epoch `e` stamped to live 500 ms from `now`.
+    struct Rig {
+        t0: Instant,
+    }
+
+    impl Rig {
+        fn new() -> (Self, Instant) {
+            let t0 = Instant::now();
+            (Self { t0 }, t0)
+        }
+
+        fn lamps(&self, cfg: LightConfig) -> LightController<SimLight> {
+            LightController::new("L1", cfg, SimLight::default(), DriverClock::at(self.t0, 0))
+        }
+
+        fn cmd(
+            &self,
+            now: Instant,
+            e: u8,
+            seq: u64,
+            arch: Option<ArchColour>,
+            illumination: Option<u8>,
+        ) -> LightCommand {
+            let stamp = Stamp {
+                epoch: Epoch::from_bytes([e; 16]),
+                seq,
+                deadline_ms: (now - self.t0).as_millis() as u64 + 500,
+            };
+            LightCommand::new(stamp, arch, illumination)
         }
     }
 
@@ -248,10 +282,13 @@ mod tests {
 
     #[test]
     fn illumination_ramps_at_the_configured_rate() {
-        let mut now = Instant::now();
-        let mut c = LightController::new("L1", LightConfig::default(), SimLight::default());
+        let (r, mut now) = Rig::new();
+        let mut c = r.lamps(LightConfig::default());
         c.tick(now);
-        assert_eq!(c.command(&cmd(1, None, Some(100)), now), Handled::Applied);
+        assert_eq!(
+            c.command(&r.cmd(now, 1, 1, None, Some(100)), now),
+            Handled::Applied
+        );
         now += Duration::from_millis(100);
         c.tick(now);
         assert!((c.level() - 20.0).abs() < 0.01, "{}", c.level());
@@ -264,13 +301,12 @@ mod tests {
         );
         assert_eq!(c.hardware().illumination, 100.0);
 
-        let mut slow =
-            LightController::new("L1", LightConfig { ramp_per_s: 50.0 }, SimLight::default());
+        let mut slow = r.lamps(LightConfig { ramp_per_s: 50.0 });
         slow.tick(now);
-        slow.command(&cmd(1, None, Some(10)), now);
+        slow.command(&r.cmd(now, 1, 1, None, Some(10)), now);
         let t = ramp(&mut slow, &mut now);
         assert!((190..=210).contains(&t), "{t}");
-        slow.command(&cmd(2, None, Some(0)), now);
+        slow.command(&r.cmd(now, 1, 2, None, Some(0)), now);
         assert!(
             (190..=210).contains(&ramp(&mut slow, &mut now)),
             "ramps down too"
@@ -278,29 +314,39 @@ mod tests {
     }
 
     #[test]
-    fn arch_and_illumination_are_set_independently_and_replays_ignored() {
-        let now = Instant::now();
-        let mut c = LightController::new("L1", LightConfig::default(), SimLight::default());
-        c.command(&cmd(3, Some(ArchColour::Welcome), Some(60)), now);
-        c.command(&cmd(4, Some(ArchColour::Stop), None), now);
+    fn arch_and_illumination_are_set_independently_and_replays_rejected() {
+        let (r, now) = Rig::new();
+        let mut c = r.lamps(LightConfig::default());
+        c.command(&r.cmd(now, 1, 3, Some(ArchColour::Welcome), Some(60)), now);
+        c.command(&r.cmd(now, 1, 4, Some(ArchColour::Stop), None), now);
         assert_eq!(
             (c.arch(), c.target(), c.ack_seq()),
             (ArchColour::Stop, 60, 4)
         );
         assert_eq!(c.hardware().arch, ArchColour::Stop);
         assert_eq!(
-            c.command(&cmd(4, Some(ArchColour::Alarm), None), now),
-            Handled::Replay { last_seq: 4 }
+            c.command(&r.cmd(now, 1, 4, Some(ArchColour::Alarm), None), now),
+            Handled::Rejected(Rejection::Replay)
         );
-        assert_eq!(c.arch(), ArchColour::Stop);
+        assert_eq!(
+            c.command(&r.cmd(now, 1, u64::MAX, Some(ArchColour::Alarm), None), now),
+            Handled::Rejected(Rejection::Future)
+        );
+        assert_eq!(
+            c.command(&r.cmd(now, 2, 1, Some(ArchColour::Alarm), None), now),
+            Handled::Rejected(Rejection::Epoch),
+            "the lamps' gated is still there"
+        );
+        assert_eq!((c.arch(), c.ack_seq()), (ArchColour::Stop, 4));
+        assert_eq!(c.state().rejected.get(Rejection::Replay), 1);
     }
 
     #[test]
-    fn losing_gated_idles_the_arch_but_keeps_the_light() {
-        let mut now = Instant::now();
-        let mut c = LightController::new("L1", LightConfig::default(), SimLight::default());
+    fn losing_gated_idles_the_arch_keeps_the_light_and_opens_the_lamps_to_a_new_epoch() {
+        let (r, mut now) = Rig::new();
+        let mut c = r.lamps(LightConfig::default());
         c.tick(now);
-        c.command(&cmd(7, Some(ArchColour::Welcome), Some(80)), now);
+        c.command(&r.cmd(now, 1, 7, Some(ArchColour::Welcome), Some(80)), now);
         ramp(&mut c, &mut now);
         c.gated_alive(false);
         assert_eq!(
@@ -308,11 +354,22 @@ mod tests {
             (ArchColour::Idle, ArchColour::Idle, 80)
         );
         assert_eq!(c.level(), 80.0);
-        // A restarted gated counts from 1 again.
+        // The token's return (anyone may declare it) reopens nothing of the old epoch …
         c.gated_alive(true);
         assert_eq!(
-            c.command(&cmd(1, Some(ArchColour::Welcome), None), now),
+            c.command(&r.cmd(now, 1, 7, Some(ArchColour::Alarm), None), now),
+            Handled::Rejected(Rejection::Replay)
+        );
+        // … while a restarted gated's new epoch, counting from 1, takes over.
+        assert_eq!(
+            c.command(&r.cmd(now, 2, 1, Some(ArchColour::Welcome), None), now),
             Handled::Applied
+        );
+        assert_eq!(c.state().epoch, Some(Epoch::from_bytes([2; 16])));
+        assert_eq!(
+            c.command(&r.cmd(now, 1, 8, Some(ArchColour::Alarm), None), now),
+            Handled::Rejected(Rejection::Epoch),
+            "the old epoch is out once the new one holds the lamps"
         );
     }
 }

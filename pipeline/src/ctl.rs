@@ -78,7 +78,7 @@ pub async fn journal(
 }
 
 /// Sends a door command through gated and waits until the lane's door driver acknowledges it (its
-/// state echoes the command's seq): the reply and the acknowledging state.
+/// state names the command's epoch and echoes its seq): the reply and the acknowledging state.
 pub async fn door(
     station: &str,
     gated_endpoints: &[String],
@@ -103,7 +103,7 @@ pub async fn door(
     };
     let result = async {
         let reply = ask(&session, &keys, &req, station, gated_endpoints, timeout).await?;
-        let Some(seq) = reply.seq.filter(|_| reply.ok) else {
+        let (Some(seq), Some(epoch), true) = (reply.seq, reply.epoch, reply.ok) else {
             return Err(CtlError::Refused(reply.message));
         };
         let deadline = tokio::time::Instant::now() + timeout;
@@ -117,7 +117,9 @@ pub async fn door(
                 });
             };
             // A malformed state is someone else's problem (gated counts it); keep waiting.
+            // Another epoch's acknowledgement says nothing about gated's command.
             if let Ok(state) = decode::<DoorState>(&sample.payload().to_bytes())
+                && state.epoch == Some(epoch)
                 && state.ack_seq >= seq
             {
                 return Ok((reply, state));

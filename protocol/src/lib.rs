@@ -12,13 +12,20 @@ pub mod keys;
 pub mod logging;
 pub mod messages;
 pub mod session;
+pub mod stamp;
 
 pub use keys::{Keys, validate_id};
 pub use messages::*;
 pub use session::{ZenohEndpoints, zenoh_config};
+pub use stamp::{
+    COMMAND_TTL_MS, Epoch, MAX_DEADLINE_AHEAD_MS, MAX_SEQ, Rejected, Rejection, SEQ_WINDOW, Stamp,
+};
 
-/// Version carried in every payload's `v` field.
+/// Version carried in the `v` field of the payloads whose format has not changed since the first.
 pub const VERSION: u32 = 1;
+/// Version of the door and light commands and states and of the ctl reply: 2 since commands carry
+/// an epoch and a deadline (`docs/protocol.md`, "Command authority").
+pub const CONTROL_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {

@@ -1,13 +1,17 @@
-//! Payloads. All are JSON objects with `"v": 1`; see `docs/protocol.md`.
+//! Payloads. All are JSON objects with a `"v"`, the version of that payload's format: 1, or
+//! [`CONTROL_VERSION`] for the door and light commands and states and the operator's `ctl`
+//! exchange; see `docs/protocol.md`.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{ProtocolError, VERSION};
+use crate::{CONTROL_VERSION, Epoch, ProtocolError, Rejected, Stamp, VERSION};
 
 /// A payload type: its name for error messages, its version and its own range checks.
 pub trait Message: Serialize + DeserializeOwned {
     const WHAT: &'static str;
+    /// The format version this build writes and reads.
+    const VERSION: u32;
     fn version(&self) -> u32;
     fn check(&self) -> Result<(), String> {
         Ok(())
@@ -16,16 +20,28 @@ pub trait Message: Serialize + DeserializeOwned {
 
 /// Parses and checks a payload; the error names the message type and what was wrong with it.
 pub fn decode<M: Message>(bytes: &[u8]) -> Result<M, ProtocolError> {
+    // The version is read first, so a peer of another version is told so rather than that some
+    // field of this version's format is missing.
+    #[derive(Deserialize)]
+    struct Versioned {
+        v: u32,
+    }
+    let version = |got: u32| ProtocolError::Version {
+        what: M::WHAT,
+        got,
+        want: M::VERSION,
+    };
+    if let Ok(Versioned { v }) = serde_json::from_slice(bytes)
+        && v != M::VERSION
+    {
+        return Err(version(v));
+    }
     let msg: M = serde_json::from_slice(bytes).map_err(|error| ProtocolError::Json {
         what: M::WHAT,
         error,
     })?;
-    if msg.version() != VERSION {
-        return Err(ProtocolError::Version {
-            what: M::WHAT,
-            got: msg.version(),
-            want: VERSION,
-        });
+    if msg.version() != M::VERSION {
+        return Err(version(msg.version()));
     }
     msg.check().map_err(|reason| ProtocolError::Invalid {
         what: M::WHAT,
@@ -41,16 +57,15 @@ pub fn encode<M: Message>(msg: &M) -> Vec<u8> {
 
 macro_rules! message {
     ($t:ty, $what:literal) => {
-        impl Message for $t {
-            const WHAT: &'static str = $what;
-            fn version(&self) -> u32 {
-                self.v
-            }
-        }
+        message!($t, $what, version VERSION, |_: &$t| Ok(()));
     };
-    ($t:ty, $what:literal, $check:expr) => {
+    ($t:ty, $what:literal, version $version:expr) => {
+        message!($t, $what, version $version, |_: &$t| Ok(()));
+    };
+    ($t:ty, $what:literal, version $version:expr, $check:expr) => {
         impl Message for $t {
             const WHAT: &'static str = $what;
+            const VERSION: u32 = $version;
             fn version(&self) -> u32 {
                 self.v
             }
@@ -84,8 +99,12 @@ pub enum DoorAction {
 #[serde(deny_unknown_fields)]
 pub struct DoorCommand {
     pub v: u32,
-    /// Strictly increasing per sender; echoed as `ack_seq` in the door state.
+    /// The sender's epoch for this lane's door (see [`Stamp`]).
+    pub epoch: Epoch,
+    /// Strictly increasing within the epoch; echoed as `ack_seq` in the door state.
     pub seq: u64,
+    /// On the driver's clock (`DoorState::clock_ms`): the command is void after it.
+    pub deadline_ms: u64,
     pub action: DoorAction,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pass_timeout_ms: Option<u32>,
@@ -93,6 +112,7 @@ pub struct DoorCommand {
 message!(
     DoorCommand,
     "door command",
+    version CONTROL_VERSION,
     |c: &DoorCommand| match c.pass_timeout_ms {
         Some(t) if !(500..=30_000).contains(&t) =>
             Err(format!("pass_timeout_ms {t} outside 500..=30000")),
@@ -103,12 +123,22 @@ message!(
 );
 
 impl DoorCommand {
-    pub fn new(seq: u64, action: DoorAction) -> Self {
+    pub fn new(stamp: Stamp, action: DoorAction) -> Self {
         Self {
-            v: VERSION,
-            seq,
+            v: CONTROL_VERSION,
+            epoch: stamp.epoch,
+            seq: stamp.seq,
+            deadline_ms: stamp.deadline_ms,
             action,
             pass_timeout_ms: None,
+        }
+    }
+
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            epoch: self.epoch,
+            seq: self.seq,
+            deadline_ms: self.deadline_ms,
         }
     }
 }
@@ -148,8 +178,14 @@ pub struct DoorState {
     /// 0.0 closed … 1.0 fully open.
     pub position: f32,
     pub obstructed: bool,
-    /// Highest command `seq` applied so far (0 before the first).
+    /// The epoch the lane obeys; `null` before the first command was admitted.
+    pub epoch: Option<Epoch>,
+    /// Highest command `seq` of `epoch` applied so far (0 before the first).
     pub ack_seq: u64,
+    /// The driver's clock, ms from a random origin chosen at its start; deadlines are written on it.
+    pub clock_ms: u64,
+    /// Commands not admitted since the driver started, per reason.
+    pub rejected: Rejected,
     /// Why the door is in its mode (fail-safe cause, fault), empty when nothing to say.
     #[serde(default)]
     pub reason: String,
@@ -158,6 +194,7 @@ pub struct DoorState {
 message!(
     DoorState,
     "door state",
+    version CONTROL_VERSION,
     |s: &DoorState| if (0.0..=1.0).contains(&s.position) {
         Ok(())
     } else {
@@ -204,7 +241,10 @@ pub enum ArchColour {
 #[serde(deny_unknown_fields)]
 pub struct LightCommand {
     pub v: u32,
+    /// As in [`DoorCommand`], for this lane's lights.
+    pub epoch: Epoch,
     pub seq: u64,
+    pub deadline_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<ArchColour>,
     /// Illumination set-point 0–100 %; the driver ramps to it.
@@ -214,6 +254,7 @@ pub struct LightCommand {
 message!(
     LightCommand,
     "light command",
+    version CONTROL_VERSION,
     |c: &LightCommand| match c.illumination {
         Some(l) if l > 100 => Err(format!("illumination {l} above 100")),
         _ if c.arch.is_none() && c.illumination.is_none() =>
@@ -232,10 +273,35 @@ pub struct LightState {
     pub target: u8,
     /// Where the ramp is now (0–100).
     pub level: f32,
+    /// As in [`DoorState`].
+    pub epoch: Option<Epoch>,
     pub ack_seq: u64,
+    pub clock_ms: u64,
+    pub rejected: Rejected,
     pub t_unix_ms: u64,
 }
-message!(LightState, "light state");
+message!(LightState, "light state", version CONTROL_VERSION);
+
+impl LightCommand {
+    pub fn new(stamp: Stamp, arch: Option<ArchColour>, illumination: Option<u8>) -> Self {
+        Self {
+            v: CONTROL_VERSION,
+            epoch: stamp.epoch,
+            seq: stamp.seq,
+            deadline_ms: stamp.deadline_ms,
+            arch,
+            illumination,
+        }
+    }
+
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            epoch: self.epoch,
+            seq: self.seq,
+            deadline_ms: self.deadline_ms,
+        }
+    }
+}
 
 // ---------------------------------------------------------------- gated
 
@@ -316,7 +382,7 @@ pub struct CtlRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<JournalQuery>,
 }
-message!(CtlRequest, "ctl request", |r: &CtlRequest| {
+message!(CtlRequest, "ctl request", version VERSION, |r: &CtlRequest| {
     if let Some(d) = &r.door {
         crate::validate_id(&d.lane).map_err(|e| e.to_string())?;
     }
@@ -379,51 +445,96 @@ pub struct CtlReply {
     /// The door command's `seq` (a sent door command), which the driver echoes as `ack_seq`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// The epoch of that command, which the driver's state names when it acknowledges it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<Epoch>,
     /// The entries a journal query asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<Vec<JournalLine>>,
 }
-message!(CtlReply, "ctl reply");
+message!(CtlReply, "ctl reply", version CONTROL_VERSION);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const E: &str = "0123456789abcdef0123456789abcdef";
+
+    fn stamp(seq: u64) -> Stamp {
+        Stamp {
+            epoch: Epoch::parse(E).expect("epoch"),
+            seq,
+            deadline_ms: 1500,
+        }
+    }
+
     #[test]
     fn round_trip() {
         let c = DoorCommand {
             pass_timeout_ms: Some(3000),
-            ..DoorCommand::new(7, DoorAction::Open)
+            ..DoorCommand::new(stamp(7), DoorAction::Open)
         };
         let back: DoorCommand = decode(&encode(&c)).expect("decodes");
         assert_eq!(back, c);
+        assert_eq!(back.stamp(), stamp(7));
+        let l = LightCommand::new(stamp(8), Some(ArchColour::Welcome), None);
+        let back: LightCommand = decode(&encode(&l)).expect("decodes");
+        assert_eq!((back.stamp(), back), (stamp(8), l));
     }
 
     #[test]
     fn malformed_payloads_name_the_problem() {
-        let cases: [(&[u8], &str); 6] = [
-            (b"not json", "malformed door command"),
-            (br#"{"v":2,"seq":1,"action":"open"}"#, "protocol version 2"),
-            (br#"{"v":1,"seq":1,"action":"fly"}"#, "unknown variant"),
+        let cmd = |rest: &str| {
+            format!(r#"{{"v":2,"epoch":"{E}","seq":1,"deadline_ms":9,{rest}}}"#).into_bytes()
+        };
+        let cases: [(Vec<u8>, &str); 9] = [
+            (b"not json".to_vec(), "malformed door command"),
             (
-                br#"{"v":1,"seq":1,"action":"open","extra":1}"#,
-                "unknown field",
+                br#"{"v":1,"seq":1,"action":"open"}"#.to_vec(),
+                "protocol version 1, this build speaks 2",
             ),
+            (cmd(r#""action":"fly""#), "unknown variant"),
+            (cmd(r#""action":"open","extra":1"#), "unknown field"),
             (
-                br#"{"v":1,"seq":1,"action":"open","pass_timeout_ms":1}"#,
+                cmd(r#""action":"open","pass_timeout_ms":1"#),
                 "outside 500..=30000",
             ),
-            (br#"{"v":1,"seq":-1,"action":"open"}"#, "malformed"),
+            (
+                format!(r#"{{"v":2,"epoch":"{E}","seq":-1,"deadline_ms":9,"action":"open"}}"#)
+                    .into_bytes(),
+                "malformed",
+            ),
+            (
+                br#"{"v":2,"epoch":"0123","seq":1,"deadline_ms":9,"action":"open"}"#.to_vec(),
+                "not 32 hex digits",
+            ),
+            (
+                format!(r#"{{"v":2,"epoch":"{E}","seq":1,"action":"open"}}"#).into_bytes(),
+                "missing field `deadline_ms`",
+            ),
+            (
+                br#"{"v":2,"seq":1,"deadline_ms":9,"action":"open"}"#.to_vec(),
+                "missing field `epoch`",
+            ),
         ];
         for (bytes, want) in cases {
-            let err = decode::<DoorCommand>(bytes)
+            let err = decode::<DoorCommand>(&bytes)
                 .expect_err("must be refused")
                 .to_string();
             assert!(err.contains(want), "{err:?} lacks {want:?}");
         }
-        let err =
-            decode::<LightCommand>(br#"{"v":1,"seq":1,"illumination":101}"#).expect_err("refused");
+        // Hostile but well-formed numbers decode: the driver rejects them and counts why.
+        let max = format!(
+            r#"{{"v":2,"epoch":"{E}","seq":{m},"deadline_ms":{m},"action":"hold_open"}}"#,
+            m = u64::MAX
+        );
+        let c = decode::<DoorCommand>(max.as_bytes()).expect("decodes");
+        assert_eq!((c.seq, c.deadline_ms), (u64::MAX, u64::MAX));
+        let err = decode::<LightCommand>(&cmd(r#""illumination":101"#)).expect_err("refused");
         assert!(err.to_string().contains("above 100"));
+        // Payloads whose format did not change keep version 1.
+        let err = decode::<Emergency>(br#"{"v":2,"active":true}"#).expect_err("refused");
+        assert!(err.to_string().contains("this build speaks 1"), "{err}");
     }
 
     #[test]

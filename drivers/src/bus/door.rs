@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Instant;
 
-use protocol::{DoorCommand, DoorSim, DoorState, Emergency, Keys};
+use protocol::{DoorCommand, DoorSim, DoorState, Emergency, Keys, Stamp};
 use tracing::{debug, info, warn};
 use zenoh::sample::Sample;
 
@@ -15,6 +15,7 @@ use crate::Handled;
 use crate::door::DoorController;
 use crate::error::DriverError;
 use crate::flap::{FlapHardware, SimFlap};
+use crate::guard::DriverClock;
 use crate::settings::DoorDriverSettings;
 
 /// Runs the door driver with a simulated flap per lane until `shutdown` resolves.
@@ -34,6 +35,7 @@ pub async fn run_door_driver_with<H: FlapHardware>(
 ) -> Result<(), DriverError> {
     let (keys, lanes) = settings.bus.validate()?;
     let cfg = settings.door_config()?;
+    let clock = DriverClock::start()?;
     let driver = Driver {
         name: "door driver",
         settings: format!(
@@ -56,7 +58,7 @@ pub async fn run_door_driver_with<H: FlapHardware>(
             },
         ],
     };
-    let make = |lane: &str| DoorController::new(lane.to_owned(), cfg.clone(), make_hw(lane));
+    let make = |lane: &str| DoorController::new(lane.to_owned(), cfg.clone(), make_hw(lane), clock);
     serve(&settings.bus, keys, lanes, driver, make, shutdown).await
 }
 
@@ -69,8 +71,8 @@ impl<H: FlapHardware> Controller for DoorController<H> {
     fn command(&mut self, cmd: &DoorCommand, now: Instant) -> Handled {
         DoorController::command(self, cmd, now)
     }
-    fn seq(cmd: &DoorCommand) -> u64 {
-        cmd.seq
+    fn stamp(cmd: &DoorCommand) -> Stamp {
+        cmd.stamp()
     }
     fn describe(cmd: &DoorCommand) -> String {
         format!("{:?}", cmd.action)
@@ -94,10 +96,13 @@ impl<H: FlapHardware> Controller for DoorController<H> {
 
 /// Position moves every tick while the flap travels; publishing each 10 ms step would flood the bus,
 /// so a stroke is reported in steps of a tenth (the end positions come with the flap state change).
+/// The clock and the rejection counters ride on the periodic copies only: republishing on every
+/// rejected command would let a flood of them flood the states too.
 fn door_changed(prev: &DoorState, cur: &DoorState) -> bool {
     prev.flap != cur.flap
         || prev.mode != cur.mode
         || prev.obstructed != cur.obstructed
+        || prev.epoch != cur.epoch
         || prev.ack_seq != cur.ack_seq
         || prev.reason != cur.reason
         || (prev.position - cur.position).abs() >= 0.1

@@ -4,11 +4,12 @@
 use std::future::Future;
 use std::time::Instant;
 
-use protocol::{Keys, LightCommand, LightState};
+use protocol::{Keys, LightCommand, LightState, Stamp};
 
 use super::{Controller, Driver, LIGHT_RAMP_PERIOD, LIGHT_STATE_PERIOD, serve};
 use crate::Handled;
 use crate::error::DriverError;
+use crate::guard::DriverClock;
 use crate::light::{LightController, LightHardware, SimLight};
 use crate::settings::LightDriverSettings;
 
@@ -28,6 +29,7 @@ pub async fn run_light_driver_with<H: LightHardware>(
 ) -> Result<(), DriverError> {
     let (keys, lanes) = settings.bus.validate()?;
     let cfg = settings.light_config()?;
+    let clock = DriverClock::start()?;
     let driver = Driver {
         name: "light driver",
         settings: format!("ramp {} %/s", cfg.ramp_per_s),
@@ -35,7 +37,8 @@ pub async fn run_light_driver_with<H: LightHardware>(
         state_key: Keys::light_state,
         inputs: vec![],
     };
-    let make = |lane: &str| LightController::new(lane.to_owned(), cfg.clone(), make_hw(lane));
+    let make =
+        |lane: &str| LightController::new(lane.to_owned(), cfg.clone(), make_hw(lane), clock);
     serve(&settings.bus, keys, lanes, driver, make, shutdown).await
 }
 
@@ -48,8 +51,8 @@ impl<H: LightHardware> Controller for LightController<H> {
     fn command(&mut self, cmd: &LightCommand, now: Instant) -> Handled {
         LightController::command(self, cmd, now)
     }
-    fn seq(cmd: &LightCommand) -> u64 {
-        cmd.seq
+    fn stamp(cmd: &LightCommand) -> Stamp {
+        cmd.stamp()
     }
     fn describe(cmd: &LightCommand) -> String {
         format!("arch {:?} illumination {:?}", cmd.arch, cmd.illumination)
@@ -68,6 +71,7 @@ impl<H: LightHardware> Controller for LightController<H> {
         let age = now.saturating_duration_since(at);
         prev.arch != cur.arch
             || prev.target != cur.target
+            || prev.epoch != cur.epoch
             || prev.ack_seq != cur.ack_seq
             // The end of a ramp is reported at once, so nobody waits a second for the final level.
             || (!ramping && prev.level != cur.level)

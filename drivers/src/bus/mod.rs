@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use protocol::{Keys, Message, decode, encode};
+use protocol::{Keys, Message, Stamp, decode, encode};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use zenoh::Session;
@@ -43,8 +43,8 @@ trait Controller {
     type State: Message;
     fn lane(&self) -> &str;
     fn command(&mut self, cmd: &Self::Command, now: Instant) -> Handled;
-    /// A command's sequence number and how it reads in the log.
-    fn seq(cmd: &Self::Command) -> u64;
+    /// A command's epoch, sequence number and deadline, and how it reads in the log.
+    fn stamp(cmd: &Self::Command) -> Stamp;
     fn describe(cmd: &Self::Command) -> String;
     /// A command sent many times a second to prove gated is alive (logged at debug only).
     fn routine(_cmd: &Self::Command) -> bool {
@@ -200,8 +200,10 @@ async fn drive<C: Controller>(
             }
             _ = tick.tick() => {
                 let now = Instant::now();
-                if let Ok(mut t) = MALFORMED.lock() {
-                    t.flush(now);
+                for throttle in [&MALFORMED, &REJECTED] {
+                    if let Ok(mut t) = throttle.lock() {
+                        t.flush(now);
+                    }
                 }
                 for lane in lanes.values_mut() {
                     lane.ctl.tick(now);
@@ -218,9 +220,16 @@ fn command<C: Controller>(keys: &Keys, lanes: &mut Lanes<C>, s: &Sample, now: In
         return Publish::Nothing;
     };
     let what = C::describe(&cmd);
-    let seq = C::seq(&cmd);
+    let stamp = C::stamp(&cmd);
     let handled = lane.ctl.command(&cmd, now);
-    log_handled(lane.ctl.lane(), seq, &what, C::routine(&cmd), handled);
+    log_handled(
+        lane.ctl.lane(),
+        stamp,
+        &what,
+        C::routine(&cmd),
+        handled,
+        now,
+    );
     Publish::Lane(lane.ctl.lane().to_owned())
 }
 
@@ -308,11 +317,7 @@ fn payload<M: Message>(s: &Sample) -> Option<M> {
     match decode::<M>(&s.payload().to_bytes()) {
         Ok(m) => Some(m),
         Err(e) => {
-            let log = MALFORMED
-                .lock()
-                .map(|mut t| t.admit(Instant::now()))
-                .unwrap_or(true);
-            if log {
+            if admitted(&MALFORMED, Instant::now()) {
                 warn!(key = s.key_expr().as_str(), error = %e, "dropping malformed payload");
             }
             None
@@ -321,13 +326,26 @@ fn payload<M: Message>(s: &Sample) -> Option<M> {
 }
 
 /// Malformed payloads of this process (one driver loop per process).
-static MALFORMED: std::sync::Mutex<Throttle> = std::sync::Mutex::new(Throttle::new());
+static MALFORMED: std::sync::Mutex<Throttle> =
+    std::sync::Mutex::new(Throttle::new("malformed payloads dropped"));
+/// Commands the guard rejected, every lane and reason of this process: an attacker's flood is
+/// counted in the lanes' states, not written line by line.
+static REJECTED: std::sync::Mutex<Throttle> =
+    std::sync::Mutex::new(Throttle::new("rejected commands"));
+
+/// Whether `throttle` lets this occurrence be logged (yes if its lock is poisoned: better a line
+/// too many than none).
+fn admitted(throttle: &std::sync::Mutex<Throttle>, now: Instant) -> bool {
+    throttle.lock().map(|mut t| t.admit(now)).unwrap_or(true)
+}
 
 /// Rate limit for one kind of warning: the first [`Self::BURST`] of each [`Self::WINDOW`] are
 /// logged, the rest counted and reported in one line when the window closes. Local because the
 /// rule is this simple; a rate-limiting crate would add a token bucket and a clock abstraction
 /// for a counter.
 pub(crate) struct Throttle {
+    /// What is counted, as the closing line says it: "N more {what} without a log line".
+    what: &'static str,
     since: Option<Instant>,
     logged: u32,
     suppressed: u64,
@@ -337,8 +355,9 @@ impl Throttle {
     pub const WINDOW: Duration = Duration::from_secs(10);
     pub const BURST: u32 = 5;
 
-    pub const fn new() -> Self {
+    pub const fn new(what: &'static str) -> Self {
         Self {
+            what,
             since: None,
             logged: 0,
             suppressed: 0,
@@ -367,7 +386,8 @@ impl Throttle {
                     warn!(
                         suppressed = n,
                         window_s = Self::WINDOW.as_secs(),
-                        "{n} more malformed payloads dropped without a log line"
+                        "{n} more {} without a log line",
+                        self.what
                     );
                 }
                 self.since = None;
@@ -394,14 +414,27 @@ fn lane_payload<'a, M: Message, L>(
 }
 
 /// Every applied command is an operator-visible action (a flap moved, a lamp changed) and is logged
-/// at info; heartbeats, many per second, only at debug.
-fn log_handled(lane: &str, seq: u64, what: &str, routine: bool, handled: Handled) {
+/// at info; heartbeats, many per second, only at debug. A rejected command is a warning (a replay,
+/// a forged or stale number: someone other than gated, or a broken link), throttled because whoever
+/// sends one can send thousands.
+fn log_handled(
+    lane: &str,
+    stamp: Stamp,
+    what: &str,
+    routine: bool,
+    handled: Handled,
+    now: Instant,
+) {
+    let seq = stamp.seq;
     match handled {
         Handled::Applied if routine => debug!(lane, seq, what, "command applied"),
         Handled::Applied => info!(lane, seq, what, "command applied"),
         Handled::Refused(why) => info!(lane, seq, what, why = %why, "command refused"),
-        Handled::Replay { last_seq } => {
-            debug!(lane, seq, last_seq, what, "replayed command ignored")
+        Handled::Rejected(why) => {
+            if admitted(&REJECTED, now) {
+                warn!(lane, seq, what, reason = why.name(), epoch = %stamp.epoch,
+                    deadline_ms = stamp.deadline_ms, "command rejected");
+            }
         }
     }
 }
@@ -412,7 +445,7 @@ mod tests {
 
     #[test]
     fn a_flood_is_logged_a_few_times_then_counted() {
-        let mut t = Throttle::new();
+        let mut t = Throttle::new("test lines");
         let t0 = Instant::now();
         let logged = (0..20_000).filter(|_| t.admit(t0)).count();
         assert_eq!(logged, Throttle::BURST as usize);

@@ -1,6 +1,8 @@
 //! State-machine tests on a simulated flap with an injected clock: 10 ms ticks like the driver's loop,
 //! no sleeping, so timing assertions are exact to a tick.
 
+use protocol::{Epoch, Rejection, Stamp};
+
 use super::*;
 use crate::error::HwError;
 use crate::flap::SimFlap;
@@ -11,9 +13,17 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+fn epoch(n: u8) -> Epoch {
+    Epoch::from_bytes([n; 16])
+}
+
 struct Rig {
     c: DoorController<SimFlap>,
+    /// The driver clock's origin (it reads 0 here).
+    t0: Instant,
     now: Instant,
+    /// The epoch `send` writes, and its last seq.
+    epoch: Epoch,
     seq: u64,
     /// Send a heartbeat every 200 ms like gated does, so long scenarios do not trip the watchdog.
     feed: bool,
@@ -28,11 +38,14 @@ impl Rig {
             ..DoorConfig::default()
         };
         let now = Instant::now();
-        let mut c = DoorController::new("L1", cfg.clone(), SimFlap::new(cfg.travel));
+        let clock = DriverClock::at(now, 0);
+        let mut c = DoorController::new("L1", cfg.clone(), SimFlap::new(cfg.travel), clock);
         c.tick(now);
         Self {
             c,
+            t0: now,
             now,
+            epoch: epoch(1),
             seq: 0,
             feed: false,
             last_feed: now,
@@ -48,14 +61,32 @@ impl Rig {
         r
     }
 
+    /// The next command of the rig's epoch, alive for 500 ms.
     fn send(&mut self, action: DoorAction) -> Handled {
-        self.send_cmd(DoorCommand::new(self.seq + 1, action))
+        let cmd = self.cmd(self.epoch, self.seq + 1, action);
+        self.send_cmd(cmd)
+    }
+
+    fn cmd(&self, epoch: Epoch, seq: u64, action: DoorAction) -> DoorCommand {
+        let now_ms = (self.now - self.t0).as_millis() as u64;
+        DoorCommand::new(
+            Stamp {
+                epoch,
+                seq,
+                deadline_ms: now_ms + 500,
+            },
+            action,
+        )
     }
 
     fn send_cmd(&mut self, cmd: DoorCommand) -> Handled {
-        self.seq = self.seq.max(cmd.seq);
-        self.last_feed = self.now;
-        self.c.command(&cmd, self.now)
+        let handled = self.c.command(&cmd, self.now);
+        if !matches!(handled, Handled::Rejected(_)) {
+            self.seq = cmd.seq;
+            self.epoch = cmd.epoch;
+            self.last_feed = self.now;
+        }
+        handled
     }
 
     fn step(&mut self) {
@@ -135,7 +166,7 @@ fn grant_without_passage_closes_after_pass_timeout() {
     r.until_flap(Flap::Closed, 1000);
     let cmd = DoorCommand {
         pass_timeout_ms: Some(1000),
-        ..DoorCommand::new(r.seq + 1, DoorAction::Open)
+        ..r.cmd(r.epoch, r.seq + 1, DoorAction::Open)
     };
     r.send_cmd(cmd);
     let sent = r.now;
@@ -235,8 +266,13 @@ fn motor_error_is_a_fault_with_its_text() {
         }
     }
     let now = Instant::now();
-    let mut c = DoorController::new("L1", DoorConfig::default(), Dead);
-    c.command(&DoorCommand::new(1, DoorAction::Open), now);
+    let mut c = DoorController::new("L1", DoorConfig::default(), Dead, DriverClock::at(now, 0));
+    let stamp = Stamp {
+        epoch: epoch(1),
+        seq: 1,
+        deadline_ms: 100,
+    };
+    c.command(&DoorCommand::new(stamp, DoorAction::Open), now);
     c.tick(now + TICK);
     assert_eq!(c.flap(), Flap::Fault);
     assert!(c.reason().contains("serial port gone"), "{}", c.reason());
@@ -305,14 +341,17 @@ fn lost_liveliness_is_failsafe_until_the_new_gated_commands() {
     );
     r.until_flap(Flap::Closed, 1000);
 
-    // A restarted gated counts its seq from 1 again.
+    // The token's return reopens nothing of the old epoch: its sequence goes on.
     r.c.gated_alive(true, r.now);
     assert_eq!(r.c.reason(), "no command from gated yet");
-    assert_eq!(
-        r.c.command(&DoorCommand::new(1, DoorAction::Heartbeat), r.now),
-        Handled::Applied
-    );
+    let old = r.cmd(epoch(1), 1, DoorAction::HoldOpen);
+    assert_eq!(r.send_cmd(old), Handled::Rejected(Rejection::Replay));
+    assert_eq!(r.c.mode(), DoorMode::FailsafeClosed);
+    // A restarted gated comes with a new epoch counting from 1, and takes the lane over.
+    let new = r.cmd(epoch(2), 1, DoorAction::Heartbeat);
+    assert_eq!(r.send_cmd(new), Handled::Applied);
     assert_eq!((r.c.mode(), r.c.ack_seq()), (DoorMode::Normal, 1));
+    assert_eq!(r.c.state().epoch, Some(epoch(2)));
 }
 
 #[test]
@@ -344,34 +383,6 @@ fn emergency_overrides_hold_closed_and_failsafe_closed() {
 }
 
 #[test]
-fn replayed_seq_is_ignored_but_feeds_the_watchdog() {
-    let mut r = Rig::started(FailsafePosition::Closed);
-    assert_eq!(
-        r.send_cmd(DoorCommand::new(5, DoorAction::Heartbeat)),
-        Handled::Applied
-    );
-    assert_eq!(
-        r.send_cmd(DoorCommand::new(5, DoorAction::HoldClosed)),
-        Handled::Replay { last_seq: 5 }
-    );
-    assert_eq!(
-        r.send_cmd(DoorCommand::new(3, DoorAction::HoldClosed)),
-        Handled::Replay { last_seq: 5 }
-    );
-    assert_eq!((r.c.mode(), r.c.ack_seq()), (DoorMode::Normal, 5));
-    for _ in 0..10 {
-        r.run_for(200);
-        r.c.command(&DoorCommand::new(4, DoorAction::Heartbeat), r.now);
-    }
-    assert_eq!(
-        r.c.mode(),
-        DoorMode::Normal,
-        "replays keep the watchdog fed"
-    );
-    assert_eq!(r.c.ack_seq(), 5);
-}
-
-#[test]
 fn safe_command_latches_failsafe_until_release() {
     let mut r = Rig::normal();
     r.send(DoorAction::Open);
@@ -391,4 +402,90 @@ fn safe_command_latches_failsafe_until_release() {
     assert_eq!(r.c.flap(), Flap::Closed, "the grant was dropped");
     r.send(DoorAction::Release);
     assert_eq!(r.c.mode(), DoorMode::Normal);
+}
+
+#[test]
+fn rejected_commands_neither_act_nor_feed_the_watchdog() {
+    let mut r = Rig::started(FailsafePosition::Closed);
+    let first = r.cmd(epoch(1), 5, DoorAction::Heartbeat);
+    assert_eq!(r.send_cmd(first), Handled::Applied);
+    assert_eq!((r.c.mode(), r.c.ack_seq()), (DoorMode::Normal, 5));
+    let fed = r.now;
+    // The pinning attack of issue 15, and its relatives, arriving every 200 ms.
+    let hostile = |r: &Rig| {
+        let fresh = r.cmd(epoch(1), 6, DoorAction::HoldOpen);
+        let stale = DoorCommand {
+            deadline_ms: 0,
+            ..fresh.clone()
+        };
+        let far = DoorCommand {
+            deadline_ms: u64::MAX,
+            ..fresh.clone()
+        };
+        [
+            (
+                r.cmd(epoch(1), u64::MAX, DoorAction::HoldOpen),
+                Rejection::Future,
+            ),
+            (r.cmd(epoch(1), 5, DoorAction::HoldOpen), Rejection::Replay),
+            (r.cmd(epoch(1), 0, DoorAction::HoldOpen), Rejection::Replay),
+            (r.cmd(epoch(9), 1, DoorAction::HoldOpen), Rejection::Epoch),
+            (stale, Rejection::Stale),
+            (far, Rejection::Future),
+        ]
+    };
+    let mut rounds = 0;
+    while r.c.mode() == DoorMode::Normal {
+        assert!(rounds < 10, "rejected commands kept the watchdog fed");
+        r.run_for(200);
+        // Until the watchdog trips the lane is not open to a claim, so another epoch is `epoch`.
+        for (cmd, why) in hostile(&r) {
+            if r.c.mode() == DoorMode::Normal {
+                assert_eq!(r.send_cmd(cmd), Handled::Rejected(why));
+            }
+        }
+        rounds += 1;
+    }
+    assert_eq!(r.c.mode(), DoorMode::FailsafeClosed);
+    within((r.now - fed).as_millis() as u64, 1000, 1210);
+    assert!(r.c.reason().contains("watchdog"), "{}", r.c.reason());
+    let s = r.c.state();
+    assert_eq!((s.epoch, s.ack_seq), (Some(epoch(1)), 5));
+    assert!(
+        s.rejected.future >= 10 && s.rejected.epoch >= 5,
+        "{:?}",
+        s.rejected
+    );
+
+    // gated's next command still gets in, and the door follows it.
+    assert_eq!(r.send(DoorAction::HoldClosed), Handled::Applied);
+    assert_eq!((r.c.mode(), r.c.ack_seq()), (DoorMode::HeldClosed, 6));
+}
+
+#[test]
+fn another_epoch_takes_the_lane_only_once_it_is_in_failsafe() {
+    let mut r = Rig::normal();
+    r.send(DoorAction::HoldOpen);
+    let intruder = r.cmd(epoch(7), 1, DoorAction::Release);
+    assert_eq!(r.send_cmd(intruder), Handled::Rejected(Rejection::Epoch));
+    assert_eq!(r.c.mode(), DoorMode::HeldOpen);
+
+    // gated goes silent; once the watchdog has put the lane in fail-safe, a new epoch may claim it.
+    r.feed = false;
+    r.until_mode(DoorMode::FailsafeClosed, 2000);
+    let hostile_claim = r.cmd(epoch(7), u64::MAX, DoorAction::HoldOpen);
+    assert_eq!(
+        r.send_cmd(hostile_claim),
+        Handled::Rejected(Rejection::Future)
+    );
+    let claim = r.cmd(epoch(7), 1, DoorAction::Heartbeat);
+    assert_eq!(r.send_cmd(claim), Handled::Applied);
+    assert_eq!(
+        r.c.mode(),
+        DoorMode::Normal,
+        "the hold went with the old gated"
+    );
+    assert_eq!((r.c.state().epoch, r.c.ack_seq()), (Some(epoch(7)), 1));
+    let late = r.cmd(epoch(1), 100, DoorAction::HoldOpen);
+    assert_eq!(r.send_cmd(late), Handled::Rejected(Rejection::Epoch));
 }

@@ -2,20 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use drivers::{BusArgs, DoorDriverSettings, FailsafePosition, run_door_driver};
+use drivers::FailsafePosition;
 use protocol::{DoorAction, DoorMode, DoorSim, DoorState, Emergency, Flap, VERSION, encode};
 
-use crate::harness::{Driver, FakeGated, STATION, free_endpoint, keys, peer, subscribe, wait_for};
-
-const SECOND: Duration = Duration::from_secs(1);
-
-fn door_driver(endpoint: &str, lanes: &[&str], failsafe: FailsafePosition) -> Driver {
-    let settings = DoorDriverSettings {
-        failsafe,
-        ..DoorDriverSettings::new(BusArgs::new(STATION, lanes, &[endpoint]))
-    };
-    Driver::spawn(|stop| run_door_driver(settings, stop))
-}
+use crate::harness::{
+    FakeGated, SECOND, door_driver, free_endpoint, keys, peer, subscribe, wait_for,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_is_acknowledged_and_the_flap_opens_then_closes_after_passage() {
@@ -104,7 +96,9 @@ async fn gated_vanishing_puts_the_door_in_failsafe_closed_within_the_watchdog() 
     );
     wait_for::<DoorState>(&states, SECOND, "flap closed", |s| s.flap == Flap::Closed).await;
 
-    // A new gated brings the lane back to normal with its first command, seq counted from 1 again.
+    // A new gated brings the lane back to normal with its first command: a new epoch, its seq
+    // counted from 1.
+    let old_epoch = s.epoch;
     let mut gated = FakeGated::connect(&ep).await;
     gated.declare_alive().await;
     gated.start_heartbeats(&["L1"]);
@@ -113,6 +107,9 @@ async fn gated_vanishing_puts_the_door_in_failsafe_closed_within_the_watchdog() 
     })
     .await;
     assert!(s.reason.is_empty(), "{}", s.reason);
+    assert_eq!(s.epoch, Some(gated.epoch()));
+    assert_ne!(s.epoch, old_epoch);
+    assert!(s.ack_seq <= 3, "the new epoch counts from 1: {}", s.ack_seq);
     gated.close().await;
     observer.close().await.expect("close observer");
     driver.stop().await;

@@ -2,14 +2,15 @@
 // Test helpers fail the test by panicking, like the #[test] functions that call them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use drivers::DriverError;
+use drivers::{BusArgs, DoorDriverSettings, DriverError, FailsafePosition, run_door_driver};
 use protocol::{
-    DoorAction, DoorCommand, Keys, Message, ZenohEndpoints, decode, encode, zenoh_config,
+    ArchColour, COMMAND_TTL_MS, DoorAction, DoorCommand, DoorState, Epoch, Keys, LightCommand,
+    LightState, Message, Stamp, ZenohEndpoints, decode, encode, zenoh_config,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -20,6 +21,7 @@ use zenoh::pubsub::Subscriber;
 use zenoh::sample::Sample;
 
 pub const STATION: &str = "test_station";
+pub const SECOND: Duration = Duration::from_secs(1);
 
 pub fn keys() -> Keys {
     Keys::new(STATION).expect("station id")
@@ -70,6 +72,15 @@ impl Driver {
     }
 }
 
+/// A door driver with a simulated flap per lane, listening on `endpoint`.
+pub fn door_driver(endpoint: &str, lanes: &[&str], failsafe: FailsafePosition) -> Driver {
+    let settings = DoorDriverSettings {
+        failsafe,
+        ..DoorDriverSettings::new(BusArgs::new(STATION, lanes, &[endpoint]))
+    };
+    Driver::spawn(|stop| run_door_driver(settings, stop))
+}
+
 /// A zenoh peer that dials `endpoint`, like gated does.
 pub async fn peer(endpoint: &str) -> Session {
     let ep = ZenohEndpoints {
@@ -81,22 +92,131 @@ pub async fn peer(endpoint: &str) -> Session {
         .expect("open zenoh session")
 }
 
-/// Plays gated: holds the liveliness token, numbers its commands, can send heartbeats.
+/// Which driver a command goes to (each has its own clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Door,
+    Light,
+}
+
+/// What stamps a fake gated's commands: its epoch, a seq per driver lane, and each driver's clock
+/// as its latest state reported it.
+struct Stamper {
+    epoch: Epoch,
+    seqs: Mutex<HashMap<(Kind, String), u64>>,
+    clocks: Mutex<HashMap<Kind, (u64, Instant)>>,
+}
+
+impl Stamper {
+    fn heard(&self, kind: Kind, clock_ms: u64) {
+        self.clocks
+            .lock()
+            .unwrap()
+            .insert(kind, (clock_ms, Instant::now()));
+    }
+
+    /// The driver's clock now, as far as its last state tells.
+    fn driver_now(&self, kind: Kind) -> Option<u64> {
+        let (ms, at) = *self.clocks.lock().unwrap().get(&kind)?;
+        Some(ms + at.elapsed().as_millis() as u64)
+    }
+
+    fn next(&self, kind: Kind, lane: &str) -> Option<Stamp> {
+        let deadline_ms = self.driver_now(kind)? + COMMAND_TTL_MS;
+        let mut seqs = self.seqs.lock().unwrap();
+        let seq = seqs.entry((kind, lane.to_owned())).or_insert(0);
+        *seq += 1;
+        Some(Stamp {
+            epoch: self.epoch,
+            seq: *seq,
+            deadline_ms,
+        })
+    }
+}
+
+pub fn random_epoch() -> Epoch {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("randomness");
+    Epoch::from_bytes(b)
+}
+
+/// Plays gated: holds the liveliness token, numbers its commands per driver lane within its epoch,
+/// stamps them with deadlines on the driver's clock, can send heartbeats.
 pub struct FakeGated {
     pub session: Session,
-    seq: Arc<AtomicU64>,
+    stamper: Arc<Stamper>,
     token: Option<LivelinessToken>,
     heartbeats: Option<JoinHandle<()>>,
+    _states: Vec<Subscriber<()>>,
 }
 
 impl FakeGated {
     pub async fn connect(endpoint: &str) -> Self {
+        Self::with_epoch(endpoint, random_epoch()).await
+    }
+
+    pub async fn with_epoch(endpoint: &str, epoch: Epoch) -> Self {
+        let session = peer(endpoint).await;
+        let stamper = Arc::new(Stamper {
+            epoch,
+            seqs: Mutex::new(HashMap::new()),
+            clocks: Mutex::new(HashMap::new()),
+        });
+        let k = keys();
+        let mut states = Vec::new();
+        for (kind, key) in [
+            (Kind::Door, k.all_door_states()),
+            (Kind::Light, k.all_light_states()),
+        ] {
+            let st = stamper.clone();
+            let sub = session
+                .declare_subscriber(key)
+                .callback(move |s| {
+                    let bytes = s.payload().to_bytes();
+                    let clock = match kind {
+                        Kind::Door => decode::<DoorState>(&bytes).map(|m| m.clock_ms),
+                        Kind::Light => decode::<LightState>(&bytes).map(|m| m.clock_ms),
+                    };
+                    if let Ok(ms) = clock {
+                        st.heard(kind, ms);
+                    }
+                })
+                .await
+                .expect("subscribe to driver states");
+            states.push(sub);
+        }
         Self {
-            session: peer(endpoint).await,
-            seq: Arc::new(AtomicU64::new(0)),
+            session,
+            stamper,
             token: None,
             heartbeats: None,
+            _states: states,
         }
+    }
+
+    pub fn epoch(&self) -> Epoch {
+        self.stamper.epoch
+    }
+
+    /// The driver's clock now; waits for its first state.
+    pub async fn driver_now(&self, kind: Kind) -> u64 {
+        let start = Instant::now();
+        loop {
+            if let Some(ms) = self.stamper.driver_now(kind) {
+                return ms;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "no {kind:?} driver state within 5 s: its clock is unknown"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The next stamp for `lane` of that driver; waits for the driver's first state.
+    pub async fn stamp(&self, kind: Kind, lane: &str) -> Stamp {
+        self.driver_now(kind).await;
+        self.stamper.next(kind, lane).expect("clock known")
     }
 
     pub async fn declare_alive(&mut self) {
@@ -110,13 +230,31 @@ impl FakeGated {
     }
 
     pub async fn door(&self, lane: &str, action: DoorAction) -> u64 {
-        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        self.door_recorded(lane, action).await.0
+    }
+
+    /// Sends a door command and returns its seq and its bytes exactly as they went on the bus:
+    /// what an eavesdropper would have recorded.
+    pub async fn door_recorded(&self, lane: &str, action: DoorAction) -> (u64, Vec<u8>) {
+        let stamp = self.stamp(Kind::Door, lane).await;
+        let bytes = encode(&DoorCommand::new(stamp, action));
+        self.put(&keys().door_cmd(lane), bytes.clone()).await;
+        (stamp.seq, bytes)
+    }
+
+    pub async fn light(
+        &self,
+        lane: &str,
+        arch: Option<ArchColour>,
+        illumination: Option<u8>,
+    ) -> u64 {
+        let stamp = self.stamp(Kind::Light, lane).await;
         self.put(
-            &keys().door_cmd(lane),
-            encode(&DoorCommand::new(seq, action)),
+            &keys().light_cmd(lane),
+            encode(&LightCommand::new(stamp, arch, illumination)),
         )
         .await;
-        seq
+        stamp.seq
     }
 
     pub async fn put(&self, key: &str, bytes: impl Into<Vec<u8>>) {
@@ -126,14 +264,18 @@ impl FakeGated {
     /// Heartbeats to `lanes` every 200 ms until [`FakeGated::stop_heartbeats`] or the session closes.
     pub fn start_heartbeats(&mut self, lanes: &[&str]) {
         let session = self.session.clone();
-        let seq = self.seq.clone();
-        let keys: Vec<String> = lanes.iter().map(|l| keys().door_cmd(l)).collect();
+        let stamper = self.stamper.clone();
+        let lanes: Vec<String> = lanes.iter().map(|l| (*l).to_owned()).collect();
         self.heartbeats = Some(tokio::spawn(async move {
             loop {
-                for k in &keys {
-                    let s = seq.fetch_add(1, Ordering::SeqCst) + 1;
+                for lane in &lanes {
+                    // Until the driver's first state, its clock is unknown and nothing can be sent.
+                    let Some(stamp) = stamper.next(Kind::Door, lane) else {
+                        continue;
+                    };
+                    let cmd = DoorCommand::new(stamp, DoorAction::Heartbeat);
                     if session
-                        .put(k, encode(&DoorCommand::new(s, DoorAction::Heartbeat)))
+                        .put(keys().door_cmd(lane), encode(&cmd))
                         .await
                         .is_err()
                     {
@@ -156,6 +298,30 @@ impl FakeGated {
         self.stop_heartbeats();
         self.session.close().await.expect("close gated session");
     }
+}
+
+/// Another peer on the driver's bus, once it hears the driver (a state on `state_key`): `peer`
+/// returns before its link is up, and what it puts until then goes nowhere.
+pub async fn peer_hearing(endpoint: &str, state_key: &str) -> Session {
+    let session = peer(endpoint).await;
+    let states = subscribe(&session, state_key).await;
+    tokio::time::timeout(3 * SECOND, states.recv_async())
+        .await
+        .expect("the driver heard within 3 s")
+        .expect("subscriber open");
+    session
+}
+
+/// Ends a scene: gated and the other peer leave, the driver stops cleanly.
+pub async fn finish(gated: FakeGated, other: Session, driver: Driver) {
+    gated.close().await;
+    other.close().await.expect("close the other peer");
+    driver.stop().await;
+}
+
+/// Puts `bytes` on `key` from any session (another peer than gated, in the authority tests).
+pub async fn put(session: &Session, key: &str, bytes: Vec<u8>) {
+    session.put(key, bytes).await.expect("put");
 }
 
 pub type Sub = Subscriber<FifoChannelHandler<Sample>>;

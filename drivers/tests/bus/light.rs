@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use drivers::{BusArgs, LightDriverSettings, run_light_driver};
-use protocol::{ArchColour, LightCommand, LightState, VERSION, encode};
+use protocol::{ArchColour, LightState};
 
 use crate::harness::{Driver, FakeGated, STATION, free_endpoint, keys, peer, subscribe, wait_for};
 
@@ -20,15 +20,13 @@ async fn light_ramps_reports_and_idles_when_gated_goes() {
         wait_for::<LightState>(&states, Duration::from_secs(3), "first state", |_| true).await;
     assert_eq!((s.arch, s.target, s.level), (ArchColour::Idle, 0, 0.0));
 
-    let cmd = LightCommand {
-        v: VERSION,
-        seq: 1,
-        arch: Some(ArchColour::Welcome),
-        illumination: Some(100),
-    };
-    gated.put(&keys().light_cmd("L1"), encode(&cmd)).await;
-    let (s, _) =
-        wait_for::<LightState>(&states, Duration::from_secs(1), "ack", |s| s.ack_seq == 1).await;
+    let seq = gated
+        .light("L1", Some(ArchColour::Welcome), Some(100))
+        .await;
+    let (s, _) = wait_for::<LightState>(&states, Duration::from_secs(1), "ack", |s| {
+        s.ack_seq == seq && s.epoch == Some(gated.epoch())
+    })
+    .await;
     assert_eq!((s.arch, s.target), (ArchColour::Welcome, 100));
     let mut updates = 0;
     let (_, took) = wait_for::<LightState>(&states, Duration::from_secs(2), "full light", |s| {

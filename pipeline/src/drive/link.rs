@@ -1,11 +1,12 @@
 //! The zenoh side of gated: one session, a liveliness token the drivers watch, publishers for
-//! commands and events, subscribers for driver states and the operator queryable.
+//! commands and events, subscribers for driver states and the operator queryable. Commands arrive
+//! here stamped (`claim`); the link only puts them on the bus.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use protocol::{
-    ArchColour, CtlRequest, DoorAction, DoorCommand, DoorState, Health, Keys, LaneEvent,
-    LightCommand, LightState, Message, VERSION, decode, encode,
+    CtlRequest, DoorCommand, DoorState, Health, Keys, LaneEvent, LightCommand, LightState, Message,
+    decode, encode,
 };
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn};
@@ -21,6 +22,11 @@ pub enum LinkError {
     },
     #[error(transparent)]
     Protocol(#[from] protocol::ProtocolError),
+    /// Deadlines are written on the driver's clock, which only its states tell.
+    #[error("no state from the {driver} driver of lane {lane} yet: its clock is unknown")]
+    NotHeard { driver: &'static str, lane: String },
+    #[error("no randomness from the operating system for an epoch")]
+    Random(#[source] getrandom::Error),
 }
 
 fn zerr(what: &'static str) -> impl FnOnce(zenoh::Error) -> LinkError {
@@ -36,10 +42,11 @@ pub enum CtlRequestError {
     Malformed(#[from] protocol::ProtocolError),
 }
 
-/// What the subscribers hand to the station loop.
+/// What the subscribers hand to the station loop. A driver's state comes with the moment it
+/// arrived: gated reads the driver's clock from it, and the station loop may take it up later.
 pub enum Incoming {
-    Door(String, DoorState),
-    Light(String, LightState),
+    Door(String, DoorState, Instant),
+    Light(String, LightState, Instant),
     Ctl(zenoh::query::Query, Result<CtlRequest, CtlRequestError>),
     /// A payload that failed to decode: key and reason (already logged).
     Malformed(String, String),
@@ -48,7 +55,6 @@ pub enum Incoming {
 pub struct Link {
     pub session: zenoh::Session,
     pub keys: Keys,
-    seq: AtomicU64,
     _token: zenoh::liveliness::LivelinessToken,
 }
 
@@ -66,22 +72,22 @@ impl Link {
             .declare_token(keys.gated_alive())
             .await
             .map_err(zerr("liveliness token"))?;
-        // Sequence numbers start from the wall clock so a restarted gated never reuses one that a
-        // driver has already applied (drivers ignore seq <= the last applied as replays).
-        let seq0 = protocol::unix_ms() * 1000;
         let link = Self {
             session,
             keys,
-            seq: AtomicU64::new(seq0),
             _token: token,
         };
-        link.subscribe::<DoorState>(link.keys.all_door_states(), incoming.clone(), |k, s| {
-            Incoming::Door(k, s)
-        })
+        link.subscribe::<DoorState>(
+            link.keys.all_door_states(),
+            incoming.clone(),
+            Incoming::Door,
+        )
         .await?;
-        link.subscribe::<LightState>(link.keys.all_light_states(), incoming.clone(), |k, s| {
-            Incoming::Light(k, s)
-        })
+        link.subscribe::<LightState>(
+            link.keys.all_light_states(),
+            incoming.clone(),
+            Incoming::Light,
+        )
         .await?;
         let q = link
             .session
@@ -106,7 +112,7 @@ impl Link {
         &self,
         key: String,
         tx: UnboundedSender<Incoming>,
-        wrap: fn(String, M) -> Incoming,
+        wrap: fn(String, M, Instant) -> Incoming,
     ) -> Result<(), LinkError> {
         let sub = self
             .session
@@ -119,7 +125,7 @@ impl Link {
                 let key = sample.key_expr().as_str().to_owned();
                 let msg = match decode::<M>(&sample.payload().to_bytes()) {
                     Ok(m) => match keys.lane_of(&key) {
-                        Some(lane) => wrap(lane.to_owned(), m),
+                        Some(lane) => wrap(lane.to_owned(), m, Instant::now()),
                         None => Incoming::Malformed(key, "key names no lane".into()),
                     },
                     Err(e) => {
@@ -135,42 +141,20 @@ impl Link {
         Ok(())
     }
 
-    fn next_seq(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    pub async fn door(&self, lane: &str, action: DoorAction) -> Result<u64, LinkError> {
-        let seq = self.next_seq();
-        let cmd = DoorCommand {
-            pass_timeout_ms: None,
-            ..DoorCommand::new(seq, action)
-        };
+    pub async fn door(&self, lane: &str, cmd: &DoorCommand) -> Result<(), LinkError> {
         self.session
-            .put(self.keys.door_cmd(lane), encode(&cmd))
+            .put(self.keys.door_cmd(lane), encode(cmd))
             .await
             .map_err(zerr("door command"))?;
-        debug!(lane, ?action, seq, "door command");
-        Ok(seq)
+        debug!(lane, action = ?cmd.action, seq = cmd.seq, "door command");
+        Ok(())
     }
 
-    pub async fn light(
-        &self,
-        lane: &str,
-        arch: Option<ArchColour>,
-        illumination: Option<u8>,
-    ) -> Result<u64, LinkError> {
-        let seq = self.next_seq();
-        let cmd = LightCommand {
-            v: VERSION,
-            seq,
-            arch,
-            illumination,
-        };
+    pub async fn light(&self, lane: &str, cmd: &LightCommand) -> Result<(), LinkError> {
         self.session
-            .put(self.keys.light_cmd(lane), encode(&cmd))
+            .put(self.keys.light_cmd(lane), encode(cmd))
             .await
-            .map_err(zerr("light command"))?;
-        Ok(seq)
+            .map_err(zerr("light command"))
     }
 
     pub async fn event(&self, ev: &LaneEvent) -> Result<(), LinkError> {

@@ -3,6 +3,8 @@
 //! Commands are values ([`command::Command`]); the [`Outbox`] is the one place that sends them.
 //! `spawn` starts the driver processes where the station runs them itself.
 
+pub mod agreement;
+pub mod claim;
 pub mod command;
 mod config;
 pub mod lighting;

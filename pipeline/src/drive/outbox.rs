@@ -1,13 +1,22 @@
-//! The one place gated's commands leave from: [`Outbox::send`] puts a [`Command`] on zenoh through
+//! The one place gated's commands leave from: [`Outbox::send`] stamps a [`Command`] with gated's
+//! claim on the driver lane (epoch, seq, deadline on the driver's clock), puts it on zenoh through
 //! the [`Link`], journals it, and remembers door and light commands until their driver acknowledges
-//! them (round-trip histogram) or they time out (counter, warning).
+//! them (round-trip histogram) or they time out (counter, warning). The drivers' states come back
+//! here too ([`Outbox::door_state`], [`Outbox::light_state`]): they tell the claims the drivers'
+//! clocks, acknowledge only commands of gated's epoch, and a door's is checked against what gated
+//! told it (`agreement`).
 
 use std::time::{Duration, Instant};
 
-use metrics::{counter, histogram};
-use protocol::{Health, LaneEvent, LaneEventKind, unix_ms};
-use tracing::{error, warn};
+use metrics::{counter, gauge, histogram};
+use protocol::{
+    ArchColour, DoorCommand, DoorState, Epoch, Health, LaneEvent, LaneEventKind, LightCommand,
+    LightState, Rejected, Rejection, Stamp, VERSION, unix_ms,
+};
+use tracing::{debug, error, info, warn};
 
+use super::agreement::{Change, DoorWatch};
+use super::claim::{Claim, Heard};
 use super::command::{Command, DoorCause};
 use super::link::{Link, LinkError};
 use crate::store::{JournalEntry, JournalKind, JournalWriter};
@@ -54,10 +63,66 @@ impl Pending {
     }
 }
 
+/// One driver of one lane: gated's claim on it and the commands it has not acknowledged yet.
+struct Channel {
+    driver: &'static str,
+    claim: Claim,
+    pending: Pending,
+}
+
+impl Channel {
+    fn new(driver: &'static str) -> Result<Self, LinkError> {
+        Ok(Self {
+            driver,
+            claim: Claim::new().map_err(LinkError::Random)?,
+            pending: Pending::default(),
+        })
+    }
+
+    /// A state of this driver: its clock, its acknowledgement (of gated's epoch only), and its
+    /// rejection counters, mirrored into gated's metrics.
+    fn heard(&mut self, lane: &str, st: &impl Reported, received: Instant) -> Heard {
+        let (epoch, ack_seq, clock_ms, rejected) = st.reported();
+        let heard = self
+            .claim
+            .heard(epoch, ack_seq, clock_ms, received, self.driver);
+        if heard.ours {
+            self.pending.acked(ack_seq, self.driver, lane);
+        }
+        for why in Rejection::ALL {
+            counter!(names::DRIVER_REJECTED, "driver" => self.driver, "lane" => lane.to_owned(), "reason" => why.name())
+                .absolute(rejected.get(why));
+        }
+        heard
+    }
+}
+
+/// What both drivers' states say of gated's claim: the epoch obeyed, its acknowledged seq, the
+/// driver's clock and its rejection counters.
+trait Reported {
+    fn reported(&self) -> (Option<Epoch>, u64, u64, Rejected);
+}
+
+impl Reported for DoorState {
+    fn reported(&self) -> (Option<Epoch>, u64, u64, Rejected) {
+        (self.epoch, self.ack_seq, self.clock_ms, self.rejected)
+    }
+}
+
+impl Reported for LightState {
+    fn reported(&self) -> (Option<Epoch>, u64, u64, Rejected) {
+        (self.epoch, self.ack_seq, self.clock_ms, self.rejected)
+    }
+}
+
 struct LaneOut {
     id: String,
-    door: Pending,
-    light: Pending,
+    door: Channel,
+    light: Channel,
+    watch: DoorWatch,
+    /// Light wanted before the light driver was heard (its first state may take a second): sent
+    /// with its first state.
+    light_waiting: Option<(Option<ArchColour>, Option<u8>)>,
 }
 
 pub struct Outbox {
@@ -68,26 +133,32 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// `lanes`: the lane ids, in lane-index order (what `Command`s refer to).
+    /// `lanes`: the lane ids, in lane-index order (what `Command`s refer to). Each driver lane gets
+    /// an epoch of its own.
     pub fn new(
         link: Link,
         journal: JournalWriter,
         lanes: &[String],
         ack_timeout: Duration,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, LinkError> {
+        let lanes = lanes
+            .iter()
+            .map(|id| {
+                Ok(LaneOut {
+                    id: id.clone(),
+                    door: Channel::new("door")?,
+                    light: Channel::new("light")?,
+                    watch: DoorWatch::default(),
+                    light_waiting: None,
+                })
+            })
+            .collect::<Result<_, LinkError>>()?;
+        Ok(Self {
             link,
             journal,
-            lanes: lanes
-                .iter()
-                .map(|id| LaneOut {
-                    id: id.clone(),
-                    door: Pending::default(),
-                    light: Pending::default(),
-                })
-                .collect(),
+            lanes,
             ack_timeout,
-        }
+        })
     }
 
     pub fn link(&self) -> &Link {
@@ -104,9 +175,9 @@ impl Outbox {
         });
     }
 
-    /// Sends one command; a door or light command returns its sequence number. A failure is logged
-    /// here, and returned for callers that report it (the operator's `ctl`).
-    pub async fn send(&mut self, cmd: &Command) -> Result<Option<u64>, LinkError> {
+    /// Sends one command; a door or light command returns its stamp (epoch and seq). A failure is
+    /// logged here, and returned for callers that report it (the operator's `ctl`).
+    pub async fn send(&mut self, cmd: &Command) -> Result<Option<Stamp>, LinkError> {
         match cmd {
             Command::Door {
                 lane,
@@ -116,19 +187,35 @@ impl Outbox {
                 let Some(l) = self.lanes.get_mut(*lane) else {
                     return Ok(None);
                 };
-                let seq = match self.link.door(&l.id, *action).await {
-                    Ok(seq) => seq,
+                let sent = match l.door.claim.stamp(Instant::now()) {
+                    Some(stamp) => {
+                        let cmd = DoorCommand::new(stamp, *action);
+                        self.link.door(&l.id, &cmd).await.map(|()| stamp)
+                    }
+                    None => Err(LinkError::NotHeard {
+                        driver: "door",
+                        lane: l.id.clone(),
+                    }),
+                };
+                let stamp = match sent {
+                    Ok(stamp) => stamp,
                     Err(e) => {
                         match cause {
                             DoorCause::Safe => {
                                 error!(lane = %l.id, error = %e, "could not send safe command")
+                            }
+                            // Until the driver's first state: every heartbeat would say so.
+                            DoorCause::Heartbeat if matches!(e, LinkError::NotHeard { .. }) => {
+                                debug!(lane = %l.id, error = %e, "heartbeat not sent")
                             }
                             _ => warn!(lane = %l.id, ?action, error = %e, "door command failed"),
                         }
                         return Err(e);
                     }
                 };
-                l.door.sent(seq);
+                let seq = stamp.seq;
+                l.door.pending.sent(seq);
+                l.watch.sent(seq, *action);
                 let detail = match cause {
                     DoorCause::Decision(d) => Some(format!(
                         "{action:?} for track {} ({}) (seq {seq})",
@@ -141,7 +228,7 @@ impl Outbox {
                     let id = l.id.clone();
                     self.journal(&id, JournalKind::DoorCommand, detail);
                 }
-                Ok(Some(seq))
+                Ok(Some(stamp))
             }
             Command::Light {
                 lane,
@@ -151,10 +238,17 @@ impl Outbox {
                 let Some(l) = self.lanes.get_mut(*lane) else {
                     return Ok(None);
                 };
-                match self.link.light(&l.id, *arch, *illumination).await {
-                    Ok(seq) => {
-                        l.light.sent(seq);
-                        Ok(Some(seq))
+                let Some(stamp) = l.light.claim.stamp(Instant::now()) else {
+                    let (a, i) = l.light_waiting.take().unwrap_or_default();
+                    l.light_waiting = Some((arch.or(a), illumination.or(i)));
+                    debug!(lane = %l.id, ?arch, ?illumination, "light driver not heard yet; kept for its first state");
+                    return Ok(None);
+                };
+                let cmd = LightCommand::new(stamp, *arch, *illumination);
+                match self.link.light(&l.id, &cmd).await {
+                    Ok(()) => {
+                        l.light.pending.sent(stamp.seq);
+                        Ok(Some(stamp))
                     }
                     Err(e) => {
                         warn!(lane = %l.id, ?arch, ?illumination, error = %e, "light command failed");
@@ -186,24 +280,75 @@ impl Outbox {
         }
     }
 
-    /// A driver's state acknowledged every door command of lane `lane` up to `ack_seq`.
-    pub fn door_acked(&mut self, lane: usize, ack_seq: u64) {
-        if let Some(l) = self.lanes.get_mut(lane) {
-            l.door.acked(ack_seq, "door", &l.id);
+    /// A door state of lane `lane`, which arrived at `received`. Returns whether it speaks for
+    /// gated's epoch: only then does it acknowledge gated's commands. When it begins or ends a
+    /// disagreement with what gated told the door, raises or clears the alarm metric, logs, and
+    /// publishes and journals a door lane event.
+    pub async fn door_state(&mut self, lane: usize, st: &DoorState, received: Instant) -> bool {
+        let Some(l) = self.lanes.get_mut(lane) else {
+            return false;
+        };
+        let (sent, epoch) = (l.door.claim.sent(), l.door.claim.epoch());
+        let heard = l.door.heard(&l.id, st, received);
+        if l.door.claim.epoch() != epoch {
+            l.watch.new_epoch();
         }
+        let change = l.watch.check(st, heard, sent);
+        gauge!(names::DOOR_DISAGREEMENT, "lane" => l.id.clone()).set(if l.watch.disagreeing() {
+            1.0
+        } else {
+            0.0
+        });
+        if let Some(change) = change {
+            let detail = match change {
+                Change::Began(d) => {
+                    counter!(names::DOOR_DISAGREEMENTS, "lane" => l.id.clone(), "kind" => d.kind())
+                        .increment(1);
+                    warn!(lane = %l.id, kind = d.kind(), flap = ?st.flap, "door disagrees with gated: {}", d.describe());
+                    format!("door disagrees with gated ({}): {}", d.kind(), d.describe())
+                }
+                Change::Ended(d) => {
+                    info!(lane = %l.id, kind = d.kind(), "door agrees with gated again");
+                    format!("door agrees with gated again (was: {})", d.describe())
+                }
+            };
+            let event = LaneEvent {
+                v: VERSION,
+                lane: l.id.clone(),
+                kind: LaneEventKind::Door,
+                status: None,
+                detail,
+                t_unix_ms: unix_ms(),
+            };
+            // A failure is logged by `send`; the journal line is written either way.
+            let _ = self.send(&Command::Event(event)).await;
+        }
+        heard.ours
     }
 
-    pub fn light_acked(&mut self, lane: usize, ack_seq: u64) {
-        if let Some(l) = self.lanes.get_mut(lane) {
-            l.light.acked(ack_seq, "light", &l.id);
-        }
+    /// A light state of lane `lane`, which arrived at `received`. Returns the light command that
+    /// waited for this driver to be heard, now ready to send.
+    pub fn light_state(
+        &mut self,
+        lane: usize,
+        st: &LightState,
+        received: Instant,
+    ) -> Option<Command> {
+        let l = self.lanes.get_mut(lane)?;
+        l.light.heard(&l.id, st, received);
+        let (arch, illumination) = l.light_waiting.take()?;
+        Some(Command::Light {
+            lane,
+            arch,
+            illumination,
+        })
     }
 
     /// Counts and forgets the commands of `lane` not acknowledged within the ack timeout.
     pub fn expire(&mut self, lane: usize) {
         if let Some(l) = self.lanes.get_mut(lane) {
-            l.door.expire(self.ack_timeout, "door", &l.id);
-            l.light.expire(self.ack_timeout, "light", &l.id);
+            l.door.pending.expire(self.ack_timeout, "door", &l.id);
+            l.light.pending.expire(self.ack_timeout, "light", &l.id);
         }
     }
 

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
 use protocol::{
-    ArchColour, CtlReply, CtlRequest, DoorAction, DoorState, LaneEvent, LaneEventKind, LaneStatus,
-    LightState, VERSION, encode, unix_ms,
+    ArchColour, CONTROL_VERSION, CtlReply, CtlRequest, DoorAction, DoorState, LaneEvent,
+    LaneEventKind, LaneStatus, LightState, VERSION, encode, unix_ms,
 };
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
@@ -184,7 +184,7 @@ impl Station {
     /// command reports its sequence number back to the deciders (door latency).
     async fn send(&mut self, cmds: Vec<Command>) {
         for cmd in cmds {
-            if let Ok(Some(seq)) = self.outbox.send(&cmd).await
+            if let Ok(Some(stamp)) = self.outbox.send(&cmd).await
                 && let Command::Door {
                     lane,
                     action,
@@ -192,7 +192,7 @@ impl Station {
                 } = &cmd
                 && let Some((d, _)) = self.decisions.as_mut()
             {
-                d.door_sent(*lane, *action, decided, seq);
+                d.door_sent(*lane, *action, decided, stamp.seq);
             }
         }
     }
@@ -329,19 +329,22 @@ impl Station {
 
     async fn on_incoming(&mut self, inc: Incoming) {
         match inc {
-            Incoming::Door(lane, st) => {
+            Incoming::Door(lane, st, received) => {
                 if let Some(&i) = self.index.get(&lane) {
-                    if let Some((d, _)) = self.decisions.as_mut() {
+                    // Only a state of gated's own epoch acknowledges gated's commands.
+                    if self.outbox.door_state(i, &st, received).await
+                        && let Some((d, _)) = self.decisions.as_mut()
+                    {
                         d.on_door(&lane, &st);
                     }
-                    self.outbox.door_acked(i, st.ack_seq);
                     self.lanes[i].door = Some(st);
                 }
             }
-            Incoming::Light(lane, st) => {
+            Incoming::Light(lane, st, received) => {
                 if let Some(&i) = self.index.get(&lane) {
-                    self.outbox.light_acked(i, st.ack_seq);
+                    let waiting = self.outbox.light_state(i, &st, received);
                     self.lanes[i].light = Some(st);
+                    self.send(waiting.into_iter().collect()).await;
                 }
             }
             Incoming::Malformed(key, _) => counter!(names::MALFORMED, "key" => key).increment(1),
@@ -362,11 +365,12 @@ impl Station {
         if let Some(q) = &req.journal {
             return match self.store.query_journal(q) {
                 Ok(lines) => CtlReply {
-                    v: VERSION,
+                    v: CONTROL_VERSION,
                     ok: true,
                     message: format!("{} journal entries", lines.len()),
                     health: None,
                     seq: None,
+                    epoch: None,
                     journal: Some(lines),
                 },
                 Err(e) => refuse(format!("reading the journal: {e}")),
@@ -374,11 +378,12 @@ impl Station {
         }
         let Some(d) = req.door else {
             return CtlReply {
-                v: VERSION,
+                v: CONTROL_VERSION,
                 ok: true,
                 message: "status".into(),
                 health: Some(self.health()),
                 seq: None,
+                epoch: None,
                 journal: None,
             };
         };
@@ -395,12 +400,13 @@ impl Station {
             cause: DoorCause::Operator,
         };
         match self.outbox.send(&cmd).await {
-            Ok(Some(seq)) => CtlReply {
-                v: VERSION,
+            Ok(Some(stamp)) => CtlReply {
+                v: CONTROL_VERSION,
                 ok: true,
-                message: format!("{:?} sent to {} (seq {seq})", d.action, d.lane),
+                message: format!("{:?} sent to {} (seq {})", d.action, d.lane, stamp.seq),
                 health: None,
-                seq: Some(seq),
+                seq: Some(stamp.seq),
+                epoch: Some(stamp.epoch),
                 journal: None,
             },
             Ok(None) => refuse(format!("no lane {:?} at this station", d.lane)),
@@ -475,11 +481,12 @@ impl Station {
 
 fn refuse(message: String) -> CtlReply {
     CtlReply {
-        v: VERSION,
+        v: CONTROL_VERSION,
         ok: false,
         message,
         health: None,
         seq: None,
+        epoch: None,
         journal: None,
     }
 }

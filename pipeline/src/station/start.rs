@@ -53,7 +53,7 @@ impl Station {
             journal,
             &lane_ids,
             Duration::from_millis(cfg.drivers.ack_timeout_ms),
-        );
+        )?;
         let gpu = Arc::new(Gpu::open(&cfg.gpu)?);
         let adapter = gpu.adapter_name();
         let (recognition, decisions) = recognition(&cfg, &gpu, sync.as_ref())?;

@@ -32,6 +32,16 @@ pub mod names {
     /// Command publish → acknowledged state, label `driver`.
     pub const DRIVER_RTT_SECONDS: &str = "gate_driver_rtt_seconds";
     pub const DRIVER_TIMEOUTS: &str = "gate_driver_ack_timeouts_total";
+    /// Commands a driver lane rejected (its state's `rejected`), labels `driver`, `lane`, `reason`
+    /// (`stale`, `future`, `replay`, `epoch`).
+    pub const DRIVER_REJECTED: &str = "gate_driver_rejected_total";
+    /// 1 while the lane's door state disagrees with what gated told it (`drive::agreement`).
+    pub const DOOR_DISAGREEMENT: &str = "gate_door_disagreement";
+    /// Disagreements begun, labels `lane`, `kind` (one of [`DISAGREEMENT_KINDS`]).
+    pub const DOOR_DISAGREEMENTS: &str = "gate_door_disagreements_total";
+    /// The `kind`s of a door disagreement: another epoch obeyed, an acknowledgement gated never
+    /// asked for, a mode gated did not set.
+    pub const DISAGREEMENT_KINDS: [&str; 3] = ["epoch", "ack", "mode"];
     pub const LIGHTING_COMMANDS: &str = "gate_lighting_commands_total";
     pub const ILLUMINATION: &str = "gate_illumination_percent";
     pub const LUMA_MEAN: &str = "gate_luma_mean";
@@ -110,6 +120,17 @@ pub async fn install(addr: SocketAddr, lanes: &[String]) -> Result<HealthBoard, 
             counter!(name, "lane" => lane.clone()).increment(0);
         }
         gauge!(names::LANE_DEGRADED, "lane" => lane.clone()).set(0.0);
+        gauge!(names::DOOR_DISAGREEMENT, "lane" => lane.clone()).set(0.0);
+        for kind in names::DISAGREEMENT_KINDS {
+            counter!(names::DOOR_DISAGREEMENTS, "lane" => lane.clone(), "kind" => kind)
+                .increment(0);
+        }
+        for driver in ["door", "light"] {
+            for why in protocol::Rejection::ALL {
+                counter!(names::DRIVER_REJECTED, "driver" => driver, "lane" => lane.clone(), "reason" => why.name())
+                    .increment(0);
+            }
+        }
     }
     gauge!(names::GPU_LOST).set(0.0);
     Ok(http::serve(listener, handle))
@@ -148,6 +169,18 @@ fn describe() {
         "Door command published to the driver's state acknowledging it"
     );
     describe_counter!(DRIVER_TIMEOUTS, "Door commands not acknowledged in time");
+    describe_counter!(
+        DRIVER_REJECTED,
+        "Commands a driver rejected (stale, future, replay, epoch), as its state counts them"
+    );
+    describe_gauge!(
+        DOOR_DISAGREEMENT,
+        "1 while the lane's door state disagrees with what gated told it (alarm)"
+    );
+    describe_counter!(
+        DOOR_DISAGREEMENTS,
+        "Door disagreements with gated begun, by kind (epoch, ack, mode)"
+    );
     describe_counter!(LIGHTING_COMMANDS, "Illumination set-point changes sent");
     describe_gauge!(ILLUMINATION, "Current illumination set-point, percent");
     describe_gauge!(LUMA_MEAN, "Mean scene luma (0-1) of the lane's last frame");

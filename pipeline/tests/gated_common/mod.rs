@@ -1,0 +1,171 @@
+//! Test harness for gated and its door driver as processes (the built binaries) on loopback TCP:
+//! a station file for one test lane, the processes (killed when dropped, also when a test fails),
+//! and an observer session on the door driver's bus.
+#![allow(dead_code)]
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use protocol::{DoorState, Keys, ZenohEndpoints, decode};
+use zenoh::handlers::FifoChannelHandler;
+use zenoh::pubsub::Subscriber;
+use zenoh::sample::Sample;
+
+pub fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A child process that is killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One station with one test-pattern lane `L1`: gated's station file and ports, and its door
+/// driver's.
+pub struct Rig {
+    pub station: &'static str,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub gated_port: u16,
+    pub door_port: u16,
+    pub metrics_port: Option<u16>,
+}
+
+impl Rig {
+    pub fn new(station: &'static str, metrics: bool) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (gated_port, door_port) = (port(), port());
+        let metrics_port = metrics.then(port);
+        let metrics = match metrics_port {
+            Some(p) => format!("listen = \"127.0.0.1:{p}\""),
+            None => "enabled = false".into(),
+        };
+        let config = dir.path().join("station.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[station]\nid = \"{station}\"\n[[lane]]\nid = \"L1\"\nrole = \"entry\"\nsource = \"test:pattern=snow\"\nwidth = 64\nheight = 48\nfps = 5\n\
+                 [zenoh]\nlisten = [\"tcp/127.0.0.1:{gated_port}\"]\nconnect = [\"tcp/127.0.0.1:{door_port}\"]\n[store]\npath = \"{}\"\n[metrics]\n{metrics}\n",
+                dir.path().join("s.redb").display()
+            ),
+        )
+        .expect("write config");
+        Self {
+            station,
+            dir,
+            config,
+            gated_port,
+            door_port,
+            metrics_port,
+        }
+    }
+
+    pub fn keys(&self) -> Keys {
+        Keys::new(self.station).expect("keys")
+    }
+
+    pub fn gated_endpoints(&self) -> Vec<String> {
+        vec![format!("tcp/127.0.0.1:{}", self.gated_port)]
+    }
+
+    /// `door-driver` (built beside gated) serving L1 with this fail-safe position.
+    pub fn door_driver(&self, failsafe: &str) -> Proc {
+        let door_bin =
+            std::path::Path::new(env!("CARGO_BIN_EXE_gated")).with_file_name("door-driver");
+        assert!(
+            door_bin.is_file(),
+            "{} missing: run through cargo test --workspace",
+            door_bin.display()
+        );
+        let child = Command::new(&door_bin)
+            .args([
+                "--station",
+                self.station,
+                "--lane",
+                "L1",
+                "--listen",
+                &format!("tcp/127.0.0.1:{}", self.door_port),
+                "--failsafe",
+                failsafe,
+                "--watchdog-ms",
+                "1000",
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start door-driver");
+        Proc(child)
+    }
+
+    pub fn gated(&self) -> Proc {
+        let child = Command::new(env!("CARGO_BIN_EXE_gated"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start gated");
+        Proc(child)
+    }
+
+    /// A session on the door driver's bus, as a maintenance tool (or an intruder) would have.
+    pub async fn door_bus(&self) -> zenoh::Session {
+        let ep = ZenohEndpoints {
+            listen: vec![],
+            connect: vec![format!("tcp/127.0.0.1:{}", self.door_port)],
+        };
+        zenoh::open(protocol::zenoh_config(&ep).expect("cfg"))
+            .await
+            .expect("door bus session")
+    }
+
+    /// `/metrics` of the running gated.
+    pub async fn metrics(&self) -> String {
+        let addr = format!("127.0.0.1:{}", self.metrics_port.expect("metrics enabled"));
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let Ok(mut s) = std::net::TcpStream::connect(&addr) else {
+                return String::new();
+            };
+            let _ = write!(
+                s,
+                "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            );
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out
+        })
+        .await
+        .expect("scrape task")
+    }
+}
+
+pub type States = Subscriber<FifoChannelHandler<Sample>>;
+
+/// The first door state on `sub` satisfying `pred` within `within`, and how long it took.
+pub async fn wait_state(
+    sub: &States,
+    within: Duration,
+    mut pred: impl FnMut(&DoorState) -> bool,
+) -> Option<(DoorState, Duration)> {
+    let t0 = Instant::now();
+    while t0.elapsed() < within {
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(100), sub.recv_async()).await
+            && let Ok(st) = decode::<DoorState>(&s.payload().to_bytes())
+            && pred(&st)
+        {
+            return Some((st, t0.elapsed()));
+        }
+    }
+    None
+}
