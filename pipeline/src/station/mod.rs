@@ -86,6 +86,8 @@ struct LaneState {
     lighting_commands: u64,
     luma_mean: f32,
     door: Option<DoorState>,
+    /// When the door driver last reported (gated's start before its first state).
+    door_heard: Instant,
     light: Option<LightState>,
     gpu_ns_sum: u64,
     gpu_frames: u64,
@@ -335,7 +337,9 @@ impl Station {
                         d.on_door(&lane, &st);
                     }
                     self.outbox.door_acked(i, st.ack_seq);
+                    crate::telemetry::door_state(&lane, Some(&st));
                     self.lanes[i].door = Some(st);
+                    self.lanes[i].door_heard = Instant::now();
                 }
             }
             Incoming::Light(lane, st) => {
@@ -434,6 +438,9 @@ impl Station {
                 .absolute(c.frames_processed.load(o));
             counter!(names::FRAMES_DROPPED, "lane" => c.id.clone())
                 .absolute(c.frames_dropped.load(o));
+        }
+        for l in &self.lanes {
+            crate::telemetry::door_state_age(&l.id, l.door_heard.elapsed());
         }
         let health = self.health();
         if let Some(b) = &self.board {
