@@ -1,6 +1,8 @@
 //! Both driver binaries under a stand-in for systemd (`Type=notify`, `WatchdogSec=`): READY=1 once
 //! their loop runs, WATCHDOG=1 from that loop at half `WATCHDOG_USEC`, STOPPING=1 on SIGTERM, and
 //! no pings for a watchdog that belongs to another process (a driver gated spawned itself).
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
