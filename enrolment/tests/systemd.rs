@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use supervise::notify_socket::NotifySocket;
@@ -15,24 +13,14 @@ fn enrold_notifies_ready_pings_after_its_healthz_and_says_stopping() {
     let tmp = tempfile::tempdir().unwrap();
     prepare(tmp.path(), "");
     let socket = NotifySocket::bind(tmp.path()).unwrap();
-    let mut child = enrold()
-        .args(["serve", "--config"])
-        .arg(tmp.path().join("enrold.toml"))
-        .env("NOTIFY_SOCKET", socket.path())
-        .env("WATCHDOG_USEC", "400000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+    let srv = Server::start_with(
+        tmp.path(),
+        &[
+            ("NOTIFY_SOCKET", socket.path().as_os_str()),
+            ("WATCHDOG_USEC", "400000".as_ref()),
+        ],
+    );
+    let addr = srv.addr;
 
     let said = socket.wait_for("READY=1", Duration::from_secs(30)).unwrap();
     assert_eq!(said, [format!("READY=1\nSTATUS=listening on {addr}\n")]);
@@ -42,18 +30,7 @@ fn enrold_notifies_ready_pings_after_its_healthz_and_says_stopping() {
             .unwrap();
     }
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "SIGTERM ignored");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = srv.stop();
     socket
         .wait_for("STOPPING=1", Duration::from_secs(1))
         .unwrap();

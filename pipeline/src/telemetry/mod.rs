@@ -252,9 +252,9 @@ const FLAPS: [Flap; 5] = [
     Flap::Fault,
 ];
 
-/// The wire spelling (docs/protocol.md). Exhaustive on purpose: a new mode fails to compile here
-/// until it has a label (and a place in `DOOR_MODES`).
-fn door_mode_label(m: DoorMode) -> &'static str {
+/// The wire spelling (docs/protocol.md), also the run report's. Exhaustive on purpose: a new mode
+/// fails to compile here until it has a label (and a place in `DOOR_MODES`).
+pub(crate) fn door_mode_label(m: DoorMode) -> &'static str {
     match m {
         DoorMode::Normal => "normal",
         DoorMode::HeldOpen => "held_open",
