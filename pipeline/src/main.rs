@@ -29,7 +29,8 @@ enum Cmd {
     Run {
         #[arg(long, short)]
         config: PathBuf,
-        /// Stop after this many seconds (default: until ctrl-c, or until recorded footage ends).
+        /// Stop after this many seconds (default: until SIGTERM or ctrl-c, or until recorded footage
+        /// ends).
         #[arg(long)]
         seconds: Option<u64>,
     },

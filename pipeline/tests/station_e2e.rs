@@ -6,36 +6,17 @@
 // Test helpers fail the test by panicking, like the #[test] functions that call them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{get, port};
 use pipeline::config::StationConfig;
 use pipeline::station::{RunOptions, run};
 use protocol::{DoorAction, DoorMode, DoorState, Flap, Keys, ZenohEndpoints, decode};
 
-fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 fn scrape(addr: &str) -> String {
     get(addr, "/metrics")
-}
-
-/// The whole HTTP response (status line, headers, body) of `GET path`.
-fn get(addr: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect to exporter");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("response");
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

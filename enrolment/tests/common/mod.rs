@@ -71,10 +71,16 @@ pub fn enrold() -> Command {
 impl Server {
     /// Starts `enrold serve` on the config in `dir` and waits for its "listening on" line.
     pub fn start(dir: &Path) -> Server {
+        Self::start_with(dir, &[])
+    }
+
+    /// [`Server::start`] with these variables in the child's environment.
+    pub fn start_with(dir: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Server {
         let mut child = enrold()
             .args(["serve", "--config"])
             .arg(dir.join("enrold.toml"))
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -95,13 +101,13 @@ impl Server {
         }
     }
 
-    /// SIGTERM and wait (graceful stop: the store is closed cleanly).
-    pub fn stop(mut self) {
+    /// SIGTERM and wait (graceful stop: the store is closed cleanly); how it exited.
+    pub fn stop(mut self) -> std::process::ExitStatus {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
-        self.child.wait().unwrap();
+        self.child.wait().unwrap()
     }
 
     pub fn get(&self, path: &str) -> Response {

@@ -69,11 +69,11 @@ pub enum StationError {
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Stop after this long (the demo, tests); `None` runs until ctrl-c or the footage ends.
+    /// Stop after this long (the demo, tests); `None` runs until SIGTERM, ctrl-c or the footage ends.
     pub duration: Option<Duration>,
 }
 
-/// Runs a station until ctrl-c, `opts.duration`, or the end of recorded footage.
+/// Runs a station until SIGTERM or ctrl-c, `opts.duration`, or the end of recorded footage.
 pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, StationError> {
     let (station, inputs) = Station::start(cfg).await?;
     Ok(station.run(inputs, opts).await)
@@ -86,6 +86,8 @@ struct LaneState {
     lighting_commands: u64,
     luma_mean: f32,
     door: Option<DoorState>,
+    /// When the door driver last reported (gated's start before its first state).
+    door_heard: Instant,
     light: Option<LightState>,
     gpu_ns_sum: u64,
     gpu_frames: u64,
@@ -126,7 +128,8 @@ struct Station {
 }
 
 impl Station {
-    /// The loop: one handler per input until the deadline, ctrl-c or the end of the footage.
+    /// The loop: one handler per input until the deadline, SIGTERM or ctrl-c, or the end of the
+    /// footage.
     async fn run(mut self, mut inputs: Inputs, opts: RunOptions) -> RunReport {
         self.outbox.journal(
             "",
@@ -141,13 +144,17 @@ impl Station {
             })
             .collect();
         self.send(initial).await;
+        // Everything is open (store, link, sync, GPU, capture, tick): units ordered after gated
+        // may start. Whether each lane can decide walkers is `/readyz`'s answer, not this.
+        supervise::ready(&format!("{} lanes on {}", self.lanes.len(), self.adapter));
+        let mut watchdog = supervise::Watchdog::from_env();
 
         let started = Instant::now();
         let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
         let mut heartbeat =
             tokio::time::interval(Duration::from_millis(self.cfg.drivers.heartbeat_ms));
         let mut health_tick = tokio::time::interval(Duration::from_secs(1));
-        let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+        let mut stop = std::pin::pin!(supervise::terminated());
         let mut sleep_until = std::pin::pin!(async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -157,7 +164,9 @@ impl Station {
         loop {
             tokio::select! {
                 _ = &mut sleep_until => break,
-                _ = &mut ctrl_c => { info!("interrupted"); break; }
+                _ = &mut stop => { info!("stopping on a signal"); break; }
+                // Pinged from this loop, so a loop stuck in a handler stops the pings.
+                _ = watchdog.due() => watchdog.ping(),
                 Some(ev) = inputs.capture.recv() => self.on_capture(ev).await,
                 Some(r) = inputs.tick.recv() => match r {
                     GpuReport::Frame { lane, stats, gpu_ns, captured, pts_ms, faces, done, tick, .. } => {
@@ -337,7 +346,9 @@ impl Station {
                     {
                         d.on_door(&lane, &st);
                     }
+                    crate::telemetry::door_state(&lane, Some(&st));
                     self.lanes[i].door = Some(st);
+                    self.lanes[i].door_heard = Instant::now();
                 }
             }
             Incoming::Light(lane, st, received) => {
@@ -441,6 +452,9 @@ impl Station {
             counter!(names::FRAMES_DROPPED, "lane" => c.id.clone())
                 .absolute(c.frames_dropped.load(o));
         }
+        for l in &self.lanes {
+            crate::telemetry::door_state_age(&l.id, l.door_heard.elapsed());
+        }
         let health = self.health();
         if let Some(b) = &self.board {
             b.publish(health.clone());
@@ -467,6 +481,7 @@ impl Station {
 
     /// Stops capture, the tick and the link, and says what the run did.
     fn stop(mut self, elapsed: Duration) -> RunReport {
+        supervise::stopping();
         let report = self.report(elapsed);
         self.outbox
             .journal("", JournalKind::Station, "gated stopped".into());

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use protocol::{DoorMode, DoorState, Health, LaneHealth, LaneStatus, LightState, VERSION, unix_ms};
+use protocol::{DoorState, Health, LaneHealth, LaneStatus, LightState, VERSION, unix_ms};
 
 use super::Station;
 use crate::decide::decisions::DecisionRecord;
@@ -144,7 +144,11 @@ pub fn format_report(r: &RunReport) -> String {
             .as_ref()
             .map(|d| format!("{:?}", d.flap).to_lowercase())
             .unwrap_or_else(|| "-".into());
-        let mode = l.door.as_ref().map(|d| mode_name(d.mode)).unwrap_or("-");
+        let mode = l
+            .door
+            .as_ref()
+            .map(|d| crate::telemetry::door_mode_label(d.mode))
+            .unwrap_or("-");
         let arch = l
             .light
             .as_ref()
@@ -170,15 +174,4 @@ pub fn format_report(r: &RunReport) -> String {
         );
     }
     s
-}
-
-fn mode_name(m: DoorMode) -> &'static str {
-    match m {
-        DoorMode::Normal => "normal",
-        DoorMode::HeldOpen => "held_open",
-        DoorMode::HeldClosed => "held_closed",
-        DoorMode::FailsafeOpen => "failsafe_open",
-        DoorMode::FailsafeClosed => "failsafe_closed",
-        DoorMode::Emergency => "emergency",
-    }
 }

@@ -83,6 +83,7 @@ impl Station {
                 lighting_commands: 0,
                 luma_mean: 0.0,
                 door: None,
+                door_heard: t0,
                 light: None,
                 gpu_ns_sum: 0,
                 gpu_frames: 0,

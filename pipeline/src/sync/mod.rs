@@ -117,6 +117,17 @@ pub struct SyncStats {
 }
 
 impl SyncStats {
+    /// The reasons a refusal is counted under (docs/metrics.md), created at 0 on start.
+    const REASONS: [&'static str; 7] = [
+        "replay",
+        "gap",
+        "signature",
+        "version",
+        "station",
+        "open",
+        "malformed",
+    ];
+
     fn count(&self, reason: &'static str) {
         let c = match reason {
             "replay" => &self.replay,
@@ -144,6 +155,8 @@ pub struct Syncer {
     pub stats: SyncStats,
     /// Serialises appliers (the live subscriber and catch-up run in one task, tests may call directly).
     apply_lock: Mutex<()>,
+    /// The newest sequence number the centre is known to have for this station.
+    head: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +189,12 @@ impl Syncer {
         }
         gallery.update(last, changes);
         gauge!(crate::telemetry::names::GALLERY_SUBJECTS).set(gallery.len() as f64);
+        // From the start, not only after the next change: the lag is head minus this.
+        gauge!(crate::telemetry::names::SYNC_LAST_SEQ).set(last as f64);
+        // At 0, so an alert on increase() sees the first refusal too.
+        for reason in SyncStats::REASONS {
+            counter!(crate::telemetry::names::SYNC_REFUSED, "reason" => reason).increment(0);
+        }
         info!(
             subjects = gallery.len(),
             last_seq = last,
@@ -187,7 +206,15 @@ impl Syncer {
             gallery,
             stats: SyncStats::default(),
             apply_lock: Mutex::new(()),
+            head: AtomicU64::new(last),
         })
+    }
+
+    /// The centre has at least `seq` for this station (a catch-up answer's head, a verified
+    /// change): exported so the station's lag behind the centre can be watched.
+    pub fn heard_of(&self, seq: u64) {
+        let before = self.head.fetch_max(seq, Ordering::Relaxed);
+        gauge!(crate::telemetry::names::SYNC_CENTRE_HEAD).set(before.max(seq) as f64);
     }
 
     pub fn gallery(&self) -> &Gallery {
@@ -233,6 +260,7 @@ impl Syncer {
                     break;
                 }
             };
+            self.heard_of(v.seq);
             if v.seq < next {
                 debug!(seq = v.seq, last = next - 1, "replayed change ignored");
                 self.stats.count("replay");

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::changes::ChangeBatch;
+use metrics::gauge;
 use protocol::keys::{CENTRE_ALIVE, CENTRE_CHANGES, centre_templates};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -12,6 +13,7 @@ use zenoh::sample::SampleKind;
 
 use super::{Outcome, Syncer};
 use crate::store::StoreError;
+use crate::telemetry::names;
 
 /// The running sync task; aborted on drop.
 pub struct SyncHandle {
@@ -51,6 +53,7 @@ pub async fn spawn(
         .history(true)
         .await?;
     let s = syncer.clone();
+    gauge!(names::SYNC_CENTRE_REACHABLE).set(0.0);
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -68,10 +71,12 @@ pub async fn spawn(
                 r = alive.recv_async() => match r {
                     Ok(sample) if sample.kind() == SampleKind::Put => {
                         info!("centre is reachable: catching up");
+                        gauge!(names::SYNC_CENTRE_REACHABLE).set(1.0);
                         true
                     }
                     Ok(_) => {
                         info!("centre went away: serving from the local store");
+                        gauge!(names::SYNC_CENTRE_REACHABLE).set(0.0);
                         false
                     }
                     Err(_) => break,
@@ -167,6 +172,7 @@ pub async fn catch_up(
         }
         let n = b.changes.len() as u64;
         let head = b.head;
+        syncer.heard_of(head);
         if n == 0 {
             return Ok(applied);
         }

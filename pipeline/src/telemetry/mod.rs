@@ -5,9 +5,13 @@
 mod http;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+use protocol::{DoorMode, DoorState, Flap};
+
+use names::Kind;
 
 pub use http::{HealthBoard, readiness};
 
@@ -16,54 +20,138 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
 ];
 
-/// Every metric's name, the one place they are spelled.
+/// Every metric's name, the one place they are spelled, with its type and `# HELP` text: the
+/// recorder describes each at start, `ALL` lists them (the deploy files' test checks every name a
+/// dashboard or alert asks for against it), and the table in docs/metrics.md says more.
 pub mod names {
-    pub const FRAMES_IN: &str = "gate_frames_in_total";
-    pub const FRAMES_PROCESSED: &str = "gate_frames_processed_total";
-    pub const FRAMES_DROPPED: &str = "gate_frames_dropped_total";
-    /// Frames of a lane where nobody is in view, left out of a tick so that lanes with a walker
-    /// get the station's time (`recognise::priority`); also counted as dropped.
-    pub const FRAMES_DEFERRED: &str = "gate_frames_deferred_total";
-    pub const LANE_DEGRADED: &str = "gate_lane_degraded";
-    /// Wall time per stage, label `stage`: `capture_to_normalised`, `normalise_batch`.
-    pub const STAGE_SECONDS: &str = "gate_stage_seconds";
-    /// GPU time per stage from timestamp queries, label `stage`.
-    pub const GPU_STAGE_SECONDS: &str = "gate_gpu_stage_seconds";
-    /// Command publish → acknowledged state, label `driver`.
-    pub const DRIVER_RTT_SECONDS: &str = "gate_driver_rtt_seconds";
-    pub const DRIVER_TIMEOUTS: &str = "gate_driver_ack_timeouts_total";
-    /// Commands a driver lane rejected (its state's `rejected`), labels `driver`, `lane`, `reason`
-    /// (`stale`, `future`, `replay`, `epoch`).
-    pub const DRIVER_REJECTED: &str = "gate_driver_rejected_total";
-    /// 1 while the lane's door state disagrees with what gated told it (`drive::agreement`).
-    pub const DOOR_DISAGREEMENT: &str = "gate_door_disagreement";
-    /// Disagreements begun, labels `lane`, `kind` (one of [`DISAGREEMENT_KINDS`]).
-    pub const DOOR_DISAGREEMENTS: &str = "gate_door_disagreements_total";
+    /// What a metric is, for `# TYPE` and the series a histogram adds (`_bucket`, `_sum`,
+    /// `_count`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Kind {
+        Counter,
+        Gauge,
+        /// Observations in seconds (`LATENCY_BUCKETS`).
+        Seconds,
+        /// Observations of a count (faces per tick). The exporter gives buckets to `_seconds`
+        /// only, so these are rendered as summaries: `{quantile=…}`, `_sum`, `_count`.
+        Summary,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    pub struct Metric {
+        pub name: &'static str,
+        pub kind: Kind,
+        pub help: &'static str,
+    }
+
+    impl Metric {
+        /// The series names Prometheus stores for this metric.
+        pub fn series(&self) -> Vec<String> {
+            match self.kind {
+                Kind::Counter | Kind::Gauge => vec![self.name.to_owned()],
+                Kind::Seconds => ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .map(|suffix| format!("{}{suffix}", self.name))
+                    .collect(),
+                Kind::Summary => ["", "_sum", "_count"]
+                    .iter()
+                    .map(|suffix| format!("{}{suffix}", self.name))
+                    .collect(),
+            }
+        }
+    }
+
     /// The `kind`s of a door disagreement: another epoch obeyed, an acknowledgement gated never
     /// asked for, a mode gated did not set.
     pub const DISAGREEMENT_KINDS: [&str; 3] = ["epoch", "ack", "mode"];
-    pub const LIGHTING_COMMANDS: &str = "gate_lighting_commands_total";
-    pub const ILLUMINATION: &str = "gate_illumination_percent";
-    pub const LUMA_MEAN: &str = "gate_luma_mean";
-    /// Raw luma (0–1) inside the largest face's box, when a face is in view.
-    pub const FACE_LUMA: &str = "gate_face_luma";
-    pub const GPU_LOST: &str = "gate_gpu_lost";
-    pub const MALFORMED: &str = "gate_malformed_messages_total";
-    /// Template distribution: changes refused, label `reason` (`signature`, `version`, `station`,
-    /// `malformed`, `replay`, `gap`, `open`).
-    pub const SYNC_REFUSED: &str = "gate_sync_refused_total";
-    pub const SYNC_APPLIED: &str = "gate_sync_applied_total";
-    pub const SYNC_LAST_SEQ: &str = "gate_sync_last_seq";
-    pub const GALLERY_SUBJECTS: &str = "gate_gallery_subjects";
-    /// Faces detected / embedded per tick (all lanes).
-    pub const TICK_FACES: &str = "gate_tick_faces";
-    pub const TICK_EMBEDDED: &str = "gate_tick_embedded";
-    /// Per lane, from the capture of the frame that decided: label `to` = `detected`, `identified`,
-    /// `door_command`, `door_open` (the driver's acknowledged open state).
-    pub const DECISION_LATENCY: &str = "gate_decision_latency_seconds";
-    /// Decisions, labels `lane`, `outcome` (`open`, `closed`, `tailgating`, `not_decided`),
-    /// `reason`.
-    pub const DECISIONS: &str = "gate_decisions_total";
+
+    macro_rules! metrics {
+        ($($(#[$doc:meta])* $id:ident = $name:literal, $kind:ident, $help:literal;)*) => {
+            $($(#[$doc])* pub const $id: &str = $name;)*
+            /// Every metric the station exports.
+            pub const ALL: &[Metric] = &[$(Metric { name: $name, kind: Kind::$kind, help: $help }),*];
+        };
+    }
+
+    metrics! {
+        FRAMES_IN = "gate_frames_in_total", Counter, "Frames handed over by the lane's camera";
+        FRAMES_PROCESSED = "gate_frames_processed_total", Counter,
+            "Frames normalised (and recognised) by the station";
+        FRAMES_DROPPED = "gate_frames_dropped_total", Counter,
+            "Frames replaced by a newer one before processing, or deferred";
+        /// Frames of a lane where nobody is in view, left out of a tick so that lanes with a walker
+        /// get the station's time (`recognise::priority`); also counted as dropped.
+        FRAMES_DEFERRED = "gate_frames_deferred_total", Counter,
+            "Frames of a lane with nobody in view left out of a busy tick";
+        LANE_DEGRADED = "gate_lane_degraded", Gauge,
+            "1 while the lane's source is failed or ended unexpectedly";
+        /// Wall time per stage, label `stage`: `capture_to_normalised`, `normalise_batch`.
+        STAGE_SECONDS = "gate_stage_seconds", Seconds, "Wall time per stage of the gate loop";
+        /// GPU time per stage from timestamp queries, label `stage`.
+        GPU_STAGE_SECONDS = "gate_gpu_stage_seconds", Seconds,
+            "GPU time per stage, from timestamp queries";
+        /// Command publish → acknowledged state, label `driver`.
+        DRIVER_RTT_SECONDS = "gate_driver_rtt_seconds", Seconds,
+            "Door command published to the driver's state acknowledging it";
+        DRIVER_TIMEOUTS = "gate_driver_ack_timeouts_total", Counter,
+            "Door commands not acknowledged in time";
+        /// Commands a driver lane rejected (its state's `rejected`), labels `driver`, `lane`,
+        /// `reason` (`stale`, `future`, `replay`, `epoch`).
+        DRIVER_REJECTED = "gate_driver_rejected_total", Counter,
+            "Commands a driver did not admit, by reason (stale, future, replay, epoch)";
+        /// 1 while the lane's door state disagrees with what gated told it (`drive::agreement`).
+        DOOR_DISAGREEMENT = "gate_door_disagreement", Gauge,
+            "1 while the lane's door state disagrees with what gated told the door";
+        /// Disagreements begun, labels `lane`, `kind` (one of [`DISAGREEMENT_KINDS`]).
+        DOOR_DISAGREEMENTS = "gate_door_disagreements_total", Counter,
+            "Door disagreements begun, by kind (epoch, ack, mode)";
+        /// Label `mode` (`protocol::DoorMode` in snake_case): 1 for the mode the lane's door driver
+        /// last reported, 0 for the others (all 0 before its first state).
+        DOOR_MODE = "gate_door_mode", Gauge,
+            "1 for the mode the lane's door driver last reported, 0 for the other modes";
+        /// Label `flap` (`protocol::Flap` in snake_case), as `DOOR_MODE`.
+        DOOR_FLAP = "gate_door_flap", Gauge,
+            "1 for the flap state the lane's door driver last reported, 0 for the others";
+        /// Drivers publish at least every 200 ms, so a few seconds means the driver or the link
+        /// is gone while gated still shows its last state.
+        DOOR_STATE_AGE = "gate_door_state_age_seconds", Gauge,
+            "Seconds since the lane's door driver last reported (since gated started, before that)";
+        LIGHTING_COMMANDS = "gate_lighting_commands_total", Counter,
+            "Illumination set-point changes sent";
+        ILLUMINATION = "gate_illumination_percent", Gauge, "Current illumination set-point, percent";
+        LUMA_MEAN = "gate_luma_mean", Gauge, "Mean scene luma (0-1) of the lane's last frame";
+        /// Raw luma (0–1) inside the largest face's box, when a face is in view.
+        FACE_LUMA = "gate_face_luma", Gauge, "Raw luma (0-1) inside the largest face's box";
+        GPU_LOST = "gate_gpu_lost", Gauge, "1 after the GPU device was lost";
+        MALFORMED = "gate_malformed_messages_total", Counter, "zenoh payloads refused as malformed";
+        /// Template distribution: changes refused, label `reason` (`signature`, `version`, `station`,
+        /// `malformed`, `replay`, `gap`, `open`).
+        SYNC_REFUSED = "gate_sync_refused_total", Counter,
+            "Centre template changes refused, by reason";
+        SYNC_APPLIED = "gate_sync_applied_total", Counter, "Centre template changes applied";
+        SYNC_LAST_SEQ = "gate_sync_last_seq", Gauge,
+            "Sequence number of the last centre change applied";
+        /// The newest sequence number heard of: a catch-up answer's `head` or a verified live
+        /// change. Minus `SYNC_LAST_SEQ`, how far the station's gallery is behind the centre.
+        SYNC_CENTRE_HEAD = "gate_sync_centre_head_seq", Gauge,
+            "Newest centre change for this station heard of (catch-up head or live change)";
+        /// The head is only as fresh as the last word from the centre, so its absence is its own
+        /// signal.
+        SYNC_CENTRE_REACHABLE = "gate_sync_centre_reachable", Gauge,
+            "1 while the enrolment centre's liveliness token is seen";
+        GALLERY_SUBJECTS = "gate_gallery_subjects", Gauge, "Subjects in the station's gallery";
+        /// Faces detected / embedded per tick (all lanes).
+        TICK_FACES = "gate_tick_faces", Summary, "Faces detected per recognition tick, all lanes";
+        TICK_EMBEDDED = "gate_tick_embedded", Summary,
+            "Faces embedded per recognition tick, all lanes";
+        /// Per lane, from the capture of the frame that decided: label `to` = `detected`,
+        /// `identified`, `door_command`, `door_open` (the driver's acknowledged open state).
+        DECISION_LATENCY = "gate_decision_latency_seconds", Seconds,
+            "From the capture of a frame to its detection, identification, door command, door open";
+        /// Decisions, labels `lane`, `outcome` (`open`, `closed`, `tailgating`, `not_decided`),
+        /// `reason`.
+        DECISIONS = "gate_decisions_total", Counter, "Walkers decided, by outcome and reason";
+    }
 }
 
 /// `[metrics]` in the station file.
@@ -96,6 +184,13 @@ pub enum TelemetryError {
     },
 }
 
+/// The exporter as the station configures it (buckets for every `_seconds` histogram).
+fn builder() -> Result<PrometheusBuilder, TelemetryError> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        .map_err(TelemetryError::Recorder)
+}
+
 /// Installs the process-wide recorder, describes every metric, creates the per-lane series and
 /// serves `/metrics`, `/healthz` and `/readyz` on `addr`. The station publishes its health on the
 /// returned board.
@@ -103,12 +198,17 @@ pub async fn install(addr: SocketAddr, lanes: &[String]) -> Result<HealthBoard, 
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| TelemetryError::Bind { addr, source })?;
-    let handle: PrometheusHandle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .map_err(TelemetryError::Recorder)?
+    let handle: PrometheusHandle = builder()?
         .install_recorder()
         .map_err(TelemetryError::Recorder)?;
     describe();
+    create_series(lanes);
+    Ok(http::serve(listener, handle))
+}
+
+/// The series alerts and dashboards need before their first event, at 0: an alert on
+/// `increase()` misses the first event of a series that is born with it.
+fn create_series(lanes: &[String]) {
     for lane in lanes {
         for name in [
             names::FRAMES_IN,
@@ -118,6 +218,10 @@ pub async fn install(addr: SocketAddr, lanes: &[String]) -> Result<HealthBoard, 
             names::LIGHTING_COMMANDS,
         ] {
             counter!(name, "lane" => lane.clone()).increment(0);
+        }
+        for driver in ["door", "light"] {
+            counter!(names::DRIVER_TIMEOUTS, "driver" => driver, "lane" => lane.clone())
+                .increment(0);
         }
         gauge!(names::LANE_DEGRADED, "lane" => lane.clone()).set(0.0);
         gauge!(names::DOOR_DISAGREEMENT, "lane" => lane.clone()).set(0.0);
@@ -131,78 +235,174 @@ pub async fn install(addr: SocketAddr, lanes: &[String]) -> Result<HealthBoard, 
                     .increment(0);
             }
         }
+        door_state(lane, None);
     }
     gauge!(names::GPU_LOST).set(0.0);
-    Ok(http::serve(listener, handle))
 }
 
-/// `# HELP` for every metric (the table in docs/metrics.md says more).
+/// The lane's door state as the two state sets `gate_door_mode` and `gate_door_flap` (1 for the
+/// reported value, 0 for the others, so a dashboard or alert selects on the label alone).
+pub fn door_state(lane: &str, state: Option<&DoorState>) {
+    for m in DOOR_MODES {
+        let on = state.is_some_and(|s| s.mode == m);
+        gauge!(names::DOOR_MODE, "lane" => lane.to_owned(), "mode" => door_mode_label(m))
+            .set(f64::from(u8::from(on)));
+    }
+    for f in FLAPS {
+        let on = state.is_some_and(|s| s.flap == f);
+        gauge!(names::DOOR_FLAP, "lane" => lane.to_owned(), "flap" => flap_label(f))
+            .set(f64::from(u8::from(on)));
+    }
+}
+
+/// How long the lane's door driver has been silent.
+pub fn door_state_age(lane: &str, silent: Duration) {
+    gauge!(names::DOOR_STATE_AGE, "lane" => lane.to_owned()).set(silent.as_secs_f64());
+}
+
+const DOOR_MODES: [DoorMode; 6] = [
+    DoorMode::Normal,
+    DoorMode::HeldOpen,
+    DoorMode::HeldClosed,
+    DoorMode::FailsafeOpen,
+    DoorMode::FailsafeClosed,
+    DoorMode::Emergency,
+];
+
+const FLAPS: [Flap; 5] = [
+    Flap::Closed,
+    Flap::Opening,
+    Flap::Open,
+    Flap::Closing,
+    Flap::Fault,
+];
+
+/// The wire spelling (docs/protocol.md), also the run report's. Exhaustive on purpose: a new mode
+/// fails to compile here until it has a label (and a place in `DOOR_MODES`).
+pub(crate) fn door_mode_label(m: DoorMode) -> &'static str {
+    match m {
+        DoorMode::Normal => "normal",
+        DoorMode::HeldOpen => "held_open",
+        DoorMode::HeldClosed => "held_closed",
+        DoorMode::FailsafeOpen => "failsafe_open",
+        DoorMode::FailsafeClosed => "failsafe_closed",
+        DoorMode::Emergency => "emergency",
+    }
+}
+
+fn flap_label(f: Flap) -> &'static str {
+    match f {
+        Flap::Closed => "closed",
+        Flap::Opening => "opening",
+        Flap::Open => "open",
+        Flap::Closing => "closing",
+        Flap::Fault => "fault",
+    }
+}
+
+/// `# HELP` for every metric.
 fn describe() {
-    use names::*;
-    let s = Unit::Seconds;
-    describe_counter!(FRAMES_IN, "Frames handed over by the lane's camera");
-    describe_counter!(
-        FRAMES_PROCESSED,
-        "Frames normalised (and recognised) by the station"
-    );
-    describe_counter!(
-        FRAMES_DROPPED,
-        "Frames replaced by a newer one before processing, or deferred"
-    );
-    describe_counter!(
-        FRAMES_DEFERRED,
-        "Frames of a lane with nobody in view left out of a busy tick"
-    );
-    describe_gauge!(
-        LANE_DEGRADED,
-        "1 while the lane's source is failed or ended unexpectedly"
-    );
-    describe_histogram!(STAGE_SECONDS, s, "Wall time per stage of the gate loop");
-    describe_histogram!(
-        GPU_STAGE_SECONDS,
-        s,
-        "GPU time per stage, from timestamp queries"
-    );
-    describe_histogram!(
-        DRIVER_RTT_SECONDS,
-        s,
-        "Door command published to the driver's state acknowledging it"
-    );
-    describe_counter!(DRIVER_TIMEOUTS, "Door commands not acknowledged in time");
-    describe_counter!(
-        DRIVER_REJECTED,
-        "Commands a driver rejected (stale, future, replay, epoch), as its state counts them"
-    );
-    describe_gauge!(
-        DOOR_DISAGREEMENT,
-        "1 while the lane's door state disagrees with what gated told it (alarm)"
-    );
-    describe_counter!(
-        DOOR_DISAGREEMENTS,
-        "Door disagreements with gated begun, by kind (epoch, ack, mode)"
-    );
-    describe_counter!(LIGHTING_COMMANDS, "Illumination set-point changes sent");
-    describe_gauge!(ILLUMINATION, "Current illumination set-point, percent");
-    describe_gauge!(LUMA_MEAN, "Mean scene luma (0-1) of the lane's last frame");
-    describe_gauge!(FACE_LUMA, "Raw luma (0-1) inside the largest face's box");
-    describe_gauge!(GPU_LOST, "1 after the GPU device was lost");
-    describe_counter!(MALFORMED, "zenoh payloads refused as malformed");
-    describe_counter!(SYNC_REFUSED, "Centre template changes refused, by reason");
-    describe_counter!(SYNC_APPLIED, "Centre template changes applied");
-    describe_gauge!(
-        SYNC_LAST_SEQ,
-        "Sequence number of the last centre change applied"
-    );
-    describe_gauge!(GALLERY_SUBJECTS, "Subjects in the station's gallery");
-    describe_histogram!(TICK_FACES, "Faces detected per recognition tick, all lanes");
-    describe_histogram!(
-        TICK_EMBEDDED,
-        "Faces embedded per recognition tick, all lanes"
-    );
-    describe_histogram!(
-        DECISION_LATENCY,
-        s,
-        "From the capture of a frame to its detection, identification, door command, door open"
-    );
-    describe_counter!(DECISIONS, "Walkers decided, by outcome and reason");
+    for m in names::ALL {
+        match m.kind {
+            Kind::Counter => describe_counter!(m.name, m.help),
+            Kind::Gauge => describe_gauge!(m.name, m.help),
+            Kind::Seconds => describe_histogram!(m.name, Unit::Seconds, m.help),
+            Kind::Summary => describe_histogram!(m.name, m.help),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics::histogram;
+
+    use super::*;
+
+    /// What the exporter really renders for every metric in `names::ALL`: the `# TYPE` and
+    /// `# HELP` lines and the series names that `Metric::series` promises (the deploy files' test
+    /// relies on them), and no metric outside the table.
+    #[test]
+    fn every_metric_renders_as_the_table_says() {
+        let recorder = builder().unwrap().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            describe();
+            create_series(&["L1".to_owned()]);
+            for m in names::ALL {
+                match m.kind {
+                    Kind::Counter => counter!(m.name).increment(1),
+                    Kind::Gauge => gauge!(m.name).set(1.0),
+                    Kind::Seconds | Kind::Summary => histogram!(m.name).record(0.01),
+                }
+            }
+        });
+        let text = handle.render();
+        for m in names::ALL {
+            let kind = match m.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+                Kind::Seconds => "histogram",
+                Kind::Summary => "summary",
+            };
+            assert!(
+                text.contains(&format!("# TYPE {} {kind}\n", m.name)),
+                "{}: no TYPE {kind} in\n{text}",
+                m.name
+            );
+            assert!(
+                text.contains(&format!("# HELP {} {}\n", m.name, m.help)),
+                "{}: HELP missing",
+                m.name
+            );
+            for series in m.series() {
+                let rendered = text.lines().any(|l| {
+                    l.strip_prefix(series.as_str())
+                        .is_some_and(|rest| rest.starts_with(['{', ' ']))
+                });
+                assert!(rendered, "{series} not rendered in\n{text}");
+            }
+        }
+        for typed in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let name = typed.split(' ').next().unwrap_or_default();
+            assert!(
+                names::ALL.iter().any(|m| m.name == name),
+                "{name} exported but not in names::ALL"
+            );
+        }
+    }
+
+    #[test]
+    fn door_state_sets_one_mode_and_one_flap() {
+        let recorder = builder().unwrap().build_recorder();
+        let handle = recorder.handle();
+        let state = DoorState {
+            v: protocol::CONTROL_VERSION,
+            lane: "L1".into(),
+            flap: Flap::Closed,
+            mode: DoorMode::FailsafeClosed,
+            position: 0.0,
+            obstructed: false,
+            epoch: None,
+            ack_seq: 0,
+            clock_ms: 0,
+            rejected: protocol::Rejected::default(),
+            reason: String::new(),
+            t_unix_ms: 0,
+        };
+        metrics::with_local_recorder(&recorder, || door_state("L1", Some(&state)));
+        let text = handle.render();
+        let mut on: Vec<&str> = text.lines().filter(|l| l.ends_with(" 1")).collect();
+        on.sort_unstable();
+        assert_eq!(
+            on,
+            [
+                "gate_door_flap{lane=\"L1\",flap=\"closed\"} 1",
+                "gate_door_mode{lane=\"L1\",mode=\"failsafe_closed\"} 1",
+            ]
+        );
+        assert_eq!(
+            text.lines().filter(|l| l.ends_with(" 0")).count(),
+            6 + 5 - 2
+        );
+    }
 }

@@ -17,6 +17,7 @@ mod config;
 mod distribute;
 mod enrol;
 mod error;
+mod watchdog;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -237,27 +238,18 @@ fn serve(cfg: Config) -> Result<()> {
         println!("listening on {addr}");
         std::io::stdout().flush()?;
         tracing::info!(%addr, "listening");
+        supervise::ready(&format!("listening on {addr}"));
+        let watchdog = tokio::spawn(watchdog::run(addr));
         let router = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown())
-            .await?;
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                supervise::terminated().await;
+                supervise::stopping();
+            })
+            .await;
+        watchdog.abort();
+        served?;
         tracing::info!("stopped");
         Ok(())
     })
-}
-
-async fn shutdown() {
-    let term = async {
-        #[cfg(unix)]
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-            return;
-        }
-        std::future::pending::<()>().await
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }
