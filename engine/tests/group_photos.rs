@@ -112,27 +112,26 @@ fn composite(parts: &[(&str, u32, u32, u32)]) -> (Vec<u8>, usize, usize) {
 /// the large ones, so neither a bystander at the edge nor a small face in the background.
 #[test]
 fn the_subject_of_a_group_photo_is_the_large_face_nearest_the_centre() {
-    use engine::face::{FaceChain, Rgb};
+    use engine::face::{FaceChain, Found, Rgb};
     let chain = FaceChain::load(&engine::face::models_dir()).expect("models (scripts/setup)");
+    let subject = |parts: &[(&str, u32, u32, u32)]| -> Found {
+        let (rgb, w, h) = composite(parts);
+        let f = chain
+            .subject_face(Rgb { rgb: &rgb, w, h })
+            .expect("detects")
+            .expect("a face");
+        assert_eq!(f.faces, 2, "both faces found");
+        f
+    };
     // Two people of the same size: the one in the middle is the subject.
-    let (rgb, w, h) = composite(&[("biden.jpg", 0, 150, 360), ("obama.jpg", 460, 150, 360)]);
-    let f = chain
-        .subject_face(Rgb { rgb: &rgb, w, h })
-        .expect("detects")
-        .expect("a face");
-    assert_eq!(f.faces, 2, "both faces found");
+    let f = subject(&[("biden.jpg", 0, 150, 360), ("obama.jpg", 460, 150, 360)]);
     assert!(
         (f.detection.center[0] - 640.0).abs() < 180.0,
         "the middle face, not the one at the edge: {:?}",
         f.detection.center
     );
     // A small face behind, at the very centre, and the subject large and off-centre.
-    let (rgb, w, h) = composite(&[("obama2.jpg", 590, 300, 100), ("biden.jpg", 820, 100, 460)]);
-    let f = chain
-        .subject_face(Rgb { rgb: &rgb, w, h })
-        .expect("detects")
-        .expect("a face");
-    assert_eq!(f.faces, 2, "both faces found");
+    let f = subject(&[("obama2.jpg", 590, 300, 100), ("biden.jpg", 820, 100, 460)]);
     assert!(
         f.detection.center[0] > 820.0,
         "the large face, not the small one at the centre: {:?}",
