@@ -97,6 +97,8 @@ struct LaneState {
 
 /// What the loop waits on.
 struct Inputs {
+    /// Driver states (and anything else) that arrived while the station waited for its drivers.
+    early: Vec<Incoming>,
     capture: mpsc::UnboundedReceiver<CaptureEvent>,
     tick: mpsc::UnboundedReceiver<GpuReport>,
     incoming: mpsc::UnboundedReceiver<Incoming>,
@@ -136,6 +138,9 @@ impl Station {
             JournalKind::Station,
             format!("gated started on {}", self.adapter),
         );
+        for inc in std::mem::take(&mut inputs.early) {
+            self.on_incoming(inc).await;
+        }
         let initial: Vec<Command> = (0..self.lanes.len())
             .map(|lane| Command::Light {
                 lane,

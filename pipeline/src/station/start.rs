@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Inputs, LaneState, Station, StationError};
 use crate::capture::{Capture, CaptureEvent, CaptureMode};
 use crate::config::{StationConfig, SyncConfig};
 use crate::decide::decisions::Decisions;
-use crate::drive::{LightingLoop, Link, Outbox};
+use crate::drive::{Incoming, LightingLoop, Link, Outbox};
 use crate::normalise::Gpu;
 use crate::recognise::tick::{GpuStage, Recognition, Settled};
 use crate::recognise::{LaneScope, Recogniser};
@@ -42,7 +42,7 @@ impl Station {
             )?),
             false => None,
         };
-        let (inc_tx, incoming) = mpsc::unbounded_channel();
+        let (inc_tx, mut incoming) = mpsc::unbounded_channel();
         let link = Link::open(keys, &cfg.zenoh_endpoints(), inc_tx).await?;
         let sync = match &cfg.sync {
             Some(s) => Some(start_sync(cfg.station_id(), s, store.clone(), &link).await?),
@@ -58,6 +58,10 @@ impl Station {
         let adapter = gpu.adapter_name();
         let (recognition, decisions) = recognition(&cfg, &gpu, sync.as_ref())?;
         let recogniser = recognition.as_ref().map(|r| r.recogniser.backend_name());
+        let early = match drivers.is_some() {
+            true => await_drivers(&mut incoming, &lane_ids, DRIVERS_WITHIN).await,
+            false => Vec::new(),
+        };
         let t0 = Instant::now();
         let (cap_tx, capture_rx) = mpsc::unbounded_channel::<CaptureEvent>();
         let capture = Capture::start(&cfg.cameras(), &cfg.capture, cap_tx)?;
@@ -115,12 +119,58 @@ impl Station {
             _drivers: drivers,
         };
         let inputs = Inputs {
+            early,
             capture: capture_rx,
             tick: tick_rx,
             incoming,
         };
         Ok((station, inputs))
     }
+}
+
+/// How long a station that starts its own drivers waits for them before it plays anyway.
+const DRIVERS_WITHIN: Duration = Duration::from_secs(15);
+
+/// A station that starts its own drivers captures nothing before each lane's door and light
+/// driver has reported: a door command's deadline is written on the driver's clock, which only its
+/// state tells, so a walker decided earlier would find no door to open. (Recorded footage starts
+/// at once and its first walker is decided within a second; live cameras lose nothing by waiting.)
+/// Returns what arrived meanwhile, for the station loop to handle first, in order.
+async fn await_drivers(
+    incoming: &mut mpsc::UnboundedReceiver<Incoming>,
+    lanes: &[String],
+    within: Duration,
+) -> Vec<Incoming> {
+    let mut early = Vec::new();
+    let mut door = std::collections::BTreeSet::new();
+    let mut light = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while door.len() < lanes.len() || light.len() < lanes.len() {
+        let Ok(Some(inc)) = tokio::time::timeout_at(deadline, incoming.recv()).await else {
+            let missing: Vec<String> = lanes
+                .iter()
+                .flat_map(|l| {
+                    let d = (!door.contains(l)).then(|| format!("door {l}"));
+                    let g = (!light.contains(l)).then(|| format!("light {l}"));
+                    d.into_iter().chain(g)
+                })
+                .collect();
+            warn!(?missing, "drivers not heard within {within:?}; capturing anyway, and their lanes' door commands fail until they report");
+            return early;
+        };
+        match &inc {
+            Incoming::Door(l, ..) if lanes.contains(l) => {
+                door.insert(l.clone());
+            }
+            Incoming::Light(l, ..) if lanes.contains(l) => {
+                light.insert(l.clone());
+            }
+            _ => {}
+        }
+        early.push(inc);
+    }
+    info!(messages = early.len(), "every lane's drivers heard");
+    early
 }
 
 /// With `[sync]` and `[recognise] enabled`: the recogniser for the tick and the deciders for the
