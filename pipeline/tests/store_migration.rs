@@ -78,8 +78,8 @@ fn version_1_file_is_migrated_in_place_and_keeps_its_journal() {
 
     {
         let s = Store::open(&path).expect("a version-1 file opens");
-        assert_eq!(SCHEMA_VERSION, 2);
-        assert_eq!(s.schema_version().expect("version"), 2);
+        assert_eq!(SCHEMA_VERSION, 3);
+        assert_eq!(s.schema_version().expect("version"), 3);
         let j = s.journal(1, 1000).expect("journal reads");
         assert_eq!(j.len(), 50, "every version-1 journal entry survives");
         for (i, (seq, e)) in j.iter().enumerate() {
@@ -93,16 +93,19 @@ fn version_1_file_is_migrated_in_place_and_keeps_its_journal() {
         assert_eq!(s.append(&[entry(51)]).expect("append"), 51);
     }
 
-    // On disk: version 2, the template table exists, and a reopen is a plain version-2 open.
+    // On disk: version 3, the template and fare tables exist, and a reopen is a plain open.
     let (v, tables) = raw_version_and_tables(&path);
-    assert_eq!(v, Some(2));
+    assert_eq!(v, Some(3));
+    for t in ["trips", "spent_rides", "passages"] {
+        assert!(tables.iter().any(|n| n == t), "{t} created: {tables:?}");
+    }
     assert!(
         tables.iter().any(|t| t == "sync_templates"),
         "template table created: {tables:?}"
     );
     assert!(tables.iter().any(|t| t == "journal"), "{tables:?}");
     let s = Store::open(&path).expect("reopen migrated file");
-    assert_eq!(s.schema_version().expect("version"), 2);
+    assert_eq!(s.schema_version().expect("version"), 3);
     let j = s.journal(1, 1000).expect("journal");
     assert_eq!(j.len(), 51);
     assert_eq!(j[50], (51, entry(51)));
@@ -114,9 +117,22 @@ fn empty_version_1_file_is_migrated() {
     let path = dir.path().join("s.redb");
     write_v1(&path, 1, 0);
     let s = Store::open(&path).expect("open");
-    assert_eq!(s.schema_version().expect("version"), 2);
+    assert_eq!(s.schema_version().expect("version"), 3);
     assert!(s.journal(1, 10).expect("journal").is_empty());
     assert_eq!(s.append(&[entry(1)]).expect("append"), 1);
+}
+
+#[test]
+fn version_2_file_gains_empty_fare_tables_and_keeps_its_journal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.redb");
+    write_v1(&path, 2, 20);
+    let s = Store::open(&path).expect("a version-2 file opens");
+    assert_eq!(s.schema_version().expect("version"), 3);
+    assert_eq!(s.journal(1, 100).expect("journal").len(), 20);
+    let fare = s.fare_state().expect("fare state");
+    assert!(fare.open_trips.is_empty() && fare.spent.is_empty());
+    assert_eq!(fare.passages, 0);
 }
 
 /// The journal rows as stored (seq, raw bytes).
@@ -139,7 +155,7 @@ fn raw_journal(path: &Path) -> Vec<(u64, Vec<u8>)> {
 /// offset 9 on, same file size), although no transaction is committed.
 #[test]
 fn unknown_versions_are_refused_untouched() {
-    for version in [0u64, 3, 99] {
+    for version in [0u64, 4, 99] {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.redb");
         write_v1(&path, version, 5);

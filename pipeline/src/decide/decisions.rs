@@ -3,17 +3,24 @@
 //! histograms (capture → identified → door command published → door open acknowledged). Nothing
 //! here sends anything: the station hands the commands to `drive::Outbox`, and tells
 //! [`Decisions::door_sent`] what sequence number a door command got.
+//!
+//! A grant's fare state (its trip change, the ride it spent, its passage record) and its decision's
+//! journal line are written to the store in one transaction before its door command is handed on
+//! (`store::trips`): a station that crashes either kept the grant whole or never opened for it. A
+//! store that refuses the write withdraws the grant: the door stays shut (`store_failed`).
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use metrics::{counter, histogram};
-use protocol::{DoorAction, DoorState, Flap, Outcome, VERSION, unix_ms};
-use tracing::info;
+use protocol::{ArchColour, DoorAction, DoorState, Flap, Outcome, VERSION, unix_ms};
+use tracing::{error, info};
 
-use super::gate::{GateVerdict, GrantDelay, TicketDesk, verdicts};
+use super::gate::{GateVerdict, GrantDelay, TicketDesk, TripChange, verdicts};
 use super::{BBox, DecisionConfig, GateLane, LaneDecider, LaneRole, Observation, Quality};
 use crate::drive::command::{Command, Decided, DoorCause};
 use crate::recognise::{LaneFaces, SubjectNumbers};
+use crate::store::{JournalEntry, JournalKind, Passage, Store, StoreError};
 use crate::telemetry::names;
 
 /// Everything one run decided, for the report and the tests.
@@ -43,6 +50,7 @@ struct LaneGate {
 pub struct Decisions {
     lanes: Vec<LaneGate>,
     desk: TicketDesk,
+    store: Arc<Store>,
     numbers: SubjectNumbers,
     gallery: crate::sync::Gallery,
     pub records: Vec<DecisionRecord>,
@@ -55,16 +63,20 @@ pub enum DecisionsError {
     Fares(#[from] domain::tickets::FareTableError),
     #[error("station.id")]
     Station(#[from] domain::IdError),
+    #[error("reading the open trips from the store")]
+    Store(#[from] StoreError),
 }
 
 impl Decisions {
-    /// The deciders of the station's lanes (`lanes`, in lane-index order) under `[decision]`.
+    /// The deciders of the station's lanes (`lanes`, in lane-index order) under `[decision]`, with
+    /// the open trips and spent rides `store` kept.
     pub fn new(
         station: &str,
         cfg: &DecisionConfig,
         lanes: Vec<GateLane>,
         numbers: SubjectNumbers,
         gallery: crate::sync::Gallery,
+        store: Arc<Store>,
     ) -> Result<Self, DecisionsError> {
         let station = domain::StationId::new(station)?;
         let mut desk = match &cfg.fare_table {
@@ -72,6 +84,14 @@ impl Decisions {
             None => TicketDesk::single_station(station)?,
         };
         desk.keep_trips = cfg.trips;
+        let fare = store.fare_state()?;
+        info!(
+            open_trips = fare.open_trips.len(),
+            spent_rides = fare.spent.len(),
+            passages = fare.passages,
+            "fare state restored"
+        );
+        desk.restore(fare.open_trips, fare.spent);
         let lanes: Vec<LaneGate> = lanes
             .into_iter()
             .map(|l| LaneGate {
@@ -90,6 +110,7 @@ impl Decisions {
             lost_after_ms: cfg.lost_after_ms,
             lanes,
             desk,
+            store,
             numbers,
             gallery,
             records: Vec::new(),
@@ -173,7 +194,7 @@ impl Decisions {
             Some((id, tickets))
         };
         let now = chrono::Local::now().naive_local();
-        let vs = verdicts(
+        let mut vs = verdicts(
             &events,
             in_zone,
             &mut resolve,
@@ -181,13 +202,39 @@ impl Decisions {
             g.direction,
             now,
         );
-        for v in vs {
-            let identified = Instant::now();
+        let identified = Instant::now();
+        let latency = identified.duration_since(captured);
+        let mut msgs: Vec<protocol::Decision> =
+            vs.iter().map(|v| message(&g.id, v, latency)).collect();
+        let changes = self.desk.take_changes();
+        let mut journaled = false;
+        if !changes.is_empty() {
+            let t = Instant::now();
+            match commit(&self.store, &g.id, &vs, &msgs, &changes) {
+                Ok(()) => {
+                    journaled = true;
+                    histogram!(names::FARE_COMMIT).record(t.elapsed().as_secs_f64());
+                }
+                Err(e) => {
+                    error!(lane = %g.id, error = %e, "fare state not written: the grant is withdrawn and the door stays shut");
+                    counter!(names::FARE_COMMIT_FAILURES).increment(1);
+                    self.desk.revert(&changes);
+                    for (v, m) in vs.iter_mut().zip(msgs.iter_mut()) {
+                        if v.outcome == Outcome::Open
+                            && changes.iter().any(|c| Some(c.subject) == v.subject)
+                        {
+                            withdraw(v);
+                            *m = message(&g.id, v, latency);
+                        }
+                    }
+                }
+            }
+        }
+        for (v, msg) in vs.into_iter().zip(msgs) {
             if v.evidence.is_some() {
                 histogram!(names::DECISION_LATENCY, "lane" => g.id.clone(), "to" => "identified")
-                    .record(identified.duration_since(captured).as_secs_f64());
+                    .record(latency.as_secs_f64());
             }
-            let msg = message(&g.id, &v, identified.duration_since(captured));
             let record = self.records.len();
             self.records.push(DecisionRecord {
                 lane: g.id.clone(),
@@ -200,7 +247,7 @@ impl Decisions {
             counter!(names::DECISIONS, "lane" => g.id.clone(), "outcome" => outcome_name(v.outcome), "reason" => msg.reason.clone()).increment(1);
             info!(lane = %g.id, track = v.track.0, outcome = outcome_name(v.outcome), reason = %v.reason,
                 similarity = ?v.evidence.map(|e| e.similarity), "decision");
-            cmds.push(Command::Decision(msg));
+            cmds.push(Command::Decision { msg, journaled });
         }
         cmds
     }
@@ -268,7 +315,46 @@ fn act(lane: usize, v: &GateVerdict, captured: Instant, record: usize) -> Vec<Co
     door.into_iter().chain(arch).collect()
 }
 
-fn message(lane: &str, v: &GateVerdict, latency: std::time::Duration) -> protocol::Decision {
+/// Writes one update's grants: their passages, and every decision of the update as its journal
+/// line (so the lines stay in decision order), in one transaction.
+fn commit(
+    store: &Store,
+    lane: &str,
+    vs: &[GateVerdict],
+    msgs: &[protocol::Decision],
+    changes: &[TripChange],
+) -> Result<(), StoreError> {
+    let passages: Vec<Passage> = changes
+        .iter()
+        .map(|c| {
+            let track = vs
+                .iter()
+                .find(|v| v.subject == Some(c.subject) && v.outcome == Outcome::Open)
+                .map_or(0, |v| v.track.0);
+            c.passage(lane, track)
+        })
+        .collect();
+    let lines: Vec<JournalEntry> = msgs
+        .iter()
+        .map(|m| JournalEntry {
+            t_unix_ms: m.t_unix_ms,
+            lane: lane.to_owned(),
+            kind: JournalKind::Decision,
+            detail: serde_json::to_string(m).unwrap_or_default(),
+        })
+        .collect();
+    store.commit_passages(&passages, &lines)
+}
+
+/// A grant whose fare state could not be kept: refused, door shut, the card reader's turn.
+fn withdraw(v: &mut GateVerdict) {
+    v.outcome = Outcome::Closed;
+    v.reason = "store_failed".into();
+    v.door = None;
+    v.arch = Some(ArchColour::Stop);
+}
+
+fn message(lane: &str, v: &GateVerdict, latency: Duration) -> protocol::Decision {
     protocol::Decision {
         v: VERSION,
         lane: lane.to_owned(),

@@ -3,10 +3,13 @@
 //! the events and the gallery's tickets; the station loop turns the verdicts into door and arch
 //! commands, decision messages and journal lines.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDateTime;
-use domain::tickets::{self, Direction, Effect, FareTable, Gate, OpenTrip, Rider, Ticket, Verdict};
+use domain::tickets::{
+    self, Direction, Effect, FareTable, Gate, OpenTrip, Rider, Ticket, TicketId, TicketKind, TripRecord,
+    Verdict,
+};
 use domain::{StationId, SubjectId};
 use protocol::Outcome;
 
@@ -26,16 +29,47 @@ pub struct GateVerdict {
     pub arch: Option<protocol::ArchColour>,
 }
 
-/// The ticket rules of one station, with the trips it opened (entry lanes) and closes (exit lanes).
+/// The ticket rules of one station, with the trips it opened (entry lanes) and closes (exit lanes)
+/// and the single rides spent here. Every change a grant makes is also kept as a [`TripChange`]
+/// until the station has written it to its store ([`TicketDesk::take_changes`]); a change the store
+/// refused is undone ([`TicketDesk::revert`]) and its door stays shut.
 pub struct TicketDesk {
     table: FareTable,
     station: StationId,
-    /// Trips opened here and not yet closed. Kept in memory: a trip entered at another station is
-    /// known only to the centre (not synced to stations yet), so exits of those are refused with
-    /// `no_entry` — documented in docs/tickets.md.
+    /// Trips opened here and not yet closed, restored from the store at start. A trip entered at
+    /// another station is known only to the centre (not synced to stations yet), so exits of those
+    /// are refused with `no_entry` — documented in docs/tickets.md.
     open_trips: HashMap<SubjectId, OpenTrip>,
+    /// Single rides spent at this station: refused as used even while the centre's copy of the
+    /// ticket still says unused.
+    spent: HashSet<TicketId>,
+    pending: Vec<TripChange>,
     /// `[decision] trips`: when false every passage is judged as if no trip were open.
     pub keep_trips: bool,
+}
+
+/// What one grant changed: the subject's trip before and after, the ride it spent, its record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TripChange {
+    pub subject: SubjectId,
+    pub before: Option<OpenTrip>,
+    pub after: Option<OpenTrip>,
+    pub spent: Option<TicketId>,
+    pub record: TripRecord,
+}
+
+impl TripChange {
+    /// The stored form of this change, for the grant of track `track` on lane `lane`.
+    pub fn passage(&self, lane: &str, track: u64) -> crate::store::Passage {
+        crate::store::Passage {
+            lane: lane.to_owned(),
+            track,
+            subject: self.subject,
+            trip: self.after.clone(),
+            spent: self.spent,
+            record: self.record.clone(),
+        }
+    }
 }
 
 impl TicketDesk {
@@ -44,6 +78,8 @@ impl TicketDesk {
             table,
             station,
             open_trips: HashMap::new(),
+            spent: HashSet::new(),
+            pending: Vec::new(),
             keep_trips: true,
         }
     }
@@ -55,7 +91,22 @@ impl TicketDesk {
         Ok(Self::new(FareTable::parse(&text, "built-in")?, station))
     }
 
-    /// Judges one identified walker and, when allowed, applies the trip change.
+    /// Starts from the trips and spent rides the store kept (a restart).
+    pub fn restore(
+        &mut self,
+        open_trips: HashMap<SubjectId, OpenTrip>,
+        spent: HashSet<TicketId>,
+    ) {
+        self.open_trips = open_trips;
+        self.spent = spent;
+    }
+
+    pub fn open_trips(&self) -> usize {
+        self.open_trips.len()
+    }
+
+    /// Judges one identified walker and, when allowed, applies the trip change (and keeps it for
+    /// the store).
     pub fn judge(
         &mut self,
         subject: SubjectId,
@@ -63,9 +114,19 @@ impl TicketDesk {
         direction: Direction,
         at: NaiveDateTime,
     ) -> tickets::Decision {
+        let tickets: Vec<Ticket> = tickets
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                if let TicketKind::SingleRide { used, .. } = &mut t.kind {
+                    *used |= self.spent.contains(&t.id);
+                }
+                t
+            })
+            .collect();
         let rider = Rider {
             subject,
-            tickets,
+            tickets: &tickets,
             open_trip: self.open_trips.get(&subject),
             postpay: false,
         };
@@ -78,16 +139,45 @@ impl TicketDesk {
         if !self.keep_trips {
             return d;
         }
-        match &d.effect {
-            Effect::OpenTrip(t) => {
-                self.open_trips.insert(subject, t.clone());
-            }
-            Effect::CloseTrip { .. } => {
-                self.open_trips.remove(&subject);
-            }
-            Effect::None => {}
+        let before = self.open_trips.get(&subject).cloned();
+        let (after, spent) = match &d.effect {
+            Effect::OpenTrip(t) => (Some(t.clone()), None),
+            Effect::CloseTrip { consume, .. } => (None, *consume),
+            Effect::None => return d,
+        };
+        match &after {
+            Some(t) => self.open_trips.insert(subject, t.clone()),
+            None => self.open_trips.remove(&subject),
+        };
+        if let Some(t) = spent {
+            self.spent.insert(t);
         }
+        self.pending.push(TripChange {
+            subject,
+            before,
+            after,
+            spent,
+            record: d.record.clone(),
+        });
         d
+    }
+
+    /// The changes made since the last call, oldest first.
+    pub fn take_changes(&mut self) -> Vec<TripChange> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Undoes changes the store did not keep, newest first.
+    pub fn revert(&mut self, changes: &[TripChange]) {
+        for c in changes.iter().rev() {
+            match &c.before {
+                Some(t) => self.open_trips.insert(c.subject, t.clone()),
+                None => self.open_trips.remove(&c.subject),
+            };
+            if let Some(t) = c.spent {
+                self.spent.remove(&t);
+            }
+        }
     }
 }
 

@@ -20,8 +20,12 @@ pub enum Command {
         arch: Option<ArchColour>,
         illumination: Option<u8>,
     },
-    /// A decision message: published on the lane's decision key and journalled.
-    Decision(protocol::Decision),
+    /// A decision message: published on the lane's decision key and journalled, unless the deciders
+    /// already wrote its journal line with the grant's fare state (`journaled`).
+    Decision {
+        msg: protocol::Decision,
+        journaled: bool,
+    },
     /// A lane event (status, lighting change, GPU loss): published and journalled.
     Event(LaneEvent),
 }

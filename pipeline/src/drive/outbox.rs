@@ -256,16 +256,18 @@ impl Outbox {
                     }
                 }
             }
-            Command::Decision(msg) => {
+            Command::Decision { msg, journaled } => {
                 let published = self.link.decision(msg).await;
                 if let Err(e) = &published {
                     warn!(lane = %msg.lane, error = %e, "decision message not published");
                 }
-                self.journal(
-                    &msg.lane,
-                    JournalKind::Decision,
-                    serde_json::to_string(msg).unwrap_or_default(),
-                );
+                if !journaled {
+                    self.journal(
+                        &msg.lane,
+                        JournalKind::Decision,
+                        serde_json::to_string(msg).unwrap_or_default(),
+                    );
+                }
                 published.map(|()| None)
             }
             Command::Event(ev) => {

@@ -56,7 +56,7 @@ impl Station {
         )?;
         let gpu = Arc::new(Gpu::open(&cfg.gpu)?);
         let adapter = gpu.adapter_name();
-        let (recognition, decisions) = recognition(&cfg, &gpu, sync.as_ref())?;
+        let (recognition, decisions) = recognition(&cfg, &gpu, sync.as_ref(), &store)?;
         let recogniser = recognition.as_ref().map(|r| r.recogniser.backend_name());
         let early = match drivers.is_some() {
             true => await_drivers(&mut incoming, &lane_ids, DRIVERS_WITHIN).await,
@@ -180,6 +180,7 @@ fn recognition(
     cfg: &StationConfig,
     gpu: &Gpu,
     sync: Option<&SyncHandle>,
+    store: &Arc<Store>,
 ) -> Result<
     (
         Option<Recognition>,
@@ -197,6 +198,7 @@ fn recognition(
                 cfg.gate_lanes(),
                 recogniser.mirror.numbers(),
                 gallery.clone(),
+                store.clone(),
             )?;
             let lanes = (cfg.gate_lanes().iter())
                 .map(|l| LaneScope {

@@ -1,11 +1,13 @@
 //! The station's local store (redb, on the shared layer `domain::store`): a schema-version table, an
-//! append-only journal of door commands and lane events ([`journal`]), and the templates distributed
-//! by the centre ([`templates`], written by `crate::sync`). No image or frame ever reaches this module:
+//! append-only journal of door commands and lane events ([`journal`]), the templates distributed
+//! by the centre ([`templates`], written by `crate::sync`), and the fare state: open trips, spent
+//! single rides and passage records ([`trips`], written by the deciders before a door opens). No image or frame ever reaches this module:
 //! journal entries are typed records with short text fields; templates arrive sealed. Format:
 //! `docs/store.md`.
 
 mod journal;
 mod templates;
+mod trips;
 #[cfg(test)]
 mod tests;
 
@@ -16,13 +18,15 @@ use tracing::info;
 
 pub use journal::{JournalEntry, JournalKind, JournalWriter, query_journal_file};
 pub use templates::{LAST_SEQ, RowOp, TemplateRow};
+pub use trips::{FareState, Passage};
 
-/// 2 added the template tables (`sync_templates`, `meta.sync_last_seq`); a version-1 file is migrated
-/// in place (the tables are created, the journal is untouched).
-pub const SCHEMA_VERSION: u64 = 2;
+/// 2 added the template tables (`sync_templates`, `meta.sync_last_seq`); 3 the fare state (`trips`,
+/// `spent_rides`, `passages`). Older files are migrated in place (the new tables are created, nothing
+/// else is touched).
+pub const SCHEMA_VERSION: u64 = 3;
 const SCHEMA: Schema = Schema {
     version: SCHEMA_VERSION,
-    upgrades_from: &[1],
+    upgrades_from: &[1, 2],
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +63,9 @@ impl Store {
         let (db, opened) = Db::open(path, SCHEMA, |tx, _| {
             tx.open_table(journal::JOURNAL)?;
             tx.open_table(templates::TEMPLATES)?;
+            tx.open_table(trips::TRIPS)?;
+            tx.open_table(trips::SPENT)?;
+            tx.open_table(trips::PASSAGES)?;
             Ok(())
         })?;
         if let Opened::Upgraded { from } = opened {
@@ -77,7 +84,10 @@ impl Store {
     pub fn purge_rewrite(&self) -> Result<(), StoreError> {
         Ok(self.db.purge(|r, w| {
             copy_table(r, w, journal::JOURNAL)?;
-            copy_table(r, w, templates::TEMPLATES)
+            copy_table(r, w, templates::TEMPLATES)?;
+            copy_table(r, w, trips::TRIPS)?;
+            copy_table(r, w, trips::SPENT)?;
+            copy_table(r, w, trips::PASSAGES)
         })?)
     }
 

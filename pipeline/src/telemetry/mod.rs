@@ -151,6 +151,12 @@ pub mod names {
         /// Decisions, labels `lane`, `outcome` (`open`, `closed`, `tailgating`, `not_decided`),
         /// `reason`.
         DECISIONS = "gate_decisions_total", Counter, "Walkers decided, by outcome and reason";
+        /// The durable write of a grant's fare state, which the door command waits for.
+        FARE_COMMIT = "gate_fare_commit_seconds", Seconds,
+            "Writing a grant's trip change, passage record and journal line before its door opens";
+        /// Grants withdrawn because the store refused their fare state (the door stayed shut).
+        FARE_COMMIT_FAILURES = "gate_fare_commit_failures_total", Counter,
+            "Grants withdrawn because their fare state could not be written";
     }
 }
 
@@ -238,6 +244,7 @@ fn create_series(lanes: &[String]) {
         door_state(lane, None);
     }
     gauge!(names::GPU_LOST).set(0.0);
+    counter!(names::FARE_COMMIT_FAILURES).increment(0);
 }
 
 /// The lane's door state as the two state sets `gate_door_mode` and `gate_door_flap` (1 for the

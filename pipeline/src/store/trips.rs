@@ -1,0 +1,138 @@
+//! The station's fare state (schema version 3, `docs/store.md`): the open trips of subjects who
+//! entered here, the single rides spent here, and a record of every allowed passage. A grant's trip
+//! change, its passage record and its decision's journal line are written in one transaction before
+//! the door is told to open ([`Store::commit_passages`]), so a crash at any point either leaves the
+//! grant whole (the trip open, the ride spent, the line written) or leaves no trace of it (and the
+//! door was never commanded).
+
+use std::collections::{HashMap, HashSet};
+
+use domain::SubjectId;
+use domain::store::OnDb;
+use domain::tickets::{OpenTrip, TicketId, TripRecord};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::journal::{JOURNAL, JournalEntry};
+use super::{Store, StoreError};
+
+/// subject → JSON [`OpenTrip`].
+pub(super) const TRIPS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("trips");
+/// Single rides spent at this station: ticket id → the passage's sequence number.
+pub(super) const SPENT: TableDefinition<u64, u64> = TableDefinition::new("spent_rides");
+/// Allowed passages, in order: sequence (from 1) → JSON [`Passage`]. What the centre's fare ledger
+/// will be fed from.
+pub(super) const PASSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("passages");
+
+/// What one grant changes in the fare state, and the trip-journal line that says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Passage {
+    pub lane: String,
+    pub track: u64,
+    pub subject: SubjectId,
+    /// The subject's open trip after the passage (`None`: closed, or none was kept).
+    pub trip: Option<OpenTrip>,
+    /// The single ride this passage spent.
+    pub spent: Option<TicketId>,
+    pub record: TripRecord,
+}
+
+/// The fare state a station restarts from.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FareState {
+    pub open_trips: HashMap<SubjectId, OpenTrip>,
+    pub spent: HashSet<TicketId>,
+    /// Passages recorded so far.
+    pub passages: u64,
+}
+
+impl Store {
+    /// Writes `passages` (trip changes, spent rides, passage records) and `journal` lines in one
+    /// durable transaction: all of it or, on error, none.
+    pub fn commit_passages(
+        &self,
+        passages: &[Passage],
+        journal: &[JournalEntry],
+    ) -> Result<(), StoreError> {
+        self.db.write(|tx| {
+            let mut trips = tx.open_table(TRIPS).map_err(|e| self.err(e))?;
+            let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
+            let mut recs = tx.open_table(PASSAGES).map_err(|e| self.err(e))?;
+            let mut seq = next_key(&recs).map_err(|e| self.err(e))?;
+            for p in passages {
+                let id = *p.subject.as_bytes();
+                match &p.trip {
+                    Some(t) => {
+                        let bytes = json(t);
+                        trips.insert(id, bytes.as_slice()).map_err(|e| self.err(e))?;
+                    }
+                    None => {
+                        trips.remove(id).map_err(|e| self.err(e))?;
+                    }
+                }
+                if let Some(t) = p.spent {
+                    spent.insert(t.0, seq).map_err(|e| self.err(e))?;
+                }
+                recs.insert(seq, json(p).as_slice())
+                    .map_err(|e| self.err(e))?;
+                seq += 1;
+            }
+            let mut j = tx.open_table(JOURNAL).map_err(|e| self.err(e))?;
+            let mut seq = next_key(&j).map_err(|e| self.err(e))?;
+            for e in journal {
+                j.insert(seq, json(e).as_slice()).map_err(|e| self.err(e))?;
+                seq += 1;
+            }
+            Ok(())
+        })
+    }
+
+    /// The open trips, spent rides and passage count as last committed.
+    pub fn fare_state(&self) -> Result<FareState, StoreError> {
+        self.db.read(|tx| {
+            let mut st = FareState::default();
+            let trips = tx.open_table(TRIPS).map_err(|e| self.err(e))?;
+            for row in trips.iter().map_err(|e| self.err(e))? {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                let id = SubjectId::from_bytes(k.value());
+                let trip = serde_json::from_slice(v.value())
+                    .map_err(|e| self.corrupt("trips", id, e))?;
+                st.open_trips.insert(id, trip);
+            }
+            let spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
+            for row in spent.iter().map_err(|e| self.err(e))? {
+                let (k, _) = row.map_err(|e| self.err(e))?;
+                st.spent.insert(TicketId(k.value()));
+            }
+            let recs = tx.open_table(PASSAGES).map_err(|e| self.err(e))?;
+            st.passages = recs.len().map_err(|e| self.err(e))?;
+            Ok(st)
+        })
+    }
+
+    /// Passage records with sequence number >= `from`, oldest first, at most `limit`.
+    pub fn passages(&self, from: u64, limit: usize) -> Result<Vec<(u64, Passage)>, StoreError> {
+        self.db.read(|tx| {
+            let recs = tx.open_table(PASSAGES).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for row in recs.range(from..).map_err(|e| self.err(e))?.take(limit) {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                let p = serde_json::from_slice(v.value())
+                    .map_err(|e| self.corrupt("passages", k.value(), e))?;
+                out.push((k.value(), p));
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// The key after the table's last (1 for an empty table).
+fn next_key<T: ReadableTable<u64, V>, V: redb::Value + 'static>(t: &T) -> Result<u64, redb::Error> {
+    Ok(t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1))
+}
+
+/// JSON of a value that always serialises (plain data, string keys).
+fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
