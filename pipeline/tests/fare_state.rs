@@ -87,8 +87,14 @@ fn a_restart_keeps_open_trips_and_spent_rides() {
     {
         let s = Store::open(&path).unwrap();
         let mut d = desk(&s);
-        assert_eq!(pass_gate(&s, &mut d, rider, &ride, Direction::Entry, 8), "allow");
-        assert_eq!(pass_gate(&s, &mut d, walker, &pass, Direction::Entry, 8), "allow");
+        assert_eq!(
+            pass_gate(&s, &mut d, rider, &ride, Direction::Entry, 8),
+            "allow"
+        );
+        assert_eq!(
+            pass_gate(&s, &mut d, walker, &pass, Direction::Entry, 8),
+            "allow"
+        );
         assert_eq!(d.open_trips(), 2);
     }
     // gated restarted: both trips are still open, so a second entry is refused.
@@ -101,7 +107,10 @@ fn a_restart_keeps_open_trips_and_spent_rides() {
     );
     // The single ride is spent on exit; after another restart it opens nothing, although the
     // centre's copy of the ticket (the `used: false` given here) has not heard of it yet.
-    assert_eq!(pass_gate(&s, &mut d, rider, &ride, Direction::Exit, 9), "allow");
+    assert_eq!(
+        pass_gate(&s, &mut d, rider, &ride, Direction::Exit, 9),
+        "allow"
+    );
     drop(d);
     drop(s);
     let s = Store::open(&path).unwrap();
@@ -248,7 +257,10 @@ fn kill_9_mid_commit_keeps_every_grant_whole() {
         let kept = st.passages;
         // Every commit the writer reported is there; at most the one being written when it
         // died is there beyond that, and then whole.
-        assert!(kept >= seen && kept <= seen + 1, "kept {kept}, reported {seen}");
+        assert!(
+            kept >= seen && kept <= seen + 1,
+            "kept {kept}, reported {seen}"
+        );
         assert!(kept > kept_before);
         kept_before = kept;
         assert_eq!(passages.len() as u64, kept);

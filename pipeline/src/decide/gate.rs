@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDateTime;
 use domain::tickets::{
-    self, Direction, Effect, FareTable, Gate, OpenTrip, Rider, Ticket, TicketId, TicketKind, TripRecord,
-    Verdict,
+    self, Direction, Effect, FareTable, Gate, OpenTrip, Rider, Ticket, TicketId, TicketKind,
+    TripRecord, Verdict,
 };
 use domain::{StationId, SubjectId};
 use protocol::Outcome;
@@ -92,11 +92,7 @@ impl TicketDesk {
     }
 
     /// Starts from the trips and spent rides the store kept (a restart).
-    pub fn restore(
-        &mut self,
-        open_trips: HashMap<SubjectId, OpenTrip>,
-        spent: HashSet<TicketId>,
-    ) {
+    pub fn restore(&mut self, open_trips: HashMap<SubjectId, OpenTrip>, spent: HashSet<TicketId>) {
         self.open_trips = open_trips;
         self.spent = spent;
     }

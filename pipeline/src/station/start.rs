@@ -155,7 +155,10 @@ async fn await_drivers(
                     d.into_iter().chain(g)
                 })
                 .collect();
-            warn!(?missing, "drivers not heard within {within:?}; capturing anyway, and their lanes' door commands fail until they report");
+            warn!(
+                ?missing,
+                "drivers not heard within {within:?}; capturing anyway, and their lanes' door commands fail until they report"
+            );
             return early;
         };
         match &inc {

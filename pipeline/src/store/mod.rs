@@ -7,9 +7,9 @@
 
 mod journal;
 mod templates;
-mod trips;
 #[cfg(test)]
 mod tests;
+mod trips;
 
 use std::path::Path;
 

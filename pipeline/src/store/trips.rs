@@ -59,13 +59,15 @@ impl Store {
             let mut trips = tx.open_table(TRIPS).map_err(|e| self.err(e))?;
             let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
             let mut recs = tx.open_table(PASSAGES).map_err(|e| self.err(e))?;
-            let mut seq = next_key(&recs).map_err(|e| self.err(e))?;
-            for p in passages {
+            let first = next_key(&recs).map_err(|e| self.err(e))?;
+            for (seq, p) in (first..).zip(passages) {
                 let id = *p.subject.as_bytes();
                 match &p.trip {
                     Some(t) => {
                         let bytes = json(t);
-                        trips.insert(id, bytes.as_slice()).map_err(|e| self.err(e))?;
+                        trips
+                            .insert(id, bytes.as_slice())
+                            .map_err(|e| self.err(e))?;
                     }
                     None => {
                         trips.remove(id).map_err(|e| self.err(e))?;
@@ -76,13 +78,11 @@ impl Store {
                 }
                 recs.insert(seq, json(p).as_slice())
                     .map_err(|e| self.err(e))?;
-                seq += 1;
             }
             let mut j = tx.open_table(JOURNAL).map_err(|e| self.err(e))?;
-            let mut seq = next_key(&j).map_err(|e| self.err(e))?;
-            for e in journal {
+            let first = next_key(&j).map_err(|e| self.err(e))?;
+            for (seq, e) in (first..).zip(journal) {
                 j.insert(seq, json(e).as_slice()).map_err(|e| self.err(e))?;
-                seq += 1;
             }
             Ok(())
         })
@@ -96,8 +96,8 @@ impl Store {
             for row in trips.iter().map_err(|e| self.err(e))? {
                 let (k, v) = row.map_err(|e| self.err(e))?;
                 let id = SubjectId::from_bytes(k.value());
-                let trip = serde_json::from_slice(v.value())
-                    .map_err(|e| self.corrupt("trips", id, e))?;
+                let trip =
+                    serde_json::from_slice(v.value()).map_err(|e| self.corrupt("trips", id, e))?;
                 st.open_trips.insert(id, trip);
             }
             let spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
