@@ -50,6 +50,24 @@ async fn run(f: &Path, opts: &FootageOptions) -> FootageRun {
         .expect("station run")
 }
 
+/// The footage with only its first lane (the enrolled walker, an unknown one, an expired pass):
+/// truth.json rewritten, the video linked.
+fn first_lane_only(f: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.join("truth.json")).unwrap()).unwrap();
+    let lanes = truth["lanes"].as_array_mut().unwrap();
+    lanes.truncate(1);
+    let file = lanes[0]["file"].as_str().unwrap().to_owned();
+    std::os::unix::fs::symlink(
+        f.join(&file).canonicalize().unwrap(),
+        dir.path().join(&file),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("truth.json"), truth.to_string()).unwrap();
+    dir
+}
+
 /// (outcome, reason, identity) of every decision of a lane, in order.
 fn decided(r: &FootageRun, lane: &str) -> Vec<(Outcome, String, Option<String>)> {
     r.report
@@ -219,19 +237,7 @@ async fn a_lane_that_dies_does_not_stop_the_other() {
 async fn real_time_lane_decides_every_walker() {
     let _turn = TURN.lock().await;
     let Some(f) = footage() else { return };
-    // The same footage with only its first lane: truth.json rewritten, the video linked.
-    let dir = tempfile::tempdir().unwrap();
-    let mut truth: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(f.join("truth.json")).unwrap()).unwrap();
-    let lanes = truth["lanes"].as_array_mut().unwrap();
-    lanes.truncate(1);
-    let file = lanes[0]["file"].as_str().unwrap().to_owned();
-    std::os::unix::fs::symlink(
-        f.join(&file).canonicalize().unwrap(),
-        dir.path().join(&file),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("truth.json"), truth.to_string()).unwrap();
+    let dir = first_lane_only(&f);
     let opts = FootageOptions {
         paced: true,
         ..options()
@@ -257,4 +263,69 @@ async fn real_time_lane_decides_every_walker() {
             "door open never acknowledged: {d:?}"
         );
     }
+}
+
+/// A restarted station keeps its fares (issue 17): lane L1 of the default footage (an entry lane)
+/// played twice by two station runs on one store, following one centre. The enrolled walker's first
+/// passage opens and opens their trip; after the restart the same walker entering again is refused
+/// `double_entry`, and the store holds exactly one passage for them, with the trip open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_station_remembers_open_trips() {
+    let _turn = TURN.lock().await;
+    let Some(f) = footage() else { return };
+    let lane1 = first_lane_only(&f);
+    let work = tempfile::tempdir().unwrap();
+    let opts = options();
+    let centre = demo::start_centre(lane1.path(), work.path(), &opts)
+        .await
+        .expect("centre");
+    let first = demo::run_with_centre(lane1.path(), work.path(), &opts, &centre)
+        .await
+        .expect("first station run");
+    print!("{}", demo::format_decisions(&first));
+    let lane = &first.truth.lanes[0];
+    let enrolled = lane
+        .walkers
+        .iter()
+        .find(|w| w.expected == "open")
+        .expect("an enrolled walker with a valid pass");
+    let who = Some(enrolled.identity.clone());
+    let opened = |r: &FootageRun| -> Vec<(Outcome, String)> {
+        decided(r, &lane.lane)
+            .into_iter()
+            .filter(|(_, _, w)| *w == who)
+            .map(|(o, reason, _)| (o, reason))
+            .collect()
+    };
+    assert_eq!(opened(&first), vec![(Outcome::Open, "granted".to_owned())]);
+
+    let second = demo::run_with_centre(lane1.path(), work.path(), &opts, &centre)
+        .await
+        .expect("restarted station run");
+    print!("{}", demo::format_decisions(&second));
+    centre.close().await;
+    assert_eq!(
+        opened(&second),
+        vec![(Outcome::Closed, "double_entry".to_owned())],
+        "the restarted station forgot the open trip"
+    );
+
+    let store = pipeline::store::Store::open(&work.path().join("station.redb")).unwrap();
+    let subject = first.subjects[&enrolled.identity];
+    let passages = store.passages(1, 100).unwrap();
+    assert_eq!(
+        passages
+            .iter()
+            .filter(|(_, p)| p.subject == subject)
+            .count(),
+        1,
+        "{passages:?}"
+    );
+    assert!(
+        store
+            .fare_state()
+            .unwrap()
+            .open_trips
+            .contains_key(&subject)
+    );
 }

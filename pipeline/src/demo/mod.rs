@@ -165,8 +165,20 @@ pub async fn run_footage(
     work: &Path,
     opts: &FootageOptions,
 ) -> Result<FootageRun, DemoError> {
+    let centre = start_centre(footage, work, opts).await?;
+    let r = run_with_centre(footage, work, opts, &centre).await;
+    centre.close().await;
+    r
+}
+
+/// The footage's passengers enrolled at an in-process centre under `work/centre`.
+pub async fn start_centre(
+    footage: &Path,
+    work: &Path,
+    opts: &FootageOptions,
+) -> Result<DemoCentre, DemoError> {
     let truth = Truth::load(footage)?;
-    let mut cfg = footage_config(footage, &truth, work, opts)?;
+    let cfg = footage_config(footage, &truth, work, opts)?;
     let people: Vec<Enrolee> = truth
         .enrol
         .iter()
@@ -178,8 +190,19 @@ pub async fn run_footage(
         })
         .collect();
     let models = cfg.recognise.models_dir();
-    let centre =
-        DemoCentre::start(&work.join("centre"), cfg.station_id(), &models, &people).await?;
+    Ok(DemoCentre::start(&work.join("centre"), cfg.station_id(), &models, &people).await?)
+}
+
+/// A station on the footage, following `centre`, its store in `work` (a second run on the same
+/// `work` is a restart of the station: what its store kept, it keeps).
+pub async fn run_with_centre(
+    footage: &Path,
+    work: &Path,
+    opts: &FootageOptions,
+    centre: &DemoCentre,
+) -> Result<FootageRun, DemoError> {
+    let truth = Truth::load(footage)?;
+    let mut cfg = footage_config(footage, &truth, work, opts)?;
     cfg.sync = Some(centre.sync.clone());
     let report = crate::station::run(
         cfg,
@@ -188,12 +211,10 @@ pub async fn run_footage(
         },
     )
     .await;
-    let subjects = centre.subjects.clone();
-    centre.close().await;
     Ok(FootageRun {
         report: report?,
         truth,
-        subjects,
+        subjects: centre.subjects.clone(),
     })
 }
 
