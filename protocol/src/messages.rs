@@ -353,6 +353,10 @@ pub struct LaneHealth {
     pub door: Option<Flap>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub door_mode: Option<DoorMode>,
+    /// How old the door driver's last state was when this health was made, ms (with `door`):
+    /// `door` and `door_mode` say what the driver last said, this says how long ago.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door_age_ms: Option<u64>,
     /// Why the lane is degraded (or why its source ended), as capture reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

@@ -106,6 +106,10 @@ impl Station {
                     illumination: l.lighting.level(),
                     door: l.door.as_ref().map(|d| d.flap),
                     door_mode: l.door.as_ref().map(|d| d.mode),
+                    door_age_ms: l
+                        .door
+                        .as_ref()
+                        .map(|_| l.door_heard.elapsed().as_millis() as u64),
                     reason: l.status_detail.clone(),
                 })
                 .collect(),

@@ -92,9 +92,13 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
+/// A door driver publishes its state at least every 200 ms: one silent for this long is gone (or
+/// its link is), whatever its last state said.
+pub const DOOR_SILENT_AFTER_MS: u64 = 2_000;
+
 /// Why the station cannot decide walkers on every lane now (empty: ready). Ready means: the loop
 /// published its health lately, the GPU is there, every lane's camera delivers, and every lane's
-/// door driver reports a mode in which it obeys gated (normal, or an operator's hold).
+/// door driver reports, lately, a mode in which it obeys gated (normal, or an operator's hold).
 pub fn readiness(health: Option<&Health>, now_ms: u64) -> Vec<String> {
     let Some(h) = health else {
         return vec!["starting: no health published yet".into()];
@@ -123,10 +127,14 @@ pub fn readiness(health: Option<&Health>, now_ms: u64) -> Vec<String> {
             )),
             LaneStatus::Finished => p.push(format!("lane {}: recording ended", l.lane)),
         }
-        match l.door_mode {
-            None => p.push(format!("lane {}: no state from its door driver", l.lane)),
-            Some(DoorMode::Normal | DoorMode::HeldOpen | DoorMode::HeldClosed) => {}
-            Some(m) => p.push(format!("lane {}: door in {m:?}", l.lane)),
+        match (l.door_mode, l.door_age_ms) {
+            (None, _) => p.push(format!("lane {}: no state from its door driver", l.lane)),
+            (Some(m), Some(age)) if age > DOOR_SILENT_AFTER_MS => p.push(format!(
+                "lane {}: door driver silent for {age} ms (last said {m:?})",
+                l.lane
+            )),
+            (Some(DoorMode::Normal | DoorMode::HeldOpen | DoorMode::HeldClosed), _) => {}
+            (Some(m), _) => p.push(format!("lane {}: door in {m:?}", l.lane)),
         }
     }
     p
@@ -148,6 +156,7 @@ mod tests {
             illumination: 0,
             door: None,
             door_mode: door,
+            door_age_ms: door.map(|_| 100),
             reason: None,
         }
     }
@@ -200,6 +209,16 @@ mod tests {
                 "lane L2: camera starting",
                 "lane L2: no state from its door driver",
             ]
+        );
+        // A door whose last word was "normal" but which has been silent since is not ready.
+        let mut stale = lane("L1", LaneStatus::Running, Some(DoorMode::Normal));
+        stale.door_age_ms = Some(DOOR_SILENT_AFTER_MS + 500);
+        assert_eq!(
+            readiness(Some(&health(vec![stale], 1_000)), 1_000),
+            vec![format!(
+                "lane L1: door driver silent for {} ms (last said Normal)",
+                DOOR_SILENT_AFTER_MS + 500
+            )]
         );
     }
 }
