@@ -1,6 +1,7 @@
 //! Test harness for gated and its door driver as processes (the built binaries) on loopback TCP:
 //! a station file for one test lane, the processes (killed when dropped, also when a test fails),
-//! and an observer session on the door driver's bus.
+//! and an observer session on the door driver's bus. Used by `gated_process.rs` and
+//! `door_disagreement.rs`.
 #![allow(dead_code)]
 // Test helpers fail the test by panicking, like the #[test] functions that call them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -81,6 +82,14 @@ impl Rig {
 
     /// `door-driver` (built beside gated) serving L1 with this fail-safe position.
     pub fn door_driver(&self, failsafe: &str) -> Proc {
+        let mut cmd = self.door_command();
+        cmd.args(["--failsafe", failsafe, "--watchdog-ms", "1000"]);
+        Proc(cmd.spawn().expect("start door-driver"))
+    }
+
+    /// The command that starts `door-driver` serving L1 with its default settings (more arguments
+    /// and the environment are the caller's).
+    pub fn door_command(&self) -> Command {
         let door_bin =
             std::path::Path::new(env!("CARGO_BIN_EXE_gated")).with_file_name("door-driver");
         assert!(
@@ -88,34 +97,26 @@ impl Rig {
             "{} missing: run through cargo test --workspace",
             door_bin.display()
         );
-        let child = Command::new(&door_bin)
-            .args([
-                "--station",
-                self.station,
-                "--lane",
-                "L1",
-                "--listen",
-                &format!("tcp/127.0.0.1:{}", self.door_port),
-                "--failsafe",
-                failsafe,
-                "--watchdog-ms",
-                "1000",
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start door-driver");
-        Proc(child)
+        let mut cmd = Command::new(&door_bin);
+        cmd.args(["--station", self.station, "--lane", "L1", "--listen"])
+            .arg(format!("tcp/127.0.0.1:{}", self.door_port))
+            .stderr(Stdio::null());
+        cmd
     }
 
     pub fn gated(&self) -> Proc {
-        let child = Command::new(env!("CARGO_BIN_EXE_gated"))
-            .args(["run", "--config"])
+        Proc(self.gated_command().spawn().expect("start gated"))
+    }
+
+    /// The command that starts `gated run` on the rig's station file, output discarded (the
+    /// caller may change that and the environment).
+    pub fn gated_command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gated"));
+        cmd.args(["run", "--config"])
             .arg(&self.config)
             .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start gated");
-        Proc(child)
+            .stdout(Stdio::null());
+        cmd
     }
 
     /// A session on the door driver's bus, as a maintenance tool (or an intruder) would have.
