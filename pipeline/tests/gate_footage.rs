@@ -16,25 +16,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+mod common;
+
+use common::{first_lane_only, footage};
 use pipeline::demo::{self, FootageOptions, FootageRun};
 use protocol::{LaneStatus, Outcome};
 
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn footage() -> Option<PathBuf> {
-    let f = demo::default_footage();
-    let models = pipeline::recognise::default_models();
-    if !f.join("truth.json").is_file() || !pipeline::recognise::models_present(&models) {
-        eprintln!(
-            "skipped: no footage at {} or no models (scripts/setup makes both; CI runs it)",
-            f.display()
-        );
-        return None;
-    }
-    Some(f)
-}
 
 fn options() -> FootageOptions {
     FootageOptions {
@@ -48,24 +38,6 @@ async fn run(f: &Path, opts: &FootageOptions) -> FootageRun {
     demo::run_footage(f, work.path(), opts)
         .await
         .expect("station run")
-}
-
-/// The footage with only its first lane (the enrolled walker, an unknown one, an expired pass):
-/// truth.json rewritten, the video linked.
-fn first_lane_only(f: &Path) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let mut truth: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(f.join("truth.json")).unwrap()).unwrap();
-    let lanes = truth["lanes"].as_array_mut().unwrap();
-    lanes.truncate(1);
-    let file = lanes[0]["file"].as_str().unwrap().to_owned();
-    std::os::unix::fs::symlink(
-        f.join(&file).canonicalize().unwrap(),
-        dir.path().join(&file),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("truth.json"), truth.to_string()).unwrap();
-    dir
 }
 
 /// (outcome, reason, identity) of every decision of a lane, in order.
@@ -310,22 +282,9 @@ async fn a_restarted_station_remembers_open_trips() {
         "the restarted station forgot the open trip"
     );
 
-    let store = pipeline::store::Store::open(&work.path().join("station.redb")).unwrap();
-    let subject = first.subjects[&enrolled.identity];
-    let passages = store.passages(1, 100).unwrap();
-    assert_eq!(
-        passages
-            .iter()
-            .filter(|(_, p)| p.subject == subject)
-            .count(),
-        1,
-        "{passages:?}"
-    );
-    assert!(
-        store
-            .fare_state()
-            .unwrap()
-            .open_trips
-            .contains_key(&subject)
+    common::assert_trip_open_once(
+        &work.path().join("station.redb"),
+        first.subjects[&enrolled.identity],
+        "after the restart",
     );
 }

@@ -4,7 +4,8 @@
 //!   restarted gated, with a new epoch of its own, takes the door over again;
 //! - gated as `deploy/systemd/gated.service` runs it, under a stand-in for systemd's notification
 //!   socket: READY=1 once it is up, the watchdog pinged from its loop, the door's state exported for
-//!   the alerts, STOPPING=1 and a clean exit on SIGTERM.
+//!   the alerts, STOPPING=1 and a clean exit on SIGTERM;
+//! - `kill -9` of gated right after a grant: the trip is open exactly once after the restart.
 // Test helpers fail the test by panicking, like the #[test] functions that call them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -171,4 +172,127 @@ fn gated_notifies_systemd_and_exports_the_door_state() {
 
     sigterm(&door.0);
     assert!(wait_exit(&mut door.0, Duration::from_secs(5)).success());
+}
+
+/// kill -9 of gated right after it granted a walker (issue 17): lane L1 of the default footage (an
+/// entry lane) played by a `gated run` process following an in-process centre, killed with SIGKILL
+/// the moment it logs the open decision; then a restarted gated plays the same lane to its end.
+/// The trip is open exactly once: one passage for the walker, and the restarted station refuses
+/// their second entry with `double_entry`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_a_grant_leaves_the_trip_open_exactly_once() {
+    use std::io::{BufRead, BufReader};
+
+    use pipeline::demo::{self, FootageOptions, truth::Truth};
+    use pipeline::store::Store;
+
+    let Some(f) = common::footage() else { return };
+    let lane1 = common::first_lane_only(&f);
+    let truth = Truth::load(lane1.path()).unwrap();
+    let lane = &truth.lanes[0];
+    let walker = lane
+        .walkers
+        .iter()
+        .find(|w| w.expected == "open")
+        .expect("an enrolled walker with a valid pass");
+    let work = tempfile::tempdir().unwrap();
+    let centre = demo::start_centre(lane1.path(), work.path(), &FootageOptions::default())
+        .await
+        .expect("centre");
+    let subject = centre.subjects[&walker.identity];
+
+    // The footage station's file, drivers not spawned by gated: they must outlive the killed one.
+    let rig = Rig::new("demo", false);
+    let _door = rig.door_driver("closed");
+    let video = lane1.path().join(&lane.file).canonicalize().unwrap();
+    let s = &centre.sync;
+    let toml = format!(
+        "[station]\nid = \"demo\"\n[capture]\nmode = \"benchmark\"\n\
+         [[lane]]\nid = {:?}\nrole = \"entry\"\nsource = \"file://{}\"\nwidth = {}\nheight = {}\nfps = {}\n\
+         [zenoh]\nlisten = [\"tcp/127.0.0.1:{}\"]\nconnect = [\"tcp/127.0.0.1:{}\"]\n\
+         [store]\npath = {:?}\n[metrics]\nenabled = false\n\
+         [sync]\nstation_key_file = {:?}\ncentre_ed25519 = {:?}\ncentre_x25519 = {:?}\nconnect = {:?}\n",
+        lane.lane,
+        video.display(),
+        truth.width,
+        truth.height,
+        truth.fps.round() as u32,
+        rig.gated_port,
+        rig.door_port,
+        work.path().join("station.redb").display().to_string(),
+        s.station_key_file.display().to_string(),
+        s.centre_ed25519,
+        s.centre_x25519,
+        s.connect,
+    );
+    std::fs::write(&rig.config, toml).unwrap();
+
+    // First run: killed as soon as it says it granted.
+    let mut first = Proc(
+        rig.gated_command()
+            .env("RUST_LOG", "pipeline=info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gated"),
+    );
+    let err = first.0.stderr.take().unwrap();
+    let granted = tokio::task::spawn_blocking(move || {
+        BufReader::new(err)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains(" decision") && l.contains("outcome=\"open\""))
+    });
+    let granted = tokio::time::timeout(Duration::from_secs(120), granted)
+        .await
+        .expect("gated never granted anyone within 2 minutes")
+        .unwrap();
+    first.0.kill().expect("SIGKILL gated");
+    let _ = first.0.wait();
+    let line = granted.expect("gated ended without granting");
+    eprintln!("killed after: {line}");
+
+    let path = work.path().join("station.redb");
+    common::assert_trip_open_once(&path, subject, "after the kill");
+
+    // Restarted: plays the lane to its end and exits.
+    let mut second = rig.gated();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = second.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "restarted gated did not finish the footage"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(status.success(), "restarted gated: {status}");
+    centre.close().await;
+
+    common::assert_trip_open_once(&path, subject, "after the restart");
+    let store = Store::open(&path).unwrap();
+    let id = subject.to_string();
+    let decisions: Vec<String> = store
+        .journal(1, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| e.kind == pipeline::store::JournalKind::Decision && e.detail.contains(&id))
+        .map(|(_, e)| e.detail)
+        .collect();
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d.contains("\"reason\":\"double_entry\"")),
+        "no double_entry refusal after the restart: {decisions:?}"
+    );
+    assert_eq!(
+        decisions
+            .iter()
+            .filter(|d| d.contains("\"outcome\":\"open\""))
+            .count(),
+        1,
+        "{decisions:?}"
+    );
 }
