@@ -43,6 +43,14 @@ pub const TARGETS: &[Target] = &[
         name: "photo",
         run: photo,
     },
+    Target {
+        name: "station_toml",
+        run: station_toml,
+    },
+    Target {
+        name: "footage_truth",
+        run: footage_truth,
+    },
 ];
 
 /// The entry of the target called `name`.
@@ -126,4 +134,19 @@ pub fn photo(data: &[u8]) {
             max_pixels: 1 << 20,
         },
     );
+}
+
+/// A station file (`gated run --config`) through the parser and every check `gated config check`
+/// makes before a station starts.
+pub fn station_toml(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = pipeline::config::StationConfig::parse(text, "fuzz.toml");
+    }
+}
+
+/// A footage folder's `truth.json` (`gated demo --footage DIR`, the footage benchmark).
+pub fn footage_truth(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = pipeline::demo::truth::Truth::parse(text, std::path::Path::new("truth.json"));
+    }
 }

@@ -149,3 +149,21 @@ fn write_seeds() {
         write("photo", name, &out.into_inner());
     }
 }
+
+/// The new targets start from input their parsers accept, so the fuzzer explores past the first
+/// error: the example station file of the docs and a generated footage truth file.
+#[test]
+fn file_seeds_are_accepted() {
+    let root = root();
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    pipeline::config::StationConfig::parse(
+        &read("fuzz/seeds/station_toml/example.toml"),
+        "example",
+    )
+    .unwrap();
+    pipeline::demo::truth::Truth::parse(
+        &read("fuzz/seeds/footage_truth/default.json"),
+        Path::new("default.json"),
+    )
+    .unwrap();
+}

@@ -82,13 +82,18 @@ impl Truth {
             path: path.clone(),
             source,
         })?;
-        let t: Truth = serde_json::from_str(&text).map_err(|source| TruthError::Parse {
-            path: path.clone(),
+        Self::parse(&text, &path)
+    }
+
+    /// A truth file's text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, TruthError> {
+        let t: Truth = serde_json::from_str(text).map_err(|source| TruthError::Parse {
+            path: path.to_path_buf(),
             source,
         })?;
         if t.version != 1 {
             return Err(TruthError::Version {
-                path,
+                path: path.to_path_buf(),
                 version: t.version,
             });
         }
