@@ -28,6 +28,9 @@ pub struct Options {
     pub dump_chips: Option<PathBuf>,
     /// Write det/roc .png/.svg here.
     pub plots: Option<PathBuf>,
+    /// Also score flip-averaged embeddings (each chip and its mirror), on both sides of a pair and
+    /// on one side only (enrolment flips, the gate does not).
+    pub flip: bool,
 }
 
 /// The alignments compared: BlazeFace keypoints onto TEMPLATE_4, onto an alternative 4-point
@@ -43,6 +46,8 @@ struct Sample {
     found: Option<Found>,
     reference: Option<RefMarks>,
     emb: [Option<Vec<f32>>; 3],
+    /// With `--flip`: the flip-averaged embedding of the BlazeFace-aligned chip.
+    flipped: Option<Vec<f32>>,
     chip: Option<Vec<f32>>,
 }
 
@@ -77,15 +82,23 @@ fn process(
             emb[*k] = Some(e.to_vec());
         }
     }
-    let chip = chips
-        .first()
-        .filter(|_| o.dump_chips.is_some() && which.first() == Some(&0))
+    let first = chips.first().filter(|_| which.first() == Some(&0));
+    let flipped = match first.filter(|_| o.flip) {
+        Some(c) => pipe
+            .embed_flip_averaged(std::slice::from_ref(c))?
+            .first()
+            .map(|e| e.to_vec()),
+        None => None,
+    };
+    let chip = first
+        .filter(|_| o.dump_chips.is_some())
         .map(|c| c.0.to_vec());
     Ok(Sample {
         photo: p.clone(),
         found,
         reference,
         emb,
+        flipped,
         chip,
     })
 }
@@ -106,6 +119,17 @@ fn score<'a>(
     listed: Option<&[(PathBuf, PathBuf, bool)]>,
     pick: impl Fn(&'a Sample) -> Option<&'a [f32]>,
 ) -> Pairs {
+    score_sides(samples, listed, &pick, &pick)
+}
+
+/// As [`score`], the first photo of each pair embedded by `first`, the second by `second` (an
+/// enrolment template against a gate probe).
+fn score_sides<'a>(
+    samples: &'a [Sample],
+    listed: Option<&[(PathBuf, PathBuf, bool)]>,
+    first: &dyn Fn(&'a Sample) -> Option<&'a [f32]>,
+    second: &dyn Fn(&'a Sample) -> Option<&'a [f32]>,
+) -> Pairs {
     let mut out = Pairs::default();
     match listed {
         Some(list) => {
@@ -114,8 +138,9 @@ fn score<'a>(
                 .map(|s| (s.photo.path.as_path(), s))
                 .collect();
             for (k, (x, y, same)) in list.iter().enumerate() {
-                let e = |p: &PathBuf| by.get(p.as_path()).and_then(|s| pick(s));
-                let (Some(a), Some(b)) = (e(x), e(y)) else {
+                let sample = |p: &PathBuf| by.get(p.as_path()).copied();
+                let (Some(a), Some(b)) = (sample(x).and_then(first), sample(y).and_then(second))
+                else {
                     out.skipped += 1;
                     continue;
                 };
@@ -133,13 +158,13 @@ fn score<'a>(
             }
         }
         None => {
-            let v: Vec<(&str, &[f32])> = samples
+            let v: Vec<(&str, &[f32], &[f32])> = samples
                 .iter()
-                .filter_map(|s| pick(s).map(|e| (s.photo.id.as_str(), e)))
+                .filter_map(|s| Some((s.photo.id.as_str(), first(s)?, second(s)?)))
                 .collect();
             for i in 0..v.len() {
                 for j in i + 1..v.len() {
-                    let c = cosine(v[i].1, v[j].1);
+                    let c = cosine(v[i].1, v[j].2);
                     if v[i].0 == v[j].0 {
                         out.genuine.push(c)
                     } else {
@@ -340,6 +365,7 @@ pub fn run(o: Options) -> Result<()> {
                 found: None,
                 reference: None,
                 emb: [None, None, None],
+                flipped: None,
                 chip: None,
             }
         })
@@ -406,6 +432,20 @@ pub fn run(o: Options) -> Result<()> {
         let alt = summary(&score(&samples, listed.as_deref(), |s| s.emb[1].as_deref()));
         print_row(METHODS[1], &alt);
         out["blazeface_template4"] = alt;
+    }
+    if o.flip {
+        fn plain(s: &Sample) -> Option<&[f32]> {
+            s.emb[0].as_deref()
+        }
+        fn flip(s: &Sample) -> Option<&[f32]> {
+            s.flipped.as_deref()
+        }
+        let both = summary(&score(&samples, listed.as_deref(), flip));
+        let one = summary(&score_sides(&samples, listed.as_deref(), &flip, &plain));
+        print_row("flip-averaged, both", &both);
+        print_row("flip-averaged, one side", &one);
+        out["flip_both"] = both;
+        out["flip_one_side"] = one;
     }
     if o.landmarks.is_some() {
         out["reference"] = reference_report(&samples, listed.as_deref(), &o);

@@ -93,6 +93,11 @@ enum Cmd {
         /// Write det.png, det.svg, roc.png, roc.svg (DET and ROC curves) into this folder.
         #[arg(long)]
         plots: Option<PathBuf>,
+        /// Also score flip-averaged embeddings (each chip and its mirror averaged): on both
+        /// photos of a pair, and on the first only (a flipped enrolment template against a plain
+        /// gate probe). Twice the SFace work.
+        #[arg(long)]
+        flip: bool,
     },
     /// BlazeFace keypoint error vs reference landmarks, and the least-squares 4-point template.
     Keypoints {
@@ -157,6 +162,7 @@ fn main() -> Result<()> {
             template4,
             dump_chips,
             plots,
+            flip,
         } => eval::run(eval::Options {
             set,
             pairs,
@@ -172,6 +178,7 @@ fn main() -> Result<()> {
                 .transpose()?,
             dump_chips,
             plots,
+            flip,
         }),
         Cmd::Keypoints {
             set,

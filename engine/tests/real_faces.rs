@@ -130,3 +130,38 @@ fn partial_faces_are_reported() {
         }
     }
 }
+
+/// Flip-averaged embeddings (issue 19): a chip and its mirror give the same flip-averaged
+/// embedding (the average is symmetric by construction; tolerance 1e-5 for the batch's float
+/// order), unit length, and the Obama pair still matches above the authors' threshold while Biden
+/// stays below it.
+#[test]
+fn flip_averaged_embeddings_are_mirror_symmetric_and_still_separate() {
+    use engine::face::{Chip, FaceChain, Rgb};
+    let chain = FaceChain::load(&engine::face::models_dir()).expect("models (scripts/setup)");
+    let chip = |name: &str| {
+        let img = image::open(testdata("face_recognition", name))
+            .expect("decodes")
+            .to_rgb8();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let rgb = img.into_raw();
+        let view = Rgb { rgb: &rgb, w, h };
+        let face = chain.subject_face(view).expect("detects").expect("a face");
+        Chip::of_face(view, &face.detection).expect("chip")
+    };
+    let chips = [chip("obama.jpg"), chip("obama2.jpg"), chip("biden.jpg")];
+    let flip = chain.embed_flip_averaged(&chips).expect("embeds");
+    let mirrored = chain
+        .embed_flip_averaged(&[chips[0].mirrored()])
+        .expect("embeds");
+    let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    for (a, b) in flip[0].iter().zip(mirrored[0].iter()) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    for e in &flip {
+        assert!((cos(&e[..], &e[..]) - 1.0).abs() < 1e-5);
+    }
+    assert!(cos(&flip[0][..], &flip[1][..]) > 0.363);
+    assert!(cos(&flip[0][..], &flip[2][..]) < 0.363);
+    assert!(cos(&flip[1][..], &flip[2][..]) < 0.363);
+}

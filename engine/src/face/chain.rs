@@ -105,6 +105,15 @@ impl Chip {
             .ok_or(FaceError::Degenerate)
     }
 
+    /// The chip mirrored left to right (every channel plane's rows reversed).
+    pub fn mirrored(&self) -> Chip {
+        let mut out = Zeroizing::new(self.0.to_vec());
+        for row in out.chunks_exact_mut(CHIP) {
+            row.reverse();
+        }
+        Chip(out)
+    }
+
     /// The chip of a BlazeFace detection (its keypoints fitted onto the template).
     pub fn of_face(img: Rgb<'_>, face: &Detection) -> Result<Chip, FaceError> {
         let to_chip = align::from_blazeface(&face.keypoints).ok_or(FaceError::Degenerate)?;
@@ -268,6 +277,27 @@ impl FaceChain {
             .collect()
     }
 
+    /// Flip-averaged embeddings (issue 19): each chip and its mirror in one SFace run, the two
+    /// outputs summed and L2-normalised. Twice the SFace work of [`FaceChain::embed`].
+    pub fn embed_flip_averaged(
+        &self,
+        chips: &[Chip],
+    ) -> Result<Vec<Zeroizing<Embedding>>, FaceError> {
+        let both: Vec<Chip> = chips
+            .iter()
+            .flat_map(|c| [Chip(c.0.clone()), c.mirrored()])
+            .collect();
+        let e = self.embed(&both)?;
+        e.chunks_exact(2)
+            .map(|p| {
+                let sum: Vec<f32> = p[0].iter().zip(p[1].iter()).map(|(a, b)| a + b).collect();
+                embedding(&sum)
+                    .map(Zeroizing::new)
+                    .ok_or(FaceError::BadEmbedding)
+            })
+            .collect()
+    }
+
     /// The embedding of one chip (a batch of one).
     pub fn embed_one(&self, chip: &Chip) -> Result<Zeroizing<Embedding>, FaceError> {
         self.embed(std::slice::from_ref(chip))?
@@ -287,6 +317,23 @@ mod tests {
             size: [side, side],
             keypoints: [[0.0; 2]; 6],
         }
+    }
+
+    /// A mirrored chip is each row reversed, plane by plane; mirroring twice gives the chip back.
+    #[test]
+    fn mirror_reverses_rows_and_is_its_own_inverse() {
+        let v: Vec<f32> = (0..3 * CHIP * CHIP).map(|i| i as f32).collect();
+        let c = Chip(Zeroizing::new(v));
+        let m = c.mirrored();
+        for ch in 0..3 {
+            for y in [0, 57, CHIP - 1] {
+                for x in [0, 3, CHIP - 1] {
+                    let at = |x: usize| ch * CHIP * CHIP + y * CHIP + x;
+                    assert_eq!(m.0[at(x)], c.0[at(CHIP - 1 - x)]);
+                }
+            }
+        }
+        assert_eq!(*m.mirrored().0, *c.0);
     }
 
     /// The rule of [`subject`]: nearest the centre among faces at least half the largest's area;
