@@ -20,7 +20,7 @@ use super::gate::{GateVerdict, GrantDelay, TicketDesk, TripChange, verdicts};
 use super::{BBox, DecisionConfig, GateLane, LaneDecider, LaneRole, Observation, Quality};
 use crate::drive::command::{Command, Decided, DoorCause};
 use crate::recognise::{LaneFaces, SubjectNumbers};
-use crate::store::{JournalEntry, JournalKind, Passage, Store, StoreError};
+use crate::store::{JournalEntry, Passage, Store, StoreError};
 use crate::telemetry::names;
 
 /// Everything one run decided, for the report and the tests.
@@ -336,12 +336,7 @@ fn commit(
         .collect();
     let lines: Vec<JournalEntry> = msgs
         .iter()
-        .map(|m| JournalEntry {
-            t_unix_ms: m.t_unix_ms,
-            lane: lane.to_owned(),
-            kind: JournalKind::Decision,
-            detail: serde_json::to_string(m).unwrap_or_default(),
-        })
+        .map(|m| JournalEntry::decision(m, m.t_unix_ms))
         .collect();
     store.commit_passages(&passages, &lines)
 }

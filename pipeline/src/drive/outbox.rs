@@ -262,11 +262,7 @@ impl Outbox {
                     warn!(lane = %msg.lane, error = %e, "decision message not published");
                 }
                 if !journaled {
-                    self.journal(
-                        &msg.lane,
-                        JournalKind::Decision,
-                        serde_json::to_string(msg).unwrap_or_default(),
-                    );
+                    self.journal.append(JournalEntry::decision(msg, unix_ms()));
                 }
                 published.map(|()| None)
             }

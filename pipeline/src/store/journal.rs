@@ -7,7 +7,7 @@ use std::path::Path;
 
 use domain::store::{Db, DbError, OnDb};
 use protocol::{JournalLine, JournalQuery, MAX_JOURNAL_LINES};
-use redb::{ReadTransaction, ReadableTable, TableDefinition};
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use tracing::error;
 
@@ -35,26 +35,39 @@ pub struct JournalEntry {
     pub detail: String,
 }
 
+impl JournalEntry {
+    /// A walker's decision as its journal line, stamped `t_unix_ms`.
+    pub fn decision(msg: &protocol::Decision, t_unix_ms: u64) -> Self {
+        Self {
+            t_unix_ms,
+            lane: msg.lane.clone(),
+            kind: JournalKind::Decision,
+            detail: serde_json::to_string(msg).unwrap_or_default(),
+        }
+    }
+}
+
+/// Appends `entries` to the journal within `tx`, numbered on from its last entry; returns the
+/// number of the last one (0 for none). The journal thread's batches and a grant's transaction
+/// (`trips`) both append through here.
+pub(super) fn append_in(
+    tx: &WriteTransaction,
+    entries: &[JournalEntry],
+) -> Result<u64, redb::Error> {
+    let mut j = tx.open_table(JOURNAL)?;
+    let mut last = 0;
+    for (seq, e) in (super::next_key(&j)?..).zip(entries) {
+        j.insert(seq, super::json(e).as_slice())?;
+        last = seq;
+    }
+    Ok(last)
+}
+
 impl Store {
     /// Appends entries in one transaction; returns the sequence number of the last one.
     pub fn append(&self, entries: &[JournalEntry]) -> Result<u64, StoreError> {
-        self.db.write(|tx| {
-            let mut last = 0;
-            {
-                let mut j = tx.open_table(JOURNAL).map_err(|e| self.err(e))?;
-                let first = j
-                    .last()
-                    .map_err(|e| self.err(e))?
-                    .map(|(k, _)| k.value() + 1)
-                    .unwrap_or(1);
-                for (seq, e) in (first..).zip(entries) {
-                    let bytes = serde_json::to_vec(e).unwrap_or_default();
-                    j.insert(seq, bytes.as_slice()).map_err(|e| self.err(e))?;
-                    last = seq;
-                }
-            }
-            Ok(last)
-        })
+        self.db
+            .write(|tx| append_in(tx, entries).map_err(|e| self.err(e)))
     }
 
     /// Journal entries with sequence number >= `from`, oldest first, at most `limit`.

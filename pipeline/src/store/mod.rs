@@ -95,3 +95,16 @@ impl Store {
         Ok(self.db.schema_version()?)
     }
 }
+
+/// The key after a sequence-keyed table's last (1 for an empty table): the journal's and the
+/// passages' numbering.
+fn next_key<T: redb::ReadableTable<u64, V>, V: redb::Value + 'static>(
+    t: &T,
+) -> Result<u64, redb::Error> {
+    Ok(t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1))
+}
+
+/// JSON of a row value that always serialises (plain data, string keys).
+fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}

@@ -13,8 +13,9 @@ use domain::tickets::{OpenTrip, TicketId, TripRecord};
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::journal::{JOURNAL, JournalEntry};
+use super::journal::{JournalEntry, append_in};
 use super::{Store, StoreError};
+use super::{json, next_key};
 
 /// subject → JSON [`OpenTrip`].
 pub(super) const TRIPS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("trips");
@@ -79,11 +80,7 @@ impl Store {
                 recs.insert(seq, json(p).as_slice())
                     .map_err(|e| self.err(e))?;
             }
-            let mut j = tx.open_table(JOURNAL).map_err(|e| self.err(e))?;
-            let first = next_key(&j).map_err(|e| self.err(e))?;
-            for (seq, e) in (first..).zip(journal) {
-                j.insert(seq, json(e).as_slice()).map_err(|e| self.err(e))?;
-            }
+            append_in(tx, journal).map_err(|e| self.err(e))?;
             Ok(())
         })
     }
@@ -125,14 +122,4 @@ impl Store {
             Ok(out)
         })
     }
-}
-
-/// The key after the table's last (1 for an empty table).
-fn next_key<T: ReadableTable<u64, V>, V: redb::Value + 'static>(t: &T) -> Result<u64, redb::Error> {
-    Ok(t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1))
-}
-
-/// JSON of a value that always serialises (plain data, string keys).
-fn json<T: Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap_or_default()
 }
