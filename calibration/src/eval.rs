@@ -76,20 +76,23 @@ fn process(
             which.push(k);
         }
     }
+    // With --flip the BlazeFace chip's mirror rides in the same SFace batch, last.
+    let mirror = o.flip && which.first() == Some(&0);
+    if let Some(c) = chips.first().filter(|_| mirror) {
+        chips.push(c.mirrored());
+    }
     let mut emb = [None, None, None];
-    if !which.is_empty() {
-        for (k, e) in which.iter().zip(pipe.embed(&chips)?) {
+    let mut flipped = None;
+    if !chips.is_empty() {
+        let out = pipe.embed(&chips)?;
+        if mirror && let (Some(plain), Some(m)) = (out.first(), out.last()) {
+            flipped = engine::face::flip_average(plain, m).map(|e| e.to_vec());
+        }
+        for (k, e) in which.iter().zip(out) {
             emb[*k] = Some(e.to_vec());
         }
     }
     let first = chips.first().filter(|_| which.first() == Some(&0));
-    let flipped = match first.filter(|_| o.flip) {
-        Some(c) => pipe
-            .embed_flip_averaged(std::slice::from_ref(c))?
-            .first()
-            .map(|e| e.to_vec()),
-        None => None,
-    };
     let chip = first
         .filter(|_| o.dump_chips.is_some())
         .map(|c| c.0.to_vec());

@@ -95,7 +95,7 @@ enum Cmd {
         plots: Option<PathBuf>,
         /// Also score flip-averaged embeddings (each chip and its mirror averaged): on both
         /// photos of a pair, and on the first only (a flipped enrolment template against a plain
-        /// gate probe). Twice the SFace work.
+        /// gate probe). One more SFace chip per photo.
         #[arg(long)]
         flip: bool,
     },

@@ -137,6 +137,16 @@ pub fn embedding(raw: &[f32]) -> Option<Embedding> {
     Some(out)
 }
 
+/// The flip-averaged embedding from a chip's embedding and its mirror's: their sum, normalised
+/// ([`embedding`]'s checks).
+pub fn flip_average(plain: &Embedding, mirrored: &Embedding) -> Option<Embedding> {
+    let mut sum = [0f32; EMBEDDING_DIM];
+    for ((s, a), b) in sum.iter_mut().zip(plain).zip(mirrored) {
+        *s = a + b;
+    }
+    embedding(&sum)
+}
+
 /// A face and which detector found it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Found {
@@ -290,8 +300,7 @@ impl FaceChain {
         let e = self.embed(&both)?;
         e.chunks_exact(2)
             .map(|p| {
-                let sum: Vec<f32> = p[0].iter().zip(p[1].iter()).map(|(a, b)| a + b).collect();
-                embedding(&sum)
+                flip_average(&p[0], &p[1])
                     .map(Zeroizing::new)
                     .ok_or(FaceError::BadEmbedding)
             })

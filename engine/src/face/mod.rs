@@ -28,6 +28,7 @@ pub mod quality;
 
 pub use blazeface::iou;
 pub use chain::{
-    Chip, EMBEDDING_DIM, Embedding, FaceChain, FaceError, Found, Rgb, embedding, subject,
+    Chip, EMBEDDING_DIM, Embedding, FaceChain, FaceError, Found, Rgb, embedding, flip_average,
+    subject,
 };
 pub use models::{ALL, BACK, FRONT, SFACE, models_dir, models_present};
