@@ -8,15 +8,18 @@
 //! `docs/protocol.md` is the written specification of everything here. `logging` is the one log
 //! set-up of every station process.
 
+pub mod acl;
+pub mod certs;
 pub mod keys;
 pub mod logging;
 pub mod messages;
 pub mod session;
 pub mod stamp;
 
+pub use certs::{CertDir, CertError, Role, TlsFiles};
 pub use keys::{Keys, validate_id};
 pub use messages::*;
-pub use session::{ZenohEndpoints, zenoh_config};
+pub use session::{BusSecurity, ZenohEndpoints, zenoh_config};
 pub use stamp::{
     COMMAND_TTL_MS, Epoch, MAX_DEADLINE_AHEAD_MS, MAX_SEQ, Rejected, Rejection, SEQ_WINDOW, Stamp,
 };
@@ -44,6 +47,11 @@ pub enum ProtocolError {
     Invalid { what: &'static str, reason: String },
     #[error("invalid identifier {id:?}: {reason}")]
     BadId { id: String, reason: &'static str },
+    #[error("zenoh endpoint {endpoint:?}: {reason}")]
+    Endpoint {
+        endpoint: String,
+        reason: &'static str,
+    },
     #[error("zenoh configuration {key} = {value}: {source}")]
     Config {
         key: &'static str,

@@ -1,18 +1,67 @@
 //! zenoh session settings of every process (gated, the drivers, `gated ctl`, enrold's distribution):
 //! peer mode, multicast scouting off, explicit endpoints. Stations run on closed networks where
 //! multicast discovery is either unavailable or a way for a stray device to join the bus.
+//!
+//! Links are mutual TLS with the station's certificates and zenoh's access control on top
+//! (`certs.rs`, `acl.rs`); plain TCP only where a configuration says `insecure`, with a warning at
+//! every start.
 
 use crate::ProtocolError;
+use crate::certs::TlsFiles;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZenohEndpoints {
-    /// Where this process accepts connections, e.g. `tcp/127.0.0.1:7447`.
+    /// Where this process accepts connections, e.g. `tls/127.0.0.1:7447`.
     pub listen: Vec<String>,
     /// Peers this process dials (and keeps re-dialling while they are down).
     pub connect: Vec<String>,
+    pub security: BusSecurity,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusSecurity {
+    /// Mutual TLS: this node's certificate and key, and the CAs it trusts; access control on.
+    Tls(TlsFiles),
+    /// Plain TCP, no authentication: for a bench or a test, never a station.
+    Insecure,
+}
+
+impl ZenohEndpoints {
+    pub fn insecure(listen: Vec<String>, connect: Vec<String>) -> Self {
+        Self {
+            listen,
+            connect,
+            security: BusSecurity::Insecure,
+        }
+    }
+
+    /// Refuses an endpoint whose scheme does not match the security: a `tcp/` endpoint on a TLS
+    /// node would be a silent hole, a `tls/` one on an insecure node could never connect.
+    fn check(&self) -> Result<(), ProtocolError> {
+        let want = match self.security {
+            BusSecurity::Tls(_) => "tls/",
+            BusSecurity::Insecure => "tcp/",
+        };
+        for e in self.listen.iter().chain(&self.connect) {
+            if !e.starts_with(want) {
+                let why = match self.security {
+                    BusSecurity::Tls(_) => {
+                        "links are TLS: write it tls/HOST:PORT (or set insecure = true)"
+                    }
+                    BusSecurity::Insecure => "links are plain (insecure): write it tcp/HOST:PORT",
+                };
+                return Err(ProtocolError::Endpoint {
+                    endpoint: e.clone(),
+                    reason: why,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 pub fn zenoh_config(ep: &ZenohEndpoints) -> Result<zenoh::Config, ProtocolError> {
+    ep.check()?;
     let mut c = zenoh::Config::default();
     let list = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     let set = |c: &mut zenoh::Config, key: &'static str, val: &str| {
@@ -39,5 +88,34 @@ pub fn zenoh_config(ep: &ZenohEndpoints) -> Result<zenoh::Config, ProtocolError>
         "connect/exit_on_failure",
         r#"{ router: false, peer: false, client: true }"#,
     )?;
+    match &ep.security {
+        BusSecurity::Tls(f) => {
+            let path = |p: &std::path::Path| {
+                serde_json::to_string(&p.to_string_lossy()).unwrap_or_default()
+            };
+            let (ca, cert, key) = (path(&f.ca), path(&f.cert), path(&f.key));
+            set(&mut c, "transport/link/tls/root_ca_certificate", &ca)?;
+            set(&mut c, "transport/link/tls/listen_certificate", &cert)?;
+            set(&mut c, "transport/link/tls/listen_private_key", &key)?;
+            set(&mut c, "transport/link/tls/connect_certificate", &cert)?;
+            set(&mut c, "transport/link/tls/connect_private_key", &key)?;
+            set(&mut c, "transport/link/tls/enable_mtls", "true")?;
+            // A node is identified by its role (the certificate's name, checked by the access
+            // control on every message), not by its address: station nodes are dialled by IP.
+            set(&mut c, "transport/link/tls/verify_name_on_connect", "false")?;
+            set(
+                &mut c,
+                "transport/link/tls/close_link_on_expiration",
+                "true",
+            )?;
+            set(&mut c, "access_control", &crate::acl::policy().to_string())?;
+        }
+        BusSecurity::Insecure => {
+            tracing::warn!(
+                "zenoh links are plain TCP without authentication (insecure = true): anyone on this \
+                 network can command the doors; use certificates (`gated certs`) on a station"
+            );
+        }
+    }
     Ok(c)
 }
