@@ -17,7 +17,7 @@ use pipeline::normalise::{Gpu, NormaliseParams};
 use pipeline::recognise::tick::{GpuReport, GpuStage};
 
 fn lanes_toml(files: &[std::path::PathBuf], w: u32, h: u32) -> String {
-    let mut s = "[station]\nid = \"bench\"\n[store]\npath = \"/tmp/unused.redb\"\n".to_owned();
+    let mut s = "[station]\nid = \"bench\"\n[store]\npath = \"/tmp/unused.redb\"\n[zenoh]\ninsecure = true\n".to_owned();
     for (i, f) in files.iter().enumerate() {
         s += &format!(
             "[[lane]]\nid = \"L{i}\"\nrole = \"entry\"\nsource = \"file://{}\"\nwidth = {w}\nheight = {h}\n",

@@ -19,6 +19,8 @@ pub enum DriverError {
     Settings(String),
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    #[error("bus certificate")]
+    Cert(#[from] protocol::CertError),
     #[error("zenoh {what}")]
     Zenoh {
         what: String,

@@ -1,10 +1,11 @@
 //! Command-line settings of the two driver processes. They live in the library so that tests and a
 //! demo launcher can build them (`try_parse_from`) exactly as the binaries do.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser};
-use protocol::{Keys, ZenohEndpoints, validate_id};
+use protocol::{BusSecurity, CertDir, Keys, Role, ZenohEndpoints, validate_id};
 
 use crate::door::{DoorConfig, FailsafePosition};
 use crate::error::DriverError;
@@ -26,6 +27,17 @@ pub struct BusArgs {
     /// zenoh endpoint to dial (repeatable); retried in the background while the peer is down.
     #[arg(long)]
     pub connect: Vec<String>,
+    /// The station's certificate folder (`gated certs`): mutual TLS and access control on every
+    /// link, with this driver's role certificate. Required unless --insecure.
+    #[arg(
+        long,
+        required_unless_present = "insecure",
+        conflicts_with = "insecure"
+    )]
+    pub certs: Option<PathBuf>,
+    /// Plain TCP without authentication (a bench only): anyone on the network can command it.
+    #[arg(long)]
+    pub insecure: bool,
     /// Log as `text` (colour only on a terminal) or `json` (one object per line).
     #[arg(long, default_value = "text")]
     pub log_format: protocol::logging::LogFormat,
@@ -49,14 +61,23 @@ impl DriverSettings for LightDriverSettings {
 }
 
 impl BusArgs {
-    pub fn new(station: &str, lanes: &[&str], listen: &[&str]) -> Self {
+    /// Plain-TCP settings for tests and benches (`tcp/` endpoints); `with_certs` makes them TLS.
+    pub fn insecure(station: &str, lanes: &[&str], listen: &[&str]) -> Self {
         Self {
             station: station.to_owned(),
             lanes: lanes.iter().map(|l| (*l).to_owned()).collect(),
             listen: listen.iter().map(|l| (*l).to_owned()).collect(),
             connect: Vec::new(),
+            certs: None,
+            insecure: true,
             log_format: Default::default(),
         }
+    }
+
+    pub fn with_certs(mut self, dir: &Path) -> Self {
+        self.certs = Some(dir.to_owned());
+        self.insecure = false;
+        self
     }
 
     /// Checks the ids and returns the station's keys and the lanes without duplicates.
@@ -83,11 +104,22 @@ impl BusArgs {
         Ok((keys, lanes))
     }
 
-    pub fn endpoints(&self) -> ZenohEndpoints {
-        ZenohEndpoints {
+    /// The session settings of a driver of `role`, its certificate checked.
+    pub fn endpoints(&self, role: Role) -> Result<ZenohEndpoints, DriverError> {
+        let security = match (&self.certs, self.insecure) {
+            (Some(dir), false) => BusSecurity::Tls(CertDir::new(dir).tls(role)?),
+            (None, true) => BusSecurity::Insecure,
+            _ => {
+                return Err(DriverError::Settings(
+                    "give --certs DIR (the station's certificates) or --insecure".into(),
+                ));
+            }
+        };
+        Ok(ZenohEndpoints {
             listen: self.listen.clone(),
             connect: self.connect.clone(),
-        }
+            security,
+        })
     }
 }
 
@@ -206,11 +238,16 @@ mod tests {
             "--lane",
             "L1",
             "--listen",
-            "tcp/127.0.0.1:7448",
+            "tls/127.0.0.1:7448",
+            "--certs",
+            "/etc/gate/certs",
             "--failsafe",
             "open",
         ])
         .expect("parses");
+        assert_eq!(s.bus.certs.as_deref(), Some(Path::new("/etc/gate/certs")));
+        let e = s.bus.endpoints(Role::DoorDriver).unwrap_err().to_string();
+        assert!(e.contains("bus certificate"), "{e}");
         let (keys, lanes) = s.bus.validate().expect("valid");
         assert_eq!(
             (keys.station(), lanes),
@@ -230,18 +267,19 @@ mod tests {
             DoorDriverSettings::try_parse_from(["door-driver", "--station", "s", "--listen", "x"])
                 .is_err()
         );
-        let no_endpoint = DoorDriverSettings::new(BusArgs::new("s", &["L1"], &[]));
+        let no_endpoint = DoorDriverSettings::new(BusArgs::insecure("s", &["L1"], &[]));
         assert!(no_endpoint.bus.validate().is_err());
-        let wildcard = DoorDriverSettings::new(BusArgs::new("s", &["*"], &["tcp/127.0.0.1:1"]));
+        let wildcard =
+            DoorDriverSettings::new(BusArgs::insecure("s", &["*"], &["tcp/127.0.0.1:1"]));
         assert!(wildcard.bus.validate().is_err());
         let slow = DoorDriverSettings {
             watchdog_ms: 1,
-            ..DoorDriverSettings::new(BusArgs::new("s", &["L1"], &[]))
+            ..DoorDriverSettings::new(BusArgs::insecure("s", &["L1"], &[]))
         };
         assert!(slow.door_config().is_err());
         let ramp = LightDriverSettings {
             ramp_per_s: 0.0,
-            ..LightDriverSettings::new(BusArgs::new("s", &["L1"], &[]))
+            ..LightDriverSettings::new(BusArgs::insecure("s", &["L1"], &[]))
         };
         assert!(ramp.light_config().is_err());
     }

@@ -19,6 +19,7 @@ fn start(bin: &str, socket: &NotifySocket, watchdog_pid: Option<&str>) -> Child 
     let mut cmd = Command::new(bin);
     cmd.args(["--station", "sd", "--lane", "L1", "--listen"])
         .arg(free_endpoint())
+        .arg("--insecure")
         .env("NOTIFY_SOCKET", socket.path())
         .env("WATCHDOG_USEC", "200000")
         .env("RUST_LOG", "warn")

@@ -53,10 +53,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn station_session(port: u16) -> zenoh::Config {
+/// gated's session at the station: its certificate from the same CA as enrold's.
+fn station_session(port: u16, certs: &protocol::CertDir) -> zenoh::Config {
     protocol::zenoh_config(&protocol::ZenohEndpoints {
         listen: vec![],
-        connect: vec![format!("tcp/127.0.0.1:{port}")],
+        connect: vec![format!("tls/127.0.0.1:{port}")],
+        security: protocol::BusSecurity::Tls(certs.tls(protocol::Role::Gated).unwrap()),
     })
     .unwrap()
 }
@@ -122,10 +124,13 @@ fn enrolled_subject_reaches_a_station_signed_and_sealed_then_its_erase() {
         key: station_key,
     };
     let port = free_port();
+    let certs = protocol::CertDir::new(dir.join("certs"));
+    certs.ensure_all("umeda-01").unwrap();
     let distribution = format!(
-        "[distribution]\nlisten = [\"tcp/127.0.0.1:{port}\"]\nsigning_key_file = {:?}\n\
+        "[distribution]\nlisten = [\"tls/127.0.0.1:{port}\"]\ncerts = {:?}\nsigning_key_file = {:?}\n\
          x25519_key_file = {:?}\n\n[[distribution.station]]\nid = \"umeda-01\"\nkey_id = 3\n\
          public_key = \"{}\"\n",
+        certs.path(),
         dir.join("centre-sign.key"),
         dir.join("centre-x25519.key"),
         public_to_hex(&station.key.public_key().key)
@@ -136,7 +141,7 @@ fn enrolled_subject_reaches_a_station_signed_and_sealed_then_its_erase() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let session = rt
-        .block_on(async { zenoh::open(station_session(port)).await })
+        .block_on(async { zenoh::open(station_session(port, &certs)).await })
         .unwrap();
     let sub = rt
         .block_on(async {

@@ -141,17 +141,34 @@ impl StationConfig {
 
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
         let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-        let cfg: StationConfig = toml::from_str(text).map_err(|e| ConfigError {
+        let mut cfg: StationConfig = toml::from_str(text).map_err(|e| ConfigError {
             file: file.into(),
             line: e.span().map(|s| line_of(s.start)).unwrap_or(0),
             message: e.message().trim().to_owned(),
         })?;
+        cfg.default_endpoints();
         cfg.validate().map_err(|(span, message)| ConfigError {
             file: file.into(),
             line: span.map(|s| line_of(s.start)).unwrap_or(0),
             message,
         })?;
         Ok(cfg)
+    }
+
+    /// Endpoints left out get loopback defaults in the links' scheme (`tls/`, or `tcp/` when
+    /// `insecure`), so that `insecure = true` alone makes a working bench station.
+    fn default_endpoints(&mut self) {
+        let scheme = if self.zenoh.insecure { "tcp" } else { "tls" };
+        let fill = |e: &mut String, port: u16| {
+            if e.is_empty() {
+                *e = format!("{scheme}/127.0.0.1:{port}");
+            }
+        };
+        if self.zenoh.listen.is_empty() {
+            self.zenoh.listen = vec![format!("{scheme}/127.0.0.1:7447")];
+        }
+        fill(&mut self.drivers.door_listen, 7448);
+        fill(&mut self.drivers.light_listen, 7449);
     }
 
     pub fn station_id(&self) -> &str {
@@ -209,6 +226,10 @@ impl StationConfig {
             .map_err(|m| (None, format!("normalise: {m}")))?;
         self.lighting.check().map_err(whole)?;
         self.drivers.check().map_err(whole)?;
+        self.zenoh.check().map_err(whole)?;
+        let ep = self.endpoints();
+        protocol::check_schemes(ep.0.iter().chain(&ep.1), !self.zenoh.insecure)
+            .map_err(|e| whole(format!("[zenoh]/[drivers]/[sync]: {e}")))?;
         if let Some(s) = &self.sync {
             domain::changes::public_from_hex(&s.centre_ed25519)
                 .map_err(|e| (None, format!("sync.centre_ed25519: {e}")))?;
@@ -276,8 +297,9 @@ impl StationConfig {
         Ok(())
     }
 
-    /// zenoh endpoints of gated: its own listeners, plus the drivers it starts itself.
-    pub fn zenoh_endpoints(&self) -> protocol::ZenohEndpoints {
+    /// gated's listeners, and what it dials: `[zenoh] connect`, the drivers it starts itself and
+    /// the centre.
+    fn endpoints(&self) -> (Vec<String>, Vec<String>) {
         let mut connect = self.zenoh.connect.clone();
         if self.drivers.spawn {
             connect.push(self.drivers.door_listen.clone());
@@ -286,10 +308,26 @@ impl StationConfig {
         if let Some(s) = &self.sync {
             connect.extend(s.connect.iter().cloned());
         }
-        protocol::ZenohEndpoints {
-            listen: self.zenoh.listen.clone(),
+        (self.zenoh.listen.clone(), connect)
+    }
+
+    /// `gated ctl`'s session: the operator dials gated's listeners.
+    pub fn operator_endpoints(&self) -> Result<protocol::ZenohEndpoints, protocol::CertError> {
+        Ok(protocol::ZenohEndpoints {
+            listen: vec![],
+            connect: self.zenoh.listen.clone(),
+            security: self.zenoh.security(protocol::Role::Operator)?,
+        })
+    }
+
+    /// gated's zenoh session settings, with its certificate checked.
+    pub fn zenoh_endpoints(&self) -> Result<protocol::ZenohEndpoints, protocol::CertError> {
+        let (listen, connect) = self.endpoints();
+        Ok(protocol::ZenohEndpoints {
+            listen,
             connect,
-        }
+            security: self.zenoh.security(protocol::Role::Gated)?,
+        })
     }
 }
 
@@ -297,7 +335,7 @@ impl StationConfig {
 mod tests {
     use super::*;
 
-    const GOOD: &str = "[station]\nid = \"s1\"\n\n[[lane]]\nid = \"L1\"\nrole = \"entry\"\nsource = \"test:\"\n\n[store]\npath = \"/tmp/s.redb\"\n";
+    const GOOD: &str = "[station]\nid = \"s1\"\n\n[[lane]]\nid = \"L1\"\nrole = \"entry\"\nsource = \"test:\"\n\n[store]\npath = \"/tmp/s.redb\"\n\n[zenoh]\ncerts = \"/tmp/certs\"\n";
 
     #[test]
     fn example_config_parses() {
@@ -307,6 +345,12 @@ mod tests {
         )
         .expect("example");
         let c = StationConfig::parse(GOOD, "good.toml").expect("minimal");
+        assert_eq!(c.zenoh.listen, ["tls/127.0.0.1:7447"]);
+        assert_eq!(c.drivers.door_listen, "tls/127.0.0.1:7448");
+        let bench = GOOD.replace("certs = \"/tmp/certs\"", "insecure = true");
+        let b = StationConfig::parse(&bench, "bench.toml").expect("insecure alone");
+        assert_eq!(b.zenoh.listen, ["tcp/127.0.0.1:7447"]);
+        assert_eq!(b.drivers.light_listen, "tcp/127.0.0.1:7449");
         assert_eq!(c.lanes[0].width, 640);
     }
 
@@ -329,11 +373,35 @@ mod tests {
             (GOOD.replace("[store]", "[stor]"), 9, "stor"),
             (
                 format!("{GOOD}[[lane]]\nid = \"L1\"\nrole = \"exit\"\nsource = \"test:\"\n"),
-                12,
+                15,
                 "used twice",
             ),
             (GOOD.replace("[[lane]]", "[[lane]]\nwidth = 641"), 6, "even"),
             ("[station\n".to_owned(), 1, ""),
+            // No silent plain links: certificates or an explicit insecure, and endpoints to match.
+            (
+                GOOD.replace("certs = \"/tmp/certs\"", ""),
+                0,
+                "gated certs init",
+            ),
+            (
+                GOOD.replace("certs = \"/tmp/certs\"", "certs = \"/c\"\ninsecure = true"),
+                0,
+                "contradict",
+            ),
+            (
+                format!("{GOOD}listen = [\"tcp/127.0.0.1:7447\"]\n"),
+                0,
+                "tls/HOST:PORT",
+            ),
+            (
+                GOOD.replace(
+                    "certs = \"/tmp/certs\"",
+                    "insecure = true\nlisten = [\"tls/127.0.0.1:7447\"]",
+                ),
+                0,
+                "tcp/HOST:PORT",
+            ),
         ];
         for (text, line, word) in cases {
             let e = StationConfig::parse(&text, "bad.toml").expect_err(word);

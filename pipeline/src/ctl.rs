@@ -35,18 +35,18 @@ pub enum CtlError {
 
 pub async fn request(
     station: &str,
-    gated_endpoints: &[String],
+    bus: &ZenohEndpoints,
     door: Option<(String, DoorAction)>,
     timeout: Duration,
 ) -> Result<CtlReply, CtlError> {
     let keys = Keys::new(station)?;
-    let session = open(gated_endpoints).await?;
+    let session = open(bus).await?;
     let req = CtlRequest {
         v: VERSION,
         door: door.map(|(lane, action)| CtlDoor { lane, action }),
         journal: None,
     };
-    let result = ask(&session, &keys, &req, station, gated_endpoints, timeout).await;
+    let result = ask(&session, &keys, &req, station, bus, timeout).await;
     let _ = session.close().await;
     result
 }
@@ -54,18 +54,18 @@ pub async fn request(
 /// The running gated's journal entries matching `q` (`gated journal`).
 pub async fn journal(
     station: &str,
-    gated_endpoints: &[String],
+    bus: &ZenohEndpoints,
     q: JournalQuery,
     timeout: Duration,
 ) -> Result<Vec<JournalLine>, CtlError> {
     let keys = Keys::new(station)?;
-    let session = open(gated_endpoints).await?;
+    let session = open(bus).await?;
     let req = CtlRequest {
         v: VERSION,
         door: None,
         journal: Some(q),
     };
-    let result = ask(&session, &keys, &req, station, gated_endpoints, timeout).await;
+    let result = ask(&session, &keys, &req, station, bus, timeout).await;
     let _ = session.close().await;
     match result? {
         CtlReply {
@@ -81,13 +81,13 @@ pub async fn journal(
 /// state names the command's epoch and echoes its seq): the reply and the acknowledging state.
 pub async fn door(
     station: &str,
-    gated_endpoints: &[String],
+    bus: &ZenohEndpoints,
     lane: &str,
     action: DoorAction,
     timeout: Duration,
 ) -> Result<(CtlReply, DoorState), CtlError> {
     let keys = Keys::new(station)?;
-    let session = open(gated_endpoints).await?;
+    let session = open(bus).await?;
     // Subscribed before the command goes out, so the acknowledging state cannot be missed.
     let states = session
         .declare_subscriber(keys.door_state(lane))
@@ -102,7 +102,7 @@ pub async fn door(
         journal: None,
     };
     let result = async {
-        let reply = ask(&session, &keys, &req, station, gated_endpoints, timeout).await?;
+        let reply = ask(&session, &keys, &req, station, bus, timeout).await?;
         let (Some(seq), Some(epoch), true) = (reply.seq, reply.epoch, reply.ok) else {
             return Err(CtlError::Refused(reply.message));
         };
@@ -131,12 +131,8 @@ pub async fn door(
     result
 }
 
-async fn open(gated_endpoints: &[String]) -> Result<zenoh::Session, CtlError> {
-    let ep = ZenohEndpoints {
-        listen: vec![],
-        connect: gated_endpoints.to_vec(),
-    };
-    zenoh::open(protocol::zenoh_config(&ep)?)
+async fn open(bus: &ZenohEndpoints) -> Result<zenoh::Session, CtlError> {
+    zenoh::open(protocol::zenoh_config(bus)?)
         .await
         .map_err(CtlError::Zenoh)
 }
@@ -146,7 +142,7 @@ async fn ask(
     keys: &Keys,
     req: &CtlRequest,
     station: &str,
-    gated_endpoints: &[String],
+    bus: &ZenohEndpoints,
     timeout: Duration,
 ) -> Result<CtlReply, CtlError> {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -170,7 +166,7 @@ async fn ask(
             return Err(CtlError::NoAnswer {
                 station: station.into(),
                 secs: timeout.as_secs(),
-                endpoints: gated_endpoints.to_vec(),
+                endpoints: bus.connect.clone(),
             });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

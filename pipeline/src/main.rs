@@ -58,6 +58,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: KeysCmd,
     },
+    /// The station's bus certificates: a CA, one certificate per role (mutual TLS and access
+    /// control on every zenoh link; docs/protocol.md, "Bus security").
+    Certs {
+        #[command(subcommand)]
+        cmd: CertsCmd,
+    },
     /// Journal entries (door commands, lane events, lighting, decisions), newest last: asked of the
     /// running gated, or read from the store file when gated is stopped.
     Journal {
@@ -116,6 +122,38 @@ enum KeysCmd {
 }
 
 #[derive(Subcommand)]
+enum CertsCmd {
+    /// Make the station's CA in DIR (ca.pem, and ca.key mode 0600); never overwrites one. With
+    /// --all, also issue every role's certificate (a single-box station).
+    Init {
+        #[arg(long)]
+        station: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Issue (or re-issue) ROLE's certificate and key in DIR, signed by DIR's CA: gated,
+    /// door-driver, light-driver, enrold, operator or sim.
+    Issue {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value_t = protocol::certs::ROLE_DAYS)]
+        days: u32,
+    },
+    /// Re-issue every role certificate in DIR with new keys (rotation); restart the processes to
+    /// load them.
+    Rotate {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = protocol::certs::ROLE_DAYS)]
+        days: u32,
+    },
+}
+
+#[derive(Subcommand)]
 enum CtlCmd {
     /// Lane states, frame counters, doors and lights.
     Status,
@@ -130,6 +168,42 @@ enum DoorCmd {
     HoldOpen,
     HoldClosed,
     Release,
+}
+
+fn certs(cmd: CertsCmd) -> Result<()> {
+    use protocol::{CertDir, Role};
+    match cmd {
+        CertsCmd::Init { station, out, all } => {
+            let dir = CertDir::new(&out);
+            dir.init(&station)?;
+            println!("wrote {} and ca.key (mode 0600)", dir.ca().display());
+            if all {
+                for r in Role::ALL {
+                    dir.issue(r, protocol::certs::ROLE_DAYS)?;
+                }
+                println!("issued every role's certificate in {}", out.display());
+            }
+        }
+        CertsCmd::Issue { dir, role, days } => {
+            let role: Role = role.parse()?;
+            let d = CertDir::new(&dir);
+            d.issue(role, days)?;
+            println!(
+                "wrote {} and {} (mode 0600), valid {days} days",
+                d.cert(role).display(),
+                d.key(role).display()
+            );
+        }
+        CertsCmd::Rotate { dir, days } => {
+            let renewed = CertDir::new(&dir).rotate(days)?;
+            let names: Vec<&str> = renewed.iter().map(|r| r.name()).collect();
+            println!(
+                "renewed {} (valid {days} days); restart them to load the new keys",
+                names.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -198,6 +272,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 domain::changes::public_to_hex(&k.public_key().key)
             );
         }
+        Cmd::Certs { cmd } => certs(cmd)?,
         Cmd::Journal {
             config,
             lane,
@@ -230,7 +305,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 Err(file_err) => rt
                     .block_on(pipeline::ctl::journal(
                         cfg.station_id(),
-                        &cfg.zenoh.listen,
+                        &cfg.operator_endpoints()?,
                         q,
                         Duration::from_secs(3),
                     ))
@@ -250,7 +325,7 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Cmd::Ctl { config, json, cmd } => {
             let cfg = StationConfig::load(&config)?;
-            let (station, endpoints) = (cfg.station_id(), &cfg.zenoh.listen);
+            let (station, endpoints) = (cfg.station_id(), &cfg.operator_endpoints()?);
             let wait = Duration::from_secs(5);
             match cmd {
                 CtlCmd::Status => {

@@ -60,6 +60,8 @@ width = 320
 height = 240
 [store]
 path = "{}"
+[zenoh]
+insecure = true
 "#,
         good_a.display(),
         missing.display(),
@@ -126,7 +128,7 @@ fn random_bytes_file_is_degraded_with_reason() {
     )
     .expect("write");
     let toml = format!(
-        "[station]\nid = \"t\"\n[capture]\nmode = \"benchmark\"\n[[lane]]\nid = \"J\"\nrole = \"entry\"\nsource = \"file://{}\"\n[store]\npath = \"/tmp/x.redb\"\n",
+        "[station]\nid = \"t\"\n[capture]\nmode = \"benchmark\"\n[[lane]]\nid = \"J\"\nrole = \"entry\"\nsource = \"file://{}\"\n[store]\npath = \"/tmp/x.redb\"\n[zenoh]\ninsecure = true\n",
         junk.display()
     );
     let cfg = StationConfig::parse(&toml, "t.toml").expect("config");

@@ -1,6 +1,7 @@
 //! gated notices a door that does not do what gated told it (issue 15): someone on the door's bus
-//! writes a `hold_open` in gated's own epoch (a forgery only authenticated links can stop, but one
-//! gated must see). gated raises the alarm metric and journals the event, keeps control of the
+//! writes a `hold_open` in gated's own epoch. On the TLS bus only a holder of gated's own
+//! certificate may command a door, so the forger here has it (a stolen key): no access control can
+//! tell it from gated, and gated must see what it did. gated raises the alarm metric and journals the event, keeps control of the
 //! door (its next commands are admitted), and the alarm ends when the operator's release, sent
 //! through gated, puts the door back where gated wants it.
 // Test helpers fail the test by panicking, like the #[test] functions that call them.
@@ -45,7 +46,7 @@ async fn metrics_until(rig: &Rig, what: &str, pred: impl Fn(&str) -> bool) -> St
 async fn a_door_that_disagrees_with_gated_raises_the_alarm_and_gated_keeps_control() {
     let rig = Rig::new("dis", true);
     let _door = rig.door_driver("closed");
-    let bus = rig.door_bus().await;
+    let bus = rig.door_bus_as(protocol::Role::Gated).await;
     let keys = rig.keys();
     let states = bus
         .declare_subscriber(keys.door_state("L1"))
@@ -108,7 +109,7 @@ async fn a_door_that_disagrees_with_gated_raises_the_alarm_and_gated_keeps_contr
     .expect("gated's commands admitted after the forgery");
     let (reply, state) = pipeline::ctl::door(
         rig.station,
-        &rig.gated_endpoints(),
+        &rig.operator(),
         "L1",
         DoorAction::Release,
         WAIT,
@@ -132,7 +133,7 @@ async fn a_door_that_disagrees_with_gated_raises_the_alarm_and_gated_keeps_contr
             limit: 50,
             ..Default::default()
         };
-        let journal = pipeline::ctl::journal(rig.station, &rig.gated_endpoints(), q, WAIT)
+        let journal = pipeline::ctl::journal(rig.station, &rig.operator(), q, WAIT)
             .await
             .expect("journal");
         let details: Vec<String> = journal.into_iter().map(|l| l.detail).collect();

@@ -195,21 +195,22 @@ async fn sigkill_after_a_grant_leaves_the_trip_open_exactly_once() {
         .iter()
         .find(|w| w.expected == "open")
         .expect("an enrolled walker with a valid pass");
+    // The footage station's file, drivers not spawned by gated: they must outlive the killed one.
+    let rig = Rig::new("demo", false);
+    let _door = rig.door_driver("closed");
+    // The centre presents a certificate of the rig's station CA (the demo's folder is the rig's).
     let work = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(rig.certs.path(), work.path().join("certs")).unwrap();
     let centre = demo::start_centre(lane1.path(), work.path(), &FootageOptions::default())
         .await
         .expect("centre");
     let subject = centre.subjects[&walker.identity];
-
-    // The footage station's file, drivers not spawned by gated: they must outlive the killed one.
-    let rig = Rig::new("demo", false);
-    let _door = rig.door_driver("closed");
     let video = lane1.path().join(&lane.file).canonicalize().unwrap();
     let s = &centre.sync;
     let toml = format!(
         "[station]\nid = \"demo\"\n[capture]\nmode = \"benchmark\"\n\
          [[lane]]\nid = {:?}\nrole = \"entry\"\nsource = \"file://{}\"\nwidth = {}\nheight = {}\nfps = {}\n\
-         [zenoh]\nlisten = [\"tcp/127.0.0.1:{}\"]\nconnect = [\"tcp/127.0.0.1:{}\"]\n\
+         [zenoh]\nlisten = [\"tls/127.0.0.1:{}\"]\nconnect = [\"tls/127.0.0.1:{}\"]\ncerts = {:?}\n\
          [store]\npath = {:?}\n[metrics]\nenabled = false\n\
          [sync]\nstation_key_file = {:?}\ncentre_ed25519 = {:?}\ncentre_x25519 = {:?}\nconnect = {:?}\n",
         lane.lane,
@@ -219,6 +220,7 @@ async fn sigkill_after_a_grant_leaves_the_trip_open_exactly_once() {
         truth.fps.round() as u32,
         rig.gated_port,
         rig.door_port,
+        rig.certs.path().display().to_string(),
         work.path().join("station.redb").display().to_string(),
         s.station_key_file.display().to_string(),
         s.centre_ed25519,

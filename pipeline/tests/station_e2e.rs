@@ -23,6 +23,9 @@ fn scrape(addr: &str) -> String {
 async fn station_end_to_end() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (gated_port, door_port, light_port, metrics_port) = (port(), port(), port(), port());
+    // The station's bus is mutual TLS with access control, as deployed.
+    let certs = protocol::CertDir::new(dir.path().join("certs"));
+    certs.ensure_all("e2e").expect("certificates");
     let toml = format!(
         r#"
 [station]
@@ -44,11 +47,12 @@ fps = 10
 [lighting]
 min_interval_ms = 200
 [zenoh]
-listen = ["tcp/127.0.0.1:{gated_port}"]
+listen = ["tls/127.0.0.1:{gated_port}"]
+certs = "{}"
 [drivers]
 spawn = true
-door_listen = "tcp/127.0.0.1:{door_port}"
-light_listen = "tcp/127.0.0.1:{light_port}"
+door_listen = "tls/127.0.0.1:{door_port}"
+light_listen = "tls/127.0.0.1:{light_port}"
 failsafe = "closed"
 watchdog_ms = 1000
 [store]
@@ -56,16 +60,20 @@ path = "{}"
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
 "#,
+        certs.path().display(),
         dir.path().join("station.redb").display()
     );
     let cfg = StationConfig::parse(&toml, "e2e.toml").expect("config");
+    let operator = cfg.operator_endpoints().expect("operator certificate");
+    let tls = |role| protocol::BusSecurity::Tls(certs.tls(role).expect("certificate"));
     let store_path = cfg.store.path.clone();
     let keys = Keys::new("e2e").expect("keys");
 
-    // An observer on the door driver's bus, as a maintenance tool would be.
+    // An observer on the door driver's bus, as a maintenance tool would be (the operator's role).
     let obs_cfg = protocol::zenoh_config(&ZenohEndpoints {
         listen: vec![],
-        connect: vec![format!("tcp/127.0.0.1:{door_port}")],
+        connect: vec![format!("tls/127.0.0.1:{door_port}")],
+        security: tls(protocol::Role::Operator),
     })
     .expect("zenoh cfg");
     let observer = zenoh::open(obs_cfg).await.expect("observer session");
@@ -86,7 +94,7 @@ listen = "127.0.0.1:{metrics_port}"
     // The door command returns once the driver's state acknowledges it.
     let (reply, state) = pipeline::ctl::door(
         "e2e",
-        &[format!("tcp/127.0.0.1:{gated_port}")],
+        &operator,
         "L1",
         DoorAction::Open,
         Duration::from_secs(5),
@@ -95,21 +103,16 @@ listen = "127.0.0.1:{metrics_port}"
     .expect("ctl answer, acknowledged");
     assert!(reply.ok, "{}", reply.message);
     assert!(state.ack_seq >= reply.seq.expect("seq"), "{state:?}");
-    let status = pipeline::ctl::request(
-        "e2e",
-        &[format!("tcp/127.0.0.1:{gated_port}")],
-        None,
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("status");
+    let status = pipeline::ctl::request("e2e", &operator, None, Duration::from_secs(5))
+        .await
+        .expect("status");
     let table = pipeline::ctl::format_status(&status.health.expect("health"));
     eprintln!("{table}");
     assert!(table.lines().any(|l| l.starts_with("L1 ")), "{table}");
     // The running gated holds its store: it answers journal queries itself.
     let lines = pipeline::ctl::journal(
         "e2e",
-        &[format!("tcp/127.0.0.1:{gated_port}")],
+        &operator,
         protocol::JournalQuery {
             lane: Some("L1".into()),
             kind: Some("door_command".into()),
@@ -130,7 +133,7 @@ listen = "127.0.0.1:{metrics_port}"
     );
     let bad = pipeline::ctl::request(
         "e2e",
-        &[format!("tcp/127.0.0.1:{gated_port}")],
+        &operator,
         Some(("NOPE".into(), DoorAction::Open)),
         Duration::from_secs(5),
     )
@@ -138,11 +141,13 @@ listen = "127.0.0.1:{metrics_port}"
     .expect("ctl answer");
     assert!(!bad.ok && bad.message.contains("NOPE"), "{}", bad.message);
 
-    // Malformed payloads on keys gated listens to: dropped with a reason, station keeps running.
+    // Malformed payloads on keys gated listens to, from a node holding the door driver's
+    // certificate (a faulty or compromised driver): dropped with a reason, station keeps running.
     let gated_side = zenoh::open(
         protocol::zenoh_config(&ZenohEndpoints {
             listen: vec![],
-            connect: vec![format!("tcp/127.0.0.1:{gated_port}")],
+            connect: vec![format!("tls/127.0.0.1:{gated_port}")],
+            security: tls(protocol::Role::DoorDriver),
         })
         .expect("cfg"),
     )

@@ -222,6 +222,20 @@ impl CertDir {
         write_public(&self.cert(role), &cert.pem())
     }
 
+    /// A folder with a CA and every role's certificate, made where missing (the demo and a
+    /// single-box station's setup); what exists is kept.
+    pub fn ensure_all(&self, station: &str) -> Result<(), CertError> {
+        if !self.ca_key().exists() && !self.ca().exists() {
+            self.init(station)?;
+        }
+        for role in Role::ALL {
+            if !self.cert(role).exists() || !self.key(role).exists() {
+                self.issue(role, ROLE_DAYS)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Re-issues every role certificate present in the folder; returns the roles renewed.
     pub fn rotate(&self, days: u32) -> Result<Vec<Role>, CertError> {
         let mut done = Vec::new();

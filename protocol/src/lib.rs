@@ -19,7 +19,7 @@ pub mod stamp;
 pub use certs::{CertDir, CertError, Role, TlsFiles};
 pub use keys::{Keys, validate_id};
 pub use messages::*;
-pub use session::{BusSecurity, ZenohEndpoints, zenoh_config};
+pub use session::{BusSecurity, ZenohEndpoints, check_schemes, zenoh_config};
 pub use stamp::{
     COMMAND_TTL_MS, Epoch, MAX_DEADLINE_AHEAD_MS, MAX_SEQ, Rejected, Rejection, SEQ_WINDOW, Stamp,
 };

@@ -35,29 +35,35 @@ impl ZenohEndpoints {
         }
     }
 
-    /// Refuses an endpoint whose scheme does not match the security: a `tcp/` endpoint on a TLS
-    /// node would be a silent hole, a `tls/` one on an insecure node could never connect.
     fn check(&self) -> Result<(), ProtocolError> {
-        let want = match self.security {
-            BusSecurity::Tls(_) => "tls/",
-            BusSecurity::Insecure => "tcp/",
-        };
-        for e in self.listen.iter().chain(&self.connect) {
-            if !e.starts_with(want) {
-                let why = match self.security {
-                    BusSecurity::Tls(_) => {
-                        "links are TLS: write it tls/HOST:PORT (or set insecure = true)"
-                    }
-                    BusSecurity::Insecure => "links are plain (insecure): write it tcp/HOST:PORT",
-                };
-                return Err(ProtocolError::Endpoint {
-                    endpoint: e.clone(),
-                    reason: why,
-                });
-            }
-        }
-        Ok(())
+        check_schemes(
+            self.listen.iter().chain(&self.connect),
+            matches!(self.security, BusSecurity::Tls(_)),
+        )
     }
+}
+
+/// Refuses an endpoint whose scheme does not match the security: a `tcp/` endpoint on a TLS node
+/// would be a silent hole, a `tls/` one on an insecure node could never connect.
+pub fn check_schemes<'a>(
+    endpoints: impl IntoIterator<Item = &'a String>,
+    tls: bool,
+) -> Result<(), ProtocolError> {
+    let want = if tls { "tls/" } else { "tcp/" };
+    for e in endpoints {
+        if !e.starts_with(want) {
+            let reason = if tls {
+                "links are TLS: write it tls/HOST:PORT (or set insecure = true)"
+            } else {
+                "links are plain (insecure): write it tcp/HOST:PORT"
+            };
+            return Err(ProtocolError::Endpoint {
+                endpoint: e.clone(),
+                reason,
+            });
+        }
+    }
+    Ok(())
 }
 
 pub fn zenoh_config(ep: &ZenohEndpoints) -> Result<zenoh::Config, ProtocolError> {

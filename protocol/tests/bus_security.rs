@@ -1,5 +1,7 @@
 //! Real zenoh sessions on loopback with real certificates: who can join the station bus and what each
 //! role may say on it (`docs/protocol.md`, "Bus security").
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

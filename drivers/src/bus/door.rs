@@ -38,6 +38,7 @@ pub async fn run_door_driver_with<H: FlapHardware>(
     let clock = DriverClock::start()?;
     let driver = Driver {
         name: "door driver",
+        role: protocol::Role::DoorDriver,
         settings: format!(
             "failsafe {:?}, watchdog {} ms",
             cfg.failsafe,

@@ -32,6 +32,7 @@ pub async fn run_light_driver_with<H: LightHardware>(
     let clock = DriverClock::start()?;
     let driver = Driver {
         name: "light driver",
+        role: protocol::Role::LightDriver,
         settings: format!("ramp {} %/s", cfg.ramp_per_s),
         commands: ("light commands", keys.all_light_cmds()),
         state_key: Keys::light_state,

@@ -61,6 +61,8 @@ trait Controller {
 /// inputs.
 struct Driver<C: Controller> {
     name: &'static str,
+    /// Whose certificate it presents on the bus.
+    role: protocol::Role,
     /// Its settings, for the start-up line of the log.
     settings: String,
     /// What the command subscription is called, and its key expression (every lane).
@@ -113,7 +115,7 @@ async fn serve<C: Controller>(
     mut make: impl FnMut(&str) -> C,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DriverError> {
-    let session = open(bus).await?;
+    let session = open(bus, driver.role).await?;
     let mut lanes = BTreeMap::new();
     for lane in lane_ids {
         let ctl = make(&lane);
@@ -282,8 +284,8 @@ impl<M: Message> Outlet<M> {
     }
 }
 
-async fn open(bus: &BusArgs) -> Result<Session, DriverError> {
-    let config = protocol::zenoh_config(&bus.endpoints())?;
+async fn open(bus: &BusArgs, role: protocol::Role) -> Result<Session, DriverError> {
+    let config = protocol::zenoh_config(&bus.endpoints(role)?)?;
     zenoh::open(config)
         .await
         .map_err(DriverError::zenoh("open session"))

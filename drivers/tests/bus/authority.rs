@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::harness::{
     Driver, FakeGated, Kind, SECOND, STATION, Sub, door_driver, finish, free_endpoint, keys,
-    peer_hearing, put, random_epoch, subscribe, wait_for,
+    peer_hearing, put, random_epoch, subscribe, take_l1, wait_for,
 };
 use drivers::{BusArgs, FailsafePosition, LightDriverSettings, run_light_driver};
 use protocol::{
@@ -37,16 +37,7 @@ fn door_l1() -> (String, Driver) {
 
 /// A gated in control of L1 (token, heartbeats) and the state subscription.
 async fn gated_in_control(ep: &str) -> (FakeGated, Sub) {
-    let mut gated = FakeGated::connect(ep).await;
-    let states = subscribe(&gated.session, &keys().door_state("L1")).await;
-    gated.declare_alive().await;
-    gated.start_heartbeats(&["L1"]);
-    let epoch = gated.epoch();
-    wait_for::<DoorState>(&states, 5 * SECOND, "normal under gated", |s| {
-        s.mode == DoorMode::Normal && s.epoch == Some(epoch)
-    })
-    .await;
-    (gated, states)
+    take_l1(FakeGated::connect(ep).await).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,7 +306,7 @@ async fn a_forged_liveliness_token_does_not_reopen_the_replay_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_light_commands_are_rejected_and_the_lamps_follow_gated() {
     let ep = free_endpoint();
-    let settings = LightDriverSettings::new(BusArgs::new(STATION, &["L1"], &[&ep]));
+    let settings = LightDriverSettings::new(BusArgs::insecure(STATION, &["L1"], &[&ep]));
     let driver = Driver::spawn(|stop| run_light_driver(settings, stop));
     let mut gated = FakeGated::connect(&ep).await;
     let states = subscribe(&gated.session, &keys().light_state("L1")).await;

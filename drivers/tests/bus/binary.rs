@@ -22,6 +22,7 @@ async fn door_driver_binary_serves_and_exits_cleanly_on_sigterm() {
             "open",
             "--watchdog-ms",
             "500",
+            "--insecure",
         ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -65,27 +66,26 @@ async fn door_driver_binary_serves_and_exits_cleanly_on_sigterm() {
 
 #[test]
 fn binaries_refuse_bad_flags() {
+    let (door, light) = (
+        env!("CARGO_BIN_EXE_door-driver"),
+        env!("CARGO_BIN_EXE_light-driver"),
+    );
     for (bin, args) in [
         (
-            env!("CARGO_BIN_EXE_door-driver"),
-            vec![
-                "--station",
-                "s",
-                "--lane",
-                "a/b",
-                "--listen",
-                "tcp/127.0.0.1:1",
-            ],
+            door,
+            "--station s --lane a/b --listen tcp/127.0.0.1:1 --insecure",
         ),
+        (door, "--station s --lane L1 --failsafe maybe --insecure"),
+        (light, "--station s --lane L1 --insecure"),
+        // Neither certificates nor an explicit --insecure: no silent plain TCP.
+        (door, "--station s --lane L1 --listen tls/127.0.0.1:1"),
+        // A certificate folder without the door driver's certificate.
         (
-            env!("CARGO_BIN_EXE_door-driver"),
-            vec!["--station", "s", "--lane", "L1", "--failsafe", "maybe"],
-        ),
-        (
-            env!("CARGO_BIN_EXE_light-driver"),
-            vec!["--station", "s", "--lane", "L1"],
+            door,
+            "--station s --lane L1 --listen tls/127.0.0.1:1 --certs /nonexistent",
         ),
     ] {
+        let args: Vec<&str> = args.split(' ').collect();
         let out = Command::new(bin).args(&args).output().expect("run driver");
         assert!(!out.status.success(), "{args:?} accepted");
         assert!(!out.stderr.is_empty(), "{args:?}: no explanation");

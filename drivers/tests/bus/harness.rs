@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use drivers::{BusArgs, DoorDriverSettings, DriverError, FailsafePosition, run_door_driver};
 use protocol::{
-    ArchColour, COMMAND_TTL_MS, DoorAction, DoorCommand, DoorState, Epoch, Keys, LightCommand,
-    LightState, Message, Stamp, ZenohEndpoints, decode, encode, zenoh_config,
+    ArchColour, BusSecurity, COMMAND_TTL_MS, DoorAction, DoorCommand, DoorMode, DoorState, Epoch,
+    Keys, LightCommand, LightState, Message, Stamp, ZenohEndpoints, decode, encode, zenoh_config,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -76,16 +76,22 @@ impl Driver {
 pub fn door_driver(endpoint: &str, lanes: &[&str], failsafe: FailsafePosition) -> Driver {
     let settings = DoorDriverSettings {
         failsafe,
-        ..DoorDriverSettings::new(BusArgs::new(STATION, lanes, &[endpoint]))
+        ..DoorDriverSettings::new(BusArgs::insecure(STATION, lanes, &[endpoint]))
     };
     Driver::spawn(|stop| run_door_driver(settings, stop))
 }
 
-/// A zenoh peer that dials `endpoint`, like gated does.
+/// A zenoh peer that dials `endpoint`, like gated does (plain TCP).
 pub async fn peer(endpoint: &str) -> Session {
+    peer_as(endpoint, BusSecurity::Insecure).await
+}
+
+/// A zenoh peer that dials `endpoint` with `security` (a role's certificate on a TLS bus).
+pub async fn peer_as(endpoint: &str, security: BusSecurity) -> Session {
     let ep = ZenohEndpoints {
         listen: vec![],
         connect: vec![endpoint.to_owned()],
+        security,
     };
     zenoh::open(zenoh_config(&ep).expect("config"))
         .await
@@ -156,7 +162,11 @@ impl FakeGated {
     }
 
     pub async fn with_epoch(endpoint: &str, epoch: Epoch) -> Self {
-        let session = peer(endpoint).await;
+        Self::on(peer(endpoint).await, epoch).await
+    }
+
+    /// Plays gated on a session already open (e.g. with gated's certificate).
+    pub async fn on(session: Session, epoch: Epoch) -> Self {
         let stamper = Arc::new(Stamper {
             epoch,
             seqs: Mutex::new(HashMap::new()),
@@ -298,6 +308,19 @@ impl FakeGated {
         self.stop_heartbeats();
         self.session.close().await.expect("close gated session");
     }
+}
+
+/// `gated` takes L1 (token, heartbeats) and is obeyed in normal mode; with the state subscription.
+pub async fn take_l1(mut gated: FakeGated) -> (FakeGated, Sub) {
+    let states = subscribe(&gated.session, &keys().door_state("L1")).await;
+    gated.declare_alive().await;
+    gated.start_heartbeats(&["L1"]);
+    let epoch = gated.epoch();
+    wait_for::<DoorState>(&states, 10 * SECOND, "normal under gated", |s| {
+        s.mode == DoorMode::Normal && s.epoch == Some(epoch)
+    })
+    .await;
+    (gated, states)
 }
 
 /// Another peer on the driver's bus, once it hears the driver (a state on `state_key`): `peer`

@@ -10,7 +10,7 @@ use crate::harness::{Driver, FakeGated, STATION, free_endpoint, keys, peer, subs
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn light_ramps_reports_and_idles_when_gated_goes() {
     let ep = free_endpoint();
-    let settings = LightDriverSettings::new(BusArgs::new(STATION, &["L1"], &[&ep]));
+    let settings = LightDriverSettings::new(BusArgs::insecure(STATION, &["L1"], &[&ep]));
     let driver = Driver::spawn(|stop| run_light_driver(settings, stop));
     let observer = peer(&ep).await;
     let states = subscribe(&observer, &keys().light_state("L1")).await;

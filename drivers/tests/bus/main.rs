@@ -6,3 +6,4 @@ mod binary;
 mod door;
 mod harness;
 mod light;
+mod tls;

@@ -73,6 +73,7 @@ impl DemoCentre {
         station: &str,
         models: &Path,
         people: &[Enrolee],
+        certs: &protocol::CertDir,
     ) -> Result<Self, CentreError> {
         std::fs::create_dir_all(dir).map_err(setup("folder"))?;
         let store = Arc::new(Store::open(&dir.join("centre.redb")).map_err(setup("store"))?);
@@ -138,13 +139,18 @@ impl DemoCentre {
         }
 
         let endpoint = format!(
-            "tcp/127.0.0.1:{}",
+            "tls/127.0.0.1:{}",
             super::free_port().map_err(setup("free port"))?
         );
         let session = zenoh::open(
             protocol::zenoh_config(&protocol::ZenohEndpoints {
                 listen: vec![endpoint.clone()],
                 connect: vec![],
+                security: protocol::BusSecurity::Tls(
+                    certs
+                        .tls(protocol::Role::Enrold)
+                        .map_err(setup("certificates"))?,
+                ),
             })
             .map_err(setup("zenoh config"))?,
         )

@@ -43,6 +43,8 @@ pub enum DemoError {
     Centre(#[from] CentreError),
     #[error(transparent)]
     Station(#[from] StationError),
+    #[error("demo certificates")]
+    Certs(#[from] protocol::CertError),
 }
 
 /// A loopback port that was free a moment ago.
@@ -142,20 +144,31 @@ pub fn footage_config(
         }
         toml += "\n";
     }
+    let certs = demo_certs(work, "demo")?;
     toml += &format!(
-        "[drivers]\nspawn = {}\n\n[store]\npath = {:?}\n\n[metrics]\nenabled = {}\n\n",
+        "[drivers]\nspawn = {}\n\n[store]\npath = {:?}\n\n[metrics]\nenabled = {}\n\n\
+         [zenoh]\ncerts = {:?}\n\n",
         opts.spawn_drivers,
         work.join("station.redb").display().to_string(),
-        opts.metrics
+        opts.metrics,
+        certs.path().display().to_string(),
     );
     toml += &opts.extra_toml;
     let mut cfg = StationConfig::parse(&toml, "footage station").map_err(DemoError::Config)?;
     let port = || free_port().map_err(DemoError::Port);
-    cfg.zenoh.listen = vec![format!("tcp/127.0.0.1:{}", port()?)];
-    cfg.drivers.door_listen = format!("tcp/127.0.0.1:{}", port()?);
-    cfg.drivers.light_listen = format!("tcp/127.0.0.1:{}", port()?);
+    cfg.zenoh.listen = vec![format!("tls/127.0.0.1:{}", port()?)];
+    cfg.drivers.door_listen = format!("tls/127.0.0.1:{}", port()?);
+    cfg.drivers.light_listen = format!("tls/127.0.0.1:{}", port()?);
     cfg.metrics.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port()?));
     Ok(cfg)
+}
+
+/// The demo's station CA and every role's certificate under `work/certs`, made on first use: the
+/// demo runs with the same mutual TLS and access control as a station.
+pub fn demo_certs(work: &Path, station: &str) -> Result<protocol::CertDir, DemoError> {
+    let certs = protocol::CertDir::new(work.join("certs"));
+    certs.ensure_all(station)?;
+    Ok(certs)
 }
 
 /// Enrols the footage's passengers at an in-process centre, then runs a station on the footage
@@ -190,7 +203,15 @@ pub async fn start_centre(
         })
         .collect();
     let models = cfg.recognise.models_dir();
-    Ok(DemoCentre::start(&work.join("centre"), cfg.station_id(), &models, &people).await?)
+    let certs = demo_certs(work, cfg.station_id())?;
+    Ok(DemoCentre::start(
+        &work.join("centre"),
+        cfg.station_id(),
+        &models,
+        &people,
+        &certs,
+    )
+    .await?)
 }
 
 /// A station on the footage, following `centre`, its store in `work` (a second run on the same

@@ -1,19 +1,61 @@
 //! The drive stage's settings: `[zenoh]` (gated's own endpoints), `[drivers]` and `[lighting]`.
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ZenohConfig {
+    /// Filled by `StationConfig::parse` when left out: `tls/127.0.0.1:7447`, or `tcp/` when
+    /// insecure.
     pub listen: Vec<String>,
     pub connect: Vec<String>,
+    /// The station's certificate folder (`gated certs init`, `gated certs issue`): mutual TLS and
+    /// access control on every link. Required unless `insecure`.
+    pub certs: Option<PathBuf>,
+    /// Plain TCP without authentication, for a bench only: anyone on the network can command the
+    /// doors. Every process warns at every start.
+    pub insecure: bool,
 }
 
-impl Default for ZenohConfig {
-    fn default() -> Self {
-        Self {
-            listen: vec!["tcp/127.0.0.1:7447".into()],
-            connect: vec![],
+impl ZenohConfig {
+    /// Exactly one of `certs` and `insecure`: a station never falls back to plain links silently.
+    pub fn check(&self) -> Result<(), String> {
+        match (&self.certs, self.insecure) {
+            (Some(_), true) => {
+                Err("[zenoh]: certs and insecure = true contradict each other; keep one".into())
+            }
+            (None, false) => Err(
+                "[zenoh]: set certs = \"DIR\" (the station's certificates, made by `gated certs \
+                 init` and `gated certs issue`), or insecure = true for a bench without security"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The links' security for a node of `role` (gated itself, or `gated ctl` as the operator):
+    /// its certificate files, checked to exist with the key private.
+    pub fn security(
+        &self,
+        role: protocol::Role,
+    ) -> Result<protocol::BusSecurity, protocol::CertError> {
+        match &self.certs {
+            Some(dir) if !self.insecure => Ok(protocol::BusSecurity::Tls(
+                protocol::CertDir::new(dir).tls(role)?,
+            )),
+            _ => Ok(protocol::BusSecurity::Insecure),
+        }
+    }
+
+    /// Where the certificates live, for the drivers gated starts itself.
+    pub fn driver_security_args(&self) -> Vec<String> {
+        match &self.certs {
+            Some(dir) if !self.insecure => {
+                vec!["--certs".into(), dir.to_string_lossy().into_owned()]
+            }
+            _ => vec!["--insecure".into()],
         }
     }
 }
@@ -44,8 +86,9 @@ impl Default for DriversConfig {
     fn default() -> Self {
         Self {
             spawn: false,
-            door_listen: "tcp/127.0.0.1:7448".into(),
-            light_listen: "tcp/127.0.0.1:7449".into(),
+            // Filled by `StationConfig::parse`: port 7448 and 7449 on loopback, `tls/` or `tcp/`.
+            door_listen: String::new(),
+            light_listen: String::new(),
             failsafe: Failsafe::Closed,
             watchdog_ms: 1000,
             heartbeat_ms: 250,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use tokio::process::{Child, Command};
 use tracing::info;
 
-use super::{DriversConfig, Failsafe};
+use super::{DriversConfig, Failsafe, ZenohConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -44,7 +44,13 @@ fn binary(name: &'static str) -> Result<PathBuf, SpawnError> {
 }
 
 /// Starts `door-driver` and `light-driver` for the station's lanes, listening where `d` says.
-pub fn spawn(d: &DriversConfig, station: &str, lanes: &[String]) -> Result<Drivers, SpawnError> {
+/// They use gated's certificate folder, which on a single box holds every role's certificate.
+pub fn spawn(
+    d: &DriversConfig,
+    bus: &ZenohConfig,
+    station: &str,
+    lanes: &[String],
+) -> Result<Drivers, SpawnError> {
     let lanes: Vec<&str> = lanes.iter().flat_map(|l| ["--lane", l.as_str()]).collect();
     let failsafe = match d.failsafe {
         Failsafe::Open => "open",
@@ -69,6 +75,7 @@ pub fn spawn(d: &DriversConfig, station: &str, lanes: &[String]) -> Result<Drive
             .args(["--station", station, "--listen", listen])
             .args(&lanes)
             .args(&extra)
+            .args(bus.driver_security_args())
             .kill_on_drop(true)
             .spawn()
             .map_err(|error| SpawnError::Start {

@@ -57,6 +57,8 @@ pub enum StationError {
     Decisions(#[from] crate::decide::decisions::DecisionsError),
     #[error(transparent)]
     Spawn(#[from] crate::drive::spawn::SpawnError),
+    #[error("the station's bus certificate")]
+    Cert(#[from] protocol::CertError),
     #[error("sync keys")]
     SyncKeys(#[source] crate::sync::StationSyncError),
     #[error("sync")]

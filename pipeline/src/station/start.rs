@@ -37,13 +37,14 @@ impl Station {
         let drivers = match cfg.drivers.spawn {
             true => Some(crate::drive::spawn::spawn(
                 &cfg.drivers,
+                &cfg.zenoh,
                 cfg.station_id(),
                 &lane_ids,
             )?),
             false => None,
         };
         let (inc_tx, mut incoming) = mpsc::unbounded_channel();
-        let link = Link::open(keys, &cfg.zenoh_endpoints(), inc_tx).await?;
+        let link = Link::open(keys, &cfg.zenoh_endpoints()?, inc_tx).await?;
         let sync = match &cfg.sync {
             Some(s) => Some(start_sync(cfg.station_id(), s, store.clone(), &link).await?),
             None => None,

@@ -1,6 +1,7 @@
-//! Test harness for gated and its door driver as processes (the built binaries) on loopback TCP:
-//! a station file for one test lane, the processes (killed when dropped, also when a test fails),
-//! and an observer session on the door driver's bus. Used by `gated_process.rs` and
+//! Test harness for gated and its door driver as processes (the built binaries) on loopback, over
+//! mutual TLS with access control as deployed: a station file for one test lane, the station's
+//! certificates, the processes (killed when dropped, also when a test fails), and a session on the
+//! door driver's bus. Used by `gated_process.rs` and
 //! `door_disagreement.rs`.
 #![allow(dead_code)]
 // Test helpers fail the test by panicking, like the #[test] functions that call them.
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use protocol::{DoorState, Keys, ZenohEndpoints, decode};
+use protocol::{BusSecurity, CertDir, DoorState, Keys, Role, ZenohEndpoints, decode};
 use zenoh::handlers::FifoChannelHandler;
 use zenoh::pubsub::Subscriber;
 use zenoh::sample::Sample;
@@ -38,6 +39,7 @@ pub struct Rig {
     pub station: &'static str,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    pub certs: CertDir,
     pub gated_port: u16,
     pub door_port: u16,
     pub metrics_port: Option<u16>,
@@ -53,11 +55,14 @@ impl Rig {
             None => "enabled = false".into(),
         };
         let config = dir.path().join("station.toml");
+        let certs = CertDir::new(dir.path().join("certs"));
+        certs.ensure_all(station).expect("certificates");
         std::fs::write(
             &config,
             format!(
                 "[station]\nid = \"{station}\"\n[[lane]]\nid = \"L1\"\nrole = \"entry\"\nsource = \"test:pattern=snow\"\nwidth = 64\nheight = 48\nfps = 5\n\
-                 [zenoh]\nlisten = [\"tcp/127.0.0.1:{gated_port}\"]\nconnect = [\"tcp/127.0.0.1:{door_port}\"]\n[store]\npath = \"{}\"\n[metrics]\n{metrics}\n",
+                 [zenoh]\nlisten = [\"tls/127.0.0.1:{gated_port}\"]\nconnect = [\"tls/127.0.0.1:{door_port}\"]\ncerts = \"{}\"\n[store]\npath = \"{}\"\n[metrics]\n{metrics}\n",
+                certs.path().display(),
                 dir.path().join("s.redb").display()
             ),
         )
@@ -66,6 +71,7 @@ impl Rig {
             station,
             dir,
             config,
+            certs,
             gated_port,
             door_port,
             metrics_port,
@@ -76,8 +82,17 @@ impl Rig {
         Keys::new(self.station).expect("keys")
     }
 
-    pub fn gated_endpoints(&self) -> Vec<String> {
-        vec![format!("tcp/127.0.0.1:{}", self.gated_port)]
+    /// `gated ctl`'s session: the operator's certificate, dialling gated.
+    pub fn operator(&self) -> ZenohEndpoints {
+        ZenohEndpoints {
+            listen: vec![],
+            connect: vec![format!("tls/127.0.0.1:{}", self.gated_port)],
+            security: self.security(Role::Operator),
+        }
+    }
+
+    pub fn security(&self, role: Role) -> BusSecurity {
+        BusSecurity::Tls(self.certs.tls(role).expect("certificate"))
     }
 
     /// `door-driver` (built beside gated) serving L1 with this fail-safe position.
@@ -99,7 +114,9 @@ impl Rig {
         );
         let mut cmd = Command::new(&door_bin);
         cmd.args(["--station", self.station, "--lane", "L1", "--listen"])
-            .arg(format!("tcp/127.0.0.1:{}", self.door_port))
+            .arg(format!("tls/127.0.0.1:{}", self.door_port))
+            .arg("--certs")
+            .arg(self.certs.path())
             .stderr(Stdio::null());
         cmd
     }
@@ -119,11 +136,18 @@ impl Rig {
         cmd
     }
 
-    /// A session on the door driver's bus, as a maintenance tool (or an intruder) would have.
+    /// A session on the door driver's bus, as a maintenance tool would have (the operator's
+    /// certificate: it may read the door's state, not command it).
     pub async fn door_bus(&self) -> zenoh::Session {
+        self.door_bus_as(Role::Operator).await
+    }
+
+    /// A session on the door driver's bus holding `role`'s certificate.
+    pub async fn door_bus_as(&self, role: Role) -> zenoh::Session {
         let ep = ZenohEndpoints {
             listen: vec![],
-            connect: vec![format!("tcp/127.0.0.1:{}", self.door_port)],
+            connect: vec![format!("tls/127.0.0.1:{}", self.door_port)],
+            security: self.security(role),
         };
         zenoh::open(protocol::zenoh_config(&ep).expect("cfg"))
             .await

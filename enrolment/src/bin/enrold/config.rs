@@ -51,6 +51,13 @@ pub struct DistributionConfig {
     /// zenoh endpoints the centre dials.
     #[serde(default)]
     pub connect: Vec<String>,
+    /// Certificate folder holding `ca.pem` (every station CA the centre serves, concatenated) and
+    /// `enrold.pem`/`enrold.key` (docs/protocol.md, "Bus security"). Required unless `insecure`.
+    #[serde(default)]
+    pub certs: Option<PathBuf>,
+    /// Plain TCP without authentication: a bench only; warns at every start.
+    #[serde(default)]
+    pub insecure: bool,
     /// Ed25519 signing key (0600), `enrold keys centre-init`.
     pub signing_key_file: PathBuf,
     /// X25519 secret that authenticates station wraps (0600), `enrold keys centre-init`.
@@ -189,6 +196,14 @@ impl Config {
             bail!("auth: set exactly one of token_file and token_env");
         }
         if let Some(d) = &self.distribution {
+            if d.certs.is_some() == d.insecure {
+                bail!(
+                    "distribution: set exactly one of certs = \"DIR\" (the bus certificates, \
+                     `gated certs issue --role enrold`) and insecure = true"
+                );
+            }
+            protocol::check_schemes(d.listen.iter().chain(&d.connect), !d.insecure)
+                .context("distribution")?;
             let mut seen = std::collections::HashSet::new();
             for s in &d.stations {
                 domain::StationId::new(s.id.clone()).with_context(|| "distribution.station.id")?;
@@ -250,7 +265,8 @@ duplicate_cosine = 0.5
 
 # Template distribution to the stations (docs/protocol.md). Omit the section to run without it.
 # [distribution]
-# listen = ["tcp/0.0.0.0:7450"]                         # stations dial this
+# listen = ["tls/0.0.0.0:7450"]                         # stations dial this
+# certs = "/etc/enrold/certs"                           # ca.pem, enrold.pem, enrold.key (docs/protocol.md)
 # signing_key_file = "/etc/enrold/centre-sign.key"      # `enrold keys centre-init --dir /etc/enrold`
 # x25519_key_file = "/etc/enrold/centre-x25519.key"
 # [[distribution.station]]
