@@ -204,6 +204,8 @@ listen = "127.0.0.1:{metrics_port}"
         "le=\"0.033\"",
         "# HELP gate_frames_in_total Frames handed over by the lane's camera",
         "gate_frames_deferred_total{lane=\"L2\"} 0",
+        "gate_bus_certificate_expiry_timestamp_seconds{certificate=\"gated\"}",
+        "gate_bus_certificate_expiry_timestamp_seconds{certificate=\"ca\"}",
     ] {
         assert!(text.contains(want), "/metrics lacks {want}:\n{text}");
     }

@@ -108,6 +108,8 @@ pub enum CertError {
     },
     #[error(transparent)]
     Station(#[from] crate::ProtocolError),
+    #[error("{}: not a PEM certificate: {reason}", path.display())]
+    Unreadable { path: PathBuf, reason: String },
     #[error("validity of {days} days: must be 1..=3650")]
     Validity { days: u32 },
 }
@@ -278,6 +280,29 @@ impl CertDir {
     }
 }
 
+/// When the first certificate in `path` expires, in seconds since the Unix epoch: gated exports it
+/// (`gate_bus_certificate_expiry_timestamp_seconds`) so that a certificate is renewed before the
+/// node it identifies falls off the bus.
+pub fn expiry_unix_s(path: &Path) -> Result<i64, CertError> {
+    let pem = fs::read(path).map_err(|source| CertError::Io {
+        path: path.to_owned(),
+        what: "cannot read",
+        source,
+    })?;
+    let bad = |reason: String| CertError::Unreadable {
+        path: path.to_owned(),
+        reason,
+    };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| bad(e.to_string()))?;
+    let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
+    Ok(cert.validity().not_after.timestamp())
+}
+
+/// Days left until `path` expires (negative once expired).
+pub fn days_left(path: &Path) -> Result<i64, CertError> {
+    Ok((expiry_unix_s(path)? - crate::unix_ms() as i64 / 1000).div_euclid(DAY_S))
+}
+
 fn rc(what: &'static str) -> impl FnOnce(rcgen::Error) -> CertError {
     move |source| CertError::Rcgen {
         what: what.to_owned(),
@@ -383,6 +408,12 @@ mod tests {
             c.tls(Role::Gated),
             Err(CertError::KeyExposed { .. })
         ));
+        let left = days_left(&c.cert(Role::Gated)).unwrap();
+        assert!((29..=30).contains(&left), "{left}");
+        assert!(
+            expiry_unix_s(&c.ca_key()).is_err(),
+            "a key is not a certificate"
+        );
         assert_eq!(c.rotate(30).unwrap(), vec![Role::Gated]);
         assert!(c.tls(Role::Gated).is_ok(), "rotation rewrites the key 0600");
         assert!(matches!(

@@ -47,6 +47,11 @@ pub enum ProtocolError {
     Invalid { what: &'static str, reason: String },
     #[error("invalid identifier {id:?}: {reason}")]
     BadId { id: String, reason: &'static str },
+    #[error("bus certificate {}: {reason}", path.display())]
+    Certificate {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("zenoh endpoint {endpoint:?}: {reason}")]
     Endpoint {
         endpoint: String,

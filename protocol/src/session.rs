@@ -43,6 +43,38 @@ impl ZenohEndpoints {
     }
 }
 
+/// A node whose certificate (or CA) has expired could never join the bus: refuse to start, naming
+/// the file and the date, rather than run unreachable. Warn for a month before.
+fn check_validity(f: &TlsFiles) -> Result<(), ProtocolError> {
+    for (what, path) in [("certificate", &f.cert), ("CA", &f.ca)] {
+        let err = |reason: String| ProtocolError::Certificate {
+            path: path.clone(),
+            reason,
+        };
+        let expiry = crate::certs::expiry_unix_s(path).map_err(|e| err(e.to_string()))?;
+        let now = crate::unix_ms() as i64 / 1000;
+        if expiry <= now {
+            return Err(err(format!(
+                "the {what} expired {} day(s) ago; renew it (`gated certs rotate`)",
+                (now - expiry) / 86_400
+            )));
+        }
+        let days = (expiry - now) / 86_400;
+        if days < RENEW_WITHIN_DAYS {
+            tracing::warn!(
+                path = %path.display(),
+                days_left = days,
+                "the bus {what} expires soon; renew it (`gated certs rotate`) and restart"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A certificate this close to its expiry is warned about at every start (and alerted on by
+/// `GateBusCertificateExpiring`).
+pub const RENEW_WITHIN_DAYS: i64 = 30;
+
 /// Refuses an endpoint whose scheme does not match the security: a `tcp/` endpoint on a TLS node
 /// would be a silent hole, a `tls/` one on an insecure node could never connect.
 pub fn check_schemes<'a>(
@@ -96,6 +128,7 @@ pub fn zenoh_config(ep: &ZenohEndpoints) -> Result<zenoh::Config, ProtocolError>
     )?;
     match &ep.security {
         BusSecurity::Tls(f) => {
+            check_validity(f)?;
             let path = |p: &std::path::Path| {
                 serde_json::to_string(&p.to_string_lossy()).unwrap_or_default()
             };

@@ -44,7 +44,11 @@ impl Station {
             false => None,
         };
         let (inc_tx, mut incoming) = mpsc::unbounded_channel();
-        let link = Link::open(keys, &cfg.zenoh_endpoints()?, inc_tx).await?;
+        let endpoints = cfg.zenoh_endpoints()?;
+        if let protocol::BusSecurity::Tls(files) = &endpoints.security {
+            crate::telemetry::bus_certificates(files);
+        }
+        let link = Link::open(keys, &endpoints, inc_tx).await?;
         let sync = match &cfg.sync {
             Some(s) => Some(start_sync(cfg.station_id(), s, store.clone(), &link).await?),
             None => None,

@@ -123,6 +123,10 @@ pub mod names {
         /// Raw luma (0–1) inside the largest face's box, when a face is in view.
         FACE_LUMA = "gate_face_luma", Gauge, "Raw luma (0-1) inside the largest face's box";
         GPU_LOST = "gate_gpu_lost", Gauge, "1 after the GPU device was lost";
+        /// Label `certificate`: `gated` (its own bus certificate) or `ca` (the first CA it
+        /// trusts). An expired one takes gated off the bus, and its doors to fail-safe.
+        BUS_CERT_EXPIRY = "gate_bus_certificate_expiry_timestamp_seconds", Gauge,
+            "When gated's bus certificate and its CA expire (Unix seconds), label certificate";
         MALFORMED = "gate_malformed_messages_total", Counter, "zenoh payloads refused as malformed";
         /// Template distribution: changes refused, label `reason` (`signature`, `version`, `station`,
         /// `malformed`, `replay`, `gap`, `open`).
@@ -245,6 +249,16 @@ fn create_series(lanes: &[String]) {
     }
     gauge!(names::GPU_LOST).set(0.0);
     counter!(names::FARE_COMMIT_FAILURES).increment(0);
+}
+
+/// When the bus certificates of a TLS station expire (`BUS_CERT_EXPIRY`); a file that cannot be read
+/// here was already refused by the session's own check.
+pub fn bus_certificates(files: &protocol::TlsFiles) {
+    for (label, path) in [("gated", &files.cert), ("ca", &files.ca)] {
+        if let Ok(t) = protocol::certs::expiry_unix_s(path) {
+            gauge!(names::BUS_CERT_EXPIRY, "certificate" => label).set(t as f64);
+        }
+    }
 }
 
 /// The lane's door state as the two state sets `gate_door_mode` and `gate_door_flap` (1 for the
