@@ -336,3 +336,41 @@ fn auth_limits_rate_and_openapi() {
     assert_eq!(r.json()["code"], "rate_limited");
     assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
 }
+
+#[test]
+fn plain_http_is_refused_and_a_station_without_tls_must_say_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    prepare(tmp.path(), "");
+    let srv = Server::start(tmp.path());
+    assert_eq!(srv.get("/healthz").status, 200, "HTTPS with the test CA");
+
+    // Plain HTTP to the HTTPS port: no HTTP answer, nothing served.
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert!(
+        !got.starts_with(b"HTTP/"),
+        "plain HTTP answered: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert_eq!(srv.stop().code(), Some(0));
+
+    // A configuration with neither [tls] nor insecure_http is refused, and says why.
+    let cfg = tmp.path().join("enrold.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let start = text.find("[tls]").unwrap();
+    let end = text.find("[keys]").unwrap();
+    std::fs::write(&cfg, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let out = common::enrold()
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no [tls]"), "{err}");
+}

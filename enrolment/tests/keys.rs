@@ -58,7 +58,21 @@ fn the_example_config_is_valid() {
     let text = String::from_utf8(out.stdout)
         .unwrap()
         .replace("/etc/enrold/master.key", &key.display().to_string())
-        .replace("/etc/enrold/tokens", &tokens.display().to_string());
+        .replace("/etc/enrold/tokens", &tokens.display().to_string())
+        .replace(
+            "/etc/enrold/certs/enrold.pem",
+            &test_certs()
+                .cert(protocol::Role::Enrold)
+                .display()
+                .to_string(),
+        )
+        .replace(
+            "/etc/enrold/certs/enrold.key",
+            &test_certs()
+                .key(protocol::Role::Enrold)
+                .display()
+                .to_string(),
+        );
     std::fs::write(&path, &text).unwrap();
     let check = enrold()
         .args(["config", "check"])

@@ -142,6 +142,9 @@ enum CertsCmd {
         role: String,
         #[arg(long, default_value_t = protocol::certs::ROLE_DAYS)]
         days: u32,
+        /// A DNS name or IP address HTTPS clients reach this node by (repeatable): enrold's API.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
     },
     /// Re-issue every role certificate in DIR with new keys (rotation); restart the processes to
     /// load them.
@@ -184,10 +187,15 @@ fn certs(cmd: CertsCmd) -> Result<()> {
                 println!("issued every role's certificate in {}", out.display());
             }
         }
-        CertsCmd::Issue { dir, role, days } => {
+        CertsCmd::Issue {
+            dir,
+            role,
+            days,
+            hosts,
+        } => {
             let role: Role = role.parse()?;
             let d = CertDir::new(&dir);
-            d.issue(role, days)?;
+            d.issue_for(role, days, &hosts)?;
             println!(
                 "wrote {} and {} (mode 0600), valid {days} days",
                 d.cert(role).display(),

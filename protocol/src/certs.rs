@@ -190,22 +190,40 @@ impl CertDir {
 
     /// Issues (or re-issues: rotation) the certificate of `role`, valid for `days` from today.
     pub fn issue(&self, role: Role, days: u32) -> Result<(), CertError> {
+        self.issue_for(role, days, &[])
+    }
+
+    /// As `issue`, also naming `hosts` (DNS names or IP addresses) for HTTPS clients that check the
+    /// server's name: enrold's API (`curl --cacert ca.pem https://HOST:8440`).
+    pub fn issue_for(&self, role: Role, days: u32, hosts: &[String]) -> Result<(), CertError> {
         if !(1..=3650).contains(&days) {
             return Err(CertError::Validity { days });
         }
-        self.issue_between(role, -1, i64::from(days))
+        self.issue_with(role, -1, i64::from(days), hosts)
     }
 
     /// Issues a certificate valid from `from_days` to `to_days` around today (negative: in the
     /// past). Tests use it for expired and not-yet-valid certificates.
     pub fn issue_between(&self, role: Role, from_days: i64, to_days: i64) -> Result<(), CertError> {
+        self.issue_with(role, from_days, to_days, &[])
+    }
+
+    fn issue_with(
+        &self,
+        role: Role,
+        from_days: i64,
+        to_days: i64,
+        hosts: &[String],
+    ) -> Result<(), CertError> {
         let ca_pem = read(&self.ca())?;
         let ca_key = KeyPair::from_pem(&read(&self.ca_key())?).map_err(rc("reading ca.key"))?;
         // The first certificate of ca.pem is this folder's own CA; others are trusted, not used.
         let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(rc("reading ca.pem"))?;
         let key = KeyPair::generate().map_err(rc("generating a key"))?;
-        let mut params = CertificateParams::new(vec![role.name().to_owned()])
-            .map_err(rc("certificate parameters"))?;
+        let names: Vec<String> = std::iter::once(role.name().to_owned())
+            .chain(hosts.iter().cloned())
+            .collect();
+        let mut params = CertificateParams::new(names).map_err(rc("certificate parameters"))?;
         params.distinguished_name = rcgen::DistinguishedName::new();
         params
             .distinguished_name
@@ -243,7 +261,12 @@ impl CertDir {
         let mut done = Vec::new();
         for role in Role::ALL {
             if self.cert(role).exists() {
-                self.issue(role, days)?;
+                // The renewed certificate names the same hosts as the one it replaces.
+                let hosts: Vec<String> = names(&self.cert(role))?
+                    .into_iter()
+                    .filter(|n| n != role.name())
+                    .collect();
+                self.issue_for(role, days, &hosts)?;
                 done.push(role);
             }
         }
@@ -296,6 +319,46 @@ pub fn expiry_unix_s(path: &Path) -> Result<i64, CertError> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| bad(e.to_string()))?;
     let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
     Ok(cert.validity().not_after.timestamp())
+}
+
+/// The DNS names and IP addresses the first certificate in `path` is issued for.
+fn names(path: &Path) -> Result<Vec<String>, CertError> {
+    use x509_parser::extensions::GeneralName;
+    let pem = fs::read(path).map_err(|source| CertError::Io {
+        path: path.to_owned(),
+        what: "cannot read",
+        source,
+    })?;
+    let bad = |reason: String| CertError::Unreadable {
+        path: path.to_owned(),
+        reason,
+    };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| bad(e.to_string()))?;
+    let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
+    let Some(san) = cert
+        .subject_alternative_name()
+        .map_err(|e| bad(e.to_string()))?
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|g| match g {
+            GeneralName::DNSName(d) => Some((*d).to_owned()),
+            GeneralName::IPAddress(b) => match b.len() {
+                4 => <[u8; 4]>::try_from(*b)
+                    .ok()
+                    .map(|a| std::net::IpAddr::from(a).to_string()),
+                16 => <[u8; 16]>::try_from(*b)
+                    .ok()
+                    .map(|a| std::net::IpAddr::from(a).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect())
 }
 
 /// Days left until `path` expires (negative once expired).
@@ -414,7 +477,18 @@ mod tests {
             expiry_unix_s(&c.ca_key()).is_err(),
             "a key is not a certificate"
         );
-        assert_eq!(c.rotate(30).unwrap(), vec![Role::Gated]);
+        c.issue_for(
+            Role::Enrold,
+            30,
+            &["127.0.0.1".into(), "enrol.example".into()],
+        )
+        .unwrap();
+        assert_eq!(c.rotate(30).unwrap(), vec![Role::Gated, Role::Enrold]);
+        assert_eq!(
+            names(&c.cert(Role::Enrold)).unwrap(),
+            ["enrold", "127.0.0.1", "enrol.example"],
+            "rotation keeps the hosts"
+        );
         assert!(c.tls(Role::Gated).is_ok(), "rotation rewrites the key 0600");
         assert!(matches!(
             c.issue(Role::Gated, 0),

@@ -1,5 +1,6 @@
-//! Test helpers: start the real `enrold` binary on loopback with a store in a tempdir, a plain
-//! HTTP/1.1 client over `TcpStream`, multipart bodies, and the test photos.
+//! Test helpers: start the real `enrold` binary on loopback with a store in a tempdir, serving
+//! HTTPS with a certificate of a test CA; a plain HTTP/1.1 client over rustls that checks that
+//! certificate; multipart bodies; and the test photos.
 #![allow(dead_code)]
 // Test helpers fail the test by panicking, like the #[test] functions that call them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,7 +9,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use protocol::{CertDir, Role};
 
 use domain::seal::{self, KeyId, MasterKey};
 
@@ -38,6 +42,43 @@ pub fn jpeg(img: &image::RgbImage) -> Vec<u8> {
     c.into_inner()
 }
 
+/// One test CA per test process; enrold's certificate names 127.0.0.1, where the tests dial it.
+pub fn test_certs() -> &'static CertDir {
+    static CERTS: OnceLock<CertDir> = OnceLock::new();
+    CERTS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let c = CertDir::new(dir);
+        c.init("test").unwrap();
+        c.issue_for(Role::Enrold, 30, &["127.0.0.1".into()])
+            .unwrap();
+        c
+    })
+}
+
+/// A TLS client that trusts the test CA only.
+fn client_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let pem = std::fs::read(test_certs().ca()).unwrap();
+            let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(rustls::pki_types::CertificateDer::from(pem.contents))
+                .unwrap();
+            Arc::new(
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+            )
+        })
+        .clone()
+}
+
 pub struct Server {
     pub dir: PathBuf,
     pub addr: SocketAddr,
@@ -55,9 +96,12 @@ pub fn prepare(dir: &Path, extra: &str) {
     std::fs::write(&tokens, format!("# test\napp {TOKEN}\n")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let certs = test_certs();
     let cfg = format!(
-        "listen = \"127.0.0.1:0\"\nstore = {:?}\nworkers = 2\n\n[keys]\nmaster_key_file = {:?}\n\n[auth]\ntoken_file = {:?}\n\n{extra}",
+        "listen = \"127.0.0.1:0\"\nstore = {:?}\nworkers = 2\n\n[tls]\ncert = {:?}\nkey = {:?}\n\n[keys]\nmaster_key_file = {:?}\n\n[auth]\ntoken_file = {:?}\n\n{extra}",
         dir.join("centre.redb"),
+        certs.cert(Role::Enrold),
+        certs.key(Role::Enrold),
         key,
         tokens
     );
@@ -221,8 +265,11 @@ pub fn raw(addr: SocketAddr, head: &[u8], body: &[u8]) -> Response {
 
 /// As [`raw`], `None` when the connection fails or closes without a complete response head.
 pub fn try_raw(addr: SocketAddr, head: &[u8], body: &[u8]) -> Option<Response> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
+    let tcp = TcpStream::connect(addr).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
+    let name = rustls::pki_types::ServerName::from(addr.ip());
+    let tls = rustls::ClientConnection::new(client_config(), name).ok()?;
+    let mut s = rustls::StreamOwned::new(tls, tcp);
     s.write_all(head).ok()?;
     let _ = s.write_all(body);
     let mut buf = Vec::new();

@@ -29,6 +29,13 @@ pub struct Config {
     /// Accepted consent policy versions; empty accepts any well-formed version.
     #[serde(default)]
     pub policy_versions: Vec<String>,
+    /// Plain HTTP: photos and tokens cross the network in clear. Tests and benches only; warns at
+    /// every start. Otherwise `[tls]` is required.
+    #[serde(default)]
+    pub insecure_http: bool,
+    /// HTTPS (rustls): the server's certificate and key, PEM.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     pub keys: KeysConfig,
     pub auth: AuthConfig,
     #[serde(default)]
@@ -151,6 +158,16 @@ impl Default for RateConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server certificate (PEM; the chain after it if any), naming the host clients use:
+    /// `gated certs issue --role enrold --host HOST`, or the operator's own PKI.
+    pub cert: PathBuf,
+    /// Its private key (PEM, mode 0600).
+    pub key: PathBuf,
+}
+
 fn default_listen() -> String {
     "127.0.0.1:8440".into()
 }
@@ -171,6 +188,14 @@ impl Config {
     }
 
     fn check(&self) -> Result<()> {
+        match (&self.tls, self.insecure_http) {
+            (Some(_), true) => bail!("[tls] and insecure_http = true contradict each other"),
+            (None, false) => bail!(
+                "no [tls]: give the HTTPS certificate and key (cert, key), or insecure_http = true \
+                 for a bench where photos and tokens may cross the network in clear"
+            ),
+            _ => {}
+        }
         let l = &self.limits;
         if !(1..=5).contains(&l.max_photos) {
             bail!("limits.max_photos must be 1..=5");
@@ -230,6 +255,13 @@ backend = "cpu"                         # the engine's CPU reference (the only b
 template_version = 1
 workers = 1                             # photos analysed at once
 policy_versions = []                    # e.g. ["2026-01"]; empty accepts any
+# insecure_http = true                  # plain HTTP instead of [tls]: benches only, warns at start
+
+[tls]
+# HTTPS certificate naming the host clients use, and its key (0600):
+# `gated certs issue --dir /etc/enrold/certs --role enrold --host enrol.example`
+cert = "/etc/enrold/certs/enrold.pem"
+key = "/etc/enrold/certs/enrold.key"
 
 [keys]
 master_key_file = "/etc/enrold/master.key"   # `enrold keys init --out FILE`; or master_key_env = "VAR"

@@ -122,6 +122,13 @@ fn real_main(cli: Cli) -> Result<()> {
             // What `serve` needs besides the file itself, so "ok" means it will start.
             load_master(&cfg.keys, 1).context("the master key")?;
             auth::Tokens::load(&cfg.auth).context("the API tokens")?;
+            if let Some(t) = &cfg.tls {
+                for (what, p) in [("cert", &t.cert), ("key", &t.key)] {
+                    if !p.is_file() {
+                        bail!("[tls] {what}: {} not found", p.display());
+                    }
+                }
+            }
             let models = cfg.models_dir();
             if !engine::face::models_present(&models) {
                 bail!(
@@ -130,7 +137,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 );
             }
             println!(
-                "{}: ok (master key, tokens and models found)",
+                "{}: ok (master key, tokens, TLS files and models found)",
                 file.display()
             );
             Ok(())
@@ -230,23 +237,59 @@ fn serve(cfg: Config) -> Result<()> {
         tokens,
     });
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&app.cfg.listen)
-            .await
+        let tls = match &app.cfg.tls {
+            Some(t) => Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "[tls]: loading {} and {}",
+                            t.cert.display(),
+                            t.key.display()
+                        )
+                    })?,
+            ),
+            None => {
+                tracing::warn!(
+                    "plain HTTP (insecure_http = true): photos and tokens cross the network in \
+                     clear; configure [tls] outside a bench"
+                );
+                None
+            }
+        };
+        let listener = std::net::TcpListener::bind(&app.cfg.listen)
             .with_context(|| format!("listening on {}", app.cfg.listen))?;
         let addr = listener.local_addr()?;
         // The first stdout line: scripts and tests read the bound port from it.
+        let scheme = if tls.is_some() { "https" } else { "http" };
         println!("listening on {addr}");
         std::io::stdout().flush()?;
-        tracing::info!(%addr, "listening");
+        tracing::info!(%addr, scheme, "listening");
         supervise::ready(&format!("listening on {addr}"));
-        let watchdog = tokio::spawn(watchdog::run(addr));
+        let watchdog = tokio::spawn(watchdog::run(addr, tls.is_some()));
         let router = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                supervise::terminated().await;
-                supervise::stopping();
-            })
-            .await;
+        let handle = axum_server::Handle::new();
+        let stop = handle.clone();
+        tokio::spawn(async move {
+            supervise::terminated().await;
+            supervise::stopping();
+            // In-flight requests (an enrolment is a few seconds of analysis) may finish.
+            stop.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+        });
+        let served = match tls {
+            Some(config) => {
+                axum_server::from_tcp_rustls(listener, config)?
+                    .handle(handle)
+                    .serve(router)
+                    .await
+            }
+            None => {
+                axum_server::from_tcp(listener)?
+                    .handle(handle)
+                    .serve(router)
+                    .await
+            }
+        };
         watchdog.abort();
         served?;
         tracing::info!("stopped");

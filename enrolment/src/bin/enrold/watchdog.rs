@@ -6,22 +6,34 @@
 
 use anyhow::{Context, Result, bail};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls;
 use tracing::warn;
 
 /// Probes and pings every half `WATCHDOG_USEC` until aborted; returns at once without a watchdog.
-pub async fn run(listening: SocketAddr) {
+/// With `https` the probe speaks TLS, as every client must.
+pub async fn run(listening: SocketAddr, https: bool) {
     let mut watchdog = supervise::Watchdog::from_env();
     let Some(period) = watchdog.period() else {
         return;
+    };
+    let tls = match https.then(own_server).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
+            // No probe, no pings: systemd restarts enrold, and this says why.
+            warn!(error = %format!("{e:#}"), "watchdog not pinged");
+            return;
+        }
     };
     let target = reachable(listening);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match tokio::time::timeout(period, probe(target)).await {
+        match tokio::time::timeout(period, probe(target, tls.as_ref())).await {
             Ok(Ok(())) => watchdog.ping(),
             Ok(Err(e)) => {
                 warn!(error = %format!("{e:#}"), "own /healthz failed: watchdog not pinged")
@@ -41,10 +53,21 @@ fn reachable(listening: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, listening.port())
 }
 
-async fn probe(addr: SocketAddr) -> Result<()> {
-    let mut stream = TcpStream::connect(addr)
+async fn probe(addr: SocketAddr, tls: Option<&TlsConnector>) -> Result<()> {
+    let stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connect to {addr}"))?;
+    match tls {
+        Some(c) => {
+            let name = rustls::pki_types::ServerName::from(addr.ip());
+            let s = c.connect(name, stream).await.context("TLS handshake")?;
+            healthz(s).await
+        }
+        None => healthz(stream).await,
+    }
+}
+
+async fn healthz<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> Result<()> {
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
@@ -58,6 +81,69 @@ async fn probe(addr: SocketAddr) -> Result<()> {
         bail!("answered {:?}", status.trim_end());
     }
     Ok(())
+}
+
+/// A TLS client for enrold's probe of its own socket. It does not check the certificate: the probe
+/// dials the address enrold itself is listening on, sends no secret, and asks whether the accept
+/// loop, the TLS layer and the router answer; which certificate they present is not the question
+/// (and the certificate need not name the loopback address the probe uses).
+fn own_server() -> Result<TlsConnector> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("TLS client for the watchdog probe")?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+#[derive(Debug)]
+struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 #[cfg(test)]
