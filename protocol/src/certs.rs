@@ -307,6 +307,14 @@ impl CertDir {
 /// (`gate_bus_certificate_expiry_timestamp_seconds`) so that a certificate is renewed before the
 /// node it identifies falls off the bus.
 pub fn expiry_unix_s(path: &Path) -> Result<i64, CertError> {
+    with_cert(path, |cert| Ok(cert.validity().not_after.timestamp()))
+}
+
+/// Reads the first certificate of the PEM file `path` and hands it to `f`.
+fn with_cert<T>(
+    path: &Path,
+    f: impl FnOnce(&x509_parser::certificate::X509Certificate<'_>) -> Result<T, String>,
+) -> Result<T, CertError> {
     let pem = fs::read(path).map_err(|source| CertError::Io {
         path: path.to_owned(),
         what: "cannot read",
@@ -318,47 +326,32 @@ pub fn expiry_unix_s(path: &Path) -> Result<i64, CertError> {
     };
     let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| bad(e.to_string()))?;
     let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
-    Ok(cert.validity().not_after.timestamp())
+    f(&cert).map_err(bad)
 }
 
 /// The DNS names and IP addresses the first certificate in `path` is issued for.
 fn names(path: &Path) -> Result<Vec<String>, CertError> {
     use x509_parser::extensions::GeneralName;
-    let pem = fs::read(path).map_err(|source| CertError::Io {
-        path: path.to_owned(),
-        what: "cannot read",
-        source,
-    })?;
-    let bad = |reason: String| CertError::Unreadable {
-        path: path.to_owned(),
-        reason,
+    let ip = |b: &[u8]| match b.len() {
+        4 => <[u8; 4]>::try_from(b).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(b).ok().map(std::net::IpAddr::from),
+        _ => None,
     };
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| bad(e.to_string()))?;
-    let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
-    let Some(san) = cert
-        .subject_alternative_name()
-        .map_err(|e| bad(e.to_string()))?
-    else {
-        return Ok(Vec::new());
-    };
-    Ok(san
-        .value
-        .general_names
-        .iter()
-        .filter_map(|g| match g {
-            GeneralName::DNSName(d) => Some((*d).to_owned()),
-            GeneralName::IPAddress(b) => match b.len() {
-                4 => <[u8; 4]>::try_from(*b)
-                    .ok()
-                    .map(|a| std::net::IpAddr::from(a).to_string()),
-                16 => <[u8; 16]>::try_from(*b)
-                    .ok()
-                    .map(|a| std::net::IpAddr::from(a).to_string()),
+    with_cert(path, |cert| {
+        let Some(san) = cert.subject_alternative_name().map_err(|e| e.to_string())? else {
+            return Ok(Vec::new());
+        };
+        Ok(san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|g| match g {
+                GeneralName::DNSName(d) => Some((*d).to_owned()),
+                GeneralName::IPAddress(b) => ip(b).map(|a| a.to_string()),
                 _ => None,
-            },
-            _ => None,
-        })
-        .collect())
+            })
+            .collect())
+    })
 }
 
 /// Days left until `path` expires (negative once expired).
