@@ -51,6 +51,10 @@ fn stages(r: &FootageRun) -> Vec<Stage> {
             values_ms: rep.normalised_s.iter().map(|s| s * 1e3).collect(),
         },
         Stage {
+            name: "heartbeat lateness (station loop)",
+            values_ms: rep.heartbeat_late_s.iter().map(|s| s * 1e3).collect(),
+        },
+        Stage {
             name: "detect (tick, all lanes)",
             values_ms: tick(|t| t.detect),
         },

@@ -76,6 +76,9 @@ pub struct RunOptions {
 }
 
 /// Runs a station until SIGTERM or ctrl-c, `opts.duration`, or the end of recorded footage.
+/// Heartbeat lateness samples kept for the run's report: 4.5 hours at the default 250 ms.
+const HEARTBEAT_SAMPLES: usize = 1 << 16;
+
 pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, StationError> {
     let (station, inputs) = Station::start(cfg).await?;
     Ok(station.run(inputs, opts).await)
@@ -122,6 +125,9 @@ struct Station {
     t0: Instant,
     ticks: Vec<TickTimes>,
     normalised_s: Vec<f64>,
+    /// How late each heartbeat left the loop, seconds: the drivers' watchdog must stay above the
+    /// heartbeat period plus this. The first `HEARTBEAT_SAMPLES` for the report; all in the metric.
+    heartbeat_late_s: Vec<f64>,
     /// Where `/healthz` and `/readyz` read the station's health (with `[metrics]`).
     board: Option<crate::telemetry::HealthBoard>,
     /// The store the journal writer appends to, for operators' journal queries.
@@ -186,7 +192,14 @@ impl Station {
                     GpuReport::Lost(why) => self.on_gpu_lost(why).await,
                 },
                 Some(inc) = inputs.incoming.recv() => self.on_incoming(inc).await,
-                _ = heartbeat.tick() => self.on_heartbeat().await,
+                at = heartbeat.tick() => {
+                    let late = at.elapsed().as_secs_f64();
+                    metrics::histogram!(crate::telemetry::names::HEARTBEAT_LATE).record(late);
+                    if self.heartbeat_late_s.len() < HEARTBEAT_SAMPLES {
+                        self.heartbeat_late_s.push(late);
+                    }
+                    self.on_heartbeat().await
+                }
                 _ = health_tick.tick() => {
                     self.on_health().await;
                     if deadline.is_none() && self.played_out().await { break; }

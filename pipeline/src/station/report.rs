@@ -39,6 +39,8 @@ pub struct RunReport {
     pub ticks: Vec<TickTimes>,
     /// Capture → normalised frame, seconds, every frame.
     pub normalised_s: Vec<f64>,
+    /// How late each heartbeat to the drivers left the station loop, seconds (the first 65,536).
+    pub heartbeat_late_s: Vec<f64>,
     pub decisions: Vec<DecisionRecord>,
 }
 
@@ -76,6 +78,7 @@ impl Station {
             recogniser: self.recogniser,
             ticks: std::mem::take(&mut self.ticks),
             normalised_s: std::mem::take(&mut self.normalised_s),
+            heartbeat_late_s: std::mem::take(&mut self.heartbeat_late_s),
             decisions: self
                 .decisions
                 .as_mut()

@@ -118,6 +118,7 @@ impl Station {
             t0,
             ticks: Vec::new(),
             normalised_s: Vec::new(),
+            heartbeat_late_s: Vec::new(),
             board,
             store,
             _sync: sync,

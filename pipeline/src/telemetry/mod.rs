@@ -88,6 +88,10 @@ pub mod names {
         /// Wall time per stage, label `stage`: `capture_to_normalised`, `normalise_batch`.
         STAGE_SECONDS = "gate_stage_seconds", Seconds, "Wall time per stage of the gate loop";
         /// GPU time per stage from timestamp queries, label `stage`.
+        /// The drivers' watchdog fires when heartbeats stop; this is how far behind its schedule
+        /// each one left the station loop (a loop stuck in a handler delays them all).
+        HEARTBEAT_LATE = "gate_heartbeat_late_seconds", Seconds,
+            "How late each heartbeat to the drivers left the station loop";
         GPU_STAGE_SECONDS = "gate_gpu_stage_seconds", Seconds,
             "GPU time per stage, from timestamp queries";
         /// Command publish → acknowledged state, label `driver`.
