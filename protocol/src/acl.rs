@@ -17,109 +17,105 @@ pub struct Channel {
     pub to: &'static [Role],
 }
 
-const fn ch(
-    key: &'static str,
-    message: &'static str,
-    from: &'static [Role],
-    to: &'static [Role],
-) -> Channel {
-    Channel {
+/// One exchange between roles. Each needs declarations travelling the other way (a publication
+/// its receivers' subscriptions, a token its watchers', a query the queryable's), so those are
+/// derived here rather than listed beside it.
+pub enum Flow {
+    /// `from` puts on `key`, `to` subscribe to it.
+    Publish {
+        key: &'static str,
+        from: &'static [Role],
+        to: &'static [Role],
+    },
+    /// `holder` declares a liveliness token on `key`, `watchers` subscribe to it and ask for it.
+    Liveliness {
+        key: &'static str,
+        holder: &'static [Role],
+        watchers: &'static [Role],
+    },
+    /// `owner` answers queries on `key` from `askers`.
+    Queryable {
+        key: &'static str,
+        owner: &'static [Role],
+        askers: &'static [Role],
+    },
+}
+
+const fn publish(key: &'static str, from: &'static [Role], to: &'static [Role]) -> Flow {
+    Flow::Publish { key, from, to }
+}
+
+/// Every permitted exchange on the bus.
+pub const FLOWS: &[Flow] = &[
+    publish("gate/*/*/door/cmd", &[Gated], &[DoorDriver]),
+    publish("gate/*/*/door/state", &[DoorDriver], &[Gated, Operator]),
+    publish("gate/*/*/door/sim", &[Sim], &[DoorDriver]),
+    publish("gate/*/emergency", &[Operator], &[DoorDriver]),
+    publish("gate/*/*/light/cmd", &[Gated], &[LightDriver]),
+    publish("gate/*/*/light/state", &[LightDriver], &[Gated, Operator]),
+    publish("gate/*/*/event", &[Gated], &[Operator]),
+    publish("gate/*/*/decision", &[Gated], &[Operator]),
+    publish("gate/*/health", &[Gated], &[Operator]),
+    Flow::Liveliness {
+        key: "gate/*/gated/alive",
+        holder: &[Gated],
+        watchers: &[DoorDriver, LightDriver, Operator],
+    },
+    Flow::Queryable {
+        key: "gate/*/ctl",
+        owner: &[Gated],
+        askers: &[Operator],
+    },
+    publish("gate/centre/templates/*", &[Enrold], &[Gated]),
+    Flow::Queryable {
+        key: "gate/centre/changes",
+        owner: &[Enrold],
+        askers: &[Gated],
+    },
+    Flow::Liveliness {
+        key: "gate/centre/alive",
+        holder: &[Enrold],
+        watchers: &[Gated],
+    },
+];
+
+/// Every message each flow needs, in both directions: what the policy and the doc table list.
+pub fn channels() -> Vec<Channel> {
+    let ch = |key, message, from, to| Channel {
         key,
         message,
         from,
         to,
-    }
+    };
+    FLOWS
+        .iter()
+        .flat_map(|f| match *f {
+            Flow::Publish { key, from, to } => {
+                vec![
+                    ch(key, "put", from, to),
+                    ch(key, "declare_subscriber", to, from),
+                ]
+            }
+            Flow::Liveliness {
+                key,
+                holder,
+                watchers,
+            } => vec![
+                ch(key, "liveliness_token", holder, watchers),
+                ch(key, "declare_liveliness_subscriber", watchers, holder),
+                ch(key, "liveliness_query", watchers, holder),
+                ch(key, "reply", holder, watchers),
+            ],
+            Flow::Queryable { key, owner, askers } => vec![
+                ch(key, "declare_queryable", owner, askers),
+                ch(key, "query", askers, owner),
+                ch(key, "reply", owner, askers),
+            ],
+        })
+        .collect()
 }
 
-const PUT: &str = "put";
-const SUB: &str = "declare_subscriber";
-const TOKEN: &str = "liveliness_token";
-const WATCH: &str = "declare_liveliness_subscriber";
-const ASK_ALIVE: &str = "liveliness_query";
-const QUERYABLE: &str = "declare_queryable";
-const QUERY: &str = "query";
-const REPLY: &str = "reply";
-
-/// Every permitted flow. A publication needs the receiver's subscription to travel the other way,
-/// a query its queryable's declaration, a liveliness token its watcher's subscription.
-pub const CHANNELS: &[Channel] = &[
-    ch("gate/*/*/door/cmd", PUT, &[Gated], &[DoorDriver]),
-    ch("gate/*/*/door/cmd", SUB, &[DoorDriver], &[Gated]),
-    ch(
-        "gate/*/*/door/state",
-        PUT,
-        &[DoorDriver],
-        &[Gated, Operator],
-    ),
-    ch(
-        "gate/*/*/door/state",
-        SUB,
-        &[Gated, Operator],
-        &[DoorDriver],
-    ),
-    ch("gate/*/*/door/sim", PUT, &[Sim], &[DoorDriver]),
-    ch("gate/*/*/door/sim", SUB, &[DoorDriver], &[Sim]),
-    ch("gate/*/emergency", PUT, &[Operator], &[DoorDriver]),
-    ch("gate/*/emergency", SUB, &[DoorDriver], &[Operator]),
-    ch("gate/*/*/light/cmd", PUT, &[Gated], &[LightDriver]),
-    ch("gate/*/*/light/cmd", SUB, &[LightDriver], &[Gated]),
-    ch(
-        "gate/*/*/light/state",
-        PUT,
-        &[LightDriver],
-        &[Gated, Operator],
-    ),
-    ch(
-        "gate/*/*/light/state",
-        SUB,
-        &[Gated, Operator],
-        &[LightDriver],
-    ),
-    ch("gate/*/*/event", PUT, &[Gated], &[Operator]),
-    ch("gate/*/*/event", SUB, &[Operator], &[Gated]),
-    ch("gate/*/*/decision", PUT, &[Gated], &[Operator]),
-    ch("gate/*/*/decision", SUB, &[Operator], &[Gated]),
-    ch("gate/*/health", PUT, &[Gated], &[Operator]),
-    ch("gate/*/health", SUB, &[Operator], &[Gated]),
-    ch(
-        "gate/*/gated/alive",
-        TOKEN,
-        &[Gated],
-        &[DoorDriver, LightDriver, Operator],
-    ),
-    ch(
-        "gate/*/gated/alive",
-        WATCH,
-        &[DoorDriver, LightDriver, Operator],
-        &[Gated],
-    ),
-    ch(
-        "gate/*/gated/alive",
-        ASK_ALIVE,
-        &[DoorDriver, LightDriver, Operator],
-        &[Gated],
-    ),
-    ch(
-        "gate/*/gated/alive",
-        REPLY,
-        &[Gated],
-        &[DoorDriver, LightDriver, Operator],
-    ),
-    ch("gate/*/ctl", QUERYABLE, &[Gated], &[Operator]),
-    ch("gate/*/ctl", QUERY, &[Operator], &[Gated]),
-    ch("gate/*/ctl", REPLY, &[Gated], &[Operator]),
-    ch("gate/centre/templates/*", PUT, &[Enrold], &[Gated]),
-    ch("gate/centre/templates/*", SUB, &[Gated], &[Enrold]),
-    ch("gate/centre/changes", QUERYABLE, &[Enrold], &[Gated]),
-    ch("gate/centre/changes", QUERY, &[Gated], &[Enrold]),
-    ch("gate/centre/changes", REPLY, &[Enrold], &[Gated]),
-    ch("gate/centre/alive", TOKEN, &[Enrold], &[Gated]),
-    ch("gate/centre/alive", WATCH, &[Gated], &[Enrold]),
-    ch("gate/centre/alive", ASK_ALIVE, &[Gated], &[Enrold]),
-    ch("gate/centre/alive", REPLY, &[Enrold], &[Gated]),
-];
-
-/// The `access_control` section of a zenoh configuration that enforces `CHANNELS`.
+/// The `access_control` section of a zenoh configuration that enforces `FLOWS`.
 pub fn policy() -> Value {
     let subjects: Vec<Value> = Role::ALL
         .iter()
@@ -127,7 +123,7 @@ pub fn policy() -> Value {
         .collect();
     let mut rules = Vec::new();
     let mut policies = Vec::new();
-    for (i, c) in CHANNELS.iter().enumerate() {
+    for (i, c) in channels().iter().enumerate() {
         // Ingress: what a sender may deliver here. Egress: what may be delivered to a receiver.
         for (flow, roles) in [("ingress", c.from), ("egress", c.to)] {
             let id = format!("{i}-{flow}");
@@ -163,7 +159,7 @@ pub fn markdown_table() -> String {
             .join(", ")
     };
     let mut s = String::from("| key | message | from | to |\n|---|---|---|---|\n");
-    for c in CHANNELS {
+    for c in channels() {
         s.push_str(&format!(
             "| `{}` | {} | {} | {} |\n",
             c.key,

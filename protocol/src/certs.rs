@@ -354,11 +354,6 @@ fn names(path: &Path) -> Result<Vec<String>, CertError> {
     })
 }
 
-/// Days left until `path` expires (negative once expired).
-pub fn days_left(path: &Path) -> Result<i64, CertError> {
-    Ok((expiry_unix_s(path)? - crate::unix_ms() as i64 / 1000).div_euclid(DAY_S))
-}
-
 fn rc(what: &'static str) -> impl FnOnce(rcgen::Error) -> CertError {
     move |source| CertError::Rcgen {
         what: what.to_owned(),
@@ -368,26 +363,17 @@ fn rc(what: &'static str) -> impl FnOnce(rcgen::Error) -> CertError {
 
 /// Sets the validity to whole days around now (UTC midnights).
 fn validity(params: &mut CertificateParams, from_days: i64, to_days: i64) {
+    use chrono::Datelike;
     let today = crate::unix_ms() as i64 / 1000 / DAY_S;
-    let (y, m, d) = civil_from_days(today + from_days);
-    params.not_before = rcgen::date_time_ymd(y, m, d);
-    let (y, m, d) = civil_from_days(today + to_days);
-    params.not_after = rcgen::date_time_ymd(y, m, d);
-}
-
-/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm); kept local because
-/// rcgen takes a calendar date and this is six lines against a date-time crate.
-fn civil_from_days(z: i64) -> (i32, u8, u8) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let y = (yoe + era * 400 + i64::from(m <= 2)) as i32;
-    (y, m, d)
+    // rcgen takes a calendar date; day counts this close to today are always in chrono's range.
+    let midnight = |days: i64| {
+        let date = chrono::DateTime::from_timestamp(days * DAY_S, 0)
+            .unwrap_or_default()
+            .date_naive();
+        rcgen::date_time_ymd(date.year(), date.month() as u8, date.day() as u8)
+    };
+    params.not_before = midnight(today + from_days);
+    params.not_after = midnight(today + to_days);
 }
 
 fn read(path: &Path) -> Result<String, CertError> {
@@ -437,14 +423,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(20_791), (2026, 12, 4));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-    }
-
-    #[test]
     fn init_issue_and_check() {
         let d = tempfile::tempdir().unwrap();
         let c = CertDir::new(d.path().join("certs"));
@@ -464,8 +442,12 @@ mod tests {
             c.tls(Role::Gated),
             Err(CertError::KeyExposed { .. })
         ));
-        let left = days_left(&c.cert(Role::Gated)).unwrap();
-        assert!((29..=30).contains(&left), "{left}");
+        // Valid until midnight (UTC) 30 days from today.
+        let today = crate::unix_ms() as i64 / 1000 / DAY_S;
+        assert_eq!(
+            expiry_unix_s(&c.cert(Role::Gated)).unwrap(),
+            (today + 30) * DAY_S
+        );
         assert!(
             expiry_unix_s(&c.ca_key()).is_err(),
             "a key is not a certificate"

@@ -1,5 +1,5 @@
 //! docs/protocol.md carries the access-control table; this keeps it equal to the policy the code
-//! loads (`protocol::acl::CHANNELS`). Run with `BLESS=1` to rewrite the doc's copy.
+//! loads (`protocol::acl::FLOWS`). Run with `BLESS=1` to rewrite the doc's copy.
 
 #[test]
 fn the_documented_table_is_the_policy() {
