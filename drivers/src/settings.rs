@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser};
-use protocol::{BusSecurity, CertDir, Keys, Role, ZenohEndpoints, validate_id};
+use protocol::{BusSecurity, Keys, Role, ZenohEndpoints, validate_id};
 
 use crate::door::{DoorConfig, FailsafePosition};
 use crate::error::DriverError;
@@ -106,15 +106,7 @@ impl BusArgs {
 
     /// The session settings of a driver of `role`, its certificate checked.
     pub fn endpoints(&self, role: Role) -> Result<ZenohEndpoints, DriverError> {
-        let security = match (&self.certs, self.insecure) {
-            (Some(dir), false) => BusSecurity::Tls(CertDir::new(dir).tls(role)?),
-            (None, true) => BusSecurity::Insecure,
-            _ => {
-                return Err(DriverError::Settings(
-                    "give --certs DIR (the station's certificates) or --insecure".into(),
-                ));
-            }
-        };
+        let security = BusSecurity::choose(self.certs.as_deref(), self.insecure, role)?;
         Ok(ZenohEndpoints {
             listen: self.listen.clone(),
             connect: self.connect.clone(),

@@ -112,6 +112,11 @@ pub enum CertError {
     Unreadable { path: PathBuf, reason: String },
     #[error("validity of {days} days: must be 1..=3650")]
     Validity { days: u32 },
+    #[error(
+        "give the station's certificates (certs = \"DIR\" / --certs DIR) or insecure = true / --insecure{}",
+        if *.both { ", not both" } else { "" }
+    )]
+    SecurityChoice { both: bool },
 }
 
 /// The three files a node presents and trusts on its TLS links.

@@ -26,6 +26,24 @@ pub enum BusSecurity {
     Insecure,
 }
 
+impl BusSecurity {
+    /// The one rule every node's settings follow: the certificates folder gives mutual TLS as
+    /// `role` (its files checked), `insecure` gives plain TCP; exactly one of the two.
+    pub fn choose(
+        certs: Option<&std::path::Path>,
+        insecure: bool,
+        role: crate::Role,
+    ) -> Result<Self, crate::CertError> {
+        match (certs, insecure) {
+            (Some(dir), false) => Ok(Self::Tls(crate::CertDir::new(dir).tls(role)?)),
+            (None, true) => Ok(Self::Insecure),
+            (certs, _) => Err(crate::CertError::SecurityChoice {
+                both: certs.is_some(),
+            }),
+        }
+    }
+}
+
 impl ZenohEndpoints {
     pub fn insecure(listen: Vec<String>, connect: Vec<String>) -> Self {
         Self {

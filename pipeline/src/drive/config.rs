@@ -41,12 +41,7 @@ impl ZenohConfig {
         &self,
         role: protocol::Role,
     ) -> Result<protocol::BusSecurity, protocol::CertError> {
-        match &self.certs {
-            Some(dir) if !self.insecure => Ok(protocol::BusSecurity::Tls(
-                protocol::CertDir::new(dir).tls(role)?,
-            )),
-            _ => Ok(protocol::BusSecurity::Insecure),
-        }
+        protocol::BusSecurity::choose(self.certs.as_deref(), self.insecure, role)
     }
 
     /// Where the certificates live, for the drivers gated starts itself.

@@ -45,14 +45,9 @@ pub async fn start(
         "distribution keys loaded"
     );
     // The same session settings as at the stations (docs/protocol.md).
-    let security = match (&cfg.certs, cfg.insecure) {
-        (Some(dir), false) => protocol::BusSecurity::Tls(
-            protocol::CertDir::new(dir)
-                .tls(protocol::Role::Enrold)
-                .context("distribution certificates")?,
-        ),
-        _ => protocol::BusSecurity::Insecure,
-    };
+    let security =
+        protocol::BusSecurity::choose(cfg.certs.as_deref(), cfg.insecure, protocol::Role::Enrold)
+            .context("[distribution] certificates")?;
     let session = zenoh::open(protocol::zenoh_config(&protocol::ZenohEndpoints {
         listen: cfg.listen.clone(),
         connect: cfg.connect.clone(),
