@@ -26,7 +26,7 @@ pub struct Options {
 }
 
 /// Frames as RGB8 (width, height, pixels).
-fn frames(clip: &Path) -> Result<Vec<(usize, usize, Vec<u8>)>> {
+pub fn frames(clip: &Path) -> Result<Vec<(usize, usize, Vec<u8>)>> {
     let rgb = |f: image::RgbaImage| {
         let (w, h) = (f.width() as usize, f.height() as usize);
         (

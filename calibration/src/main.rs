@@ -12,6 +12,7 @@
 //! - `footage`: recorded multi-lane walk-through footage (H.264 MP4 per lane) with ground truth.
 //! - `identify`: 1:N identification (FNIR/FPIR) on a labelled folder, and the threshold, margin and
 //!   fusion depth a gallery of N people needs for a target FPIR.
+//! - `pad`: presentation-attack detection, APCER per species and BPCER (ISO/IEC 30107-3).
 //! - `lane`, `lighting`: lane zone check and lighting setpoints, written back with `--write`.
 
 mod bench;
@@ -23,6 +24,7 @@ mod keypoints;
 mod lane;
 mod lighting;
 mod npy;
+mod pad;
 mod photo;
 mod plot;
 mod refmarks;
@@ -150,6 +152,8 @@ enum Cmd {
     Lighting(lighting::Args),
     /// 1:N identification: FNIR/FPIR on a labelled folder and the T, margin, fusion depth to use.
     Identify(identify::Args),
+    /// Presentation-attack detection: APCER per attack species and BPCER at the threshold.
+    Pad(pad::Args),
 }
 
 fn main() -> Result<()> {
@@ -218,5 +222,6 @@ fn main() -> Result<()> {
         Cmd::Lane(args) => lane::run(args),
         Cmd::Lighting(args) => lighting::run(args),
         Cmd::Identify(args) => identify::run(args),
+        Cmd::Pad(args) => pad::run(args),
     }
 }

@@ -64,6 +64,8 @@ pub enum FaceError {
     Degenerate,
     #[error("SFace gave no output")]
     NoOutput,
+    #[error("a PAD network did not give three logits per face")]
+    PadOutput,
     #[error("SFace output is not {EMBEDDING_DIM} finite values with a non-zero norm per chip")]
     BadEmbedding,
 }
