@@ -54,6 +54,9 @@ pub struct StationConfig {
     pub recognise: RecogniseConfig,
     #[serde(default)]
     pub decision: DecisionConfig,
+    /// Presentation-attack detection.
+    #[serde(default)]
+    pub pad: crate::decide::PadConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +92,11 @@ pub struct LaneConfig {
     pub margin: Option<f32>,
     #[serde(default)]
     pub k: Option<usize>,
+    /// Overrides of `[pad]` for this lane: `pad` (mode) and `pad_threshold`.
+    #[serde(default)]
+    pub pad: Option<crate::decide::PadMode>,
+    #[serde(default)]
+    pub pad_threshold: Option<f32>,
 }
 
 impl LaneConfig {
@@ -185,6 +193,15 @@ impl StationConfig {
         self.lanes.iter().map(LaneConfig::camera).collect()
     }
 
+    /// The folder of the presentation-attack networks, when any lane runs PAD.
+    pub fn pad_models(&self) -> Option<std::path::PathBuf> {
+        let any = self
+            .gate_lanes()
+            .iter()
+            .any(|l| l.fusion.pad.mode != crate::decide::PadMode::Off);
+        any.then(|| self.pad.models_dir())
+    }
+
     /// Every lane as the deciders see it: role, zone in pixels, `[decision]` with its overrides.
     pub fn gate_lanes(&self) -> Vec<GateLane> {
         self.lanes
@@ -193,7 +210,12 @@ impl StationConfig {
                 id: l.id.get_ref().clone(),
                 role: l.role,
                 zone: l.zone_px(),
-                fusion: self.decision.fusion(l.threshold, l.margin, l.k),
+                fusion: self.decision.fusion(
+                    l.threshold,
+                    l.margin,
+                    l.k,
+                    self.pad.params(l.pad, l.pad_threshold),
+                ),
             })
             .collect()
     }
@@ -207,6 +229,7 @@ impl StationConfig {
             return Err((None, "no [[lane]] defined".into()));
         }
         self.decision.check().map_err(whole)?;
+        self.pad.check().map_err(whole)?;
         let r = &self.recognise;
         if !(0.0..=1.0).contains(&r.min_score) || !(1..=64).contains(&r.max_faces) {
             return Err((
@@ -282,10 +305,15 @@ impl StationConfig {
         if lane.threshold.is_some_and(|t| !(-1.0..=1.0).contains(&t))
             || lane.margin.is_some_and(|m| !(0.0..=2.0).contains(&m))
             || lane.k.is_some_and(|k| !(1..=64).contains(&k))
+            || lane
+                .pad_threshold
+                .is_some_and(|t| !(0.0..=1.0).contains(&t))
         {
             return Err(at(
                 &lane.id,
-                format!("lane {id}: threshold must be in -1..=1, margin 0..=2, k 1..=64"),
+                format!(
+                    "lane {id}: threshold must be in -1..=1, margin 0..=2, k 1..=64, pad_threshold 0..=1"
+                ),
             ));
         }
         if !(1..=240).contains(&lane.fps) {

@@ -74,7 +74,7 @@ enum Cmd {
         /// door_command, lane_event, lighting, station or decision.
         #[arg(long)]
         kind: Option<String>,
-        /// Decisions with this outcome (open, closed, tailgating, not_decided).
+        /// Decisions with this outcome (open, closed, tailgating, not_decided, attack).
         #[arg(long)]
         outcome: Option<String>,
         /// Entries whose detail contains this text.

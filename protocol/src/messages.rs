@@ -548,6 +548,7 @@ mod tests {
             (Outcome::Closed, "\"closed\""),
             (Outcome::Tailgating, "\"tailgating\""),
             (Outcome::NotDecided, "\"not_decided\""),
+            (Outcome::Attack, "\"attack\""),
         ] {
             assert_eq!(serde_json::to_string(&o).expect("serialises"), name);
             assert_eq!(serde_json::from_str::<Outcome>(name).expect("parses"), o);
@@ -570,6 +571,9 @@ pub enum Outcome {
     /// needs, or none): not a judgement that they are unknown. The door stays closed and the lane
     /// stays in IC-card mode for this walker.
     NotDecided,
+    /// The face shown was most likely a picture (a print or a screen): door held closed, alarm
+    /// raised, whoever the picture showed.
+    Attack,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -581,8 +585,8 @@ pub struct Decision {
     pub track: u64,
     pub outcome: Outcome,
     /// Machine-readable: `granted`, `unknown`, a ticket code (`expired`, `no_ticket`, …), a quality
-    /// gate (`face too small`, …) or `too few usable frames (N of K)` for `not_decided`,
-    /// `tailgating`, `door_held`.
+    /// gate (`face too small`, …), `too few usable frames (N of K)` or `liveness not shown` for
+    /// `not_decided`, `tailgating`, `door_held`, `presentation attack`.
     pub reason: String,
     /// Pseudonymous subject id (32 hex digits), when identified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -591,6 +595,10 @@ pub struct Decision {
     pub similarity: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub margin: Option<f32>,
+    /// Mean live probability (0–1) of the track's frames scored by presentation-attack
+    /// detection, when it judged them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<f32>,
     /// Frames the track was seen in before the decision.
     pub frames: u32,
     /// Capture of the deciding frame → decision, milliseconds.

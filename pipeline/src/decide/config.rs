@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{BBox, FusionParams, QualityGates};
+use super::{BBox, FusionParams, PadMode, PadParams, QualityGates};
 
 /// `[decision]`: the multi-frame rule and its quality gates (the calibration tool sets them; a lane
 /// may override threshold, margin and k).
@@ -64,6 +64,7 @@ impl DecisionConfig {
         threshold: Option<f32>,
         margin: Option<f32>,
         k: Option<usize>,
+        pad: PadParams,
     ) -> FusionParams {
         FusionParams {
             threshold: threshold.unwrap_or(self.threshold),
@@ -76,6 +77,7 @@ impl DecisionConfig {
                 max_abs_yaw: self.max_abs_yaw,
                 luma: (self.luma_min, self.luma_max),
             },
+            pad,
         }
     }
 
@@ -90,6 +92,76 @@ impl DecisionConfig {
             return Err(format!(
                 "[decision]: threshold must be in -1..=1 (is {}), margin 0..=2 (is {}), k 1..=64 (is {}), window k..=256 (is {}), confirm_ms 0..=5000 (is {})",
                 self.threshold, self.margin, self.k, self.window, self.confirm_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[pad]`: presentation-attack detection (docs/pad.md). A lane may override mode and threshold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PadConfig {
+    /// `enforce` (default): a grant needs the face shown live, a likely attack closes the door
+    /// and raises the alarm. `observe`: scored and reported, never acted on. `off`: not run.
+    pub mode: PadMode,
+    /// Mean live probability (0–1) over a track's scored frames that counts as live.
+    pub threshold: f32,
+    /// Below this mean the track is an attack: door held, alarm. Between the two: `not_decided`.
+    pub attack_below: f32,
+    /// Scored frames a track needs before it is judged; with fewer, an identified walker is
+    /// `not_decided` (`liveness not shown`), never opened.
+    pub min_frames: usize,
+    /// A track's latest scores that count.
+    pub window: usize,
+    /// Folder with the two networks (default: `$GATE_PAD`, else the workspace's `assets/pad/`).
+    pub models: Option<std::path::PathBuf>,
+}
+
+impl Default for PadConfig {
+    fn default() -> Self {
+        let p = PadParams::default();
+        Self {
+            mode: p.mode,
+            threshold: p.threshold,
+            attack_below: p.attack_below,
+            min_frames: p.min_frames,
+            window: p.window,
+            models: None,
+        }
+    }
+}
+
+impl PadConfig {
+    /// One lane's parameters, with its overrides applied.
+    pub fn params(&self, mode: Option<PadMode>, threshold: Option<f32>) -> PadParams {
+        let threshold = threshold.unwrap_or(self.threshold);
+        PadParams {
+            mode: mode.unwrap_or(self.mode),
+            threshold,
+            // A lane whose live threshold is lower than the attack threshold judges by it alone.
+            attack_below: self.attack_below.min(threshold),
+            min_frames: self.min_frames,
+            window: self.window,
+        }
+    }
+
+    pub fn models_dir(&self) -> std::path::PathBuf {
+        self.models
+            .clone()
+            .unwrap_or_else(engine::face::pad::assets_dir)
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.threshold)
+            || !(0.0..=self.threshold).contains(&self.attack_below)
+            || !(1..=64).contains(&self.min_frames)
+            || self.window < self.min_frames
+            || self.window > 256
+        {
+            return Err(format!(
+                "[pad]: threshold must be in 0..=1 (is {}), attack_below 0..=threshold (is {}), min_frames 1..=64 (is {}), window min_frames..=256 (is {})",
+                self.threshold, self.attack_below, self.min_frames, self.window
             ));
         }
         Ok(())

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use metrics::{counter, histogram};
 use protocol::{ArchColour, DoorAction, DoorState, Flap, Outcome, VERSION, unix_ms};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::gate::{GateVerdict, GrantDelay, TicketDesk, TripChange, verdicts};
 use super::{BBox, DecisionConfig, GateLane, LaneDecider, LaneRole, Observation, Quality};
@@ -140,6 +140,7 @@ impl Decisions {
                 }),
                 best: f.best,
                 second: f.second,
+                live: f.live,
             })
             .collect();
         self.decide(lane, at_ms, captured, &obs)
@@ -245,8 +246,12 @@ impl Decisions {
             });
             cmds.extend(act(lane, &v, captured, record));
             counter!(names::DECISIONS, "lane" => g.id.clone(), "outcome" => outcome_name(v.outcome), "reason" => msg.reason.clone()).increment(1);
-            info!(lane = %g.id, track = v.track.0, outcome = outcome_name(v.outcome), reason = %v.reason,
-                similarity = ?v.evidence.map(|e| e.similarity), "decision");
+            if v.outcome == Outcome::Attack {
+                warn!(lane = %g.id, track = v.track.0, live = ?v.live, "presentation attack: door held closed, alarm raised");
+            } else {
+                info!(lane = %g.id, track = v.track.0, outcome = outcome_name(v.outcome), reason = %v.reason,
+                    similarity = ?v.evidence.map(|e| e.similarity), live = ?v.live, "decision");
+            }
             cmds.push(Command::Decision { msg, journaled });
         }
         cmds
@@ -359,6 +364,7 @@ fn message(lane: &str, v: &GateVerdict, latency: Duration) -> protocol::Decision
         subject: v.subject.map(String::from),
         similarity: v.evidence.map(|e| e.similarity),
         margin: v.evidence.map(|e| e.margin),
+        live: v.live,
         frames: v.frames as u32,
         latency_ms: latency.as_secs_f64() * 1e3,
         t_unix_ms: unix_ms(),
@@ -371,5 +377,6 @@ pub fn outcome_name(o: Outcome) -> &'static str {
         Outcome::Closed => "closed",
         Outcome::Tailgating => "tailgating",
         Outcome::NotDecided => "not_decided",
+        Outcome::Attack => "attack",
     }
 }

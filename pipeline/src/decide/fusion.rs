@@ -16,6 +16,8 @@ pub struct FusionParams {
     /// How many of the track's latest gated frames are considered.
     pub window: usize,
     pub gates: QualityGates,
+    /// Presentation-attack detection over the track (`liveness`).
+    pub pad: super::PadParams,
 }
 
 impl Default for FusionParams {
@@ -26,6 +28,7 @@ impl Default for FusionParams {
             k: 3,
             window: 12,
             gates: QualityGates::default(),
+            pad: super::PadParams::default(),
         }
     }
 }

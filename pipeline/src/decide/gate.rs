@@ -15,6 +15,9 @@ use protocol::Outcome;
 
 use super::{Event, Evidence, TrackId};
 
+/// The reason of an `attack` verdict.
+pub const ATTACK: &str = "presentation attack";
+
 /// What to do about one walker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateVerdict {
@@ -24,6 +27,8 @@ pub struct GateVerdict {
     pub subject: Option<SubjectId>,
     pub evidence: Option<Evidence>,
     pub frames: usize,
+    /// Mean live probability of the track's PAD-scored frames, when PAD judged it.
+    pub live: Option<f32>,
     /// Send the door this (None: leave it as it is).
     pub door: Option<protocol::DoorAction>,
     pub arch: Option<protocol::ArchColour>,
@@ -203,6 +208,7 @@ pub fn verdicts(
                 track,
                 evidence,
                 frames,
+                live,
                 ..
             } => {
                 decided_now.push(*track);
@@ -213,6 +219,7 @@ pub fn verdicts(
                     subject,
                     evidence: Some(*evidence),
                     frames: *frames,
+                    live: *live,
                     door,
                     arch,
                 };
@@ -260,17 +267,42 @@ pub fn verdicts(
                     subject: None,
                     evidence: None,
                     frames: 0,
+                    live: None,
                     door: Some(protocol::DoorAction::Close),
                     arch: Some(protocol::ArchColour::Alarm),
                 });
             }
             Event::Tailgating { .. } => {}
+            Event::Attack {
+                track,
+                evidence,
+                frames,
+                live,
+                ..
+            } => {
+                // Whose picture it was, when it named someone: their account may be being abused.
+                let subject = evidence
+                    .and_then(|e| resolve(e.subject.0))
+                    .map(|(id, _)| id);
+                out.push(GateVerdict {
+                    track: *track,
+                    outcome: Outcome::Attack,
+                    reason: ATTACK.to_owned(),
+                    subject,
+                    evidence: *evidence,
+                    frames: *frames,
+                    live: Some(*live),
+                    door: Some(protocol::DoorAction::Close),
+                    arch: Some(protocol::ArchColour::Alarm),
+                });
+            }
             Event::Unidentified {
                 track,
                 frames,
                 gated,
                 needed,
                 reason,
+                live,
                 ..
             } => {
                 let (outcome, reason) = unidentified(*gated, *needed, reason);
@@ -281,6 +313,7 @@ pub fn verdicts(
                     subject: None,
                     evidence: None,
                     frames: *frames,
+                    live: *live,
                     door: None,
                     arch: None,
                 });
@@ -299,7 +332,7 @@ pub fn verdicts(
 fn unidentified(gated: usize, needed: usize, reason: &str) -> (Outcome, String) {
     if reason == super::track::CONFLICTING {
         (Outcome::Closed, reason.to_owned())
-    } else if gated == 0 {
+    } else if gated == 0 || reason == super::track::LIVENESS_NOT_SHOWN {
         (Outcome::NotDecided, reason.to_owned())
     } else if gated < needed {
         (
@@ -347,6 +380,7 @@ mod tests {
             },
             first_seen_ms: 0,
             frames: 4,
+            live: None,
         }
     }
 
@@ -474,6 +508,7 @@ mod tests {
             gated,
             needed: 3,
             reason,
+            live: None,
         }
     }
 
@@ -580,6 +615,7 @@ fn track_of(e: &Event) -> TrackId {
         Event::Identified { track, .. } => *track,
         Event::Tailgating { identified, .. } => *identified,
         Event::Unidentified { track, .. } => *track,
+        Event::Attack { track, .. } => *track,
     }
 }
 
@@ -599,6 +635,7 @@ mod delay_tests {
             },
             first_seen_ms: 0,
             frames: 3,
+            live: None,
         }
     }
 

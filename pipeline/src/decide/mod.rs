@@ -12,10 +12,12 @@ mod config;
 pub mod decisions;
 mod fusion;
 pub mod gate;
+mod liveness;
 mod track;
 
-pub use config::{DecisionConfig, GateLane, LaneRole};
+pub use config::{DecisionConfig, GateLane, LaneRole, PadConfig};
 pub use fusion::{Evidence, FusionParams, QualityGates};
+pub use liveness::{LiveVerdict, PadMode, PadParams};
 pub use track::{Event, LaneDecider, Observation, TrackId};
 
 /// What recognition reports of a face, the deciders' input.

@@ -25,6 +25,8 @@ fn face(x: f32, best: Option<Candidate>, second: Option<Candidate>) -> Observati
         quality: good(),
         best,
         second,
+        // Shown live: the PAD tests below vary it.
+        live: Some(0.95),
     }
 }
 
@@ -411,4 +413,175 @@ fn needed_follows_the_lane_k() {
             "too few usable frames (4 of 5)".to_owned()
         )]
     );
+}
+
+/// `n` frames of one walker matching subject 7, each with PAD score `live`.
+fn shown(d: &mut LaneDecider, n: u64, live: Option<f32>) -> Vec<Event> {
+    let mut all = Vec::new();
+    for i in 0..n {
+        all.extend(d.update(
+            i * 33,
+            &[Observation {
+                live,
+                ..face(200.0, cand(7, 0.7), cand(3, 0.1))
+            }],
+        ));
+    }
+    all.extend(d.update(n * 33 + 1000, &[]));
+    all
+}
+
+fn with_pad(mode: crate::decide::PadMode) -> LaneDecider {
+    let p = FusionParams {
+        pad: crate::decide::PadParams {
+            mode,
+            ..Default::default()
+        },
+        ..FusionParams::default()
+    };
+    LaneDecider::new(p, ZONE, 300)
+}
+
+#[test]
+fn a_picture_of_an_enrolled_passenger_is_an_attack_never_a_grant() {
+    use crate::decide::PadMode;
+    let mut d = with_pad(PadMode::Enforce);
+    let ev = shown(&mut d, 6, Some(0.08));
+    assert!(identified(&ev).is_empty(), "{ev:?}");
+    let attacks: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Attack {
+                evidence, scored, ..
+            } => Some((evidence.map(|e| e.subject), *scored)),
+            _ => None,
+        })
+        .collect();
+    // Judged once, when the frames first agreed on subject 7 (k = 3 frames, all scored).
+    assert_eq!(attacks, vec![(Some(Subject(7)), 3)]);
+    let station = domain::StationId::new("s1").expect("id");
+    let mut desk = gate::TicketDesk::single_station(station).expect("table");
+    let at = chrono::NaiveDate::from_ymd_opt(2026, 5, 12)
+        .and_then(|d| d.and_hms_opt(9, 0, 0))
+        .expect("date");
+    let v = gate::verdicts(
+        &ev,
+        1,
+        &mut |_| None,
+        &mut desk,
+        domain::tickets::Direction::Entry,
+        at,
+    );
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(
+        (v[0].outcome, v[0].reason.as_str()),
+        (protocol::Outcome::Attack, gate::ATTACK)
+    );
+    assert_eq!(
+        (v[0].door, v[0].arch),
+        (
+            Some(protocol::DoorAction::Close),
+            Some(protocol::ArchColour::Alarm)
+        )
+    );
+    assert!(v[0].live.is_some_and(|l| l < 0.5));
+}
+
+#[test]
+fn a_picture_of_someone_unknown_raises_the_alarm_when_it_leaves() {
+    use crate::decide::PadMode;
+    let mut d = with_pad(PadMode::Enforce);
+    let ev = walk(&mut d, 5, |_| Observation {
+        live: Some(0.1),
+        ..face(200.0, None, None)
+    });
+    assert!(
+        matches!(
+            ev[..],
+            [Event::Attack {
+                evidence: None,
+                scored: 5,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn no_liveness_evidence_is_not_decided_never_an_open() {
+    use crate::decide::PadMode;
+    let mut d = with_pad(PadMode::Enforce);
+    // Subject 7 on every frame, but PAD never scored a frame (e.g. its networks did not run).
+    let ev = shown(&mut d, 6, None);
+    assert!(identified(&ev).is_empty(), "{ev:?}");
+    assert_eq!(
+        verdicts_of(&ev),
+        vec![(
+            protocol::Outcome::NotDecided,
+            track::LIVENESS_NOT_SHOWN.to_owned()
+        )]
+    );
+    // Scores between the two thresholds: doubtful to the end, the card reader, no alarm.
+    let mut d = with_pad(PadMode::Enforce);
+    let ev = shown(&mut d, 6, Some(0.4));
+    assert_eq!(
+        verdicts_of(&ev),
+        vec![(
+            protocol::Outcome::NotDecided,
+            track::LIVENESS_NOT_SHOWN.to_owned()
+        )]
+    );
+    // A live face is identified as before, with its score.
+    let mut d = with_pad(PadMode::Enforce);
+    let ev = shown(&mut d, 6, Some(0.9));
+    assert_eq!(identified(&ev), vec![(TrackId(1), Subject(7))]);
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, Event::Identified { live: Some(l), .. } if (*l - 0.9).abs() < 1e-6)
+        )
+    );
+}
+
+#[test]
+fn observe_mode_reports_the_score_and_changes_nothing() {
+    use crate::decide::PadMode;
+    for mode in [PadMode::Observe, PadMode::Off] {
+        let mut d = with_pad(mode);
+        let ev = shown(&mut d, 6, Some(0.05));
+        assert_eq!(identified(&ev), vec![(TrackId(1), Subject(7))], "{mode:?}");
+        let live = ev.iter().find_map(|e| match e {
+            Event::Identified { live, .. } => Some(*live),
+            _ => None,
+        });
+        // Observe reports the mean; off never looked.
+        assert_eq!(live.flatten().is_some(), mode == PadMode::Observe);
+        assert!(!ev.iter().any(|e| matches!(e, Event::Attack { .. })));
+    }
+}
+
+#[test]
+fn nobody_tailgates_behind_an_attack() {
+    use crate::decide::PadMode;
+    let mut d = with_pad(PadMode::Enforce);
+    let mut all = Vec::new();
+    for i in 0..6u64 {
+        let picture = Observation {
+            live: Some(0.1),
+            ..face(200.0, cand(7, 0.7), cand(3, 0.1))
+        };
+        // A second person enters the zone after the picture was judged.
+        let mut faces = vec![picture];
+        if i >= 4 {
+            faces.push(face(320.0, None, None));
+        }
+        all.extend(d.update(i * 33, &faces));
+    }
+    assert!(all.iter().any(|e| matches!(e, Event::Attack { .. })));
+    assert!(
+        !all.iter().any(|e| matches!(e, Event::Tailgating { .. })),
+        "{all:?}"
+    );
+    // The judged picture needs no more embedding.
+    assert_eq!(d.identified_boxes().len(), 1);
 }

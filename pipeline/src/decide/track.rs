@@ -1,6 +1,7 @@
 //! Face tracks across the frames of one lane, and the events the decision needs.
 
 use super::fusion::{Evidence, Fusion, FusionParams};
+use super::liveness::{LiveVerdict, Liveness, PadMode};
 use super::{BBox, Candidate, Quality};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -13,7 +14,13 @@ pub struct Observation {
     pub quality: Quality,
     pub best: Option<Candidate>,
     pub second: Option<Candidate>,
+    /// The PAD pair's live probability (0–1) of this face, when it was measured.
+    pub live: Option<f32>,
 }
+
+/// The reason of an unidentified track whose frames agreed on a subject but whose liveness was
+/// never shown (too few frames scored by PAD): the lane did not decide.
+pub const LIVENESS_NOT_SHOWN: &str = "liveness not shown";
 
 /// The reason of an unidentified track whose frames named different subjects (a refusal, however
 /// few the frames).
@@ -27,6 +34,21 @@ pub enum Event {
         evidence: Evidence,
         first_seen_ms: u64,
         frames: usize,
+        /// Mean live probability of the track's PAD-scored frames, when PAD judged it.
+        live: Option<f32>,
+    },
+    /// The track's face is most likely a picture (print, screen): never opens, raises the alarm.
+    /// Reported once per track, when the frames named someone (with their best frame) or when
+    /// the track left without being identified.
+    Attack {
+        track: TrackId,
+        /// Whom the picture showed, when the frames agreed on someone.
+        evidence: Option<Evidence>,
+        first_seen_ms: u64,
+        frames: usize,
+        /// Mean live probability over `scored` frames.
+        live: f32,
+        scored: usize,
     },
     /// Someone else is inside the lane zone together with an identified track that is still
     /// there: one identification, two people. Reported once per identified track.
@@ -47,6 +69,8 @@ pub enum Event {
         gated: usize,
         needed: usize,
         reason: &'static str,
+        /// Mean live probability of the frames PAD scored, when it scored any.
+        live: Option<f32>,
     },
 }
 
@@ -60,8 +84,12 @@ struct Track {
     gated: usize,
     fusion: Fusion,
     identified: bool,
+    /// Judged a presentation attack: settled like an identified track, but never someone to
+    /// tailgate behind.
+    attack: bool,
     tailgate_reported: bool,
     last_gate_failure: Option<&'static str>,
+    liveness: Liveness,
 }
 
 /// The tracks of one lane and the rule that turns them into events.
@@ -90,11 +118,12 @@ impl LaneDecider {
         }
     }
 
-    /// Last boxes of the tracks already identified: their faces need no more embedding.
+    /// Last boxes of the tracks already decided (identified or judged an attack): their faces
+    /// need no more embedding.
     pub fn identified_boxes(&self) -> Vec<BBox> {
         self.tracks
             .iter()
-            .filter(|t| t.identified)
+            .filter(|t| t.identified || t.attack)
             .map(|t| t.bbox)
             .collect()
     }
@@ -145,8 +174,10 @@ impl LaneDecider {
                         gated: 0,
                         fusion: Fusion::default(),
                         identified: false,
+                        attack: false,
                         tailgate_reported: false,
                         last_gate_failure: None,
+                        liveness: Liveness::default(),
                     });
                     self.next += 1;
                     seen_now.push(false);
@@ -163,19 +194,47 @@ impl LaneDecider {
                 None => {
                     t.gated += 1;
                     t.fusion.push(&self.params, at_ms, face.best, face.second);
+                    if let Some(live) = face.live.filter(|_| self.params.pad.mode != PadMode::Off) {
+                        t.liveness.push(&self.params.pad, live);
+                    }
                 }
             }
         }
         let mut events = Vec::new();
-        for t in self.tracks.iter_mut().filter(|t| !t.identified) {
-            if let Some(evidence) = t.fusion.decide(&self.params) {
-                t.identified = true;
-                events.push(Event::Identified {
-                    track: t.id,
-                    evidence,
-                    first_seen_ms: t.first_seen_ms,
-                    frames: t.frames,
-                });
+        let pad = self.params.pad;
+        for t in self
+            .tracks
+            .iter_mut()
+            .filter(|t| !t.identified && !t.attack)
+        {
+            let Some(evidence) = t.fusion.decide(&self.params) else {
+                continue;
+            };
+            let verdict = t.liveness.verdict(&pad);
+            match (pad.mode, verdict) {
+                (PadMode::Enforce, LiveVerdict::Attack { mean, frames }) => {
+                    t.attack = true;
+                    events.push(Event::Attack {
+                        track: t.id,
+                        evidence: Some(evidence),
+                        first_seen_ms: t.first_seen_ms,
+                        frames: t.frames,
+                        live: mean,
+                        scored: frames,
+                    });
+                }
+                // Liveness not shown yet: the track waits for more frames (or leaves undecided).
+                (PadMode::Enforce, LiveVerdict::Unsure { .. } | LiveVerdict::Doubtful { .. }) => {}
+                _ => {
+                    t.identified = true;
+                    events.push(Event::Identified {
+                        track: t.id,
+                        evidence,
+                        first_seen_ms: t.first_seen_ms,
+                        frames: t.frames,
+                        live: verdict.mean(),
+                    });
+                }
             }
         }
         let in_zone: Vec<TrackId> = self
@@ -186,7 +245,8 @@ impl LaneDecider {
             .map(|(t, _)| t.id)
             .collect();
         for (t, seen) in self.tracks.iter_mut().zip(&seen_now) {
-            if t.identified && !t.tailgate_reported && *seen && in_zone.contains(&t.id) {
+            if t.identified && !t.attack && !t.tailgate_reported && *seen && in_zone.contains(&t.id)
+            {
                 let others: Vec<TrackId> = in_zone.iter().copied().filter(|o| *o != t.id).collect();
                 if !others.is_empty() {
                     t.tailgate_reported = true;
@@ -203,9 +263,25 @@ impl LaneDecider {
             .into_iter()
             .partition(|t| at_ms.saturating_sub(t.last_seen_ms) > lost_after);
         self.tracks = kept;
-        for t in gone.into_iter().filter(|t| !t.identified) {
+        for t in gone.into_iter().filter(|t| !t.identified && !t.attack) {
+            // A picture of someone unknown is still an attack: the alarm, not just a shut door.
+            if let (PadMode::Enforce, LiveVerdict::Attack { mean, frames }) =
+                (pad.mode, t.liveness.verdict(&pad))
+            {
+                events.push(Event::Attack {
+                    track: t.id,
+                    evidence: None,
+                    first_seen_ms: t.first_seen_ms,
+                    frames: t.frames,
+                    live: mean,
+                    scored: frames,
+                });
+                continue;
+            }
             let reason = if t.fusion.conflicting() {
                 CONFLICTING
+            } else if t.fusion.decide(&self.params).is_some() {
+                LIVENESS_NOT_SHOWN
             } else if t.gated == 0 {
                 t.last_gate_failure.unwrap_or("no usable frame")
             } else {
@@ -218,6 +294,7 @@ impl LaneDecider {
                 gated: t.gated,
                 needed: self.params.k.max(1),
                 reason,
+                live: t.liveness.mean(),
             });
         }
         events

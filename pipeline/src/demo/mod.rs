@@ -305,7 +305,7 @@ pub fn format_decisions(run: &FootageRun) -> String {
                 .map(|id| run.identity_of(id).unwrap_or("?").to_owned())
                 .unwrap_or_else(|| "-".into());
             s += &format!(
-                "    t={:>5.2}s  track {:>2}  {:<10} {:<22} who={:<22} sim={:<6} frames={:<3} latency={:.0} ms\n",
+                "    t={:>5.2}s  track {:>2}  {:<10} {:<22} who={:<22} sim={:<6} live={:<5} frames={:<3} latency={:.0} ms\n",
                 d.at_ms as f64 / 1e3,
                 m.track,
                 crate::decide::decisions::outcome_name(m.outcome),
@@ -313,6 +313,9 @@ pub fn format_decisions(run: &FootageRun) -> String {
                 who,
                 m.similarity
                     .map(|v| format!("{v:.3}"))
+                    .unwrap_or_else(|| "-".into()),
+                m.live
+                    .map(|v| format!("{v:.2}"))
                     .unwrap_or_else(|| "-".into()),
                 m.frames,
                 m.latency_ms

@@ -56,6 +56,12 @@ impl CpuBackend {
         self.threads
     }
 
+    /// The pixels of tick frame `f` as read back by [`Self::detect`] (`None` for a frame the tick
+    /// normalised on the CPU: its `FrameRef` holds them).
+    pub(super) fn read_back(&self, f: usize) -> Option<&[u32]> {
+        self.frames.get(f)?.as_ref().map(|v| v.as_slice())
+    }
+
     pub(super) fn detect(
         &mut self,
         gpu: &Gpu,

@@ -17,6 +17,7 @@ mod cpu;
 mod face;
 mod gpu;
 pub mod mirror;
+mod pad;
 pub mod priority;
 pub mod tick;
 
@@ -39,6 +40,15 @@ pub enum RecogniseError {
         path: PathBuf,
         #[source]
         source: engine::Error,
+    },
+    #[error(
+        "loading the presentation-attack networks from {path} (committed in assets/pad; or set [pad] models)"
+    )]
+    Pad {
+        path: PathBuf,
+        // Boxed: every tick returns this error type, and a load error is rare and large.
+        #[source]
+        source: Box<engine::face::FaceError>,
     },
     #[error("detect: decoding the detector's output")]
     Decode(#[from] blazeface::DecodeError),
@@ -137,6 +147,8 @@ pub struct Face {
     pub quality: Option<Quality>,
     pub best: Option<Candidate>,
     pub second: Option<Candidate>,
+    /// The PAD pair's live probability (0–1), for an embedded face when the station runs PAD.
+    pub live: Option<f32>,
 }
 
 /// What one lane's frame produced.
@@ -158,6 +170,10 @@ pub struct TickTimes {
     pub matching: Duration,
     pub faces: usize,
     pub embedded: usize,
+    /// Presentation-attack detection of the embedded faces (zero without PAD).
+    pub pad: Duration,
+    /// Faces PAD scored.
+    pub scored: usize,
 }
 
 /// Where one lane's normalised frame is.
@@ -222,6 +238,8 @@ pub struct Recogniser {
     engine: Engine,
     spec: &'static Spec,
     pub mirror: GalleryMirror,
+    /// The presentation-attack pair, when any lane runs PAD.
+    pad: Option<engine::face::pad::PadPair>,
 }
 
 /// A face cut for embedding: which frame of the tick and where.
@@ -231,7 +249,13 @@ pub(crate) struct Cut {
 }
 
 impl Recogniser {
-    pub fn new(gpu: &Gpu, cfg: &RecogniseConfig, lanes: usize) -> Result<Self, RecogniseError> {
+    /// `pad`: the folder of the presentation-attack networks, when any lane runs PAD.
+    pub fn new(
+        gpu: &Gpu,
+        cfg: &RecogniseConfig,
+        lanes: usize,
+        pad: Option<&Path>,
+    ) -> Result<Self, RecogniseError> {
         let models = cfg.models_dir();
         let (spec, det_file) = cfg.spec();
         let load = |f: &str| {
@@ -260,13 +284,23 @@ impl Recogniser {
             };
             Engine::Cpu(Box::new(cpu::CpuBackend::new(detector, sface, threads)?))
         };
+        // The pair is small (two 80×80 networks): one thread keeps it off the detector's cores.
+        let pad = pad
+            .map(|dir| {
+                engine::face::pad::PadPair::load(dir, 1).map_err(|source| RecogniseError::Pad {
+                    path: dir.to_owned(),
+                    source: Box::new(source),
+                })
+            })
+            .transpose()?;
         tracing::info!(backend = if use_gpu { "gpu" } else { "cpu" }, detector = ?cfg.detector,
-            adapter = %gpu.info.name, "recogniser ready");
+            adapter = %gpu.info.name, pad = pad.is_some(), "recogniser ready");
         Ok(Self {
             cfg: cfg.clone(),
             engine,
             spec,
             mirror: GalleryMirror::new(gpu, cfg.gallery_f16)?,
+            pad,
         })
     }
 
@@ -335,6 +369,7 @@ impl Recogniser {
                         quality: None,
                         best: None,
                         second: None,
+                        live: None,
                     })
                     .collect(),
                 face_luma: None,
@@ -370,6 +405,7 @@ impl Recogniser {
         // Per cut face: what was measured of it, and its match when it was embedded.
         let mut measured: Vec<(usize, Quality)> = Vec::new();
         let mut matched: Vec<(usize, Match)> = Vec::new();
+        let mut live: Vec<(usize, Option<f32>)> = Vec::new();
         match &mut self.engine {
             Engine::Cpu(b) => {
                 // Measured before embedding: every chip, embedded or not.
@@ -399,6 +435,12 @@ impl Recogniser {
                 let matches = self.mirror.match_probes(&probes)?;
                 matched = embedded.iter().map(|(i, _, _)| *i).zip(matches).collect();
                 times.matching = t.elapsed();
+                if let Some(pair) = &self.pad {
+                    let t = Instant::now();
+                    let which: Vec<usize> = embedded.iter().map(|(i, _, _)| *i).collect();
+                    live = pad::score(pair, gpu, frames, &list, &which, &|f| b.read_back(f))?;
+                    times.pad = t.elapsed();
+                }
             }
             Engine::Gpu(b) => {
                 // One submission embeds, measures and matches; `matching` stays zero.
@@ -412,6 +454,18 @@ impl Recogniser {
                 }
                 times.embed = t.elapsed();
                 times.embedded = matched.len();
+                if let Some(pair) = &self.pad {
+                    let t = Instant::now();
+                    let which: Vec<usize> = matched.iter().map(|(i, _)| *i).collect();
+                    live = pad::score(pair, gpu, frames, &list, &which, &|_| None)?;
+                    times.pad = t.elapsed();
+                }
+            }
+        }
+        times.scored = live.iter().filter(|(_, l)| l.is_some()).count();
+        for (i, l) in live {
+            if let Some(&(_, fi, k)) = cuts.get(i) {
+                out[fi].faces[k].live = l;
             }
         }
         let cand = |c: engine::gpu::gallery::Candidate| Candidate {

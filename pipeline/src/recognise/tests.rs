@@ -124,7 +124,8 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
             detector: Detector::Front,
             ..Default::default()
         };
-        let mut r = Recogniser::new(&gpu, &cfg, 2).expect("recogniser");
+        let pad = engine::face::pad::assets_dir();
+        let mut r = Recogniser::new(&gpu, &cfg, 2, Some(&pad)).expect("recogniser");
         assert_eq!(
             r.backend_name(),
             if backend == Backend::Gpu {
@@ -141,6 +142,8 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
         );
         let (faces, times) = r.tick(&gpu, &refs, &[]).expect("tick");
         assert_eq!(times.faces, 2, "{faces:?}");
+        // Every embedded face is scored by the PAD pair, on either backend.
+        assert_eq!(times.scored, 2, "{faces:?}");
         results.push((faces, r));
     }
     let (cpu, gpu_r) = (&results[0].0, &results[1].0);
@@ -177,6 +180,13 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
         assert!(
             (ba.similarity - bb.similarity).abs() < 2e-3,
             "{ba:?} vs {bb:?}"
+        );
+        // The same normalised pixels on both backends; the boxes differ by the keypoints' shift.
+        let (la, lb) = (fa.live.expect("scored"), fb.live.expect("scored"));
+        eprintln!("lane {lane}: live cpu {la} gpu {lb}");
+        assert!(
+            (0.0..=1.0).contains(&la) && (la - lb).abs() < 0.05,
+            "{la} vs {lb}"
         );
         let (sa, sb) = (fa.second.expect("runner-up"), fb.second.expect("runner-up"));
         assert!(sa.similarity < 0.3 && (sa.similarity - sb.similarity).abs() < 2e-3);

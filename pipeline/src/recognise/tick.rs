@@ -294,7 +294,7 @@ fn recognise(
                 lf.face_luma = face_luma(f, lf);
             }
             record_times(&times, labels, frames);
-            let detected = Instant::now() - times.embed - times.matching;
+            let detected = Instant::now() - times.embed - times.matching - times.pad;
             (Some(faces), Some(detected), Some(times))
         }
         Err(e) => {
@@ -341,13 +341,14 @@ fn record_times(t: &TickTimes, labels: &[String], frames: &[Frame]) {
         ("detect", t.detect),
         ("embed", t.embed),
         ("match", t.matching),
+        ("pad", t.pad),
     ] {
         histogram!(names::STAGE_SECONDS, "lane" => all.clone(), "stage" => stage)
             .record(d.as_secs_f64());
     }
     histogram!(names::TICK_FACES).record(t.faces as f64);
     histogram!(names::TICK_EMBEDDED).record(t.embedded as f64);
-    let detected = Instant::now() - t.embed - t.matching;
+    let detected = Instant::now() - t.embed - t.matching - t.pad;
     for f in frames {
         histogram!(names::DECISION_LATENCY, "lane" => labels[f.lane].clone(), "to" => "detected")
             .record(detected.saturating_duration_since(f.captured).as_secs_f64());
@@ -506,6 +507,7 @@ mod tests {
             quality: None,
             best: None,
             second: None,
+            live: None,
         };
         let faces = LaneFaces {
             faces: vec![face(0.0, 0.0, 4.0, 4.0), face(20.0, 10.0, 40.0, 30.0)],
@@ -541,7 +543,7 @@ mod tests {
             detector: crate::recognise::Detector::Front,
             ..Default::default()
         };
-        let recogniser = Recogniser::new(&gpu, &cfg, 2).expect("recogniser");
+        let recogniser = Recogniser::new(&gpu, &cfg, 2, None).expect("recogniser");
         assert!(recogniser.cpu_frames().is_some());
         let (recognition, _settled) = Recognition::new(
             recogniser,

@@ -199,7 +199,8 @@ fn recognition(
 > {
     match (sync, cfg.recognise.enabled) {
         (Some(h), true) => {
-            let recogniser = Recogniser::new(gpu, &cfg.recognise, cfg.lanes.len())?;
+            let pad = cfg.pad_models();
+            let recogniser = Recogniser::new(gpu, &cfg.recognise, cfg.lanes.len(), pad.as_deref())?;
             let gallery = h.syncer.gallery().clone();
             let decisions = Decisions::new(
                 cfg.station_id(),

@@ -250,6 +250,9 @@ fn create_series(lanes: &[String]) {
             }
         }
         door_state(lane, None);
+        // The presentation-attack alert's series (`GatePresentationAttack`).
+        counter!(names::DECISIONS, "lane" => lane.clone(), "outcome" => "attack", "reason" => crate::decide::gate::ATTACK)
+            .increment(0);
     }
     gauge!(names::GPU_LOST).set(0.0);
     counter!(names::FARE_COMMIT_FAILURES).increment(0);
