@@ -67,6 +67,10 @@ fn stages(r: &FootageRun) -> Vec<Stage> {
             values_ms: tick(|t| t.matching),
         },
         Stage {
+            name: "presentation-attack pair (tick)",
+            values_ms: tick(|t| t.pad),
+        },
+        Stage {
             name: "capture → identified",
             values_ms: decided(|d| d.message.similarity.map(|_| d.message.latency_ms)),
         },
@@ -128,6 +132,7 @@ fn main() -> Result<()> {
     let mut mode = "both".to_string();
     let mut out = PathBuf::from("target/gate-bench");
     let mut toml = String::new();
+    let mut pad = String::new();
     let mut zone = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -153,6 +158,8 @@ fn main() -> Result<()> {
             "--decision" => {
                 toml += &format!("{}\n", args.next().context("--decision 'key = value'")?)
             }
+            // Extra [pad] keys, e.g. --pad 'mode = "observe"'
+            "--pad" => pad += &format!("{}\n", args.next().context("--pad 'key = value'")?),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -177,7 +184,7 @@ fn main() -> Result<()> {
         let opts = FootageOptions {
             // The footage's people walk through many times and lanes: judge each passage alone.
             extra_toml: format!(
-                "[recognise]\ndetector = {detector:?}\nbackend = {backend:?}\n\n[decision]\ntrips = false\n{toml}"
+                "[recognise]\ndetector = {detector:?}\nbackend = {backend:?}\n\n[pad]\n{pad}\n[decision]\ntrips = false\n{toml}"
             ),
             spawn_drivers: true,
             paced,
@@ -230,10 +237,11 @@ fn main() -> Result<()> {
         )?;
         writeln!(
             md,
-            "| recognition ticks | {} (faces {}, embedded {}) |",
+            "| recognition ticks | {} (faces {}, embedded {}, PAD-scored {}) |",
             r.ticks.len(),
             r.ticks.iter().map(|t| t.faces).sum::<usize>(),
-            r.ticks.iter().map(|t| t.embedded).sum::<usize>()
+            r.ticks.iter().map(|t| t.embedded).sum::<usize>(),
+            r.ticks.iter().map(|t| t.scored).sum::<usize>()
         )?;
         writeln!(
             md,
@@ -251,6 +259,10 @@ fn main() -> Result<()> {
             )?;
         }
         writeln!(md, "\n{}", demo::score::markdown(&card))?;
+        let pad = demo::score::pad_markdown(&card);
+        if !pad.is_empty() {
+            writeln!(md, "{pad}")?;
+        }
         md += &demo::format_decisions(&run);
         json.push(serde_json::json!({
             "mode": mode_name,

@@ -30,8 +30,9 @@ pub struct Args {
     /// Repeatable; the same species may be named several times.
     #[arg(long)]
     attack: Vec<String>,
-    /// The station's live-probability threshold: a face below it is refused as an attack.
-    #[arg(long, default_value_t = 0.5)]
+    /// The station's live-probability threshold (`[pad] threshold`): a face below it counts as
+    /// refused.
+    #[arg(long, default_value_t = 0.6)]
     threshold: f32,
     /// Folder with the face models (default: $GATE_MODELS, else the workspace's models/).
     #[arg(long, default_value_os_t = engine::face::models_dir())]
@@ -176,8 +177,6 @@ pub fn run(a: Args) -> Result<()> {
     if !(0.0..=1.0).contains(&a.threshold) {
         bail!("--threshold must be in 0..=1 (is {})", a.threshold);
     }
-    let chain = FaceChain::load(&a.models)?;
-    let pair = PadPair::load(&a.pad, 1)?;
     let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for p in &a.bona_fide {
         groups
@@ -192,6 +191,9 @@ pub fn run(a: Args) -> Result<()> {
         }
         groups.entry(s).or_default().extend(images(&p)?);
     }
+    // Arguments first, models after: a typo is named before seconds of loading.
+    let chain = FaceChain::load(&a.models)?;
+    let pair = PadPair::load(&a.pad, 1)?;
     let mut classes = Vec::new();
     for (class, paths) in groups {
         let bona = class == "bona fide";

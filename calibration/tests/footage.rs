@@ -106,7 +106,9 @@ fn tiny_set_is_deterministic_decodable_and_consistent() {
     assert!(truth_a == truth_b, "same seed, different truth.json");
 
     let t: Value = serde_json::from_slice(&truth_a).expect("truth.json parses");
-    assert_eq!(t["version"], 1);
+    assert_eq!(t["version"], 2);
+    // No attacks asked for: no walker carries the field.
+    assert!(t["lanes"][0]["walkers"][0].get("attack").is_none());
     assert_eq!(
         (t["width"].as_f64(), t["height"].as_f64()),
         (Some(320.0), Some(240.0))
@@ -221,4 +223,137 @@ fn bad_input_fails_with_a_message_naming_it() {
     ]);
     assert!(!o.status.success());
     assert!(text(&o).contains("broken.jpg"), "{}", text(&o));
+}
+
+/// Attacks are drawn as the truth says, and the PAD pair (`gate-calibrate pad`) refuses the
+/// rendered pictures at the station's threshold while it passes the bona fide photos.
+#[test]
+fn attacks_are_drawn_and_the_pad_pair_refuses_them() {
+    let Some((models, photos)) = inputs() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let faces = tmp.path().join("faces");
+    common::face_folders(&photos, &faces, ["", ""]);
+    let (out, png) = (tmp.path().join("out"), tmp.path().join("png"));
+    let s = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+    let o = run(&[
+        "--out",
+        &s(&out),
+        "--faces",
+        &s(&faces),
+        "--models",
+        &s(&models),
+        "--lanes",
+        "1",
+        "--walkers",
+        "2",
+        "--seed",
+        "5",
+        "--tailgate-rate",
+        "0",
+        "--mask-rate",
+        "0",
+        "--attack-rate",
+        "1",
+        "--attack-species",
+        "phone,matte_print",
+        "--dump-png",
+        &s(&png),
+        "--dump-every",
+        "1",
+    ]);
+    assert!(o.status.success(), "footage failed:\n{}", text(&o));
+    assert!(text(&o).contains("attack 2"), "{}", text(&o));
+    let t: Value =
+        serde_json::from_slice(&std::fs::read(out.join("truth.json")).expect("truth")).unwrap();
+    let enrolled: Vec<&str> = t["enrol"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["identity"].as_str().unwrap())
+        .collect();
+    let mut pad_args = vec!["pad".to_owned(), "--models".into(), s(&models)];
+    for f in ["obama.jpg", "biden.jpg"] {
+        pad_args.extend(["--bona-fide".into(), s(&photos.join(f))]);
+    }
+    let walkers = t["lanes"][0]["walkers"].as_array().unwrap();
+    let species: Vec<&str> = walkers
+        .iter()
+        .map(|w| w["attack"].as_str().unwrap())
+        .collect();
+    assert_eq!(species, ["phone", "matte_print"]);
+    for w in walkers {
+        assert_eq!(w["expected"], "attack");
+        assert_eq!(w["reason"], "presentation attack");
+        // The picture shows someone enrolled: an attack worth making.
+        assert!(enrolled.contains(&w["identity"].as_str().unwrap()));
+        // The frame where the picture is largest, as the walker nears the gate.
+        let big = w["boxes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .max_by(|a, b| a[3].as_f64().unwrap().total_cmp(&b[3].as_f64().unwrap()))
+            .unwrap();
+        let frame = png.join(format!("L1-{:04}.png", big[0].as_u64().unwrap()));
+        pad_args.extend([
+            "--attack".into(),
+            format!("{}={}", w["attack"].as_str().unwrap(), s(&frame)),
+        ]);
+    }
+    let json = tmp.path().join("pad.json");
+    pad_args.extend(["--json".into(), s(&json)]);
+    let args: Vec<&str> = pad_args.iter().map(String::as_str).collect();
+    let o = common::run(&args);
+    assert!(o.status.success(), "pad failed:\n{}", text(&o));
+    println!("{}", text(&o));
+    let r: Value = serde_json::from_slice(&std::fs::read(&json).expect("pad.json")).unwrap();
+    let threshold = r["threshold"].as_f64().unwrap();
+    assert!(
+        (threshold - 0.6).abs() < 1e-6,
+        "the station's default: {threshold}"
+    );
+    for c in r["classes"].as_array().unwrap() {
+        let live: Vec<f64> = c["live"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(c["no_face"], 0, "{c}");
+        assert!(live.iter().all(|v| (0.0..=1.0).contains(v)), "{c}");
+        // Nobody wrongly refused, no picture let through.
+        assert_eq!(c["error_rate"].as_f64(), Some(0.0), "{c}");
+    }
+
+    // Bad arguments are named.
+    for (args, needle) in [
+        (vec!["pad", "--attack", "print"], "SPECIES=PATH"),
+        (
+            vec!["pad", "--bona-fide", "/nonexistent/live"],
+            "/nonexistent/live",
+        ),
+        (vec!["pad"], "--bona-fide"),
+        (
+            vec!["pad", "--bona-fide", ".", "--threshold", "2"],
+            "--threshold",
+        ),
+    ] {
+        let o = common::run(&args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(text(&o).contains(needle), "{args:?}: {}", text(&o));
+    }
+    let o = run(&[
+        "--out",
+        &s(&out),
+        "--faces",
+        &s(&faces),
+        "--attack-species",
+        "mask",
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("mask"),
+        "{}",
+        text(&o)
+    );
 }

@@ -3,6 +3,7 @@
 //! their face was in every frame and what the gate should decide (format: docs/footage.md).
 //! Everything follows from `--seed`: the same seed and inputs give the same frames and truth.
 
+mod attack;
 mod encode;
 mod plan;
 mod preset;
@@ -79,6 +80,14 @@ pub struct Args {
     /// Share of enrolled identities whose ticket has expired (default 0.1).
     #[arg(long)]
     expired_rate: Option<f64>,
+    /// Share of passages that are presentation attacks: a picture of an enrolled passenger held
+    /// at face height (default 0).
+    #[arg(long)]
+    attack_rate: Option<f64>,
+    /// Attack species drawn in turn, comma-separated (default all: matte_print, glossy_print,
+    /// phone, tablet).
+    #[arg(long)]
+    attack_species: Option<String>,
     /// Folder with the ONNX models (default: $GATE_MODELS, else the workspace's models/).
     #[arg(long, default_value_os_t = engine::face::models_dir())]
     models: PathBuf,
@@ -146,6 +155,8 @@ fn config(a: &Args) -> Result<Config> {
             ("tailgate-rate", a.tailgate_rate.is_some()),
             ("unknown-rate", a.unknown_rate.is_some()),
             ("expired-rate", a.expired_rate.is_some()),
+            ("attack-rate", a.attack_rate.is_some()),
+            ("attack-species", a.attack_species.is_some()),
         ];
         if let Some((name, _)) = fixed.iter().find(|(_, set)| *set) {
             bail!("--preset fixes the whole set; drop --{name} (or use --faces/--labels)");
@@ -164,6 +175,8 @@ fn config(a: &Args) -> Result<Config> {
                 tailgate: 0.0,
                 unknown: 0.0,
                 expired: 0.0,
+                attack: 0.0,
+                species: Vec::new(),
             },
         });
     }
@@ -205,6 +218,16 @@ fn config(a: &Args) -> Result<Config> {
             tailgate: rate("tailgate-rate", a.tailgate_rate, 0.15)?,
             unknown: rate("unknown-rate", a.unknown_rate, 0.3)?,
             expired: rate("expired-rate", a.expired_rate, 0.1)?,
+            attack: rate("attack-rate", a.attack_rate, 0.0)?,
+            species: match &a.attack_species {
+                None => attack::ALL.to_vec(),
+                Some(s) => s
+                    .split(',')
+                    .filter(|x| !x.trim().is_empty())
+                    .map(|x| attack::Species::parse(x.trim()))
+                    .collect::<Result<Vec<_>>>()
+                    .context("--attack-species")?,
+            },
         },
     })
 }
@@ -285,13 +308,14 @@ pub fn run(a: Args) -> Result<()> {
         let done = r?;
         let count = |e: Expected| lane.truth.iter().filter(|w| w.expected == e).count();
         let mut line = format!(
-            "{} {}: {} walkers (open {}, closed {}, tailgating {}), {} frames ({:.1} s) → {} [{:.1} s]",
+            "{} {}: {} walkers (open {}, closed {}, tailgating {}, attack {}), {} frames ({:.1} s) → {} [{:.1} s]",
             lane.name,
             lane.scenario.name(),
             lane.truth.len(),
             count(Expected::Open),
             count(Expected::Closed),
             count(Expected::Tailgating),
+            count(Expected::Attack),
             lane.frames,
             lane.frames as f64 / cfg.fps as f64,
             done.path.display(),

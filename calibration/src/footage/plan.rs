@@ -12,6 +12,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
+use super::attack::{self, Species};
 use super::render::{self, Actor};
 use super::scene::{self, Motion, Scenario};
 use super::source::{self, Identity, Located, Sprite};
@@ -60,6 +61,9 @@ pub struct Passage {
     pub follower: Option<(usize, f64, bool)>,
     /// Empty time after this passage.
     pub gap_s: f64,
+    /// A presentation attack: the lead's face is this species of picture of the lead (someone
+    /// else holds it; who does not matter to the camera, which sees only the picture).
+    pub attack: Option<Species>,
 }
 
 pub struct LaneSpec {
@@ -77,6 +81,10 @@ pub struct Rates {
     pub tailgate: f64,
     pub unknown: f64,
     pub expired: f64,
+    /// Share of passages that are presentation attacks, showing an enrolled passenger.
+    pub attack: f64,
+    /// The attack species drawn, in turn.
+    pub species: Vec<Species>,
 }
 
 /// Photos of one identity that are tried before giving up on it: enough for an enrolment and a
@@ -240,9 +248,25 @@ pub fn random_cast(
     };
     let mut people = Vec::new();
     let mut out = Vec::new();
+    let mut species = rates.species.iter().copied().cycle();
     for lane in 0..lanes {
         let mut passages = Vec::new();
         for _ in 0..walkers {
+            // Drawn only when attacks are asked for, so footage without them keeps its seed's frames.
+            if rates.attack > 0.0 && rng.random_bool(rates.attack) {
+                let victim = match known.draw(&mut res, &mut people, None)? {
+                    Some(p) => p,
+                    None => bail!("an attack needs an enrolled identity with a usable photo"),
+                };
+                passages.push(Passage {
+                    lead: victim,
+                    lead_mask: false,
+                    follower: None,
+                    gap_s: rng.random_range(0.6..1.2),
+                    attack: Some(species.next().unwrap_or(Species::Phone)),
+                });
+                continue;
+            }
             let want_unknown = rng.random_bool(rates.unknown);
             let (first, second) = if want_unknown {
                 (&mut unknown, &mut known)
@@ -271,6 +295,7 @@ pub fn random_cast(
                 lead_mask,
                 follower,
                 gap_s: rng.random_range(0.6..1.2),
+                attack: None,
             });
         }
         out.push(LaneSpec {
@@ -342,7 +367,11 @@ pub fn build(
                         s
                     }
                 };
-                if mask {
+                let species = p.attack.filter(|_| lead);
+                if let Some(s) = species {
+                    let photo = Sprite::cut_rect(&face.located.photo, face.detection());
+                    sprite = attack::picture(&photo, s, rng);
+                } else if mask {
                     const MASKS: [[f32; 3]; 3] = [
                         [168.0, 200.0, 226.0],
                         [232.0, 232.0, 228.0],
@@ -368,8 +397,13 @@ pub fn build(
                 }
                 let enrol = person.enrol.as_ref();
                 let in_group = group.is_some();
-                let (expected, reason) =
-                    truth::expected(enrol.is_some(), enrol.map(|e| e.1), in_group);
+                let (expected, reason) = match species {
+                    Some(_) => (
+                        truth::Expected::Attack,
+                        Some("presentation attack".to_owned()),
+                    ),
+                    None => truth::expected(enrol.is_some(), enrol.map(|e| e.1), in_group),
+                };
                 walkers.push(truth::Walker {
                     walker: format!("{lane}-W{}", walkers.len() + 1),
                     identity: person.name.clone(),
@@ -386,6 +420,7 @@ pub fn build(
                     lead: in_group && lead,
                     expected,
                     reason,
+                    attack: species.map(|s| s.name().to_owned()),
                     boxes,
                 });
                 actors.push(actor);

@@ -139,6 +139,7 @@ pub fn default_cast(pipe: &FaceChain, testdata: &Path) -> Result<Cast> {
         lead_mask: false,
         follower: None,
         gap_s: GAP_S,
+        attack: None,
     };
     let lanes = vec![
         LaneSpec {
@@ -153,8 +154,15 @@ pub fn default_cast(pipe: &FaceChain, testdata: &Path) -> Result<Cast> {
                     lead_mask: false,
                     follower: Some((4, TAILGATE_DELAY_S, false)),
                     gap_s: GAP_S,
+                    attack: None,
                 },
                 alone(5),
+                // Obama's walking photo shown on a phone, last, so that nothing drawn before it
+                // changes: the demo's one presentation attack.
+                Passage {
+                    attack: Some(super::attack::Species::Phone),
+                    ..alone(0)
+                },
             ],
         },
     ];

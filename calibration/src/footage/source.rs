@@ -188,6 +188,15 @@ impl Sprite {
     /// Cuts the head around `face` (original-photo pixels) out of `photo`: about 1.7 face sizes
     /// wide and 2 high, shifted up for the hair; what lies outside the photo stays transparent.
     pub fn cut(photo: &Photo, face: &Detection) -> Sprite {
+        Self::cut_shaped(photo, face, true)
+    }
+
+    /// The same rectangle of the photo without the oval edge: the photo a print or a screen shows.
+    pub fn cut_rect(photo: &Photo, face: &Detection) -> Sprite {
+        Self::cut_shaped(photo, face, false)
+    }
+
+    fn cut_shaped(photo: &Photo, face: &Detection, oval: bool) -> Sprite {
         let fs = face.size[0].max(face.size[1]).max(1.0);
         let k = SPRITE_FACE / fs;
         let (cw, ch) = (1.7 * fs, 2.0 * fs);
@@ -225,7 +234,7 @@ impl Sprite {
                     (y as f32 + 0.5) / h as f32 * 2.0 - 1.0,
                 );
                 let r = (ex * ex + ey * ey).sqrt();
-                let edge = smoothstep(1.0, 0.84, r);
+                let edge = if oval { smoothstep(1.0, 0.84, r) } else { 1.0 };
                 px[y * w + x] = [
                     acc[0] * inv * edge,
                     acc[1] * inv * edge,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the file's shape or meaning changes, or the renderer changes what a given seed
 /// draws; `scripts/setup` regenerates the default set when it differs.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Truth {
@@ -34,6 +34,8 @@ pub enum Expected {
     Open,
     Closed,
     Tailgating,
+    /// A picture of the identity held up: refused as a presentation attack, alarm raised.
+    Attack,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +63,10 @@ pub struct Walker {
     pub lead: bool,
     pub expected: Expected,
     pub reason: Option<String>,
+    /// The attack species when this walker is a picture of `identity` held up (absent otherwise;
+    /// version 2 added it and the preset's attack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack: Option<String>,
     /// `[frame, x, y, w, h]`, frame pixels.
     pub boxes: Vec<(u32, f32, f32, f32, f32)>,
 }

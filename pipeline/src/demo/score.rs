@@ -25,6 +25,8 @@ pub const SLACK_MS: u64 = 1_500;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
+    /// Walkers of the truth.
+    pub walkers: u32,
     /// Walkers the truth expects to be let through.
     pub expected_opens: u32,
     pub correct_opens: u32,
@@ -49,10 +51,17 @@ pub struct Counts {
     /// Walkers who did not get what the truth expects and whom the station reported `not_decided`
     /// (too few usable frames, or none): for an expected open this is also a missed open.
     pub not_decided: u32,
+    /// Presentation attacks (a picture of an enrolled passenger held up), and how many were
+    /// refused as attacks (`attack`). One let through is also a false open.
+    pub attacks: u32,
+    pub attacks_caught: u32,
+    /// Bona fide walkers (not attacks) the station called an attack: PAD's BPCER counts these.
+    pub false_attacks: u32,
 }
 
 impl Counts {
     fn add(&mut self, o: &Counts) {
+        self.walkers += o.walkers;
         self.expected_opens += o.expected_opens;
         self.correct_opens += o.correct_opens;
         self.missed_opens += o.missed_opens;
@@ -66,6 +75,9 @@ impl Counts {
         self.expected_unknowns += o.expected_unknowns;
         self.correct_unknowns += o.correct_unknowns;
         self.not_decided += o.not_decided;
+        self.attacks += o.attacks;
+        self.attacks_caught += o.attacks_caught;
+        self.false_attacks += o.false_attacks;
     }
 }
 
@@ -98,6 +110,9 @@ pub struct Scorecard {
     pub by_scenario: BTreeMap<String, Counts>,
     /// By `mask` / `no mask` of the walker.
     pub by_mask: BTreeMap<String, Counts>,
+    /// By attack species, `bona fide` for every other walker (ISO/IEC 30107-3: APCER per
+    /// species from `attacks_caught`, BPCER from `false_attacks` of `bona fide`).
+    pub by_attack: BTreeMap<String, Counts>,
     /// Every walker of the truth, lane by lane in the truth's order (for the demo's ✓/✗ table).
     #[serde(skip)]
     pub walkers: Vec<WalkerScore>,
@@ -150,7 +165,10 @@ pub fn score(
         };
         let mut per_walker: Vec<(&TruthWalker, Counts, WalkerScore, Option<usize>)> = Vec::new();
         for w in &lane.walkers {
-            let mut c = Counts::default();
+            let mut c = Counts {
+                walkers: 1,
+                ..Counts::default()
+            };
             let named = |d: &DecisionRecord, who: &Option<String>, o: Outcome| {
                 d.message.outcome == o
                     && who.as_deref() == Some(w.identity.as_str())
@@ -206,12 +224,41 @@ pub fn score(
                     }
                     hit
                 }
+                "attack" => {
+                    c.attacks = 1;
+                    let hit = got
+                        .iter()
+                        .position(|(d, _)| d.message.outcome == Outcome::Attack && in_window(w, d));
+                    if hit.is_some() {
+                        c.attacks_caught = 1;
+                    }
+                    hit
+                }
                 _ => None,
             };
             if !w.enrolled {
                 c.unknown_walkers = 1;
             }
-            let known = matches!(w.expected.as_str(), "open" | "tailgating" | "closed");
+            // A real face called a picture: never a grant, but a passenger sent to the card reader
+            // and an alarm for nothing.
+            let false_attack = w.attack.is_none()
+                && got.iter().any(|(d, who)| {
+                    d.message.outcome == Outcome::Attack
+                        && in_window(w, d)
+                        && who.as_deref().is_none_or(|n| n == w.identity)
+                        // Not an attack walker's own verdict whose window overlaps this one.
+                        && !lane
+                            .walkers
+                            .iter()
+                            .any(|o| o.attack.is_some() && in_window(o, d))
+                });
+            if false_attack {
+                c.false_attacks = 1;
+            }
+            let known = matches!(
+                w.expected.as_str(),
+                "open" | "tailgating" | "closed" | "attack"
+            );
             // Otherwise what the station said in their time in view: about them by name first,
             // then anything that names nobody (unknown, not decided, a quality gate).
             let shown = met.or_else(|| {
@@ -241,7 +288,7 @@ pub fn score(
                 got: shown
                     .map(|i| describe(got[i].0, &got[i].1))
                     .unwrap_or_else(|| "nothing".into()),
-                ok: met.is_some() || !known,
+                ok: (met.is_some() || !known) && !false_attack,
             };
             per_walker.push((w, c, ws, shown));
         }
@@ -296,6 +343,10 @@ pub fn score(
                 .entry(if w.mask { "mask" } else { "no mask" }.into())
                 .or_default()
                 .add(&c);
+            card.by_attack
+                .entry(w.attack.clone().unwrap_or_else(|| "bona fide".into()))
+                .or_default()
+                .add(&c);
             card.walkers.push(ws);
         }
     }
@@ -305,11 +356,11 @@ pub fn score(
 /// The scorecard as Markdown: one row for the total, then per scenario and per mask.
 pub fn markdown(card: &Scorecard) -> String {
     let mut s = String::from(
-        "| group | opens correct | missed | false opens | tailgating caught | missed | refusals with reason | unknown walkers | refused as unknown | not decided |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| group | opens correct | missed | false opens | tailgating caught | missed | refusals with reason | unknown walkers | refused as unknown | not decided | attacks refused |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let row = |name: &str, c: &Counts| {
         format!(
-            "| {name} | {} / {} | {} | {} | {} / {} | {} | {} / {} | {} | {} / {} | {} |\n",
+            "| {name} | {} / {} | {} | {} | {} / {} | {} | {} / {} | {} | {} / {} | {} | {} / {} |\n",
             c.correct_opens,
             c.expected_opens,
             c.missed_opens,
@@ -322,7 +373,9 @@ pub fn markdown(card: &Scorecard) -> String {
             c.unknown_walkers,
             c.correct_unknowns,
             c.expected_unknowns,
-            c.not_decided
+            c.not_decided,
+            c.attacks_caught,
+            c.attacks
         )
     };
     s += &row("all", &card.total);
@@ -331,6 +384,47 @@ pub fn markdown(card: &Scorecard) -> String {
     }
     for (k, c) in &card.by_mask {
         s += &row(k, c);
+    }
+    s
+}
+
+/// Presentation-attack detection on the footage (ISO/IEC 30107-3's measures): per attack species
+/// the attacks refused as attacks (APCER is the rest), and for bona fide walkers those called an
+/// attack (BPCER). Empty when the footage has no attack and no walker was called one.
+pub fn pad_markdown(card: &Scorecard) -> String {
+    let any = card
+        .by_attack
+        .values()
+        .any(|c| c.attacks > 0 || c.false_attacks > 0);
+    if !any {
+        return String::new();
+    }
+    let mut s = String::from(
+        "| presentation | walkers | refused as attack | error |\n|---|---:|---:|---:|\n",
+    );
+    let pct = |n: u32, d: u32| {
+        if d == 0 {
+            "–".to_owned()
+        } else {
+            format!("{:.1} %", 100.0 * n as f64 / d as f64)
+        }
+    };
+    for (k, c) in &card.by_attack {
+        if k == "bona fide" {
+            let n = c.walkers;
+            s += &format!(
+                "| bona fide | {n} | {} | BPCER {} |\n",
+                c.false_attacks,
+                pct(c.false_attacks, n)
+            );
+        } else {
+            s += &format!(
+                "| {k} | {} | {} | APCER {} |\n",
+                c.attacks,
+                c.attacks_caught,
+                pct(c.attacks - c.attacks_caught, c.attacks)
+            );
+        }
     }
     s
 }
@@ -353,6 +447,7 @@ mod tests {
             expected: expected.into(),
             reason: (expected == "closed")
                 .then(|| if enrolled { "expired" } else { "unknown" }.into()),
+            attack: (expected == "attack").then(|| "phone".into()),
         }
     }
 
@@ -377,6 +472,7 @@ mod tests {
                 subject: who.map(str::to_owned),
                 similarity: None,
                 margin: None,
+                live: None,
                 frames: 3,
                 latency_ms: 0.0,
                 t_unix_ms: 0,
@@ -444,7 +540,7 @@ mod tests {
         assert!(markdown(&c).contains("| all | 1 / 1 | 0 | 0 | 1 / 1 | 0 | 1 / 1 | 1 |"));
         // The new columns: the unknown walker refused as unknown, nobody left not decided.
         assert!(
-            markdown(&c).contains("| 1 | 1 / 1 | 0 |\n"),
+            markdown(&c).contains("| 1 | 1 / 1 | 0 | 0 / 0 |\n"),
             "{}",
             markdown(&c)
         );
@@ -484,7 +580,7 @@ mod tests {
         assert_eq!(t.correct_refusals, 1);
         assert_eq!(t.tailgating_caught, 1);
         assert!(
-            markdown(&c).contains("| 1 | 0 / 1 | 2 |\n"),
+            markdown(&c).contains("| 1 | 0 / 1 | 2 | 0 / 0 |\n"),
             "{}",
             markdown(&c)
         );
@@ -528,5 +624,53 @@ mod tests {
             c.walkers[0].why(),
             "expected open, got a false open (granted) for ann at t=9.00s"
         );
+    }
+
+    #[test]
+    fn attacks_are_caught_only_as_attacks_and_a_real_face_called_one_is_wrong() {
+        let truth = Truth {
+            version: 1,
+            fps: 10.0,
+            width: 640,
+            height: 480,
+            lanes: vec![TruthLane {
+                lane: "L1".into(),
+                file: "L1.mp4".into(),
+                scenario: "normal".into(),
+                walkers: vec![
+                    walker("obama", true, (0, 20), "attack"),
+                    walker("biden", true, (100, 120), "attack"),
+                    walker("harris", true, (200, 220), "open"),
+                ],
+            }],
+            enrol: Vec::new(),
+        };
+        let decisions = vec![
+            // The first picture refused as an attack; the second only as unknown.
+            decision(
+                "L1",
+                1500,
+                Outcome::Attack,
+                "presentation attack",
+                Some("obama"),
+            ),
+            decision("L1", 11500, Outcome::Closed, "unknown", None),
+            // A real walker called a picture.
+            decision(
+                "L1",
+                21500,
+                Outcome::Attack,
+                "presentation attack",
+                Some("harris"),
+            ),
+        ];
+        let card = score(&truth, &decisions, &|s| Some(s.to_owned()));
+        let t = &card.total;
+        assert_eq!((t.attacks, t.attacks_caught, t.false_attacks), (2, 1, 1));
+        assert_eq!(t.false_opens, 0);
+        let ok: Vec<bool> = card.walkers.iter().map(|w| w.ok).collect();
+        assert_eq!(ok, vec![true, false, false]);
+        assert_eq!(card.by_attack["phone"].attacks_caught, 1);
+        assert_eq!(card.by_attack["bona fide"].false_attacks, 1);
     }
 }

@@ -44,6 +44,9 @@ pub struct TruthWalker {
     pub expected: String,
     #[serde(default)]
     pub reason: Option<String>,
+    /// The attack species when the walker is a picture of `identity` held up.
+    #[serde(default)]
+    pub attack: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,7 +74,7 @@ pub enum TruthError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{}: truth version {version} (this gated reads 1)", path.display())]
+    #[error("{}: truth version {version} (this gated reads 1 and 2)", path.display())]
     Version { path: PathBuf, version: u32 },
 }
 
@@ -91,7 +94,8 @@ impl Truth {
             path: path.to_path_buf(),
             source,
         })?;
-        if t.version != 1 {
+        // Version 2 added attacks (`expected: attack`, `attack`); a version-1 file has none.
+        if !(1..=2).contains(&t.version) {
             return Err(TruthError::Version {
                 path: path.to_path_buf(),
                 version: t.version,
