@@ -98,3 +98,16 @@ fn verdict_averages_the_pair_on_golden_logits() {
         assert!((p - want).abs() < 1e-6 && (0.0..=1.0).contains(&p));
     }
 }
+
+/// A missing PAD folder is named, with where the networks come from.
+#[test]
+fn a_missing_pad_folder_is_named() {
+    let err = match pad::PadPair::load(Path::new("/nonexistent/pad"), 1) {
+        Ok(_) => panic!("loaded from nowhere"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("/nonexistent/pad/minifasnet_v2_2.7_80x80.onnx") && err.contains("GATE_PAD"),
+        "{err}"
+    );
+}

@@ -66,6 +66,12 @@ pub enum FaceError {
     NoOutput,
     #[error("a PAD network did not give three logits per face")]
     PadOutput,
+    #[error("loading PAD network {path} (committed in assets/pad; set GATE_PAD or [pad] models)")]
+    PadLoad {
+        path: PathBuf,
+        #[source]
+        source: crate::Error,
+    },
     #[error("SFace output is not {EMBEDDING_DIM} finite values with a non-zero norm per chip")]
     BadEmbedding,
 }

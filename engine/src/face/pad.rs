@@ -180,7 +180,7 @@ impl PadPair {
         let mut nets = Vec::with_capacity(MODELS.len());
         for (file, scale) in MODELS {
             let path = dir.join(file);
-            let load = |source| FaceError::Load {
+            let load = |source| FaceError::PadLoad {
                 path: path.clone(),
                 source,
             };

@@ -41,9 +41,7 @@ pub enum RecogniseError {
         #[source]
         source: engine::Error,
     },
-    #[error(
-        "loading the presentation-attack networks from {path} (committed in assets/pad; or set [pad] models)"
-    )]
+    #[error("presentation-attack detection from {path}")]
     Pad {
         path: PathBuf,
         // Boxed: every tick returns this error type, and a load error is rare and large.
