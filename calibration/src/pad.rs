@@ -17,6 +17,9 @@ use engine::face::{FaceChain, Rgb};
 use serde::Serialize;
 
 use crate::photo;
+
+/// The class of the bona fide captures (attack classes are named by their species).
+const BONA_FIDE: &str = "bona fide";
 use crate::select::{par_map, read_labels, threads};
 
 #[derive(clap::Args)]
@@ -180,14 +183,14 @@ pub fn run(a: Args) -> Result<()> {
     let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for p in &a.bona_fide {
         groups
-            .entry("bona fide".into())
+            .entry(BONA_FIDE.into())
             .or_default()
             .extend(images(p)?);
     }
     for arg in &a.attack {
         let (s, p) = species(arg)?;
-        if s == "bona fide" {
-            bail!("--attack: \"bona fide\" is not an attack species");
+        if s == BONA_FIDE {
+            bail!("--attack: {BONA_FIDE:?} is not an attack species");
         }
         groups.entry(s).or_default().extend(images(&p)?);
     }
@@ -196,7 +199,7 @@ pub fn run(a: Args) -> Result<()> {
     let pair = PadPair::load(&a.pad, 1)?;
     let mut classes = Vec::new();
     for (class, paths) in groups {
-        let bona = class == "bona fide";
+        let bona = class == BONA_FIDE;
         let scored = par_map(&paths, threads(), |p| score(&chain, &pair, p));
         let mut live = Vec::new();
         let mut no_face = 0;
@@ -226,13 +229,13 @@ pub fn run(a: Args) -> Result<()> {
     }
     let bona: Vec<f32> = classes
         .iter()
-        .filter(|c| c.class == "bona fide")
+        .filter(|c| c.class == BONA_FIDE)
         .flat_map(|c| c.live.iter().copied())
         .collect();
     let at_bpcer_2pct = threshold_for_bpcer(&bona, 0.02).map(|t| {
         let apcer = classes
             .iter()
-            .filter(|c| c.class != "bona fide")
+            .filter(|c| c.class != BONA_FIDE)
             .map(|c| (c.class.clone(), error_rate(&c.live, t, false)))
             .collect();
         (t, apcer)
@@ -267,7 +270,7 @@ fn print_report(r: &Report) {
             (Some(a), Some(b)) => format!("{a:.2}/{b:.2}"),
             _ => "-".into(),
         };
-        let what = if c.class == "bona fide" {
+        let what = if c.class == BONA_FIDE {
             "BPCER"
         } else {
             "APCER"

@@ -49,6 +49,11 @@ pub fn pack_pixel(p: &[u8]) -> u32 {
     p[0] as u32 | (p[1] as u32) << 8 | (p[2] as u32) << 16 | 0xff00_0000
 }
 
+/// One packed pixel back to RGB8: the inverse of [`pack_pixel`] (alpha dropped).
+pub fn unpack_pixel(p: u32) -> [u8; 3] {
+    [p as u8, (p >> 8) as u8, (p >> 16) as u8]
+}
+
 /// Cosine similarity, the one similarity used everywhere (matching, enrolment, calibration).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);

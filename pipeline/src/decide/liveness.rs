@@ -106,10 +106,9 @@ impl Liveness {
     pub(super) fn verdict(&self, p: &PadParams) -> LiveVerdict {
         let frames = self.scores.len();
         let needed = p.min_frames.max(1);
-        if frames < needed {
+        let Some(mean) = self.mean().filter(|_| frames >= needed) else {
             return LiveVerdict::Unsure { frames, needed };
-        }
-        let mean = self.scores.iter().sum::<f32>() / frames as f32;
+        };
         if mean >= p.threshold {
             LiveVerdict::Live { mean, frames }
         } else if mean < p.attack_below {

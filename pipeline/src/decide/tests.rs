@@ -294,7 +294,9 @@ fn iou_and_zone_geometry() {
 }
 
 /// What the gate says for the events of one update (no one resolvable: the gallery is empty).
-fn verdicts_of(events: &[Event]) -> Vec<(protocol::Outcome, String)> {
+/// The gate's verdicts on `events` with `in_zone` people in the zone, every subject unknown to
+/// the gallery.
+fn verdicts_in(events: &[Event], in_zone: usize) -> Vec<gate::GateVerdict> {
     let station = domain::StationId::new("s1").expect("id");
     let mut desk = gate::TicketDesk::single_station(station).expect("table");
     let at = chrono::NaiveDate::from_ymd_opt(2026, 5, 12)
@@ -302,15 +304,19 @@ fn verdicts_of(events: &[Event]) -> Vec<(protocol::Outcome, String)> {
         .expect("date");
     gate::verdicts(
         events,
-        0,
+        in_zone,
         &mut |_| None,
         &mut desk,
         domain::tickets::Direction::Entry,
         at,
     )
-    .into_iter()
-    .map(|v| (v.outcome, v.reason))
-    .collect()
+}
+
+fn verdicts_of(events: &[Event]) -> Vec<(protocol::Outcome, String)> {
+    verdicts_in(events, 0)
+        .into_iter()
+        .map(|v| (v.outcome, v.reason))
+        .collect()
 }
 
 /// `n` frames of one walker, then gone for longer than `lost_after`: the events of the last update.
@@ -459,19 +465,7 @@ fn a_picture_of_an_enrolled_passenger_is_an_attack_never_a_grant() {
         .collect();
     // Judged once, when the frames first agreed on subject 7 (k = 3 frames, all scored).
     assert_eq!(attacks, vec![(Some(Subject(7)), 3)]);
-    let station = domain::StationId::new("s1").expect("id");
-    let mut desk = gate::TicketDesk::single_station(station).expect("table");
-    let at = chrono::NaiveDate::from_ymd_opt(2026, 5, 12)
-        .and_then(|d| d.and_hms_opt(9, 0, 0))
-        .expect("date");
-    let v = gate::verdicts(
-        &ev,
-        1,
-        &mut |_| None,
-        &mut desk,
-        domain::tickets::Direction::Entry,
-        at,
-    );
+    let v = verdicts_in(&ev, 1);
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(
         (v[0].outcome, v[0].reason.as_str()),
@@ -511,27 +505,21 @@ fn a_picture_of_someone_unknown_raises_the_alarm_when_it_leaves() {
 #[test]
 fn no_liveness_evidence_is_not_decided_never_an_open() {
     use crate::decide::PadMode;
-    let mut d = with_pad(PadMode::Enforce);
-    // Subject 7 on every frame, but PAD never scored a frame (e.g. its networks did not run).
-    let ev = shown(&mut d, 6, None);
-    assert!(identified(&ev).is_empty(), "{ev:?}");
-    assert_eq!(
-        verdicts_of(&ev),
-        vec![(
-            protocol::Outcome::NotDecided,
-            track::LIVENESS_NOT_SHOWN.to_owned()
-        )]
-    );
-    // Scores between the two thresholds: doubtful to the end, the card reader, no alarm.
-    let mut d = with_pad(PadMode::Enforce);
-    let ev = shown(&mut d, 6, Some(0.4));
-    assert_eq!(
-        verdicts_of(&ev),
-        vec![(
-            protocol::Outcome::NotDecided,
-            track::LIVENESS_NOT_SHOWN.to_owned()
-        )]
-    );
+    // Subject 7 on every frame, but PAD never scored a frame (e.g. its networks did not run), or
+    // scored it between the two thresholds to the end: the card reader, no alarm.
+    for live in [None, Some(0.4)] {
+        let mut d = with_pad(PadMode::Enforce);
+        let ev = shown(&mut d, 6, live);
+        assert!(identified(&ev).is_empty(), "{live:?}: {ev:?}");
+        assert_eq!(
+            verdicts_of(&ev),
+            vec![(
+                protocol::Outcome::NotDecided,
+                track::LIVENESS_NOT_SHOWN.to_owned()
+            )],
+            "{live:?}"
+        );
+    }
     // A live face is identified as before, with its score.
     let mut d = with_pad(PadMode::Enforce);
     let ev = shown(&mut d, 6, Some(0.9));

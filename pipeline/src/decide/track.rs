@@ -92,6 +92,20 @@ struct Track {
     liveness: Liveness,
 }
 
+impl Track {
+    /// This track judged a presentation attack: mean live probability `live` over `scored` frames.
+    fn attack_event(&self, evidence: Option<Evidence>, live: f32, scored: usize) -> Event {
+        Event::Attack {
+            track: self.id,
+            evidence,
+            first_seen_ms: self.first_seen_ms,
+            frames: self.frames,
+            live,
+            scored,
+        }
+    }
+}
+
 /// The tracks of one lane and the rule that turns them into events.
 #[derive(Debug)]
 pub struct LaneDecider {
@@ -214,14 +228,7 @@ impl LaneDecider {
             match (pad.mode, verdict) {
                 (PadMode::Enforce, LiveVerdict::Attack { mean, frames }) => {
                     t.attack = true;
-                    events.push(Event::Attack {
-                        track: t.id,
-                        evidence: Some(evidence),
-                        first_seen_ms: t.first_seen_ms,
-                        frames: t.frames,
-                        live: mean,
-                        scored: frames,
-                    });
+                    events.push(t.attack_event(Some(evidence), mean, frames));
                 }
                 // Liveness not shown yet: the track waits for more frames (or leaves undecided).
                 (PadMode::Enforce, LiveVerdict::Unsure { .. } | LiveVerdict::Doubtful { .. }) => {}
@@ -268,14 +275,7 @@ impl LaneDecider {
             if let (PadMode::Enforce, LiveVerdict::Attack { mean, frames }) =
                 (pad.mode, t.liveness.verdict(&pad))
             {
-                events.push(Event::Attack {
-                    track: t.id,
-                    evidence: None,
-                    first_seen_ms: t.first_seen_ms,
-                    frames: t.frames,
-                    live: mean,
-                    scored: frames,
-                });
+                events.push(t.attack_event(None, mean, frames));
                 continue;
             }
             let reason = if t.fusion.conflicting() {

@@ -20,6 +20,9 @@ use serde::Serialize;
 use super::truth::{Truth, TruthWalker};
 use crate::decide::decisions::DecisionRecord;
 
+/// The `by_attack` class of every walker who is not an attack.
+pub const BONA_FIDE: &str = "bona fide";
+
 /// Decisions up to this long after a walker's last frame still belong to them.
 pub const SLACK_MS: u64 = 1_500;
 
@@ -344,7 +347,7 @@ pub fn score(
                 .or_default()
                 .add(&c);
             card.by_attack
-                .entry(w.attack.clone().unwrap_or_else(|| "bona fide".into()))
+                .entry(w.attack.clone().unwrap_or_else(|| BONA_FIDE.into()))
                 .or_default()
                 .add(&c);
             card.walkers.push(ws);
@@ -410,10 +413,10 @@ pub fn pad_markdown(card: &Scorecard) -> String {
         }
     };
     for (k, c) in &card.by_attack {
-        if k == "bona fide" {
+        if k == BONA_FIDE {
             let n = c.walkers;
             s += &format!(
-                "| bona fide | {n} | {} | BPCER {} |\n",
+                "| {BONA_FIDE} | {n} | {} | BPCER {} |\n",
                 c.false_attacks,
                 pct(c.false_attacks, n)
             );
@@ -671,6 +674,6 @@ mod tests {
         let ok: Vec<bool> = card.walkers.iter().map(|w| w.ok).collect();
         assert_eq!(ok, vec![true, false, false]);
         assert_eq!(card.by_attack["phone"].attacks_caught, 1);
-        assert_eq!(card.by_attack["bona fide"].false_attacks, 1);
+        assert_eq!(card.by_attack[BONA_FIDE].false_attacks, 1);
     }
 }

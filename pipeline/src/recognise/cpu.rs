@@ -115,10 +115,7 @@ impl CpuBackend {
                 Zeroizing::new(Vec::with_capacity((x1 - x0) * (y1 - y0) * 3));
             for y in y0..y1 {
                 let row = &rgba[y * w + x0..y * w + x1];
-                rgb.extend(
-                    row.iter()
-                        .flat_map(|p| [*p as u8, (*p >> 8) as u8, (*p >> 16) as u8]),
-                );
+                rgb.extend(row.iter().flat_map(|p| prepare::unpack_pixel(*p)));
             }
             let (input, lb) =
                 prepare::detector_input(&rgb, x1 - x0, y1 - y0, side).ok_or_else(bad)?;

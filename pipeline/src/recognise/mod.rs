@@ -433,12 +433,6 @@ impl Recogniser {
                 let matches = self.mirror.match_probes(&probes)?;
                 matched = embedded.iter().map(|(i, _, _)| *i).zip(matches).collect();
                 times.matching = t.elapsed();
-                if let Some(pair) = &self.pad {
-                    let t = Instant::now();
-                    let which: Vec<usize> = embedded.iter().map(|(i, _, _)| *i).collect();
-                    live = pad::score(pair, gpu, frames, &list, &which, &|f| b.read_back(f))?;
-                    times.pad = t.elapsed();
-                }
             }
             Engine::Gpu(b) => {
                 // One submission embeds, measures and matches; `matching` stays zero.
@@ -452,13 +446,19 @@ impl Recogniser {
                 }
                 times.embed = t.elapsed();
                 times.embedded = matched.len();
-                if let Some(pair) = &self.pad {
-                    let t = Instant::now();
-                    let which: Vec<usize> = matched.iter().map(|(i, _)| *i).collect();
-                    live = pad::score(pair, gpu, frames, &list, &which, &|_| None)?;
-                    times.pad = t.elapsed();
-                }
             }
+        }
+        // Every embedded face (on either backend, exactly those matched) is scored for PAD; the
+        // CPU backend lends the frames it read back, the GPU backend's are read back for it.
+        if let Some(pair) = &self.pad {
+            let t = Instant::now();
+            let which: Vec<usize> = matched.iter().map(|(i, _)| *i).collect();
+            let held = |f: usize| match &self.engine {
+                Engine::Cpu(b) => b.read_back(f),
+                Engine::Gpu(_) => None,
+            };
+            live = pad::score(pair, gpu, frames, &list, &which, &held)?;
+            times.pad = t.elapsed();
         }
         times.scored = live.iter().filter(|(_, l)| l.is_some()).count();
         for (i, l) in live {

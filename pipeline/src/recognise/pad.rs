@@ -34,8 +34,7 @@ impl PadPixels for Rgba<'_> {
     }
 
     fn rgb(&self, x: usize, y: usize) -> [u8; 3] {
-        let p = self.px[y * self.w + x];
-        [p as u8, (p >> 8) as u8, (p >> 16) as u8]
+        engine::face::prepare::unpack_pixel(self.px[y * self.w + x])
     }
 }
 
