@@ -119,6 +119,7 @@ pub fn picture(photo: &Sprite, species: Species, rng: &mut StdRng) -> Sprite {
         face: [fx + mx as f32, fy + my as f32, fw, fh],
         keypoints: photo.keypoints.map(shift),
         skin: photo.skin,
+        relief: false,
     };
     s.build_mips();
     s
@@ -232,6 +233,7 @@ mod tests {
             face: [10.0, 12.0, 20.0, 24.0],
             keypoints: [[15.0, 20.0]; 6],
             skin: [150.0, 110.0, 90.0],
+            relief: true,
         }
     }
 
@@ -249,6 +251,7 @@ mod tests {
             let (mx, my) = ((l.w - 40) / 2, (l.h - 48) / 2);
             assert_eq!(p.face, [10.0 + mx as f32, 12.0 + my as f32, 20.0, 24.0]);
             assert_eq!(p.keypoints[0], [15.0 + mx as f32, 20.0 + my as f32]);
+            assert!(!p.relief, "a picture is flat");
             // The border is the species' colour.
             let corner = l.px[0];
             assert_eq!(&corner[..3], &s.border_colour()[..]);

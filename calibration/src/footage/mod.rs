@@ -88,6 +88,11 @@ pub struct Args {
     /// phone, tablet).
     #[arg(long)]
     attack_species: Option<String>,
+    /// Metres every lane's camera stands beside the walking line, turned toward it (default 0:
+    /// on the line). Off the line, the angle a face is seen from grows on the approach, which is
+    /// what the station's planarity cue needs to tell a head from a picture (docs/pad.md).
+    #[arg(long)]
+    camera_offset: Option<f32>,
     /// Folder with the ONNX models (default: $GATE_MODELS, else the workspace's models/).
     #[arg(long, default_value_os_t = engine::face::models_dir())]
     models: PathBuf,
@@ -116,6 +121,7 @@ struct Config {
     seed: u64,
     scenarios: Vec<Scenario>,
     rates: Rates,
+    camera_offset_m: f32,
 }
 
 fn parse_size(s: &str) -> Result<(usize, usize)> {
@@ -157,6 +163,7 @@ fn config(a: &Args) -> Result<Config> {
             ("expired-rate", a.expired_rate.is_some()),
             ("attack-rate", a.attack_rate.is_some()),
             ("attack-species", a.attack_species.is_some()),
+            ("camera-offset", a.camera_offset.is_some()),
         ];
         if let Some((name, _)) = fixed.iter().find(|(_, set)| *set) {
             bail!("--preset fixes the whole set; drop --{name} (or use --faces/--labels)");
@@ -178,6 +185,7 @@ fn config(a: &Args) -> Result<Config> {
                 attack: 0.0,
                 species: Vec::new(),
             },
+            camera_offset_m: preset::CAMERA_OFFSET_M,
         });
     }
     let lanes = a.lanes.unwrap_or(2);
@@ -205,7 +213,13 @@ fn config(a: &Args) -> Result<Config> {
     if scenarios.is_empty() {
         bail!("--scenarios is empty (known: normal, dim, backlit, cast, flicker)");
     }
+    let camera_offset_m = a.camera_offset.unwrap_or(0.0);
+    // Beyond ~0.4 m the near end of the walk is seen at over 40° and leaves the frame.
+    if !(0.0..=0.4).contains(&camera_offset_m) {
+        bail!("--camera-offset must be 0–0.4 m (got {camera_offset_m})");
+    }
     Ok(Config {
+        camera_offset_m,
         lanes,
         walkers,
         fps,
@@ -265,7 +279,7 @@ pub fn run(a: Args) -> Result<()> {
     if skipped > 0 {
         eprintln!("warning: {skipped} photo(s) skipped (unreadable or no face)");
     }
-    let (lanes, enrol) = plan::build(&cast, &mut rng, cfg.fps, cfg.w, cfg.h)?;
+    let (lanes, enrol) = plan::build(&cast, &mut rng, cfg.fps, cfg.w, cfg.h, cfg.camera_offset_m)?;
     let prepared = started.elapsed().as_secs_f64();
 
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -333,6 +347,11 @@ pub fn run(a: Args) -> Result<()> {
             lane: lane.name,
             scenario: lane.scenario.name().to_owned(),
             frames: lane.frames,
+            camera: truth::Camera {
+                offset_m: cfg.camera_offset_m,
+                focal_px: truth::round1(scene::focal_px(cfg.h as f32)),
+                aim_deg: truth::round1(scene::aim_deg(cfg.camera_offset_m)),
+            },
             walkers: lane.truth,
         });
     }

@@ -327,6 +327,7 @@ pub fn build(
     fps: u32,
     w: usize,
     h: usize,
+    camera_offset_m: f32,
 ) -> Result<(Vec<LaneBuild>, Vec<Enrol>)> {
     let fpsf = fps as f64;
     let frame = (w as f32, h as f32);
@@ -353,7 +354,8 @@ pub fn build(
                 let face = person.walk[rng.random_range(0..person.walk.len())].clone();
                 let first = cursor + (delay * fpsf).round() as u32;
                 let speed = rng.random_range(SPEED_M_S.0..SPEED_M_S.1);
-                let mut motion = Motion::random(rng, first as f64 / fpsf, speed, lat, frame);
+                let mut motion =
+                    Motion::random(rng, first as f64 / fpsf, speed, lat, camera_offset_m, frame);
                 // Whole frames, so the last frame shows the walker at the end of the walk.
                 let n = (motion.duration_s * fpsf).round().max(2.0) as u32;
                 motion.duration_s = n as f64 / fpsf;

@@ -1,7 +1,7 @@
 //! `--preset default`: the small fixed set that `scripts/setup` generates into
 //! `testdata/footage/default` for the demo and the tests, from the photos setup already fetches.
 //!
-//! L1 (normal): obama (enrolled from obama.jpg, walks with obama2.jpg) → open; an unknown face-api
+//! L1 (normal): obama (enrolled from obama.jpg, walks with obama3.jpg) → open; an unknown face-api
 //! person → closed "unknown"; an enrolled face-api person with an expired pass → closed "expired".
 //! L2 (dim): biden (enrolled, valid) with an unknown face-api person 0.4 s behind → tailgating; then
 //! another unknown alone → closed "unknown".
@@ -20,6 +20,8 @@ use super::truth::Ticket;
 
 pub const SEED: u64 = 7;
 pub const FPS: u32 = 10;
+/// The preset's cameras stand on the walking line.
+pub const CAMERA_OFFSET_M: f32 = 0.0;
 pub const SIZE: (usize, usize) = (640, 480);
 const GAP_S: f64 = 0.6;
 const TAILGATE_DELAY_S: f64 = 0.4;
@@ -102,7 +104,7 @@ fn portrait(pipe: &FaceChain, path: &Path) -> Result<FaceRef> {
 pub fn default_cast(pipe: &FaceChain, testdata: &Path) -> Result<Cast> {
     let fr = testdata.join("face_recognition");
     let obama_enrol = portrait(pipe, &fr.join("obama.jpg"))?;
-    let obama_walk = portrait(pipe, &fr.join("obama2.jpg"))?;
+    let obama_walk = portrait(pipe, &fr.join("obama3.jpg"))?;
     let biden = portrait(pipe, &fr.join("biden.jpg"))?;
     let group = group_faces(pipe, &testdata.join("face-api"))?;
     if group.len() < 4 {

@@ -66,11 +66,13 @@ impl Affine {
     }
 }
 
-/// Yaw narrows the face, pitch shortens it and leans it (a cheap stand-in for foreshortening),
-/// roll turns it; the face box's centre lands on the pose's centre.
+/// Yaw (the head's own and the camera's viewing angle) narrows the face, pitch shortens it and
+/// leans it (a cheap stand-in for foreshortening), roll turns it; the face box's centre lands on
+/// the pose's centre. A head's depth adds its parallax on top (`Relief`).
 fn head_affine(s: &Sprite, p: &Pose) -> Affine {
     let k = p.h / s.face[3];
-    let (sx, sy, sh) = (k * p.yaw.cos(), k * p.pitch.cos(), k * 0.3 * p.pitch.sin());
+    let turn = p.yaw + p.view;
+    let (sx, sy, sh) = (k * turn.cos(), k * p.pitch.cos(), k * 0.3 * p.pitch.sin());
     let (cr, sr) = (p.roll.cos(), p.roll.sin());
     Affine {
         m: [[cr * sx, cr * sh - sr * sy], [sr * sx, sr * sh + cr * sy]],
@@ -84,6 +86,79 @@ pub fn face_box(a: &Actor, p: &Pose, w: f32, h: f32) -> Option<[f32; 4]> {
     let b = head_affine(&a.sprite, p).bounds(a.sprite.face);
     let (x0, y0, x1, y1) = (b[0].max(0.0), b[1].max(0.0), b[2].min(w), b[3].min(h));
     (x1 - x0 >= 1.0 && y1 - y0 >= 1.0).then_some([x0, y0, x1 - x0, y1 - y0])
+}
+
+/// The depth of a generic head fitted to a photo's keypoints, so a walker turning (or seen from a
+/// changing angle) shows parallax as a head does: the nose moves across the cheeks, the ears
+/// behind the eyes. A flat picture has none, and that difference is what the station's planarity
+/// cue measures (docs/pad.md). Weak perspective: the face is small beside its distance, so the
+/// depth shifts points sideways by `z·tan(turn)` (and `z·tan(pitch)` vertically) in the sprite
+/// before the affine places it.
+struct Relief {
+    /// Eye midpoint and eye distance, sprite pixels.
+    eyes: [f32; 2],
+    ipd: f32,
+    /// The nose keypoint in eye-distance units from the eye midpoint.
+    nose: [f32; 2],
+    /// Sprite-pixel shift per unit of depth: (tan turn, tan pitch).
+    tilt: [f32; 2],
+}
+
+impl Relief {
+    /// Deepest point behind or in front of the eye plane, in eye distances (the bound of `depth`).
+    const REACH: f32 = 1.8;
+
+    fn of(s: &Sprite, p: &Pose) -> Option<Relief> {
+        let [r, l] = [s.keypoints[0], s.keypoints[1]];
+        let ipd = ((r[0] - l[0]).powi(2) + (r[1] - l[1]).powi(2)).sqrt();
+        if !s.relief || ipd < 1.0 {
+            return None;
+        }
+        let eyes = [(r[0] + l[0]) / 2.0, (r[1] + l[1]) / 2.0];
+        let n = s.keypoints[2];
+        Some(Relief {
+            eyes,
+            ipd,
+            nose: [(n[0] - eyes[0]) / ipd, (n[1] - eyes[1]) / ipd],
+            tilt: [(p.yaw + p.view).tan(), p.pitch.tan()],
+        })
+    }
+
+    /// Depth toward the camera at sprite point `q`, in eye distances: a head curving back to the
+    /// ears (about 1.1 behind the eyes' level at the ear keypoints, as a head's tragion is ~7 cm
+    /// behind the eye corners) and less from brow to chin, plus a nose ridge rising ~0.45 in front.
+    /// Bounded, so the hair and the sprite's edge stay near the ears' depth.
+    fn depth(&self, q: [f32; 2]) -> f32 {
+        let x = (q[0] - self.eyes[0]) / self.ipd;
+        let y = (q[1] - self.eyes[1]) / self.ipd;
+        let round = -1.1 * (x * x / 1.44).min(1.5) - 0.3 * ((y - 0.6) / 1.5).powi(2).min(1.5);
+        let (nx, ny) = ((x - self.nose[0]) / 0.16, (y - self.nose[1] + 0.25) / 0.3);
+        let nose = 0.45 * (-0.5 * (nx * nx + ny * ny)).exp();
+        // Zero at the eyes' level (round() there is about -0.2), so the face box stays put.
+        round + nose + 0.2
+    }
+
+    /// Shift of sprite point `q` by its depth, sprite pixels.
+    fn shift(&self, q: [f32; 2]) -> [f32; 2] {
+        let z = self.depth(q) * self.ipd;
+        [z * self.tilt[0], z * self.tilt[1]]
+    }
+
+    /// The sprite point drawn at `q0` once depth is applied: solves `q + shift(q) = q0` by fixed
+    /// point (the shift's slope stays below 1 at the turns the footage draws).
+    fn source(&self, q0: [f32; 2]) -> [f32; 2] {
+        let mut q = q0;
+        for _ in 0..4 {
+            let d = self.shift(q);
+            q = [q0[0] - d[0], q0[1] - d[1]];
+        }
+        q
+    }
+
+    /// Farthest any point moves, sprite pixels.
+    fn reach(&self) -> f32 {
+        Self::REACH * self.ipd * (self.tilt[0].abs() + self.tilt[1].abs())
+    }
 }
 
 /// A premultiplied RGBA (colour 0–255, alpha 0–1) window of the frame.
@@ -158,10 +233,17 @@ fn body(a: &Actor, p: &Pose) -> [Part; 6] {
     ]
 }
 
+/// The head sprite's rectangle once placed, widened by how far its depth can move a point.
+fn head_bounds(s: &Sprite, p: &Pose, aff: &Affine) -> [f32; 4] {
+    let l0 = &s.levels[0];
+    let b = aff.bounds([0.0, 0.0, l0.w as f32, l0.h as f32]);
+    let grow = Relief::of(s, p).map_or(0.0, |r| r.reach() * p.h / s.face[3]);
+    [b[0] - grow, b[1] - grow, b[2] + grow, b[3] + grow]
+}
+
 fn bounds_of(a: &Actor, p: &Pose) -> [f32; 4] {
     let s = &a.sprite;
-    let l0 = &s.levels[0];
-    let hb = head_affine(s, p).bounds([0.0, 0.0, l0.w as f32, l0.h as f32]);
+    let hb = head_bounds(s, p, &head_affine(s, p));
     let mut b = hb;
     for (c, half, _, _) in body(a, p) {
         b[0] = b[0].min(c[0] - half[0]);
@@ -204,8 +286,8 @@ fn draw_actor(a: &Actor, p: &Pose, out: &mut Layer) {
     }
     let s = &a.sprite;
     let aff = head_affine(s, p);
-    let l0 = &s.levels[0];
-    let b = aff.bounds([0.0, 0.0, l0.w as f32, l0.h as f32]);
+    let relief = Relief::of(s, p);
+    let b = head_bounds(s, p, &aff);
     // Mip level: the one whose pixels are about the size of a frame pixel.
     let scale = aff.det().abs().sqrt().max(1e-6);
     let lv = ((1.0 / scale).log2().floor().max(0.0) as usize).min(s.levels.len() - 1);
@@ -217,7 +299,10 @@ fn draw_actor(a: &Actor, p: &Pose, out: &mut Layer) {
     let y1 = (b[3].ceil().max(0.0) as usize).min(ye);
     for y in y0..y1 {
         for x in x0..x1 {
-            let q = aff.invert([x as f32 + 0.5, y as f32 + 0.5]);
+            let mut q = aff.invert([x as f32 + 0.5, y as f32 + 0.5]);
+            if let Some(r) = &relief {
+                q = r.source(q);
+            }
             let v = level.sample(q[0] / f, q[1] / f);
             if v[3] > 0.0 {
                 out.over(x, y, v);
@@ -361,5 +446,74 @@ impl<'a> LaneRenderer<'a> {
                 out.push((v + tri * sd / TRI_SD).round().clamp(0.0, 255.0) as u8);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::source::Level;
+    use super::*;
+
+    fn head(relief: bool) -> Sprite {
+        Sprite {
+            levels: vec![Level {
+                w: 170,
+                h: 200,
+                px: vec![[0.0; 4]; 170 * 200],
+            }],
+            face: [35.0, 50.0, 100.0, 100.0],
+            // Eyes 36 px apart, nose, mouth, ears at the face's edges.
+            keypoints: [
+                [67.0, 85.0],
+                [103.0, 85.0],
+                [85.0, 105.0],
+                [85.0, 125.0],
+                [42.0, 95.0],
+                [128.0, 95.0],
+            ],
+            skin: [150.0; 3],
+            relief,
+        }
+    }
+
+    fn pose(view: f32) -> Pose {
+        Pose {
+            cx: 320.0,
+            cy: 200.0,
+            h: 100.0,
+            yaw: 0.0,
+            pitch: 0.0,
+            roll: 0.0,
+            stride: 0.0,
+            view,
+        }
+    }
+
+    #[test]
+    fn a_head_has_depth_and_a_picture_none() {
+        assert!(Relief::of(&head(false), &pose(0.3)).is_none());
+        let r = Relief::of(&head(true), &pose(0.3)).expect("a head");
+        let (nose, eye, ear) = (
+            r.depth([85.0, 100.0]),
+            r.depth([67.0, 85.0]),
+            r.depth([42.0, 95.0]),
+        );
+        assert!(
+            nose > 0.3 && eye.abs() < 0.15 && ear < -0.8,
+            "{nose} {eye} {ear}"
+        );
+        // Drawing inverts the shift: the point found for a pixel lands back on it, within a sprite
+        // pixel after the four fixed-point steps (worst where the head curves back steeply toward
+        // the ears; the sprite is drawn from a mip level no finer than the frame, so under a frame
+        // pixel). More steps would change what a seed draws, and the measured footage with it.
+        for q0 in [[85.0, 100.0], [50.0, 90.0], [120.0, 140.0]] {
+            let q = r.source(q0);
+            let d = r.shift(q);
+            let miss = ((q[0] + d[0] - q0[0]).powi(2) + (q[1] + d[1] - q0[1]).powi(2)).sqrt();
+            assert!(miss < 1.0, "{q0:?} -> {q:?}: {miss}");
+        }
+        // Seen straight on nothing moves.
+        let flat_on = Relief::of(&head(true), &pose(0.0)).expect("a head");
+        assert_eq!(flat_on.shift([85.0, 100.0]), [0.0, 0.0]);
     }
 }

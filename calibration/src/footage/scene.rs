@@ -11,6 +11,25 @@ use rand::{Rng, RngCore};
 /// Real face height the pixel sizes are measured against (BlazeFace's box, brow to chin, roughly).
 const FACE_M: f32 = 0.2;
 
+/// Distance from the lens at the last sighting, metres (the face 220 px high at 480 lines).
+const Z_LAST_M: f32 = 0.43;
+
+/// Where an off-line camera is aimed: the walking line at this distance (about mid-walk), so the
+/// walker crosses the frame instead of leaving it.
+const AIM_M: f32 = 1.4;
+
+/// The lane camera's focal length in pixels for frames `frame_h` lines high: a face `FACE_M` high
+/// at `Z_LAST_M` is 220 px at 480 lines (written to the truth, so a station run on the footage
+/// knows its lane geometry as calibration would measure it).
+pub fn focal_px(frame_h: f32) -> f32 {
+    220.0 * Motion::scale(frame_h) * Z_LAST_M / FACE_M
+}
+
+/// How far (degrees) a camera `offset_m` beside the walking line is turned toward it.
+pub fn aim_deg(offset_m: f32) -> f32 {
+    (offset_m / AIM_M).atan().to_degrees()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
     Normal,
@@ -131,6 +150,10 @@ pub struct Motion {
     pub h_last: f32,
     /// Metres right of the camera axis, and of the face centre above it.
     pub lateral_m: f32,
+    /// Metres the camera stands beside the walking line (0: on it). The camera is turned toward
+    /// the line, so the walker stays in frame while the angle it sees the face from grows on the
+    /// approach: what tells a head from a flat picture (docs/pad.md).
+    pub camera_offset_m: f32,
     pub height_m: f32,
     pub sway_m: f32,
     pub sway_hz: f32,
@@ -154,6 +177,9 @@ pub struct Pose {
     pub pitch: f32,
     pub roll: f32,
     pub stride: f32,
+    /// Angle (radians) between the walking direction and the camera's ray to the face: the face
+    /// is seen turned by this much more than its own yaw.
+    pub view: f32,
 }
 
 impl Motion {
@@ -167,6 +193,7 @@ impl Motion {
         start_s: f64,
         speed: f32,
         lateral_m: f32,
+        camera_offset_m: f32,
         frame: (f32, f32),
     ) -> Motion {
         let k = Motion::scale(frame.1);
@@ -174,8 +201,7 @@ impl Motion {
         // with the last sighting ~0.43 m from the lens that is ~1.95 m of walking.
         let h_first = 40.0 * k * rng.random_range(0.92..1.08);
         let h_last = 220.0 * k * rng.random_range(0.93..1.04);
-        let z_last = 0.43;
-        let walk_m = z_last * (h_last / h_first - 1.0);
+        let walk_m = Z_LAST_M * (h_last / h_first - 1.0);
         let ph = |rng: &mut StdRng| rng.random_range(0.0..TAU);
         Motion {
             start_s,
@@ -183,6 +209,7 @@ impl Motion {
             h_first,
             h_last,
             lateral_m,
+            camera_offset_m,
             height_m: rng.random_range(-0.02..0.05),
             sway_m: rng.random_range(0.015..0.035),
             sway_hz: rng.random_range(0.8..1.0),
@@ -218,7 +245,14 @@ impl Motion {
         let lat = self.lateral_m + self.sway_m * (TAU * self.sway_hz * tau + self.sway_phase).sin();
         let horizon = 0.4 * fh;
         let margin = 0.56 * h + 1.0;
-        let cx = (w / 2.0 + lat / FACE_M * h).clamp(margin, (w - margin).max(margin));
+        // A pinhole turned toward the walking line: the face is seen at `view` from the walking
+        // direction and lands `tan(view - aim)` focal lengths off the frame's centre (on the line,
+        // `lat / FACE_M · h` as before).
+        let dist = Z_LAST_M * z;
+        let focal = h * dist / FACE_M;
+        let view = ((lat + self.camera_offset_m) / dist).atan();
+        let aim = aim_deg(self.camera_offset_m).to_radians();
+        let cx = (w / 2.0 + focal * (view - aim).tan()).clamp(margin, (w - margin).max(margin));
         let cy = (horizon - self.height_m / FACE_M * h).clamp(margin, (fh - margin).max(margin));
         let osc = |a: [f32; 3]| a[0] * (TAU * a[1] * tau + a[2]).sin();
         Pose {
@@ -229,6 +263,7 @@ impl Motion {
             pitch: osc(self.pitch),
             roll: osc(self.roll),
             stride: TAU * self.stride_hz * tau,
+            view,
         }
     }
 }

@@ -131,6 +131,9 @@ pub struct Sprite {
     pub keypoints: [[f32; 2]; 6],
     /// Mean colour of the middle of the face, for the neck.
     pub skin: [f32; 3],
+    /// A head, drawn with a head's depth (`render::Relief`); false for a flat picture (a print or
+    /// a screen), whose every point lies on one plane.
+    pub relief: bool,
 }
 
 #[derive(Clone)]
@@ -265,6 +268,7 @@ impl Sprite {
             face: fb,
             keypoints,
             skin,
+            relief: oval,
         };
         s.build_mips();
         s

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the file's shape or meaning changes, or the renderer changes what a given seed
 /// draws; `scripts/setup` regenerates the default set when it differs.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Truth {
@@ -25,7 +25,21 @@ pub struct Lane {
     pub file: String,
     pub scenario: String,
     pub frames: u32,
+    /// The lane camera's geometry (version 3): what a station engineer measures at the lane and
+    /// writes into the lane's `[lane.geometry]` for the planarity cue.
+    #[serde(default)]
+    pub camera: Camera,
     pub walkers: Vec<Walker>,
+}
+
+/// Where a lane's camera stands: metres beside the walking line, its focal length in pixels, and
+/// how far it is turned toward the line (degrees; `[lane.geometry] aim_deg`). Version 3 added it;
+/// an older file reads as a camera on the line with no focal length known (0).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Camera {
+    pub offset_m: f32,
+    pub focal_px: f32,
+    pub aim_deg: f32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

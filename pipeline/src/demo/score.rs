@@ -495,6 +495,7 @@ mod tests {
                     lane: "L1".into(),
                     file: "L1.mp4".into(),
                     scenario: "normal".into(),
+                    camera: None,
                     walkers: vec![
                         walker("ann", true, (0, 15), "open"),
                         walker("u1", false, (20, 35), "closed"),
@@ -505,6 +506,7 @@ mod tests {
                     lane: "L2".into(),
                     file: "L2.mp4".into(),
                     scenario: "dim".into(),
+                    camera: None,
                     walkers: vec![walker("bob", true, (0, 15), "tailgating")],
                 },
             ],
@@ -640,6 +642,7 @@ mod tests {
                 lane: "L1".into(),
                 file: "L1.mp4".into(),
                 scenario: "normal".into(),
+                camera: None,
                 walkers: vec![
                     walker("obama", true, (0, 20), "attack"),
                     walker("biden", true, (100, 120), "attack"),

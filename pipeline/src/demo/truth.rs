@@ -22,8 +22,20 @@ pub struct TruthLane {
     pub file: String,
     #[serde(default)]
     pub scenario: String,
+    /// The lane camera's geometry (version 3); absent or without a focal length, the station
+    /// runs the lane without the planarity cue.
+    #[serde(default)]
+    pub camera: Option<TruthCamera>,
     #[serde(default)]
     pub walkers: Vec<TruthWalker>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct TruthCamera {
+    pub offset_m: f32,
+    pub focal_px: f32,
+    #[serde(default)]
+    pub aim_deg: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,7 +86,7 @@ pub enum TruthError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{}: truth version {version} (this gated reads 1 and 2)", path.display())]
+    #[error("{}: truth version {version} (this gated reads 1 to 3)", path.display())]
     Version { path: PathBuf, version: u32 },
 }
 
@@ -94,8 +106,9 @@ impl Truth {
             path: path.to_path_buf(),
             source,
         })?;
-        // Version 2 added attacks (`expected: attack`, `attack`); a version-1 file has none.
-        if !(1..=2).contains(&t.version) {
+        // Version 2 added attacks (`expected: attack`, `attack`); version 3 heads with depth and
+        // the lane camera's geometry (`camera`). Older files have neither.
+        if !(1..=3).contains(&t.version) {
             return Err(TruthError::Version {
                 path: path.to_path_buf(),
                 version: t.version,
