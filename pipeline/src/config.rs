@@ -97,6 +97,10 @@ pub struct LaneConfig {
     pub pad: Option<crate::decide::PadMode>,
     #[serde(default)]
     pub pad_threshold: Option<f32>,
+    /// Where the camera stands (`camera_offset_m`, `focal_px`): with it, PAD's planarity cue
+    /// refuses faces that move like a flat picture (docs/pad.md). Absent: the cue is not used.
+    #[serde(default)]
+    pub geometry: Option<crate::decide::LaneGeometry>,
 }
 
 impl LaneConfig {
@@ -214,7 +218,8 @@ impl StationConfig {
                     l.threshold,
                     l.margin,
                     l.k,
-                    self.pad.params(l.pad, l.pad_threshold),
+                    self.pad
+                        .params(l.pad, l.pad_threshold, l.geometry, l.width as f32 / 2.0),
                 ),
             })
             .collect()
@@ -316,6 +321,10 @@ impl StationConfig {
                 ),
             ));
         }
+        if let Some(g) = &lane.geometry {
+            g.check()
+                .map_err(|e| at(&lane.id, format!("lane {id}: {e}")))?;
+        }
         if !(1..=240).contains(&lane.fps) {
             return Err(at(
                 &lane.id,
@@ -405,6 +414,20 @@ mod tests {
                 "used twice",
             ),
             (GOOD.replace("[[lane]]", "[[lane]]\nwidth = 641"), 6, "even"),
+            // The planarity cue's lane geometry: a focal length of 0 would put every face at 0 m.
+            (
+                GOOD.replace(
+                    "[[lane]]",
+                    "[[lane]]\ngeometry = { focal_px = 0.0, aim_deg = 10.0 }",
+                ),
+                6,
+                "focal_px",
+            ),
+            (
+                GOOD.replace("[[lane]]", "[[lane]]\ngeometry = { focal_px = 900.0 }"),
+                5,
+                "aim_deg",
+            ),
             ("[station\n".to_owned(), 1, ""),
             // No silent plain links: certificates or an explicit insecure, and endpoints to match.
             (
@@ -450,6 +473,24 @@ mod tests {
         let e = StationConfig::parse(&format!("{GOOD}[normalise]\ntiles_x = 0\n"), "n.toml")
             .expect_err("tiles");
         assert!(e.to_string().contains("tiles_x"));
+        let e = StationConfig::parse(&format!("{GOOD}[pad]\nrelief = 3.0\n"), "p.toml")
+            .expect_err("relief");
+        assert!(e.to_string().contains("relief"));
+        // A lane with geometry hands it to its deciders, with the frame's centre.
+        let c = StationConfig::parse(
+            &GOOD.replace(
+                "[[lane]]",
+                "[[lane]]\ngeometry = { focal_px = 900.0, aim_deg = 12.0 }",
+            ),
+            "g.toml",
+        )
+        .expect("geometry");
+        let planar = c.gate_lanes()[0].fusion.pad.planar;
+        assert_eq!(
+            planar.geometry.map(|g| (g.aim_deg, g.decide_by_m)),
+            Some((12.0, 0.8))
+        );
+        assert_eq!(planar.centre_x, 320.0);
         let e = StationConfig::load(Path::new("/nonexistent/station.toml")).expect_err("missing");
         assert!(
             e.to_string()

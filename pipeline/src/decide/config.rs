@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{BBox, FusionParams, PadMode, PadParams, QualityGates};
+use super::{BBox, FusionParams, LaneGeometry, PadMode, PadParams, PlanarParams, QualityGates};
 
 /// `[decision]`: the multi-frame rule and its quality gates (the calibration tool sets them; a lane
 /// may override threshold, margin and k).
@@ -114,6 +114,11 @@ pub struct PadConfig {
     pub min_frames: usize,
     /// A track's latest scores that count.
     pub window: usize,
+    /// Planarity cue, on lanes with `geometry`: the relief slope that parts a flat picture (about
+    /// 0, refused as an attack) from a head (about 1, needed for a grant); docs/pad.md.
+    pub relief: f32,
+    /// Planarity cue: the least range of viewing angles (degrees) over a track for a verdict.
+    pub min_view_deg: f32,
     /// Folder with the two networks (default: `$GATE_PAD`, else the workspace's `assets/pad/`).
     pub models: Option<std::path::PathBuf>,
 }
@@ -127,6 +132,8 @@ impl Default for PadConfig {
             attack_below: p.attack_below,
             min_frames: p.min_frames,
             window: p.window,
+            relief: p.planar.relief,
+            min_view_deg: p.planar.min_view_deg,
             models: None,
         }
     }
@@ -134,7 +141,13 @@ impl Default for PadConfig {
 
 impl PadConfig {
     /// One lane's parameters, with its overrides applied.
-    pub fn params(&self, mode: Option<PadMode>, threshold: Option<f32>) -> PadParams {
+    pub fn params(
+        &self,
+        mode: Option<PadMode>,
+        threshold: Option<f32>,
+        geometry: Option<LaneGeometry>,
+        centre_x: f32,
+    ) -> PadParams {
         let threshold = threshold.unwrap_or(self.threshold);
         PadParams {
             mode: mode.unwrap_or(self.mode),
@@ -143,6 +156,13 @@ impl PadConfig {
             attack_below: self.attack_below.min(threshold),
             min_frames: self.min_frames,
             window: self.window,
+            planar: PlanarParams {
+                geometry,
+                centre_x,
+                relief: self.relief,
+                min_view_deg: self.min_view_deg,
+                ..PlanarParams::default()
+            },
         }
     }
 
@@ -158,10 +178,17 @@ impl PadConfig {
             || !(1..=64).contains(&self.min_frames)
             || self.window < self.min_frames
             || self.window > 256
+            || !(0.0..=2.0).contains(&self.relief)
+            || !(1.0..=60.0).contains(&self.min_view_deg)
         {
             return Err(format!(
-                "[pad]: threshold must be in 0..=1 (is {}), attack_below 0..=threshold (is {}), min_frames 1..=64 (is {}), window min_frames..=256 (is {})",
-                self.threshold, self.attack_below, self.min_frames, self.window
+                "[pad]: threshold must be in 0..=1 (is {}), attack_below 0..=threshold (is {}), min_frames 1..=64 (is {}), window min_frames..=256 (is {}), relief 0..=2 (is {}), min_view_deg 1..=60 (is {})",
+                self.threshold,
+                self.attack_below,
+                self.min_frames,
+                self.window,
+                self.relief,
+                self.min_view_deg
             ));
         }
         Ok(())

@@ -141,6 +141,7 @@ impl Decisions {
                 best: f.best,
                 second: f.second,
                 live: f.live,
+                keypoints: f.detection.keypoints,
             })
             .collect();
         self.decide(lane, at_ms, captured, &obs)
@@ -181,7 +182,8 @@ impl Decisions {
             return cmds;
         };
         g.last_ms = Some(at_ms);
-        let events = g.decider.update(at_ms, obs);
+        let events =
+            tracing::debug_span!("decide", lane = %g.id).in_scope(|| g.decider.update(at_ms, obs));
         let in_zone = g.decider.tracks_in_zone();
         let events = g.delay.feed(at_ms, events, in_zone);
         if events.is_empty() {
@@ -247,7 +249,8 @@ impl Decisions {
             cmds.extend(act(lane, &v, captured, record));
             counter!(names::DECISIONS, "lane" => g.id.clone(), "outcome" => outcome_name(v.outcome), "reason" => msg.reason.clone()).increment(1);
             if v.outcome == Outcome::Attack {
-                warn!(lane = %g.id, track = v.track.0, live = ?v.live, "presentation attack: door held closed, alarm raised");
+                // Which cue: a low `live` is the learned one, `flat` the planarity cue.
+                warn!(lane = %g.id, track = v.track.0, live = ?v.live, flat = ?v.flat, "presentation attack: door held closed, alarm raised");
             } else {
                 info!(lane = %g.id, track = v.track.0, outcome = outcome_name(v.outcome), reason = %v.reason,
                     similarity = ?v.evidence.map(|e| e.similarity), live = ?v.live, "decision");

@@ -29,6 +29,8 @@ pub struct GateVerdict {
     pub frames: usize,
     /// Mean live probability of the track's PAD-scored frames, when PAD judged it.
     pub live: Option<f32>,
+    /// An attack the planarity cue found: the relief slope the face showed (a head shows ~1).
+    pub flat: Option<f32>,
     /// Send the door this (None: leave it as it is).
     pub door: Option<protocol::DoorAction>,
     pub arch: Option<protocol::ArchColour>,
@@ -220,6 +222,7 @@ pub fn verdicts(
                     evidence: Some(*evidence),
                     frames: *frames,
                     live: *live,
+                    flat: None,
                     door,
                     arch,
                 };
@@ -268,6 +271,7 @@ pub fn verdicts(
                     evidence: None,
                     frames: 0,
                     live: None,
+                    flat: None,
                     door: Some(protocol::DoorAction::Close),
                     arch: Some(protocol::ArchColour::Alarm),
                 });
@@ -278,6 +282,7 @@ pub fn verdicts(
                 evidence,
                 frames,
                 live,
+                flat,
                 ..
             } => {
                 // Whose picture it was, when it named someone: their account may be being abused.
@@ -291,7 +296,8 @@ pub fn verdicts(
                     subject,
                     evidence: *evidence,
                     frames: *frames,
-                    live: Some(*live),
+                    live: *live,
+                    flat: *flat,
                     door: Some(protocol::DoorAction::Close),
                     arch: Some(protocol::ArchColour::Alarm),
                 });
@@ -314,6 +320,7 @@ pub fn verdicts(
                     evidence: None,
                     frames: *frames,
                     live: *live,
+                    flat: None,
                     door: None,
                     arch: None,
                 });

@@ -14,6 +14,8 @@
 
 use serde::Deserialize;
 
+use super::planarity::PlanarParams;
+
 /// What the station does with PAD (`[pad] mode`, per lane overridable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -41,6 +43,8 @@ pub struct PadParams {
     pub min_frames: usize,
     /// How many of the track's latest scores count.
     pub window: usize,
+    /// The geometric cue (`planarity`): a face that moves like a plane is an attack.
+    pub planar: PlanarParams,
 }
 
 impl Default for PadParams {
@@ -51,6 +55,7 @@ impl Default for PadParams {
             attack_below: 0.2,
             min_frames: 2,
             window: 8,
+            planar: PlanarParams::default(),
         }
     }
 }

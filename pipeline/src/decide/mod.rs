@@ -13,11 +13,13 @@ pub mod decisions;
 mod fusion;
 pub mod gate;
 mod liveness;
+mod planarity;
 mod track;
 
 pub use config::{DecisionConfig, GateLane, LaneRole, PadConfig};
 pub use fusion::{Evidence, FusionParams, QualityGates};
 pub use liveness::{LiveVerdict, PadMode, PadParams};
+pub use planarity::{LaneGeometry, PlanarParams, Planarity, relief};
 pub use track::{Event, LaneDecider, Observation, TrackId};
 
 /// What recognition reports of a face, the deciders' input.

@@ -27,6 +27,7 @@ fn face(x: f32, best: Option<Candidate>, second: Option<Candidate>) -> Observati
         second,
         // Shown live: the PAD tests below vary it.
         live: Some(0.95),
+        keypoints: [[0.0; 2]; 6],
     }
 }
 
@@ -572,4 +573,109 @@ fn nobody_tailgates_behind_an_attack() {
     );
     // The judged picture needs no more embedding.
     assert_eq!(d.identified_boxes().len(), 1);
+}
+
+/// A lane camera 0.25 m beside the walking line, turned toward it, as `--camera-offset 0.25`
+/// footage is drawn.
+const GEOMETRY: crate::decide::LaneGeometry = crate::decide::LaneGeometry {
+    focal_px: 473.0,
+    aim_deg: 10.1,
+    decide_by_m: 0.8,
+};
+
+/// A walk from 2.4 m to 0.45 m toward that camera, 10 frames a second, subject 7 on every frame
+/// with the learned cue's score `live`: a head, or (`flat`) a picture of one held at face height.
+/// Keypoints as a head (or the picture's plane) holds them under the changing viewing angle.
+fn walk_past_the_camera(d: &mut LaneDecider, flat: bool, live: f32) -> Vec<Event> {
+    use super::planarity::TEST_HEAD as HEAD;
+    let g = GEOMETRY;
+    let mut all = Vec::new();
+    let mut dist = 2.4f32;
+    let mut at = 0;
+    while dist > 0.45 {
+        let eye = g.focal_px * 0.063 / dist;
+        let view = (0.25 / dist).atan();
+        let x = 320.0 + g.focal_px * (view - g.aim_deg.to_radians()).tan();
+        let (c, sn) = (view.cos(), view.sin());
+        let keypoints = HEAD.map(|[px, py, pz]| {
+            let pz = if flat { 0.0 } else { pz };
+            [x + eye * (px * c + pz * sn), 200.0 + eye * py]
+        });
+        let o = Observation {
+            bbox: BBox([x - 1.2 * eye, 200.0 - eye, x + 1.2 * eye, 200.0 + 2.0 * eye]),
+            quality: Quality {
+                eye_px: eye,
+                ..good()
+            },
+            keypoints,
+            live: Some(live),
+            ..face(0.0, cand(7, 0.7), cand(3, 0.1))
+        };
+        all.extend(d.update(at, &[o]));
+        at += 100;
+        dist *= 0.93;
+    }
+    all.extend(d.update(at + 1000, &[]));
+    all
+}
+
+fn with_geometry(mode: crate::decide::PadMode, geometry: bool) -> LaneDecider {
+    let mut p = FusionParams::default();
+    p.pad.mode = mode;
+    p.pad.planar.geometry = geometry.then_some(GEOMETRY);
+    LaneDecider::new(p, BBox([0.0, 0.0, 640.0, 480.0]), 300)
+}
+
+#[test]
+fn a_flat_face_never_opens_where_the_lane_knows_its_geometry() {
+    use crate::decide::PadMode;
+    // The learned cue is fooled (0.95 on every frame); the picture's keypoints keep a plane's
+    // relief while the viewing angle grows from 3° to 29°. The cues disagree: no grant, and no
+    // alarm on the geometry alone (the card reader).
+    let ev = walk_past_the_camera(&mut with_geometry(PadMode::Enforce, true), true, 0.95);
+    assert!(identified(&ev).is_empty(), "{ev:?}");
+    assert!(
+        matches!(
+            ev[..],
+            [Event::Unidentified {
+                reason: track::LIVENESS_NOT_SHOWN,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+    // The learned cue doubtful (0.4) and the face flat: an attack, found by the geometry.
+    let ev = walk_past_the_camera(&mut with_geometry(PadMode::Enforce, true), true, 0.4);
+    assert!(identified(&ev).is_empty(), "{ev:?}");
+    let attacks: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Attack {
+                evidence,
+                live,
+                flat,
+                ..
+            } => Some((evidence.map(|e| e.subject), *live, *flat)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(attacks[..], [(Some(Subject(7)), Some(l), Some(f))] if l < 0.5 && f.abs() < 0.1),
+        "{attacks:?}"
+    );
+    // A head on the same walk is granted, and a picture is too where the lane has no geometry
+    // (the learned cue alone) or PAD only observes.
+    for (mode, geometry, flat) in [
+        (PadMode::Enforce, true, false),
+        (PadMode::Enforce, false, true),
+        (PadMode::Observe, true, true),
+    ] {
+        let ev = walk_past_the_camera(&mut with_geometry(mode, geometry), flat, 0.95);
+        assert_eq!(
+            identified(&ev).len(),
+            1,
+            "{mode:?} geometry {geometry} flat {flat}: {ev:?}"
+        );
+        assert!(!ev.iter().any(|e| matches!(e, Event::Attack { .. })));
+    }
 }

@@ -1,7 +1,8 @@
 //! Face tracks across the frames of one lane, and the events the decision needs.
 
 use super::fusion::{Evidence, Fusion, FusionParams};
-use super::liveness::{LiveVerdict, Liveness, PadMode};
+use super::liveness::{LiveVerdict, Liveness, PadMode, PadParams};
+use super::planarity::{Keypoints, Planarity};
 use super::{BBox, Candidate, Quality};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,6 +17,8 @@ pub struct Observation {
     pub second: Option<Candidate>,
     /// The PAD pair's live probability (0–1) of this face, when it was measured.
     pub live: Option<f32>,
+    /// BlazeFace's six keypoints (frame pixels), for the planarity cue.
+    pub keypoints: [[f32; 2]; 6],
 }
 
 /// The reason of an unidentified track whose frames agreed on a subject but whose liveness was
@@ -46,9 +49,12 @@ pub enum Event {
         evidence: Option<Evidence>,
         first_seen_ms: u64,
         frames: usize,
-        /// Mean live probability over `scored` frames.
-        live: f32,
+        /// Mean live probability over `scored` frames, when the PAD pair scored any.
+        live: Option<f32>,
         scored: usize,
+        /// When the planarity cue judged it (its face kept a picture's relief while the viewing
+        /// angle changed): the fitted relief slope (a head shows about 1).
+        flat: Option<f32>,
     },
     /// Someone else is inside the lane zone together with an identified track that is still
     /// there: one identification, two people. Reported once per identified track.
@@ -90,19 +96,42 @@ struct Track {
     tailgate_reported: bool,
     last_gate_failure: Option<&'static str>,
     liveness: Liveness,
+    keypoints: Keypoints,
 }
 
 impl Track {
-    /// This track judged a presentation attack: mean live probability `live` over `scored` frames.
-    fn attack_event(&self, evidence: Option<Evidence>, live: f32, scored: usize) -> Event {
-        Event::Attack {
+    /// Whether the planarity cue found this track's face flat.
+    fn flat(&self, pad: &PadParams) -> Option<f32> {
+        match self.keypoints.verdict(&pad.planar) {
+            Planarity::Flat { slope, .. } => Some(slope),
+            _ => None,
+        }
+    }
+
+    /// The attack event when PAD (enforced) judges this track a picture: the learned cue says so,
+    /// or it is doubtful and the face looked flat. A flat face the learned cue calls live is two
+    /// cues disagreeing: never a grant (`update` waits, then `not_decided`), and no alarm either,
+    /// since about 2 % of honest walks look flat on our footage (docs/pad.md).
+    fn attack(&self, pad: &PadParams, evidence: Option<Evidence>) -> Option<Event> {
+        if pad.mode != PadMode::Enforce {
+            return None;
+        }
+        let learned = self.liveness.verdict(pad);
+        let flat = self.flat(pad);
+        let scored = match (learned, flat) {
+            (LiveVerdict::Attack { frames, .. }, _) => frames,
+            (LiveVerdict::Doubtful { frames, .. }, Some(_)) => frames,
+            _ => return None,
+        };
+        Some(Event::Attack {
             track: self.id,
             evidence,
             first_seen_ms: self.first_seen_ms,
             frames: self.frames,
-            live,
+            live: self.liveness.mean(),
             scored,
-        }
+            flat,
+        })
     }
 }
 
@@ -192,6 +221,7 @@ impl LaneDecider {
                         tailgate_reported: false,
                         last_gate_failure: None,
                         liveness: Liveness::default(),
+                        keypoints: Keypoints::default(),
                     });
                     self.next += 1;
                     seen_now.push(false);
@@ -203,6 +233,14 @@ impl LaneDecider {
             t.bbox = face.bbox;
             t.last_seen_ms = at_ms;
             t.frames += 1;
+            // Every frame's keypoints, gated or not: a turned face fails the yaw gate, and the
+            // turn is what the planarity cue needs.
+            if self.params.pad.mode != PadMode::Off {
+                let pad = &self.params.pad.planar;
+                let x = face.bbox.centre()[0];
+                t.keypoints
+                    .push(pad, &face.keypoints, face.quality.eye_px, x);
+            }
             match self.params.gates.fails(&face.quality) {
                 Some(why) => t.last_gate_failure = Some(why),
                 None => {
@@ -224,14 +262,22 @@ impl LaneDecider {
             let Some(evidence) = t.fusion.decide(&self.params) else {
                 continue;
             };
+            if let Some(attack) = t.attack(&pad, Some(evidence)) {
+                t.attack = true;
+                events.push(attack);
+                continue;
+            }
             let verdict = t.liveness.verdict(&pad);
+            // On a lane with geometry, a grant waits for the face shown in relief, until the
+            // walker is too near to wait longer (then the learned cue decides alone).
+            let relief = pad.planar.geometry.is_none()
+                || (t.flat(&pad).is_none()
+                    && (t.keypoints.near(&pad.planar)
+                        || matches!(t.keypoints.verdict(&pad.planar), Planarity::Relief { .. })));
             match (pad.mode, verdict) {
-                (PadMode::Enforce, LiveVerdict::Attack { mean, frames }) => {
-                    t.attack = true;
-                    events.push(t.attack_event(Some(evidence), mean, frames));
-                }
                 // Liveness not shown yet: the track waits for more frames (or leaves undecided).
                 (PadMode::Enforce, LiveVerdict::Unsure { .. } | LiveVerdict::Doubtful { .. }) => {}
+                (PadMode::Enforce, LiveVerdict::Live { .. }) if !relief => {}
                 _ => {
                     t.identified = true;
                     events.push(Event::Identified {
@@ -270,12 +316,23 @@ impl LaneDecider {
             .into_iter()
             .partition(|t| at_ms.saturating_sub(t.last_seen_ms) > lost_after);
         self.tracks = kept;
+        for t in &gone {
+            tracing::debug!(
+                track = t.id.0,
+                first_seen_ms = t.first_seen_ms,
+                last_seen_ms = t.last_seen_ms,
+                planarity = ?t.keypoints.verdict(&pad.planar),
+                live = ?t.liveness.mean(),
+                identified = t.identified,
+                attack = t.attack,
+                "track left"
+            );
+            tracing::trace!(track = t.id.0, keypoints = ?t.keypoints, "track left");
+        }
         for t in gone.into_iter().filter(|t| !t.identified && !t.attack) {
             // A picture of someone unknown is still an attack: the alarm, not just a shut door.
-            if let (PadMode::Enforce, LiveVerdict::Attack { mean, frames }) =
-                (pad.mode, t.liveness.verdict(&pad))
-            {
-                events.push(t.attack_event(None, mean, frames));
+            if let Some(attack) = t.attack(&pad, None) {
+                events.push(attack);
                 continue;
             }
             let reason = if t.fusion.conflicting() {

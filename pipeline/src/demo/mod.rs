@@ -142,6 +142,14 @@ pub fn footage_config(
         if let Some(z) = opts.zone {
             toml += &format!("zone = {z:?}\n");
         }
+        // The geometry the footage was drawn with, as an engineer would measure it at the lane. A
+        // camera on the walking line gives the planarity cue nothing to measure: no geometry.
+        if let Some(c) = l.camera.filter(|c| c.focal_px > 0.0 && c.offset_m > 0.0) {
+            toml += &format!(
+                "geometry = {{ focal_px = {}, aim_deg = {} }}\n",
+                c.focal_px, c.aim_deg
+            );
+        }
         toml += "\n";
     }
     let certs = demo_certs(work, "demo")?;
