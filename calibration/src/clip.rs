@@ -1,6 +1,7 @@
-//! `gate-calibrate detect --clip`: per-frame face counts on a clip (an animated GIF, or a folder of
-//! PNG/JPEG frames in name order), both BlazeFace models on the whole frame, optionally against a
-//! second opinion (`benches/peers/dlib_clip.py`: CSV `frame,left,top,right,bottom`, one row per face).
+//! `gate-calibrate detect --clip`: per-frame face counts on a clip (an animated GIF, a video file a
+//! station camera recorded, or a folder of PNG/JPEG frames in name order), both BlazeFace models on
+//! the whole frame, optionally against a second opinion (`benches/peers/dlib_clip.py`: CSV
+//! `frame,left,top,right,bottom`, one row per face). `gate-calibrate pad` reads its clips here too.
 //!
 //! A reference face counts as found when a detection's centre lies inside its box grown by a quarter
 //! on every side.
@@ -25,8 +26,46 @@ pub struct Options {
     pub json: Option<PathBuf>,
 }
 
+/// Video containers GStreamer's decodebin reads (what station cameras and recorders write).
+const VIDEO: [&str; 6] = ["mp4", "m4v", "mkv", "webm", "mov", "avi"];
+
+/// More frames than this in one clip is a recording of many walks, not a clip of one: refused
+/// rather than held in memory (at 1280×720 it is ~4 GB of RGB).
+const MAX_FRAMES: u64 = 1500;
+
+/// Whether `path` names a clip (a GIF or a video file) rather than one image.
+pub fn is_clip(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .is_some_and(|e| e == "gif" || VIDEO.contains(&e.as_str()))
+}
+
+fn is_video(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| VIDEO.contains(&e.to_ascii_lowercase().as_str()))
+}
+
 /// Frames as RGB8 (width, height, pixels).
 pub fn frames(clip: &Path) -> Result<Vec<(usize, usize, Vec<u8>)>> {
+    if is_video(clip) {
+        let mut out = Vec::new();
+        let n = crate::lane::for_each_frame(clip, |f| {
+            if out.len() as u64 >= MAX_FRAMES {
+                bail!(
+                    "{}: more than {MAX_FRAMES} frames; cut it to one walk (e.g. gst-launch-1.0 or ffmpeg)",
+                    clip.display()
+                );
+            }
+            out.push((f.w, f.h, f.rgb));
+            Ok(true)
+        })?;
+        if n == 0 {
+            bail!("{}: no frames decoded", clip.display());
+        }
+        return Ok(out);
+    }
     let rgb = |f: image::RgbaImage| {
         let (w, h) = (f.width() as usize, f.height() as usize);
         (
@@ -57,7 +96,7 @@ pub fn frames(clip: &Path) -> Result<Vec<(usize, usize, Vec<u8>)>> {
     let file = File::open(clip).with_context(|| format!("reading {}", clip.display()))?;
     let dec = image::codecs::gif::GifDecoder::new(BufReader::new(file)).with_context(|| {
         format!(
-            "{}: not a GIF (give a GIF or a folder of frames)",
+            "{}: not a GIF (give a GIF, a video file or a folder of frames)",
             clip.display()
         )
     })?;
@@ -296,6 +335,16 @@ mod tests {
             "inside the box grown by a quarter"
         );
         assert!(!hits(&[10.0, 10.0, 30.0, 30.0], &d));
+    }
+
+    #[test]
+    fn a_video_that_is_not_one_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bad = dir.path().join("walk.mp4");
+        std::fs::write(&bad, b"not a video at all, just bytes").expect("write");
+        assert!(is_clip(&bad) && is_clip(Path::new("w.GIF")) && !is_clip(Path::new("a.jpg")));
+        let e = frames(&bad).expect_err("refused");
+        assert!(format!("{e:#}").contains("walk.mp4"), "{e:#}");
     }
 
     #[test]

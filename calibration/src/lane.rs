@@ -170,21 +170,28 @@ pub fn for_each_frame(path: &Path, mut visit: impl FnMut(Frame) -> Result<bool>)
         .set_state(gst::State::Playing)
         .map_err(|e| anyhow!("{}: decoder refused to start: {e}", path.display()))?;
     let mut n = 0u64;
-    let mut stopped = false;
-    while let Ok(sample) = sink.pull_sample() {
-        let frame = sample_frame(&sample, n, path)?;
-        n += 1;
-        if !visit(frame)? {
-            stopped = true;
-            break;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| anyhow!("decode pipeline has no bus"))?;
+    // Pulled with a timeout and the bus read in between: a file the decoder cannot read posts an
+    // error and never reaches end-of-stream, so a blocking pull would wait forever.
+    loop {
+        if let Some(m) = bus.pop_filtered(&[gst::MessageType::Error])
+            && let gst::MessageView::Error(e) = m.view()
+        {
+            bail!("decoding {}: {}", path.display(), e.error());
         }
-    }
-    if !stopped
-        && let Some(bus) = pipeline.bus()
-        && let Some(m) = bus.pop_filtered(&[gst::MessageType::Error])
-        && let gst::MessageView::Error(e) = m.view()
-    {
-        bail!("decoding {}: {}", path.display(), e.error());
+        match sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
+            Some(sample) => {
+                let frame = sample_frame(&sample, n, path)?;
+                n += 1;
+                if !visit(frame)? {
+                    break;
+                }
+            }
+            None if sink.is_eos() => break,
+            None => {}
+        }
     }
     drop(guard);
     Ok(n)

@@ -7,7 +7,8 @@
 //!   aligned from reference (dlib) landmarks, side by side.
 //! - `keypoints`: BlazeFace keypoint error against reference landmarks and the least-squares 4-point
 //!   template (detection only).
-//! - `detect`: per-frame face counts on a clip (GIF or frame folder), optionally against dlib's boxes.
+//! - `detect`: per-frame face counts on a clip (GIF, video file or frame folder), optionally against
+//!   dlib's boxes.
 //! - `bench`: SFace throughput of the engine's CPU reference on chips from a `.npy` file.
 //! - `footage`: recorded multi-lane walk-through footage (H.264 MP4 per lane) with ground truth.
 //! - `identify`: 1:N identification (FNIR/FPIR) on a labelled folder, and the threshold, margin and
@@ -112,7 +113,7 @@ enum Cmd {
         #[command(flatten)]
         sel: Selection,
     },
-    /// Per-frame face counts on a clip (animated GIF, or a folder of PNG/JPEG frames).
+    /// Per-frame face counts on a clip (animated GIF, video file, or a folder of PNG/JPEG frames).
     Detect {
         #[arg(long)]
         clip: PathBuf,

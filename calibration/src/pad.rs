@@ -24,9 +24,10 @@ use crate::select::{par_map, read_labels, threads};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Bona fide captures: an image file, an animated GIF (a clip: one presentation, judged on
-    /// the mean over its frames with a face, as the station judges a walk), or a folder (its
-    /// labels.csv, else every image and GIF in it). Repeatable.
+    /// Bona fide captures: an image file, a clip (an animated GIF or a video file such as the
+    /// lane camera's MP4: one presentation, judged on the mean over its frames with a face, as the
+    /// station judges a walk), or a folder (its labels.csv, else every image and clip in it).
+    /// Repeatable.
     #[arg(long = "bona-fide")]
     bona_fide: Vec<PathBuf>,
     /// Attack captures of one species, `SPECIES=PATH` (file or folder as for --bona-fide).
@@ -89,7 +90,8 @@ fn images(path: &Path) -> Result<Vec<PathBuf>> {
     for e in std::fs::read_dir(path).with_context(|| format!("listing {}", path.display()))? {
         let p = e?.path();
         let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if ["jpg", "jpeg", "png", "bmp", "pgm", "gif"].contains(&ext.to_ascii_lowercase().as_str())
+        if crate::clip::is_clip(&p)
+            || ["jpg", "jpeg", "png", "bmp", "pgm"].contains(&ext.to_ascii_lowercase().as_str())
         {
             v.push(p);
         }
@@ -128,14 +130,11 @@ fn score_image(
     Ok(live.first().copied().flatten())
 }
 
-/// One presentation's live probability: a photo's, or for a clip (an animated GIF: a walk) the
-/// mean over its frames that show a face, as the station judges a track. `None` without a face.
+/// One presentation's live probability: a photo's, or for a clip (an animated GIF or a video
+/// file: a walk) the mean over its frames that show a face, as the station judges a track. `None`
+/// without a face.
 fn score(chain: &FaceChain, pair: &PadPair, path: &Path) -> Result<Option<f32>> {
-    let is_clip = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("gif"));
-    if is_clip {
+    if crate::clip::is_clip(path) {
         let mut live = Vec::new();
         for (w, h, rgb) in crate::clip::frames(path)? {
             let view = Rgb { rgb: &rgb, w, h };

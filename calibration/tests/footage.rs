@@ -304,6 +304,11 @@ fn attacks_are_drawn_and_the_pad_pair_refuses_them() {
             format!("{}={}", w["attack"].as_str().unwrap(), s(&frame)),
         ]);
     }
+    // The lane's own MP4 as one clip: every frame shows a picture, judged as one walk.
+    pad_args.extend([
+        "--attack".into(),
+        format!("lane_clip={}", s(&out.join("L1.mp4"))),
+    ]);
     let json = tmp.path().join("pad.json");
     pad_args.extend(["--json".into(), s(&json)]);
     let args: Vec<&str> = pad_args.iter().map(String::as_str).collect();
@@ -328,6 +333,13 @@ fn attacks_are_drawn_and_the_pad_pair_refuses_them() {
         // Nobody wrongly refused, no picture let through.
         assert_eq!(c["error_rate"].as_f64(), Some(0.0), "{c}");
     }
+    let clip = r["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["class"] == "lane_clip")
+        .expect("the MP4's class");
+    assert_eq!(clip["images"], 1, "one clip, one presentation: {clip}");
 
     // Bad arguments are named.
     for (args, needle) in [
