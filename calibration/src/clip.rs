@@ -35,16 +35,17 @@ const MAX_FRAMES: u64 = 1500;
 
 /// Whether `path` names a clip (a GIF or a video file) rather than one image.
 pub fn is_clip(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
-        .is_some_and(|e| e == "gif" || VIDEO.contains(&e.as_str()))
+    is_video(path) || extension(path).is_some_and(|e| e == "gif")
 }
 
 fn is_video(path: &Path) -> bool {
+    extension(path).is_some_and(|e| VIDEO.contains(&e.as_str()))
+}
+
+fn extension(path: &Path) -> Option<String> {
     path.extension()
         .and_then(|e| e.to_str())
-        .is_some_and(|e| VIDEO.contains(&e.to_ascii_lowercase().as_str()))
+        .map(|e| e.to_ascii_lowercase())
 }
 
 /// Frames as RGB8 (width, height, pixels).

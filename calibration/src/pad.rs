@@ -17,10 +17,10 @@ use engine::face::{FaceChain, Rgb};
 use serde::Serialize;
 
 use crate::photo;
+use crate::select::{par_map, read_labels, threads};
 
 /// The class of the bona fide captures (attack classes are named by their species).
 const BONA_FIDE: &str = "bona fide";
-use crate::select::{par_map, read_labels, threads};
 
 #[derive(clap::Args)]
 pub struct Args {

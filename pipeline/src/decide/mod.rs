@@ -19,7 +19,7 @@ mod track;
 pub use config::{DecisionConfig, GateLane, LaneRole, PadConfig};
 pub use fusion::{Evidence, FusionParams, QualityGates};
 pub use liveness::{LiveVerdict, PadMode, PadParams};
-pub use planarity::{LaneGeometry, PlanarParams, Planarity, relief};
+pub use planarity::{LaneGeometry, PlanarParams, Planarity};
 pub use track::{Event, LaneDecider, Observation, TrackId};
 
 /// What recognition reports of a face, the deciders' input.

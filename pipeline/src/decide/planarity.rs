@@ -29,7 +29,7 @@ use serde::Deserialize;
 
 /// Eye distance of an adult, metres (the mean interpupillary distance, ~63 mm): turns a face's eye
 /// distance in pixels into its distance from the camera.
-const EYE_M: f32 = 0.063;
+pub(super) const EYE_M: f32 = 0.063;
 
 /// A lane camera's geometry, measured at the lane (`[lane.geometry]`).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -115,6 +115,16 @@ pub enum Planarity {
     /// Not shown either way yet: too few frames, too little change of viewing angle, too noisy
     /// (or no lane geometry).
     Unsure { frames: usize },
+}
+
+impl Planarity {
+    /// The fitted slope when the face was judged flat.
+    pub fn flat_slope(&self) -> Option<f32> {
+        match self {
+            Self::Flat { slope, .. } => Some(*slope),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -210,7 +220,9 @@ impl Keypoints {
         if n_eff <= 2.5 {
             return Planarity::Unsure { frames };
         }
-        let se = (sse * n_eff / (n_eff - 2.0) / (sxx * n_eff)).sqrt();
+        // The weights sum to 1, so sse and sxx are per-observation: the slope's variance is
+        // (sse·n/(n−2)) / (sxx·n) with n = n_eff, where n cancels but in the degrees of freedom.
+        let se = (sse / (n_eff - 2.0) / sxx).sqrt();
         let (slope, se) = (slope as f32, se as f32);
         if !(slope.is_finite() && se.is_finite()) {
             Planarity::Unsure { frames }
@@ -227,7 +239,7 @@ impl Keypoints {
 /// `nose − mean(ears)` along the eye line, in the affine frame of the eyes (unit: their distance)
 /// and the mouth: the same in every frame for a picture under any affine view. `None` when the
 /// eyes and mouth are collinear or a value is not finite.
-pub fn relief(k: &[[f32; 2]; 6]) -> Option<f32> {
+fn relief(k: &[[f32; 2]; 6]) -> Option<f32> {
     let [r, l, nose, mouth, ear_r, ear_l] = k.map(|p| [p[0] as f64, p[1] as f64]);
     let mid = [(r[0] + l[0]) / 2.0, (r[1] + l[1]) / 2.0];
     let u = [l[0] - r[0], l[1] - r[1]];
@@ -285,7 +297,7 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            let eye = FOCAL * 0.063 / d;
+            let eye = FOCAL * EYE_M / d;
             let view = (offset / d).atan();
             let x = p.centre_x + FOCAL * (view - aim).tan();
             let mut kp = seen(view, eye, x, flat);

@@ -593,7 +593,7 @@ fn walk_past_the_camera(d: &mut LaneDecider, flat: bool, live: f32) -> Vec<Event
     let mut dist = 2.4f32;
     let mut at = 0;
     while dist > 0.45 {
-        let eye = g.focal_px * 0.063 / dist;
+        let eye = g.focal_px * super::planarity::EYE_M / dist;
         let view = (0.25 / dist).atan();
         let x = 320.0 + g.focal_px * (view - g.aim_deg.to_radians()).tan();
         let (c, sn) = (view.cos(), view.sin());

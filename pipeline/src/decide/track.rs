@@ -100,24 +100,28 @@ struct Track {
 }
 
 impl Track {
-    /// Whether the planarity cue found this track's face flat.
-    fn flat(&self, pad: &PadParams) -> Option<f32> {
-        match self.keypoints.verdict(&pad.planar) {
-            Planarity::Flat { slope, .. } => Some(slope),
-            _ => None,
-        }
+    /// What both PAD cues say of the track now (each verdict is computed once per decision).
+    fn pad_verdicts(&self, pad: &PadParams) -> (LiveVerdict, Planarity) {
+        (
+            self.liveness.verdict(pad),
+            self.keypoints.verdict(&pad.planar),
+        )
     }
 
     /// The attack event when PAD (enforced) judges this track a picture: the learned cue says so,
     /// or it is doubtful and the face looked flat. A flat face the learned cue calls live is two
     /// cues disagreeing: never a grant (`update` waits, then `not_decided`), and no alarm either,
     /// since about 2 % of honest walks look flat on our footage (docs/pad.md).
-    fn attack(&self, pad: &PadParams, evidence: Option<Evidence>) -> Option<Event> {
+    fn attack(
+        &self,
+        pad: &PadParams,
+        (learned, shape): (LiveVerdict, Planarity),
+        evidence: Option<Evidence>,
+    ) -> Option<Event> {
         if pad.mode != PadMode::Enforce {
             return None;
         }
-        let learned = self.liveness.verdict(pad);
-        let flat = self.flat(pad);
+        let flat = shape.flat_slope();
         let scored = match (learned, flat) {
             (LiveVerdict::Attack { frames, .. }, _) => frames,
             (LiveVerdict::Doubtful { frames, .. }, Some(_)) => frames,
@@ -262,18 +266,21 @@ impl LaneDecider {
             let Some(evidence) = t.fusion.decide(&self.params) else {
                 continue;
             };
-            if let Some(attack) = t.attack(&pad, Some(evidence)) {
+            let verdicts = t.pad_verdicts(&pad);
+            if let Some(attack) = t.attack(&pad, verdicts, Some(evidence)) {
                 t.attack = true;
                 events.push(attack);
                 continue;
             }
-            let verdict = t.liveness.verdict(&pad);
+            let (verdict, shape) = verdicts;
             // On a lane with geometry, a grant waits for the face shown in relief, until the
             // walker is too near to wait longer (then the learned cue decides alone).
             let relief = pad.planar.geometry.is_none()
-                || (t.flat(&pad).is_none()
-                    && (t.keypoints.near(&pad.planar)
-                        || matches!(t.keypoints.verdict(&pad.planar), Planarity::Relief { .. })));
+                || match shape {
+                    Planarity::Flat { .. } => false,
+                    Planarity::Relief { .. } => true,
+                    Planarity::Unsure { .. } => t.keypoints.near(&pad.planar),
+                };
             match (pad.mode, verdict) {
                 // Liveness not shown yet: the track waits for more frames (or leaves undecided).
                 (PadMode::Enforce, LiveVerdict::Unsure { .. } | LiveVerdict::Doubtful { .. }) => {}
@@ -331,7 +338,7 @@ impl LaneDecider {
         }
         for t in gone.into_iter().filter(|t| !t.identified && !t.attack) {
             // A picture of someone unknown is still an attack: the alarm, not just a shut door.
-            if let Some(attack) = t.attack(&pad, None) {
+            if let Some(attack) = t.attack(&pad, t.pad_verdicts(&pad), None) {
                 events.push(attack);
                 continue;
             }
