@@ -234,3 +234,89 @@ fn endpoints_must_match_the_security() {
     .to_string();
     assert!(e.contains("tls/127.0.0.1:1"), "{e}");
 }
+
+/// One TLS link busy in both directions at once stays up. zenoh 1.10's TLS link reads and writes
+/// one rustls stream from two tasks; a write that lands while the reader is processing a record
+/// fails with "handshake not complete" and closes the link, which a door driver sees as gated's
+/// token going (vendor/zenoh-link-tls/PATCHED.md). Commands flow one way and states the other, as
+/// on a station, only faster, so the overlap happens many times a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_link_busy_both_ways_stays_up() {
+    use zenoh::Wait;
+    use zenoh::qos::CongestionControl;
+    use zenoh::sample::SampleKind;
+
+    let b = bus().await;
+    let watch = b
+        .driver
+        .liveliness()
+        .declare_subscriber(keys().gated_alive())
+        .await
+        .unwrap();
+    let gated = open(tls(&b.certs, Role::Gated, vec![], vec![b.endpoint.clone()])).await;
+    let _token = gated
+        .liveliness()
+        .declare_token(keys().gated_alive())
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), watch.recv_async())
+        .await
+        .expect("gated's token arrives")
+        .unwrap();
+    assert_eq!(first.kind(), SampleKind::Put);
+
+    // Counted in callbacks, which never block zenoh's receiving tasks (a full channel would, and
+    // then the link stalls for reasons of the test's own making).
+    let counter = |session: &Session, key: String| {
+        let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = n.clone();
+        let sub = session
+            .declare_subscriber(key)
+            .callback(move |_| {
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            })
+            .wait()
+            .unwrap();
+        (sub, n)
+    };
+    let (_commands, got_cmds) = counter(&b.driver, keys().door_cmd("L1"));
+    let (_states, got_states) = counter(&gated, keys().door_state("L1"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A blocking put blocks its thread, so each sender gets one of its own.
+    const N: usize = 3000;
+    let send = |s: Session, key: String| {
+        std::thread::spawn(move || {
+            for _ in 0..N {
+                s.put(&key, vec![b'x'; 4096])
+                    .congestion_control(CongestionControl::Block)
+                    .wait()
+                    .unwrap();
+            }
+        })
+    };
+    let tx = [
+        send(gated.clone(), keys().door_cmd("L1")),
+        send(b.driver.clone(), keys().door_state("L1")),
+    ];
+    for t in tx {
+        t.join().unwrap();
+    }
+    let load = |n: &std::sync::atomic::AtomicUsize| n.load(std::sync::atomic::Ordering::Relaxed);
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while (load(&got_cmds), load(&got_states)) != (N, N) && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (c, s) = (load(&got_cmds), load(&got_states));
+
+    // A dropped link shows as the token's DELETE (and messages lost while it was down).
+    let dropped = std::iter::from_fn(|| watch.try_recv().ok().flatten())
+        .filter(|s| s.kind() == SampleKind::Delete)
+        .count();
+    assert_eq!(dropped, 0, "the link dropped {dropped} times");
+    assert_eq!(
+        (c, s),
+        (N, N),
+        "every message arrives on a link that stays up"
+    );
+}

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use crate::harness::{
-    Driver, FakeGated, Kind, SECOND, STATION, Sub, door_driver, finish, free_endpoint, keys,
-    peer_hearing, put, random_epoch, subscribe, take_l1, wait_for,
+    Driver, FakeGated, Kind, PROMPT, SECOND, STATION, Sub, door_driver, finish, free_endpoint,
+    keys, peer_hearing, put, random_epoch, subscribe, take_l1, wait_for,
 };
 use drivers::{BusArgs, FailsafePosition, LightDriverSettings, run_light_driver};
 use protocol::{
@@ -49,12 +49,12 @@ async fn hostile_door_commands_are_rejected_counted_and_gated_keeps_control() {
     let key = keys().door_cmd("L1");
 
     let (hold, hold_bytes) = gated.door_recorded("L1", DoorAction::HoldOpen).await;
-    wait_for::<DoorState>(&states, SECOND, "held open", |s| {
+    wait_for::<DoorState>(&states, PROMPT, "held open", |s| {
         s.ack_seq >= hold && s.mode == DoorMode::HeldOpen
     })
     .await;
     let release = gated.door("L1", DoorAction::Release).await;
-    wait_for::<DoorState>(&states, SECOND, "released", |s| {
+    wait_for::<DoorState>(&states, PROMPT, "released", |s| {
         s.ack_seq >= release && s.mode == DoorMode::Normal
     })
     .await;
@@ -119,7 +119,7 @@ async fn hostile_door_commands_are_rejected_counted_and_gated_keeps_control() {
     // gated's next command still gets in and the door follows it.
     let seq = gated.door("L1", DoorAction::HoldClosed).await;
     let (s, _) =
-        wait_for::<DoorState>(&states, SECOND, "gated's hold_closed", |s| s.ack_seq >= seq).await;
+        wait_for::<DoorState>(&states, PROMPT, "gated's hold_closed", |s| s.ack_seq >= seq).await;
     assert_eq!((s.mode, s.epoch), (DoorMode::HeldClosed, Some(epoch)));
 
     finish(gated, attacker, driver).await;
@@ -132,7 +132,7 @@ async fn rejected_commands_do_not_keep_the_door_out_of_failsafe() {
     let (mut gated, states) = gated_in_control(&ep).await;
     let epoch = gated.epoch();
     let (held, held_bytes) = gated.door_recorded("L1", DoorAction::HoldOpen).await;
-    wait_for::<DoorState>(&states, SECOND, "held open", |s| {
+    wait_for::<DoorState>(&states, PROMPT, "held open", |s| {
         s.mode == DoorMode::HeldOpen
     })
     .await;
@@ -170,10 +170,10 @@ async fn rejected_commands_do_not_keep_the_door_out_of_failsafe() {
     // It stays there while the flood goes on.
     let until = std::time::Instant::now() + SECOND;
     while std::time::Instant::now() < until {
-        let (s, _) = wait_for::<DoorState>(&states, SECOND, "a state", |_| true).await;
+        let (s, _) = wait_for::<DoorState>(&states, PROMPT, "a state", |_| true).await;
         assert_eq!(s.mode, DoorMode::FailsafeClosed, "{s:?}");
     }
-    let (s, _) = wait_for::<DoorState>(&states, SECOND, "counters", |_| true).await;
+    let (s, _) = wait_for::<DoorState>(&states, PROMPT, "counters", |_| true).await;
     assert!(
         s.rejected.future >= 10 && s.rejected.replay + s.rejected.stale >= 10,
         "{:?}",
@@ -240,7 +240,7 @@ async fn a_forged_liveliness_token_does_not_reopen_the_replay_window() {
     let key = keys().door_cmd("L1");
     let (hold, hold_bytes) = gated.door_recorded("L1", DoorAction::HoldOpen).await;
     let release = gated.door("L1", DoorAction::Release).await;
-    wait_for::<DoorState>(&states, SECOND, "released", |s| {
+    wait_for::<DoorState>(&states, PROMPT, "released", |s| {
         s.ack_seq >= release && s.mode == DoorMode::Normal
     })
     .await;
@@ -255,7 +255,7 @@ async fn a_forged_liveliness_token_does_not_reopen_the_replay_window() {
     forged.undeclare().await.expect("undeclare");
     let until = std::time::Instant::now() + SECOND;
     while std::time::Instant::now() < until {
-        let (s, _) = wait_for::<DoorState>(&states, SECOND, "a state", |_| true).await;
+        let (s, _) = wait_for::<DoorState>(&states, PROMPT, "a state", |_| true).await;
         assert_eq!((s.mode, s.epoch), (DoorMode::Normal, Some(epoch)), "{s:?}");
     }
 
@@ -277,7 +277,7 @@ async fn a_forged_liveliness_token_does_not_reopen_the_replay_window() {
     })
     .await;
     // The driver's clock as its latest state reads it: deadlines stamped on it are in time.
-    let (s, _) = wait_for::<DoorState>(&states, SECOND, "a clock", |_| true).await;
+    let (s, _) = wait_for::<DoorState>(&states, PROMPT, "a clock", |_| true).await;
     let now = s.clock_ms;
     put(
         &attacker,
@@ -351,7 +351,7 @@ async fn hostile_light_commands_are_rejected_and_the_lamps_follow_gated() {
 
     let next = gated.light("L1", Some(ArchColour::Stop), None).await;
     let (s, _) =
-        wait_for::<LightState>(&states, SECOND, "gated's next", |s| s.ack_seq == next).await;
+        wait_for::<LightState>(&states, PROMPT, "gated's next", |s| s.ack_seq == next).await;
     assert_eq!((s.arch, s.epoch), (ArchColour::Stop, Some(epoch)));
 
     finish(gated, attacker, driver).await;

@@ -6,7 +6,7 @@ use drivers::FailsafePosition;
 use protocol::{DoorAction, DoorMode, DoorSim, DoorState, Emergency, Flap, VERSION, encode};
 
 use crate::harness::{
-    FakeGated, SECOND, door_driver, free_endpoint, keys, peer, subscribe, wait_for,
+    FakeGated, PROMPT, SECOND, door_driver, free_endpoint, keys, peer, subscribe, wait_for,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,16 +25,16 @@ async fn command_is_acknowledged_and_the_flap_opens_then_closes_after_passage() 
     assert_eq!(s.reason, "no command from gated yet");
 
     gated.start_heartbeats(&["L1"]);
-    wait_for::<DoorState>(&states, SECOND, "normal mode", |s| {
+    wait_for::<DoorState>(&states, PROMPT, "normal mode", |s| {
         s.mode == DoorMode::Normal
     })
     .await;
     let seq = gated.door("L1", DoorAction::Open).await;
     // The ack is published at once, before the next control tick starts the motor.
-    let (s, t_ack) = wait_for::<DoorState>(&states, SECOND, "ack", |s| s.ack_seq >= seq).await;
+    let (s, t_ack) = wait_for::<DoorState>(&states, PROMPT, "ack", |s| s.ack_seq >= seq).await;
     assert_eq!(s.mode, DoorMode::Normal);
     let (s, t_open) =
-        wait_for::<DoorState>(&states, SECOND, "flap open", |s| s.flap == Flap::Open).await;
+        wait_for::<DoorState>(&states, PROMPT, "flap open", |s| s.flap == Flap::Open).await;
     assert_eq!((s.mode, s.position), (DoorMode::Normal, 1.0));
     eprintln!("ack after {t_ack:?}, open {t_open:?} later (300 ms stroke)");
 
@@ -71,7 +71,7 @@ async fn gated_vanishing_puts_the_door_in_failsafe_closed_within_the_watchdog() 
     })
     .await;
     gated.door("L1", DoorAction::HoldOpen).await;
-    wait_for::<DoorState>(&states, SECOND, "held open", |s| s.flap == Flap::Open).await;
+    wait_for::<DoorState>(&states, PROMPT, "held open", |s| s.flap == Flap::Open).await;
 
     let closing = Instant::now();
     gated.close().await;
@@ -94,7 +94,7 @@ async fn gated_vanishing_puts_the_door_in_failsafe_closed_within_the_watchdog() 
         "{}",
         s.reason
     );
-    wait_for::<DoorState>(&states, SECOND, "flap closed", |s| s.flap == Flap::Closed).await;
+    wait_for::<DoorState>(&states, PROMPT, "flap closed", |s| s.flap == Flap::Closed).await;
 
     // A new gated brings the lane back to normal with its first command: a new epoch, its seq
     // counted from 1.
@@ -144,7 +144,7 @@ async fn silent_gated_trips_the_watchdog_into_failsafe_open() {
         took >= Duration::from_millis(750),
         "fail-safe after only {took:?}"
     );
-    wait_for::<DoorState>(&states, SECOND, "evacuation position", |s| {
+    wait_for::<DoorState>(&states, PROMPT, "evacuation position", |s| {
         s.flap == Flap::Open
     })
     .await;
@@ -180,7 +180,7 @@ async fn malformed_payloads_are_dropped_and_the_driver_keeps_working() {
     gated.door("L9", DoorAction::HoldOpen).await;
 
     let seq = gated.door("L1", DoorAction::Open).await;
-    let (s, _) = wait_for::<DoorState>(&states, SECOND, "ack of the valid command", |s| {
+    let (s, _) = wait_for::<DoorState>(&states, PROMPT, "ack of the valid command", |s| {
         s.ack_seq == seq
     })
     .await;
@@ -189,7 +189,7 @@ async fn malformed_payloads_are_dropped_and_the_driver_keeps_working() {
         DoorMode::Normal,
         "none of the garbage was acted on: {s:?}"
     );
-    wait_for::<DoorState>(&states, SECOND, "flap open", |s| s.flap == Flap::Open).await;
+    wait_for::<DoorState>(&states, PROMPT, "flap open", |s| s.flap == Flap::Open).await;
     assert!(driver.is_running());
 
     gated.close().await;
@@ -207,7 +207,7 @@ async fn emergency_opens_every_door_over_hold_closed_and_failsafe() {
     // L1 held closed by gated, L2 left in fail-safe closed (never commanded).
     gated.start_heartbeats(&["L1"]);
     gated.door("L1", DoorAction::HoldClosed).await;
-    wait_for::<DoorState>(&states, SECOND, "L1 held closed", |s| {
+    wait_for::<DoorState>(&states, PROMPT, "L1 held closed", |s| {
         s.lane == "L1" && s.mode == DoorMode::HeldClosed
     })
     .await;
@@ -241,7 +241,7 @@ async fn emergency_opens_every_door_over_hold_closed_and_failsafe() {
         )
         .await;
     let (s, _) =
-        wait_for::<DoorState>(&l2, SECOND, "L2 back", |s| s.mode != DoorMode::Emergency).await;
+        wait_for::<DoorState>(&l2, PROMPT, "L2 back", |s| s.mode != DoorMode::Emergency).await;
     assert_eq!(s.mode, DoorMode::FailsafeClosed);
     wait_for::<DoorState>(&states, 2 * SECOND, "L1 closed again", |s| {
         s.lane == "L1" && s.mode == DoorMode::HeldClosed && s.flap == Flap::Closed

@@ -22,6 +22,10 @@ use zenoh::sample::Sample;
 
 pub const STATION: &str = "test_station";
 pub const SECOND: Duration = Duration::from_secs(1);
+/// How long a test waits for what should follow at once (an acknowledgement, a state). Generous on
+/// purpose: it bounds a hang, it is not a timing claim (those are measured in `benches/`), and a
+/// loaded CI machine can take over a second to schedule two processes and a zenoh link.
+pub const PROMPT: Duration = Duration::from_secs(5);
 
 pub fn keys() -> Keys {
     Keys::new(STATION).expect("station id")
