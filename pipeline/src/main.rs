@@ -47,6 +47,10 @@ enum Cmd {
         /// footage at its own speed (newest frame only).
         #[arg(long)]
         every_frame: bool,
+        /// Serve the live lane view (and /metrics, /healthz, /readyz) on this address while the
+        /// footage plays, e.g. 127.0.0.1:9464; otherwise on a free loopback port.
+        #[arg(long)]
+        view: Option<std::net::SocketAddr>,
     },
     /// Configuration tools.
     Config {
@@ -242,8 +246,9 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Demo {
             footage,
             every_frame,
+            view,
         } => {
-            let run = rt.block_on(pipeline::demo::run(footage, !every_frame))?;
+            let run = rt.block_on(pipeline::demo::run(footage, !every_frame, view))?;
             print!("{}", pipeline::station::format_report(&run.report));
             print!("{}", pipeline::demo::format_decisions(&run));
             let card = run.score();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{get, port};
+use common::{Ports, get, two_lane_station};
 use pipeline::config::StationConfig;
 use pipeline::station::{RunOptions, run};
 use protocol::{DoorAction, DoorMode, DoorState, Flap, Keys, ZenohEndpoints, decode};
@@ -22,46 +22,18 @@ fn scrape(addr: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn station_end_to_end() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (gated_port, door_port, light_port, metrics_port) = (port(), port(), port(), port());
+    let ports = Ports::free();
+    let (gated_port, door_port, metrics_port) = (ports.gated, ports.door, ports.http);
     // The station's bus is mutual TLS with access control, as deployed.
     let certs = protocol::CertDir::new(dir.path().join("certs"));
     certs.ensure_all("e2e").expect("certificates");
-    let toml = format!(
-        r#"
-[station]
-id = "e2e"
-[[lane]]
-id = "L1"
-role = "entry"
-source = "test:pattern=ball"
-width = 160
-height = 120
-fps = 10
-[[lane]]
-id = "L2"
-role = "exit"
-source = "test:pattern=gradient&brightness=-0.7"
-width = 160
-height = 120
-fps = 10
-[lighting]
-min_interval_ms = 200
-[zenoh]
-listen = ["tls/127.0.0.1:{gated_port}"]
-certs = "{}"
-[drivers]
-spawn = true
-door_listen = "tls/127.0.0.1:{door_port}"
-light_listen = "tls/127.0.0.1:{light_port}"
-failsafe = "closed"
-watchdog_ms = 1000
-[store]
-path = "{}"
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-"#,
-        certs.path().display(),
-        dir.path().join("station.redb").display()
+    let toml = two_lane_station(
+        "e2e",
+        "test:pattern=gradient&brightness=-0.7",
+        certs.path(),
+        dir.path(),
+        &ports,
+        "[lighting]\nmin_interval_ms = 200",
     );
     let cfg = StationConfig::parse(&toml, "e2e.toml").expect("config");
     let operator = cfg.operator_endpoints().expect("operator certificate");
@@ -216,7 +188,7 @@ listen = "127.0.0.1:{metrics_port}"
         (
             get(&addr, "/healthz"),
             get(&addr, "/readyz"),
-            get(&addr, "/"),
+            get(&addr, "/nothing-here"),
         )
     })
     .await

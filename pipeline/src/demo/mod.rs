@@ -81,6 +81,8 @@ pub struct FootageOptions {
     pub paced: bool,
     /// Every lane's zone, as fractions of the frame (default: the whole frame).
     pub zone: Option<[f32; 4]>,
+    /// Where the HTTP endpoints and lane view listen (default: a free loopback port).
+    pub view: Option<std::net::SocketAddr>,
 }
 
 pub struct FootageRun {
@@ -167,7 +169,10 @@ pub fn footage_config(
     cfg.zenoh.listen = vec![format!("tls/127.0.0.1:{}", port()?)];
     cfg.drivers.door_listen = format!("tls/127.0.0.1:{}", port()?);
     cfg.drivers.light_listen = format!("tls/127.0.0.1:{}", port()?);
-    cfg.metrics.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port()?));
+    cfg.metrics.listen = match opts.view {
+        Some(a) => a,
+        None => std::net::SocketAddr::from(([127, 0, 0, 1], port()?)),
+    };
     Ok(cfg)
 }
 
@@ -260,7 +265,11 @@ pub fn mode_line(paced: bool) -> &'static str {
 
 /// `gated demo`: `paced` plays the footage in real time (newest frame only, as live cameras);
 /// otherwise every frame is processed as fast as the station can (benchmark mode).
-pub async fn run(footage: Option<PathBuf>, paced: bool) -> Result<FootageRun, DemoError> {
+pub async fn run(
+    footage: Option<PathBuf>,
+    paced: bool,
+    view: Option<std::net::SocketAddr>,
+) -> Result<FootageRun, DemoError> {
     let footage = footage.unwrap_or_else(default_footage);
     let work = std::env::temp_dir().join(format!("gate-demo-{}", std::process::id()));
     // The default detector (BlazeFace back, 256 px): the 128-px one misses the follower of a
@@ -270,9 +279,13 @@ pub async fn run(footage: Option<PathBuf>, paced: bool) -> Result<FootageRun, De
         spawn_drivers: true,
         metrics: true,
         paced,
+        view,
         ..Default::default()
     };
     println!("{}", mode_line(paced));
+    if let Some(a) = view {
+        println!("demo: lane view at http://{a}/ while the footage plays");
+    }
     println!("demo: footage {}", footage.display());
     info!(footage = %footage.display(), paced, "demo starting");
     let r = run_footage(&footage, &work, &opts).await;

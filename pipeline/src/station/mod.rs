@@ -107,6 +107,8 @@ struct Inputs {
     capture: mpsc::UnboundedReceiver<CaptureEvent>,
     tick: mpsc::UnboundedReceiver<GpuReport>,
     incoming: mpsc::UnboundedReceiver<Incoming>,
+    /// The lane view's operator actions (with `[metrics]`).
+    operator: Option<mpsc::Receiver<crate::telemetry::view::OperatorRequest>>,
 }
 
 struct Station {
@@ -125,6 +127,8 @@ struct Station {
     t0: Instant,
     ticks: Vec<TickTimes>,
     normalised_s: Vec<f64>,
+    /// Where in `ticks` and `normalised_s` the lane view's last stage times ended.
+    viewed: (usize, usize),
     /// How late each heartbeat left the loop, seconds: the drivers' watchdog must stay above the
     /// heartbeat period plus this. The first `HEARTBEAT_SAMPLES` for the report; all in the metric.
     heartbeat_late_s: Vec<f64>,
@@ -192,6 +196,20 @@ impl Station {
                     GpuReport::Lost(why) => self.on_gpu_lost(why).await,
                 },
                 Some(inc) = inputs.incoming.recv() => self.on_incoming(inc).await,
+                Some(req) = async {
+                    match inputs.operator.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let reply = self.on_ctl(CtlRequest {
+                        v: VERSION,
+                        door: Some(protocol::CtlDoor { lane: req.lane, action: req.action }),
+                        journal: None,
+                    }).await;
+                    // The page may have given up waiting; the command went out all the same.
+                    let _ = req.reply.send(reply);
+                }
                 at = heartbeat.tick() => {
                     let late = at.elapsed().as_secs_f64();
                     metrics::histogram!(crate::telemetry::names::HEARTBEAT_LATE).record(late);
@@ -213,6 +231,9 @@ impl Station {
     /// command reports its sequence number back to the deciders (door latency).
     async fn send(&mut self, cmds: Vec<Command>) {
         for cmd in cmds {
+            if let (Command::Decision { msg, .. }, Some(b)) = (&cmd, &self.board) {
+                b.view.decision(msg);
+            }
             if let Ok(Some(stamp)) = self.outbox.send(&cmd).await
                 && let Command::Door {
                     lane,
@@ -367,6 +388,9 @@ impl Station {
                         d.on_door(&lane, &st);
                     }
                     crate::telemetry::door_state(&lane, Some(&st));
+                    if let Some(b) = &self.board {
+                        b.view.door(&st);
+                    }
                     self.lanes[i].door = Some(st);
                     self.lanes[i].door_heard = Instant::now();
                 }
@@ -476,8 +500,12 @@ impl Station {
             crate::telemetry::door_state_age(&l.id, l.door_heard.elapsed());
         }
         let health = self.health();
-        if let Some(b) = &self.board {
-            b.publish(health.clone());
+        if self.board.is_some() {
+            let view = self.view(health.clone());
+            if let Some(b) = &self.board {
+                b.publish(health.clone());
+                b.view.view(view);
+            }
         }
         self.outbox.health(&health).await;
     }

@@ -9,6 +9,7 @@ use protocol::{DoorState, Health, LaneHealth, LaneStatus, LightState, VERSION, u
 use super::Station;
 use crate::decide::decisions::DecisionRecord;
 use crate::recognise::TickTimes;
+use crate::telemetry::view::{StageTimes, StationView};
 
 /// What a run did, per lane: the table `gated demo` prints.
 #[derive(Debug, Clone)]
@@ -84,6 +85,43 @@ impl Station {
                 .as_mut()
                 .map(|(d, _)| std::mem::take(&mut d.records))
                 .unwrap_or_default(),
+        }
+    }
+
+    /// The lane view's picture of the station: `health` with each lane's arch and the mean stage
+    /// times of the ticks since the previous view.
+    pub(super) fn view(&mut self, health: Health) -> StationView {
+        let (t0, n0) = self.viewed;
+        let ticks = self.ticks.get(t0..).unwrap_or_default();
+        let normalised = self.normalised_s.get(n0..).unwrap_or_default();
+        self.viewed = (self.ticks.len(), self.normalised_s.len());
+        let mean_ms = |d: &dyn Fn(&TickTimes) -> Duration| {
+            if ticks.is_empty() {
+                0.0
+            } else {
+                ticks.iter().map(|t| d(t).as_secs_f64()).sum::<f64>() * 1e3 / ticks.len() as f64
+            }
+        };
+        let stages = StageTimes {
+            ticks: ticks.len(),
+            normalise_ms: if normalised.is_empty() {
+                0.0
+            } else {
+                normalised.iter().sum::<f64>() * 1e3 / normalised.len() as f64
+            },
+            detect_ms: mean_ms(&|t| t.detect),
+            embed_ms: mean_ms(&|t| t.embed),
+            matching_ms: mean_ms(&|t| t.matching),
+            pad_ms: mean_ms(&|t| t.pad),
+        };
+        StationView {
+            health,
+            arches: self
+                .lanes
+                .iter()
+                .map(|l| l.light.as_ref().map(|s| s.arch))
+                .collect(),
+            stages,
         }
     }
 

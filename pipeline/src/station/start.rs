@@ -25,11 +25,12 @@ impl Station {
         let store = Arc::new(Store::open(&cfg.store.path)?);
         let journal = JournalWriter::start(store.clone());
         let lane_ids = cfg.lane_ids();
-        let board = match cfg.metrics.enabled {
+        let mut board = match cfg.metrics.enabled {
             true => {
-                let b = crate::telemetry::install(cfg.metrics.listen, &lane_ids).await?;
+                let b = crate::telemetry::install(&cfg.metrics, &lane_ids).await?;
                 info!(addr = %cfg.metrics.listen,
-                    "metrics at http://{0}/metrics, health at /healthz and /readyz", cfg.metrics.listen);
+                    "lane view at http://{0}/, metrics at /metrics, health at /healthz and /readyz",
+                    cfg.metrics.listen);
                 Some(b)
             }
             false => None,
@@ -104,6 +105,7 @@ impl Station {
             .enumerate()
             .map(|(i, id)| (id.clone(), i))
             .collect();
+        let operator = board.as_mut().and_then(|b| b.operator.take());
         let station = Self {
             cfg,
             adapter,
@@ -118,6 +120,7 @@ impl Station {
             t0,
             ticks: Vec::new(),
             normalised_s: Vec::new(),
+            viewed: (0, 0),
             heartbeat_late_s: Vec::new(),
             board,
             store,
@@ -125,6 +128,7 @@ impl Station {
             _drivers: drivers,
         };
         let inputs = Inputs {
+            operator,
             early,
             capture: capture_rx,
             tick: tick_rx,

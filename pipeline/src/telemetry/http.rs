@@ -1,9 +1,11 @@
-//! The station's HTTP endpoints (loopback by default; no authentication, so nothing here acts):
+//! The station's HTTP endpoints (loopback by default; only the lane view's operator actions act,
+//! and they need the operator token):
 //! - `GET /metrics`: Prometheus text;
 //! - `GET /healthz`: liveness, 200 while the station loop publishes its health (every second),
 //!   503 once it has been silent for [`SILENT_AFTER_MS`];
 //! - `GET /readyz`: readiness, 200 when the station can decide walkers on every lane ([`readiness`]),
 //!   else 503 with the reasons, as JSON;
+//! - `GET /`, `GET /events`, `POST /lanes/{lane}/door`: the live lane view ([`super::view`]);
 //! - anything else: 404.
 
 use std::sync::Arc;
@@ -15,18 +17,26 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use protocol::{DoorMode, Health, LaneStatus, unix_ms};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+
+use super::view::{self, OperatorRequest, ViewFeed};
 use tracing::warn;
 
 /// The station loop is called stuck after this long without a health update.
 pub const SILENT_AFTER_MS: u64 = 5_000;
 
-/// Where the station loop publishes its health for the HTTP endpoints.
-pub struct HealthBoard(watch::Sender<Option<Health>>);
+/// Where the station loop publishes its health and view for the HTTP endpoints, and hears the
+/// view's operator requests.
+pub struct HealthBoard {
+    health: watch::Sender<Option<Health>>,
+    pub view: Arc<ViewFeed>,
+    /// Taken by the station loop, which answers them.
+    pub operator: Option<mpsc::Receiver<OperatorRequest>>,
+}
 
 impl HealthBoard {
     pub fn publish(&self, health: Health) {
-        self.0.send_replace(Some(health));
+        self.health.send_replace(Some(health));
     }
 }
 
@@ -35,29 +45,39 @@ struct Shared {
     health: watch::Receiver<Option<Health>>,
 }
 
-pub(super) fn serve(listener: tokio::net::TcpListener, metrics: PrometheusHandle) -> HealthBoard {
+pub(super) fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: PrometheusHandle,
+    token: Option<Vec<u8>>,
+) -> HealthBoard {
     let (tx, rx) = watch::channel(None);
     let shared = Arc::new(Shared {
         metrics,
         health: rx,
     });
+    let (feed, view_state, operator) = view::channels(token);
     let app = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .with_state(shared)
+        .merge(view::routes().with_state(view_state))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
-                "not found: /metrics, /healthz, /readyz\n",
+                "not found: /, /events, /metrics, /healthz, /readyz\n",
             )
-        })
-        .with_state(shared);
+        });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             warn!(error = %e, "metrics and health endpoint stopped");
         }
     });
-    HealthBoard(tx)
+    HealthBoard {
+        health: tx,
+        view: feed,
+        operator: Some(operator),
+    }
 }
 
 async fn metrics_text(State(s): State<Arc<Shared>>) -> Response {

@@ -1,8 +1,9 @@
 //! Prometheus metrics, and the station's HTTP endpoints beside them (`http`: `/metrics`,
-//! `/healthz`, `/readyz`). Names and labels are listed in `docs/metrics.md`; every metric is
+//! `/healthz`, `/readyz`; `view`: the live lane view at `/`). Names and labels are listed in `docs/metrics.md`; every metric is
 //! described here (Prometheus `# HELP`) and the per-lane series exist from the start.
 
 mod http;
+pub mod view;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -175,6 +176,9 @@ pub struct MetricsConfig {
     pub enabled: bool,
     /// Loopback by default: the exporter has no authentication.
     pub listen: SocketAddr,
+    /// The lane view's operator token (first line, 32+ characters, mode 600). Without it the view
+    /// only shows; with it, whoever sends the token may hold and release doors.
+    pub operator_token_file: Option<std::path::PathBuf>,
 }
 
 impl Default for MetricsConfig {
@@ -182,6 +186,7 @@ impl Default for MetricsConfig {
         Self {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            operator_token_file: None,
         }
     }
 }
@@ -196,6 +201,8 @@ pub enum TelemetryError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    OperatorToken(String),
 }
 
 /// The exporter as the station configures it (buckets for every `_seconds` histogram).
@@ -206,9 +213,14 @@ fn builder() -> Result<PrometheusBuilder, TelemetryError> {
 }
 
 /// Installs the process-wide recorder, describes every metric, creates the per-lane series and
-/// serves `/metrics`, `/healthz` and `/readyz` on `addr`. The station publishes its health on the
-/// returned board.
-pub async fn install(addr: SocketAddr, lanes: &[String]) -> Result<HealthBoard, TelemetryError> {
+/// serves `/metrics`, `/healthz`, `/readyz` and the lane view on `cfg.listen`. The station
+/// publishes its health and view on the returned board and answers the view's operator requests.
+pub async fn install(cfg: &MetricsConfig, lanes: &[String]) -> Result<HealthBoard, TelemetryError> {
+    let token = match &cfg.operator_token_file {
+        Some(p) => Some(view::read_token(p).map_err(TelemetryError::OperatorToken)?),
+        None => None,
+    };
+    let addr = cfg.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| TelemetryError::Bind { addr, source })?;
@@ -217,7 +229,7 @@ pub async fn install(addr: SocketAddr, lanes: &[String]) -> Result<HealthBoard, 
         .map_err(TelemetryError::Recorder)?;
     describe();
     create_series(lanes);
-    Ok(http::serve(listener, handle))
+    Ok(http::serve(listener, handle, token))
 }
 
 /// The series alerts and dashboards need before their first event, at 0: an alert on

@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use pipeline::demo;
 
@@ -74,4 +75,105 @@ pub fn assert_trip_open_once(path: &Path, subject: domain::SubjectId, what: &str
     assert_eq!(theirs, 1, "{what}: {passages:?}");
     let trips = store.fare_state().unwrap().open_trips;
     assert!(trips.contains_key(&subject), "{what}: no open trip");
+}
+
+/// Debian's headless Chromium, which scripts/setup installs.
+pub fn chromium() -> PathBuf {
+    ["chromium-headless-shell", "chromium"]
+        .iter()
+        .map(|b| Path::new("/usr/bin").join(b))
+        .find(|p| p.is_file())
+        .expect("no Chromium in /usr/bin: scripts/setup installs chromium-headless-shell")
+}
+
+/// Runs headless Chromium on `url` with `args`; its stdout. It dumps or shoots the page once it has
+/// loaded: the tiles drawn from the snapshot the page is served with (the event stream that updates
+/// them stays open, so waiting for it to go quiet would wait forever).
+pub fn browse(browser: &Path, profile: &Path, args: &[&str], url: &str) -> String {
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--window-size=1100,700",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Loopback ports of a test station: gated's bus, both drivers' buses, the HTTP listener.
+pub struct Ports {
+    pub gated: u16,
+    pub door: u16,
+    pub light: u16,
+    pub http: u16,
+}
+
+impl Ports {
+    pub fn free() -> Self {
+        Self {
+            gated: port(),
+            door: port(),
+            light: port(),
+            http: port(),
+        }
+    }
+}
+
+/// A station file `id` with two test-pattern lanes (L1 entry, a ball; L2 exit, `l2_source`), 160×120
+/// at 10 fps, both drivers spawned on the mutual-TLS bus (`certs`), the store in `dir`; `extra`
+/// (sections or `[metrics]` keys) is appended after `[metrics] listen`.
+pub fn two_lane_station(
+    id: &str,
+    l2_source: &str,
+    certs: &Path,
+    dir: &Path,
+    p: &Ports,
+    extra: &str,
+) -> String {
+    format!(
+        r#"
+[station]
+id = "{id}"
+[[lane]]
+id = "L1"
+role = "entry"
+source = "test:pattern=ball"
+width = 160
+height = 120
+fps = 10
+[[lane]]
+id = "L2"
+role = "exit"
+source = "{l2_source}"
+width = 160
+height = 120
+fps = 10
+[zenoh]
+listen = ["tls/127.0.0.1:{}"]
+certs = "{}"
+[drivers]
+spawn = true
+door_listen = "tls/127.0.0.1:{}"
+light_listen = "tls/127.0.0.1:{}"
+failsafe = "closed"
+watchdog_ms = 1000
+[store]
+path = "{}"
+[metrics]
+listen = "127.0.0.1:{}"
+{extra}
+"#,
+        p.gated,
+        certs.display(),
+        p.door,
+        p.light,
+        dir.join("station.redb").display(),
+        p.http,
+    )
 }
