@@ -19,6 +19,7 @@
 pub mod check;
 pub mod distribution;
 pub mod gallery;
+pub mod metrics;
 pub mod photo;
 pub mod quality;
 pub mod store;

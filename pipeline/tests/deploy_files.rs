@@ -1,8 +1,10 @@
-//! The deploy files ask only for metrics gated exports. Every metric name in the alert rules
-//! (`deploy/prometheus/alerts.yml`), the series promtool's unit tests feed them
+//! The deploy files ask only for metrics gated and enrold export. Every metric name in the alert
+//! rules (`deploy/prometheus/alerts.yml`), the series promtool's unit tests feed them
 //! (`alerts.test.yml`) and the Grafana dashboard (`deploy/grafana/gate.json`) must be a series of
-//! `pipeline::telemetry::names::ALL`, the table the recorder describes every metric from (its own
-//! test checks that the exporter renders exactly those series), or one Prometheus makes itself.
+//! `pipeline::telemetry::names::ALL` (the table gated's recorder describes every metric from; its
+//! own test checks that the exporter renders exactly those series), of `enrolment::metrics::ALL`
+//! (enrold's, checked against its exporter by enrolment/tests/metrics.rs), or one Prometheus makes
+//! itself.
 //! Every expression goes through a PromQL parser, so a syntax error fails here too.
 // Test helpers fail the test by panicking, like the #[test] functions that call them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -26,9 +28,18 @@ fn deploy(path: &str) -> String {
 }
 
 fn exported() -> BTreeSet<String> {
+    use enrolment::metrics::Kind;
+    let enrold = enrolment::metrics::ALL.iter().flat_map(|m| match m.kind {
+        Kind::Counter | Kind::Gauge => vec![m.name.to_owned()],
+        Kind::Seconds => ["_bucket", "_sum", "_count"]
+            .iter()
+            .map(|s| format!("{}{s}", m.name))
+            .collect(),
+    });
     names::ALL
         .iter()
         .flat_map(|m| m.series())
+        .chain(enrold)
         .chain(PROMETHEUS_MADE.iter().map(|s| s.to_string()))
         .collect()
 }
@@ -73,7 +84,9 @@ fn check(exprs: &[(String, String)]) -> Vec<String> {
         match selected(expr) {
             Ok(found) => {
                 for name in found.iter().filter(|n| !known.contains(*n)) {
-                    problems.push(format!("{place}: {name} is not exported by gated"));
+                    problems.push(format!(
+                        "{place}: {name} is exported by neither gated nor enrold"
+                    ));
                 }
             }
             Err(e) => problems.push(format!("{place}: {e}\n    {expr}")),

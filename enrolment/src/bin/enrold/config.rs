@@ -47,6 +47,17 @@ pub struct Config {
     /// Template distribution to the stations over zenoh (absent: no distribution).
     #[serde(default)]
     pub distribution: Option<DistributionConfig>,
+    /// Prometheus `/metrics` on its own plain-HTTP listener (absent: no metrics).
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Loopback unless Prometheus scrapes from elsewhere: the endpoint has no authentication
+    /// (it shows counts, never a subject or a token). `127.0.0.1:0` picks a free port.
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -294,6 +305,11 @@ max_mouth_chroma_distance = 20.0
 max_mouth_texture_ratio = 0.35
 same_person_cosine = 0.363
 duplicate_cosine = 0.5
+
+# Prometheus metrics (docs/enrolment.md, "Metrics"): GET http://127.0.0.1:9465/metrics. Omit the
+# section to run without them.
+[metrics]
+listen = "127.0.0.1:9465"
 
 # Template distribution to the stations (docs/protocol.md). Omit the section to run without it.
 # [distribution]

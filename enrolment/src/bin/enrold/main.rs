@@ -17,6 +17,7 @@ mod config;
 mod distribute;
 mod enrol;
 mod error;
+mod telemetry;
 mod watchdog;
 
 use std::io::Write;
@@ -220,6 +221,10 @@ fn serve(cfg: Config) -> Result<()> {
         .enable_all()
         .max_blocking_threads(workers + 8)
         .build()?;
+    let metrics = match &cfg.metrics {
+        Some(m) => Some((m.listen, telemetry::install()?)),
+        None => None,
+    };
     let distribution = match &cfg.distribution {
         Some(d) => Some(rt.block_on(distribute::start(d, store.clone(), master.clone()))?),
         None => None,
@@ -257,6 +262,19 @@ fn serve(cfg: Config) -> Result<()> {
                 None
             }
         };
+        if let Some((addr, handle)) = metrics {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("[metrics] listen {addr}"))?;
+            let bound = listener.local_addr()?;
+            tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
+            let app = app.clone();
+            tokio::spawn(async move {
+                if let Err(e) = telemetry::serve(listener, handle, app).await {
+                    tracing::warn!(error = %e, "metrics endpoint stopped");
+                }
+            });
+        }
         let listener = std::net::TcpListener::bind(&app.cfg.listen)
             .with_context(|| format!("listening on {}", app.cfg.listen))?;
         let addr = listener.local_addr()?;
