@@ -58,8 +58,8 @@ fn enrold_exports_its_metrics_described_from_the_start() {
     };
     for m in enrolment::metrics::ALL {
         let labelled = [
-            enrolment::metrics::REQUESTS.name,
-            enrolment::metrics::REQUEST_SECONDS.name,
+            enrolment::metrics::REQUESTS,
+            enrolment::metrics::REQUEST_SECONDS,
         ];
         assert!(
             labelled.contains(&m.name) || help(&text, m),

@@ -28,18 +28,10 @@ fn deploy(path: &str) -> String {
 }
 
 fn exported() -> BTreeSet<String> {
-    use enrolment::metrics::Kind;
-    let enrold = enrolment::metrics::ALL.iter().flat_map(|m| match m.kind {
-        Kind::Counter | Kind::Gauge => vec![m.name.to_owned()],
-        Kind::Seconds => ["_bucket", "_sum", "_count"]
-            .iter()
-            .map(|s| format!("{}{s}", m.name))
-            .collect(),
-    });
     names::ALL
         .iter()
+        .chain(enrolment::metrics::ALL)
         .flat_map(|m| m.series())
-        .chain(enrold)
         .chain(PROMETHEUS_MADE.iter().map(|s| s.to_string()))
         .collect()
 }

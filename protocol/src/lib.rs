@@ -13,6 +13,7 @@ pub mod certs;
 pub mod keys;
 pub mod logging;
 pub mod messages;
+pub mod metrics;
 pub mod session;
 pub mod stamp;
 

@@ -8,11 +8,9 @@ pub mod view;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
+use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use protocol::{DoorMode, DoorState, Flap};
-
-use names::Kind;
 
 pub use http::{HealthBoard, readiness};
 
@@ -25,56 +23,13 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// recorder describes each at start, `ALL` lists them (the deploy files' test checks every name a
 /// dashboard or alert asks for against it), and the table in docs/metrics.md says more.
 pub mod names {
-    /// What a metric is, for `# TYPE` and the series a histogram adds (`_bucket`, `_sum`,
-    /// `_count`).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Kind {
-        Counter,
-        Gauge,
-        /// Observations in seconds (`LATENCY_BUCKETS`).
-        Seconds,
-        /// Observations of a count (faces per tick). The exporter gives buckets to `_seconds`
-        /// only, so these are rendered as summaries: `{quantile=…}`, `_sum`, `_count`.
-        Summary,
-    }
-
-    #[derive(Debug, Clone, Copy)]
-    pub struct Metric {
-        pub name: &'static str,
-        pub kind: Kind,
-        pub help: &'static str,
-    }
-
-    impl Metric {
-        /// The series names Prometheus stores for this metric.
-        pub fn series(&self) -> Vec<String> {
-            match self.kind {
-                Kind::Counter | Kind::Gauge => vec![self.name.to_owned()],
-                Kind::Seconds => ["_bucket", "_sum", "_count"]
-                    .iter()
-                    .map(|suffix| format!("{}{suffix}", self.name))
-                    .collect(),
-                Kind::Summary => ["", "_sum", "_count"]
-                    .iter()
-                    .map(|suffix| format!("{}{suffix}", self.name))
-                    .collect(),
-            }
-        }
-    }
+    pub use protocol::metrics::{Kind, Metric};
 
     /// The `kind`s of a door disagreement: another epoch obeyed, an acknowledgement gated never
     /// asked for, a mode gated did not set.
     pub const DISAGREEMENT_KINDS: [&str; 3] = ["epoch", "ack", "mode"];
 
-    macro_rules! metrics {
-        ($($(#[$doc:meta])* $id:ident = $name:literal, $kind:ident, $help:literal;)*) => {
-            $($(#[$doc])* pub const $id: &str = $name;)*
-            /// Every metric the station exports.
-            pub const ALL: &[Metric] = &[$(Metric { name: $name, kind: Kind::$kind, help: $help }),*];
-        };
-    }
-
-    metrics! {
+    protocol::metric_table! {
         FRAMES_IN = "gate_frames_in_total", Counter, "Frames handed over by the lane's camera";
         FRAMES_PROCESSED = "gate_frames_processed_total", Counter,
             "Frames normalised (and recognised) by the station";
@@ -342,19 +297,13 @@ fn flap_label(f: Flap) -> &'static str {
 
 /// `# HELP` for every metric.
 fn describe() {
-    for m in names::ALL {
-        match m.kind {
-            Kind::Counter => describe_counter!(m.name, m.help),
-            Kind::Gauge => describe_gauge!(m.name, m.help),
-            Kind::Seconds => describe_histogram!(m.name, Unit::Seconds, m.help),
-            Kind::Summary => describe_histogram!(m.name, m.help),
-        }
-    }
+    protocol::metrics::describe(names::ALL);
 }
 
 #[cfg(test)]
 mod tests {
     use metrics::histogram;
+    use names::Kind;
 
     use super::*;
 

@@ -72,16 +72,16 @@ async fn guard(
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
         .and_then(|t| app.tokens.check(t));
     let Some(client) = presented else {
-        metrics::counter!(enrolment::metrics::AUTH_FAILURES.name).increment(1);
+        metrics::counter!(enrolment::metrics::AUTH_FAILURES).increment(1);
         if let Err(s) = app.rate.take(Key::FailedAuth(peer.ip())) {
-            metrics::counter!(enrolment::metrics::RATE_LIMITED.name).increment(1);
+            metrics::counter!(enrolment::metrics::RATE_LIMITED).increment(1);
             return ApiError::RateLimited(s).into_response();
         }
         tracing::warn!(%peer, path = %req.uri().path(), "authentication failed");
         return ApiError::Unauthorized.into_response();
     };
     if let Err(s) = app.rate.take(Key::Client(client.0.clone())) {
-        metrics::counter!(enrolment::metrics::RATE_LIMITED.name).increment(1);
+        metrics::counter!(enrolment::metrics::RATE_LIMITED).increment(1);
         tracing::info!(client = %client.0, "rate limited");
         return ApiError::RateLimited(s).into_response();
     }

@@ -48,10 +48,10 @@ pub async fn serve(
 /// The gauges are read at scrape time, from the state the API serves.
 async fn render(State((handle, app)): State<(PrometheusHandle, Arc<App>)>) -> Response {
     if let Ok(g) = app.gallery.read() {
-        metrics::gauge!(SUBJECTS.name).set(g.len() as f64);
+        metrics::gauge!(SUBJECTS).set(g.len() as f64);
     }
     match app.store.head_seq() {
-        Ok(seq) => metrics::gauge!(CHANGES_HEAD.name).set(seq as f64),
+        Ok(seq) => metrics::gauge!(CHANGES_HEAD).set(seq as f64),
         // The scrape still answers; the gauge keeps its last value and the log says why.
         Err(e) => tracing::warn!(error = %e, "metrics: reading the change head"),
     }
@@ -69,9 +69,9 @@ pub async fn track(matched: Option<MatchedPath>, req: Request, next: Next) -> Re
     let method = req.method().as_str().to_owned();
     let t = Instant::now();
     let res = next.run(req).await;
-    metrics::counter!(REQUESTS.name, "route" => route.clone(), "method" => method,
+    metrics::counter!(REQUESTS, "route" => route.clone(), "method" => method,
         "status" => res.status().as_u16().to_string())
     .increment(1);
-    metrics::histogram!(REQUEST_SECONDS.name, "route" => route).record(t.elapsed().as_secs_f64());
+    metrics::histogram!(REQUEST_SECONDS, "route" => route).record(t.elapsed().as_secs_f64());
     res
 }
