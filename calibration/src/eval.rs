@@ -31,6 +31,8 @@ pub struct Options {
     /// Also score flip-averaged embeddings (each chip and its mirror), on both sides of a pair and
     /// on one side only (enrolment flips, the gate does not).
     pub flip: bool,
+    /// The station's per-frame threshold T: the verdict line is at T, and the DET marks it.
+    pub threshold: Option<f32>,
 }
 
 /// The alignments compared: BlazeFace keypoints onto TEMPLATE_4, onto an alternative 4-point
@@ -390,10 +392,16 @@ pub fn run(o: Options) -> Result<()> {
             .collect::<Vec<_>>(),
         0.5,
     );
+    let main = score(&samples, listed.as_deref(), |s| s.emb[0].as_deref());
+    let eer = scores::eer(&main.genuine, &main.impostor);
     println!(
         "set: {}  ({:.0} s, {threads} threads)",
         o.set.display(),
         t0.elapsed().as_secs_f64()
+    );
+    println!(
+        "{}",
+        verdict(&main.genuine, &main.impostor, o.threshold, eer)
     );
     println!(
         "photos: {n}  face found: {detected} ({:.1} %; {by_front} only by the front-128 model); median inter-eye distance {eyes:.1} px (after padding)",
@@ -402,7 +410,6 @@ pub fn run(o: Options) -> Result<()> {
     println!(
         "photos with several faces: {several} (the subject taken: of the faces at least half the largest's size, the one nearest the centre)"
     );
-    let main = score(&samples, listed.as_deref(), |s| s.emb[0].as_deref());
     if main.skipped > 0 {
         println!("pairs skipped (a photo without a face): {}", main.skipped);
     }
@@ -412,7 +419,7 @@ pub fn run(o: Options) -> Result<()> {
             println!("FNMR at FMR {t:e}: {:.2} % (threshold {th:.3})", f * 100.0);
         }
     }
-    if let Some(e) = scores::eer(&main.genuine, &main.impostor) {
+    if let Some(e) = eer {
         println!("EER: {:.2} % at cosine {:.3}", e.rate * 100.0, e.threshold);
     }
     println!(
@@ -427,6 +434,9 @@ pub fn run(o: Options) -> Result<()> {
         "set": o.set, "photos": n, "faces": detected, "front_only": by_front,
         "several_faces": several,
         "median_eye_distance_px": eyes, "blazeface": main_s, "seconds": t0.elapsed().as_secs_f64(),
+        "station_threshold": o.threshold.map(|t| serde_json::json!({
+            "t": t, "fmr": scores::fmr(&main.impostor, t), "fnmr": scores::fnmr(&main.genuine, t),
+        })),
     });
     if let Some(m) = out.as_object_mut() {
         m.extend(extras);
@@ -511,6 +521,13 @@ fn verification_extras(
             main.genuine.len(),
             main.impostor.len(),
             scores::eer(&main.genuine, &main.impostor),
+            o.threshold.map(|t| {
+                (
+                    t,
+                    scores::fmr(&main.impostor, t),
+                    scores::fnmr(&main.genuine, t),
+                )
+            }),
         )?;
         for f in &files {
             println!("wrote {}", f.display());
@@ -582,4 +599,31 @@ fn reference_report(
         "dlib_faces": with_ref, "both": both.len(), "keypoints": kp_json,
         "chip_discrepancy_px": disc_json, "side_by_side": rows,
     })
+}
+
+/// The line that comes first: the error rates at the station's threshold when it is known (what a
+/// station engineer decides on), else the EER with a hint how to get them.
+fn verdict(genuine: &[f32], impostor: &[f32], t: Option<f32>, eer: Option<scores::Eer>) -> String {
+    let eer_text = eer.map_or("EER n/a".to_owned(), |e| {
+        format!("EER {:.2} % at {:.3}", e.rate * 100.0, e.threshold)
+    });
+    match t {
+        Some(t) => {
+            let (fmr, fnmr) = (scores::fmr(impostor, t), scores::fnmr(genuine, t));
+            format!(
+                "verdict at the station's threshold T = {t:.3}: FMR {:.4} % ({} of {} impostor pairs), FNMR {:.2} % ({} of {} genuine pairs); {eer_text}",
+                fmr * 100.0,
+                (fmr * impostor.len() as f64).round() as u64,
+                impostor.len(),
+                fnmr * 100.0,
+                (fnmr * genuine.len() as f64).round() as u64,
+                genuine.len(),
+            )
+        }
+        None => format!(
+            "verdict: {eer_text} on {} genuine and {} impostor pairs (--threshold T or --station FILE gives the rates at the station's T)",
+            genuine.len(),
+            impostor.len()
+        ),
+    }
 }

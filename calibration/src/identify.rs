@@ -70,6 +70,12 @@ pub struct Args {
     /// Which gallery size's recommendation to write; default the first of --gallery-sizes.
     #[arg(long, requires = "write")]
     write_gallery: Option<u64>,
+    /// Write the margin M even when it was measured on a smaller gallery than the one written
+    /// for. There the second-best score rises, so the M measured here holds back more mated
+    /// walkers than it did in the measurement; without this flag, T and k are written and M is
+    /// left as it is.
+    #[arg(long, requires = "write")]
+    force_margin: bool,
 }
 
 /// Largest fusion depth considered: a walker gives the camera a handful of good frames.
@@ -549,14 +555,27 @@ pub fn run(a: Args) -> Result<()> {
             .with_context(|| format!("--json {}", path.display()))?;
     }
     if let Some(path) = &a.write {
-        write_back(path, &a, &recs, margin)?;
+        write_back(
+            path,
+            &a,
+            &recs,
+            margin.map(|m| (m, sp.gallery.len() as u64)),
+        )?;
     }
     Ok(())
 }
 
 /// Stores the chosen gallery size's T, M and k in the station file: the relaxed threshold with its
 /// fusion depth when one meets the target, else the threshold set for the default depth k = 3.
-fn write_back(path: &Path, a: &Args, recs: &[Recommendation], margin: Option<f32>) -> Result<()> {
+/// `margin` is M and the size of the gallery it was measured on. M is written only when that gallery
+/// is at least the written one, or with `--force-margin`: otherwise it is an upper bound, and the
+/// tool does not store what it does not believe.
+fn write_back(
+    path: &Path,
+    a: &Args,
+    recs: &[Recommendation],
+    margin: Option<(f32, u64)>,
+) -> Result<()> {
     use crate::station_toml::{self, Edit, Section, Val};
     let n = a.write_gallery.or(a.gallery_sizes.first().copied());
     let rec = recs
@@ -586,6 +605,13 @@ fn write_back(path: &Path, a: &Args, recs: &[Recommendation], margin: Option<f32
         ),
         Edit::new(section.clone(), "k", Val::Int(k as i64)),
     ];
+    let margin = match margin_to_write(margin, rec.gallery_size, a.force_margin) {
+        Ok(m) => m,
+        Err(why) => {
+            println!("\n{why}");
+            None
+        }
+    };
     if let Some(m) = margin {
         edits.push(Edit::new(
             section.clone(),
@@ -603,9 +629,46 @@ fn write_back(path: &Path, a: &Args, recs: &[Recommendation], margin: Option<f32
     Ok(())
 }
 
+/// The margin to store: M when it was measured on a gallery at least as large as the station's
+/// (`gallery`), or when forced; otherwise why not.
+fn margin_to_write(
+    margin: Option<(f32, u64)>,
+    gallery: u64,
+    force: bool,
+) -> Result<Option<f32>, String> {
+    match margin {
+        Some((m, measured)) if measured < gallery && !force => Err(format!(
+            "margin not written: M = {m:.4} was measured on a gallery of {measured}, the station's is \
+             {gallery}; there the second-best score rises and this M would hold back more mated \
+             walkers than measured. Measure on a gallery that large, or pass --force-margin to write \
+             it anyway."
+        )),
+        Some((m, _)) => Ok(Some(m)),
+        None => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_margin_from_a_smaller_gallery_is_written_only_when_forced() {
+        assert_eq!(
+            margin_to_write(Some((0.1, 10_000)), 10_000, false),
+            Ok(Some(0.1))
+        );
+        let why = margin_to_write(Some((0.1, 40)), 10_000, false).unwrap_err();
+        assert!(
+            why.contains("gallery of 40") && why.contains("--force-margin"),
+            "{why}"
+        );
+        assert_eq!(
+            margin_to_write(Some((0.1, 40)), 10_000, true),
+            Ok(Some(0.1))
+        );
+        assert_eq!(margin_to_write(None, 10_000, false), Ok(None));
+    }
 
     #[test]
     fn fpir_arithmetic() {

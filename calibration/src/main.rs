@@ -35,7 +35,7 @@ mod station_toml;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -101,6 +101,13 @@ enum Cmd {
         /// gate probe). One more SFace chip per photo.
         #[arg(long)]
         flip: bool,
+        /// The station's per-frame threshold T: the verdict (first line) gives FMR and FNMR at T,
+        /// and the DET plot marks it.
+        #[arg(long, conflicts_with = "station")]
+        threshold: Option<f32>,
+        /// Take T from this station file's `[decision] threshold`.
+        #[arg(long)]
+        station: Option<PathBuf>,
     },
     /// BlazeFace keypoint error vs reference landmarks, and the least-squares 4-point template.
     Keypoints {
@@ -168,7 +175,23 @@ fn main() -> Result<()> {
             dump_chips,
             plots,
             flip,
+            threshold,
+            station,
         } => eval::run(eval::Options {
+            threshold: match (threshold, station) {
+                (Some(t), _) => Some(t),
+                (None, Some(path)) => Some(
+                    station_toml::read_number(&path, "decision", "threshold")?.with_context(
+                        || {
+                            format!(
+                                "--station {}: no [decision] threshold in it",
+                                path.display()
+                            )
+                        },
+                    )? as f32,
+                ),
+                (None, None) => None,
+            },
             set,
             pairs,
             skip_per_identity: sel.skip_per_identity,

@@ -24,8 +24,8 @@ struct Chart<'a> {
     y: (f64, f64),
     y_log: bool,
     points: Vec<(f64, f64)>,
-    /// Where the EER sits, and its label.
-    mark: Option<((f64, f64), String)>,
+    /// Marked points (the EER, the station's threshold), each with its label and colour.
+    marks: Vec<((f64, f64), String, RGBColor)>,
     /// A dotted reference line (the DET's FMR = FNMR diagonal).
     diagonal: bool,
     note: String,
@@ -103,8 +103,8 @@ where
         }
         ch.draw_series(LineSeries::new(xy.drain(..), BLUE.stroke_width(2)))
             .map_err(e)?;
-        if let Some((p, label)) = &c.mark {
-            ch.draw_series([Circle::new(*p, 6, RED.stroke_width(2))])
+        for (p, label, colour) in &c.marks {
+            ch.draw_series([Circle::new(*p, 6, colour.stroke_width(2))])
                 .map_err(e)?;
             ch.draw_series([Text::new(label.clone(), *p, (FONT, 16).into_font())])
                 .map_err(e)?;
@@ -158,7 +158,8 @@ fn write_both(dir: &Path, stem: &str, c: &Chart) -> Result<[PathBuf; 2]> {
 
 /// Writes det.png, det.svg, roc.png and roc.svg into `dir` (created if missing). Rates of 0 cannot
 /// sit on a log axis: they are drawn on the axis floor, half a sample below the smallest measurable
-/// rate (1/#impostor scores on x, 1/#genuine on y), as the notes under the charts say.
+/// rate (1/#impostor scores on x, 1/#genuine on y), as the notes under the charts say. The DET marks
+/// the EER and, when given, the station's threshold `(T, FMR, FNMR)`.
 pub fn det_roc(
     dir: &Path,
     set: &str,
@@ -166,6 +167,7 @@ pub fn det_roc(
     n_genuine: usize,
     n_impostor: usize,
     eer: Option<Eer>,
+    station: Option<(f32, f64, f64)>,
 ) -> Result<Vec<PathBuf>> {
     if curve.is_empty() || n_genuine == 0 || n_impostor == 0 {
         anyhow::bail!("--plots: no genuine or no impostor scores to draw");
@@ -190,13 +192,24 @@ pub fn det_roc(
         y: (y0, 1.0),
         y_log: true,
         points: thin(&det, (x0, 1.0), (y0, 1.0), true),
-        mark: eer.map(|e| {
-            let r = clamp(e.rate, x0.max(y0));
-            (
-                (r, r),
-                format!("  EER {:.2} % at {:.3}", e.rate * 100.0, e.threshold),
-            )
-        }),
+        marks: eer
+            .map(|e| {
+                let r = clamp(e.rate, x0.max(y0));
+                (
+                    (r, r),
+                    format!("  EER {:.2} % at {:.3}", e.rate * 100.0, e.threshold),
+                    RED,
+                )
+            })
+            .into_iter()
+            .chain(station.map(|(t, fmr, fnmr)| {
+                (
+                    (clamp(fmr, x0), clamp(fnmr, y0)),
+                    format!("  station T = {t:.3}: FNMR {:.2} %", fnmr * 100.0),
+                    RGBColor(0, 140, 60),
+                )
+            }))
+            .collect(),
         diagonal: true,
         note: note.clone(),
     };
@@ -219,7 +232,7 @@ pub fn det_roc(
         y: (y_lo, 1.0),
         y_log: false,
         points: thin(&roc, (x0, 1.0), (y_lo, 1.0), false),
-        mark: None,
+        marks: Vec::new(),
         diagonal: false,
         note,
     };
@@ -247,6 +260,7 @@ mod tests {
             g.len(),
             i.len(),
             scores::eer(&g, &i),
+            Some((0.5, scores::fmr(&i, 0.5), scores::fnmr(&g, 0.5))),
         )
         .expect("plots");
         assert_eq!(out.len(), 4);
@@ -263,7 +277,7 @@ mod tests {
             assert!(svg.contains("<text") && svg.contains("false match rate"));
             assert!(well_formed(&svg), "unbalanced tags in {stem}.svg");
         }
-        assert!(det_roc(dir.path(), "x", &[], 0, 0, None).is_err());
+        assert!(det_roc(dir.path(), "x", &[], 0, 0, None, None).is_err());
     }
 
     /// A small well-formedness check: every element closes in order (no XML crate needed for it).

@@ -32,8 +32,24 @@ fn eval_writes_plots_and_reports_folds() {
         plots.to_str().expect("utf-8"),
         "--json",
         json.to_str().expect("utf-8"),
+        "--threshold",
+        "0.45",
     ]);
     assert!(o.status.success(), "{}", text(&o));
+    // The verdict at the station's threshold comes first, right under the set's line.
+    let out = text(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let set_line = lines
+        .iter()
+        .position(|l| l.starts_with("set: "))
+        .expect("set line");
+    assert!(
+        lines[set_line + 1].starts_with("verdict at the station's threshold T = 0.450: FMR ")
+            && lines[set_line + 1].contains("of 3 genuine pairs"),
+        "{out}"
+    );
+    let det = std::fs::read_to_string(plots.join("det.svg")).expect("det.svg");
+    assert!(det.contains("station T = 0.450"), "the DET does not mark T");
     for f in ["det.png", "det.svg", "roc.png", "roc.svg"] {
         let bytes = std::fs::read(plots.join(f)).expect(f);
         if f.ends_with(".png") {
@@ -50,6 +66,10 @@ fn eval_writes_plots_and_reports_folds() {
     assert_eq!(v["blazeface"]["genuine"], 3, "{v}");
     assert_eq!(v["blazeface"]["impostor"], 3, "{v}");
     assert_eq!(v["plots"].as_array().map(Vec::len), Some(4));
+    let t = v["station_threshold"]["t"]
+        .as_f64()
+        .expect("station_threshold.t");
+    assert!((t - 0.45).abs() < 1e-6, "{v}");
 
     // A pairs file with fewer pairs than folds: the 10-fold accuracy is n/a, not a failure.
     let pairs = tmp.path().join("pairs.csv");
@@ -81,6 +101,7 @@ fn eval_writes_plots_and_reports_folds() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("10-fold accuracy: n/a"), "{}", text(&o));
+    assert!(text(&o).contains("verdict: EER"), "{}", text(&o));
 }
 
 #[test]
