@@ -1,12 +1,13 @@
-//! Bearer tokens of the app back-ends, and the per-client token-bucket rate limiter.
+//! Bearer tokens of the app back-ends, and the per-client and per-peer rate limits.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -117,55 +118,91 @@ pub enum Key {
     FailedAuth(IpAddr),
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-/// Token buckets: `burst` capacity, refilled at `per_minute / 60` per second.
+/// Rate limits per client token and per peer that failed authentication: `burst` requests at once,
+/// then `per_minute` (GCRA, the `governor` crate; a failing peer's burst is at most its per-minute
+/// rate).
 pub struct RateLimiter {
-    cfg: RateConfig,
-    buckets: Mutex<HashMap<Key, Bucket>>,
+    clients: DefaultKeyedRateLimiter<String>,
+    failed: DefaultKeyedRateLimiter<IpAddr>,
 }
 
-const MAX_BUCKETS: usize = 10_000;
+/// Beyond this many keys, the ones whose allowance has refilled are forgotten (they hold no state
+/// worth keeping), so a flood of peers cannot grow the tables without bound.
+const MAX_KEYS: usize = 10_000;
 
 impl RateLimiter {
-    pub fn new(cfg: RateConfig) -> Self {
-        Self {
-            cfg,
-            buckets: Mutex::new(HashMap::new()),
-        }
+    pub fn new(cfg: &RateConfig) -> anyhow::Result<Self> {
+        Ok(Self {
+            clients: governor::RateLimiter::keyed(quota(cfg.per_minute, cfg.burst)?),
+            failed: governor::RateLimiter::keyed(quota(
+                cfg.failed_auth_per_minute,
+                cfg.failed_auth_per_minute.clamp(1.0, cfg.burst),
+            )?),
+        })
     }
 
-    /// Takes one token; `Err(seconds)` (to put in Retry-After) when the bucket is empty.
+    /// Takes one request's allowance; `Err(seconds)` (to put in Retry-After) when there is none.
     pub fn take(&self, key: Key) -> Result<(), u64> {
-        let (rate, burst) = match key {
-            Key::Client(_) => (self.cfg.per_minute / 60.0, self.cfg.burst),
-            Key::FailedAuth(_) => (
-                self.cfg.failed_auth_per_minute / 60.0,
-                self.cfg.failed_auth_per_minute.clamp(1.0, self.cfg.burst),
-            ),
+        let checked = match &key {
+            Key::Client(c) => {
+                if self.clients.len() >= MAX_KEYS {
+                    self.clients.retain_recent();
+                }
+                self.clients.check_key(c)
+            }
+            Key::FailedAuth(ip) => {
+                if self.failed.len() >= MAX_KEYS {
+                    self.failed.retain_recent();
+                }
+                self.failed.check_key(ip)
+            }
         };
-        let now = Instant::now();
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return Err(1);
-        };
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&key) {
-            // Forget buckets that have refilled: they hold no state worth keeping.
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
+        checked.map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            wait.as_secs_f64().ceil().max(1.0) as u64
+        })
+    }
+}
+
+/// `per_minute` requests a minute after a burst of `burst` (both checked positive and finite by
+/// the config).
+fn quota(per_minute: f64, burst: f64) -> anyhow::Result<Quota> {
+    let period = Duration::try_from_secs_f64(60.0 / per_minute)
+        .map_err(|e| anyhow::anyhow!("rate: {per_minute} per minute: {e}"))?;
+    let burst = NonZeroU32::new(burst.floor().clamp(1.0, f64::from(u32::MAX)) as u32)
+        .ok_or_else(|| anyhow::anyhow!("rate: burst {burst}"))?;
+    Ok(Quota::with_period(period)
+        .ok_or_else(|| anyhow::anyhow!("rate: {per_minute} per minute is too fast"))?
+        .allow_burst(burst))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_burst_then_refusals_with_retry_after_each_key_on_its_own() {
+        let r = RateLimiter::new(&RateConfig {
+            per_minute: 6.0,
+            burst: 3.0,
+            failed_auth_per_minute: 2.0,
+        })
+        .unwrap();
+        let a = || Key::Client("a".into());
+        for _ in 0..3 {
+            assert_eq!(r.take(a()), Ok(()));
         }
-        let b = buckets.entry(key).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - b.tokens) / rate).ceil().max(1.0) as u64)
-        }
+        // 6 a minute: the next allowance is 10 s away.
+        let wait = r.take(a()).unwrap_err();
+        assert!((1..=10).contains(&wait), "{wait}");
+        assert_eq!(r.take(Key::Client("b".into())), Ok(()));
+        let peer = || Key::FailedAuth(IpAddr::from([192, 0, 2, 1]));
+        assert_eq!(r.take(peer()), Ok(()));
+        assert_eq!(r.take(peer()), Ok(()));
+        assert!(
+            r.take(peer()).is_err(),
+            "a failing peer's burst is its per-minute rate"
+        );
     }
 }

@@ -151,9 +151,9 @@ impl Default for Limits {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateConfig {
-    /// Sustained requests per minute per client (token bucket refill).
+    /// Sustained requests per minute per client, after its burst.
     pub per_minute: f64,
-    /// Bucket size: requests a client may make in a burst.
+    /// Requests a client may make at once.
     pub burst: f64,
     /// Failed authentications per minute per peer address.
     pub failed_auth_per_minute: f64,

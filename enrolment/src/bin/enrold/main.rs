@@ -230,7 +230,7 @@ fn serve(cfg: Config) -> Result<()> {
         None => None,
     };
     let app = Arc::new(app::App {
-        rate: auth::RateLimiter::new(cfg.rate.clone()),
+        rate: auth::RateLimiter::new(&cfg.rate)?,
         distribution,
         face_slots: tokio::sync::Semaphore::new(workers),
         enrol_lock: tokio::sync::Mutex::new(()),
