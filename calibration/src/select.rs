@@ -118,25 +118,38 @@ pub fn par_map<T: Sync, R: Send>(
 }
 
 /// Progress of the long runs on stderr (embedding hundreds of photos takes minutes on a CPU): on
-/// a terminal a one-line bar redrawn at most every 250 ms; otherwise (a log file, CI, a pipe) a
-/// plain line every 10 s, so a long run is never silent and the log never fills with bars.
+/// a terminal indicatif's bar; otherwise (a log file, CI, a pipe) a plain line every 10 s, so a
+/// long run is never silent and the log never fills with bars (indicatif draws nothing there).
 struct Progress {
     total: usize,
     start: std::time::Instant,
+    /// The terminal's bar; `None` off a terminal or for a single item.
+    bar: Option<indicatif::ProgressBar>,
+    /// When the last plain line was written, ms after `start`.
     last_ms: AtomicUsize,
     on: bool,
-    terminal: bool,
 }
 
 impl Progress {
     fn new(total: usize) -> Self {
         use std::io::IsTerminal;
+        let on = total > 1;
+        let bar = (on && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            // A fixed template cannot fail to parse; the default style is the fallback all the same.
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "[{bar:30}] {pos}/{len} ({percent} %) {elapsed}, about {eta} left",
+            ) {
+                bar.set_style(style.progress_chars("# "));
+            }
+            bar
+        });
         Self {
             total,
             start: std::time::Instant::now(),
+            bar,
             last_ms: AtomicUsize::new(0),
-            on: total > 1,
-            terminal: std::io::stderr().is_terminal(),
+            on,
         }
     }
 
@@ -144,53 +157,34 @@ impl Progress {
         if !self.on {
             return;
         }
-        let ms = self.start.elapsed().as_millis() as usize;
-        let last = self.last_ms.load(Ordering::Relaxed);
-        let every = if self.terminal { 250 } else { 10_000 };
-        if done < self.total && ms < last + every {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
             return;
         }
-        if !self.terminal && done == self.total {
-            return; // `finish` says it
+        let ms = self.start.elapsed().as_millis() as usize;
+        let last = self.last_ms.load(Ordering::Relaxed);
+        // The last item is `finish`'s to report.
+        if done >= self.total || ms < last + 10_000 {
+            return;
         }
         if self
             .last_ms
             .compare_exchange(last, ms, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
+            .is_ok()
         {
-            return;
-        }
-        let frac = done as f64 / self.total.max(1) as f64;
-        if !self.terminal {
             eprintln!("{}", line(done, self.total, ms));
-            return;
         }
-        let width = 30;
-        let filled = (frac * width as f64) as usize;
-        let eta = if done > 0 {
-            ms as f64 / 1e3 * (self.total - done) as f64 / done as f64
-        } else {
-            0.0
-        };
-        eprint!(
-            "\r[{}{}] {done}/{} ({:.0} %) {:.0} s, about {eta:.0} s left ",
-            "#".repeat(filled),
-            " ".repeat(width - filled.min(width)),
-            self.total,
-            frac * 100.0,
-            ms as f64 / 1e3
-        );
     }
 
     fn finish(&self) {
-        if self.on && self.terminal {
-            eprintln!();
-        } else if self.on {
-            let ms = self.start.elapsed().as_millis() as usize;
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        if self.on {
             eprintln!(
                 "progress: all {} done in {:.0} s",
                 self.total,
-                ms as f64 / 1e3
+                self.start.elapsed().as_secs_f64()
             );
         }
     }
