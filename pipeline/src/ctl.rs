@@ -175,32 +175,57 @@ async fn ask(
 
 /// The station's health as a table for people: one line per lane, and why a lane is degraded.
 pub fn format_status(h: &Health) -> String {
-    let mut s = format!(
+    let head = format!(
         "station {}   GPU {}{}\n",
         h.station,
         h.gpu_adapter,
         if h.gpu_lost { " (LOST)" } else { "" }
     );
-    s += &format!(
-        "{:<8} {:<9} {:>8} {:>8} {:>8} {:>5} {:>6} {:<8} {:<15} reason\n",
-        "lane", "camera", "in", "done", "dropped", "luma", "light%", "door", "door mode"
-    );
-    for l in &h.lanes {
-        s += &format!(
-            "{:<8} {:<9} {:>8} {:>8} {:>8} {:>5.2} {:>6} {:<8} {:<15} {}\n",
-            l.lane,
+    let rows = h.lanes.iter().map(|l| {
+        vec![
+            l.lane.clone(),
             wire_name(&l.status),
-            l.frames_in,
-            l.frames_processed,
-            l.frames_dropped,
-            l.luma_mean,
-            l.illumination,
+            l.frames_in.to_string(),
+            l.frames_processed.to_string(),
+            l.frames_dropped.to_string(),
+            format!("{:.2}", l.luma_mean),
+            l.illumination.to_string(),
             l.door.as_ref().map_or("-".into(), wire_name),
             l.door_mode.as_ref().map_or("-".into(), wire_name),
-            l.reason.as_deref().unwrap_or("")
-        );
+            l.reason.clone().unwrap_or_default(),
+        ]
+    });
+    let header = [
+        "lane",
+        "camera",
+        "in",
+        "done",
+        "dropped",
+        "luma",
+        "light%",
+        "door",
+        "door mode",
+        "reason",
+    ];
+    head + &table(&header, &[2, 3, 4, 5, 6], rows)
+}
+
+/// A plain table for a terminal or a log: a header row, columns as wide as their content, the
+/// `right` columns (numbers) aligned right, no borders, each line starting with its first cell.
+fn table(header: &[&str], right: &[usize], rows: impl Iterator<Item = Vec<String>>) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING)
+        .set_header(header.to_vec());
+    for r in rows {
+        t.add_row(r);
     }
-    s
+    for (i, c) in t.column_iter_mut().enumerate() {
+        c.set_padding((0, 1));
+        if right.contains(&i) {
+            c.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    t.trim_fmt() + "\n"
 }
 
 /// A state's name as the protocol spells it (`failsafe_closed`), as docs/protocol.md lists them.
@@ -212,18 +237,63 @@ fn wire_name<T: serde::Serialize>(v: &T) -> String {
 
 /// Journal lines as a table for people: time (UTC), lane, kind, detail.
 pub fn format_journal(lines: &[JournalLine]) -> String {
-    let mut s = format!(
-        "{:>8} {:<24} {:<6} {:<12} detail\n",
-        "seq", "time (UTC)", "lane", "kind"
-    );
-    for l in lines {
+    let rows = lines.iter().map(|l| {
         let t = chrono::DateTime::from_timestamp_millis(l.t_unix_ms as i64)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
             .unwrap_or_else(|| l.t_unix_ms.to_string());
-        s += &format!(
-            "{:>8} {:<24} {:<6} {:<12} {}\n",
-            l.seq, t, l.lane, l.kind, l.detail
+        vec![
+            l.seq.to_string(),
+            t,
+            l.lane.clone(),
+            l.kind.clone(),
+            l.detail.clone(),
+        ]
+    });
+    table(&["seq", "time (UTC)", "lane", "kind", "detail"], &[0], rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::{DoorMode, Flap, LaneHealth, LaneStatus, VERSION};
+
+    #[test]
+    fn the_status_table_has_a_line_per_lane_numbers_right_and_the_reason_last() {
+        let lane = |id: &str, frames: u64, reason: Option<&str>| LaneHealth {
+            lane: id.into(),
+            status: LaneStatus::Running,
+            frames_in: frames,
+            frames_processed: frames,
+            frames_dropped: 0,
+            luma_mean: 0.5,
+            illumination: 40,
+            door: Some(Flap::Closed),
+            door_mode: Some(DoorMode::FailsafeClosed),
+            door_age_ms: Some(10),
+            reason: reason.map(str::to_owned),
+        };
+        let h = Health {
+            v: VERSION,
+            station: "s1".into(),
+            gpu_adapter: "llvmpipe".into(),
+            gpu_lost: false,
+            lanes: vec![lane("L1", 7, None), lane("L2", 12345, Some("source ended"))],
+            t_unix_ms: 0,
+        };
+        let text = format_status(&h);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "station s1   GPU llvmpipe");
+        assert!(
+            lines[1].starts_with("lane ") && lines[1].ends_with("reason"),
+            "{text}"
         );
+        assert!(
+            lines[2].starts_with("L1 ") && lines[3].starts_with("L2 "),
+            "{text}"
+        );
+        // Right-aligned: the short count ends where the long one does.
+        let end = |l: &str, n: &str| l.find(n).map(|i| i + n.len());
+        assert_eq!(end(lines[2], " 7 "), end(lines[3], "12345 "), "{text}");
+        assert!(lines[2].contains("failsafe_closed") && lines[3].ends_with("source ended"));
     }
-    s
 }
