@@ -119,8 +119,7 @@ pub async fn door(
             // A malformed state is someone else's problem (gated counts it); keep waiting.
             // Another epoch's acknowledgement says nothing about gated's command.
             if let Ok(state) = decode::<DoorState>(&sample.payload().to_bytes())
-                && state.epoch == Some(epoch)
-                && state.ack_seq >= seq
+                && state.acknowledges(epoch, seq)
             {
                 return Ok((reply, state));
             }

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod logging;
 pub mod messages;
 pub mod metrics;
+pub mod private_file;
 pub mod session;
 pub mod stamp;
 

@@ -202,6 +202,14 @@ message!(
     }
 );
 
+impl DoorState {
+    /// Whether this state acknowledges command `seq` of `epoch`: another epoch's acknowledgement
+    /// says nothing about it.
+    pub fn acknowledges(&self, epoch: Epoch, seq: u64) -> bool {
+        self.epoch == Some(epoch) && self.ack_seq >= seq
+    }
+}
+
 /// Inputs of the simulated flap: what the real device's sensors would report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

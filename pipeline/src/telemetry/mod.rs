@@ -156,8 +156,10 @@ pub enum TelemetryError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    OperatorToken(String),
+    #[error("operator token")]
+    OperatorToken(#[from] protocol::private_file::PrivateFileError),
+    #[error("operator token {}: shorter than 32 characters", .0.display())]
+    ShortToken(std::path::PathBuf),
 }
 
 /// The exporter as the station configures it (buckets for every `_seconds` histogram).
@@ -172,7 +174,7 @@ fn builder() -> Result<PrometheusBuilder, TelemetryError> {
 /// publishes its health and view on the returned board and answers the view's operator requests.
 pub async fn install(cfg: &MetricsConfig, lanes: &[String]) -> Result<HealthBoard, TelemetryError> {
     let token = match &cfg.operator_token_file {
-        Some(p) => Some(view::read_token(p).map_err(TelemetryError::OperatorToken)?),
+        Some(p) => Some(view::read_token(p)?),
         None => None,
     };
     let addr = cfg.listen;

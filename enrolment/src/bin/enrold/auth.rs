@@ -2,7 +2,6 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -34,7 +33,7 @@ impl Tokens {
     pub fn load(cfg: &AuthConfig) -> Result<Self> {
         let mut clients = Vec::new();
         if let Some(path) = &cfg.token_file {
-            let text = Zeroizing::new(read_private(path)?);
+            let text = Zeroizing::new(protocol::private_file::read(path)?);
             for (n, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
@@ -84,31 +83,6 @@ impl Tokens {
         }
         found.map(|n| Client(n.clone()))
     }
-}
-
-/// Reads a secret file that group and others cannot access (mode checked on the open handle).
-fn read_private(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let meta = f.metadata()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            bail!(
-                "{}: mode {mode:04o} gives group or others access; `chmod 600` it",
-                path.display()
-            );
-        }
-    }
-    if meta.len() > 1 << 20 {
-        bail!("{}: larger than 1 MiB", path.display());
-    }
-    let mut s = String::new();
-    f.read_to_string(&mut s)
-        .with_context(|| format!("reading {}", path.display()))?;
-    Ok(s)
 }
 
 /// Who a bucket belongs to.

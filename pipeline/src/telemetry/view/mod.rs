@@ -81,6 +81,14 @@ impl ViewFeed {
         let _ = self.decisions.send(d.clone());
     }
 
+    /// The recent decisions, oldest first.
+    fn recent(&self) -> Vec<Decision> {
+        self.recent
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn door(&self, s: &DoorState) {
         self.doors.send_modify(|m| {
             m.insert(s.lane.clone(), s.clone());
@@ -134,7 +142,7 @@ const INITIAL: &str = "{\"station\":null,\"decisions\":[]}";
 async fn page(State(s): State<ViewState>) -> Response {
     let initial = serde_json::json!({
         "station": *s.feed.view.borrow(),
-        "decisions": s.feed.recent.lock().map(|r| r.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+        "decisions": s.feed.recent(),
     });
     // Inside a <script> element: no "</script>" may appear, so every '<' is escaped (JSON allows
     // \u003c in strings, and JSON has no '<' outside them).
@@ -146,17 +154,13 @@ async fn page(State(s): State<ViewState>) -> Response {
 /// `station` every second, `decision` as each walker is decided (after the recent ones, on
 /// connecting), as JSON.
 async fn events(State(s): State<ViewState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let recent: Vec<Decision> = s
-        .feed
-        .recent
-        .lock()
-        .map(|r| r.iter().cloned().collect())
-        .unwrap_or_default();
+    let mut view = s.feed.view.subscribe();
+    // The latest view goes out at once, not a second later.
+    view.mark_changed();
     let start = Feed {
-        view: s.feed.view.subscribe(),
+        view,
         decisions: s.feed.decisions.subscribe(),
-        backlog: recent.into(),
-        first: true,
+        backlog: s.feed.recent().into(),
     };
     let stream = futures_util::stream::unfold(start, |mut f| async move {
         let ev = f.next().await?;
@@ -169,7 +173,6 @@ struct Feed {
     view: watch::Receiver<Option<StationView>>,
     decisions: broadcast::Receiver<Decision>,
     backlog: std::collections::VecDeque<Decision>,
-    first: bool,
 }
 
 impl Feed {
@@ -177,12 +180,6 @@ impl Feed {
     async fn next(&mut self) -> Option<Event> {
         if let Some(d) = self.backlog.pop_front() {
             return Some(json_event("decision", &d));
-        }
-        if std::mem::take(&mut self.first) {
-            let v = self.view.borrow_and_update().clone();
-            if let Some(v) = v {
-                return Some(json_event("station", &v));
-            }
         }
         loop {
             tokio::select! {
@@ -305,8 +302,7 @@ async fn door(
     let acked = tokio::time::timeout(ACK_WAIT, async {
         loop {
             if let Some(st) = doors.borrow_and_update().get(&lane)
-                && st.epoch == Some(epoch)
-                && st.ack_seq >= seq
+                && st.acknowledges(epoch, seq)
             {
                 return Some(st.clone());
             }
@@ -345,30 +341,11 @@ fn authorised(headers: &HeaderMap, token: &[u8]) -> bool {
 
 /// Reads the operator token: its first line, at least 32 characters, from a file only its owner
 /// reads (it is a password).
-pub fn read_token(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("operator token {}: {e}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|e| format!("operator token {}: {e}", path.display()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(format!(
-                "operator token {}: readable by others (mode {:o}); chmod 600 it",
-                path.display(),
-                mode & 0o777
-            ));
-        }
-    }
+pub fn read_token(path: &std::path::Path) -> Result<Vec<u8>, super::TelemetryError> {
+    let text = protocol::private_file::read(path)?;
     let token = text.lines().next().unwrap_or_default().trim();
     if token.len() < 32 {
-        return Err(format!(
-            "operator token {}: shorter than 32 characters",
-            path.display()
-        ));
+        return Err(super::TelemetryError::ShortToken(path.to_path_buf()));
     }
     Ok(token.as_bytes().to_vec())
 }
@@ -404,11 +381,18 @@ mod tests {
         let p = dir.path().join("op.token");
         std::fs::write(&p, "0123456789abcdef0123456789abcdef\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(read_token(&p).unwrap_err().contains("chmod 600"));
+        let e = read_token(&p).unwrap_err();
+        let why = std::error::Error::source(&e).unwrap().to_string();
+        assert!(why.contains("chmod 600"), "{why}");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(read_token(&p).unwrap().len(), 32);
         std::fs::write(&p, "short\n").unwrap();
-        assert!(read_token(&p).unwrap_err().contains("shorter than 32"));
+        assert!(
+            read_token(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("shorter than 32")
+        );
         assert!(read_token(&dir.path().join("none")).is_err());
     }
 }
