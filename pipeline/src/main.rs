@@ -110,7 +110,16 @@ enum ConfigCmd {
     /// Parse and validate a station file; errors name the file, line and key.
     Check { file: PathBuf },
     /// Print the annotated example station file.
-    Example,
+    Example {
+        /// Put certificates, keys and the store under this folder instead of /etc/gate and
+        /// /var/lib/gate (a test box, or a station kept in one folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// One lane per recording of this footage folder (truth.json + an MP4 per lane, e.g.
+        /// testdata/footage/default) instead of the example's camera and RTSP stream.
+        #[arg(long)]
+        footage: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -272,8 +281,12 @@ fn real_main(cli: Cli) -> Result<()> {
             );
         }
         Cmd::Config {
-            cmd: ConfigCmd::Example,
-        } => print!("{}", include_str!("../../docs/station.example.toml")),
+            cmd: ConfigCmd::Example { dir, footage },
+        } => print!(
+            "{}",
+            pipeline::demo::example::station_example(dir.as_deref(), footage.as_deref())
+                .context("config example")?
+        ),
         Cmd::Keys {
             cmd: KeysCmd::Init { out, key_id },
         } => {

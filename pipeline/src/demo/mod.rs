@@ -10,6 +10,7 @@
 //! as it can (benchmark mode).
 
 pub mod centre;
+pub mod example;
 pub mod score;
 pub mod truth;
 
@@ -124,33 +125,11 @@ pub fn footage_config(
     for l in &truth.lanes {
         let source = match opts.sources.get(&l.lane) {
             Some(s) => s.clone(),
-            None => {
-                let file = footage.join(&l.file);
-                let file = file.canonicalize().map_err(|source| DemoError::Footage {
-                    path: file.clone(),
-                    source,
-                })?;
-                format!("file://{}", file.display())
-            }
+            None => footage_source(footage, l)?,
         };
-        toml += &format!(
-            "[[lane]]\nid = {:?}\nrole = \"entry\"\nsource = {:?}\nwidth = {}\nheight = {}\nfps = {}\n",
-            l.lane,
-            source,
-            truth.width,
-            truth.height,
-            truth.fps.round().max(1.0) as u32
-        );
+        toml += &lane_toml(truth, l, &source);
         if let Some(z) = opts.zone {
             toml += &format!("zone = {z:?}\n");
-        }
-        // The geometry the footage was drawn with, as an engineer would measure it at the lane. A
-        // camera on the walking line gives the planarity cue nothing to measure: no geometry.
-        if let Some(c) = l.camera.filter(|c| c.focal_px > 0.0 && c.offset_m > 0.0) {
-            toml += &format!(
-                "geometry = {{ focal_px = {}, aim_deg = {} }}\n",
-                c.focal_px, c.aim_deg
-            );
         }
         toml += "\n";
     }
@@ -174,6 +153,38 @@ pub fn footage_config(
         None => std::net::SocketAddr::from(([127, 0, 0, 1], port()?)),
     };
     Ok(cfg)
+}
+
+/// The `file://` source of a footage lane's recording (an absolute path, as capture needs).
+pub fn footage_source(footage: &Path, l: &truth::TruthLane) -> Result<String, DemoError> {
+    let file = footage.join(&l.file);
+    let file = file.canonicalize().map_err(|source| DemoError::Footage {
+        path: file.clone(),
+        source,
+    })?;
+    Ok(format!("file://{}", file.display()))
+}
+
+/// One footage lane as a `[[lane]]` table (no trailing blank line): its recorded size and rate and,
+/// where the camera stood beside the walking line, the geometry PAD's planarity cue needs.
+pub fn lane_toml(truth: &Truth, l: &truth::TruthLane, source: &str) -> String {
+    let mut toml = format!(
+        "[[lane]]\nid = {:?}\nrole = \"entry\"\nsource = {:?}\nwidth = {}\nheight = {}\nfps = {}\n",
+        l.lane,
+        source,
+        truth.width,
+        truth.height,
+        truth.fps.round().max(1.0) as u32
+    );
+    // The geometry the footage was drawn with, as an engineer would measure it at the lane. A
+    // camera on the walking line gives the planarity cue nothing to measure: no geometry.
+    if let Some(c) = l.camera.filter(|c| c.focal_px > 0.0 && c.offset_m > 0.0) {
+        toml += &format!(
+            "geometry = {{ focal_px = {}, aim_deg = {} }}\n",
+            c.focal_px, c.aim_deg
+        );
+    }
+    toml
 }
 
 /// The demo's station CA and every role's certificate under `work/certs`, made on first use: the

@@ -68,6 +68,9 @@ impl Station {
             true => await_drivers(&mut incoming, &lane_ids, DRIVERS_WITHIN).await,
             false => Vec::new(),
         };
+        if let Some(h) = &sync {
+            await_centre(h, SYNC_WITHIN).await;
+        }
         let t0 = Instant::now();
         let (cap_tx, capture_rx) = mpsc::unbounded_channel::<CaptureEvent>();
         let capture = Capture::start(&cfg.cameras(), &cfg.capture, cap_tx)?;
@@ -184,6 +187,27 @@ async fn await_drivers(
     }
     info!(messages = early.len(), "every lane's drivers heard");
     early
+}
+
+/// How long a station with `[sync]` waits for its first catch-up before it captures anyway.
+const SYNC_WITHIN: Duration = Duration::from_secs(10);
+
+/// A station following a centre captures nothing before its first catch-up (or `within`): the
+/// store's gallery may miss the latest enrolments, and still hold subjects erased meanwhile, whom
+/// the station must not recognise. A centre out of reach costs a start `within`, no more: the
+/// station then decides from its store, as offline stations do (docs/protocol.md).
+async fn await_centre(sync: &SyncHandle, within: Duration) {
+    let mut caught_up = sync.caught_up.clone();
+    match tokio::time::timeout(within, caught_up.wait_for(|c| *c)).await {
+        Ok(Ok(_)) => info!(
+            subjects = sync.syncer.gallery().len(),
+            "caught up with the centre"
+        ),
+        _ => warn!(
+            subjects = sync.syncer.gallery().len(),
+            "centre not reached within {within:?}; deciding from the store's gallery until it is"
+        ),
+    }
 }
 
 /// With `[sync]` and `[recognise] enabled`: the recogniser for the tick and the deciders for the

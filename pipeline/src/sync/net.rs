@@ -7,6 +7,7 @@ use std::time::Duration;
 use domain::changes::ChangeBatch;
 use metrics::gauge;
 use protocol::keys::{CENTRE_ALIVE, CENTRE_CHANGES, centre_templates};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use zenoh::sample::SampleKind;
@@ -18,6 +19,8 @@ use crate::telemetry::names;
 /// The running sync task; aborted on drop.
 pub struct SyncHandle {
     pub syncer: Arc<Syncer>,
+    /// Turns true after the first catch-up that reached the centre.
+    pub caught_up: watch::Receiver<bool>,
     task: JoinHandle<()>,
 }
 
@@ -53,6 +56,7 @@ pub async fn spawn(
         .history(true)
         .await?;
     let s = syncer.clone();
+    let (caught_up_tx, caught_up) = watch::channel(false);
     gauge!(names::SYNC_CENTRE_REACHABLE).set(0.0);
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(poll);
@@ -83,12 +87,21 @@ pub async fn spawn(
                 },
                 _ = tick.tick() => true,
             };
-            if due && let Err(e) = catch_up(&s, &session, batch, query_timeout).await {
-                warn!(error = %e, "catch-up failed; will retry");
+            if due {
+                match catch_up(&s, &session, batch, query_timeout).await {
+                    Ok(_) => {
+                        caught_up_tx.send_replace(true);
+                    }
+                    Err(e) => warn!(error = %e, "catch-up failed; will retry"),
+                }
             }
         }
     });
-    Ok(SyncHandle { syncer, task })
+    Ok(SyncHandle {
+        syncer,
+        caught_up,
+        task,
+    })
 }
 
 /// Why a catch-up stopped (the sync task logs it and retries later).

@@ -258,6 +258,17 @@ impl Config {
     }
 }
 
+/// [`EXAMPLE`], with `dir` (made absolute) in place of /etc/enrold and /var/lib/enrold.
+pub fn example(dir: Option<&Path>) -> std::io::Result<String> {
+    let Some(dir) = dir else {
+        return Ok(EXAMPLE.to_string());
+    };
+    let dir = format!("{}/", std::path::absolute(dir)?.display());
+    Ok(EXAMPLE
+        .replace("/var/lib/enrold/", &dir)
+        .replace("/etc/enrold/", &dir))
+}
+
 pub const EXAMPLE: &str = r#"# enrold configuration (docs/enrolment.md). Every key but store, keys and auth has a default.
 listen = "127.0.0.1:8440"
 store = "/var/lib/enrold/centre.redb"

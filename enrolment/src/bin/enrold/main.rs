@@ -69,7 +69,12 @@ enum Cmd {
 #[derive(Subcommand)]
 enum ConfigCmd {
     /// Print an annotated example configuration.
-    Example,
+    Example {
+        /// Put the store, keys, tokens and certificates under this folder instead of /etc/enrold
+        /// and /var/lib/enrold (a test box, or a centre kept in one folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Check a configuration file.
     Check { file: PathBuf },
 }
@@ -111,9 +116,9 @@ fn real_main(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Serve { config } => serve(Config::load(&config)?),
         Cmd::Config {
-            cmd: ConfigCmd::Example,
+            cmd: ConfigCmd::Example { dir },
         } => {
-            print!("{}", config::EXAMPLE);
+            print!("{}", config::example(dir.as_deref())?);
             Ok(())
         }
         Cmd::Config {
