@@ -18,6 +18,8 @@ pub enum IdError {
 /// Same alphabet as the zenoh protocol (`docs/protocol.md`) so an id from a ticket or a fare table can be
 /// put into a key expression without ever injecting a wildcard or a separator.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[A-Za-z0-9_-]{1,64}$"))]
 #[serde(try_from = "String", into = "String")]
 pub struct StationId(String);
 
@@ -64,6 +66,8 @@ impl fmt::Display for StationId {
 /// Random rather than derived from a name, card number or the face, so the id alone links to nobody;
 /// only the centre's subject table maps it to an account, and erasure deletes that row.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{32}$"))]
 #[serde(try_from = "String", into = "String")]
 pub struct SubjectId([u8; 16]);
 

@@ -5,7 +5,7 @@ use engine::face::quality::Measures;
 use serde::{Deserialize, Serialize};
 
 /// Why a photo or a request was refused. Serialised as its snake_case code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// Not a JPEG or PNG (sniffed from the bytes).
@@ -55,7 +55,7 @@ impl Reason {
 }
 
 /// One refusal: the reason, the photo it concerns (0-based, in request order) and a sentence for people.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Rejection {
     pub code: Reason,
     #[serde(skip_serializing_if = "Option::is_none")]

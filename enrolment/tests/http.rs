@@ -277,6 +277,22 @@ fn auth_limits_rate_and_openapi() {
         }
     }
     assert_eq!(ops, 11);
+    // Generated from the handlers: the types they send and take, and the guard's own answers.
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for s in [
+        "TicketKind",
+        "Coverage",
+        "Ticket",
+        "Error",
+        "Subject",
+        "Enrolled",
+        "Trips",
+    ] {
+        assert!(schemas.contains_key(s), "schema {s} missing");
+    }
+    let link = &doc["paths"]["/subjects/{id}/tickets"]["post"];
+    assert!(link["responses"]["401"].is_object() && link["responses"]["429"].is_object());
+    assert!(doc["paths"]["/healthz"]["get"]["responses"]["401"].is_null());
     assert_eq!(srv.get("/no/such/thing").json()["code"], "no_route");
 
     // Declared body over the limit: refused before it is read.

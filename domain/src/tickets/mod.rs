@@ -23,11 +23,13 @@ pub use rules::{decide, entry, exit};
 pub type Amount = u32;
 
 /// A ticket's id, unique per centre.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TicketId(pub u64);
 
 /// A ticket linked to a subject.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ticket {
@@ -35,6 +37,7 @@ pub struct Ticket {
     pub kind: TicketKind,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TicketKind {
@@ -57,6 +60,7 @@ pub enum TicketKind {
 }
 
 /// What a single ride was bought for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RideValue {
@@ -67,6 +71,7 @@ pub enum RideValue {
 }
 
 /// Where a pass is valid.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Coverage {
@@ -76,6 +81,7 @@ pub enum Coverage {
 }
 
 /// Which way the lane is walked.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
@@ -84,6 +90,7 @@ pub enum Direction {
 }
 
 /// A trip that was entered and not yet exited. At most one per subject.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenTrip {
@@ -115,6 +122,7 @@ pub struct Gate<'a> {
 }
 
 /// Why a passage was refused. Machine-readable: serialised as `snake_case`, see [`DenyReason::code`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DenyReason {
@@ -161,6 +169,7 @@ impl DenyReason {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Verdict {
@@ -186,6 +195,7 @@ pub enum Effect {
 /// One line of the trip journal, for allowed and refused passages alike.
 ///
 /// Keyed by the pseudonymous subject id; it holds no name, no card number and never biometric data.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TripRecord {

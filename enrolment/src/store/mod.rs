@@ -54,7 +54,7 @@ pub enum StoreError {
 }
 
 /// The consent record kept with every subject.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consent {
     /// When the passenger gave consent (from the app).
@@ -74,7 +74,7 @@ impl Consent {
 }
 
 /// A subject's row (no biometric data; the template is in its own table).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectRecord {
     pub consent: Consent,
@@ -98,7 +98,7 @@ impl SubjectRecord {
 }
 
 /// What a change means for the stations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// A new (or replaced) template and data key.
@@ -120,14 +120,14 @@ impl ChangeKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Change {
     pub seq: u64,
     pub subject: SubjectId,
     pub kind: ChangeKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditKind {
     Enrol,
@@ -138,7 +138,7 @@ pub enum AuditKind {
 }
 
 /// One audit line: who/what/when, never biometric data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditEvent {
     pub at: DateTime<Utc>,

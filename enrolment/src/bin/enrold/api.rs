@@ -10,40 +10,134 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use domain::SubjectId;
 use domain::tickets::{OpenTrip, Ticket, TicketId, TicketKind, TripRecord};
 use enrolment::store::SubjectRecord;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, RefOr, Response as DocResponse};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::auth::{Client, Key};
 use crate::enrol;
 use crate::error::ApiError;
 
-pub const OPENAPI: &str = include_str!("openapi.json");
+/// What the generated document says beyond the handlers' own annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "enrold: central enrolment service",
+        version = "1",
+        description = "Enrolment of passengers' faces, tickets and erasure for the walk-through face gate. \
+            Every endpoint except /openapi.json and /healthz needs `Authorization: Bearer <token>`. \
+            Errors are `{code, message}` JSON (docs/enrolment.md)."
+    ),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
 
-pub fn router(app: Arc<App>) -> Router {
-    let max_body = app.cfg.limits.max_body_bytes;
-    let authed = Router::new()
-        .route("/subjects", post(enrol::enrol))
-        .route("/subjects/{id}", get(subject).delete(erase))
-        .route("/subjects/{id}/tickets", get(tickets).post(link))
-        .route("/subjects/{id}/tickets/{ticket}", delete(unlink))
-        .route("/subjects/{id}/trips", get(trips))
-        .route("/changes", get(changes))
-        .route("/audit", get(audit))
+/// The bearer scheme, and on every operation behind [`guard`] the two answers it can give itself.
+/// Applied to the finished document: the derive's own modifiers run before any route is added.
+struct Guarded;
+
+impl utoipa::Modify for Guarded {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        let error = |what: &str| -> RefOr<DocResponse> {
+            utoipa::openapi::ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("Error")))
+                        .build(),
+                )
+                .into()
+        };
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if PUBLIC.contains(&path.as_str()) {
+                continue;
+            }
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let r = &mut op.responses.responses;
+                r.insert(
+                    "401".into(),
+                    error("missing or wrong bearer token (WWW-Authenticate: Bearer)"),
+                );
+                r.insert("429".into(), error("rate limited (Retry-After: seconds)"));
+            }
+        }
+    }
+}
+
+/// The paths served without a token.
+const PUBLIC: [&str; 2] = ["/openapi.json", "/healthz"];
+
+/// The routes behind [`guard`], each with its OpenAPI description: the document is made from the
+/// handlers themselves, so it cannot list a path, parameter or type the service does not have.
+fn authed() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(enrol::enrol))
+        .routes(routes!(subject, erase))
+        .routes(routes!(tickets, link))
+        .routes(routes!(unlink))
+        .routes(routes!(trips))
+        .routes(routes!(changes))
+        .routes(routes!(audit))
+}
+
+/// The routes served without a token (their paths are [`PUBLIC`]).
+fn public() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(openapi))
+        .routes(routes!(healthz))
+}
+
+/// The OpenAPI document of the service, as `/openapi.json` serves it and `enrold openapi` prints it.
+pub fn document() -> Document {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(public().split_for_parts().1);
+    doc.merge(authed().split_for_parts().1);
+    utoipa::Modify::modify(&Guarded, &mut doc);
+    doc
+}
+
+/// The document served at `/openapi.json`.
+#[derive(Clone)]
+struct DocJson(Arc<String>);
+
+pub fn router(app: Arc<App>) -> Result<Router, serde_json::Error> {
+    let doc = DocJson(Arc::new(document().to_pretty_json()?));
+    let authed = authed()
+        .split_for_parts()
+        .0
         .layer(middleware::from_fn_with_state(app.clone(), guard))
-        .layer(DefaultBodyLimit::max(max_body));
-    Router::new()
-        .route("/openapi.json", get(openapi))
-        .route("/healthz", get(healthz))
+        .layer(DefaultBodyLimit::max(app.cfg.limits.max_body_bytes));
+    Ok(public()
+        .split_for_parts()
+        .0
         .merge(authed)
         // Inside the routing, where the route template is known; around the guard, so its
         // refusals are counted too.
         .route_layer(middleware::from_fn(crate::telemetry::track))
+        .layer(axum::Extension(doc))
         .fallback(not_found)
-        .with_state(app)
+        .with_state(app))
 }
 
 /// Body size (from Content-Length, before reading anything), bearer token, rate limit.
@@ -89,13 +183,29 @@ async fn guard(
     next.run(req).await
 }
 
-async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", security(()),
+    responses((status = 200, description = "the OpenAPI document", content_type = "application/json")))]
+async fn openapi(axum::Extension(doc): axum::Extension<DocJson>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.0.as_str().to_owned(),
+    )
 }
 
-async fn healthz(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
-    let n = app.gallery.read().map(|g| g.len()).unwrap_or(0);
-    Json(serde_json::json!({"ok": true, "subjects": n}))
+#[derive(Serialize, ToSchema)]
+struct Health {
+    ok: bool,
+    /// Subjects in the in-memory gallery.
+    subjects: usize,
+}
+
+/// Liveness and gallery size.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", security(()),
+    responses((status = 200, description = "serving", body = Health)))]
+async fn healthz(State(app): State<Arc<App>>) -> Json<Health> {
+    let subjects = app.gallery.read().map(|g| g.len()).unwrap_or(0);
+    Json(Health { ok: true, subjects })
 }
 
 async fn not_found() -> ApiError {
@@ -116,13 +226,21 @@ fn no_subject(id: &SubjectId) -> ApiError {
     ApiError::NotFound("no_subject", format!("subject {id} is not enrolled"))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Subject)]
 struct SubjectView {
     subject: SubjectId,
     #[serde(flatten)]
     record: SubjectRecord,
 }
 
+/// A subject's record (consent, enrolment time).
+#[utoipa::path(get, path = "/subjects/{id}", operation_id = "getSubject", params(SubjectPath),
+    responses(
+        (status = 200, description = "the subject", body = SubjectView),
+        (status = 400, description = "not a subject id", body = crate::error::Body),
+        (status = 404, description = "not enrolled", body = crate::error::Body),
+    ))]
 async fn subject(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -138,6 +256,13 @@ async fn subject(
     }))
 }
 
+/// Erase a subject (withdrawal of consent): data key destroyed, rows deleted, store compacted.
+#[utoipa::path(delete, path = "/subjects/{id}", operation_id = "erase", params(SubjectPath),
+    responses(
+        (status = 204, description = "erased"),
+        (status = 400, description = "not a subject id", body = crate::error::Body),
+        (status = 404, description = "not enrolled", body = crate::error::Body),
+    ))]
 async fn erase(
     State(app): State<Arc<App>>,
     axum::Extension(client): axum::Extension<Client>,
@@ -159,12 +284,21 @@ async fn erase(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LinkBody {
     kind: TicketKind,
 }
 
+/// Link a ticket (the centre assigns its id).
+#[utoipa::path(post, path = "/subjects/{id}/tickets", operation_id = "linkTicket", params(SubjectPath),
+    request_body = LinkBody,
+    responses(
+        (status = 201, description = "linked", body = Ticket),
+        (status = 400, description = "not a subject id, or not a ticket", body = crate::error::Body),
+        (status = 404, description = "not enrolled", body = crate::error::Body),
+        (status = 413, description = "body too large", body = crate::error::Body),
+    ))]
 async fn link(
     State(app): State<Arc<App>>,
     axum::Extension(client): axum::Extension<Client>,
@@ -184,6 +318,14 @@ async fn link(
     Ok((StatusCode::CREATED, Json(ticket)))
 }
 
+/// Unlink a ticket.
+#[utoipa::path(delete, path = "/subjects/{id}/tickets/{ticket}", operation_id = "unlinkTicket",
+    params(SubjectPath, ("ticket" = u64, Path, description = "the ticket's id")),
+    responses(
+        (status = 204, description = "unlinked"),
+        (status = 400, description = "not a subject id", body = crate::error::Body),
+        (status = 404, description = "no such subject or ticket", body = crate::error::Body),
+    ))]
 async fn unlink(
     State(app): State<Arc<App>>,
     axum::Extension(client): axum::Extension<Client>,
@@ -203,6 +345,13 @@ async fn unlink(
     }
 }
 
+/// The subject's tickets, in link order.
+#[utoipa::path(get, path = "/subjects/{id}/tickets", operation_id = "listTickets", params(SubjectPath),
+    responses(
+        (status = 200, description = "tickets", body = [Ticket]),
+        (status = 400, description = "not a subject id", body = crate::error::Body),
+        (status = 404, description = "not enrolled", body = crate::error::Body),
+    ))]
 async fn tickets(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -216,32 +365,53 @@ async fn tickets(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Page {
+    /// First sequence number.
     #[serde(default)]
     from: u64,
+    /// At most this many (capped by the service).
     #[serde(default = "default_limit")]
+    #[param(default = 100)]
     limit: usize,
+}
+
+/// The `{id}` of every subject path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct SubjectPath {
+    /// Subject id, 32 hex digits.
+    #[param(value_type = String, pattern = "^[0-9a-fA-F]{32}$")]
+    id: String,
 }
 
 fn default_limit() -> usize {
     100
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Trips {
     open_trip: Option<OpenTrip>,
     trips: Vec<TripLine>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TripLine {
     seq: u64,
     #[serde(flatten)]
     record: TripRecord,
 }
 
+/// The subject's open trip and trip journal.
+#[utoipa::path(get, path = "/subjects/{id}/trips", operation_id = "listTrips", params(SubjectPath, Page),
+    responses(
+        (status = 200, description = "trips", body = Trips),
+        (status = 400, description = "not a subject id", body = crate::error::Body),
+        (status = 404, description = "not enrolled", body = crate::error::Body),
+    ))]
 async fn trips(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -262,6 +432,9 @@ async fn trips(
     }))
 }
 
+/// The change sequence (upserts, ticket changes, erasures) for station distribution.
+#[utoipa::path(get, path = "/changes", operation_id = "listChanges", params(Page),
+    responses((status = 200, description = "changes, oldest first", body = [enrolment::store::Change])))]
 async fn changes(
     State(app): State<Arc<App>>,
     Query(p): Query<Page>,
@@ -271,13 +444,16 @@ async fn changes(
     Ok(Json(blocking(move || store.changes(p.from, limit)).await?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AuditLine {
     seq: u64,
     #[serde(flatten)]
     event: enrolment::store::AuditEvent,
 }
 
+/// The audit log (enrol, link, unlink, erase, key rotation).
+#[utoipa::path(get, path = "/audit", operation_id = "listAudit", params(Page),
+    responses((status = 200, description = "events, oldest first", body = [AuditLine])))]
 async fn audit(
     State(app): State<Arc<App>>,
     Query(p): Query<Page>,

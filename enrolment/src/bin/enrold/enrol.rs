@@ -21,7 +21,7 @@ use crate::app::App;
 use crate::auth::Client;
 use crate::error::ApiError;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Enrolled {
     subject: SubjectId,
     photos: usize,
@@ -167,6 +167,27 @@ async fn analyse(
     })
 }
 
+/// The multipart form `POST /subjects` takes, for the OpenAPI document (`read_form` parses it
+/// field by field, with limits, instead of deserialising it whole).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct EnrolForm {
+    /// JSON `Consent`, e.g. `{"time":"2026-03-01T09:00:00Z","policy_version":"2026-01"}`.
+    consent: String,
+    /// JPEG or PNG; repeat the field for each photo (1 to 5).
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1, max_items = 5)]
+    photo: Vec<Vec<u8>>,
+}
+
+/// Enrol a subject from 1-5 photos and a consent record.
+#[utoipa::path(post, path = "/subjects", operation_id = "enrol",
+    request_body(content = EnrolForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "enrolled", body = Enrolled),
+        (status = 400, description = "malformed form or consent", body = crate::error::Body),
+        (status = 413, description = "body or a photo too large", body = crate::error::Body),
+        (status = 422, description = "refused: one rejection per refused photo (or one for the request)", body = crate::error::Body),
+    ))]
 pub async fn enrol(
     State(app): State<Arc<App>>,
     Extension(client): Extension<Client>,

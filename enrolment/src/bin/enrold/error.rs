@@ -22,8 +22,11 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error's JSON body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct Body<'a> {
+    /// Machine-readable, e.g. `no_subject`, `bad_ticket`, `refused`, `rate_limited`.
     code: &'a str,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -59,6 +59,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
+    /// Print the HTTP API's OpenAPI 3.1 document (what `GET /openapi.json` serves), e.g. to
+    /// generate a client without a running service.
+    Openapi,
     /// Master key management (run with the service stopped: the store is locked while it runs).
     Keys {
         #[command(subcommand)]
@@ -115,6 +118,10 @@ fn main() {
 fn real_main(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Serve { config } => serve(Config::load(&config)?),
+        Cmd::Openapi => {
+            println!("{}", api::document().to_pretty_json()?);
+            Ok(())
+        }
         Cmd::Config {
             cmd: ConfigCmd::Example { dir },
         } => {
@@ -290,7 +297,9 @@ fn serve(cfg: Config) -> Result<()> {
         tracing::info!(%addr, scheme, "listening");
         supervise::ready(&format!("listening on {addr}"));
         let watchdog = tokio::spawn(watchdog::run(addr, tls.is_some()));
-        let router = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
+        let router = api::router(app)
+            .context("the OpenAPI document")?
+            .into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let stop = handle.clone();
         tokio::spawn(async move {
