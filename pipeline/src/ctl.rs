@@ -206,25 +206,7 @@ pub fn format_status(h: &Health) -> String {
         "door mode",
         "reason",
     ];
-    head + &table(&header, &[2, 3, 4, 5, 6], rows)
-}
-
-/// A plain table for a terminal or a log: a header row, columns as wide as their content, the
-/// `right` columns (numbers) aligned right, no borders, each line starting with its first cell.
-fn table(header: &[&str], right: &[usize], rows: impl Iterator<Item = Vec<String>>) -> String {
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::NOTHING)
-        .set_header(header.to_vec());
-    for r in rows {
-        t.add_row(r);
-    }
-    for (i, c) in t.column_iter_mut().enumerate() {
-        c.set_padding((0, 1));
-        if right.contains(&i) {
-            c.set_cell_alignment(comfy_table::CellAlignment::Right);
-        }
-    }
-    t.trim_fmt() + "\n"
+    head + &crate::table::table(&header, &[2, 3, 4, 5, 6], rows)
 }
 
 /// A state's name as the protocol spells it (`failsafe_closed`), as docs/protocol.md lists them.
@@ -248,7 +230,7 @@ pub fn format_journal(lines: &[JournalLine]) -> String {
             l.detail.clone(),
         ]
     });
-    table(&["seq", "time (UTC)", "lane", "kind", "detail"], &[0], rows)
+    crate::table::table(&["seq", "time (UTC)", "lane", "kind", "detail"], &[0], rows)
 }
 
 #[cfg(test)]

@@ -29,4 +29,6 @@ pub mod station;
 
 pub mod ctl;
 
+pub(crate) mod table;
+
 pub mod demo;

@@ -81,7 +81,12 @@ fn every_shell_block_is_marked() {
         unmarked.is_empty(),
         "README.md: the sh blocks at lines {unmarked:?} say neither {RUN} nor {SKIP} (why) -->"
     );
-    assert!(all.iter().filter(|b| b.marker.as_deref() == Some(RUN)).count() >= 3);
+    assert!(
+        all.iter()
+            .filter(|b| b.marker.as_deref() == Some(RUN))
+            .count()
+            >= 3
+    );
 }
 
 #[test]

@@ -80,7 +80,10 @@ mod tests {
         .unwrap();
         let dir = work.path().join("station");
         let text = station_example(Some(&dir), Some(&footage)).unwrap();
-        assert!(!text.contains("/etc/gate") && !text.contains("/var/lib/gate"), "{text}");
+        assert!(
+            !text.contains("/etc/gate") && !text.contains("/var/lib/gate"),
+            "{text}"
+        );
         let cfg = StationConfig::parse(&text, "example").unwrap();
         let lanes: Vec<_> = cfg.lanes.iter().map(|l| l.id.get_ref().as_str()).collect();
         assert_eq!(lanes, ["A", "B"]);

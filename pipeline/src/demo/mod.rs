@@ -23,6 +23,7 @@ use tracing::info;
 
 use crate::config::{ConfigError, StationConfig};
 use crate::station::{RunOptions, RunReport, StationError};
+use crate::table;
 use centre::{CentreError, DemoCentre, Enrolee};
 use truth::{Truth, TruthError};
 
@@ -312,47 +313,66 @@ pub fn format_decisions(run: &FootageRun) -> String {
     let mut s = String::new();
     for lane in &run.truth.lanes {
         s += &format!("\nlane {} ({})\n  walkers:\n", lane.lane, lane.scenario);
-        for (w, ws) in lane
+        let walkers = lane
             .walkers
             .iter()
             .zip(card.walkers.iter().filter(|ws| ws.lane == lane.lane))
-        {
-            let who = format!(
-                "{}{}",
-                w.identity,
-                if w.enrolled { "" } else { " (not enrolled)" }
-            );
-            s += &if ws.ok {
-                format!("    ✓ {who:<36} {}\n", ws.got)
-            } else {
-                format!("    ✗ {who:<36} {}\n", ws.why())
-            };
-        }
+            .map(|(w, ws)| {
+                let who = format!(
+                    "{}{}",
+                    w.identity,
+                    if w.enrolled { "" } else { " (not enrolled)" }
+                );
+                match ws.ok {
+                    true => vec!["✓".into(), who, ws.got.clone()],
+                    false => vec!["✗".into(), who, ws.why()],
+                }
+            });
+        s += &table::indent(
+            &table::table(&["", "walker", "decision"], &[], walkers),
+            "    ",
+        );
         s += "  decided:\n";
-        for d in run.report.decisions.iter().filter(|d| d.lane == lane.lane) {
-            let m = &d.message;
-            let who = m
-                .subject
-                .as_deref()
-                .map(|id| run.identity_of(id).unwrap_or("?").to_owned())
-                .unwrap_or_else(|| "-".into());
-            s += &format!(
-                "    t={:>5.2}s  track {:>2}  {:<10} {:<22} who={:<22} sim={:<6} live={:<5} frames={:<3} latency={:.0} ms\n",
-                d.at_ms as f64 / 1e3,
-                m.track,
-                crate::decide::decisions::outcome_name(m.outcome),
-                m.reason,
-                who,
-                m.similarity
-                    .map(|v| format!("{v:.3}"))
-                    .unwrap_or_else(|| "-".into()),
-                m.live
-                    .map(|v| format!("{v:.2}"))
-                    .unwrap_or_else(|| "-".into()),
-                m.frames,
-                m.latency_ms
-            );
-        }
+        let decided = run
+            .report
+            .decisions
+            .iter()
+            .filter(|d| d.lane == lane.lane)
+            .map(|d| {
+                let m = &d.message;
+                let who = m
+                    .subject
+                    .as_deref()
+                    .map(|id| run.identity_of(id).unwrap_or("?").to_owned())
+                    .unwrap_or_else(|| "-".into());
+                let opt = |v: Option<f32>, digits: usize| {
+                    v.map(|v| format!("{v:.digits$}"))
+                        .unwrap_or_else(|| "-".into())
+                };
+                vec![
+                    format!("{:.2}", d.at_ms as f64 / 1e3),
+                    m.track.to_string(),
+                    crate::decide::decisions::outcome_name(m.outcome).to_string(),
+                    m.reason.clone(),
+                    who,
+                    opt(m.similarity, 3),
+                    opt(m.live, 2),
+                    m.frames.to_string(),
+                    format!("{:.0}", m.latency_ms),
+                ]
+            });
+        let header = [
+            "t (s)",
+            "track",
+            "outcome",
+            "reason",
+            "who",
+            "sim",
+            "live",
+            "frames",
+            "latency ms",
+        ];
+        s += &table::indent(&table::table(&header, &[0, 1, 5, 6, 7, 8], decided), "    ");
     }
     let wrong = card.wrong().count();
     s += &format!(

@@ -167,8 +167,7 @@ pub fn format_report(r: &RunReport) -> String {
         r.elapsed.as_secs_f64(),
         if r.gpu_lost { "   GPU LOST" } else { "" }
     );
-    s += &format!(
-        "{:<6} {:<9} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>8} {:<8} {:<15} {:<8}\n",
+    let header = [
         "lane",
         "status",
         "in",
@@ -181,9 +180,9 @@ pub fn format_report(r: &RunReport) -> String {
         "lightcmd",
         "door",
         "door mode",
-        "arch"
-    );
-    for l in &r.lanes {
+        "arch",
+    ];
+    let rows = r.lanes.iter().map(|l| {
         let door = l
             .door
             .as_ref()
@@ -199,24 +198,24 @@ pub fn format_report(r: &RunReport) -> String {
             .as_ref()
             .map(|x| format!("{:?}", x.arch).to_lowercase())
             .unwrap_or_else(|| "-".into());
-        s += &format!(
-            "{:<6} {:<9} {:>7} {:>7} {:>7} {:>6.1} {:>6} {:>6.2} {:>6} {:>8} {:<8} {:<15} {:<8}\n",
-            l.id,
+        vec![
+            l.id.clone(),
             format!("{:?}", l.status).to_lowercase(),
-            l.frames_in,
-            l.frames_processed,
-            l.frames_dropped,
-            l.fps,
+            l.frames_in.to_string(),
+            l.frames_processed.to_string(),
+            l.frames_dropped.to_string(),
+            format!("{:.1}", l.fps),
             l.gpu_ms_mean
                 .map(|m| format!("{m:.2}"))
                 .unwrap_or_else(|| "-".into()),
-            l.luma_mean,
-            l.illumination,
-            l.lighting_commands,
+            format!("{:.2}", l.luma_mean),
+            l.illumination.to_string(),
+            l.lighting_commands.to_string(),
             door,
-            mode,
-            arch
-        );
-    }
+            mode.to_string(),
+            arch,
+        ]
+    });
+    s += &crate::table::table(&header, &[2, 3, 4, 5, 6, 7, 8, 9], rows);
     s
 }
