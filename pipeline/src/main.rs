@@ -229,7 +229,14 @@ fn certs(cmd: CertsCmd) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    protocol::logging::init("info,zenoh=error", cli.log_format);
+    // `ctl` and `journal` are one-shot clients whose printed answer (or error naming the lane) says
+    // whether they got through; the transport's own errors about the peers it meets on the way
+    // (gossip links another client already holds) only alarm the operator. RUST_LOG shows them.
+    let filter = match cli.cmd {
+        Cmd::Ctl { .. } | Cmd::Journal { .. } => "info,zenoh=off",
+        _ => "info,zenoh=error",
+    };
+    protocol::logging::init(filter, cli.log_format);
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
