@@ -5,6 +5,8 @@
 //! journal record is the caller's job, so the rules can be tested exhaustively without a store.
 
 mod fares;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -60,7 +62,6 @@ pub enum TicketKind {
 }
 
 /// What a single ride was bought for.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RideValue {
@@ -71,7 +72,6 @@ pub enum RideValue {
 }
 
 /// Where a pass is valid.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Coverage {
@@ -147,7 +147,10 @@ pub enum DenyReason {
     /// The ticket the trip was entered with is no longer linked (unlinked during the ride).
     EntryTicketGone,
     /// Underpaid: keep the flap closed and send the passenger to the fare adjustment machine.
-    FareAdjustmentNeeded { due: Amount },
+    FareAdjustmentNeeded {
+        #[cfg_attr(feature = "openapi", schema(value_type = u32))]
+        due: Amount,
+    },
 }
 
 impl DenyReason {
@@ -209,8 +212,10 @@ pub struct TripRecord {
     /// Exit records: where the trip began.
     pub entry_station: Option<StationId>,
     /// Exit records: the full fare from the entry station to here.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
     pub fare: Option<Amount>,
     /// Exit records: what was charged to the account (0 when fully covered).
+    #[cfg_attr(feature = "openapi", schema(value_type = u32))]
     pub charged: Amount,
 }
 

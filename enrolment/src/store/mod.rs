@@ -60,6 +60,7 @@ pub struct Consent {
     /// When the passenger gave consent (from the app).
     pub time: DateTime<Utc>,
     /// The privacy policy version they agreed to.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub policy_version: String,
 }
 

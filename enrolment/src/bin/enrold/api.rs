@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::FromRequestParts;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -114,7 +116,28 @@ pub fn document() -> Document {
     doc.merge(public().split_for_parts().1);
     doc.merge(authed().split_for_parts().1);
     utoipa::Modify::modify(&Guarded, &mut doc);
+    open_flattened(&mut doc);
     doc
+}
+
+/// The views that add a field to a stored record (`#[serde(flatten)]`, e.g. `subject` beside a
+/// `SubjectRecord`) become `allOf` [record, extra fields]. The records refuse unknown fields when
+/// read (`deny_unknown_fields`), which the derive writes as `additionalProperties: false`; inside an
+/// `allOf` that would forbid the very fields added beside them, so those parts are left open.
+fn open_flattened(doc: &mut Document) {
+    use utoipa::openapi::schema::Schema;
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for schema in components.schemas.values_mut() {
+        if let RefOr::T(Schema::AllOf(all)) = schema {
+            for part in &mut all.items {
+                if let RefOr::T(Schema::Object(o)) = part {
+                    o.additional_properties = None;
+                }
+            }
+        }
+    }
 }
 
 /// The document served at `/openapi.json`.
@@ -212,6 +235,47 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no_route", "no such endpoint".into())
 }
 
+fn bad_path(e: PathRejection) -> ApiError {
+    ApiError::BadRequest("bad_path", e.body_text())
+}
+
+/// The `{id}` of a subject path, parsed; refusals are JSON errors like every other.
+struct SubjectArg(SubjectId);
+
+impl<S: Send + Sync> FromRequestParts<S> for SubjectArg {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(bad_path)?;
+        parse_id(&id).map(Self)
+    }
+}
+
+/// The `from`/`limit` query of the listing routes; refusals are JSON errors like every other.
+struct Paged(Page);
+
+impl<S: Send + Sync> FromRequestParts<S> for Paged {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let bad = |m: String| ApiError::BadRequest("bad_query", m);
+        let Query(p) = Query::<Page>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| bad(e.body_text()))?;
+        // The bounds the document states (an OpenAPI int64 and a page size), enforced rather than
+        // silently clamped, so a client learns its request was not what it meant.
+        if p.from > i64::MAX as u64 {
+            return Err(bad(format!("from must be at most {}", i64::MAX)));
+        }
+        if p.limit > MAX_PAGE {
+            return Err(bad(format!("limit must be at most {MAX_PAGE}")));
+        }
+        Ok(Self(p))
+    }
+}
+
 fn parse_id(s: &str) -> Result<SubjectId, ApiError> {
     SubjectId::parse(s).map_err(|e| ApiError::BadRequest("bad_subject_id", e.to_string()))
 }
@@ -231,6 +295,7 @@ fn no_subject(id: &SubjectId) -> ApiError {
 struct SubjectView {
     subject: SubjectId,
     #[serde(flatten)]
+    #[schema(inline)]
     record: SubjectRecord,
 }
 
@@ -243,9 +308,8 @@ struct SubjectView {
     ))]
 async fn subject(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    SubjectArg(id): SubjectArg,
 ) -> Result<Json<SubjectView>, ApiError> {
-    let id = parse_id(&id)?;
     let store = app.store.clone();
     let record = blocking(move || store.subject(&id))
         .await?
@@ -266,9 +330,8 @@ async fn subject(
 async fn erase(
     State(app): State<Arc<App>>,
     axum::Extension(client): axum::Extension<Client>,
-    Path(id): Path<String>,
+    SubjectArg(id): SubjectArg,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id)?;
     let _serial = app.enrol_lock.lock().await;
     let store = app.store.clone();
     let actor = client.0.clone();
@@ -302,10 +365,9 @@ struct LinkBody {
 async fn link(
     State(app): State<Arc<App>>,
     axum::Extension(client): axum::Extension<Client>,
-    Path(id): Path<String>,
+    SubjectArg(id): SubjectArg,
     body: Result<Json<LinkBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Ticket>), ApiError> {
-    let id = parse_id(&id)?;
     let Json(body) = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge("body_too_large", e.body_text()),
         _ => ApiError::BadRequest("bad_ticket", e.body_text()),
@@ -329,8 +391,9 @@ async fn link(
 async fn unlink(
     State(app): State<Arc<App>>,
     axum::Extension(client): axum::Extension<Client>,
-    Path((id, ticket)): Path<(String, u64)>,
+    path: Result<Path<(String, u64)>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let Path((id, ticket)) = path.map_err(bad_path)?;
     let id = parse_id(&id)?;
     let store = app.store.clone();
     let actor = client.0.clone();
@@ -354,9 +417,8 @@ async fn unlink(
     ))]
 async fn tickets(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    SubjectArg(id): SubjectArg,
 ) -> Result<Json<Vec<Ticket>>, ApiError> {
-    let id = parse_id(&id)?;
     let store = app.store.clone();
     Ok(Json(
         blocking(move || store.tickets(&id))
@@ -371,12 +433,16 @@ async fn tickets(
 struct Page {
     /// First sequence number.
     #[serde(default)]
+    #[param(maximum = 9223372036854775807_u64)]
     from: u64,
-    /// At most this many (capped by the service).
+    /// At most this many (trips: at most 1000 a page whatever is asked).
     #[serde(default = "default_limit")]
-    #[param(default = 100)]
+    #[param(default = 100, maximum = 10000)]
     limit: usize,
 }
+
+/// The largest page a listing route answers.
+const MAX_PAGE: usize = 10_000;
 
 /// The `{id}` of every subject path.
 #[derive(IntoParams)]
@@ -402,6 +468,7 @@ struct Trips {
 struct TripLine {
     seq: u64,
     #[serde(flatten)]
+    #[schema(inline)]
     record: TripRecord,
 }
 
@@ -409,15 +476,14 @@ struct TripLine {
 #[utoipa::path(get, path = "/subjects/{id}/trips", operation_id = "listTrips", params(SubjectPath, Page),
     responses(
         (status = 200, description = "trips", body = Trips),
-        (status = 400, description = "not a subject id", body = crate::error::Body),
+        (status = 400, description = "not a subject id, or a malformed query", body = crate::error::Body),
         (status = 404, description = "not enrolled", body = crate::error::Body),
     ))]
 async fn trips(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    Query(p): Query<Page>,
+    SubjectArg(id): SubjectArg,
+    Paged(p): Paged,
 ) -> Result<Json<Trips>, ApiError> {
-    let id = parse_id(&id)?;
     let store = app.store.clone();
     let limit = p.limit.min(1000);
     let (open_trip, lines) = blocking(move || store.trips(&id, p.from, limit))
@@ -434,13 +500,16 @@ async fn trips(
 
 /// The change sequence (upserts, ticket changes, erasures) for station distribution.
 #[utoipa::path(get, path = "/changes", operation_id = "listChanges", params(Page),
-    responses((status = 200, description = "changes, oldest first", body = [enrolment::store::Change])))]
+    responses(
+        (status = 200, description = "changes, oldest first", body = [enrolment::store::Change]),
+        (status = 400, description = "a malformed query", body = crate::error::Body),
+    ))]
 async fn changes(
     State(app): State<Arc<App>>,
-    Query(p): Query<Page>,
+    Paged(p): Paged,
 ) -> Result<impl IntoResponse, ApiError> {
     let store = app.store.clone();
-    let limit = p.limit.min(10_000);
+    let limit = p.limit;
     Ok(Json(blocking(move || store.changes(p.from, limit)).await?))
 }
 
@@ -448,18 +517,22 @@ async fn changes(
 struct AuditLine {
     seq: u64,
     #[serde(flatten)]
+    #[schema(inline)]
     event: enrolment::store::AuditEvent,
 }
 
 /// The audit log (enrol, link, unlink, erase, key rotation).
 #[utoipa::path(get, path = "/audit", operation_id = "listAudit", params(Page),
-    responses((status = 200, description = "events, oldest first", body = [AuditLine])))]
+    responses(
+        (status = 200, description = "events, oldest first", body = [AuditLine]),
+        (status = 400, description = "a malformed query", body = crate::error::Body),
+    ))]
 async fn audit(
     State(app): State<Arc<App>>,
-    Query(p): Query<Page>,
+    Paged(p): Paged,
 ) -> Result<impl IntoResponse, ApiError> {
     let store = app.store.clone();
-    let limit = p.limit.min(10_000);
+    let limit = p.limit;
     let lines = blocking(move || store.audit(p.from, limit)).await?;
     Ok(Json(
         lines

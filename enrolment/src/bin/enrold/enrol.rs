@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::multipart::{Field, Multipart, MultipartError};
+use axum::extract::multipart::{Field, Multipart, MultipartError, MultipartRejection};
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use chrono::{Duration, Utc};
@@ -172,8 +172,9 @@ async fn analyse(
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct EnrolForm {
-    /// JSON `Consent`, e.g. `{"time":"2026-03-01T09:00:00Z","policy_version":"2026-01"}`.
-    consent: String,
+    /// The consent record, as JSON in its part, e.g.
+    /// `{"time":"2026-03-01T09:00:00Z","policy_version":"2026-01"}`.
+    consent: Consent,
     /// JPEG or PNG; repeat the field for each photo (1 to 5).
     #[schema(value_type = Vec<String>, format = Binary, min_items = 1, max_items = 5)]
     photo: Vec<Vec<u8>>,
@@ -181,7 +182,10 @@ pub struct EnrolForm {
 
 /// Enrol a subject from 1-5 photos and a consent record.
 #[utoipa::path(post, path = "/subjects", operation_id = "enrol",
-    request_body(content = EnrolForm, content_type = "multipart/form-data"),
+    request_body(content(
+        (EnrolForm = "multipart/form-data",
+            encoding(("consent" = (content_type = "application/json"))))
+    )),
     responses(
         (status = 201, description = "enrolled", body = Enrolled),
         (status = 400, description = "malformed form or consent", body = crate::error::Body),
@@ -191,8 +195,9 @@ pub struct EnrolForm {
 pub async fn enrol(
     State(app): State<Arc<App>>,
     Extension(client): Extension<Client>,
-    mp: Multipart,
+    mp: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
+    let mp = mp.map_err(|e| ApiError::BadRequest("bad_multipart", e.body_text()))?;
     let form = read_form(&app, mp).await?;
     let n = form.photos.len();
     let t0 = Instant::now();
