@@ -149,6 +149,11 @@ pub struct Face {
     pub live: Option<f32>,
 }
 
+/// Whether a face belongs to a walker already decided: its box overlaps one the deciders settled.
+pub fn is_settled(face: &BBox, settled: &[BBox]) -> bool {
+    settled.iter().any(|b| b.iou(face) >= 0.4)
+}
+
 /// What one lane's frame produced.
 #[derive(Debug, Clone, Default)]
 pub struct LaneFaces {
@@ -380,8 +385,7 @@ impl Recogniser {
         for (fi, lane) in out.iter().enumerate() {
             for (k, f) in lane.faces.iter().enumerate() {
                 let eye = f.detection.eye_distance();
-                let settled =
-                    scope(fi).is_some_and(|l| l.settled.iter().any(|b| b.iou(&f.bbox) >= 0.4));
+                let settled = scope(fi).is_some_and(|l| is_settled(&f.bbox, &l.settled));
                 if eye >= self.cfg.min_eye_px && !settled {
                     cuts.push((eye, fi, k));
                 }

@@ -1,8 +1,13 @@
 //! Which lanes a tick recognises when live lanes deliver more frames than the station can take:
-//! a lane with a walker in view is recognised on every tick; a lane where nobody has been seen for
-//! a while is still looked at, but only every `idle_interval`, so the frames go where a decision is
-//! due. No lane starves: an idle lane's wait is bounded by `idle_interval`, and when no lane is
-//! busy every lane is taken. Recorded footage in benchmark mode (every frame) does not use this.
+//! the detection cadence follows the tracks. A lane with a walker still to decide in view is
+//! recognised on every tick, and for `busy_hold` after the last such face (so a person who
+//! appears behind a walker just granted, within the grant's confirmation window and well after,
+//! is seen at full rate). A lane where nobody has been seen, or whose walkers in view are all
+//! decided (their faces overlap the boxes the deciders settled), is still looked at, but only
+//! every `idle_interval` while another lane has someone to decide: the frames go where a decision
+//! is due. No lane starves: such a lane's wait is bounded by `idle_interval`, any face it then
+//! shows that is not a decided walker makes it busy again, and when no lane is busy every lane is
+//! taken. Recorded footage in benchmark mode (every frame) does not use this.
 //!
 //! Pure logic on instants passed in, tested below.
 
@@ -56,9 +61,9 @@ impl LanePriority {
             .collect()
     }
 
-    /// What a recognised frame of `lane` showed.
-    pub fn saw(&mut self, lane: usize, faces: bool, now: Instant) {
-        if faces && let Some(slot) = self.busy_until.get_mut(lane) {
+    /// What a recognised frame of `lane` showed: `to_decide`, a face that is not a decided walker.
+    pub fn saw(&mut self, lane: usize, to_decide: bool, now: Instant) {
+        if to_decide && let Some(slot) = self.busy_until.get_mut(lane) {
             *slot = Some(now + self.busy_hold);
         }
     }
@@ -95,6 +100,32 @@ mod tests {
         }
         // 1 s at one look per 200 ms: the idle lane is never starved, nor taken every tick.
         assert!((4..=6).contains(&idle_taken), "{idle_taken}");
+    }
+
+    #[test]
+    fn a_lane_of_decided_walkers_drops_to_the_idle_cadence_after_the_hold() {
+        let mut p = LanePriority::new(2, 200 * MS, 500 * MS);
+        let t = Instant::now();
+        p.select(&[0, 1], t);
+        // Lane 0's walker is undecided at first, then decided (its face still in view); lane 1
+        // has someone to decide throughout.
+        p.saw(0, true, t);
+        p.saw(1, true, t);
+        let (mut held, mut after) = (0, 0);
+        for k in 1..=30 {
+            let now = t + k * 50 * MS;
+            let s = p.select(&[0, 1], now);
+            assert!(s[1]);
+            p.saw(1, true, now);
+            p.saw(0, false, now);
+            match now < t + 500 * MS {
+                true => held += usize::from(s[0]),
+                false => after += usize::from(s[0]),
+            }
+        }
+        assert_eq!(held, 9, "every tick while the hold lasts");
+        // 1.05 s of ticks after it at one look per 200 ms.
+        assert!((5..=6).contains(&after), "{after}");
     }
 
     #[test]

@@ -227,9 +227,17 @@ fn run(w: Worker) {
                     (Some(r), Some(refs)) => recognise(&gpu, r, &refs, &frames, &labels),
                     _ => (None, None, None),
                 };
-                if let (Some(p), Some(all)) = (priority.as_mut(), faces.as_ref()) {
+                if let (Some(p), Some(all), Some(r)) =
+                    (priority.as_mut(), faces.as_ref(), recognition.as_ref())
+                {
+                    let settled = r.settled.borrow();
                     for (frame, lf) in frames.iter().zip(all) {
-                        p.saw(frame.lane, !lf.faces.is_empty(), done);
+                        let decided = settled.get(frame.lane).map_or(&[][..], Vec::as_slice);
+                        let to_decide = lf
+                            .faces
+                            .iter()
+                            .any(|f| !super::is_settled(&f.bbox, decided));
+                        p.saw(frame.lane, to_decide, done);
                     }
                 }
                 let mut faces = faces.map(|f| f.into_iter());

@@ -38,7 +38,7 @@ pub mod names {
         /// Frames of a lane where nobody is in view, left out of a tick so that lanes with a walker
         /// get the station's time (`recognise::priority`); also counted as dropped.
         FRAMES_DEFERRED = "gate_frames_deferred_total", Counter,
-            "Frames of a lane with nobody in view left out of a busy tick";
+            "Frames of a lane with nobody to decide in view left out of a busy tick";
         LANE_DEGRADED = "gate_lane_degraded", Gauge,
             "1 while the lane's source is failed or ended unexpectedly";
         /// Wall time per stage, label `stage`: `capture_to_normalised`, `normalise_batch`.
