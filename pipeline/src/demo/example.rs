@@ -34,7 +34,9 @@ pub fn station_example(dir: Option<&Path>, footage: Option<&Path>) -> Result<Str
         let mut lanes = format!(
             "# One [[lane]] per recording of the footage in {} (its truth.json). A station has a\n\
              # camera per lane instead: source = \"v4l2:///dev/video0\" or \"rtsp://host/stream\"\n\
-             # (docs/capture.md). Recorded files play at their own speed; the run ends with them.\n",
+             # (docs/capture.md). Recorded files play at their own speed, and `gated run` ends when\n\
+             # they have played out (with --seconds it runs that long instead, and walkers still in\n\
+             # view when the files end are left undecided).\n",
             footage.display()
         );
         for l in &truth.lanes {

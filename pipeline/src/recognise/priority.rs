@@ -1,8 +1,8 @@
 //! Which lanes a tick recognises when live lanes deliver more frames than the station can take:
 //! the detection cadence follows the tracks. A lane with a walker still to decide in view is
-//! recognised on every tick, and for `busy_hold` after the last such face (so a person who
-//! appears behind a walker just granted, within the grant's confirmation window and well after,
-//! is seen at full rate). A lane where nobody has been seen, or whose walkers in view are all
+//! recognised on every tick, and for `busy_hold` after the last such face (at least the grants'
+//! confirmation window and a tick beyond, so a held grant is released, and a person who appears
+//! behind a walker just granted is seen, at full rate). A lane where nobody has been seen, or whose walkers in view are all
 //! decided (their faces overlap the boxes the deciders settled), is still looked at, but only
 //! every `idle_interval` while another lane has someone to decide: the frames go where a decision
 //! is due. No lane starves: such a lane's wait is bounded by `idle_interval`, any face it then

@@ -35,6 +35,10 @@ pub struct Recognition {
     /// Narrow matching to subjects holding a ticket valid today.
     pub narrow: bool,
     settled: watch::Receiver<Settled>,
+    /// Under load, how long a lane stays at full rate after its last face still to decide
+    /// (`recognise::priority`): at least the grants' confirmation window, so a held grant is
+    /// released, and a follower seen, at full rate.
+    pub busy_hold: Duration,
     /// Per lane, its gates and zone (see `Recogniser::tick`); the settled boxes come from `settled`.
     lanes: Vec<LaneScope>,
 }
@@ -55,6 +59,7 @@ impl Recognition {
                 gallery,
                 narrow,
                 settled,
+                busy_hold: Duration::from_secs(1),
                 lanes,
             },
             tx,
@@ -168,13 +173,10 @@ fn run(w: Worker) {
     let mut idle_since = Instant::now();
     let mut next_tick = Instant::now();
     // Live pacing only: in benchmark mode every frame is processed, whatever it shows.
-    let mut priority = (!tick.is_zero() && recognition.is_some()).then(|| {
-        LanePriority::new(
-            hub.lanes(),
-            Duration::from_millis(200),
-            Duration::from_secs(1),
-        )
-    });
+    let mut priority = recognition
+        .as_ref()
+        .filter(|_| !tick.is_zero())
+        .map(|r| LanePriority::new(hub.lanes(), Duration::from_millis(200), r.busy_hold));
     while !stop.load(Ordering::SeqCst) {
         // One batch per tick: frames that arrive during a tick wait for its end and go together.
         let now = Instant::now();

@@ -68,8 +68,12 @@ impl Station {
             true => await_drivers(&mut incoming, &lane_ids, DRIVERS_WITHIN).await,
             false => Vec::new(),
         };
-        if let Some(h) = &sync {
-            await_centre(h, SYNC_WITHIN).await;
+        if let (Some(h), Some(s)) = (&sync, &cfg.sync) {
+            // Longer than one catch-up query may take, so a first query sent before the link was
+            // up cannot use up the wait that the centre's arrival should end.
+            let within =
+                SYNC_WITHIN.max(Duration::from_millis(s.query_timeout_ms) + SYNC_WITHIN / 5);
+            await_centre(h, within).await;
         }
         let t0 = Instant::now();
         let (cap_tx, capture_rx) = mpsc::unbounded_channel::<CaptureEvent>();
@@ -189,8 +193,9 @@ async fn await_drivers(
     early
 }
 
-/// How long a station with `[sync]` waits for its first catch-up before it captures anyway.
-const SYNC_WITHIN: Duration = Duration::from_secs(10);
+/// How long a station with `[sync]` waits for its first catch-up before it captures anyway (at
+/// least: longer when `[sync] query_timeout_ms` is).
+const SYNC_WITHIN: Duration = Duration::from_secs(12);
 
 /// A station following a centre captures nothing before its first catch-up (or `within`): the
 /// store's gallery may miss the latest enrolments, and still hold subjects erased meanwhile, whom
@@ -205,7 +210,7 @@ async fn await_centre(sync: &SyncHandle, within: Duration) {
         ),
         _ => warn!(
             subjects = sync.syncer.gallery().len(),
-            "centre not reached within {within:?}; deciding from the store's gallery until it is"
+            "no catch-up with the centre completed within {within:?} (unreachable, or its answers refused: see the sync warnings); deciding from the store's gallery until one does"
         ),
     }
 }
@@ -245,12 +250,17 @@ fn recognition(
                     zone: Some(l.zone),
                 })
                 .collect();
-            let (recognition, settled) = Recognition::new(
+            let (mut recognition, settled) = Recognition::new(
                 recogniser,
                 gallery,
                 cfg.recognise.narrow_to_ticket_holders,
                 lanes,
             );
+            // A grant held for confirmation is released by the lane's next frame: keep the lane at
+            // full rate through the window, and a tick beyond.
+            recognition.busy_hold = recognition
+                .busy_hold
+                .max(Duration::from_millis(cfg.decision.confirm_ms + 200));
             Ok((Some(recognition), Some((decisions, settled))))
         }
         (None, true) => {
