@@ -147,11 +147,9 @@ pub struct Face {
     pub second: Option<Candidate>,
     /// The PAD pair's live probability (0–1), for an embedded face when the station runs PAD.
     pub live: Option<f32>,
-}
-
-/// Whether a face belongs to a walker already decided: its box overlaps one the deciders settled.
-pub fn is_settled(face: &BBox, settled: &[BBox]) -> bool {
-    settled.iter().any(|b| b.iou(face) >= 0.4)
+    /// A walker already decided: the box overlaps one the deciders settled. Tracked, not embedded
+    /// again, and no reason to keep its lane at full rate (`priority`).
+    pub decided: bool,
 }
 
 /// What one lane's frame produced.
@@ -361,18 +359,22 @@ impl Recogniser {
                 d.retain(|det| bbox_of(det).centre_in(zone));
             }
         }
-        let mut out: Vec<LaneFaces> = dets
-            .iter()
-            .map(|d| LaneFaces {
+        let mut out: Vec<LaneFaces> = (dets.iter().enumerate())
+            .map(|(i, d)| LaneFaces {
                 faces: d
                     .iter()
-                    .map(|det| Face {
-                        detection: *det,
-                        bbox: bbox_of(det),
-                        quality: None,
-                        best: None,
-                        second: None,
-                        live: None,
+                    .map(|det| {
+                        let bbox = bbox_of(det);
+                        Face {
+                            detection: *det,
+                            decided: scope(i)
+                                .is_some_and(|l| l.settled.iter().any(|b| b.iou(&bbox) >= 0.4)),
+                            bbox,
+                            quality: None,
+                            best: None,
+                            second: None,
+                            live: None,
+                        }
                     })
                     .collect(),
                 face_luma: None,
@@ -385,8 +387,7 @@ impl Recogniser {
         for (fi, lane) in out.iter().enumerate() {
             for (k, f) in lane.faces.iter().enumerate() {
                 let eye = f.detection.eye_distance();
-                let settled = scope(fi).is_some_and(|l| is_settled(&f.bbox, &l.settled));
-                if eye >= self.cfg.min_eye_px && !settled {
+                if eye >= self.cfg.min_eye_px && !f.decided {
                     cuts.push((eye, fi, k));
                 }
             }

@@ -13,6 +13,14 @@
 
 use std::time::{Duration, Instant};
 
+/// How long a lane stays at full rate after its last face still to decide: a second, or the
+/// grants' confirmation window and a tick beyond when that is longer. A grant held for
+/// confirmation is released by the lane's next frame, and a person appearing behind the walker
+/// must be seen within the window.
+pub fn busy_hold(confirm: Duration) -> Duration {
+    Duration::from_secs(1).max(confirm + Duration::from_millis(200))
+}
+
 #[derive(Debug)]
 pub struct LanePriority {
     /// A lane counts as busy until this instant (the last face seen + `busy_hold`).

@@ -36,22 +36,23 @@ pub struct Recognition {
     pub narrow: bool,
     settled: watch::Receiver<Settled>,
     /// Under load, how long a lane stays at full rate after its last face still to decide
-    /// (`recognise::priority`): at least the grants' confirmation window, so a held grant is
-    /// released, and a follower seen, at full rate.
-    pub busy_hold: Duration,
+    /// ([`super::priority::busy_hold`]).
+    busy_hold: Duration,
     /// Per lane, its gates and zone (see `Recogniser::tick`); the settled boxes come from `settled`.
     lanes: Vec<LaneScope>,
 }
 
 impl Recognition {
-    /// Recognition for lanes with these gates and zones, and the sender through which the
-    /// deciders' settled boxes reach the tick.
+    /// Recognition for lanes with these gates and zones, whose grants are held `confirm` before the
+    /// door opens, and the sender through which the deciders' settled boxes reach the tick.
     pub fn new(
         recogniser: Recogniser,
         gallery: crate::sync::Gallery,
         narrow: bool,
         lanes: Vec<LaneScope>,
+        confirm: Duration,
     ) -> (Self, watch::Sender<Settled>) {
+        let busy_hold = super::priority::busy_hold(confirm);
         let (tx, settled) = watch::channel(vec![Vec::new(); lanes.len()]);
         (
             Self {
@@ -59,7 +60,7 @@ impl Recognition {
                 gallery,
                 narrow,
                 settled,
-                busy_hold: Duration::from_secs(1),
+                busy_hold,
                 lanes,
             },
             tx,
@@ -229,17 +230,9 @@ fn run(w: Worker) {
                     (Some(r), Some(refs)) => recognise(&gpu, r, &refs, &frames, &labels),
                     _ => (None, None, None),
                 };
-                if let (Some(p), Some(all), Some(r)) =
-                    (priority.as_mut(), faces.as_ref(), recognition.as_ref())
-                {
-                    let settled = r.settled.borrow();
+                if let (Some(p), Some(all)) = (priority.as_mut(), faces.as_ref()) {
                     for (frame, lf) in frames.iter().zip(all) {
-                        let decided = settled.get(frame.lane).map_or(&[][..], Vec::as_slice);
-                        let to_decide = lf
-                            .faces
-                            .iter()
-                            .any(|f| !super::is_settled(&f.bbox, decided));
-                        p.saw(frame.lane, to_decide, done);
+                        p.saw(frame.lane, lf.faces.iter().any(|f| !f.decided), done);
                     }
                 }
                 let mut faces = faces.map(|f| f.into_iter());
@@ -518,6 +511,7 @@ mod tests {
             best: None,
             second: None,
             live: None,
+            decided: false,
         };
         let faces = LaneFaces {
             faces: vec![face(0.0, 0.0, 4.0, 4.0), face(20.0, 10.0, 40.0, 30.0)],
@@ -560,6 +554,7 @@ mod tests {
             crate::sync::Gallery::new(),
             false,
             vec![LaneScope::default(); 2],
+            Duration::ZERO,
         );
         device_loss_is_reported(gpu, Some(recognition));
     }

@@ -250,17 +250,13 @@ fn recognition(
                     zone: Some(l.zone),
                 })
                 .collect();
-            let (mut recognition, settled) = Recognition::new(
+            let (recognition, settled) = Recognition::new(
                 recogniser,
                 gallery,
                 cfg.recognise.narrow_to_ticket_holders,
                 lanes,
+                Duration::from_millis(cfg.decision.confirm_ms),
             );
-            // A grant held for confirmation is released by the lane's next frame: keep the lane at
-            // full rate through the window, and a tick beyond.
-            recognition.busy_hold = recognition
-                .busy_hold
-                .max(Duration::from_millis(cfg.decision.confirm_ms + 200));
             Ok((Some(recognition), Some((decisions, settled))))
         }
         (None, true) => {

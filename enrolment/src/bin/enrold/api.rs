@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::FromRequestParts;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
@@ -41,54 +42,42 @@ use crate::error::ApiError;
 )]
 struct ApiDoc;
 
-/// The bearer scheme, and on every operation behind [`guard`] the two answers it can give itself.
-/// Applied to the finished document: the derive's own modifiers run before any route is added.
-struct Guarded;
-
-impl utoipa::Modify for Guarded {
-    fn modify(&self, doc: &mut Document) {
-        let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-        let error = |what: &str| -> RefOr<DocResponse> {
-            utoipa::openapi::ResponseBuilder::new()
-                .description(what)
-                .content(
-                    "application/json",
-                    utoipa::openapi::ContentBuilder::new()
-                        .schema(Some(utoipa::openapi::Ref::from_schema_name("Error")))
-                        .build(),
-                )
-                .into()
-        };
-        for (path, item) in doc.paths.paths.iter_mut() {
-            if PUBLIC.contains(&path.as_str()) {
-                continue;
-            }
-            for op in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                let r = &mut op.responses.responses;
-                r.insert(
-                    "401".into(),
-                    error("missing or wrong bearer token (WWW-Authenticate: Bearer)"),
-                );
-                r.insert("429".into(), error("rate limited (Retry-After: seconds)"));
-            }
+/// Every operation of `doc` answers the two refusals [`guard`] gives itself, 401 and 429.
+fn guarded(doc: &mut Document) {
+    let error = |what: &str| -> RefOr<DocResponse> {
+        utoipa::openapi::ResponseBuilder::new()
+            .description(what)
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("Error")))
+                    .build(),
+            )
+            .into()
+    };
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let r = &mut op.responses.responses;
+            r.insert(
+                "401".into(),
+                error("missing or wrong bearer token (WWW-Authenticate: Bearer)"),
+            );
+            r.insert("429".into(), error("rate limited (Retry-After: seconds)"));
         }
     }
 }
-
-/// The paths served without a token.
-const PUBLIC: [&str; 2] = ["/openapi.json", "/healthz"];
 
 /// The routes behind [`guard`], each with its OpenAPI description: the document is made from the
 /// handlers themselves, so it cannot list a path, parameter or type the service does not have.
@@ -103,21 +92,34 @@ fn authed() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(audit))
 }
 
-/// The routes served without a token (their paths are [`PUBLIC`]).
+/// The routes served without a token.
 fn public() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
         .routes(routes!(openapi))
         .routes(routes!(healthz))
 }
 
+/// Both sets of routes, and the service's OpenAPI document made from them.
+fn routes() -> (Router<Arc<App>>, Router<Arc<App>>, Document) {
+    let (public, public_doc) = public().split_for_parts();
+    let (authed, mut authed_doc) = authed().split_for_parts();
+    guarded(&mut authed_doc);
+    let mut doc = ApiDoc::openapi();
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    doc.merge(public_doc);
+    doc.merge(authed_doc);
+    open_flattened(&mut doc);
+    (public, authed, doc)
+}
+
 /// The OpenAPI document of the service, as `/openapi.json` serves it and `enrold openapi` prints it.
 pub fn document() -> Document {
-    let mut doc = ApiDoc::openapi();
-    doc.merge(public().split_for_parts().1);
-    doc.merge(authed().split_for_parts().1);
-    utoipa::Modify::modify(&Guarded, &mut doc);
-    open_flattened(&mut doc);
-    doc
+    routes().2
 }
 
 /// The views that add a field to a stored record (`#[serde(flatten)]`, e.g. `subject` beside a
@@ -140,20 +142,17 @@ fn open_flattened(doc: &mut Document) {
     }
 }
 
-/// The document served at `/openapi.json`.
+/// The document served at `/openapi.json`, serialised once.
 #[derive(Clone)]
-struct DocJson(Arc<String>);
+struct DocJson(Bytes);
 
 pub fn router(app: Arc<App>) -> Result<Router, serde_json::Error> {
-    let doc = DocJson(Arc::new(document().to_pretty_json()?));
-    let authed = authed()
-        .split_for_parts()
-        .0
+    let (public, authed, doc) = routes();
+    let doc = DocJson(Bytes::from(doc.to_pretty_json()?));
+    let authed = authed
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .layer(DefaultBodyLimit::max(app.cfg.limits.max_body_bytes));
-    Ok(public()
-        .split_for_parts()
-        .0
+    Ok(public
         .merge(authed)
         // Inside the routing, where the route template is known; around the guard, so its
         // refusals are counted too.
@@ -210,10 +209,7 @@ async fn guard(
 #[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", security(()),
     responses((status = 200, description = "the OpenAPI document", content_type = "application/json")))]
 async fn openapi(axum::Extension(doc): axum::Extension<DocJson>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        doc.0.as_str().to_owned(),
-    )
+    ([(header::CONTENT_TYPE, "application/json")], doc.0)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -450,8 +446,7 @@ const MAX_PAGE: usize = 10_000;
 #[allow(dead_code)]
 struct SubjectPath {
     /// Subject id, 32 hex digits.
-    #[param(value_type = String, pattern = "^[0-9a-fA-F]{32}$")]
-    id: String,
+    id: SubjectId,
 }
 
 fn default_limit() -> usize {
