@@ -38,16 +38,15 @@ impl PartialSchema for Coverage {
                     .schema_type(Type::String)
                     .enum_values(Some(["network"])),
             )
+            // Sets: a repeated station or zone counts once (accepted, not refused).
             .item(tagged(
                 "stations",
-                ArrayBuilder::new()
-                    .items(StationId::schema())
-                    .unique_items(true),
+                ArrayBuilder::new().items(StationId::schema()),
                 "these stations",
             ))
             .item(tagged(
                 "zones",
-                ArrayBuilder::new().items(integer(255)).unique_items(true),
+                ArrayBuilder::new().items(integer(255)),
                 "the stations of these fare zones",
             ))
             .into()
