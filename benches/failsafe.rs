@@ -11,38 +11,23 @@
 //! 30 % of it).
 //! (the bench runs the binaries built beside it in `target/release`).
 
+#[path = "common/procs.rs"]
+mod procs;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use procs::{Killed, binary};
 use protocol::{BusSecurity, CertDir, DoorMode, DoorState, Keys, Role, ZenohEndpoints, decode};
 
 const STATION: &str = "faults";
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-/// `target/release/NAME`, beside the bench's own `deps/` folder.
-fn binary(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    exe.ancestors()
-        .skip(1)
-        .take(2)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| anyhow!("{name} not built: cargo build --release --workspace"))
 }
 
 fn station_file(

@@ -245,6 +245,15 @@ impl StationConfig {
                 ),
             ));
         }
+        if !(50..=60_000).contains(&r.stall_ms) {
+            return Err((
+                None,
+                format!(
+                    "[recognise]: stall_ms must be in 50..=60000 (is {})",
+                    r.stall_ms
+                ),
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for lane in &self.lanes {
             self.validate_lane(lane, &mut seen)?;

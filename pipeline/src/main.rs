@@ -258,6 +258,13 @@ fn real_main(cli: Cli) -> Result<()> {
                 },
             ))?;
             print!("{}", pipeline::station::format_report(&report));
+            if report.gpu_lost {
+                // A non-zero exit, so the supervisor (systemd `Restart=always`) starts gated again
+                // on a fresh device.
+                anyhow::bail!(
+                    "the GPU device was lost; the doors were sent to their safe position"
+                );
+            }
         }
         Cmd::Demo {
             footage,

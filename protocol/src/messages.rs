@@ -331,6 +331,10 @@ pub enum LaneEventKind {
     Lighting,
     Door,
     GpuLost,
+    /// The recogniser reported nothing for `[recognise] stall_ms` while frames waited: doors safe.
+    RecogniserStalled,
+    /// It reports again: doors back to what gated last told them.
+    RecogniserResumed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

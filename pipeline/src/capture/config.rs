@@ -22,6 +22,10 @@ pub struct CaptureConfig {
     /// without a first frame by then (started again, up to three times in all, while it has
     /// delivered nothing).
     pub stall_ms: u64,
+    /// Recordings (`file://`) play this many times in a row, their times running on (5 s apart,
+    /// as if the lane stood empty), as one long recording: soak tests on footage
+    /// (`benches/faults.rs --soak`). Live sources ignore it.
+    pub repeat: u32,
 }
 
 impl Default for CaptureConfig {
@@ -31,6 +35,7 @@ impl Default for CaptureConfig {
             retry_initial_ms: 500,
             retry_max_ms: 30_000,
             stall_ms: 3_000,
+            repeat: 1,
         }
     }
 }
@@ -39,6 +44,9 @@ impl CaptureConfig {
     pub fn check(&self) -> Result<(), String> {
         if self.retry_initial_ms == 0 || self.retry_initial_ms > self.retry_max_ms {
             return Err("capture: need 0 < retry_initial_ms <= retry_max_ms".into());
+        }
+        if self.repeat == 0 {
+            return Err("capture: repeat must be at least 1 (play each recording once)".into());
         }
         Ok(())
     }

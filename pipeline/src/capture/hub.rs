@@ -140,6 +140,11 @@ impl FrameHub {
 }
 
 impl FrameHub {
+    /// Some lane has a frame the GPU stage has not taken yet.
+    pub fn has_waiting(&self) -> bool {
+        self.lock().iter().any(|lq| !lq.frames.is_empty())
+    }
+
     /// Every lane closed and nothing left to take.
     pub fn all_closed(&self) -> bool {
         self.lock()

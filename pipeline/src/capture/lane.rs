@@ -94,14 +94,21 @@ pub(super) struct LaneRunner {
     pub counters: Arc<LaneCounters>,
     pub events: UnboundedSender<CaptureEvent>,
     pub stop: Arc<AtomicBool>,
+    /// What is added to a recording's presentation times on its current play (`repeat`), ns.
+    pub pts_offset_ns: AtomicU64,
 }
+
+/// The time between two plays of a repeated recording (`[capture] repeat`), as if the lane stood
+/// empty: longer than the deciders take to let a track go (`[decision] lost_after_ms`).
+pub const REPEAT_GAP: Duration = Duration::from_secs(5);
 
 /// How many times a recording that has not delivered its first frame is started.
 const RECORDING_ATTEMPTS: u32 = 3;
 
 enum Ended {
     Stopped,
-    Eos,
+    /// The end of the stream, with the recording's length in ns (0 when unknown or live).
+    Eos(u64),
     Failed(String),
     /// No frame within `stall_ms`, and no error either.
     Stalled(String),
@@ -125,6 +132,7 @@ impl LaneRunner {
     pub fn run(self) {
         let mut backoff = Duration::from_millis(self.cfg.retry_initial_ms);
         let mut attempts = 0u32;
+        let mut plays = 1u32;
         loop {
             attempts += 1;
             self.hub.reopen_lane(self.index);
@@ -138,11 +146,22 @@ impl LaneRunner {
             };
             match ended {
                 Ended::Stopped => break,
-                Ended::Eos if !self.source.is_live() => {
+                Ended::Eos(length) if !self.source.is_live() && plays < self.cfg.repeat => {
+                    // The next play's times continue where this one's recording ends, after an
+                    // empty lane's worth of time, so that no track joins the last walker of one
+                    // play to the first of the next.
+                    plays += 1;
+                    let offset = self
+                        .pts_offset_ns
+                        .fetch_add(length + REPEAT_GAP.as_nanos() as u64, Ordering::Relaxed);
+                    debug!(lane = %self.id, play = plays, length_ns = length, offset_ns = offset, "recording played again");
+                    continue;
+                }
+                Ended::Eos(_) if !self.source.is_live() => {
                     self.report(LaneStatus::Finished, "end of recording".into());
                     break;
                 }
-                Ended::Eos => self.report(LaneStatus::Degraded, "live source ended".into()),
+                Ended::Eos(_) => self.report(LaneStatus::Degraded, "live source ended".into()),
                 Ended::Failed(e) => self.report(LaneStatus::Degraded, e),
                 Ended::Stalled(e) => {
                     // A recording is started again only while it has delivered nothing: a start
@@ -207,6 +226,7 @@ impl LaneRunner {
         let lane = self.index;
         let mut seq = 0u64;
         let mut layout_cache: Option<(gst::Caps, FrameLayout)> = None;
+        let offset = self.pts_offset_ns.load(Ordering::Relaxed);
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
@@ -227,7 +247,9 @@ impl LaneRunner {
                     seq += 1;
                     counters.frames_in.fetch_add(1, Ordering::Relaxed);
                     counters.mark_frame();
-                    let pts = buffer.pts();
+                    let pts = buffer
+                        .pts()
+                        .map(|p| p + gst::ClockTime::from_nseconds(offset));
                     if let Some(p) = pts {
                         counters
                             .last_pts_ns
@@ -276,17 +298,23 @@ impl LaneRunner {
     /// failure, not as "end of recording".
     fn judge_eos(&self, pipeline: &gst::Pipeline) -> Ended {
         if self.source.is_live() {
-            return Ended::Eos;
+            return Ended::Eos(0);
         }
-        let (Some(duration), last) = (
-            pipeline.query_duration::<gst::ClockTime>(),
-            self.counters.last_pts_ns.load(Ordering::Relaxed),
-        ) else {
-            return Ended::Eos;
+        // Times of this play only: earlier plays of a repeated recording are in the offset.
+        let offset = self.pts_offset_ns.load(Ordering::Relaxed);
+        let last = self
+            .counters
+            .last_pts_ns
+            .load(Ordering::Relaxed)
+            .saturating_sub(offset);
+        let end = last.saturating_sub(1);
+        let interval = 1_000_000_000 / self.fps.max(1) as u64;
+        let Some(duration) = pipeline.query_duration::<gst::ClockTime>() else {
+            // No stated length: the last frame's time plus one frame.
+            return Ended::Eos(if last == 0 { 0 } else { end + interval });
         };
         // Two frame intervals (at least 100 ms) of slack for rounding and a last partial frame.
-        let slack = (2_000_000_000 / self.fps.max(1) as u64).max(100_000_000);
-        let end = last.saturating_sub(1);
+        let slack = (2 * interval).max(100_000_000);
         if last == 0 || end + slack < duration.nseconds() {
             Ended::Failed(format!(
                 "recording ended early: last frame at {:.2} s of {:.2} s (corrupt or truncated file)",
@@ -294,7 +322,7 @@ impl LaneRunner {
                 duration.nseconds() as f64 / 1e9
             ))
         } else {
-            Ended::Eos
+            Ended::Eos(duration.nseconds())
         }
     }
 

@@ -16,7 +16,7 @@ mod source;
 pub use config::{Camera, CaptureConfig, CaptureMode};
 pub use frame::{Frame, FrameLayout};
 pub use hub::{FrameHub, Push};
-pub use lane::{CaptureEvent, LaneCounters};
+pub use lane::{CaptureEvent, LaneCounters, REPEAT_GAP};
 pub use source::Source;
 
 use std::sync::Arc;
@@ -86,6 +86,7 @@ impl Capture {
                 counters: c,
                 events: events.clone(),
                 stop: stop.clone(),
+                pts_offset_ns: Default::default(),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("lane-{}", lane.id))

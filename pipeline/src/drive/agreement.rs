@@ -33,6 +33,16 @@ impl Want {
         }
     }
 
+    /// The command that puts a door back in this mode, where it is not the normal one.
+    pub fn latch(self) -> Option<DoorAction> {
+        match self {
+            Self::Normal => None,
+            Self::HeldOpen => Some(DoorAction::HoldOpen),
+            Self::HeldClosed => Some(DoorAction::HoldClosed),
+            Self::Safe => Some(DoorAction::Safe),
+        }
+    }
+
     fn admits(self, mode: DoorMode) -> bool {
         match mode {
             // Neither is the command's doing nor against it: the station's emergency input, and the
@@ -130,6 +140,11 @@ impl DoorWatch {
     pub fn new_epoch(&mut self) {
         self.want = Want::Normal;
         self.sent.clear();
+    }
+
+    /// The mode gated's commands put the door in.
+    pub fn want(&self) -> Want {
+        self.want
     }
 
     pub fn disagreeing(&self) -> bool {

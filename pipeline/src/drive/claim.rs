@@ -47,6 +47,11 @@ impl Claim {
         self.epoch
     }
 
+    /// The driver's clock in its latest state, and when that state arrived.
+    pub fn clock(&self) -> Option<(u64, Instant)> {
+        self.clock
+    }
+
     /// The highest seq stamped in the current epoch.
     pub fn sent(&self) -> u64 {
         self.sent

@@ -39,8 +39,10 @@ pub enum DoorCause {
     Operator,
     /// Keeps the drivers' watchdog fed; not journalled.
     Heartbeat,
-    /// The GPU is lost: doors to their fail-safe position.
+    /// The GPU is lost or the recogniser stalled: doors to their fail-safe position (and back).
     Safe,
+    /// A hold re-sent to a restarted door driver (`restart`).
+    Resent,
 }
 
 /// The verdict behind a door command.

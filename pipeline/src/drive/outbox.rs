@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge, histogram};
 use protocol::{
-    ArchColour, DoorCommand, DoorState, Epoch, Health, LaneEvent, LaneEventKind, LightCommand,
-    LightState, Rejected, Rejection, Stamp, VERSION, unix_ms,
+    ArchColour, DoorAction, DoorCommand, DoorState, Epoch, Health, LaneEvent, LaneEventKind,
+    LightCommand, LightState, Rejected, Rejection, Stamp, VERSION, unix_ms,
 };
 use tracing::{debug, error, info, warn};
 
@@ -19,6 +19,7 @@ use super::agreement::{Change, DoorWatch};
 use super::claim::{Claim, Heard};
 use super::command::{Command, DoorCause};
 use super::link::{Link, LinkError};
+use super::restart::{self, Unacked};
 use crate::store::{JournalEntry, JournalKind, JournalWriter};
 use crate::telemetry::names;
 
@@ -120,6 +121,8 @@ struct LaneOut {
     door: Channel,
     light: Channel,
     watch: DoorWatch,
+    /// Opens the door driver has not acknowledged: re-sent to a new run of it.
+    opens: Unacked,
     /// Light wanted before the light driver was heard (its first state may take a second): sent
     /// with its first state.
     light_waiting: Option<(Option<ArchColour>, Option<u8>)>,
@@ -130,6 +133,8 @@ pub struct Outbox {
     journal: JournalWriter,
     lanes: Vec<LaneOut>,
     ack_timeout: Duration,
+    /// Opens re-sent to a restarted door driver, this run.
+    resent_opens: u64,
 }
 
 impl Outbox {
@@ -149,6 +154,7 @@ impl Outbox {
                     door: Channel::new("door")?,
                     light: Channel::new("light")?,
                     watch: DoorWatch::default(),
+                    opens: Unacked::default(),
                     light_waiting: None,
                 })
             })
@@ -158,7 +164,13 @@ impl Outbox {
             journal,
             lanes,
             ack_timeout,
+            resent_opens: 0,
         })
+    }
+
+    /// Opens re-sent to a restarted door driver since the start.
+    pub fn resent_opens(&self) -> u64 {
+        self.resent_opens
     }
 
     pub fn link(&self) -> &Link {
@@ -215,6 +227,9 @@ impl Outbox {
                 };
                 let seq = stamp.seq;
                 l.door.pending.sent(seq);
+                if *action == DoorAction::Open {
+                    l.opens.sent(seq, cause.clone(), Instant::now());
+                }
                 l.watch.sent(seq, *action);
                 let detail = match cause {
                     DoorCause::Decision(d) => Some(format!(
@@ -222,6 +237,9 @@ impl Outbox {
                         d.track, d.reason
                     )),
                     DoorCause::Operator => Some(format!("operator {action:?} (seq {seq})")),
+                    DoorCause::Resent => Some(format!(
+                        "{action:?} re-sent to a restarted driver (seq {seq})"
+                    )),
                     DoorCause::Heartbeat | DoorCause::Safe => None,
                 };
                 if let Some(detail) = detail {
@@ -279,15 +297,44 @@ impl Outbox {
     }
 
     /// A door state of lane `lane`, which arrived at `received`. Returns whether it speaks for
-    /// gated's epoch: only then does it acknowledge gated's commands. When it begins or ends a
-    /// disagreement with what gated told the door, raises or clears the alarm metric, logs, and
-    /// publishes and journals a door lane event.
-    pub async fn door_state(&mut self, lane: usize, st: &DoorState, received: Instant) -> bool {
+    /// gated's epoch (only then does it acknowledge gated's commands), and what to re-send when it
+    /// comes from a new run of the driver (`restart`). When it begins or ends a disagreement with
+    /// what gated told the door, raises or clears the alarm metric, logs, and publishes and
+    /// journals a door lane event.
+    pub async fn door_state(
+        &mut self,
+        lane: usize,
+        st: &DoorState,
+        received: Instant,
+    ) -> (bool, Vec<Command>) {
         let Some(l) = self.lanes.get_mut(lane) else {
-            return false;
+            return (false, Vec::new());
         };
         let (sent, epoch) = (l.door.claim.sent(), l.door.claim.epoch());
+        let new_run = restart::new_run(l.door.claim.clock(), st.clock_ms, received);
+        let latch = l.watch.want().latch();
         let heard = l.door.heard(&l.id, st, received);
+        if heard.ours {
+            l.opens.acked(st.ack_seq);
+        }
+        let mut resend = Vec::new();
+        if new_run {
+            resend.extend(latch.map(|action| Command::Door {
+                lane,
+                action,
+                cause: DoorCause::Resent,
+            }));
+            let opens = l.opens.take_fresh(received);
+            counter!(names::OPENS_RESENT, "lane" => l.id.clone()).increment(opens.len() as u64);
+            self.resent_opens += opens.len() as u64;
+            warn!(lane = %l.id, opens = opens.len(), ?latch,
+                "door driver restarted: re-sending the opens and the hold it had not acknowledged");
+            resend.extend(opens.into_iter().map(|cause| Command::Door {
+                lane,
+                action: DoorAction::Open,
+                cause,
+            }));
+        }
         if l.door.claim.epoch() != epoch {
             l.watch.new_epoch();
         }
@@ -321,7 +368,7 @@ impl Outbox {
             // A failure is logged by `send`; the journal line is written either way.
             let _ = self.send(&Command::Event(event)).await;
         }
-        heard.ours
+        (heard.ours, resend)
     }
 
     /// A light state of lane `lane`, which arrived at `received`. Returns the light command that
@@ -369,6 +416,14 @@ fn journal_line(ev: &LaneEvent) -> (JournalKind, String) {
     match ev.kind {
         LaneEventKind::Lighting => (JournalKind::Lighting, ev.detail.clone()),
         LaneEventKind::GpuLost => (JournalKind::LaneEvent, format!("GPU lost: {}", ev.detail)),
+        LaneEventKind::RecogniserStalled => (
+            JournalKind::LaneEvent,
+            format!("recogniser stalled: {}", ev.detail),
+        ),
+        LaneEventKind::RecogniserResumed => (
+            JournalKind::LaneEvent,
+            format!("recogniser resumed: {}", ev.detail),
+        ),
         _ => (
             JournalKind::LaneEvent,
             match ev.status {

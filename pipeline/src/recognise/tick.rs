@@ -208,6 +208,8 @@ fn run(w: Worker) {
             continue;
         }
         idle_since = Instant::now();
+        #[cfg(any(test, feature = "fault-injection"))]
+        super::faults::before_tick(&gpu, &labels);
         // Frames normalised on the CPU never touch the device, so its loss (which the GPU path
         // learns from a failed submission) is looked for here: the gallery still lives on it. A
         // non-blocking poll runs the device-lost callback if the device has gone.

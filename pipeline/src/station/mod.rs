@@ -9,7 +9,10 @@
 //! [`Command`]s those return through [`Station::send`], the one place commands leave from.
 
 mod report;
+mod stall;
 mod start;
+#[cfg(test)]
+mod tests;
 
 pub use report::{LaneReport, RunReport, format_report};
 
@@ -79,6 +82,21 @@ pub struct RunOptions {
 /// Heartbeat lateness samples kept for the run's report: 4.5 hours at the default 250 ms.
 const HEARTBEAT_SAMPLES: usize = 1 << 16;
 
+/// Tick and frame timings kept for the report and the lane view: the latest, between half this
+/// and this many (a station runs for weeks; 8 lanes at 10 fps make 7 million frames a day).
+const TIMING_SAMPLES: usize = 1 << 18;
+
+/// Appends a timing, dropping the older half once `v` is full; `viewed` (how far the lane view
+/// has read) moves with what is dropped.
+fn keep_recent<T>(v: &mut Vec<T>, viewed: &mut usize, x: T) {
+    if v.len() >= TIMING_SAMPLES {
+        let drop = TIMING_SAMPLES / 2;
+        v.drain(..drop);
+        *viewed = viewed.saturating_sub(drop);
+    }
+    v.push(x);
+}
+
 pub async fn run(cfg: StationConfig, opts: RunOptions) -> Result<RunReport, StationError> {
     let (station, inputs) = Station::start(cfg).await?;
     Ok(station.run(inputs, opts).await)
@@ -98,6 +116,9 @@ struct LaneState {
     gpu_frames: u64,
     /// Capture's detail for a degraded or finished lane (health `reason`).
     status_detail: Option<String>,
+    /// The mode the operator last set (release, hold open, hold closed): what the door returns to
+    /// after a recogniser stall.
+    latch: DoorAction,
 }
 
 /// What the loop waits on.
@@ -123,6 +144,7 @@ struct Station {
     lanes: Vec<LaneState>,
     index: HashMap<String, usize>,
     gpu_lost: bool,
+    stall: stall::StallWatch,
     /// The lanes' clock for live sources (recorded footage has its own presentation times).
     t0: Instant,
     ticks: Vec<TickTimes>,
@@ -171,6 +193,9 @@ impl Station {
         let mut heartbeat =
             tokio::time::interval(Duration::from_millis(self.cfg.drivers.heartbeat_ms));
         let mut health_tick = tokio::time::interval(Duration::from_secs(1));
+        // A stall is caught within this of `stall_ms`: part of the ≤ 500 ms to the doors' safe mode.
+        let mut stall_tick = tokio::time::interval(Duration::from_millis(25));
+        stall_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut stop = std::pin::pin!(supervise::terminated());
         let mut sleep_until = std::pin::pin!(async {
             match deadline {
@@ -187,14 +212,28 @@ impl Station {
                 Some(ev) = inputs.capture.recv() => self.on_capture(ev).await,
                 Some(r) = inputs.tick.recv() => match r {
                     GpuReport::Frame { lane, stats, gpu_ns, captured, pts_ms, faces, done, tick, .. } => {
-                        if let Some(t) = tick { self.ticks.push(t); }
-                        self.normalised_s.push(done.saturating_duration_since(captured).as_secs_f64());
+                        if let Some(stall::Change::Resumed(d)) = self.stall.report(Instant::now()) {
+                            self.on_resumed(d).await;
+                        }
+                        if let Some(t) = tick { keep_recent(&mut self.ticks, &mut self.viewed.0, t); }
+                        keep_recent(&mut self.normalised_s, &mut self.viewed.1, done.saturating_duration_since(captured).as_secs_f64());
                         let at_ms = pts_ms.unwrap_or_else(|| captured.saturating_duration_since(self.t0).as_millis() as u64);
                         self.on_frame(lane, at_ms, captured, faces.as_ref()).await;
                         self.on_lighting(lane, stats.mean, gpu_ns, faces.as_ref()).await;
                     }
-                    GpuReport::Lost(why) => self.on_gpu_lost(why).await,
+                    GpuReport::Lost(why) => {
+                        self.on_gpu_lost(why).await;
+                        // Nothing is recognised or lit any more: hand over to the supervisor,
+                        // whose restart opens a fresh device (the report says why).
+                        break;
+                    }
                 },
+                _ = stall_tick.tick() => {
+                    let waiting = self.capture.hub.has_waiting();
+                    if let Some(stall::Change::Stalled(d)) = self.stall.check(Instant::now(), waiting) {
+                        self.on_stalled(d).await;
+                    }
+                }
                 Some(inc) = inputs.incoming.recv() => self.on_incoming(inc).await,
                 Some(req) = async {
                     match inputs.operator.as_mut() {
@@ -285,7 +324,7 @@ impl Station {
         let (Some((d, settled)), Some(faces)) = (self.decisions.as_mut(), faces) else {
             return;
         };
-        if self.gpu_lost {
+        if self.gpu_lost || !self.stall.decides(captured) {
             return;
         }
         let cmds = d.on_faces(lane, at_ms, captured, faces);
@@ -357,7 +396,12 @@ impl Station {
     async fn on_gpu_lost(&mut self, why: String) {
         self.gpu_lost = true;
         gauge!(names::GPU_LOST).set(1.0);
-        error!(%why, "GPU lost: doors to safe mode, lanes to IC-card only");
+        error!(%why, "GPU lost: doors to safe mode, lanes to IC-card only; gated stops for its supervisor to restart it");
+        self.all_doors_safe(LaneEventKind::GpuLost, &why).await;
+    }
+
+    /// Every lane's door to its safe position, and an event saying why.
+    async fn all_doors_safe(&mut self, kind: LaneEventKind, detail: &str) {
         let mut cmds = Vec::new();
         for (lane, l) in self.lanes.iter().enumerate() {
             cmds.push(Command::Door {
@@ -368,9 +412,45 @@ impl Station {
             cmds.push(Command::Event(LaneEvent {
                 v: VERSION,
                 lane: l.id.clone(),
-                kind: LaneEventKind::GpuLost,
+                kind,
                 status: None,
-                detail: why.clone(),
+                detail: detail.to_owned(),
+                t_unix_ms: unix_ms(),
+            }));
+        }
+        self.send(cmds).await;
+    }
+
+    async fn on_stalled(&mut self, silent: Duration) {
+        gauge!(names::RECOGNISER_STALLED).set(1.0);
+        counter!(names::RECOGNISER_STALLS).increment(1);
+        let detail = format!(
+            "no result for {} ms while frames waited",
+            silent.as_millis()
+        );
+        error!(%detail, "recogniser stalled: doors to safe mode, lanes to IC-card only");
+        self.all_doors_safe(LaneEventKind::RecogniserStalled, &detail)
+            .await;
+    }
+
+    /// Each door back to what gated last told it: normal, or the operator's hold.
+    async fn on_resumed(&mut self, after: Duration) {
+        gauge!(names::RECOGNISER_STALLED).set(0.0);
+        let detail = format!("results again after {} ms", after.as_millis());
+        warn!(%detail, "recogniser resumed: doors back to normal");
+        let mut cmds = Vec::new();
+        for (lane, l) in self.lanes.iter().enumerate() {
+            cmds.push(Command::Door {
+                lane,
+                action: l.latch,
+                cause: DoorCause::Safe,
+            });
+            cmds.push(Command::Event(LaneEvent {
+                v: VERSION,
+                lane: l.id.clone(),
+                kind: LaneEventKind::RecogniserResumed,
+                status: None,
+                detail: detail.clone(),
                 t_unix_ms: unix_ms(),
             }));
         }
@@ -382,11 +462,12 @@ impl Station {
             Incoming::Door(lane, st, received) => {
                 if let Some(&i) = self.index.get(&lane) {
                     // Only a state of gated's own epoch acknowledges gated's commands.
-                    if self.outbox.door_state(i, &st, received).await
-                        && let Some((d, _)) = self.decisions.as_mut()
-                    {
+                    let (ours, resend) = self.outbox.door_state(i, &st, received).await;
+                    if ours && let Some((d, _)) = self.decisions.as_mut() {
                         d.on_door(&lane, &st);
                     }
+                    // After the heard state, so the new run's clock stamps them.
+                    self.send(resend).await;
                     crate::telemetry::door_state(&lane, Some(&st));
                     if let Some(b) = &self.board {
                         b.view.door(&st);
@@ -449,6 +530,12 @@ impl Station {
             }
             (Some(&i), _) => i,
         };
+        if matches!(
+            d.action,
+            DoorAction::HoldOpen | DoorAction::HoldClosed | DoorAction::Release
+        ) {
+            self.lanes[lane].latch = d.action;
+        }
         let cmd = Command::Door {
             lane,
             action: d.action,

@@ -33,6 +33,10 @@ pub struct RunReport {
     pub adapter: String,
     pub elapsed: Duration,
     pub gpu_lost: bool,
+    /// Times the recogniser stalled (doors to their safe position until it reported again).
+    pub recogniser_stalls: u64,
+    /// Opens re-sent to a restarted door driver (`drive::restart`).
+    pub resent_opens: u64,
     pub lanes: Vec<LaneReport>,
     /// `cpu` or `gpu` when the station recognised faces.
     pub recogniser: Option<&'static str>,
@@ -53,6 +57,8 @@ impl Station {
             adapter: self.adapter.clone(),
             elapsed,
             gpu_lost: self.gpu_lost,
+            recogniser_stalls: self.stall.stalls(),
+            resent_opens: self.outbox.resent_opens(),
             lanes: self
                 .lanes
                 .iter()
@@ -162,10 +168,14 @@ impl Station {
 /// One line per lane for people: the `gated demo` / `gated run` summary.
 pub fn format_report(r: &RunReport) -> String {
     let mut s = format!(
-        "adapter: {}   elapsed: {:.1} s{}\n",
+        "adapter: {}   elapsed: {:.1} s{}{}\n",
         r.adapter,
         r.elapsed.as_secs_f64(),
-        if r.gpu_lost { "   GPU LOST" } else { "" }
+        if r.gpu_lost { "   GPU LOST" } else { "" },
+        match r.recogniser_stalls {
+            0 => String::new(),
+            n => format!("   recogniser stalled {n}×"),
+        }
     );
     let header = [
         "lane",

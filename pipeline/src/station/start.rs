@@ -105,6 +105,7 @@ impl Station {
                 gpu_ns_sum: 0,
                 gpu_frames: 0,
                 status_detail: None,
+                latch: protocol::DoorAction::Release,
             })
             .collect();
         let index = lane_ids
@@ -113,6 +114,10 @@ impl Station {
             .map(|(i, id)| (id.clone(), i))
             .collect();
         let operator = board.as_mut().and_then(|b| b.operator.take());
+        let stall = super::stall::StallWatch::new(
+            (cfg.capture.mode == CaptureMode::Realtime)
+                .then(|| Duration::from_millis(cfg.recognise.stall_ms)),
+        );
         let station = Self {
             cfg,
             adapter,
@@ -124,6 +129,7 @@ impl Station {
             lanes,
             index,
             gpu_lost: false,
+            stall,
             t0,
             ticks: Vec::new(),
             normalised_s: Vec::new(),

@@ -83,6 +83,13 @@ pub mod names {
         /// Raw luma (0–1) inside the largest face's box, when a face is in view.
         FACE_LUMA = "gate_face_luma", Gauge, "Raw luma (0-1) inside the largest face's box";
         GPU_LOST = "gate_gpu_lost", Gauge, "1 after the GPU device was lost";
+        RECOGNISER_STALLED = "gate_recogniser_stalled", Gauge,
+            "1 while the recogniser has reported nothing for stall_ms with frames waiting (doors safe)";
+        /// Label `lane`. Each is a walker's grant that would have been lost to the driver's outage.
+        OPENS_RESENT = "gate_door_opens_resent_total", Counter,
+            "Door opens re-sent to a restarted door driver that had not acknowledged them";
+        RECOGNISER_STALLS = "gate_recogniser_stalls_total", Counter,
+            "Recogniser stalls (doors to safe mode until results came back)";
         /// Label `certificate`: `gated` (its own bus certificate) or `ca` (the first CA it
         /// trusts). An expired one takes gated off the bus, and its doors to fail-safe.
         BUS_CERT_EXPIRY = "gate_bus_certificate_expiry_timestamp_seconds", Gauge,
@@ -207,6 +214,7 @@ fn create_series(lanes: &[String]) {
                 .increment(0);
         }
         gauge!(names::LANE_DEGRADED, "lane" => lane.clone()).set(0.0);
+        counter!(names::OPENS_RESENT, "lane" => lane.clone()).increment(0);
         gauge!(names::DOOR_DISAGREEMENT, "lane" => lane.clone()).set(0.0);
         for kind in names::DISAGREEMENT_KINDS {
             counter!(names::DOOR_DISAGREEMENTS, "lane" => lane.clone(), "kind" => kind)
@@ -224,6 +232,8 @@ fn create_series(lanes: &[String]) {
             .increment(0);
     }
     gauge!(names::GPU_LOST).set(0.0);
+    gauge!(names::RECOGNISER_STALLED).set(0.0);
+    counter!(names::RECOGNISER_STALLS).increment(0);
     counter!(names::FARE_COMMIT_FAILURES).increment(0);
 }
 
