@@ -468,6 +468,7 @@ async fn camera(b: &Bench, out: &mut String) -> Result<()> {
     let _door = driver("door-driver", &cfg, &logs.join("door.log"))?;
     let _light = driver("light-driver", &cfg, &logs.join("light.log"))?;
     let report = finish(start(cfg)).await?;
+    writeln!(out, "- recogniser stalls: {}", report.recogniser_stalls)?;
     for l in &report.lanes {
         writeln!(
             out,
@@ -512,6 +513,7 @@ async fn driver_restart(b: &Bench, runs: usize, out: &mut String) -> Result<()> 
         let report = finish(station).await?;
         drop(door);
         let resent = report.resent_opens;
+        let stalls = report.recogniser_stalls;
         let opens: Vec<bool> = report
             .decisions
             .iter()
@@ -524,7 +526,7 @@ async fn driver_restart(b: &Bench, runs: usize, out: &mut String) -> Result<()> 
         writeln!(
             out,
             "- run {run}: killed {:.1} s in; opens decided {}, re-sent to the new run {resent}, \
-             applied by the drivers {}, never acknowledged {}; {}",
+             applied by the drivers {}, never acknowledged {}; recogniser stalls {stalls}; {}",
             at.as_secs_f64(),
             opens.len(),
             applied_here,

@@ -2,6 +2,7 @@
 //! shares with the stations (ids, tickets, sealing, signed change messages, the redb layer) is the
 //! `domain` crate.
 //!
+//! - [`config`]: `enrold.toml`; [`form`]: the enrolment form (consent and photo parts, with limits);
 //! - [`photo`], [`quality`], [`check`]: bounded photo decoding, the quality thresholds and reasons, one
 //!   request → one template through the face chain (`engine::face`: detect → align → embed, the quality
 //!   measures);
@@ -17,7 +18,9 @@
 )]
 
 pub mod check;
+pub mod config;
 pub mod distribution;
+pub mod form;
 pub mod gallery;
 pub mod metrics;
 pub mod photo;

@@ -51,6 +51,14 @@ pub const TARGETS: &[Target] = &[
         name: "footage_truth",
         run: footage_truth,
     },
+    Target {
+        name: "enrold_toml",
+        run: enrold_toml,
+    },
+    Target {
+        name: "enrold_form",
+        run: enrold_form,
+    },
 ];
 
 /// The entry of the target called `name`.
@@ -142,6 +150,39 @@ pub fn station_toml(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = pipeline::config::StationConfig::parse(text, "fuzz.toml");
     }
+}
+
+/// enrold's configuration (`enrold serve --config`, `enrold config check`): the parser and every
+/// check it makes before the service starts.
+pub fn enrold_toml(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = enrolment::config::Config::parse(text, "fuzz.toml");
+    }
+}
+
+/// The body of an enrolment (`POST /subjects`, multipart/form-data with boundary `X`): axum's
+/// multipart reader, then enrold's form (the consent part's JSON and its checks, the photo parts
+/// and their limits). The photos themselves are the `photo` target's.
+pub fn enrold_form(data: &[u8]) {
+    use axum::extract::FromRequest;
+    let Ok(req) = axum::http::Request::builder()
+        .method("POST")
+        .uri("/subjects")
+        .header("content-type", "multipart/form-data; boundary=X")
+        .body(axum::body::Body::from(data.to_vec()))
+    else {
+        return;
+    };
+    let limits = enrolment::form::FormLimits {
+        max_photos: 5,
+        max_photo_bytes: 64 << 10,
+    };
+    let now = chrono::DateTime::<chrono::Utc>::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+    pollster::block_on(async {
+        if let Ok(mp) = axum::extract::Multipart::from_request(req, &()).await {
+            let _ = enrolment::form::read(mp, &limits, &["2026-01".to_owned()], now).await;
+        }
+    });
 }
 
 /// A footage folder's `truth.json` (`gated demo --footage DIR`, the footage benchmark).

@@ -9,7 +9,8 @@ use tracing::{debug, info, warn};
 use zenoh::sample::Sample;
 
 use super::{
-    Controller, DOOR_STATE_PERIOD, Driver, Input, Lanes, Publish, lane_payload, payload, serve,
+    Controller, DOOR_STATE_PERIOD, Driver, Input, Lanes, Publish, Trust, lane_payload, payload,
+    serve,
 };
 use crate::Handled;
 use crate::door::DoorController;
@@ -115,6 +116,7 @@ fn door_sim<H: FlapHardware>(
     keys: &Keys,
     lanes: &mut Lanes<DoorController<H>>,
     _now: Instant,
+    _trust: Trust,
 ) -> Publish {
     let Some((lane, input)) = lane_payload::<DoorSim, _>(keys, lanes, s) else {
         return Publish::Nothing;
@@ -136,14 +138,16 @@ fn emergency<H: FlapHardware>(
     _keys: &Keys,
     lanes: &mut Lanes<DoorController<H>>,
     now: Instant,
+    trust: Trust,
 ) -> Publish {
     let Some(e) = payload::<Emergency>(s) else {
         return Publish::Nothing;
     };
+    let from = trust.sender("operator");
     if e.active {
-        warn!("emergency input active: opening every flap");
+        warn!(from, "emergency input active: opening every flap");
     } else {
-        info!("emergency input cleared");
+        info!(from, "emergency input cleared");
     }
     for lane in lanes.values_mut() {
         lane.ctl.set_emergency(e.active, now);

@@ -75,7 +75,25 @@ struct Driver<C: Controller> {
 struct Input<C: Controller> {
     what: &'static str,
     key: String,
-    on: fn(&Sample, &Keys, &mut Lanes<C>, Instant) -> Publish,
+    on: fn(&Sample, &Keys, &mut Lanes<C>, Instant, Trust) -> Publish,
+}
+
+/// Who can have sent a message. On the TLS bus the access control lets exactly one role put on
+/// each key (docs/protocol.md), so that role is the sender's certificate identity; on an insecure
+/// bus, anyone could have.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Trust {
+    Roles,
+    Anyone,
+}
+
+impl Trust {
+    pub(super) fn sender(self, role: &'static str) -> &'static str {
+        match self {
+            Self::Roles => role,
+            Self::Anyone => "anyone (insecure bus)",
+        }
+    }
 }
 
 /// Which lanes' state an input changed.
@@ -130,7 +148,12 @@ async fn serve<C: Controller>(
         settings = %driver.settings,
         "{} up", driver.name,
     );
-    let result = drive(&session, &keys, &driver, &mut lanes, shutdown).await;
+    let trust = if bus.insecure {
+        Trust::Anyone
+    } else {
+        Trust::Roles
+    };
+    let result = drive(&session, &keys, &driver, &mut lanes, trust, shutdown).await;
     close(session).await;
     result
 }
@@ -141,6 +164,7 @@ async fn drive<C: Controller>(
     keys: &Keys,
     driver: &Driver<C>,
     lanes: &mut Lanes<C>,
+    trust: Trust,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DriverError> {
     // Every subscription of the driver feeds one queue, tagged with its index: 0 the commands,
@@ -178,8 +202,8 @@ async fn drive<C: Controller>(
                 };
                 let now = Instant::now();
                 let publish = match which.checked_sub(1).and_then(|i| driver.inputs.get(i)) {
-                    None => command(keys, lanes, &s, now),
-                    Some(input) => (input.on)(&s, keys, lanes, now),
+                    None => command(keys, lanes, &s, now, trust),
+                    Some(input) => (input.on)(&s, keys, lanes, now, trust),
                 };
                 match publish {
                     Publish::Nothing => {}
@@ -217,7 +241,13 @@ async fn drive<C: Controller>(
 }
 
 /// A command for one of the driver's lanes.
-fn command<C: Controller>(keys: &Keys, lanes: &mut Lanes<C>, s: &Sample, now: Instant) -> Publish {
+fn command<C: Controller>(
+    keys: &Keys,
+    lanes: &mut Lanes<C>,
+    s: &Sample,
+    now: Instant,
+    trust: Trust,
+) -> Publish {
     let Some((lane, cmd)) = lane_payload::<C::Command, _>(keys, lanes, s) else {
         return Publish::Nothing;
     };
@@ -231,6 +261,7 @@ fn command<C: Controller>(keys: &Keys, lanes: &mut Lanes<C>, s: &Sample, now: In
         C::routine(&cmd),
         handled,
         now,
+        trust.sender("gated"),
     );
     Publish::Lane(lane.ctl.lane().to_owned())
 }
@@ -426,11 +457,13 @@ fn log_handled(
     routine: bool,
     handled: Handled,
     now: Instant,
+    from: &str,
 ) {
     let seq = stamp.seq;
+    let epoch = stamp.epoch;
     match handled {
         Handled::Applied if routine => debug!(lane, seq, what, "command applied"),
-        Handled::Applied => info!(lane, seq, what, "command applied"),
+        Handled::Applied => info!(lane, seq, what, from, %epoch, "command applied"),
         Handled::Refused(why) => info!(lane, seq, what, why = %why, "command refused"),
         Handled::Rejected(why) => {
             if admitted(&REJECTED, now) {

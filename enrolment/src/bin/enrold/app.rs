@@ -12,8 +12,8 @@ use tokio::sync::{Mutex, Semaphore};
 use zeroize::Zeroizing;
 
 use crate::auth::{RateLimiter, Tokens};
-use crate::config::Config;
 use crate::error::ApiError;
+use enrolment::config::Config;
 
 pub struct App {
     pub cfg: Config,

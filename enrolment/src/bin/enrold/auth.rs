@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::config::{AuthConfig, RateConfig};
+use enrolment::config::{AuthConfig, RateConfig};
 
 /// The authenticated client, put into the request's extensions.
 #[derive(Debug, Clone)]

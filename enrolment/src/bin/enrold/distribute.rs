@@ -11,7 +11,7 @@ use domain::seal::{CentreSecretKey, KeyId, MasterKey, StationPublicKey};
 use enrolment::distribution::{Centre, CentreService};
 use enrolment::store::Store;
 
-use crate::config::DistributionConfig;
+use enrolment::config::DistributionConfig;
 
 /// The running distribution and its zenoh session (kept open while enrold runs).
 pub struct Distribution {

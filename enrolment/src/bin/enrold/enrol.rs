@@ -4,13 +4,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::multipart::{Field, Multipart, MultipartError, MultipartRejection};
+use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use domain::SubjectId;
 use domain::seal;
 use enrolment::check::{self, Accepted};
+use enrolment::form::{self, FormLimits};
 use enrolment::photo::DecodeLimits;
 use enrolment::quality::{Reason, Rejection};
 use enrolment::store::{Consent, EnrolRow, SubjectRecord};
@@ -30,103 +31,6 @@ pub struct Enrolled {
     seq: u64,
     /// Time spent on the photos (decode, detect, embed), milliseconds.
     analysis_ms: u64,
-}
-
-struct Form {
-    consent: Consent,
-    photos: Vec<Zeroizing<Vec<u8>>>,
-}
-
-fn multipart_error(e: MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::TooLarge("body_too_large", e.body_text())
-    } else {
-        ApiError::BadRequest("bad_multipart", e.body_text())
-    }
-}
-
-async fn read_limited(
-    mut field: Field<'_>,
-    limit: usize,
-    index: usize,
-) -> Result<Zeroizing<Vec<u8>>, ApiError> {
-    let mut buf = Zeroizing::new(Vec::new());
-    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-        if buf.len() + chunk.len() > limit {
-            return Err(ApiError::TooLarge(
-                "photo_too_large",
-                format!("photo {index} is larger than {limit} bytes"),
-            ));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
-}
-
-async fn read_form(app: &App, mut mp: Multipart) -> Result<Form, ApiError> {
-    let limits = &app.cfg.limits;
-    let mut consent = None;
-    let mut photos = Vec::new();
-    while let Some(field) = mp.next_field().await.map_err(multipart_error)? {
-        match field.name() {
-            Some("consent") => {
-                let text = read_limited(field, 4096, 0).await.map_err(|_| {
-                    ApiError::BadRequest("bad_consent", "consent is larger than 4 KiB".into())
-                })?;
-                let c: Consent = serde_json::from_slice(&text)
-                    .map_err(|e| ApiError::BadRequest("bad_consent", format!("consent: {e}")))?;
-                consent = Some(c);
-            }
-            Some("photo") => {
-                if photos.len() == limits.max_photos {
-                    return Err(ApiError::BadRequest(
-                        "too_many_photos",
-                        format!("at most {} photos per enrolment", limits.max_photos),
-                    ));
-                }
-                photos.push(read_limited(field, limits.max_photo_bytes, photos.len()).await?);
-            }
-            other => {
-                return Err(ApiError::BadRequest(
-                    "unknown_field",
-                    format!("unknown form field {other:?}; expected consent and photo"),
-                ));
-            }
-        }
-    }
-    let consent = consent.ok_or_else(|| {
-        ApiError::BadRequest("bad_consent", "the consent field is missing".into())
-    })?;
-    check_consent(app, &consent)?;
-    if photos.is_empty() {
-        return Err(ApiError::BadRequest(
-            "no_photos",
-            "at least one photo is needed".into(),
-        ));
-    }
-    Ok(Form { consent, photos })
-}
-
-fn check_consent(app: &App, c: &Consent) -> Result<(), ApiError> {
-    let bad = |m: String| Err(ApiError::BadRequest("bad_consent", m));
-    let v = &c.policy_version;
-    let well_formed = (1..=64).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !well_formed {
-        return bad("policy_version must match [A-Za-z0-9._-]{1,64}".into());
-    }
-    let accepted = &app.cfg.policy_versions;
-    if !accepted.is_empty() && !accepted.contains(v) {
-        return bad(format!(
-            "policy version {v:?} is not accepted ({})",
-            accepted.join(", ")
-        ));
-    }
-    if c.time > Utc::now() + Duration::minutes(5) {
-        return bad("consent time is in the future".into());
-    }
-    Ok(())
 }
 
 /// Runs the face chain on every photo (on the blocking pool, `workers` at a time). Each photo's bytes
@@ -198,7 +102,19 @@ pub async fn enrol(
     mp: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
     let mp = mp.map_err(|e| ApiError::BadRequest("bad_multipart", e.body_text()))?;
-    let form = read_form(&app, mp).await?;
+    let limits = FormLimits {
+        max_photos: app.cfg.limits.max_photos,
+        max_photo_bytes: app.cfg.limits.max_photo_bytes,
+    };
+    let form = form::read(mp, &limits, &app.cfg.policy_versions, Utc::now())
+        .await
+        .map_err(|e| {
+            if e.too_large() {
+                ApiError::TooLarge(e.code(), e.to_string())
+            } else {
+                ApiError::BadRequest(e.code(), e.to_string())
+            }
+        })?;
     let n = form.photos.len();
     let t0 = Instant::now();
     let accepted = match analyse(&app, form.photos).await? {

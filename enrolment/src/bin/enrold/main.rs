@@ -13,7 +13,6 @@
 mod api;
 mod app;
 mod auth;
-mod config;
 mod distribute;
 mod enrol;
 mod error;
@@ -32,7 +31,7 @@ use engine::face::FaceChain;
 use enrolment::gallery::Gallery;
 use enrolment::store::Store;
 
-use crate::config::{Config, KeysConfig};
+use enrolment::config::{Config, KeysConfig};
 
 #[derive(Parser)]
 #[command(
@@ -125,7 +124,7 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Config {
             cmd: ConfigCmd::Example { dir },
         } => {
-            print!("{}", config::example(dir.as_deref())?);
+            print!("{}", enrolment::config::example(dir.as_deref())?);
             Ok(())
         }
         Cmd::Config {

@@ -1,10 +1,30 @@
 //! `enrold.toml`: every key with its default (`enrold config example` prints this annotated).
+//! In the library rather than the binary so that its parser is fuzzed (`fuzz/`, `enrold_toml`).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-use enrolment::quality::QualityConfig;
 use serde::{Deserialize, Serialize};
+
+use crate::quality::QualityConfig;
+
+/// Why an enrold configuration cannot be used; `what` names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}")]
+    Toml {
+        what: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{what}: {message}")]
+    Invalid { what: String, message: String },
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -190,63 +210,81 @@ fn default_workers() -> usize {
 }
 
 impl Config {
-    pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let c: Config = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
-        c.check().with_context(|| format!("{}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// A configuration from TOML text, with every check `load` makes; `what` names it in errors.
+    pub fn parse(text: &str, what: &str) -> Result<Self, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|source| ConfigError::Toml {
+            what: what.to_owned(),
+            source,
+        })?;
+        c.check().map_err(|message| ConfigError::Invalid {
+            what: what.to_owned(),
+            message,
+        })?;
         Ok(c)
     }
 
-    fn check(&self) -> Result<()> {
+    fn check(&self) -> Result<(), String> {
         match (&self.tls, self.insecure_http) {
-            (Some(_), true) => bail!("[tls] and insecure_http = true contradict each other"),
-            (None, false) => bail!(
-                "no [tls]: give the HTTPS certificate and key (cert, key), or insecure_http = true \
-                 for a bench where photos and tokens may cross the network in clear"
-            ),
+            (Some(_), true) => {
+                return Err("[tls] and insecure_http = true contradict each other".into());
+            }
+            (None, false) => {
+                return Err(
+                    "no [tls]: give the HTTPS certificate and key (cert, key), or insecure_http = \
+                     true for a bench where photos and tokens may cross the network in clear"
+                        .into(),
+                );
+            }
             _ => {}
         }
         let l = &self.limits;
         if !(1..=5).contains(&l.max_photos) {
-            bail!("limits.max_photos must be 1..=5");
+            return Err("limits.max_photos must be 1..=5".into());
         }
         if l.max_photo_bytes == 0 || l.max_photo_bytes > l.max_body_bytes {
-            bail!("limits.max_photo_bytes must be 1..=limits.max_body_bytes");
+            return Err("limits.max_photo_bytes must be 1..=limits.max_body_bytes".into());
         }
         if l.max_pixels == 0 {
-            bail!("limits.max_pixels must be positive");
+            return Err("limits.max_pixels must be positive".into());
         }
         if self.workers == 0 {
-            bail!("workers must be at least 1");
+            return Err("workers must be at least 1".into());
         }
         let r = &self.rate;
         let finite = |v: f64| v.is_finite() && v > 0.0;
         if !finite(r.per_minute) || !finite(r.burst) || !finite(r.failed_auth_per_minute) {
-            bail!("rate values must be positive numbers");
+            return Err("rate values must be positive numbers".into());
         }
         if self.keys.master_key_file.is_some() == self.keys.master_key_env.is_some() {
-            bail!("keys: set exactly one of master_key_file and master_key_env");
+            return Err("keys: set exactly one of master_key_file and master_key_env".into());
         }
         if self.auth.token_file.is_some() == self.auth.token_env.is_some() {
-            bail!("auth: set exactly one of token_file and token_env");
+            return Err("auth: set exactly one of token_file and token_env".into());
         }
         if let Some(d) = &self.distribution {
             if d.certs.is_some() == d.insecure {
-                bail!(
-                    "distribution: set exactly one of certs = \"DIR\" (the bus certificates, \
-                     `gated certs issue --role enrold`) and insecure = true"
-                );
+                return Err("distribution: set exactly one of certs = \"DIR\" (the bus \
+                            certificates, `gated certs issue --role enrold`) and insecure = true"
+                    .into());
             }
             protocol::check_schemes(d.listen.iter().chain(&d.connect), !d.insecure)
-                .context("distribution")?;
+                .map_err(|e| format!("distribution: {e}"))?;
             let mut seen = std::collections::HashSet::new();
             for s in &d.stations {
-                domain::StationId::new(s.id.clone()).with_context(|| "distribution.station.id")?;
+                domain::StationId::new(s.id.clone())
+                    .map_err(|e| format!("distribution.station.id: {e}"))?;
                 domain::changes::public_from_hex(&s.public_key)
-                    .with_context(|| format!("distribution.station {}: public_key", s.id))?;
+                    .map_err(|e| format!("distribution.station {}: public_key: {e}", s.id))?;
                 if !seen.insert(&s.id) {
-                    bail!("distribution.station {} is listed twice", s.id);
+                    return Err(format!("distribution.station {} is listed twice", s.id));
                 }
             }
         }
