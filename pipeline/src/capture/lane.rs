@@ -95,7 +95,7 @@ pub(super) struct LaneRunner {
     pub events: UnboundedSender<CaptureEvent>,
     pub stop: Arc<AtomicBool>,
     /// What is added to a recording's presentation times on its current play (`repeat`), ns.
-    pub pts_offset_ns: AtomicU64,
+    pub pts_offset_ns: Arc<AtomicU64>,
 }
 
 /// The time between two plays of a repeated recording (`[capture] repeat`), as if the lane stood
@@ -132,7 +132,6 @@ impl LaneRunner {
     pub fn run(self) {
         let mut backoff = Duration::from_millis(self.cfg.retry_initial_ms);
         let mut attempts = 0u32;
-        let mut plays = 1u32;
         loop {
             attempts += 1;
             self.hub.reopen_lane(self.index);
@@ -146,17 +145,6 @@ impl LaneRunner {
             };
             match ended {
                 Ended::Stopped => break,
-                Ended::Eos(length) if !self.source.is_live() && plays < self.cfg.repeat => {
-                    // The next play's times continue where this one's recording ends, after an
-                    // empty lane's worth of time, so that no track joins the last walker of one
-                    // play to the first of the next.
-                    plays += 1;
-                    let offset = self
-                        .pts_offset_ns
-                        .fetch_add(length + REPEAT_GAP.as_nanos() as u64, Ordering::Relaxed);
-                    debug!(lane = %self.id, play = plays, length_ns = length, offset_ns = offset, "recording played again");
-                    continue;
-                }
                 Ended::Eos(_) if !self.source.is_live() => {
                     self.report(LaneStatus::Finished, "end of recording".into());
                     break;
@@ -226,7 +214,7 @@ impl LaneRunner {
         let lane = self.index;
         let mut seq = 0u64;
         let mut layout_cache: Option<(gst::Caps, FrameLayout)> = None;
-        let offset = self.pts_offset_ns.load(Ordering::Relaxed);
+        let offset = self.pts_offset_ns.clone();
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
@@ -249,7 +237,7 @@ impl LaneRunner {
                     counters.mark_frame();
                     let pts = buffer
                         .pts()
-                        .map(|p| p + gst::ClockTime::from_nseconds(offset));
+                        .map(|p| p + gst::ClockTime::from_nseconds(offset.load(Ordering::Relaxed)));
                     if let Some(p) = pts {
                         counters
                             .last_pts_ns
@@ -332,6 +320,7 @@ impl LaneRunner {
         };
         let started = Instant::now();
         let stall = Duration::from_millis(self.cfg.stall_ms);
+        let mut plays = 1u32;
         loop {
             if self.stop.load(Ordering::SeqCst) {
                 return Ended::Stopped;
@@ -341,7 +330,29 @@ impl LaneRunner {
                 &[gst::MessageType::Error, gst::MessageType::Eos],
             ) {
                 match msg.view() {
-                    gst::MessageView::Eos(_) => return self.judge_eos(pipeline),
+                    gst::MessageView::Eos(_) => match self.judge_eos(pipeline) {
+                        Ended::Eos(length) if !self.source.is_live() && plays < self.cfg.repeat => {
+                            // Played again in the same pipeline (its threads and decoder kept):
+                            // the next play's times continue where this one's recording ends,
+                            // after an empty lane's worth of time, so that no track joins the
+                            // last walker of one play to the first of the next.
+                            plays += 1;
+                            let offset = self.pts_offset_ns.fetch_add(
+                                length + REPEAT_GAP.as_nanos() as u64,
+                                Ordering::Relaxed,
+                            );
+                            debug!(lane = %self.id, play = plays, length_ns = length, offset_ns = offset, "recording played again");
+                            if pipeline
+                                .seek_simple(gst::SeekFlags::FLUSH, gst::ClockTime::ZERO)
+                                .is_err()
+                            {
+                                return Ended::Failed(
+                                    "the recording cannot be played again (seek refused)".into(),
+                                );
+                            }
+                        }
+                        ended => return ended,
+                    },
                     gst::MessageView::Error(e) => return Ended::Failed(describe(e)),
                     _ => {}
                 }
