@@ -143,3 +143,54 @@ fn random_bytes_file_is_degraded_with_reason() {
     assert!(!ev.detail.is_empty());
     cap.shutdown();
 }
+
+/// `[capture] repeat`: a recording played three times in a row is one long recording. Every frame
+/// of every play arrives, times run on (each play 5 s after the last one's end), and the lane
+/// finishes once, at the end of the last play.
+#[test]
+fn a_repeated_recording_plays_on_with_its_times_running_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = dir.path().join("a.mp4");
+    encode_test_clip(&clip, 160, 120, 30, FRAMES, "ball").expect("encode");
+    let toml = format!(
+        "[station]\nid = \"t\"\n[capture]\nmode = \"benchmark\"\nrepeat = 3\n\
+         [[lane]]\nid = \"A\"\nrole = \"entry\"\nsource = \"file://{}\"\nwidth = 160\nheight = 120\nfps = 30\n\
+         [store]\npath = \"{}\"\n[zenoh]\ninsecure = true\n",
+        clip.display(),
+        dir.path().join("s.redb").display()
+    );
+    let cfg = StationConfig::parse(&toml, "test.toml").expect("config");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let cap = Capture::start(&cfg.cameras(), &cfg.capture, tx).expect("capture");
+    let mut pts_ms = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(cap.all_done() && cap.hub.all_closed()) && Instant::now() < deadline {
+        for f in cap.hub.take_batch(Duration::from_millis(50)) {
+            pts_ms.push(f.pts.expect("a recorded frame has a time").mseconds());
+        }
+    }
+    let mut finished = 0;
+    while let Ok(ev) = rx.try_recv() {
+        assert_ne!(ev.status, LaneStatus::Degraded, "{}", ev.detail);
+        finished += usize::from(ev.status == LaneStatus::Finished);
+    }
+    cap.shutdown();
+    assert_eq!(
+        pts_ms.len(),
+        3 * FRAMES as usize,
+        "every frame of every play"
+    );
+    assert!(
+        pts_ms.windows(2).all(|w| w[0] < w[1]),
+        "times run on: {pts_ms:?}"
+    );
+    // The second play starts the recording's length plus the 5 s gap after the first.
+    let length_ms = u64::from(FRAMES) * 1000 / 30;
+    let second = pts_ms[FRAMES as usize];
+    assert!(
+        second.abs_diff(length_ms + 5000) <= 40,
+        "second play at {second} ms, expected {} ms",
+        length_ms + 5000
+    );
+    assert_eq!(finished, 1);
+}
