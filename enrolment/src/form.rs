@@ -87,12 +87,13 @@ async fn read_limited(
 }
 
 /// Reads and checks the form; `policies` are the accepted consent policy versions (empty: any
-/// well-formed one), `now` the time a consent may not lie after (by more than 5 minutes).
+/// well-formed one), `now` tells the time once the body is read (a consent may not lie more than
+/// 5 minutes after it).
 pub async fn read(
     mut mp: Multipart,
     limits: &FormLimits,
     policies: &[String],
-    now: DateTime<Utc>,
+    now: impl FnOnce() -> DateTime<Utc>,
 ) -> Result<Form, FormError> {
     let mut consent = None;
     let mut photos = Vec::new();
@@ -117,7 +118,7 @@ pub async fn read(
     }
     let consent =
         consent.ok_or_else(|| FormError::BadConsent("the consent field is missing".into()))?;
-    check_consent(&consent, policies, now).map_err(FormError::BadConsent)?;
+    check_consent(&consent, policies, now()).map_err(FormError::BadConsent)?;
     if photos.is_empty() {
         return Err(FormError::NoPhotos);
     }
@@ -180,7 +181,7 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-03-01T10:00:00Z")
             .unwrap()
             .to_utc();
-        read(mp, &limits, &["2026-01".into()], now).await
+        read(mp, &limits, &["2026-01".into()], || now).await
     }
 
     const CONSENT: &[u8] = br#"{"time":"2026-03-01T09:00:00Z","policy_version":"2026-01"}"#;

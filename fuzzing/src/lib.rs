@@ -180,7 +180,7 @@ pub fn enrold_form(data: &[u8]) {
     let now = chrono::DateTime::<chrono::Utc>::from_timestamp(1_800_000_000, 0).unwrap_or_default();
     pollster::block_on(async {
         if let Ok(mp) = axum::extract::Multipart::from_request(req, &()).await {
-            let _ = enrolment::form::read(mp, &limits, &["2026-01".to_owned()], now).await;
+            let _ = enrolment::form::read(mp, &limits, &["2026-01".to_owned()], || now).await;
         }
     });
 }

@@ -17,6 +17,8 @@ pub struct FrameHub {
 
 struct LaneQueue {
     frames: VecDeque<Frame>,
+    /// Since when the lane has had a frame waiting (its queue not empty), for the stall watch.
+    waiting_since: Option<Instant>,
     newest_only: bool,
     closed: bool,
 }
@@ -38,6 +40,7 @@ impl FrameHub {
             .iter()
             .map(|&n| LaneQueue {
                 frames: VecDeque::new(),
+                waiting_since: None,
                 newest_only: n,
                 closed: false,
             })
@@ -67,6 +70,9 @@ impl FrameHub {
             };
             if lq.closed {
                 return Push::Closed;
+            }
+            if lq.frames.is_empty() {
+                lq.waiting_since = Some(Instant::now());
             }
             if lq.newest_only {
                 let replaced = !lq.frames.is_empty();
@@ -99,7 +105,11 @@ impl FrameHub {
         loop {
             let batch: Vec<Frame> = q
                 .iter_mut()
-                .filter_map(|lq| lq.frames.pop_front())
+                .filter_map(|lq| {
+                    let f = lq.frames.pop_front();
+                    lq.waiting_since = (!lq.frames.is_empty()).then(Instant::now);
+                    f
+                })
                 .collect();
             if !batch.is_empty() {
                 self.changed.notify_all();
@@ -140,9 +150,10 @@ impl FrameHub {
 }
 
 impl FrameHub {
-    /// Some lane has a frame the GPU stage has not taken yet.
-    pub fn has_waiting(&self) -> bool {
-        self.lock().iter().any(|lq| !lq.frames.is_empty())
+    /// Since when a frame has been waiting for the GPU stage, the earliest over the lanes (`None`:
+    /// nothing waits). A live lane's newest frame replaces the last, but its wait goes on.
+    pub fn waiting_since(&self) -> Option<Instant> {
+        self.lock().iter().filter_map(|lq| lq.waiting_since).min()
     }
 
     /// Every lane closed and nothing left to take.

@@ -331,7 +331,11 @@ impl LaneRunner {
             ) {
                 match msg.view() {
                     gst::MessageView::Eos(_) => match self.judge_eos(pipeline) {
-                        Ended::Eos(length) if !self.source.is_live() && plays < self.cfg.repeat => {
+                        // A play of no length (nothing delivered, no stated duration) would loop
+                        // on the spot: it ends the recording instead.
+                        Ended::Eos(length)
+                            if !self.source.is_live() && plays < self.cfg.repeat && length > 0 =>
+                        {
                             // Played again in the same pipeline (its threads and decoder kept):
                             // the next play's times continue where this one's recording ends,
                             // after an empty lane's worth of time, so that no track joins the

@@ -142,9 +142,9 @@ impl DoorWatch {
         self.sent.clear();
     }
 
-    /// The mode gated's commands put the door in.
-    pub fn want(&self) -> Want {
-        self.want
+    /// The mode gated last asked for, acknowledged or not.
+    pub fn wanted(&self) -> Want {
+        self.sent.back().map_or(self.want, |&(_, w)| w)
     }
 
     pub fn disagreeing(&self) -> bool {

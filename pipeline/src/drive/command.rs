@@ -41,8 +41,13 @@ pub enum DoorCause {
     Heartbeat,
     /// The GPU is lost or the recogniser stalled: doors to their fail-safe position (and back).
     Safe,
-    /// A hold re-sent to a restarted door driver (`restart`).
-    Resent,
+    /// Re-sent to a restarted door driver (`restart`): what first caused it, and when it was first
+    /// sent (an open stays worth re-sending only for a while from then, however often the driver
+    /// restarts).
+    Resent {
+        original: Box<DoorCause>,
+        first_sent: Instant,
+    },
 }
 
 /// The verdict behind a door command.

@@ -227,8 +227,17 @@ impl Outbox {
                 };
                 let seq = stamp.seq;
                 l.door.pending.sent(seq);
-                if *action == DoorAction::Open {
-                    l.opens.sent(seq, cause.clone(), Instant::now());
+                match (action, cause) {
+                    (
+                        DoorAction::Open,
+                        DoorCause::Resent {
+                            original,
+                            first_sent,
+                        },
+                    ) => l.opens.sent(seq, (**original).clone(), *first_sent),
+                    (DoorAction::Open, _) => l.opens.sent(seq, cause.clone(), Instant::now()),
+                    (DoorAction::Heartbeat, _) => {}
+                    _ => l.opens.revoked(),
                 }
                 l.watch.sent(seq, *action);
                 let detail = match cause {
@@ -237,8 +246,16 @@ impl Outbox {
                         d.track, d.reason
                     )),
                     DoorCause::Operator => Some(format!("operator {action:?} (seq {seq})")),
-                    DoorCause::Resent => Some(format!(
-                        "{action:?} re-sent to a restarted driver (seq {seq})"
+                    DoorCause::Resent {
+                        original,
+                        first_sent,
+                    } => Some(format!(
+                        "{action:?} re-sent to a restarted driver (seq {seq}; first sent {:.1} s before{})",
+                        first_sent.elapsed().as_secs_f64(),
+                        match &**original {
+                            DoorCause::Decision(d) => format!(", for track {}", d.track),
+                            _ => String::new(),
+                        }
                     )),
                     DoorCause::Heartbeat | DoorCause::Safe => None,
                 };
@@ -312,7 +329,7 @@ impl Outbox {
         };
         let (sent, epoch) = (l.door.claim.sent(), l.door.claim.epoch());
         let new_run = restart::new_run(l.door.claim.clock(), st.clock_ms, received);
-        let latch = l.watch.want().latch();
+        let latch = l.watch.wanted().latch();
         let heard = l.door.heard(&l.id, st, received);
         if heard.ours {
             l.opens.acked(st.ack_seq);
@@ -322,17 +339,27 @@ impl Outbox {
             resend.extend(latch.map(|action| Command::Door {
                 lane,
                 action,
-                cause: DoorCause::Resent,
+                cause: DoorCause::Resent {
+                    original: Box::new(if action == DoorAction::Safe {
+                        DoorCause::Safe
+                    } else {
+                        DoorCause::Operator
+                    }),
+                    first_sent: received,
+                },
             }));
             let opens = l.opens.take_fresh(received);
             counter!(names::OPENS_RESENT, "lane" => l.id.clone()).increment(opens.len() as u64);
             self.resent_opens += opens.len() as u64;
             warn!(lane = %l.id, opens = opens.len(), ?latch,
                 "door driver restarted: re-sending the opens and the hold it had not acknowledged");
-            resend.extend(opens.into_iter().map(|cause| Command::Door {
+            resend.extend(opens.into_iter().map(|(first_sent, cause)| Command::Door {
                 lane,
                 action: DoorAction::Open,
-                cause,
+                cause: DoorCause::Resent {
+                    original: Box::new(cause),
+                    first_sent,
+                },
             }));
         }
         if l.door.claim.epoch() != epoch {

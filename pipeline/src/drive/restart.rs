@@ -5,16 +5,19 @@
 //! run) and re-sends what the old run had not acknowledged: the opens of walkers still on their
 //! way (a grant the passenger would otherwise lose to the outage) and the lane's hold. An open the
 //! old run acknowledged is never re-sent: it was applied, and sending it again would let a second
-//! person through.
+//! person through. Nor is one that a later close, hold or safe revoked: at the driver those end
+//! every grant.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::command::DoorCause;
 
-/// How far a state's clock may stray from the last one's run-on before it is a new driver run:
-/// far above the link's delay, far below the random distance between two runs' origins.
-const CLOCK_SLACK_MS: u64 = 1_000;
+/// How far a state's clock may stray from the last one's run-on before it is a new driver run: far
+/// above any delay of the link or of gated itself (a stalled gated receives a backlog of states
+/// late), far below the random distance between two runs' origins (spread over 2^40 ms, so a new
+/// run lands within this of the old clock about once in two million restarts).
+const CLOCK_SLACK_MS: u64 = 10 * 60 * 1000;
 
 /// How long an unacknowledged open stays worth re-sending: the drivers' default pass timeout
 /// (`--pass-timeout-ms`), after which the grant would have lapsed at the door anyway.
@@ -51,13 +54,18 @@ impl Unacked {
         self.0.retain(|&(seq, _, _)| seq > ack_seq);
     }
 
-    /// Takes the opens still worth sending to a new run of the driver (those sent within
-    /// [`RESEND_WITHIN`] of `now`); forgets the rest.
-    pub fn take_fresh(&mut self, now: Instant) -> Vec<DoorCause> {
+    /// A close, hold or safe went out: at the driver it ends every grant, so none is re-sent.
+    pub fn revoked(&mut self) {
+        self.0.clear();
+    }
+
+    /// Takes the opens still worth sending to a new run of the driver (first sent within
+    /// [`RESEND_WITHIN`] of `now`), with when each was first sent; forgets the rest.
+    pub fn take_fresh(&mut self, now: Instant) -> Vec<(Instant, DoorCause)> {
         self.0
             .drain(..)
             .filter(|(_, at, _)| now.saturating_duration_since(*at) < RESEND_WITHIN)
-            .map(|(_, _, cause)| cause)
+            .map(|(_, at, cause)| (at, cause))
             .collect()
     }
 }
@@ -76,6 +84,8 @@ mod tests {
         assert!(!new_run(last, 1_000_200, t0 + 200 * MS));
         // Link delay and a late state are well inside the slack.
         assert!(!new_run(last, 1_000_150, t0 + 400 * MS));
+        // A backlog received late by a gated that stalled for seconds: still the same run.
+        assert!(!new_run(last, 1_000_200, t0 + 5000 * MS));
         // Another run: a random origin far away, before or after.
         assert!(new_run(last, 77, t0 + 1500 * MS));
         assert!(new_run(last, 9_000_000_000, t0 + 1500 * MS));
@@ -92,6 +102,11 @@ mod tests {
         // seq 5 is too old by now; seq 9 is still wanted.
         let resent = u.take_fresh(t0 + 4000 * MS);
         assert_eq!(resent.len(), 1);
+        assert_eq!(resent[0].0, t0 + 2000 * MS, "first sent, not last sent");
         assert!(u.take_fresh(t0 + 4000 * MS).is_empty(), "sent once");
+        // A close after an open revokes it.
+        u.sent(11, DoorCause::Operator, t0 + 4000 * MS);
+        u.revoked();
+        assert!(u.take_fresh(t0 + 4100 * MS).is_empty());
     }
 }

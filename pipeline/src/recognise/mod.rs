@@ -105,9 +105,9 @@ pub struct RecogniseConfig {
     pub gallery_f16: bool,
     /// CPU backend: threads the detector and SFace may use (0: one per core).
     pub cpu_threads: usize,
-    /// Live lanes (`[capture] mode = "realtime"`): a recogniser that has reported nothing for this
-    /// long while frames wait is stalled, and the doors go to their safe position until it reports
-    /// again. Must exceed the longest normal tick (p99 in the paced benchmark).
+    /// Live lanes (`[capture] mode = "realtime"`): a frame that has waited this long with no result
+    /// coming back means a stalled recogniser, and the doors go to their safe position until it
+    /// reports again. Must exceed the longest normal tick (p99 in the paced benchmark).
     pub stall_ms: u64,
 }
 
@@ -124,7 +124,7 @@ impl Default for RecogniseConfig {
             narrow_to_ticket_holders: false,
             gallery_f16: false,
             cpu_threads: 0,
-            stall_ms: 400,
+            stall_ms: 350,
         }
     }
 }

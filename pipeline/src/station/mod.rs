@@ -229,9 +229,19 @@ impl Station {
                     }
                 },
                 _ = stall_tick.tick() => {
-                    let waiting = self.capture.hub.has_waiting();
-                    if let Some(stall::Change::Stalled(d)) = self.stall.check(Instant::now(), waiting) {
+                    // Results already queued for this loop mean a late loop, not a hung tick.
+                    let waiting = self.capture.hub.waiting_since().filter(|_| inputs.tick.is_empty());
+                    let now = Instant::now();
+                    if let Some(stall::Change::Stalled(d)) = self.stall.check(now, waiting) {
                         self.on_stalled(d).await;
+                    }
+                    if self.stall.hopeless(now) {
+                        // The tick is not coming back: like a lost device, hand over to the
+                        // supervisor (the doors are safe already).
+                        error!(after = ?stall::GIVE_UP, "recogniser still stalled; gated stops for its supervisor to restart it");
+                        self.gpu_lost = true;
+                        gauge!(names::GPU_LOST).set(1.0);
+                        break;
                     }
                 }
                 Some(inc) = inputs.incoming.recv() => self.on_incoming(inc).await,
@@ -277,8 +287,9 @@ impl Station {
                 && let Command::Door {
                     lane,
                     action,
-                    cause: DoorCause::Decision(decided),
+                    cause,
                 } = &cmd
+                && let Some(decided) = decided_by(cause)
                 && let Some((d, _)) = self.decisions.as_mut()
             {
                 d.door_sent(*lane, *action, decided, stamp.seq);
@@ -530,27 +541,29 @@ impl Station {
             }
             (Some(&i), _) => i,
         };
-        if matches!(
-            d.action,
-            DoorAction::HoldOpen | DoorAction::HoldClosed | DoorAction::Release
-        ) {
-            self.lanes[lane].latch = d.action;
-        }
         let cmd = Command::Door {
             lane,
             action: d.action,
             cause: DoorCause::Operator,
         };
         match self.outbox.send(&cmd).await {
-            Ok(Some(stamp)) => CtlReply {
-                v: CONTROL_VERSION,
-                ok: true,
-                message: format!("{:?} sent to {} (seq {})", d.action, d.lane, stamp.seq),
-                health: None,
-                seq: Some(stamp.seq),
-                epoch: Some(stamp.epoch),
-                journal: None,
-            },
+            Ok(Some(stamp)) => {
+                if matches!(
+                    d.action,
+                    DoorAction::HoldOpen | DoorAction::HoldClosed | DoorAction::Release
+                ) {
+                    self.lanes[lane].latch = d.action;
+                }
+                CtlReply {
+                    v: CONTROL_VERSION,
+                    ok: true,
+                    message: format!("{:?} sent to {} (seq {})", d.action, d.lane, stamp.seq),
+                    health: None,
+                    seq: Some(stamp.seq),
+                    epoch: Some(stamp.epoch),
+                    journal: None,
+                }
+            }
             Ok(None) => refuse(format!("no lane {:?} at this station", d.lane)),
             Err(e) => refuse(e.to_string()),
         }
@@ -626,6 +639,16 @@ impl Station {
             error!("journal writer thread failed");
         }
         report
+    }
+}
+
+/// The verdict behind a door command, re-sent or not (its open acknowledgement ends the verdict's
+/// latency chain either way).
+fn decided_by(cause: &DoorCause) -> Option<&crate::drive::command::Decided> {
+    match cause {
+        DoorCause::Decision(d) => Some(d),
+        DoorCause::Resent { original, .. } => decided_by(original),
+        _ => None,
     }
 }
 

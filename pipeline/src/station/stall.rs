@@ -1,13 +1,19 @@
 //! The recogniser's watch (issue 15, "Faults"): a tick that hangs (a GPU hang, a driver blocking in
 //! a wait) stops every lane's results without closing anything, so neither the drivers' watchdog
-//! (gated's heartbeats go on) nor the device-lost callback can notice. The station loop can: frames
-//! wait in the hub and no result has come back for `[recognise] stall_ms`. Then the doors go to
-//! their safe position and the lanes to IC-card mode until results come back.
+//! (gated's heartbeats go on) nor the device-lost callback can notice. The station loop can: a
+//! frame has waited in the hub for `[recognise] stall_ms` and no result has come back in that
+//! time. Then the doors go to their safe position and the lanes to IC-card mode until results come
+//! back. A stall longer than [`GIVE_UP`] is treated like a lost device: gated stops for its
+//! supervisor to restart it.
 //!
 //! Armed only for live lanes and only after the first result: recorded footage in benchmark mode
 //! takes as long as it takes, and the first tick builds the GPU pipelines (seconds on lavapipe).
 
 use std::time::{Duration, Instant};
+
+/// How long a stall may last before gated gives up on the tick and stops (the doors stay safe
+/// meanwhile, and the drivers keep them so while gated restarts).
+pub const GIVE_UP: Duration = Duration::from_secs(30);
 
 /// What a report or a check changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +54,13 @@ impl StallWatch {
         Some(Change::Resumed(now.saturating_duration_since(since)))
     }
 
-    /// The periodic look: `waiting` says whether some lane has a frame the tick has not taken.
-    pub fn check(&mut self, now: Instant, waiting: bool) -> Option<Change> {
-        let (limit, last) = (self.limit?, self.last_report?);
-        let silent = now.saturating_duration_since(last);
-        if self.stalled_since.is_some() || !waiting || silent <= limit {
+    /// The periodic look: `waiting` is since when a frame has waited for the tick (`None`: none
+    /// waits). Silence counts from the later of the last result and the frame's arrival, so a
+    /// lane that was quiet (a camera reconnecting, a slow frame rate) is not a stall.
+    pub fn check(&mut self, now: Instant, waiting: Option<Instant>) -> Option<Change> {
+        let (limit, last, waiting) = (self.limit?, self.last_report?, waiting?);
+        let silent = now.saturating_duration_since(last.max(waiting));
+        if self.stalled_since.is_some() || silent <= limit {
             return None;
         }
         self.stalled_since = Some(now);
@@ -62,6 +70,12 @@ impl StallWatch {
 
     pub fn stalled(&self) -> bool {
         self.stalled_since.is_some()
+    }
+
+    /// Whether the stall has lasted past [`GIVE_UP`]: a tick that is not coming back.
+    pub fn hopeless(&self, now: Instant) -> bool {
+        self.stalled_since
+            .is_some_and(|s| now.saturating_duration_since(s) > GIVE_UP)
     }
 
     /// Whether a frame captured at `captured` may be decided on: not during a stall, and not one
@@ -86,19 +100,23 @@ mod tests {
     fn silence_while_frames_wait_is_a_stall_and_the_next_result_ends_it() {
         let t0 = Instant::now();
         let mut w = StallWatch::new(Some(400 * MS));
+        let waiting = Some(t0);
         // Not armed before the first result (the first tick builds pipelines).
-        assert_eq!(w.check(t0 + 5000 * MS, true), None);
+        assert_eq!(w.check(t0 + 5000 * MS, waiting), None);
         assert_eq!(w.report(t0), None);
-        assert_eq!(w.check(t0 + 400 * MS, true), None);
+        assert_eq!(w.check(t0 + 400 * MS, waiting), None);
         // Idle lanes (nothing waiting) are not a stall, however long.
-        assert_eq!(w.check(t0 + 9000 * MS, false), None);
+        assert_eq!(w.check(t0 + 9000 * MS, None), None);
+        // A frame that has just arrived after a quiet spell is not a stall either.
+        assert_eq!(w.check(t0 + 9000 * MS, Some(t0 + 8900 * MS)), None);
         assert_eq!(
-            w.check(t0 + 450 * MS, true),
+            w.check(t0 + 450 * MS, waiting),
             Some(Change::Stalled(450 * MS))
         );
         assert!(w.stalled() && !w.decides(t0 + 460 * MS));
         // Reported once.
-        assert_eq!(w.check(t0 + 900 * MS, true), None);
+        assert_eq!(w.check(t0 + 900 * MS, waiting), None);
+        assert!(!w.hopeless(t0 + 900 * MS) && w.hopeless(t0 + 450 * MS + GIVE_UP + MS));
         assert_eq!(w.report(t0 + 1450 * MS), Some(Change::Resumed(1000 * MS)));
         assert!(!w.stalled());
         assert!(!w.decides(t0 + 1000 * MS), "captured during the stall");
@@ -111,7 +129,7 @@ mod tests {
         let t0 = Instant::now();
         let mut w = StallWatch::new(None);
         w.report(t0);
-        assert_eq!(w.check(t0 + 60_000 * MS, true), None);
+        assert_eq!(w.check(t0 + 60_000 * MS, Some(t0)), None);
         assert!(w.decides(t0));
     }
 }

@@ -106,7 +106,7 @@ pub async fn enrol(
         max_photos: app.cfg.limits.max_photos,
         max_photo_bytes: app.cfg.limits.max_photo_bytes,
     };
-    let form = form::read(mp, &limits, &app.cfg.policy_versions, Utc::now())
+    let form = form::read(mp, &limits, &app.cfg.policy_versions, Utc::now)
         .await
         .map_err(|e| {
             if e.too_large() {
