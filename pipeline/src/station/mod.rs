@@ -541,6 +541,16 @@ impl Station {
             }
             (Some(&i), _) => i,
         };
+        if d.action == DoorAction::Release && self.stall.stalled() {
+            // Releasing would take the door out of its safe position while nothing is recognised;
+            // the release is what the door returns to when results come back.
+            self.lanes[lane].latch = DoorAction::Release;
+            return refuse(
+                "the recogniser is stalled: the door stays in its safe position; the release \
+                 applies when results come back"
+                    .into(),
+            );
+        }
         let cmd = Command::Door {
             lane,
             action: d.action,
