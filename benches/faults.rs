@@ -246,21 +246,35 @@ fn options(sources: &HashMap<String, String>) -> FootageOptions {
     }
 }
 
-type Station = tokio::task::JoinHandle<Result<RunReport, pipeline::station::StationError>>;
+/// A station running in its own task, which notes when the station ended (not when the bench
+/// gets round to awaiting it).
+type Station =
+    tokio::task::JoinHandle<(Result<RunReport, pipeline::station::StationError>, Instant)>;
 
-fn start(cfg: StationConfig) -> Station {
-    tokio::spawn(pipeline::station::run(cfg, RunOptions { duration: None }))
+/// `duration`: `None` plays the footage out (or until the station stops itself).
+fn start(cfg: StationConfig, duration: Option<Duration>) -> Station {
+    tokio::spawn(async move {
+        let r = pipeline::station::run(cfg, RunOptions { duration }).await;
+        (r, Instant::now())
+    })
+}
+
+/// The station's report, and when it ended.
+async fn finish_at(station: Station) -> Result<(RunReport, Instant)> {
+    let (report, ended) = station.await?;
+    Ok((report?, ended))
 }
 
 async fn finish(station: Station) -> Result<RunReport> {
-    Ok(station.await??)
+    Ok(finish_at(station).await?.0)
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn summary(v: &[f64]) -> String {
+/// Min, median and max of `v`, in `unit`.
+fn summary(v: &[f64], unit: &str) -> String {
     if v.is_empty() {
         return "–".into();
     }
@@ -268,7 +282,7 @@ fn summary(v: &[f64]) -> String {
     s.sort_by(f64::total_cmp);
     let at = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
     format!(
-        "{:.0} / {:.0} / {:.0} ms (min / p50 / max, n = {})",
+        "{:.0} / {:.0} / {:.0}{unit} (min / p50 / max, n = {})",
         s[0],
         at(0.5),
         s[s.len() - 1],
@@ -316,7 +330,7 @@ async fn stall(b: &Bench, runs: usize, hang: Duration, out: &mut String) -> Resu
         let _door = driver("door-driver", &cfg, &logs.join("door.log"))?;
         let _light = driver("light-driver", &cfg, &logs.join("light.log"))?;
         let mut obs = Observer::open(&cfg, &b.certs).await?;
-        let station = start(cfg);
+        let station = start(cfg, None);
         obs.until_all(&lanes, Duration::from_secs(60), normal)
             .await?;
         tokio::time::sleep(Duration::from_secs(4)).await;
@@ -365,12 +379,12 @@ async fn stall(b: &Bench, runs: usize, hang: Duration, out: &mut String) -> Resu
     writeln!(
         out,
         "\nhang → every door safe (per lane): {} — goal ≤ 500 ms",
-        summary(&to_safe)
+        summary(&to_safe, " ms")
     )?;
     writeln!(
         out,
         "hang over → door normal again: {}",
-        summary(&to_normal)
+        summary(&to_normal, " ms")
     )?;
     Ok(())
 }
@@ -387,12 +401,7 @@ async fn gpu(b: &Bench, runs: usize, out: &mut String) -> Result<()> {
         let _door = driver("door-driver", &cfg, &logs.join("door.log"))?;
         let _light = driver("light-driver", &cfg, &logs.join("light.log"))?;
         let mut obs = Observer::open(&cfg, &b.certs).await?;
-        // The station's own end, timed inside its task (not when this loop gets round to it).
-        let run_cfg = cfg.clone();
-        let station = tokio::spawn(async move {
-            let r = pipeline::station::run(run_cfg, RunOptions { duration: None }).await;
-            (r, Instant::now())
-        });
+        let station = start(cfg.clone(), None);
         obs.until_all(&lanes, Duration::from_secs(60), normal)
             .await?;
         tokio::time::sleep(Duration::from_secs(4)).await;
@@ -400,14 +409,13 @@ async fn gpu(b: &Bench, runs: usize, out: &mut String) -> Result<()> {
         faults::lose_device(&lanes[0]);
         let safe_at = obs.until_all(&lanes, Duration::from_secs(10), safe).await?;
         let lost = faults::device_lost_at().context("the device was never destroyed")?;
-        let (report, stopped) = station.await?;
-        let report = report?;
+        let (report, stopped) = finish_at(station).await?;
         if !report.gpu_lost {
             bail!("run {run}: the station did not report the loss");
         }
         // The supervisor's restart (systemd waits RestartSec=2s first, not counted here).
         obs.drain();
-        let again = start(cfg);
+        let again = start(cfg, None);
         let normal_at = obs
             .until_all(&lanes, Duration::from_secs(60), normal)
             .await?;
@@ -437,17 +445,17 @@ async fn gpu(b: &Bench, runs: usize, out: &mut String) -> Result<()> {
     writeln!(
         out,
         "\nloss → every door safe (per lane): {} — goal ≤ 500 ms",
-        summary(&to_safe)
+        summary(&to_safe, " ms")
     )?;
     writeln!(
         out,
         "loss → gated stopped (for its supervisor): {}",
-        summary(&exit)
+        summary(&exit, " ms")
     )?;
     writeln!(
         out,
         "restarted gated → every door normal (recovery, without systemd's RestartSec): {}",
-        summary(&back)
+        summary(&back, " ms")
     )?;
     Ok(())
 }
@@ -479,7 +487,7 @@ async fn camera(b: &Bench, out: &mut String) -> Result<()> {
     let logs = b.work.path().join("camera");
     let _door = driver("door-driver", &cfg, &logs.join("door.log"))?;
     let _light = driver("light-driver", &cfg, &logs.join("light.log"))?;
-    let report = finish(start(cfg)).await?;
+    let report = finish(start(cfg, None)).await?;
     writeln!(out, "- recogniser stalls: {}", report.recogniser_stalls)?;
     for l in &report.lanes {
         writeln!(
@@ -512,7 +520,7 @@ async fn driver_restart(b: &Bench, runs: usize, out: &mut String) -> Result<()> 
         let mut door = driver("door-driver", &cfg, &door_log)?;
         let _light = driver("light-driver", &cfg, &logs.join("light.log"))?;
         let mut obs = Observer::open(&cfg, &b.certs).await?;
-        let station = start(cfg.clone());
+        let station = start(cfg.clone(), None);
         obs.until_all(&lanes, Duration::from_secs(60), normal)
             .await?;
         // Spread the outage over the footage from run to run.
@@ -624,12 +632,7 @@ async fn soak(b: &Bench, minutes: u64, out: &mut String) -> Result<()> {
     let door = driver("door-driver", &cfg, &logs.join("door.log"))?;
     let _light = driver("light-driver", &cfg, &logs.join("light.log"))?;
     let door_pid = door.0.id().to_string();
-    let station = tokio::spawn(pipeline::station::run(
-        cfg,
-        RunOptions {
-            duration: Some(Duration::from_secs(minutes * 60)),
-        },
-    ));
+    let station = start(cfg, Some(Duration::from_secs(minutes * 60)));
     writeln!(
         out,
         "| minute | gated RSS MiB | door driver RSS MiB | wgpu buffers | textures | bind groups | buffer bytes |"
@@ -755,7 +758,7 @@ async fn soak(b: &Bench, minutes: u64, out: &mut String) -> Result<()> {
         out,
         "lane plays seen to the end: {plays}; plays whose right/wrong pattern differs from the lane's \
          first play: {differ}; wrong walkers per lane play: {}",
-        summary(&wrong_per_play).replace(" ms", "")
+        summary(&wrong_per_play, "")
     )?;
     writeln!(
         out,

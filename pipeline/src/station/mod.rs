@@ -9,6 +9,7 @@
 //! [`Command`]s those return through [`Station::send`], the one place commands leave from.
 
 mod report;
+mod safety;
 mod stall;
 mod start;
 #[cfg(test)]
@@ -401,70 +402,6 @@ impl Station {
             },
             Command::Event(event),
         ];
-        self.send(cmds).await;
-    }
-
-    async fn on_gpu_lost(&mut self, why: String) {
-        self.gpu_lost = true;
-        gauge!(names::GPU_LOST).set(1.0);
-        error!(%why, "GPU lost: doors to safe mode, lanes to IC-card only; gated stops for its supervisor to restart it");
-        self.all_doors_safe(LaneEventKind::GpuLost, &why).await;
-    }
-
-    /// Every lane's door to its safe position, and an event saying why.
-    async fn all_doors_safe(&mut self, kind: LaneEventKind, detail: &str) {
-        let mut cmds = Vec::new();
-        for (lane, l) in self.lanes.iter().enumerate() {
-            cmds.push(Command::Door {
-                lane,
-                action: DoorAction::Safe,
-                cause: DoorCause::Safe,
-            });
-            cmds.push(Command::Event(LaneEvent {
-                v: VERSION,
-                lane: l.id.clone(),
-                kind,
-                status: None,
-                detail: detail.to_owned(),
-                t_unix_ms: unix_ms(),
-            }));
-        }
-        self.send(cmds).await;
-    }
-
-    async fn on_stalled(&mut self, silent: Duration) {
-        gauge!(names::RECOGNISER_STALLED).set(1.0);
-        counter!(names::RECOGNISER_STALLS).increment(1);
-        let detail = format!(
-            "no result for {} ms while frames waited",
-            silent.as_millis()
-        );
-        error!(%detail, "recogniser stalled: doors to safe mode, lanes to IC-card only");
-        self.all_doors_safe(LaneEventKind::RecogniserStalled, &detail)
-            .await;
-    }
-
-    /// Each door back to what gated last told it: normal, or the operator's hold.
-    async fn on_resumed(&mut self, after: Duration) {
-        gauge!(names::RECOGNISER_STALLED).set(0.0);
-        let detail = format!("results again after {} ms", after.as_millis());
-        warn!(%detail, "recogniser resumed: doors back to normal");
-        let mut cmds = Vec::new();
-        for (lane, l) in self.lanes.iter().enumerate() {
-            cmds.push(Command::Door {
-                lane,
-                action: l.latch,
-                cause: DoorCause::Safe,
-            });
-            cmds.push(Command::Event(LaneEvent {
-                v: VERSION,
-                lane: l.id.clone(),
-                kind: LaneEventKind::RecogniserResumed,
-                status: None,
-                detail: detail.clone(),
-                t_unix_ms: unix_ms(),
-            }));
-        }
         self.send(cmds).await;
     }
 

@@ -84,7 +84,7 @@ pub mod names {
         FACE_LUMA = "gate_face_luma", Gauge, "Raw luma (0-1) inside the largest face's box";
         GPU_LOST = "gate_gpu_lost", Gauge, "1 after the GPU device was lost";
         RECOGNISER_STALLED = "gate_recogniser_stalled", Gauge,
-            "1 while the recogniser has reported nothing for stall_ms with frames waiting (doors safe)";
+            "1 while a frame has waited stall_ms with no result from the recogniser (doors safe)";
         /// Label `lane`. Each is a walker's grant that would have been lost to the driver's outage.
         OPENS_RESENT = "gate_door_opens_resent_total", Counter,
             "Door opens re-sent to a restarted door driver that had not acknowledged them";
