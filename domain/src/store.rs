@@ -24,6 +24,12 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The key of the schema version in [`META`].
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
+/// redb's page cache per open file. redb's default is 1 GiB, which a station's journal fills over
+/// weeks of decisions: the process's memory then grows for a month before it levels off. The working
+/// set is small (a gallery is held in memory by `sync::Gallery`, tickets and open trips are a few
+/// pages per lookup) and misses fall to the kernel's page cache, so a bounded cache costs little.
+pub const CACHE_BYTES: usize = 32 << 20;
+
 /// Failures of the layer, each naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -99,7 +105,10 @@ impl Db {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(redb::Error::Io(e)))?;
         }
-        let db = Database::create(path).map_err(|e| err(e.into()))?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| err(e.into()))?;
         let tx = db.begin_write().map_err(|e| err(e.into()))?;
         let opened = {
             let mut meta = tx.open_table(META).map_err(|e| err(e.into()))?;
@@ -256,7 +265,10 @@ impl Db {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
             _ => {}
         }
-        let fresh = Database::create(&tmp).map_err(|e| self.err(e))?;
+        let fresh = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&tmp)
+            .map_err(|e| self.err(e))?;
         let copied = (|| {
             let r = db.begin_read()?;
             let w = fresh.begin_write()?;

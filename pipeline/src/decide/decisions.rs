@@ -269,15 +269,26 @@ impl Decisions {
 
     /// A verdict's door command left with sequence number `seq`: times capture → door command and,
     /// for an open, waits for the driver's open state.
-    pub fn door_sent(&mut self, lane: usize, action: DoorAction, decided: &Decided, seq: u64) {
+    /// A door command for a verdict left with `seq`; `resent`: again, to a restarted driver (the
+    /// verdict's command latency stays the first send's).
+    pub fn door_sent(
+        &mut self,
+        lane: usize,
+        action: DoorAction,
+        decided: &Decided,
+        seq: u64,
+        resent: bool,
+    ) {
         let Some(g) = self.lanes.get_mut(lane) else {
             return;
         };
-        let s = decided.captured.elapsed().as_secs_f64();
-        histogram!(names::DECISION_LATENCY, "lane" => g.id.clone(), "to" => "door_command")
-            .record(s);
-        if let Some(r) = self.records.get_mut(decided.record) {
-            r.door_command_ms = Some(s * 1e3);
+        if !resent {
+            let s = decided.captured.elapsed().as_secs_f64();
+            histogram!(names::DECISION_LATENCY, "lane" => g.id.clone(), "to" => "door_command")
+                .record(s);
+            if let Some(r) = self.records.get_mut(decided.record) {
+                r.door_command_ms = Some(s * 1e3);
+            }
         }
         if action == DoorAction::Open {
             g.awaiting_open

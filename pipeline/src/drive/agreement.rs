@@ -5,6 +5,7 @@
 //! rightly keeps a flap open for someone in its way, which gated cannot see.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use protocol::{DoorAction, DoorMode, DoorState, Epoch};
 
@@ -40,6 +41,16 @@ impl Want {
             Self::HeldOpen => Some(DoorAction::HoldOpen),
             Self::HeldClosed => Some(DoorAction::HoldClosed),
             Self::Safe => Some(DoorAction::Safe),
+        }
+    }
+
+    /// The command that sets this mode.
+    fn command(self) -> DoorAction {
+        match self {
+            Self::Normal => DoorAction::Release,
+            Self::HeldOpen => DoorAction::HoldOpen,
+            Self::HeldClosed => DoorAction::HoldClosed,
+            Self::Safe => DoorAction::Safe,
         }
     }
 
@@ -102,6 +113,8 @@ pub struct DoorWatch {
     last_mode: Option<DoorMode>,
     /// The disagreement of the last state, if any.
     current: Option<Disagreement>,
+    /// When [`DoorWatch::reassert`] last asked for the mode again.
+    reasserted: Option<Instant>,
 }
 
 impl Default for DoorWatch {
@@ -111,6 +124,7 @@ impl Default for DoorWatch {
             sent: VecDeque::new(),
             last_mode: None,
             current: None,
+            reasserted: None,
         }
     }
 }
@@ -145,6 +159,26 @@ impl DoorWatch {
     /// The mode gated last asked for, acknowledged or not.
     pub fn wanted(&self) -> Want {
         self.sent.back().map_or(self.want, |&(_, w)| w)
+    }
+
+    /// The command that puts the door back in the mode gated's acknowledged commands set, when its
+    /// last state disagreed on the mode and no mode command is on its way. A mode command the driver
+    /// refused (it arrived late, say) or never received is otherwise lost for good: the heartbeats
+    /// after it are acknowledged past its seq, and only the alarm would tell. At most one per
+    /// `every`, so a driver that keeps refusing is not flooded.
+    pub fn reassert(&mut self, now: Instant, every: Duration) -> Option<DoorAction> {
+        let Some(Disagreement::Mode { want, .. }) = self.current else {
+            return None;
+        };
+        if !self.sent.is_empty()
+            || self
+                .reasserted
+                .is_some_and(|t| now.saturating_duration_since(t) < every)
+        {
+            return None;
+        }
+        self.reasserted = Some(now);
+        Some(want.command())
     }
 
     pub fn disagreeing(&self) -> bool {
@@ -265,6 +299,44 @@ mod tests {
         for m in [DoorMode::Emergency, DoorMode::FailsafeClosed] {
             assert_eq!(w.check(&state(m, e(1), 6), OURS, 6), None);
         }
+    }
+
+    #[test]
+    fn a_mode_command_that_did_not_take_is_asked_for_again_at_a_bounded_rate() {
+        let mut w = DoorWatch::default();
+        let t0 = Instant::now();
+        let every = Duration::from_secs(1);
+        assert_eq!(w.check(&state(DoorMode::Normal, e(1), 1), OURS, 1), None);
+        assert_eq!(w.reassert(t0, every), None);
+        // `safe` (seq 2) refused as late; the heartbeat after it (seq 3) acknowledged.
+        w.sent(2, DoorAction::Safe);
+        assert!(matches!(
+            w.check(&state(DoorMode::Normal, e(1), 3), OURS, 3),
+            Some(Change::Began(Disagreement::Mode { .. }))
+        ));
+        assert_eq!(w.reassert(t0, every), Some(DoorAction::Safe));
+        assert_eq!(w.reassert(t0 + every / 2, every), None);
+        // Refused again: asked for again once the interval is over, not while one is on its way.
+        w.sent(4, DoorAction::Safe);
+        assert_eq!(w.reassert(t0 + every * 2, every), None);
+        assert_eq!(w.check(&state(DoorMode::Normal, e(1), 5), OURS, 5), None);
+        assert_eq!(w.reassert(t0 + every * 2, every), Some(DoorAction::Safe));
+        // Taken: nothing more.
+        w.sent(6, DoorAction::Safe);
+        assert!(matches!(
+            w.check(&state(DoorMode::FailsafeClosed, e(1), 6), OURS, 6),
+            Some(Change::Ended(_))
+        ));
+        assert_eq!(w.reassert(t0 + every * 9, every), None);
+        // A lost `release` is asked for as a release.
+        w.sent(7, DoorAction::HoldOpen);
+        assert_eq!(w.check(&state(DoorMode::HeldOpen, e(1), 7), OURS, 7), None);
+        w.sent(8, DoorAction::Release);
+        w.check(&state(DoorMode::HeldOpen, e(1), 9), OURS, 9);
+        assert_eq!(
+            w.reassert(t0 + every * 12, every),
+            Some(DoorAction::Release)
+        );
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub enum DoorCause {
         original: Box<DoorCause>,
         first_sent: Instant,
     },
+    /// The door's mode disagrees with the one gated's acknowledged commands set (a mode command
+    /// refused or lost): the mode is asked for again (`agreement::DoorWatch::reassert`).
+    Reassert,
 }
 
 /// The verdict behind a door command.

@@ -257,6 +257,9 @@ impl Outbox {
                             _ => String::new(),
                         }
                     )),
+                    DoorCause::Reassert => Some(format!(
+                        "{action:?} sent again: the door's mode disagreed with gated's (seq {seq})"
+                    )),
                     DoorCause::Heartbeat | DoorCause::Safe => None,
                 };
                 if let Some(detail) = detail {
@@ -366,6 +369,18 @@ impl Outbox {
             l.watch.new_epoch();
         }
         let change = l.watch.check(st, heard, sent);
+        if heard.ours
+            && !new_run
+            && let Some(action) = l.watch.reassert(received, self.ack_timeout)
+        {
+            counter!(names::DOOR_REASSERTED, "lane" => l.id.clone()).increment(1);
+            warn!(lane = %l.id, ?action, mode = ?st.mode, "door mode disagrees with gated's: asking for it again");
+            resend.push(Command::Door {
+                lane,
+                action,
+                cause: DoorCause::Reassert,
+            });
+        }
         gauge!(names::DOOR_DISAGREEMENT, "lane" => l.id.clone()).set(if l.watch.disagreeing() {
             1.0
         } else {

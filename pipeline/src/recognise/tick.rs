@@ -129,12 +129,28 @@ impl GpuStage {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
-    pub fn stop(mut self) {
+    /// Asks the stage to stop and waits for its thread, at most [`Self::STOP_WAIT`]. Returns
+    /// whether it stopped: a thread hung inside a GPU call never returns, and waiting for it would
+    /// keep a station with a lost GPU from exiting (and so from being restarted); it is left behind
+    /// for the process's exit to end.
+    pub fn stop(mut self) -> bool {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let Some(t) = self.thread.take() else {
+            return true;
+        };
+        let since = Instant::now();
+        while !t.is_finished() {
+            if since.elapsed() > Self::STOP_WAIT {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
+        let _ = t.join();
+        true
     }
+
+    /// How long [`Self::stop`] waits: a tick, even on lavapipe with eight lanes, takes well under it.
+    pub const STOP_WAIT: Duration = Duration::from_secs(5);
 }
 
 impl Drop for GpuStage {

@@ -293,7 +293,8 @@ impl Station {
                 && let Some(decided) = decided_by(cause)
                 && let Some((d, _)) = self.decisions.as_mut()
             {
-                d.door_sent(*lane, *action, decided, stamp.seq);
+                let resent = matches!(cause, DoorCause::Resent { .. });
+                d.door_sent(*lane, *action, decided, stamp.seq, resent);
             }
         }
     }
@@ -581,7 +582,12 @@ impl Station {
         self.outbox
             .journal("", JournalKind::Station, "gated stopped".into());
         self.capture.shutdown();
-        self.stage.stop();
+        if !self.stage.stop() {
+            error!(
+                waited_s = crate::recognise::tick::GpuStage::STOP_WAIT.as_secs(),
+                "the recogniser did not stop (hung in the GPU); leaving it to the process's exit"
+            );
+        }
         if !self.outbox.close() {
             error!("journal writer thread failed");
         }

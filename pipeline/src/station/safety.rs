@@ -18,6 +18,12 @@ impl Station {
         gauge!(names::GPU_LOST).set(1.0);
         error!(%why, "GPU lost: doors to safe mode, lanes to IC-card only; gated stops for its supervisor to restart it");
         self.all_doors_safe(LaneEventKind::GpuLost, &why).await;
+        // After the doors (a durable write takes milliseconds): the count is what tells the
+        // operator once systemd has restarted gated.
+        match self.store.count_gpu_loss() {
+            Ok(n) => counter!(names::GPU_LOSSES).absolute(n),
+            Err(e) => error!(error = %e, "GPU loss not counted in the store"),
+        }
     }
 
     /// Every lane's door to its safe position, and an event saying why.

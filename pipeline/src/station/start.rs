@@ -35,6 +35,7 @@ impl Station {
             }
             false => None,
         };
+        metrics::counter!(crate::telemetry::names::GPU_LOSSES).absolute(store.gpu_losses()?);
         let drivers = match cfg.drivers.spawn {
             true => Some(crate::drive::spawn::spawn(
                 &cfg.drivers,

@@ -13,7 +13,8 @@ mod trips;
 
 use std::path::Path;
 
-use domain::store::{Db, DbError, OnDb, Opened, Schema, copy_table};
+use domain::store::{Db, DbError, META, OnDb, Opened, Schema, copy_table};
+use redb::ReadableTable;
 use tracing::info;
 
 pub use journal::{JournalEntry, JournalKind, JournalWriter, query_journal_file};
@@ -94,7 +95,31 @@ impl Store {
     pub fn schema_version(&self) -> Result<u64, StoreError> {
         Ok(self.db.schema_version()?)
     }
+
+    /// Counts one more lost GPU device in `meta.gpu_losses` and returns the count. gated exits
+    /// right after a loss, so the gauge saying so may never be scraped; the count outlives the
+    /// process and the next run exports it (`gate_gpu_losses_total`).
+    pub fn count_gpu_loss(&self) -> Result<u64, StoreError> {
+        self.db.write(|tx| {
+            let mut m = tx.open_table(META).map_err(|e| self.err(e))?;
+            let n = m
+                .get(GPU_LOSSES)
+                .map_err(|e| self.err(e))?
+                .map_or(0, |v| v.value())
+                .saturating_add(1);
+            m.insert(GPU_LOSSES, n).map_err(|e| self.err(e))?;
+            Ok(n)
+        })
+    }
+
+    /// GPU devices lost over every run of this station.
+    pub fn gpu_losses(&self) -> Result<u64, StoreError> {
+        Ok(self.db.meta(GPU_LOSSES)?.unwrap_or(0))
+    }
 }
+
+/// The `meta` key of [`Store::count_gpu_loss`].
+const GPU_LOSSES: &str = "gpu_losses";
 
 /// The key after a sequence-keyed table's last (1 for an empty table): the journal's and the
 /// passages' numbering.

@@ -35,6 +35,22 @@ fn journal_survives_reopen() {
     assert_eq!(s.journal(3, 100).expect("read").len(), 1);
 }
 
+/// gated exits on a lost GPU; the count it leaves is what the next run exports.
+#[test]
+fn gpu_losses_count_across_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("station.redb");
+    {
+        let s = Store::open(&path).expect("create");
+        assert_eq!(s.gpu_losses().expect("read"), 0);
+        assert_eq!(s.count_gpu_loss().expect("count"), 1);
+    }
+    let s = Store::open(&path).expect("reopen");
+    assert_eq!(s.gpu_losses().expect("read"), 1);
+    assert_eq!(s.count_gpu_loss().expect("count"), 2);
+    assert_eq!(s.journal(1, 10).expect("journal").len(), 0);
+}
+
 #[test]
 fn other_schema_version_is_refused_and_kept() {
     let dir = tempfile::tempdir().expect("tempdir");

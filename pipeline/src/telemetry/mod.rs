@@ -65,6 +65,10 @@ pub mod names {
         /// Disagreements begun, labels `lane`, `kind` (one of [`DISAGREEMENT_KINDS`]).
         DOOR_DISAGREEMENTS = "gate_door_disagreements_total", Counter,
             "Door disagreements begun, by kind (epoch, ack, mode)";
+        /// Mode commands sent again because the door's mode disagreed (`DoorWatch::reassert`),
+        /// label `lane`.
+        DOOR_REASSERTED = "gate_door_modes_reasserted_total", Counter,
+            "Door mode commands sent again because the door's mode disagreed with gated's";
         /// Label `mode` (`protocol::DoorMode` in snake_case): 1 for the mode the lane's door driver
         /// last reported, 0 for the others (all 0 before its first state).
         DOOR_MODE = "gate_door_mode", Gauge,
@@ -83,6 +87,10 @@ pub mod names {
         /// Raw luma (0–1) inside the largest face's box, when a face is in view.
         FACE_LUMA = "gate_face_luma", Gauge, "Raw luma (0-1) inside the largest face's box";
         GPU_LOST = "gate_gpu_lost", Gauge, "1 after the GPU device was lost";
+        /// Kept in the station's store (`meta.gpu_losses`) across runs: gated exits on a loss,
+        /// so `GPU_LOST` may never be scraped, and the next run exports the count.
+        GPU_LOSSES = "gate_gpu_losses_total", Counter,
+            "GPU devices this station lost, over every run of gated";
         RECOGNISER_STALLED = "gate_recogniser_stalled", Gauge,
             "1 while a frame has waited stall_ms with no result from the recogniser (doors safe)";
         /// Label `lane`. Each is a walker's grant that would have been lost to the driver's outage.
@@ -215,6 +223,7 @@ fn create_series(lanes: &[String]) {
         }
         gauge!(names::LANE_DEGRADED, "lane" => lane.clone()).set(0.0);
         counter!(names::OPENS_RESENT, "lane" => lane.clone()).increment(0);
+        counter!(names::DOOR_REASSERTED, "lane" => lane.clone()).increment(0);
         gauge!(names::DOOR_DISAGREEMENT, "lane" => lane.clone()).set(0.0);
         for kind in names::DISAGREEMENT_KINDS {
             counter!(names::DOOR_DISAGREEMENTS, "lane" => lane.clone(), "kind" => kind)
