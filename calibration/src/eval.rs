@@ -31,6 +31,10 @@ pub struct Options {
     /// Also score flip-averaged embeddings (each chip and its mirror), on both sides of a pair and
     /// on one side only (enrolment flips, the gate does not).
     pub flip: bool,
+    /// Align from keypoints refined by the front-128 model (`FaceChain::refine`).
+    pub refine: bool,
+    /// A masked variant of every photo: the style's name and colour (`crate::mask`).
+    pub mask: Option<(String, [f32; 3])>,
     /// The station's per-frame threshold T: the verdict line is at T, and the DET marks it.
     pub threshold: Option<f32>,
 }
@@ -50,6 +54,13 @@ struct Sample {
     emb: [Option<Vec<f32>>; 3],
     /// With `--flip`: the flip-averaged embedding of the BlazeFace-aligned chip.
     flipped: Option<Vec<f32>>,
+    /// With `--refine`: the embedding of the chip aligned from the refined keypoints (the plain
+    /// one where the face was too small to refine or the window did not confirm it).
+    refined: Option<Vec<f32>>,
+    /// With `--mask`: the embedding of the masked photo (its face detected again), if found.
+    masked: Option<Vec<f32>>,
+    /// With `--refine`: the refined detection.
+    refined_face: Option<engine::face::blazeface::Detection>,
     chip: Option<Vec<f32>>,
 }
 
@@ -83,13 +94,58 @@ fn process(
     if let Some(c) = chips.first().filter(|_| mirror) {
         chips.push(c.mirrored());
     }
+    // With --refine the chip from the refined keypoints rides in the batch too, after the mirror.
+    let mut refined_at = None;
+    let mut refined_face = None;
+    if o.refine
+        && which.first() == Some(&0)
+        && let Some(f) = &found
+    {
+        let d = pipe.refine(photo.view(), &f.detection)?;
+        refined_face = Some(d);
+        if let Some(s) = align::fit(&d.keypoints[..4], &TEMPLATE_4) {
+            chips.push(Chip::cut(photo.view(), &s)?);
+            refined_at = Some(chips.len() - 1);
+        }
+    }
+    // With --mask: the photo with a mask drawn from its face, the face found again on it.
+    let mut masked_at = None;
+    if let (Some((_, colour)), Some(f)) = (&o.mask, &found)
+        && which.first() == Some(&0)
+    {
+        let d = &f.detection;
+        let b = [
+            d.center[0] - d.size[0] / 2.0,
+            d.center[1] - d.size[1] / 2.0,
+            d.size[0],
+            d.size[1],
+        ];
+        let mut rgb = photo.rgb.clone();
+        crate::mask::Mask::new(b, d.keypoints[2], d.keypoints[3])
+            .paint_rgb(&mut rgb, photo.w, photo.h, *colour);
+        let view = engine::face::Rgb {
+            rgb: &rgb,
+            w: photo.w,
+            h: photo.h,
+        };
+        if let Some(m) = pipe.subject_face(view)?
+            && let Some(s) = align::fit(&m.detection.keypoints[..4], &TEMPLATE_4)
+        {
+            chips.push(Chip::cut(view, &s)?);
+            masked_at = Some(chips.len() - 1);
+        }
+    }
     let mut emb = [None, None, None];
     let mut flipped = None;
+    let mut masked = None;
+    let mut refined = None;
     if !chips.is_empty() {
         let out = pipe.embed(&chips)?;
-        if mirror && let (Some(plain), Some(m)) = (out.first(), out.last()) {
+        if mirror && let (Some(plain), Some(m)) = (out.first(), out.get(which.len())) {
             flipped = engine::face::flip_average(plain, m).map(|e| e.to_vec());
         }
+        refined = refined_at.and_then(|k| out.get(k)).map(|e| e.to_vec());
+        masked = masked_at.and_then(|k| out.get(k)).map(|e| e.to_vec());
         for (k, e) in which.iter().zip(out) {
             emb[*k] = Some(e.to_vec());
         }
@@ -104,6 +160,9 @@ fn process(
         reference,
         emb,
         flipped,
+        refined,
+        refined_face,
+        masked,
         chip,
     })
 }
@@ -310,6 +369,28 @@ fn pct(v: &serde_json::Value) -> String {
         .map_or_else(|| "n/a".into(), |x| format!("{:.2} %", x * 100.0))
 }
 
+/// A variant of the chain (`pick`) scored on both photos of every pair, and on the first only against
+/// the plain chain's embedding of the second (a template made one way, a gate probe the other):
+/// printed, and kept in `out` as `{key}_both` and `{key}_one_side`.
+fn variant(
+    samples: &[Sample],
+    listed: Option<&[(PathBuf, PathBuf, bool)]>,
+    label: &str,
+    key: &str,
+    pick: fn(&Sample) -> Option<&[f32]>,
+    out: &mut serde_json::Value,
+) {
+    fn plain(s: &Sample) -> Option<&[f32]> {
+        s.emb[0].as_deref()
+    }
+    let both = summary(&score(samples, listed, pick));
+    let one = summary(&score_sides(samples, listed, &pick, &plain));
+    print_row(&format!("{label}, both"), &both);
+    print_row(&format!("{label}, one side"), &one);
+    out[format!("{key}_both")] = both;
+    out[format!("{key}_one_side")] = one;
+}
+
 fn print_row(name: &str, s: &serde_json::Value) {
     println!(
         "  {name:<24} {:>6} / {:<8} gen {:.3} (p5 {:.3})  imp {:.3} (p95 {:.3})  EER {:>8}  FNMR@1e-3 {:>8}  FNMR@1e-4 {:>8}  FNMR@1e-5 {:>8}",
@@ -371,6 +452,9 @@ pub fn run(o: Options) -> Result<()> {
                 reference: None,
                 emb: [None, None, None],
                 flipped: None,
+                refined: None,
+                refined_face: None,
+                masked: None,
                 chip: None,
             }
         })
@@ -447,18 +531,73 @@ pub fn run(o: Options) -> Result<()> {
         out["blazeface_template4"] = alt;
     }
     if o.flip {
+        variant(
+            &samples,
+            listed.as_deref(),
+            "flip-averaged",
+            "flip",
+            |s| s.flipped.as_deref(),
+            &mut out,
+        );
+    }
+    if o.refine {
+        let large = samples
+            .iter()
+            .filter_map(|s| s.found.as_ref())
+            .filter(|f| {
+                f.detection.size[0].max(f.detection.size[1]) >= engine::face::refine::MIN_SIDE
+            })
+            .count();
+        println!(
+            "refined: {large} faces at least {} px wide",
+            engine::face::refine::MIN_SIDE
+        );
+        variant(
+            &samples,
+            listed.as_deref(),
+            "refined (front-128)",
+            "refined",
+            |s| s.refined.as_deref(),
+            &mut out,
+        );
+        out["refined_faces"] = large.into();
+    }
+    if let Some((style, _)) = &o.mask {
         fn plain(s: &Sample) -> Option<&[f32]> {
             s.emb[0].as_deref()
         }
-        fn flip(s: &Sample) -> Option<&[f32]> {
-            s.flipped.as_deref()
+        fn masked(s: &Sample) -> Option<&[f32]> {
+            s.masked.as_deref()
         }
-        let both = summary(&score(&samples, listed.as_deref(), flip));
-        let one = summary(&score_sides(&samples, listed.as_deref(), &flip, &plain));
-        print_row("flip-averaged, both", &both);
-        print_row("flip-averaged, one side", &one);
-        out["flip_both"] = both;
-        out["flip_one_side"] = one;
+        let with_face = samples.iter().filter(|s| s.emb[0].is_some()).count();
+        let found = samples.iter().filter(|s| s.masked.is_some()).count();
+        println!("masked ({style}): the face found again on {found} of {with_face} masked photos");
+        let sides = score_sides(&samples, listed.as_deref(), &plain, &masked);
+        let both = score(&samples, listed.as_deref(), masked);
+        let one = summary(&sides);
+        let two = summary(&both);
+        print_row("masked probe, plain tmpl", &one);
+        print_row("masked, both", &two);
+        let mut m = serde_json::json!({
+            "style": style, "found": found, "of": with_face, "one_side": one, "both": two,
+        });
+        if let Some(t) = o.threshold {
+            // Beside the unmasked rates at T, over the same pairs' kinds.
+            let rates = |p: &Pairs| (scores::fmr(&p.impostor, t), scores::fnmr(&p.genuine, t));
+            let (f1, n1) = rates(&sides);
+            let (f2, n2) = rates(&both);
+            println!(
+                "  at T = {t}: masked probe vs plain template FMR {:.3} % FNMR {:.2} %; masked both FMR {:.3} % FNMR {:.2} %",
+                f1 * 100.0,
+                n1 * 100.0,
+                f2 * 100.0,
+                n2 * 100.0
+            );
+            m["at_t"] = serde_json::json!({
+                "one_side": {"fmr": f1, "fnmr": n1}, "both": {"fmr": f2, "fnmr": n2},
+            });
+        }
+        out["masked"] = m;
     }
     if o.landmarks.is_some() {
         out["reference"] = reference_report(&samples, listed.as_deref(), &o);
@@ -555,13 +694,16 @@ fn reference_report(
         both.len()
     );
     let mut kp = KeypointStats::default();
-    let mut disc: [Vec<f32>; 2] = [Vec::new(), Vec::new()];
+    let mut disc: [Vec<f32>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for s in &both {
         if let (Some(f), Some(r)) = (&s.found, &s.reference) {
             kp.add(&f.detection, r);
             disc[0].extend(refmarks::chip_discrepancy(&f.detection, r, &TEMPLATE_4));
             if let Some(t) = &o.template4 {
                 disc[1].extend(refmarks::chip_discrepancy(&f.detection, r, t));
+            }
+            if let Some(d) = &s.refined_face {
+                disc[2].extend(refmarks::chip_discrepancy(d, r, &TEMPLATE_4));
             }
         }
     }
@@ -575,6 +717,11 @@ fn reference_report(
         let (d1, _) = refmarks::mean_median(&disc[1]);
         println!("  --template4 {d1:.2}");
         disc_json["template4"] = d1.into();
+    }
+    if o.refine {
+        let (d2, _) = refmarks::mean_median(&disc[2]);
+        println!("  refined (front-128) {d2:.2}");
+        disc_json["refined"] = d2.into();
     }
     // Side by side on the same photos: an embedding counts only where all compared ones exist.
     let all = |s: &Sample| {
@@ -591,6 +738,13 @@ fn reference_report(
         }));
         print_row(name, &s);
         rows.insert((*name).into(), s);
+    }
+    if o.refine {
+        let s = summary(&score(samples, listed, |s| {
+            if all(s) { s.refined.as_deref() } else { None }
+        }));
+        print_row("refined (front-128)", &s);
+        rows.insert("refined".into(), s);
     }
     if let Some(t) = &o.template4 {
         println!("  (--template4 = {t:?})");

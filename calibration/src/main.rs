@@ -24,6 +24,7 @@ mod identify;
 mod keypoints;
 mod lane;
 mod lighting;
+mod mask;
 mod npy;
 mod pad;
 mod photo;
@@ -101,6 +102,15 @@ enum Cmd {
         /// gate probe). One more SFace chip per photo.
         #[arg(long)]
         flip: bool,
+        /// Refine each face's keypoints with the short-range (front-128) model on a crop around
+        /// it before aligning (faces at least 64 px wide; issue 19's sharper alignment).
+        #[arg(long)]
+        refine: bool,
+        /// Also score a masked variant of every photo: a mask of this colour (blue, white, black)
+        /// drawn from the face's keypoints, the face detected again on the masked photo. Rows for
+        /// masked probes against plain templates ("one side") and masked on both.
+        #[arg(long)]
+        mask: Option<String>,
         /// The station's per-frame threshold T: the verdict (first line) gives FMR and FNMR at T,
         /// and the DET plot marks it.
         #[arg(long, conflicts_with = "station")]
@@ -175,6 +185,8 @@ fn main() -> Result<()> {
             dump_chips,
             plots,
             flip,
+            refine,
+            mask,
             threshold,
             station,
         } => eval::run(eval::Options {
@@ -207,6 +219,14 @@ fn main() -> Result<()> {
             dump_chips,
             plots,
             flip,
+            refine,
+            mask: mask
+                .map(|m| {
+                    mask::style(&m)
+                        .map(|c| (m.clone(), c))
+                        .with_context(|| format!("--mask {m}: not one of blue, white, black"))
+                })
+                .transpose()?,
         }),
         Cmd::Keypoints {
             set,

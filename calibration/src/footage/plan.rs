@@ -374,12 +374,8 @@ pub fn build(
                     let photo = Sprite::cut_rect(&face.located.photo, face.detection());
                     sprite = attack::picture(&photo, s, rng);
                 } else if mask {
-                    const MASKS: [[f32; 3]; 3] = [
-                        [168.0, 200.0, 226.0],
-                        [232.0, 232.0, 228.0],
-                        [38.0, 38.0, 44.0],
-                    ];
-                    sprite.add_mask(MASKS[rng.random_range(0..MASKS.len())]);
+                    let styles = &crate::mask::STYLES;
+                    sprite.add_mask(styles[rng.random_range(0..styles.len())].1);
                 }
                 let clothes = scene::muted(rng, (0.12, 0.6));
                 let trousers = scene::muted(rng, (0.12, 0.4));

@@ -285,40 +285,16 @@ impl Sprite {
         }
     }
 
-    /// Paints a surgical-style mask over the lower face, from just below the nose tip to under the
-    /// chin, ear to ear, with a few horizontal pleats.
+    /// Paints a surgical-style mask over the lower face (`crate::mask`).
     pub fn add_mask(&mut self, colour: [f32; 3]) {
-        let [_, fy, fw, fh] = self.face;
-        let nose = self.keypoints[2];
-        let mouth = self.keypoints[3];
-        let top = nose[1] + 0.3 * (mouth[1] - nose[1]).max(0.05 * fh);
-        let bottom = (fy + fh * 1.08).max(top + 0.2 * fh);
-        let mx = 0.5 * (nose[0] + mouth[0]);
-        let a = 0.44 * fw;
-        let depth = bottom - top;
+        let mask = crate::mask::Mask::new(self.face, self.keypoints[2], self.keypoints[3]);
         let base = &mut self.levels[0];
-        let (y0, y1) = (
-            (top - 2.0).max(0.0) as usize,
-            (bottom + 2.0).min(base.h as f32) as usize,
-        );
-        let (x0, x1) = (
-            (mx - a - 2.0).max(0.0) as usize,
-            (mx + a + 2.0).min(base.w as f32) as usize,
-        );
+        let (x0, x1, y0, y1) = mask.bounds(base.w, base.h);
         for y in y0..y1 {
             for x in x0..x1 {
-                let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
-                let (nx, ny) = ((px - mx) / a, ((py - top) / depth).max(0.0));
-                let d = (nx * nx + ny * ny).sqrt();
-                // Soft by a pixel or two: coverage from the distance to the outline.
-                let cov = ((1.0 - d) * a.min(depth) / 1.5).clamp(0.0, 1.0)
-                    * ((py - top) / 1.5 + 0.5).clamp(0.0, 1.0);
-                if cov <= 0.0 {
+                let Some((cov, shade)) = mask.at(x, y) else {
                     continue;
-                }
-                let pleat =
-                    1.0 - 0.12 * ((ny * 3.0 * std::f32::consts::PI).sin().abs() < 0.2) as u8 as f32;
-                let shade = (0.78 + 0.22 * (1.0 - nx * nx).max(0.0)) * pleat;
+                };
                 let p = &mut base.px[y * base.w + x];
                 let alpha = p[3];
                 for c in 0..3 {

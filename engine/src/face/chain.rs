@@ -27,6 +27,7 @@ use super::align::{self, CHIP, Similarity};
 use super::blazeface::{self, Detection, Spec};
 use super::models::{BACK, FRONT, SFACE};
 use super::prepare;
+use super::refine;
 use crate::{Graph, Tensor, cpu};
 
 /// Length of an SFace embedding.
@@ -264,6 +265,39 @@ impl FaceChain {
             detector,
             faces: found.len(),
         }))
+    }
+
+    /// `face` with its box and keypoints refined by the short-range (front-128) model on the
+    /// window [`refine::window`] gives (issue 19's sharper alignment), as the station's
+    /// recogniser refines: the window letterboxed into the model's input like a lane's detection
+    /// window. A face too small to refine, or one the window does not confirm
+    /// ([`refine::pick`]), is returned as it was.
+    pub fn refine(&self, img: Rgb<'_>, face: &Detection) -> Result<Detection, FaceError> {
+        let Some([x0, y0, x1, y1]) = refine::window(face, img.w, img.h) else {
+            return Ok(*face);
+        };
+        let (x0, y0, x1, y1) = (x0 as usize, y0 as usize, x1 as usize, y1 as usize);
+        let mut rgb = Zeroizing::new(Vec::with_capacity((x1 - x0) * (y1 - y0) * 3));
+        for y in y0..y1 {
+            let row = img
+                .rgb
+                .get((y * img.w + x0) * 3..(y * img.w + x1) * 3)
+                .ok_or(FaceError::BadImage)?;
+            rgb.extend_from_slice(row);
+        }
+        let window = Rgb {
+            rgb: &rgb,
+            w: x1 - x0,
+            h: y1 - y0,
+        };
+        let mut found = self.run_detector(
+            &self.front,
+            &blazeface::FRONT_128,
+            "BlazeFace front",
+            window,
+        )?;
+        refine::shift(&mut found, x0 as f32, y0 as f32);
+        Ok(refine::pick(face, &found))
     }
 
     /// The embeddings of `chips`, in one SFace run (a batch of `chips.len()`).

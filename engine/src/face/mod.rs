@@ -8,6 +8,8 @@
 //! - `blazeface`: SSD anchors, box/keypoint decoding, weighted non-maximum suppression, letterbox.
 //! - `align`: the similarity that maps landmarks onto SFace's 112×112 template, and the warp.
 //! - `prepare`: the detector's letterboxed input, packing, cosine and L2 normalisation.
+//! - `refine`: where the short-range model looks again at a large face, and which of its finds
+//!   replaces the face (issue 19's sharper alignment; the chain and the station share it).
 //! - `quality`: cheap, explainable measures of one face (size, pose, exposure, sharpness, occlusion).
 //! - `pad`: the presentation-attack networks' crops and verdict.
 //! - `models`: the model file names and [`models_dir`], the one models-folder lookup.
@@ -25,6 +27,7 @@ mod models;
 pub mod pad;
 pub mod prepare;
 pub mod quality;
+pub mod refine;
 
 pub use blazeface::iou;
 pub use chain::{
