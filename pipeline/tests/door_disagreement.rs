@@ -1,9 +1,9 @@
 //! gated notices a door that does not do what gated told it (issue 15): someone on the door's bus
 //! writes a `hold_open` in gated's own epoch. On the TLS bus only a holder of gated's own
 //! certificate may command a door, so the forger here has it (a stolen key): no access control can
-//! tell it from gated, and gated must see what it did. gated raises the alarm metric and journals the event, keeps control of the
-//! door (its next commands are admitted), and the alarm ends when the operator's release, sent
-//! through gated, puts the door back where gated wants it.
+//! tell it from gated, and gated must see what it did. gated raises the alarm metric and journals the
+//! event, keeps control of the door (its next commands are admitted), and asks for its own mode
+//! again (`DoorWatch::reassert`), which puts the door back and ends the alarm without the operator.
 // Test helpers fail the test by panicking, like the #[test] functions that call them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -94,31 +94,38 @@ async fn a_door_that_disagrees_with_gated_raises_the_alarm_and_gated_keeps_contr
         move |t: &str| value(t, "gate_door_disagreements_total", &["lane=\"L1\"", k]) == Some(1.0)
     };
     metrics_until(&rig, "ack disagreement", kind("kind=\"ack\"")).await;
-    let text = metrics_until(&rig, "mode disagreement", kind("kind=\"mode\"")).await;
+    metrics_until(&rig, "mode disagreement", kind("kind=\"mode\"")).await;
+
+    // gated keeps control: its sequence moved past the forged one, and with no mode command of its
+    // own on the way it asks for its mode (normal) again, which puts the door back by itself.
+    let (back, _) = wait_state(&states, WAIT, |s| {
+        s.epoch == Some(epoch) && s.ack_seq > forged && s.mode == DoorMode::Normal
+    })
+    .await
+    .expect("gated put the door back in its mode");
+    let text = metrics_until(&rig, "cleared alarm", gauge(0.0)).await;
     assert_eq!(
-        value(&text, "gate_door_disagreement", &["lane=\"L1\""]),
+        value(&text, "gate_door_modes_reasserted_total", &["lane=\"L1\""]),
         Some(1.0),
         "{text}"
     );
+    assert_eq!(back.epoch, Some(epoch));
 
-    // gated keeps control: its sequence moved past the forged one and its heartbeats get in.
-    wait_state(&states, Duration::from_secs(3), |s| {
-        s.epoch == Some(epoch) && s.ack_seq > forged
-    })
-    .await
-    .expect("gated's commands admitted after the forgery");
+    // And the operator's commands, through gated, are still admitted.
     let (reply, state) = pipeline::ctl::door(
         rig.station,
         &rig.operator(),
         "L1",
-        DoorAction::Release,
+        DoorAction::HoldClosed,
         WAIT,
     )
     .await
-    .expect("release acknowledged");
+    .expect("hold acknowledged");
     assert!(reply.ok, "{}", reply.message);
-    assert_eq!((state.mode, state.epoch), (DoorMode::Normal, Some(epoch)));
-    metrics_until(&rig, "cleared alarm", gauge(0.0)).await;
+    assert_eq!(
+        (state.mode, state.epoch),
+        (DoorMode::HeldClosed, Some(epoch))
+    );
 
     // The journal writer commits on its own thread: poll until the lines are there.
     let wants = [
