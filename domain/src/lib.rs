@@ -8,6 +8,8 @@
 //!   rotation, crypto-shredding and the centre → station key wrap (`docs/privacy.md`);
 //! - [`changes`]: the signed, sequenced change messages the centre sends and a station verifies, and
 //!   the centre's Ed25519 signing key (`docs/protocol.md`, "Template distribution");
+//! - [`uplink`]: the passages a station reports to the centre, authenticated under a key both derive
+//!   from their X25519 keys (`docs/protocol.md`, "Passage uplink");
 //! - [`store`]: the redb layer under both stores (the centre's and a station's): open with a schema
 //!   version and in-place upgrades, read/write transactions, and the purge that rewrites the file
 //!   after an erasure (`docs/store.md`).
@@ -24,5 +26,6 @@ pub mod ids;
 pub mod seal;
 pub mod store;
 pub mod tickets;
+pub mod uplink;
 
 pub use ids::{IdError, StationId, SubjectId};

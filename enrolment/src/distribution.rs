@@ -16,6 +16,7 @@ use domain::changes::{
 use domain::seal::{self, CentreSecretKey, MasterKey, SealError, StationPublicKey};
 use protocol::keys::{CENTRE_ALIVE, CENTRE_CHANGES, centre_templates};
 
+use crate::ledger::Ledger;
 use crate::store::{Change, ChangeKind, Store, StoreError};
 
 /// Why a change could not be built or the service not started.
@@ -59,7 +60,9 @@ impl Centre {
         let subject = change.subject;
         let state = match change.kind {
             ChangeKind::Erase => None,
-            ChangeKind::Upsert | ChangeKind::Tickets => self.store.subject_state(&subject)?,
+            ChangeKind::Upsert | ChangeKind::Tickets | ChangeKind::Trip => {
+                self.store.subject_state(&subject)?
+            }
         };
         let op = match state {
             None => ChangeOp::Erase { subject },
@@ -72,6 +75,7 @@ impl Centre {
                     sealed: HexBytes(st.sealed.into_bytes()),
                     wrapped_key: HexBytes(wrapped.into_bytes()),
                     tickets: st.tickets,
+                    trip: st.trip,
                 })
             }
         };
@@ -116,8 +120,9 @@ pub struct CentreService {
 }
 
 impl CentreService {
-    /// Declares the liveliness token and the catch-up queryable and starts the publisher. Changes
-    /// committed before this call are not published (stations fetch them by query).
+    /// Declares the liveliness token and the catch-up queryable and starts the publisher and the fare
+    /// ledger (`crate::ledger`). Changes committed before this call are not published (stations
+    /// fetch them by query).
     pub async fn start(
         centre: Arc<Centre>,
         session: &zenoh::Session,
@@ -138,6 +143,10 @@ impl CentreService {
             let c = centre.clone();
             tokio::task::spawn_blocking(move || c.store.head_seq()).await??
         };
+        // The fare ledger pulls the stations' passages; a ride it books as spent is a change to
+        // publish, so it shares the publisher's wake-up.
+        let ledger = Arc::new(Ledger::new(centre.clone())?);
+        tokio::spawn(crate::ledger::run(ledger, session.clone(), notify.clone()));
         let (n, s) = (notify.clone(), session.clone());
         tokio::spawn(async move { publisher(centre, s, n, head).await });
         let token = session

@@ -6,10 +6,12 @@
 //! - [`photo`], [`quality`], [`check`]: bounded photo decoding, the quality thresholds and reasons, one
 //!   request → one template through the face chain (`engine::face`: detect → align → embed, the quality
 //!   measures);
-//! - [`store`]: the centre's redb store (subjects, templates, data keys, tickets, trips, changes, audit)
+//! - [`store`]: the centre's redb store (subjects, templates, data keys, tickets, trips, changes, audit, the fare ledger)
 //!   and [`gallery`], the in-memory 1:N index (`docs/enrolment.md`);
 //! - [`distribution`]: turns the store's change log into signed per-station changes and serves them
-//!   to the stations over zenoh.
+//!   to the stations over zenoh;
+//! - [`ledger`]: pulls the passages each station recorded and books them in the fare ledger (one
+//!   booking per passage; a spent ride becomes a ticket change for every station).
 
 // Gate and enrolment code must fail with an error, never a panic; tests may unwrap.
 #![cfg_attr(
@@ -22,6 +24,7 @@ pub mod config;
 pub mod distribution;
 pub mod form;
 pub mod gallery;
+pub mod ledger;
 pub mod metrics;
 pub mod photo;
 pub mod quality;

@@ -19,6 +19,17 @@ protocol::metric_table! {
     /// Stations export `gate_sync_last_seq`; the difference is how far a station is behind.
     CHANGES_HEAD = "enrold_changes_head_seq", Gauge,
         "Sequence number of the newest template change, which stations sync up to";
+    /// Labelled `station`.
+    LEDGER_PASSAGES = "enrold_ledger_passages_total", Counter,
+        "Passages booked in the fare ledger, by reporting station";
+    LEDGER_CHARGED = "enrold_ledger_charged_total", Counter,
+        "Fares charged by the booked passages, in the smallest currency unit";
+    /// Labelled `kind` (`ride_used_twice`, `exit_without_known_entry`, `entry_over_open_trip`).
+    LEDGER_CONFLICTS = "enrold_ledger_conflicts_total", Counter,
+        "Booked passages that disagree with what the centre knew, flagged for review";
+    /// Labelled `reason` (`malformed`, `version`, `mac`, `station`, `mismatch`).
+    UPLINK_REFUSED = "enrold_uplink_refused_total", Counter,
+        "Passage batches from stations refused before booking";
 }
 
 /// Gives every metric its `# HELP` text and creates the unlabelled counters at 0, so alerts see them
@@ -27,4 +38,5 @@ pub fn describe() {
     protocol::metrics::describe(ALL);
     metrics::counter!(AUTH_FAILURES).absolute(0);
     metrics::counter!(RATE_LIMITED).absolute(0);
+    metrics::counter!(LEDGER_CHARGED).absolute(0);
 }

@@ -1,5 +1,5 @@
 //! `enrold keys init` and `enrold keys rotate` on a real store, then the service on the new key; the
-//! store's schema check; trips persisted from gate decisions.
+//! store's schema check; trips persisted from the passages stations report.
 
 mod common;
 
@@ -8,7 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use chrono::NaiveDate;
 use common::*;
 use domain::seal::{self, KeyId, MasterKey};
-use domain::tickets::{self, Direction, FareTable, Gate, Rider, TicketKind};
+use domain::tickets::{self, Direction, Effect, FareTable, Gate, Rider, TicketKind};
+use domain::uplink::{Numbered, Passage, PassageBatch, UPLINK_VERSION};
 use domain::{StationId, SubjectId};
 use enrolment::store::{AuditKind, Consent, EnrolRow, Store, SubjectRecord};
 
@@ -245,7 +246,10 @@ fn trips_from_gate_decisions_and_schema_check() {
         .and_hms_opt(9, 0, 0)
         .unwrap();
     let noda = StationId::new("noda").unwrap();
-    for (station, direction) in [(&umeda, Direction::Entry), (&noda, Direction::Exit)] {
+    for (seq, (station, direction)) in [(&umeda, Direction::Entry), (&noda, Direction::Exit)]
+        .into_iter()
+        .enumerate()
+    {
         let tks = store.tickets(&id).unwrap().unwrap();
         let open = store.trips(&id, 0, 10).unwrap().unwrap().0;
         let d = tickets::decide(
@@ -263,7 +267,30 @@ fn trips_from_gate_decisions_and_schema_check() {
             },
         );
         assert!(d.allowed(), "{d:?}");
-        store.apply_decision(&d).unwrap();
+        // As the station reports it (`domain::uplink`), each station's first passage.
+        let (trip, spent) = match d.effect {
+            Effect::OpenTrip(t) => (Some(t), None),
+            Effect::CloseTrip { consume, .. } => (None, consume),
+            Effect::None => (None, None),
+        };
+        let passage = Passage {
+            lane: "L1".into(),
+            track: seq as u64,
+            subject: id,
+            trip,
+            spent,
+            record: d.record,
+        };
+        let booked = store
+            .book(&PassageBatch {
+                v: UPLINK_VERSION,
+                station: station.clone(),
+                after: 0,
+                passages: vec![Numbered { seq: 1, passage }],
+                head: 1,
+            })
+            .unwrap();
+        assert_eq!((booked.booked, booked.conflicts.len()), (1, 0));
     }
     let (open, trips) = store.trips(&id, 0, 10).unwrap().unwrap();
     assert!(open.is_none());

@@ -8,6 +8,8 @@
 
 use domain::StationId;
 use domain::changes::{CentreSigningKey, ChangeBatch, ChangeBody, SignedChange};
+use domain::seal::{CentreSecretKey, KeyId, StationSecretKey, UplinkKey};
+use domain::uplink::{PassageBatch, SignedPassages};
 use enrolment::photo::{self, DecodeLimits};
 use protocol::messages as m;
 
@@ -30,6 +32,14 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "sync_body",
         run: sync_body,
+    },
+    Target {
+        name: "uplink_message",
+        run: uplink_message,
+    },
+    Target {
+        name: "uplink_batch",
+        run: uplink_batch,
     },
     Target {
         name: "fare_table",
@@ -116,6 +126,40 @@ pub fn sync_body(data: &[u8]) {
     let key = centre();
     if let Ok(signed) = SignedChange::sign(&key, &body) {
         let _ = signed.verify(&key.verifying_key(), &station);
+    }
+}
+
+/// The uplink key of a fixed station and centre pair (the station's side; the centre derives the
+/// same): the fuzzer cannot forge a MAC, so [`uplink_batch`] makes one for what it builds.
+pub fn uplink_key() -> Option<UplinkKey> {
+    let st = StationSecretKey::from_bytes(KeyId(1), [5; 32]);
+    let centre = CentreSecretKey::from_bytes([6; 32]);
+    UplinkKey::for_station(&st, &station()?, &centre.public_key()).ok()
+}
+
+/// A station's passage batch off the wire, as the centre's ledger decodes it, then its MAC and
+/// batch checks (`domain::uplink`).
+pub fn uplink_message(data: &[u8]) {
+    let (Some(station), Some(key)) = (station(), uplink_key()) else {
+        return;
+    };
+    if let Ok(s) = SignedPassages::decode(data) {
+        let _ = s.open(&key, &station);
+    }
+}
+
+/// What comes after a valid MAC: a batch body (as JSON) authenticated with the right key, then the
+/// centre's whole check (station, sequence run, each passage's consistency).
+pub fn uplink_batch(data: &[u8]) {
+    let (Some(station), Some(key), Ok(batch)) = (
+        station(),
+        uplink_key(),
+        serde_json::from_slice::<PassageBatch>(data),
+    ) else {
+        return;
+    };
+    if let Ok(s) = SignedPassages::seal(&key, &batch) {
+        let _ = s.open(&key, &station);
     }
 }
 

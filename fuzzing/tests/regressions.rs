@@ -104,6 +104,7 @@ fn write_seeds() {
             sealed: HexBytes(sealed.into_bytes()),
             wrapped_key: HexBytes(wrapped.into_bytes()),
             tickets: vec![],
+            trip: None,
         }),
     };
     let erase = ChangeBody {
@@ -130,12 +131,75 @@ fn write_seeds() {
     write("sync_message", "upsert.json", &changes[0].encode());
     let batch = ChangeBatch {
         v: 1,
-        station,
+        station: station.clone(),
         after: 2,
         changes,
         head: 4,
     };
     write("sync_message", "batch.json", &batch.encode());
+    // A station's passages, in and out: the body for `uplink_batch`, sealed for `uplink_message`.
+    let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 5)
+        .unwrap()
+        .and_hms_opt(8, 0, 0)
+        .unwrap();
+    let record = |direction, minutes: i64| domain::tickets::TripRecord {
+        subject,
+        station: station.clone(),
+        direction,
+        at: at + chrono::Duration::minutes(minutes),
+        service_day: at.date(),
+        verdict: domain::tickets::Verdict::Allow,
+        ticket: Some(domain::tickets::TicketId(3)),
+        entry_station: (direction == domain::tickets::Direction::Exit).then(|| station.clone()),
+        fare: (direction == domain::tickets::Direction::Exit).then_some(150),
+        charged: 0,
+    };
+    let trip = domain::tickets::OpenTrip {
+        entry_station: station.clone(),
+        entered_at: at,
+        service_day: at.date(),
+        ticket: domain::tickets::TicketId(3),
+    };
+    let passages = vec![
+        domain::uplink::Numbered {
+            seq: 8,
+            passage: domain::uplink::Passage {
+                lane: "L1".into(),
+                track: 12,
+                subject,
+                trip: Some(trip),
+                spent: None,
+                record: record(domain::tickets::Direction::Entry, 0),
+            },
+        },
+        domain::uplink::Numbered {
+            seq: 9,
+            passage: domain::uplink::Passage {
+                lane: "L2".into(),
+                track: 40,
+                subject,
+                trip: None,
+                spent: Some(domain::tickets::TicketId(3)),
+                record: record(domain::tickets::Direction::Exit, 25),
+            },
+        },
+    ];
+    let uplink = domain::uplink::PassageBatch {
+        v: 1,
+        station: station.clone(),
+        after: 7,
+        passages,
+        head: 9,
+    };
+    write(
+        "uplink_batch",
+        "in_and_out.json",
+        &serde_json::to_vec(&uplink).unwrap(),
+    );
+    let sealed =
+        domain::uplink::SignedPassages::seal(&fuzz_entries::uplink_key().unwrap(), &uplink)
+            .unwrap();
+    write("uplink_message", "in_and_out.json", &sealed.encode());
     // Small photos of both accepted formats: the decoder's whole path, quickly.
     let img = image::RgbImage::from_fn(24, 16, |x, y| {
         image::Rgb([(x * 10) as u8, (y * 15) as u8, 90])
@@ -166,4 +230,13 @@ fn file_seeds_are_accepted() {
         Path::new("default.json"),
     )
     .unwrap();
+    // The uplink seed is a batch the centre would book: its MAC and every check pass.
+    let station = domain::StationId::new("fuzz-station").unwrap();
+    let batch = domain::uplink::SignedPassages::decode(
+        read("fuzz/seeds/uplink_message/in_and_out.json").as_bytes(),
+    )
+    .unwrap()
+    .open(&fuzz_entries::uplink_key().unwrap(), &station)
+    .unwrap();
+    assert_eq!(batch.passages.len(), 2);
 }

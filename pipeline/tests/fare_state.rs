@@ -67,7 +67,7 @@ fn pass_gate(
     dir: Direction,
     h: u32,
 ) -> String {
-    let d = desk.judge(who, tickets, dir, at(h));
+    let d = desk.judge(who, tickets, None, dir, at(h));
     let changes = desk.take_changes();
     let passages: Vec<Passage> = changes.iter().map(|c| c.passage("L1", 7)).collect();
     store.commit_passages(&passages, &[]).unwrap();
@@ -146,7 +146,7 @@ fn a_refused_write_is_undone_in_the_desk() {
     let who = SubjectId::random().unwrap();
     let pass = [day_pass(1)];
     assert!(matches!(
-        d.judge(who, &pass, Direction::Entry, at(8)).verdict,
+        d.judge(who, &pass, None, Direction::Entry, at(8)).verdict,
         Verdict::Allow
     ));
     let changes = d.take_changes();
@@ -155,7 +155,7 @@ fn a_refused_write_is_undone_in_the_desk() {
     d.revert(&changes);
     assert_eq!(d.open_trips(), 0);
     assert!(matches!(
-        d.judge(who, &pass, Direction::Entry, at(8)).verdict,
+        d.judge(who, &pass, None, Direction::Entry, at(8)).verdict,
         Verdict::Allow
     ));
 }

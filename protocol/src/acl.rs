@@ -77,6 +77,12 @@ pub const FLOWS: &[Flow] = &[
         holder: &[Enrold],
         watchers: &[Gated],
     },
+    publish("gate/*/passage-head", &[Gated], &[Enrold]),
+    Flow::Queryable {
+        key: "gate/*/passages",
+        owner: &[Gated],
+        askers: &[Enrold],
+    },
 ];
 
 /// Every message each flow needs, in both directions: what the policy and the doc table list.

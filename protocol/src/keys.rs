@@ -35,6 +35,15 @@ pub fn centre_templates(station: &str) -> String {
     format!("gate/centre/templates/{station}")
 }
 
+/// Every station's passage-head hint, for the centre's ledger (`Keys::passage_head`).
+pub const ALL_PASSAGE_HEADS: &str = "gate/*/passage-head";
+
+/// The station id inside a concrete `gate/{station}/passage-head` key.
+pub fn station_of_passage_head(key: &str) -> Option<&str> {
+    let station = key.strip_prefix("gate/")?.strip_suffix("/passage-head")?;
+    validate_id(station).ok().map(|_| station)
+}
+
 /// Builds the key expressions of one station.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -117,6 +126,16 @@ impl Keys {
         format!("gate/{}/ctl", self.station)
     }
 
+    /// Queryable of `gated` for its recorded passages, asked by the centre's ledger
+    /// (`docs/protocol.md`, "Passage uplink").
+    pub fn passages(&self) -> String {
+        format!("gate/{}/passages", self.station)
+    }
+    /// The station's last passage sequence, put after each commit: a hint for the centre to ask.
+    pub fn passage_head(&self) -> String {
+        format!("gate/{}/passage-head", self.station)
+    }
+
     /// The lane id inside a concrete per-lane key of this station (`gate/{station}/{lane}/...`).
     pub fn lane_of<'a>(&self, key: &'a str) -> Option<&'a str> {
         let rest = key
@@ -150,6 +169,15 @@ mod tests {
         );
         assert_eq!(CENTRE_CHANGES, "gate/centre/changes");
         assert_eq!(CENTRE_ALIVE, "gate/centre/alive");
+    }
+
+    #[test]
+    fn passage_keys() {
+        let k = Keys::new("umeda").expect("station id");
+        assert_eq!(k.passages(), "gate/umeda/passages");
+        assert_eq!(station_of_passage_head(&k.passage_head()), Some("umeda"));
+        assert_eq!(station_of_passage_head("gate/a/b/passage-head"), None);
+        assert_eq!(station_of_passage_head("gate/*/passage-head"), None);
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub use keys::{CentreSigningKey, CentreVerifyingKey, public_from_hex, public_to_
 
 use crate::ids::{StationId, SubjectId};
 use crate::seal::{SealedTemplate, StationWrappedKey};
-use crate::tickets::Ticket;
+use crate::tickets::{CentreTrip, Ticket};
 
 /// The `v` of every distribution payload this build writes and reads.
 pub const SYNC_VERSION: u32 = 1;
@@ -115,6 +115,9 @@ pub struct Upsert {
     /// The data key wrapped for this station, `seal` format `S` (110 bytes).
     pub wrapped_key: HexBytes,
     pub tickets: Vec<Ticket>,
+    /// The centre's view of the subject's trip; absent until a passage of the subject is booked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trip: Option<CentreTrip>,
 }
 
 impl ChangeOp {
@@ -163,6 +166,7 @@ pub enum VerifiedOp {
         sealed: SealedTemplate,
         wrapped: StationWrappedKey,
         tickets: Vec<Ticket>,
+        trip: Option<CentreTrip>,
     },
     Erase {
         subject: SubjectId,
@@ -246,6 +250,7 @@ impl SignedChange {
                     sealed,
                     wrapped: StationWrappedKey::from_bytes(u.wrapped_key.0)?,
                     tickets: u.tickets,
+                    trip: u.trip,
                 }
             }
         };
@@ -279,11 +284,18 @@ fn signed_bytes(body: &str) -> Vec<u8> {
 }
 
 fn check_version(v: &serde_json::Value) -> Result<(), ChangeError> {
+    version_check(v, SYNC_VERSION).map_err(|found| match found {
+        Some(found) => ChangeError::Version { found },
+        None => ChangeError::Invalid("no numeric field v".into()),
+    })
+}
+
+/// A payload's numeric `v` against `want`: the version found when it differs, `None` when there is
+/// no numeric `v`. Shared by every signed or authenticated payload of this crate.
+pub(crate) fn version_check(v: &serde_json::Value, want: u32) -> Result<(), Option<u32>> {
     match v.get("v").and_then(|v| v.as_u64()) {
-        Some(found) if found == u64::from(SYNC_VERSION) => Ok(()),
-        Some(found) => Err(ChangeError::Version {
-            found: u32::try_from(found).unwrap_or(u32::MAX),
-        }),
-        None => Err(ChangeError::Invalid("no numeric field v".into())),
+        Some(found) if found == u64::from(want) => Ok(()),
+        Some(found) => Err(Some(u32::try_from(found).unwrap_or(u32::MAX))),
+        None => Err(None),
     }
 }

@@ -19,6 +19,7 @@ fn upsert_body(station: &StationId, seq: u64) -> (ChangeBody, StationSecretKey, 
             sealed: HexBytes(sealed.into_bytes()),
             wrapped_key: HexBytes(wrapped.into_bytes()),
             tickets: vec![],
+            trip: None,
         }),
     };
     (body, st, centre)

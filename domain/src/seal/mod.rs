@@ -41,7 +41,7 @@ use zeroize::Zeroizing;
 pub use keys::{DataKey, KeyId, MasterKey, read_key_file, write_key_file};
 pub use station::{
     CentrePublicKey, CentreSecretKey, StationPublicKey, StationSecretKey, StationWrappedKey,
-    open_from_centre, wrap_for_station,
+    UplinkKey, open_from_centre, wrap_for_station,
 };
 pub use template::{
     SealedTemplate, TEMPLATE_DIM, Template, WrappedDataKey, open_subject, open_template,

@@ -31,6 +31,7 @@ const KIND_STATION: u8 = b'S';
 const PREFIX_LEN: usize = HEADER_LEN + KEY_LEN;
 const STATION_WRAP_LEN: usize = PREFIX_LEN + NONCE_LEN + KEY_LEN + TAG_LEN;
 const INFO_LABEL: &[u8] = b"gate-station-wrap-v1";
+const UPLINK_LABEL: &[u8] = b"gate-station-uplink-v1";
 
 /// A station's secret key. Zeroized on drop (by x25519-dalek).
 pub struct StationSecretKey {
@@ -259,4 +260,67 @@ pub fn open_from_centre(
         &ad_suffix(subject, station_id),
     )?;
     DataKey::from_plaintext(&plain).ok_or(SealError::Authentication { what })
+}
+
+/// The key a station authenticates its reports to the centre with (its passages, `crate::uplink`).
+/// Both ends compute it from the static X25519 keys they already hold (station secret × centre
+/// public, centre secret × station public), so nothing new is provisioned or registered, and only
+/// this station (or the centre) can make a report the centre accepts under this station's name.
+///
+/// UK = HKDF-SHA256(salt: none, ikm: DH(C, S), info: "gate-station-uplink-v1" ‖ S_pub ‖ C_pub ‖ station id)
+pub struct UplinkKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl UplinkKey {
+    /// Station side.
+    pub fn for_station(
+        station_key: &StationSecretKey,
+        station_id: &StationId,
+        centre: &CentrePublicKey,
+    ) -> Result<Self, SealError> {
+        let dh = station_key
+            .secret
+            .diffie_hellman(&PublicKey::from(centre.0));
+        uplink_key(&dh, &station_key.public_key().key, &centre.0, station_id)
+    }
+
+    /// Centre side, for the station registered with `station`.
+    pub fn for_centre(
+        centre: &CentreSecretKey,
+        station_id: &StationId,
+        station: &StationPublicKey,
+    ) -> Result<Self, SealError> {
+        let dh = centre.0.diffie_hellman(&PublicKey::from(station.key));
+        uplink_key(&dh, &station.key, &centre.public_key().0, station_id)
+    }
+
+    pub fn bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for UplinkKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UplinkKey(..)")
+    }
+}
+
+fn uplink_key(
+    dh: &SharedSecret,
+    station_pub: &[u8; 32],
+    centre_pub: &[u8; 32],
+    station_id: &StationId,
+) -> Result<UplinkKey, SealError> {
+    if !dh.was_contributory() {
+        return Err(SealError::WeakKey);
+    }
+    let mut info = Vec::with_capacity(UPLINK_LABEL.len() + 64 + station_id.as_str().len());
+    info.extend_from_slice(UPLINK_LABEL);
+    info.extend_from_slice(station_pub);
+    info.extend_from_slice(centre_pub);
+    info.extend_from_slice(station_id.as_str().as_bytes());
+    let mut okm = Zeroizing::new([0u8; KEY_LEN]);
+    Hkdf::<Sha256>::new(None, dh.as_bytes())
+        .expand(&info, okm.as_mut())
+        .map_err(|_| SealError::Encrypt { what: "uplink key" })?;
+    Ok(UplinkKey(okm))
 }

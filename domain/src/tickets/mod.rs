@@ -102,6 +102,18 @@ pub struct OpenTrip {
     pub ticket: TicketId,
 }
 
+/// The centre's view of a subject's trip, sent to every station with the subject's tickets: what
+/// the passages booked from all stations leave open, as of the latest of them. A station judges by
+/// whichever is newer, this or its own last passage of the subject (`docs/tickets.md`, "Across the
+/// network"), so an entry at one station is known at the exit of another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentreTrip {
+    pub open: Option<OpenTrip>,
+    /// The time of the latest booked passage (the station's clock, as in its `TripRecord`).
+    pub as_of: NaiveDateTime,
+}
+
 /// What the rules need to know about the subject at the lane.
 #[derive(Debug, Clone, Copy)]
 pub struct Rider<'a> {

@@ -5,6 +5,7 @@
 //! an acknowledged request survives a crash and a crash never leaves half of one. Nothing biometric is
 //! stored except sealed templates (opaque AEAD blobs); photos never reach this module.
 
+mod ledger;
 mod ops;
 mod state;
 #[cfg(test)]
@@ -18,12 +19,15 @@ use domain::store::{Db, DbError, META, OnDb, Opened, Schema, copy_table};
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
+pub use ledger::{Booked, Conflict, LedgerRow, LedgerTotals};
 pub use ops::EnrolRow;
 pub use state::SubjectState;
 
+/// 2 added the fare ledger (`ledger`, `uplink_heads`, `trip_as_of`); a version-1 file is upgraded in place (the
+/// new tables are created, nothing else is touched).
 pub const SCHEMA: Schema = Schema {
-    version: 1,
-    upgrades_from: &[],
+    version: 2,
+    upgrades_from: &[1],
 };
 
 type Sid = [u8; 16];
@@ -51,6 +55,12 @@ pub enum StoreError {
     SubjectExists(SubjectId),
     #[error("key rotation: {0}")]
     Rotation(String),
+    #[error("passages of {station} after {after}, but only {head} are booked: a gap")]
+    UplinkGap {
+        station: domain::StationId,
+        head: u64,
+        after: u64,
+    },
 }
 
 /// The consent record kept with every subject.
@@ -108,6 +118,8 @@ pub enum ChangeKind {
     Erase = 2,
     /// The subject's tickets changed.
     Tickets = 3,
+    /// A booked passage changed the subject's open trip (`ledger`).
+    Trip = 4,
 }
 
 impl ChangeKind {
@@ -116,6 +128,7 @@ impl ChangeKind {
             1 => Some(Self::Upsert),
             2 => Some(Self::Erase),
             3 => Some(Self::Tickets),
+            4 => Some(Self::Trip),
             _ => None,
         }
     }
@@ -136,6 +149,8 @@ pub enum AuditKind {
     Unlink,
     Erase,
     KeyRotation,
+    /// A station reported a single ride spent (`actor`: the station).
+    Spend,
 }
 
 /// One audit line: who/what/when, never biometric data.
@@ -179,6 +194,9 @@ impl Store {
             tx.open_table(TRIPS)?;
             tx.open_table(CHANGES)?;
             tx.open_table(AUDIT)?;
+            tx.open_table(ledger::LEDGER)?;
+            tx.open_table(ledger::UPLINK_HEADS)?;
+            tx.open_table(ledger::TRIP_AS_OF)?;
             Ok(())
         })?;
         Ok(Self { db })
@@ -202,6 +220,9 @@ impl Store {
             copy_table(r, w, TICKETS)?;
             copy_table(r, w, TRIPS)?;
             copy_table(r, w, CHANGES)?;
+            copy_table(r, w, ledger::LEDGER)?;
+            copy_table(r, w, ledger::UPLINK_HEADS)?;
+            copy_table(r, w, ledger::TRIP_AS_OF)?;
             copy_table(r, w, AUDIT)
         })?)
     }

@@ -5,12 +5,12 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteT
 
 use super::{
     AUDIT, AuditEvent, AuditKind, CHANGES, ChangeKind, DATA_KEYS, MASTER_KEY_ID, NEXT_TICKET,
-    NEXT_TRIP, OPEN_TRIPS, SUBJECTS, Store, StoreError, SubjectRecord, TEMPLATES, TICKETS, TRIPS,
+    OPEN_TRIPS, SUBJECTS, Store, StoreError, SubjectRecord, TEMPLATES, TICKETS, TRIPS,
 };
 use domain::SubjectId;
 use domain::seal::{SealedTemplate, WrappedDataKey};
 use domain::store::{META, OnDb};
-use domain::tickets::{Decision, Effect, OpenTrip, Ticket, TicketId, TicketKind, TripRecord};
+use domain::tickets::{OpenTrip, Ticket, TicketId, TicketKind, TripRecord};
 
 /// What enrolment writes for one subject.
 pub struct EnrolRow<'a> {
@@ -33,7 +33,7 @@ impl Store {
     }
 
     /// Appends a change and an audit event inside `tx`; returns the change's sequence.
-    fn log(
+    pub(super) fn log(
         &self,
         tx: &WriteTransaction,
         change: Option<(SubjectId, ChangeKind)>,
@@ -41,15 +41,27 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut seq = 0;
         if let Some((subject, kind)) = change {
-            let mut c = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
-            seq = next_seq(&c).map_err(|e| self.err(e))?;
-            c.insert(seq, (*subject.as_bytes(), kind as u8))
-                .map_err(|e| self.err(e))?;
+            seq = self.log_change(tx, subject, kind)?;
         }
         let mut a = tx.open_table(AUDIT).map_err(|e| self.err(e))?;
         let n = next_seq(&a).map_err(|e| self.err(e))?;
         let bytes = serde_json::to_vec(event).map_err(|e| self.corrupt("audit", n, e))?;
         a.insert(n, bytes.as_slice()).map_err(|e| self.err(e))?;
+        Ok(seq)
+    }
+
+    /// Appends a change for the stations inside `tx` (no audit event: a booked passage is in the
+    /// ledger); returns its sequence.
+    pub(super) fn log_change(
+        &self,
+        tx: &WriteTransaction,
+        subject: SubjectId,
+        kind: ChangeKind,
+    ) -> Result<u64, StoreError> {
+        let mut c = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
+        let seq = next_seq(&c).map_err(|e| self.err(e))?;
+        c.insert(seq, (*subject.as_bytes(), kind as u8))
+            .map_err(|e| self.err(e))?;
         Ok(seq)
     }
 
@@ -61,7 +73,7 @@ impl Store {
         }
     }
 
-    fn bump(&self, tx: &WriteTransaction, key: &str) -> Result<u64, StoreError> {
+    pub(super) fn bump(&self, tx: &WriteTransaction, key: &str) -> Result<u64, StoreError> {
         let mut m = tx.open_table(META).map_err(|e| self.err(e))?;
         let v = m
             .get(key)
@@ -298,72 +310,6 @@ impl Store {
         Ok(Some((open, out)))
     }
 
-    /// Persists a gate decision for the subject: its effect on the open trip and tickets, and its
-    /// journal record, in one transaction (the station reports come through here once distribution
-    /// exists). Returns the record's sequence.
-    pub fn apply_decision(&self, decision: &Decision) -> Result<u64, StoreError> {
-        let id = decision.record.subject;
-        let record =
-            serde_json::to_vec(&decision.record).map_err(|e| self.corrupt("trips", id, e))?;
-        self.write(|tx| {
-            self.require_subject(tx, &id)?;
-            let mut open = tx.open_table(OPEN_TRIPS).map_err(|e| self.err(e))?;
-            match &decision.effect {
-                Effect::None => {}
-                Effect::OpenTrip(trip) => {
-                    let v =
-                        serde_json::to_vec(trip).map_err(|e| self.corrupt("open_trips", id, e))?;
-                    open.insert(id.as_bytes(), v.as_slice())
-                        .map_err(|e| self.err(e))?;
-                }
-                Effect::CloseTrip { consume, .. } => {
-                    open.remove(id.as_bytes()).map_err(|e| self.err(e))?;
-                    if let Some(t) = consume {
-                        self.consume(tx, &id, *t)?;
-                    }
-                }
-            }
-            let seq = self.bump(tx, NEXT_TRIP)?;
-            tx.open_table(TRIPS)
-                .map_err(|e| self.err(e))?
-                .insert((*id.as_bytes(), seq), record.as_slice())
-                .map_err(|e| self.err(e))?;
-            Ok(seq)
-        })
-    }
-
-    fn consume(
-        &self,
-        tx: &WriteTransaction,
-        id: &SubjectId,
-        t: TicketId,
-    ) -> Result<(), StoreError> {
-        let mut tickets = tx.open_table(TICKETS).map_err(|e| self.err(e))?;
-        let key = (*id.as_bytes(), t.0);
-        let kind = match tickets.get(key).map_err(|e| self.err(e))? {
-            Some(v) => serde_json::from_slice::<TicketKind>(v.value())
-                .map_err(|e| self.corrupt("tickets", t.0, e))?,
-            None => return Ok(()),
-        };
-        if let TicketKind::SingleRide {
-            origin,
-            valid_on,
-            value,
-            ..
-        } = kind
-        {
-            let used = TicketKind::SingleRide {
-                origin,
-                valid_on,
-                value,
-                used: true,
-            };
-            let v = serde_json::to_vec(&used).map_err(|e| self.corrupt("tickets", t.0, e))?;
-            tickets.insert(key, v.as_slice()).map_err(|e| self.err(e))?;
-        }
-        Ok(())
-    }
-
     /// Erasure: deletes every row of the subject (record, sealed template, wrapped data key — the
     /// crypto-shredding — tickets, open trip, trips) and appends the erase change and audit event, in
     /// one transaction; then purges the file (rewrites it without the freed pages, as the stations
@@ -380,7 +326,7 @@ impl Store {
             if !existed {
                 return Ok(None);
             }
-            for table in [DATA_KEYS, TEMPLATES, OPEN_TRIPS] {
+            for table in [DATA_KEYS, TEMPLATES, OPEN_TRIPS, super::ledger::TRIP_AS_OF] {
                 tx.open_table(table)
                     .map_err(|e| self.err(e))?
                     .remove(id.as_bytes())

@@ -6,7 +6,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use super::{CHANGES, DATA_KEYS, SUBJECTS, Store, StoreError, SubjectRecord, TEMPLATES, TICKETS};
 use domain::SubjectId;
 use domain::seal::{SealedTemplate, WrappedDataKey};
-use domain::tickets::{Ticket, TicketId};
+use domain::tickets::{CentreTrip, Ticket, TicketId};
 
 /// What the stations need of one enrolled subject, read in one transaction.
 pub struct SubjectState {
@@ -14,6 +14,8 @@ pub struct SubjectState {
     pub wrapped: WrappedDataKey,
     pub sealed: SealedTemplate,
     pub tickets: Vec<Ticket>,
+    /// The centre's view of its trip (`None` before its first booked passage).
+    pub trip: Option<CentreTrip>,
 }
 
 impl Store {
@@ -65,11 +67,13 @@ impl Store {
                 kind,
             });
         }
+        let trip = self.centre_trip(&tx, id)?;
         Ok(Some(SubjectState {
             record,
             wrapped,
             sealed,
             tickets,
+            trip,
         }))
     }
 }

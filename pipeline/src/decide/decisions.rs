@@ -198,7 +198,7 @@ impl Decisions {
             let id = numbers.get(n)?;
             let g = gallery.read();
             let tickets = g.tickets(&id)?.to_vec();
-            Some((id, tickets))
+            Some((id, (tickets, g.trip(&id).cloned())))
         };
         let now = chrono::Local::now().naive_local();
         let mut vs = verdicts(

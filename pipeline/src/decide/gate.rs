@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDateTime;
 use domain::tickets::{
-    self, Direction, Effect, FareTable, Gate, OpenTrip, Rider, Ticket, TicketId, TicketKind,
-    TripRecord, Verdict,
+    self, CentreTrip, Direction, Effect, FareTable, Gate, OpenTrip, Rider, Ticket, TicketId,
+    TicketKind, TripRecord, Verdict,
 };
 use domain::{StationId, SubjectId};
 use protocol::Outcome;
@@ -44,9 +44,12 @@ pub struct TicketDesk {
     table: FareTable,
     station: StationId,
     /// Trips opened here and not yet closed, restored from the store at start. A trip entered at
-    /// another station is known only to the centre (not synced to stations yet), so exits of those
-    /// are refused with `no_entry` — documented in docs/tickets.md.
+    /// another station comes with the centre's view of the subject ([`CentreTrip`]); the newer of
+    /// the two is what the rules see (docs/tickets.md, "Across the network").
     open_trips: HashMap<SubjectId, OpenTrip>,
+    /// When each subject last passed here (this run): a centre view older than that does not
+    /// override what happened here since.
+    last_here: HashMap<SubjectId, NaiveDateTime>,
     /// Single rides spent at this station: refused as used even while the centre's copy of the
     /// ticket still says unused.
     spent: HashSet<TicketId>,
@@ -60,6 +63,8 @@ pub struct TicketDesk {
 pub struct TripChange {
     pub subject: SubjectId,
     pub before: Option<OpenTrip>,
+    /// The subject's last passage here before this one (restored by [`TicketDesk::revert`]).
+    pub before_here: Option<NaiveDateTime>,
     pub after: Option<OpenTrip>,
     pub spent: Option<TicketId>,
     pub record: TripRecord,
@@ -85,6 +90,7 @@ impl TicketDesk {
             table,
             station,
             open_trips: HashMap::new(),
+            last_here: HashMap::new(),
             spent: HashSet::new(),
             pending: Vec::new(),
             keep_trips: true,
@@ -109,11 +115,12 @@ impl TicketDesk {
     }
 
     /// Judges one identified walker and, when allowed, applies the trip change (and keeps it for
-    /// the store).
+    /// the store). `centre` is the centre's view of the subject's trip (from the gallery).
     pub fn judge(
         &mut self,
         subject: SubjectId,
         tickets: &[Ticket],
+        centre: Option<&CentreTrip>,
         direction: Direction,
         at: NaiveDateTime,
     ) -> tickets::Decision {
@@ -127,10 +134,15 @@ impl TicketDesk {
                 t
             })
             .collect();
+        let open_trip = if self.keep_trips {
+            self.open_trip(subject, centre)
+        } else {
+            None
+        };
         let rider = Rider {
             subject,
             tickets: &tickets,
-            open_trip: self.open_trips.get(&subject),
+            open_trip: open_trip.as_ref(),
             postpay: false,
         };
         let gate = Gate {
@@ -142,27 +154,44 @@ impl TicketDesk {
         if !self.keep_trips {
             return d;
         }
-        let before = self.open_trips.get(&subject).cloned();
         let (after, spent) = match &d.effect {
             Effect::OpenTrip(t) => (Some(t.clone()), None),
             Effect::CloseTrip { consume, .. } => (None, *consume),
             Effect::None => return d,
         };
-        match &after {
+        let before = match &after {
             Some(t) => self.open_trips.insert(subject, t.clone()),
             None => self.open_trips.remove(&subject),
         };
+        let before_here = self.last_here.insert(subject, at);
         if let Some(t) = spent {
             self.spent.insert(t);
         }
         self.pending.push(TripChange {
             subject,
             before,
+            before_here,
             after,
             spent,
             record: d.record.clone(),
         });
         d
+    }
+
+    /// The subject's open trip as the rules see it: the centre's view when it is newer than the
+    /// subject's last passage here (an entry at another station, or an exit there of a trip
+    /// entered here), else this station's own.
+    fn open_trip(&self, subject: SubjectId, centre: Option<&CentreTrip>) -> Option<OpenTrip> {
+        let local = self.open_trips.get(&subject);
+        let here = self
+            .last_here
+            .get(&subject)
+            .copied()
+            .or_else(|| local.map(|t| t.entered_at));
+        match centre {
+            Some(c) if here.is_none_or(|h| c.as_of > h) => c.open.clone(),
+            _ => local.cloned(),
+        }
     }
 
     /// The changes made since the last call, oldest first.
@@ -177,6 +206,10 @@ impl TicketDesk {
                 Some(t) => self.open_trips.insert(c.subject, t.clone()),
                 None => self.open_trips.remove(&c.subject),
             };
+            match c.before_here {
+                Some(t) => self.last_here.insert(c.subject, t),
+                None => self.last_here.remove(&c.subject),
+            };
             if let Some(t) = c.spent {
                 self.spent.remove(&t);
             }
@@ -184,13 +217,17 @@ impl TicketDesk {
     }
 }
 
-/// Turns one update's events into verdicts. `resolve` maps a matcher subject to its id and tickets
+/// What the deciders know of a subject's fare from the gallery: its tickets and the centre's view
+/// of its trip.
+pub type Fare = (Vec<Ticket>, Option<CentreTrip>);
+
+/// Turns one update's events into verdicts. `resolve` maps a matcher subject to its id and fare
 /// (`None`: erased since the frame was matched — treated as unknown); `in_zone` is the number of
 /// tracks inside the lane zone now.
 pub fn verdicts(
     events: &[Event],
     in_zone: usize,
-    resolve: &mut dyn FnMut(u32) -> Option<(SubjectId, Vec<Ticket>)>,
+    resolve: &mut dyn FnMut(u32) -> Option<(SubjectId, Fare)>,
     desk: &mut TicketDesk,
     direction: Direction,
     at: NaiveDateTime,
@@ -226,7 +263,7 @@ pub fn verdicts(
                     door,
                     arch,
                 };
-                let Some((id, tickets)) = resolve(evidence.subject.0) else {
+                let Some((id, (tickets, centre))) = resolve(evidence.subject.0) else {
                     out.push(base(Outcome::Closed, "unknown", None, None, None));
                     continue;
                 };
@@ -241,7 +278,7 @@ pub fn verdicts(
                     ));
                     continue;
                 }
-                let d = desk.judge(id, &tickets, direction, at);
+                let d = desk.judge(id, &tickets, centre.as_ref(), direction, at);
                 out.push(match d.verdict {
                     Verdict::Allow => base(
                         Outcome::Open,
@@ -412,7 +449,7 @@ mod tests {
             let (ids, tickets) = (&self.ids, &self.tickets);
             let mut resolve = |n: u32| {
                 let n = n as usize;
-                Some((*ids.get(n)?, tickets.get(n)?.clone()))
+                Some((*ids.get(n)?, (tickets.get(n)?.clone(), None)))
             };
             verdicts(
                 events,

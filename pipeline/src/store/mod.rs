@@ -22,12 +22,12 @@ pub use templates::{LAST_SEQ, RowOp, TemplateRow};
 pub use trips::{FareState, Passage};
 
 /// 2 added the template tables (`sync_templates`, `meta.sync_last_seq`); 3 the fare state (`trips`,
-/// `spent_rides`, `passages`). Older files are migrated in place (the new tables are created, nothing
-/// else is touched).
-pub const SCHEMA_VERSION: u64 = 3;
+/// `spent_rides`, `passages`); 4 the centre's view of each subject's trip (`centre_trips`). Older
+/// files are migrated in place (the new tables are created, nothing else is touched).
+pub const SCHEMA_VERSION: u64 = 4;
 const SCHEMA: Schema = Schema {
     version: SCHEMA_VERSION,
-    upgrades_from: &[1, 2],
+    upgrades_from: &[1, 2, 3],
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,8 @@ pub enum StoreError {
 /// [`Store::purge_rewrite`].
 pub struct Store {
     db: Db,
+    /// The last passage sequence committed (`trips`), for the uplink to tell the centre at once.
+    passage_head: tokio::sync::watch::Sender<u64>,
 }
 
 impl OnDb for Store {
@@ -64,6 +66,7 @@ impl Store {
         let (db, opened) = Db::open(path, SCHEMA, |tx, _| {
             tx.open_table(journal::JOURNAL)?;
             tx.open_table(templates::TEMPLATES)?;
+            tx.open_table(templates::CENTRE_TRIPS)?;
             tx.open_table(trips::TRIPS)?;
             tx.open_table(trips::SPENT)?;
             tx.open_table(trips::PASSAGES)?;
@@ -72,7 +75,13 @@ impl Store {
         if let Opened::Upgraded { from } = opened {
             info!(path = %path.display(), from, to = SCHEMA_VERSION, "store migrated");
         }
-        Ok(Self { db })
+        let mut store = Self {
+            db,
+            passage_head: tokio::sync::watch::Sender::new(0),
+        };
+        let head = store.fare_state()?.passages;
+        store.passage_head = tokio::sync::watch::Sender::new(head);
+        Ok(store)
     }
 
     pub fn path(&self) -> &Path {
@@ -86,6 +95,7 @@ impl Store {
         Ok(self.db.purge(|r, w| {
             copy_table(r, w, journal::JOURNAL)?;
             copy_table(r, w, templates::TEMPLATES)?;
+            copy_table(r, w, templates::CENTRE_TRIPS)?;
             copy_table(r, w, trips::TRIPS)?;
             copy_table(r, w, trips::SPENT)?;
             copy_table(r, w, trips::PASSAGES)

@@ -3,7 +3,7 @@
 use domain::SubjectId;
 use domain::seal::{SealedTemplate, StationWrappedKey};
 use domain::store::{META, OnDb};
-use domain::tickets::Ticket;
+use domain::tickets::{CentreTrip, Ticket};
 use redb::{ReadableTable, TableDefinition};
 
 use super::{Store, StoreError};
@@ -13,6 +13,10 @@ use super::{Store, StoreError};
 type Row<'a> = (u32, &'a [u8], &'a [u8], &'a [u8]);
 pub(super) const TEMPLATES: TableDefinition<[u8; 16], Row<'static>> =
     TableDefinition::new("sync_templates");
+/// subject → JSON `CentreTrip`: the centre's view of the subject's trip, from the same changes
+/// (schema version 4).
+pub(super) const CENTRE_TRIPS: TableDefinition<[u8; 16], &[u8]> =
+    TableDefinition::new("centre_trips");
 /// In `meta`: the last change sequence applied.
 pub const LAST_SEQ: &str = "sync_last_seq";
 
@@ -23,6 +27,8 @@ pub struct TemplateRow {
     pub sealed: SealedTemplate,
     pub wrapped: StationWrappedKey,
     pub tickets: Vec<Ticket>,
+    /// The centre's view of the subject's trip (`None` before its first booked passage).
+    pub trip: Option<CentreTrip>,
 }
 
 /// A verified change, ready to write.
@@ -62,6 +68,7 @@ impl Store {
             };
             {
                 let mut t = tx.open_table(TEMPLATES).map_err(|e| self.err(e))?;
+                let mut trips = tx.open_table(CENTRE_TRIPS).map_err(|e| self.err(e))?;
                 for op in ops {
                     match op {
                         RowOp::Upsert(id, row) => {
@@ -77,9 +84,22 @@ impl Store {
                                 ),
                             )
                             .map_err(|e| self.err(e))?;
+                            match &row.trip {
+                                Some(trip) => {
+                                    let bytes = serde_json::to_vec(trip)
+                                        .map_err(|e| self.corrupt("centre_trips", id, e))?;
+                                    trips
+                                        .insert(id.as_bytes(), bytes.as_slice())
+                                        .map_err(|e| self.err(e))?;
+                                }
+                                None => {
+                                    trips.remove(id.as_bytes()).map_err(|e| self.err(e))?;
+                                }
+                            }
                         }
                         RowOp::Erase(id) => {
                             t.remove(id.as_bytes()).map_err(|e| self.err(e))?;
+                            trips.remove(id.as_bytes()).map_err(|e| self.err(e))?;
                         }
                     }
                 }
@@ -92,6 +112,7 @@ impl Store {
     pub fn sync_rows(&self) -> Result<Vec<(SubjectId, TemplateRow)>, StoreError> {
         self.db.read(|tx| {
             let t = tx.open_table(TEMPLATES).map_err(|e| self.err(e))?;
+            let trips = tx.open_table(CENTRE_TRIPS).map_err(|e| self.err(e))?;
             let mut out = Vec::new();
             for row in t.iter().map_err(|e| self.err(e))? {
                 let (k, v) = row.map_err(|e| self.err(e))?;
@@ -109,6 +130,13 @@ impl Store {
                         wrapped: StationWrappedKey::from_bytes(wrapped.to_vec())
                             .map_err(|e| bad(e.into()))?,
                         tickets: serde_json::from_slice(tickets).map_err(|e| bad(e.into()))?,
+                        trip: match trips.get(k.value()).map_err(|e| self.err(e))? {
+                            Some(v) => Some(
+                                serde_json::from_slice(v.value())
+                                    .map_err(|e| self.corrupt("centre_trips", id, e))?,
+                            ),
+                            None => None,
+                        },
                     },
                 ));
             }

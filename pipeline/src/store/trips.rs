@@ -9,9 +9,9 @@ use std::collections::{HashMap, HashSet};
 
 use domain::SubjectId;
 use domain::store::OnDb;
-use domain::tickets::{OpenTrip, TicketId, TripRecord};
+use domain::tickets::{OpenTrip, TicketId};
+pub use domain::uplink::Passage;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
-use serde::{Deserialize, Serialize};
 
 use super::journal::{JournalEntry, append_in};
 use super::{Store, StoreError};
@@ -22,22 +22,8 @@ pub(super) const TRIPS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new(
 /// Single rides spent at this station: ticket id → the passage's sequence number.
 pub(super) const SPENT: TableDefinition<u64, u64> = TableDefinition::new("spent_rides");
 /// Allowed passages, in order: sequence (from 1) → JSON [`Passage`]. What the centre's fare ledger
-/// will be fed from.
+/// is fed from (`sync::uplink`).
 pub(super) const PASSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("passages");
-
-/// What one grant changes in the fare state, and the trip-journal line that says so.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Passage {
-    pub lane: String,
-    pub track: u64,
-    pub subject: SubjectId,
-    /// The subject's open trip after the passage (`None`: closed, or none was kept).
-    pub trip: Option<OpenTrip>,
-    /// The single ride this passage spent.
-    pub spent: Option<TicketId>,
-    pub record: TripRecord,
-}
 
 /// The fare state a station restarts from.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -56,7 +42,7 @@ impl Store {
         passages: &[Passage],
         journal: &[JournalEntry],
     ) -> Result<(), StoreError> {
-        self.db.write(|tx| {
+        let head = self.db.write(|tx| {
             let mut trips = tx.open_table(TRIPS).map_err(|e| self.err(e))?;
             let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
             let mut recs = tx.open_table(PASSAGES).map_err(|e| self.err(e))?;
@@ -81,8 +67,17 @@ impl Store {
                     .map_err(|e| self.err(e))?;
             }
             append_in(tx, journal).map_err(|e| self.err(e))?;
-            Ok(())
-        })
+            Ok::<_, StoreError>(first + passages.len() as u64 - 1)
+        })?;
+        if !passages.is_empty() {
+            self.passage_head.send_replace(head);
+        }
+        Ok(())
+    }
+
+    /// The last passage sequence committed, updated after each commit.
+    pub fn passage_head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.passage_head.subscribe()
     }
 
     /// The open trips, spent rides and passage count as last committed.

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use domain::SubjectId;
 use domain::seal::{TEMPLATE_DIM, Template};
-use domain::tickets::Ticket;
+use domain::tickets::{CentreTrip, Ticket};
 use tokio::sync::watch;
 use zeroize::Zeroize;
 
@@ -25,6 +25,8 @@ pub struct GalleryData {
     templates: Vec<Template>,
     tickets: Vec<Vec<Ticket>>,
     index: HashMap<SubjectId, usize>,
+    /// The centre's view of each subject's trip, for the deciders (only subjects it has one for).
+    trips: HashMap<SubjectId, CentreTrip>,
 }
 
 impl Default for Gallery {
@@ -71,6 +73,12 @@ impl Gallery {
             for c in changes {
                 match c {
                     GalleryChange::Upsert(id, t, tickets) => g.upsert(id, &t, tickets),
+                    GalleryChange::Trip(id, Some(trip)) => {
+                        g.trips.insert(id, trip);
+                    }
+                    GalleryChange::Trip(id, None) => {
+                        g.trips.remove(&id);
+                    }
                     GalleryChange::Remove(id) => g.remove(&id),
                 }
             }
@@ -82,6 +90,8 @@ impl Gallery {
 
 pub(crate) enum GalleryChange {
     Upsert(SubjectId, Box<zeroize::Zeroizing<Template>>, Vec<Ticket>),
+    /// The centre's view of the subject's trip, sent with each upsert.
+    Trip(SubjectId, Option<CentreTrip>),
     Remove(SubjectId),
 }
 
@@ -124,6 +134,11 @@ impl GalleryData {
         self.index.get(id).map(|&i| self.tickets[i].as_slice())
     }
 
+    /// The centre's view of the subject's trip, if it has booked a passage of the subject.
+    pub fn trip(&self, id: &SubjectId) -> Option<&CentreTrip> {
+        self.trips.get(id)
+    }
+
     fn upsert(&mut self, id: SubjectId, t: &Template, tickets: Vec<Ticket>) {
         match self.index.get(&id) {
             Some(&i) => {
@@ -147,6 +162,7 @@ impl GalleryData {
         let mut gone = self.templates.swap_remove(i);
         gone.zeroize();
         self.tickets.swap_remove(i);
+        self.trips.remove(id);
         if let Some(moved) = self.ids.get(i) {
             self.index.insert(*moved, i);
         }

@@ -8,6 +8,7 @@
 
 pub(crate) mod gallery;
 mod net;
+mod uplink;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +26,7 @@ use zeroize::Zeroizing;
 
 pub use gallery::{Gallery, GalleryData};
 pub use net::{CatchUpError, SyncHandle, catch_up, spawn};
+pub use uplink::UplinkServeError;
 
 use crate::store::{RowOp, Store, StoreError, TemplateRow};
 use gallery::GalleryChange;
@@ -157,6 +159,8 @@ pub struct Syncer {
     apply_lock: Mutex<()>,
     /// The newest sequence number the centre is known to have for this station.
     head: AtomicU64,
+    /// Authenticates the passages reported to the centre (`uplink`).
+    uplink: seal::UplinkKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +173,8 @@ pub enum StationSyncError {
     KeyFile(#[source] seal::SealError),
     #[error("centre key: {0}")]
     CentreKey(#[from] ChangeError),
+    #[error("uplink key from the station and centre X25519 keys: {0}")]
+    Uplink(#[source] seal::SealError),
     #[error("stored template of subject {subject} does not open: {source}")]
     Open {
         subject: domain::SubjectId,
@@ -186,6 +192,7 @@ impl Syncer {
             let t = open_row(&keys, &subject, &row)
                 .map_err(|source| StationSyncError::Open { subject, source })?;
             changes.push(GalleryChange::Upsert(subject, Box::new(t), row.tickets));
+            changes.push(GalleryChange::Trip(subject, row.trip));
         }
         gallery.update(last, changes);
         gauge!(crate::telemetry::names::GALLERY_SUBJECTS).set(gallery.len() as f64);
@@ -200,6 +207,8 @@ impl Syncer {
             last_seq = last,
             "gallery loaded from the store"
         );
+        let uplink = seal::UplinkKey::for_station(&keys.secret, &keys.station, &keys.centre_x25519)
+            .map_err(StationSyncError::Uplink)?;
         Ok(Self {
             keys,
             store,
@@ -207,6 +216,7 @@ impl Syncer {
             stats: SyncStats::default(),
             apply_lock: Mutex::new(()),
             head: AtomicU64::new(last),
+            uplink,
         })
     }
 
@@ -223,6 +233,11 @@ impl Syncer {
 
     pub fn station(&self) -> &StationId {
         &self.keys.station
+    }
+
+    /// The station store this syncer writes templates to and reports passages from.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     pub fn last_seq(&self) -> Result<u64, StoreError> {
@@ -287,12 +302,14 @@ impl Syncer {
                     sealed,
                     wrapped,
                     tickets,
+                    trip,
                 } => {
                     let row = TemplateRow {
                         template_version,
                         sealed,
                         wrapped,
                         tickets,
+                        trip,
                     };
                     match open_row(&self.keys, &subject, &row) {
                         Ok(t) => {
@@ -301,6 +318,7 @@ impl Syncer {
                                 Box::new(t),
                                 row.tickets.clone(),
                             ));
+                            gallery.push(GalleryChange::Trip(subject, row.trip.clone()));
                             rows.push((subject, Some(row)));
                         }
                         Err(e) => {

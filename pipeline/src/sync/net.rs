@@ -55,6 +55,12 @@ pub async fn spawn(
         .declare_subscriber(CENTRE_ALIVE)
         .history(true)
         .await?;
+    // The passage uplink (`uplink.rs`): the centre's ledger asks here; the head hint tells it when.
+    let keys = protocol::keys::Keys::new(syncer.station().as_str())?;
+    let passages = session.declare_queryable(keys.passages()).await?;
+    let head_key = keys.passage_head();
+    let mut heads = syncer.store.passage_head();
+    let mut heads_open = true;
     let s = syncer.clone();
     let (caught_up_tx, caught_up) = watch::channel(false);
     gauge!(names::SYNC_CENTRE_REACHABLE).set(0.0);
@@ -86,6 +92,25 @@ pub async fn spawn(
                     Err(_) => break,
                 },
                 _ = tick.tick() => true,
+                r = passages.recv_async() => match r {
+                    Ok(query) => {
+                        tokio::spawn(super::uplink::answer(s.clone(), query));
+                        false
+                    }
+                    Err(_) => break,
+                },
+                r = heads.changed(), if heads_open => {
+                    match r {
+                        Ok(()) => {
+                            let head = *heads.borrow_and_update();
+                            if let Err(e) = session.put(&head_key, head.to_string()).await {
+                                debug!(error = %e, "passage head not put; the centre polls");
+                            }
+                        }
+                        Err(_) => heads_open = false,
+                    }
+                    false
+                },
             };
             if due {
                 match catch_up(&s, &session, batch, query_timeout).await {

@@ -1,0 +1,141 @@
+use chrono::NaiveDate;
+
+use super::*;
+use crate::seal::{CentreSecretKey, KeyId, StationSecretKey, UplinkKey};
+
+fn station(id: &str) -> StationId {
+    StationId::new(id).unwrap()
+}
+
+fn entry(st: &StationId, subject: SubjectId) -> Passage {
+    let day = NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
+    let at = day.and_hms_opt(8, 30, 0).unwrap();
+    let trip = OpenTrip {
+        entry_station: st.clone(),
+        entered_at: at,
+        service_day: day,
+        ticket: TicketId(7),
+    };
+    Passage {
+        lane: "L1".into(),
+        track: 3,
+        subject,
+        trip: Some(trip),
+        spent: None,
+        record: TripRecord {
+            subject,
+            station: st.clone(),
+            direction: Direction::Entry,
+            at,
+            service_day: day,
+            verdict: Verdict::Allow,
+            ticket: Some(TicketId(7)),
+            entry_station: None,
+            fare: None,
+            charged: 0,
+        },
+    }
+}
+
+fn batch(st: &StationId, after: u64, n: usize) -> PassageBatch {
+    let passages = (after + 1..)
+        .take(n)
+        .map(|seq| Numbered {
+            seq,
+            passage: entry(st, SubjectId::random().unwrap()),
+        })
+        .collect();
+    PassageBatch {
+        v: UPLINK_VERSION,
+        station: st.clone(),
+        after,
+        passages,
+        head: after + n as u64,
+    }
+}
+
+/// Both ends' keys for `st`.
+fn keys(st: &StationId) -> (UplinkKey, UplinkKey) {
+    let s = StationSecretKey::generate(KeyId(1)).unwrap();
+    let c = CentreSecretKey::generate().unwrap();
+    (
+        UplinkKey::for_station(&s, st, &c.public_key()).unwrap(),
+        UplinkKey::for_centre(&c, st, &s.public_key()).unwrap(),
+    )
+}
+
+#[test]
+fn both_ends_derive_one_key_and_a_sealed_batch_opens_whole() {
+    let a = station("umeda");
+    let (at_station, at_centre) = keys(&a);
+    assert_eq!(at_station.bytes(), at_centre.bytes());
+    let b = batch(&a, 4, 3);
+    let wire = SignedPassages::seal(&at_station, &b).unwrap().encode();
+    let got = SignedPassages::decode(&wire)
+        .unwrap()
+        .open(&at_centre, &a)
+        .unwrap();
+    assert_eq!(got, b);
+}
+
+#[test]
+fn another_key_a_changed_byte_or_another_station_is_refused() {
+    let a = station("umeda");
+    let (key, centre) = keys(&a);
+    let (_, other) = keys(&a);
+    let sealed = SignedPassages::seal(&key, &batch(&a, 0, 2)).unwrap();
+    assert_eq!(sealed.open(&other, &a).unwrap_err().reason(), "mac");
+
+    let mut tampered = sealed.clone();
+    tampered.body = tampered.body.replacen("\"L1\"", "\"L2\"", 1);
+    assert_eq!(tampered.open(&centre, &a).unwrap_err().reason(), "mac");
+
+    // The station's key for umeda, asked as noda: the names differ, so does the key.
+    let noda = station("noda");
+    let sealed_as_noda = SignedPassages::seal(&key, &batch(&noda, 0, 1)).unwrap();
+    assert_eq!(
+        sealed_as_noda.open(&centre, &a).unwrap_err().reason(),
+        "station"
+    );
+}
+
+#[test]
+fn gaps_foreign_records_and_impossible_trips_are_refused() {
+    let a = station("umeda");
+    let (key, centre) = keys(&a);
+    let refused = |b: &PassageBatch| {
+        SignedPassages::seal(&key, b)
+            .unwrap()
+            .open(&centre, &a)
+            .unwrap_err()
+            .to_string()
+    };
+
+    let mut gap = batch(&a, 0, 3);
+    gap.passages[1].seq = 5;
+    assert!(
+        refused(&gap).contains("passage 5 where 2 was due"),
+        "{}",
+        refused(&gap)
+    );
+
+    let mut foreign = batch(&a, 0, 1);
+    foreign.passages[0].passage.record.station = station("noda");
+    assert!(refused(&foreign).contains("records station noda"));
+
+    let mut exit_left_open = batch(&a, 0, 1);
+    exit_left_open.passages[0].passage.record.direction = Direction::Exit;
+    assert!(refused(&exit_left_open).contains("direction"));
+
+    let mut short_head = batch(&a, 0, 2);
+    short_head.head = 1;
+    assert!(refused(&short_head).contains("head 1"));
+}
+
+#[test]
+fn another_version_is_named_as_such() {
+    let e = SignedPassages::decode(br#"{"v":2,"body":"{}","mac":"00"}"#).unwrap_err();
+    assert_eq!(e.reason(), "version");
+    let e = SignedPassages::decode(b"not json").unwrap_err();
+    assert_eq!(e.reason(), "malformed");
+}

@@ -1,0 +1,205 @@
+//! The centre's side of the passage uplink (issue 17 item 2): asks each registered station for the
+//! passages after the last one booked, checks them (`domain::uplink`) and books them in the fare
+//! ledger (`store::ledger`). A station's head hint starts a pull at once; every station is also
+//! polled every `POLL`, so a lost hint or an outage only delays the ledger. A spent single ride
+//! becomes a ticket change that the distribution sends to every station.
+//!
+//! The station's side is `pipeline::sync::uplink`; wire format in `docs/protocol.md`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::counter;
+use tokio::sync::{Mutex, Notify};
+use tracing::{debug, info, warn};
+
+use domain::StationId;
+use domain::seal::UplinkKey;
+use domain::uplink::{MAX_PASSAGES, SignedPassages, UplinkError};
+use protocol::keys::{ALL_PASSAGE_HEADS, Keys, station_of_passage_head};
+
+use crate::distribution::Centre;
+use crate::metrics as names;
+use crate::store::{Booked, Conflict, StoreError};
+
+/// Every station is asked at least this often.
+pub const POLL: Duration = Duration::from_secs(5);
+/// How long a station has to answer.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a pull from one station stopped (logged; the next hint or poll tries again).
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("zenoh query: {0}")]
+    Query(#[source] zenoh::Error),
+    #[error("station refused the query: {0}")]
+    Refused(String),
+    #[error("no answer")]
+    NoAnswer,
+    #[error("batch refused ({}): {source}", .source.reason())]
+    Batch {
+        #[source]
+        source: UplinkError,
+    },
+    #[error("batch after {got} does not answer our query (after {want})")]
+    Mismatch { got: u64, want: u64 },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("booking task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The ledger's view of the registered stations: the key each one's reports are checked with.
+pub struct Ledger {
+    centre: Arc<Centre>,
+    keys: HashMap<StationId, UplinkKey>,
+    /// One pull per station at a time (a hint during a poll waits, then finds nothing new).
+    pulling: HashMap<StationId, Mutex<()>>,
+}
+
+impl Ledger {
+    pub fn new(centre: Arc<Centre>) -> Result<Self, domain::seal::SealError> {
+        let mut keys = HashMap::new();
+        let mut pulling = HashMap::new();
+        for (id, pk) in &centre.stations {
+            keys.insert(id.clone(), UplinkKey::for_centre(&centre.x25519, id, pk)?);
+            pulling.insert(id.clone(), Mutex::new(()));
+            counter!(names::LEDGER_PASSAGES, "station" => id.to_string()).increment(0);
+        }
+        for reason in ["malformed", "version", "mac", "station", "mismatch"] {
+            counter!(names::UPLINK_REFUSED, "reason" => reason).increment(0);
+        }
+        for c in Conflict::ALL {
+            counter!(names::LEDGER_CONFLICTS, "kind" => c.name()).increment(0);
+        }
+        Ok(Self {
+            centre,
+            keys,
+            pulling,
+        })
+    }
+
+    /// Asks `station` for everything after the last booked passage until caught up; returns how
+    /// many were booked. `changed` is woken when a ride was spent (the distribution has news).
+    pub async fn pull(
+        &self,
+        session: &zenoh::Session,
+        station: &StationId,
+        changed: &Notify,
+    ) -> Result<u64, PullError> {
+        let (Some(key), Some(lock)) = (self.keys.get(station), self.pulling.get(station)) else {
+            return Ok(0);
+        };
+        let _one = lock.lock().await;
+        let selector = match Keys::new(station.as_str()) {
+            Ok(k) => k.passages(),
+            Err(_) => return Ok(0),
+        };
+        let mut booked = 0;
+        loop {
+            let store = self.centre.store.clone();
+            let s = station.clone();
+            let after = tokio::task::spawn_blocking(move || store.uplink_head(&s)).await??;
+            let replies = session
+                .get(format!("{selector}?after={after};limit={MAX_PASSAGES}"))
+                .timeout(QUERY_TIMEOUT)
+                .await
+                .map_err(PullError::Query)?;
+            let bytes = match replies.recv_async().await {
+                Ok(reply) => match reply.result() {
+                    Ok(sample) => sample.payload().to_bytes().into_owned(),
+                    Err(e) => {
+                        let why = String::from_utf8_lossy(&e.payload().to_bytes()).into_owned();
+                        return Err(PullError::Refused(why));
+                    }
+                },
+                Err(_) => return Err(PullError::NoAnswer),
+            };
+            let batch = match SignedPassages::decode(&bytes).and_then(|b| b.open(key, station)) {
+                Ok(b) => b,
+                Err(source) => {
+                    counter!(names::UPLINK_REFUSED, "reason" => source.reason()).increment(1);
+                    return Err(PullError::Batch { source });
+                }
+            };
+            if batch.after != after {
+                counter!(names::UPLINK_REFUSED, "reason" => "mismatch").increment(1);
+                return Err(PullError::Mismatch {
+                    got: batch.after,
+                    want: after,
+                });
+            }
+            if batch.passages.is_empty() {
+                return Ok(booked);
+            }
+            let head = batch.head;
+            let store = self.centre.store.clone();
+            let done: Booked = tokio::task::spawn_blocking(move || store.book(&batch)).await??;
+            booked += done.booked;
+            counter!(names::LEDGER_PASSAGES, "station" => station.to_string())
+                .increment(done.booked);
+            counter!(names::LEDGER_CHARGED).increment(done.charged);
+            for c in &done.conflicts {
+                warn!(%station, conflict = c.name(), "passage flagged for review");
+                counter!(names::LEDGER_CONFLICTS, "kind" => c.name()).increment(1);
+            }
+            if done.changed {
+                changed.notify_one();
+            }
+            debug!(%station, after, booked = done.booked, head, "passages booked");
+            if done.head >= head {
+                return Ok(booked);
+            }
+        }
+    }
+}
+
+/// Runs the ledger: pulls on each station's head hint and polls every station every [`POLL`].
+pub(crate) async fn run(ledger: Arc<Ledger>, session: zenoh::Session, changed: Arc<Notify>) {
+    let hints = match session.declare_subscriber(ALL_PASSAGE_HEADS).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(error = %e, "no passage-head subscription; the ledger only polls");
+            None
+        }
+    };
+    let mut stations: Vec<StationId> = ledger.keys.keys().cloned().collect();
+    stations.sort();
+    info!(stations = stations.len(), "fare ledger started");
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let due: Vec<StationId> = tokio::select! {
+            _ = tick.tick() => stations.clone(),
+            r = async {
+                match &hints {
+                    Some(h) => h.recv_async().await.ok(),
+                    None => std::future::pending().await,
+                }
+            } => match r {
+                // Nothing in a hint is trusted: it names a station to ask, no more.
+                Some(sample) => station_of_passage_head(sample.key_expr().as_str())
+                    .and_then(|s| StationId::new(s).ok())
+                    .filter(|s| ledger.keys.contains_key(s))
+                    .into_iter()
+                    .collect(),
+                None => break,
+            },
+        };
+        for station in due {
+            let (l, s, c) = (ledger.clone(), session.clone(), changed.clone());
+            tokio::spawn(async move {
+                match l.pull(&s, &station, &c).await {
+                    Ok(0) => {}
+                    Ok(n) => debug!(%station, n, "ledger caught up"),
+                    // A station that is down is normal: say it quietly.
+                    Err(PullError::NoAnswer | PullError::Query(_)) => {
+                        debug!(%station, "station did not answer the ledger")
+                    }
+                    Err(e) => warn!(%station, error = %e, "ledger pull stopped"),
+                }
+            });
+        }
+    }
+}

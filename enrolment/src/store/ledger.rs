@@ -1,0 +1,406 @@
+//! The fare ledger: every passage the stations report (`domain::uplink`), booked exactly once, and
+//! what it changes at the centre: the subject's open trip, its single ride spent (which then goes to
+//! every station as a ticket change, so the ride is refused everywhere), its trip journal. The rules
+//! for reports that disagree are in `docs/tickets.md`, "Across the network".
+
+use chrono::Utc;
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AuditEvent, AuditKind, ChangeKind, NEXT_TRIP, OPEN_TRIPS, SUBJECTS, Store, StoreError, TICKETS,
+    TRIPS,
+};
+use chrono::NaiveDateTime;
+use domain::store::OnDb;
+use domain::tickets::{CentreTrip, Direction, OpenTrip, TicketId, TicketKind, TripRecord};
+use domain::uplink::{Passage, PassageBatch};
+use domain::{StationId, SubjectId};
+
+/// (station, its passage sequence) → JSON [`LedgerRow`].
+pub(crate) const LEDGER: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("ledger");
+/// station → the last passage sequence booked from it.
+pub(crate) const UPLINK_HEADS: TableDefinition<&str, u64> = TableDefinition::new("uplink_heads");
+/// subject → JSON time of the latest booked passage: the `as_of` of the centre's trip
+/// (`domain::tickets::CentreTrip`) that every station receives.
+pub(crate) const TRIP_AS_OF: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("trip_as_of");
+
+/// One booked passage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerRow {
+    pub record: TripRecord,
+    /// The single ride the station spent for it.
+    pub spent: Option<TicketId>,
+    /// Set when the report disagrees with what the centre knew (flagged for review, counted).
+    pub conflict: Option<Conflict>,
+}
+
+/// What a booked report can disagree with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Conflict {
+    /// The single ride was already spent at another station (two stations cut off from the centre
+    /// both let it through): the second ride is charged as a fare (`charged` stays as reported,
+    /// the review settles it).
+    RideUsedTwice,
+    /// An exit with no open trip known here (the entry's station has not reported yet, or never
+    /// saw the entry).
+    ExitWithoutKnownEntry,
+    /// An entry while an earlier trip was still open (its exit was never recorded).
+    EntryOverOpenTrip,
+}
+
+impl Conflict {
+    pub const ALL: [Self; 3] = [
+        Self::RideUsedTwice,
+        Self::ExitWithoutKnownEntry,
+        Self::EntryOverOpenTrip,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RideUsedTwice => "ride_used_twice",
+            Self::ExitWithoutKnownEntry => "exit_without_known_entry",
+            Self::EntryOverOpenTrip => "entry_over_open_trip",
+        }
+    }
+}
+
+/// What booking one batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Booked {
+    /// Passages booked now (those booked before are skipped).
+    pub booked: u64,
+    /// The station's last booked sequence after this batch.
+    pub head: u64,
+    pub conflicts: Vec<Conflict>,
+    /// Fares charged by the passages booked now.
+    pub charged: u64,
+    /// A change for the stations was logged (a ride spent, a trip opened or closed): the
+    /// distribution has news.
+    pub changed: bool,
+}
+
+/// The ledger's totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LedgerTotals {
+    pub passages: u64,
+    pub charged: u64,
+    pub conflicts: u64,
+}
+
+impl Store {
+    /// The last passage sequence booked from `station` (0: none yet).
+    pub fn uplink_head(&self, station: &StationId) -> Result<u64, StoreError> {
+        let db = self.db()?;
+        let tx = redb::ReadableDatabase::begin_read(&*db).map_err(|e| self.err(e))?;
+        let t = tx.open_table(UPLINK_HEADS).map_err(|e| self.err(e))?;
+        Ok(t.get(station.as_str())
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value())
+            .unwrap_or(0))
+    }
+
+    /// Books a verified batch in one durable transaction. Passages at or below the station's head
+    /// are skipped (a batch asked twice books once); a batch that starts past the head is refused.
+    pub fn book(&self, batch: &PassageBatch) -> Result<Booked, StoreError> {
+        let station = batch.station.as_str();
+        self.db.write(|tx| {
+            let mut heads = tx.open_table(UPLINK_HEADS).map_err(|e| self.err(e))?;
+            let head = heads
+                .get(station)
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            if batch.after > head {
+                return Err(StoreError::UplinkGap {
+                    station: batch.station.clone(),
+                    head,
+                    after: batch.after,
+                });
+            }
+            let mut out = Booked {
+                head,
+                ..Booked::default()
+            };
+            for n in batch.passages.iter().filter(|n| n.seq > head) {
+                let (conflict, changed) = self.book_one(tx, &batch.station, n.seq, &n.passage)?;
+                let row = LedgerRow {
+                    record: n.passage.record.clone(),
+                    spent: n.passage.spent,
+                    conflict,
+                };
+                let bytes =
+                    serde_json::to_vec(&row).map_err(|e| self.corrupt("ledger", n.seq, e))?;
+                tx.open_table(LEDGER)
+                    .map_err(|e| self.err(e))?
+                    .insert((station, n.seq), bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
+                out.booked += 1;
+                out.head = n.seq;
+                out.charged += u64::from(row.record.charged);
+                out.changed |= changed;
+                out.conflicts.extend(conflict);
+            }
+            heads.insert(station, out.head).map_err(|e| self.err(e))?;
+            Ok(out)
+        })
+    }
+
+    /// Applies one passage to the subject's trip, tickets and journal; returns its conflict, if any,
+    /// and whether a change for the stations was logged.
+    fn book_one(
+        &self,
+        tx: &WriteTransaction,
+        station: &StationId,
+        seq: u64,
+        p: &Passage,
+    ) -> Result<(Option<Conflict>, bool), StoreError> {
+        let id = p.subject;
+        let known = tx
+            .open_table(SUBJECTS)
+            .map_err(|e| self.err(e))?
+            .get(id.as_bytes())
+            .map_err(|e| self.err(e))?
+            .is_some();
+        if !known {
+            // Erased since: the ledger keeps the fare, nothing is kept of the subject.
+            return Ok((None, false));
+        }
+        let (mut conflict, trip_changed) = self.book_trip(tx, p)?;
+        let mut changed = false;
+        if let Some(t) = p.spent {
+            match self.spend(tx, &id, t, station, seq)? {
+                Spent::Now => changed = true,
+                Spent::Before => conflict = Some(Conflict::RideUsedTwice),
+                Spent::Gone => {}
+            }
+        }
+        self.advance_as_of(tx, &id, p.record.at)?;
+        // One change carries the subject's whole state, so a spend's change already has the trip.
+        if trip_changed && !changed {
+            self.log_change(tx, id, ChangeKind::Trip)?;
+            changed = true;
+        }
+        let record = serde_json::to_vec(&p.record).map_err(|e| self.corrupt("trips", id, e))?;
+        let n = self.bump(tx, NEXT_TRIP)?;
+        tx.open_table(TRIPS)
+            .map_err(|e| self.err(e))?
+            .insert((*id.as_bytes(), n), record.as_slice())
+            .map_err(|e| self.err(e))?;
+        Ok((conflict, changed))
+    }
+
+    /// The centre's open trip after the passage. Reports from different stations arrive in any
+    /// order, so a trip is only ever replaced by a later one, and an exit closes only a trip entered
+    /// before it. Returns the conflict, if any, and whether the open trip changed.
+    fn book_trip(
+        &self,
+        tx: &WriteTransaction,
+        p: &Passage,
+    ) -> Result<(Option<Conflict>, bool), StoreError> {
+        let id = p.subject;
+        let r = &p.record;
+        let mut open = tx.open_table(OPEN_TRIPS).map_err(|e| self.err(e))?;
+        let current: Option<OpenTrip> = match open.get(id.as_bytes()).map_err(|e| self.err(e))? {
+            Some(v) => Some(
+                serde_json::from_slice(v.value()).map_err(|e| self.corrupt("open_trips", id, e))?,
+            ),
+            None => None,
+        };
+        match r.direction {
+            Direction::Entry => {
+                let Some(trip) = &p.trip else {
+                    return Ok((None, false));
+                };
+                if current
+                    .as_ref()
+                    .is_some_and(|c| c.entered_at > trip.entered_at)
+                    || self.exited_after(tx, &id, trip)?
+                {
+                    // A late report of an older entry: the trip it began is already superseded.
+                    return Ok((None, false));
+                }
+                let bytes =
+                    serde_json::to_vec(trip).map_err(|e| self.corrupt("open_trips", id, e))?;
+                open.insert(id.as_bytes(), bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
+                Ok((current.map(|_| Conflict::EntryOverOpenTrip), true))
+            }
+            Direction::Exit => match current {
+                Some(c) if c.entered_at <= r.at => {
+                    open.remove(id.as_bytes()).map_err(|e| self.err(e))?;
+                    Ok((None, true))
+                }
+                _ => Ok((Some(Conflict::ExitWithoutKnownEntry), false)),
+            },
+        }
+    }
+
+    /// Moves the subject's `as_of` to `at` unless it is already later.
+    fn advance_as_of(
+        &self,
+        tx: &WriteTransaction,
+        id: &SubjectId,
+        at: NaiveDateTime,
+    ) -> Result<(), StoreError> {
+        let mut t = tx.open_table(TRIP_AS_OF).map_err(|e| self.err(e))?;
+        let before: Option<NaiveDateTime> = match t.get(id.as_bytes()).map_err(|e| self.err(e))? {
+            Some(v) => Some(
+                serde_json::from_slice(v.value()).map_err(|e| self.corrupt("trip_as_of", id, e))?,
+            ),
+            None => None,
+        };
+        if before.is_none_or(|b| at > b) {
+            let bytes = serde_json::to_vec(&at).map_err(|e| self.corrupt("trip_as_of", id, e))?;
+            t.insert(id.as_bytes(), bytes.as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// The centre's view of the subject's trip (`None` before its first booked passage), read in
+    /// `tx`.
+    pub(super) fn centre_trip(
+        &self,
+        tx: &redb::ReadTransaction,
+        id: &SubjectId,
+    ) -> Result<Option<CentreTrip>, StoreError> {
+        let t = tx.open_table(TRIP_AS_OF).map_err(|e| self.err(e))?;
+        let Some(v) = t.get(id.as_bytes()).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        let as_of =
+            serde_json::from_slice(v.value()).map_err(|e| self.corrupt("trip_as_of", id, e))?;
+        let o = tx.open_table(OPEN_TRIPS).map_err(|e| self.err(e))?;
+        let open = match o.get(id.as_bytes()).map_err(|e| self.err(e))? {
+            Some(v) => Some(
+                serde_json::from_slice(v.value()).map_err(|e| self.corrupt("open_trips", id, e))?,
+            ),
+            None => None,
+        };
+        Ok(Some(CentreTrip { open, as_of }))
+    }
+
+    /// Whether the subject's journal already holds an exit of `trip` (same entry station, later).
+    fn exited_after(
+        &self,
+        tx: &WriteTransaction,
+        id: &SubjectId,
+        trip: &OpenTrip,
+    ) -> Result<bool, StoreError> {
+        let t = tx.open_table(TRIPS).map_err(|e| self.err(e))?;
+        let range = (*id.as_bytes(), 0u64)..=(*id.as_bytes(), u64::MAX);
+        for row in t.range(range).map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let r: TripRecord = serde_json::from_slice(v.value())
+                .map_err(|e| self.corrupt("trips", k.value().1, e))?;
+            if r.direction == Direction::Exit
+                && r.at >= trip.entered_at
+                && r.entry_station.as_ref() == Some(&trip.entry_station)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Marks a single ride used and logs the ticket change for the stations.
+    fn spend(
+        &self,
+        tx: &WriteTransaction,
+        id: &SubjectId,
+        t: TicketId,
+        station: &StationId,
+        seq: u64,
+    ) -> Result<Spent, StoreError> {
+        let key = (*id.as_bytes(), t.0);
+        let kind = {
+            let tickets = tx.open_table(TICKETS).map_err(|e| self.err(e))?;
+            let Some(v) = tickets.get(key).map_err(|e| self.err(e))? else {
+                return Ok(Spent::Gone);
+            };
+            serde_json::from_slice::<TicketKind>(v.value())
+                .map_err(|e| self.corrupt("tickets", t.0, e))?
+        };
+        let TicketKind::SingleRide {
+            origin,
+            valid_on,
+            value,
+            used,
+        } = kind
+        else {
+            return Ok(Spent::Gone);
+        };
+        if used {
+            return Ok(Spent::Before);
+        }
+        let now = TicketKind::SingleRide {
+            origin,
+            valid_on,
+            value,
+            used: true,
+        };
+        let bytes = serde_json::to_vec(&now).map_err(|e| self.corrupt("tickets", t.0, e))?;
+        tx.open_table(TICKETS)
+            .map_err(|e| self.err(e))?
+            .insert(key, bytes.as_slice())
+            .map_err(|e| self.err(e))?;
+        let event = AuditEvent {
+            at: Utc::now(),
+            kind: AuditKind::Spend,
+            subject: Some(*id),
+            actor: format!("station {station}"),
+            detail: format!("ticket {} spent (passage {seq})", t.0),
+        };
+        self.log(tx, Some((*id, ChangeKind::Tickets)), &event)?;
+        Ok(Spent::Now)
+    }
+
+    /// Booked passages of `station` with sequence ≥ `from`, oldest first, at most `limit`.
+    pub fn ledger(
+        &self,
+        station: &StationId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, LedgerRow)>, StoreError> {
+        let db = self.db()?;
+        let tx = redb::ReadableDatabase::begin_read(&*db).map_err(|e| self.err(e))?;
+        let t = tx.open_table(LEDGER).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        let range = (station.as_str(), from)..=(station.as_str(), u64::MAX);
+        for row in t.range(range).map_err(|e| self.err(e))?.take(limit) {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let seq = k.value().1;
+            let r =
+                serde_json::from_slice(v.value()).map_err(|e| self.corrupt("ledger", seq, e))?;
+            out.push((seq, r));
+        }
+        Ok(out)
+    }
+
+    /// Passages booked, fares charged and conflicts, over every station.
+    pub fn ledger_totals(&self) -> Result<LedgerTotals, StoreError> {
+        let db = self.db()?;
+        let tx = redb::ReadableDatabase::begin_read(&*db).map_err(|e| self.err(e))?;
+        let t = tx.open_table(LEDGER).map_err(|e| self.err(e))?;
+        let mut out = LedgerTotals::default();
+        for row in t.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let r: LedgerRow = serde_json::from_slice(v.value())
+                .map_err(|e| self.corrupt("ledger", k.value().1, e))?;
+            out.passages += 1;
+            out.charged += u64::from(r.record.charged);
+            out.conflicts += u64::from(r.conflict.is_some());
+        }
+        Ok(out)
+    }
+}
+
+enum Spent {
+    Now,
+    Before,
+    /// Unlinked since, or not a single ride: nothing to spend.
+    Gone,
+}

@@ -1,0 +1,252 @@
+//! The fare ledger's booking rules (`store::ledger`, docs/tickets.md "Across the network"): each
+//! passage booked once, a gap refused, and reports that disagree flagged, not lost.
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{NaiveDate, NaiveDateTime};
+use domain::seal::{self, KeyId, MasterKey};
+use domain::tickets::{Direction, OpenTrip, RideValue, TicketId, TicketKind, TripRecord, Verdict};
+use domain::uplink::{Numbered, Passage, PassageBatch, UPLINK_VERSION};
+use domain::{StationId, SubjectId};
+use enrolment::store::{AuditKind, Conflict, Consent, EnrolRow, Store, StoreError, SubjectRecord};
+
+fn st(s: &str) -> StationId {
+    StationId::new(s).unwrap()
+}
+
+fn at(h: u32, m: u32) -> NaiveDateTime {
+    day().and_hms_opt(h, m, 0).unwrap()
+}
+
+fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 12, 5).unwrap()
+}
+
+fn enrolled(store: &Store) -> SubjectId {
+    let master = MasterKey::generate(KeyId(1)).unwrap();
+    let id = SubjectId::random().unwrap();
+    let (wrapped, sealed) = seal::seal_new_subject(&master, &id, 1, &[0.1; 128]).unwrap();
+    let record = SubjectRecord::enrolled_now(Consent::now("2026-01"), 1, 1);
+    store
+        .enrol(
+            &EnrolRow {
+                subject: id,
+                record: &record,
+                wrapped: &wrapped,
+                sealed: &sealed,
+            },
+            "t",
+        )
+        .unwrap();
+    id
+}
+
+fn entry(station: &StationId, id: SubjectId, when: NaiveDateTime, ticket: TicketId) -> Passage {
+    let trip = OpenTrip {
+        entry_station: station.clone(),
+        entered_at: when,
+        service_day: day(),
+        ticket,
+    };
+    Passage {
+        lane: "L1".into(),
+        track: 1,
+        subject: id,
+        trip: Some(trip),
+        spent: None,
+        record: record(station, id, Direction::Entry, when, ticket, None),
+    }
+}
+
+fn exit(
+    station: &StationId,
+    from: &StationId,
+    id: SubjectId,
+    when: NaiveDateTime,
+    ticket: TicketId,
+    spent: bool,
+) -> Passage {
+    Passage {
+        lane: "L1".into(),
+        track: 2,
+        subject: id,
+        trip: None,
+        spent: spent.then_some(ticket),
+        record: record(station, id, Direction::Exit, when, ticket, Some(from)),
+    }
+}
+
+fn record(
+    station: &StationId,
+    id: SubjectId,
+    direction: Direction,
+    when: NaiveDateTime,
+    ticket: TicketId,
+    from: Option<&StationId>,
+) -> TripRecord {
+    TripRecord {
+        subject: id,
+        station: station.clone(),
+        direction,
+        at: when,
+        service_day: day(),
+        verdict: Verdict::Allow,
+        ticket: Some(ticket),
+        entry_station: from.cloned(),
+        fare: from.map(|_| 150),
+        charged: 0,
+    }
+}
+
+fn batch(station: &StationId, after: u64, passages: Vec<Passage>) -> PassageBatch {
+    let n = passages.len() as u64;
+    PassageBatch {
+        v: UPLINK_VERSION,
+        station: station.clone(),
+        after,
+        passages: (after + 1..)
+            .zip(passages)
+            .map(|(seq, passage)| Numbered { seq, passage })
+            .collect(),
+        head: after + n,
+    }
+}
+
+#[test]
+fn a_batch_is_booked_once_and_a_gap_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("c.redb")).unwrap();
+    let (a, id) = (st("umeda"), enrolled(&store));
+    let t = TicketId(1);
+    let b = batch(
+        &a,
+        0,
+        vec![
+            entry(&a, id, at(8, 0), t),
+            exit(&a, &a, id, at(8, 30), t, false),
+        ],
+    );
+    assert_eq!(store.book(&b).unwrap().booked, 2);
+    assert_eq!(store.book(&b).unwrap().booked, 0, "booked twice");
+    // Overlapping: 2 is known, 3 is new.
+    let more = batch(
+        &a,
+        1,
+        vec![
+            exit(&a, &a, id, at(8, 30), t, false),
+            entry(&a, id, at(9, 0), t),
+        ],
+    );
+    let done = store.book(&more).unwrap();
+    assert_eq!((done.booked, done.head), (1, 3));
+    let gap = batch(&a, 5, vec![entry(&a, id, at(10, 0), t)]);
+    assert!(matches!(
+        store.book(&gap),
+        Err(StoreError::UplinkGap {
+            head: 3,
+            after: 5,
+            ..
+        })
+    ));
+    assert_eq!(store.uplink_head(&a).unwrap(), 3);
+    assert_eq!(store.ledger_totals().unwrap().passages, 3);
+    let (open, trips) = store.trips(&id, 0, 10).unwrap().unwrap();
+    assert_eq!(open.map(|t| t.entered_at), Some(at(9, 0)));
+    assert_eq!(trips.len(), 3);
+}
+
+#[test]
+fn a_ride_spent_at_two_stations_is_flagged_and_spent_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("c.redb")).unwrap();
+    let (a, b, id) = (st("umeda"), st("noda"), enrolled(&store));
+    let ride = TicketKind::SingleRide {
+        origin: a.clone(),
+        valid_on: day(),
+        value: RideValue::Fare(190),
+        used: false,
+    };
+    let (t, _) = store.link_ticket(&id, &ride, "t").unwrap();
+    // Two stations cut off from the centre both let the same ride through.
+    let first = store
+        .book(&batch(
+            &a,
+            0,
+            vec![
+                entry(&a, id, at(8, 0), t.id),
+                exit(&a, &a, id, at(8, 20), t.id, true),
+            ],
+        ))
+        .unwrap();
+    assert!(first.changed && first.conflicts.is_empty());
+    let second = store
+        .book(&batch(
+            &b,
+            0,
+            vec![
+                entry(&b, id, at(8, 5), t.id),
+                exit(&b, &b, id, at(8, 25), t.id, true),
+            ],
+        ))
+        .unwrap();
+    assert_eq!(second.conflicts, vec![Conflict::RideUsedTwice]);
+    let tickets = store.tickets(&id).unwrap().unwrap();
+    assert!(matches!(
+        tickets[0].kind,
+        TicketKind::SingleRide { used: true, .. }
+    ));
+    let spends = store
+        .audit(1, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| e.kind == AuditKind::Spend)
+        .count();
+    assert_eq!(spends, 1, "a ride is spent once");
+    let rows = store.ledger(&b, 1, 10).unwrap();
+    assert_eq!(rows[1].1.conflict, Some(Conflict::RideUsedTwice));
+    assert_eq!(store.ledger_totals().unwrap().conflicts, 1);
+}
+
+#[test]
+fn reports_in_any_order_leave_the_right_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("c.redb")).unwrap();
+    let (a, b, id) = (st("umeda"), st("noda"), enrolled(&store));
+    let t = TicketId(9);
+    // Exit at noda arrives before the entry at umeda it closes.
+    let exit_first = store
+        .book(&batch(&b, 0, vec![exit(&b, &a, id, at(8, 40), t, false)]))
+        .unwrap();
+    assert_eq!(exit_first.conflicts, vec![Conflict::ExitWithoutKnownEntry]);
+    let late_entry = store
+        .book(&batch(&a, 0, vec![entry(&a, id, at(8, 0), t)]))
+        .unwrap();
+    assert!(late_entry.conflicts.is_empty());
+    let (open, _) = store.trips(&id, 0, 10).unwrap().unwrap();
+    assert!(open.is_none(), "a late entry must not reopen a closed trip");
+
+    // An entry over a trip whose exit was never recorded replaces it, flagged.
+    store
+        .book(&batch(&a, 1, vec![entry(&a, id, at(10, 0), t)]))
+        .unwrap();
+    let over = store
+        .book(&batch(&b, 1, vec![entry(&b, id, at(12, 0), t)]))
+        .unwrap();
+    assert_eq!(over.conflicts, vec![Conflict::EntryOverOpenTrip]);
+    let (open, _) = store.trips(&id, 0, 10).unwrap().unwrap();
+    assert_eq!(open.map(|t| t.entry_station), Some(b.clone()));
+}
+
+#[test]
+fn a_passage_of_an_erased_subject_keeps_its_fare_and_nothing_of_the_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("c.redb")).unwrap();
+    let (a, id) = (st("umeda"), enrolled(&store));
+    store.erase(&id, "t").unwrap().unwrap();
+    let done = store
+        .book(&batch(&a, 0, vec![entry(&a, id, at(8, 0), TicketId(1))]))
+        .unwrap();
+    assert_eq!(done.booked, 1);
+    assert!(store.trips(&id, 0, 10).unwrap().is_none());
+    assert_eq!(store.ledger_totals().unwrap().passages, 1);
+}

@@ -1,0 +1,82 @@
+//! The station's side of the passage uplink (issue 17 item 2): the centre's ledger asks for the
+//! passages recorded here after the last one it booked, and gets them authenticated under the
+//! station's uplink key (`domain::uplink`). The centre's side is `enrolment::ledger`; the wire
+//! format is in `docs/protocol.md`, "Passage uplink". The station never deletes a passage, so the
+//! centre can ask again after any outage, from wherever it stopped.
+
+use std::sync::Arc;
+
+use domain::uplink::{MAX_PASSAGES, Numbered, PassageBatch, SignedPassages, UPLINK_VERSION};
+use tracing::{debug, warn};
+
+use super::Syncer;
+use crate::store::StoreError;
+
+/// Why a query for passages was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkServeError {
+    #[error("need after=SEQ[;limit=N]")]
+    Query,
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("sealing the batch: {0}")]
+    Seal(#[from] domain::uplink::UplinkError),
+}
+
+impl Syncer {
+    /// Passages `after+1 ..`, at most `limit` (clamped to 1..=[`MAX_PASSAGES`]), sealed for the
+    /// centre.
+    pub fn passages(&self, after: u64, limit: usize) -> Result<SignedPassages, UplinkServeError> {
+        let rows = self
+            .store
+            .passages(after.saturating_add(1), limit.clamp(1, MAX_PASSAGES))?;
+        // Read after the rows: a commit in between only raises it.
+        let committed = *self.store.passage_head().borrow();
+        let head = rows
+            .last()
+            .map_or(committed, |(seq, _)| committed.max(*seq));
+        let batch = PassageBatch {
+            v: UPLINK_VERSION,
+            station: self.keys.station.clone(),
+            after,
+            passages: rows
+                .into_iter()
+                .map(|(seq, passage)| Numbered { seq, passage })
+                .collect(),
+            head,
+        };
+        Ok(SignedPassages::seal(&self.uplink, &batch)?)
+    }
+}
+
+/// Answers one query of the centre's ledger (`after=SEQ;limit=N`).
+pub(super) async fn answer(syncer: Arc<Syncer>, query: zenoh::query::Query) {
+    let p = query.parameters();
+    let after = p.get("after").map(str::parse::<u64>);
+    let limit = p
+        .get("limit")
+        .map(str::parse::<usize>)
+        .unwrap_or(Ok(MAX_PASSAGES));
+    let (Some(Ok(after)), Ok(limit)) = (after, limit) else {
+        warn!(selector = %query.selector(), "malformed passages query");
+        let _ = query
+            .reply_err(UplinkServeError::Query.to_string().into_bytes())
+            .await;
+        return;
+    };
+    let sy = syncer.clone();
+    let built = tokio::task::spawn_blocking(move || sy.passages(after, limit)).await;
+    match built {
+        Ok(Ok(batch)) => {
+            debug!(after, "passages query answered");
+            if let Err(e) = query.reply(query.key_expr().clone(), batch.encode()).await {
+                warn!(error = %e, "passages reply failed");
+            }
+        }
+        Ok(Err(e)) => {
+            warn!(after, error = %e, "cannot answer passages query");
+            let _ = query.reply_err(e.to_string().into_bytes()).await;
+        }
+        Err(e) => warn!(error = %e, "passages query task failed"),
+    }
+}

@@ -1,0 +1,353 @@
+//! Fares across the network (issue 17 item 2), on real stores and real zenoh sessions on loopback:
+//! the passages a station records reach the centre's ledger, booked once each, even when the centre
+//! was down while they happened; a single ride spent at one station is then refused at the other;
+//! a trip entered at one station is closed at the other, with the fare between them.
+//!
+//! The stations here are their store, sync and uplink (the real ones, as gated runs them) and the
+//! ticket desk the deciders use, fed the walkers directly instead of by cameras.
+
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod sync_common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, NaiveDateTime};
+use domain::StationId;
+use domain::tickets::{DenyReason, Direction, FareTable, RideValue, TicketKind, Verdict};
+use domain::uplink::{SignedPassages, UPLINK_VERSION};
+use pipeline::decide::gate::TicketDesk;
+use pipeline::store::Store;
+use sync_common::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn table() -> FareTable {
+    FareTable::parse(
+        "fares = [150, 190]\n[stations]\numeda = 1\nnoda = 2\n",
+        "test",
+    )
+    .unwrap()
+}
+
+fn at(h: u32, m: u32) -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(2026, 12, 5)
+        .unwrap()
+        .and_hms_opt(h, m, 0)
+        .unwrap()
+}
+
+/// Judges one walker at `desk` and commits the grant as the deciders do (`decisions.rs`).
+fn pass(
+    desk: &mut TicketDesk,
+    store: &Store,
+    station: &TestStation,
+    id: domain::SubjectId,
+    direction: Direction,
+    when: NaiveDateTime,
+) -> Verdict {
+    let (tickets, centre) = {
+        let g = station.syncer().gallery().read();
+        (g.tickets(&id).unwrap().to_vec(), g.trip(&id).cloned())
+    };
+    let d = desk.judge(id, &tickets, centre.as_ref(), direction, when);
+    let passages: Vec<_> = desk
+        .take_changes()
+        .iter()
+        .map(|c| c.passage("L1", 1))
+        .collect();
+    store.commit_passages(&passages, &[]).unwrap();
+    d.verdict
+}
+
+/// Links a single ride from `origin`, worth the one-zone fare, for today.
+fn link_ride(
+    centre: &TestCentre,
+    id: domain::SubjectId,
+    origin: &StationId,
+) -> domain::tickets::Ticket {
+    let ride = TicketKind::SingleRide {
+        origin: origin.clone(),
+        valid_on: NaiveDate::from_ymd_opt(2026, 12, 5).unwrap(),
+        value: RideValue::Fare(190),
+        used: false,
+    };
+    centre.store.link_ticket(&id, &ride, "test").unwrap().0
+}
+
+async fn until(what: &str, f: impl Fn() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < WAIT, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passages_reach_the_ledger_once_and_a_spent_ride_is_refused_at_the_other_station() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut centre = TestCentre::new(dir.path(), &["umeda", "noda"]);
+    let id = centre.enrol(1)[0];
+    let umeda = StationId::new("umeda").unwrap();
+    let ticket = link_ride(&centre, id, &umeda);
+    centre.start().await;
+
+    let a = TestStation::start(&centre, "umeda", &dir.path().join("a.redb"), 100).await;
+    let b = TestStation::start(&centre, "noda", &dir.path().join("b.redb"), 100).await;
+    for s in [&a, &b] {
+        s.wait_for("the subject's ride", WAIT, |s| {
+            s.gallery().contains_key(&id)
+        })
+        .await;
+    }
+    let store_a = a.syncer().store().clone();
+    let mut desk_a = TicketDesk::new(table(), umeda.clone());
+    let mut desk_b = TicketDesk::new(table(), StationId::new("noda").unwrap());
+
+    // Before the ride is spent, noda refuses it for its origin only.
+    let before = desk_b.judge(id, &b.gallery()[&id].1, None, Direction::Entry, at(8, 0));
+    assert!(matches!(
+        before.verdict,
+        Verdict::Deny {
+            reason: DenyReason::WrongOrigin
+        }
+    ));
+
+    // In and out at umeda: the exit spends the ride.
+    let t0 = Instant::now();
+    assert_eq!(
+        pass(&mut desk_a, &store_a, &a, id, Direction::Entry, at(8, 1)),
+        Verdict::Allow
+    );
+    assert_eq!(
+        pass(&mut desk_a, &store_a, &a, id, Direction::Exit, at(8, 20)),
+        Verdict::Allow
+    );
+
+    // The ledger books both from the head hint, and the centre marks the ride used.
+    let cs = centre.store.clone();
+    until("the ledger to book umeda's passages", || {
+        cs.uplink_head(&umeda).unwrap() == 2
+    })
+    .await;
+    let booked_in = t0.elapsed();
+    let rows = centre.store.ledger(&umeda, 1, 10).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].1.record.direction, Direction::Entry);
+    assert_eq!(rows[1].1.spent, Some(ticket.id));
+    assert!(rows.iter().all(|(_, r)| r.conflict.is_none()));
+    let (open, _) = centre.store.trips(&id, 0, 10).unwrap().unwrap();
+    assert!(open.is_none(), "the trip is closed at the centre");
+
+    // The centre's ticket change reaches noda, which now refuses the ride as used.
+    b.wait_for("the spent ride at noda", WAIT, |s| {
+        s.gallery()[&id]
+            .1
+            .iter()
+            .any(|t| matches!(t.kind, TicketKind::SingleRide { used: true, .. }))
+    })
+    .await;
+    let known_at_b = t0.elapsed();
+    let after = desk_b.judge(id, &b.gallery()[&id].1, None, Direction::Entry, at(9, 0));
+    assert_eq!(
+        after.verdict,
+        Verdict::Deny {
+            reason: DenyReason::AlreadyUsed
+        }
+    );
+    eprintln!("booked at the centre in {booked_in:?}; spent ride known at noda in {known_at_b:?}");
+
+    // Asked again, nothing is booked twice.
+    let sealed = a.syncer().passages(0, 100).unwrap();
+    assert_eq!(sealed.v, UPLINK_VERSION);
+    let centre_key = domain::seal::UplinkKey::for_centre(
+        &centre.centre.x25519,
+        &umeda,
+        &centre.centre.stations[&umeda],
+    )
+    .unwrap();
+    let batch = SignedPassages::decode(&sealed.encode())
+        .unwrap()
+        .open(&centre_key, &umeda)
+        .unwrap();
+    assert_eq!(batch.passages.len(), 2);
+    assert_eq!(centre.store.book(&batch).unwrap().booked, 0);
+    assert_eq!(centre.store.ledger_totals().unwrap().passages, 2);
+
+    // Noda's key does not pass for umeda's passages.
+    let noda_key = domain::seal::UplinkKey::for_centre(
+        &centre.centre.x25519,
+        &umeda,
+        &centre.centre.stations[&StationId::new("noda").unwrap()],
+    )
+    .unwrap();
+    assert_eq!(sealed.open(&noda_key, &umeda).unwrap_err().reason(), "mac");
+
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passages_made_while_the_centre_was_down_are_booked_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut centre = TestCentre::new(dir.path(), &["umeda"]);
+    let ids = centre.enrol(100);
+    let umeda = StationId::new("umeda").unwrap();
+    let pass_kind = TicketKind::DayPass {
+        date: NaiveDate::from_ymd_opt(2026, 12, 5).unwrap(),
+        coverage: domain::tickets::Coverage::Network,
+    };
+    for id in &ids {
+        centre.store.link_ticket(id, &pass_kind, "test").unwrap();
+    }
+    // The station starts from a store that already holds the subjects (an earlier sync), with the
+    // centre down: 100 walkers go in and out.
+    centre.start().await;
+    let a = TestStation::start(&centre, "umeda", &dir.path().join("a.redb"), 500).await;
+    a.wait_for("every subject", WAIT, |s| s.gallery().len() == ids.len())
+        .await;
+    let store_a: Arc<Store> = a.syncer().store().clone();
+    a.stop().await;
+    let session = centre.session.take().unwrap();
+    centre.service = None;
+    session.close().await.unwrap();
+
+    let mut desk = TicketDesk::new(table(), umeda.clone());
+    let tickets = vec![domain::tickets::Ticket {
+        id: domain::tickets::TicketId(0),
+        kind: pass_kind.clone(),
+    }];
+    for (i, id) in ids.iter().enumerate() {
+        let m = i as u32 % 50;
+        for (dir_, when) in [(Direction::Entry, at(7, m)), (Direction::Exit, at(9, m))] {
+            let d = desk.judge(*id, &tickets, None, dir_, when);
+            assert_eq!(d.verdict, Verdict::Allow);
+            let p: Vec<_> = desk
+                .take_changes()
+                .iter()
+                .map(|c| c.passage("L1", i as u64))
+                .collect();
+            store_a.commit_passages(&p, &[]).unwrap();
+        }
+    }
+    drop(store_a);
+
+    // The centre comes back, then the station: the ledger catches up by itself.
+    centre.start().await;
+    let a = TestStation::start(&centre, "umeda", &dir.path().join("a.redb"), 500).await;
+    let cs = centre.store.clone();
+    until("the ledger to book all 200 passages", || {
+        cs.uplink_head(&umeda).unwrap() == 200
+    })
+    .await;
+    let totals = centre.store.ledger_totals().unwrap();
+    assert_eq!((totals.passages, totals.conflicts), (200, 0));
+    for id in &ids {
+        let (open, trips) = centre.store.trips(id, 0, 10).unwrap().unwrap();
+        assert!(open.is_none());
+        assert_eq!(trips.len(), 2);
+    }
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trip_entered_at_one_station_is_closed_at_the_other_with_the_fare_between() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut centre = TestCentre::new(dir.path(), &["umeda", "noda"]);
+    let id = centre.enrol(1)[0];
+    let (umeda, noda) = (
+        StationId::new("umeda").unwrap(),
+        StationId::new("noda").unwrap(),
+    );
+    let ticket = link_ride(&centre, id, &umeda);
+    let pass_kind = TicketKind::DayPass {
+        date: NaiveDate::from_ymd_opt(2026, 12, 5).unwrap(),
+        coverage: domain::tickets::Coverage::Network,
+    };
+    centre.start().await;
+    let a = TestStation::start(&centre, "umeda", &dir.path().join("a.redb"), 100).await;
+    let b = TestStation::start(&centre, "noda", &dir.path().join("b.redb"), 100).await;
+    for s in [&a, &b] {
+        s.wait_for("the subject", WAIT, |s| s.gallery().contains_key(&id))
+            .await;
+    }
+    let (store_a, store_b) = (a.syncer().store().clone(), b.syncer().store().clone());
+    let mut desk_a = TicketDesk::new(table(), umeda.clone());
+    let mut desk_b = TicketDesk::new(table(), noda.clone());
+
+    // Without the centre's word, noda knows no entry.
+    assert_eq!(
+        desk_b
+            .judge(id, &b.gallery()[&id].1, None, Direction::Exit, at(7, 50))
+            .verdict,
+        Verdict::Deny {
+            reason: DenyReason::NoEntry
+        }
+    );
+    desk_b.take_changes();
+
+    // In at umeda on the single ride; the centre's trip reaches noda.
+    let t0 = Instant::now();
+    assert_eq!(
+        pass(&mut desk_a, &store_a, &a, id, Direction::Entry, at(8, 0)),
+        Verdict::Allow
+    );
+    let open_at = |s: &TestStation| {
+        s.syncer()
+            .gallery()
+            .read()
+            .trip(&id)
+            .and_then(|t| t.open.clone())
+            .map(|t| t.entry_station)
+    };
+    b.wait_for("umeda's entry at noda", WAIT, |s| {
+        open_at(s) == Some(umeda.clone())
+    })
+    .await;
+    let known_at_b = t0.elapsed();
+
+    // Out at noda: one zone apart, 190, paid by the ride, which noda spends.
+    let t1 = Instant::now();
+    assert_eq!(
+        pass(&mut desk_b, &store_b, &b, id, Direction::Exit, at(8, 30)),
+        Verdict::Allow
+    );
+    let cs = centre.store.clone();
+    until("noda's exit booked", || cs.uplink_head(&noda).unwrap() == 1).await;
+    let rows = centre.store.ledger(&noda, 1, 10).unwrap();
+    assert_eq!(rows[0].1.record.entry_station, Some(umeda.clone()));
+    assert_eq!(rows[0].1.record.fare, Some(190));
+    assert_eq!(rows[0].1.spent, Some(ticket.id));
+    assert_eq!(rows[0].1.conflict, None);
+    let (open, _) = centre.store.trips(&id, 0, 10).unwrap().unwrap();
+    assert!(open.is_none(), "closed at the centre");
+
+    // The close reaches umeda, which no longer holds the walker's trip open: a day pass bought
+    // since lets them in again, where the stale local trip would say double_entry.
+    a.wait_for("noda's exit at umeda", WAIT, |s| {
+        s.syncer()
+            .gallery()
+            .read()
+            .trip(&id)
+            .is_some_and(|t| t.open.is_none())
+    })
+    .await;
+    let closed_at_a = t1.elapsed();
+    centre.store.link_ticket(&id, &pass_kind, "test").unwrap();
+    centre.changed();
+    a.wait_for("the day pass at umeda", WAIT, |s| {
+        s.gallery()[&id].1.len() == 2
+    })
+    .await;
+    assert_eq!(
+        pass(&mut desk_a, &store_a, &a, id, Direction::Entry, at(9, 0)),
+        Verdict::Allow
+    );
+    eprintln!(
+        "entry at umeda known at noda in {known_at_b:?}; exit at noda known at umeda in {closed_at_a:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
