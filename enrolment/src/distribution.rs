@@ -60,9 +60,14 @@ impl Centre {
         let subject = change.subject;
         let state = match change.kind {
             ChangeKind::Erase => None,
-            ChangeKind::Upsert | ChangeKind::Tickets | ChangeKind::Trip => {
-                self.store.subject_state(&subject)?
+            ChangeKind::Trip => {
+                let op = match self.store.subject_trip(&subject)? {
+                    Some(trip) => ChangeOp::Trip { subject, trip },
+                    None => ChangeOp::Erase { subject },
+                };
+                return self.sign(station, change.seq, op);
             }
+            ChangeKind::Upsert | ChangeKind::Tickets => self.store.subject_state(&subject)?,
         };
         let op = match state {
             None => ChangeOp::Erase { subject },
@@ -79,10 +84,19 @@ impl Centre {
                 })
             }
         };
+        self.sign(station, change.seq, op)
+    }
+
+    fn sign(
+        &self,
+        station: &StationId,
+        seq: u64,
+        op: ChangeOp,
+    ) -> Result<SignedChange, DistributionError> {
         let body = ChangeBody {
             v: SYNC_VERSION,
             station: station.clone(),
-            seq: change.seq,
+            seq,
             op,
         };
         Ok(SignedChange::sign(&self.signing, &body)?)

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use metrics::counter;
@@ -50,21 +51,31 @@ pub enum PullError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// How many replies to one query are weighed: any station's gated may answer on a station's key
+/// (the access control knows roles, not stations), so the first reply that verifies counts.
+const MAX_REPLIES: usize = 8;
+
+/// One station's pulls: one at a time, and at most one more waiting, however many hints arrive.
+#[derive(Default)]
+struct Puller {
+    running: Mutex<()>,
+    queued: AtomicBool,
+}
+
 /// The ledger's view of the registered stations: the key each one's reports are checked with.
 pub struct Ledger {
     centre: Arc<Centre>,
     keys: HashMap<StationId, UplinkKey>,
-    /// One pull per station at a time (a hint during a poll waits, then finds nothing new).
-    pulling: HashMap<StationId, Mutex<()>>,
+    pullers: HashMap<StationId, Puller>,
 }
 
 impl Ledger {
     pub fn new(centre: Arc<Centre>) -> Result<Self, domain::seal::SealError> {
         let mut keys = HashMap::new();
-        let mut pulling = HashMap::new();
+        let mut pullers = HashMap::new();
         for (id, pk) in &centre.stations {
             keys.insert(id.clone(), UplinkKey::for_centre(&centre.x25519, id, pk)?);
-            pulling.insert(id.clone(), Mutex::new(()));
+            pullers.insert(id.clone(), Puller::default());
             counter!(names::LEDGER_PASSAGES, "station" => id.to_string()).increment(0);
         }
         for reason in ["malformed", "version", "mac", "station", "mismatch"] {
@@ -76,8 +87,16 @@ impl Ledger {
         Ok(Self {
             centre,
             keys,
-            pulling,
+            pullers,
         })
+    }
+
+    /// Marks a pull of `station` as wanted; false when one is already waiting (or the station is
+    /// not registered), so a flood of hints costs nothing.
+    fn queue(&self, station: &StationId) -> bool {
+        self.pullers
+            .get(station)
+            .is_some_and(|p| !p.queued.swap(true, Ordering::AcqRel))
     }
 
     /// Asks `station` for everything after the last booked passage until caught up; returns how
@@ -88,10 +107,12 @@ impl Ledger {
         station: &StationId,
         changed: &Notify,
     ) -> Result<u64, PullError> {
-        let (Some(key), Some(lock)) = (self.keys.get(station), self.pulling.get(station)) else {
+        let (Some(key), Some(puller)) = (self.keys.get(station), self.pullers.get(station)) else {
             return Ok(0);
         };
-        let _one = lock.lock().await;
+        let _one = puller.running.lock().await;
+        // From here a new hint queues the next pull: what it announces may come after our query.
+        puller.queued.store(false, Ordering::Release);
         let selector = match Keys::new(station.as_str()) {
             Ok(k) => k.passages(),
             Err(_) => return Ok(0),
@@ -106,23 +127,7 @@ impl Ledger {
                 .timeout(QUERY_TIMEOUT)
                 .await
                 .map_err(PullError::Query)?;
-            let bytes = match replies.recv_async().await {
-                Ok(reply) => match reply.result() {
-                    Ok(sample) => sample.payload().to_bytes().into_owned(),
-                    Err(e) => {
-                        let why = String::from_utf8_lossy(&e.payload().to_bytes()).into_owned();
-                        return Err(PullError::Refused(why));
-                    }
-                },
-                Err(_) => return Err(PullError::NoAnswer),
-            };
-            let batch = match SignedPassages::decode(&bytes).and_then(|b| b.open(key, station)) {
-                Ok(b) => b,
-                Err(source) => {
-                    counter!(names::UPLINK_REFUSED, "reason" => source.reason()).increment(1);
-                    return Err(PullError::Batch { source });
-                }
-            };
+            let batch = first_verified(&replies, key, station).await?;
             if batch.after != after {
                 counter!(names::UPLINK_REFUSED, "reason" => "mismatch").increment(1);
                 return Err(PullError::Mismatch {
@@ -153,6 +158,37 @@ impl Ledger {
             }
         }
     }
+}
+
+/// The first of the replies (at most [`MAX_REPLIES`]) whose batch verifies under `station`'s key;
+/// every refused one is counted.
+async fn first_verified(
+    replies: &zenoh::handlers::FifoChannelHandler<zenoh::query::Reply>,
+    key: &UplinkKey,
+    station: &StationId,
+) -> Result<domain::uplink::PassageBatch, PullError> {
+    let mut last = PullError::NoAnswer;
+    for _ in 0..MAX_REPLIES {
+        let Ok(reply) = replies.recv_async().await else {
+            break;
+        };
+        match reply.result() {
+            Ok(sample) => {
+                let bytes = sample.payload().to_bytes();
+                match SignedPassages::decode(&bytes).and_then(|b| b.open(key, station)) {
+                    Ok(batch) => return Ok(batch),
+                    Err(source) => {
+                        counter!(names::UPLINK_REFUSED, "reason" => source.reason()).increment(1);
+                        last = PullError::Batch { source };
+                    }
+                }
+            }
+            Err(e) => {
+                last = PullError::Refused(String::from_utf8_lossy(&e.payload().to_bytes()).into());
+            }
+        }
+    }
+    Err(last)
 }
 
 /// Runs the ledger: pulls on each station's head hint and polls every station every [`POLL`].
@@ -187,7 +223,7 @@ pub(crate) async fn run(ledger: Arc<Ledger>, session: zenoh::Session, changed: A
                 None => break,
             },
         };
-        for station in due {
+        for station in due.into_iter().filter(|s| ledger.queue(s)) {
             let (l, s, c) = (ledger.clone(), session.clone(), changed.clone());
             tokio::spawn(async move {
                 match l.pull(&s, &station, &c).await {

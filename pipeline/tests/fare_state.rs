@@ -53,7 +53,7 @@ fn day_pass(id: u64) -> Ticket {
 fn desk(store: &Store) -> TicketDesk {
     let mut d = TicketDesk::single_station(station()).unwrap();
     let st = store.fare_state().unwrap();
-    d.restore(st.open_trips, st.spent);
+    d.restore(st);
     d
 }
 
@@ -136,6 +136,70 @@ fn a_restart_keeps_open_trips_and_spent_rides() {
         ]
     );
     assert_eq!(recs[2].1.record.direction, Direction::Exit);
+}
+
+/// The centre's word on a trip against what happened here, across a restart: a view older than the
+/// subject's last passage here is ignored (its exit here is not booked yet), a newer one is taken.
+#[test]
+fn a_restarted_desk_weighs_the_centre_trip_against_its_own_last_passage() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    let who = SubjectId::random().unwrap();
+    let pass = [day_pass(1)];
+    let mut d = desk(&store);
+    assert_eq!(
+        pass_gate(&store, &mut d, who, &pass, Direction::Entry, 8),
+        "allow"
+    );
+    assert_eq!(
+        pass_gate(&store, &mut d, who, &pass, Direction::Exit, 9),
+        "allow"
+    );
+    drop(d);
+
+    // Restarted; the centre has booked the entry at 8 but not yet the exit at 9.
+    let mut d = desk(&store);
+    let entered = OpenTrip {
+        entry_station: station(),
+        entered_at: at(8),
+        service_day: at(8).date(),
+        ticket: TicketId(1),
+    };
+    let stale = domain::tickets::CentreTrip {
+        open: Some(entered.clone()),
+        as_of: at(8),
+    };
+    let again = d.judge(who, &pass, Some(&stale), Direction::Entry, at(10));
+    assert_eq!(
+        again.verdict,
+        Verdict::Allow,
+        "the stale view said double entry"
+    );
+    let taken = d.take_changes();
+    d.revert(&taken);
+
+    // A newer view (an entry elsewhere at 11) is taken: the exit here closes that trip.
+    let elsewhere = domain::tickets::CentreTrip {
+        open: Some(OpenTrip {
+            entry_station: StationId::new("noda").unwrap(),
+            entered_at: at(11),
+            ..entered
+        }),
+        as_of: at(11),
+    };
+    let table = domain::tickets::FareTable::parse(
+        "fares = [150, 190]\n[stations]\numeda = 1\nnoda = 2\n",
+        "test",
+    )
+    .unwrap();
+    let mut d = TicketDesk::new(table, station());
+    d.restore(store.fare_state().unwrap());
+    let out = d.judge(who, &pass, Some(&elsewhere), Direction::Exit, at(12));
+    assert_eq!(out.verdict, Verdict::Allow);
+    assert_eq!(
+        out.record.entry_station,
+        Some(StationId::new("noda").unwrap())
+    );
 }
 
 #[test]

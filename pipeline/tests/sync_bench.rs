@@ -60,3 +60,77 @@ async fn sync_throughput_and_erase_latency() {
     );
     st.stop().await;
 }
+
+/// The fare ledger catching up with a station that recorded N trips (`LEDGER_BENCH_N`, default
+/// 100 000; an entry and an exit each) while the centre was away: from the centre's start to the
+/// last passage booked, over loopback zenoh, with 1 000 enrolled subjects on day passes, so every
+/// booking updates a trip and logs a change for the stations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: ~minutes for 100 000 trips"]
+async fn ledger_sync_throughput() {
+    use domain::tickets::{Coverage, Direction, TicketId, TicketKind};
+    use pipeline::decide::gate::TicketDesk;
+    let trips: usize = std::env::var("LEDGER_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut centre = TestCentre::new(dir.path(), &["umeda"]);
+    let ids = centre.enrol(1000);
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
+    let kind = TicketKind::DayPass {
+        date: day,
+        coverage: Coverage::Network,
+    };
+    let umeda = domain::StationId::new("umeda").unwrap();
+    // The station's passages, made by the desk the deciders use and committed as they commit
+    // them (one transaction per walker), before the centre runs.
+    let store =
+        std::sync::Arc::new(pipeline::store::Store::open(&dir.path().join("a.redb")).unwrap());
+    let table =
+        domain::tickets::FareTable::parse("fares = [150]\n[stations]\numeda = 1\n", "bench")
+            .unwrap();
+    let mut desk = TicketDesk::new(table, umeda.clone());
+    let tickets = vec![domain::tickets::Ticket {
+        id: TicketId(1),
+        kind,
+    }];
+    let t0 = Instant::now();
+    let mut at = day.and_hms_opt(5, 0, 0).unwrap();
+    for i in 0..trips {
+        for direction in [Direction::Entry, Direction::Exit] {
+            at += chrono::Duration::milliseconds(300);
+            desk.judge(ids[i % ids.len()], &tickets, None, direction, at);
+            let p: Vec<_> = desk
+                .take_changes()
+                .iter()
+                .map(|c| c.passage("L1", i as u64))
+                .collect();
+            store.commit_passages(&p, &[]).unwrap();
+        }
+    }
+    println!(
+        "station: {} passages committed in {:.1} s",
+        2 * trips,
+        t0.elapsed().as_secs_f64()
+    );
+    drop(store);
+
+    centre.start().await;
+    let t0 = Instant::now();
+    let st = TestStation::start(&centre, "umeda", &dir.path().join("a.redb"), 1000).await;
+    let head = 2 * trips as u64;
+    while centre.store.uplink_head(&umeda).unwrap() < head {
+        assert!(t0.elapsed() < Duration::from_secs(3600), "ledger too slow");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let totals = centre.store.ledger_totals().unwrap();
+    assert_eq!(totals.passages, head);
+    println!(
+        "ledger: {head} passages ({trips} trips) booked in {secs:.1} s = {:.0} passages/s; conflicts {}",
+        head as f64 / secs,
+        totals.conflicts
+    );
+    st.stop().await;
+}

@@ -103,6 +103,12 @@ pub enum ChangeOp {
     Upsert(Upsert),
     /// The subject was erased (also the tombstone sent for an upsert whose subject is gone since).
     Erase { subject: SubjectId },
+    /// Only the centre's view of the subject's trip changed (a booked passage): far smaller than an
+    /// upsert, which a trip change would otherwise resend whole (template and key wrap included).
+    Trip {
+        subject: SubjectId,
+        trip: Option<CentreTrip>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +130,7 @@ impl ChangeOp {
     pub fn subject(&self) -> SubjectId {
         match self {
             Self::Upsert(u) => u.subject,
-            Self::Erase { subject } => *subject,
+            Self::Erase { subject } | Self::Trip { subject, .. } => *subject,
         }
     }
 }
@@ -171,12 +177,18 @@ pub enum VerifiedOp {
     Erase {
         subject: SubjectId,
     },
+    Trip {
+        subject: SubjectId,
+        trip: Option<CentreTrip>,
+    },
 }
 
 impl VerifiedOp {
     pub fn subject(&self) -> SubjectId {
         match self {
-            Self::Upsert { subject, .. } | Self::Erase { subject } => *subject,
+            Self::Upsert { subject, .. } | Self::Erase { subject } | Self::Trip { subject, .. } => {
+                *subject
+            }
         }
     }
 }
@@ -235,6 +247,7 @@ impl SignedChange {
         }
         let op = match body.op {
             ChangeOp::Erase { subject } => VerifiedOp::Erase { subject },
+            ChangeOp::Trip { subject, trip } => VerifiedOp::Trip { subject, trip },
             ChangeOp::Upsert(u) => {
                 let sealed = SealedTemplate::from_bytes(u.sealed.0)?;
                 if sealed.template_version() != u.template_version {

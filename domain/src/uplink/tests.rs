@@ -130,6 +130,25 @@ fn gaps_foreign_records_and_impossible_trips_are_refused() {
     let mut short_head = batch(&a, 0, 2);
     short_head.head = 1;
     assert!(refused(&short_head).contains("head 1"));
+
+    let mut spent_on_entry = batch(&a, 0, 1);
+    spent_on_entry.passages[0].passage.spent = Some(TicketId(7));
+    assert!(refused(&spent_on_entry).contains("spends a ticket"));
+
+    // Sequences at the end of the range: refused, never an overflow.
+    for after in [u64::MAX, u64::MAX - 1] {
+        let mut edge = batch(&a, 0, 2);
+        edge.after = after;
+        edge.head = u64::MAX;
+        assert!(refused(&edge).contains("overflows"), "{}", refused(&edge));
+    }
+    let mut empty_at_edge = batch(&a, 0, 0);
+    empty_at_edge.after = u64::MAX;
+    empty_at_edge.head = u64::MAX;
+    SignedPassages::seal(&key, &empty_at_edge)
+        .unwrap()
+        .open(&centre, &a)
+        .unwrap();
 }
 
 #[test]
@@ -138,4 +157,11 @@ fn another_version_is_named_as_such() {
     assert_eq!(e.reason(), "version");
     let e = SignedPassages::decode(b"not json").unwrap_err();
     assert_eq!(e.reason(), "malformed");
+    let huge = vec![b' '; MAX_PAYLOAD + 1];
+    assert!(
+        SignedPassages::decode(&huge)
+            .unwrap_err()
+            .to_string()
+            .contains("at most")
+    );
 }

@@ -30,6 +30,19 @@ impl Store {
             .unwrap_or(0))
     }
 
+    /// The centre's view of the subject's trip (inner `None`: no passage booked yet); `None` once
+    /// the subject is erased.
+    #[allow(clippy::option_option)]
+    pub fn subject_trip(&self, id: &SubjectId) -> Result<Option<Option<CentreTrip>>, StoreError> {
+        let db = self.db()?;
+        let tx = db.begin_read().map_err(|e| self.err(e))?;
+        let s = tx.open_table(SUBJECTS).map_err(|e| self.err(e))?;
+        if s.get(id.as_bytes()).map_err(|e| self.err(e))?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.centre_trip(&tx, id)?))
+    }
+
     /// The subject's record, wrapped data key, sealed template and tickets; `None` once erased.
     pub fn subject_state(&self, id: &SubjectId) -> Result<Option<SubjectState>, StoreError> {
         let db = self.db()?;

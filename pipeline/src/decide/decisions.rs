@@ -95,7 +95,7 @@ impl Decisions {
             passages = fare.passages,
             "fare state restored"
         );
-        desk.restore(fare.open_trips, fare.spent);
+        desk.restore(fare);
         let lanes: Vec<LaneGate> = lanes
             .into_iter()
             .map(|l| LaneGate {

@@ -47,8 +47,8 @@ pub struct TicketDesk {
     /// another station comes with the centre's view of the subject ([`CentreTrip`]); the newer of
     /// the two is what the rules see (docs/tickets.md, "Across the network").
     open_trips: HashMap<SubjectId, OpenTrip>,
-    /// When each subject last passed here (this run): a centre view older than that does not
-    /// override what happened here since.
+    /// When each subject last passed here (kept in the store): a centre view older than that does
+    /// not override what happened here since.
     last_here: HashMap<SubjectId, NaiveDateTime>,
     /// Single rides spent at this station: refused as used even while the centre's copy of the
     /// ticket still says unused.
@@ -104,10 +104,11 @@ impl TicketDesk {
         Ok(Self::new(FareTable::parse(&text, "built-in")?, station))
     }
 
-    /// Starts from the trips and spent rides the store kept (a restart).
-    pub fn restore(&mut self, open_trips: HashMap<SubjectId, OpenTrip>, spent: HashSet<TicketId>) {
-        self.open_trips = open_trips;
-        self.spent = spent;
+    /// Starts from the fare state the store kept (a restart).
+    pub fn restore(&mut self, fare: crate::store::FareState) {
+        self.open_trips = fare.open_trips;
+        self.spent = fare.spent;
+        self.last_here = fare.last_here;
     }
 
     pub fn open_trips(&self) -> usize {

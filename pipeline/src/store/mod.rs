@@ -22,7 +22,8 @@ pub use templates::{LAST_SEQ, RowOp, TemplateRow};
 pub use trips::{FareState, Passage};
 
 /// 2 added the template tables (`sync_templates`, `meta.sync_last_seq`); 3 the fare state (`trips`,
-/// `spent_rides`, `passages`); 4 the centre's view of each subject's trip (`centre_trips`). Older
+/// `spent_rides`, `passages`); 4 the centre's view of each subject's trip (`centre_trips`) and each
+/// subject's last passage here (`last_here`). Older
 /// files are migrated in place (the new tables are created, nothing else is touched).
 pub const SCHEMA_VERSION: u64 = 4;
 const SCHEMA: Schema = Schema {
@@ -70,6 +71,7 @@ impl Store {
             tx.open_table(trips::TRIPS)?;
             tx.open_table(trips::SPENT)?;
             tx.open_table(trips::PASSAGES)?;
+            tx.open_table(trips::LAST_HERE)?;
             Ok(())
         })?;
         if let Opened::Upgraded { from } = opened {
@@ -98,7 +100,8 @@ impl Store {
             copy_table(r, w, templates::CENTRE_TRIPS)?;
             copy_table(r, w, trips::TRIPS)?;
             copy_table(r, w, trips::SPENT)?;
-            copy_table(r, w, trips::PASSAGES)
+            copy_table(r, w, trips::PASSAGES)?;
+            copy_table(r, w, trips::LAST_HERE)
         })?)
     }
 

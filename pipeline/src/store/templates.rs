@@ -34,6 +34,8 @@ pub struct TemplateRow {
 /// A verified change, ready to write.
 pub enum RowOp<'a> {
     Upsert(SubjectId, &'a TemplateRow),
+    /// The centre's view of the trip of a stored subject (ignored for a subject not stored here).
+    Trip(SubjectId, Option<&'a CentreTrip>),
     Erase(SubjectId),
 }
 
@@ -84,18 +86,13 @@ impl Store {
                                 ),
                             )
                             .map_err(|e| self.err(e))?;
-                            match &row.trip {
-                                Some(trip) => {
-                                    let bytes = serde_json::to_vec(trip)
-                                        .map_err(|e| self.corrupt("centre_trips", id, e))?;
-                                    trips
-                                        .insert(id.as_bytes(), bytes.as_slice())
-                                        .map_err(|e| self.err(e))?;
-                                }
-                                None => {
-                                    trips.remove(id.as_bytes()).map_err(|e| self.err(e))?;
-                                }
+                            self.put_trip(&mut trips, id, row.trip.as_ref())?;
+                        }
+                        RowOp::Trip(id, trip) => {
+                            if t.get(id.as_bytes()).map_err(|e| self.err(e))?.is_none() {
+                                continue;
                             }
+                            self.put_trip(&mut trips, id, *trip)?;
                         }
                         RowOp::Erase(id) => {
                             t.remove(id.as_bytes()).map_err(|e| self.err(e))?;
@@ -106,6 +103,28 @@ impl Store {
             }
             Ok(last)
         })
+    }
+
+    /// Writes (or, for `None`, deletes) the subject's centre trip row.
+    fn put_trip(
+        &self,
+        trips: &mut redb::Table<'_, [u8; 16], &'static [u8]>,
+        id: &SubjectId,
+        trip: Option<&CentreTrip>,
+    ) -> Result<(), StoreError> {
+        match trip {
+            Some(trip) => {
+                let bytes =
+                    serde_json::to_vec(trip).map_err(|e| self.corrupt("centre_trips", id, e))?;
+                trips
+                    .insert(id.as_bytes(), bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+            None => {
+                trips.remove(id.as_bytes()).map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Every stored subject, in id order.

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::NaiveDateTime;
 use domain::SubjectId;
 use domain::store::OnDb;
 use domain::tickets::{OpenTrip, TicketId};
@@ -21,6 +22,9 @@ use super::{json, next_key};
 pub(super) const TRIPS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("trips");
 /// Single rides spent at this station: ticket id → the passage's sequence number.
 pub(super) const SPENT: TableDefinition<u64, u64> = TableDefinition::new("spent_rides");
+/// subject → JSON time of its last passage here (schema version 4): what the desk weighs against
+/// the centre's view of the subject's trip, kept so a restart does not forget it.
+pub(super) const LAST_HERE: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("last_here");
 /// Allowed passages, in order: sequence (from 1) → JSON [`Passage`]. What the centre's fare ledger
 /// is fed from (`sync::uplink`).
 pub(super) const PASSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("passages");
@@ -30,6 +34,8 @@ pub(super) const PASSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("p
 pub struct FareState {
     pub open_trips: HashMap<SubjectId, OpenTrip>,
     pub spent: HashSet<TicketId>,
+    /// Each subject's last passage here.
+    pub last_here: HashMap<SubjectId, NaiveDateTime>,
     /// Passages recorded so far.
     pub passages: u64,
 }
@@ -46,6 +52,7 @@ impl Store {
             let mut trips = tx.open_table(TRIPS).map_err(|e| self.err(e))?;
             let mut spent = tx.open_table(SPENT).map_err(|e| self.err(e))?;
             let mut recs = tx.open_table(PASSAGES).map_err(|e| self.err(e))?;
+            let mut last = tx.open_table(LAST_HERE).map_err(|e| self.err(e))?;
             let first = next_key(&recs).map_err(|e| self.err(e))?;
             for (seq, p) in (first..).zip(passages) {
                 let id = *p.subject.as_bytes();
@@ -64,6 +71,8 @@ impl Store {
                     spent.insert(t.0, seq).map_err(|e| self.err(e))?;
                 }
                 recs.insert(seq, json(p).as_slice())
+                    .map_err(|e| self.err(e))?;
+                last.insert(id, json(&p.record.at).as_slice())
                     .map_err(|e| self.err(e))?;
             }
             append_in(tx, journal).map_err(|e| self.err(e))?;
@@ -96,6 +105,14 @@ impl Store {
             for row in spent.iter().map_err(|e| self.err(e))? {
                 let (k, _) = row.map_err(|e| self.err(e))?;
                 st.spent.insert(TicketId(k.value()));
+            }
+            let last = tx.open_table(LAST_HERE).map_err(|e| self.err(e))?;
+            for row in last.iter().map_err(|e| self.err(e))? {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                let id = SubjectId::from_bytes(k.value());
+                let at = serde_json::from_slice(v.value())
+                    .map_err(|e| self.corrupt("last_here", id, e))?;
+                st.last_here.insert(id, at);
             }
             let recs = tx.open_table(PASSAGES).map_err(|e| self.err(e))?;
             st.passages = recs.len().map_err(|e| self.err(e))?;

@@ -73,9 +73,11 @@ impl Gallery {
             for c in changes {
                 match c {
                     GalleryChange::Upsert(id, t, tickets) => g.upsert(id, &t, tickets),
-                    GalleryChange::Trip(id, Some(trip)) => {
+                    // Only for a subject here: a trip change may outlive its subject's erasure.
+                    GalleryChange::Trip(id, Some(trip)) if g.index.contains_key(&id) => {
                         g.trips.insert(id, trip);
                     }
+                    GalleryChange::Trip(_, Some(_)) => {}
                     GalleryChange::Trip(id, None) => {
                         g.trips.remove(&id);
                     }

@@ -92,6 +92,13 @@ impl StationKeys {
     }
 }
 
+/// A verified change waiting for its batch's store write.
+enum Pending {
+    Upsert(Box<TemplateRow>),
+    Trip(Option<domain::tickets::CentreTrip>),
+    Erase,
+}
+
 /// What became of a payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -264,7 +271,7 @@ impl Syncer {
             }
         };
         let mut next = last + 1;
-        let mut rows: Vec<(domain::SubjectId, Option<TemplateRow>)> = Vec::new();
+        let mut rows: Vec<(domain::SubjectId, Pending)> = Vec::new();
         let mut gallery = Vec::new();
         let mut outcome = Outcome::Replay;
         for c in changes {
@@ -293,8 +300,12 @@ impl Syncer {
             }
             match v.op {
                 VerifiedOp::Erase { subject } => {
-                    rows.push((subject, None));
+                    rows.push((subject, Pending::Erase));
                     gallery.push(GalleryChange::Remove(subject));
+                }
+                VerifiedOp::Trip { subject, trip } => {
+                    gallery.push(GalleryChange::Trip(subject, trip.clone()));
+                    rows.push((subject, Pending::Trip(trip)));
                 }
                 VerifiedOp::Upsert {
                     subject,
@@ -319,7 +330,7 @@ impl Syncer {
                                 row.tickets.clone(),
                             ));
                             gallery.push(GalleryChange::Trip(subject, row.trip.clone()));
-                            rows.push((subject, Some(row)));
+                            rows.push((subject, Pending::Upsert(Box::new(row))));
                         }
                         Err(e) => {
                             warn!(seq = v.seq, %subject, error = %e, "change refused: template does not open with this station's key");
@@ -335,12 +346,13 @@ impl Syncer {
         if rows.is_empty() {
             return outcome;
         }
-        let erased = rows.iter().any(|(_, r)| r.is_none());
+        let erased = rows.iter().any(|(_, r)| matches!(r, Pending::Erase));
         let ops: Vec<RowOp<'_>> = rows
             .iter()
             .map(|(id, r)| match r {
-                Some(r) => RowOp::Upsert(*id, r),
-                None => RowOp::Erase(*id),
+                Pending::Upsert(r) => RowOp::Upsert(*id, r),
+                Pending::Trip(t) => RowOp::Trip(*id, t.as_ref()),
+                Pending::Erase => RowOp::Erase(*id),
             })
             .collect();
         let new_last = match self.store.sync_apply(last + 1, &ops) {

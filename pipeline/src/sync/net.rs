@@ -22,19 +22,24 @@ pub struct SyncHandle {
     /// Turns true after the first catch-up that reached the centre.
     pub caught_up: watch::Receiver<bool>,
     task: JoinHandle<()>,
+    /// The passage uplink: its own task, so a slow catch-up never keeps the centre's ledger waiting.
+    uplink: JoinHandle<()>,
 }
 
 impl SyncHandle {
-    /// Stops the task and waits until it is gone (its store handle released).
+    /// Stops the tasks and waits until they are gone (their store handles released).
     pub async fn stop(mut self) {
         self.task.abort();
+        self.uplink.abort();
         let _ = (&mut self.task).await;
+        let _ = (&mut self.uplink).await;
     }
 }
 
 impl Drop for SyncHandle {
     fn drop(&mut self) {
         self.task.abort();
+        self.uplink.abort();
     }
 }
 
@@ -55,12 +60,7 @@ pub async fn spawn(
         .declare_subscriber(CENTRE_ALIVE)
         .history(true)
         .await?;
-    // The passage uplink (`uplink.rs`): the centre's ledger asks here; the head hint tells it when.
-    let keys = protocol::keys::Keys::new(syncer.station().as_str())?;
-    let passages = session.declare_queryable(keys.passages()).await?;
-    let head_key = keys.passage_head();
-    let mut heads = syncer.store.passage_head();
-    let mut heads_open = true;
+    let uplink = super::uplink::serve(syncer.clone(), session.clone()).await?;
     let s = syncer.clone();
     let (caught_up_tx, caught_up) = watch::channel(false);
     gauge!(names::SYNC_CENTRE_REACHABLE).set(0.0);
@@ -92,25 +92,6 @@ pub async fn spawn(
                     Err(_) => break,
                 },
                 _ = tick.tick() => true,
-                r = passages.recv_async() => match r {
-                    Ok(query) => {
-                        tokio::spawn(super::uplink::answer(s.clone(), query));
-                        false
-                    }
-                    Err(_) => break,
-                },
-                r = heads.changed(), if heads_open => {
-                    match r {
-                        Ok(()) => {
-                            let head = *heads.borrow_and_update();
-                            if let Err(e) = session.put(&head_key, head.to_string()).await {
-                                debug!(error = %e, "passage head not put; the centre polls");
-                            }
-                        }
-                        Err(_) => heads_open = false,
-                    }
-                    false
-                },
             };
             if due {
                 match catch_up(&s, &session, batch, query_timeout).await {
@@ -126,6 +107,7 @@ pub async fn spawn(
         syncer,
         caught_up,
         task,
+        uplink,
     })
 }
 

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use domain::uplink::{MAX_PASSAGES, Numbered, PassageBatch, SignedPassages, UPLINK_VERSION};
+use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::Syncer;
@@ -49,8 +50,42 @@ impl Syncer {
     }
 }
 
+/// Declares the passages queryable and starts the task that answers it and puts the passage head
+/// after each commit (a hint for the centre to ask at once).
+pub(super) async fn serve(
+    syncer: Arc<Syncer>,
+    session: zenoh::Session,
+) -> Result<JoinHandle<()>, zenoh::Error> {
+    let keys = protocol::keys::Keys::new(syncer.station().as_str())?;
+    let queries = session.declare_queryable(keys.passages()).await?;
+    let head_key = keys.passage_head();
+    let mut heads = syncer.store.passage_head();
+    Ok(tokio::spawn(async move {
+        let mut heads_open = true;
+        loop {
+            tokio::select! {
+                r = queries.recv_async() => match r {
+                    Ok(query) => {
+                        tokio::spawn(answer(syncer.clone(), query));
+                    }
+                    Err(_) => break,
+                },
+                r = heads.changed(), if heads_open => match r {
+                    Ok(()) => {
+                        let head = *heads.borrow_and_update();
+                        if let Err(e) = session.put(&head_key, head.to_string()).await {
+                            debug!(error = %e, "passage head not put; the centre polls");
+                        }
+                    }
+                    Err(_) => heads_open = false,
+                },
+            }
+        }
+    }))
+}
+
 /// Answers one query of the centre's ledger (`after=SEQ;limit=N`).
-pub(super) async fn answer(syncer: Arc<Syncer>, query: zenoh::query::Query) {
+async fn answer(syncer: Arc<Syncer>, query: zenoh::query::Query) {
     let p = query.parameters();
     let after = p.get("after").map(str::parse::<u64>);
     let limit = p
