@@ -2,7 +2,8 @@
 //! `cargo test --release -p pipeline --test sync_bench -- --ignored --nocapture`):
 //! station sync throughput for N templates (`SYNC_BENCH_N`, default 100 000) from a fresh station
 //! over loopback zenoh, and the time from an erase request at the centre to the station's gallery
-//! update with that many templates in the store.
+//! update with that many templates in the store; the fare ledger's catch-up with a station's
+//! passages (`ledger_sync_throughput`, `LEDGER_BENCH_N` trips, default 100 000).
 
 mod sync_common;
 
@@ -70,6 +71,7 @@ async fn sync_throughput_and_erase_latency() {
 async fn ledger_sync_throughput() {
     use domain::tickets::{Coverage, Direction, TicketId, TicketKind};
     use pipeline::decide::gate::TicketDesk;
+    protocol::logging::init("warn", protocol::logging::LogFormat::Text);
     let trips: usize = std::env::var("LEDGER_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -16,6 +16,9 @@ use super::{Outcome, Syncer};
 use crate::store::StoreError;
 use crate::telemetry::names;
 
+/// Live changes held while the sync task is busy (older ones are dropped and caught up by query).
+const LIVE_RING: usize = 1024;
+
 /// The running sync task; aborted on drop.
 pub struct SyncHandle {
     pub syncer: Arc<Syncer>,
@@ -52,8 +55,13 @@ pub async fn spawn(
     poll: Duration,
     query_timeout: Duration,
 ) -> Result<SyncHandle, zenoh::Error> {
+    // A ring, not zenoh's default FIFO: while this task waits on a catch-up, a full FIFO would
+    // stall the session's receive path, and with it the catch-up's own reply and the ledger's
+    // queries (a livelock once the centre publishes faster than the station applies). A change
+    // that falls off the ring is a gap, which the next catch-up fills.
     let sub = session
         .declare_subscriber(centre_templates(syncer.station().as_str()))
+        .with(zenoh::handlers::RingChannel::new(LIVE_RING))
         .await?;
     let alive = session
         .liveliness()

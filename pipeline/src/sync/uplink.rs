@@ -60,6 +60,8 @@ pub(super) async fn serve(
     let queries = session.declare_queryable(keys.passages()).await?;
     let head_key = keys.passage_head();
     let mut heads = syncer.store.passage_head();
+    // Once at start too: passages recorded while the centre could not ask are announced at once.
+    heads.mark_changed();
     Ok(tokio::spawn(async move {
         let mut heads_open = true;
         loop {
