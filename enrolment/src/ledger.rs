@@ -55,27 +55,30 @@ pub enum PullError {
 /// (the access control knows roles, not stations), so the first reply that verifies counts.
 const MAX_REPLIES: usize = 8;
 
-/// One station's pulls: one at a time, and at most one more waiting, however many hints arrive.
-#[derive(Default)]
+/// One registered station: the key its reports are checked with, and its pulls (one at a time, and
+/// at most one more waiting, however many hints arrive).
 struct Puller {
+    key: UplinkKey,
     running: Mutex<()>,
     queued: AtomicBool,
 }
 
-/// The ledger's view of the registered stations: the key each one's reports are checked with.
+/// The ledger's view of the registered stations.
 pub struct Ledger {
     centre: Arc<Centre>,
-    keys: HashMap<StationId, UplinkKey>,
-    pullers: HashMap<StationId, Puller>,
+    stations: HashMap<StationId, Puller>,
 }
 
 impl Ledger {
     pub fn new(centre: Arc<Centre>) -> Result<Self, domain::seal::SealError> {
-        let mut keys = HashMap::new();
-        let mut pullers = HashMap::new();
+        let mut stations = HashMap::new();
         for (id, pk) in &centre.stations {
-            keys.insert(id.clone(), UplinkKey::for_centre(&centre.x25519, id, pk)?);
-            pullers.insert(id.clone(), Puller::default());
+            let puller = Puller {
+                key: UplinkKey::for_centre(&centre.x25519, id, pk)?,
+                running: Mutex::new(()),
+                queued: AtomicBool::new(false),
+            };
+            stations.insert(id.clone(), puller);
             counter!(names::LEDGER_PASSAGES, "station" => id.to_string()).increment(0);
         }
         for reason in ["malformed", "version", "mac", "station", "mismatch"] {
@@ -84,17 +87,13 @@ impl Ledger {
         for c in Conflict::ALL {
             counter!(names::LEDGER_CONFLICTS, "kind" => c.name()).increment(0);
         }
-        Ok(Self {
-            centre,
-            keys,
-            pullers,
-        })
+        Ok(Self { centre, stations })
     }
 
     /// Marks a pull of `station` as wanted; false when one is already waiting (or the station is
     /// not registered), so a flood of hints costs nothing.
     fn queue(&self, station: &StationId) -> bool {
-        self.pullers
+        self.stations
             .get(station)
             .is_some_and(|p| !p.queued.swap(true, Ordering::AcqRel))
     }
@@ -107,7 +106,7 @@ impl Ledger {
         station: &StationId,
         changed: &Notify,
     ) -> Result<u64, PullError> {
-        let (Some(key), Some(puller)) = (self.keys.get(station), self.pullers.get(station)) else {
+        let Some(puller) = self.stations.get(station) else {
             return Ok(0);
         };
         let _one = puller.running.lock().await;
@@ -127,7 +126,7 @@ impl Ledger {
                 .timeout(QUERY_TIMEOUT)
                 .await
                 .map_err(PullError::Query)?;
-            let batch = first_verified(&replies, key, station).await?;
+            let batch = first_verified(&replies, &puller.key, station).await?;
             if batch.after != after {
                 counter!(names::UPLINK_REFUSED, "reason" => "mismatch").increment(1);
                 return Err(PullError::Mismatch {
@@ -200,7 +199,7 @@ pub(crate) async fn run(ledger: Arc<Ledger>, session: zenoh::Session, changed: A
             None
         }
     };
-    let mut stations: Vec<StationId> = ledger.keys.keys().cloned().collect();
+    let mut stations: Vec<StationId> = ledger.stations.keys().cloned().collect();
     stations.sort();
     info!(stations = stations.len(), "fare ledger started");
     let mut tick = tokio::time::interval(POLL);
@@ -217,7 +216,7 @@ pub(crate) async fn run(ledger: Arc<Ledger>, session: zenoh::Session, changed: A
                 // Nothing in a hint is trusted: it names a station to ask, no more.
                 Some(sample) => station_of_passage_head(sample.key_expr().as_str())
                     .and_then(|s| StationId::new(s).ok())
-                    .filter(|s| ledger.keys.contains_key(s))
+                    .filter(|s| ledger.stations.contains_key(s))
                     .into_iter()
                     .collect(),
                 None => break,

@@ -203,12 +203,7 @@ impl Store {
         let id = p.subject;
         let r = &p.record;
         let mut open = tx.open_table(OPEN_TRIPS).map_err(|e| self.err(e))?;
-        let current: Option<OpenTrip> = match open.get(id.as_bytes()).map_err(|e| self.err(e))? {
-            Some(v) => Some(
-                serde_json::from_slice(v.value()).map_err(|e| self.corrupt("open_trips", id, e))?,
-            ),
-            None => None,
-        };
+        let current: Option<OpenTrip> = self.subject_row(&open, "open_trips", &id)?;
         match r.direction {
             Direction::Entry => {
                 let Some(trip) = &p.trip else {
@@ -246,12 +241,7 @@ impl Store {
         at: NaiveDateTime,
     ) -> Result<(), StoreError> {
         let mut t = tx.open_table(TRIP_AS_OF).map_err(|e| self.err(e))?;
-        let before: Option<NaiveDateTime> = match t.get(id.as_bytes()).map_err(|e| self.err(e))? {
-            Some(v) => Some(
-                serde_json::from_slice(v.value()).map_err(|e| self.corrupt("trip_as_of", id, e))?,
-            ),
-            None => None,
-        };
+        let before: Option<NaiveDateTime> = self.subject_row(&t, "trip_as_of", id)?;
         if before.is_none_or(|b| at > b) {
             let bytes = serde_json::to_vec(&at).map_err(|e| self.corrupt("trip_as_of", id, e))?;
             t.insert(id.as_bytes(), bytes.as_slice())
@@ -268,18 +258,11 @@ impl Store {
         id: &SubjectId,
     ) -> Result<Option<CentreTrip>, StoreError> {
         let t = tx.open_table(TRIP_AS_OF).map_err(|e| self.err(e))?;
-        let Some(v) = t.get(id.as_bytes()).map_err(|e| self.err(e))? else {
+        let Some(as_of) = self.subject_row(&t, "trip_as_of", id)? else {
             return Ok(None);
         };
-        let as_of =
-            serde_json::from_slice(v.value()).map_err(|e| self.corrupt("trip_as_of", id, e))?;
         let o = tx.open_table(OPEN_TRIPS).map_err(|e| self.err(e))?;
-        let open = match o.get(id.as_bytes()).map_err(|e| self.err(e))? {
-            Some(v) => Some(
-                serde_json::from_slice(v.value()).map_err(|e| self.corrupt("open_trips", id, e))?,
-            ),
-            None => None,
-        };
+        let open = self.subject_row(&o, "open_trips", id)?;
         Ok(Some(CentreTrip { open, as_of }))
     }
 

@@ -206,6 +206,22 @@ impl Store {
         self.db.path()
     }
 
+    /// The JSON row of subject `id` in a subject-keyed table (`name` in the error when it does not
+    /// decode), if there is one.
+    pub(crate) fn subject_row<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &impl redb::ReadableTable<Sid, &'static [u8]>,
+        name: &'static str,
+        id: &SubjectId,
+    ) -> Result<Option<T>, StoreError> {
+        match table.get(id.as_bytes()).map_err(|e| self.err(e))? {
+            Some(v) => Ok(Some(
+                serde_json::from_slice(v.value()).map_err(|e| self.corrupt(name, id, e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
     pub(crate) fn db(&self) -> Result<std::sync::RwLockReadGuard<'_, redb::Database>, StoreError> {
         Ok(self.db.db()?)
     }

@@ -292,12 +292,7 @@ impl Store {
         let db = self.db()?;
         let tx = db.begin_read().map_err(|e| self.err(e))?;
         let open = tx.open_table(OPEN_TRIPS).map_err(|e| self.err(e))?;
-        let open = match open.get(id.as_bytes()).map_err(|e| self.err(e))? {
-            Some(v) => Some(
-                serde_json::from_slice(v.value()).map_err(|e| self.corrupt("open_trips", id, e))?,
-            ),
-            None => None,
-        };
+        let open = self.subject_row(&open, "open_trips", id)?;
         let t = tx.open_table(TRIPS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         let range = (*id.as_bytes(), from)..=(*id.as_bytes(), u64::MAX);

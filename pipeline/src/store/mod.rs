@@ -77,12 +77,11 @@ impl Store {
         if let Opened::Upgraded { from } = opened {
             info!(path = %path.display(), from, to = SCHEMA_VERSION, "store migrated");
         }
-        let mut store = Self {
+        let store = Self {
             db,
             passage_head: tokio::sync::watch::Sender::new(0),
         };
-        let head = store.fare_state()?.passages;
-        store.passage_head = tokio::sync::watch::Sender::new(head);
+        store.passage_head.send_replace(store.passage_count()?);
         Ok(store)
     }
 

@@ -114,10 +114,19 @@ impl Store {
                     .map_err(|e| self.corrupt("last_here", id, e))?;
                 st.last_here.insert(id, at);
             }
-            let recs = tx.open_table(PASSAGES).map_err(|e| self.err(e))?;
-            st.passages = recs.len().map_err(|e| self.err(e))?;
+            st.passages = self.passages_in(tx)?;
             Ok(st)
         })
+    }
+
+    /// Passages recorded so far: the last sequence, since they are numbered from 1 without a gap.
+    pub(super) fn passage_count(&self) -> Result<u64, StoreError> {
+        self.db.read(|tx| self.passages_in(tx))
+    }
+
+    fn passages_in(&self, tx: &redb::ReadTransaction) -> Result<u64, StoreError> {
+        let recs = tx.open_table(PASSAGES).map_err(|e| self.err(e))?;
+        recs.len().map_err(|e| self.err(e))
     }
 
     /// Passage records with sequence number >= `from`, oldest first, at most `limit`.
