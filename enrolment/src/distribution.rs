@@ -81,6 +81,7 @@ impl Centre {
                     wrapped_key: HexBytes(wrapped.into_bytes()),
                     tickets: st.tickets,
                     trip: st.trip,
+                    postpay: st.record.account.is_some(),
                 })
             }
         };

@@ -144,6 +144,38 @@ fn enrol_refuse_link_erase_and_scan_the_store() {
     let subject = srv.get(&format!("/subjects/{obama}")).json();
     assert_eq!(subject["photos"], 2);
     assert_eq!(subject["consent"]["policy_version"], "2026-01");
+
+    // A payment account (post-pay): linked, shown, unlinked; no charges before any passage.
+    let account = format!("/subjects/{biden}/account");
+    let r = srv.put_json(&account, &json!({"reference": "4111 1111 1111 1111"}));
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (400, Some("bad_account"))
+    );
+    let r = srv.delete(&account);
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (404, Some("no_account"))
+    );
+    let nobody = "0123456789abcdef0123456789abcdef";
+    let r = srv.put_json(
+        &format!("/subjects/{nobody}/account"),
+        &json!({"reference": "psp:acct_7Hx2"}),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (404, Some("no_subject"))
+    );
+    for _ in 0..2 {
+        let r = srv.put_json(&account, &json!({"reference": "psp:acct_7Hx2"}));
+        assert_eq!(r.status, 204, "linking the same account twice is one link");
+    }
+    let shown = srv.get(&format!("/subjects/{biden}")).json();
+    assert_eq!(shown["account"]["reference"], "psp:acct_7Hx2");
+    assert_eq!(srv.delete(&account).status, 204);
+    let shown = srv.get(&format!("/subjects/{biden}")).json();
+    assert!(shown.get("account").is_none(), "{shown}");
+    assert_eq!(srv.get("/charges").json(), json!([]));
     srv.stop();
 
     // The sealed template and wrapped key are in the file now (so the scan below can see them).
@@ -188,7 +220,8 @@ fn enrol_refuse_link_erase_and_scan_the_store() {
     assert_eq!(
         kinds,
         [
-            "upsert", "upsert", "tickets", "tickets", "tickets", "erase", "upsert"
+            "upsert", "upsert", "tickets", "tickets", "tickets", "tickets", "tickets", "erase",
+            "upsert"
         ]
     );
     srv.stop();
@@ -210,7 +243,18 @@ fn enrol_refuse_link_erase_and_scan_the_store() {
         3
     );
     let erase = store.changes(0, 100).unwrap();
-    assert_eq!(erase[5].kind, ChangeKind::Erase);
+    assert_eq!(erase[7].kind, ChangeKind::Erase);
+    let accounts: Vec<String> = store
+        .audit(0, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| e.kind == AuditKind::Account)
+        .map(|(_, e)| e.detail)
+        .collect();
+    assert_eq!(
+        accounts,
+        ["payment account linked", "payment account unlinked"]
+    );
     drop(store);
     assert!(
         !file_contains(&db, sealed.as_bytes()),
@@ -227,7 +271,7 @@ fn auth_limits_rate_and_openapi() {
     let tmp = tempfile::tempdir().unwrap();
     prepare(
         tmp.path(),
-        "[limits]\nmax_body_bytes = 1048576\nmax_photo_bytes = 524288\n\n[rate]\nper_minute = 6.0\nburst = 12.0\nfailed_auth_per_minute = 3.0\n",
+        "[limits]\nmax_body_bytes = 1048576\nmax_photo_bytes = 524288\n\n[rate]\nper_minute = 6.0\nburst = 16.0\nfailed_auth_per_minute = 3.0\n",
     );
     let srv = Server::start(tmp.path());
     let a = srv.addr;
@@ -259,7 +303,7 @@ fn auth_limits_rate_and_openapi() {
     let id = "00".repeat(16);
     let mut ops = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
-        for method in ["get", "post", "delete"] {
+        for method in ["get", "post", "put", "delete"] {
             if item.get(method).is_none() {
                 continue;
             }
@@ -276,7 +320,7 @@ fn auth_limits_rate_and_openapi() {
             );
         }
     }
-    assert_eq!(ops, 11);
+    assert_eq!(ops, 14);
     // Generated from the handlers: the types they send and take, and the guard's own answers.
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for s in [
@@ -287,6 +331,8 @@ fn auth_limits_rate_and_openapi() {
         "Subject",
         "Enrolled",
         "Trips",
+        "AccountBody",
+        "ChargeLine",
     ] {
         assert!(schemas.contains_key(s), "schema {s} missing");
     }
@@ -339,7 +385,7 @@ fn auth_limits_rate_and_openapi() {
         (400, Some("no_photos"))
     );
 
-    // The client's bucket (burst 12) is spent by now: 429 with Retry-After.
+    // The client's bucket (burst 16) is spent by now: 429 with Retry-After.
     let mut limited = None;
     for _ in 0..10 {
         let r = srv.get("/changes");

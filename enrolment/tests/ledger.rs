@@ -8,7 +8,10 @@ use domain::seal::{self, KeyId, MasterKey};
 use domain::tickets::{Direction, OpenTrip, RideValue, TicketId, TicketKind, TripRecord, Verdict};
 use domain::uplink::{Numbered, Passage, PassageBatch, UPLINK_VERSION};
 use domain::{StationId, SubjectId};
-use enrolment::store::{AuditKind, Conflict, Consent, EnrolRow, Store, StoreError, SubjectRecord};
+use enrolment::store::{
+    AccountChange, AccountRef, AuditKind, Conflict, Consent, EnrolRow, Store, StoreError,
+    SubjectRecord,
+};
 
 fn st(s: &str) -> StationId {
     StationId::new(s).unwrap()
@@ -249,4 +252,121 @@ fn a_passage_of_an_erased_subject_keeps_its_fare_and_nothing_of_the_subject() {
     assert_eq!(done.booked, 1);
     assert!(store.trips(&id, 0, 10).unwrap().is_none());
     assert_eq!(store.ledger_totals().unwrap().passages, 1);
+}
+
+/// Post-pay: a charged exit is booked once as a charge to the subject's account; a charge for a
+/// subject whose account is gone by then is booked without one and flagged; linking and unlinking
+/// tell the stations, replacing the reference does not (they only know whether there is one).
+#[test]
+fn post_pay_charges_are_booked_once_against_the_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("c.redb")).unwrap();
+    let (a, b, id) = (st("umeda"), st("noda"), enrolled(&store));
+    let r = |s: &str| AccountRef::try_from(s.to_owned()).unwrap();
+    let head = store.head_seq().unwrap();
+    assert_eq!(
+        store.set_account(&id, Some(r("psp:1")), "t").unwrap(),
+        AccountChange::Linked
+    );
+    assert_eq!(
+        store.set_account(&id, Some(r("psp:2")), "t").unwrap(),
+        AccountChange::Replaced
+    );
+    assert_eq!(
+        store.head_seq().unwrap(),
+        head + 1,
+        "a replaced reference is not news"
+    );
+    let t = TicketId(1);
+    let charged = |when, amount| {
+        let mut p = exit(&b, &a, id, when, t, false);
+        p.record.charged = amount;
+        p
+    };
+    let first = batch(
+        &b,
+        0,
+        vec![entry(&a, id, at(8, 0), t), charged(at(8, 30), 80)],
+    );
+    assert_eq!(store.book(&first).unwrap().charged, 80);
+    store.book(&first).unwrap();
+    let charges = store.charges(0, 10).unwrap();
+    assert_eq!(charges.len(), 1, "booked twice: {charges:?}");
+    let (seq, c) = &charges[0];
+    assert_eq!((*seq, c.amount, c.passage), (1, 80, 2));
+    assert_eq!((&c.station, c.account.as_ref()), (&b, Some(&r("psp:2"))));
+
+    assert_eq!(
+        store.set_account(&id, None, "t").unwrap(),
+        AccountChange::Unlinked
+    );
+    assert_eq!(
+        store.set_account(&id, None, "t").unwrap(),
+        AccountChange::Unchanged
+    );
+    // The station decided before it heard of the unlink.
+    let late = batch(
+        &b,
+        2,
+        vec![entry(&a, id, at(9, 0), t), charged(at(9, 30), 40)],
+    );
+    let done = store.book(&late).unwrap();
+    assert_eq!(done.conflicts, vec![Conflict::ChargeWithoutAccount]);
+    let charges = store.charges(2, 10).unwrap();
+    assert_eq!(charges.len(), 1);
+    assert_eq!(
+        (charges[0].1.amount, charges[0].1.account.as_ref()),
+        (40, None)
+    );
+    let details: Vec<String> = store
+        .audit(1, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| e.kind == AuditKind::Account)
+        .map(|(_, e)| e.detail)
+        .collect();
+    assert_eq!(
+        details,
+        [
+            "payment account linked",
+            "payment account replaced",
+            "payment account unlinked"
+        ]
+    );
+    assert!(
+        details.iter().all(|d| !d.contains("psp:")),
+        "the audit log never names the account"
+    );
+}
+
+/// A version-2 file (before post-pay) opens as version 3: its subjects read with no account and the
+/// charges table is there.
+#[test]
+fn a_version_2_centre_store_gains_post_pay() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.redb");
+    let id = {
+        let store = Store::open(&path).unwrap();
+        enrolled(&store)
+    };
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(domain::store::META)
+            .unwrap()
+            .insert(domain::store::SCHEMA_VERSION_KEY, 2)
+            .unwrap();
+        assert!(
+            tx.delete_table(redb::TableDefinition::<u64, &[u8]>::new("charges"))
+                .unwrap()
+        );
+        tx.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.meta(domain::store::SCHEMA_VERSION_KEY).unwrap(),
+        Some(3)
+    );
+    assert_eq!(store.subject(&id).unwrap().unwrap().account, None);
+    assert!(store.charges(0, 10).unwrap().is_empty());
 }

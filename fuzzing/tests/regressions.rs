@@ -105,6 +105,7 @@ fn write_seeds() {
             wrapped_key: HexBytes(wrapped.into_bytes()),
             tickets: vec![],
             trip: None,
+            postpay: false,
         }),
     };
     let erase = ChangeBody {

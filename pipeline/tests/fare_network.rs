@@ -1,7 +1,8 @@
 //! Fares across the network (issue 17 item 2), on real stores and real zenoh sessions on loopback:
 //! the passages a station records reach the centre's ledger, booked once each, even when the centre
 //! was down while they happened; a single ride spent at one station is then refused at the other;
-//! a trip entered at one station is closed at the other, with the fare between them.
+//! a trip entered at one station is closed at the other, with the fare between them; a pass's
+//! extension fare is charged to a linked payment account (post-pay).
 //!
 //! The stations here are their store, sync and uplink (the real ones, as gated runs them) and the
 //! ticket desk the deciders use, fed the walkers directly instead of by cameras.
@@ -18,6 +19,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use domain::StationId;
 use domain::tickets::{DenyReason, Direction, FareTable, RideValue, TicketKind, Verdict};
 use domain::uplink::{SignedPassages, UPLINK_VERSION};
+use enrolment::store::AccountRef;
 use pipeline::decide::gate::TicketDesk;
 use pipeline::store::Store;
 use sync_common::*;
@@ -48,11 +50,11 @@ fn pass(
     direction: Direction,
     when: NaiveDateTime,
 ) -> Verdict {
-    let (tickets, centre) = {
+    let (wallet, centre) = {
         let g = station.syncer().gallery().read();
-        (g.tickets(&id).unwrap().to_vec(), g.trip(&id).cloned())
+        (g.wallet(&id).unwrap().clone(), g.trip(&id).cloned())
     };
-    let d = desk.judge(id, &tickets, centre.as_ref(), direction, when);
+    let d = desk.judge(id, &wallet, centre.as_ref(), direction, when);
     let passages: Vec<_> = desk
         .take_changes()
         .iter()
@@ -107,7 +109,13 @@ async fn passages_reach_the_ledger_once_and_a_spent_ride_is_refused_at_the_other
     let mut desk_b = TicketDesk::new(table(), StationId::new("noda").unwrap());
 
     // Before the ride is spent, noda refuses it for its origin only.
-    let before = desk_b.judge(id, &b.gallery()[&id].1, None, Direction::Entry, at(8, 0));
+    let before = desk_b.judge(
+        id,
+        &b.gallery()[&id].1.clone().into(),
+        None,
+        Direction::Entry,
+        at(8, 0),
+    );
     assert!(matches!(
         before.verdict,
         Verdict::Deny {
@@ -150,7 +158,13 @@ async fn passages_reach_the_ledger_once_and_a_spent_ride_is_refused_at_the_other
     })
     .await;
     let known_at_b = t0.elapsed();
-    let after = desk_b.judge(id, &b.gallery()[&id].1, None, Direction::Entry, at(9, 0));
+    let after = desk_b.judge(
+        id,
+        &b.gallery()[&id].1.clone().into(),
+        None,
+        Direction::Entry,
+        at(9, 0),
+    );
     assert_eq!(
         after.verdict,
         Verdict::Deny {
@@ -222,7 +236,7 @@ async fn passages_made_while_the_centre_was_down_are_booked_when_it_returns() {
     for (i, id) in ids.iter().enumerate() {
         let m = i as u32 % 50;
         for (dir_, when) in [(Direction::Entry, at(7, m)), (Direction::Exit, at(9, m))] {
-            let d = desk.judge(*id, &tickets, None, dir_, when);
+            let d = desk.judge(*id, &tickets.clone().into(), None, dir_, when);
             assert_eq!(d.verdict, Verdict::Allow);
             let p: Vec<_> = desk
                 .take_changes()
@@ -280,7 +294,13 @@ async fn a_trip_entered_at_one_station_is_closed_at_the_other_with_the_fare_betw
     // Without the centre's word, noda knows no entry.
     assert_eq!(
         desk_b
-            .judge(id, &b.gallery()[&id].1, None, Direction::Exit, at(7, 50))
+            .judge(
+                id,
+                &b.gallery()[&id].1.clone().into(),
+                None,
+                Direction::Exit,
+                at(7, 50)
+            )
             .verdict,
         Verdict::Deny {
             reason: DenyReason::NoEntry
@@ -348,6 +368,138 @@ async fn a_trip_entered_at_one_station_is_closed_at_the_other_with_the_fare_betw
     eprintln!(
         "entry at umeda known at noda in {known_at_b:?}; exit at noda known at umeda in {closed_at_a:?}"
     );
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Post-pay end to end (issue 17 item 5): the centre's account link reaches the station, whose
+/// desk then charges a pass's extension fare instead of refusing it; the ledger books the charge
+/// against the account; once the unlink reaches the station, the same exit is refused again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_extension_is_charged_to_a_linked_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut centre = TestCentre::new(dir.path(), &["umeda", "noda"]);
+    let ids = centre.enrol(2);
+    let (payer, other) = (ids[0], ids[1]);
+    let (umeda, noda) = (
+        StationId::new("umeda").unwrap(),
+        StationId::new("noda").unwrap(),
+    );
+    // A commuter pass covering umeda only: an exit at noda (one zone on) costs the extension, 190.
+    let pass_kind = TicketKind::CommuterPass {
+        from: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        to: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+        coverage: domain::tickets::Coverage::Stations([umeda.clone()].into()),
+    };
+    for id in &ids {
+        centre.store.link_ticket(id, &pass_kind, "test").unwrap();
+    }
+    let reference = AccountRef::try_from("psp:acct_42".to_owned()).unwrap();
+    centre
+        .store
+        .set_account(&payer, Some(reference.clone()), "test")
+        .unwrap();
+    centre.start().await;
+    let a = TestStation::start(&centre, "umeda", &dir.path().join("a.redb"), 100).await;
+    let b = TestStation::start(&centre, "noda", &dir.path().join("b.redb"), 100).await;
+    let postpay = |s: &TestStation, id| {
+        s.syncer()
+            .gallery()
+            .read()
+            .wallet(&id)
+            .is_some_and(|w| w.postpay)
+    };
+    b.wait_for("the payer's account at noda", WAIT, |s| postpay(s, payer))
+        .await;
+    assert!(!postpay(&b, other));
+    let (store_a, store_b) = (a.syncer().store().clone(), b.syncer().store().clone());
+    let mut desk_a = TicketDesk::new(table(), umeda.clone());
+    let mut desk_b = TicketDesk::new(table(), noda.clone());
+
+    // Both enter at umeda; the entries reach noda through the centre.
+    for id in &ids {
+        assert_eq!(
+            pass(&mut desk_a, &store_a, &a, *id, Direction::Entry, at(8, 0)),
+            Verdict::Allow
+        );
+    }
+    b.wait_for("both entries at noda", WAIT, |s| {
+        ids.iter().all(|id| {
+            s.syncer()
+                .gallery()
+                .read()
+                .trip(id)
+                .is_some_and(|t| t.open.is_some())
+        })
+    })
+    .await;
+
+    // The payer leaves at noda, charged; the other is sent to the fare adjustment machine.
+    assert_eq!(
+        pass(&mut desk_b, &store_b, &b, payer, Direction::Exit, at(8, 30)),
+        Verdict::Allow
+    );
+    assert_eq!(
+        pass(&mut desk_b, &store_b, &b, other, Direction::Exit, at(8, 31)),
+        Verdict::Deny {
+            reason: DenyReason::FareAdjustmentNeeded { due: 190 }
+        }
+    );
+    let cs = centre.store.clone();
+    until("the charge booked", || {
+        !cs.charges(0, 10).unwrap().is_empty()
+    })
+    .await;
+    let charges = centre.store.charges(0, 10).unwrap();
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    let c = &charges[0].1;
+    assert_eq!(
+        (c.subject, c.amount, &c.station, c.account.as_ref()),
+        (payer, 190, &noda, Some(&reference))
+    );
+    let rows = centre.store.ledger(&noda, 1, 10).unwrap();
+    assert_eq!(rows[0].1.record.charged, 190);
+    assert_eq!(rows[0].1.conflict, None);
+
+    // Unlinked at the centre: once noda hears, the next extension is refused.
+    centre.store.set_account(&payer, None, "test").unwrap();
+    centre.changed();
+    assert_eq!(
+        pass(
+            &mut desk_a,
+            &store_a,
+            &a,
+            payer,
+            Direction::Entry,
+            at(17, 0)
+        ),
+        Verdict::Allow
+    );
+    b.wait_for("the unlink at noda", WAIT, |s| !postpay(s, payer))
+        .await;
+    b.wait_for("the second entry at noda", WAIT, |s| {
+        s.syncer()
+            .gallery()
+            .read()
+            .trip(&payer)
+            .and_then(|t| t.open.clone())
+            .is_some_and(|t| t.entered_at == at(17, 0))
+    })
+    .await;
+    assert_eq!(
+        pass(
+            &mut desk_b,
+            &store_b,
+            &b,
+            payer,
+            Direction::Exit,
+            at(17, 30)
+        ),
+        Verdict::Deny {
+            reason: DenyReason::FareAdjustmentNeeded { due: 190 }
+        }
+    );
+    assert_eq!(centre.store.charges(0, 10).unwrap().len(), 1);
     a.stop().await;
     b.stop().await;
 }

@@ -67,7 +67,7 @@ fn pass_gate(
     dir: Direction,
     h: u32,
 ) -> String {
-    let d = desk.judge(who, tickets, None, dir, at(h));
+    let d = desk.judge(who, &tickets.to_vec().into(), None, dir, at(h));
     let changes = desk.take_changes();
     let passages: Vec<Passage> = changes.iter().map(|c| c.passage("L1", 7)).collect();
     store.commit_passages(&passages, &[]).unwrap();
@@ -169,7 +169,13 @@ fn a_restarted_desk_weighs_the_centre_trip_against_its_own_last_passage() {
         open: Some(entered.clone()),
         as_of: at(8),
     };
-    let again = d.judge(who, &pass, Some(&stale), Direction::Entry, at(10));
+    let again = d.judge(
+        who,
+        &pass.to_vec().into(),
+        Some(&stale),
+        Direction::Entry,
+        at(10),
+    );
     assert_eq!(
         again.verdict,
         Verdict::Allow,
@@ -194,7 +200,13 @@ fn a_restarted_desk_weighs_the_centre_trip_against_its_own_last_passage() {
     .unwrap();
     let mut d = TicketDesk::new(table, station());
     d.restore(store.fare_state().unwrap());
-    let out = d.judge(who, &pass, Some(&elsewhere), Direction::Exit, at(12));
+    let out = d.judge(
+        who,
+        &pass.to_vec().into(),
+        Some(&elsewhere),
+        Direction::Exit,
+        at(12),
+    );
     assert_eq!(out.verdict, Verdict::Allow);
     assert_eq!(
         out.record.entry_station,
@@ -210,7 +222,8 @@ fn a_refused_write_is_undone_in_the_desk() {
     let who = SubjectId::random().unwrap();
     let pass = [day_pass(1)];
     assert!(matches!(
-        d.judge(who, &pass, None, Direction::Entry, at(8)).verdict,
+        d.judge(who, &pass.to_vec().into(), None, Direction::Entry, at(8))
+            .verdict,
         Verdict::Allow
     ));
     let changes = d.take_changes();
@@ -219,7 +232,8 @@ fn a_refused_write_is_undone_in_the_desk() {
     d.revert(&changes);
     assert_eq!(d.open_trips(), 0);
     assert!(matches!(
-        d.judge(who, &pass, None, Direction::Entry, at(8)).verdict,
+        d.judge(who, &pass.to_vec().into(), None, Direction::Entry, at(8))
+            .verdict,
         Verdict::Allow
     ));
 }

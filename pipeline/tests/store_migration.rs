@@ -78,8 +78,8 @@ fn version_1_file_is_migrated_in_place_and_keeps_its_journal() {
 
     {
         let s = Store::open(&path).expect("a version-1 file opens");
-        assert_eq!(SCHEMA_VERSION, 4);
-        assert_eq!(s.schema_version().expect("version"), 4);
+        assert_eq!(SCHEMA_VERSION, 5);
+        assert_eq!(s.schema_version().expect("version"), 5);
         let j = s.journal(1, 1000).expect("journal reads");
         assert_eq!(j.len(), 50, "every version-1 journal entry survives");
         for (i, (seq, e)) in j.iter().enumerate() {
@@ -93,11 +93,17 @@ fn version_1_file_is_migrated_in_place_and_keeps_its_journal() {
         assert_eq!(s.append(&[entry(51)]).expect("append"), 51);
     }
 
-    // On disk: version 4, the template, fare and centre-trip tables exist, and a reopen is a plain
-    // open.
+    // On disk: version 5, the template, fare, centre-trip and post-pay tables exist, and a reopen is
+    // a plain open.
     let (v, tables) = raw_version_and_tables(&path);
-    assert_eq!(v, Some(4));
-    for t in ["trips", "spent_rides", "passages", "centre_trips"] {
+    assert_eq!(v, Some(5));
+    for t in [
+        "trips",
+        "spent_rides",
+        "passages",
+        "centre_trips",
+        "postpay",
+    ] {
         assert!(tables.iter().any(|n| n == t), "{t} created: {tables:?}");
     }
     assert!(
@@ -106,7 +112,7 @@ fn version_1_file_is_migrated_in_place_and_keeps_its_journal() {
     );
     assert!(tables.iter().any(|t| t == "journal"), "{tables:?}");
     let s = Store::open(&path).expect("reopen migrated file");
-    assert_eq!(s.schema_version().expect("version"), 4);
+    assert_eq!(s.schema_version().expect("version"), 5);
     let j = s.journal(1, 1000).expect("journal");
     assert_eq!(j.len(), 51);
     assert_eq!(j[50], (51, entry(51)));
@@ -118,14 +124,14 @@ fn empty_version_1_file_is_migrated() {
     let path = dir.path().join("s.redb");
     write_v1(&path, 1, 0);
     let s = Store::open(&path).expect("open");
-    assert_eq!(s.schema_version().expect("version"), 4);
+    assert_eq!(s.schema_version().expect("version"), 5);
     assert!(s.journal(1, 10).expect("journal").is_empty());
     assert_eq!(s.append(&[entry(1)]).expect("append"), 1);
 }
 
 #[test]
-fn version_2_and_3_files_gain_the_missing_tables_and_keep_their_journal() {
-    for version in [2, 3] {
+fn version_2_to_4_files_gain_the_missing_tables_and_keep_their_journal() {
+    for version in [2, 3, 4] {
         version_n_file_is_migrated(version);
     }
 }
@@ -134,8 +140,8 @@ fn version_n_file_is_migrated(version: u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("s.redb");
     write_v1(&path, version, 20);
-    let s = Store::open(&path).expect("a version-2 file opens");
-    assert_eq!(s.schema_version().expect("version"), 4);
+    let s = Store::open(&path).expect("an older file opens");
+    assert_eq!(s.schema_version().expect("version"), 5);
     assert_eq!(s.journal(1, 100).expect("journal").len(), 20);
     let fare = s.fare_state().expect("fare state");
     assert!(fare.open_trips.is_empty() && fare.spent.is_empty());
@@ -162,7 +168,7 @@ fn raw_journal(path: &Path) -> Vec<(u64, Vec<u8>)> {
 /// offset 9 on, same file size), although no transaction is committed.
 #[test]
 fn unknown_versions_are_refused_untouched() {
-    for version in [0u64, 5, 99] {
+    for version in [0u64, 6, 99] {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.redb");
         write_v1(&path, version, 5);

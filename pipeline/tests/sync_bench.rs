@@ -102,7 +102,13 @@ async fn ledger_sync_throughput() {
     for i in 0..trips {
         for direction in [Direction::Entry, Direction::Exit] {
             at += chrono::Duration::milliseconds(300);
-            desk.judge(ids[i % ids.len()], &tickets, None, direction, at);
+            desk.judge(
+                ids[i % ids.len()],
+                &tickets.clone().into(),
+                None,
+                direction,
+                at,
+            );
             let p: Vec<_> = desk
                 .take_changes()
                 .iter()

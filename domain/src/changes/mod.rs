@@ -124,6 +124,15 @@ pub struct Upsert {
     /// The centre's view of the subject's trip; absent until a passage of the subject is booked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trip: Option<CentreTrip>,
+    /// The subject has a payment account: a pass's extension fare is charged to it at exit (post-pay)
+    /// instead of sending the passenger to the fare adjustment machine. Absent: no account. Only the
+    /// fact travels; the account's reference stays at the centre.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub postpay: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl ChangeOp {
@@ -173,6 +182,7 @@ pub enum VerifiedOp {
         wrapped: StationWrappedKey,
         tickets: Vec<Ticket>,
         trip: Option<CentreTrip>,
+        postpay: bool,
     },
     Erase {
         subject: SubjectId,
@@ -264,6 +274,7 @@ impl SignedChange {
                     wrapped: StationWrappedKey::from_bytes(u.wrapped_key.0)?,
                     tickets: u.tickets,
                     trip: u.trip,
+                    postpay: u.postpay,
                 }
             }
         };

@@ -20,6 +20,7 @@ fn upsert_body(station: &StationId, seq: u64) -> (ChangeBody, StationSecretKey, 
             wrapped_key: HexBytes(wrapped.into_bytes()),
             tickets: vec![],
             trip: None,
+            postpay: false,
         }),
     };
     (body, st, centre)

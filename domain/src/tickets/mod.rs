@@ -114,6 +114,24 @@ pub struct CentreTrip {
     pub as_of: NaiveDateTime,
 }
 
+/// What a subject can pay with at a gate, as a station knows it: its tickets, and whether it has a
+/// payment account that a pass's extension fare is charged to (post-pay).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wallet {
+    pub tickets: Vec<Ticket>,
+    pub postpay: bool,
+}
+
+impl From<Vec<Ticket>> for Wallet {
+    /// Tickets alone, no payment account.
+    fn from(tickets: Vec<Ticket>) -> Self {
+        Self {
+            tickets,
+            postpay: false,
+        }
+    }
+}
+
 /// What the rules need to know about the subject at the lane.
 #[derive(Debug, Clone, Copy)]
 pub struct Rider<'a> {

@@ -49,13 +49,17 @@ pub enum Conflict {
     ExitWithoutKnownEntry,
     /// An entry while an earlier trip was still open (its exit was never recorded).
     EntryOverOpenTrip,
+    /// A post-pay charge for a subject with no payment account when it was booked (unlinked or
+    /// erased after the station decided): the charge is booked without an account, for review.
+    ChargeWithoutAccount,
 }
 
 impl Conflict {
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::RideUsedTwice,
         Self::ExitWithoutKnownEntry,
         Self::EntryOverOpenTrip,
+        Self::ChargeWithoutAccount,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +67,7 @@ impl Conflict {
             Self::RideUsedTwice => "ride_used_twice",
             Self::ExitWithoutKnownEntry => "exit_without_known_entry",
             Self::EntryOverOpenTrip => "entry_over_open_trip",
+            Self::ChargeWithoutAccount => "charge_without_account",
         }
     }
 }
@@ -125,7 +130,12 @@ impl Store {
                 ..Booked::default()
             };
             for n in batch.passages.iter().filter(|n| n.seq > head) {
-                let (conflict, changed) = self.book_one(tx, &batch.station, n.seq, &n.passage)?;
+                let (mut conflict, changed) =
+                    self.book_one(tx, &batch.station, n.seq, &n.passage)?;
+                // A row carries one conflict: the trip's, when there is one, else the charge's.
+                if self.charge(tx, &batch.station, n.seq, &n.passage)? && conflict.is_none() {
+                    conflict = Some(Conflict::ChargeWithoutAccount);
+                }
                 let row = LedgerRow {
                     record: n.passage.record.clone(),
                     spent: n.passage.spent,

@@ -7,6 +7,7 @@
 
 mod ledger;
 mod ops;
+mod postpay;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -21,13 +22,15 @@ use serde::{Deserialize, Serialize};
 
 pub use ledger::{Booked, Conflict, LedgerRow, LedgerTotals};
 pub use ops::EnrolRow;
+pub use postpay::{AccountChange, AccountRef, Charge, PaymentAccount};
 pub use state::SubjectState;
 
-/// 2 added the fare ledger (`ledger`, `uplink_heads`, `trip_as_of`); a version-1 file is upgraded in place (the
-/// new tables are created, nothing else is touched).
+/// 2 added the fare ledger (`ledger`, `uplink_heads`, `trip_as_of`); 3 the post-pay charges
+/// (`charges`) and a subject row's optional `account`. Older files are upgraded in place (the new
+/// tables are created, nothing else is touched: a row without `account` reads as no account).
 pub const SCHEMA: Schema = Schema {
-    version: 2,
-    upgrades_from: &[1],
+    version: 3,
+    upgrades_from: &[1, 2],
 };
 
 type Sid = [u8; 16];
@@ -94,6 +97,9 @@ pub struct SubjectRecord {
     pub template_version: u32,
     /// How many photos made the template.
     pub photos: u8,
+    /// The payment account post-pay fares are charged to (`PUT /subjects/{id}/account`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<PaymentAccount>,
 }
 
 impl SubjectRecord {
@@ -104,6 +110,7 @@ impl SubjectRecord {
             enrolled_at: Utc::now(),
             template_version,
             photos,
+            account: None,
         }
     }
 }
@@ -116,7 +123,7 @@ pub enum ChangeKind {
     Upsert = 1,
     /// The subject was erased: drop everything.
     Erase = 2,
-    /// The subject's tickets changed.
+    /// The subject's tickets or payment account changed.
     Tickets = 3,
     /// A booked passage changed the subject's open trip (`ledger`).
     Trip = 4,
@@ -151,6 +158,8 @@ pub enum AuditKind {
     KeyRotation,
     /// A station reported a single ride spent (`actor`: the station).
     Spend,
+    /// A payment account was linked, replaced or unlinked.
+    Account,
 }
 
 /// One audit line: who/what/when, never biometric data.
@@ -197,6 +206,7 @@ impl Store {
             tx.open_table(ledger::LEDGER)?;
             tx.open_table(ledger::UPLINK_HEADS)?;
             tx.open_table(ledger::TRIP_AS_OF)?;
+            tx.open_table(postpay::CHARGES)?;
             Ok(())
         })?;
         Ok(Self { db })
@@ -239,6 +249,7 @@ impl Store {
             copy_table(r, w, ledger::LEDGER)?;
             copy_table(r, w, ledger::UPLINK_HEADS)?;
             copy_table(r, w, ledger::TRIP_AS_OF)?;
+            copy_table(r, w, postpay::CHARGES)?;
             copy_table(r, w, AUDIT)
         })?)
     }

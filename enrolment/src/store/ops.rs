@@ -20,7 +20,9 @@ pub struct EnrolRow<'a> {
     pub sealed: &'a SealedTemplate,
 }
 
-fn next_seq<V: redb::Value + 'static>(t: &Table<'_, u64, V>) -> Result<u64, redb::StorageError> {
+pub(super) fn next_seq<V: redb::Value + 'static>(
+    t: &Table<'_, u64, V>,
+) -> Result<u64, redb::StorageError> {
     Ok(t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1))
 }
 

@@ -163,10 +163,18 @@ impl Server {
     }
 
     pub fn post_json(&self, path: &str, body: &serde_json::Value) -> Response {
+        self.send_json("POST", path, body)
+    }
+
+    pub fn put_json(&self, path: &str, body: &serde_json::Value) -> Response {
+        self.send_json("PUT", path, body)
+    }
+
+    fn send_json(&self, method: &str, path: &str, body: &serde_json::Value) -> Response {
         let b = serde_json::to_vec(body).unwrap();
         request(
             self.addr,
-            "POST",
+            method,
             path,
             Some(TOKEN),
             &[("Content-Type", "application/json")],

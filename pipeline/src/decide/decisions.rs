@@ -197,8 +197,8 @@ impl Decisions {
         let mut resolve = |n: u32| {
             let id = numbers.get(n)?;
             let g = gallery.read();
-            let tickets = g.tickets(&id)?.to_vec();
-            Some((id, (tickets, g.trip(&id).cloned())))
+            let wallet = g.wallet(&id)?.clone();
+            Some((id, (wallet, g.trip(&id).cloned())))
         };
         let now = chrono::Local::now().naive_local();
         let mut vs = verdicts(

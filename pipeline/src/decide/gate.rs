@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDateTime;
 use domain::tickets::{
     self, CentreTrip, Direction, Effect, FareTable, Gate, OpenTrip, Rider, Ticket, TicketId,
-    TicketKind, TripRecord, Verdict,
+    TicketKind, TripRecord, Verdict, Wallet,
 };
 use domain::{StationId, SubjectId};
 use protocol::Outcome;
@@ -116,16 +116,18 @@ impl TicketDesk {
     }
 
     /// Judges one identified walker and, when allowed, applies the trip change (and keeps it for
-    /// the store). `centre` is the centre's view of the subject's trip (from the gallery).
+    /// the store). `wallet` and `centre` (the centre's view of the subject's trip) come from the
+    /// gallery.
     pub fn judge(
         &mut self,
         subject: SubjectId,
-        tickets: &[Ticket],
+        wallet: &Wallet,
         centre: Option<&CentreTrip>,
         direction: Direction,
         at: NaiveDateTime,
     ) -> tickets::Decision {
-        let tickets: Vec<Ticket> = tickets
+        let tickets: Vec<Ticket> = wallet
+            .tickets
             .iter()
             .map(|t| {
                 let mut t = t.clone();
@@ -144,7 +146,7 @@ impl TicketDesk {
             subject,
             tickets: &tickets,
             open_trip: open_trip.as_ref(),
-            postpay: false,
+            postpay: wallet.postpay,
         };
         let gate = Gate {
             station: &self.station,
@@ -218,9 +220,9 @@ impl TicketDesk {
     }
 }
 
-/// What the deciders know of a subject's fare from the gallery: its tickets and the centre's view
+/// What the deciders know of a subject's fare from the gallery: its wallet and the centre's view
 /// of its trip.
-pub type Fare = (Vec<Ticket>, Option<CentreTrip>);
+pub type Fare = (Wallet, Option<CentreTrip>);
 
 /// Turns one update's events into verdicts. `resolve` maps a matcher subject to its id and fare
 /// (`None`: erased since the frame was matched — treated as unknown); `in_zone` is the number of
@@ -264,7 +266,7 @@ pub fn verdicts(
                     door,
                     arch,
                 };
-                let Some((id, (tickets, centre))) = resolve(evidence.subject.0) else {
+                let Some((id, (wallet, centre))) = resolve(evidence.subject.0) else {
                     out.push(base(Outcome::Closed, "unknown", None, None, None));
                     continue;
                 };
@@ -279,7 +281,7 @@ pub fn verdicts(
                     ));
                     continue;
                 }
-                let d = desk.judge(id, &tickets, centre.as_ref(), direction, at);
+                let d = desk.judge(id, &wallet, centre.as_ref(), direction, at);
                 out.push(match d.verdict {
                     Verdict::Allow => base(
                         Outcome::Open,
@@ -450,7 +452,7 @@ mod tests {
             let (ids, tickets) = (&self.ids, &self.tickets);
             let mut resolve = |n: u32| {
                 let n = n as usize;
-                Some((*ids.get(n)?, (tickets.get(n)?.clone(), None)))
+                Some((*ids.get(n)?, (tickets.get(n)?.clone().into(), None)))
             };
             verdicts(
                 events,

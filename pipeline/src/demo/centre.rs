@@ -105,6 +105,7 @@ impl DemoCentre {
                 enrolled_at: Utc::now(),
                 template_version: 1,
                 photos: 1,
+                account: None,
             };
             store
                 .enrol(

@@ -112,7 +112,7 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
         changes.push(crate::sync::gallery::GalleryChange::Upsert(
             id,
             Box::new(t),
-            Vec::new(),
+            Default::default(),
         ));
     }
     gallery.update(1, changes);

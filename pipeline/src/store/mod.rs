@@ -23,12 +23,12 @@ pub use trips::{FareState, Passage};
 
 /// 2 added the template tables (`sync_templates`, `meta.sync_last_seq`); 3 the fare state (`trips`,
 /// `spent_rides`, `passages`); 4 the centre's view of each subject's trip (`centre_trips`) and each
-/// subject's last passage here (`last_here`). Older
-/// files are migrated in place (the new tables are created, nothing else is touched).
-pub const SCHEMA_VERSION: u64 = 4;
+/// subject's last passage here (`last_here`); 5 the subjects with a payment account (`postpay`).
+/// Older files are migrated in place (the new tables are created, nothing else is touched).
+pub const SCHEMA_VERSION: u64 = 5;
 const SCHEMA: Schema = Schema {
     version: SCHEMA_VERSION,
-    upgrades_from: &[1, 2, 3],
+    upgrades_from: &[1, 2, 3, 4],
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,7 @@ impl Store {
             tx.open_table(journal::JOURNAL)?;
             tx.open_table(templates::TEMPLATES)?;
             tx.open_table(templates::CENTRE_TRIPS)?;
+            tx.open_table(templates::POSTPAY)?;
             tx.open_table(trips::TRIPS)?;
             tx.open_table(trips::SPENT)?;
             tx.open_table(trips::PASSAGES)?;
@@ -97,6 +98,7 @@ impl Store {
             copy_table(r, w, journal::JOURNAL)?;
             copy_table(r, w, templates::TEMPLATES)?;
             copy_table(r, w, templates::CENTRE_TRIPS)?;
+            copy_table(r, w, templates::POSTPAY)?;
             copy_table(r, w, trips::TRIPS)?;
             copy_table(r, w, trips::SPENT)?;
             copy_table(r, w, trips::PASSAGES)?;

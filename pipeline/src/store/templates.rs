@@ -1,4 +1,5 @@
-//! The station's template tables (schema version 2, `docs/store.md`), written by `crate::sync`.
+//! The station's template tables (schema versions 2, 4 and 5, `docs/store.md`), written by
+//! `crate::sync`.
 
 use domain::SubjectId;
 use domain::seal::{SealedTemplate, StationWrappedKey};
@@ -17,6 +18,9 @@ pub(super) const TEMPLATES: TableDefinition<[u8; 16], Row<'static>> =
 /// (schema version 4).
 pub(super) const CENTRE_TRIPS: TableDefinition<[u8; 16], &[u8]> =
     TableDefinition::new("centre_trips");
+/// The subjects the centre says have a payment account (schema version 5): an extension fare is
+/// charged to it instead of refused. Absent: no account.
+pub(super) const POSTPAY: TableDefinition<[u8; 16], ()> = TableDefinition::new("postpay");
 /// In `meta`: the last change sequence applied.
 pub const LAST_SEQ: &str = "sync_last_seq";
 
@@ -29,6 +33,8 @@ pub struct TemplateRow {
     pub tickets: Vec<Ticket>,
     /// The centre's view of the subject's trip (`None` before its first booked passage).
     pub trip: Option<CentreTrip>,
+    /// The subject has a payment account (post-pay).
+    pub postpay: bool,
 }
 
 /// A verified change, ready to write.
@@ -71,6 +77,7 @@ impl Store {
             {
                 let mut t = tx.open_table(TEMPLATES).map_err(|e| self.err(e))?;
                 let mut trips = tx.open_table(CENTRE_TRIPS).map_err(|e| self.err(e))?;
+                let mut postpay = tx.open_table(POSTPAY).map_err(|e| self.err(e))?;
                 for op in ops {
                     match op {
                         RowOp::Upsert(id, row) => {
@@ -87,6 +94,11 @@ impl Store {
                             )
                             .map_err(|e| self.err(e))?;
                             self.put_trip(&mut trips, id, row.trip.as_ref())?;
+                            if row.postpay {
+                                postpay.insert(id.as_bytes(), ()).map_err(|e| self.err(e))?;
+                            } else {
+                                postpay.remove(id.as_bytes()).map_err(|e| self.err(e))?;
+                            }
                         }
                         RowOp::Trip(id, trip) => {
                             if t.get(id.as_bytes()).map_err(|e| self.err(e))?.is_none() {
@@ -97,6 +109,7 @@ impl Store {
                         RowOp::Erase(id) => {
                             t.remove(id.as_bytes()).map_err(|e| self.err(e))?;
                             trips.remove(id.as_bytes()).map_err(|e| self.err(e))?;
+                            postpay.remove(id.as_bytes()).map_err(|e| self.err(e))?;
                         }
                     }
                 }
@@ -132,6 +145,7 @@ impl Store {
         self.db.read(|tx| {
             let t = tx.open_table(TEMPLATES).map_err(|e| self.err(e))?;
             let trips = tx.open_table(CENTRE_TRIPS).map_err(|e| self.err(e))?;
+            let postpay = tx.open_table(POSTPAY).map_err(|e| self.err(e))?;
             let mut out = Vec::new();
             for row in t.iter().map_err(|e| self.err(e))? {
                 let (k, v) = row.map_err(|e| self.err(e))?;
@@ -156,6 +170,7 @@ impl Store {
                             ),
                             None => None,
                         },
+                        postpay: postpay.get(k.value()).map_err(|e| self.err(e))?.is_some(),
                     },
                 ));
             }

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use domain::SubjectId;
 use domain::seal::{TEMPLATE_DIM, Template};
-use domain::tickets::{CentreTrip, Ticket};
+use domain::tickets::{CentreTrip, Ticket, Wallet};
 use tokio::sync::watch;
 use zeroize::Zeroize;
 
@@ -17,13 +17,13 @@ pub struct Gallery {
     version: watch::Sender<u64>,
 }
 
-/// The templates, in a flat array for the matcher, with the parallel subject ids and tickets.
+/// The templates, in a flat array for the matcher, with the parallel subject ids and wallets.
 #[derive(Default)]
 pub struct GalleryData {
     version: u64,
     ids: Vec<SubjectId>,
     templates: Vec<Template>,
-    tickets: Vec<Vec<Ticket>>,
+    wallets: Vec<Wallet>,
     index: HashMap<SubjectId, usize>,
     /// The centre's view of each subject's trip, for the deciders (only subjects it has one for).
     trips: HashMap<SubjectId, CentreTrip>,
@@ -72,7 +72,7 @@ impl Gallery {
             let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
             for c in changes {
                 match c {
-                    GalleryChange::Upsert(id, t, tickets) => g.upsert(id, &t, tickets),
+                    GalleryChange::Upsert(id, t, wallet) => g.upsert(id, &t, wallet),
                     // Only for a subject here: a trip change may outlive its subject's erasure.
                     GalleryChange::Trip(id, Some(trip)) if g.index.contains_key(&id) => {
                         g.trips.insert(id, trip);
@@ -91,7 +91,7 @@ impl Gallery {
 }
 
 pub(crate) enum GalleryChange {
-    Upsert(SubjectId, Box<zeroize::Zeroizing<Template>>, Vec<Ticket>),
+    Upsert(SubjectId, Box<zeroize::Zeroizing<Template>>, Wallet),
     /// The centre's view of the subject's trip, sent with each upsert.
     Trip(SubjectId, Option<CentreTrip>),
     Remove(SubjectId),
@@ -133,7 +133,12 @@ impl GalleryData {
     }
 
     pub fn tickets(&self, id: &SubjectId) -> Option<&[Ticket]> {
-        self.index.get(id).map(|&i| self.tickets[i].as_slice())
+        self.wallet(id).map(|w| w.tickets.as_slice())
+    }
+
+    /// The subject's tickets and whether it has a payment account.
+    pub fn wallet(&self, id: &SubjectId) -> Option<&Wallet> {
+        self.index.get(id).map(|&i| &self.wallets[i])
     }
 
     /// The centre's view of the subject's trip, if it has booked a passage of the subject.
@@ -141,17 +146,17 @@ impl GalleryData {
         self.trips.get(id)
     }
 
-    fn upsert(&mut self, id: SubjectId, t: &Template, tickets: Vec<Ticket>) {
+    fn upsert(&mut self, id: SubjectId, t: &Template, wallet: Wallet) {
         match self.index.get(&id) {
             Some(&i) => {
                 self.templates[i] = *t;
-                self.tickets[i] = tickets;
+                self.wallets[i] = wallet;
             }
             None => {
                 self.index.insert(id, self.ids.len());
                 self.ids.push(id);
                 self.templates.push(*t);
-                self.tickets.push(tickets);
+                self.wallets.push(wallet);
             }
         }
     }
@@ -163,7 +168,7 @@ impl GalleryData {
         self.ids.swap_remove(i);
         let mut gone = self.templates.swap_remove(i);
         gone.zeroize();
-        self.tickets.swap_remove(i);
+        self.wallets.swap_remove(i);
         self.trips.remove(id);
         if let Some(moved) = self.ids.get(i) {
             self.index.insert(*moved, i);

@@ -19,6 +19,7 @@ use domain::changes::{CentreVerifyingKey, ChangeError, SignedChange, VerifiedOp}
 use domain::seal::{
     self, CentrePublicKey, KeyId, StationSecretKey, open_from_centre, open_template,
 };
+use domain::tickets::Wallet;
 use metrics::{counter, gauge};
 use serde::Deserialize;
 use tracing::{debug, info, warn};
@@ -198,7 +199,11 @@ impl Syncer {
         for (subject, row) in store.sync_rows()? {
             let t = open_row(&keys, &subject, &row)
                 .map_err(|source| StationSyncError::Open { subject, source })?;
-            changes.push(GalleryChange::Upsert(subject, Box::new(t), row.tickets));
+            let wallet = Wallet {
+                tickets: row.tickets,
+                postpay: row.postpay,
+            };
+            changes.push(GalleryChange::Upsert(subject, Box::new(t), wallet));
             changes.push(GalleryChange::Trip(subject, row.trip));
         }
         gallery.update(last, changes);
@@ -314,6 +319,7 @@ impl Syncer {
                     wrapped,
                     tickets,
                     trip,
+                    postpay,
                 } => {
                     let row = TemplateRow {
                         template_version,
@@ -321,14 +327,15 @@ impl Syncer {
                         wrapped,
                         tickets,
                         trip,
+                        postpay,
                     };
                     match open_row(&self.keys, &subject, &row) {
                         Ok(t) => {
-                            gallery.push(GalleryChange::Upsert(
-                                subject,
-                                Box::new(t),
-                                row.tickets.clone(),
-                            ));
+                            let wallet = Wallet {
+                                tickets: row.tickets.clone(),
+                                postpay: row.postpay,
+                            };
+                            gallery.push(GalleryChange::Upsert(subject, Box::new(t), wallet));
                             gallery.push(GalleryChange::Trip(subject, row.trip.clone()));
                             rows.push((subject, Pending::Upsert(Box::new(row))));
                         }

@@ -23,6 +23,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::account;
 use crate::app::App;
 use crate::auth::{Client, Key};
 use crate::enrol;
@@ -87,6 +88,8 @@ fn authed() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(subject, erase))
         .routes(routes!(tickets, link))
         .routes(routes!(unlink))
+        .routes(routes!(account::link_account, account::unlink_account))
+        .routes(routes!(account::charges))
         .routes(routes!(trips))
         .routes(routes!(changes))
         .routes(routes!(audit))
@@ -236,7 +239,7 @@ fn bad_path(e: PathRejection) -> ApiError {
 }
 
 /// The `{id}` of a subject path, parsed; refusals are JSON errors like every other.
-struct SubjectArg(SubjectId);
+pub(crate) struct SubjectArg(pub(crate) SubjectId);
 
 impl<S: Send + Sync> FromRequestParts<S> for SubjectArg {
     type Rejection = ApiError;
@@ -250,7 +253,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SubjectArg {
 }
 
 /// The `from`/`limit` query of the listing routes; refusals are JSON errors like every other.
-struct Paged(Page);
+pub(crate) struct Paged(pub(crate) Page);
 
 impl<S: Send + Sync> FromRequestParts<S> for Paged {
     type Rejection = ApiError;
@@ -276,13 +279,13 @@ fn parse_id(s: &str) -> Result<SubjectId, ApiError> {
     SubjectId::parse(s).map_err(|e| ApiError::BadRequest("bad_subject_id", e.to_string()))
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, enrolment::store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     Ok(tokio::task::spawn_blocking(f).await??)
 }
 
-fn no_subject(id: &SubjectId) -> ApiError {
+pub(crate) fn no_subject(id: &SubjectId) -> ApiError {
     ApiError::NotFound("no_subject", format!("subject {id} is not enrolled"))
 }
 
@@ -426,15 +429,15 @@ async fn tickets(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct Page {
+pub(crate) struct Page {
     /// First sequence number.
     #[serde(default)]
     #[param(maximum = 9223372036854775807_u64)]
-    from: u64,
+    pub(crate) from: u64,
     /// At most this many (trips: at most 1000 a page whatever is asked).
     #[serde(default = "default_limit")]
     #[param(default = 100, maximum = 10000)]
-    limit: usize,
+    pub(crate) limit: usize,
 }
 
 /// The largest page a listing route answers.
@@ -444,7 +447,7 @@ const MAX_PAGE: usize = 10_000;
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
-struct SubjectPath {
+pub(crate) struct SubjectPath {
     /// Subject id, 32 hex digits.
     id: SubjectId,
 }

@@ -10,6 +10,7 @@
 // Fail with an error, never a panic.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod account;
 mod api;
 mod app;
 mod auth;
