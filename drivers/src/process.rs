@@ -1,4 +1,4 @@
-//! Process plumbing shared by the two binaries: their `main`, logging set-up and the stop signal.
+//! Process plumbing shared by the driver binaries: their `main`, logging set-up and the stop signal.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +13,7 @@ pub use supervise::terminated;
 /// The stop signal a driver runs until: SIGTERM or ctrl-c ([`terminated`]).
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// The body of both binaries: parse the flags (clap prints usage and exits on bad ones), log to
+/// The body of every driver binary: parse the flags (clap prints usage and exits on bad ones), log to
 /// stderr (`protocol::logging`), run the driver until SIGTERM or ctrl-c.
 ///
 /// Under systemd (`Type=notify`) the driver says it is ready once its loop runs, i.e. after every

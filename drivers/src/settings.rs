@@ -1,4 +1,4 @@
-//! Command-line settings of the two driver processes. They live in the library so that tests and a
+//! Command-line settings of the driver processes. They live in the library so that tests and a
 //! demo launcher can build them (`try_parse_from`) exactly as the binaries do.
 
 use std::path::{Path, PathBuf};
@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser};
 use protocol::{BusSecurity, Keys, Role, ZenohEndpoints, validate_id};
 
+use crate::card::CardReaderConfig;
 use crate::door::{DoorConfig, FailsafePosition};
 use crate::error::DriverError;
 use crate::light::LightConfig;
@@ -43,7 +44,7 @@ pub struct BusArgs {
     pub log_format: protocol::logging::LogFormat,
 }
 
-/// What both drivers' settings have: their place on the bus.
+/// What every driver's settings have: their place on the bus.
 pub trait DriverSettings: Parser {
     fn bus(&self) -> &BusArgs;
 }
@@ -55,6 +56,12 @@ impl DriverSettings for DoorDriverSettings {
 }
 
 impl DriverSettings for LightDriverSettings {
+    fn bus(&self) -> &BusArgs {
+        &self.bus
+    }
+}
+
+impl DriverSettings for CardReaderSettings {
     fn bus(&self) -> &BusArgs {
         &self.bus
     }
@@ -157,23 +164,25 @@ impl DoorDriverSettings {
     }
 
     pub fn door_config(&self) -> Result<DoorConfig, DriverError> {
-        // Struct literals bypass clap's range checks, so the same limits are enforced here.
-        let check = |name: &str, v: u64, lo: u64, hi: u64| {
-            if (lo..=hi).contains(&v) {
-                Ok(Duration::from_millis(v))
-            } else {
-                Err(DriverError::Settings(format!(
-                    "{name} {v} outside {lo}..={hi}"
-                )))
-            }
-        };
         Ok(DoorConfig {
             failsafe: self.failsafe,
-            watchdog: check("watchdog-ms", self.watchdog_ms, 50, 60_000)?,
-            travel: check("open-ms", self.open_ms, 1, 10_000)?,
-            pass_timeout: check("pass-timeout-ms", self.pass_timeout_ms, 500, 30_000)?,
-            clearance: check("clearance-ms", self.clearance_ms, 0, 10_000)?,
+            watchdog: millis("watchdog-ms", self.watchdog_ms, 50, 60_000)?,
+            travel: millis("open-ms", self.open_ms, 1, 10_000)?,
+            pass_timeout: millis("pass-timeout-ms", self.pass_timeout_ms, 500, 30_000)?,
+            clearance: millis("clearance-ms", self.clearance_ms, 0, 10_000)?,
         })
+    }
+}
+
+/// A duration flag within its clap range. Struct literals bypass clap's range checks, so the same
+/// limits are enforced again when the settings are turned into a configuration.
+fn millis(name: &str, v: u64, lo: u64, hi: u64) -> Result<Duration, DriverError> {
+    if (lo..=hi).contains(&v) {
+        Ok(Duration::from_millis(v))
+    } else {
+        Err(DriverError::Settings(format!(
+            "{name} {v} outside {lo}..={hi}"
+        )))
     }
 }
 
@@ -209,6 +218,49 @@ impl LightDriverSettings {
         }
         Ok(LightConfig {
             ramp_per_s: self.ramp_per_s,
+        })
+    }
+}
+
+/// `card-reader`: the IC-card reader beside the face of each lane.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "card-reader",
+    version,
+    about = "IC-card reader driver of the walk-through gate (simulated reader)"
+)]
+pub struct CardReaderSettings {
+    #[command(flatten)]
+    pub bus: BusArgs,
+    /// How long a card must stay on the reader to be read; one taken away sooner is not tapped.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=2_000))]
+    pub read_ms: u64,
+    /// How long a card must stay on the reader for a write to complete; one taken away sooner is
+    /// left unchanged and the write reported failed.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=2_000))]
+    pub write_ms: u64,
+    /// How long a tap waits for gated's verdict before the passenger is asked to touch again.
+    #[arg(long, default_value_t = 800, value_parser = clap::value_parser!(u64).range(100..=10_000))]
+    pub verdict_timeout_ms: u64,
+}
+
+impl CardReaderSettings {
+    /// Defaults of every flag, for the given bus placement.
+    pub fn new(bus: BusArgs) -> Self {
+        let d = CardReaderConfig::default();
+        Self {
+            bus,
+            read_ms: d.read.as_millis() as u64,
+            write_ms: d.write.as_millis() as u64,
+            verdict_timeout_ms: d.verdict_timeout.as_millis() as u64,
+        }
+    }
+
+    pub fn card_config(&self) -> Result<CardReaderConfig, DriverError> {
+        Ok(CardReaderConfig {
+            read: millis("read-ms", self.read_ms, 1, 2_000)?,
+            write: millis("write-ms", self.write_ms, 1, 2_000)?,
+            verdict_timeout: millis("verdict-timeout-ms", self.verdict_timeout_ms, 100, 10_000)?,
         })
     }
 }
@@ -274,5 +326,69 @@ mod tests {
             ..LightDriverSettings::new(BusArgs::insecure("s", &["L1"], &[]))
         };
         assert!(ramp.light_config().is_err());
+        let instant = CardReaderSettings {
+            verdict_timeout_ms: 0,
+            ..CardReaderSettings::new(BusArgs::insecure("s", &["L1"], &[]))
+        };
+        assert!(instant.card_config().is_err());
+        assert!(
+            CardReaderSettings::try_parse_from([
+                "card-reader",
+                "--station",
+                "s",
+                "--lane",
+                "L1",
+                "--insecure",
+                "--read-ms",
+                "0",
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn card_reader_flags_parse_with_defaults() {
+        let s = CardReaderSettings::try_parse_from([
+            "card-reader",
+            "--station",
+            "umeda",
+            "--lane",
+            "L1",
+            "--listen",
+            "tls/127.0.0.1:7450",
+            "--certs",
+            "/etc/gate/certs",
+        ])
+        .expect("parses");
+        let c = s.card_config().expect("valid");
+        assert_eq!(
+            (c.read, c.write, c.verdict_timeout),
+            (
+                Duration::from_millis(60),
+                Duration::from_millis(40),
+                Duration::from_millis(800)
+            )
+        );
+        let s = CardReaderSettings::try_parse_from([
+            "card-reader",
+            "--station",
+            "umeda",
+            "--lane",
+            "L1",
+            "--listen",
+            "tcp/127.0.0.1:7450",
+            "--insecure",
+            "--read-ms",
+            "100",
+            "--write-ms",
+            "70",
+            "--verdict-timeout-ms",
+            "1500",
+        ])
+        .expect("parses");
+        assert_eq!(
+            (s.read_ms, s.write_ms, s.verdict_timeout_ms),
+            (100, 70, 1500)
+        );
     }
 }

@@ -90,6 +90,9 @@ pub fn bus_payload(data: &[u8]) {
     let _ = m::decode::<m::CtlRequest>(data);
     let _ = m::decode::<m::CtlReply>(data);
     let _ = m::decode::<m::Decision>(data);
+    let _ = m::decode::<protocol::CardState>(data);
+    let _ = m::decode::<protocol::CardCommand>(data);
+    let _ = m::decode::<protocol::CardPresent>(data);
 }
 
 /// The station for which sync messages are checked.

@@ -350,6 +350,7 @@ impl StationConfig {
         if self.drivers.spawn {
             connect.push(self.drivers.door_listen.clone());
             connect.push(self.drivers.light_listen.clone());
+            connect.extend(self.drivers.card_listen.iter().cloned());
         }
         if let Some(s) = &self.sync {
             connect.extend(s.connect.iter().cloned());

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::certs::Role;
-use crate::certs::Role::{DoorDriver, Enrold, Gated, LightDriver, Operator, Sim};
+use crate::certs::Role::{CardReader, DoorDriver, Enrold, Gated, LightDriver, Operator, Sim};
 
 /// One kind of message on one key, from the roles that may send it to the roles that may receive it.
 pub struct Channel {
@@ -56,10 +56,13 @@ pub const FLOWS: &[Flow] = &[
     publish("gate/*/*/event", &[Gated], &[Operator]),
     publish("gate/*/*/decision", &[Gated], &[Operator]),
     publish("gate/*/health", &[Gated], &[Operator]),
+    publish("gate/*/*/card/state", &[CardReader], &[Gated, Operator]),
+    publish("gate/*/*/card/cmd", &[Gated], &[CardReader]),
+    publish("gate/*/*/card/sim", &[Sim], &[CardReader]),
     Flow::Liveliness {
         key: "gate/*/gated/alive",
         holder: &[Gated],
-        watchers: &[DoorDriver, LightDriver, Operator],
+        watchers: &[DoorDriver, LightDriver, Operator, CardReader],
     },
     Flow::Queryable {
         key: "gate/*/ctl",

@@ -32,18 +32,22 @@ pub enum Role {
     Enrold,
     /// `gated ctl` and the fire panel's emergency input.
     Operator,
-    /// A test rig feeding the simulated flap's sensors (`door/sim`); never needed with real flaps.
+    /// A test rig feeding the simulated flap's sensors (`door/sim`) and the simulated card
+    /// reader's taps (`card/sim`); never needed with real devices.
     Sim,
+    /// The card reader beside the face (`card-reader`).
+    CardReader,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Gated,
         Role::DoorDriver,
         Role::LightDriver,
         Role::Enrold,
         Role::Operator,
         Role::Sim,
+        Role::CardReader,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +58,7 @@ impl Role {
             Role::Enrold => "enrold",
             Role::Operator => "operator",
             Role::Sim => "sim",
+            Role::CardReader => "card-reader",
         }
     }
 }
@@ -76,7 +81,9 @@ impl FromStr for Role {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
-    #[error("unknown role {0:?}: one of gated, door-driver, light-driver, enrold, operator, sim")]
+    #[error(
+        "unknown role {0:?}: one of gated, door-driver, light-driver, enrold, operator, sim, card-reader"
+    )]
     UnknownRole(String),
     #[error("{}: {what}", path.display())]
     Io {

@@ -82,6 +82,26 @@ impl Keys {
     pub fn light_state(&self, lane: &str) -> String {
         self.lane(lane, "light/state")
     }
+    /// The card reader beside the face (`card.rs`): its state (taps and their outcomes), gated's
+    /// verdicts, and the test rig's simulated taps.
+    pub fn card_state(&self, lane: &str) -> String {
+        self.lane(lane, "card/state")
+    }
+    pub fn card_cmd(&self, lane: &str) -> String {
+        self.lane(lane, "card/cmd")
+    }
+    pub fn card_sim(&self, lane: &str) -> String {
+        self.lane(lane, "card/sim")
+    }
+    pub fn all_card_states(&self) -> String {
+        format!("gate/{}/*/card/state", self.station)
+    }
+    pub fn all_card_cmds(&self) -> String {
+        format!("gate/{}/*/card/cmd", self.station)
+    }
+    pub fn all_card_sims(&self) -> String {
+        format!("gate/{}/*/card/sim", self.station)
+    }
     pub fn lane_event(&self, lane: &str) -> String {
         self.lane(lane, "event")
     }

@@ -9,6 +9,7 @@
 //! set-up of every station process.
 
 pub mod acl;
+pub mod card;
 pub mod certs;
 pub mod keys;
 pub mod logging;
@@ -18,6 +19,10 @@ pub mod private_file;
 pub mod session;
 pub mod stamp;
 
+pub use card::{
+    CardCommand, CardData, CardEntry, CardOutcome, CardPresent, CardResult, CardState, CardTap,
+    CardVerdict,
+};
 pub use certs::{CertDir, CertError, Role, TlsFiles};
 pub use keys::{Keys, validate_id};
 pub use messages::*;

@@ -4,6 +4,7 @@
 //! direction and the local date/time, and return a [`Decision`]; persisting the trip state and the
 //! journal record is the caller's job, so the rules can be tested exhaustively without a store.
 
+mod card;
 mod fares;
 #[cfg(feature = "openapi")]
 mod openapi;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{StationId, SubjectId};
 
+pub use card::{CardDecision, CardFare, card};
 pub use fares::{FareTable, FareTableError, Zone};
 pub use rules::{decide, entry, exit};
 

@@ -1,11 +1,11 @@
-//! The zenoh side of the drivers. Both drivers run the same start-up ([`serve`]: open the session,
+//! The zenoh side of the drivers. Every driver runs the same start-up ([`serve`]: open the session,
 //! a controller and a state publisher per lane) and the same loop ([`drive`]): one task per process
 //! owns every lane's controller, so no locks are needed. It waits on the driver's subscriptions,
 //! gated's liveliness, the ~10 ms control tick and the shutdown signal, and publishes each lane's
 //! state when it changes and periodically (late subscribers and gated's staleness checks rely on the
 //! periodic copies). What differs between the drivers is a [`Controller`] per lane (its commands, its
-//! state and when that state is worth publishing) and the door's extra inputs (simulated sensors,
-//! the emergency input).
+//! state and when that state is worth publishing) and their extra inputs (the door's simulated
+//! sensors and emergency input, the card reader's simulated taps).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,15 +22,17 @@ use crate::Handled;
 use crate::error::DriverError;
 use crate::settings::BusArgs;
 
+mod card;
 mod door;
 mod light;
 
+pub use card::{run_card_reader, run_card_reader_with};
 pub use door::{run_door_driver, run_door_driver_with};
 pub use light::{run_light_driver, run_light_driver_with};
 
 /// Control period of both drivers.
 pub const TICK: Duration = Duration::from_millis(10);
-/// Door state is republished at least this often.
+/// Door state (and the card reader's) is republished at least this often.
 pub const DOOR_STATE_PERIOD: Duration = Duration::from_millis(200);
 /// Light state is republished this often while the illumination ramps …
 pub const LIGHT_RAMP_PERIOD: Duration = Duration::from_millis(50);

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use drivers::{BusArgs, DoorDriverSettings, DriverError, FailsafePosition, run_door_driver};
 use protocol::{
-    ArchColour, BusSecurity, COMMAND_TTL_MS, DoorAction, DoorCommand, DoorMode, DoorState, Epoch,
-    Keys, LightCommand, LightState, Message, Stamp, ZenohEndpoints, decode, encode, zenoh_config,
+    ArchColour, BusSecurity, COMMAND_TTL_MS, CardCommand, CardState, CardVerdict, DoorAction,
+    DoorCommand, DoorMode, DoorState, Epoch, Keys, LightCommand, LightState, Message, Stamp,
+    ZenohEndpoints, decode, encode, zenoh_config,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -107,6 +108,7 @@ pub async fn peer_as(endpoint: &str, security: BusSecurity) -> Session {
 pub enum Kind {
     Door,
     Light,
+    Card,
 }
 
 /// What stamps a fake gated's commands: its epoch, a seq per driver lane, and each driver's clock
@@ -181,6 +183,7 @@ impl FakeGated {
         for (kind, key) in [
             (Kind::Door, k.all_door_states()),
             (Kind::Light, k.all_light_states()),
+            (Kind::Card, k.all_card_states()),
         ] {
             let st = stamper.clone();
             let sub = session
@@ -190,6 +193,7 @@ impl FakeGated {
                     let clock = match kind {
                         Kind::Door => decode::<DoorState>(&bytes).map(|m| m.clock_ms),
                         Kind::Light => decode::<LightState>(&bytes).map(|m| m.clock_ms),
+                        Kind::Card => decode::<CardState>(&bytes).map(|m| m.clock_ms),
                     };
                     if let Ok(ms) = clock {
                         st.heard(kind, ms);
@@ -269,6 +273,19 @@ impl FakeGated {
         )
         .await;
         stamp.seq
+    }
+
+    /// Sends a verdict for `tap` and returns its seq and its bytes as they went on the bus.
+    pub async fn card_recorded(
+        &self,
+        lane: &str,
+        tap: u64,
+        verdict: CardVerdict,
+    ) -> (u64, Vec<u8>) {
+        let stamp = self.stamp(Kind::Card, lane).await;
+        let bytes = encode(&CardCommand::new(stamp, tap, verdict));
+        self.put(&keys().card_cmd(lane), bytes.clone()).await;
+        (stamp.seq, bytes)
     }
 
     pub async fn put(&self, key: &str, bytes: impl Into<Vec<u8>>) {

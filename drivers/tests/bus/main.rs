@@ -3,6 +3,7 @@
 
 mod authority;
 mod binary;
+mod card_reader;
 mod door;
 mod harness;
 mod light;

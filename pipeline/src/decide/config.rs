@@ -34,6 +34,11 @@ pub struct DecisionConfig {
     /// on the five-lane benchmark footage it removed both open-then-close false opens and cost no
     /// correct open (docs/benchmarks.md); at 1.3 m/s it is 0.4 m of walking.
     pub confirm_ms: u64,
+    /// The card reader beside the face: how long (ms) the first credential that paid for a lane's
+    /// passage holds it, so that the same passenger's other credential (their card after a face
+    /// grant, their face after a tap) is not charged again (docs/tickets.md, "IC cards beside
+    /// faces"). About the time from paying to leaving the flap.
+    pub card_window_ms: u64,
 }
 
 impl Default for DecisionConfig {
@@ -53,6 +58,7 @@ impl Default for DecisionConfig {
             fare_table: None,
             trips: true,
             confirm_ms: 300,
+            card_window_ms: 3_000,
         }
     }
 }
@@ -88,10 +94,16 @@ impl DecisionConfig {
             || self.window < self.k
             || self.window > 256
             || self.confirm_ms > 5_000
+            || !(500..=30_000).contains(&self.card_window_ms)
         {
             return Err(format!(
-                "[decision]: threshold must be in -1..=1 (is {}), margin 0..=2 (is {}), k 1..=64 (is {}), window k..=256 (is {}), confirm_ms 0..=5000 (is {})",
-                self.threshold, self.margin, self.k, self.window, self.confirm_ms
+                "[decision]: threshold must be in -1..=1 (is {}), margin 0..=2 (is {}), k 1..=64 (is {}), window k..=256 (is {}), confirm_ms 0..=5000 (is {}), card_window_ms 500..=30000 (is {})",
+                self.threshold,
+                self.margin,
+                self.k,
+                self.window,
+                self.confirm_ms,
+                self.card_window_ms
             ));
         }
         Ok(())

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics::{counter, histogram};
-use protocol::{ArchColour, DoorAction, DoorState, Flap, Outcome, VERSION, unix_ms};
+use protocol::{ArchColour, CardState, DoorAction, DoorState, Flap, Outcome, VERSION, unix_ms};
 use tracing::{error, info, warn};
 
+use super::cards::{CardLane, CardStep, Payer};
 use super::gate::{GateVerdict, GrantDelay, TicketDesk, TripChange, verdicts};
 use super::{BBox, DecisionConfig, GateLane, LaneDecider, LaneRole, Observation, Quality};
 use crate::drive::command::{Command, Decided, DoorCause};
@@ -49,6 +50,8 @@ struct LaneGate {
     awaiting_open: Vec<(u64, Instant, usize)>,
     /// The lane clock of the last frame decided on.
     last_ms: Option<u64>,
+    /// The card reader beside the face, and who paid for the lane's passage.
+    card: CardLane,
 }
 
 pub struct Decisions {
@@ -59,6 +62,7 @@ pub struct Decisions {
     gallery: crate::sync::Gallery,
     pub records: Vec<DecisionRecord>,
     lost_after_ms: u64,
+    card_window: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,10 +112,12 @@ impl Decisions {
                 delay: GrantDelay::new(cfg.confirm_ms),
                 awaiting_open: Vec::new(),
                 last_ms: None,
+                card: CardLane::default(),
             })
             .collect();
         Ok(Self {
             lost_after_ms: cfg.lost_after_ms,
+            card_window: Duration::from_millis(cfg.card_window_ms),
             lanes,
             desk,
             store,
@@ -201,9 +207,13 @@ impl Decisions {
             Some((id, (wallet, g.trip(&id).cloned())))
         };
         let now = chrono::Local::now().naive_local();
+        let paid_by_card =
+            g.card
+                .already_paid(Payer::Face, in_zone, Instant::now(), self.card_window);
         let mut vs = verdicts(
             &events,
             in_zone,
+            paid_by_card,
             &mut resolve,
             &mut self.desk,
             g.direction,
@@ -236,6 +246,9 @@ impl Decisions {
                     }
                 }
             }
+        }
+        if vs.iter().any(|v| v.door == Some(DoorAction::Open)) {
+            g.card.paid_by(Payer::Face, Instant::now());
         }
         for (v, msg) in vs.into_iter().zip(msgs) {
             if v.evidence.is_some() {
@@ -318,6 +331,97 @@ impl Decisions {
                 captured.elapsed().as_secs() < 10
             }
         });
+    }
+}
+
+impl Decisions {
+    /// A state of lane `lane`'s card reader: a new tap is judged and answered; a confirmed write
+    /// opens the door; a write that did not happen is a refusal (touch again). Card passages are
+    /// the card's own record (its balance and entry), so nothing is written to the fare state;
+    /// their decisions are journalled like every other.
+    pub fn on_card(&mut self, lane: usize, st: &CardState) -> Vec<Command> {
+        let mut cmds = Vec::new();
+        let Some(g) = self.lanes.get_mut(lane) else {
+            return cmds;
+        };
+        let in_zone = g.decider.tracks_in_zone();
+        let steps = g.card.on_state(
+            st,
+            self.desk.table(),
+            self.desk.station(),
+            g.direction,
+            in_zone,
+            Instant::now(),
+            self.card_window,
+        );
+        for step in steps {
+            let (outcome, reason, judged) = match step {
+                CardStep::Answer {
+                    tap,
+                    verdict,
+                    refused,
+                } => {
+                    let paid = verdict == protocol::CardVerdict::Paid;
+                    cmds.push(Command::Card { lane, tap, verdict });
+                    match (paid, refused) {
+                        (true, _) => (Outcome::Open, "paid_by_face".to_owned(), None),
+                        (false, Some(r)) => (Outcome::Closed, r, None),
+                        // The door waits for the write.
+                        (false, None) => continue,
+                    }
+                }
+                CardStep::Written { tap, judged } => {
+                    cmds.push(Command::Door {
+                        lane,
+                        action: DoorAction::Open,
+                        cause: DoorCause::Card { tap },
+                    });
+                    (Outcome::Open, "card".to_owned(), Some(judged))
+                }
+                CardStep::NotWritten { reason, .. } => (Outcome::Closed, reason.to_owned(), None),
+            };
+            let arch = match outcome {
+                Outcome::Open => ArchColour::Welcome,
+                _ => ArchColour::Stop,
+            };
+            cmds.push(Command::Light {
+                lane,
+                arch: Some(arch),
+                illumination: None,
+            });
+            let latency = judged.map_or(Duration::ZERO, |t| t.elapsed());
+            let msg = protocol::Decision {
+                v: VERSION,
+                lane: g.id.clone(),
+                track: 0,
+                outcome,
+                reason,
+                subject: None,
+                similarity: None,
+                margin: None,
+                live: None,
+                frames: 0,
+                latency_ms: latency.as_secs_f64() * 1e3,
+                t_unix_ms: unix_ms(),
+            };
+            // Never the card's id: it is a card number.
+            info!(lane = %g.id, outcome = outcome_name(outcome), reason = %msg.reason, "card decision");
+            counter!(names::DECISIONS, "lane" => g.id.clone(), "outcome" => outcome_name(outcome), "reason" => msg.reason.clone()).increment(1);
+            if self.records.len() < MAX_RECORDS {
+                self.records.push(DecisionRecord {
+                    lane: g.id.clone(),
+                    message: msg.clone(),
+                    at_ms: g.last_ms.unwrap_or(0),
+                    door_command_ms: None,
+                    door_open_ms: None,
+                });
+            }
+            cmds.push(Command::Decision {
+                msg,
+                journaled: false,
+            });
+        }
+        cmds
     }
 }
 

@@ -8,6 +8,7 @@
 //! Pure logic on timestamps and numbers: no GPU, no clock (time is passed in), so it is tested
 //! exhaustively and the same code decides on live lanes and recorded footage.
 
+pub mod cards;
 mod config;
 pub mod decisions;
 mod fusion;

@@ -306,6 +306,7 @@ fn verdicts_in(events: &[Event], in_zone: usize) -> Vec<gate::GateVerdict> {
     gate::verdicts(
         events,
         in_zone,
+        false,
         &mut |_| None,
         &mut desk,
         domain::tickets::Direction::Entry,

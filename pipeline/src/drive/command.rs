@@ -8,6 +8,12 @@ use protocol::{ArchColour, DoorAction, LaneEvent};
 
 #[derive(Debug, Clone)]
 pub enum Command {
+    /// The verdict for tap `tap` of the card reader of the lane with this index.
+    Card {
+        lane: usize,
+        tap: u64,
+        verdict: protocol::CardVerdict,
+    },
     /// A door action for the lane with this index.
     Door {
         lane: usize,
@@ -51,6 +57,8 @@ pub enum DoorCause {
     /// The door's mode disagrees with the one gated's acknowledged commands set (a mode command
     /// refused or lost): the mode is asked for again (`agreement::DoorWatch::reassert`).
     Reassert,
+    /// The card reader confirmed the write of tap `tap` (`decide::cards`).
+    Card { tap: u64 },
 }
 
 /// The verdict behind a door command.

@@ -69,6 +69,8 @@ pub struct DriversConfig {
     pub spawn: bool,
     pub door_listen: String,
     pub light_listen: String,
+    /// Also start a `card-reader` (simulated IC-card reader) for every lane, listening here.
+    pub card_listen: Option<String>,
     pub failsafe: Failsafe,
     pub watchdog_ms: u64,
     /// gated sends a heartbeat to every door this often, well inside the drivers' watchdog.
@@ -84,6 +86,7 @@ impl Default for DriversConfig {
             // Filled by `StationConfig::parse`: port 7448 and 7449 on loopback, `tls/` or `tcp/`.
             door_listen: String::new(),
             light_listen: String::new(),
+            card_listen: None,
             failsafe: Failsafe::Closed,
             watchdog_ms: 1000,
             heartbeat_ms: 250,

@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use protocol::{
-    CtlRequest, DoorCommand, DoorState, Health, Keys, LaneEvent, LightCommand, LightState, Message,
-    decode, encode,
+    CardCommand, CardState, CtlRequest, DoorCommand, DoorState, Health, Keys, LaneEvent,
+    LightCommand, LightState, Message, decode, encode,
 };
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn};
@@ -47,6 +47,7 @@ pub enum CtlRequestError {
 pub enum Incoming {
     Door(String, DoorState, Instant),
     Light(String, LightState, Instant),
+    Card(String, CardState, Instant),
     Ctl(zenoh::query::Query, Result<CtlRequest, CtlRequestError>),
     /// A payload that failed to decode: key and reason (already logged).
     Malformed(String, String),
@@ -87,6 +88,12 @@ impl Link {
             link.keys.all_light_states(),
             incoming.clone(),
             Incoming::Light,
+        )
+        .await?;
+        link.subscribe::<CardState>(
+            link.keys.all_card_states(),
+            incoming.clone(),
+            Incoming::Card,
         )
         .await?;
         let q = link
@@ -155,6 +162,13 @@ impl Link {
             .put(self.keys.light_cmd(lane), encode(cmd))
             .await
             .map_err(zerr("light command"))
+    }
+
+    pub async fn card(&self, lane: &str, cmd: &CardCommand) -> Result<(), LinkError> {
+        self.session
+            .put(self.keys.card_cmd(lane), encode(cmd))
+            .await
+            .map_err(zerr("card command"))
     }
 
     pub async fn event(&self, ev: &LaneEvent) -> Result<(), LinkError> {

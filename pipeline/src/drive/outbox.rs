@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge, histogram};
 use protocol::{
-    ArchColour, DoorAction, DoorCommand, DoorState, Epoch, Health, LaneEvent, LaneEventKind,
-    LightCommand, LightState, Rejected, Rejection, Stamp, VERSION, unix_ms,
+    ArchColour, CardCommand, CardState, DoorAction, DoorCommand, DoorState, Epoch, Health,
+    LaneEvent, LaneEventKind, LightCommand, LightState, Rejected, Rejection, Stamp, VERSION,
+    unix_ms,
 };
 use tracing::{debug, error, info, warn};
 
@@ -116,10 +117,18 @@ impl Reported for LightState {
     }
 }
 
+impl Reported for CardState {
+    fn reported(&self) -> (Option<Epoch>, u64, u64, Rejected) {
+        (self.epoch, self.ack_seq, self.clock_ms, self.rejected)
+    }
+}
+
 struct LaneOut {
     id: String,
     door: Channel,
     light: Channel,
+    /// The card reader beside the face (lanes without one never hear from it).
+    card: Channel,
     watch: DoorWatch,
     /// Opens the door driver has not acknowledged: re-sent to a new run of it.
     opens: Unacked,
@@ -153,6 +162,7 @@ impl Outbox {
                     id: id.clone(),
                     door: Channel::new("door")?,
                     light: Channel::new("light")?,
+                    card: Channel::new("card")?,
                     watch: DoorWatch::default(),
                     opens: Unacked::default(),
                     light_waiting: None,
@@ -260,6 +270,9 @@ impl Outbox {
                     DoorCause::Reassert => Some(format!(
                         "{action:?} sent again: the door's mode disagreed with gated's (seq {seq})"
                     )),
+                    DoorCause::Card { tap } => {
+                        Some(format!("{action:?} for card tap {tap} (seq {seq})"))
+                    }
                     DoorCause::Heartbeat | DoorCause::Safe => None,
                 };
                 if let Some(detail) = detail {
@@ -290,6 +303,29 @@ impl Outbox {
                     }
                     Err(e) => {
                         warn!(lane = %l.id, ?arch, ?illumination, error = %e, "light command failed");
+                        Err(e)
+                    }
+                }
+            }
+            Command::Card { lane, tap, verdict } => {
+                let Some(l) = self.lanes.get_mut(*lane) else {
+                    return Ok(None);
+                };
+                // A verdict answers a state of the reader, so its clock is known.
+                let Some(stamp) = l.card.claim.stamp(Instant::now()) else {
+                    return Err(LinkError::NotHeard {
+                        driver: "card",
+                        lane: l.id.clone(),
+                    });
+                };
+                let cmd = CardCommand::new(stamp, *tap, verdict.clone());
+                match self.link.card(&l.id, &cmd).await {
+                    Ok(()) => {
+                        l.card.pending.sent(stamp.seq);
+                        Ok(Some(stamp))
+                    }
+                    Err(e) => {
+                        warn!(lane = %l.id, tap, error = %e, "card verdict not sent");
                         Err(e)
                     }
                 }
@@ -431,11 +467,20 @@ impl Outbox {
         })
     }
 
+    /// A state of lane `lane`'s card reader, which arrived at `received`: its clock and its
+    /// acknowledgements.
+    pub fn card_state(&mut self, lane: usize, st: &CardState, received: Instant) {
+        if let Some(l) = self.lanes.get_mut(lane) {
+            l.card.heard(&l.id, st, received);
+        }
+    }
+
     /// Counts and forgets the commands of `lane` not acknowledged within the ack timeout.
     pub fn expire(&mut self, lane: usize) {
         if let Some(l) = self.lanes.get_mut(lane) {
             l.door.pending.expire(self.ack_timeout, "door", &l.id);
             l.light.pending.expire(self.ack_timeout, "light", &l.id);
+            l.card.pending.expire(self.ack_timeout, "card", &l.id);
         }
     }
 

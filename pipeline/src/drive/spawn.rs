@@ -1,4 +1,5 @@
-//! Starting the door and lighting drivers as child processes (the demo and single-box stations).
+//! Starting the door and lighting drivers (and, with `card_listen`, the card reader) as child
+//! processes (the demo and single-box stations).
 //! In a real station they run as their own services; this only saves the operator a step.
 
 use std::path::PathBuf;
@@ -43,7 +44,8 @@ fn binary(name: &'static str) -> Result<PathBuf, SpawnError> {
     Err(SpawnError::NotFound { name, exe })
 }
 
-/// Starts `door-driver` and `light-driver` for the station's lanes, listening where `d` says.
+/// Starts `door-driver`, `light-driver` and, when `d.card_listen` is set, `card-reader` for the
+/// station's lanes, listening where `d` says.
 /// They use gated's certificate folder, which on a single box holds every role's certificate.
 pub fn spawn(
     d: &DriversConfig,
@@ -57,7 +59,7 @@ pub fn spawn(
         Failsafe::Closed => "closed",
     };
     let mut children = Vec::new();
-    for (name, listen, extra) in [
+    let mut drivers = vec![
         (
             "door-driver",
             &d.door_listen,
@@ -69,7 +71,11 @@ pub fn spawn(
             ],
         ),
         ("light-driver", &d.light_listen, vec![]),
-    ] {
+    ];
+    if let Some(listen) = &d.card_listen {
+        drivers.push(("card-reader", listen, vec![]));
+    }
+    for (name, listen, extra) in drivers {
         let bin = binary(name)?;
         let child = Command::new(&bin)
             .args(["--station", station, "--listen", listen])

@@ -432,6 +432,17 @@ impl Station {
                     self.send(waiting.into_iter().collect()).await;
                 }
             }
+            Incoming::Card(lane, st, received) => {
+                if let Some(&i) = self.index.get(&lane) {
+                    // First its clock, which stamps the verdict.
+                    self.outbox.card_state(i, &st, received);
+                    let cmds = match self.decisions.as_mut() {
+                        Some((d, _)) => d.on_card(i, &st),
+                        None => Vec::new(),
+                    };
+                    self.send(cmds).await;
+                }
+            }
             Incoming::Malformed(key, _) => counter!(names::MALFORMED, "key" => key).increment(1),
             Incoming::Ctl(query, req) => {
                 let reply = match req {

@@ -223,7 +223,9 @@ async fn await_centre(sync: &SyncHandle, within: Duration) {
 }
 
 /// With `[sync]` and `[recognise] enabled`: the recogniser for the tick and the deciders for the
-/// station. Recognition needs a gallery, so without `[sync]` the lanes stay in IC-card mode.
+/// station. Recognition needs a gallery, so without `[sync]` the lanes stay in IC-card mode: the
+/// deciders are still made, with an empty gallery, because the card readers beside the cameras
+/// are judged there.
 #[allow(clippy::type_complexity)]
 fn recognition(
     cfg: &StationConfig,
@@ -266,11 +268,25 @@ fn recognition(
             );
             Ok((Some(recognition), Some((decisions, settled))))
         }
-        (None, true) => {
-            info!("no [sync] section: no gallery, so no recognition; lanes stay in IC-card mode");
-            Ok((None, None))
+        (sync, enabled) => {
+            if sync.is_none() && enabled {
+                info!(
+                    "no [sync] section: no gallery, so no recognition; lanes stay in IC-card mode"
+                );
+            }
+            let decisions = Decisions::new(
+                cfg.station_id(),
+                &cfg.decision,
+                cfg.gate_lanes(),
+                crate::recognise::SubjectNumbers::default(),
+                crate::sync::Gallery::new(),
+                store.clone(),
+            )?;
+            Ok((
+                None,
+                Some((decisions, watch::channel(Settled::default()).0)),
+            ))
         }
-        _ => Ok((None, None)),
     }
 }
 

@@ -1,0 +1,204 @@
+//! The card reader beside the face, whole (issue 17 item 4): `gated run`, `door-driver` and
+//! `card-reader` as processes on loopback over mutual TLS with access control, and a test rig (role
+//! `sim`) tapping cards on the simulated reader. A tap is judged by gated, written to the card, and
+//! only then is the door opened; a card refused, or pulled away before its write completed, opens
+//! nothing and is charged nothing. Needs the built binaries: run through `cargo test --workspace`.
+// Test helpers fail the test by panicking, like the #[test] functions that call them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod gated_common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gated_common::{Proc, Rig, port, wait_state};
+use protocol::{
+    CardData, CardPresent, CardResult, CardState, Decision, Flap, Role, VERSION, ZenohEndpoints,
+    decode, encode,
+};
+use zenoh::handlers::FifoChannelHandler;
+use zenoh::pubsub::Subscriber;
+use zenoh::sample::Sample;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn card_reader(rig: &Rig, card_port: u16) -> Proc {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_gated")).with_file_name("card-reader");
+    assert!(
+        bin.is_file(),
+        "{} missing: run through cargo test --workspace",
+        bin.display()
+    );
+    let child = Command::new(&bin)
+        .args(["--station", rig.station, "--lane", "L1", "--listen"])
+        .arg(format!("tls/127.0.0.1:{card_port}"))
+        .arg("--connect")
+        .arg(format!("tls/127.0.0.1:{}", rig.gated_port))
+        .arg("--certs")
+        .arg(rig.certs.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start card-reader");
+    Proc(child)
+}
+
+async fn session(rig: &Rig, role: Role, port: u16) -> zenoh::Session {
+    let ep = ZenohEndpoints {
+        listen: vec![],
+        connect: vec![format!("tls/127.0.0.1:{port}")],
+        security: rig.security(role),
+    };
+    zenoh::open(protocol::zenoh_config(&ep).expect("cfg"))
+        .await
+        .expect("session")
+}
+
+type Sub = Subscriber<FifoChannelHandler<Sample>>;
+
+/// The first message of type `M` on `sub` satisfying `pred` within `within`.
+async fn wait_for<M: protocol::Message>(
+    sub: &Sub,
+    within: Duration,
+    mut pred: impl FnMut(&M) -> bool,
+) -> Option<(M, Duration)> {
+    let t0 = Instant::now();
+    while t0.elapsed() < within {
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(100), sub.recv_async()).await
+            && let Ok(m) = decode::<M>(&s.payload().to_bytes())
+            && pred(&m)
+        {
+            return Some((m, t0.elapsed()));
+        }
+    }
+    None
+}
+
+fn card(balance: u32) -> CardData {
+    CardData {
+        id: "0123456789abcdef".into(),
+        balance,
+        entry: None,
+    }
+}
+
+/// Taps `card` for `hold_ms` and returns the reader's outcome of that tap, and the time from the tap
+/// to it.
+async fn tap(
+    sim: &zenoh::Session,
+    states: &Sub,
+    rig: &Rig,
+    card: CardData,
+    hold_ms: u32,
+    after: u64,
+) -> (u64, CardResult, Duration) {
+    let t0 = Instant::now();
+    sim.put(
+        rig.keys().card_sim("L1"),
+        encode(&CardPresent {
+            v: VERSION,
+            card,
+            hold_ms,
+        }),
+    )
+    .await
+    .expect("tap");
+    let (st, _) = wait_for::<CardState>(states, WAIT, |s| {
+        s.outcome.as_ref().is_some_and(|o| o.tap > after)
+    })
+    .await
+    .expect("an outcome of the tap");
+    let o = st.outcome.expect("outcome");
+    (o.tap, o.result, t0.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_opens_the_door_only_once_written_and_a_refused_or_pulled_card_opens_nothing() {
+    let rig = Rig::new("cards", false);
+    let card_port = port();
+    let _door = rig.door_driver("closed");
+    let _gated = {
+        let mut c = rig.gated_command();
+        if std::env::var_os("CARD_GATE_LOG").is_some() {
+            c.stderr(Stdio::inherit())
+                .env("RUST_LOG", "info,pipeline=debug");
+        }
+        Proc(c.spawn().expect("start gated"))
+    };
+    let _reader = card_reader(&rig, card_port);
+
+    let keys = rig.keys();
+    let door_bus = rig.door_bus().await;
+    let doors = door_bus
+        .declare_subscriber(keys.door_state("L1"))
+        .await
+        .expect("door states");
+    let monitor = session(&rig, Role::Operator, card_port).await;
+    let states = monitor
+        .declare_subscriber(keys.card_state("L1"))
+        .await
+        .expect("card states");
+    let decisions = session(&rig, Role::Operator, rig.gated_port).await;
+    let decided = decisions
+        .declare_subscriber(keys.decision("L1"))
+        .await
+        .expect("decisions");
+    let sim = session(&rig, Role::Sim, card_port).await;
+
+    // gated is up and holds the reader once the reader's state shows gated's epoch... which it
+    // has only after a first verdict; wait for the door instead (gated's heartbeat claims it).
+    wait_state(&doors, WAIT, |s| s.epoch.is_some())
+        .await
+        .expect("gated drives the door");
+    wait_for::<CardState>(&states, WAIT, |_| true)
+        .await
+        .expect("the reader publishes");
+
+    // An entry: the card is written (entry recorded, nothing charged), then the door opens.
+    let (first, result, took) = tap(&sim, &states, &rig, card(500), 1500, 0).await;
+    let CardResult::Written { card: written } = result else {
+        panic!("not written: {result:?}");
+    };
+    assert_eq!(written.balance, 500);
+    assert_eq!(
+        written.entry.as_ref().map(|e| e.station.as_str()),
+        Some("cards")
+    );
+    let (_, opened) = wait_state(&doors, WAIT, |s| {
+        matches!(s.flap, Flap::Opening | Flap::Open)
+    })
+    .await
+    .expect("the door opens for the written card");
+    eprintln!("tap → written {took:?}; → door opening {:?} later", opened);
+    let (d, _) = wait_for::<Decision>(&decided, WAIT, |d| d.reason == "card")
+        .await
+        .expect("the card's decision");
+    assert_eq!(d.subject, None, "a card decision names no subject");
+    wait_state(&doors, WAIT, |s| s.flap == Flap::Closed)
+        .await
+        .expect("the door closes after the pass timeout");
+
+    // The same card again: a trip is open on it, refused, nothing written, the door stays shut.
+    let (second, result, _) = tap(&sim, &states, &rig, written.clone(), 1500, first).await;
+    assert_eq!(result, CardResult::Shown);
+    wait_for::<Decision>(&decided, WAIT, |d| d.reason == "double_entry")
+        .await
+        .expect("the refusal's decision");
+
+    // A fresh card pulled away before its write completes: not written, and the door stays shut.
+    let (_, result, _) = tap(&sim, &states, &rig, card(300), 70, second).await;
+    assert!(
+        matches!(result, CardResult::WriteFailed { .. }),
+        "{result:?}"
+    );
+    wait_for::<Decision>(&decided, WAIT, |d| d.reason == "card_not_written")
+        .await
+        .expect("the failed write's decision");
+    assert!(
+        wait_state(&doors, Duration::from_secs(1), |s| {
+            matches!(s.flap, Flap::Opening | Flap::Open)
+        })
+        .await
+        .is_none(),
+        "the door opened for a card that was not written"
+    );
+}
