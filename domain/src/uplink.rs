@@ -212,6 +212,16 @@ impl PassageBatch {
                     n.seq
                 ));
             }
+            // A post-pay charge is an exit's, and never more than the trip's fare (the rules cap
+            // an extension at it): a station cannot book an arbitrary amount on an account.
+            let charge_fits = r.charged == 0
+                || (r.direction == Direction::Exit && r.fare.is_some_and(|f| r.charged <= f));
+            if !charge_fits {
+                return bad(format!(
+                    "passage {} charges {} beyond its fare {:?}",
+                    n.seq, r.charged, r.fare
+                ));
+            }
         }
         Ok(())
     }

@@ -188,7 +188,17 @@ impl CardReaderController {
         // A verdict after the timeout but before the tick that would notice it is late all the same.
         self.tick(now);
         let read = match (&self.phase, &self.tap) {
-            (Phase::Awaiting { .. }, Some(t)) if t.seq == cmd.tap => t.card.clone(),
+            // The card too: after a restart of this reader its tap numbers begin again, and a
+            // verdict still on its way for the old tap N must not be applied to a new card's.
+            (Phase::Awaiting { .. }, Some(t)) if t.seq == cmd.tap && t.card.id == cmd.card => {
+                t.card.clone()
+            }
+            (Phase::Awaiting { .. }, Some(t)) if t.seq == cmd.tap => {
+                return Handled::Refused(format!(
+                    "verdict for tap {} of another card than the one read",
+                    cmd.tap
+                ));
+            }
             (Phase::Awaiting { .. }, Some(t)) => {
                 return Handled::Refused(format!(
                     "verdict for tap {}, the reader awaits one for tap {}",
@@ -201,7 +211,7 @@ impl CardReaderController {
         };
         match &cmd.verdict {
             CardVerdict::Paid | CardVerdict::Refuse { .. } => {
-                self.finish(CardResult::Shown);
+                self.finish(CardResult::Shown, now);
                 Handled::Applied
             }
             CardVerdict::Write {
@@ -212,9 +222,12 @@ impl CardReaderController {
                 // gated computed the write from the card it was shown; anything else would charge
                 // (or credit) the passenger from a balance the card never had.
                 if balance.checked_add(*charged) != Some(read.balance) {
-                    self.finish(CardResult::WriteFailed {
-                        reason: WRITE_MISMATCH.into(),
-                    });
+                    self.finish(
+                        CardResult::WriteFailed {
+                            reason: WRITE_MISMATCH.into(),
+                        },
+                        now,
+                    );
                     return Handled::Refused(WRITE_MISMATCH.into());
                 }
                 let card = CardData {
@@ -268,26 +281,29 @@ impl CardReaderController {
             }
             Phase::Awaiting { since } => {
                 if now.saturating_duration_since(*since) >= self.cfg.verdict_timeout {
-                    self.finish(CardResult::TimedOut);
+                    self.finish(CardResult::TimedOut, now);
                 }
             }
             Phase::Writing { since, card } => {
                 if !held {
-                    self.finish(CardResult::WriteFailed {
-                        reason: WRITE_REMOVED.into(),
-                    });
+                    self.finish(
+                        CardResult::WriteFailed {
+                            reason: WRITE_REMOVED.into(),
+                        },
+                        now,
+                    );
                 } else if now >= *since + self.cfg.write {
                     let card = card.clone();
                     if let Some(f) = &mut self.field {
                         f.card = card.clone();
                     }
-                    self.finish(CardResult::Written { card });
+                    self.finish(CardResult::Written { card }, now);
                 }
             }
         }
     }
 
-    fn finish(&mut self, result: CardResult) {
+    fn finish(&mut self, result: CardResult, now: Instant) {
         let tap = self.taps;
         // Only the kind and reason are logged: `Written` carries the card, and with it its id.
         match &result {
@@ -305,7 +321,11 @@ impl CardReaderController {
                 info!(lane = %self.lane, tap, "no verdict (gated absent); tap timed out")
             }
         }
-        self.outcome = Some(CardOutcome { tap, result });
+        self.outcome = Some(CardOutcome {
+            tap,
+            at_ms: self.clock.ms(now),
+            result,
+        });
         self.phase = Phase::Idle;
     }
 }

@@ -263,6 +263,9 @@ fn post_pay_charges_are_booked_once_against_the_account() {
     let store = Store::open(&dir.path().join("c.redb")).unwrap();
     let (a, b, id) = (st("umeda"), st("noda"), enrolled(&store));
     let r = |s: &str| AccountRef::try_from(s.to_owned()).unwrap();
+    for not_a_token in ["4111 1111 1111 1111", "4111111111111111", ""] {
+        assert!(AccountRef::try_from(not_a_token.to_owned()).is_err());
+    }
     let head = store.head_seq().unwrap();
     assert_eq!(
         store.set_account(&id, Some(r("psp:1")), "t").unwrap(),

@@ -56,7 +56,8 @@ pub const FLOWS: &[Flow] = &[
     publish("gate/*/*/event", &[Gated], &[Operator]),
     publish("gate/*/*/decision", &[Gated], &[Operator]),
     publish("gate/*/health", &[Gated], &[Operator]),
-    publish("gate/*/*/card/state", &[CardReader], &[Gated, Operator]),
+    // Not the operator's monitors: a card state carries the card's id, a card number.
+    publish("gate/*/*/card/state", &[CardReader], &[Gated]),
     publish("gate/*/*/card/cmd", &[Gated], &[CardReader]),
     publish("gate/*/*/card/sim", &[Sim], &[CardReader]),
     Flow::Liveliness {

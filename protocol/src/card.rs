@@ -11,8 +11,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::messages::Message;
-use crate::{CONTROL_VERSION, Epoch, Rejected, Stamp, VERSION, validate_id};
+use crate::messages::{Message, message};
+use crate::{CONTROL_VERSION, Epoch, ProtocolError, Rejected, Stamp, VERSION, validate_id};
 
 /// Largest stored value a card may hold (¥20,000 on Suica and ICOCA), in the smallest unit.
 pub const MAX_BALANCE: u32 = 20_000;
@@ -21,8 +21,8 @@ pub const MAX_BALANCE: u32 = 20_000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CardData {
-    /// The card's id (FeliCa IDm, ISO 14443 UID): 8 to 20 hex digits. A card number, so gated
-    /// never journals or logs it (only a short keyed digest, `card_tag`).
+    /// The card's id (FeliCa IDm, ISO 14443 UID): 8 to 20 hex digits. A card number, so no process
+    /// logs, journals or stores it (decoding errors are logged through [`quiet`]).
     pub id: String,
     /// Stored value, in the smallest currency unit.
     pub balance: u32,
@@ -42,10 +42,7 @@ pub struct CardEntry {
 
 impl CardData {
     pub fn check(&self) -> Result<(), String> {
-        let n = self.id.len();
-        if !(8..=20).contains(&n) || !self.id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("card id is not 8 to 20 hex digits".into());
-        }
+        check_id(&self.id)?;
         if self.balance > MAX_BALANCE {
             return Err(format!(
                 "balance {} above the card's limit {MAX_BALANCE}",
@@ -87,6 +84,9 @@ pub enum CardResult {
 pub struct CardOutcome {
     /// The tap it is the outcome of.
     pub tap: u64,
+    /// When, on the reader's clock (`CardState::clock_ms`): a gated that restarted while a write
+    /// was on its way tells a write just done (open the door: the card paid) from an old one.
+    pub at_ms: u64,
     pub result: CardResult,
 }
 
@@ -137,19 +137,22 @@ pub struct CardCommand {
     pub epoch: Epoch,
     pub seq: u64,
     pub deadline_ms: u64,
-    /// The tap this answers; a verdict for any other tap is ignored.
+    /// The tap this answers, and the id of the card read in it: a verdict for any other tap or
+    /// card (a reader restarted since, whose tap numbers began again) is ignored.
     pub tap: u64,
+    pub card: String,
     pub verdict: CardVerdict,
 }
 
 impl CardCommand {
-    pub fn new(stamp: Stamp, tap: u64, verdict: CardVerdict) -> Self {
+    pub fn new(stamp: Stamp, tap: u64, card: String, verdict: CardVerdict) -> Self {
         Self {
             v: CONTROL_VERSION,
             epoch: stamp.epoch,
             seq: stamp.seq,
             deadline_ms: stamp.deadline_ms,
             tap,
+            card,
             verdict,
         }
     }
@@ -173,54 +176,71 @@ pub struct CardPresent {
     pub hold_ms: u32,
 }
 
-macro_rules! card_message {
-    ($t:ty, $what:literal, $version:expr, $check:expr) => {
-        impl Message for $t {
-            const WHAT: &'static str = $what;
-            const VERSION: u32 = $version;
-            fn version(&self) -> u32 {
-                self.v
-            }
-            fn check(&self) -> Result<(), String> {
-                $check(self)
-            }
-        }
-    };
+/// A decoding error fit for a log line: serde quotes the value it choked on, which in a card
+/// payload may be a card number, so only the kind and position of a JSON error are kept (the other
+/// errors are written from field names and limits only).
+pub fn quiet(e: &ProtocolError) -> String {
+    match e {
+        ProtocolError::Json { what, error } => format!(
+            "malformed {what} payload: {:?} error at line {} column {}",
+            error.classify(),
+            error.line(),
+            error.column()
+        ),
+        other => other.to_string(),
+    }
 }
 
-card_message!(
+fn check_id(id: &str) -> Result<(), String> {
+    let n = id.len();
+    if !(8..=20).contains(&n) || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("card id is not 8 to 20 hex digits".into());
+    }
+    Ok(())
+}
+
+message!(
     CardState,
     "card reader state",
-    CONTROL_VERSION,
+    version CONTROL_VERSION,
     |s: &CardState| {
         validate_id(&s.lane).map_err(|e| e.to_string())?;
-        match &s.tap {
-            Some(t) => t.card.check(),
-            None => Ok(()),
+        if let Some(t) = &s.tap {
+            t.card.check()?;
+        }
+        match &s.outcome {
+            Some(CardOutcome {
+                result: CardResult::Written { card },
+                ..
+            }) => card.check(),
+            _ => Ok(()),
         }
     }
 );
-card_message!(
+message!(
     CardCommand,
     "card command",
-    CONTROL_VERSION,
-    |c: &CardCommand| match &c.verdict {
-        CardVerdict::Write {
-            balance, charged, ..
-        } if balance.saturating_add(*charged) > MAX_BALANCE => Err(format!(
-            "balance {balance} + charged {charged} above the card's limit {MAX_BALANCE}"
-        )),
-        CardVerdict::Write { entry: Some(e), .. } =>
-            validate_id(&e.station).map_err(|e| e.to_string()),
-        CardVerdict::Refuse { reason } if reason.is_empty() || reason.len() > 64 =>
-            Err("refusal reason must be 1 to 64 characters".into()),
-        _ => Ok(()),
+    version CONTROL_VERSION,
+    |c: &CardCommand| {
+        check_id(&c.card)?;
+        match &c.verdict {
+            CardVerdict::Write {
+                balance, charged, ..
+            } if balance.saturating_add(*charged) > MAX_BALANCE => Err(format!(
+                "balance {balance} + charged {charged} above the card's limit {MAX_BALANCE}"
+            )),
+            CardVerdict::Write { entry: Some(e), .. } =>
+                validate_id(&e.station).map_err(|e| e.to_string()),
+            CardVerdict::Refuse { reason } if reason.is_empty() || reason.len() > 64 =>
+                Err("refusal reason must be 1 to 64 characters".into()),
+            _ => Ok(()),
+        }
     }
 );
-card_message!(
+message!(
     CardPresent,
     "card presentation",
-    VERSION,
+    version VERSION,
     |p: &CardPresent| {
         if !(1..=10_000).contains(&p.hold_ms) {
             return Err(format!("hold_ms {} outside 1..=10000", p.hold_ms));
@@ -252,6 +272,7 @@ mod tests {
         let c = CardCommand::new(
             stamp,
             4,
+            card().id,
             CardVerdict::Write {
                 balance: 810,
                 charged: 190,
@@ -263,6 +284,7 @@ mod tests {
         let over = CardCommand::new(
             stamp,
             4,
+            card().id,
             CardVerdict::Write {
                 balance: MAX_BALANCE,
                 charged: 1,
@@ -273,6 +295,7 @@ mod tests {
         let bad_station = CardCommand::new(
             stamp,
             4,
+            card().id,
             CardVerdict::Write {
                 balance: 1,
                 charged: 1,

@@ -21,7 +21,7 @@ pub mod stamp;
 
 pub use card::{
     CardCommand, CardData, CardEntry, CardOutcome, CardPresent, CardResult, CardState, CardTap,
-    CardVerdict,
+    CardVerdict, quiet,
 };
 pub use certs::{CertDir, CertError, Role, TlsFiles};
 pub use keys::{Keys, validate_id};

@@ -55,6 +55,7 @@ pub fn encode<M: Message>(msg: &M) -> Vec<u8> {
     serde_json::to_vec(msg).unwrap_or_default()
 }
 
+/// Implements [`Message`] for a payload type: its name in errors, its version, and its range checks.
 macro_rules! message {
     ($t:ty, $what:literal) => {
         message!($t, $what, version VERSION, |_: &$t| Ok(()));
@@ -75,6 +76,7 @@ macro_rules! message {
         }
     };
 }
+pub(crate) use message;
 
 // ---------------------------------------------------------------- door
 

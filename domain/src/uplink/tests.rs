@@ -135,6 +135,20 @@ fn gaps_foreign_records_and_impossible_trips_are_refused() {
     spent_on_entry.passages[0].passage.spent = Some(TicketId(7));
     assert!(refused(&spent_on_entry).contains("spends a ticket"));
 
+    // A post-pay charge only on an exit, and never above its fare.
+    let mut charged_entry = batch(&a, 0, 1);
+    charged_entry.passages[0].passage.record.charged = 190;
+    assert!(refused(&charged_entry).contains("charges 190"));
+    let mut overcharged = batch(&a, 0, 1);
+    let p = &mut overcharged.passages[0].passage;
+    (p.trip, p.record.direction, p.record.fare, p.record.charged) =
+        (None, Direction::Exit, Some(190), 191);
+    assert!(
+        refused(&overcharged).contains("charges 191"),
+        "{}",
+        refused(&overcharged)
+    );
+
     // Sequences at the end of the range: refused, never an overflow.
     for after in [u64::MAX, u64::MAX - 1] {
         let mut edge = batch(&a, 0, 2);

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Instant;
 
-use protocol::{CardCommand, CardPresent, CardState, CardVerdict, Keys, ProtocolError, Stamp};
+use protocol::{CardCommand, CardPresent, CardState, CardVerdict, Keys, Stamp};
 use tracing::{debug, warn};
 use zenoh::sample::Sample;
 
@@ -125,7 +125,7 @@ fn card_sim(
         Ok(p) => p,
         Err(e) => {
             if admitted(&MALFORMED, now) {
-                warn!(key, error = %redacted(&e), "dropping malformed payload");
+                warn!(key, error = %protocol::quiet(&e), "dropping malformed payload");
             }
             return Publish::Nothing;
         }
@@ -138,20 +138,6 @@ fn card_sim(
     );
     lane.ctl.present(present.card, present.hold_ms, now);
     Publish::Nothing
-}
-
-/// A decoding error without the values it quotes: where the JSON went wrong and of what kind.
-/// The other errors are written by `protocol` from field names and limits only.
-fn redacted(e: &ProtocolError) -> String {
-    match e {
-        ProtocolError::Json { what, error } => format!(
-            "malformed {what} payload: {:?} error at line {} column {}",
-            error.classify(),
-            error.line(),
-            error.column()
-        ),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -174,7 +160,7 @@ mod tests {
             format!(r#"{{"v":1,"card":{{"id":"{id}""#),
         ] {
             let e = protocol::decode::<CardPresent>(bytes.as_bytes()).expect_err("malformed");
-            let line = redacted(&e);
+            let line = protocol::quiet(&e);
             assert!(!line.contains(id), "{line}");
             assert!(line.contains("card presentation"), "{line}");
         }

@@ -68,6 +68,7 @@ async fn a_tap_is_written_and_a_card_taken_away_too_early_is_left_unchanged() {
         .card_recorded(
             "L1",
             1,
+            &first.id,
             CardVerdict::Write {
                 balance: 810,
                 charged: 190,
@@ -117,13 +118,14 @@ async fn a_tap_is_written_and_a_card_taken_away_too_early_is_left_unchanged() {
         s.tap.as_ref().is_some_and(|t| t.seq == 2)
     })
     .await;
-    assert_eq!(s.tap.map(|t| t.card), Some(second));
+    assert_eq!(s.tap.map(|t| t.card), Some(second.clone()));
     assert_eq!(s.outcome, None, "the first tap's outcome went with it");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (seq, _) = gated
         .card_recorded(
             "L1",
             2,
+            &second.id,
             CardVerdict::Write {
                 balance: 310,
                 charged: 190,
@@ -216,6 +218,7 @@ async fn the_built_reader_logs_taps_without_the_card_id() {
         .card_recorded(
             "L1",
             1,
+            id,
             CardVerdict::Write {
                 balance: 900,
                 charged: 100,

@@ -275,15 +275,16 @@ impl FakeGated {
         stamp.seq
     }
 
-    /// Sends a verdict for `tap` and returns its seq and its bytes as they went on the bus.
+    /// Sends a verdict for `tap` of card `card` and returns its seq and its bytes as they went on the bus.
     pub async fn card_recorded(
         &self,
         lane: &str,
         tap: u64,
+        card: &str,
         verdict: CardVerdict,
     ) -> (u64, Vec<u8>) {
         let stamp = self.stamp(Kind::Card, lane).await;
-        let bytes = encode(&CardCommand::new(stamp, tap, verdict));
+        let bytes = encode(&CardCommand::new(stamp, tap, card.into(), verdict));
         self.put(&keys().card_cmd(lane), bytes.clone()).await;
         (stamp.seq, bytes)
     }

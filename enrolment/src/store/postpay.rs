@@ -32,11 +32,17 @@ impl TryFrom<String> for AccountRef {
         let ok = (1..=128).contains(&s.len())
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
-        if ok {
-            Ok(Self(s))
-        } else {
-            Err("an account reference is 1 to 128 of A-Z a-z 0-9 . _ : -".into())
+        if !ok {
+            return Err("an account reference is 1 to 128 of A-Z a-z 0-9 . _ : -".into());
         }
+        // 12 to 19 digits alone is what a card number (PAN) looks like: the centre keeps the
+        // processor's token, never the number itself.
+        if (12..=19).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(
+                "an account reference must be the processor's token, not a card number".into(),
+            );
+        }
+        Ok(Self(s))
     }
 }
 

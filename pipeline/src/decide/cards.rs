@@ -3,12 +3,14 @@
 //! (docs/tickets.md, "IC cards beside faces").
 //!
 //! **One passage, one payer.** The first credential that pays for a lane's passage (a face grant,
-//! or a card whose write the reader confirmed) holds the passage for `card_window_ms`. Within it, a
-//! credential of the other kind presented while the camera sees at most one person in the lane zone
-//! belongs to the passenger who already paid: it is not charged (a card is answered `paid`, nothing
-//! written; a face is decided `open`, reason `paid_by_card`, no fare change). With two or more people
-//! in the zone it is the next passenger's, judged and charged on its own. A card is charged only once
-//! its write is on the card, and the door opens only then.
+//! or a card whose write the reader confirmed or is completing) holds the passage for
+//! `card_window_ms`. Within it, the first credential of the other kind presented while the camera
+//! sees at most one person in the lane zone belongs to the passenger who already paid: it is not
+//! charged (a card is answered `paid`, nothing written; a face is decided `open`, reason
+//! `paid_by_card`, no fare change), and it uses the passage up, so one payment excuses one other
+//! credential at most. With two or more people in the zone it is the next passenger's, judged and
+//! charged on its own. A card is charged only once its write is on the card, and the door opens
+//! only then.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,9 @@ pub enum Payer {
 pub struct CardLane {
     /// The last tap judged (the reader numbers them; every state repeats its latest).
     seen: u64,
+    /// The reader's clock in its last state, and when that arrived: a jump is a new run of the
+    /// reader, whose taps count from 1 again.
+    clock: Option<(u64, Instant)>,
     /// The tap whose write gated waits for: its number and when it was judged.
     awaiting: Option<(u64, Instant)>,
     paid: Option<(Payer, Instant)>,
@@ -40,6 +45,8 @@ pub enum CardStep {
     /// when the passage was already paid by the face.
     Answer {
         tap: u64,
+        /// The id of the card read in the tap: the reader applies the verdict to that card only.
+        card: String,
         verdict: CardVerdict,
         refused: Option<String>,
     },
@@ -51,12 +58,29 @@ pub enum CardStep {
 
 impl CardLane {
     /// Whether a credential of kind `who`, presented at `now` with `in_zone` people in the lane
-    /// zone, belongs to the passenger who already paid with the other kind (the rule above).
-    pub fn already_paid(&self, who: Payer, in_zone: usize, now: Instant, window: Duration) -> bool {
-        in_zone <= 1
-            && self
-                .paid
-                .is_some_and(|(p, at)| p != who && now.saturating_duration_since(at) < window)
+    /// zone, belongs to the passenger who already paid with the other kind (the rule above). It
+    /// uses the passage up. A face while a card's write is on its way is that card's passenger too:
+    /// should the write fail, neither pays and the door stays shut (touch again).
+    pub fn take_paid(
+        &mut self,
+        who: Payer,
+        in_zone: usize,
+        now: Instant,
+        window: Duration,
+    ) -> bool {
+        if in_zone > 1 {
+            return false;
+        }
+        if who == Payer::Face && self.awaiting.is_some() {
+            return true;
+        }
+        let paid = self
+            .paid
+            .is_some_and(|(p, at)| p != who && now.saturating_duration_since(at) < window);
+        if paid {
+            self.paid = None;
+        }
+        paid
     }
 
     /// The lane's passage was paid by `who` at `now`.
@@ -77,16 +101,34 @@ impl CardLane {
         window: Duration,
     ) -> Vec<CardStep> {
         let mut steps = Vec::new();
+        let restarted = crate::drive::restart::new_run(self.clock, st.clock_ms, now);
+        self.clock = Some((st.clock_ms, now));
         if let Some(tap) = &st.tap {
             // Taps count from 1 again after the reader restarts.
-            if tap.seq < self.seen {
+            if restarted || tap.seq < self.seen {
                 self.seen = 0;
                 self.awaiting = None;
             }
-            let answered = st.outcome.as_ref().is_some_and(|o| o.tap == tap.seq);
-            if tap.seq > self.seen && !answered {
+            if tap.seq > self.seen {
                 self.seen = tap.seq;
-                steps.push(self.judge(tap, table, station, direction, in_zone, now, window));
+                match st.outcome.as_ref().filter(|o| o.tap == tap.seq) {
+                    None => {
+                        steps.push(self.judge(tap, table, station, direction, in_zone, now, window))
+                    }
+                    // Written for a verdict this run never sent: gated restarted while the write
+                    // was on its way. The card has paid; a write that recent still gets its door.
+                    Some(o)
+                        if matches!(o.result, CardResult::Written { .. })
+                            && st.clock_ms.saturating_sub(o.at_ms) < window_ms(window) =>
+                    {
+                        steps.push(CardStep::Written {
+                            tap: tap.seq,
+                            judged: now,
+                        });
+                        self.paid_by(Payer::Card, now);
+                    }
+                    Some(_) => {}
+                }
             }
         }
         if let (Some(o), Some((tap, judged))) = (&st.outcome, self.awaiting)
@@ -114,10 +156,11 @@ impl CardLane {
     ) -> CardStep {
         let answer = |verdict, refused: Option<&str>| CardStep::Answer {
             tap: tap.seq,
+            card: tap.card.id.clone(),
             verdict,
             refused: refused.map(str::to_owned),
         };
-        if self.already_paid(Payer::Card, in_zone, now, window) {
+        if self.take_paid(Payer::Card, in_zone, now, window) {
             return answer(CardVerdict::Paid, None);
         }
         let entry = match &tap.card.entry {
@@ -153,6 +196,10 @@ impl CardLane {
             ),
         }
     }
+}
+
+fn window_ms(window: Duration) -> u64 {
+    u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn write(after: CardFare, charged: Amount) -> CardVerdict {
@@ -207,7 +254,11 @@ mod tests {
                     entry: None,
                 },
             }),
-            outcome: outcome.map(|result| CardOutcome { tap, result }),
+            outcome: outcome.map(|result| CardOutcome {
+                tap,
+                at_ms: 0,
+                result,
+            }),
             t_unix_ms: 0,
         }
     }
@@ -231,7 +282,8 @@ mod tests {
                         charged: 0,
                         entry: Some(_)
                     },
-                    refused: None
+                    refused: None,
+                    ..
                 }]
             ),
             "{s:?}"
@@ -244,17 +296,61 @@ mod tests {
         let s = step(&mut l, &state(1, 500, Some(written)), 1, t0);
         assert_eq!(s, [CardStep::Written { tap: 1, judged: t0 }]);
         assert!(
-            l.already_paid(Payer::Face, 1, t0, W),
+            !l.take_paid(Payer::Face, 2, t0, W),
+            "two in the zone: the next passenger"
+        );
+        assert!(!l.take_paid(Payer::Face, 1, t0 + W, W), "after the window");
+        assert!(
+            l.take_paid(Payer::Face, 1, t0, W),
             "the face behind the card is the same passenger"
         );
         assert!(
-            !l.already_paid(Payer::Face, 2, t0, W),
-            "two in the zone: the next passenger"
+            !l.take_paid(Payer::Face, 1, t0, W),
+            "one payment excuses one other credential"
         );
-        assert!(
-            !l.already_paid(Payer::Face, 1, t0 + W, W),
-            "after the window"
-        );
+    }
+
+    #[test]
+    fn a_face_while_the_write_is_on_its_way_is_the_cards_passenger() {
+        let (mut l, t0) = (CardLane::default(), Instant::now());
+        step(&mut l, &state(1, 500, None), 1, t0);
+        assert!(l.take_paid(Payer::Face, 1, t0, W));
+        assert!(!l.take_paid(Payer::Face, 2, t0, W));
+    }
+
+    #[test]
+    fn a_restarted_gated_opens_for_a_write_just_done_and_not_for_an_old_one() {
+        let t0 = Instant::now();
+        let written = |at_ms, clock_ms| {
+            let mut st = state(
+                3,
+                500,
+                Some(CardResult::Written {
+                    card: state(3, 500, None).tap.expect("tap").card,
+                }),
+            );
+            st.clock_ms = clock_ms;
+            if let Some(o) = &mut st.outcome {
+                o.at_ms = at_ms;
+            }
+            st
+        };
+        let mut fresh = CardLane::default();
+        let s = step(&mut fresh, &written(10_000, 10_200), 1, t0);
+        assert_eq!(s, [CardStep::Written { tap: 3, judged: t0 }]);
+        let mut old = CardLane::default();
+        assert!(step(&mut old, &written(10_000, 60_000), 1, t0).is_empty());
+    }
+
+    #[test]
+    fn a_reader_whose_clock_jumped_is_a_new_run_and_its_taps_are_judged() {
+        let (mut l, t0) = (CardLane::default(), Instant::now());
+        let mut st = state(1, 500, None);
+        st.clock_ms = 1_000;
+        assert_eq!(step(&mut l, &st, 1, t0).len(), 1);
+        // The same tap number from a new run of the reader (its clock starts elsewhere).
+        st.clock_ms = 9_000_000;
+        assert_eq!(step(&mut l, &st, 1, t0).len(), 1, "tap 1 of the new run");
     }
 
     #[test]
@@ -272,7 +368,7 @@ mod tests {
                 reason: "card_not_written"
             }]
         );
-        assert!(!l.already_paid(Payer::Face, 1, t0, W));
+        assert!(!l.take_paid(Payer::Face, 1, t0, W));
     }
 
     #[test]
@@ -312,6 +408,7 @@ mod tests {
             s,
             [CardStep::Answer {
                 tap: 5,
+                card: "0123456789abcdef".into(),
                 verdict: CardVerdict::Refuse {
                     reason: "fare_adjustment_needed".into()
                 },

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 
 use super::cards::{CardLane, CardStep, Payer};
 use super::gate::{GateVerdict, GrantDelay, TicketDesk, TripChange, verdicts};
-use super::{BBox, DecisionConfig, GateLane, LaneDecider, LaneRole, Observation, Quality};
+use super::{BBox, DecisionConfig, Event, GateLane, LaneDecider, LaneRole, Observation, Quality};
 use crate::drive::command::{Command, Decided, DoorCause};
 use crate::recognise::{LaneFaces, SubjectNumbers};
 use crate::store::{JournalEntry, Passage, Store, StoreError};
@@ -207,9 +207,11 @@ impl Decisions {
             Some((id, (wallet, g.trip(&id).cloned())))
         };
         let now = chrono::Local::now().naive_local();
-        let paid_by_card =
-            g.card
-                .already_paid(Payer::Face, in_zone, Instant::now(), self.card_window);
+        // Asked only when a walker was identified: the answer uses the card's passage up.
+        let identified = events.iter().any(|e| matches!(e, Event::Identified { .. }));
+        let paid_by_card = identified
+            && g.card
+                .take_paid(Payer::Face, in_zone, Instant::now(), self.card_window);
         let mut vs = verdicts(
             &events,
             in_zone,
@@ -358,11 +360,17 @@ impl Decisions {
             let (outcome, reason, judged) = match step {
                 CardStep::Answer {
                     tap,
+                    card,
                     verdict,
                     refused,
                 } => {
                     let paid = verdict == protocol::CardVerdict::Paid;
-                    cmds.push(Command::Card { lane, tap, verdict });
+                    cmds.push(Command::Card {
+                        lane,
+                        tap,
+                        card,
+                        verdict,
+                    });
                     match (paid, refused) {
                         (true, _) => (Outcome::Open, "paid_by_face".to_owned(), None),
                         (false, Some(r)) => (Outcome::Closed, r, None),

@@ -12,6 +12,8 @@ pub enum Command {
     Card {
         lane: usize,
         tap: u64,
+        /// The card read in the tap (its id: a card number, never logged).
+        card: String,
         verdict: protocol::CardVerdict,
     },
     /// A door action for the lane with this index.

@@ -136,8 +136,10 @@ impl Link {
                         None => Incoming::Malformed(key, "key names no lane".into()),
                     },
                     Err(e) => {
+                        // `quiet`: serde quotes the value it choked on, a card number perhaps.
+                        let e = protocol::quiet(&e);
                         warn!(%key, error = %e, "dropping malformed message");
-                        Incoming::Malformed(key, e.to_string())
+                        Incoming::Malformed(key, e)
                     }
                 };
                 if tx.send(msg).is_err() {

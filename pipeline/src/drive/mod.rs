@@ -10,7 +10,7 @@ mod config;
 pub mod lighting;
 pub mod link;
 mod outbox;
-mod restart;
+pub(crate) mod restart;
 pub mod spawn;
 
 pub use config::{DriversConfig, Failsafe, LightingLoopConfig, ZenohConfig};

@@ -307,7 +307,12 @@ impl Outbox {
                     }
                 }
             }
-            Command::Card { lane, tap, verdict } => {
+            Command::Card {
+                lane,
+                tap,
+                card,
+                verdict,
+            } => {
                 let Some(l) = self.lanes.get_mut(*lane) else {
                     return Ok(None);
                 };
@@ -318,7 +323,7 @@ impl Outbox {
                         lane: l.id.clone(),
                     });
                 };
-                let cmd = CardCommand::new(stamp, *tap, verdict.clone());
+                let cmd = CardCommand::new(stamp, *tap, card.clone(), verdict.clone());
                 match self.link.card(&l.id, &cmd).await {
                     Ok(()) => {
                         l.card.pending.sent(stamp.seq);
