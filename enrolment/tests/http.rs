@@ -45,7 +45,8 @@ fn header_only_png() -> Vec<u8> {
 #[test]
 fn enrol_refuse_link_erase_and_scan_the_store() {
     let tmp = tempfile::tempdir().unwrap();
-    prepare(tmp.path(), "");
+    // More requests than the default burst of 20: the limits have their own test below.
+    prepare(tmp.path(), "[rate]\nburst = 40.0\n");
     let srv = Server::start(tmp.path());
 
     // Two photos of Obama → one subject.
@@ -177,6 +178,13 @@ fn enrol_refuse_link_erase_and_scan_the_store() {
     let shown = srv.get(&format!("/subjects/{biden}")).json();
     assert!(shown.get("account").is_none(), "{shown}");
     assert_eq!(srv.get("/charges").json(), json!([]));
+    // The ledger's rows, by station, for the operator's review (none booked here).
+    assert_eq!(srv.get("/stations/umeda/ledger").json(), json!([]));
+    let r = srv.get("/stations/um*da/ledger");
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (400, Some("bad_station"))
+    );
     srv.stop();
 
     // The sealed template and wrapped key are in the file now (so the scan below can see them).
@@ -321,7 +329,7 @@ fn auth_limits_rate_and_openapi() {
             );
         }
     }
-    assert_eq!(ops, 14);
+    assert_eq!(ops, 15);
     // Generated from the handlers: the types they send and take, and the guard's own answers.
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for s in [
@@ -334,6 +342,7 @@ fn auth_limits_rate_and_openapi() {
         "Trips",
         "AccountBody",
         "ChargeLine",
+        "LedgerLine",
     ] {
         assert!(schemas.contains_key(s), "schema {s} missing");
     }

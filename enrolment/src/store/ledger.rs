@@ -26,18 +26,19 @@ pub(crate) const UPLINK_HEADS: TableDefinition<&str, u64> = TableDefinition::new
 pub(crate) const TRIP_AS_OF: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("trip_as_of");
 
 /// One booked passage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerRow {
     pub record: TripRecord,
     /// The single ride the station spent for it.
+    #[schema(value_type = Option<u64>)]
     pub spent: Option<TicketId>,
     /// Set when the report disagrees with what the centre knew (flagged for review, counted).
     pub conflict: Option<Conflict>,
 }
 
 /// What a booked report can disagree with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Conflict {
     /// The single ride was already spent at another station (two stations cut off from the centre

@@ -1,17 +1,20 @@
-//! Post-pay routes: a subject's payment account, and the charges the fare ledger booked against
-//! accounts, which the payment processor collects in order (docs/enrolment.md, docs/tickets.md).
+//! Fare routes: a subject's payment account, the charges the fare ledger booked against accounts
+//! (which the payment processor collects in order), and the ledger itself, for the operator's
+//! review of conflicts (docs/enrolment.md, docs/tickets.md).
 
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::Path;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::PathRejection;
 use axum::http::StatusCode;
-use enrolment::store::{AccountChange, AccountRef, Charge};
+use enrolment::store::{AccountChange, AccountRef, Charge, LedgerRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::{Page, Paged, SubjectArg, SubjectPath, blocking};
+use crate::api::{Page, Paged, SubjectArg, SubjectPath, bad_path, blocking};
 use crate::app::App;
 use crate::auth::Client;
 use crate::error::ApiError;
@@ -110,6 +113,41 @@ pub(crate) async fn charges(
         lines
             .into_iter()
             .map(|(seq, charge)| ChargeLine { seq, charge })
+            .collect(),
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LedgerLine {
+    /// The station's passage sequence.
+    seq: u64,
+    #[serde(flatten)]
+    #[schema(inline)]
+    row: LedgerRow,
+}
+
+/// The fare ledger of one station: the passages it reported, booked in its sequence, each with its
+/// conflict when it disagreed with what the centre knew (for review; docs/tickets.md).
+#[utoipa::path(get, path = "/stations/{station}/ledger", operation_id = "listLedger",
+    params(("station" = String, Path, description = "the station's id"), Page),
+    responses(
+        (status = 200, description = "booked passages, oldest first", body = [LedgerLine]),
+        (status = 400, description = "not a station id, or a malformed query", body = crate::error::Body),
+    ))]
+pub(crate) async fn ledger(
+    State(app): State<Arc<App>>,
+    station: Result<Path<String>, PathRejection>,
+    Paged(p): Paged,
+) -> Result<Json<Vec<LedgerLine>>, ApiError> {
+    let Path(station) = station.map_err(bad_path)?;
+    let station = domain::StationId::new(&station)
+        .map_err(|e| ApiError::BadRequest("bad_station", e.to_string()))?;
+    let store = app.store.clone();
+    let limit = p.limit;
+    let rows = blocking(move || store.ledger(&station, p.from, limit)).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(seq, row)| LedgerLine { seq, row })
             .collect(),
     ))
 }

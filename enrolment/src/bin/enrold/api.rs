@@ -90,6 +90,7 @@ fn authed() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(unlink))
         .routes(routes!(account::link_account, account::unlink_account))
         .routes(routes!(account::charges))
+        .routes(routes!(account::ledger))
         .routes(routes!(trips))
         .routes(routes!(changes))
         .routes(routes!(audit))
@@ -234,7 +235,7 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no_route", "no such endpoint".into())
 }
 
-fn bad_path(e: PathRejection) -> ApiError {
+pub(crate) fn bad_path(e: PathRejection) -> ApiError {
     ApiError::BadRequest("bad_path", e.body_text())
 }
 
