@@ -12,7 +12,7 @@ use axum::extract::rejection::PathRejection;
 use axum::http::StatusCode;
 use enrolment::store::{AccountChange, AccountRef, Charge, LedgerRow};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::api::{Page, Paged, SubjectArg, SubjectPath, bad_path, blocking};
 use crate::app::App;
@@ -117,6 +117,16 @@ pub(crate) async fn charges(
     ))
 }
 
+/// The `{station}` of the ledger's path: its pattern is in the document, so a client knows what a
+/// station id is before it is refused one.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct StationPath {
+    /// The station's id.
+    station: domain::StationId,
+}
+
 #[derive(Serialize, ToSchema)]
 pub(crate) struct LedgerLine {
     /// The station's passage sequence.
@@ -129,7 +139,7 @@ pub(crate) struct LedgerLine {
 /// The fare ledger of one station: the passages it reported, booked in its sequence, each with its
 /// conflict when it disagreed with what the centre knew (for review; docs/tickets.md).
 #[utoipa::path(get, path = "/stations/{station}/ledger", operation_id = "listLedger",
-    params(("station" = String, Path, description = "the station's id"), Page),
+    params(StationPath, Page),
     responses(
         (status = 200, description = "booked passages, oldest first", body = [LedgerLine]),
         (status = 400, description = "not a station id, or a malformed query", body = crate::error::Body),
