@@ -258,6 +258,11 @@ async fn passages_made_while_the_centre_was_down_are_booked_when_it_returns() {
     .await;
     let totals = centre.store.ledger_totals().unwrap();
     assert_eq!((totals.passages, totals.conflicts), (200, 0));
+    // The ledger's fares are the fares of the trips: 100 rides within umeda's zone, 150 each.
+    let fares: u32 = (centre.store.ledger(&umeda, 1, 1000).unwrap().iter())
+        .filter_map(|(_, r)| r.record.fare)
+        .sum();
+    assert_eq!(fares, 100 * 150);
     for id in &ids {
         let (open, trips) = centre.store.trips(id, 0, 10).unwrap().unwrap();
         assert!(open.is_none());
