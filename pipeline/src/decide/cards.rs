@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use domain::tickets::{CardDecision, CardFare, Direction, FareTable, card};
+use domain::tickets::{CardDecision, CardFare, DenyReason, Direction, FareTable, card};
 use domain::{StationId, tickets::Amount};
 use protocol::{CardEntry, CardOutcome, CardResult, CardState, CardTap, CardVerdict, unix_ms};
 
@@ -119,7 +119,8 @@ impl CardLane {
                     // was on its way. The card has paid; a write that recent still gets its door.
                     Some(o)
                         if matches!(o.result, CardResult::Written { .. })
-                            && st.clock_ms.saturating_sub(o.at_ms) < window_ms(window) =>
+                            && Duration::from_millis(st.clock_ms.saturating_sub(o.at_ms))
+                                < window =>
                     {
                         steps.push(CardStep::Written {
                             tap: tap.seq,
@@ -168,7 +169,7 @@ impl CardLane {
             Some(e) => match StationId::new(&e.station) {
                 Ok(s) => Some(s),
                 Err(_) => {
-                    let reason = "unknown_station";
+                    let reason = DenyReason::UnknownStation.code();
                     return answer(
                         CardVerdict::Refuse {
                             reason: reason.into(),
@@ -196,10 +197,6 @@ impl CardLane {
             ),
         }
     }
-}
-
-fn window_ms(window: Duration) -> u64 {
-    u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn write(after: CardFare, charged: Amount) -> CardVerdict {

@@ -257,19 +257,8 @@ impl Decisions {
                 histogram!(names::DECISION_LATENCY, "lane" => g.id.clone(), "to" => "identified")
                     .record(latency.as_secs_f64());
             }
-            // Past the cap the index points nowhere, and the latencies go to the metrics only.
-            let record = self.records.len();
-            if record < MAX_RECORDS {
-                self.records.push(DecisionRecord {
-                    lane: g.id.clone(),
-                    message: msg.clone(),
-                    at_ms,
-                    door_command_ms: None,
-                    door_open_ms: None,
-                });
-            }
+            let record = keep(&mut self.records, &g.id, &msg, at_ms);
             cmds.extend(act(lane, &v, captured, record));
-            counter!(names::DECISIONS, "lane" => g.id.clone(), "outcome" => outcome_name(v.outcome), "reason" => msg.reason.clone()).increment(1);
             if v.outcome == Outcome::Attack {
                 // Which cue: a low `live` is the learned one, `flat` the planarity cue.
                 warn!(lane = %g.id, track = v.track.0, live = ?v.live, flat = ?v.flat, "presentation attack: door held closed, alarm raised");
@@ -414,16 +403,7 @@ impl Decisions {
             };
             // Never the card's id: it is a card number.
             info!(lane = %g.id, outcome = outcome_name(outcome), reason = %msg.reason, "card decision");
-            counter!(names::DECISIONS, "lane" => g.id.clone(), "outcome" => outcome_name(outcome), "reason" => msg.reason.clone()).increment(1);
-            if self.records.len() < MAX_RECORDS {
-                self.records.push(DecisionRecord {
-                    lane: g.id.clone(),
-                    message: msg.clone(),
-                    at_ms: g.last_ms.unwrap_or(0),
-                    door_command_ms: None,
-                    door_open_ms: None,
-                });
-            }
+            keep(&mut self.records, &g.id, &msg, g.last_ms.unwrap_or(0));
             cmds.push(Command::Decision {
                 msg,
                 journaled: false,
@@ -431,6 +411,28 @@ impl Decisions {
         }
         cmds
     }
+}
+
+/// Counts a decision and keeps its record for the run's report; returns the record's index. Past
+/// the cap the index points nowhere, and the latencies go to the metrics only.
+fn keep(
+    records: &mut Vec<DecisionRecord>,
+    lane: &str,
+    msg: &protocol::Decision,
+    at_ms: u64,
+) -> usize {
+    counter!(names::DECISIONS, "lane" => lane.to_owned(), "outcome" => outcome_name(msg.outcome), "reason" => msg.reason.clone()).increment(1);
+    let record = records.len();
+    if record < MAX_RECORDS {
+        records.push(DecisionRecord {
+            lane: lane.to_owned(),
+            message: msg.clone(),
+            at_ms,
+            door_command_ms: None,
+            door_open_ms: None,
+        });
+    }
+    record
 }
 
 /// The verdict's door and arch commands.
