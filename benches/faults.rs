@@ -197,7 +197,8 @@ impl Bench {
         opts.paced = paced;
         let mut cfg = demo::footage_config(&self.footage, &self.truth, self.work.path(), &opts)?;
         cfg.store.path = dir.join("station.redb");
-        cfg.sync = Some(self.centre.sync.clone());
+        let sync = (self.centre.syncs.get(STATION)).context("the centre serves the station")?;
+        cfg.sync = Some(sync.clone());
         cfg.drivers.spawn = false;
         // Generated footage sends the same people through several lanes, and the soak plays it
         // again and again: no second-entry refusals (`[decision] trips`, off for benchmarks).

@@ -223,7 +223,6 @@ async fn passages_made_while_the_centre_was_down_are_booked_when_it_returns() {
     a.wait_for("every subject", WAIT, |s| s.gallery().len() == ids.len())
         .await;
     let store_a: Arc<Store> = a.syncer().store().clone();
-    a.stop().await;
     let session = centre.session.take().unwrap();
     centre.service = None;
     session.close().await.unwrap();
@@ -246,6 +245,10 @@ async fn passages_made_while_the_centre_was_down_are_booked_when_it_returns() {
             store_a.commit_passages(&p, &[]).unwrap();
         }
     }
+    // An orderly stop with the centre down waits its time and says what is left unbooked.
+    let drained = a.handle.drain(Duration::from_millis(300)).await;
+    assert_eq!((drained.head, drained.booked), (200, 0));
+    a.stop().await;
     drop(store_a);
 
     // The centre comes back, then the station: the ledger catches up by itself.
@@ -258,6 +261,9 @@ async fn passages_made_while_the_centre_was_down_are_booked_when_it_returns() {
     .await;
     let totals = centre.store.ledger_totals().unwrap();
     assert_eq!((totals.passages, totals.conflicts), (200, 0));
+    // An orderly stop now finds every passage booked (the centre confirms it when next asked).
+    let drained = a.handle.drain(WAIT).await;
+    assert_eq!((drained.head, drained.booked), (200, 200));
     // The ledger's fares are the fares of the trips: 100 rides within umeda's zone, 150 each.
     let fares: u32 = (centre.store.ledger(&umeda, 1, 1000).unwrap().iter())
         .filter_map(|(_, r)| r.record.fare)

@@ -5,7 +5,8 @@
 //! - gated as `deploy/systemd/gated.service` runs it, under a stand-in for systemd's notification
 //!   socket: READY=1 once it is up, the watchdog pinged from its loop, the door's state exported for
 //!   the alerts, STOPPING=1 and a clean exit on SIGTERM;
-//! - `kill -9` of gated right after a grant: the trip is open exactly once after the restart.
+//! - `kill -9` of gated between a grant and its door opening, and after the door opened: the trip
+//!   is open exactly once after the restart, and the door does not open again for it.
 // Test helpers fail the test by panicking, like the #[test] functions that call them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -69,8 +70,12 @@ async fn sigkill_of_gated_puts_door_in_failsafe_and_a_restart_takes_over() {
 }
 
 fn sigterm(child: &Child) {
+    signal(child, "TERM");
+}
+
+fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{sig}"), &child.id().to_string()])
         .status()
         .expect("run kill");
     assert!(ok.success());
@@ -174,13 +179,33 @@ fn gated_notifies_systemd_and_exports_the_door_state() {
     assert!(wait_exit(&mut door.0, Duration::from_secs(5)).success());
 }
 
-/// kill -9 of gated right after it granted a walker (issue 17): lane L1 of the default footage (an
-/// entry lane) played by a `gated run` process following an in-process centre, killed with SIGKILL
-/// the moment it logs the open decision; then a restarted gated plays the same lane to its end.
-/// The trip is open exactly once: one passage for the walker, and the restarted station refuses
-/// their second entry with `double_entry`.
+/// When the first gated is killed.
+#[derive(Debug, Clone, Copy)]
+enum KillAt {
+    /// The moment it logs the open decision: the grant is committed, its door command may or may
+    /// not have left. The door driver is frozen (SIGSTOP) meanwhile, so the door cannot have
+    /// opened before gated dies.
+    Granted,
+    /// The moment the door driver reports the door open.
+    DoorOpen,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_after_a_grant_leaves_the_trip_open_exactly_once() {
+async fn sigkill_between_grant_and_door_open_leaves_the_trip_open_exactly_once() {
+    sigkill_then_restart(KillAt::Granted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_the_door_opened_leaves_the_trip_open_exactly_once() {
+    sigkill_then_restart(KillAt::DoorOpen).await;
+}
+
+/// kill -9 of gated around a grant (issue 17): lane L1 of the default footage (an entry lane)
+/// played by a `gated run` process following an in-process centre, killed with SIGKILL at `at`;
+/// then a restarted gated plays the same lane to its end. The trip is open exactly once: one
+/// passage for the walker, and the restarted station refuses their second entry with
+/// `double_entry`, so the door never opens twice for the one grant.
+async fn sigkill_then_restart(at: KillAt) {
     use std::io::{BufRead, BufReader};
 
     use pipeline::demo::{self, FootageOptions, truth::Truth};
@@ -197,7 +222,7 @@ async fn sigkill_after_a_grant_leaves_the_trip_open_exactly_once() {
         .expect("an enrolled walker with a valid pass");
     // The footage station's file, drivers not spawned by gated: they must outlive the killed one.
     let rig = Rig::new("demo", false);
-    let _door = rig.door_driver("closed");
+    let door = rig.door_driver("closed");
     // The centre presents a certificate of the rig's station CA (the demo's folder is the rig's).
     let work = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(rig.certs.path(), work.path().join("certs")).unwrap();
@@ -206,13 +231,12 @@ async fn sigkill_after_a_grant_leaves_the_trip_open_exactly_once() {
         .expect("centre");
     let subject = centre.subjects[&walker.identity];
     let video = lane1.path().join(&lane.file).canonicalize().unwrap();
-    let s = &centre.sync;
+    let sync = common::sync_section(&centre.syncs["demo"]);
     let toml = format!(
         "[station]\nid = \"demo\"\n[capture]\nmode = \"benchmark\"\n\
          [[lane]]\nid = {:?}\nrole = \"entry\"\nsource = \"file://{}\"\nwidth = {}\nheight = {}\nfps = {}\n\
          [zenoh]\nlisten = [\"tls/127.0.0.1:{}\"]\nconnect = [\"tls/127.0.0.1:{}\"]\ncerts = {:?}\n\
-         [store]\npath = {:?}\n[metrics]\nenabled = false\n\
-         [sync]\nstation_key_file = {:?}\ncentre_ed25519 = {:?}\ncentre_x25519 = {:?}\nconnect = {:?}\n",
+         [store]\npath = {:?}\n[metrics]\nenabled = false\n{sync}",
         lane.lane,
         video.display(),
         truth.width,
@@ -222,14 +246,15 @@ async fn sigkill_after_a_grant_leaves_the_trip_open_exactly_once() {
         rig.door_port,
         rig.certs.path().display().to_string(),
         work.path().join("station.redb").display().to_string(),
-        s.station_key_file.display().to_string(),
-        s.centre_ed25519,
-        s.centre_x25519,
-        s.connect,
     );
     std::fs::write(&rig.config, toml).unwrap();
 
-    // First run: killed as soon as it says it granted.
+    // First run: killed at the chosen point.
+    let bus = rig.door_bus().await;
+    let states = bus
+        .declare_subscriber(rig.keys().door_state("L1"))
+        .await
+        .expect("subscribe");
     let mut first = Proc(
         rig.gated_command()
             .env("RUST_LOG", "pipeline=info")
@@ -238,21 +263,45 @@ async fn sigkill_after_a_grant_leaves_the_trip_open_exactly_once() {
             .spawn()
             .expect("start gated"),
     );
+    // Read to the end, so gated never blocks on a full pipe; the first grant's line is sent on.
     let err = first.0.stderr.take().unwrap();
-    let granted = tokio::task::spawn_blocking(move || {
-        BufReader::new(err)
-            .lines()
-            .map_while(Result::ok)
-            .find(|l| l.contains(" decision") && l.contains("outcome=\"open\""))
+    let (tx, granted) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let mut tx = Some(tx);
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            if l.contains(" decision")
+                && l.contains("outcome=\"open\"")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(l);
+            }
+        }
     });
-    let granted = tokio::time::timeout(Duration::from_secs(120), granted)
-        .await
-        .expect("gated never granted anyone within 2 minutes")
-        .unwrap();
+    let within = Duration::from_secs(120);
+    let what = match at {
+        KillAt::Granted => {
+            wait_state(&states, within, |s| s.epoch.is_some())
+                .await
+                .expect("gated never took the door");
+            signal(&door.0, "STOP");
+            let line = tokio::time::timeout(within, granted)
+                .await
+                .expect("gated never granted anyone within 2 minutes")
+                .expect("gated ended without granting");
+            first.0.kill().expect("SIGKILL gated");
+            signal(&door.0, "CONT");
+            line
+        }
+        KillAt::DoorOpen => {
+            let (st, _) = wait_state(&states, within, |s| s.flap == protocol::Flap::Open)
+                .await
+                .expect("the door never opened within 2 minutes");
+            format!("door {:?} at position {}", st.flap, st.position)
+        }
+    };
     first.0.kill().expect("SIGKILL gated");
     let _ = first.0.wait();
-    let line = granted.expect("gated ended without granting");
-    eprintln!("killed after: {line}");
+    eprintln!("killed at {at:?}, after: {what}");
 
     let path = work.path().join("station.redb");
     common::assert_trip_open_once(&path, subject, "after the kill");

@@ -54,8 +54,11 @@ pub struct Enrolee {
 }
 
 pub struct DemoCentre {
-    pub sync: SyncConfig,
+    /// Each registered station's `[sync]`, by station id.
+    pub syncs: HashMap<String, SyncConfig>,
     pub subjects: HashMap<String, SubjectId>,
+    /// The centre's store: tests link other tickets and read the fare ledger through it.
+    pub store: Arc<Store>,
     _service: CentreService,
     session: zenoh::Session,
 }
@@ -68,9 +71,10 @@ fn setup<E: Into<BoxError>>(what: &'static str) -> impl FnOnce(E) -> CentreError
 }
 
 impl DemoCentre {
+    /// A centre for `stations` (each given a key under `dir`) with `people` enrolled.
     pub async fn start(
         dir: &Path,
-        station: &str,
+        stations: &[&str],
         models: &Path,
         people: &[Enrolee],
         certs: &protocol::CertDir,
@@ -82,12 +86,16 @@ impl DemoCentre {
         let x_public = x25519.public_key();
         let signing = CentreSigningKey::generate().map_err(setup("key"))?;
         let verifying = signing.verifying_key();
-        let station_id = StationId::new(station).map_err(setup("station"))?;
-        let station_key = StationSecretKey::generate(KeyId(1)).map_err(setup("key"))?;
-        let key_file = dir.join("station.key");
-        station_key
-            .write_file(&key_file)
-            .map_err(setup("station key"))?;
+        let mut registered = HashMap::new();
+        let mut key_files = Vec::new();
+        for station in stations {
+            let id = StationId::new(*station).map_err(setup("station"))?;
+            let key = StationSecretKey::generate(KeyId(1)).map_err(setup("key"))?;
+            let file = dir.join(format!("{station}.key"));
+            key.write_file(&file).map_err(setup("station key"))?;
+            registered.insert(id, key.public_key());
+            key_files.push((station.to_string(), file));
+        }
 
         let pipe = FaceChain::load(models).map_err(setup("models"))?;
         let mut subjects = HashMap::new();
@@ -158,27 +166,36 @@ impl DemoCentre {
         .await
         .map_err(setup("zenoh"))?;
         let centre = Arc::new(Centre {
-            store,
+            store: store.clone(),
             master,
             x25519,
             signing,
-            stations: HashMap::from([(station_id, station_key.public_key())]),
+            stations: registered,
         });
         let service = CentreService::start(centre, &session)
             .await
             .map_err(setup("service"))?;
+        let syncs = key_files
+            .into_iter()
+            .map(|(station, station_key_file)| {
+                let sync = SyncConfig {
+                    station_key_file,
+                    station_key_id: 1,
+                    centre_ed25519: verifying.to_hex(),
+                    centre_x25519: public_to_hex(&x_public.0),
+                    connect: vec![endpoint.clone()],
+                    batch: 500,
+                    poll_s: 30,
+                    query_timeout_ms: 10_000,
+                    drain_ms: 3_000,
+                };
+                (station, sync)
+            })
+            .collect();
         Ok(Self {
-            sync: SyncConfig {
-                station_key_file: key_file,
-                station_key_id: 1,
-                centre_ed25519: verifying.to_hex(),
-                centre_x25519: public_to_hex(&x_public.0),
-                connect: vec![endpoint],
-                batch: 500,
-                poll_s: 30,
-                query_timeout_ms: 10_000,
-            },
+            syncs,
             subjects,
+            store,
             _service: service,
             session,
         })

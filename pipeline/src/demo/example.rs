@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::truth::Truth;
 use super::{DemoError, footage_source, lane_toml};
+use crate::config::LaneRole;
 
 /// The annotated example, every key with its default.
 pub const EXAMPLE: &str = include_str!("../../../docs/station.example.toml");
@@ -40,7 +41,7 @@ pub fn station_example(dir: Option<&Path>, footage: Option<&Path>) -> Result<Str
             footage.display()
         );
         for l in &truth.lanes {
-            lanes += &lane_toml(&truth, l, &footage_source(footage, l)?);
+            lanes += &lane_toml(&truth, l, &footage_source(footage, l)?, LaneRole::Entry);
             lanes += "\n";
         }
         // Both markers are in the shipped example (tested below); text without them is returned

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::config::{ConfigError, StationConfig};
+use crate::config::{ConfigError, LaneRole, StationConfig};
 use crate::station::{RunOptions, RunReport, StationError};
 use crate::table;
 use centre::{CentreError, DemoCentre, Enrolee};
@@ -47,6 +47,8 @@ pub enum DemoError {
     Station(#[from] StationError),
     #[error("demo certificates")]
     Certs(#[from] protocol::CertError),
+    #[error("station {0} is not registered at the demo centre")]
+    NotRegistered(String),
 }
 
 /// A loopback port that was free a moment ago.
@@ -85,6 +87,10 @@ pub struct FootageOptions {
     pub zone: Option<[f32; 4]>,
     /// Where the HTTP endpoints and lane view listen (default: a free loopback port).
     pub view: Option<std::net::SocketAddr>,
+    /// The station's id (default `demo`).
+    pub station: Option<String>,
+    /// Lanes whose role is exit (default: every lane is an entry).
+    pub exits: Vec<String>,
 }
 
 pub struct FootageRun {
@@ -119,8 +125,21 @@ pub fn footage_config(
     work: &Path,
     opts: &FootageOptions,
 ) -> Result<StationConfig, DemoError> {
+    let toml = footage_toml(footage, truth, work, opts)?;
+    StationConfig::parse(&toml, "footage station").map_err(DemoError::Config)
+}
+
+/// [`footage_config`] as the file `gated run --config` reads (its ports chosen now, free on
+/// loopback), without `[sync]`.
+pub fn footage_toml(
+    footage: &Path,
+    truth: &Truth,
+    work: &Path,
+    opts: &FootageOptions,
+) -> Result<String, DemoError> {
+    let station = opts.station.as_deref().unwrap_or("demo");
     let mut toml = format!(
-        "[station]\nid = \"demo\"\n\n[capture]\nmode = \"{}\"\n\n",
+        "[station]\nid = {station:?}\n\n[capture]\nmode = \"{}\"\n\n",
         if opts.paced { "realtime" } else { "benchmark" }
     );
     for l in &truth.lanes {
@@ -128,32 +147,36 @@ pub fn footage_config(
             Some(s) => s.clone(),
             None => footage_source(footage, l)?,
         };
-        toml += &lane_toml(truth, l, &source);
+        let role = match opts.exits.contains(&l.lane) {
+            true => LaneRole::Exit,
+            false => LaneRole::Entry,
+        };
+        toml += &lane_toml(truth, l, &source, role);
         if let Some(z) = opts.zone {
             toml += &format!("zone = {z:?}\n");
         }
         toml += "\n";
     }
-    let certs = demo_certs(work, "demo")?;
-    toml += &format!(
-        "[drivers]\nspawn = {}\n\n[store]\npath = {:?}\n\n[metrics]\nenabled = {}\n\n\
-         [zenoh]\ncerts = {:?}\n\n",
-        opts.spawn_drivers,
-        work.join("station.redb").display().to_string(),
-        opts.metrics,
-        certs.path().display().to_string(),
-    );
-    toml += &opts.extra_toml;
-    let mut cfg = StationConfig::parse(&toml, "footage station").map_err(DemoError::Config)?;
+    let certs = demo_certs(work, station)?;
     let port = || free_port().map_err(DemoError::Port);
-    cfg.zenoh.listen = vec![format!("tls/127.0.0.1:{}", port()?)];
-    cfg.drivers.door_listen = format!("tls/127.0.0.1:{}", port()?);
-    cfg.drivers.light_listen = format!("tls/127.0.0.1:{}", port()?);
-    cfg.metrics.listen = match opts.view {
+    let metrics = match opts.view {
         Some(a) => a,
         None => std::net::SocketAddr::from(([127, 0, 0, 1], port()?)),
     };
-    Ok(cfg)
+    toml += &format!(
+        "[drivers]\nspawn = {}\ndoor_listen = \"tls/127.0.0.1:{}\"\nlight_listen = \"tls/127.0.0.1:{}\"\n\n\
+         [store]\npath = {:?}\n\n[metrics]\nenabled = {}\nlisten = \"{metrics}\"\n\n\
+         [zenoh]\ncerts = {:?}\nlisten = [\"tls/127.0.0.1:{}\"]\n\n",
+        opts.spawn_drivers,
+        port()?,
+        port()?,
+        work.join("station.redb").display().to_string(),
+        opts.metrics,
+        certs.path().display().to_string(),
+        port()?,
+    );
+    toml += &opts.extra_toml;
+    Ok(toml)
 }
 
 /// The `file://` source of a footage lane's recording (an absolute path, as capture needs).
@@ -168,10 +191,14 @@ pub fn footage_source(footage: &Path, l: &truth::TruthLane) -> Result<String, De
 
 /// One footage lane as a `[[lane]]` table (no trailing blank line): its recorded size and rate and,
 /// where the camera stood beside the walking line, the geometry PAD's planarity cue needs.
-pub fn lane_toml(truth: &Truth, l: &truth::TruthLane, source: &str) -> String {
+pub fn lane_toml(truth: &Truth, l: &truth::TruthLane, source: &str, role: LaneRole) -> String {
     let mut toml = format!(
-        "[[lane]]\nid = {:?}\nrole = \"entry\"\nsource = {:?}\nwidth = {}\nheight = {}\nfps = {}\n",
+        "[[lane]]\nid = {:?}\nrole = \"{}\"\nsource = {:?}\nwidth = {}\nheight = {}\nfps = {}\n",
         l.lane,
+        match role {
+            LaneRole::Entry => "entry",
+            LaneRole::Exit => "exit",
+        },
         source,
         truth.width,
         truth.height,
@@ -209,14 +236,31 @@ pub async fn run_footage(
     r
 }
 
-/// The footage's passengers enrolled at an in-process centre under `work/centre`.
+/// The footage's passengers enrolled at an in-process centre under `work/centre`, which knows the
+/// footage station only.
 pub async fn start_centre(
     footage: &Path,
     work: &Path,
     opts: &FootageOptions,
 ) -> Result<DemoCentre, DemoError> {
+    let station = opts.station.as_deref().unwrap_or("demo");
+    start_network_centre(footage, work, &[station]).await
+}
+
+/// The footage's passengers enrolled at an in-process centre under `work/centre` that serves
+/// every one of `stations` (a station's certificates are `work/certs`, one CA for them all).
+pub async fn start_network_centre(
+    footage: &Path,
+    work: &Path,
+    stations: &[&str],
+) -> Result<DemoCentre, DemoError> {
     let truth = Truth::load(footage)?;
-    let cfg = footage_config(footage, &truth, work, opts)?;
+    let first = stations.first().copied().unwrap_or("demo");
+    let opts = FootageOptions {
+        station: Some(first.to_owned()),
+        ..Default::default()
+    };
+    let cfg = footage_config(footage, &truth, work, &opts)?;
     let people: Vec<Enrolee> = truth
         .enrol
         .iter()
@@ -229,14 +273,7 @@ pub async fn start_centre(
         .collect();
     let models = cfg.recognise.models_dir();
     let certs = demo_certs(work, cfg.station_id())?;
-    Ok(DemoCentre::start(
-        &work.join("centre"),
-        cfg.station_id(),
-        &models,
-        &people,
-        &certs,
-    )
-    .await?)
+    Ok(DemoCentre::start(&work.join("centre"), stations, &models, &people, &certs).await?)
 }
 
 /// A station on the footage, following `centre`, its store in `work` (a second run on the same
@@ -249,7 +286,9 @@ pub async fn run_with_centre(
 ) -> Result<FootageRun, DemoError> {
     let truth = Truth::load(footage)?;
     let mut cfg = footage_config(footage, &truth, work, opts)?;
-    cfg.sync = Some(centre.sync.clone());
+    let sync = (centre.syncs.get(cfg.station_id()))
+        .ok_or_else(|| DemoError::NotRegistered(cfg.station_id().into()))?;
+    cfg.sync = Some(sync.clone());
     let report = crate::station::run(
         cfg,
         RunOptions {

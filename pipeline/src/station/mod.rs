@@ -160,7 +160,7 @@ struct Station {
     /// The store the journal writer appends to, for operators' journal queries.
     store: Arc<Store>,
     /// Kept until the run ends: dropping them stops the centre's sync and the driver processes.
-    _sync: Option<SyncHandle>,
+    sync: Option<SyncHandle>,
     _drivers: Option<Drivers>,
 }
 
@@ -273,6 +273,9 @@ impl Station {
                     if deadline.is_none() && self.played_out().await { break; }
                 }
             }
+        }
+        if let (Some(h), Some(s)) = (&self.sync, &self.cfg.sync) {
+            h.drain(Duration::from_millis(s.drain_ms)).await;
         }
         self.stop(started.elapsed())
     }

@@ -138,7 +138,7 @@ impl Station {
             heartbeat_late_s: Vec::new(),
             board,
             store,
-            _sync: sync,
+            sync,
             _drivers: drivers,
         };
         let inputs = Inputs {

@@ -21,19 +21,19 @@ use domain::seal::{
 };
 use domain::tickets::Wallet;
 use metrics::{counter, gauge};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
 pub use gallery::{Gallery, GalleryData};
-pub use net::{CatchUpError, SyncHandle, catch_up, spawn};
+pub use net::{CatchUpError, Drained, SyncHandle, catch_up, spawn};
 pub use uplink::UplinkServeError;
 
 use crate::store::{RowOp, Store, StoreError, TemplateRow};
 use gallery::GalleryChange;
 
 /// `[sync]` in the station file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncConfig {
     /// The station's X25519 secret key file (0600), `gated keys init`.
@@ -56,6 +56,11 @@ pub struct SyncConfig {
     pub poll_s: u64,
     #[serde(default = "default_query_timeout_ms")]
     pub query_timeout_ms: u64,
+    /// On an orderly stop (SIGTERM, the end of recorded footage), how long gated waits for the
+    /// centre to book its last passages, so the network learns of them now and not at its next
+    /// start. 0: do not wait.
+    #[serde(default = "default_drain_ms")]
+    pub drain_ms: u64,
 }
 
 fn one() -> u32 {
@@ -69,6 +74,9 @@ fn default_poll_s() -> u64 {
 }
 fn default_query_timeout_ms() -> u64 {
     10_000
+}
+fn default_drain_ms() -> u64 {
+    3_000
 }
 
 /// The keys a station needs: its own secret, the centre's two public keys.
@@ -169,6 +177,9 @@ pub struct Syncer {
     head: AtomicU64,
     /// Authenticates the passages reported to the centre (`uplink`).
     uplink: seal::UplinkKey,
+    /// The last passage the centre's ledger has booked, as its queries say (`after`). Only a
+    /// progress report: nothing is decided on it but how long an orderly stop waits.
+    booked: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +240,7 @@ impl Syncer {
             apply_lock: Mutex::new(()),
             head: AtomicU64::new(last),
             uplink,
+            booked: tokio::sync::watch::Sender::new(0),
         })
     }
 

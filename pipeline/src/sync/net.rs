@@ -7,7 +7,7 @@ use std::time::Duration;
 use domain::changes::ChangeBatch;
 use metrics::gauge;
 use protocol::keys::{CENTRE_ALIVE, CENTRE_CHANGES, centre_templates};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use zenoh::sample::SampleKind;
@@ -27,9 +27,49 @@ pub struct SyncHandle {
     task: JoinHandle<()>,
     /// The passage uplink: its own task, so a slow catch-up never keeps the centre's ledger waiting.
     uplink: JoinHandle<()>,
+    /// Makes the uplink put the passage head again.
+    rehint: Arc<Notify>,
+}
+
+/// What an orderly stop's wait for the ledger ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// The station's last passage.
+    pub head: u64,
+    /// The last one the centre said it booked.
+    pub booked: u64,
 }
 
 impl SyncHandle {
+    /// Waits at most `within` for the centre's ledger to have booked every passage recorded here.
+    /// The centre only says what it booked when it next asks, so the head is hinted again each
+    /// time its answer is still short (each hint makes the centre ask at once).
+    pub async fn drain(&self, within: Duration) -> Drained {
+        let head = *self.syncer.store.passage_head().borrow();
+        let mut booked = self.syncer.booked();
+        let deadline = tokio::time::Instant::now() + within;
+        while *booked.borrow_and_update() < head && tokio::time::Instant::now() < deadline {
+            self.rehint.notify_one();
+            let step = deadline.min(tokio::time::Instant::now() + Duration::from_millis(500));
+            let _ = tokio::time::timeout_at(step, booked.changed()).await;
+        }
+        let booked = *booked.borrow();
+        if booked >= head {
+            info!(
+                passages = head,
+                "the centre's ledger has booked every passage"
+            );
+        } else if !within.is_zero() {
+            warn!(
+                unbooked = head - booked,
+                waited_ms = within.as_millis() as u64,
+                "stopping before the centre's ledger booked every passage; they stay in the store \
+                 and are booked when the centre next asks"
+            );
+        }
+        Drained { head, booked }
+    }
+
     /// Stops the tasks and waits until they are gone (their store handles released).
     pub async fn stop(mut self) {
         self.task.abort();
@@ -68,7 +108,8 @@ pub async fn spawn(
         .declare_subscriber(CENTRE_ALIVE)
         .history(true)
         .await?;
-    let uplink = super::uplink::serve(syncer.clone(), session.clone()).await?;
+    let rehint = Arc::new(Notify::new());
+    let uplink = super::uplink::serve(syncer.clone(), session.clone(), rehint.clone()).await?;
     let s = syncer.clone();
     let (caught_up_tx, caught_up) = watch::channel(false);
     gauge!(names::SYNC_CENTRE_REACHABLE).set(0.0);
@@ -116,6 +157,7 @@ pub async fn spawn(
         caught_up,
         task,
         uplink,
+        rehint,
     })
 }
 

@@ -7,6 +7,8 @@
 use std::sync::Arc;
 
 use domain::uplink::{MAX_PASSAGES, Numbered, PassageBatch, SignedPassages, UPLINK_VERSION};
+use metrics::gauge;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -48,13 +50,37 @@ impl Syncer {
         };
         Ok(SignedPassages::seal(&self.uplink, &batch)?)
     }
+
+    /// The centre asked for the passages after `after`: it has booked that far.
+    fn centre_asked_after(&self, after: u64) {
+        self.booked.send_if_modified(|b| {
+            let newer = after > *b;
+            *b = (*b).max(after);
+            newer
+        });
+        self.export_unbooked();
+    }
+
+    /// The last passage the centre has booked, as far as its queries have said, and a receiver
+    /// that sees it move.
+    pub fn booked(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.booked.subscribe()
+    }
+
+    fn export_unbooked(&self) {
+        let head = *self.store.passage_head().borrow();
+        let booked = *self.booked.borrow();
+        gauge!(crate::telemetry::names::UPLINK_UNBOOKED).set(head.saturating_sub(booked) as f64);
+    }
 }
 
 /// Declares the passages queryable and starts the task that answers it and puts the passage head
-/// after each commit (a hint for the centre to ask at once).
+/// after each commit (a hint for the centre to ask at once), and again whenever `rehint` is
+/// notified (an orderly stop asking the centre to confirm what it booked).
 pub(super) async fn serve(
     syncer: Arc<Syncer>,
     session: zenoh::Session,
+    rehint: Arc<Notify>,
 ) -> Result<JoinHandle<()>, zenoh::Error> {
     let keys = protocol::keys::Keys::new(syncer.station().as_str())?;
     let queries = session.declare_queryable(keys.passages()).await?;
@@ -75,15 +101,24 @@ pub(super) async fn serve(
                 r = heads.changed(), if heads_open => match r {
                     Ok(()) => {
                         let head = *heads.borrow_and_update();
-                        if let Err(e) = session.put(&head_key, head.to_string()).await {
-                            debug!(error = %e, "passage head not put; the centre polls");
-                        }
+                        syncer.export_unbooked();
+                        put_head(&session, &head_key, head).await;
                     }
                     Err(_) => heads_open = false,
                 },
+                () = rehint.notified() => {
+                    let head = *heads.borrow();
+                    put_head(&session, &head_key, head).await;
+                }
             }
         }
     }))
+}
+
+async fn put_head(session: &zenoh::Session, key: &str, head: u64) {
+    if let Err(e) = session.put(key, head.to_string()).await {
+        debug!(error = %e, "passage head not put; the centre polls");
+    }
 }
 
 /// Answers one query of the centre's ledger (`after=SEQ;limit=N`).
@@ -101,6 +136,9 @@ async fn answer(syncer: Arc<Syncer>, query: zenoh::query::Query) {
             .await;
         return;
     };
+    // Only the centre's role may ask (the bus's access control); what it says it has booked
+    // moves nothing but the unbooked gauge and how long an orderly stop waits.
+    syncer.centre_asked_after(after);
     let sy = syncer.clone();
     let built = tokio::task::spawn_blocking(move || sy.passages(after, limit)).await;
     match built {

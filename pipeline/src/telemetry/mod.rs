@@ -118,6 +118,10 @@ pub mod names {
         /// signal.
         SYNC_CENTRE_REACHABLE = "gate_sync_centre_reachable", Gauge,
             "1 while the enrolment centre's liveliness token is seen";
+        /// The station's passage head minus the last passage the centre's ledger said it booked
+        /// (its queries' `after`; the centre asks at least every 5 s while it is up).
+        UPLINK_UNBOOKED = "gate_uplink_unbooked_passages", Gauge,
+            "Passages recorded here that the centre's ledger has not booked, as of its last query";
         GALLERY_SUBJECTS = "gate_gallery_subjects", Gauge, "Subjects in the station's gallery";
         /// Faces detected / embedded per tick (all lanes).
         TICK_FACES = "gate_tick_faces", Summary, "Faces detected per recognition tick, all lanes";

@@ -77,6 +77,13 @@ pub fn assert_trip_open_once(path: &Path, subject: domain::SubjectId, what: &str
     assert!(trips.contains_key(&subject), "{what}: no open trip");
 }
 
+/// `[sync]` of a station file, as `gated run --config` reads it.
+pub fn sync_section(sync: &pipeline::sync::SyncConfig) -> String {
+    let mut t = toml::Table::new();
+    t.insert("sync".into(), toml::Value::try_from(sync).unwrap());
+    toml::to_string(&t).unwrap()
+}
+
 /// Debian's headless Chromium, which scripts/setup installs.
 pub fn chromium() -> PathBuf {
     ["chromium-headless-shell", "chromium"]
