@@ -8,70 +8,13 @@
 
 mod gated_common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-use gated_common::{Proc, Rig, port, wait_state};
-use protocol::{
-    CardData, CardPresent, CardResult, CardState, Decision, Flap, Role, VERSION, ZenohEndpoints,
-    decode, encode,
-};
-use zenoh::handlers::FifoChannelHandler;
-use zenoh::pubsub::Subscriber;
-use zenoh::sample::Sample;
+use gated_common::{Proc, Rig, card_reader, port, session, tap, wait_for, wait_state};
+use protocol::{CardData, CardResult, CardState, Decision, Flap, Role};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn card_reader(rig: &Rig, card_port: u16) -> Proc {
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_gated")).with_file_name("card-reader");
-    assert!(
-        bin.is_file(),
-        "{} missing: run through cargo test --workspace",
-        bin.display()
-    );
-    let child = Command::new(&bin)
-        .args(["--station", rig.station, "--lane", "L1", "--listen"])
-        .arg(format!("tls/127.0.0.1:{card_port}"))
-        .arg("--connect")
-        .arg(format!("tls/127.0.0.1:{}", rig.gated_port))
-        .arg("--certs")
-        .arg(rig.certs.path())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start card-reader");
-    Proc(child)
-}
-
-async fn session(rig: &Rig, role: Role, port: u16) -> zenoh::Session {
-    let ep = ZenohEndpoints {
-        listen: vec![],
-        connect: vec![format!("tls/127.0.0.1:{port}")],
-        security: rig.security(role),
-    };
-    zenoh::open(protocol::zenoh_config(&ep).expect("cfg"))
-        .await
-        .expect("session")
-}
-
-type Sub = Subscriber<FifoChannelHandler<Sample>>;
-
-/// The first message of type `M` on `sub` satisfying `pred` within `within`.
-async fn wait_for<M: protocol::Message>(
-    sub: &Sub,
-    within: Duration,
-    mut pred: impl FnMut(&M) -> bool,
-) -> Option<(M, Duration)> {
-    let t0 = Instant::now();
-    while t0.elapsed() < within {
-        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(100), sub.recv_async()).await
-            && let Ok(m) = decode::<M>(&s.payload().to_bytes())
-            && pred(&m)
-        {
-            return Some((m, t0.elapsed()));
-        }
-    }
-    None
-}
 
 fn card(balance: u32) -> CardData {
     CardData {
@@ -79,36 +22,6 @@ fn card(balance: u32) -> CardData {
         balance,
         entry: None,
     }
-}
-
-/// Taps `card` for `hold_ms` and returns the reader's outcome of that tap, and the time from the tap
-/// to it.
-async fn tap(
-    sim: &zenoh::Session,
-    states: &Sub,
-    rig: &Rig,
-    card: CardData,
-    hold_ms: u32,
-    after: u64,
-) -> (u64, CardResult, Duration) {
-    let t0 = Instant::now();
-    sim.put(
-        rig.keys().card_sim("L1"),
-        encode(&CardPresent {
-            v: VERSION,
-            card,
-            hold_ms,
-        }),
-    )
-    .await
-    .expect("tap");
-    let (st, _) = wait_for::<CardState>(states, WAIT, |s| {
-        s.outcome.as_ref().is_some_and(|o| o.tap > after)
-    })
-    .await
-    .expect("an outcome of the tap");
-    let o = st.outcome.expect("outcome");
-    (o.tap, o.result, t0.elapsed())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

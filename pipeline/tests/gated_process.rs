@@ -230,24 +230,8 @@ async fn sigkill_then_restart(at: KillAt) {
         .await
         .expect("centre");
     let subject = centre.subjects[&walker.identity];
-    let video = lane1.path().join(&lane.file).canonicalize().unwrap();
     let sync = common::sync_section(&centre.syncs["demo"]);
-    let toml = format!(
-        "[station]\nid = \"demo\"\n[capture]\nmode = \"benchmark\"\n\
-         [[lane]]\nid = {:?}\nrole = \"entry\"\nsource = \"file://{}\"\nwidth = {}\nheight = {}\nfps = {}\n\
-         [zenoh]\nlisten = [\"tls/127.0.0.1:{}\"]\nconnect = [\"tls/127.0.0.1:{}\"]\ncerts = {:?}\n\
-         [store]\npath = {:?}\n[metrics]\nenabled = false\n{sync}",
-        lane.lane,
-        video.display(),
-        truth.width,
-        truth.height,
-        truth.fps.round() as u32,
-        rig.gated_port,
-        rig.door_port,
-        rig.certs.path().display().to_string(),
-        work.path().join("station.redb").display().to_string(),
-    );
-    std::fs::write(&rig.config, toml).unwrap();
+    rig.play_footage(lane1.path(), false, &sync, "");
 
     // First run: killed at the chosen point.
     let bus = rig.door_bus().await;
@@ -303,7 +287,7 @@ async fn sigkill_then_restart(at: KillAt) {
     let _ = first.0.wait();
     eprintln!("killed at {at:?}, after: {what}");
 
-    let path = work.path().join("station.redb");
+    let path = rig.store_path();
     common::assert_trip_open_once(&path, subject, "after the kill");
 
     // Restarted: plays the lane to its end and exits.

@@ -1,17 +1,21 @@
 //! Test harness for gated and its door driver as processes (the built binaries) on loopback, over
 //! mutual TLS with access control as deployed: a station file for one test lane, the station's
 //! certificates, the processes (killed when dropped, also when a test fails), and a session on the
-//! door driver's bus. Used by `gated_process.rs` and
-//! `door_disagreement.rs`.
+//! door driver's bus; a station file that plays recorded footage instead; the card reader's
+//! process and taps. Used by `gated_process.rs`, `door_disagreement.rs`, `card_gate.rs`,
+//! `card_face.rs` and `fare_stations.rs`.
 #![allow(dead_code)]
 // Test helpers fail the test by panicking, like the #[test] functions that call them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use protocol::{BusSecurity, CertDir, DoorState, Keys, Role, ZenohEndpoints, decode};
+use protocol::{
+    BusSecurity, CardData, CardPresent, CardResult, CardState, CertDir, DoorState, Keys, Role,
+    VERSION, ZenohEndpoints, decode, encode,
+};
 use zenoh::handlers::FifoChannelHandler;
 use zenoh::pubsub::Subscriber;
 use zenoh::sample::Sample;
@@ -76,6 +80,36 @@ impl Rig {
             door_port,
             metrics_port,
         }
+    }
+
+    /// Rewrites the station file: lane L1 plays the recorded lane of `footage` (one lane, its
+    /// truth's first), processed frame by frame or, `realtime`, at its own speed as a live camera;
+    /// the store in the rig's folder; `sync` (a `[sync]` section) follows a centre; `extra` is
+    /// appended (e.g. `[decision]`). Ports and certificates stay the rig's.
+    pub fn play_footage(&self, footage: &Path, realtime: bool, sync: &str, extra: &str) {
+        use pipeline::config::LaneRole;
+        use pipeline::demo::{footage_source, lane_toml, truth::Truth};
+        let truth = Truth::load(footage).expect("truth");
+        let lane = &truth.lanes[0];
+        let source = footage_source(footage, lane).expect("footage file");
+        let toml = format!(
+            "[station]\nid = {:?}\n[capture]\nmode = \"{}\"\n{}\
+             [zenoh]\nlisten = [\"tls/127.0.0.1:{}\"]\nconnect = [\"tls/127.0.0.1:{}\"]\ncerts = {:?}\n\
+             [store]\npath = {:?}\n[metrics]\nenabled = false\n{sync}{extra}",
+            self.station,
+            if realtime { "realtime" } else { "benchmark" },
+            lane_toml(&truth, lane, &source, LaneRole::Entry),
+            self.gated_port,
+            self.door_port,
+            self.certs.path().display().to_string(),
+            self.dir.path().join("s.redb").display().to_string(),
+        );
+        std::fs::write(&self.config, toml).expect("write config");
+    }
+
+    /// The store of the rig's station file.
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.path().join("s.redb")
     }
 
     pub fn keys(&self) -> Keys {
@@ -193,4 +227,93 @@ pub async fn wait_state(
         }
     }
     None
+}
+
+// The card reader's side (card_gate.rs, card_face.rs).
+
+/// How long a tap may take to get its outcome.
+const WAIT: Duration = Duration::from_secs(20);
+
+pub fn card_reader(rig: &Rig, card_port: u16) -> Proc {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_gated")).with_file_name("card-reader");
+    assert!(
+        bin.is_file(),
+        "{} missing: run through cargo test --workspace",
+        bin.display()
+    );
+    let child = Command::new(&bin)
+        .args(["--station", rig.station, "--lane", "L1", "--listen"])
+        .arg(format!("tls/127.0.0.1:{card_port}"))
+        .arg("--connect")
+        .arg(format!("tls/127.0.0.1:{}", rig.gated_port))
+        .arg("--certs")
+        .arg(rig.certs.path())
+        .stderr(match std::env::var_os("CARD_LOG") {
+            Some(_) => Stdio::inherit(),
+            None => Stdio::null(),
+        })
+        .spawn()
+        .expect("start card-reader");
+    Proc(child)
+}
+
+pub async fn session(rig: &Rig, role: Role, port: u16) -> zenoh::Session {
+    let ep = ZenohEndpoints {
+        listen: vec![],
+        connect: vec![format!("tls/127.0.0.1:{port}")],
+        security: rig.security(role),
+    };
+    zenoh::open(protocol::zenoh_config(&ep).expect("cfg"))
+        .await
+        .expect("session")
+}
+
+pub type Sub = Subscriber<FifoChannelHandler<Sample>>;
+
+/// The first message of type `M` on `sub` satisfying `pred` within `within`.
+pub async fn wait_for<M: protocol::Message>(
+    sub: &Sub,
+    within: Duration,
+    mut pred: impl FnMut(&M) -> bool,
+) -> Option<(M, Duration)> {
+    let t0 = Instant::now();
+    while t0.elapsed() < within {
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(100), sub.recv_async()).await
+            && let Ok(m) = decode::<M>(&s.payload().to_bytes())
+            && pred(&m)
+        {
+            return Some((m, t0.elapsed()));
+        }
+    }
+    None
+}
+
+/// Taps `card` for `hold_ms` and returns the reader's outcome of that tap, and the time from the tap
+/// to it.
+pub async fn tap(
+    sim: &zenoh::Session,
+    states: &Sub,
+    rig: &Rig,
+    card: CardData,
+    hold_ms: u32,
+    after: u64,
+) -> (u64, CardResult, Duration) {
+    let t0 = Instant::now();
+    sim.put(
+        rig.keys().card_sim("L1"),
+        encode(&CardPresent {
+            v: VERSION,
+            card,
+            hold_ms,
+        }),
+    )
+    .await
+    .expect("tap");
+    let (st, _) = wait_for::<CardState>(states, WAIT, |s| {
+        s.outcome.as_ref().is_some_and(|o| o.tap > after)
+    })
+    .await
+    .expect("an outcome of the tap");
+    let o = st.outcome.expect("outcome");
+    (o.tap, o.result, t0.elapsed())
 }
