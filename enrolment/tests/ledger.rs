@@ -240,6 +240,64 @@ fn reports_in_any_order_leave_the_right_trip() {
     assert_eq!(open.map(|t| t.entry_station), Some(b.clone()));
 }
 
+/// A station cut off for a while reports an old trip after the passenger has travelled from
+/// another station since: the later state stands, and a trip reported whole is no conflict; an old
+/// entry that no exit ever closed, with a later entry booked, is flagged as an entry over an open
+/// trip would have been in order.
+#[test]
+fn late_reports_keep_the_later_trip_and_flag_only_what_was_never_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("c.redb")).unwrap();
+    let (a, b, id) = (st("umeda"), st("noda"), enrolled(&store));
+    let t = TicketId(9);
+    let later = store
+        .book(&batch(
+            &b,
+            0,
+            vec![
+                entry(&b, id, at(10, 0), t),
+                exit(&b, &b, id, at(11, 0), t, false),
+            ],
+        ))
+        .unwrap();
+    assert!(later.conflicts.is_empty());
+
+    // The whole morning trip at umeda, reported late: nothing to flag, nothing reopened.
+    let whole = store
+        .book(&batch(
+            &a,
+            0,
+            vec![
+                entry(&a, id, at(7, 0), t),
+                exit(&a, &a, id, at(8, 0), t, false),
+            ],
+        ))
+        .unwrap();
+    assert!(whole.conflicts.is_empty(), "{:?}", whole.conflicts);
+    let (open, _) = store.trips(&id, 0, 10).unwrap().unwrap();
+    assert!(open.is_none(), "a late entry must not reopen a closed trip");
+
+    // An entry at umeda at 9:00 that no exit closed, reported after the noda trip: flagged.
+    let unclosed = store
+        .book(&batch(&a, 2, vec![entry(&a, id, at(9, 0), t)]))
+        .unwrap();
+    assert_eq!(unclosed.conflicts, vec![Conflict::EntryOverOpenTrip]);
+    let (open, _) = store.trips(&id, 0, 10).unwrap().unwrap();
+    assert!(open.is_none(), "the later state (exited at noda) stands");
+
+    // With a later trip still open, a late unclosed entry leaves it open and is flagged too.
+    store
+        .book(&batch(&b, 2, vec![entry(&b, id, at(18, 0), t)]))
+        .unwrap();
+    let under = store
+        .book(&batch(&a, 3, vec![entry(&a, id, at(17, 0), t)]))
+        .unwrap();
+    assert_eq!(under.conflicts, vec![Conflict::EntryOverOpenTrip]);
+    let (open, _) = store.trips(&id, 0, 10).unwrap().unwrap();
+    assert_eq!(open.map(|t| t.entered_at), Some(at(18, 0)));
+    assert_eq!(store.ledger_totals().unwrap().conflicts, 2);
+}
+
 #[test]
 fn a_passage_of_an_erased_subject_keeps_its_fare_and_nothing_of_the_subject() {
     let dir = tempfile::tempdir().unwrap();

@@ -12,57 +12,16 @@
 
 mod sync_common;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::NaiveDate;
 use domain::StationId;
-use domain::tickets::{DenyReason, Direction, FareTable, RideValue, TicketKind, Verdict};
+use domain::tickets::{DenyReason, Direction, RideValue, TicketKind, Verdict};
 use domain::uplink::{SignedPassages, UPLINK_VERSION};
 use enrolment::store::AccountRef;
 use pipeline::decide::gate::TicketDesk;
-use pipeline::store::Store;
+use sync_common::fares::*;
 use sync_common::*;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-fn table() -> FareTable {
-    FareTable::parse(
-        "fares = [150, 190]\n[stations]\numeda = 1\nnoda = 2\n",
-        "test",
-    )
-    .unwrap()
-}
-
-fn at(h: u32, m: u32) -> NaiveDateTime {
-    NaiveDate::from_ymd_opt(2026, 12, 5)
-        .unwrap()
-        .and_hms_opt(h, m, 0)
-        .unwrap()
-}
-
-/// Judges one walker at `desk` and commits the grant as the deciders do (`decisions.rs`).
-fn pass(
-    desk: &mut TicketDesk,
-    store: &Store,
-    station: &TestStation,
-    id: domain::SubjectId,
-    direction: Direction,
-    when: NaiveDateTime,
-) -> Verdict {
-    let (wallet, centre) = {
-        let g = station.syncer().gallery().read();
-        (g.wallet(&id).unwrap().clone(), g.trip(&id).cloned())
-    };
-    let d = desk.judge(id, &wallet, centre.as_ref(), direction, when);
-    let passages: Vec<_> = desk
-        .take_changes()
-        .iter()
-        .map(|c| c.passage("L1", 1))
-        .collect();
-    store.commit_passages(&passages, &[]).unwrap();
-    d.verdict
-}
 
 /// Links a single ride from `origin`, worth the one-zone fare, for today.
 fn link_ride(
@@ -77,14 +36,6 @@ fn link_ride(
         used: false,
     };
     centre.store.link_ticket(&id, &ride, "test").unwrap().0
-}
-
-async fn until(what: &str, f: impl Fn() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,80 +152,6 @@ async fn passages_reach_the_ledger_once_and_a_spent_ride_is_refused_at_the_other
 
     a.stop().await;
     b.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn passages_made_while_the_centre_was_down_are_booked_when_it_returns() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut centre = TestCentre::new(dir.path(), &["umeda"]);
-    let ids = centre.enrol(100);
-    let umeda = StationId::new("umeda").unwrap();
-    let pass_kind = TicketKind::DayPass {
-        date: NaiveDate::from_ymd_opt(2026, 12, 5).unwrap(),
-        coverage: domain::tickets::Coverage::Network,
-    };
-    for id in &ids {
-        centre.store.link_ticket(id, &pass_kind, "test").unwrap();
-    }
-    // The station starts from a store that already holds the subjects (an earlier sync), with the
-    // centre down: 100 walkers go in and out.
-    centre.start().await;
-    let a = TestStation::start(&centre, "umeda", &dir.path().join("a.redb"), 500).await;
-    a.wait_for("every subject", WAIT, |s| s.gallery().len() == ids.len())
-        .await;
-    let store_a: Arc<Store> = a.syncer().store().clone();
-    let session = centre.session.take().unwrap();
-    centre.service = None;
-    session.close().await.unwrap();
-
-    let mut desk = TicketDesk::new(table(), umeda.clone());
-    let tickets = vec![domain::tickets::Ticket {
-        id: domain::tickets::TicketId(0),
-        kind: pass_kind.clone(),
-    }];
-    for (i, id) in ids.iter().enumerate() {
-        let m = i as u32 % 50;
-        for (dir_, when) in [(Direction::Entry, at(7, m)), (Direction::Exit, at(9, m))] {
-            let d = desk.judge(*id, &tickets.clone().into(), None, dir_, when);
-            assert_eq!(d.verdict, Verdict::Allow);
-            let p: Vec<_> = desk
-                .take_changes()
-                .iter()
-                .map(|c| c.passage("L1", i as u64))
-                .collect();
-            store_a.commit_passages(&p, &[]).unwrap();
-        }
-    }
-    // An orderly stop with the centre down waits its time and says what is left unbooked.
-    let drained = a.handle.drain(Duration::from_millis(300)).await;
-    assert_eq!((drained.head, drained.booked), (200, 0));
-    a.stop().await;
-    drop(store_a);
-
-    // The centre comes back, then the station: the ledger catches up by itself.
-    centre.start().await;
-    let a = TestStation::start(&centre, "umeda", &dir.path().join("a.redb"), 500).await;
-    let cs = centre.store.clone();
-    until("the ledger to book all 200 passages", || {
-        cs.uplink_head(&umeda).unwrap() == 200
-    })
-    .await;
-    let totals = centre.store.ledger_totals().unwrap();
-    assert_eq!((totals.passages, totals.conflicts), (200, 0));
-    // An orderly stop now finds every passage booked (the centre confirms it when next asked).
-    let drained = a.handle.drain(WAIT).await;
-    assert_eq!((drained.head, drained.booked), (200, 200));
-    // The ledger's fares are the fares of the trips: 100 rides within umeda's zone, 150 each.
-    let fares: u32 = (centre.store.ledger(&umeda, 1, 1000).unwrap().iter())
-        .filter_map(|(_, r)| r.record.fare)
-        .sum();
-    assert_eq!(fares, 100 * 150);
-    for id in &ids {
-        let (open, trips) = centre.store.trips(id, 0, 10).unwrap().unwrap();
-        assert!(open.is_none());
-        assert_eq!(trips.len(), 2);
-    }
-    a.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ use super::{
 use chrono::NaiveDateTime;
 use domain::store::OnDb;
 use domain::tickets::{CentreTrip, Direction, OpenTrip, TicketId, TicketKind, TripRecord};
-use domain::uplink::{Passage, PassageBatch};
+use domain::uplink::{Numbered, Passage, PassageBatch};
 use domain::{StationId, SubjectId};
 
 /// (station, its passage sequence) → JSON [`LedgerRow`].
@@ -35,6 +35,15 @@ pub struct LedgerRow {
     pub spent: Option<TicketId>,
     /// Set when the report disagrees with what the centre knew (flagged for review, counted).
     pub conflict: Option<Conflict>,
+}
+
+/// What a subject's booked journal says about one trip (`Store::journal_view`).
+#[derive(Debug, Default)]
+struct JournalView {
+    /// An exit of the trip is booked.
+    exited: bool,
+    /// An entry after the trip's is booked.
+    later_entry: bool,
 }
 
 /// What a booked report can disagree with.
@@ -130,9 +139,15 @@ impl Store {
                 head,
                 ..Booked::default()
             };
-            for n in batch.passages.iter().filter(|n| n.seq > head) {
+            for (i, n) in batch
+                .passages
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.seq > head)
+            {
+                let rest = &batch.passages[i + 1..];
                 let (mut conflict, changed) =
-                    self.book_one(tx, &batch.station, n.seq, &n.passage)?;
+                    self.book_one(tx, &batch.station, n.seq, &n.passage, rest)?;
                 // A row carries one conflict: the trip's, when there is one, else the charge's.
                 if self.charge(tx, &batch.station, n.seq, &n.passage)? && conflict.is_none() {
                     conflict = Some(Conflict::ChargeWithoutAccount);
@@ -167,6 +182,7 @@ impl Store {
         station: &StationId,
         seq: u64,
         p: &Passage,
+        rest: &[Numbered],
     ) -> Result<(Option<Conflict>, bool), StoreError> {
         let id = p.subject;
         let known = tx
@@ -179,7 +195,7 @@ impl Store {
             // Erased since: the ledger keeps the fare, nothing is kept of the subject.
             return Ok((None, false));
         }
-        let (mut conflict, trip_changed) = self.book_trip(tx, p)?;
+        let (mut conflict, trip_changed) = self.book_trip(tx, p, rest)?;
         let mut changed = false;
         if let Some(t) = p.spent {
             match self.spend(tx, &id, t, station, seq)? {
@@ -204,12 +220,16 @@ impl Store {
     }
 
     /// The centre's open trip after the passage. Reports from different stations arrive in any
-    /// order, so a trip is only ever replaced by a later one, and an exit closes only a trip entered
-    /// before it. Returns the conflict, if any, and whether the open trip changed.
+    /// order, so the open trip follows the latest booked passage: an entry older than it (a late
+    /// report) changes nothing, and an exit closes only a trip entered before it. What a passage
+    /// disagrees with is judged against the subject's whole booked journal, so a late report of a
+    /// complete trip is no conflict. `rest`: the batch's passages after this one (a late entry's
+    /// exit may follow in them). Returns the conflict, if any, and whether the open trip changed.
     fn book_trip(
         &self,
         tx: &WriteTransaction,
         p: &Passage,
+        rest: &[Numbered],
     ) -> Result<(Option<Conflict>, bool), StoreError> {
         let id = p.subject;
         let r = &p.record;
@@ -220,25 +240,40 @@ impl Store {
                 let Some(trip) = &p.trip else {
                     return Ok((None, false));
                 };
-                if current
-                    .as_ref()
-                    .is_some_and(|c| c.entered_at > trip.entered_at)
-                    || self.exited_after(tx, &id, trip)?
-                {
-                    // A late report of an older entry: the trip it began is already superseded.
-                    return Ok((None, false));
+                let as_of: Option<NaiveDateTime> = {
+                    let t = tx.open_table(TRIP_AS_OF).map_err(|e| self.err(e))?;
+                    self.subject_row(&t, "trip_as_of", &id)?
+                };
+                let late = as_of.is_some_and(|t| t > trip.entered_at)
+                    || (current.as_ref()).is_some_and(|c| c.entered_at > trip.entered_at);
+                if !late {
+                    let bytes =
+                        serde_json::to_vec(trip).map_err(|e| self.corrupt("open_trips", id, e))?;
+                    open.insert(id.as_bytes(), bytes.as_slice())
+                        .map_err(|e| self.err(e))?;
+                    return Ok((current.map(|_| Conflict::EntryOverOpenTrip), true));
                 }
-                let bytes =
-                    serde_json::to_vec(trip).map_err(|e| self.corrupt("open_trips", id, e))?;
-                open.insert(id.as_bytes(), bytes.as_slice())
-                    .map_err(|e| self.err(e))?;
-                Ok((current.map(|_| Conflict::EntryOverOpenTrip), true))
+                // A late report: the centre's view, a later state, stands. The trip it began was
+                // left without an exit if a later entry is booked and no exit of it is, here or
+                // further on in this batch: flagged as an entry over an open trip would be.
+                let journal = self.journal_view(tx, &id, trip)?;
+                let exit_follows = rest.iter().any(|n| {
+                    let q = &n.passage;
+                    q.subject == id
+                        && q.record.direction == Direction::Exit
+                        && q.record.at >= trip.entered_at
+                        && q.record.entry_station.as_ref() == Some(&trip.entry_station)
+                });
+                let unclosed = journal.later_entry && !journal.exited && !exit_follows;
+                Ok((unclosed.then_some(Conflict::EntryOverOpenTrip), false))
             }
             Direction::Exit => match current {
                 Some(c) if c.entered_at <= r.at => {
                     open.remove(id.as_bytes()).map_err(|e| self.err(e))?;
                     Ok((None, true))
                 }
+                // A late exit of an older trip whose entry is booked: the later state stands.
+                _ if self.entry_booked(tx, &id, r)? => Ok((None, false)),
                 _ => Ok((Some(Conflict::ExitWithoutKnownEntry), false)),
             },
         }
@@ -277,27 +312,68 @@ impl Store {
         Ok(Some(CentreTrip { open, as_of }))
     }
 
-    /// Whether the subject's journal already holds an exit of `trip` (same entry station, later).
-    fn exited_after(
+    /// The subject's booked journal, read for `trip`: one pass over it (its length is the
+    /// subject's passages).
+    fn journal(
+        &self,
+        tx: &WriteTransaction,
+        id: &SubjectId,
+    ) -> Result<Vec<TripRecord>, StoreError> {
+        let t = tx.open_table(TRIPS).map_err(|e| self.err(e))?;
+        let range = (*id.as_bytes(), 0u64)..=(*id.as_bytes(), u64::MAX);
+        let mut out = Vec::new();
+        for row in t.range(range).map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            out.push(
+                serde_json::from_slice(v.value())
+                    .map_err(|e| self.corrupt("trips", k.value().1, e))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Whether the journal holds an exit of `trip` (from its entry station, not before it), and an
+    /// entry after it.
+    fn journal_view(
         &self,
         tx: &WriteTransaction,
         id: &SubjectId,
         trip: &OpenTrip,
-    ) -> Result<bool, StoreError> {
-        let t = tx.open_table(TRIPS).map_err(|e| self.err(e))?;
-        let range = (*id.as_bytes(), 0u64)..=(*id.as_bytes(), u64::MAX);
-        for row in t.range(range).map_err(|e| self.err(e))? {
-            let (k, v) = row.map_err(|e| self.err(e))?;
-            let r: TripRecord = serde_json::from_slice(v.value())
-                .map_err(|e| self.corrupt("trips", k.value().1, e))?;
-            if r.direction == Direction::Exit
-                && r.at >= trip.entered_at
-                && r.entry_station.as_ref() == Some(&trip.entry_station)
-            {
-                return Ok(true);
+    ) -> Result<JournalView, StoreError> {
+        let mut view = JournalView::default();
+        for r in self.journal(tx, id)? {
+            match r.direction {
+                Direction::Exit => {
+                    view.exited |= r.at >= trip.entered_at
+                        && r.entry_station.as_ref() == Some(&trip.entry_station);
+                }
+                Direction::Entry => view.later_entry |= r.at > trip.entered_at,
             }
         }
-        Ok(false)
+        Ok(view)
+    }
+
+    /// Whether the journal holds the entry an exit closes: the latest entry at its entry station
+    /// not after it, with no exit booked between the two.
+    fn entry_booked(
+        &self,
+        tx: &WriteTransaction,
+        id: &SubjectId,
+        exit: &TripRecord,
+    ) -> Result<bool, StoreError> {
+        let Some(from) = &exit.entry_station else {
+            return Ok(false);
+        };
+        let journal = self.journal(tx, id)?;
+        let entered = (journal.iter())
+            .filter(|r| r.direction == Direction::Entry && &r.station == from && r.at <= exit.at)
+            .map(|r| r.at)
+            .max();
+        Ok(entered.is_some_and(|t| {
+            !journal
+                .iter()
+                .any(|r| r.direction == Direction::Exit && r.at >= t && r.at < exit.at)
+        }))
     }
 
     /// Marks a single ride used and logs the ticket change for the stations.

@@ -4,6 +4,8 @@
 // Test helpers fail the test by panicking, like the #[test] functions that call them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fares;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
