@@ -54,6 +54,7 @@ pub async fn until(what: &str, f: impl Fn() -> bool) {
     let t0 = Instant::now();
     while !f() {
         assert!(t0.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Fine enough to time what it waits for (fare_network prints those times).
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
