@@ -91,6 +91,11 @@ pub struct PassageBatch {
     pub passages: Vec<Numbered>,
     /// The station's last sequence when the batch was made; more to fetch while `after + len < head`.
     pub head: u64,
+    /// The station store's identity, drawn when its file was made: a replaced or recreated store
+    /// numbers its passages from 1 again, and the centre must tell its passages from the old
+    /// file's (docs/protocol.md, "A station's store replaced"). Absent from stations older than it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<u64>,
 }
 
 /// The wire payload: the batch as a JSON string and HMAC-SHA256 over `MAC_DOMAIN ‖ body` (hex, 32
@@ -156,6 +161,17 @@ impl SignedPassages {
 }
 
 impl PassageBatch {
+    /// The batch in the ledger's numbering of the station: every sequence, `after` and `head`
+    /// moved on by `base` (`None` on overflow).
+    pub fn rebased(mut self, base: u64) -> Option<Self> {
+        self.after = self.after.checked_add(base)?;
+        self.head = self.head.checked_add(base)?;
+        for n in &mut self.passages {
+            n.seq = n.seq.checked_add(base)?;
+        }
+        Some(self)
+    }
+
     fn check(&self) -> Result<(), UplinkError> {
         let bad = |s: String| Err(UplinkError::Invalid(s));
         if self.passages.len() > MAX_PASSAGES {
@@ -168,7 +184,10 @@ impl PassageBatch {
         let Some(last) = self.after.checked_add(len) else {
             return bad(format!("after {} + {len} passages overflows", self.after));
         };
-        if self.head < last {
+        // An empty batch may say a head below `after`: the station's store holds fewer passages
+        // than the centre booked from it (replaced, or restored from a backup), which the centre
+        // must learn to number what it records next.
+        if self.head < last && len > 0 {
             return bad(format!("head {} before the batch's end {last}", self.head));
         }
         for (i, n) in (1..=len).zip(&self.passages) {

@@ -22,7 +22,7 @@ use protocol::keys::{ALL_PASSAGE_HEADS, Keys, station_of_passage_head};
 
 use crate::distribution::Centre;
 use crate::metrics as names;
-use crate::store::{Booked, Conflict, StoreError};
+use crate::store::{Booked, Conflict, Rebase, StoreError};
 
 /// Every station is asked at least this often.
 pub const POLL: Duration = Duration::from_secs(5);
@@ -45,11 +45,21 @@ pub enum PullError {
     },
     #[error("batch after {got} does not answer our query (after {want})")]
     Mismatch { got: u64, want: u64 },
+    #[error("batch from a store file the station replaced")]
+    RetiredStore,
+    #[error("the station's store changed more than {MAX_REBASES} times in one pull")]
+    Unsettled,
+    #[error("sequence numbers overflow in the ledger's numbering")]
+    Overflow,
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("booking task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
+
+/// Store changes weighed in one pull before it gives up until the next (a new file and a restored
+/// one settle in one each).
+const MAX_REBASES: usize = 3;
 
 /// How many replies to one query are weighed: any station's gated may answer on a station's key
 /// (the access control knows roles, not stations), so the first reply that verifies counts.
@@ -81,8 +91,18 @@ impl Ledger {
             stations.insert(id.clone(), puller);
             counter!(names::LEDGER_PASSAGES, "station" => id.to_string()).increment(0);
         }
-        for reason in ["malformed", "version", "mac", "station", "mismatch"] {
+        for reason in [
+            "malformed",
+            "version",
+            "mac",
+            "station",
+            "mismatch",
+            "retired_store",
+        ] {
             counter!(names::UPLINK_REFUSED, "reason" => reason).increment(0);
+        }
+        for kind in [Rebase::NEW_STORE, Rebase::BEHIND] {
+            counter!(names::UPLINK_STORE_CHANGES, "kind" => kind).increment(0);
         }
         for c in Conflict::ALL {
             counter!(names::LEDGER_CONFLICTS, "kind" => c.name()).increment(0);
@@ -117,10 +137,19 @@ impl Ledger {
             Err(_) => return Ok(0),
         };
         let mut booked = 0;
+        let mut rebased = 0;
         loop {
             let store = self.centre.store.clone();
             let s = station.clone();
-            let after = tokio::task::spawn_blocking(move || store.uplink_head(&s)).await??;
+            // The ledger's head, in the numbering of the station's current store file.
+            let after = tokio::task::spawn_blocking(move || {
+                Ok::<_, StoreError>(
+                    store
+                        .uplink_head(&s)?
+                        .saturating_sub(store.uplink_store(&s)?.base),
+                )
+            })
+            .await??;
             let replies = session
                 .get(format!("{selector}?after={after};limit={MAX_PASSAGES}"))
                 .timeout(QUERY_TIMEOUT)
@@ -134,9 +163,35 @@ impl Ledger {
                     want: after,
                 });
             }
+            let store = self.centre.store.clone();
+            let (s, id, head) = (station.clone(), batch.store, batch.head);
+            let rebase =
+                tokio::task::spawn_blocking(move || store.rebase_uplink(&s, id, head, after))
+                    .await??;
+            let base = match rebase {
+                Rebase::Same { base } => base,
+                Rebase::Retired => {
+                    counter!(names::UPLINK_REFUSED, "reason" => "retired_store").increment(1);
+                    return Err(PullError::RetiredStore);
+                }
+                Rebase::NewStore { base } | Rebase::Behind { base, .. } => {
+                    if let Rebase::Behind { missing, .. } = rebase {
+                        warn!(%station, missing, base, "station store behind the ledger (restored from a backup?): the passages it lost stay booked, and what it records now is numbered on after them");
+                    } else {
+                        warn!(%station, base, "station reports from a new store file: its passages are numbered on from the ledger's head");
+                    }
+                    counter!(names::UPLINK_STORE_CHANGES, "kind" => rebase.name()).increment(1);
+                    rebased += 1;
+                    if rebased > MAX_REBASES {
+                        return Err(PullError::Unsettled);
+                    }
+                    continue;
+                }
+            };
             if batch.passages.is_empty() {
                 return Ok(booked);
             }
+            let batch = batch.rebased(base).ok_or(PullError::Overflow)?;
             let head = batch.head;
             let store = self.centre.store.clone();
             let done: Booked = tokio::task::spawn_blocking(move || store.book(&batch)).await??;

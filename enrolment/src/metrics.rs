@@ -27,9 +27,13 @@ protocol::metric_table! {
     /// Labelled `kind` (`ride_used_twice`, `exit_without_known_entry`, `entry_over_open_trip`).
     LEDGER_CONFLICTS = "enrold_ledger_conflicts_total", Counter,
         "Booked passages that disagree with what the centre knew, flagged for review";
-    /// Labelled `reason` (`malformed`, `version`, `mac`, `station`, `mismatch`).
+    /// Labelled `reason` (`malformed`, `version`, `mac`, `station`, `mismatch`, `retired_store`).
     UPLINK_REFUSED = "enrold_uplink_refused_total", Counter,
         "Passage batches from stations refused before booking";
+    /// Labelled `kind`: `new_store` (a station reports from a new store file) or `behind` (its
+    /// store lost passages the ledger booked: restored from a backup).
+    UPLINK_STORE_CHANGES = "enrold_uplink_store_changes_total", Counter,
+        "Station store files replaced or restored, as the ledger saw them";
 }
 
 /// Gives every metric its `# HELP` text and creates the unlabelled counters at 0, so alerts see them

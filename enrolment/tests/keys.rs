@@ -288,6 +288,7 @@ fn trips_from_gate_decisions_and_schema_check() {
                 after: 0,
                 passages: vec![Numbered { seq: 1, passage }],
                 head: 1,
+                store: None,
             })
             .unwrap();
         assert_eq!((booked.booked, booked.conflicts.len()), (1, 0));

@@ -9,7 +9,7 @@ use domain::tickets::{Direction, OpenTrip, RideValue, TicketId, TicketKind, Trip
 use domain::uplink::{Numbered, Passage, PassageBatch, UPLINK_VERSION};
 use domain::{StationId, SubjectId};
 use enrolment::store::{
-    AccountChange, AccountRef, AuditKind, Conflict, Consent, EnrolRow, Store, StoreError,
+    AccountChange, AccountRef, AuditKind, Conflict, Consent, EnrolRow, Rebase, Store, StoreError,
     SubjectRecord,
 };
 
@@ -112,6 +112,7 @@ fn batch(station: &StationId, after: u64, passages: Vec<Passage>) -> PassageBatc
             .map(|(seq, passage)| Numbered { seq, passage })
             .collect(),
         head: after + n,
+        store: None,
     }
 }
 
@@ -401,7 +402,7 @@ fn post_pay_charges_are_booked_once_against_the_account() {
 }
 
 /// A version-2 file (before post-pay) opens as version 3: its subjects read with no account and the
-/// charges table is there.
+/// charges table is there (and version 4's store identities).
 #[test]
 fn a_version_2_centre_store_gains_post_pay() {
     let dir = tempfile::tempdir().unwrap();
@@ -421,13 +422,74 @@ fn a_version_2_centre_store_gains_post_pay() {
             tx.delete_table(redb::TableDefinition::<u64, &[u8]>::new("charges"))
                 .unwrap()
         );
+        assert!(
+            tx.delete_table(redb::TableDefinition::<&str, &[u8]>::new("uplink_stores"))
+                .unwrap()
+        );
         tx.commit().unwrap();
     }
     let store = Store::open(&path).unwrap();
     assert_eq!(
         store.meta(domain::store::SCHEMA_VERSION_KEY).unwrap(),
-        Some(3)
+        Some(4)
     );
     assert_eq!(store.subject(&id).unwrap().unwrap().account, None);
     assert!(store.charges(0, 10).unwrap().is_empty());
+    // Version 4's table too: no station has said its store's identity yet.
+    let umeda = st("umeda");
+    assert_eq!(store.uplink_store(&umeda).unwrap(), Default::default());
+}
+
+/// A station's store files as the ledger numbers them: the first identity is adopted, a head below
+/// what was asked is a restored file, another identity a new file, and a replaced one is refused.
+#[test]
+fn the_ledger_numbers_a_station_on_across_its_store_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("c.redb")).unwrap();
+    let (a, id) = (st("umeda"), enrolled(&store));
+    let t = TicketId(9);
+    let walk = |after: u64, h: u32| {
+        let trip = vec![
+            entry(&a, id, at(h, 0), t),
+            exit(&a, &a, id, at(h, 30), t, false),
+        ];
+        batch(&a, after, trip)
+    };
+    // Adopted: the file already numbered from 1.
+    assert_eq!(
+        store.rebase_uplink(&a, Some(11), 0, 0).unwrap(),
+        Rebase::Same { base: 0 }
+    );
+    store.book(&walk(0, 7)).unwrap();
+    store.book(&walk(2, 8)).unwrap();
+    assert_eq!(
+        store.rebase_uplink(&a, Some(11), 4, 4).unwrap(),
+        Rebase::Same { base: 0 }
+    );
+    // Restored with 2 passages: numbered on after the 4 booked.
+    assert_eq!(
+        store.rebase_uplink(&a, Some(11), 2, 4).unwrap(),
+        Rebase::Behind {
+            base: 2,
+            missing: 2
+        }
+    );
+    store.book(&walk(2, 9).rebased(2).unwrap()).unwrap();
+    assert_eq!(store.uplink_head(&a).unwrap(), 6);
+    // A new file: numbered on after the 6.
+    assert_eq!(
+        store.rebase_uplink(&a, Some(12), 0, 4).unwrap(),
+        Rebase::NewStore { base: 6 }
+    );
+    assert_eq!(
+        store.rebase_uplink(&a, Some(12), 0, 0).unwrap(),
+        Rebase::Same { base: 6 }
+    );
+    // The replaced file, back: refused.
+    assert_eq!(
+        store.rebase_uplink(&a, Some(11), 4, 0).unwrap(),
+        Rebase::Retired
+    );
+    let u = store.uplink_store(&a).unwrap();
+    assert_eq!((u.store, u.base, u.retired), (Some(12), 6, vec![11]));
 }

@@ -37,10 +37,11 @@ fn value(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 
 /// The ledger's labelled series, born when the distribution starts (one per registered station
 /// and reason): these enrold runs have no `[distribution]`.
-const LEDGER: [&str; 3] = [
+const LEDGER: [&str; 4] = [
     enrolment::metrics::LEDGER_PASSAGES,
     enrolment::metrics::LEDGER_CONFLICTS,
     enrolment::metrics::UPLINK_REFUSED,
+    enrolment::metrics::UPLINK_STORE_CHANGES,
 ];
 
 #[test]

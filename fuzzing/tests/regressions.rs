@@ -191,6 +191,7 @@ fn write_seeds() {
         after: 7,
         passages,
         head: 9,
+        store: Some(7),
     };
     write(
         "uplink_batch",

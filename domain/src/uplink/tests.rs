@@ -51,6 +51,7 @@ fn batch(st: &StationId, after: u64, n: usize) -> PassageBatch {
         after,
         passages,
         head: after + n as u64,
+        store: None,
     }
 }
 
@@ -163,6 +164,27 @@ fn gaps_foreign_records_and_impossible_trips_are_refused() {
         .unwrap()
         .open(&centre, &a)
         .unwrap();
+
+    // An empty answer may say a head below `after`: the station's file has fewer passages than
+    // the centre booked (replaced or restored), which the centre must learn.
+    let mut behind = batch(&a, 40, 0);
+    behind.head = 3;
+    behind.store = Some(9);
+    let opened = SignedPassages::seal(&key, &behind)
+        .unwrap()
+        .open(&centre, &a)
+        .unwrap();
+    assert_eq!((opened.head, opened.store), (3, Some(9)));
+}
+
+#[test]
+fn a_batch_moves_into_the_ledgers_numbering_whole_or_not_at_all() {
+    let a = station("umeda");
+    let moved = batch(&a, 2, 3).rebased(10).unwrap();
+    assert_eq!((moved.after, moved.head), (12, 15));
+    let seqs: Vec<u64> = moved.passages.iter().map(|n| n.seq).collect();
+    assert_eq!(seqs, [13, 14, 15]);
+    assert!(batch(&a, 2, 3).rebased(u64::MAX - 3).is_none());
 }
 
 #[test]

@@ -21,6 +21,9 @@ use domain::{StationId, SubjectId};
 pub(crate) const LEDGER: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("ledger");
 /// station → the last passage sequence booked from it.
 pub(crate) const UPLINK_HEADS: TableDefinition<&str, u64> = TableDefinition::new("uplink_heads");
+/// station → JSON [`UplinkStore`]: which of its store files the ledger numbers from where.
+pub(crate) const UPLINK_STORES: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("uplink_stores");
 /// subject → JSON time of the latest booked passage: the `as_of` of the centre's trip
 /// (`domain::tickets::CentreTrip`) that every station receives.
 pub(crate) const TRIP_AS_OF: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("trip_as_of");
@@ -35,6 +38,50 @@ pub struct LedgerRow {
     pub spent: Option<TicketId>,
     /// Set when the report disagrees with what the centre knew (flagged for review, counted).
     pub conflict: Option<Conflict>,
+}
+
+/// A station's store files as the ledger knows them. The ledger numbers a station's passages on from
+/// one file to the next: passage `seq` of the current file is ledger entry `base + seq`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UplinkStore {
+    /// The current file's identity (`None`: a station that has not said it).
+    pub store: Option<u64>,
+    pub base: u64,
+    /// Files replaced since: a batch from one of them is refused, or its passages would be booked
+    /// twice.
+    #[serde(default)]
+    pub retired: Vec<u64>,
+}
+
+/// What a batch's store identity and head told the ledger ([`Store::rebase_uplink`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebase {
+    /// The file the ledger numbers from; book the batch with `base`.
+    Same { base: u64 },
+    /// A new file (replaced disk, recreated store): numbered on from the ledger's head; ask again
+    /// from its start.
+    NewStore { base: u64 },
+    /// The same file with fewer passages than the ledger booked from it (restored from a backup):
+    /// `missing` booked passages are not in it; numbered on from the ledger's head; ask again from
+    /// its head.
+    Behind { base: u64, missing: u64 },
+    /// A file already replaced: refused.
+    Retired,
+}
+
+impl Rebase {
+    pub const NEW_STORE: &'static str = "new_store";
+    pub const BEHIND: &'static str = "behind";
+
+    /// The `kind` label of `enrold_uplink_store_changes_total` (`same`, `retired`: not counted there).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Same { .. } => "same",
+            Self::NewStore { .. } => Self::NEW_STORE,
+            Self::Behind { .. } => Self::BEHIND,
+            Self::Retired => "retired",
+        }
+    }
 }
 
 /// What a subject's booked journal says about one trip (`Store::journal_view`).
@@ -115,6 +162,72 @@ impl Store {
             .map_err(|e| self.err(e))?
             .map(|v| v.value())
             .unwrap_or(0))
+    }
+
+    /// How the ledger numbers `station`'s passages now.
+    pub fn uplink_store(&self, station: &StationId) -> Result<UplinkStore, StoreError> {
+        let db = self.db()?;
+        let tx = redb::ReadableDatabase::begin_read(&*db).map_err(|e| self.err(e))?;
+        let t = tx.open_table(UPLINK_STORES).map_err(|e| self.err(e))?;
+        match t.get(station.as_str()).map_err(|e| self.err(e))? {
+            Some(v) => serde_json::from_slice(v.value())
+                .map_err(|e| self.corrupt("uplink_stores", station, e)),
+            None => Ok(UplinkStore::default()),
+        }
+    }
+
+    /// Weighs a verified batch's store identity and head against what the ledger knows of
+    /// `station`, and keeps the outcome: the batch answered a query for the passages after `asked`
+    /// (in its file's numbering). A station's first identity is adopted as the file already
+    /// numbered; another one is a new file, numbered on from the ledger's head; a head below
+    /// `asked` is a file that lost passages the ledger booked (restored from a backup), numbered
+    /// on from the ledger's head too, so nothing it records afresh is taken for a booked passage.
+    pub fn rebase_uplink(
+        &self,
+        station: &StationId,
+        store: Option<u64>,
+        head: u64,
+        asked: u64,
+    ) -> Result<Rebase, StoreError> {
+        self.db.write(|tx| {
+            let booked = (tx.open_table(UPLINK_HEADS).map_err(|e| self.err(e))?)
+                .get(station.as_str())
+                .map_err(|e| self.err(e))?
+                .map_or(0, |v| v.value());
+            let mut t = tx.open_table(UPLINK_STORES).map_err(|e| self.err(e))?;
+            let mut u: UplinkStore = match t.get(station.as_str()).map_err(|e| self.err(e))? {
+                Some(v) => serde_json::from_slice(v.value())
+                    .map_err(|e| self.corrupt("uplink_stores", station, e))?,
+                None => UplinkStore::default(),
+            };
+            let outcome = match (u.store, store) {
+                (_, Some(s)) if u.retired.contains(&s) => return Ok(Rebase::Retired),
+                (Some(known), Some(s)) if known != s => {
+                    u.retired.push(known);
+                    u.store = Some(s);
+                    u.base = booked;
+                    Rebase::NewStore { base: booked }
+                }
+                _ if head < asked => {
+                    u.store = store.or(u.store);
+                    u.base = booked - head.min(booked);
+                    Rebase::Behind {
+                        base: u.base,
+                        missing: asked - head,
+                    }
+                }
+                (None, Some(s)) => {
+                    u.store = Some(s);
+                    Rebase::Same { base: u.base }
+                }
+                _ => return Ok(Rebase::Same { base: u.base }),
+            };
+            let bytes =
+                serde_json::to_vec(&u).map_err(|e| self.corrupt("uplink_stores", station, e))?;
+            t.insert(station.as_str(), bytes.as_slice())
+                .map_err(|e| self.err(e))?;
+            Ok(outcome)
+        })
     }
 
     /// Books a verified batch in one durable transaction. Passages at or below the station's head

@@ -20,17 +20,19 @@ use domain::store::{Db, DbError, META, OnDb, Opened, Schema, copy_table};
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
-pub use ledger::{Booked, Conflict, LedgerRow, LedgerTotals};
+pub use ledger::{Booked, Conflict, LedgerRow, LedgerTotals, Rebase, UplinkStore};
 pub use ops::EnrolRow;
 pub use postpay::{AccountChange, AccountRef, Charge, PaymentAccount};
 pub use state::SubjectState;
 
 /// 2 added the fare ledger (`ledger`, `uplink_heads`, `trip_as_of`); 3 the post-pay charges
-/// (`charges`) and a subject row's optional `account`. Older files are upgraded in place (the new
-/// tables are created, nothing else is touched: a row without `account` reads as no account).
+/// (`charges`) and a subject row's optional `account`; 4 each station's store identity
+/// (`uplink_stores`). Older files are upgraded in place (the new tables are created, nothing else is
+/// touched: a row without `account` reads as no account, a station without a store row as one
+/// whose store has not said its identity yet).
 pub const SCHEMA: Schema = Schema {
-    version: 3,
-    upgrades_from: &[1, 2],
+    version: 4,
+    upgrades_from: &[1, 2, 3],
 };
 
 type Sid = [u8; 16];
@@ -205,6 +207,7 @@ impl Store {
             tx.open_table(AUDIT)?;
             tx.open_table(ledger::LEDGER)?;
             tx.open_table(ledger::UPLINK_HEADS)?;
+            tx.open_table(ledger::UPLINK_STORES)?;
             tx.open_table(ledger::TRIP_AS_OF)?;
             tx.open_table(postpay::CHARGES)?;
             Ok(())
@@ -248,6 +251,7 @@ impl Store {
             copy_table(r, w, CHANGES)?;
             copy_table(r, w, ledger::LEDGER)?;
             copy_table(r, w, ledger::UPLINK_HEADS)?;
+            copy_table(r, w, ledger::UPLINK_STORES)?;
             copy_table(r, w, ledger::TRIP_AS_OF)?;
             copy_table(r, w, postpay::CHARGES)?;
             copy_table(r, w, AUDIT)

@@ -36,6 +36,12 @@ pub enum StoreError {
     /// Opening, reading or writing the file, or a row that does not decode.
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error("store {}: no randomness for the store's identity", path.display())]
+    Identity {
+        path: std::path::PathBuf,
+        #[source]
+        source: getrandom::Error,
+    },
     #[error("store {path}: change {first} does not follow the stored {stored}")]
     OutOfOrder {
         path: std::path::PathBuf,
@@ -50,6 +56,9 @@ pub struct Store {
     db: Db,
     /// The last passage sequence committed (`trips`), for the uplink to tell the centre at once.
     passage_head: tokio::sync::watch::Sender<u64>,
+    /// `meta.store_id`: drawn when the file is made (or first opened by a gated that knows it), so
+    /// the centre can tell this file's passages from those of a file it replaced.
+    id: u64,
 }
 
 impl OnDb for Store {
@@ -78,12 +87,19 @@ impl Store {
         if let Opened::Upgraded { from } = opened {
             info!(path = %path.display(), from, to = SCHEMA_VERSION, "store migrated");
         }
+        let id = identity(&db, path)?;
         let store = Self {
             db,
             passage_head: tokio::sync::watch::Sender::new(0),
+            id,
         };
         store.passage_head.send_replace(store.passage_count()?);
         Ok(store)
+    }
+
+    /// This file's identity (`meta.store_id`), sent with its passages to the centre.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     pub fn path(&self) -> &Path {
@@ -134,6 +150,30 @@ impl Store {
 
 /// The `meta` key of [`Store::count_gpu_loss`].
 const GPU_LOSSES: &str = "gpu_losses";
+/// The `meta` key of [`Store::id`].
+const STORE_ID: &str = "store_id";
+
+/// The file's identity, drawn and kept on its first open without one.
+fn identity(db: &Db, path: &Path) -> Result<u64, StoreError> {
+    if let Some(id) = db.meta(STORE_ID)? {
+        return Ok(id);
+    }
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|source| StoreError::Identity {
+        path: path.to_owned(),
+        source,
+    })?;
+    let drawn = u64::from_le_bytes(b);
+    db.write(|tx| {
+        let mut m = tx.open_table(META).map_err(|e| db.err(e))?;
+        let kept = m.get(STORE_ID).map_err(|e| db.err(e))?.map(|v| v.value());
+        if let Some(id) = kept {
+            return Ok(id);
+        }
+        m.insert(STORE_ID, drawn).map_err(|e| db.err(e))?;
+        Ok(drawn)
+    })
+}
 
 /// The key after a sequence-keyed table's last (1 for an empty table): the journal's and the
 /// passages' numbering.

@@ -52,6 +52,21 @@ fn gpu_losses_count_across_reopen() {
 }
 
 #[test]
+fn the_store_keeps_its_identity_and_a_new_file_draws_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let id = Store::open(&path).unwrap().id();
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.id(), id, "kept across reopen");
+    s.purge_rewrite().unwrap();
+    assert_eq!(s.db.meta(STORE_ID).unwrap(), Some(id), "kept by the purge");
+    drop(s);
+    assert_eq!(Store::open(&path).unwrap().id(), id);
+    let other = Store::open(&dir.path().join("t.redb")).unwrap().id();
+    assert_ne!(other, id);
+}
+
+#[test]
 fn other_schema_version_is_refused_and_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("s.redb");

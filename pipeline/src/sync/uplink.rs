@@ -47,6 +47,7 @@ impl Syncer {
                 .map(|(seq, passage)| Numbered { seq, passage })
                 .collect(),
             head,
+            store: Some(self.store.id()),
         };
         Ok(SignedPassages::seal(&self.uplink, &batch)?)
     }
