@@ -25,6 +25,16 @@ pub enum Payer {
     Card,
 }
 
+/// The lane's fixed terms for judging a tap: the fare table, this station, the lane's direction,
+/// and how long one credential's payment excuses the other ([`CardLane::take_paid`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CardTerms<'a> {
+    pub table: &'a FareTable,
+    pub station: &'a StationId,
+    pub direction: Direction,
+    pub window: Duration,
+}
+
 /// A lane's card side: the taps handled, the write awaited, and who paid for the passage.
 #[derive(Debug, Default)]
 pub struct CardLane {
@@ -89,17 +99,14 @@ impl CardLane {
     }
 
     /// What to do about a reader state: judge a new tap, or act on the outcome of the awaited one.
-    #[allow(clippy::too_many_arguments)]
     pub fn on_state(
         &mut self,
         st: &CardState,
-        table: &FareTable,
-        station: &StationId,
-        direction: Direction,
+        terms: CardTerms<'_>,
         in_zone: usize,
         now: Instant,
-        window: Duration,
     ) -> Vec<CardStep> {
+        let window = terms.window;
         let mut steps = Vec::new();
         let restarted = crate::drive::restart::new_run(self.clock, st.clock_ms, now);
         self.clock = Some((st.clock_ms, now));
@@ -112,9 +119,7 @@ impl CardLane {
             if tap.seq > self.seen {
                 self.seen = tap.seq;
                 match st.outcome.as_ref().filter(|o| o.tap == tap.seq) {
-                    None => {
-                        steps.push(self.judge(tap, table, station, direction, in_zone, now, window))
-                    }
+                    None => steps.push(self.judge(tap, terms, in_zone, now)),
                     // Written for a verdict this run never sent: gated restarted while the write
                     // was on its way. The card has paid; a write that recent still gets its door.
                     Some(o)
@@ -144,17 +149,19 @@ impl CardLane {
         steps
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn judge(
         &mut self,
         tap: &CardTap,
-        table: &FareTable,
-        station: &StationId,
-        direction: Direction,
+        terms: CardTerms<'_>,
         in_zone: usize,
         now: Instant,
-        window: Duration,
     ) -> CardStep {
+        let CardTerms {
+            table,
+            station,
+            direction,
+            window,
+        } = terms;
         let answer = |verdict, refused: Option<&str>| CardStep::Answer {
             tap: tap.seq,
             card: tap.card.id.clone(),
@@ -261,8 +268,14 @@ mod tests {
     }
 
     fn step(l: &mut CardLane, st: &CardState, in_zone: usize, now: Instant) -> Vec<CardStep> {
-        let umeda = StationId::new("umeda").expect("id");
-        l.on_state(st, &table(), &umeda, Direction::Entry, in_zone, now, W)
+        let (umeda, table) = (StationId::new("umeda").expect("id"), table());
+        let terms = CardTerms {
+            table: &table,
+            station: &umeda,
+            direction: Direction::Entry,
+            window: W,
+        };
+        l.on_state(st, terms, in_zone, now)
     }
 
     #[test]

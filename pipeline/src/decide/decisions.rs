@@ -16,7 +16,7 @@ use metrics::{counter, histogram};
 use protocol::{ArchColour, CardState, DoorAction, DoorState, Flap, Outcome, VERSION, unix_ms};
 use tracing::{error, info, warn};
 
-use super::cards::{CardLane, CardStep, Payer};
+use super::cards::{CardLane, CardStep, CardTerms, Payer};
 use super::gate::{GateVerdict, GrantDelay, TicketDesk, TripChange, verdicts};
 use super::{BBox, DecisionConfig, Event, GateLane, LaneDecider, LaneRole, Observation, Quality};
 use crate::drive::command::{Command, Decided, DoorCause};
@@ -336,15 +336,13 @@ impl Decisions {
             return cmds;
         };
         let in_zone = g.decider.tracks_in_zone();
-        let steps = g.card.on_state(
-            st,
-            self.desk.table(),
-            self.desk.station(),
-            g.direction,
-            in_zone,
-            Instant::now(),
-            self.card_window,
-        );
+        let terms = CardTerms {
+            table: self.desk.table(),
+            station: self.desk.station(),
+            direction: g.direction,
+            window: self.card_window,
+        };
+        let steps = g.card.on_state(st, terms, in_zone, Instant::now());
         for step in steps {
             let (outcome, reason, judged) = match step {
                 CardStep::Answer {
