@@ -296,7 +296,13 @@ fn late_reports_keep_the_later_trip_and_flag_only_what_was_never_closed() {
     assert_eq!(under.conflicts, vec![Conflict::EntryOverOpenTrip]);
     let (open, _) = store.trips(&id, 0, 10).unwrap().unwrap();
     assert_eq!(open.map(|t| t.entered_at), Some(at(18, 0)));
-    assert_eq!(store.ledger_totals().unwrap().conflicts, 2);
+
+    // A second exit for the morning umeda trip, reported late with an earlier time: flagged.
+    let second_exit = store
+        .book(&batch(&a, 4, vec![exit(&a, &a, id, at(7, 30), t, false)]))
+        .unwrap();
+    assert_eq!(second_exit.conflicts, vec![Conflict::ExitWithoutKnownEntry]);
+    assert_eq!(store.ledger_totals().unwrap().conflicts, 3);
 }
 
 #[test]

@@ -93,7 +93,7 @@ async fn a_door_that_disagrees_with_gated_raises_the_alarm_and_gated_keeps_contr
     };
     metrics_until(&rig, "ack disagreement", kind("kind=\"ack\"")).await;
     eprintln!(
-        "alarm seen by the scrape {:?} after the forged command",
+        "disagreement counted by the scrape {:?} after the forged command",
         sent.elapsed()
     );
     metrics_until(&rig, "mode disagreement", kind("kind=\"mode\"")).await;

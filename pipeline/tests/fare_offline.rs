@@ -348,12 +348,18 @@ async fn a_replaced_or_restored_station_store_loses_no_passage() {
     a.stop().await;
     drop(store);
 
-    // The old file back once more: it was replaced, so the ledger refuses it whole.
+    // The old file back once more: it was replaced, so the ledger refuses it whole. The station
+    // sees the centre's queries: once one has come after the new passages, they were refused.
     std::fs::copy(&backup, &path).unwrap();
     let a = TestStation::start(&centre, "umeda", &path, 500).await;
     let store = a.syncer().store().clone();
+    let mut asked = a.syncer().booked();
     walk(&store, &mut desk, 5, 5);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    asked.mark_unchanged();
+    tokio::time::timeout(WAIT, asked.changed())
+        .await
+        .expect("the centre asks the station")
+        .unwrap();
     assert_eq!(
         cs.uplink_head(&umeda).unwrap(),
         10,

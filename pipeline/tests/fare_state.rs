@@ -356,3 +356,37 @@ fn kill_9_mid_commit_keeps_every_grant_whole() {
         drop(s); // redb locks its file: the next writer opens it.
     }
 }
+
+/// A store written before stores had an identity, and every copy of it (a backup restored later),
+/// take the same identity on their first open: the centre must not take a restored copy for a new
+/// file and book its passages again. An empty file draws its own.
+#[test]
+fn a_store_from_before_identities_and_its_copies_share_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    {
+        let s = Store::open(&path).unwrap();
+        let (p, line) = grant(1);
+        s.commit_passages(&[p], &[line]).unwrap();
+    }
+    {
+        // As a gated from before identities left it: no `meta.store_id`.
+        let db = redb::Database::open(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(domain::store::META)
+            .unwrap()
+            .remove("store_id")
+            .unwrap()
+            .expect("the id was there");
+        tx.commit().unwrap();
+    }
+    let copy = dir.path().join("backup.redb");
+    std::fs::copy(&path, &copy).unwrap();
+    let id = Store::open(&path).unwrap().id();
+    assert_eq!(Store::open(&copy).unwrap().id(), id);
+    assert_eq!(Store::open(&path).unwrap().id(), id, "kept once made");
+    assert_ne!(
+        Store::open(&dir.path().join("empty.redb")).unwrap().id(),
+        id
+    );
+}

@@ -59,8 +59,11 @@ impl Station {
             ),
             ..Default::default()
         };
+        // A long drain: the run must end with every passage booked, however slow the machine.
+        let mut sync = centre.syncs[self.id].clone();
+        sync.drain_ms = 30_000;
         let toml = demo::footage_toml(footage, &truth, &self.dir, &opts).unwrap()
-            + &common::sync_section(&centre.syncs[self.id]);
+            + &common::sync_section(&sync);
         let config = self.dir.join("station.toml");
         std::fs::write(&config, toml).unwrap();
         let log = self.dir.join(format!("gated-{run}.log"));

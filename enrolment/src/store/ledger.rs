@@ -93,6 +93,33 @@ struct JournalView {
     later_entry: bool,
 }
 
+/// The time of the subject's first entry after `at`, if any.
+fn next_entry(journal: &[TripRecord], at: NaiveDateTime) -> Option<NaiveDateTime> {
+    (journal.iter())
+        .filter(|r| r.direction == Direction::Entry && r.at > at)
+        .map(|r| r.at)
+        .min()
+}
+
+/// The booked exits of the trip entered at `from` at `entered`: from that station, not before the
+/// entry, and before the subject's `next` entry.
+fn exits_of<'a>(
+    journal: &'a [TripRecord],
+    from: &'a StationId,
+    entered: NaiveDateTime,
+    next: Option<NaiveDateTime>,
+) -> impl Iterator<Item = &'a TripRecord> {
+    journal.iter().filter(move |r| {
+        r.direction == Direction::Exit
+            && r.at >= entered
+            && next.is_none_or(|n| r.at < n)
+            && r.entry_station.as_ref() == Some(from)
+    })
+}
+
+/// Retired store files remembered per station.
+const MAX_RETIRED: usize = 64;
+
 /// What a booked report can disagree with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -182,6 +209,7 @@ impl Store {
     /// numbered; another one is a new file, numbered on from the ledger's head; a head below
     /// `asked` is a file that lost passages the ledger booked (restored from a backup), numbered
     /// on from the ledger's head too, so nothing it records afresh is taken for a booked passage.
+    /// One caller per station at a time (the ledger's pull holds the station's lock).
     pub fn rebase_uplink(
         &self,
         station: &StationId,
@@ -189,42 +217,43 @@ impl Store {
         head: u64,
         asked: u64,
     ) -> Result<Rebase, StoreError> {
+        // Read first: a batch from the file already numbered changes nothing and writes nothing
+        // (every pull weighs one, and a durable write each would cost an fsync).
+        let booked = self.uplink_head(station)?;
+        let mut u = self.uplink_store(station)?;
+        let outcome = match (u.store, store) {
+            (_, Some(s)) if u.retired.contains(&s) => return Ok(Rebase::Retired),
+            (Some(known), Some(s)) if known != s => {
+                u.retired.push(known);
+                // A station that changes files on every pull could grow the list without end:
+                // the oldest are forgotten.
+                if u.retired.len() > MAX_RETIRED {
+                    u.retired.remove(0);
+                }
+                u.store = Some(s);
+                u.base = booked;
+                Rebase::NewStore { base: booked }
+            }
+            _ if head < asked => {
+                u.store = store.or(u.store);
+                u.base = booked - head.min(booked);
+                Rebase::Behind {
+                    base: u.base,
+                    missing: asked - head,
+                }
+            }
+            (None, Some(s)) => {
+                u.store = Some(s);
+                Rebase::Same { base: u.base }
+            }
+            _ => return Ok(Rebase::Same { base: u.base }),
+        };
+        let bytes =
+            serde_json::to_vec(&u).map_err(|e| self.corrupt("uplink_stores", station, e))?;
         self.db.write(|tx| {
-            let booked = (tx.open_table(UPLINK_HEADS).map_err(|e| self.err(e))?)
-                .get(station.as_str())
+            tx.open_table(UPLINK_STORES)
                 .map_err(|e| self.err(e))?
-                .map_or(0, |v| v.value());
-            let mut t = tx.open_table(UPLINK_STORES).map_err(|e| self.err(e))?;
-            let mut u: UplinkStore = match t.get(station.as_str()).map_err(|e| self.err(e))? {
-                Some(v) => serde_json::from_slice(v.value())
-                    .map_err(|e| self.corrupt("uplink_stores", station, e))?,
-                None => UplinkStore::default(),
-            };
-            let outcome = match (u.store, store) {
-                (_, Some(s)) if u.retired.contains(&s) => return Ok(Rebase::Retired),
-                (Some(known), Some(s)) if known != s => {
-                    u.retired.push(known);
-                    u.store = Some(s);
-                    u.base = booked;
-                    Rebase::NewStore { base: booked }
-                }
-                _ if head < asked => {
-                    u.store = store.or(u.store);
-                    u.base = booked - head.min(booked);
-                    Rebase::Behind {
-                        base: u.base,
-                        missing: asked - head,
-                    }
-                }
-                (None, Some(s)) => {
-                    u.store = Some(s);
-                    Rebase::Same { base: u.base }
-                }
-                _ => return Ok(Rebase::Same { base: u.base }),
-            };
-            let bytes =
-                serde_json::to_vec(&u).map_err(|e| self.corrupt("uplink_stores", station, e))?;
-            t.insert(station.as_str(), bytes.as_slice())
+                .insert(station.as_str(), bytes.as_slice())
                 .map_err(|e| self.err(e))?;
             Ok(outcome)
         })
@@ -445,29 +474,27 @@ impl Store {
         Ok(out)
     }
 
-    /// Whether the journal holds an exit of `trip` (from its entry station, not before it), and an
-    /// entry after it.
+    /// Whether the journal holds an exit of `trip` (from its entry station, between its entry and
+    /// the subject's next entry), and an entry after it.
     fn journal_view(
         &self,
         tx: &WriteTransaction,
         id: &SubjectId,
         trip: &OpenTrip,
     ) -> Result<JournalView, StoreError> {
-        let mut view = JournalView::default();
-        for r in self.journal(tx, id)? {
-            match r.direction {
-                Direction::Exit => {
-                    view.exited |= r.at >= trip.entered_at
-                        && r.entry_station.as_ref() == Some(&trip.entry_station);
-                }
-                Direction::Entry => view.later_entry |= r.at > trip.entered_at,
-            }
-        }
-        Ok(view)
+        let journal = self.journal(tx, id)?;
+        let next = next_entry(&journal, trip.entered_at);
+        Ok(JournalView {
+            exited: exits_of(&journal, &trip.entry_station, trip.entered_at, next)
+                .next()
+                .is_some(),
+            later_entry: next.is_some(),
+        })
     }
 
-    /// Whether the journal holds the entry an exit closes: the latest entry at its entry station
-    /// not after it, with no exit booked between the two.
+    /// Whether the journal holds the entry an exit closes, still open: the latest entry at its
+    /// entry station not after it, with no other entry between the two and no exit of that trip
+    /// booked yet (a second exit for one entry is a conflict, whatever its time).
     fn entry_booked(
         &self,
         tx: &WriteTransaction,
@@ -482,11 +509,12 @@ impl Store {
             .filter(|r| r.direction == Direction::Entry && &r.station == from && r.at <= exit.at)
             .map(|r| r.at)
             .max();
-        Ok(entered.is_some_and(|t| {
-            !journal
-                .iter()
-                .any(|r| r.direction == Direction::Exit && r.at >= t && r.at < exit.at)
-        }))
+        let Some(entered) = entered else {
+            return Ok(false);
+        };
+        let next = next_entry(&journal, entered);
+        Ok(next.is_none_or(|n| exit.at < n)
+            && exits_of(&journal, from, entered, next).next().is_none())
     }
 
     /// Marks a single ride used and logs the ticket change for the stations.

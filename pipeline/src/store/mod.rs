@@ -153,17 +153,39 @@ const GPU_LOSSES: &str = "gpu_losses";
 /// The `meta` key of [`Store::id`].
 const STORE_ID: &str = "store_id";
 
-/// The file's identity, drawn and kept on its first open without one.
+/// The file's identity, made and kept on its first open without one. A file that already holds
+/// passages (from before identities, or a backup of such a file) takes one derived from its first
+/// passage, so every copy of it, whenever first opened, has the same identity and the centre never
+/// takes a restored copy for a new file (whose passages it would book again). An empty file draws
+/// a random one.
 fn identity(db: &Db, path: &Path) -> Result<u64, StoreError> {
+    use sha2::Digest;
     if let Some(id) = db.meta(STORE_ID)? {
         return Ok(id);
     }
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).map_err(|source| StoreError::Identity {
-        path: path.to_owned(),
-        source,
+    let first: Option<Vec<u8>> = db.read(|tx| {
+        let t = tx.open_table(trips::PASSAGES).map_err(|e| db.err(e))?;
+        Ok::<_, StoreError>(t.get(1).map_err(|e| db.err(e))?.map(|v| v.value().to_vec()))
     })?;
-    let drawn = u64::from_le_bytes(b);
+    let drawn = match first {
+        Some(row) => {
+            let h = sha2::Sha256::new()
+                .chain_update(b"gate-station-store-id\0")
+                .chain_update(&row)
+                .finalize();
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&h[..8]);
+            u64::from_le_bytes(b)
+        }
+        None => {
+            let mut b = [0u8; 8];
+            getrandom::fill(&mut b).map_err(|source| StoreError::Identity {
+                path: path.to_owned(),
+                source,
+            })?;
+            u64::from_le_bytes(b)
+        }
+    };
     db.write(|tx| {
         let mut m = tx.open_table(META).map_err(|e| db.err(e))?;
         let kept = m.get(STORE_ID).map_err(|e| db.err(e))?.map(|v| v.value());

@@ -48,20 +48,22 @@ impl SyncHandle {
         let head = *self.syncer.store.passage_head().borrow();
         let mut booked = self.syncer.booked();
         let deadline = tokio::time::Instant::now() + within;
-        while *booked.borrow_and_update() < head && tokio::time::Instant::now() < deadline {
+        // Equal, not at least: a query past the head is the centre still numbering another store
+        // file (docs/protocol.md, "A station's store replaced"), and it asks again.
+        while *booked.borrow_and_update() != head && tokio::time::Instant::now() < deadline {
             self.rehint.notify_one();
             let step = deadline.min(tokio::time::Instant::now() + Duration::from_millis(500));
             let _ = tokio::time::timeout_at(step, booked.changed()).await;
         }
         let booked = *booked.borrow();
-        if booked >= head {
+        if booked == head {
             info!(
                 passages = head,
                 "the centre's ledger has booked every passage"
             );
         } else if !within.is_zero() {
             warn!(
-                unbooked = head - booked,
+                unbooked = if booked > head { head } else { head - booked },
                 waited_ms = within.as_millis() as u64,
                 "stopping before the centre's ledger booked every passage; they stay in the store \
                  and are booked when the centre next asks"

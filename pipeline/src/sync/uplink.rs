@@ -52,18 +52,16 @@ impl Syncer {
         Ok(SignedPassages::seal(&self.uplink, &batch)?)
     }
 
-    /// The centre asked for the passages after `after`: it has booked that far.
+    /// The centre asked for the passages after `after`: it has booked that far, in this file's
+    /// numbering. The latest query counts, not the highest: the first one after this store file
+    /// replaced another may still carry the old file's numbering, and the centre then asks again.
     fn centre_asked_after(&self, after: u64) {
-        self.booked.send_if_modified(|b| {
-            let newer = after > *b;
-            *b = (*b).max(after);
-            newer
-        });
+        self.booked.send_replace(after);
         self.export_unbooked();
     }
 
-    /// The last passage the centre has booked, as far as its queries have said, and a receiver
-    /// that sees it move.
+    /// The last passage the centre has booked, as its latest query said, and a receiver that sees
+    /// every query.
     pub fn booked(&self) -> tokio::sync::watch::Receiver<u64> {
         self.booked.subscribe()
     }
@@ -71,7 +69,9 @@ impl Syncer {
     fn export_unbooked(&self) {
         let head = *self.store.passage_head().borrow();
         let booked = *self.booked.borrow();
-        gauge!(crate::telemetry::names::UPLINK_UNBOOKED).set(head.saturating_sub(booked) as f64);
+        // Past the head: the centre still numbers another file; none of this one's is booked yet.
+        let unbooked = if booked > head { head } else { head - booked };
+        gauge!(crate::telemetry::names::UPLINK_UNBOOKED).set(unbooked as f64);
     }
 }
 
