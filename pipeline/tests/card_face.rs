@@ -20,17 +20,13 @@
 mod common;
 mod gated_common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use gated_common::{Proc, Rig, States, Sub, card_reader, port, session, tap, wait_for, wait_state};
+use gated_common::{Proc, Reader, Rig, States, port, tap, wait_state};
 use pipeline::demo::{self, FootageOptions, truth::Truth};
 use pipeline::store::{JournalKind, Store};
-use protocol::{CardData, CardResult, CardState, Decision, Flap, Role};
+use protocol::{CardData, CardResult, Decision, Flap};
 use supervise::notify_socket::NotifySocket;
-
-const WAIT: Duration = Duration::from_secs(20);
 
 fn card(id: &str) -> CardData {
     CardData {
@@ -84,37 +80,6 @@ async fn play_out(gated: &mut Proc, doors: &States) -> usize {
             let open = matches!(s.flap, Flap::Opening | Flap::Open);
             opens += usize::from(open && !was_open);
             was_open = open;
-        }
-    }
-}
-
-/// A `card-reader` process on `port` and the test's two sessions on it: the state watched with
-/// gated's role (only gated may read it: it carries card numbers) and the rig that taps cards.
-struct Reader {
-    _proc: Proc,
-    states: Sub,
-    sim: zenoh::Session,
-    _monitor: zenoh::Session,
-}
-
-impl Reader {
-    /// Started after gated, which it dials; up long before gated has its gallery.
-    async fn start(rig: &Rig, port: u16) -> Self {
-        let proc = card_reader(rig, port);
-        let monitor = session(rig, Role::Gated, port).await;
-        let states = monitor
-            .declare_subscriber(rig.keys().card_state("L1"))
-            .await
-            .expect("card states");
-        let sim = session(rig, Role::Sim, port).await;
-        wait_for::<CardState>(&states, WAIT, |_| true)
-            .await
-            .expect("the reader publishes");
-        Self {
-            _proc: proc,
-            states,
-            sim,
-            _monitor: monitor,
         }
     }
 }
@@ -212,28 +177,7 @@ async fn one_passenger_with_card_and_face_pays_once_whichever_comes_first() {
     // grant.
     drop(reader);
     std::fs::remove_file(rig.store_path()).unwrap();
-    let mut gated = Proc(
-        rig.gated_command()
-            .env("RUST_LOG", "pipeline=info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start gated"),
-    );
-    // Read to the end, so gated never blocks on a full pipe; the grant's line is sent on.
-    let err = gated.0.stderr.take().unwrap();
-    let (tx, granted) = tokio::sync::oneshot::channel();
-    tokio::task::spawn_blocking(move || {
-        let mut tx = Some(tx);
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            if l.contains(" decision")
-                && l.contains("reason=granted")
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(l);
-            }
-        }
-    });
+    let (mut gated, granted) = rig.gated_watched(&[" decision", "reason=granted"]);
     let reader = Reader::start(&rig, card_port).await;
     tokio::time::timeout(Duration::from_secs(60), granted)
         .await

@@ -11,8 +11,8 @@ mod gated_common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use gated_common::{Proc, Rig, card_reader, port, session, tap, wait_for, wait_state};
-use protocol::{CardData, CardResult, CardState, Decision, Flap, Role};
+use gated_common::{Proc, Reader, Rig, port, session, tap, wait_for, wait_state};
+use protocol::{CardData, CardResult, Decision, Flap, Role};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -37,7 +37,9 @@ async fn a_card_opens_the_door_only_once_written_and_a_refused_or_pulled_card_op
         }
         Proc(c.spawn().expect("start gated"))
     };
-    let _reader = card_reader(&rig, card_port);
+
+    let reader = Reader::start(&rig, card_port).await;
+    let (sim, states) = (&reader.sim, &reader.states);
 
     let keys = rig.keys();
     let door_bus = rig.door_bus().await;
@@ -45,31 +47,20 @@ async fn a_card_opens_the_door_only_once_written_and_a_refused_or_pulled_card_op
         .declare_subscriber(keys.door_state("L1"))
         .await
         .expect("door states");
-    // Only gated may read the reader's state (it carries card numbers): the test watches with
-    // gated's certificate.
-    let monitor = session(&rig, Role::Gated, card_port).await;
-    let states = monitor
-        .declare_subscriber(keys.card_state("L1"))
-        .await
-        .expect("card states");
     let decisions = session(&rig, Role::Operator, rig.gated_port).await;
     let decided = decisions
         .declare_subscriber(keys.decision("L1"))
         .await
         .expect("decisions");
-    let sim = session(&rig, Role::Sim, card_port).await;
 
     // gated is up and holds the reader once the reader's state shows gated's epoch... which it
     // has only after a first verdict; wait for the door instead (gated's heartbeat claims it).
     wait_state(&doors, WAIT, |s| s.epoch.is_some())
         .await
         .expect("gated drives the door");
-    wait_for::<CardState>(&states, WAIT, |_| true)
-        .await
-        .expect("the reader publishes");
 
     // An entry: the card is written (entry recorded, nothing charged), then the door opens.
-    let (first, result, took) = tap(&sim, &states, &rig, card(500), 1500, 0).await;
+    let (first, result, took) = tap(sim, states, &rig, card(500), 1500, 0).await;
     let CardResult::Written { card: written } = result else {
         panic!("not written: {result:?}");
     };
@@ -93,14 +84,14 @@ async fn a_card_opens_the_door_only_once_written_and_a_refused_or_pulled_card_op
         .expect("the door closes after the pass timeout");
 
     // The same card again: a trip is open on it, refused, nothing written, the door stays shut.
-    let (second, result, _) = tap(&sim, &states, &rig, written.clone(), 1500, first).await;
+    let (second, result, _) = tap(sim, states, &rig, written.clone(), 1500, first).await;
     assert_eq!(result, CardResult::Shown);
     wait_for::<Decision>(&decided, WAIT, |d| d.reason == "double_entry")
         .await
         .expect("the refusal's decision");
 
     // A fresh card pulled away before its write completes: not written, and the door stays shut.
-    let (_, result, _) = tap(&sim, &states, &rig, card(300), 70, second).await;
+    let (_, result, _) = tap(sim, states, &rig, card(300), 70, second).await;
     assert!(
         matches!(result, CardResult::WriteFailed { .. }),
         "{result:?}"

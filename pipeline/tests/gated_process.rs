@@ -206,8 +206,6 @@ async fn sigkill_after_the_door_opened_leaves_the_trip_open_exactly_once() {
 /// passage for the walker, and the restarted station refuses their second entry with
 /// `double_entry`, so the door never opens twice for the one grant.
 async fn sigkill_then_restart(at: KillAt) {
-    use std::io::{BufRead, BufReader};
-
     use pipeline::demo::{self, FootageOptions, truth::Truth};
     use pipeline::store::Store;
 
@@ -239,28 +237,7 @@ async fn sigkill_then_restart(at: KillAt) {
         .declare_subscriber(rig.keys().door_state("L1"))
         .await
         .expect("subscribe");
-    let mut first = Proc(
-        rig.gated_command()
-            .env("RUST_LOG", "pipeline=info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start gated"),
-    );
-    // Read to the end, so gated never blocks on a full pipe; the first grant's line is sent on.
-    let err = first.0.stderr.take().unwrap();
-    let (tx, granted) = tokio::sync::oneshot::channel();
-    tokio::task::spawn_blocking(move || {
-        let mut tx = Some(tx);
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            if l.contains(" decision")
-                && l.contains("outcome=\"open\"")
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(l);
-            }
-        }
-    });
+    let (mut first, granted) = rig.gated_watched(&[" decision", "outcome=\"open\""]);
     let within = Duration::from_secs(120);
     let what = match at {
         KillAt::Granted => {

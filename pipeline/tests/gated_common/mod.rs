@@ -170,6 +170,37 @@ impl Rig {
         cmd
     }
 
+    /// `gated run` on the rig's station file logging at info, and the first line of its log that
+    /// holds every one of `needles`. Its log is read to the end, so gated never blocks on a full
+    /// pipe.
+    pub fn gated_watched(
+        &self,
+        needles: &'static [&'static str],
+    ) -> (Proc, tokio::sync::oneshot::Receiver<String>) {
+        use std::io::{BufRead, BufReader};
+        let mut gated = Proc(
+            self.gated_command()
+                .env("RUST_LOG", "pipeline=info")
+                .env("NO_COLOR", "1")
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start gated"),
+        );
+        let err = gated.0.stderr.take().expect("piped stderr");
+        let (tx, line) = tokio::sync::oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            let mut tx = Some(tx);
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                if needles.iter().all(|n| l.contains(n))
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(l);
+                }
+            }
+        });
+        (gated, line)
+    }
+
     /// A session on the door driver's bus, as a maintenance tool would have (the operator's
     /// certificate: it may read the door's state, not command it).
     pub async fn door_bus(&self) -> zenoh::Session {
@@ -316,4 +347,35 @@ pub async fn tap(
     .expect("an outcome of the tap");
     let o = st.outcome.expect("outcome");
     (o.tap, o.result, t0.elapsed())
+}
+
+/// A `card-reader` process on `port` and the test's two sessions on it: the state watched with
+/// gated's role (only gated may read it: it carries card numbers) and the rig that taps cards.
+pub struct Reader {
+    _proc: Proc,
+    pub states: Sub,
+    pub sim: zenoh::Session,
+    _monitor: zenoh::Session,
+}
+
+impl Reader {
+    /// Started after gated, which it dials; up long before gated has its gallery.
+    pub async fn start(rig: &Rig, port: u16) -> Self {
+        let proc = card_reader(rig, port);
+        let monitor = session(rig, Role::Gated, port).await;
+        let states = monitor
+            .declare_subscriber(rig.keys().card_state("L1"))
+            .await
+            .expect("card states");
+        let sim = session(rig, Role::Sim, port).await;
+        wait_for::<CardState>(&states, WAIT, |_| true)
+            .await
+            .expect("the reader publishes");
+        Self {
+            _proc: proc,
+            states,
+            sim,
+            _monitor: monitor,
+        }
+    }
 }
