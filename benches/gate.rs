@@ -192,9 +192,7 @@ fn main() -> Result<()> {
             ..Default::default()
         };
         let t = Instant::now();
-        let run = rt
-            .block_on(demo::run_footage(&footage, work.path(), &opts))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let run = rt.block_on(demo::run_footage(&footage, work.path(), &opts))?;
         let wall = t.elapsed().as_secs_f64();
         let r = &run.report;
         let frames: u64 = r.lanes.iter().map(|l| l.frames_processed).sum();

@@ -372,3 +372,75 @@ fn attacks_are_drawn_and_the_pad_pair_refuses_them() {
         text(&o)
     );
 }
+
+/// A set in a format enrolment does not read (here PGM, as AT&T's) gets its enrolment photos
+/// written beside the footage as PNGs with the border the face was found with, and truth.json
+/// points there with the face box moved by that border.
+#[test]
+fn enrolment_photos_in_other_formats_are_written_as_png() {
+    let Some((models, photos)) = inputs() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let faces = tmp.path().join("faces");
+    common::face_folders(&photos, &faces, ["", ""]);
+    let mut sizes = std::collections::HashMap::new();
+    for id in ["obama", "biden"] {
+        for entry in std::fs::read_dir(faces.join(id)).expect("dir") {
+            let path = entry.expect("entry").path();
+            let img = image::open(&path).expect("jpeg").to_luma8();
+            let pgm = path.with_extension("pgm");
+            img.save_with_format(&pgm, image::ImageFormat::Pnm)
+                .expect("pgm");
+            std::fs::remove_file(&path).expect("remove jpeg");
+            sizes.insert(pgm, (img.width(), img.height()));
+        }
+    }
+    let out = tmp.path().join("out");
+    let o = run(&[
+        "--out",
+        out.to_str().expect("utf-8 path"),
+        "--faces",
+        faces.to_str().expect("utf-8 path"),
+        "--models",
+        models.to_str().expect("utf-8 path"),
+        "--lanes",
+        "1",
+        "--walkers",
+        "1",
+        "--size",
+        "320x240",
+        "--unknown-rate",
+        "0",
+    ]);
+    assert!(o.status.success(), "footage failed:\n{}", text(&o));
+    let t: Value = serde_json::from_slice(&std::fs::read(out.join("truth.json")).expect("truth"))
+        .expect("json");
+    let enrol = t["enrol"].as_array().expect("enrol");
+    assert!(!enrol.is_empty(), "{t}");
+    for e in enrol {
+        let photo = e["photo"].as_str().expect("photo");
+        assert!(
+            photo.starts_with("enrol/") && photo.ends_with(".png"),
+            "{photo}"
+        );
+        let bytes = std::fs::read(out.join(photo)).expect("written");
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{photo}");
+        let img = image::load_from_memory(&bytes).expect("decodes");
+        let face: Vec<f64> = (e["face"].as_array().expect("face").iter())
+            .map(|v| v.as_f64().expect("number"))
+            .collect();
+        // Larger than every source photo by a border on each side, the face box inside it.
+        let (w, h) = (img.width() as f64, img.height() as f64);
+        assert!(
+            sizes
+                .values()
+                .any(|&(w0, h0)| w > w0 as f64 && h > h0 as f64)
+        );
+        assert!(face[0] > 0.0 && face[1] > 0.0, "{face:?}");
+        assert!(
+            face[0] + face[2] < w && face[1] + face[3] < h,
+            "{face:?} in {w}x{h}"
+        );
+    }
+}

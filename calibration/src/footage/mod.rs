@@ -279,10 +279,12 @@ pub fn run(a: Args) -> Result<()> {
     if skipped > 0 {
         eprintln!("warning: {skipped} photo(s) skipped (unreadable or no face)");
     }
-    let (lanes, enrol) = plan::build(&cast, &mut rng, cfg.fps, cfg.w, cfg.h, cfg.camera_offset_m)?;
+    let (lanes, mut enrol) =
+        plan::build(&cast, &mut rng, cfg.fps, cfg.w, cfg.h, cfg.camera_offset_m)?;
     let prepared = started.elapsed().as_secs_f64();
 
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    enrolment_photos(&out, &cast, &mut enrol)?;
     // A run that fails half way must not leave an older truth.json that looks complete.
     let truth_path = out.join("truth.json");
     if truth_path.exists() {
@@ -511,4 +513,36 @@ fn compact_number_arrays(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The enrolment centre reads JPEG and PNG only (docs/enrolment.md), so an enrolee whose photo is
+/// in another format (AT&T's PGM, Yale's GIF) gets it written beside the footage as a PNG
+/// (`enrol/NNNN.png`, numbered: identities come from a labels file and are not file names), with
+/// the border the generator found the face with, since those sets are cropped too tightly for a
+/// detector; truth.json points there and its face box moves with the border.
+fn enrolment_photos(out: &Path, cast: &plan::Cast, enrol: &mut [truth::Enrol]) -> Result<()> {
+    let mut written = 0;
+    for p in &cast.people {
+        let Some((f, _)) = &p.enrol else { continue };
+        let ext = (f.path.extension().and_then(|e| e.to_str())).map(str::to_ascii_lowercase);
+        if matches!(ext.as_deref(), Some("jpg" | "jpeg" | "png")) {
+            continue;
+        }
+        let Some(e) = enrol.iter_mut().find(|e| e.identity == p.name) else {
+            continue;
+        };
+        let photo = &f.located.photo;
+        let dir = out.join("enrol");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let name = format!("enrol/{written:04}.png");
+        let img = image::RgbImage::from_raw(photo.w as u32, photo.h as u32, photo.rgb.clone())
+            .ok_or_else(|| anyhow!("{}: decoded size does not match", f.path.display()))?;
+        img.save_with_format(out.join(&name), image::ImageFormat::Png)
+            .with_context(|| format!("writing {}", out.join(&name).display()))?;
+        let b = photo.border as f32;
+        e.photo = name;
+        e.face = [e.face[0] + b, e.face[1] + b, e.face[2], e.face[3]];
+        written += 1;
+    }
+    Ok(())
 }
