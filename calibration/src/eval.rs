@@ -33,6 +33,8 @@ pub struct Options {
     pub flip: bool,
     /// Align from keypoints refined by the front-128 model (`FaceChain::refine`).
     pub refine: bool,
+    /// Also score embeddings averaged over this many photos of a person (`crate::fuse`).
+    pub fuse: Option<usize>,
     /// A masked variant of every photo: the style's name and colour (`crate::mask`).
     pub mask: Option<(String, [f32; 3])>,
     /// The station's per-frame threshold T: the verdict line is at T, and the DET marks it.
@@ -168,9 +170,9 @@ fn process(
 }
 
 #[derive(Default)]
-struct Pairs {
-    genuine: Vec<f32>,
-    impostor: Vec<f32>,
+pub(crate) struct Pairs {
+    pub(crate) genuine: Vec<f32>,
+    pub(crate) impostor: Vec<f32>,
     skipped: usize,
     /// A pairs file's scored pairs with their LFW fold (from the position in the file).
     ordered: Vec<scores::ScoredPair>,
@@ -341,7 +343,7 @@ pub fn read_set(set: &Path) -> Result<Vec<Labelled>> {
     Ok(out)
 }
 
-fn summary(p: &Pairs) -> serde_json::Value {
+pub(crate) fn summary(p: &Pairs) -> serde_json::Value {
     let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
     let e = scores::eer(&p.genuine, &p.impostor);
     let at = |t: f64| scores::fnmr_at_fmr(&p.genuine, &p.impostor, t).map(|x| x.1);
@@ -391,7 +393,7 @@ fn variant(
     out[format!("{key}_one_side")] = one;
 }
 
-fn print_row(name: &str, s: &serde_json::Value) {
+pub(crate) fn print_row(name: &str, s: &serde_json::Value) {
     println!(
         "  {name:<24} {:>6} / {:<8} gen {:.3} (p5 {:.3})  imp {:.3} (p95 {:.3})  EER {:>8}  FNMR@1e-3 {:>8}  FNMR@1e-4 {:>8}  FNMR@1e-5 {:>8}",
         s["genuine"],
@@ -561,6 +563,12 @@ pub fn run(o: Options) -> Result<()> {
             &mut out,
         );
         out["refined_faces"] = large.into();
+    }
+    if let Some(n) = o.fuse {
+        let embedded: Vec<(&str, &[f32])> = (samples.iter())
+            .filter_map(|s| Some((s.photo.id.as_str(), s.emb[0].as_deref()?)))
+            .collect();
+        out["fused"] = crate::fuse::report(&embedded, n, o.threshold)?;
     }
     if let Some((style, _)) = &o.mask {
         fn plain(s: &Sample) -> Option<&[f32]> {

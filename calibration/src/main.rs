@@ -20,6 +20,7 @@ mod bench;
 mod clip;
 mod eval;
 mod footage;
+mod fuse;
 mod identify;
 mod keypoints;
 mod lane;
@@ -106,6 +107,11 @@ enum Cmd {
         /// it before aligning (faces at least 64 px wide; issue 19's sharper alignment).
         #[arg(long)]
         refine: bool,
+        /// Also score embeddings averaged over N photos of a person (each identity's photos cut
+        /// into groups of N): one photo, an N-photo template against one photo, and N on both
+        /// sides, over the same groups (enrolment's templates, the station's `mean` fusion).
+        #[arg(long)]
+        fuse: Option<usize>,
         /// Also score a masked variant of every photo: a mask of this colour (blue, white, black)
         /// drawn from the face's keypoints, the face detected again on the masked photo. Rows for
         /// masked probes against plain templates ("one side") and masked on both.
@@ -186,6 +192,7 @@ fn main() -> Result<()> {
             plots,
             flip,
             refine,
+            fuse,
             mask,
             threshold,
             station,
@@ -220,6 +227,7 @@ fn main() -> Result<()> {
             plots,
             flip,
             refine,
+            fuse,
             mask: mask
                 .map(|m| {
                     mask::style(&m)

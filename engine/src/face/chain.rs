@@ -156,6 +156,24 @@ pub fn flip_average(plain: &Embedding, mirrored: &Embedding) -> Option<Embedding
     embedding(&sum)
 }
 
+/// Several embeddings of one face made one: their sum weighted by `w` (≥ 0), normalised
+/// ([`embedding`]'s checks). An enrolment template from several photos, and the station's `mean`
+/// fusion of a track's best frames, are this; `None` when a part is not [`EMBEDDING_DIM`] long or
+/// nothing is left (no parts, zero weights).
+pub fn weighted_mean<'a>(parts: impl IntoIterator<Item = (f32, &'a [f32])>) -> Option<Embedding> {
+    let mut sum = [0f32; EMBEDDING_DIM];
+    for (w, e) in parts {
+        // A NaN weight is refused with the negative ones.
+        if e.len() != EMBEDDING_DIM || w.is_nan() || w < 0.0 {
+            return None;
+        }
+        for (s, v) in sum.iter_mut().zip(e) {
+            *s += w * v;
+        }
+    }
+    embedding(&sum)
+}
+
 /// A face and which detector found it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Found {
@@ -401,5 +419,25 @@ mod tests {
         let broken = face([320.0, 240.0], f32::NAN, 0.9);
         assert_eq!(subject(&[broken], 640, 480), None);
         assert_eq!(subject(&[broken, edge], 640, 480), Some(&edge));
+    }
+
+    /// Weights scale each part before the sum is normalised; a part of the wrong length, a
+    /// negative or NaN weight, or nothing left, gives none.
+    #[test]
+    fn weighted_mean_normalises_the_weighted_sum() {
+        let axis = |i: usize| {
+            let mut v = [0f32; EMBEDDING_DIM];
+            v[i] = 1.0;
+            v
+        };
+        let (a, b) = (axis(0), axis(1));
+        let m = weighted_mean([(3.0, &a[..]), (4.0, &b[..])]).expect("mean");
+        assert!((m[0] - 0.6).abs() < 1e-6 && (m[1] - 0.8).abs() < 1e-6);
+        assert_eq!(weighted_mean([(1.0, &a[..])]), Some(a));
+        assert_eq!(weighted_mean([(1.0, &a[..4])]), None);
+        assert_eq!(weighted_mean([(-1.0, &a[..])]), None);
+        assert_eq!(weighted_mean([(f32::NAN, &a[..])]), None);
+        assert_eq!(weighted_mean([(0.0, &a[..])]), None);
+        assert_eq!(weighted_mean(std::iter::empty()), None);
     }
 }

@@ -32,6 +32,6 @@ pub mod refine;
 pub use blazeface::iou;
 pub use chain::{
     Chip, EMBEDDING_DIM, Embedding, FaceChain, FaceError, Found, Rgb, embedding, flip_average,
-    subject,
+    subject, weighted_mean,
 };
 pub use models::{ALL, BACK, FRONT, SFACE, models_dir, models_present};
