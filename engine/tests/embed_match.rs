@@ -149,6 +149,22 @@ fn embed_and_match_in_one_submission_equals_the_paths_it_replaces() {
         eprintln!("face {i}: fused {best:?} / {second:?}, replaced {ob:?} / {os:?}; {probe:?}");
         assert_eq!(best.subject, ob.subject, "face {i}");
         assert!((best.similarity - ob.similarity).abs() <= 1e-5, "face {i}");
+        // The unit probe read back is the one matched: unit length, and its product with the
+        // matched template is the similarity the kernel reported.
+        let norm: f32 = probe.unit.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() <= 1e-5, "face {i}: |probe| {norm}");
+        let (t, _) = person[i];
+        let own: f32 = probe
+            .unit
+            .iter()
+            .zip(&reference[t][..])
+            .map(|(a, b)| a * b)
+            .sum();
+        assert!(
+            (own - best.similarity).abs() <= 1e-4,
+            "face {i}: {own} vs {}",
+            best.similarity
+        );
         let (second, os) = (second.expect("runner-up"), os.expect("runner-up"));
         assert_eq!(second.subject, os.subject, "face {i}");
         assert!(

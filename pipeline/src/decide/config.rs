@@ -2,7 +2,9 @@
 
 use serde::Deserialize;
 
-use super::{BBox, FusionParams, LaneGeometry, PadMode, PadParams, PlanarParams, QualityGates};
+use super::{
+    BBox, FusionParams, FusionRule, LaneGeometry, PadMode, PadParams, PlanarParams, QualityGates,
+};
 
 /// `[decision]`: the multi-frame rule and its quality gates (the calibration tool sets them; a lane
 /// may override threshold, margin and k).
@@ -17,6 +19,15 @@ pub struct DecisionConfig {
     pub k: usize,
     /// Latest gated frames of a track considered.
     pub window: usize,
+    /// How a track's frames become one identification: `vote` (k confident frames agree) or
+    /// `mean` (the best frames' embeddings averaged and matched again; docs/evaluation.md).
+    pub fusion: FusionRule,
+    /// `mean`: how many of the window's best frames are averaged.
+    pub fusion_top: usize,
+    /// `mean`: the threshold on the fused similarity, required with that rule. Set it where the
+    /// fused embeddings let through no more strangers than one frame does at `threshold`:
+    /// `gate-calibrate eval --fuse N --threshold T` prints it (docs/evaluation.md).
+    pub mean_threshold: Option<f32>,
     pub min_eye_px: f32,
     pub min_sharpness: f32,
     pub max_abs_yaw: f32,
@@ -49,6 +60,9 @@ impl Default for DecisionConfig {
             margin: f.margin,
             k: f.k,
             window: f.window,
+            fusion: f.rule,
+            fusion_top: f.top,
+            mean_threshold: None,
             min_eye_px: f.gates.min_eye_px,
             min_sharpness: f.gates.min_sharpness,
             max_abs_yaw: f.gates.max_abs_yaw,
@@ -77,6 +91,9 @@ impl DecisionConfig {
             margin: margin.unwrap_or(self.margin),
             k: k.unwrap_or(self.k),
             window: self.window,
+            rule: self.fusion,
+            top: self.fusion_top,
+            mean_threshold: self.mean_threshold.unwrap_or(f32::NAN),
             gates: QualityGates {
                 min_eye_px: self.min_eye_px,
                 min_sharpness: self.min_sharpness,
@@ -93,20 +110,30 @@ impl DecisionConfig {
             || !(1..=64).contains(&self.k)
             || self.window < self.k
             || self.window > 256
+            || !(1..=self.window).contains(&self.fusion_top)
             || self.confirm_ms > 5_000
             || !(500..=30_000).contains(&self.card_window_ms)
         {
             return Err(format!(
-                "[decision]: threshold must be in -1..=1 (is {}), margin 0..=2 (is {}), k 1..=64 (is {}), window k..=256 (is {}), confirm_ms 0..=5000 (is {}), card_window_ms 500..=30000 (is {})",
+                "[decision]: threshold must be in -1..=1 (is {}), margin 0..=2 (is {}), k 1..=64 (is {}), window k..=256 (is {}), fusion_top 1..=window (is {}), confirm_ms 0..=5000 (is {}), card_window_ms 500..=30000 (is {})",
                 self.threshold,
                 self.margin,
                 self.k,
                 self.window,
+                self.fusion_top,
                 self.confirm_ms,
                 self.card_window_ms
             ));
         }
-        Ok(())
+        match (self.fusion, self.mean_threshold) {
+            (FusionRule::Mean, None) => Err(
+                "[decision] fusion = \"mean\" needs mean_threshold: the fused similarity's threshold, from gate-calibrate eval --fuse (docs/evaluation.md)".into(),
+            ),
+            (_, Some(t)) if !(-1.0..=1.0).contains(&t) => Err(format!(
+                "[decision]: mean_threshold must be in -1..=1 (is {t})"
+            )),
+            _ => Ok(()),
+        }
     }
 }
 

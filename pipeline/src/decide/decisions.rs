@@ -18,7 +18,10 @@ use tracing::{error, info, warn};
 
 use super::cards::{CardLane, CardStep, CardTerms, Payer};
 use super::gate::{GateVerdict, GrantDelay, TicketDesk, TripChange, verdicts};
-use super::{BBox, DecisionConfig, Event, GateLane, LaneDecider, LaneRole, Observation, Quality};
+use super::{
+    BBox, DecisionConfig, Event, GateLane, LaneDecider, LaneRole, Observation, Quality, Subject,
+    Templates,
+};
 use crate::drive::command::{Command, Decided, DoorCause};
 use crate::recognise::{LaneFaces, SubjectNumbers};
 use crate::store::{JournalEntry, Passage, Store, StoreError};
@@ -100,6 +103,10 @@ impl Decisions {
             "fare state restored"
         );
         desk.restore(fare);
+        let templates: Arc<dyn Templates> = Arc::new(SyncedTemplates {
+            numbers: numbers.clone(),
+            gallery: gallery.clone(),
+        });
         let lanes: Vec<LaneGate> = lanes
             .into_iter()
             .map(|l| LaneGate {
@@ -107,7 +114,8 @@ impl Decisions {
                     LaneRole::Entry => domain::tickets::Direction::Entry,
                     LaneRole::Exit => domain::tickets::Direction::Exit,
                 },
-                decider: LaneDecider::new(l.fusion, l.zone, cfg.lost_after_ms),
+                decider: LaneDecider::new(l.fusion, l.zone, cfg.lost_after_ms)
+                    .with_templates(templates.clone()),
                 id: l.id,
                 delay: GrantDelay::new(cfg.confirm_ms),
                 awaiting_open: Vec::new(),
@@ -150,6 +158,7 @@ impl Decisions {
                 }),
                 best: f.best,
                 second: f.second,
+                embedding: f.embedding.clone(),
                 live: f.live,
                 keypoints: f.detection.keypoints,
             })
@@ -511,5 +520,19 @@ pub fn outcome_name(o: Outcome) -> &'static str {
         Outcome::Tailgating => "tailgating",
         Outcome::NotDecided => "not_decided",
         Outcome::Attack => "attack",
+    }
+}
+
+/// The synced gallery's templates by the matcher's subject numbers: what the `mean` fusion rule
+/// matches a track's fused embedding against.
+struct SyncedTemplates {
+    numbers: SubjectNumbers,
+    gallery: crate::sync::Gallery,
+}
+
+impl Templates for SyncedTemplates {
+    fn template(&self, subject: Subject) -> Option<[f32; 128]> {
+        let id = self.numbers.get(subject.0)?;
+        self.gallery.read().template(&id).copied()
     }
 }

@@ -18,7 +18,7 @@ mod planarity;
 mod track;
 
 pub use config::{DecisionConfig, GateLane, LaneRole, PadConfig};
-pub use fusion::{Evidence, FusionParams, QualityGates};
+pub use fusion::{Evidence, FusionParams, FusionRule, QualityGates, Templates, frame_weight};
 pub use liveness::{LiveVerdict, PadMode, PadParams};
 pub use planarity::{LaneGeometry, PlanarParams, Planarity};
 pub use track::{Event, LaneDecider, Observation, TrackId};
@@ -26,5 +26,7 @@ pub use track::{Event, LaneDecider, Observation, TrackId};
 /// What recognition reports of a face, the deciders' input.
 pub use crate::recognise::{BBox, Candidate, Quality, Subject};
 
+#[cfg(test)]
+mod fusion_tests;
 #[cfg(test)]
 mod tests;

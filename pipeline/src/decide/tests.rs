@@ -2,7 +2,7 @@ use super::*;
 
 const ZONE: BBox = BBox([100.0, 0.0, 540.0, 480.0]);
 
-fn good() -> Quality {
+pub(super) fn good() -> Quality {
     Quality {
         eye_px: 40.0,
         sharpness: 80.0,
@@ -11,7 +11,7 @@ fn good() -> Quality {
     }
 }
 
-fn cand(s: u32, sim: f32) -> Option<Candidate> {
+pub(super) fn cand(s: u32, sim: f32) -> Option<Candidate> {
     Some(Candidate {
         subject: Subject(s),
         similarity: sim,
@@ -19,12 +19,13 @@ fn cand(s: u32, sim: f32) -> Option<Candidate> {
 }
 
 /// A face at horizontal position `x` (a box 80 px wide) matching `best` and `second`.
-fn face(x: f32, best: Option<Candidate>, second: Option<Candidate>) -> Observation {
+pub(super) fn face(x: f32, best: Option<Candidate>, second: Option<Candidate>) -> Observation {
     Observation {
         bbox: BBox([x, 100.0, x + 80.0, 200.0]),
         quality: good(),
         best,
         second,
+        embedding: None,
         // Shown live: the PAD tests below vary it.
         live: Some(0.95),
         keypoints: [[0.0; 2]; 6],
@@ -35,7 +36,7 @@ fn decider() -> LaneDecider {
     LaneDecider::new(FusionParams::default(), ZONE, 300)
 }
 
-fn identified(events: &[Event]) -> Vec<(TrackId, Subject)> {
+pub(super) fn identified(events: &[Event]) -> Vec<(TrackId, Subject)> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -314,7 +315,7 @@ fn verdicts_in(events: &[Event], in_zone: usize) -> Vec<gate::GateVerdict> {
     )
 }
 
-fn verdicts_of(events: &[Event]) -> Vec<(protocol::Outcome, String)> {
+pub(super) fn verdicts_of(events: &[Event]) -> Vec<(protocol::Outcome, String)> {
     verdicts_in(events, 0)
         .into_iter()
         .map(|v| (v.outcome, v.reason))
@@ -322,7 +323,7 @@ fn verdicts_of(events: &[Event]) -> Vec<(protocol::Outcome, String)> {
 }
 
 /// `n` frames of one walker, then gone for longer than `lost_after`: the events of the last update.
-fn walk(d: &mut LaneDecider, n: u64, f: impl Fn(u64) -> Observation) -> Vec<Event> {
+pub(super) fn walk(d: &mut LaneDecider, n: u64, f: impl Fn(u64) -> Observation) -> Vec<Event> {
     for i in 0..n {
         let ev = d.update(i * 33, &[f(i)]);
         assert!(identified(&ev).is_empty(), "{ev:?}");

@@ -1,6 +1,8 @@
 //! Face tracks across the frames of one lane, and the events the decision needs.
 
-use super::fusion::{Evidence, Fusion, FusionParams};
+use std::sync::Arc;
+
+use super::fusion::{Evidence, Frame, Fusion, FusionParams, Templates, frame_weight};
 use super::liveness::{LiveVerdict, Liveness, PadMode, PadParams};
 use super::planarity::{Keypoints, Planarity};
 use super::{BBox, Candidate, Quality};
@@ -9,12 +11,14 @@ use super::{BBox, Candidate, Quality};
 pub struct TrackId(pub u64);
 
 /// One detected face of one frame with its measurements and the matcher's top two.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
     pub bbox: BBox,
     pub quality: Quality,
     pub best: Option<Candidate>,
     pub second: Option<Candidate>,
+    /// The unit embedding that was matched, for the `mean` fusion rule.
+    pub embedding: Option<Arc<[f32]>>,
     /// The PAD pair's live probability (0–1) of this face, when it was measured.
     pub live: Option<f32>,
     /// BlazeFace's six keypoints (frame pixels), for the planarity cue.
@@ -151,6 +155,8 @@ pub struct LaneDecider {
     lost_after_ms: u64,
     tracks: Vec<Track>,
     next: u64,
+    /// What the `mean` fusion rule matches against; without them that rule identifies nobody.
+    templates: Option<Arc<dyn Templates>>,
 }
 
 impl LaneDecider {
@@ -162,7 +168,14 @@ impl LaneDecider {
             lost_after_ms,
             tracks: Vec::new(),
             next: 1,
+            templates: None,
         }
+    }
+
+    /// The enrolled templates the `mean` fusion rule matches a track's fused embedding against.
+    pub fn with_templates(mut self, templates: Arc<dyn Templates>) -> Self {
+        self.templates = Some(templates);
+        self
     }
 
     /// Last boxes of the tracks already decided (identified or judged an attack): their faces
@@ -249,7 +262,14 @@ impl LaneDecider {
                 Some(why) => t.last_gate_failure = Some(why),
                 None => {
                     t.gated += 1;
-                    t.fusion.push(&self.params, at_ms, face.best, face.second);
+                    let frame = Frame {
+                        at_ms,
+                        best: face.best,
+                        second: face.second,
+                        embedding: face.embedding.clone(),
+                        weight: frame_weight(&face.quality, &self.params.gates),
+                    };
+                    t.fusion.push(&self.params, frame);
                     if let Some(live) = face.live.filter(|_| self.params.pad.mode != PadMode::Off) {
                         t.liveness.push(&self.params.pad, live);
                     }
@@ -258,12 +278,13 @@ impl LaneDecider {
         }
         let mut events = Vec::new();
         let pad = self.params.pad;
+        let templates = self.templates.as_deref();
         for t in self
             .tracks
             .iter_mut()
             .filter(|t| !t.identified && !t.attack)
         {
-            let Some(evidence) = t.fusion.decide(&self.params) else {
+            let Some(evidence) = t.fusion.decide(&self.params, templates) else {
                 continue;
             };
             let verdicts = t.pad_verdicts(&pad);
@@ -344,7 +365,11 @@ impl LaneDecider {
             }
             let reason = if t.fusion.conflicting() {
                 CONFLICTING
-            } else if t.fusion.decide(&self.params).is_some() {
+            } else if t
+                .fusion
+                .decide(&self.params, self.templates.as_deref())
+                .is_some()
+            {
                 LIVENESS_NOT_SHOWN
             } else if t.gated == 0 {
                 t.last_gate_failure.unwrap_or("no usable frame")

@@ -24,6 +24,7 @@ pub mod priority;
 pub mod tick;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::face::blazeface::{self, Detection, Spec};
@@ -152,6 +153,8 @@ pub struct Face {
     pub quality: Option<Quality>,
     pub best: Option<Candidate>,
     pub second: Option<Candidate>,
+    /// The unit embedding that was matched (128 values), for the deciders' per-track fusion.
+    pub embedding: Option<Arc<[f32]>>,
     /// The PAD pair's live probability (0–1), for an embedded face when the station runs PAD.
     pub live: Option<f32>,
     /// A walker already decided: the box overlaps one the deciders settled. Tracked, not embedded
@@ -380,6 +383,7 @@ impl Recogniser {
                             quality: None,
                             best: None,
                             second: None,
+                            embedding: None,
                             live: None,
                         }
                     })
@@ -414,7 +418,7 @@ impl Recogniser {
         let t = Instant::now();
         // Per cut face: what was measured of it, and its match when it was embedded.
         let mut measured: Vec<(usize, Quality)> = Vec::new();
-        let mut matched: Vec<(usize, Match)> = Vec::new();
+        let mut matched: Vec<(usize, Match, Arc<[f32]>)> = Vec::new();
         let mut live: Vec<(usize, Option<f32>)> = Vec::new();
         match &mut self.engine {
             Engine::Cpu(b) => {
@@ -443,7 +447,9 @@ impl Recogniser {
                     probes.extend_from_slice(e);
                 }
                 let matches = self.mirror.match_probes(&probes)?;
-                matched = embedded.iter().map(|(i, _, _)| *i).zip(matches).collect();
+                matched = (embedded.iter().zip(matches))
+                    .map(|((i, _, e), m)| (*i, m, Arc::from(&e[..])))
+                    .collect();
                 times.matching = t.elapsed();
             }
             Engine::Gpu(b) => {
@@ -454,7 +460,7 @@ impl Recogniser {
                     }
                     let pose = quality::pose(&list[i].detection);
                     measured.push((i, quality_of(pose, probe.sharpness, probe.luma)));
-                    matched.push((i, m));
+                    matched.push((i, m, Arc::from(probe.unit)));
                 }
                 times.embed = t.elapsed();
                 times.embedded = matched.len();
@@ -464,7 +470,7 @@ impl Recogniser {
         // CPU backend lends the frames it read back, the GPU backend's are read back for it.
         if let Some(pair) = &self.pad {
             let t = Instant::now();
-            let which: Vec<usize> = matched.iter().map(|(i, _)| *i).collect();
+            let which: Vec<usize> = matched.iter().map(|(i, _, _)| *i).collect();
             let held = |f: usize| match &self.engine {
                 Engine::Cpu(b) => b.read_back(f),
                 Engine::Gpu(_) => None,
@@ -487,7 +493,7 @@ impl Recogniser {
                 out[fi].faces[k].quality = Some(q);
             }
         }
-        for (i, m) in matched {
+        for (i, m, e) in matched {
             let Some(&(_, fi, k)) = cuts.get(i) else {
                 continue;
             };
@@ -495,6 +501,7 @@ impl Recogniser {
                 let face = &mut out[fi].faces[k];
                 face.best = Some(cand(best));
                 face.second = second.map(cand);
+                face.embedding = Some(e);
             }
         }
         Ok((out, times))

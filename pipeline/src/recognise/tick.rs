@@ -528,6 +528,7 @@ mod tests {
             quality: None,
             best: None,
             second: None,
+            embedding: None,
             live: None,
             decided: false,
         };

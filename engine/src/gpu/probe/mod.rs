@@ -2,8 +2,9 @@
 //! alignment chips cut from the frames ([`Resampler`]) → SFace ([`GpuModel`]) → `probe.wgsl`
 //! (beside this file: each embedding made a unit probe, each chip's luma and sharpness measured) →
 //! the gallery's matching kernel reading the probes where they are ([`Gallery::prepare_resident`]).
-//! What comes back per face is 32 bytes: the top two, the probe's validity and the two measures.
-//! Neither the embedding nor the chip (150 KB) leaves the GPU.
+//! What comes back per face is 544 bytes: the top two, the probe's validity, the two measures and
+//! the unit probe itself (512 bytes, which the deciders fuse over a track's frames,
+//! `pipeline::decide::fusion`). The chip (150 KB) never leaves the GPU.
 //!
 //! [`ProbeKernels`] is the kernel pair on its own (tested against the CPU references in
 //! `tests.rs`); [`Embedder`] is the whole sequence, used by the station (`pipeline::recognise`) and
@@ -41,11 +42,14 @@ type R<T> = Result<T, ProbeError>;
 
 /// What the GPU measured of one embedded face: whether its embedding was usable (128 finite
 /// values, not all zero) and, on its chip, `face::quality::measure`'s `sharpness` and `luma_mean`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChipProbe {
     pub valid: bool,
     pub sharpness: f32,
     pub luma: f32,
+    /// The unit probe that was matched (128 values; empty from [`decode`] alone, zeros when not
+    /// valid).
+    pub unit: Vec<f32>,
 }
 
 /// The `unit` and `quality` pipelines of one device.
@@ -184,6 +188,7 @@ pub fn decode(words: &[u32]) -> Vec<ChipProbe> {
             valid: w[0] == 1,
             sharpness: f32::from_bits(w[1]),
             luma: f32::from_bits(w[2]),
+            unit: Vec::new(),
         })
         .collect()
 }
@@ -278,7 +283,7 @@ impl Embedder {
             gallery.record(&mut pass, &matching);
         }
         let top2 = gallery.top2(&matching);
-        let mut sources = vec![probes.results()];
+        let mut sources = vec![probes.results(), (probes.unit(), (n * DIM * 4) as u64)];
         if let Some(t) = top2 {
             sources.push((t, n as u64 * 16));
         }
@@ -294,15 +299,20 @@ impl Embedder {
                 .map(bytemuck::pod_collect_to_vec)
                 .unwrap_or_default()
         };
-        let measured = decode(&words(0));
-        if measured.len() != n {
+        let mut measured = decode(&words(0));
+        let units = words(1);
+        if measured.len() != n || units.len() != n * DIM {
             return Err(ProbeError::Gpu(format!(
-                "{} probe results for {n} faces",
-                measured.len()
+                "{} probe results and {} probe values for {n} faces",
+                measured.len(),
+                units.len()
             )));
         }
+        for (p, u) in measured.iter_mut().zip(units.chunks_exact(DIM)) {
+            p.unit = u.iter().map(|&w| f32::from_bits(w)).collect();
+        }
         let valid: Vec<bool> = measured.iter().map(|p| p.valid).collect();
-        let matches = gallery.decode(&matching, &words(1), &valid)?;
+        let matches = gallery.decode(&matching, &words(2), &valid)?;
         Ok(measured.into_iter().zip(matches).collect())
     }
 }
