@@ -157,9 +157,10 @@ pub fn flip_average(plain: &Embedding, mirrored: &Embedding) -> Option<Embedding
 }
 
 /// Several embeddings of one face made one: their sum weighted by `w` (≥ 0), normalised
-/// ([`embedding`]'s checks). An enrolment template from several photos, and the station's `mean`
-/// fusion of a track's best frames, are this; `None` when a part is not [`EMBEDDING_DIM`] long or
-/// nothing is left (no parts, zero weights).
+/// ([`embedding`]'s checks). The station's `mean` fusion of a track's best frames and `gate-calibrate
+/// eval --fuse` use it; enrolment keeps its own equal-weight mean (`enrolment::check::mean_template`)
+/// because it wipes its buffers. `None` when a part is not [`EMBEDDING_DIM`] long, a weight is
+/// negative or NaN, or nothing is left (no parts, zero weights).
 pub fn weighted_mean<'a>(parts: impl IntoIterator<Item = (f32, &'a [f32])>) -> Option<Embedding> {
     let mut sum = [0f32; EMBEDDING_DIM];
     for (w, e) in parts {

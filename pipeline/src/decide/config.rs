@@ -26,7 +26,8 @@ pub struct DecisionConfig {
     pub fusion_top: usize,
     /// `mean`: the threshold on the fused similarity, required with that rule. Set it where the
     /// fused embeddings let through no more strangers than one frame does at `threshold`:
-    /// `gate-calibrate eval --fuse N --threshold T` prints it (docs/evaluation.md).
+    /// `gate-calibrate eval --fuse N --threshold T` prints it (docs/evaluation.md). Station-wide:
+    /// a lane that overrides `threshold` keeps this one.
     pub mean_threshold: Option<f32>,
     pub min_eye_px: f32,
     pub min_sharpness: f32,
@@ -110,22 +111,24 @@ impl DecisionConfig {
             || !(1..=64).contains(&self.k)
             || self.window < self.k
             || self.window > 256
-            || !(1..=self.window).contains(&self.fusion_top)
             || self.confirm_ms > 5_000
             || !(500..=30_000).contains(&self.card_window_ms)
         {
             return Err(format!(
-                "[decision]: threshold must be in -1..=1 (is {}), margin 0..=2 (is {}), k 1..=64 (is {}), window k..=256 (is {}), fusion_top 1..=window (is {}), confirm_ms 0..=5000 (is {}), card_window_ms 500..=30000 (is {})",
+                "[decision]: threshold must be in -1..=1 (is {}), margin 0..=2 (is {}), k 1..=64 (is {}), window k..=256 (is {}), confirm_ms 0..=5000 (is {}), card_window_ms 500..=30000 (is {})",
                 self.threshold,
                 self.margin,
                 self.k,
                 self.window,
-                self.fusion_top,
                 self.confirm_ms,
                 self.card_window_ms
             ));
         }
         match (self.fusion, self.mean_threshold) {
+            (FusionRule::Mean, _) if !(1..=self.window).contains(&self.fusion_top) => Err(format!(
+                "[decision]: fusion_top must be in 1..=window (is {}, window {})",
+                self.fusion_top, self.window
+            )),
             (FusionRule::Mean, None) => Err(
                 "[decision] fusion = \"mean\" needs mean_threshold: the fused similarity's threshold, from gate-calibrate eval --fuse (docs/evaluation.md)".into(),
             ),

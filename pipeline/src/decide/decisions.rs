@@ -533,6 +533,9 @@ struct SyncedTemplates {
 impl Templates for SyncedTemplates {
     fn template(&self, subject: Subject) -> Option<[f32; 128]> {
         let id = self.numbers.get(subject.0)?;
-        self.gallery.read().template(&id).copied()
+        // Unit length, as the GPU gallery makes each template on upload; a broken one is as if
+        // erased (no decision).
+        let t = self.gallery.read().template(&id).copied()?;
+        engine::face::embedding(&t)
     }
 }

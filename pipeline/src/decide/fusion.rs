@@ -19,7 +19,8 @@ pub enum FusionRule {
     Vote,
     /// The unit embeddings of the track's best `top` gated frames (by [`frame_weight`]), averaged
     /// with those weights and matched again: one identification at ≥ `mean_threshold` with a lead
-    /// ≥ M, once `k` frames were embedded and no frame confidently names someone else.
+    /// ≥ M, once `k` frames were embedded and no frame in the window confidently names anyone but
+    /// the fused best.
     Mean,
 }
 
@@ -186,6 +187,9 @@ impl Fusion {
         // Every subject a used frame ranked first or second is matched exactly. Anyone else was
         // below each frame's runner-up in that frame, so (weights ≥ 0, unit vectors) their fused
         // similarity is at most the weighted runner-ups over the norm: a bound the lead must beat.
+        // It holds while the frames were ranked over the same candidates: a subject enrolled (or
+        // narrowed in) during the walk is covered only by the frames after it, and an f16 gallery
+        // ranks within ~1e-3 of these f32 products, far inside the margin M.
         let mut named: Vec<Subject> = (usable.iter())
             .flat_map(|f| [f.best, f.second])
             .flatten()
@@ -209,6 +213,15 @@ impl Fusion {
         }
         scored.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
         let best = *scored.first()?;
+        // A frame that confidently named someone else blocks the mean as it blocks the vote (with
+        // one such frame there is no conflict between votes, but the mean may still name another).
+        if (self.frames.iter().filter_map(|h| h.vote.as_ref())).any(|v| v.subject != best.subject) {
+            return None;
+        }
+        // A NaN runner-up would vanish from `max` below: the bound would be lost, not met.
+        if !outside.is_finite() {
+            return None;
+        }
         let second = scored.get(1).map_or(outside, |c| c.similarity.max(outside));
         let at_ms = usable.iter().map(|f| f.at_ms).max()?;
         confident(p.mean_threshold, p.margin, best, second, at_ms)

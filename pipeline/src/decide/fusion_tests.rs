@@ -145,6 +145,45 @@ fn a_frame_naming_someone_else_confidently_blocks_the_mean_too() {
 }
 
 #[test]
+fn a_lone_confident_frame_for_someone_else_blocks_the_mean() {
+    // Four frames near subject 2 but under T (no vote), one confident frame for subject 1 (a
+    // vote, and no other vote to conflict with): the mean names 2, the lone vote says 1.
+    // The vote comes first: three frames of 2 alone would be identified before it arrived.
+    let mut frames = vec![embedded(
+        mix(&[(1, 0.5), (2, 0.3), (40, 0.8)]),
+        cand(1, 0.5),
+        cand(2, 0.3),
+    )];
+    frames.extend((0..4).map(|i| {
+        embedded(
+            mix(&[(2, 0.42), (20 + i, 0.9)]),
+            cand(2, 0.42),
+            cand(1, 0.1),
+        )
+    }));
+    let mut d =
+        LaneDecider::new(params(FusionRule::Mean), ZONE, 300).with_templates(Axes::of(&[1, 2]));
+    let ev = feed(&mut d, &frames);
+    assert!(identified(&ev).is_empty(), "{ev:?}");
+    // Without it the mean names 2.
+    let mut d =
+        LaneDecider::new(params(FusionRule::Mean), ZONE, 300).with_templates(Axes::of(&[1, 2]));
+    assert_eq!(
+        identified(&feed(&mut d, &frames[1..])),
+        vec![(TrackId(1), Subject(2))]
+    );
+}
+
+#[test]
+fn a_nan_runner_up_never_lets_the_mean_decide() {
+    let mut frames: Vec<Observation> = (0..4).map(|i| noisy_frame(i, 0.6)).collect();
+    frames[2].second = cand(3, f32::NAN);
+    let mut d =
+        LaneDecider::new(params(FusionRule::Mean), ZONE, 300).with_templates(Axes::of(&[1, 2, 3]));
+    assert!(identified(&feed(&mut d, &frames)).is_empty());
+}
+
+#[test]
 fn the_lead_must_beat_what_a_subject_no_frame_named_could_reach() {
     // Each frame: 0.62 to subject 1, and 0.58 to a runner-up of its own (named once, so its fused
     // similarity is small), 0.53 elsewhere. A subject no frame ranked could be 0.58 in every frame;
@@ -252,7 +291,11 @@ fn the_rule_is_read_from_the_station_file() {
     let p = unset.fusion(None, None, None, PadParams::default());
     assert!(p.mean_threshold.is_nan());
     assert_eq!(DecisionConfig::default().fusion, FusionRule::Vote);
-    let bad: DecisionConfig = toml::from_str("fusion_top = 0").expect("parse");
+    let bad: DecisionConfig =
+        toml::from_str("fusion = \"mean\"\nmean_threshold = 0.5\nfusion_top = 0").expect("parse");
     assert!(bad.check().unwrap_err().contains("fusion_top"));
+    // The vote never reads fusion_top: a small window stays valid with it at its default.
+    let small: DecisionConfig = toml::from_str("k = 2\nwindow = 3").expect("parse");
+    assert!(small.check().is_ok());
     assert!(toml::from_str::<DecisionConfig>("fusion = \"median\"").is_err());
 }
