@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use super::source::{Level, Sprite};
+use super::source::{Level, Sprite, Surface};
 
 /// The attack species the generator draws (ISO/IEC 30107-3's "species": one kind of artefact).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -19,13 +19,27 @@ pub enum Species {
     MattePrint,
     /// Photo paper: white border, full contrast, a specular band of glare.
     GlossyPrint,
+    /// A matte print held bent about the eyes' vertical line (a sheet in one hand): the print's
+    /// artefacts, light falling off toward the edges, and some parallax (`Surface::Bent`).
+    CurvedPrint,
     /// A phone showing the photo: black bezel, reduced gamut, moiré, glare.
     Phone,
     /// A tablet: thin bezel, reduced gamut, coarser moiré.
     Tablet,
 }
 
-pub const ALL: [Species; 4] = [
+pub const ALL: [Species; 5] = [
+    Species::MattePrint,
+    Species::GlossyPrint,
+    Species::Phone,
+    Species::Tablet,
+    Species::CurvedPrint,
+];
+
+/// Drawn in turn when `--attack-species` is not given: the four the generator drew before the
+/// curved print, so a seed's footage (and every figure measured on it) stays as it was; ask for
+/// `curved_print` by name.
+pub const DEFAULT: [Species; 4] = [
     Species::MattePrint,
     Species::GlossyPrint,
     Species::Phone,
@@ -37,6 +51,7 @@ impl Species {
         match self {
             Species::MattePrint => "matte_print",
             Species::GlossyPrint => "glossy_print",
+            Species::CurvedPrint => "curved_print",
             Species::Phone => "phone",
             Species::Tablet => "tablet",
         }
@@ -59,7 +74,7 @@ impl Species {
     /// Border around the photo, as fractions of the photo's width (sides) and height (top/bottom).
     fn border(self) -> (f32, f32) {
         match self {
-            Species::MattePrint | Species::GlossyPrint => (0.10, 0.08),
+            Species::MattePrint | Species::GlossyPrint | Species::CurvedPrint => (0.10, 0.08),
             Species::Phone => (0.05, 0.14),
             Species::Tablet => (0.04, 0.05),
         }
@@ -90,11 +105,20 @@ pub fn picture(photo: &Sprite, species: Species, rng: &mut StdRng) -> Sprite {
     let fill = mean_opaque(src);
     let glare_at = [rng.random_range(0.2..0.8f32), rng.random_range(0.1..0.6f32)];
     let moire = [rng.random_range(0.9..1.3f32), rng.random_range(0.2..0.5f32)];
+    // Drawn last, so the other species' random streams (and the footage made with them) stay as
+    // they were.
+    let surface = match species {
+        Species::CurvedPrint => Surface::Bent {
+            sag: rng.random_range(0.3..0.8f32),
+        },
+        _ => Surface::Flat,
+    };
+    let fold = mx as f32 + (photo.keypoints[0][0] + photo.keypoints[1][0]) / 2.0;
     let mut px = vec![[0.0f32; 4]; w * h];
     for y in 0..h {
         for x in 0..w {
             let inside = x >= mx && x < mx + src.w && y >= my && y < my + src.h;
-            let rgb = if inside {
+            let mut rgb = if inside {
                 let p = src.px[(y - my) * src.w + (x - mx)];
                 // Premultiplied: the photo where the sprite was opaque, its background elsewhere.
                 let mut c = [0.0; 3];
@@ -109,6 +133,12 @@ pub fn picture(photo: &Sprite, species: Species, rng: &mut StdRng) -> Sprite {
             } else {
                 border
             };
+            if species == Species::CurvedPrint {
+                // The paper turns away from the light toward its edges, on either side of the fold
+                // (the eyes' vertical line, where `Surface::Bent` bends it).
+                let d = (x as f32 - fold) / (w as f32 / 2.0);
+                rgb = rgb.map(|c| c * (1.0 - 0.18 * d * d).max(0.5));
+            }
             px[y * w + x] = [rgb[0], rgb[1], rgb[2], 1.0];
         }
     }
@@ -119,7 +149,7 @@ pub fn picture(photo: &Sprite, species: Species, rng: &mut StdRng) -> Sprite {
         face: [fx + mx as f32, fy + my as f32, fw, fh],
         keypoints: photo.keypoints.map(shift),
         skin: photo.skin,
-        relief: false,
+        surface,
     };
     s.build_mips();
     s
@@ -140,21 +170,14 @@ fn effects(
     let luma = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
     let mut out = c;
     match species {
-        Species::MattePrint | Species::GlossyPrint => {
+        Species::MattePrint | Species::GlossyPrint | Species::CurvedPrint => {
+            let matte = species != Species::GlossyPrint;
             // Ink on paper: the darkest ink is not black, the paper not pure white.
-            let (lo, hi) = if species == Species::MattePrint {
-                (38.0, 226.0)
-            } else {
-                (14.0, 246.0)
-            };
+            let (lo, hi) = if matte { (38.0, 226.0) } else { (14.0, 246.0) };
             // Halftone: a dot screen about 4 sprite pixels apart, stronger in the mid-tones.
             let dots = ((x * 0.8).sin() * (y * 0.8).sin()).abs();
             let mid = 1.0 - ((luma / 255.0) * 2.0 - 1.0).abs();
-            let screen = if species == Species::MattePrint {
-                0.22
-            } else {
-                0.08
-            };
+            let screen = if matte { 0.22 } else { 0.08 };
             for o in &mut out {
                 *o = lo + *o * (hi - lo) / 255.0;
                 *o *= 1.0 - screen * mid * (1.0 - dots);
@@ -233,7 +256,7 @@ mod tests {
             face: [10.0, 12.0, 20.0, 24.0],
             keypoints: [[15.0, 20.0]; 6],
             skin: [150.0, 110.0, 90.0],
-            relief: true,
+            surface: Surface::Head,
         }
     }
 
@@ -251,12 +274,39 @@ mod tests {
             let (mx, my) = ((l.w - 40) / 2, (l.h - 48) / 2);
             assert_eq!(p.face, [10.0 + mx as f32, 12.0 + my as f32, 20.0, 24.0]);
             assert_eq!(p.keypoints[0], [15.0 + mx as f32, 20.0 + my as f32]);
-            assert!(!p.relief, "a picture is flat");
+            match (s, p.surface) {
+                (Species::CurvedPrint, Surface::Bent { sag }) => assert!((0.3..0.8).contains(&sag)),
+                (Species::CurvedPrint, other) => panic!("a curved print drawn {other:?}"),
+                (_, other) => assert_eq!(other, Surface::Flat, "{s:?}: a picture is flat"),
+            }
             // The border is the species' colour.
             let corner = l.px[0];
-            assert_eq!(&corner[..3], &s.border_colour()[..]);
+            if s == Species::CurvedPrint {
+                // Paper turned away from the light at the card's edge: darker, not black.
+                let paper = s.border_colour();
+                assert!((0..3).all(|k| corner[k] < paper[k] && corner[k] > 0.5 * paper[k]));
+            } else {
+                assert_eq!(&corner[..3], &s.border_colour()[..]);
+            }
             assert_eq!(Species::parse(s.name()).unwrap(), s);
         }
         assert!(Species::parse("mask").is_err());
+    }
+
+    /// Footage made before the curved print is made the same now: it is not drawn unless named,
+    /// and the other species draw from the seed exactly what they drew before (four values).
+    #[test]
+    fn the_curved_print_leaves_other_footage_as_it_was() {
+        assert!(!DEFAULT.contains(&Species::CurvedPrint));
+        assert_eq!(&ALL[..4], &DEFAULT[..]);
+        for s in DEFAULT {
+            let mut a = StdRng::seed_from_u64(3);
+            let mut b = a.clone();
+            let _ = picture(&head(), s, &mut a);
+            for _ in 0..4 {
+                let _: f32 = b.random_range(0.0..1.0f32);
+            }
+            assert_eq!(a.random::<u64>(), b.random::<u64>(), "{s:?}");
+        }
     }
 }

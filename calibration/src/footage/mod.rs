@@ -84,8 +84,8 @@ pub struct Args {
     /// at face height (default 0).
     #[arg(long)]
     attack_rate: Option<f64>,
-    /// Attack species drawn in turn, comma-separated (default all: matte_print, glossy_print,
-    /// phone, tablet).
+    /// Attack species drawn in turn, comma-separated (default: matte_print, glossy_print, phone,
+    /// tablet; also curved_print).
     #[arg(long)]
     attack_species: Option<String>,
     /// Metres every lane's camera stands beside the walking line, turned toward it (default 0:
@@ -234,7 +234,7 @@ fn config(a: &Args) -> Result<Config> {
             expired: rate("expired-rate", a.expired_rate, 0.1)?,
             attack: rate("attack-rate", a.attack_rate, 0.0)?,
             species: match &a.attack_species {
-                None => attack::ALL.to_vec(),
+                None => attack::DEFAULT.to_vec(),
                 Some(s) => s
                     .split(',')
                     .filter(|x| !x.trim().is_empty())
@@ -284,13 +284,13 @@ pub fn run(a: Args) -> Result<()> {
     let prepared = started.elapsed().as_secs_f64();
 
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    enrolment_photos(&out, &cast, &mut enrol)?;
     // A run that fails half way must not leave an older truth.json that looks complete.
     let truth_path = out.join("truth.json");
     if truth_path.exists() {
         std::fs::remove_file(&truth_path)
             .with_context(|| format!("removing {}", truth_path.display()))?;
     }
+    enrolment_photos(&out, &cast, &mut enrol)?;
     if let Some(dir) = &a.dump_png {
         dump_sprites(dir, &lanes)?;
     }

@@ -5,7 +5,7 @@ use rand::RngCore;
 use rand::rngs::StdRng;
 
 use super::scene::{Lighting, Motion, Pose};
-use super::source::Sprite;
+use super::source::{Sprite, Surface};
 
 /// Someone on the lane: their head, how they move, what they wear.
 pub struct Actor {
@@ -100,6 +100,8 @@ struct Relief {
     ipd: f32,
     /// The nose keypoint in eye-distance units from the eye midpoint.
     nose: [f32; 2],
+    /// A bent print's sag (`Surface::Bent`) instead of a head's depth.
+    bent: Option<f32>,
     /// Sprite-pixel shift per unit of depth: (tan turn, tan pitch).
     tilt: [f32; 2],
 }
@@ -111,7 +113,12 @@ impl Relief {
     fn of(s: &Sprite, p: &Pose) -> Option<Relief> {
         let [r, l] = [s.keypoints[0], s.keypoints[1]];
         let ipd = ((r[0] - l[0]).powi(2) + (r[1] - l[1]).powi(2)).sqrt();
-        if !s.relief || ipd < 1.0 {
+        let bent = match s.surface {
+            Surface::Flat => return None,
+            Surface::Head => None,
+            Surface::Bent { sag } => Some(sag),
+        };
+        if ipd < 1.0 {
             return None;
         }
         let eyes = [(r[0] + l[0]) / 2.0, (r[1] + l[1]) / 2.0];
@@ -120,17 +127,23 @@ impl Relief {
             eyes,
             ipd,
             nose: [(n[0] - eyes[0]) / ipd, (n[1] - eyes[1]) / ipd],
+            bent,
             tilt: [(p.yaw + p.view).tan(), p.pitch.tan()],
         })
     }
 
     /// Depth toward the camera at sprite point `q`, in eye distances: a head curving back to the
     /// ears (about 1.1 behind the eyes' level at the ear keypoints, as a head's tragion is ~7 cm
-    /// behind the eye corners) and less from brow to chin, plus a nose ridge rising ~0.45 in front.
-    /// Bounded, so the hair and the sprite's edge stay near the ears' depth.
+    /// behind the eye corners) and less from brow to chin, plus a nose ridge rising ~0.45 in front;
+    /// a bent print, its parabola. Bounded, so the hair and the sprite's edge stay near the ears'
+    /// depth (a bent print's sides past the bound stay flat: beyond the card's edge at most sags).
     fn depth(&self, q: [f32; 2]) -> f32 {
         let x = (q[0] - self.eyes[0]) / self.ipd;
         let y = (q[1] - self.eyes[1]) / self.ipd;
+        if let Some(sag) = self.bent {
+            // The paper's parabola, bounded like a head's depth.
+            return (-sag * (x / 1.5).powi(2)).max(-Self::REACH);
+        }
         let round = -1.1 * (x * x / 1.44).min(1.5) - 0.3 * ((y - 0.6) / 1.5).powi(2).min(1.5);
         let (nx, ny) = ((x - self.nose[0]) / 0.16, (y - self.nose[1] + 0.25) / 0.3);
         let nose = 0.45 * (-0.5 * (nx * nx + ny * ny)).exp();
@@ -454,7 +467,7 @@ mod tests {
     use super::super::source::Level;
     use super::*;
 
-    fn head(relief: bool) -> Sprite {
+    fn head(surface: Surface) -> Sprite {
         Sprite {
             levels: vec![Level {
                 w: 170,
@@ -472,7 +485,7 @@ mod tests {
                 [128.0, 95.0],
             ],
             skin: [150.0; 3],
-            relief,
+            surface,
         }
     }
 
@@ -491,8 +504,8 @@ mod tests {
 
     #[test]
     fn a_head_has_depth_and_a_picture_none() {
-        assert!(Relief::of(&head(false), &pose(0.3)).is_none());
-        let r = Relief::of(&head(true), &pose(0.3)).expect("a head");
+        assert!(Relief::of(&head(Surface::Flat), &pose(0.3)).is_none());
+        let r = Relief::of(&head(Surface::Head), &pose(0.3)).expect("a head");
         let (nose, eye, ear) = (
             r.depth([85.0, 100.0]),
             r.depth([67.0, 85.0]),
@@ -513,7 +526,26 @@ mod tests {
             assert!(miss < 1.0, "{q0:?} -> {q:?}: {miss}");
         }
         // Seen straight on nothing moves.
-        let flat_on = Relief::of(&head(true), &pose(0.0)).expect("a head");
+        let flat_on = Relief::of(&head(Surface::Head), &pose(0.0)).expect("a head");
         assert_eq!(flat_on.shift([85.0, 100.0]), [0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_bent_print_falls_back_at_its_sides_and_has_no_nose() {
+        let r = Relief::of(&head(Surface::Bent { sag: 0.6 }), &pose(0.3)).expect("bent");
+        let (middle, nose, ear) = (
+            r.depth([85.0, 85.0]),
+            r.depth([85.0, 105.0]),
+            r.depth([42.0, 95.0]),
+        );
+        // The eyes' vertical line is the fold: nothing rises in front of it.
+        assert_eq!((middle, nose), (0.0, 0.0));
+        // Ears 1.19 eye distances out: 0.6 · (1.19 / 1.5)² behind, about a third of a head's.
+        assert!(
+            (ear + 0.6 * (43.0f32 / 36.0 / 1.5).powi(2)).abs() < 1e-4,
+            "{ear}"
+        );
+        let head = Relief::of(&head(Surface::Head), &pose(0.3)).expect("a head");
+        assert!(ear > head.depth([42.0, 95.0]));
     }
 }

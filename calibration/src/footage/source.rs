@@ -131,9 +131,21 @@ pub struct Sprite {
     pub keypoints: [[f32; 2]; 6],
     /// Mean colour of the middle of the face, for the neck.
     pub skin: [f32; 3],
-    /// A head, drawn with a head's depth (`render::Relief`); false for a flat picture (a print or
-    /// a screen), whose every point lies on one plane.
-    pub relief: bool,
+    /// What the sprite is drawn on, which sets its parallax (`render::Relief`).
+    pub surface: Surface,
+}
+
+/// The shape a sprite is drawn on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Surface {
+    /// A head: a generic head's depth fitted to the keypoints.
+    Head,
+    /// A print or a screen: every point on one plane.
+    Flat,
+    /// A print held bent about the vertical line through the eyes' midpoint: the paper falls back
+    /// `sag` eye distances at 1.5 eye distances to either side (a parabola), so it shows some
+    /// parallax, less than a head and without a nose.
+    Bent { sag: f32 },
 }
 
 #[derive(Clone)]
@@ -268,7 +280,7 @@ impl Sprite {
             face: fb,
             keypoints,
             skin,
-            relief: oval,
+            surface: if oval { Surface::Head } else { Surface::Flat },
         };
         s.build_mips();
         s
