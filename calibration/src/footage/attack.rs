@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use super::source::{Level, Sprite, Surface};
+use super::source::{Level, Sprite, Surface, Video};
 
 /// The attack species the generator draws (ISO/IEC 30107-3's "species": one kind of artefact).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,19 +26,25 @@ pub enum Species {
     Phone,
     /// A tablet: thin bezel, reduced gamut, coarser moiré.
     Tablet,
+    /// A phone replaying a video of the face: the phone's screen, and the face moving in it.
+    PhoneVideo,
+    /// A tablet replaying a video of the face.
+    TabletVideo,
 }
 
-pub const ALL: [Species; 5] = [
+pub const ALL: [Species; 7] = [
     Species::MattePrint,
     Species::GlossyPrint,
     Species::Phone,
     Species::Tablet,
     Species::CurvedPrint,
+    Species::PhoneVideo,
+    Species::TabletVideo,
 ];
 
 /// Drawn in turn when `--attack-species` is not given: the four the generator drew before the
-/// curved print, so a seed's footage (and every figure measured on it) stays as it was; ask for
-/// `curved_print` by name.
+/// curved print and the video replays, so a seed's footage (and every figure measured on it) stays
+/// as it was; ask for those by name.
 pub const DEFAULT: [Species; 4] = [
     Species::MattePrint,
     Species::GlossyPrint,
@@ -52,6 +58,8 @@ impl Species {
             Species::MattePrint => "matte_print",
             Species::GlossyPrint => "glossy_print",
             Species::CurvedPrint => "curved_print",
+            Species::PhoneVideo => "phone_video",
+            Species::TabletVideo => "tablet_video",
             Species::Phone => "phone",
             Species::Tablet => "tablet",
         }
@@ -68,15 +76,24 @@ impl Species {
     }
 
     fn is_screen(self) -> bool {
-        matches!(self, Species::Phone | Species::Tablet)
+        matches!(self.device(), Species::Phone | Species::Tablet)
+    }
+
+    /// The device a video replay plays on (its bezel, gamut and moiré).
+    fn device(self) -> Species {
+        match self {
+            Species::PhoneVideo => Species::Phone,
+            Species::TabletVideo => Species::Tablet,
+            s => s,
+        }
     }
 
     /// Border around the photo, as fractions of the photo's width (sides) and height (top/bottom).
     fn border(self) -> (f32, f32) {
-        match self {
+        match self.device() {
             Species::MattePrint | Species::GlossyPrint | Species::CurvedPrint => (0.10, 0.08),
             Species::Phone => (0.05, 0.14),
-            Species::Tablet => (0.04, 0.05),
+            _ => (0.04, 0.05),
         }
     }
 
@@ -113,6 +130,19 @@ pub fn picture(photo: &Sprite, species: Species, rng: &mut StdRng) -> Sprite {
         },
         _ => Surface::Flat,
     };
+    // A recorded head sways a few percent of the photo and turns a few degrees, at walking pace.
+    let video = (species != species.device()).then(|| Video {
+        screen: [
+            mx as f32,
+            my as f32,
+            (mx + src.w) as f32,
+            (my + src.h) as f32,
+        ],
+        sway: rng.random_range(0.02..0.05f32) * src.w as f32,
+        roll: rng.random_range(0.02..0.06f32),
+        hz: rng.random_range(0.6..1.2f32),
+        phase: rng.random_range(0.0..std::f32::consts::TAU),
+    });
     let fold = mx as f32 + (photo.keypoints[0][0] + photo.keypoints[1][0]) / 2.0;
     let mut px = vec![[0.0f32; 4]; w * h];
     for y in 0..h {
@@ -150,6 +180,7 @@ pub fn picture(photo: &Sprite, species: Species, rng: &mut StdRng) -> Sprite {
         keypoints: photo.keypoints.map(shift),
         skin: photo.skin,
         surface,
+        video,
     };
     s.build_mips();
     s
@@ -169,6 +200,7 @@ fn effects(
 ) -> [f32; 3] {
     let luma = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
     let mut out = c;
+    let species = species.device();
     match species {
         Species::MattePrint | Species::GlossyPrint | Species::CurvedPrint => {
             let matte = species != Species::GlossyPrint;
@@ -191,7 +223,7 @@ fn effects(
                 out = mix(out, [255.0; 3], 0.55 * band);
             }
         }
-        Species::Phone | Species::Tablet => {
+        Species::Phone | Species::Tablet | Species::PhoneVideo | Species::TabletVideo => {
             // A screen's gamut and tone curve: less saturated, lifted blacks, a cool white point.
             out = mix(out, [luma; 3], 0.25);
             for o in &mut out {
@@ -257,6 +289,7 @@ mod tests {
             keypoints: [[15.0, 20.0]; 6],
             skin: [150.0, 110.0, 90.0],
             surface: Surface::Head,
+            video: None,
         }
     }
 
@@ -278,6 +311,15 @@ mod tests {
                 (Species::CurvedPrint, Surface::Bent { sag }) => assert!((0.3..0.8).contains(&sag)),
                 (Species::CurvedPrint, other) => panic!("a curved print drawn {other:?}"),
                 (_, other) => assert_eq!(other, Surface::Flat, "{s:?}: a picture is flat"),
+            }
+            let replay = matches!(s, Species::PhoneVideo | Species::TabletVideo);
+            assert_eq!(p.video.is_some(), replay, "{s:?}");
+            if let Some(v) = p.video {
+                // The screen is the photo's rectangle inside the bezel.
+                assert_eq!(
+                    v.screen,
+                    [mx as f32, my as f32, (mx + 40) as f32, (my + 48) as f32]
+                );
             }
             // The border is the species' colour.
             let corner = l.px[0];

@@ -267,7 +267,7 @@ fn bounds_of(a: &Actor, p: &Pose) -> [f32; 4] {
     b
 }
 
-fn draw_actor(a: &Actor, p: &Pose, out: &mut Layer) {
+fn draw_actor(a: &Actor, p: &Pose, t: f64, out: &mut Layer) {
     let (xe, ye) = (out.x0 + out.w, out.y0 + out.h);
     for (c, half, r, col) in body(a, p) {
         let x0 = ((c[0] - half[0] - 1.0).max(out.x0 as f32)) as usize;
@@ -315,6 +315,9 @@ fn draw_actor(a: &Actor, p: &Pose, out: &mut Layer) {
             let mut q = aff.invert([x as f32 + 0.5, y as f32 + 0.5]);
             if let Some(r) = &relief {
                 q = r.source(q);
+            }
+            if let Some(v) = &s.video {
+                q = v.source(q, t);
             }
             let v = level.sample(q[0] / f, q[1] / f);
             if v[3] > 0.0 {
@@ -415,7 +418,7 @@ impl<'a> LaneRenderer<'a> {
         let wgt = 1.0 / n as f32;
         for p in &poses {
             scratch.px.fill([0.0; 4]);
-            draw_actor(a, p, &mut scratch);
+            draw_actor(a, p, t, &mut scratch);
             for (d, s) in acc.iter_mut().zip(&scratch.px) {
                 for c in 0..4 {
                     d[c] += s[c] * wgt;
@@ -486,6 +489,7 @@ mod tests {
             ],
             skin: [150.0; 3],
             surface,
+            video: None,
         }
     }
 
@@ -528,6 +532,41 @@ mod tests {
         // Seen straight on nothing moves.
         let flat_on = Relief::of(&head(Surface::Head), &pose(0.0)).expect("a head");
         assert_eq!(flat_on.shift([85.0, 100.0]), [0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_video_replay_moves_the_face_inside_the_screen_only() {
+        let v = super::super::source::Video {
+            screen: [10.0, 10.0, 50.0, 60.0],
+            sway: 2.0,
+            roll: 0.05,
+            hz: 1.0,
+            phase: 0.3,
+        };
+        // The bezel stays put.
+        assert_eq!(v.source([5.0, 5.0], 0.37), [5.0, 5.0]);
+        assert_eq!(v.source([55.0, 30.0], 0.37), [55.0, 30.0]);
+        // Inside, the face moves with time, by at most the sway (√1.25 of it with the vertical
+        // half) plus the roll's arc, and never samples outside the screen.
+        let centre = [30.0f32, 35.0];
+        let (a, b) = (v.source(centre, 0.0), v.source(centre, 0.25));
+        assert_ne!(a, b);
+        for k in 0..40 {
+            let t = k as f64 * 0.05;
+            for q in [centre, [11.0, 59.0], [49.5, 10.0]] {
+                let s = v.source(q, t);
+                assert!(
+                    (10.0..=49.0).contains(&s[0]) && (10.0..=59.0).contains(&s[1]),
+                    "{s:?}"
+                );
+                let r = ((q[0] - centre[0]).powi(2) + (q[1] - centre[1]).powi(2)).sqrt();
+                let moved = ((s[0] - q[0]).powi(2) + (s[1] - q[1]).powi(2)).sqrt();
+                assert!(
+                    moved <= 2.0 * 1.25f32.sqrt() + 0.05 * r + 1e-3,
+                    "{q:?} {t}: {moved}"
+                );
+            }
+        }
     }
 
     #[test]

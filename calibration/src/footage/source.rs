@@ -133,6 +133,41 @@ pub struct Sprite {
     pub skin: [f32; 3],
     /// What the sprite is drawn on, which sets its parallax (`render::Relief`).
     pub surface: Surface,
+    /// A screen replaying a recorded face: what it shows moves inside the screen.
+    pub video: Option<Video>,
+}
+
+/// A video replay on a screen: the recorded face sways inside `screen` (level-0 sprite pixels x0,
+/// y0, x1, y1) as a head filmed while it moved, by up to `sway` pixels sideways and half that
+/// vertically, turning up to `roll` radians, at `hz`. The bezel stays put, and so do the screen's
+/// own artefacts drawn into the card, within the sway (a few pixels).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Video {
+    pub screen: [f32; 4],
+    pub sway: f32,
+    pub roll: f32,
+    pub hz: f32,
+    pub phase: f32,
+}
+
+impl Video {
+    /// The card point whose pixel the screen shows at sprite point `q` at time `t` (seconds): `q`
+    /// itself outside the screen, else the recorded face's point there, kept inside the screen.
+    pub fn source(&self, q: [f32; 2], t: f64) -> [f32; 2] {
+        let [x0, y0, x1, y1] = self.screen;
+        if q[0] < x0 || q[0] >= x1 || q[1] < y0 || q[1] >= y1 {
+            return q;
+        }
+        let a = (std::f64::consts::TAU * self.hz as f64 * t) as f32 + self.phase;
+        let (dx, dy) = (self.sway * a.sin(), 0.5 * self.sway * (2.0 * a).sin());
+        let (s, c) = (self.roll * a.cos()).sin_cos();
+        let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+        let (u, v) = (q[0] - cx - dx, q[1] - cy - dy);
+        [
+            (cx + c * u + s * v).clamp(x0, x1 - 1.0),
+            (cy - s * u + c * v).clamp(y0, y1 - 1.0),
+        ]
+    }
 }
 
 /// The shape a sprite is drawn on.
@@ -281,6 +316,7 @@ impl Sprite {
             keypoints,
             skin,
             surface: if oval { Surface::Head } else { Surface::Flat },
+            video: None,
         };
         s.build_mips();
         s
