@@ -85,7 +85,7 @@ pub struct Args {
     #[arg(long)]
     attack_rate: Option<f64>,
     /// Attack species drawn in turn, comma-separated (default: matte_print, glossy_print, phone,
-    /// tablet; also curved_print).
+    /// tablet; also curved_print, phone_video, tablet_video).
     #[arg(long)]
     attack_species: Option<String>,
     /// Metres every lane's camera stands beside the walking line, turned toward it (default 0:
