@@ -51,11 +51,29 @@ pub enum DemoError {
     NotRegistered(String),
 }
 
-/// A loopback port that was free a moment ago.
-pub(crate) fn free_port() -> std::io::Result<u16> {
-    TcpListener::bind("127.0.0.1:0")?
-        .local_addr()
-        .map(|a| a.port())
+/// A loopback TCP port to listen on (the demo's and the tests' processes): free a moment ago, and
+/// never one this process handed out before. Drawn from 20000–31999, below Linux's ephemeral range
+/// (32768 up): a port the kernel handed out for `:0` and then released can be taken by any outgoing
+/// connection's local end before the listener binds it (zenoh sessions make many), which once left a
+/// test's gated unable to listen. Falls back to the kernel's choice when nothing there is free.
+pub fn free_port() -> std::io::Result<u16> {
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..256 {
+        let mut b = [0u8; 2];
+        if getrandom::fill(&mut b).is_err() {
+            break;
+        }
+        let p = 20_000 + u16::from_le_bytes(b) % 12_000;
+        if !given.contains(&p) && TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            given.insert(p);
+            return Ok(p);
+        }
+    }
+    let p = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    given.insert(p);
+    Ok(p)
 }
 
 /// Where `gated demo` finds its footage: `$GATE_FOOTAGE`, else the workspace's

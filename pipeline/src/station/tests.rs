@@ -16,10 +16,7 @@ use crate::config::StationConfig;
 use crate::recognise::faults;
 
 fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    crate::demo::free_port().expect("free port")
 }
 
 /// A live (paced) one-lane station with its own drivers; `lane` names the lane, so that each

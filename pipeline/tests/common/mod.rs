@@ -9,12 +9,9 @@ use std::process::Command;
 
 use pipeline::demo;
 
-/// A loopback port free a moment ago.
+/// A loopback port to listen on (`demo::free_port`).
 pub fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    demo::free_port().expect("free port")
 }
 
 /// The whole HTTP response (status line, headers, body) of `GET path`.

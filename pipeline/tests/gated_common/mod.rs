@@ -21,10 +21,7 @@ use zenoh::pubsub::Subscriber;
 use zenoh::sample::Sample;
 
 pub fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    pipeline::demo::free_port().expect("free port")
 }
 
 /// A child process that is killed when dropped.

@@ -22,11 +22,7 @@ use pipeline::sync::{StationKeys, SyncHandle, Syncer};
 use rand::Rng;
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    pipeline::demo::free_port().expect("free port")
 }
 
 pub fn zenoh_config(listen: &[String], connect: &[String]) -> zenoh::Config {
