@@ -16,9 +16,7 @@ use protocol::{BusSecurity, CertDir, Keys, Role, ZenohEndpoints, zenoh_config};
 use zenoh::Session;
 
 fn port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(pipeline::demo::free_port()?)
 }
 
 #[derive(Clone, Copy, PartialEq)]

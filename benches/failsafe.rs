@@ -25,9 +25,7 @@ use protocol::{BusSecurity, CertDir, DoorMode, DoorState, Keys, Role, ZenohEndpo
 const STATION: &str = "faults";
 
 fn port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(pipeline::demo::free_port()?)
 }
 
 fn station_file(

@@ -20,6 +20,15 @@ fn run(args: &[&str]) -> Output {
     common::run(&all)
 }
 
+/// `footage --out OUT --faces FACES --models MODELS` and `more`.
+fn run_on(out: &Path, faces: &Path, models: &Path, more: &[&str]) -> Output {
+    let s = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+    let (out, faces, models) = (s(out), s(faces), s(models));
+    let mut all = vec!["--out", &out, "--faces", &faces, "--models", &models];
+    all.extend_from_slice(more);
+    run(&all)
+}
+
 /// Frames decoded from an MP4 (and their size), through the same kind of graph a lane uses.
 fn decode(path: &Path) -> (usize, i32, i32) {
     gst::init().expect("gstreamer init");
@@ -62,31 +71,30 @@ fn tiny_set_is_deterministic_decodable_and_consistent() {
     let faces = tmp.path().join("faces");
     common::face_folders(&photos, &faces, ["", ""]);
     let gen_set = |out: &Path| {
-        let o = run(&[
-            "--out",
-            out.to_str().expect("utf-8 path"),
-            "--faces",
-            faces.to_str().expect("utf-8 path"),
-            "--models",
-            models.to_str().expect("utf-8 path"),
-            "--lanes",
-            "2",
-            "--walkers",
-            "1",
-            "--size",
-            "320x240",
-            "--seed",
-            "11",
-            "--scenarios",
-            "normal,flicker",
-            "--tailgate-rate",
-            "1",
-            "--mask-rate",
-            "0.5",
-            "--unknown-rate",
-            "0.5",
-            "--hash-frames",
-        ]);
+        let o = run_on(
+            out,
+            &faces,
+            &models,
+            &[
+                "--lanes",
+                "2",
+                "--walkers",
+                "1",
+                "--size",
+                "320x240",
+                "--seed",
+                "11",
+                "--scenarios",
+                "normal,flicker",
+                "--tailgate-rate",
+                "1",
+                "--mask-rate",
+                "0.5",
+                "--unknown-rate",
+                "0.5",
+                "--hash-frames",
+            ],
+        );
         assert!(o.status.success(), "footage failed:\n{}", text(&o));
         let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
         let words: Vec<&str> = stdout.split_whitespace().collect();
@@ -240,32 +248,31 @@ fn attacks_are_drawn_and_the_pad_pair_refuses_them() {
     common::face_folders(&photos, &faces, ["", ""]);
     let (out, png) = (tmp.path().join("out"), tmp.path().join("png"));
     let s = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
-    let o = run(&[
-        "--out",
-        &s(&out),
-        "--faces",
-        &s(&faces),
-        "--models",
-        &s(&models),
-        "--lanes",
-        "1",
-        "--walkers",
-        "2",
-        "--seed",
-        "5",
-        "--tailgate-rate",
-        "0",
-        "--mask-rate",
-        "0",
-        "--attack-rate",
-        "1",
-        "--attack-species",
-        "phone,matte_print",
-        "--dump-png",
-        &s(&png),
-        "--dump-every",
-        "1",
-    ]);
+    let o = run_on(
+        &out,
+        &faces,
+        &models,
+        &[
+            "--lanes",
+            "1",
+            "--walkers",
+            "2",
+            "--seed",
+            "5",
+            "--tailgate-rate",
+            "0",
+            "--mask-rate",
+            "0",
+            "--attack-rate",
+            "1",
+            "--attack-species",
+            "phone,matte_print",
+            "--dump-png",
+            &s(&png),
+            "--dump-every",
+            "1",
+        ],
+    );
     assert!(o.status.success(), "footage failed:\n{}", text(&o));
     assert!(text(&o).contains("attack 2"), "{}", text(&o));
     let t: Value =
@@ -397,22 +404,21 @@ fn enrolment_photos_in_other_formats_are_written_as_png() {
         }
     }
     let out = tmp.path().join("out");
-    let o = run(&[
-        "--out",
-        out.to_str().expect("utf-8 path"),
-        "--faces",
-        faces.to_str().expect("utf-8 path"),
-        "--models",
-        models.to_str().expect("utf-8 path"),
-        "--lanes",
-        "1",
-        "--walkers",
-        "1",
-        "--size",
-        "320x240",
-        "--unknown-rate",
-        "0",
-    ]);
+    let o = run_on(
+        &out,
+        &faces,
+        &models,
+        &[
+            "--lanes",
+            "1",
+            "--walkers",
+            "1",
+            "--size",
+            "320x240",
+            "--unknown-rate",
+            "0",
+        ],
+    );
     assert!(o.status.success(), "footage failed:\n{}", text(&o));
     let t: Value = serde_json::from_slice(&std::fs::read(out.join("truth.json")).expect("truth"))
         .expect("json");
