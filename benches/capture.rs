@@ -108,13 +108,14 @@ fn full_path(
         while let Ok(r) = grx.try_recv() {
             match r {
                 GpuReport::Frame { .. } => frames += 1,
+                GpuReport::TickEnd => {}
                 GpuReport::Lost(e) => return Err(anyhow!("GPU lost: {e}")),
             }
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    while let Ok(GpuReport::Frame { .. }) = grx.try_recv() {
-        frames += 1;
+    while let Ok(r) = grx.try_recv() {
+        frames += u64::from(matches!(r, GpuReport::Frame { .. }));
     }
     let took = t0.elapsed();
     stage.stop();

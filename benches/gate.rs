@@ -12,7 +12,8 @@
 //!
 //! `cargo bench -p gate-benches --bench gate [-- --footage DIR] [--mode fast|paced|both]
 //!  [--detector front|back] [--backend auto|gpu|cpu] [--decision "key = value"] [--zone x0,y0,x1,y1]
-//!  [--out DIR]`. `--zone` gives every lane that zone (fractions of the frame). Default footage:
+//!  [--one-camera] [--out DIR]`. `--zone` gives every lane that zone (fractions of the frame);
+//! `--one-camera` runs footage drawn with lower cameras on each lane's upper camera alone. Default footage:
 //! testdata/footage/default (scripts/setup makes it); any `gate-calibrate footage` folder works.
 
 use std::fmt::Write as _;
@@ -134,6 +135,7 @@ fn main() -> Result<()> {
     let mut toml = String::new();
     let mut pad = String::new();
     let mut zone = None;
+    let mut one_camera = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -160,6 +162,8 @@ fn main() -> Result<()> {
             }
             // Extra [pad] keys, e.g. --pad 'mode = "observe"'
             "--pad" => pad += &format!("{}\n", args.next().context("--pad 'key = value'")?),
+            // Footage with lower cameras run on each lane's upper camera alone.
+            "--one-camera" => one_camera = true,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -189,6 +193,7 @@ fn main() -> Result<()> {
             spawn_drivers: true,
             paced,
             zone,
+            one_camera,
             ..Default::default()
         };
         let t = Instant::now();

@@ -101,6 +101,31 @@ pub struct LaneConfig {
     /// refuses faces that move like a flat picture (docs/pad.md). Absent: the cue is not used.
     #[serde(default)]
     pub geometry: Option<crate::decide::LaneGeometry>,
+    /// A second camera below this one (`[lane.lower]`).
+    #[serde(default)]
+    pub lower: Option<LowerCamera>,
+}
+
+/// `[lane.lower]`: a second camera on the same spot as the lane's, lower and turned up, for
+/// children, seated passengers and faces bent over a phone (docs/calibration.md, "Two cameras").
+/// Same frame size and rate as the lane's camera; its faces are placed in the lane camera's frame
+/// by the geometry, so one walker is one track whichever camera sees them (`decide::views`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LowerCamera {
+    /// As the lane's `source`.
+    pub source: Spanned<String>,
+    /// The lane zone in this camera's frame, fractions (`gate-calibrate lane --view lower`).
+    /// Default: the whole frame.
+    #[serde(default)]
+    pub zone: Option<[f32; 4]>,
+    /// Metres below the lane's camera.
+    pub below_m: f32,
+    /// Degrees it is turned up, relative to the lane's camera.
+    #[serde(default)]
+    pub tilt_deg: f32,
+    /// Focal length in pixels, the same for both cameras.
+    pub focal_px: f32,
 }
 
 impl LaneConfig {
@@ -111,7 +136,7 @@ impl LaneConfig {
         crate::decide::BBox([x0 * w, y0 * h, x1 * w, y1 * h])
     }
 
-    /// What capture needs of this lane.
+    /// What capture needs of this lane's camera.
     pub fn camera(&self) -> Camera {
         Camera {
             id: self.id.get_ref().clone(),
@@ -120,6 +145,32 @@ impl LaneConfig {
             height: self.height,
             fps: self.fps,
         }
+    }
+
+    /// What capture needs of this lane's lower camera, when it has one (its id: the lane's with
+    /// `/lower`).
+    pub fn lower_camera(&self) -> Option<Camera> {
+        let l = self.lower.as_ref()?;
+        Some(Camera {
+            id: format!("{}/lower", self.id.get_ref()),
+            source: l.source.get_ref().clone(),
+            ..self.camera()
+        })
+    }
+
+    /// The lower camera as the deciders need it.
+    pub fn lower_view(&self) -> Option<crate::decide::LowerView> {
+        let l = self.lower.as_ref()?;
+        let [x0, y0, x1, y1] = l.zone.unwrap_or([0.0, 0.0, 1.0, 1.0]);
+        let (w, h) = (self.width as f32, self.height as f32);
+        Some(crate::decide::LowerView {
+            geometry: crate::decide::LowerGeometry {
+                below_m: l.below_m,
+                tilt_deg: l.tilt_deg,
+                focal_px: l.focal_px,
+            },
+            zone: crate::decide::BBox([x0 * w, y0 * h, x1 * w, y1 * h]),
+        })
     }
 }
 
@@ -131,6 +182,11 @@ fn default_height() -> u32 {
 }
 fn default_fps() -> u32 {
     30
+}
+
+/// A zone is fractions of the frame, not empty.
+fn zone_ok(z: &[f32; 4]) -> bool {
+    z.iter().all(|v| (0.0..=1.0).contains(v)) && z[0] < z[2] && z[1] < z[3]
 }
 
 /// `[store]`: where the station's redb file lives.
@@ -192,9 +248,27 @@ impl StationConfig {
         self.lanes.iter().map(|l| l.id.get_ref().clone()).collect()
     }
 
-    /// Every lane's camera, for capture.
+    /// Every camera, for capture: each lane's, in lane order, then the lower cameras of the lanes
+    /// with one, in lane order. A capture stream's index is its index here ([`Self::streams`]).
     pub fn cameras(&self) -> Vec<Camera> {
-        self.lanes.iter().map(LaneConfig::camera).collect()
+        let lower = self.lanes.iter().filter_map(LaneConfig::lower_camera);
+        self.lanes
+            .iter()
+            .map(LaneConfig::camera)
+            .chain(lower)
+            .collect()
+    }
+
+    /// Per capture stream ([`Self::cameras`]): its lane and which of the lane's cameras it is.
+    pub fn streams(&self) -> Vec<(usize, crate::decide::View)> {
+        use crate::decide::View;
+        let lower = (self.lanes.iter().enumerate())
+            .filter(|(_, l)| l.lower.is_some())
+            .map(|(i, _)| (i, View::Lower));
+        (0..self.lanes.len())
+            .map(|i| (i, View::Upper))
+            .chain(lower)
+            .collect()
     }
 
     /// The folder of the presentation-attack networks, when any lane runs PAD.
@@ -221,6 +295,7 @@ impl StationConfig {
                     self.pad
                         .params(l.pad, l.pad_threshold, l.geometry, l.width as f32 / 2.0),
                 ),
+                lower: l.lower_view(),
             })
             .collect()
     }
@@ -307,7 +382,7 @@ impl StationConfig {
             ));
         }
         if let Some(z) = lane.zone
-            && !(z.iter().all(|v| (0.0..=1.0).contains(v)) && z[0] < z[2] && z[1] < z[3])
+            && !zone_ok(&z)
         {
             return Err(at(
                 &lane.id,
@@ -333,6 +408,23 @@ impl StationConfig {
         if let Some(g) = &lane.geometry {
             g.check()
                 .map_err(|e| at(&lane.id, format!("lane {id}: {e}")))?;
+        }
+        if let Some(l) = &lane.lower {
+            crate::capture::Source::parse(l.source.get_ref())
+                .map_err(|e| at(&l.source, format!("lane.lower.source: {e}")))?;
+            if let Some(z) = l.zone
+                && !zone_ok(&z)
+            {
+                return Err(at(
+                    &l.source,
+                    format!(
+                        "lane {id}: lower.zone {z:?} must be [x0, y0, x1, y1] fractions with x0 < x1, y0 < y1"
+                    ),
+                ));
+            }
+            (lane.lower_view().map(|v| v.geometry.check()))
+                .transpose()
+                .map_err(|e| at(&l.source, format!("lane {id}: {e}")))?;
         }
         if !(1..=240).contains(&lane.fps) {
             return Err(at(
@@ -506,5 +598,48 @@ mod tests {
             e.to_string()
                 .starts_with("/nonexistent/station.toml:0: cannot read")
         );
+    }
+
+    /// `[lane.lower]`: a second capture stream after every lane's own, its zone in its own frame,
+    /// and each bad key named with its line.
+    #[test]
+    fn a_lower_camera_is_a_second_stream_of_its_lane() {
+        use crate::decide::View;
+        let two = GOOD.replace(
+            "[store]",
+            "[lane.lower]\nsource = \"test:\"\nzone = [0.0, 0.5, 1.0, 1.0]\nbelow_m = 0.5\ntilt_deg = 12.0\nfocal_px = 473.0\n\n\
+             [[lane]]\nid = \"L2\"\nrole = \"exit\"\nsource = \"test:\"\n\n[store]",
+        );
+        let c = StationConfig::parse(&two, "two.toml").expect("two cameras");
+        let ids: Vec<String> = c.cameras().into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["L1", "L2", "L1/lower"]);
+        assert_eq!(
+            c.streams(),
+            [(0, View::Upper), (1, View::Upper), (0, View::Lower)]
+        );
+        let lanes = c.gate_lanes();
+        let lower = lanes[0].lower.expect("lane L1's lower camera");
+        assert_eq!(lower.zone, crate::decide::BBox([0.0, 240.0, 640.0, 480.0]));
+        assert_eq!(lower.geometry.tilt_deg, 12.0);
+        assert!(lanes[1].lower.is_none());
+        for (bad, key) in [
+            ("below_m = 0.5", "below_m = 7.0"),
+            ("source = \"test:\"\nzone", "source = \"http://x\"\nzone"),
+            ("zone = [0.0, 0.5, 1.0, 1.0]", "zone = [0.0, 0.5, 1.0, 0.2]"),
+            ("focal_px = 473.0", "focal_px = 473.0\nheight = 3"),
+        ] {
+            let e = StationConfig::parse(&two.replace(bad, key), "bad.toml").expect_err(key);
+            let m = e.to_string();
+            assert!(m.starts_with("bad.toml:1"), "{m}");
+            assert!(
+                ["below_m", "lane.lower.source", "lower.zone", "height"]
+                    .iter()
+                    .any(|k| m.contains(k)),
+                "{m}"
+            );
+        }
+        let e = StationConfig::parse(&two.replace("below_m = 0.5\n", ""), "b.toml")
+            .expect_err("below_m is required");
+        assert!(e.to_string().contains("below_m"), "{e}");
     }
 }

@@ -297,3 +297,47 @@ async fn a_restarted_station_remembers_open_trips() {
         "after the restart",
     );
 }
+
+/// Two cameras on one lane (`[lane.lower]`): lane L1 of the default footage with its own
+/// recording as the lower camera too, standing 5 cm lower. Both streams are captured and
+/// recognised, each tick's two views of a walker are merged into one observation, and every
+/// walker is decided once as the truth says: no walker is split into two tracks (which would
+/// raise a tailgating alarm) and no decision is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_with_two_cameras_decides_each_walker_once() {
+    let _turn = TURN.lock().await;
+    let Some(f) = footage() else { return };
+    let dir = first_lane_only(&f);
+    let path = dir.path().join("truth.json");
+    let mut truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let lane = &mut truth["lanes"][0];
+    lane["lower"] = serde_json::json!({
+        "file": lane["file"].clone(),
+        "below_m": 0.05,
+        "tilt_deg": 0.0,
+        "focal_px": 473.0,
+    });
+    let walkers = lane["walkers"].as_array().unwrap().len();
+    std::fs::write(&path, truth.to_string()).unwrap();
+    let r = run(dir.path(), &options()).await;
+    print!("{}", pipeline::station::format_report(&r.report));
+    print!("{}", demo::format_decisions(&r));
+    let card = r.score();
+    let wrong: Vec<String> = card.wrong().map(|w| w.why()).collect();
+    assert!(wrong.is_empty(), "decided unlike the truth: {wrong:?}");
+    assert!(card.total.expected_opens > 0, "{card:?}");
+    let faces = r
+        .report
+        .decisions
+        .iter()
+        .filter(|d| d.message.track != 0)
+        .count();
+    assert_eq!(faces, walkers, "one decision per walker");
+    let l1 = &r.report.lanes[0];
+    assert_eq!(
+        l1.lower_frames_processed,
+        Some(l1.frames_processed),
+        "every frame of both cameras recognised: {l1:?}"
+    );
+}

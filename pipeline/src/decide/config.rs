@@ -252,4 +252,6 @@ pub struct GateLane {
     /// Where a person counts as inside the lane, in frame pixels.
     pub zone: BBox,
     pub fusion: FusionParams,
+    /// The lane's lower camera, when it has one (`[lane.lower]`).
+    pub lower: Option<super::LowerView>,
 }

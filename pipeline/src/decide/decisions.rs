@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 
 use super::cards::{CardLane, CardStep, CardTerms, Payer};
 use super::gate::{GateVerdict, GrantDelay, TicketDesk, TripChange, verdicts};
+use super::views::{LowerView, Seen, View, merge};
 use super::{
     BBox, DecisionConfig, Event, GateLane, LaneDecider, LaneRole, Observation, Quality, Subject,
     Templates,
@@ -55,6 +56,17 @@ struct LaneGate {
     last_ms: Option<u64>,
     /// The card reader beside the face, and who paid for the lane's passage.
     card: CardLane,
+    /// The lane's lower camera, when it has one: each view's faces of the current tick wait in
+    /// `pending` until the tick ends ([`Decisions::tick_end`]), then both are decided as one.
+    lower: Option<LowerView>,
+    pending: [Option<Pending>; 2],
+}
+
+/// One view's faces of the current tick.
+struct Pending {
+    at_ms: u64,
+    captured: Instant,
+    obs: Vec<Observation>,
 }
 
 pub struct Decisions {
@@ -116,6 +128,8 @@ impl Decisions {
                 },
                 decider: LaneDecider::new(l.fusion, l.zone, cfg.lost_after_ms)
                     .with_templates(templates.clone()),
+                lower: l.lower,
+                pending: [None, None],
                 id: l.id,
                 delay: GrantDelay::new(cfg.confirm_ms),
                 awaiting_open: Vec::new(),
@@ -135,11 +149,15 @@ impl Decisions {
         })
     }
 
-    /// One frame's faces of lane `lane`, at `at_ms` on the lane's clock; `captured` is when the
-    /// frame left the camera pipeline. Returns what the verdicts ask to be sent, in order.
+    /// One frame's faces of lane `lane`'s camera `view`, at `at_ms` on the lane's clock;
+    /// `captured` is when the frame left the camera pipeline. Returns what the verdicts ask to be
+    /// sent, in order. On a lane with two cameras nothing is decided before [`Self::tick_end`]
+    /// (unless a camera's frame comes twice in a tick); a lower camera's frames on a lane without
+    /// one are ignored.
     pub fn on_faces(
         &mut self,
         lane: usize,
+        view: View,
         at_ms: u64,
         captured: Instant,
         faces: &LaneFaces,
@@ -161,8 +179,66 @@ impl Decisions {
                 embedding: f.embedding.clone(),
                 live: f.live,
                 keypoints: f.detection.keypoints,
+                seen: Seen::default(),
             })
             .collect();
+        let Some(g) = self.lanes.get_mut(lane) else {
+            return Vec::new();
+        };
+        let Some(lower) = g.lower else {
+            return match view {
+                View::Upper => self.decide(lane, at_ms, captured, &obs),
+                View::Lower => Vec::new(),
+            };
+        };
+        let obs = match view {
+            View::Upper => obs,
+            View::Lower => obs.into_iter().map(|o| lower.observe(o)).collect(),
+        };
+        let slot = view as usize;
+        // A camera's second frame in one tick (its first was not followed by the tick's end):
+        // what is waiting is decided first, so no frame is lost and the clock runs forward.
+        let cmds = match g.pending[slot].is_some() {
+            true => self.flush(lane),
+            false => Vec::new(),
+        };
+        if let Some(g) = self.lanes.get_mut(lane) {
+            g.pending[slot] = Some(Pending {
+                at_ms,
+                captured,
+                obs,
+            });
+        }
+        cmds
+    }
+
+    /// The tick's frames have all been handed over: every two-camera lane decides on what its
+    /// cameras saw, both views of a walker as one observation (`views::merge`).
+    pub fn tick_end(&mut self) -> Vec<Command> {
+        (0..self.lanes.len())
+            .flat_map(|lane| self.flush(lane))
+            .collect()
+    }
+
+    /// Decides lane `lane`'s waiting views, if any.
+    fn flush(&mut self, lane: usize) -> Vec<Command> {
+        let Some(g) = self.lanes.get_mut(lane) else {
+            return Vec::new();
+        };
+        let [up, low] = [g.pending[0].take(), g.pending[1].take()];
+        let at_ms = up.iter().chain(&low).map(|p| p.at_ms).max();
+        let captured = up.iter().chain(&low).map(|p| p.captured).min();
+        let (Some(at_ms), Some(captured)) = (at_ms, captured) else {
+            return Vec::new();
+        };
+        // The lane clock never runs back, whichever camera's clock is behind.
+        let at_ms = at_ms.max(g.last_ms.unwrap_or(0));
+        let obs = merge(
+            up.map(|p| p.obs).unwrap_or_default(),
+            low.map(|p| p.obs).unwrap_or_default(),
+            g.decider.zone(),
+            g.decider.gates(),
+        );
         self.decide(lane, at_ms, captured, &obs)
     }
 
@@ -170,7 +246,7 @@ impl Decisions {
     /// lane had gone on showing nobody, so each gets its decision (a walker at the end of a file
     /// would otherwise get none) and grants still held for `confirm_ms` are released.
     pub fn played_out(&mut self) -> Vec<Command> {
-        let mut cmds = Vec::new();
+        let mut cmds = self.tick_end();
         for lane in 0..self.lanes.len() {
             let g = &self.lanes[lane];
             let Some(last) = g.last_ms else { continue };
@@ -180,12 +256,12 @@ impl Decisions {
         cmds
     }
 
-    /// The boxes of lane `lane`'s identified walkers still in view: the recogniser need not embed
-    /// them again.
-    pub fn settled(&self, lane: usize) -> Vec<BBox> {
+    /// The boxes of lane `lane`'s identified walkers still in view, in camera `view`'s frame:
+    /// the recogniser need not embed them again.
+    pub fn settled(&self, lane: usize, view: View) -> Vec<BBox> {
         self.lanes
             .get(lane)
-            .map(|g| g.decider.identified_boxes())
+            .map(|g| g.decider.identified_boxes(view))
             .unwrap_or_default()
     }
 

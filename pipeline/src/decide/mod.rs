@@ -16,12 +16,14 @@ pub mod gate;
 mod liveness;
 mod planarity;
 mod track;
+pub mod views;
 
 pub use config::{DecisionConfig, GateLane, LaneRole, PadConfig};
 pub use fusion::{Evidence, FusionParams, FusionRule, QualityGates, Templates, frame_weight};
 pub use liveness::{LiveVerdict, PadMode, PadParams};
 pub use planarity::{LaneGeometry, PlanarParams, Planarity};
 pub use track::{Event, LaneDecider, Observation, TrackId};
+pub use views::{LowerGeometry, LowerView, Seen, View};
 
 /// What recognition reports of a face, the deciders' input.
 pub use crate::recognise::{BBox, Candidate, Quality, Subject};
@@ -30,3 +32,5 @@ pub use crate::recognise::{BBox, Candidate, Quality, Subject};
 mod fusion_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod views_tests;

@@ -29,6 +29,7 @@ pub(super) fn face(x: f32, best: Option<Candidate>, second: Option<Candidate>) -
         // Shown live: the PAD tests below vary it.
         live: Some(0.95),
         keypoints: [[0.0; 2]; 6],
+        seen: Default::default(),
     }
 }
 
@@ -574,7 +575,7 @@ fn nobody_tailgates_behind_an_attack() {
         "{all:?}"
     );
     // The judged picture needs no more embedding.
-    assert_eq!(d.identified_boxes().len(), 1);
+    assert_eq!(d.identified_boxes(crate::decide::View::Upper).len(), 1);
 }
 
 /// A lane camera 0.25 m beside the walking line, turned toward it, as `--camera-offset 0.25`

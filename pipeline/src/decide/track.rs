@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::fusion::{Evidence, Frame, Fusion, FusionParams, Templates, frame_weight};
 use super::liveness::{LiveVerdict, Liveness, PadMode, PadParams};
 use super::planarity::{Keypoints, Planarity};
+use super::views::{Seen, View};
 use super::{BBox, Candidate, Quality};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,6 +24,8 @@ pub struct Observation {
     pub live: Option<f32>,
     /// BlazeFace's six keypoints (frame pixels), for the planarity cue.
     pub keypoints: [[f32; 2]; 6],
+    /// Which camera saw it, on a lane with two (`views`).
+    pub seen: Seen,
 }
 
 /// The reason of an unidentified track whose frames agreed on a subject but whose liveness was
@@ -87,7 +90,12 @@ pub enum Event {
 #[derive(Debug)]
 struct Track {
     id: TrackId,
+    /// Last box, upper camera's frame.
     bbox: BBox,
+    /// Last box in the lower camera's own frame, when it saw the walker.
+    lower_box: Option<BBox>,
+    /// Whether the last box was inside the lane zone (of the camera that saw it).
+    in_zone: bool,
     first_seen_ms: u64,
     last_seen_ms: u64,
     frames: usize,
@@ -178,22 +186,32 @@ impl LaneDecider {
         self
     }
 
-    /// Last boxes of the tracks already decided (identified or judged an attack): their faces
-    /// need no more embedding.
-    pub fn identified_boxes(&self) -> Vec<BBox> {
+    /// Last boxes, in `view`'s own frame, of the tracks already decided (identified or judged
+    /// an attack): their faces need no more embedding.
+    pub fn identified_boxes(&self, view: View) -> Vec<BBox> {
         self.tracks
             .iter()
             .filter(|t| t.identified || t.attack)
-            .map(|t| t.bbox)
+            .filter_map(|t| match view {
+                View::Upper => Some(t.bbox),
+                View::Lower => t.lower_box,
+            })
             .collect()
     }
 
     /// Tracks whose last box is inside the lane zone.
     pub fn tracks_in_zone(&self) -> usize {
-        self.tracks
-            .iter()
-            .filter(|t| t.bbox.centre_in(&self.zone))
-            .count()
+        self.tracks.iter().filter(|t| t.in_zone).count()
+    }
+
+    /// The lane zone, upper camera's frame pixels.
+    pub fn zone(&self) -> &BBox {
+        &self.zone
+    }
+
+    /// The quality gates a frame must pass to count.
+    pub fn gates(&self) -> &super::QualityGates {
+        &self.params.gates
     }
 
     /// One frame's faces at `at_ms` (the lane's clock, non-decreasing). Returns the events in a
@@ -228,6 +246,8 @@ impl LaneDecider {
                     self.tracks.push(Track {
                         id: TrackId(self.next),
                         bbox: face.bbox,
+                        lower_box: None,
+                        in_zone: false,
                         first_seen_ms: at_ms,
                         last_seen_ms: at_ms,
                         frames: 0,
@@ -248,11 +268,19 @@ impl LaneDecider {
             seen_now[ti] = true;
             let t = &mut self.tracks[ti];
             t.bbox = face.bbox;
+            if face.seen.lower.is_some() {
+                t.lower_box = face.seen.lower;
+            }
+            t.in_zone = face
+                .seen
+                .in_zone
+                .unwrap_or_else(|| face.bbox.centre_in(&self.zone));
             t.last_seen_ms = at_ms;
             t.frames += 1;
             // Every frame's keypoints, gated or not: a turned face fails the yaw gate, and the
-            // turn is what the planarity cue needs.
-            if self.params.pad.mode != PadMode::Off {
+            // turn is what the planarity cue needs. Only the upper camera's: the lane's geometry
+            // is that camera's.
+            if self.params.pad.mode != PadMode::Off && !face.seen.mapped {
                 let pad = &self.params.pad.planar;
                 let x = face.bbox.centre()[0];
                 t.keypoints
@@ -322,7 +350,7 @@ impl LaneDecider {
             .tracks
             .iter()
             .zip(&seen_now)
-            .filter(|(t, seen)| **seen && t.bbox.centre_in(&self.zone))
+            .filter(|(t, seen)| **seen && t.in_zone)
             .map(|(t, _)| t.id)
             .collect();
         for (t, seen) in self.tracks.iter_mut().zip(&seen_now) {

@@ -109,6 +109,8 @@ pub struct FootageOptions {
     pub station: Option<String>,
     /// Lanes whose role is exit (default: every lane is an entry).
     pub exits: Vec<String>,
+    /// Run only each lane's upper camera, even where the footage has a lower one.
+    pub one_camera: bool,
 }
 
 pub struct FootageRun {
@@ -173,6 +175,9 @@ pub fn footage_toml(
         if let Some(z) = opts.zone {
             toml += &format!("zone = {z:?}\n");
         }
+        if let Some(lower) = l.lower.as_ref().filter(|_| !opts.one_camera) {
+            toml += &lower_toml(footage, lower)?;
+        }
         toml += "\n";
     }
     let certs = demo_certs(work, station)?;
@@ -199,7 +204,12 @@ pub fn footage_toml(
 
 /// The `file://` source of a footage lane's recording (an absolute path, as capture needs).
 pub fn footage_source(footage: &Path, l: &truth::TruthLane) -> Result<String, DemoError> {
-    let file = footage.join(&l.file);
+    file_uri(footage, &l.file)
+}
+
+/// A recording in the footage folder as an absolute `file://` URI.
+fn file_uri(footage: &Path, name: &str) -> Result<String, DemoError> {
+    let file = footage.join(name);
     let file = file.canonicalize().map_err(|source| DemoError::Footage {
         path: file.clone(),
         source,
@@ -231,6 +241,18 @@ pub fn lane_toml(truth: &Truth, l: &truth::TruthLane, source: &str, role: LaneRo
         );
     }
     toml
+}
+
+/// A footage lane's lower camera as the lane's `[lane.lower]` table (written last: the keys after
+/// a table header belong to it).
+fn lower_toml(footage: &Path, l: &truth::TruthLower) -> Result<String, DemoError> {
+    Ok(format!(
+        "[lane.lower]\nsource = {:?}\nbelow_m = {}\ntilt_deg = {}\nfocal_px = {}\n",
+        file_uri(footage, &l.file)?,
+        l.below_m,
+        l.tilt_deg,
+        l.focal_px
+    ))
 }
 
 /// The demo's station CA and every role's certificate under `work/certs`, made on first use: the

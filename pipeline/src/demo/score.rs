@@ -23,6 +23,9 @@ use crate::decide::decisions::DecisionRecord;
 /// The `by_attack` class of every walker who is not an attack.
 pub const BONA_FIDE: &str = "bona fide";
 
+/// The `by_posture` class of a walker drawn without one.
+pub const STANDING: &str = "standing";
+
 /// Decisions up to this long after a walker's last frame still belong to them.
 pub const SLACK_MS: u64 = 1_500;
 
@@ -116,6 +119,8 @@ pub struct Scorecard {
     /// By attack species, `bona fide` for every other walker (ISO/IEC 30107-3: APCER per
     /// species from `attacks_caught`, BPCER from `false_attacks` of `bona fide`).
     pub by_attack: BTreeMap<String, Counts>,
+    /// By the walker's posture (`standing`, `phone`, `child`, `wheelchair`).
+    pub by_posture: BTreeMap<String, Counts>,
     /// Every walker of the truth, lane by lane in the truth's order (for the demo's ✓/✗ table).
     #[serde(skip)]
     pub walkers: Vec<WalkerScore>,
@@ -350,6 +355,10 @@ pub fn score(
                 .entry(w.attack.clone().unwrap_or_else(|| BONA_FIDE.into()))
                 .or_default()
                 .add(&c);
+            card.by_posture
+                .entry(w.posture.clone().unwrap_or_else(|| STANDING.into()))
+                .or_default()
+                .add(&c);
             card.walkers.push(ws);
         }
     }
@@ -387,6 +396,12 @@ pub fn markdown(card: &Scorecard) -> String {
     }
     for (k, c) in &card.by_mask {
         s += &row(k, c);
+    }
+    // Only footage drawn with postures has more than one.
+    if card.by_posture.len() > 1 {
+        for (k, c) in &card.by_posture {
+            s += &row(&format!("posture {k}"), c);
+        }
     }
     s
 }
@@ -451,6 +466,7 @@ mod tests {
             reason: (expected == "closed")
                 .then(|| if enrolled { "expired" } else { "unknown" }.into()),
             attack: (expected == "attack").then(|| "phone".into()),
+            posture: None,
         }
     }
 
@@ -496,6 +512,7 @@ mod tests {
                     file: "L1.mp4".into(),
                     scenario: "normal".into(),
                     camera: None,
+                    lower: None,
                     walkers: vec![
                         walker("ann", true, (0, 15), "open"),
                         walker("u1", false, (20, 35), "closed"),
@@ -507,6 +524,7 @@ mod tests {
                     file: "L2.mp4".into(),
                     scenario: "dim".into(),
                     camera: None,
+                    lower: None,
                     walkers: vec![walker("bob", true, (0, 15), "tailgating")],
                 },
             ],
@@ -643,6 +661,7 @@ mod tests {
                 file: "L1.mp4".into(),
                 scenario: "normal".into(),
                 camera: None,
+                lower: None,
                 walkers: vec![
                     walker("obama", true, (0, 20), "attack"),
                     walker("biden", true, (100, 120), "attack"),

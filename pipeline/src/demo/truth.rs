@@ -26,8 +26,21 @@ pub struct TruthLane {
     /// runs the lane without the planarity cue.
     #[serde(default)]
     pub camera: Option<TruthCamera>,
+    /// The lane's lower camera, when the footage has one (`gate-calibrate footage --lower-camera`).
+    #[serde(default)]
+    pub lower: Option<TruthLower>,
     #[serde(default)]
     pub walkers: Vec<TruthWalker>,
+}
+
+/// A lane's lower camera: its recording and where it stands relative to the lane's camera.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TruthLower {
+    pub file: String,
+    pub below_m: f32,
+    #[serde(default)]
+    pub tilt_deg: f32,
+    pub focal_px: f32,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -59,6 +72,9 @@ pub struct TruthWalker {
     /// The attack species when the walker is a picture of `identity` held up.
     #[serde(default)]
     pub attack: Option<String>,
+    /// `phone`, `child` or `wheelchair`; absent for a walker standing upright.
+    #[serde(default)]
+    pub posture: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

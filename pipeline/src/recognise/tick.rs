@@ -70,7 +70,8 @@ impl Recognition {
 
 pub enum GpuReport {
     Frame {
-        lane: usize,
+        /// The capture stream (`StationConfig::streams`): the lane's index for a lane's camera.
+        stream: usize,
         stats: Box<LightingStats>,
         gpu_ns: Option<u64>,
         captured: Instant,
@@ -84,6 +85,8 @@ pub enum GpuReport {
         /// The tick's stage times, on the first frame of each tick only.
         tick: Option<TickTimes>,
     },
+    /// Every frame of a tick has been reported: a lane with two cameras decides now, on both.
+    TickEnd,
     /// The device is gone: the station must put its doors into their safe mode.
     Lost(String),
 }
@@ -264,7 +267,7 @@ fn run(w: Worker) {
                         histogram!(names::GPU_STAGE_SECONDS, "lane" => lane.clone(), "stage" => "normalise").record(ns as f64 * 1e-9);
                     }
                     let _ = reports.send(GpuReport::Frame {
-                        lane: frame.lane,
+                        stream: frame.lane,
                         stats: Box::new(r.stats),
                         gpu_ns: r.gpu_ns,
                         captured: frame.captured,
@@ -275,6 +278,7 @@ fn run(w: Worker) {
                         tick: tick.take(),
                     });
                 }
+                let _ = reports.send(GpuReport::TickEnd);
             }
             Err(NormaliseError::Gpu(e)) if gpu.is_lost() => {
                 error!(error = %e, "GPU stage stopped: device lost");
@@ -607,6 +611,7 @@ mod tests {
                     seen += 1;
                 }
                 Ok(GpuReport::Lost(e)) => panic!("lost early: {e}"),
+                Ok(GpuReport::TickEnd) => {}
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
         }
@@ -617,7 +622,7 @@ mod tests {
         while lost.is_none() && Instant::now() < deadline {
             match rx.try_recv() {
                 Ok(GpuReport::Lost(e)) => lost = Some(e),
-                Ok(GpuReport::Frame { .. }) => {}
+                Ok(GpuReport::Frame { .. } | GpuReport::TickEnd) => {}
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
         }

@@ -31,12 +31,13 @@ use tracing::{error, info, warn};
 
 use crate::capture::{Capture, CaptureEvent};
 use crate::config::StationConfig;
+use crate::decide::View;
 use crate::decide::decisions::Decisions;
 use crate::drive::command::{Command, DoorCause};
 use crate::drive::spawn::Drivers;
 use crate::drive::{Incoming, LightingLoop, Outbox};
 use crate::recognise::tick::{GpuReport, GpuStage, Settled};
-use crate::recognise::{LaneFaces, TickTimes};
+use crate::recognise::{BBox, LaneFaces, TickTimes};
 use crate::store::{JournalKind, Store};
 use crate::sync::SyncHandle;
 use crate::telemetry::names;
@@ -144,6 +145,8 @@ struct Station {
     recogniser: Option<&'static str>,
     lanes: Vec<LaneState>,
     index: HashMap<String, usize>,
+    /// Per capture stream, its lane and camera (`StationConfig::streams`).
+    streams: Vec<(usize, View)>,
     gpu_lost: bool,
     stall: stall::StallWatch,
     /// The lanes' clock for live sources (recorded footage has its own presentation times).
@@ -212,16 +215,21 @@ impl Station {
                 _ = watchdog.due() => watchdog.ping(),
                 Some(ev) = inputs.capture.recv() => self.on_capture(ev).await,
                 Some(r) = inputs.tick.recv() => match r {
-                    GpuReport::Frame { lane, stats, gpu_ns, captured, pts_ms, faces, done, tick, .. } => {
+                    GpuReport::Frame { stream, stats, gpu_ns, captured, pts_ms, faces, done, tick, .. } => {
                         if let Some(stall::Change::Resumed(d)) = self.stall.report(Instant::now()) {
                             self.on_resumed(d).await;
                         }
                         if let Some(t) = tick { keep_recent(&mut self.ticks, &mut self.viewed.0, t); }
                         keep_recent(&mut self.normalised_s, &mut self.viewed.1, done.saturating_duration_since(captured).as_secs_f64());
                         let at_ms = pts_ms.unwrap_or_else(|| captured.saturating_duration_since(self.t0).as_millis() as u64);
-                        self.on_frame(lane, at_ms, captured, faces.as_ref()).await;
-                        self.on_lighting(lane, stats.mean, gpu_ns, faces.as_ref()).await;
+                        let Some(&(lane, view)) = self.streams.get(stream) else { continue };
+                        self.on_frame(lane, view, at_ms, captured, faces.as_ref()).await;
+                        // The lane's lights answer its own camera's picture.
+                        if view == View::Upper {
+                            self.on_lighting(lane, stats.mean, gpu_ns, faces.as_ref()).await;
+                        }
                     }
+                    GpuReport::TickEnd => self.on_tick_end().await,
                     GpuReport::Lost(why) => {
                         self.on_gpu_lost(why).await;
                         // Nothing is recognised or lit any more: hand over to the supervisor,
@@ -302,7 +310,26 @@ impl Station {
         }
     }
 
-    async fn on_capture(&mut self, ev: CaptureEvent) {
+    async fn on_capture(&mut self, mut ev: CaptureEvent) {
+        let Some(&(lane, view)) = self.streams.get(ev.lane) else {
+            return;
+        };
+        ev.lane = lane;
+        if view == View::Lower {
+            // The lane still decides on its upper camera: its state is that camera's; what
+            // became of the lower one is told as an event.
+            let event = LaneEvent {
+                v: VERSION,
+                lane: self.lanes[lane].id.clone(),
+                kind: LaneEventKind::Status,
+                status: Some(ev.status),
+                detail: format!("lower camera: {}", ev.detail),
+                t_unix_ms: unix_ms(),
+            };
+            warn!(lane = %event.lane, status = ?ev.status, detail = %ev.detail, "lower camera");
+            self.send(vec![Command::Event(event)]).await;
+            return;
+        }
         self.lanes[ev.lane].status_detail = match ev.status {
             LaneStatus::Degraded | LaneStatus::Finished if !ev.detail.is_empty() => {
                 Some(ev.detail.clone())
@@ -333,24 +360,44 @@ impl Station {
     async fn on_frame(
         &mut self,
         lane: usize,
+        view: View,
         at_ms: u64,
         captured: Instant,
         faces: Option<&LaneFaces>,
     ) {
-        let (Some((d, settled)), Some(faces)) = (self.decisions.as_mut(), faces) else {
+        let (Some((d, _)), Some(faces)) = (self.decisions.as_mut(), faces) else {
             return;
         };
         if self.gpu_lost || !self.stall.decides(captured) {
             return;
         }
-        let cmds = d.on_faces(lane, at_ms, captured, faces);
-        let boxes = d.settled(lane);
-        settled.send_modify(|s| {
-            if let Some(slot) = s.get_mut(lane) {
-                *slot = boxes;
-            }
-        });
+        let cmds = d.on_faces(lane, view, at_ms, captured, faces);
+        self.settle();
         self.send(cmds).await;
+    }
+
+    /// The tick's frames are all in: two-camera lanes decide on both views.
+    async fn on_tick_end(&mut self) {
+        let Some((d, _)) = self.decisions.as_mut() else {
+            return;
+        };
+        let cmds = d.tick_end();
+        if cmds.is_empty() {
+            return;
+        }
+        self.settle();
+        self.send(cmds).await;
+    }
+
+    /// Tells the tick, per capture stream, the boxes of the walkers decided.
+    fn settle(&mut self) {
+        let Some((d, settled)) = self.decisions.as_ref() else {
+            return;
+        };
+        let boxes: Vec<Vec<BBox>> = (self.streams.iter())
+            .map(|&(lane, view)| d.settled(lane, view))
+            .collect();
+        settled.send_modify(|s| *s = boxes);
     }
 
     /// The closed lighting loop: with a face in view it drives the face's own luminance to the

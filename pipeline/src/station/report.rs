@@ -7,6 +7,7 @@ use std::time::Duration;
 use protocol::{DoorState, Health, LaneHealth, LaneStatus, LightState, VERSION, unix_ms};
 
 use super::Station;
+use crate::decide::View;
 use crate::decide::decisions::DecisionRecord;
 use crate::recognise::TickTimes;
 use crate::telemetry::view::{StageTimes, StationView};
@@ -26,6 +27,8 @@ pub struct LaneReport {
     pub door: Option<DoorState>,
     pub light: Option<LightState>,
     pub gpu_ms_mean: Option<f64>,
+    /// Frames of the lane's lower camera processed, when it has one.
+    pub lower_frames_processed: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,7 +66,8 @@ impl Station {
                 .lanes
                 .iter()
                 .zip(&self.capture.counters)
-                .map(|(l, c)| {
+                .enumerate()
+                .map(|(i, (l, c))| {
                     let processed = c.frames_processed.load(o);
                     LaneReport {
                         id: l.id.clone(),
@@ -79,6 +83,10 @@ impl Station {
                         light: l.light.clone(),
                         gpu_ms_mean: (l.gpu_frames > 0)
                             .then(|| l.gpu_ns_sum as f64 / l.gpu_frames as f64 / 1e6),
+                        lower_frames_processed: (self.streams.iter())
+                            .position(|&s| s == (i, View::Lower))
+                            .and_then(|s| self.capture.counters.get(s))
+                            .map(|c| c.frames_processed.load(o)),
                     }
                 })
                 .collect(),

@@ -9,6 +9,7 @@ use tracing::{info, warn};
 use super::{Inputs, LaneState, Station, StationError};
 use crate::capture::{Capture, CaptureEvent, CaptureMode};
 use crate::config::{StationConfig, SyncConfig};
+use crate::decide::View;
 use crate::decide::decisions::Decisions;
 use crate::drive::{Incoming, LightingLoop, Link, Outbox};
 use crate::normalise::Gpu;
@@ -109,6 +110,7 @@ impl Station {
                 latch: protocol::DoorAction::Release,
             })
             .collect();
+        let streams = cfg.streams();
         let index = lane_ids
             .iter()
             .enumerate()
@@ -129,6 +131,7 @@ impl Station {
             recogniser,
             lanes,
             index,
+            streams,
             gpu_lost: false,
             stall,
             t0,
@@ -242,7 +245,8 @@ fn recognition(
     match (sync, cfg.recognise.enabled) {
         (Some(h), true) => {
             let pad = cfg.pad_models();
-            let recogniser = Recogniser::new(gpu, &cfg.recognise, cfg.lanes.len(), pad.as_deref())?;
+            let streams = cfg.streams();
+            let recogniser = Recogniser::new(gpu, &cfg.recognise, streams.len(), pad.as_deref())?;
             let gallery = h.syncer.gallery().clone();
             let decisions = Decisions::new(
                 cfg.station_id(),
@@ -252,11 +256,20 @@ fn recognition(
                 gallery.clone(),
                 store.clone(),
             )?;
-            let lanes = (cfg.gate_lanes().iter())
-                .map(|l| LaneScope {
-                    settled: Vec::new(),
-                    gates: Some(l.fusion.gates),
-                    zone: Some(l.zone),
+            // One scope per capture stream: a lower camera's zone is in its own frame.
+            let gate_lanes = cfg.gate_lanes();
+            let lanes = (streams.iter())
+                .filter_map(|&(lane, view)| {
+                    let l = gate_lanes.get(lane)?;
+                    let zone = match view {
+                        View::Upper => l.zone,
+                        View::Lower => l.lower?.zone,
+                    };
+                    Some(LaneScope {
+                        settled: Vec::new(),
+                        gates: Some(l.fusion.gates),
+                        zone: Some(zone),
+                    })
                 })
                 .collect();
             let (recognition, settled) = Recognition::new(

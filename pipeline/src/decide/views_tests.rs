@@ -1,0 +1,160 @@
+//! Two cameras per lane: placing the lower camera's faces in the upper frame, merging a tick's
+//! views, and whole walks seen by one camera, the other, or both.
+
+use super::tests::{cand, face, good, identified};
+use super::views::{LowerGeometry, LowerView, View, merge};
+use super::*;
+
+const ZONE: BBox = BBox([100.0, 0.0, 540.0, 480.0]);
+const FOCAL: f32 = 473.0;
+
+fn lower(tilt_deg: f32) -> LowerView {
+    LowerView {
+        geometry: LowerGeometry {
+            below_m: 0.5,
+            tilt_deg,
+            focal_px: FOCAL,
+        },
+        zone: BBox([0.0, 0.0, 640.0, 480.0]),
+    }
+}
+
+/// Where a camera at `cam_m` whose horizon is at row `horizon` sees a face centre at `face_m`
+/// (metres above the floor), `h` px high: the pinhole the footage generator draws with.
+fn row(face_m: f32, cam_m: f32, horizon: f32, h: f32) -> f32 {
+    horizon - (face_m - cam_m) / 0.2 * h
+}
+
+fn at(cx: f32, cy: f32, h: f32) -> Observation {
+    let mut o = face(0.0, cand(7, 0.7), cand(3, 0.1));
+    o.bbox = BBox([cx - h / 2.0, cy - h / 2.0, cx + h / 2.0, cy + h / 2.0]);
+    o
+}
+
+/// A child's face as both cameras draw it lands, once placed, where the upper camera sees it,
+/// for tilted and level lower cameras and near and far faces.
+#[test]
+fn a_lower_face_lands_where_the_upper_camera_sees_it() {
+    for tilt in [0.0f32, 12.0] {
+        for h in [40.0f32, 90.0, 200.0] {
+            let up = row(1.1, 1.6, 192.0, h);
+            let down = row(1.1, 1.1, 192.0 + FOCAL * tilt.to_radians().tan(), h);
+            let placed = lower(tilt).observe(at(320.0, down, h));
+            let want = at(320.0, up, h).bbox;
+            assert!(
+                placed.bbox.iou(&want) > 0.99,
+                "tilt {tilt} h {h}: {placed:?}"
+            );
+            assert_eq!(placed.seen.view, View::Lower);
+            assert!(placed.seen.mapped);
+            assert_eq!(placed.seen.lower, Some(at(320.0, down, h).bbox));
+        }
+    }
+    assert!((lower(0.0).geometry.shift_px(100.0) - 250.0).abs() < 1e-3);
+}
+
+/// A face both cameras saw becomes one observation: the better view's evidence, the upper
+/// camera's box; faces one camera alone saw stay.
+#[test]
+fn a_face_seen_twice_is_one_observation_with_the_better_view() {
+    let v = lower(0.0);
+    let h = 100.0;
+    // The upper camera sees the face bent down (fails the yaw gate as a stand-in for any gate).
+    let mut up = at(300.0, row(1.55, 1.6, 192.0, h), h);
+    up.quality.yaw = 0.9;
+    up.best = cand(9, 0.4);
+    let low = v.observe(at(300.0, row(1.55, 1.1, 192.0, h), h));
+    // A second walker only the lower camera sees (a child further right).
+    let child = v.observe(at(480.0, row(1.1, 1.1, 192.0, 60.0), 60.0));
+    let gates = QualityGates::default();
+    let merged = merge(
+        vec![up.clone()],
+        vec![low.clone(), child.clone()],
+        &ZONE,
+        &gates,
+    );
+    assert_eq!(merged.len(), 2);
+    let m = &merged[0];
+    assert_eq!(m.bbox, up.bbox, "the upper camera's box");
+    assert_eq!(m.best, low.best, "the lower camera's evidence");
+    assert_eq!(m.quality, low.quality);
+    assert_eq!(m.seen.view, View::Lower);
+    assert!(!m.seen.mapped);
+    assert_eq!(m.seen.lower, low.seen.lower);
+    assert_eq!(merged[1], child);
+    // With both views usable, the heavier frame wins; a tie keeps the upper camera.
+    let mut up2 = up.clone();
+    up2.quality = good();
+    let m = &merge(vec![up2.clone()], vec![low], &ZONE, &gates)[0];
+    assert_eq!(m.seen.view, View::Upper);
+    assert_eq!(m.best, up2.best);
+    // No lower faces: the upper list unchanged.
+    assert_eq!(merge(vec![up.clone()], vec![], &ZONE, &gates), vec![up]);
+}
+
+/// A walker the upper camera loses on the approach (a child walking under it) while the lower
+/// camera picks them up is one track, identified once, with no tailgating alarm; the lower
+/// camera's box of the settled walker is what its tick skips.
+#[test]
+fn one_walker_seen_by_both_cameras_in_turn_is_one_track() {
+    let v = lower(12.0);
+    let mut d = LaneDecider::new(FusionParams::default(), ZONE, 300);
+    let mut all = Vec::new();
+    let horizon_low = 192.0 + FOCAL * 12f32.to_radians().tan();
+    for i in 0..12u64 {
+        let h = 40.0 + 8.0 * i as f32;
+        let ups: Vec<Observation> = (i < 6)
+            .then(|| {
+                let mut o = at(320.0, row(1.15, 1.6, 192.0, h), h);
+                // Seen from above: too pitched to count (a gate fails), still tracked.
+                o.quality.yaw = 0.9;
+                o.best = None;
+                o
+            })
+            .into_iter()
+            .collect();
+        let lows: Vec<Observation> = (i >= 3)
+            .then(|| v.observe(at(320.0, row(1.15, 1.1, horizon_low, h), h)))
+            .into_iter()
+            .collect();
+        let obs = merge(ups, lows, &ZONE, &FusionParams::default().gates);
+        assert_eq!(obs.len(), 1, "frame {i}");
+        all.extend(d.update(i * 100, &obs));
+    }
+    assert_eq!(identified(&all), vec![(TrackId(1), Subject(7))]);
+    assert!(!all.iter().any(|e| matches!(e, Event::Tailgating { .. })));
+    assert_eq!(d.identified_boxes(View::Lower).len(), 1);
+    assert_eq!(d.identified_boxes(View::Upper).len(), 1);
+}
+
+/// Two walkers, one seen by each camera, inside their cameras' zones: two tracks, and the
+/// identified one's alarm names the other.
+#[test]
+fn a_second_walker_only_the_lower_camera_sees_is_tailgating() {
+    let v = lower(0.0);
+    let mut d = LaneDecider::new(FusionParams::default(), ZONE, 300);
+    let mut all = Vec::new();
+    for i in 0..6u64 {
+        let h = 100.0;
+        let adult = at(250.0, row(1.6, 1.6, 192.0, h), h);
+        // A child close behind, too low for the upper camera's frame once placed in it.
+        let mut child = at(420.0, row(1.1, 1.1, 192.0, 140.0), 140.0);
+        child.best = None;
+        let child = v.observe(child);
+        assert!(child.bbox.centre()[1] > 480.0, "{:?}", child.bbox);
+        let obs = merge(
+            vec![adult],
+            vec![child],
+            &ZONE,
+            &FusionParams::default().gates,
+        );
+        all.extend(d.update(i * 100, &obs));
+    }
+    assert_eq!(identified(&all).len(), 1);
+    assert!(
+        all.iter()
+            .any(|e| matches!(e, Event::Tailgating { others, .. } if others.len() == 1)),
+        "{all:?}"
+    );
+    assert_eq!(d.tracks_in_zone(), 2);
+}
