@@ -1,7 +1,9 @@
 //! `gate-calibrate lane`: draws a lane's zone (where a person counts as inside the lane, for
 //! tailgating) on one of its frames, so an engineer can check it before storing it in the station
 //! file. Optionally marks the faces the CPU detector finds: the station tests a face's box centre
-//! against the zone, so a walker whose face centre falls outside is never counted.
+//! against the zone, so a walker whose face centre falls outside is never counted. A lane with a
+//! lower camera (`[lane.lower]`) has a zone in each camera's own frame; both are drawn side by side
+//! when both frames are at hand, so the two can be checked against the same moment.
 
 use std::path::{Path, PathBuf};
 
@@ -11,29 +13,36 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use crate::station_toml::{self, Edit, Section, Val};
-
-pub const ZONE_COLOUR: [u8; 3] = [255, 196, 0];
-const INSIDE: [u8; 3] = [40, 220, 60];
-const OUTSIDE: [u8; 3] = [235, 40, 40];
-const WHITE: [u8; 3] = [255, 255, 255];
-const BLACK: [u8; 3] = [0, 0, 0];
+use crate::lane_draw::{Marked, View, centre_in, side_by_side};
+use crate::station_toml::{self, Edit, LaneViews, Section, Val};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A lane's recorded video (anything GStreamer decodes); the frame at --at is drawn.
+    /// The --view camera's recorded video (anything GStreamer decodes); the frame at --at is drawn.
     #[arg(long, required_unless_present = "image", conflicts_with = "image")]
     pub video: Option<PathBuf>,
-    /// A still from the lane's camera (PNG, JPEG, …) instead of a video.
+    /// A still from the --view camera (PNG, JPEG, …) instead of a video.
     #[arg(long)]
     pub image: Option<PathBuf>,
     /// Seconds into --video.
     #[arg(long, default_value_t = 0.0)]
     pub at: f64,
-    /// x0,y0,x1,y1 as fractions of the frame; default: the lane's zone in --config, else the whole frame.
+    /// x0,y0,x1,y1 as fractions of the --view camera's frame; default: that camera's zone in
+    /// --config, else the whole frame.
     #[arg(long)]
     pub zone: Option<String>,
-    /// Station file to read the lane's current zone from.
+    /// The camera --video/--image, --zone and --write refer to: `upper`, the lane's camera
+    /// ([[lane]] zone), or `lower`, its lower camera ([lane.lower] zone).
+    #[arg(long, value_enum, default_value_t = Which::Upper)]
+    pub view: Which,
+    /// The lower camera's video, drawn beside the lane camera's frame (the frame at the same --at).
+    /// Default: the lane's [lane.lower] source in --config when that is a file:// URI.
+    #[arg(long, conflicts_with = "lower_image")]
+    pub lower_video: Option<PathBuf>,
+    /// A still from the lower camera instead of --lower-video.
+    #[arg(long)]
+    pub lower_image: Option<PathBuf>,
+    /// Station file to read the lane's current zones from (and the other camera's file:// source).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Lane id in the station file ([[lane]] id = "...").
@@ -48,9 +57,33 @@ pub struct Args {
     /// Folder with the ONNX models (default: $GATE_MODELS, else the workspace's models/).
     #[arg(long, default_value_os_t = engine::face::models_dir())]
     pub models: PathBuf,
-    /// Store --zone as this lane's `zone` in the station file (backup kept as <file>.bak).
+    /// Store --zone as this lane's `zone` (with --view lower: its [lane.lower] `zone`) in the
+    /// station file (backup kept as <file>.bak).
     #[arg(long)]
     pub write: Option<PathBuf>,
+}
+
+/// One of a lane's two cameras.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum Which {
+    Upper,
+    Lower,
+}
+
+impl Which {
+    fn name(self) -> &'static str {
+        match self {
+            Which::Upper => "upper",
+            Which::Lower => "lower",
+        }
+    }
+
+    fn other(self) -> Which {
+        match self {
+            Which::Upper => Which::Lower,
+            Which::Lower => Which::Upper,
+        }
+    }
 }
 
 /// An RGB8 frame, rows packed.
@@ -235,304 +268,265 @@ fn load_image(path: &Path) -> Result<Frame> {
     })
 }
 
-/// 5×7 glyphs, rows top to bottom; characters without a glyph draw as a space.
-const FONT: &[(char, &str)] = &[
-    ('0', "01110 10001 10011 10101 11001 10001 01110"),
-    ('1', "00100 01100 00100 00100 00100 00100 01110"),
-    ('2', "01110 10001 00001 00010 00100 01000 11111"),
-    ('3', "11111 00010 00100 00010 00001 10001 01110"),
-    ('4', "00010 00110 01010 10010 11111 00010 00010"),
-    ('5', "11111 10000 11110 00001 00001 10001 01110"),
-    ('6', "00110 01000 10000 11110 10001 10001 01110"),
-    ('7', "11111 00001 00010 00100 01000 01000 01000"),
-    ('8', "01110 10001 10001 01110 10001 10001 01110"),
-    ('9', "01110 10001 10001 01111 00001 00010 01100"),
-    ('A', "01110 10001 10001 11111 10001 10001 10001"),
-    ('B', "11110 10001 10001 11110 10001 10001 11110"),
-    ('C', "01110 10001 10000 10000 10000 10001 01110"),
-    ('D', "11100 10010 10001 10001 10001 10010 11100"),
-    ('E', "11111 10000 10000 11110 10000 10000 11111"),
-    ('F', "11111 10000 10000 11110 10000 10000 10000"),
-    ('G', "01110 10001 10000 10111 10001 10001 01111"),
-    ('H', "10001 10001 10001 11111 10001 10001 10001"),
-    ('I', "01110 00100 00100 00100 00100 00100 01110"),
-    ('J', "00111 00010 00010 00010 00010 10010 01100"),
-    ('K', "10001 10010 10100 11000 10100 10010 10001"),
-    ('L', "10000 10000 10000 10000 10000 10000 11111"),
-    ('M', "10001 11011 10101 10101 10001 10001 10001"),
-    ('N', "10001 10001 11001 10101 10011 10001 10001"),
-    ('O', "01110 10001 10001 10001 10001 10001 01110"),
-    ('P', "11110 10001 10001 11110 10000 10000 10000"),
-    ('Q', "01110 10001 10001 10001 10101 10010 01101"),
-    ('R', "11110 10001 10001 11110 10100 10010 10001"),
-    ('S', "01111 10000 10000 01110 00001 00001 11110"),
-    ('T', "11111 00100 00100 00100 00100 00100 00100"),
-    ('U', "10001 10001 10001 10001 10001 10001 01110"),
-    ('V', "10001 10001 10001 10001 10001 01010 00100"),
-    ('W', "10001 10001 10001 10101 10101 10101 01010"),
-    ('X', "10001 10001 01010 00100 01010 10001 10001"),
-    ('Y', "10001 10001 10001 01010 00100 00100 00100"),
-    ('Z', "11111 00001 00010 00100 01000 10000 11111"),
-    ('.', "00000 00000 00000 00000 00000 01100 01100"),
-    (',', "00000 00000 00000 00000 01100 00100 01000"),
-    ('-', "00000 00000 00000 11111 00000 00000 00000"),
-    (':', "00000 01100 01100 00000 01100 01100 00000"),
-    ('%', "11000 11001 00010 00100 01000 10011 00011"),
-    ('[', "01110 01000 01000 01000 01000 01000 01110"),
-    (']', "01110 00010 00010 00010 00010 00010 01110"),
-    ('=', "00000 00000 11111 00000 11111 00000 00000"),
-    ('/', "00000 00001 00010 00100 01000 10000 00000"),
-];
-
-struct Canvas<'a> {
-    rgb: &'a mut [u8],
-    w: usize,
-    h: usize,
+/// One camera's frame, its zone and where that came from, and the faces found on it.
+struct Shot {
+    which: Which,
+    frame: Frame,
+    zone: [f64; 4],
+    from: String,
+    faces: Vec<Marked>,
 }
 
-impl Canvas<'_> {
-    fn blend(&mut self, x: i64, y: i64, c: [u8; 3], alpha: f32) {
-        if x < 0 || y < 0 || x >= self.w as i64 || y >= self.h as i64 {
-            return;
+/// `which` camera's zone in the station file, else the whole frame; `from` says which it is.
+fn stored_zone(lane: Option<&LaneViews>, o: &Args, which: Which) -> Result<([f64; 4], String)> {
+    let (Some(lane), Some(cfg)) = (lane, &o.config) else {
+        return Ok(([0.0, 0.0, 1.0, 1.0], "default: whole frame".to_owned()));
+    };
+    let (zone, table) = match which {
+        Which::Upper => (lane.zone, String::new()),
+        Which::Lower => (
+            lane.lower.as_ref().and_then(|l| l.zone),
+            " [lane.lower]".to_owned(),
+        ),
+    };
+    let at = format!("{} lane {}{table}", cfg.display(), o.lane);
+    Ok(match zone {
+        Some(z) => {
+            check_zone(&z).with_context(|| at.clone())?;
+            (z, at)
         }
-        let i = (y as usize * self.w + x as usize) * 3;
-        for (dst, src) in self.rgb[i..i + 3].iter_mut().zip(c) {
-            let v = f32::from(*dst) * (1.0 - alpha) + f32::from(src) * alpha;
-            *dst = v.round().clamp(0.0, 255.0) as u8;
-        }
-    }
+        None => ([0.0, 0.0, 1.0, 1.0], format!("{at} (no zone: whole frame)")),
+    })
+}
 
-    fn fill(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, c: [u8; 3], alpha: f32) {
-        for y in y0.max(0)..y1.min(self.h as i64) {
-            for x in x0.max(0)..x1.min(self.w as i64) {
-                self.blend(x, y, c, alpha);
-            }
-        }
+/// The other camera's frame: the --lower-* flag, else its `file://` source in --config. `None`
+/// (with a note why) when there is none to draw, so a station file naming a camera or a file this
+/// machine lacks still leaves the engineer the one frame they gave.
+fn other_frame(lane: Option<&LaneViews>, o: &Args, which: Which) -> Result<Option<Frame>> {
+    match (&o.lower_video, &o.lower_image) {
+        (Some(v), _) => return frame_at(v, o.at).map(Some),
+        (None, Some(i)) => return load_image(i).map(Some),
+        (None, None) => {}
     }
-
-    /// Outline drawn inward from the given bounds, `t` pixels thick.
-    fn rect(&mut self, [x0, y0, x1, y1]: [i64; 4], t: i64, c: [u8; 3]) {
-        self.fill(x0, y0, x1, y0 + t, c, 1.0);
-        self.fill(x0, y1 - t, x1, y1, c, 1.0);
-        self.fill(x0, y0, x0 + t, y1, c, 1.0);
-        self.fill(x1 - t, y0, x1, y1, c, 1.0);
-    }
-
-    fn text_width(s: &str, scale: i64) -> i64 {
-        s.chars().count() as i64 * 6 * scale
-    }
-
-    /// Text on a dark plate, so it reads on any background.
-    fn text(&mut self, x: i64, y: i64, s: &str, scale: i64, c: [u8; 3]) {
-        let pad = scale;
-        let tw = Self::text_width(s, scale);
-        self.fill(
-            x - pad,
-            y - pad,
-            x + tw + pad,
-            y + 7 * scale + pad,
-            BLACK,
-            0.6,
+    let source = match (lane, which) {
+        (Some(l), Which::Upper) => l.source.clone(),
+        (Some(l), Which::Lower) => l.lower.as_ref().and_then(|l| l.source.clone()),
+        (None, _) => None,
+    };
+    let Some(source) = source else {
+        return Ok(None);
+    };
+    let note = |why: &str| {
+        eprintln!(
+            "note: lane {}'s {} camera ({source}) {why}; drawing the {} frame alone",
+            o.lane,
+            which.name(),
+            which.other().name()
         );
-        for (i, ch) in s.chars().enumerate() {
-            let up = ch.to_ascii_uppercase();
-            let Some((_, g)) = FONT.iter().find(|(k, _)| *k == up) else {
-                continue;
-            };
-            for (row, bits) in g.split(' ').enumerate() {
-                for (col, b) in bits.bytes().enumerate() {
-                    if b == b'1' {
-                        let gx = x + (i as i64 * 6 + col as i64) * scale;
-                        let gy = y + row as i64 * scale;
-                        self.fill(gx, gy, gx + scale, gy + scale, c, 1.0);
-                    }
-                }
-            }
-        }
+    };
+    let Some(path) = source.strip_prefix("file://").map(PathBuf::from) else {
+        note(match which {
+            Which::Lower => "is not a file:// source (give --lower-video or --lower-image)",
+            Which::Upper => "is not a file:// source",
+        });
+        return Ok(None);
+    };
+    if !path.is_file() {
+        note("is not a file on this machine");
+        return Ok(None);
+    }
+    // Split by the extension as --image and --video split them: a still has no --at to seek.
+    if image::ImageFormat::from_path(&path).is_ok() {
+        load_image(&path).map(Some)
+    } else {
+        frame_at(&path, o.at).map(Some)
     }
 }
 
-/// A detected face for the overlay: box in frame pixels and detector score.
-pub struct Marked {
-    pub bbox: [f32; 4],
-    pub score: f32,
+/// Faces from both detectors, the stronger kept of boxes that overlap (both often find a face).
+fn detect(chain: &FaceChain, frame: &Frame) -> Result<Vec<Marked>> {
+    let img = Rgb {
+        rgb: &frame.rgb,
+        w: frame.w,
+        h: frame.h,
+    };
+    let mut found = chain.detect_back(img)?;
+    found.extend(chain.detect_front(img)?);
+    found.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut dets: Vec<Marked> = Vec::new();
+    for d in found {
+        let bbox = d.corners();
+        if !dets.iter().any(|m| iou(m.bbox, bbox) > 0.3) {
+            dets.push(Marked {
+                bbox,
+                score: d.score,
+            });
+        }
+    }
+    Ok(dets)
 }
 
-/// Whether the box's centre is inside the zone, as the station decides it.
-pub fn centre_in(bbox: [f32; 4], zone_px: [f64; 4]) -> bool {
-    let cx = f64::from(bbox[0] + bbox[2]) / 2.0;
-    let cy = f64::from(bbox[1] + bbox[3]) / 2.0;
-    cx >= zone_px[0] && cx <= zone_px[2] && cy >= zone_px[1] && cy <= zone_px[3]
-}
-
-/// Zone, 10 % grid, label and faces drawn onto `rgb` (`w`×`h`).
-pub fn draw(rgb: &mut [u8], w: usize, h: usize, zone: [f64; 4], label: &str, faces: &[Marked]) {
-    let (wf, hf) = (w as f64, h as f64);
-    let zpx = [zone[0] * wf, zone[1] * hf, zone[2] * wf, zone[3] * hf];
-    let [zx0, zy0, zx1, zy1] = zpx.map(|v| v.round() as i64);
-    let mut c = Canvas { rgb, w, h };
-    let (wi, hi) = (w as i64, h as i64);
-    // Outside the zone darkened, so the lane area stands out while the scene stays readable.
-    let shade = [20, 24, 48];
-    c.fill(0, 0, wi, zy0, shade, 0.5);
-    c.fill(0, zy1, wi, hi, shade, 0.5);
-    c.fill(0, zy0, zx0, zy1, shade, 0.5);
-    c.fill(zx1, zy0, wi, zy1, shade, 0.5);
-    let small = (h as i64 / 480).max(1);
-    let tick = (w.min(h) as i64 / 40).max(6);
-    for i in 1..10 {
-        let x = (wf * f64::from(i) / 10.0).round() as i64;
-        let y = (hf * f64::from(i) / 10.0).round() as i64;
-        // Faint dotted grid lines, then solid ticks (longer at 50 %) on every edge.
-        for yy in (0..hi).step_by(4) {
-            c.blend(x, yy, WHITE, 0.35);
-        }
-        for xx in (0..wi).step_by(4) {
-            c.blend(xx, y, WHITE, 0.35);
-        }
-        let len = if i == 5 { 2 * tick } else { tick };
-        c.fill(x - 1, 0, x + 1, len, WHITE, 1.0);
-        c.fill(x - 1, hi - len, x + 1, hi, WHITE, 1.0);
-        c.fill(0, y - 1, len, y + 1, WHITE, 1.0);
-        c.fill(wi - len, y - 1, wi, y + 1, WHITE, 1.0);
-        let pct = format!("{}", i * 10);
-        c.text(x + 3, len + 2 * small, &pct, small, WHITE);
-        c.text(len + 3 * small, y + 3, &pct, small, WHITE);
-    }
-    for f in faces {
-        let inside = centre_in(f.bbox, zpx);
-        let col = if inside { INSIDE } else { OUTSIDE };
-        let b = f.bbox.map(|v| v.round() as i64);
-        c.rect([b[0], b[1], b[2], b[3]], (small * 2).max(2), col);
-        let tag = format!("{:.2}{}", f.score, if inside { "" } else { " OUT" });
-        c.text(b[0], b[3] + 2 * small, &tag, small, col);
-    }
-    // Border centred on the zone's edge (clamped to the frame), drawn last so nothing covers it.
-    let t = (w.min(h) as i64 / 120).max(3);
-    let half = t / 2;
-    let outer = [
-        (zx0 - half).max(0),
-        (zy0 - half).max(0),
-        (zx1 + t - half).min(wi),
-        (zy1 + t - half).min(hi),
+/// The shot's line for stdout (its zone, where it came from, the frame) and one line per face.
+fn report(shot: &Shot, lane: &str, tag: &str, faces: bool) -> (String, Vec<String>) {
+    let z = shot.zone;
+    let f = &shot.frame;
+    let when = f
+        .pts_s
+        .map(|t| format!(" frame {} at {t:.2} s,", f.index))
+        .unwrap_or_default();
+    let head = format!(
+        "lane {lane}{tag}: zone [{}, {}, {}, {}] ({});{when} {}x{}",
+        z[0], z[1], z[2], z[3], shot.from, f.w, f.h
+    );
+    let zpx = [
+        z[0] * f.w as f64,
+        z[1] * f.h as f64,
+        z[2] * f.w as f64,
+        z[3] * f.h as f64,
     ];
-    c.rect(outer, t, ZONE_COLOUR);
-    let mut scale = (h as i64 / 240).max(2);
-    while scale > 1 && Canvas::text_width(label, scale) > wi - 4 {
-        scale -= 1;
+    let mut lines: Vec<String> = shot
+        .faces
+        .iter()
+        .map(|m| {
+            let [x0, y0, x1, y1] = m.bbox;
+            format!(
+                "  face score {:.2} box ({x0:.0},{y0:.0})-({x1:.0},{y1:.0}) {}",
+                m.score,
+                if centre_in(m.bbox, zpx) {
+                    "inside the zone"
+                } else {
+                    "OUTSIDE the zone"
+                }
+            )
+        })
+        .collect();
+    if faces && lines.is_empty() {
+        lines.push("  no face found in this frame".to_owned());
     }
-    let lx = (zx0 + t + 4)
-        .min(wi - Canvas::text_width(label, scale) - 2)
-        .max(2);
-    c.text(lx, zy0 + t + 2 * tick, label, scale, ZONE_COLOUR);
+    (head, lines)
 }
 
 pub fn run(o: Args) -> Result<()> {
-    let mut frame = match (&o.video, &o.image) {
+    if o.view == Which::Lower && (o.lower_video.is_some() || o.lower_image.is_some()) {
+        bail!(
+            "--view lower: the lower camera's frame is --video/--image; \
+             --lower-video/--lower-image go with --view upper"
+        );
+    }
+    let frame = match (&o.video, &o.image) {
         (Some(v), None) => frame_at(v, o.at)?,
         (None, Some(i)) => load_image(i)?,
         _ => bail!("give exactly one of --video FILE or --image FILE"),
     };
-    if frame.w == 0 || frame.h == 0 {
-        bail!("empty frame");
-    }
-    let (zone, from) = match (&o.zone, &o.config) {
-        (Some(z), _) => (parse_zone(z)?, "--zone".to_owned()),
-        (None, Some(cfg)) => match station_toml::read_lane_zone(cfg, &o.lane)? {
-            Some(z) => {
-                check_zone(&z).with_context(|| format!("{}: lane {}", cfg.display(), o.lane))?;
-                (z, format!("{} lane {}", cfg.display(), o.lane))
-            }
-            None => (
-                [0.0, 0.0, 1.0, 1.0],
-                format!("{} lane {} (no zone: whole frame)", cfg.display(), o.lane),
-            ),
-        },
-        (None, None) => ([0.0, 0.0, 1.0, 1.0], "default: whole frame".to_owned()),
+    let lane = match &o.config {
+        Some(cfg) => Some(station_toml::read_lane(cfg, &o.lane)?),
+        None => None,
+    };
+    let (zone, from) = match &o.zone {
+        Some(z) => (parse_zone(z)?, "--zone".to_owned()),
+        None => stored_zone(lane.as_ref(), &o, o.view)?,
     };
     if o.write.is_some() && o.zone.is_none() {
         bail!("--write stores the --zone given; pass --zone x0,y0,x1,y1");
     }
-    let mut marked = Vec::new();
-    if o.faces {
-        let pipe = FaceChain::load(&o.models)?;
-        let img = Rgb {
-            rgb: &frame.rgb,
-            w: frame.w,
-            h: frame.h,
-        };
-        let mut found = pipe.detect_back(img)?;
-        found.extend(pipe.detect_front(img)?);
-        let mut dets: Vec<Marked> = Vec::new();
-        // Both detectors often find the same face; keep the stronger of overlapping boxes.
-        found.sort_by(|a, b| b.score.total_cmp(&a.score));
-        for d in found {
-            let bbox = d.corners();
-            if !dets.iter().any(|m| iou(m.bbox, bbox) > 0.3) {
-                dets.push(Marked {
-                    bbox,
-                    score: d.score,
-                });
-            }
-        }
-        marked = dets;
+    let mut shots = vec![Shot {
+        which: o.view,
+        frame,
+        zone,
+        from,
+        faces: Vec::new(),
+    }];
+    if let Some(frame) = other_frame(lane.as_ref(), &o, o.view.other())? {
+        let (zone, from) = stored_zone(lane.as_ref(), &o, o.view.other())?;
+        shots.push(Shot {
+            which: o.view.other(),
+            frame,
+            zone,
+            from,
+            faces: Vec::new(),
+        });
     }
-    let label = format!(
-        "{} ZONE {:.2},{:.2} - {:.2},{:.2}",
-        o.lane, zone[0], zone[1], zone[2], zone[3]
-    );
-    draw(&mut frame.rgb, frame.w, frame.h, zone, &label, &marked);
-    let img = image::RgbImage::from_raw(frame.w as u32, frame.h as u32, frame.rgb)
-        .ok_or_else(|| anyhow!("frame buffer does not match {}x{}", frame.w, frame.h))?;
+    shots.sort_by_key(|s| s.which != Which::Upper);
+    if shots.iter().any(|s| s.frame.w == 0 || s.frame.h == 0) {
+        bail!("empty frame");
+    }
+    if o.faces {
+        let chain = FaceChain::load(&o.models)?;
+        for s in &mut shots {
+            s.faces = detect(&chain, &s.frame)?;
+        }
+    }
+    let pair = shots.len() == 2;
+    let tag = |s: &Shot| {
+        if pair || s.which == Which::Lower {
+            format!(" {}", s.which.name())
+        } else {
+            String::new()
+        }
+    };
+    let reports: Vec<(String, Vec<String>)> = shots
+        .iter()
+        .map(|s| report(s, &o.lane, &tag(s), o.faces))
+        .collect();
+    let views: Vec<View> = shots
+        .into_iter()
+        .map(|s| {
+            let z = s.zone;
+            View {
+                label: format!(
+                    "{}{} ZONE {:.2},{:.2} - {:.2},{:.2}",
+                    o.lane,
+                    tag(&s).to_uppercase(),
+                    z[0],
+                    z[1],
+                    z[2],
+                    z[3]
+                ),
+                rgb: s.frame.rgb,
+                w: s.frame.w,
+                h: s.frame.h,
+                zone: z,
+                faces: s.faces,
+            }
+        })
+        .collect();
+    let mut views = views.into_iter();
+    let img = match (views.next(), views.next()) {
+        (Some(upper), Some(lower)) => side_by_side(upper, lower)?,
+        (Some(one), None) => one.drawn()?,
+        (None, _) => bail!("no frame to draw"),
+    };
     img.save_with_format(&o.out, image::ImageFormat::Png)
         .with_context(|| format!("writing {}", o.out.display()))?;
-    let when = frame
-        .pts_s
-        .map(|t| format!(" frame {} at {t:.2} s,", frame.index))
-        .unwrap_or_default();
-    println!(
-        "lane {}: zone [{}, {}, {}, {}] ({from});{when} {}x{} → {}",
-        o.lane,
-        zone[0],
-        zone[1],
-        zone[2],
-        zone[3],
-        frame.w,
-        frame.h,
-        o.out.display()
-    );
-    let zpx = [
-        zone[0] * frame.w as f64,
-        zone[1] * frame.h as f64,
-        zone[2] * frame.w as f64,
-        zone[3] * frame.h as f64,
-    ];
-    for m in &marked {
-        let [x0, y0, x1, y1] = m.bbox;
-        println!(
-            "  face score {:.2} box ({x0:.0},{y0:.0})-({x1:.0},{y1:.0}) {}",
-            m.score,
-            if centre_in(m.bbox, zpx) {
-                "inside the zone"
-            } else {
-                "OUTSIDE the zone"
-            }
-        );
-    }
-    if o.faces && marked.is_empty() {
-        println!("  no face found in this frame");
+    for (i, (head, faces)) in reports.iter().enumerate() {
+        if pair {
+            println!("{head}");
+        } else {
+            println!("{head} → {}", o.out.display());
+        }
+        for f in faces {
+            println!("{f}");
+        }
+        if pair && i == 1 {
+            println!(
+                "upper | lower side by side, {}x{} → {}",
+                img.width(),
+                img.height(),
+                o.out.display()
+            );
+        }
     }
     if let Some(station) = &o.write {
+        let (section, what) = match o.view {
+            Which::Upper => (Section::Lane(o.lane.clone()), "zone"),
+            Which::Lower => (Section::LaneLower(o.lane.clone()), "[lane.lower] zone"),
+        };
         let backup = station_toml::write(
             station,
-            &[Edit::new(
-                Section::Lane(o.lane.clone()),
-                "zone",
-                Val::Floats(zone.to_vec()),
-            )],
+            &[Edit::new(section, "zone", Val::Floats(zone.to_vec()))],
         )?;
         println!(
-            "wrote lane {} zone to {} (previous file kept as {})",
+            "wrote lane {} {what} to {} (previous file kept as {})",
             o.lane,
             station.display(),
             backup.display()
@@ -557,31 +551,5 @@ mod tests {
         ] {
             assert!(parse_zone(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn border_has_the_zone_colour_and_centre_is_untouched() {
-        let (w, h) = (200usize, 100usize);
-        let mut rgb = vec![128u8; w * h * 3];
-        draw(&mut rgb, w, h, [0.2, 0.1, 0.8, 0.9], "L1", &[]);
-        let px = |x: usize, y: usize| {
-            let i = (y * w + x) * 3;
-            [rgb[i], rgb[i + 1], rgb[i + 2]]
-        };
-        assert_eq!(px(40, 50), ZONE_COLOUR);
-        assert_eq!(px(160, 50), ZONE_COLOUR);
-        assert_eq!(px(100, 10), ZONE_COLOUR);
-        // Outside is darkened, a spot inside the zone away from grid and label is not.
-        assert!(px(5, 45)[0] < 100);
-        assert_eq!(px(73, 62), [128, 128, 128]);
-    }
-
-    #[test]
-    fn whole_frame_zone_stays_inside_the_frame() {
-        let (w, h) = (64usize, 48usize);
-        let mut rgb = vec![0u8; w * h * 3];
-        draw(&mut rgb, w, h, [0.0, 0.0, 1.0, 1.0], "L1", &[]);
-        let i = ((h - 1) * w + (w - 1)) * 3;
-        assert_eq!(rgb[i..i + 3], ZONE_COLOUR);
     }
 }

@@ -24,6 +24,7 @@ mod fuse;
 mod identify;
 mod keypoints;
 mod lane;
+mod lane_draw;
 mod lighting;
 mod mask;
 mod npy;

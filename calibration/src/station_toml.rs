@@ -8,12 +8,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use toml_edit::{Array, DocumentMut, Item, Table, Value};
+use toml_edit::{Array, DocumentMut, Item, Table, TableLike, Value};
 
-/// Where a value goes: the `[[lane]]` table whose `id` matches, or a top-level table.
+/// Where a value goes: the `[[lane]]` table whose `id` matches, that lane's `[lane.lower]` table,
+/// or a top-level table.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Section {
     Lane(String),
+    LaneLower(String),
     Table(String),
 }
 
@@ -21,6 +23,7 @@ impl std::fmt::Display for Section {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Section::Lane(id) => write!(f, "[[lane]] id = \"{id}\""),
+            Section::LaneLower(id) => write!(f, "[lane.lower] of [[lane]] id = \"{id}\""),
             Section::Table(t) => write!(f, "[{t}]"),
         }
     }
@@ -125,6 +128,38 @@ fn lane_table<'a>(doc: &'a mut DocumentMut, id: &str, origin: &Path) -> Result<&
     }
 }
 
+fn not_lower(origin: &Path, id: &str) -> anyhow::Error {
+    anyhow!(
+        "{}: lane {id}: `lower` is not a [lane.lower] table",
+        origin.display()
+    )
+}
+
+/// The lane's `[lane.lower]` table (or `lower = { … }`: then `true`), never created: a lower camera
+/// needs its source and geometry, which only the engineer can give, and the station refuses a
+/// `[lane.lower]` without them.
+fn lower_table<'a>(
+    doc: &'a mut DocumentMut,
+    id: &str,
+    origin: &Path,
+) -> Result<(&'a mut dyn TableLike, bool)> {
+    let lane = lane_table(doc, id, origin)?;
+    match lane.get_mut("lower") {
+        Some(item) => {
+            let inline = item.is_inline_table();
+            let table = item
+                .as_table_like_mut()
+                .ok_or_else(|| not_lower(origin, id))?;
+            Ok((table, inline))
+        }
+        None => bail!(
+            "{}: lane {id} has no [lane.lower] table, so there is no lower camera to store a \
+             zone for; add [lane.lower] (source, below_m, focal_px) to the lane first",
+            origin.display()
+        ),
+    }
+}
+
 fn top_table<'a>(doc: &'a mut DocumentMut, name: &str, origin: &Path) -> Result<&'a mut Table> {
     if !doc.contains_key(name) {
         let mut t = Table::new();
@@ -143,9 +178,10 @@ pub fn edit(text: &str, origin: &Path, edits: &[Edit]) -> Result<String> {
         .parse()
         .with_context(|| format!("{} is not valid TOML", origin.display()))?;
     for e in edits {
-        let table = match &e.section {
-            Section::Lane(id) => lane_table(&mut doc, id, origin)?,
-            Section::Table(name) => top_table(&mut doc, name, origin)?,
+        let (table, inline): (&mut dyn TableLike, bool) = match &e.section {
+            Section::Lane(id) => (lane_table(&mut doc, id, origin)?, false),
+            Section::LaneLower(id) => lower_table(&mut doc, id, origin)?,
+            Section::Table(name) => (top_table(&mut doc, name, origin)?, false),
         };
         let what = format!("{}: {} {}", origin.display(), e.section, e.key);
         match table.get_mut(&e.key) {
@@ -157,6 +193,13 @@ pub fn edit(text: &str, origin: &Path, edits: &[Edit]) -> Result<String> {
             }
             Some(other) => bail!("{what} is a {}, not a value", other.type_name()),
             None => {
+                if inline {
+                    // The space before an inline table's `}` belongs to its last value; moved on
+                    // to the new last value, so no `0.5 , zone = …` appears.
+                    if let Some((_, Item::Value(last))) = table.iter_mut().last() {
+                        last.decor_mut().set_suffix("");
+                    }
+                }
                 table.insert(&e.key, Item::Value(to_value(&e.val)));
             }
         }
@@ -235,27 +278,74 @@ fn number(item: &Item) -> Option<f64> {
         .or_else(|| item.as_integer().map(|i| i as f64))
 }
 
-/// `zone` of lane `id` (None when the lane has none: the whole frame).
-pub fn read_lane_zone(path: &Path, id: &str) -> Result<Option<[f64; 4]>> {
-    let mut doc = read_doc(path)?;
-    let lane = lane_table(&mut doc, id, path)?;
-    let Some(z) = lane.get("zone") else {
+/// What `gate-calibrate lane` reads of one lane: its camera's source and zone, and its lower
+/// camera's when it has a `[lane.lower]` table. A zone is `None` where the file sets none (the
+/// whole frame).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LaneViews {
+    pub source: Option<String>,
+    pub zone: Option<[f64; 4]>,
+    pub lower: Option<LowerView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LowerView {
+    pub source: Option<String>,
+    pub zone: Option<[f64; 4]>,
+}
+
+fn zone_in(t: &dyn TableLike, what: &str, origin: &Path) -> Result<Option<[f64; 4]>> {
+    let Some(z) = t.get("zone") else {
         return Ok(None);
     };
     let bad = || {
         anyhow!(
-            "{}: lane {id}: zone must be [x0, y0, x1, y1]",
-            path.display()
+            "{}: {what}: zone must be [x0, y0, x1, y1]",
+            origin.display()
         )
     };
-    let arr = z.as_array().ok_or_else(bad)?;
-    let v: Vec<f64> = arr
+    let v: Vec<f64> = z
+        .as_array()
+        .ok_or_else(bad)?
         .iter()
         .map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
         .collect::<Option<_>>()
         .ok_or_else(bad)?;
     let zone: [f64; 4] = v.try_into().map_err(|_| bad())?;
     Ok(Some(zone))
+}
+
+fn source_in(t: &dyn TableLike) -> Option<String> {
+    t.get("source").and_then(Item::as_str).map(str::to_owned)
+}
+
+/// Lane `id` of the station file text; `origin` names the file in errors.
+pub fn lane_in(text: &str, origin: &Path, id: &str) -> Result<LaneViews> {
+    let mut doc: DocumentMut = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", origin.display()))?;
+    let lane = lane_table(&mut doc, id, origin)?;
+    let lower = match lane.get("lower") {
+        None => None,
+        Some(item) => {
+            let t = item.as_table_like().ok_or_else(|| not_lower(origin, id))?;
+            Some(LowerView {
+                source: source_in(t),
+                zone: zone_in(t, &format!("lane {id} [lane.lower]"), origin)?,
+            })
+        }
+    };
+    Ok(LaneViews {
+        source: source_in(lane),
+        zone: zone_in(lane, &format!("lane {id}"), origin)?,
+        lower,
+    })
+}
+
+/// Lane `id` of the station file at `path`.
+pub fn read_lane(path: &Path, id: &str) -> Result<LaneViews> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    lane_in(&text, path, id)
 }
 
 /// A number from a top-level table, if the file sets it.
@@ -383,6 +473,114 @@ threshold = 0.45
         assert!(e.to_string().contains("not a [decision] table"), "{e}");
     }
 
+    const TWO_CAMERAS: &str = r#"[[lane]]
+id = "L1"
+source = "file:///footage/L1.mp4"
+zone = [0.1, 0.0, 0.9, 1.0]
+
+[lane.lower]   # the child-height camera
+source = "file:///footage/L1_lower.mp4"
+zone = [0.0, 0.3, 1.0, 1.0]   # its own frame
+below_m = 0.5
+focal_px = 473.0
+
+[[lane]]
+id = "L2"
+source = "test:"
+lower = { source = "test:", below_m = 0.4, focal_px = 500.0 }
+
+[[lane]]
+id = "L3"
+source = "test:"
+
+[decision]
+threshold = 0.45
+"#;
+
+    fn zone(section: Section, z: [f64; 4]) -> Edit {
+        Edit::new(section, "zone", Val::Floats(z.to_vec()))
+    }
+
+    fn lower(id: &str) -> Section {
+        Section::LaneLower(id.into())
+    }
+
+    #[test]
+    fn reads_both_cameras_of_a_lane() {
+        let l1 = lane_in(TWO_CAMERAS, o(), "L1").unwrap();
+        assert_eq!(l1.source.as_deref(), Some("file:///footage/L1.mp4"));
+        assert_eq!(l1.zone, Some([0.1, 0.0, 0.9, 1.0]));
+        let want = LowerView {
+            source: Some("file:///footage/L1_lower.mp4".into()),
+            zone: Some([0.0, 0.3, 1.0, 1.0]),
+        };
+        assert_eq!(l1.lower, Some(want));
+        let l2 = lane_in(TWO_CAMERAS, o(), "L2").unwrap().lower.unwrap();
+        assert_eq!((l2.source.as_deref(), l2.zone), (Some("test:"), None));
+        assert_eq!(lane_in(TWO_CAMERAS, o(), "L3").unwrap().lower, None);
+        for (text, want) in [
+            ("lower = 2", "not a [lane.lower] table"),
+            ("[lane.lower]\nzone = [0, 1]", "[lane.lower]: zone must be"),
+        ] {
+            let e = lane_in(&format!("[[lane]]\nid = \"L1\"\n{text}\n"), o(), "L1").unwrap_err();
+            assert!(e.to_string().contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn lower_zone_goes_into_the_lower_table_only() {
+        let out = edit(
+            TWO_CAMERAS,
+            o(),
+            &[zone(lower("L1"), [0.2, 0.25, 0.8, 1.0])],
+        )
+        .unwrap();
+        let want = TWO_CAMERAS.replace(
+            "zone = [0.0, 0.3, 1.0, 1.0]   # its own frame",
+            "zone = [0.2, 0.25, 0.8, 1.0]   # its own frame",
+        );
+        assert_eq!(out, want);
+
+        // A lower table without a zone gets one at its end, inline or not.
+        let out = edit(
+            &TWO_CAMERAS.replace("zone = [0.0, 0.3, 1.0, 1.0]   # its own frame\n", ""),
+            o(),
+            &[
+                zone(lower("L1"), [0.0, 0.5, 1.0, 1.0]),
+                zone(lower("L2"), [0.1, 0.2, 0.9, 1.0]),
+            ],
+        )
+        .unwrap();
+        for part in [
+            "focal_px = 473.0\nzone = [0.0, 0.5, 1.0, 1.0]\n\n[[lane]]\nid = \"L2\"",
+            "lower = { source = \"test:\", below_m = 0.4, focal_px = 500.0, zone = [0.1, 0.2, 0.9, 1.0] }",
+        ] {
+            assert!(out.contains(part), "{part} in {out}");
+        }
+
+        // The lane camera's zone of a lane with a lower table lands above its [lane.lower] header.
+        let out = edit(
+            &TWO_CAMERAS.replace("zone = [0.1, 0.0, 0.9, 1.0]\n", ""),
+            o(),
+            &[zone(Section::Lane("L1".into()), [0.3, 0.0, 0.7, 1.0])],
+        )
+        .unwrap();
+        let l1 = lane_in(&out, o(), "L1").unwrap();
+        assert_eq!(l1.zone, Some([0.3, 0.0, 0.7, 1.0]));
+        assert_eq!(l1.lower.unwrap().zone, Some([0.0, 0.3, 1.0, 1.0]));
+        assert!(out.ends_with(&TWO_CAMERAS[TWO_CAMERAS.find("\n[lane.lower]").unwrap()..]));
+    }
+
+    #[test]
+    fn lower_zone_needs_a_lower_table() {
+        let e = edit(TWO_CAMERAS, o(), &[zone(lower("L3"), [0.0, 0.0, 1.0, 1.0])]).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("lane L3 has no [lane.lower] table") && e.contains("add [lane.lower]"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn write_keeps_a_backup_and_numbers_backups() {
         let dir = tempfile::tempdir().unwrap();
@@ -396,10 +594,10 @@ threshold = 0.45
         assert_eq!(b1, dir.path().join("station.toml.bak.1"));
         assert!(fs::read_to_string(&p).unwrap().contains("k = 2\n"));
         assert_eq!(
-            read_lane_zone(&p, "L1").unwrap(),
+            read_lane(&p, "L1").unwrap().zone,
             Some([0.1, 0.0, 0.9, 1.0])
         );
-        assert_eq!(read_lane_zone(&p, "L2").unwrap(), None);
+        assert_eq!(read_lane(&p, "L2").unwrap().zone, None);
         assert_eq!(
             read_number(&p, "decision", "threshold").unwrap(),
             Some(0.45)

@@ -1,5 +1,6 @@
-//! `gate-calibrate lane` and `lighting`: the zone overlay, station-file write-back that leaves the
-//! engineer's file intact apart from the values written, and the lighting report on tiny footage.
+//! `gate-calibrate lane` and `lighting`: the zone overlay (one camera's, or a lane camera's and its
+//! lower camera's side by side), station-file write-back that leaves the engineer's file intact
+//! apart from the values written, and the lighting report on tiny footage.
 // Test helpers fail the test by panicking, like the #[test] functions that call them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -47,11 +48,31 @@ fn s(p: &Path) -> &str {
 
 /// A flat grey still, so every drawn pixel is told apart from the frame.
 fn grey_png(dir: &Path, w: u32, h: u32) -> PathBuf {
-    let p = dir.join("frame.png");
-    image::RgbImage::from_pixel(w, h, image::Rgb([128, 128, 128]))
+    still(dir, "frame.png", w, h, 128)
+}
+
+fn still(dir: &Path, name: &str, w: u32, h: u32, grey: u8) -> PathBuf {
+    let p = dir.join(name);
+    image::RgbImage::from_pixel(w, h, image::Rgb([grey; 3]))
         .save(&p)
         .expect("write png");
     p
+}
+
+/// STATION with a lower camera on L1 whose source is `lower` (a file:// URI); L2 has none.
+fn two_cameras(lower: &Path) -> String {
+    STATION.replace(
+        "threshold = 0.45   # tuned 2026-03\n",
+        &format!(
+            "threshold = 0.45   # tuned 2026-03\n\n\
+             [lane.lower]   # child height\n\
+             source = \"file://{}\"\n\
+             zone = [0.0, 0.5, 1.0, 1.0]   # its own frame\n\
+             below_m = 0.5\n\
+             focal_px = 473.0\n",
+            lower.display()
+        ),
+    )
 }
 
 #[test]
@@ -183,6 +204,161 @@ fn lane_refuses_bad_input_and_leaves_the_file_alone() {
     ]);
     assert!(!o.status.success());
     assert!(text(&o).contains("not valid TOML"), "{}", text(&o));
+}
+
+#[test]
+fn lane_draws_both_cameras_side_by_side() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let upper = grey_png(tmp.path(), 160, 120);
+    let lower = still(tmp.path(), "lower.png", 160, 120, 90);
+    let station = tmp.path().join("station.toml");
+    std::fs::write(&station, two_cameras(&lower)).expect("write station");
+    let png = tmp.path().join("lane.png");
+    let check = |args: &[&str]| {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?} failed:\n{}", text(&o));
+        let img = image::open(&png).expect("lane.png decodes").to_rgb8();
+        // Two 160-wide frames and the 2-column gap between them.
+        assert_eq!(img.dimensions(), (322, 120), "{args:?}");
+        // Upper zone 0.25..0.75 of the left frame: edges at x = 40 and 120.
+        for (x, y) in [(40, 80), (120, 80)] {
+            assert_eq!(img.get_pixel(x, y).0, ZONE_COLOUR, "upper ({x},{y})");
+        }
+        // Lower zone [0, 0.5, 1, 1] of the right frame: top edge at y = 60, across it; above it
+        // shaded, where the upper zone's edge would have been amber.
+        for x in [30, 100, 150] {
+            assert_eq!(img.get_pixel(162 + x, 60).0, ZONE_COLOUR, "lower top x={x}");
+        }
+        assert!(
+            img.get_pixel(162 + 40, 45).0[0] < 90,
+            "lower frame, above its zone"
+        );
+        assert_eq!(
+            img.get_pixel(162 + 73, 95).0,
+            [90, 90, 90],
+            "lower frame, inside"
+        );
+        text(&o)
+    };
+    let given = check(&[
+        "lane",
+        "--image",
+        s(&upper),
+        "--lower-image",
+        s(&lower),
+        "--zone",
+        "0.25,0,0.75,1",
+        "--config",
+        s(&station),
+        "--out",
+        s(&png),
+    ]);
+    assert!(
+        given.contains("lane L1 lower: zone [0, 0.5, 1, 1]"),
+        "{given}"
+    );
+    // The lower frame found through the lane's [lane.lower] source.
+    let found = check(&[
+        "lane",
+        "--image",
+        s(&upper),
+        "--zone",
+        "0.25,0,0.75,1",
+        "--config",
+        s(&station),
+        "--out",
+        s(&png),
+    ]);
+    assert_eq!(found, given);
+
+    // A lane without a lower camera: the one frame, as before.
+    let o = run(&[
+        "lane",
+        "--image",
+        s(&upper),
+        "--config",
+        s(&station),
+        "--lane",
+        "L2",
+        "--out",
+        s(&png),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let img = image::open(&png).expect("png").to_rgb8();
+    assert_eq!(img.dimensions(), (160, 120));
+}
+
+#[test]
+fn lane_view_lower_writes_the_lower_zone_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let frame = grey_png(tmp.path(), 64, 48);
+    let lower = still(tmp.path(), "lower.png", 64, 48, 90);
+    let station = tmp.path().join("station.toml");
+    let original = two_cameras(&lower);
+    std::fs::write(&station, &original).expect("write station");
+    let png = tmp.path().join("lane.png");
+    let args = |lane| {
+        [
+            "lane",
+            "--view",
+            "lower",
+            "--image",
+            s(&lower),
+            "--zone",
+            "0.2,0.4,0.8,1",
+            "--lane",
+            lane,
+            "--out",
+            s(&png),
+            "--write",
+            s(&station),
+        ]
+    };
+    let o = run(&args("L1"));
+    assert!(o.status.success(), "--view lower failed:\n{}", text(&o));
+    assert!(text(&o).contains("[lane.lower] zone"), "{}", text(&o));
+    let img = image::open(&png).expect("png").to_rgb8();
+    assert_eq!(img.dimensions(), (64, 48), "the lower frame alone");
+    let after = std::fs::read_to_string(&station).expect("station");
+    assert_eq!(
+        after,
+        original.replace(
+            "zone = [0.0, 0.5, 1.0, 1.0]   # its own frame",
+            "zone = [0.2, 0.4, 0.8, 1.0]   # its own frame"
+        ),
+        "only L1's lower zone may change"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("station.toml.bak")).expect("backup"),
+        original
+    );
+
+    // L2 has no [lane.lower]: refused, the file and its backups as they were.
+    let o = run(&args("L2"));
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("lane L2 has no [lane.lower] table"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("panicked"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&station).expect("station"), after);
+    assert!(!tmp.path().join("station.toml.bak.1").exists());
+
+    // The lower frame comes from --image under --view lower; --lower-image is refused.
+    let o = run(&[
+        "lane",
+        "--view",
+        "lower",
+        "--image",
+        s(&frame),
+        "--lower-image",
+        s(&lower),
+        "--out",
+        s(&png),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--view lower"), "{}", text(&o));
 }
 
 #[test]
