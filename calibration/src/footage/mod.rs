@@ -5,13 +5,19 @@
 
 mod attack;
 mod encode;
+mod lane;
 mod plan;
 mod preset;
+mod relief;
 mod render;
 mod scene;
 mod source;
 mod truth;
 mod verify;
+mod view;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,9 +28,11 @@ use engine::face::FaceChain;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use plan::{LaneBuild, Rates};
+use lane::{LaneDone, LaneOpts};
+use plan::Rates;
 use scene::Scenario;
 use truth::{Expected, Truth};
+use view::{Posture, View};
 
 #[derive(ClapArgs)]
 #[group(required = true, multiple = false)]
@@ -93,6 +101,18 @@ pub struct Args {
     /// what the station's planarity cue needs to tell a head from a picture (docs/pad.md).
     #[arg(long)]
     camera_offset: Option<f32>,
+    /// Every lane also gets a lower camera, 0.5 m below the upper one on the same spot and
+    /// turned up 12°, written as `<lane>_lower.mp4`: it sees children, wheelchair users and
+    /// passengers looking down at their phones that the upper one loses.
+    #[arg(long)]
+    lower_camera: bool,
+    /// Postures some walkers take, comma-separated: phone, child, wheelchair (default: everyone
+    /// stands).
+    #[arg(long)]
+    postures: Option<String>,
+    /// Share of the walkers (attacks aside) who take one of --postures, in turn (default 0.5).
+    #[arg(long)]
+    posture_rate: Option<f64>,
     /// Folder with the ONNX models (default: $GATE_MODELS, else the workspace's models/).
     #[arg(long, default_value_os_t = engine::face::models_dir())]
     models: PathBuf,
@@ -122,7 +142,19 @@ struct Config {
     scenarios: Vec<Scenario>,
     rates: Rates,
     camera_offset_m: f32,
+    /// A second, lower camera per lane.
+    lower: bool,
+    /// Empty: everyone stands.
+    postures: Vec<Posture>,
+    posture_rate: f64,
 }
+
+/// `sub_seed` purposes: each stream is drawn from alone, so adding one leaves the others' draws
+/// (and a seed's footage) as they were.
+const SCENE_STREAM: u64 = 1;
+const NOISE_STREAM: u64 = 2;
+const POSTURE_STREAM: u64 = 3;
+const LOWER_NOISE_STREAM: u64 = 4;
 
 fn parse_size(s: &str) -> Result<(usize, usize)> {
     let bad = || anyhow!("--size '{s}': expected WIDTHxHEIGHT, e.g. 640x480");
@@ -164,6 +196,8 @@ fn config(a: &Args) -> Result<Config> {
             ("attack-rate", a.attack_rate.is_some()),
             ("attack-species", a.attack_species.is_some()),
             ("camera-offset", a.camera_offset.is_some()),
+            ("postures", a.postures.is_some()),
+            ("posture-rate", a.posture_rate.is_some()),
         ];
         if let Some((name, _)) = fixed.iter().find(|(_, set)| *set) {
             bail!("--preset fixes the whole set; drop --{name} (or use --faces/--labels)");
@@ -186,6 +220,10 @@ fn config(a: &Args) -> Result<Config> {
                 species: Vec::new(),
             },
             camera_offset_m: preset::CAMERA_OFFSET_M,
+            // Adds a view without changing the preset's own lanes.
+            lower: a.lower_camera,
+            postures: Vec::new(),
+            posture_rate: 0.0,
         });
     }
     let lanes = a.lanes.unwrap_or(2);
@@ -218,8 +256,16 @@ fn config(a: &Args) -> Result<Config> {
     if !(0.0..=0.4).contains(&camera_offset_m) {
         bail!("--camera-offset must be 0–0.4 m (got {camera_offset_m})");
     }
+    let postures = match &a.postures {
+        None if a.posture_rate.is_some() => bail!("--posture-rate needs --postures"),
+        None => Vec::new(),
+        Some(s) => view::parse_list(s).context("--postures")?,
+    };
     Ok(Config {
         camera_offset_m,
+        lower: a.lower_camera,
+        postures,
+        posture_rate: rate("posture-rate", a.posture_rate, 0.5)?,
         lanes,
         walkers,
         fps,
@@ -279,8 +325,7 @@ pub fn run(a: Args) -> Result<()> {
     if skipped > 0 {
         eprintln!("warning: {skipped} photo(s) skipped (unreadable or no face)");
     }
-    let (lanes, mut enrol) =
-        plan::build(&cast, &mut rng, cfg.fps, cfg.w, cfg.h, cfg.camera_offset_m)?;
+    let (lanes, mut enrol) = plan::build(&cast, &mut rng, &cfg)?;
     let prepared = started.elapsed().as_secs_f64();
 
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -292,7 +337,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     enrolment_photos(&out, &cast, &mut enrol)?;
     if let Some(dir) = &a.dump_png {
-        dump_sprites(dir, &lanes)?;
+        lane::dump_sprites(dir, &lanes)?;
     }
     let opts = LaneOpts {
         out: &out,
@@ -308,7 +353,7 @@ pub fn run(a: Args) -> Result<()> {
             .enumerate()
             .map(|(i, lane)| {
                 let (cfg, opts) = (&cfg, &opts);
-                s.spawn(move || render_lane(lane, i, cfg, opts))
+                s.spawn(move || lane::render_lane(lane, i, cfg, opts))
             })
             .collect();
         handles
@@ -321,41 +366,35 @@ pub fn run(a: Args) -> Result<()> {
     });
     let mut truth_lanes = Vec::new();
     for (lane, r) in lanes.into_iter().zip(results) {
-        let done = r?;
+        let done: LaneDone = r?;
         let count = |e: Expected| lane.truth.iter().filter(|w| w.expected == e).count();
-        let mut line = format!(
-            "{} {}: {} walkers (open {}, closed {}, tailgating {}, attack {}), {} frames ({:.1} s) → {} [{:.1} s]",
-            lane.name,
-            lane.scenario.name(),
-            lane.truth.len(),
-            count(Expected::Open),
-            count(Expected::Closed),
-            count(Expected::Tailgating),
-            count(Expected::Attack),
-            lane.frames,
-            lane.frames as f64 / cfg.fps as f64,
-            done.path.display(),
-            done.seconds,
-        );
-        if let Some(h) = done.hash {
-            line += &format!(" frames-fnv64 {h:016x}");
+        for v in &done.views {
+            let mut line = match v.cam {
+                View::Upper => format!(
+                    "{} {}: {} walkers (open {}, closed {}, tailgating {}, attack {}), {} frames ({:.1} s) → {} [{:.1} s]",
+                    lane.name,
+                    lane.scenario.name(),
+                    lane.truth.len(),
+                    count(Expected::Open),
+                    count(Expected::Closed),
+                    count(Expected::Tailgating),
+                    count(Expected::Attack),
+                    lane.frames,
+                    lane.frames as f64 / cfg.fps as f64,
+                    v.path.display(),
+                    done.seconds,
+                ),
+                View::Lower => format!("{} lower camera → {}", lane.name, v.path.display()),
+            };
+            if let Some(h) = v.hash {
+                line += &format!(" frames-fnv64 {h:016x}");
+            }
+            if let Some(t) = &v.verify {
+                line += &format!(" | verify {}", t.summary());
+            }
+            println!("{line}");
         }
-        if let Some(v) = done.verify {
-            line += &format!(" | verify {}", v.summary());
-        }
-        println!("{line}");
-        truth_lanes.push(truth::Lane {
-            file: format!("{}.mp4", lane.name),
-            lane: lane.name,
-            scenario: lane.scenario.name().to_owned(),
-            frames: lane.frames,
-            camera: truth::Camera {
-                offset_m: cfg.camera_offset_m,
-                focal_px: truth::round1(scene::focal_px(cfg.h as f32)),
-                aim_deg: truth::round1(scene::aim_deg(cfg.camera_offset_m)),
-            },
-            walkers: lane.truth,
-        });
+        truth_lanes.push(lane_truth(lane, &cfg));
     }
     let truth = Truth {
         version: truth::VERSION,
@@ -366,7 +405,7 @@ pub fn run(a: Args) -> Result<()> {
         lanes: truth_lanes,
         enrol,
     };
-    let text = compact_number_arrays(&serde_json::to_string_pretty(&truth)?) + "\n";
+    let text = truth_text(&truth)?;
     let tmp = out.join("truth.json.tmp");
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &truth_path)
@@ -381,19 +420,27 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-struct LaneOpts<'a> {
-    out: &'a Path,
-    dump: Option<&'a Path>,
-    dump_every: u32,
-    hash: bool,
-    verify: Option<&'a FaceChain>,
-}
-
-struct LaneDone {
-    path: PathBuf,
-    seconds: f64,
-    hash: Option<u64>,
-    verify: Option<verify::Tally>,
+/// What `truth.json` says of a lane: its cameras and walkers.
+fn lane_truth(lane: plan::LaneBuild, cfg: &Config) -> truth::Lane {
+    let focal_px = truth::round1(scene::focal_px(cfg.h as f32));
+    truth::Lane {
+        file: format!("{}.mp4", lane.name),
+        lower: cfg.lower.then(|| truth::LowerCamera {
+            file: format!("{}{}.mp4", lane.name, View::Lower.suffix()),
+            below_m: view::BELOW_M,
+            tilt_deg: view::TILT_DEG,
+            focal_px,
+        }),
+        lane: lane.name,
+        scenario: lane.scenario.name().to_owned(),
+        frames: lane.frames,
+        camera: truth::Camera {
+            offset_m: cfg.camera_offset_m,
+            focal_px,
+            aim_deg: truth::round1(scene::aim_deg(cfg.camera_offset_m)),
+        },
+        walkers: lane.truth,
+    }
 }
 
 /// Independent seeds per lane and purpose, so a lane's pixels do not depend on the others.
@@ -404,90 +451,9 @@ fn sub_seed(seed: u64, lane: usize, purpose: u64) -> u64 {
     x.rotate_left(29).wrapping_mul(0x94d0_49bb_1331_11eb)
 }
 
-fn render_lane(lane: &LaneBuild, i: usize, cfg: &Config, o: &LaneOpts) -> Result<LaneDone> {
-    let t0 = Instant::now();
-    let mut scene_rng = StdRng::seed_from_u64(sub_seed(cfg.seed, i, 1));
-    let lighting = lane.scenario.lighting(&mut scene_rng);
-    let bg = scene::background(&mut scene_rng, cfg.w, cfg.h, &lighting);
-    let noise = StdRng::seed_from_u64(sub_seed(cfg.seed, i, 2));
-    let mut r = render::LaneRenderer::new(cfg.w, cfg.h, cfg.fps, bg, lighting, &lane.actors, noise);
-    let path = o.out.join(format!("{}.mp4", lane.name));
-    let mut enc = encode::Encoder::new(&path, cfg.w, cfg.h, cfg.fps)?;
-    let mut boxes: Vec<Vec<[f32; 4]>> = vec![Vec::new(); lane.frames as usize];
-    for w in &lane.truth {
-        for b in &w.boxes {
-            if let Some(v) = boxes.get_mut(b.0 as usize) {
-                v.push([b.1, b.2, b.3, b.4]);
-            }
-        }
-    }
-    let mut hash = Fnv::new();
-    let mut tally = verify::Tally::default();
-    let mut rgb = Vec::new();
-    for f in 0..lane.frames {
-        r.frame(f, &mut rgb);
-        if o.hash {
-            hash.write(&rgb);
-        }
-        if let Some(dir) = o.dump
-            && f.is_multiple_of(o.dump_every)
-        {
-            let p = dir.join(format!("{}-{f:04}.png", lane.name));
-            image::RgbImage::from_raw(cfg.w as u32, cfg.h as u32, rgb.clone())
-                .ok_or_else(|| anyhow!("frame buffer size"))?
-                .save(&p)
-                .with_context(|| format!("writing {}", p.display()))?;
-        }
-        if let Some(pipe) = o.verify {
-            tally.frame(pipe, &rgb, cfg.w, cfg.h, &boxes[f as usize])?;
-        }
-        enc.push(&rgb)?;
-    }
-    enc.finish()?;
-    Ok(LaneDone {
-        path,
-        seconds: t0.elapsed().as_secs_f64(),
-        hash: o.hash.then_some(hash.0),
-        verify: o.verify.map(|_| tally),
-    })
-}
-
-/// Each walker's head as cut (before masks), over grey, for eyeballing the crops.
-fn dump_sprites(dir: &Path, lanes: &[LaneBuild]) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for lane in lanes {
-        for (a, w) in lane.actors.iter().zip(&lane.truth) {
-            let l = &a.sprite.levels[0];
-            let mut px = Vec::with_capacity(l.w * l.h * 3);
-            for p in &l.px {
-                for c in 0..3 {
-                    px.push((p[c] + 128.0 * (1.0 - p[3])).clamp(0.0, 255.0) as u8);
-                }
-            }
-            let p = dir.join(format!("sprite-{}-{}.png", w.walker, w.identity));
-            image::RgbImage::from_raw(l.w as u32, l.h as u32, px)
-                .ok_or_else(|| anyhow!("sprite buffer size"))?
-                .save(&p)
-                .with_context(|| format!("writing {}", p.display()))?;
-        }
-    }
-    Ok(())
-}
-
-/// FNV-1a, 64 bit: stable across platforms and Rust versions, unlike the std hasher.
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= b as u64;
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+/// `truth.json`'s bytes.
+fn truth_text(truth: &Truth) -> Result<String> {
+    Ok(compact_number_arrays(&serde_json::to_string_pretty(truth)?) + "\n")
 }
 
 /// Pretty JSON, but arrays of plain numbers on one line (`[12, 301.5, 88.2, 40.1, 40.1]`): the

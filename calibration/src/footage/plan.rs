@@ -8,15 +8,17 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use engine::face::FaceChain;
 use engine::face::blazeface::Detection;
-use rand::Rng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 
 use super::attack::{self, Species};
 use super::render::{self, Actor};
 use super::scene::{self, Motion, Scenario};
 use super::source::{self, Identity, Located, Sprite};
 use super::truth::{self, Enrol, Ticket, round1};
+use super::view::{Postures, View};
+use super::{Config, POSTURE_STREAM, sub_seed};
 
 /// One face in one photo.
 #[derive(Clone)]
@@ -319,24 +321,40 @@ const LEAD_IN_S: f64 = 0.3;
 const TAIL_S: f64 = 0.3;
 const SPEED_M_S: (f32, f32) = (1.2, 1.4);
 
+/// `[frame, x, y, w, h]` of every frame the actor is drawn in where camera `cam` shows most of
+/// its face.
+fn boxes(actor: &Actor, cam: View, fpsf: f64, frame: (f32, f32)) -> Vec<truth::Box5> {
+    let mut out = Vec::new();
+    for f in actor.frames.0..=actor.frames.1 {
+        let pose = actor.motion.pose(f as f64 / fpsf, cam);
+        if let Some(b) = render::face_box(actor, &pose, frame.0, frame.1) {
+            out.push((f, round1(b[0]), round1(b[1]), round1(b[2]), round1(b[3])));
+        }
+    }
+    out
+}
+
 /// Lays the cast's passages out in time, draws each walker's motion and clothing, and computes the
-/// face box of every frame.
-pub fn build(
-    cast: &Cast,
-    rng: &mut StdRng,
-    fps: u32,
-    w: usize,
-    h: usize,
-    camera_offset_m: f32,
-) -> Result<(Vec<LaneBuild>, Vec<Enrol>)> {
-    let fpsf = fps as f64;
-    let frame = (w as f32, h as f32);
+/// face box of every frame in each camera.
+pub fn build(cast: &Cast, rng: &mut StdRng, cfg: &Config) -> Result<(Vec<LaneBuild>, Vec<Enrol>)> {
+    let fpsf = cfg.fps as f64;
+    let frame = (cfg.w as f32, cfg.h as f32);
     let mut sprites: BTreeMap<(PathBuf, usize), Sprite> = BTreeMap::new();
     let mut lanes = Vec::new();
     for (li, spec) in cast.lanes.iter().enumerate() {
         let lane = format!("L{}", li + 1);
         let mut actors = Vec::new();
         let mut walkers = Vec::new();
+        // Its own stream, so that footage without postures draws what it always drew from `rng`.
+        let mut postures = (!cfg.postures.is_empty()).then(|| {
+            let seed = sub_seed(cfg.seed, li, POSTURE_STREAM);
+            Postures::new(
+                StdRng::seed_from_u64(seed),
+                cfg.postures.clone(),
+                cfg.posture_rate,
+                li,
+            )
+        });
         let mut cursor = (LEAD_IN_S * fpsf).round() as u32;
         let mut end = cursor;
         for (gi, p) in spec.passages.iter().enumerate() {
@@ -354,8 +372,23 @@ pub fn build(
                 let face = person.walk[rng.random_range(0..person.walk.len())].clone();
                 let first = cursor + (delay * fpsf).round() as u32;
                 let speed = rng.random_range(SPEED_M_S.0..SPEED_M_S.1);
-                let mut motion =
-                    Motion::random(rng, first as f64 / fpsf, speed, lat, camera_offset_m, frame);
+                let mut motion = Motion::random(
+                    rng,
+                    first as f64 / fpsf,
+                    speed,
+                    lat,
+                    cfg.camera_offset_m,
+                    frame,
+                );
+                let species = p.attack.filter(|_| lead);
+                // Someone else holds an attack's picture up, at face height: it keeps standing.
+                let carriage = match &mut postures {
+                    Some(ps) if species.is_none() => ps.draw(),
+                    _ => None,
+                };
+                if let Some(c) = &carriage {
+                    motion.carry(c);
+                }
                 // Whole frames, so the last frame shows the walker at the end of the walk.
                 let n = (motion.duration_s * fpsf).round().max(2.0) as u32;
                 motion.duration_s = n as f64 / fpsf;
@@ -369,7 +402,6 @@ pub fn build(
                         s
                     }
                 };
-                let species = p.attack.filter(|_| lead);
                 if let Some(s) = species {
                     let photo = Sprite::cut_rect(&face.located.photo, face.detection());
                     sprite = attack::picture(&photo, s, rng);
@@ -386,13 +418,13 @@ pub fn build(
                     trousers,
                     frames: (first, last),
                 };
-                let mut boxes = Vec::new();
-                for f in first..=last {
-                    let pose = actor.motion.pose(f as f64 / fpsf);
-                    if let Some(b) = render::face_box(&actor, &pose, frame.0, frame.1) {
-                        boxes.push((f, round1(b[0]), round1(b[1]), round1(b[2]), round1(b[3])));
-                    }
-                }
+                let upper = boxes(&actor, View::Upper, fpsf, frame);
+                let lower = cfg.lower.then(|| boxes(&actor, View::Lower, fpsf, frame));
+                // The frames either camera shows the face in; a walker no camera shows (not
+                // expected at the sizes the footage draws) keeps the frames it is drawn in.
+                let seen = || upper.iter().chain(lower.iter().flatten()).map(|b| b.0);
+                let (first_seen, last_seen) =
+                    (seen().min().unwrap_or(first), seen().max().unwrap_or(last));
                 let enrol = person.enrol.as_ref();
                 let in_group = group.is_some();
                 let (expected, reason) = match species {
@@ -409,17 +441,19 @@ pub fn build(
                     photo: path_str(&face.path),
                     face: face.photo_box(),
                     same_photo: enrol.is_some_and(|e| e.0.same(&face)),
-                    first_frame: first,
-                    last_frame: last,
-                    t_first: first as f64 / fpsf,
-                    t_last: last as f64 / fpsf,
+                    first_frame: first_seen,
+                    last_frame: last_seen,
+                    t_first: first_seen as f64 / fpsf,
+                    t_last: last_seen as f64 / fpsf,
                     mask,
                     group: group.clone(),
                     lead: in_group && lead,
                     expected,
                     reason,
                     attack: species.map(|s| s.name().to_owned()),
-                    boxes,
+                    posture: carriage.map(|c| c.posture),
+                    boxes: upper,
+                    lower_boxes: lower,
                 });
                 actors.push(actor);
                 group_end = group_end.max(last);

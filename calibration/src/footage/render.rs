@@ -4,8 +4,10 @@
 use rand::RngCore;
 use rand::rngs::StdRng;
 
+use super::relief::Relief;
 use super::scene::{Lighting, Motion, Pose};
-use super::source::{Sprite, Surface};
+use super::source::Sprite;
+use super::view::View;
 
 /// Someone on the lane: their head, how they move, what they wear.
 pub struct Actor {
@@ -66,13 +68,19 @@ impl Affine {
     }
 }
 
+/// The pitch beyond which the lean stops growing (radians): the lean stands in for a nodding
+/// head's small asymmetries, and a steep pitch (a phone-looker, a face seen from well above) would
+/// slant the whole face sideways, which no head does. Walkers' own nods stay within it.
+const LEAN_MAX: f32 = 0.15;
+
 /// Yaw (the head's own and the camera's viewing angle) narrows the face, pitch shortens it and
 /// leans it (a cheap stand-in for foreshortening), roll turns it; the face box's centre lands on
 /// the pose's centre. A head's depth adds its parallax on top (`Relief`).
 fn head_affine(s: &Sprite, p: &Pose) -> Affine {
     let k = p.h / s.face[3];
     let turn = p.yaw + p.view;
-    let (sx, sy, sh) = (k * turn.cos(), k * p.pitch.cos(), k * 0.3 * p.pitch.sin());
+    let lean = p.pitch.clamp(-LEAN_MAX, LEAN_MAX).sin();
+    let (sx, sy, sh) = (k * turn.cos(), k * p.pitch.cos(), k * 0.3 * lean);
     let (cr, sr) = (p.roll.cos(), p.roll.sin());
     Affine {
         m: [[cr * sx, cr * sh - sr * sy], [sr * sx, sr * sh + cr * sy]],
@@ -81,97 +89,19 @@ fn head_affine(s: &Sprite, p: &Pose) -> Affine {
     }
 }
 
-/// The face box the ground truth reports for this pose: x, y, w, h, clipped to the frame.
+/// Share of a face box's area that must lie inside the frame for the ground truth to list it: a
+/// face cut off by more than that is not one a detector is expected to find.
+const MOSTLY_INSIDE: f32 = 0.6;
+
+/// The face box the ground truth reports for this pose: x, y, w, h, clipped to the frame; `None`
+/// when less than `MOSTLY_INSIDE` of it is in the frame.
 pub fn face_box(a: &Actor, p: &Pose, w: f32, h: f32) -> Option<[f32; 4]> {
     let b = head_affine(&a.sprite, p).bounds(a.sprite.face);
     let (x0, y0, x1, y1) = (b[0].max(0.0), b[1].max(0.0), b[2].min(w), b[3].min(h));
-    (x1 - x0 >= 1.0 && y1 - y0 >= 1.0).then_some([x0, y0, x1 - x0, y1 - y0])
-}
-
-/// The depth of a generic head fitted to a photo's keypoints, so a walker turning (or seen from a
-/// changing angle) shows parallax as a head does: the nose moves across the cheeks, the ears
-/// behind the eyes. A flat picture has none, and that difference is what the station's planarity
-/// cue measures (docs/pad.md). Weak perspective: the face is small beside its distance, so the
-/// depth shifts points sideways by `z·tan(turn)` (and `z·tan(pitch)` vertically) in the sprite
-/// before the affine places it.
-struct Relief {
-    /// Eye midpoint and eye distance, sprite pixels.
-    eyes: [f32; 2],
-    ipd: f32,
-    /// The nose keypoint in eye-distance units from the eye midpoint.
-    nose: [f32; 2],
-    /// A bent print's sag (`Surface::Bent`) instead of a head's depth.
-    bent: Option<f32>,
-    /// Sprite-pixel shift per unit of depth: (tan turn, tan pitch).
-    tilt: [f32; 2],
-}
-
-impl Relief {
-    /// Deepest point behind or in front of the eye plane, in eye distances (the bound of `depth`).
-    const REACH: f32 = 1.8;
-
-    fn of(s: &Sprite, p: &Pose) -> Option<Relief> {
-        let [r, l] = [s.keypoints[0], s.keypoints[1]];
-        let ipd = ((r[0] - l[0]).powi(2) + (r[1] - l[1]).powi(2)).sqrt();
-        let bent = match s.surface {
-            Surface::Flat => return None,
-            Surface::Head => None,
-            Surface::Bent { sag } => Some(sag),
-        };
-        if ipd < 1.0 {
-            return None;
-        }
-        let eyes = [(r[0] + l[0]) / 2.0, (r[1] + l[1]) / 2.0];
-        let n = s.keypoints[2];
-        Some(Relief {
-            eyes,
-            ipd,
-            nose: [(n[0] - eyes[0]) / ipd, (n[1] - eyes[1]) / ipd],
-            bent,
-            tilt: [(p.yaw + p.view).tan(), p.pitch.tan()],
-        })
-    }
-
-    /// Depth toward the camera at sprite point `q`, in eye distances: a head curving back to the
-    /// ears (about 1.1 behind the eyes' level at the ear keypoints, as a head's tragion is ~7 cm
-    /// behind the eye corners) and less from brow to chin, plus a nose ridge rising ~0.45 in front;
-    /// a bent print, its parabola. Bounded, so the hair and the sprite's edge stay near the ears'
-    /// depth (a bent print's sides past the bound stay flat: beyond the card's edge at most sags).
-    fn depth(&self, q: [f32; 2]) -> f32 {
-        let x = (q[0] - self.eyes[0]) / self.ipd;
-        let y = (q[1] - self.eyes[1]) / self.ipd;
-        if let Some(sag) = self.bent {
-            // The paper's parabola, bounded like a head's depth.
-            return (-sag * (x / 1.5).powi(2)).max(-Self::REACH);
-        }
-        let round = -1.1 * (x * x / 1.44).min(1.5) - 0.3 * ((y - 0.6) / 1.5).powi(2).min(1.5);
-        let (nx, ny) = ((x - self.nose[0]) / 0.16, (y - self.nose[1] + 0.25) / 0.3);
-        let nose = 0.45 * (-0.5 * (nx * nx + ny * ny)).exp();
-        // Zero at the eyes' level (round() there is about -0.2), so the face box stays put.
-        round + nose + 0.2
-    }
-
-    /// Shift of sprite point `q` by its depth, sprite pixels.
-    fn shift(&self, q: [f32; 2]) -> [f32; 2] {
-        let z = self.depth(q) * self.ipd;
-        [z * self.tilt[0], z * self.tilt[1]]
-    }
-
-    /// The sprite point drawn at `q0` once depth is applied: solves `q + shift(q) = q0` by fixed
-    /// point (the shift's slope stays below 1 at the turns the footage draws).
-    fn source(&self, q0: [f32; 2]) -> [f32; 2] {
-        let mut q = q0;
-        for _ in 0..4 {
-            let d = self.shift(q);
-            q = [q0[0] - d[0], q0[1] - d[1]];
-        }
-        q
-    }
-
-    /// Farthest any point moves, sprite pixels.
-    fn reach(&self) -> f32 {
-        Self::REACH * self.ipd * (self.tilt[0].abs() + self.tilt[1].abs())
-    }
+    let whole = (b[2] - b[0]) * (b[3] - b[1]);
+    let inside =
+        (x1 - x0 >= 1.0 && y1 - y0 >= 1.0) && (x1 - x0) * (y1 - y0) >= MOSTLY_INSIDE * whole;
+    inside.then_some([x0, y0, x1 - x0, y1 - y0])
 }
 
 /// A premultiplied RGBA (colour 0–255, alpha 0–1) window of the frame.
@@ -327,8 +257,9 @@ fn draw_actor(a: &Actor, p: &Pose, t: f64, out: &mut Layer) {
     }
 }
 
-/// Renders one lane's frames in order.
+/// Renders one lane's frames in order, as one of its cameras sees them.
 pub struct LaneRenderer<'a> {
+    pub cam: View,
     pub w: usize,
     pub h: usize,
     pub fps: u32,
@@ -340,7 +271,9 @@ pub struct LaneRenderer<'a> {
 }
 
 impl<'a> LaneRenderer<'a> {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
+        cam: View,
         w: usize,
         h: usize,
         fps: u32,
@@ -350,6 +283,7 @@ impl<'a> LaneRenderer<'a> {
         noise: StdRng,
     ) -> Self {
         LaneRenderer {
+            cam,
             w,
             h,
             fps,
@@ -369,7 +303,7 @@ impl<'a> LaneRenderer<'a> {
             .actors
             .iter()
             .filter(|a| f >= a.frames.0 && f <= a.frames.1)
-            .map(|a| (a, a.motion.pose(t)))
+            .map(|a| (a, a.motion.pose(t, self.cam)))
             .collect();
         // Farther (smaller) first, so nearer walkers cover them.
         visible.sort_by(|x, y| x.1.h.total_cmp(&y.1.h));
@@ -383,11 +317,18 @@ impl<'a> LaneRenderer<'a> {
     /// result over the canvas.
     fn composite(&mut self, a: &Actor, t: f64) {
         let e = self.lighting.exposure_s as f64;
-        let (p0, p1) = (a.motion.pose(t - e / 2.0), a.motion.pose(t + e / 2.0));
+        let cam = self.cam;
+        let (p0, p1) = (
+            a.motion.pose(t - e / 2.0, cam),
+            a.motion.pose(t + e / 2.0, cam),
+        );
         let travel = (p1.cx - p0.cx).abs().max((p1.cy - p0.cy).abs()) + (p1.h - p0.h).abs();
         let n = ((travel / 1.5).ceil() as usize).clamp(1, 10);
         let poses: Vec<Pose> = (0..n)
-            .map(|k| a.motion.pose(t - e / 2.0 + e * (k as f64 + 0.5) / n as f64))
+            .map(|k| {
+                a.motion
+                    .pose(t - e / 2.0 + e * (k as f64 + 0.5) / n as f64, cam)
+            })
             .collect();
         let mut b = [f32::MAX, f32::MAX, f32::MIN, f32::MIN];
         for p in &poses {
@@ -466,11 +407,11 @@ impl<'a> LaneRenderer<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::source::Level;
+pub mod tests {
+    use super::super::source::{Level, Surface};
     use super::*;
 
-    fn head(surface: Surface) -> Sprite {
+    pub fn head(surface: Surface) -> Sprite {
         Sprite {
             levels: vec![Level {
                 w: 170,
@@ -493,7 +434,7 @@ mod tests {
         }
     }
 
-    fn pose(view: f32) -> Pose {
+    pub fn pose(view: f32) -> Pose {
         Pose {
             cx: 320.0,
             cy: 200.0,
@@ -506,32 +447,33 @@ mod tests {
         }
     }
 
+    /// Positive pitch is chin down (the relief's test pins that): brow to chin foreshortened
+    /// about the face's centre.
     #[test]
-    fn a_head_has_depth_and_a_picture_none() {
-        assert!(Relief::of(&head(Surface::Flat), &pose(0.3)).is_none());
-        let r = Relief::of(&head(Surface::Head), &pose(0.3)).expect("a head");
-        let (nose, eye, ear) = (
-            r.depth([85.0, 100.0]),
-            r.depth([67.0, 85.0]),
-            r.depth([42.0, 95.0]),
-        );
-        assert!(
-            nose > 0.3 && eye.abs() < 0.15 && ear < -0.8,
-            "{nose} {eye} {ear}"
-        );
-        // Drawing inverts the shift: the point found for a pixel lands back on it, within a sprite
-        // pixel after the four fixed-point steps (worst where the head curves back steeply toward
-        // the ears; the sprite is drawn from a mip level no finer than the frame, so under a frame
-        // pixel). More steps would change what a seed draws, and the measured footage with it.
-        for q0 in [[85.0, 100.0], [50.0, 90.0], [120.0, 140.0]] {
-            let q = r.source(q0);
-            let d = r.shift(q);
-            let miss = ((q[0] + d[0] - q0[0]).powi(2) + (q[1] + d[1] - q0[1]).powi(2)).sqrt();
-            assert!(miss < 1.0, "{q0:?} -> {q:?}: {miss}");
-        }
-        // Seen straight on nothing moves.
-        let flat_on = Relief::of(&head(Surface::Head), &pose(0.0)).expect("a head");
-        assert_eq!(flat_on.shift([85.0, 100.0]), [0.0, 0.0]);
+    fn pitch_shortens_the_face_about_its_centre() {
+        let s = head(Surface::Head);
+        let mut p = pose(0.0);
+        p.pitch = 0.4;
+        let aff = head_affine(&s, &p);
+        let (brow, chin) = (aff.apply([85.0, 50.0]), aff.apply([85.0, 150.0]));
+        assert!((chin[1] - brow[1] - 100.0 * 0.4f32.cos()).abs() < 1e-3);
+        assert!(((chin[1] + brow[1]) / 2.0 - p.cy).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_face_box_counts_only_while_mostly_in_the_frame() {
+        let a = Actor {
+            sprite: head(Surface::Head),
+            motion: crate::footage::scene::tests::standing(),
+            clothes: [0.0; 3],
+            trousers: [0.0; 3],
+            frames: (0, 1),
+        };
+        let at = |cy: f32| face_box(&a, &Pose { cy, ..pose(0.0) }, 640.0, 480.0);
+        // 100 px boxes: whole at 200, 80 % in at 30 (clipped to what is in), half in at 480.
+        assert_eq!(at(200.0), Some([270.0, 150.0, 100.0, 100.0]));
+        assert_eq!(at(30.0), Some([270.0, 0.0, 100.0, 80.0]));
+        assert_eq!(at(480.0), None);
     }
 
     #[test]
@@ -567,24 +509,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn a_bent_print_falls_back_at_its_sides_and_has_no_nose() {
-        let r = Relief::of(&head(Surface::Bent { sag: 0.6 }), &pose(0.3)).expect("bent");
-        let (middle, nose, ear) = (
-            r.depth([85.0, 85.0]),
-            r.depth([85.0, 105.0]),
-            r.depth([42.0, 95.0]),
-        );
-        // The eyes' vertical line is the fold: nothing rises in front of it.
-        assert_eq!((middle, nose), (0.0, 0.0));
-        // Ears 1.19 eye distances out: 0.6 · (1.19 / 1.5)² behind, about a third of a head's.
-        assert!(
-            (ear + 0.6 * (43.0f32 / 36.0 / 1.5).powi(2)).abs() < 1e-4,
-            "{ear}"
-        );
-        let head = Relief::of(&head(Surface::Head), &pose(0.3)).expect("a head");
-        assert!(ear > head.depth([42.0, 95.0]));
     }
 }

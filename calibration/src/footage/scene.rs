@@ -8,8 +8,7 @@ use anyhow::{Result, bail};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore};
 
-/// Real face height the pixel sizes are measured against (BlazeFace's box, brow to chin, roughly).
-const FACE_M: f32 = 0.2;
+use super::view::{Carriage, FACE_M, Posture, UPPER_M, View};
 
 /// Distance from the lens at the last sighting, metres (the face 220 px high at 480 lines).
 const Z_LAST_M: f32 = 0.43;
@@ -164,6 +163,10 @@ pub struct Motion {
     pub roll: [f32; 3],
     pub stride_hz: f32,
     pub frame: (f32, f32),
+    /// How the face is carried (`Standing` unless `--postures` drew another).
+    pub posture: Posture,
+    /// Head pitch held the whole walk on top of the oscillation, radians, chin down.
+    pub pitch_bias: f32,
 }
 
 /// Where a walker is at one instant, in frame pixels.
@@ -231,10 +234,24 @@ impl Motion {
             ],
             stride_hz: rng.random_range(0.85..1.0),
             frame,
+            posture: Posture::Standing,
+            pitch_bias: 0.0,
         }
     }
 
-    pub fn pose(&self, t: f64) -> Pose {
+    /// Takes on a posture drawn by `view::Postures`; the walk's length stays, its pace changes.
+    pub fn carry(&mut self, c: &Carriage) {
+        self.posture = c.posture;
+        self.pitch_bias = c.pitch_bias;
+        if let Some(m) = c.face_m {
+            self.height_m = m - UPPER_M;
+        }
+        self.duration_s /= c.speed as f64;
+    }
+
+    /// Where camera `cam` sees the walker at `t`. Both cameras stand on one spot, so the face's
+    /// size and column are the same in both; its row and the pitch it is seen at are not.
+    pub fn pose(&self, t: f64, cam: View) -> Pose {
         let tau = (t - self.start_s) as f32;
         let u = (tau / self.duration_s as f32).clamp(-0.2, 1.1);
         // Distance in units of the last distance: h ∝ 1/z.
@@ -252,15 +269,28 @@ impl Motion {
         let focal = h * dist / FACE_M;
         let view = ((lat + self.camera_offset_m) / dist).atan();
         let aim = aim_deg(self.camera_offset_m).to_radians();
-        let cx = (w / 2.0 + focal * (view - aim).tan()).clamp(margin, (w - margin).max(margin));
-        let cy = (horizon - self.height_m / FACE_M * h).clamp(margin, (fh - margin).max(margin));
+        let x = w / 2.0 + focal * (view - aim).tan();
         let osc = |a: [f32; 3]| a[0] * (TAU * a[1] * tau + a[2]).sin();
+        let head_pitch = osc(self.pitch);
+        // A standing walker in the upper camera is drawn as before there was a lower one: kept
+        // inside the frame, and level with the camera (the 5 cm at most between them is left out
+        // of the pitch), so footage without the new options keeps its seed's frames. Everyone
+        // else is where the camera puts them, cut off by the frame's edge as a camera would.
+        let (cx, cy, pitch) = if self.posture == Posture::Standing && cam == View::Upper {
+            let cy =
+                (horizon - self.height_m / FACE_M * h).clamp(margin, (fh - margin).max(margin));
+            (x.clamp(margin, (w - margin).max(margin)), cy, head_pitch)
+        } else {
+            let face_m = UPPER_M + self.height_m;
+            let pitch = cam.seen_pitch(self.pitch_bias + head_pitch, face_m, dist);
+            (x, cam.row(face_m, h, fh, focal), pitch)
+        };
         Pose {
             cx,
             cy,
             h,
             yaw: osc(self.yaw),
-            pitch: osc(self.pitch),
+            pitch,
             roll: osc(self.roll),
             stride: TAU * self.stride_hz * tau,
             view,
@@ -281,19 +311,22 @@ pub fn muted(rng: &mut StdRng, v: (f32, f32)) -> [f32; 3] {
 
 /// The lane's static background (RGB, 0–255 floats): wall with a ceiling-light gradient, posters
 /// and signs, a floor with tiles converging on the vanishing point, and the gate's side cabinets.
-pub fn background(rng: &mut StdRng, w: usize, h: usize, l: &Lighting) -> Vec<[f32; 3]> {
+/// `drop` moves it all down that many rows, as a camera turned up sees it (the lower camera): the
+/// same draws from `rng`, so both views of a lane show the same concourse.
+pub fn background(rng: &mut StdRng, w: usize, h: usize, l: &Lighting, drop: f32) -> Vec<[f32; 3]> {
     let (wf, hf) = (w as f32, h as f32);
     let wall = muted(rng, (0.45, 0.72));
     let floor = muted(rng, (0.28, 0.45));
-    let floor_y = hf * rng.random_range(0.56..0.62);
-    let (vx, vy) = (wf / 2.0, 0.4 * hf);
+    let floor_y0 = hf * rng.random_range(0.56..0.62);
+    let floor_y = floor_y0 + drop;
+    let (vx, vy) = (wf / 2.0, 0.4 * hf + drop);
     let tiles = rng.random_range(6..12) as f32;
     let mut px = vec![[0.0f32; 3]; w * h];
     for y in 0..h {
         for x in 0..w {
             let (fx, fy) = (x as f32 + 0.5, y as f32 + 0.5);
             px[y * w + x] = if fy < floor_y {
-                let g = 1.12 - 0.3 * fy / floor_y;
+                let g = 1.12 - 0.3 * (fy - drop) / floor_y0;
                 wall.map(|c| c * g)
             } else {
                 // Floor seams: lines through the vanishing point, and rows spaced as 1/depth.
@@ -319,7 +352,7 @@ pub fn background(rng: &mut StdRng, w: usize, h: usize, l: &Lighting) -> Vec<[f3
         );
         let (sx, sy) = (
             rng.random_range(0.0..wf - sw),
-            rng.random_range(0.02 * hf..(floor_y - sh).max(0.03 * hf)),
+            rng.random_range(0.02 * hf..(floor_y0 - sh).max(0.03 * hf)) + drop,
         );
         let round = rng.random_bool(0.3);
         for y in sy as usize..((sy + sh) as usize).min(h) {
@@ -358,10 +391,103 @@ pub fn background(rng: &mut StdRng, w: usize, h: usize, l: &Lighting) -> Vec<[f3
     if l.backlit {
         for (i, p) in px.iter_mut().enumerate() {
             // Brighter toward the top: a glazed concourse roof.
-            let top = 1.0 - (i / w) as f32 / hf;
+            let top = 1.0 - ((i / w) as f32 - drop) / hf;
             let lift = 150.0 + 80.0 * top;
             *p = p.map(|c| (c * 0.35 + lift).min(255.0));
         }
     }
     px
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use crate::footage::view::{BELOW_M, Carriage, Posture, TILT_DEG};
+
+    /// A walker on the camera's axis, 1 m/s from 40 to 220 px (480 lines), no sway or head motion.
+    pub fn standing() -> Motion {
+        Motion {
+            start_s: 0.0,
+            duration_s: (Z_LAST_M * 4.5) as f64,
+            h_first: 40.0,
+            h_last: 220.0,
+            lateral_m: 0.0,
+            camera_offset_m: 0.0,
+            height_m: 0.02,
+            sway_m: 0.0,
+            sway_hz: 0.9,
+            sway_phase: 0.0,
+            yaw: [0.0; 3],
+            pitch: [0.0; 3],
+            roll: [0.0; 3],
+            stride_hz: 0.9,
+            frame: (640.0, 480.0),
+            posture: Posture::Standing,
+            pitch_bias: 0.0,
+        }
+    }
+
+    fn carrying(posture: Posture, face_m: Option<f32>, pitch_bias: f32) -> Motion {
+        let mut m = standing();
+        m.carry(&Carriage {
+            posture,
+            face_m,
+            pitch_bias,
+            speed: 1.0,
+        });
+        m
+    }
+
+    #[test]
+    fn a_child_sits_lower_in_the_upper_view_and_higher_in_the_lower_one() {
+        let adult = standing();
+        let child = carrying(Posture::Child, Some(1.1), 0.0);
+        for t in [0.2, 0.6, 1.0] {
+            let (a, c) = (adult.pose(t, View::Upper), child.pose(t, View::Upper));
+            assert_eq!(a.h, c.h);
+            assert!(c.cy > a.cy + 2.0 * c.h, "{t}: {} {}", c.cy, a.cy);
+            // The lower view: the same size and column, higher by the cameras' 0.5 m apart less
+            // the turn up, both in face heights.
+            let l = child.pose(t, View::Lower);
+            let dist = Z_LAST_M * child.h_last / c.h;
+            let focal = c.h * dist / FACE_M;
+            let rise = BELOW_M / FACE_M * c.h - focal * TILT_DEG.to_radians().tan();
+            assert_eq!((l.h, l.cx), (c.h, c.cx));
+            assert!(
+                (c.cy - l.cy - rise).abs() < 1e-2,
+                "{t}: {} {} {rise}",
+                c.cy,
+                l.cy
+            );
+            assert!(l.cy < c.cy, "{t}");
+        }
+    }
+
+    #[test]
+    fn a_standing_walker_is_in_the_lower_view_at_mid_walk_and_unchanged_in_the_upper() {
+        let m = standing();
+        let mid = m.duration_s / 2.0;
+        let p = m.pose(mid, View::Lower);
+        assert!(p.cy - p.h / 2.0 > 0.0 && p.cy + p.h / 2.0 < 480.0, "{p:?}");
+        assert!(p.cx - p.h / 2.0 > 0.0 && p.cx + p.h / 2.0 < 640.0, "{p:?}");
+        // Seen from 0.5 m below the face at about 1.4 m: pitched back (chin up) by about 20°.
+        assert!(
+            (p.pitch + (0.52f32 / 1.4).atan()).abs() < 0.05,
+            "{}",
+            p.pitch
+        );
+        // The upper view as before there was a lower one: level, kept inside the frame.
+        let u = m.pose(m.duration_s, View::Upper);
+        assert_eq!(u.pitch, 0.0);
+        assert!((u.cy - (0.4 * 480.0 - 0.02 / FACE_M * u.h)).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_phone_looker_is_pitched_down_from_above_and_near_frontal_from_below() {
+        let m = carrying(Posture::Phone, None, 40f32.to_radians());
+        let end = m.duration_s * 0.9;
+        let (u, l) = (m.pose(end, View::Upper), m.pose(end, View::Lower));
+        assert!(u.pitch > 0.65, "{}", u.pitch);
+        assert!(l.pitch.abs() < 0.2, "{}", l.pitch);
+    }
 }

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::view::Posture;
+
 /// Bumped whenever the file's shape or meaning changes, or the renderer changes what a given seed
 /// draws; `scripts/setup` regenerates the default set when it differs.
 pub const VERSION: u32 = 3;
@@ -29,8 +31,24 @@ pub struct Lane {
     /// writes into the lane's `[lane.geometry]` for the planarity cue.
     #[serde(default)]
     pub camera: Camera,
+    /// The lane's second camera, below `camera` and turned up (`--lower-camera`); absent without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower: Option<LowerCamera>,
     pub walkers: Vec<Walker>,
 }
+
+/// The lower camera: on the upper one's spot (same offset, aim and focal length, same frame),
+/// `below_m` metres lower and turned up by `tilt_deg`; its MP4 is `file`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LowerCamera {
+    pub file: String,
+    pub below_m: f32,
+    pub tilt_deg: f32,
+    pub focal_px: f32,
+}
+
+/// `[frame, x, y, w, h]`, frame pixels.
+pub type Box5 = (u32, f32, f32, f32, f32);
 
 /// Where a lane's camera stands: metres beside the walking line, its focal length in pixels, and
 /// how far it is turned toward the line (degrees; `[lane.geometry] aim_deg`). Version 3 added it;
@@ -81,8 +99,15 @@ pub struct Walker {
     /// version 2 added it and the preset's attack).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attack: Option<String>,
-    /// `[frame, x, y, w, h]`, frame pixels.
-    pub boxes: Vec<(u32, f32, f32, f32, f32)>,
+    /// How the walker carries the face (`--postures`); absent for one standing, as everyone did
+    /// before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posture: Option<Posture>,
+    /// The upper camera's boxes: frames where at least 60 % of the face box is in the frame.
+    pub boxes: Vec<Box5>,
+    /// The same for the lower camera (`--lower-camera`); absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower_boxes: Option<Vec<Box5>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
