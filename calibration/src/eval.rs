@@ -12,7 +12,7 @@ use engine::face::{Chip, FaceChain, Found};
 
 use crate::photo::Photo;
 use crate::refmarks::{self, KeypointStats, RefMarks};
-use crate::scores;
+use crate::scores::{self, Pairs, print_row, quantile, summary};
 use crate::select::{self, Labelled};
 
 pub struct Options {
@@ -167,15 +167,6 @@ fn process(
         masked,
         chip,
     })
-}
-
-#[derive(Default)]
-pub(crate) struct Pairs {
-    pub(crate) genuine: Vec<f32>,
-    pub(crate) impostor: Vec<f32>,
-    skipped: usize,
-    /// A pairs file's scored pairs with their LFW fold (from the position in the file).
-    ordered: Vec<scores::ScoredPair>,
 }
 
 /// Genuine/impostor cosines over the samples `pick` gives an embedding for: the pairs file's pairs,
@@ -343,34 +334,6 @@ pub fn read_set(set: &Path) -> Result<Vec<Labelled>> {
     Ok(out)
 }
 
-pub(crate) fn summary(p: &Pairs) -> serde_json::Value {
-    let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
-    let e = scores::eer(&p.genuine, &p.impostor);
-    let at = |t: f64| scores::fnmr_at_fmr(&p.genuine, &p.impostor, t).map(|x| x.1);
-    serde_json::json!({
-        "genuine": p.genuine.len(), "impostor": p.impostor.len(),
-        "genuine_mean": mean(&p.genuine), "impostor_mean": mean(&p.impostor),
-        "genuine_p5": quantile(&p.genuine, 0.05), "impostor_p95": quantile(&p.impostor, 0.95),
-        "eer": e.map(|e| e.rate), "eer_threshold": e.map(|e| e.threshold),
-        "fnmr_at_fmr_1e-2": at(1e-2), "fnmr_at_fmr_1e-3": at(1e-3), "fnmr_at_fmr_1e-4": at(1e-4),
-        "fnmr_at_fmr_1e-5": at(1e-5),
-        "fmr_at_0.363": scores::fmr(&p.impostor, 0.363), "fnmr_at_0.363": scores::fnmr(&p.genuine, 0.363),
-    })
-}
-
-fn quantile(v: &[f32], q: f64) -> f32 {
-    let mut s = v.to_vec();
-    s.sort_by(f32::total_cmp);
-    s.get(((s.len() as f64 - 1.0) * q).round() as usize)
-        .copied()
-        .unwrap_or(f32::NAN)
-}
-
-fn pct(v: &serde_json::Value) -> String {
-    v.as_f64()
-        .map_or_else(|| "n/a".into(), |x| format!("{:.2} %", x * 100.0))
-}
-
 /// A variant of the chain (`pick`) scored on both photos of every pair, and on the first only against
 /// the plain chain's embedding of the second (a template made one way, a gate probe the other):
 /// printed, and kept in `out` as `{key}_both` and `{key}_one_side`.
@@ -391,22 +354,6 @@ fn variant(
     print_row(&format!("{label}, one side"), &one);
     out[format!("{key}_both")] = both;
     out[format!("{key}_one_side")] = one;
-}
-
-pub(crate) fn print_row(name: &str, s: &serde_json::Value) {
-    println!(
-        "  {name:<24} {:>6} / {:<8} gen {:.3} (p5 {:.3})  imp {:.3} (p95 {:.3})  EER {:>8}  FNMR@1e-3 {:>8}  FNMR@1e-4 {:>8}  FNMR@1e-5 {:>8}",
-        s["genuine"],
-        s["impostor"],
-        s["genuine_mean"].as_f64().unwrap_or(f64::NAN),
-        s["genuine_p5"].as_f64().unwrap_or(f64::NAN),
-        s["impostor_mean"].as_f64().unwrap_or(f64::NAN),
-        s["impostor_p95"].as_f64().unwrap_or(f64::NAN),
-        pct(&s["eer"]),
-        pct(&s["fnmr_at_fmr_1e-3"]),
-        pct(&s["fnmr_at_fmr_1e-4"]),
-        pct(&s["fnmr_at_fmr_1e-5"]),
-    );
 }
 
 pub fn run(o: Options) -> Result<()> {

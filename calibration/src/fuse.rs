@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use engine::face::prepare::cosine;
 use engine::face::{Embedding, weighted_mean};
 
-use crate::eval::{Pairs, print_row, summary};
+use crate::scores::{Pairs, print_row, summary};
 
 /// Enrolment's default `same_person_cosine` (enrolment/src/quality.rs): every pair of an
 /// enrolment's photos must reach it.

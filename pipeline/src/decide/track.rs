@@ -5,7 +5,6 @@ use std::sync::Arc;
 use super::fusion::{Evidence, Frame, Fusion, FusionParams, Templates, frame_weight};
 use super::liveness::{LiveVerdict, Liveness, PadMode, PadParams};
 use super::planarity::{Keypoints, Planarity};
-use super::views::{Seen, View};
 use super::{BBox, Candidate, Quality};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,6 +25,31 @@ pub struct Observation {
     pub keypoints: [[f32; 2]; 6],
     /// Which camera saw it, on a lane with two (`views`).
     pub seen: Seen,
+}
+
+/// Which of a lane's cameras saw a face.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// The lane's camera (`[[lane]] source`); the only one on a one-camera lane.
+    #[default]
+    Upper,
+    /// `[lane.lower]`: nearer the height of children, seated passengers and faces bent over a phone.
+    Lower,
+}
+
+/// How one observation was seen, on a lane with two cameras. The default is a one-camera lane's.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Seen {
+    /// The camera the face's evidence (quality, match, PAD score, keypoints) came from.
+    pub view: View,
+    /// `bbox` is the lower camera's box placed in the upper camera's frame: the upper camera did
+    /// not see the face this tick (its keypoints then say nothing of the upper camera's geometry).
+    pub mapped: bool,
+    /// The face's box in the lower camera's own pixels, when that camera saw it.
+    pub lower: Option<BBox>,
+    /// Whether the face is inside the lane zone of a camera that saw it; `None`: `bbox` is tested
+    /// against the lane's zone.
+    pub in_zone: Option<bool>,
 }
 
 /// The reason of an unidentified track whose frames agreed on a subject but whose liveness was

@@ -12,32 +12,8 @@ use serde::Deserialize;
 
 use super::fusion::frame_weight;
 use super::track::Observation;
+pub use super::track::{Seen, View};
 use super::{BBox, QualityGates};
-
-/// Which of a lane's cameras saw a face.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum View {
-    /// The lane's camera (`[[lane]] source`); the only one on a one-camera lane.
-    #[default]
-    Upper,
-    /// `[lane.lower]`: nearer the height of children, seated passengers and faces bent over a phone.
-    Lower,
-}
-
-/// How one observation was seen, on a lane with two cameras. The default is a one-camera lane's.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Seen {
-    /// The camera the face's evidence (quality, match, PAD score, keypoints) came from.
-    pub view: View,
-    /// `bbox` is the lower camera's box placed in the upper camera's frame: the upper camera did
-    /// not see the face this tick (its keypoints then say nothing of the upper camera's geometry).
-    pub mapped: bool,
-    /// The face's box in the lower camera's own pixels, when that camera saw it.
-    pub lower: Option<BBox>,
-    /// Whether the face is inside the lane zone of a camera that saw it; `None`: `bbox` is tested
-    /// against the lane's zone.
-    pub in_zone: Option<bool>,
-}
 
 /// BlazeFace's box height on an adult face, metres (brow to chin, roughly; the footage generator
 /// draws faces to it): what tells the distance of a face from its size.
@@ -165,6 +141,12 @@ pub fn merge(
         best.seen.in_zone = Some(in_zone);
         out.push(best);
     }
+    tracing::debug!(
+        paired = taken.iter().filter(|t| **t).count(),
+        upper = out.len(),
+        lower_alone = lower.iter().flatten().count(),
+        "views merged"
+    );
     out.extend(lower.into_iter().flatten());
     out
 }
