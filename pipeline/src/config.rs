@@ -170,6 +170,7 @@ impl LaneConfig {
                 focal_px: l.focal_px,
             },
             zone: crate::decide::BBox([x0 * w, y0 * h, x1 * w, y1 * h]),
+            frame: [w, h],
         })
     }
 }

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 
 use super::cards::{CardLane, CardStep, CardTerms, Payer};
 use super::gate::{GateVerdict, GrantDelay, TicketDesk, TripChange, verdicts};
-use super::views::{LowerView, Seen, View, merge};
+use super::views::{LowerView, Seen, Twins, View, merge};
 use super::{
     BBox, DecisionConfig, Event, GateLane, LaneDecider, LaneRole, Observation, Quality, Subject,
     Templates,
@@ -56,17 +56,11 @@ struct LaneGate {
     last_ms: Option<u64>,
     /// The card reader beside the face, and who paid for the lane's passage.
     card: CardLane,
-    /// The lane's lower camera, when it has one: each view's faces of the current tick wait in
-    /// `pending` until the tick ends ([`Decisions::tick_end`]), then both are decided as one.
+    /// The lane's lower camera, when it has one: each camera's faces wait in `twins` for the
+    /// other camera's frame of the same instant, decided together at a tick's end
+    /// ([`Decisions::tick_end`]).
     lower: Option<LowerView>,
-    pending: [Option<Pending>; 2],
-}
-
-/// One view's faces of the current tick.
-struct Pending {
-    at_ms: u64,
-    captured: Instant,
-    obs: Vec<Observation>,
+    twins: Twins,
 }
 
 pub struct Decisions {
@@ -129,7 +123,7 @@ impl Decisions {
                 decider: LaneDecider::new(l.fusion, l.zone, cfg.lost_after_ms)
                     .with_templates(templates.clone()),
                 lower: l.lower,
-                pending: [None, None],
+                twins: Twins::default(),
                 id: l.id,
                 delay: GrantDelay::new(cfg.confirm_ms),
                 awaiting_open: Vec::new(),
@@ -151,9 +145,8 @@ impl Decisions {
 
     /// One frame's faces of lane `lane`'s camera `view`, at `at_ms` on the lane's clock;
     /// `captured` is when the frame left the camera pipeline. Returns what the verdicts ask to be
-    /// sent, in order. On a lane with two cameras nothing is decided before [`Self::tick_end`]
-    /// (unless a camera's frame comes twice in a tick); a lower camera's frames on a lane without
-    /// one are ignored.
+    /// sent, in order. On a lane with two cameras nothing is decided before [`Self::tick_end`];
+    /// a lower camera's frames on a lane without one are ignored.
     pub fn on_faces(
         &mut self,
         lane: usize,
@@ -195,58 +188,53 @@ impl Decisions {
             View::Upper => obs,
             View::Lower => obs.into_iter().map(|o| lower.observe(o)).collect(),
         };
-        let slot = view as usize;
-        // A camera's second frame in one tick (its first was not followed by the tick's end):
-        // what is waiting is decided first, so no frame is lost and the clock runs forward.
-        let cmds = match g.pending[slot].is_some() {
-            true => self.flush(lane),
-            false => Vec::new(),
-        };
-        if let Some(g) = self.lanes.get_mut(lane) {
-            g.pending[slot] = Some(Pending {
-                at_ms,
-                captured,
-                obs,
-            });
-        }
-        cmds
+        g.twins.push(view, at_ms, captured, obs);
+        Vec::new()
     }
 
-    /// The tick's frames have all been handed over: every two-camera lane decides on what its
-    /// cameras saw, both views of a walker as one observation (`views::merge`).
+    /// The tick's frames have all been handed over: every two-camera lane decides on the instants
+    /// both its cameras have shown (or one, when the other's frame did not come), both views of a
+    /// walker as one observation (`views::merge`).
     pub fn tick_end(&mut self) -> Vec<Command> {
         (0..self.lanes.len())
-            .flat_map(|lane| self.flush(lane))
+            .flat_map(|lane| self.flush(lane, false))
             .collect()
     }
 
-    /// Decides lane `lane`'s waiting views, if any.
-    fn flush(&mut self, lane: usize) -> Vec<Command> {
+    /// Decides lane `lane`'s instants that are ready (`all`: every one waiting).
+    fn flush(&mut self, lane: usize, all: bool) -> Vec<Command> {
         let Some(g) = self.lanes.get_mut(lane) else {
             return Vec::new();
         };
-        let [up, low] = [g.pending[0].take(), g.pending[1].take()];
-        let at_ms = up.iter().chain(&low).map(|p| p.at_ms).max();
-        let captured = up.iter().chain(&low).map(|p| p.captured).min();
-        let (Some(at_ms), Some(captured)) = (at_ms, captured) else {
-            return Vec::new();
-        };
-        // The lane clock never runs back, whichever camera's clock is behind.
-        let at_ms = at_ms.max(g.last_ms.unwrap_or(0));
-        let obs = merge(
-            up.map(|p| p.obs).unwrap_or_default(),
-            low.map(|p| p.obs).unwrap_or_default(),
-            g.decider.zone(),
-            g.decider.gates(),
-        );
-        self.decide(lane, at_ms, captured, &obs)
+        let mut cmds = Vec::new();
+        for i in g.twins.take(all) {
+            let Some(g) = self.lanes.get_mut(lane) else {
+                break;
+            };
+            // The lane clock never runs back, whichever camera's clock is behind.
+            let at_ms = i.at_ms.max(g.last_ms.unwrap_or(0));
+            let Some(lower) = g.lower else {
+                break;
+            };
+            let obs = merge(
+                i.upper,
+                i.lower,
+                &lower.geometry,
+                g.decider.zone(),
+                g.decider.gates(),
+            );
+            cmds.extend(self.decide(lane, at_ms, i.captured, &obs));
+        }
+        cmds
     }
 
     /// Recorded footage played out: every lane's walkers still in view are taken as gone, as if the
     /// lane had gone on showing nobody, so each gets its decision (a walker at the end of a file
     /// would otherwise get none) and grants still held for `confirm_ms` are released.
     pub fn played_out(&mut self) -> Vec<Command> {
-        let mut cmds = self.tick_end();
+        let mut cmds: Vec<Command> = (0..self.lanes.len())
+            .flat_map(|lane| self.flush(lane, true))
+            .collect();
         for lane in 0..self.lanes.len() {
             let g = &self.lanes[lane];
             let Some(last) = g.last_ms else { continue };

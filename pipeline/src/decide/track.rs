@@ -50,6 +50,8 @@ pub struct Seen {
     /// Whether the face is inside the lane zone of a camera that saw it; `None`: `bbox` is tested
     /// against the lane's zone.
     pub in_zone: Option<bool>,
+    /// The lower camera's frame cuts the face's box off.
+    pub cut: bool,
 }
 
 /// The reason of an unidentified track whose frames agreed on a subject but whose liveness was

@@ -8,6 +8,9 @@
 //! by the cameras' height difference seen at that distance (`below_m · focal / distance`, the
 //! distance told by the face's size) less the tilt's shift of the horizon (`focal · tan tilt`).
 
+use std::collections::VecDeque;
+use std::time::Instant;
+
 use serde::Deserialize;
 
 use super::fusion::frame_weight;
@@ -15,8 +18,9 @@ use super::track::Observation;
 pub use super::track::{Seen, View};
 use super::{BBox, QualityGates};
 
-/// BlazeFace's box height on an adult face, metres (brow to chin, roughly; the footage generator
-/// draws faces to it): what tells the distance of a face from its size.
+/// BlazeFace's box width on an adult face, metres (roughly; the footage generator draws faces to
+/// it): what tells the distance of a face from its size. The width, not the height: a face bent
+/// toward or away from a camera is shortened in that camera's picture, not narrowed.
 const FACE_BOX_M: f32 = 0.2;
 
 /// A face seen by both cameras in one tick overlaps itself at least this much once placed in the
@@ -29,6 +33,8 @@ pub struct LowerView {
     pub geometry: LowerGeometry,
     /// The lower camera's lane zone, its own frame pixels.
     pub zone: BBox,
+    /// Its frame's width and height, pixels.
+    pub frame: [f32; 2],
 }
 
 /// Where the lower camera stands relative to the upper one (`[lane.lower]`).
@@ -59,9 +65,9 @@ impl LowerGeometry {
     }
 
     /// Rows to add to a lower-camera point to place it in the upper camera's frame, for a face
-    /// whose box is `box_h` pixels high.
-    pub fn shift_px(&self, box_h: f32) -> f32 {
-        self.below_m * box_h / FACE_BOX_M - self.focal_px * self.tilt_deg.to_radians().tan()
+    /// whose box is `box_w` pixels wide.
+    pub fn shift_px(&self, box_w: f32) -> f32 {
+        self.below_m * box_w / FACE_BOX_M - self.focal_px * self.tilt_deg.to_radians().tan()
     }
 }
 
@@ -69,17 +75,19 @@ impl LowerView {
     /// A lower-camera observation placed in the upper camera's frame.
     pub fn observe(&self, mut o: Observation) -> Observation {
         let [x0, y0, x1, y1] = o.bbox.0;
-        let dy = self.geometry.shift_px(y1 - y0);
+        let dy = self.geometry.shift_px(x1 - x0);
         let own = o.bbox;
         o.bbox = BBox([x0, y0 + dy, x1, y1 + dy]);
         for k in &mut o.keypoints {
             k[1] += dy;
         }
+        let [w, h] = self.frame;
         o.seen = Seen {
             view: View::Lower,
             mapped: true,
             lower: Some(own),
             in_zone: Some(own.centre_in(&self.zone)),
+            cut: x0 < 0.0 || y0 < 0.0 || x1 > w || y1 > h,
         };
         o
     }
@@ -89,11 +97,12 @@ impl LowerView {
 /// better view's evidence (passing the gates first, then the fusion's frame weight) and the upper
 /// camera's box and keypoints (the track's and the planarity cue's frame); a face one camera
 /// alone saw stays as it is. Pairs are formed greedily by overlap, best first, ties by order, so
-/// the result never depends on float noise beyond the overlap itself.
-/// `zone` is the upper camera's lane zone.
+/// the result never depends on float noise beyond the overlap itself. `lower` are placed in the
+/// upper frame ([`LowerView::observe`]) by `geometry`; `zone` is the upper camera's lane zone.
 pub fn merge(
     upper: Vec<Observation>,
     lower: Vec<Observation>,
+    geometry: &LowerGeometry,
     zone: &BBox,
     gates: &QualityGates,
 ) -> Vec<Observation> {
@@ -103,7 +112,7 @@ pub fn merge(
     let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
     for (ui, u) in upper.iter().enumerate() {
         for (li, l) in lower.iter().enumerate() {
-            let iou = u.bbox.iou(&l.bbox);
+            let iou = pair_overlap(u, l, geometry);
             if iou >= MIN_PAIR_IOU {
                 pairs.push((iou, ui, li));
             }
@@ -147,14 +156,151 @@ pub fn merge(
         lower_alone = lower.iter().flatten().count(),
         "views merged"
     );
-    out.extend(lower.into_iter().flatten());
+    // A face the lower camera's frame cuts off alone: its box's size is not the face's, so
+    // the geometry cannot place it, and it would start a second track of someone the upper
+    // camera sees (a walker leaving the top of the lower frame).
+    out.extend(lower.into_iter().flatten().filter(|o| !o.seen.cut));
     out
 }
 
-/// How much a view's face is worth: passing the gates first, then the fusion's frame weight.
-fn rank(o: &Observation, gates: &QualityGates) -> (bool, f32) {
+/// How well a lower-camera face placed in the upper frame overlaps an upper-camera face, as one
+/// face seen twice: placed by the mean of both boxes' widths (the same face at the same distance;
+/// either box alone is off by a tenth now and then, which at arm's length is a face's height),
+/// and 0 for boxes whose widths differ more than one face at one distance can (a walker behind
+/// another is smaller).
+fn pair_overlap(u: &Observation, l: &Observation, geometry: &LowerGeometry) -> f32 {
+    let Some(own) = l.seen.lower else {
+        return u.bbox.iou(&l.bbox);
+    };
+    let width = |b: &BBox| b.0[2] - b.0[0];
+    let (wu, wl) = (width(&u.bbox), width(&own));
+    if !(wu > 0.0 && wl > 0.0) || wu.max(wl) > MAX_WIDTH_RATIO * wu.min(wl) {
+        return 0.0;
+    }
+    let dy = geometry.shift_px((wu + wl) / 2.0);
+    let [x0, y0, x1, y1] = own.0;
+    u.bbox.iou(&BBox([x0, y0 + dy, x1, y1 + dy]))
+}
+
+/// Two views of one face at one instant differ in box width by less than this factor (BlazeFace's
+/// box noise, and a face pitched toward one camera); a walker half a metre behind another at arm's
+/// length differs by more.
+const MAX_WIDTH_RATIO: f32 = 1.4;
+
+/// How much a view's face is worth: passing the gates first, then how squarely the camera sees
+/// it up and down, then the fusion's frame weight. Both views see the face at the same distance
+/// and turn, so what differs is the pitch: a face bent over a phone is foreshortened in the upper
+/// camera's picture and seen nearly from the front by the lower one, a standing adult's the other
+/// way round.
+fn rank(o: &Observation, gates: &QualityGates) -> (bool, f32, f32) {
     (
         gates.fails(&o.quality).is_none(),
+        upright(&o.keypoints).unwrap_or(0.0),
         frame_weight(&o.quality, gates),
     )
+}
+
+/// The eyes-to-mouth height of a face over its eye distance (BlazeFace's keypoints: right eye,
+/// left eye, nose, mouth, …), measured across the eye line so a tilted head reads the same: it
+/// shrinks as the face pitches away from the camera, either way. Two views of one face at one
+/// instant differ in nothing else, so the larger is the squarer view. `None` for keypoints
+/// without an eye distance.
+fn upright(k: &[[f32; 2]; 6]) -> Option<f32> {
+    let ([ax, ay], [bx, by], [mx, my]) = (k[0], k[1], k[3]);
+    let (vx, vy) = (bx - ax, by - ay);
+    let eye = (vx * vx + vy * vy).sqrt();
+    if !(eye > 0.0) {
+        return None;
+    }
+    let (cx, cy) = ((ax + bx) / 2.0, (ay + by) / 2.0);
+    let r = (vx * (my - cy) - vy * (mx - cx)).abs() / eye / eye;
+    r.is_finite().then_some(r)
+}
+
+/// Frames of the two cameras whose presentation times are this close show one instant: at walking
+/// pace the walker moves under 7 cm in it, and unsynchronised live cameras are at most half a
+/// frame apart at 10 fps or more.
+pub const TWIN_MS: u64 = 50;
+
+/// How many tick ends a frame waits for its twin from the other camera. Recorded footage is
+/// decoded per camera, so one camera may run a tick or two ahead (each holds at most two frames,
+/// `capture::hub`); a live camera's twin comes in the same tick, and a dead camera's never.
+const MAX_WAIT_TICKS: u8 = 2;
+
+/// One camera's frame of a lane, waiting for its twin.
+#[derive(Debug)]
+pub struct Waiting {
+    pub at_ms: u64,
+    pub captured: Instant,
+    pub obs: Vec<Observation>,
+    ticks: u8,
+}
+
+/// One instant of a lane, both cameras' faces (either may be empty).
+#[derive(Debug)]
+pub struct Moment {
+    pub at_ms: u64,
+    pub captured: Instant,
+    pub upper: Vec<Observation>,
+    pub lower: Vec<Observation>,
+}
+
+/// A two-camera lane's frames waiting for their twins: what makes both views of one instant meet,
+/// whichever tick each camera's frame came in.
+#[derive(Debug, Default)]
+pub struct Twins {
+    queues: [VecDeque<Waiting>; 2],
+}
+
+impl Twins {
+    pub fn push(&mut self, view: View, at_ms: u64, captured: Instant, obs: Vec<Observation>) {
+        self.queues[view as usize].push_back(Waiting {
+            at_ms,
+            captured,
+            obs,
+            ticks: 0,
+        });
+    }
+
+    /// At a tick's end: the frames paired with their twins, and those that waited long enough
+    /// for one, in time order. `all`: every frame waiting (the footage played out).
+    pub fn take(&mut self, all: bool) -> Vec<Moment> {
+        let mut out = Vec::new();
+        loop {
+            let [u, l] = &mut self.queues;
+            let (up, low) = match (u.front(), l.front()) {
+                (Some(a), Some(b)) if a.at_ms.abs_diff(b.at_ms) <= TWIN_MS => {
+                    (u.pop_front(), l.pop_front())
+                }
+                // Frames come in time order per camera: the older one's twin would have come first.
+                (Some(a), Some(b)) if a.at_ms < b.at_ms => (u.pop_front(), None),
+                (Some(_), Some(_)) => (None, l.pop_front()),
+                (Some(a), None) if all || a.ticks >= MAX_WAIT_TICKS => (u.pop_front(), None),
+                (None, Some(b)) if all || b.ticks >= MAX_WAIT_TICKS => (None, l.pop_front()),
+                _ => break,
+            };
+            let both = [&up, &low];
+            let at_ms = both
+                .iter()
+                .filter_map(|w| w.as_ref().map(|w| w.at_ms))
+                .max();
+            let captured = both
+                .iter()
+                .filter_map(|w| w.as_ref().map(|w| w.captured))
+                .min();
+            let (Some(at_ms), Some(captured)) = (at_ms, captured) else {
+                break;
+            };
+            out.push(Moment {
+                at_ms,
+                captured,
+                upper: up.map(|w| w.obs).unwrap_or_default(),
+                lower: low.map(|w| w.obs).unwrap_or_default(),
+            });
+        }
+        for w in self.queues.iter_mut().flatten() {
+            w.ticks = w.ticks.saturating_add(1);
+        }
+        out
+    }
 }

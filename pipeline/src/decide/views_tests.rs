@@ -16,6 +16,7 @@ fn lower(tilt_deg: f32) -> LowerView {
             focal_px: FOCAL,
         },
         zone: BBox([0.0, 0.0, 640.0, 480.0]),
+        frame: [640.0, 480.0],
     }
 }
 
@@ -70,6 +71,7 @@ fn a_face_seen_twice_is_one_observation_with_the_better_view() {
     let merged = merge(
         vec![up.clone()],
         vec![low.clone(), child.clone()],
+        &v.geometry,
         &ZONE,
         &gates,
     );
@@ -85,11 +87,22 @@ fn a_face_seen_twice_is_one_observation_with_the_better_view() {
     // With both views usable, the heavier frame wins; a tie keeps the upper camera.
     let mut up2 = up.clone();
     up2.quality = good();
-    let m = &merge(vec![up2.clone()], vec![low], &ZONE, &gates)[0];
+    let m = &merge(vec![up2.clone()], vec![low], &v.geometry, &ZONE, &gates)[0];
     assert_eq!(m.seen.view, View::Upper);
     assert_eq!(m.best, up2.best);
     // No lower faces: the upper list unchanged.
-    assert_eq!(merge(vec![up.clone()], vec![], &ZONE, &gates), vec![up]);
+    assert_eq!(
+        merge(vec![up.clone()], vec![], &v.geometry, &ZONE, &gates),
+        vec![up.clone()]
+    );
+    // A face leaving the top of the lower frame, which the geometry cannot place: not a walker
+    // of its own.
+    let leaving = v.observe(at(100.0, 20.0, 60.0));
+    assert!(leaving.seen.cut);
+    assert_eq!(
+        merge(vec![up.clone()], vec![leaving], &v.geometry, &ZONE, &gates),
+        vec![up]
+    );
 }
 
 /// A walker the upper camera loses on the approach (a child walking under it) while the lower
@@ -117,7 +130,13 @@ fn one_walker_seen_by_both_cameras_in_turn_is_one_track() {
             .then(|| v.observe(at(320.0, row(1.15, 1.1, horizon_low, h), h)))
             .into_iter()
             .collect();
-        let obs = merge(ups, lows, &ZONE, &FusionParams::default().gates);
+        let obs = merge(
+            ups,
+            lows,
+            &v.geometry,
+            &ZONE,
+            &FusionParams::default().gates,
+        );
         assert_eq!(obs.len(), 1, "frame {i}");
         all.extend(d.update(i * 100, &obs));
     }
@@ -145,6 +164,7 @@ fn a_second_walker_only_the_lower_camera_sees_is_tailgating() {
         let obs = merge(
             vec![adult],
             vec![child],
+            &v.geometry,
             &ZONE,
             &FusionParams::default().gates,
         );
@@ -157,4 +177,107 @@ fn a_second_walker_only_the_lower_camera_sees_is_tailgating() {
         "{all:?}"
     );
     assert_eq!(d.tracks_in_zone(), 2);
+}
+
+/// Both views pass the gates: the one that sees the face squarely up and down gives the
+/// evidence — the lower camera for a face bent over a phone (foreshortened from above), the upper
+/// one for an adult looking ahead — however the head is rolled.
+#[test]
+fn the_squarer_view_of_a_bent_face_gives_the_evidence() {
+    let v = lower(0.0);
+    // Eyes 40 px apart, the mouth `span` px below their midpoint, the whole face rolled by `roll`.
+    let kp = |cx: f32, cy: f32, span: f32, roll: f32| {
+        let (c, s) = (roll.cos(), roll.sin());
+        let p = |x: f32, y: f32| [cx + c * x - s * y, cy + s * x + c * y];
+        [
+            p(-20.0, 0.0),
+            p(20.0, 0.0),
+            p(0.0, 0.5 * span),
+            p(0.0, span),
+            p(-35.0, 5.0),
+            p(35.0, 5.0),
+        ]
+    };
+    for roll in [0.0f32, 0.3, -0.4] {
+        let mut up = at(300.0, 150.0, 100.0);
+        up.keypoints = kp(300.0, 140.0, 28.0, roll);
+        up.best = cand(9, 0.4);
+        let mut low = at(300.0, 150.0 - v.geometry.shift_px(100.0), 100.0);
+        low.keypoints = kp(300.0, 140.0, 44.0, roll);
+        let low = v.observe(low);
+        let gates = QualityGates::default();
+        let bent = &merge(
+            vec![up.clone()],
+            vec![low.clone()],
+            &v.geometry,
+            &ZONE,
+            &gates,
+        )[0];
+        assert_eq!(bent.seen.view, View::Lower, "roll {roll}");
+        assert_eq!(bent.best, low.best);
+        assert_eq!(bent.keypoints, up.keypoints, "the upper camera's keypoints");
+        // Swap the spans: the adult looking ahead is seen squarely by the upper camera.
+        let mut up2 = up.clone();
+        up2.keypoints = kp(300.0, 140.0, 44.0, roll);
+        let mut low2 = low.clone();
+        low2.keypoints = kp(300.0, 140.0 - 250.0, 30.0, roll);
+        let ahead = &merge(vec![up2.clone()], vec![low2], &v.geometry, &ZONE, &gates)[0];
+        assert_eq!(ahead.seen.view, View::Upper, "roll {roll}");
+        assert_eq!(ahead.best, up2.best);
+    }
+}
+
+/// Both cameras' frames of one instant meet whichever tick each came in; a frame whose twin never
+/// comes goes alone after two tick ends; frames leave in time order.
+#[test]
+fn twins_meet_across_ticks_and_a_lone_frame_waits_two_ticks() {
+    use super::views::Twins;
+    let now = std::time::Instant::now();
+    let one = |x: f32| vec![face(x, None, None)];
+    let mut t = Twins::default();
+    t.push(View::Upper, 0, now, one(1.0));
+    t.push(View::Upper, 100, now, one(2.0));
+    // The lower camera runs a tick behind.
+    assert!(t.take(false).is_empty());
+    t.push(View::Lower, 0, now, one(3.0));
+    t.push(View::Upper, 200, now, one(4.0));
+    let m = t.take(false);
+    assert_eq!(m.len(), 1);
+    assert_eq!((m[0].at_ms, m[0].upper.len(), m[0].lower.len()), (0, 1, 1));
+    t.push(View::Lower, 130, now, one(5.0));
+    let m = t.take(false);
+    // 100 and 130 are twins (within TWIN_MS); 200 waits for its own.
+    assert_eq!(m.len(), 1);
+    assert_eq!(
+        (m[0].at_ms, m[0].upper.len(), m[0].lower.len()),
+        (130, 1, 1)
+    );
+    // The lower camera dies: 200 goes alone once it has waited two tick ends.
+    let m = t.take(false);
+    assert_eq!(
+        m.iter()
+            .map(|m| (m.at_ms, m.upper.len(), m.lower.len()))
+            .collect::<Vec<_>>(),
+        [(200, 1, 0)]
+    );
+    assert!(t.take(false).is_empty());
+    // Frames of different instants: the older leaves alone, in order.
+    let mut t = Twins::default();
+    t.push(View::Upper, 300, now, one(1.0));
+    t.push(View::Lower, 100, now, one(2.0));
+    let m = t.take(false);
+    assert_eq!(
+        m.iter()
+            .map(|m| (m.at_ms, m.upper.len(), m.lower.len()))
+            .collect::<Vec<_>>(),
+        [(100, 0, 1)]
+    );
+    assert_eq!(t.take(false).len(), 0);
+    assert_eq!(
+        t.take(false).len(),
+        1,
+        "the lone upper frame after two tick ends"
+    );
+    t.push(View::Lower, 400, now, one(2.0));
+    assert_eq!(t.take(true).len(), 1, "played out: everything leaves");
 }
