@@ -228,6 +228,20 @@ fn main() -> Result<()> {
             md,
             "| frames processed / delivered | {frames} / {frames_in} |"
         )?;
+        // Two-camera lanes: the lower cameras' frames, beside the lanes' own.
+        let lower: Vec<u64> = r
+            .lanes
+            .iter()
+            .filter_map(|l| l.lower_frames_processed)
+            .collect();
+        if !lower.is_empty() {
+            writeln!(
+                md,
+                "| lower cameras' frames processed ({} lanes) | {} |",
+                lower.len(),
+                lower.iter().sum::<u64>()
+            )?;
+        }
         writeln!(
             md,
             "| station run | {:.1} s (wall with centre and model load {wall:.1} s) |",

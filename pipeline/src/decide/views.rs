@@ -209,7 +209,7 @@ fn upright(k: &[[f32; 2]; 6]) -> Option<f32> {
     let ([ax, ay], [bx, by], [mx, my]) = (k[0], k[1], k[3]);
     let (vx, vy) = (bx - ax, by - ay);
     let eye = (vx * vx + vy * vy).sqrt();
-    if !(eye > 0.0) {
+    if eye.is_nan() || eye <= 0.0 {
         return None;
     }
     let (cx, cy) = ((ax + bx) / 2.0, (ay + by) / 2.0);
