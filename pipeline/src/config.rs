@@ -413,6 +413,24 @@ impl StationConfig {
         if let Some(l) = &lane.lower {
             crate::capture::Source::parse(l.source.get_ref())
                 .map_err(|e| at(&l.source, format!("lane.lower.source: {e}")))?;
+            // The same camera twice would show every walker twice, a head's height apart: two
+            // people at every passage.
+            if l.source.get_ref() == lane.source.get_ref() {
+                return Err(at(
+                    &l.source,
+                    format!("lane {id}: lower.source is the lane's own source"),
+                ));
+            }
+            // Both cameras' frames of one instant must meet within `views::TWIN_MS`.
+            if lane.fps < 10 {
+                return Err(at(
+                    &lane.id,
+                    format!(
+                        "lane {id}: a lane with [lane.lower] needs fps >= 10 (is {})",
+                        lane.fps
+                    ),
+                ));
+            }
             if let Some(z) = l.zone
                 && !zone_ok(&z)
             {
@@ -608,7 +626,7 @@ mod tests {
         use crate::decide::View;
         let two = GOOD.replace(
             "[store]",
-            "[lane.lower]\nsource = \"test:\"\nzone = [0.0, 0.5, 1.0, 1.0]\nbelow_m = 0.5\ntilt_deg = 12.0\nfocal_px = 473.0\n\n\
+            "[lane.lower]\nsource = \"test:pattern=ball\"\nzone = [0.0, 0.5, 1.0, 1.0]\nbelow_m = 0.5\ntilt_deg = 12.0\nfocal_px = 473.0\n\n\
              [[lane]]\nid = \"L2\"\nrole = \"exit\"\nsource = \"test:\"\n\n[store]",
         );
         let c = StationConfig::parse(&two, "two.toml").expect("two cameras");
@@ -625,7 +643,14 @@ mod tests {
         assert!(lanes[1].lower.is_none());
         for (bad, key) in [
             ("below_m = 0.5", "below_m = 7.0"),
-            ("source = \"test:\"\nzone", "source = \"http://x\"\nzone"),
+            (
+                "source = \"test:pattern=ball\"\nzone",
+                "source = \"http://x\"\nzone",
+            ),
+            (
+                "source = \"test:pattern=ball\"\nzone",
+                "source = \"test:\"\nzone",
+            ),
             ("zone = [0.0, 0.5, 1.0, 1.0]", "zone = [0.0, 0.5, 1.0, 0.2]"),
             ("focal_px = 473.0", "focal_px = 473.0\nheight = 3"),
         ] {
@@ -633,9 +658,15 @@ mod tests {
             let m = e.to_string();
             assert!(m.starts_with("bad.toml:1"), "{m}");
             assert!(
-                ["below_m", "lane.lower.source", "lower.zone", "height"]
-                    .iter()
-                    .any(|k| m.contains(k)),
+                [
+                    "below_m",
+                    "lane.lower.source",
+                    "lower.zone",
+                    "height",
+                    "own source"
+                ]
+                .iter()
+                .any(|k| m.contains(k)),
                 "{m}"
             );
         }

@@ -299,7 +299,7 @@ async fn a_restarted_station_remembers_open_trips() {
 }
 
 /// Two cameras on one lane (`[lane.lower]`): lane L1 of the default footage with its own
-/// recording as the lower camera too, standing 5 cm lower. Both streams are captured and
+/// recording (a copy) as the lower camera too, standing 5 cm lower. Both streams are captured and
 /// recognised, each tick's two views of a walker are merged into one observation, and every
 /// walker is decided once as the truth says: no walker is split into two tracks (which would
 /// raise a tailgating alarm) and no decision is lost.
@@ -312,8 +312,11 @@ async fn a_lane_with_two_cameras_decides_each_walker_once() {
     let mut truth: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let lane = &mut truth["lanes"][0];
+    let file = lane["file"].as_str().unwrap().to_owned();
+    // A copy: a link would resolve to the lane's own source, which the station refuses.
+    std::fs::copy(f.join(&file), dir.path().join("lower.mp4")).unwrap();
     lane["lower"] = serde_json::json!({
-        "file": lane["file"].clone(),
+        "file": "lower.mp4",
         "below_m": 0.05,
         "tilt_deg": 0.0,
         "focal_px": 473.0,

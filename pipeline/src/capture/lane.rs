@@ -215,6 +215,11 @@ impl LaneRunner {
         let mut seq = 0u64;
         let mut layout_cache: Option<(gst::Caps, FrameLayout)> = None;
         let offset = self.pts_offset_ns.clone();
+        // A live source's times are its own pipeline's running time, which starts again at each
+        // reconnect and differs between cameras: such frames carry none, and the station times
+        // them by their capture on its own clock (lane clocks never run back, and a lane's two
+        // cameras share one).
+        let live = self.source.is_live();
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
@@ -237,6 +242,7 @@ impl LaneRunner {
                     counters.mark_frame();
                     let pts = buffer
                         .pts()
+                        .filter(|_| !live)
                         .map(|p| p + gst::ClockTime::from_nseconds(offset.load(Ordering::Relaxed)));
                     if let Some(p) = pts {
                         counters

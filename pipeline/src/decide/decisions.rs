@@ -195,19 +195,21 @@ impl Decisions {
     /// The tick's frames have all been handed over: every two-camera lane decides on the instants
     /// both its cameras have shown (or one, when the other's frame did not come), both views of a
     /// walker as one observation (`views::merge`).
-    pub fn tick_end(&mut self) -> Vec<Command> {
+    /// `fresh` says whether a frame captured then may still be decided on (a frame from before a
+    /// recogniser stall may not); those that may not are dropped.
+    pub fn tick_end(&mut self, fresh: &dyn Fn(Instant) -> bool) -> Vec<Command> {
         (0..self.lanes.len())
-            .flat_map(|lane| self.flush(lane, false))
+            .flat_map(|lane| self.flush(lane, false, fresh))
             .collect()
     }
 
     /// Decides lane `lane`'s instants that are ready (`all`: every one waiting).
-    fn flush(&mut self, lane: usize, all: bool) -> Vec<Command> {
+    fn flush(&mut self, lane: usize, all: bool, fresh: &dyn Fn(Instant) -> bool) -> Vec<Command> {
         let Some(g) = self.lanes.get_mut(lane) else {
             return Vec::new();
         };
         let mut cmds = Vec::new();
-        for i in g.twins.take(all) {
+        for i in g.twins.take(all).into_iter().filter(|i| fresh(i.captured)) {
             let Some(g) = self.lanes.get_mut(lane) else {
                 break;
             };
@@ -233,7 +235,7 @@ impl Decisions {
     /// would otherwise get none) and grants still held for `confirm_ms` are released.
     pub fn played_out(&mut self) -> Vec<Command> {
         let mut cmds: Vec<Command> = (0..self.lanes.len())
-            .flat_map(|lane| self.flush(lane, true))
+            .flat_map(|lane| self.flush(lane, true, &|_| true))
             .collect();
         for lane in 0..self.lanes.len() {
             let g = &self.lanes[lane];

@@ -622,7 +622,7 @@ fn walk_past_the_camera(d: &mut LaneDecider, flat: bool, live: f32) -> Vec<Event
     all
 }
 
-fn with_geometry(mode: crate::decide::PadMode, geometry: bool) -> LaneDecider {
+pub(super) fn with_geometry(mode: crate::decide::PadMode, geometry: bool) -> LaneDecider {
     let mut p = FusionParams::default();
     p.pad.mode = mode;
     p.pad.planar.geometry = geometry.then_some(GEOMETRY);

@@ -133,6 +133,9 @@ struct Track {
     attack: bool,
     tailgate_reported: bool,
     last_gate_failure: Option<&'static str>,
+    /// The last frame came from the lower camera alone: the upper camera's geometry says
+    /// nothing of it.
+    mapped: bool,
     liveness: Liveness,
     keypoints: Keypoints,
 }
@@ -283,6 +286,7 @@ impl LaneDecider {
                         attack: false,
                         tailgate_reported: false,
                         last_gate_failure: None,
+                        mapped: false,
                         liveness: Liveness::default(),
                         keypoints: Keypoints::default(),
                     });
@@ -297,6 +301,7 @@ impl LaneDecider {
             if face.seen.lower.is_some() {
                 t.lower_box = face.seen.lower;
             }
+            t.mapped = face.seen.mapped;
             t.in_zone = face
                 .seen
                 .in_zone
@@ -349,12 +354,13 @@ impl LaneDecider {
             }
             let (verdict, shape) = verdicts;
             // On a lane with geometry, a grant waits for the face shown in relief, until the
-            // walker is too near to wait longer (then the learned cue decides alone).
+            // walker is too near to wait longer, or only the lower camera sees them (then the
+            // learned cue decides alone).
             let relief = pad.planar.geometry.is_none()
                 || match shape {
                     Planarity::Flat { .. } => false,
                     Planarity::Relief { .. } => true,
-                    Planarity::Unsure { .. } => t.keypoints.near(&pad.planar),
+                    Planarity::Unsure { .. } => t.keypoints.near(&pad.planar) || t.mapped,
                 };
             match (pad.mode, verdict) {
                 // Liveness not shown yet: the track waits for more frames (or leaves undecided).

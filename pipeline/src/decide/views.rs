@@ -194,7 +194,8 @@ const MAX_WIDTH_RATIO: f32 = 1.4;
 /// way round.
 fn rank(o: &Observation, gates: &QualityGates) -> (bool, f32, f32) {
     (
-        gates.fails(&o.quality).is_none(),
+        // A face its frame cuts off is not a whole face's evidence.
+        !o.seen.cut && gates.fails(&o.quality).is_none(),
         upright(&o.keypoints).unwrap_or(0.0),
         frame_weight(&o.quality, gates),
     )

@@ -199,11 +199,12 @@ fn the_squarer_view_of_a_bent_face_gives_the_evidence() {
         ]
     };
     for roll in [0.0f32, 0.3, -0.4] {
-        let mut up = at(300.0, 150.0, 100.0);
-        up.keypoints = kp(300.0, 140.0, 28.0, roll);
+        // Low in the upper frame, so the lower camera sees the face whole.
+        let mut up = at(300.0, 350.0, 100.0);
+        up.keypoints = kp(300.0, 340.0, 28.0, roll);
         up.best = cand(9, 0.4);
-        let mut low = at(300.0, 150.0 - v.geometry.shift_px(100.0), 100.0);
-        low.keypoints = kp(300.0, 140.0, 44.0, roll);
+        let mut low = at(300.0, 350.0 - v.geometry.shift_px(100.0), 100.0);
+        low.keypoints = kp(300.0, 90.0, 44.0, roll);
         let low = v.observe(low);
         let gates = QualityGates::default();
         let bent = &merge(
@@ -218,9 +219,9 @@ fn the_squarer_view_of_a_bent_face_gives_the_evidence() {
         assert_eq!(bent.keypoints, up.keypoints, "the upper camera's keypoints");
         // Swap the spans: the adult looking ahead is seen squarely by the upper camera.
         let mut up2 = up.clone();
-        up2.keypoints = kp(300.0, 140.0, 44.0, roll);
+        up2.keypoints = kp(300.0, 340.0, 44.0, roll);
         let mut low2 = low.clone();
-        low2.keypoints = kp(300.0, 140.0 - 250.0, 30.0, roll);
+        low2.keypoints = kp(300.0, 90.0, 30.0, roll);
         let ahead = &merge(vec![up2.clone()], vec![low2], &v.geometry, &ZONE, &gates)[0];
         assert_eq!(ahead.seen.view, View::Upper, "roll {roll}");
         assert_eq!(ahead.best, up2.best);
@@ -280,4 +281,28 @@ fn twins_meet_across_ticks_and_a_lone_frame_waits_two_ticks() {
     );
     t.push(View::Lower, 400, now, one(2.0));
     assert_eq!(t.take(true).len(), 1, "played out: everything leaves");
+}
+
+/// On a lane whose upper camera has geometry and enforced PAD, a child only the lower camera
+/// sees is granted on the learned cue: the upper camera's relief test has nothing to say of a
+/// face it never saw (it would otherwise wait for relief until the walker left).
+#[test]
+fn a_walker_only_the_lower_camera_sees_is_granted_on_the_learned_cue() {
+    let v = lower(12.0);
+    let mut d = super::tests::with_geometry(crate::decide::PadMode::Enforce, true);
+    let horizon_low = 192.0 + FOCAL * 12f32.to_radians().tan();
+    let mut all = Vec::new();
+    for i in 0..8u64 {
+        let h = 60.0 + 10.0 * i as f32;
+        let low = v.observe(at(320.0, row(1.1, 1.1, horizon_low, h), h));
+        let obs = merge(
+            Vec::new(),
+            vec![low],
+            &v.geometry,
+            &ZONE,
+            &FusionParams::default().gates,
+        );
+        all.extend(d.update(i * 100, &obs));
+    }
+    assert_eq!(identified(&all), vec![(TrackId(1), Subject(7))], "{all:?}");
 }

@@ -381,10 +381,12 @@ impl Station {
         let Some((d, _)) = self.decisions.as_mut() else {
             return;
         };
-        let cmds = d.tick_end();
-        if cmds.is_empty() {
+        if self.gpu_lost {
             return;
         }
+        let stall = &self.stall;
+        let cmds = d.tick_end(&|captured| stall.decides(captured));
+        // Even without commands: a grant held for confirmation settles its walker now.
         self.settle();
         self.send(cmds).await;
     }
