@@ -118,8 +118,9 @@ struct Track {
     id: TrackId,
     /// Last box, upper camera's frame.
     bbox: BBox,
-    /// Last box in the lower camera's own frame, when it saw the walker.
+    /// Last box in the lower camera's own frame, when it saw the walker, and when.
     lower_box: Option<BBox>,
+    lower_seen_ms: u64,
     /// Whether the last box was inside the lane zone (of the camera that saw it).
     in_zone: bool,
     first_seen_ms: u64,
@@ -223,9 +224,16 @@ impl LaneDecider {
             .filter(|t| t.identified || t.attack)
             .filter_map(|t| match view {
                 View::Upper => Some(t.bbox),
-                View::Lower => t.lower_box,
+                View::Lower => self.lower_box(t),
             })
             .collect()
+    }
+
+    /// A track's box in the lower camera's frame while that camera still sees the walker (not
+    /// missing longer than a track may be).
+    fn lower_box(&self, t: &Track) -> Option<BBox> {
+        let fresh = t.last_seen_ms.saturating_sub(t.lower_seen_ms) <= self.lost_after_ms;
+        t.lower_box.filter(|_| fresh)
     }
 
     /// Tracks whose last box is inside the lane zone.
@@ -252,7 +260,14 @@ impl LaneDecider {
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (ti, t) in self.tracks.iter().enumerate() {
             for (fi, f) in faces.iter().enumerate() {
-                let iou = t.bbox.iou(&f.bbox);
+                // A walker the lower camera keeps seeing is followed in its own frame too: where
+                // the geometry places a face off (one narrower than an adult's), its placed box
+                // jumps when the upper camera loses it, its own box does not.
+                let own = match (self.lower_box(t), f.seen.lower) {
+                    (Some(a), Some(b)) => a.iou(&b),
+                    _ => 0.0,
+                };
+                let iou = t.bbox.iou(&f.bbox).max(own);
                 if iou >= self.min_iou {
                     pairs.push((iou, ti, fi));
                 }
@@ -276,6 +291,7 @@ impl LaneDecider {
                         id: TrackId(self.next),
                         bbox: face.bbox,
                         lower_box: None,
+                        lower_seen_ms: 0,
                         in_zone: false,
                         first_seen_ms: at_ms,
                         last_seen_ms: at_ms,
@@ -300,6 +316,7 @@ impl LaneDecider {
             t.bbox = face.bbox;
             if face.seen.lower.is_some() {
                 t.lower_box = face.seen.lower;
+                t.lower_seen_ms = at_ms;
             }
             t.mapped = face.seen.mapped;
             t.in_zone = face

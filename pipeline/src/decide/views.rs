@@ -163,11 +163,14 @@ pub fn merge(
     out
 }
 
-/// How well a lower-camera face placed in the upper frame overlaps an upper-camera face, as one
+/// How well a lower-camera face placed in the upper frame matches an upper-camera face, as one
 /// face seen twice: placed by the mean of both boxes' widths (the same face at the same distance;
 /// either box alone is off by a tenth now and then, which at arm's length is a face's height),
 /// and 0 for boxes whose widths differ more than one face at one distance can (a walker behind
-/// another is smaller).
+/// another is smaller). The better of the placed boxes' overlap and their column agreement: a
+/// face narrower than [`FACE_BOX_M`] (a child's, about 0.15 m) is told to be farther than it is
+/// and placed too high, by up to a third of the height term, while still in the same column
+/// at the same width.
 fn pair_overlap(u: &Observation, l: &Observation, geometry: &LowerGeometry) -> f32 {
     let Some(own) = l.seen.lower else {
         return u.bbox.iou(&l.bbox);
@@ -177,10 +180,24 @@ fn pair_overlap(u: &Observation, l: &Observation, geometry: &LowerGeometry) -> f
     if !(wu > 0.0 && wl > 0.0) || wu.max(wl) > MAX_WIDTH_RATIO * wu.min(wl) {
         return 0.0;
     }
-    let dy = geometry.shift_px((wu + wl) / 2.0);
+    let w = (wu + wl) / 2.0;
+    let dy = geometry.shift_px(w);
     let [x0, y0, x1, y1] = own.0;
-    u.bbox.iou(&BBox([x0, y0 + dy, x1, y1 + dy]))
+    let placed = BBox([x0, y0 + dy, x1, y1 + dy]);
+    let [ux0, _, ux1, _] = u.bbox.0;
+    let column = (ux1.min(x1) - ux0.max(x0)).max(0.0) / (ux1.max(x1) - ux0.min(x0));
+    let tolerance = geometry.below_m * w / FACE_BOX_M / 2.0;
+    let off = (u.bbox.centre()[1] - placed.centre()[1]).abs();
+    let by_column = match column >= MIN_COLUMN && tolerance > 0.0 {
+        true => column * (1.0 - off / tolerance).max(0.0),
+        false => 0.0,
+    };
+    u.bbox.iou(&placed).max(by_column)
 }
+
+/// Two views of one face share at least this much of their columns (overlap over union of the
+/// boxes' horizontal extents).
+const MIN_COLUMN: f32 = 0.6;
 
 /// Two views of one face at one instant differ in box width by less than this factor (BlazeFace's
 /// box noise, and a face pitched toward one camera); a walker half a metre behind another at arm's

@@ -306,3 +306,54 @@ fn a_walker_only_the_lower_camera_sees_is_granted_on_the_learned_cue() {
     }
     assert_eq!(identified(&all), vec![(TrackId(1), Subject(7))], "{all:?}");
 }
+
+/// A child's face is narrower than the adult face the geometry assumes (0.15 m against 0.2), so
+/// the lower camera's face is placed too high in the upper frame: the two views still pair (same
+/// column, same width), and when the upper camera loses the child the track goes on in the lower
+/// camera's own frame. One walker, one track, no tailgating alarm.
+#[test]
+fn a_narrow_face_placed_off_is_still_one_walker() {
+    let v = lower(12.0);
+    let mut d = LaneDecider::new(FusionParams::default(), ZONE, 300);
+    let tilt = FOCAL * 12f32.to_radians().tan();
+    let mut all = Vec::new();
+    for i in 0..12u64 {
+        // Pixels per metre at this distance; the face is 0.15 m wide.
+        let s = 250.0 + 50.0 * i as f32;
+        let w = 0.15 * s;
+        let up_cy = 192.0 + (1.6 - 1.1) * s;
+        let low_cy = 192.0 + tilt;
+        let ups: Vec<Observation> = (up_cy + w / 2.0 < 480.0)
+            .then(|| {
+                let mut o = at(320.0, up_cy, w);
+                o.best = None;
+                o.quality.yaw = 0.9;
+                o
+            })
+            .into_iter()
+            .collect();
+        let low = v.observe(at(320.0, low_cy, w));
+        if !ups.is_empty() {
+            let placed = low.bbox.centre()[1];
+            assert!(
+                up_cy - placed > 0.3 * w,
+                "placed {placed} vs {up_cy}: too close to test"
+            );
+        }
+        let obs = merge(
+            ups,
+            vec![low],
+            &v.geometry,
+            &ZONE,
+            &FusionParams::default().gates,
+        );
+        assert_eq!(obs.len(), 1, "frame {i}: {obs:?}");
+        all.extend(d.update(i * 100, &obs));
+    }
+    assert_eq!(identified(&all), vec![(TrackId(1), Subject(7))]);
+    assert!(
+        !all.iter().any(|e| matches!(e, Event::Tailgating { .. })),
+        "{all:?}"
+    );
+    assert_eq!(d.tracks_in_zone(), 1);
+}

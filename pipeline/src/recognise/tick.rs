@@ -40,6 +40,8 @@ pub struct Recognition {
     busy_hold: Duration,
     /// Per lane, its gates and zone (see `Recogniser::tick`); the settled boxes come from `settled`.
     lanes: Vec<LaneScope>,
+    /// Per capture stream, its gate lane, where a lane has two cameras (empty: one stream each).
+    lane_of: Vec<usize>,
 }
 
 impl Recognition {
@@ -62,9 +64,29 @@ impl Recognition {
                 settled,
                 busy_hold,
                 lanes,
+                lane_of: Vec::new(),
             },
             tx,
         )
+    }
+
+    /// The gate lane of each capture stream (`StationConfig::streams`): a lane's cameras are busy
+    /// together, so a walker one of them sees keeps the other at full rate too (their frames of
+    /// one instant are decided together).
+    pub fn with_lanes_of(mut self, lane_of: Vec<usize>) -> Self {
+        self.lane_of = lane_of;
+        self
+    }
+
+    /// The capture streams of `stream`'s lane, itself included.
+    fn siblings(&self, stream: usize) -> Vec<usize> {
+        match self.lane_of.get(stream) {
+            Some(&lane) => (self.lane_of.iter().enumerate())
+                .filter(|(_, l)| **l == lane)
+                .map(|(s, _)| s)
+                .collect(),
+            None => vec![stream],
+        }
     }
 }
 
@@ -253,7 +275,11 @@ fn run(w: Worker) {
                 };
                 if let (Some(p), Some(all)) = (priority.as_mut(), faces.as_ref()) {
                     for (frame, lf) in frames.iter().zip(all) {
-                        p.saw(frame.lane, lf.faces.iter().any(|f| !f.decided), done);
+                        let busy = lf.faces.iter().any(|f| !f.decided);
+                        let siblings = recognition.as_ref().map(|r| r.siblings(frame.lane));
+                        for s in siblings.unwrap_or_else(|| vec![frame.lane]) {
+                            p.saw(s, busy, done);
+                        }
                     }
                 }
                 let mut faces = faces.map(|f| f.into_iter());
