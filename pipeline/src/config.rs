@@ -185,9 +185,16 @@ fn default_fps() -> u32 {
     30
 }
 
-/// A zone is fractions of the frame, not empty.
-fn zone_ok(z: &[f32; 4]) -> bool {
-    z.iter().all(|v| (0.0..=1.0).contains(v)) && z[0] < z[2] && z[1] < z[3]
+/// A zone (`key`), when given, is fractions of the frame and not empty.
+fn check_zone(key: &str, zone: Option<[f32; 4]>) -> Result<(), String> {
+    match zone {
+        Some(z) if !(z.iter().all(|v| (0.0..=1.0).contains(v)) && z[0] < z[2] && z[1] < z[3]) => {
+            Err(format!(
+                "{key} {z:?} must be [x0, y0, x1, y1] fractions with x0 < x1, y0 < y1"
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `[store]`: where the station's redb file lives.
@@ -382,16 +389,7 @@ impl StationConfig {
                 ),
             ));
         }
-        if let Some(z) = lane.zone
-            && !zone_ok(&z)
-        {
-            return Err(at(
-                &lane.id,
-                format!(
-                    "lane {id}: zone {z:?} must be [x0, y0, x1, y1] fractions with x0 < x1, y0 < y1"
-                ),
-            ));
-        }
+        check_zone("zone", lane.zone).map_err(|e| at(&lane.id, format!("lane {id}: {e}")))?;
         if lane.threshold.is_some_and(|t| !(-1.0..=1.0).contains(&t))
             || lane.margin.is_some_and(|m| !(0.0..=2.0).contains(&m))
             || lane.k.is_some_and(|k| !(1..=64).contains(&k))
@@ -431,16 +429,8 @@ impl StationConfig {
                     ),
                 ));
             }
-            if let Some(z) = l.zone
-                && !zone_ok(&z)
-            {
-                return Err(at(
-                    &l.source,
-                    format!(
-                        "lane {id}: lower.zone {z:?} must be [x0, y0, x1, y1] fractions with x0 < x1, y0 < y1"
-                    ),
-                ));
-            }
+            check_zone("lower.zone", l.zone)
+                .map_err(|e| at(&l.source, format!("lane {id}: {e}")))?;
             (lane.lower_view().map(|v| v.geometry.check()))
                 .transpose()
                 .map_err(|e| at(&l.source, format!("lane {id}: {e}")))?;

@@ -211,14 +211,7 @@ fn config(a: &Args) -> Result<Config> {
             h,
             seed: preset::SEED,
             scenarios: vec![Scenario::Normal, Scenario::Dim],
-            rates: Rates {
-                mask: 0.0,
-                tailgate: 0.0,
-                unknown: 0.0,
-                expired: 0.0,
-                attack: 0.0,
-                species: Vec::new(),
-            },
+            rates: Rates::none(),
             camera_offset_m: preset::CAMERA_OFFSET_M,
             // Adds a view without changing the preset's own lanes.
             lower: a.lower_camera,

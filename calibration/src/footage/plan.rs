@@ -89,6 +89,21 @@ pub struct Rates {
     pub species: Vec<Species>,
 }
 
+impl Rates {
+    /// Every walker enrolled, alone, unmasked, with a valid ticket and no picture held up: what the
+    /// preset and the small test plans draw.
+    pub fn none() -> Self {
+        Rates {
+            mask: 0.0,
+            tailgate: 0.0,
+            unknown: 0.0,
+            expired: 0.0,
+            attack: 0.0,
+            species: Vec::new(),
+        }
+    }
+}
+
 /// Photos of one identity that are tried before giving up on it: enough for an enrolment and a
 /// different walking photo, without detecting faces in whole large sets.
 const PHOTOS_TRIED: usize = 4;

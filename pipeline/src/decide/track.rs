@@ -255,8 +255,7 @@ impl LaneDecider {
     /// fixed order: identifications, tailgating, then tracks that left.
     pub fn update(&mut self, at_ms: u64, faces: &[Observation]) -> Vec<Event> {
         let faces: Vec<&Observation> = faces.iter().filter(|o| valid_box(&o.bbox)).collect();
-        // Greedy association by overlap, best pairs first; ties by track then face order, so the
-        // result never depends on hashing or float noise beyond the IoU itself.
+        // Greedy association by overlap (`pair_greedily`).
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (ti, t) in self.tracks.iter().enumerate() {
             for (fi, f) in faces.iter().enumerate() {
@@ -273,14 +272,9 @@ impl LaneDecider {
                 }
             }
         }
-        pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         let mut track_of: Vec<Option<usize>> = vec![None; faces.len()];
-        let mut taken = vec![false; self.tracks.len()];
-        for (_, ti, fi) in pairs {
-            if !taken[ti] && track_of[fi].is_none() {
-                taken[ti] = true;
-                track_of[fi] = Some(ti);
-            }
+        for (ti, fi) in pair_greedily(pairs, self.tracks.len(), faces.len()) {
+            track_of[fi] = Some(ti);
         }
         let mut seen_now = vec![false; self.tracks.len()];
         for (fi, face) in faces.iter().enumerate() {
@@ -465,6 +459,27 @@ impl LaneDecider {
         }
         events
     }
+}
+
+/// Greedy one-to-one matching of scored candidate pairs `(score, a, b)`: best score first, ties by
+/// `a` then `b`, so the result never depends on hashing or float noise beyond the score itself.
+/// Returns the pairs kept, each `a` (of `n_a`) and each `b` (of `n_b`) at most once.
+pub(super) fn pair_greedily(
+    mut pairs: Vec<(f32, usize, usize)>,
+    n_a: usize,
+    n_b: usize,
+) -> Vec<(usize, usize)> {
+    pairs.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+    let (mut a_taken, mut b_taken) = (vec![false; n_a], vec![false; n_b]);
+    let mut kept = Vec::new();
+    for (_, a, b) in pairs {
+        if !a_taken[a] && !b_taken[b] {
+            a_taken[a] = true;
+            b_taken[b] = true;
+            kept.push((a, b));
+        }
+    }
+    kept
 }
 
 /// Hostile or broken detector output (NaN, inverted or empty boxes) never becomes a track.

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use super::fusion::frame_weight;
-use super::track::Observation;
+use super::track::{Observation, pair_greedily};
 pub use super::track::{Seen, View};
 use super::{BBox, QualityGates};
 
@@ -118,14 +118,10 @@ pub fn merge(
             }
         }
     }
-    pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let kept = pair_greedily(pairs, upper.len(), lower.len());
     let mut lower_of: Vec<Option<usize>> = vec![None; upper.len()];
-    let mut taken = vec![false; lower.len()];
-    for (_, ui, li) in pairs {
-        if lower_of[ui].is_none() && !taken[li] {
-            lower_of[ui] = Some(li);
-            taken[li] = true;
-        }
+    for &(ui, li) in &kept {
+        lower_of[ui] = Some(li);
     }
     let mut lower: Vec<Option<Observation>> = lower.into_iter().map(Some).collect();
     let mut out = Vec::with_capacity(upper.len() + lower.len());
@@ -151,7 +147,7 @@ pub fn merge(
         out.push(best);
     }
     tracing::debug!(
-        paired = taken.iter().filter(|t| **t).count(),
+        paired = kept.len(),
         upper = out.len(),
         lower_alone = lower.iter().flatten().count(),
         "views merged"

@@ -40,8 +40,9 @@ pub struct Recognition {
     busy_hold: Duration,
     /// Per lane, its gates and zone (see `Recogniser::tick`); the settled boxes come from `settled`.
     lanes: Vec<LaneScope>,
-    /// Per capture stream, its gate lane, where a lane has two cameras (empty: one stream each).
-    lane_of: Vec<usize>,
+    /// Per capture stream, the streams of its gate lane, itself included (empty: one stream per
+    /// lane).
+    siblings: Vec<Vec<usize>>,
 }
 
 impl Recognition {
@@ -64,7 +65,7 @@ impl Recognition {
                 settled,
                 busy_hold,
                 lanes,
-                lane_of: Vec::new(),
+                siblings: Vec::new(),
             },
             tx,
         )
@@ -73,20 +74,16 @@ impl Recognition {
     /// The gate lane of each capture stream (`StationConfig::streams`): a lane's cameras are busy
     /// together, so a walker one of them sees keeps the other at full rate too (their frames of
     /// one instant are decided together).
-    pub fn with_lanes_of(mut self, lane_of: Vec<usize>) -> Self {
-        self.lane_of = lane_of;
+    pub fn with_lanes_of(mut self, lane_of: &[usize]) -> Self {
+        self.siblings = (lane_of.iter())
+            .map(|&lane| {
+                (lane_of.iter().enumerate())
+                    .filter(|(_, l)| **l == lane)
+                    .map(|(s, _)| s)
+                    .collect()
+            })
+            .collect();
         self
-    }
-
-    /// The capture streams of `stream`'s lane, itself included.
-    fn siblings(&self, stream: usize) -> Vec<usize> {
-        match self.lane_of.get(stream) {
-            Some(&lane) => (self.lane_of.iter().enumerate())
-                .filter(|(_, l)| **l == lane)
-                .map(|(s, _)| s)
-                .collect(),
-            None => vec![stream],
-        }
     }
 }
 
@@ -276,8 +273,10 @@ fn run(w: Worker) {
                 if let (Some(p), Some(all)) = (priority.as_mut(), faces.as_ref()) {
                     for (frame, lf) in frames.iter().zip(all) {
                         let busy = lf.faces.iter().any(|f| !f.decided);
-                        let siblings = recognition.as_ref().map(|r| r.siblings(frame.lane));
-                        for s in siblings.unwrap_or_else(|| vec![frame.lane]) {
+                        let siblings = (recognition.as_ref())
+                            .and_then(|r| r.siblings.get(frame.lane))
+                            .map_or(std::slice::from_ref(&frame.lane), Vec::as_slice);
+                        for &s in siblings {
                             p.saw(s, busy, done);
                         }
                     }

@@ -279,8 +279,8 @@ fn recognition(
                 lanes,
                 Duration::from_millis(cfg.decision.confirm_ms),
             );
-            let recognition =
-                recognition.with_lanes_of(streams.iter().map(|&(lane, _)| lane).collect());
+            let recognition = recognition
+                .with_lanes_of(&streams.iter().map(|&(lane, _)| lane).collect::<Vec<_>>());
             Ok((Some(recognition), Some((decisions, settled))))
         }
         (sync, enabled) => {
