@@ -40,9 +40,13 @@ impl Encoder {
                 bail!("GStreamer element '{e}' missing (Debian package {pkg}; run scripts/setup)");
             }
         }
+        // One encoder thread: x264's frame threads made each run's pictures differ slightly (the
+        // decoded frames, not only the MP4's header), so the same seed gave footage on which a
+        // borderline walker was decided differently from machine to machine. Lanes are encoded in
+        // parallel anyway.
         let desc = format!(
             "appsrc name=src format=time ! videoconvert ! video/x-raw,format=I420 ! \
-             x264enc speed-preset=ultrafast key-int-max={fps} ! h264parse ! mp4mux ! filesink name=sink"
+             x264enc speed-preset=ultrafast threads=1 key-int-max={fps} ! h264parse ! mp4mux ! filesink name=sink"
         );
         let pipeline = gst::parse::launch(&desc)
             .context("building the encoder pipeline")?

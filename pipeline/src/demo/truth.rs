@@ -102,7 +102,7 @@ pub enum TruthError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{}: truth version {version} (this gated reads 1 to 3)", path.display())]
+    #[error("{}: truth version {version} (this gated reads 1 to 4)", path.display())]
     Version { path: PathBuf, version: u32 },
 }
 
@@ -123,8 +123,10 @@ impl Truth {
             source,
         })?;
         // Version 2 added attacks (`expected: attack`, `attack`); version 3 heads with depth and
-        // the lane camera's geometry (`camera`). Older files have neither.
-        if !(1..=3).contains(&t.version) {
+        // the lane camera's geometry (`camera`); version 4 changed no field, only the pictures
+        // (the encoder on one thread, so a seed always gives the same frames). Older files have
+        // neither attacks nor geometry.
+        if !(1..=4).contains(&t.version) {
             return Err(TruthError::Version {
                 path: path.to_path_buf(),
                 version: t.version,
