@@ -154,6 +154,10 @@ pub struct PadConfig {
     /// Scored frames a track needs before it is judged; with fewer, an identified walker is
     /// `not_decided` (`liveness not shown`), never opened.
     pub min_frames: usize,
+    /// Scored frames a track needs, while the walker is in view, before a low mean is an attack
+    /// (a track that leaves sooner is judged on `min_frames`): a far face's first scores can run
+    /// low, and an alarm at an honest passenger cannot be taken back.
+    pub attack_frames: usize,
     /// A track's latest scores that count.
     pub window: usize,
     /// Planarity cue, on lanes with `geometry`: the relief slope that parts a flat picture (about
@@ -173,6 +177,7 @@ impl Default for PadConfig {
             threshold: p.threshold,
             attack_below: p.attack_below,
             min_frames: p.min_frames,
+            attack_frames: p.attack_frames,
             window: p.window,
             relief: p.planar.relief,
             min_view_deg: p.planar.min_view_deg,
@@ -197,6 +202,7 @@ impl PadConfig {
             // A lane whose live threshold is lower than the attack threshold judges by it alone.
             attack_below: self.attack_below.min(threshold),
             min_frames: self.min_frames,
+            attack_frames: self.attack_frames,
             window: self.window,
             planar: PlanarParams {
                 geometry,
@@ -220,15 +226,17 @@ impl PadConfig {
             || !(1..=64).contains(&self.min_frames)
             || self.window < self.min_frames
             || self.window > 256
+            || !(self.min_frames..=self.window).contains(&self.attack_frames)
             || !(0.0..=2.0).contains(&self.relief)
             || !(1.0..=60.0).contains(&self.min_view_deg)
         {
             return Err(format!(
-                "[pad]: threshold must be in 0..=1 (is {}), attack_below 0..=threshold (is {}), min_frames 1..=64 (is {}), window min_frames..=256 (is {}), relief 0..=2 (is {}), min_view_deg 1..=60 (is {})",
+                "[pad]: threshold must be in 0..=1 (is {}), attack_below 0..=threshold (is {}), min_frames 1..=64 (is {}), window min_frames..=256 (is {}), attack_frames min_frames..=window (is {}), relief 0..=2 (is {}), min_view_deg 1..=60 (is {})",
                 self.threshold,
                 self.attack_below,
                 self.min_frames,
                 self.window,
+                self.attack_frames,
                 self.relief,
                 self.min_view_deg
             ));

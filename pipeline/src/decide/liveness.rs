@@ -41,6 +41,8 @@ pub struct PadParams {
     pub attack_below: f32,
     /// Scored frames needed before the track is judged either way.
     pub min_frames: usize,
+    /// Scored frames needed, while the walker is in view, before a low mean is an attack.
+    pub attack_frames: usize,
     /// How many of the track's latest scores count.
     pub window: usize,
     /// The geometric cue (`planarity`): a face that moves like a plane is an attack.
@@ -54,6 +56,7 @@ impl Default for PadParams {
             threshold: 0.6,
             attack_below: 0.2,
             min_frames: 2,
+            attack_frames: 4,
             window: 8,
             planar: PlanarParams::default(),
         }
@@ -108,7 +111,23 @@ impl Liveness {
             .then(|| self.scores.iter().sum::<f32>() / self.scores.len() as f32)
     }
 
+    /// The verdict while the walker is still in view. An attack needs `attack_frames` scores: a
+    /// far face's first scores can run low (an honest walker of the default footage scored
+    /// 0.16–0.30 over its first frames, 20–25 px between the eyes, then 0.6–0.97 as it came near),
+    /// and an alarm at an honest passenger cannot be taken back. A grant is unchanged: the mean
+    /// of `min_frames` or more at or above `threshold`.
     pub(super) fn verdict(&self, p: &PadParams) -> LiveVerdict {
+        self.judge(p, p.attack_frames.max(p.min_frames))
+    }
+
+    /// The verdict of a track that has left: no more frames will come, so what was scored is
+    /// judged as it is (`min_frames` or more).
+    pub(super) fn final_verdict(&self, p: &PadParams) -> LiveVerdict {
+        self.judge(p, p.min_frames)
+    }
+
+    /// `attack_frames`: scored frames needed before a low mean is an attack.
+    fn judge(&self, p: &PadParams, attack_frames: usize) -> LiveVerdict {
         let frames = self.scores.len();
         let needed = p.min_frames.max(1);
         let Some(mean) = self.mean().filter(|_| frames >= needed) else {
@@ -116,7 +135,7 @@ impl Liveness {
         };
         if mean >= p.threshold {
             LiveVerdict::Live { mean, frames }
-        } else if mean < p.attack_below {
+        } else if mean < p.attack_below && frames >= attack_frames {
             LiveVerdict::Attack { mean, frames }
         } else {
             LiveVerdict::Doubtful { mean, frames }
@@ -163,6 +182,35 @@ mod tests {
             l.verdict(&p),
             LiveVerdict::Attack { frames: 8, .. }
         ));
+    }
+
+    #[test]
+    fn a_few_low_scores_are_an_attack_only_once_the_track_has_left() {
+        let p = PadParams::default();
+        let mut l = Liveness::default();
+        for v in [0.16, 0.19, 0.15] {
+            l.push(&p, v);
+        }
+        // In view: three low scores of a far face are not yet an alarm (four are).
+        assert!(matches!(
+            l.verdict(&p),
+            LiveVerdict::Doubtful { frames: 3, .. }
+        ));
+        // Gone: nothing more will come, so what was scored decides.
+        assert!(matches!(
+            l.final_verdict(&p),
+            LiveVerdict::Attack { frames: 3, .. }
+        ));
+        l.push(&p, 0.1);
+        assert!(matches!(
+            l.verdict(&p),
+            LiveVerdict::Attack { frames: 4, .. }
+        ));
+        // A face that came near and scored live: the window's mean decides, as before.
+        for _ in 0..7 {
+            l.push(&p, 0.97);
+        }
+        assert!(matches!(l.verdict(&p), LiveVerdict::Live { frames: 8, .. }));
     }
 
     #[test]

@@ -467,8 +467,9 @@ fn a_picture_of_an_enrolled_passenger_is_an_attack_never_a_grant() {
             _ => None,
         })
         .collect();
-    // Judged once, when the frames first agreed on subject 7 (k = 3 frames, all scored).
-    assert_eq!(attacks, vec![(Some(Subject(7)), 3)]);
+    // Judged once: the frames agreed on subject 7 at 3 (k), the alarm waits for `attack_frames`
+    // (4) scored frames.
+    assert_eq!(attacks, vec![(Some(Subject(7)), 4)]);
     let v = verdicts_in(&ev, 1);
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(

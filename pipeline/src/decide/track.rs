@@ -143,9 +143,13 @@ struct Track {
 
 impl Track {
     /// What both PAD cues say of the track now (each verdict is computed once per decision).
-    fn pad_verdicts(&self, pad: &PadParams) -> (LiveVerdict, Planarity) {
+    fn pad_verdicts(&self, pad: &PadParams, left: bool) -> (LiveVerdict, Planarity) {
         (
-            self.liveness.verdict(pad),
+            if left {
+                self.liveness.final_verdict(pad)
+            } else {
+                self.liveness.verdict(pad)
+            },
             self.keypoints.verdict(&pad.planar),
         )
     }
@@ -342,6 +346,14 @@ impl LaneDecider {
                     t.fusion.push(&self.params, frame);
                     if let Some(live) = face.live.filter(|_| self.params.pad.mode != PadMode::Off) {
                         t.liveness.push(&self.params.pad, live);
+                        tracing::trace!(
+                            track = t.id.0,
+                            at_ms,
+                            live,
+                            eye_px = face.quality.eye_px,
+                            mean = ?t.liveness.mean(),
+                            "pad score"
+                        );
                     }
                 }
             }
@@ -357,7 +369,7 @@ impl LaneDecider {
             let Some(evidence) = t.fusion.decide(&self.params, templates) else {
                 continue;
             };
-            let verdicts = t.pad_verdicts(&pad);
+            let verdicts = t.pad_verdicts(&pad, false);
             if let Some(attack) = t.attack(&pad, verdicts, Some(evidence)) {
                 t.attack = true;
                 events.push(attack);
@@ -430,7 +442,7 @@ impl LaneDecider {
         }
         for t in gone.into_iter().filter(|t| !t.identified && !t.attack) {
             // A picture of someone unknown is still an attack: the alarm, not just a shut door.
-            if let Some(attack) = t.attack(&pad, t.pad_verdicts(&pad), None) {
+            if let Some(attack) = t.attack(&pad, t.pad_verdicts(&pad, true), None) {
                 events.push(attack);
                 continue;
             }
