@@ -114,7 +114,7 @@ fn tiny_set_is_deterministic_decodable_and_consistent() {
     assert!(truth_a == truth_b, "same seed, different truth.json");
 
     let t: Value = serde_json::from_slice(&truth_a).expect("truth.json parses");
-    assert_eq!(t["version"], 3);
+    assert_eq!(t["version"], 4);
     // The camera on the walking line (no --camera-offset), its focal length at 240 lines.
     assert_eq!(t["lanes"][0]["camera"]["offset_m"].as_f64(), Some(0.0));
     assert_eq!(t["lanes"][0]["camera"]["focal_px"].as_f64(), Some(236.5));
