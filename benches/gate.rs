@@ -8,7 +8,9 @@
 //! Reports lanes × fps sustained, per-stage wall time p50/p99 (one tick batches all lanes), capture →
 //! identified / door command / door open acknowledged p50/p99, and the decisions scored against the
 //! ground truth (correct, missed and false opens, tailgating caught/missed, refusals) by lighting
-//! scenario and mask. Writes `gate.json` and `gate.md` to `--out` (default target/gate-bench).
+//! scenario and mask. Writes `gate.json` and `gate.md` to `--out` (default target/gate-bench), and
+//! every decision as a journal would hold it, one JSON object a line, to `decisions-<mode>.jsonl`
+//! (what `gate-calibrate pad --journal` reads).
 //!
 //! `cargo bench -p gate-benches --bench gate [-- --footage DIR] [--mode fast|paced|both]
 //!  [--detector front|back] [--backend auto|gpu|cpu] [--decision "key = value"] [--zone x0,y0,x1,y1]
@@ -281,6 +283,11 @@ fn main() -> Result<()> {
             writeln!(md, "{pad}")?;
         }
         md += &demo::format_decisions(&run);
+        let mut lines = String::new();
+        for d in &r.decisions {
+            writeln!(lines, "{}", serde_json::to_string(&d.message)?)?;
+        }
+        std::fs::write(out.join(format!("decisions-{mode_name}.jsonl")), lines)?;
         json.push(serde_json::json!({
             "mode": mode_name,
             "footage": footage.display().to_string(),

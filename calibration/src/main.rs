@@ -29,6 +29,7 @@ mod lighting;
 mod mask;
 mod npy;
 mod pad;
+mod pad_journal;
 mod photo;
 mod plot;
 mod refmarks;

@@ -17,6 +17,7 @@ use engine::face::{FaceChain, Rgb};
 use serde::Serialize;
 
 use crate::photo;
+use crate::scores::threshold_for_bpcer;
 use crate::select::{par_map, read_labels, threads};
 
 /// The class of the bona fide captures (attack classes are named by their species).
@@ -50,6 +51,20 @@ pub struct Args {
     /// Also write the result as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Instead of captures: the station's own honest walks, as `gated journal --kind decision
+    /// --json` prints them (lanes in `observe` mode for the period; docs/pad.md). Proposes
+    /// `threshold` and `attack_below` from them. Repeatable.
+    #[arg(long, conflicts_with_all = ["bona_fide", "attack", "json", "each"])]
+    journal: Vec<PathBuf>,
+    /// With --journal: the station's `[pad] attack_below` now.
+    #[arg(long, default_value_t = 0.2)]
+    attack_below: f32,
+    /// With --journal: the share of honest walks that may fail to show live (BPCER target).
+    #[arg(long, default_value_t = 0.02)]
+    bpcer: f64,
+    /// With --journal: the share of honest walkers that may be alarmed as attacks.
+    #[arg(long, default_value_t = 0.005)]
+    alarm_rate: f64,
 }
 
 /// One class of captures: bona fide, or one attack species.
@@ -160,21 +175,20 @@ fn error_rate(live: &[f32], t: f32, bona_fide: bool) -> f64 {
     wrong as f64 / live.len() as f64
 }
 
-/// The highest threshold at which at most 2 % of the bona fide scores fall below it.
-fn threshold_for_bpcer(bona_fide: &[f32], bpcer: f64) -> Option<f32> {
-    if bona_fide.is_empty() {
-        return None;
-    }
-    let mut s = bona_fide.to_vec();
-    s.sort_by(f32::total_cmp);
-    // Refusing fewer than `allowed` scores: the threshold is the lowest score kept.
-    let allowed = (bpcer * s.len() as f64).floor() as usize;
-    s.get(allowed).copied()
-}
-
 pub fn run(a: Args) -> Result<()> {
+    if !a.journal.is_empty() {
+        return crate::pad_journal::run(
+            &a.journal,
+            &crate::pad_journal::Targets {
+                threshold: a.threshold,
+                attack_below: a.attack_below,
+                bpcer: a.bpcer,
+                alarm_rate: a.alarm_rate,
+            },
+        );
+    }
     if a.bona_fide.is_empty() && a.attack.is_empty() {
-        bail!("give --bona-fide PATH and/or --attack SPECIES=PATH");
+        bail!("give --bona-fide PATH and/or --attack SPECIES=PATH, or --journal FILE");
     }
     if !(0.0..=1.0).contains(&a.threshold) {
         bail!("--threshold must be in 0..=1 (is {})", a.threshold);

@@ -8,6 +8,18 @@ pub struct Eer {
     pub threshold: f32,
 }
 
+/// The highest threshold at which at most the share `bpcer` of the bona fide scores fall below it.
+pub fn threshold_for_bpcer(bona_fide: &[f32], bpcer: f64) -> Option<f32> {
+    if bona_fide.is_empty() {
+        return None;
+    }
+    let mut s = bona_fide.to_vec();
+    s.sort_by(f32::total_cmp);
+    // Refusing fewer than `allowed` scores: the threshold is the lowest score kept.
+    let allowed = (bpcer * s.len() as f64).floor() as usize;
+    s.get(allowed).copied()
+}
+
 /// False-match rate at threshold `t`: impostor scores ≥ t.
 pub fn fmr(impostor: &[f32], t: f32) -> f64 {
     impostor.iter().filter(|&&s| s >= t).count() as f64 / impostor.len().max(1) as f64
