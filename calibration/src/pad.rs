@@ -17,7 +17,7 @@ use engine::face::{FaceChain, Rgb};
 use serde::Serialize;
 
 use crate::photo;
-use crate::scores::threshold_for_bpcer;
+use crate::scores::{fmr, fnmr, threshold_for_bpcer};
 use crate::select::{par_map, read_labels, threads};
 
 /// The class of the bona fide captures (attack classes are named by their species).
@@ -168,11 +168,11 @@ fn score(chain: &FaceChain, pair: &PadPair, path: &Path) -> Result<Option<f32>> 
 
 /// Share of `live` on the wrong side of `t`: below it for bona fide, at or above for attacks.
 fn error_rate(live: &[f32], t: f32, bona_fide: bool) -> f64 {
-    if live.is_empty() {
-        return 0.0;
+    if bona_fide {
+        fnmr(live, t)
+    } else {
+        fmr(live, t)
     }
-    let wrong = live.iter().filter(|&&p| (p < t) == bona_fide).count();
-    wrong as f64 / live.len() as f64
 }
 
 pub fn run(a: Args) -> Result<()> {

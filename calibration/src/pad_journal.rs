@@ -18,7 +18,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::scores::threshold_for_bpcer;
+// The share of honest walks below a threshold is the genuine side's FNMR.
+use crate::scores::{fnmr as below, threshold_for_bpcer};
 
 /// One journal line as `gated journal --json` prints it (only what is read here).
 #[derive(Deserialize)]
@@ -122,14 +123,6 @@ pub fn propose(live: &[f32], bpcer: f64, alarm_rate: f64) -> Proposal {
         threshold,
         attack_below,
     }
-}
-
-/// Share of `live` strictly below `t`.
-fn below(live: &[f32], t: f32) -> f64 {
-    if live.is_empty() {
-        return 0.0;
-    }
-    live.iter().filter(|&&v| v < t).count() as f64 / live.len() as f64
 }
 
 pub struct Targets {
