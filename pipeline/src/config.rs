@@ -300,8 +300,13 @@ impl StationConfig {
                     l.threshold,
                     l.margin,
                     l.k,
-                    self.pad
-                        .params(l.pad, l.pad_threshold, l.geometry, l.width as f32 / 2.0),
+                    self.pad.params(
+                        l.pad,
+                        l.pad_threshold,
+                        l.geometry,
+                        l.lower_view().map(|v| v.geometry),
+                        [l.width as f32 / 2.0, l.height as f32 / 2.0],
+                    ),
                 ),
                 lower: l.lower_view(),
             })

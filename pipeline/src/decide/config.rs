@@ -3,7 +3,8 @@
 use serde::Deserialize;
 
 use super::{
-    BBox, FusionParams, FusionRule, LaneGeometry, PadMode, PadParams, PlanarParams, QualityGates,
+    BBox, FusionParams, FusionRule, LaneGeometry, LowerGeometry, PadMode, PadParams, PlanarParams,
+    QualityGates,
 };
 
 /// `[decision]`: the multi-frame rule and its quality gates (the calibration tool sets them; a lane
@@ -165,6 +166,11 @@ pub struct PadConfig {
     pub relief: f32,
     /// Planarity cue: the least range of viewing angles (degrees) over a track for a verdict.
     pub min_view_deg: f32,
+    /// Two-camera cue, on lanes with `[lane.lower]` (docs/pad.md): the slope of the views' relief
+    /// difference that parts a flat picture (about 0) from a head (0.4–1.3), with confidence...
+    pub stereo_relief: f32,
+    /// ...and the least slope for a grant at the door when neither was shown with confidence.
+    pub stereo_near: f32,
     /// Folder with the two networks (default: `$GATE_PAD`, else the workspace's `assets/pad/`).
     pub models: Option<std::path::PathBuf>,
 }
@@ -181,6 +187,8 @@ impl Default for PadConfig {
             window: p.window,
             relief: p.planar.relief,
             min_view_deg: p.planar.min_view_deg,
+            stereo_relief: p.planar.stereo_relief,
+            stereo_near: p.planar.stereo_near,
             models: None,
         }
     }
@@ -193,7 +201,8 @@ impl PadConfig {
         mode: Option<PadMode>,
         threshold: Option<f32>,
         geometry: Option<LaneGeometry>,
-        centre_x: f32,
+        lower: Option<LowerGeometry>,
+        [centre_x, centre_y]: [f32; 2],
     ) -> PadParams {
         let threshold = threshold.unwrap_or(self.threshold);
         PadParams {
@@ -209,6 +218,10 @@ impl PadConfig {
                 centre_x,
                 relief: self.relief,
                 min_view_deg: self.min_view_deg,
+                lower,
+                centre_y,
+                stereo_relief: self.stereo_relief,
+                stereo_near: self.stereo_near,
                 ..PlanarParams::default()
             },
         }
@@ -229,16 +242,20 @@ impl PadConfig {
             || !(self.min_frames..=self.window).contains(&self.attack_frames)
             || !(0.0..=2.0).contains(&self.relief)
             || !(1.0..=60.0).contains(&self.min_view_deg)
+            || !(0.0..=2.0).contains(&self.stereo_relief)
+            || !(0.0..=2.0).contains(&self.stereo_near)
         {
             return Err(format!(
-                "[pad]: threshold must be in 0..=1 (is {}), attack_below 0..=threshold (is {}), min_frames 1..=64 (is {}), window min_frames..=256 (is {}), attack_frames min_frames..=window (is {}), relief 0..=2 (is {}), min_view_deg 1..=60 (is {})",
+                "[pad]: threshold must be in 0..=1 (is {}), attack_below 0..=threshold (is {}), min_frames 1..=64 (is {}), window min_frames..=256 (is {}), attack_frames min_frames..=window (is {}), relief 0..=2 (is {}), min_view_deg 1..=60 (is {}), stereo_relief 0..=2 (is {}), stereo_near 0..=2 (is {})",
                 self.threshold,
                 self.attack_below,
                 self.min_frames,
                 self.window,
                 self.attack_frames,
                 self.relief,
-                self.min_view_deg
+                self.min_view_deg,
+                self.stereo_relief,
+                self.stereo_near
             ));
         }
         Ok(())

@@ -15,6 +15,7 @@ mod fusion;
 pub mod gate;
 mod liveness;
 mod planarity;
+mod stereo;
 mod track;
 pub mod views;
 

@@ -48,7 +48,7 @@ pub struct LaneGeometry {
     pub decide_by_m: f32,
 }
 
-fn default_decide_by_m() -> f32 {
+pub(super) fn default_decide_by_m() -> f32 {
     0.8
 }
 
@@ -73,6 +73,34 @@ impl LaneGeometry {
     }
 }
 
+/// Where the lower camera stands relative to the upper one (`[lane.lower]`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LowerGeometry {
+    /// Metres below the upper camera, on the same spot along and across the lane.
+    pub below_m: f32,
+    /// Degrees the lower camera is turned up, relative to the upper camera.
+    #[serde(default)]
+    pub tilt_deg: f32,
+    /// Focal length in pixels, the same for both cameras (same lens and frame size).
+    pub focal_px: f32,
+}
+
+impl LowerGeometry {
+    pub fn check(&self) -> Result<(), String> {
+        if !(0.05..=2.0).contains(&self.below_m)
+            || !(-45.0..=45.0).contains(&self.tilt_deg)
+            || !(10.0..=20_000.0).contains(&self.focal_px)
+        {
+            return Err(format!(
+                "lower: below_m must be 0.05–2 (is {}), tilt_deg -45–45 (is {}), focal_px 10–20000 (is {})",
+                self.below_m, self.tilt_deg, self.focal_px
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The planarity rule's parameters (`[pad]`, with the lane's geometry).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlanarParams {
@@ -89,6 +117,20 @@ pub struct PlanarParams {
     pub min_eye_px: f32,
     /// Frames needed before the track is judged.
     pub min_frames: usize,
+    /// The lane's lower camera, for the two-camera cue (`stereo`); `None` on a one-camera lane.
+    pub lower: Option<LowerGeometry>,
+    /// Optical centre row of the lane's frames (half their height; both cameras' frames are
+    /// the same size).
+    pub centre_y: f32,
+    /// The two-camera cue's slope (eyes-to-mouth heights of relief per unit difference of the
+    /// views' pitch tangents) that parts a picture (about 0) from a head (0.4–1.3 on our
+    /// footage): below it with confidence is flat, above it with confidence is relief.
+    pub stereo_relief: f32,
+    /// The least fitted slope a face both cameras saw needs for a grant at the door when it was
+    /// not shown in relief with confidence (most pictures fit below it, most heads above).
+    pub stereo_near: f32,
+    /// Paired frames needed before the two-camera cue judges.
+    pub stereo_frames: usize,
 }
 
 impl Default for PlanarParams {
@@ -100,6 +142,11 @@ impl Default for PlanarParams {
             min_view_deg: 10.0,
             min_eye_px: 16.0,
             min_frames: 8,
+            lower: None,
+            centre_y: 240.0,
+            stereo_relief: 0.5,
+            stereo_near: 0.35,
+            stereo_frames: 4,
         }
     }
 }
@@ -142,7 +189,7 @@ pub(super) struct Keypoints {
 
 /// Standard errors the fitted slope must stand from `relief` for a verdict (~99 % one-sided, if
 /// the residuals were independent; they are not quite, a head's own turning drifts slowly).
-const CONFIDENCE: f32 = 2.5;
+pub(super) const CONFIDENCE: f32 = 2.5;
 
 /// Frames kept per track: more than a walk at 25 fps; past that the oldest go.
 const KEPT: usize = 96;
@@ -195,44 +242,67 @@ impl Keypoints {
         }
         // Weighted by eye distance squared: a keypoint's error in eye distances shrinks as the face
         // grows, and the near frames are also the most turned.
-        let w: Vec<f64> = self
-            .samples
-            .iter()
-            .map(|s| (s.eye_px as f64).powi(2))
-            .collect();
-        let total: f64 = w.iter().sum();
-        let w: Vec<f64> = w.iter().map(|v| v / total).collect();
-        let xy = || {
-            self.samples
-                .iter()
-                .zip(&w)
-                .map(|(s, w)| (s.tan_view as f64, s.relief as f64, *w))
-        };
-        let mx: f64 = xy().map(|(x, _, w)| w * x).sum();
-        let my: f64 = xy().map(|(_, y, w)| w * y).sum();
-        let sxx: f64 = xy().map(|(x, _, w)| w * (x - mx).powi(2)).sum();
-        let slope = xy().map(|(x, y, w)| w * (x - mx) * (y - my)).sum::<f64>() / sxx;
-        let sse: f64 = xy()
-            .map(|(x, y, w)| w * (y - my - slope * (x - mx)).powi(2))
-            .sum();
-        // Effective sample size of the weights (Kish), for the residual's degrees of freedom.
-        let n_eff = 1.0 / w.iter().map(|v| v * v).sum::<f64>();
-        if n_eff <= 2.5 {
-            return Planarity::Unsure { frames };
-        }
-        // The weights sum to 1, so sse and sxx are per-observation: the slope's variance is
-        // (sse·n/(n−2)) / (sxx·n) with n = n_eff, where n cancels but in the degrees of freedom.
-        let se = (sse / (n_eff - 2.0) / sxx).sqrt();
-        let (slope, se) = (slope as f32, se as f32);
-        if !(slope.is_finite() && se.is_finite()) {
-            Planarity::Unsure { frames }
-        } else if slope + CONFIDENCE * se < p.relief {
+        let points = self.samples.iter().map(|s| {
+            (
+                s.tan_view as f64,
+                s.relief as f64,
+                (s.eye_px as f64).powi(2),
+            )
+        });
+        judge(fit(points, false), p.relief, frames)
+    }
+}
+
+/// The weighted least-squares slope of `(x, y, weight)` points with its standard error: through
+/// the origin when `origin` (a model with no intercept), else with one. `None` when the points
+/// cannot give one (too few, by the weights' effective number, or no spread of x).
+pub(super) fn fit(
+    points: impl Iterator<Item = (f64, f64, f64)>,
+    origin: bool,
+) -> Option<(f32, f32)> {
+    let points: Vec<(f64, f64, f64)> = points.collect();
+    let total: f64 = points.iter().map(|p| p.2).sum();
+    // Written so a NaN total is refused too.
+    if total.is_nan() || total <= 0.0 {
+        return None;
+    }
+    let xy = || points.iter().map(|&(x, y, w)| (x, y, w / total));
+    let (mx, my) = match origin {
+        true => (0.0, 0.0),
+        false => (
+            xy().map(|(x, _, w)| w * x).sum::<f64>(),
+            xy().map(|(_, y, w)| w * y).sum::<f64>(),
+        ),
+    };
+    let sxx: f64 = xy().map(|(x, _, w)| w * (x - mx).powi(2)).sum();
+    let slope = xy().map(|(x, y, w)| w * (x - mx) * (y - my)).sum::<f64>() / sxx;
+    let sse: f64 = xy()
+        .map(|(x, y, w)| w * (y - my - slope * (x - mx)).powi(2))
+        .sum();
+    // Effective sample size of the weights (Kish), for the residual's degrees of freedom.
+    let n_eff = 1.0 / xy().map(|(_, _, w)| w * w).sum::<f64>();
+    let params = if origin { 1.0 } else { 2.0 };
+    if n_eff <= params + 0.5 {
+        return None;
+    }
+    // The weights sum to 1, so sse and sxx are per-observation: the slope's variance is
+    // (sse·n/(n−k)) / (sxx·n) with n = n_eff, where n cancels but in the degrees of freedom.
+    let se = (sse / (n_eff - params) / sxx).sqrt();
+    let (slope, se) = (slope as f32, se as f32);
+    (slope.is_finite() && se.is_finite()).then_some((slope, se))
+}
+
+/// A fitted slope against `threshold` (a head above, a picture about 0): flat or relief when it
+/// stands [`CONFIDENCE`] standard errors from it, else not judged.
+pub(super) fn judge(fitted: Option<(f32, f32)>, threshold: f32, frames: usize) -> Planarity {
+    match fitted {
+        Some((slope, se)) if slope + CONFIDENCE * se < threshold => {
             Planarity::Flat { slope, se, frames }
-        } else if slope - CONFIDENCE * se > p.relief {
-            Planarity::Relief { slope, se, frames }
-        } else {
-            Planarity::Unsure { frames }
         }
+        Some((slope, se)) if slope - CONFIDENCE * se > threshold => {
+            Planarity::Relief { slope, se, frames }
+        }
+        _ => Planarity::Unsure { frames },
     }
 }
 
@@ -240,6 +310,15 @@ impl Keypoints {
 /// and the mouth: the same in every frame for a picture under any affine view. `None` when the
 /// eyes and mouth are collinear or a value is not finite.
 fn relief(k: &[[f32; 2]; 6]) -> Option<f32> {
+    affine(k).map(|[nose, ears]| nose[0] - ears[0])
+}
+
+/// The nose's and the ears' midpoint's affine coordinates in the frame the eyes and the mouth
+/// span: along the eye line (unit: the eye distance; a head turning left or right moves them) and
+/// down toward the mouth (unit: eyes to mouth; a head seen from higher or lower moves them). A
+/// picture's are the same under any affine view. `None` when the eyes and mouth are collinear or
+/// a value is not finite.
+pub(super) fn affine(k: &[[f32; 2]; 6]) -> Option<[[f32; 2]; 2]> {
     let [r, l, nose, mouth, ear_r, ear_l] = k.map(|p| [p[0] as f64, p[1] as f64]);
     let mid = [(r[0] + l[0]) / 2.0, (r[1] + l[1]) / 2.0];
     let u = [l[0] - r[0], l[1] - r[1]];
@@ -249,11 +328,17 @@ fn relief(k: &[[f32; 2]; 6]) -> Option<f32> {
     if det.is_nan() || det.abs() <= 1e-3 * scale {
         return None;
     }
-    // The first affine coordinate of p: its position along the eye line.
-    let along = |p: [f64; 2]| ((p[0] - mid[0]) * v[1] - (p[1] - mid[1]) * v[0]) / det;
-    let r = along(nose) - (along(ear_r) + along(ear_l)) / 2.0;
-    let r = r as f32;
-    r.is_finite().then_some(r)
+    // p − mid = along·u + down·v.
+    let at = |p: [f64; 2]| {
+        let (dx, dy) = (p[0] - mid[0], p[1] - mid[1]);
+        [
+            ((dx * v[1] - dy * v[0]) / det) as f32,
+            ((u[0] * dy - u[1] * dx) / det) as f32,
+        ]
+    };
+    let ears = [(ear_r[0] + ear_l[0]) / 2.0, (ear_r[1] + ear_l[1]) / 2.0];
+    let out = [at(nose), at(ears)];
+    out.iter().flatten().all(|v| v.is_finite()).then_some(out)
 }
 
 /// A face's six keypoints in 3D (eye distances; x right, y down, z toward the camera): eyes,
@@ -267,6 +352,22 @@ pub(super) const TEST_HEAD: [[f32; 3]; 6] = [
     [-1.15, 0.3, -1.1],
     [1.15, 0.3, -1.1],
 ];
+
+/// The keypoints a camera sees of [`TEST_HEAD`] with its eyes at `row` (centred on column 320),
+/// looking down at it by `pitch` radians (negative: from below), at `scale` px per eye distance,
+/// under weak perspective; `flat` drops the depth (a picture of the face).
+#[cfg(test)]
+pub(super) fn pitched(pitch: f32, scale: f32, row: f32, flat: bool) -> [[f32; 2]; 6] {
+    let (c, s) = (pitch.cos(), pitch.sin());
+    let depth = |z: f32| if flat { 0.0 } else { z };
+    let eye_y = TEST_HEAD[0][1] * c + depth(TEST_HEAD[0][2]) * s;
+    TEST_HEAD.map(|[x, y, z]| {
+        [
+            320.0 + scale * x,
+            row + scale * (y * c + depth(z) * s - eye_y),
+        ]
+    })
+}
 
 #[cfg(test)]
 mod tests {

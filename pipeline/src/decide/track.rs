@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::fusion::{Evidence, Frame, Fusion, FusionParams, Templates, frame_weight};
 use super::liveness::{LiveVerdict, Liveness, PadMode, PadParams};
 use super::planarity::{Keypoints, Planarity};
+use super::stereo::Stereo;
 use super::{BBox, Candidate, Quality};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,6 +53,9 @@ pub struct Seen {
     pub in_zone: Option<bool>,
     /// The lower camera's frame cuts the face's box off.
     pub cut: bool,
+    /// The face's keypoints in the lower camera's own pixels, when that camera saw it (with
+    /// `keypoints` the upper camera's, unless `mapped`: the two-camera PAD cue).
+    pub lower_keypoints: Option<[[f32; 2]; 6]>,
 }
 
 /// The reason of an unidentified track whose frames agreed on a subject but whose liveness was
@@ -139,10 +143,15 @@ struct Track {
     mapped: bool,
     liveness: Liveness,
     keypoints: Keypoints,
+    /// Both cameras' keypoints of the same instants (a lane with a lower camera).
+    stereo: Stereo,
 }
 
 impl Track {
     /// What both PAD cues say of the track now (each verdict is computed once per decision).
+    /// The shape is the two-camera cue's when it judged (both views of one instant: the head's
+    /// own turn cancels, and a replayed video cannot show two cameras two parallaxes), else the
+    /// one-camera cue's.
     fn pad_verdicts(&self, pad: &PadParams, left: bool) -> (LiveVerdict, Planarity) {
         (
             if left {
@@ -150,8 +159,16 @@ impl Track {
             } else {
                 self.liveness.verdict(pad)
             },
-            self.keypoints.verdict(&pad.planar),
+            match self.stereo.verdict(&pad.planar) {
+                Planarity::Unsure { .. } => self.keypoints.verdict(&pad.planar),
+                judged => judged,
+            },
         )
+    }
+
+    /// Whether a grant can wait no longer for the face shown in relief.
+    fn near(&self, pad: &PadParams) -> bool {
+        self.keypoints.near(&pad.planar) || self.stereo.near(&pad.planar)
     }
 
     /// The attack event when PAD (enforced) judges this track a picture: the learned cue says so,
@@ -168,9 +185,13 @@ impl Track {
             return None;
         }
         let flat = shape.flat_slope();
-        let scored = match (learned, flat) {
+        // What turns a doubtful score into an alarm: the one-camera cue's flat verdict as it is
+        // judged, the two-camera cue's only well below its threshold (`Stereo::flat_for_alarm`).
+        let alarming = matches!(self.keypoints.verdict(&pad.planar), Planarity::Flat { .. })
+            || self.stereo.flat_for_alarm(&pad.planar);
+        let scored = match (learned, alarming) {
             (LiveVerdict::Attack { frames, .. }, _) => frames,
-            (LiveVerdict::Doubtful { frames, .. }, Some(_)) => frames,
+            (LiveVerdict::Doubtful { frames, .. }, true) => frames,
             _ => return None,
         };
         Some(Event::Attack {
@@ -303,6 +324,7 @@ impl LaneDecider {
                         mapped: false,
                         liveness: Liveness::default(),
                         keypoints: Keypoints::default(),
+                        stereo: Stereo::default(),
                     });
                     self.next += 1;
                     seen_now.push(false);
@@ -331,6 +353,9 @@ impl LaneDecider {
                 let x = face.bbox.centre()[0];
                 t.keypoints
                     .push(pad, &face.keypoints, face.quality.eye_px, x);
+                if let Some(lower) = &face.seen.lower_keypoints {
+                    t.stereo.push(pad, &face.keypoints, lower);
+                }
             }
             match self.params.gates.fails(&face.quality) {
                 Some(why) => t.last_gate_failure = Some(why),
@@ -376,14 +401,19 @@ impl LaneDecider {
                 continue;
             }
             let (verdict, shape) = verdicts;
-            // On a lane with geometry, a grant waits for the face shown in relief, until the
-            // walker is too near to wait longer, or only the lower camera sees them (then the
-            // learned cue decides alone).
-            let relief = pad.planar.geometry.is_none()
+            // On a lane with geometry or a lower camera, a grant waits for the face shown in
+            // relief, until the walker is too near to wait longer, or only the lower camera sees
+            // them; then the learned cue decides, on a face both cameras saw only when its fitted
+            // slope is more a head's than a picture's (pictures the two cameras could not call
+            // flat went through at the door on the learned cue alone: docs/pad.md).
+            let relief = (pad.planar.geometry.is_none() && pad.planar.lower.is_none())
                 || match shape {
                     Planarity::Flat { .. } => false,
                     Planarity::Relief { .. } => true,
-                    Planarity::Unsure { .. } => t.keypoints.near(&pad.planar) || t.mapped,
+                    Planarity::Unsure { .. } => {
+                        (t.near(&pad) || t.mapped)
+                            && (!t.stereo.paired(&pad.planar) || t.stereo.head_like(&pad.planar))
+                    }
                 };
             match (pad.mode, verdict) {
                 // Liveness not shown yet: the track waits for more frames (or leaves undecided).
@@ -433,12 +463,14 @@ impl LaneDecider {
                 first_seen_ms = t.first_seen_ms,
                 last_seen_ms = t.last_seen_ms,
                 planarity = ?t.keypoints.verdict(&pad.planar),
+                stereo = ?t.stereo.verdict(&pad.planar),
+                stereo_fit = ?t.stereo.fitted(),
                 live = ?t.liveness.mean(),
                 identified = t.identified,
                 attack = t.attack,
                 "track left"
             );
-            tracing::trace!(track = t.id.0, keypoints = ?t.keypoints, "track left");
+            tracing::trace!(track = t.id.0, keypoints = ?t.keypoints, stereo = ?t.stereo, "track left");
         }
         for t in gone.into_iter().filter(|t| !t.identified && !t.attack) {
             // A picture of someone unknown is still an attack: the alarm, not just a shut door.

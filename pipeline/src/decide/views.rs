@@ -11,9 +11,10 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use serde::Deserialize;
-
 use super::fusion::frame_weight;
+// Where the lower camera stands is defined beside the lane camera's geometry: the PAD cues read it
+// too, and `planarity` must not depend on this module.
+pub use super::planarity::LowerGeometry;
 use super::track::{Observation, pair_greedily};
 pub use super::track::{Seen, View};
 use super::{BBox, QualityGates};
@@ -37,33 +38,7 @@ pub struct LowerView {
     pub frame: [f32; 2],
 }
 
-/// Where the lower camera stands relative to the upper one (`[lane.lower]`).
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LowerGeometry {
-    /// Metres below the upper camera, on the same spot along and across the lane.
-    pub below_m: f32,
-    /// Degrees the lower camera is turned up, relative to the upper camera.
-    #[serde(default)]
-    pub tilt_deg: f32,
-    /// Focal length in pixels, the same for both cameras (same lens and frame size).
-    pub focal_px: f32,
-}
-
 impl LowerGeometry {
-    pub fn check(&self) -> Result<(), String> {
-        if !(0.05..=2.0).contains(&self.below_m)
-            || !(-45.0..=45.0).contains(&self.tilt_deg)
-            || !(10.0..=20_000.0).contains(&self.focal_px)
-        {
-            return Err(format!(
-                "lower: below_m must be 0.05–2 (is {}), tilt_deg -45–45 (is {}), focal_px 10–20000 (is {})",
-                self.below_m, self.tilt_deg, self.focal_px
-            ));
-        }
-        Ok(())
-    }
-
     /// Rows to add to a lower-camera point to place it in the upper camera's frame, for a face
     /// whose box is `box_w` pixels wide.
     pub fn shift_px(&self, box_w: f32) -> f32 {
@@ -77,6 +52,7 @@ impl LowerView {
         let [x0, y0, x1, y1] = o.bbox.0;
         let dy = self.geometry.shift_px(x1 - x0);
         let own = o.bbox;
+        let own_keypoints = o.keypoints;
         o.bbox = BBox([x0, y0 + dy, x1, y1 + dy]);
         for k in &mut o.keypoints {
             k[1] += dy;
@@ -88,6 +64,7 @@ impl LowerView {
             lower: Some(own),
             in_zone: Some(own.centre_in(&self.zone)),
             cut: x0 < 0.0 || y0 < 0.0 || x1 > w || y1 > h,
+            lower_keypoints: Some(own_keypoints),
         };
         o
     }
@@ -133,7 +110,7 @@ pub fn merge(
         let in_zone = u.seen.in_zone.unwrap_or_else(|| u.bbox.centre_in(zone))
             || l.seen.in_zone.unwrap_or_else(|| l.bbox.centre_in(zone));
         let (bbox, keypoints) = (u.bbox, u.keypoints);
-        let lower_box = l.seen.lower;
+        let (lower_box, lower_keypoints) = (l.seen.lower, l.seen.lower_keypoints);
         let mut best = if rank(&l, gates) > rank(&u, gates) {
             l
         } else {
@@ -143,6 +120,7 @@ pub fn merge(
         best.keypoints = keypoints;
         best.seen.mapped = false;
         best.seen.lower = lower_box;
+        best.seen.lower_keypoints = lower_keypoints;
         best.seen.in_zone = Some(in_zone);
         out.push(best);
     }

@@ -357,3 +357,55 @@ fn a_narrow_face_placed_off_is_still_one_walker() {
     );
     assert_eq!(d.tracks_in_zone(), 1);
 }
+
+/// On a lane with two cameras, a picture the learned cue calls live (0.95 on every frame) is
+/// seen flat by both cameras at once: never granted, though the walker comes near enough that a
+/// one-camera lane would go ahead on the learned cue. A head walking the same way is granted.
+#[test]
+fn a_picture_both_cameras_see_flat_is_never_granted_and_a_head_is() {
+    use super::planarity::{EYE_M, pitched};
+    let v = lower(12.0);
+    let walk = |flat: bool| {
+        let mut p = FusionParams::default();
+        p.pad.planar.lower = Some(v.geometry);
+        p.pad.planar.centre_y = 240.0;
+        let mut d = LaneDecider::new(p, ZONE, 300);
+        let mut all = Vec::new();
+        for (i, m) in [3.0f32, 2.6, 2.2, 1.9, 1.6, 1.4, 1.2, 1.0, 0.9, 0.8]
+            .into_iter()
+            .enumerate()
+        {
+            let (h, scale) = (FOCAL * 0.2 / m, FOCAL * EYE_M / m);
+            let (up, down) = ((0.3 / m).atan(), (-0.2 / m).atan());
+            let row_u = 240.0 + FOCAL * up.tan();
+            let row_l = 240.0 + FOCAL * (down + 12f32.to_radians()).tan();
+            let mut u = at(320.0, row_u, h);
+            u.keypoints = pitched(up, scale, row_u, flat);
+            let mut l = at(320.0, row_l, h);
+            l.keypoints = pitched(down, scale, row_l, flat);
+            let obs = merge(vec![u], vec![v.observe(l)], &v.geometry, &ZONE, &p.gates);
+            assert_eq!(obs.len(), 1, "{m} m: {obs:?}");
+            all.extend(d.update(i as u64 * 100, &obs));
+        }
+        all.extend(d.update(2_000, &[]));
+        all
+    };
+    let picture = walk(true);
+    assert!(identified(&picture).is_empty(), "{picture:?}");
+    assert!(
+        matches!(
+            picture[..],
+            [Event::Unidentified {
+                reason: track::LIVENESS_NOT_SHOWN,
+                ..
+            }]
+        ),
+        "{picture:?}"
+    );
+    let head = walk(false);
+    assert_eq!(
+        identified(&head),
+        vec![(TrackId(1), Subject(7))],
+        "{head:?}"
+    );
+}

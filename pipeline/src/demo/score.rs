@@ -407,8 +407,10 @@ pub fn markdown(card: &Scorecard) -> String {
 }
 
 /// Presentation-attack detection on the footage (ISO/IEC 30107-3's measures): per attack species
-/// the attacks refused as attacks (APCER is the rest), and for bona fide walkers those called an
-/// attack (BPCER). Empty when the footage has no attack and no walker was called one.
+/// the attacks refused as attacks (APCER is the rest, counted strictly: an attack the lane left
+/// undecided or refused as unknown is an error too) and those that opened a door, and for bona
+/// fide walkers those called an attack (BPCER). Empty when the footage has no attack and no
+/// walker was called one.
 pub fn pad_markdown(card: &Scorecard) -> String {
     let any = card
         .by_attack
@@ -418,7 +420,7 @@ pub fn pad_markdown(card: &Scorecard) -> String {
         return String::new();
     }
     let mut s = String::from(
-        "| presentation | walkers | refused as attack | error |\n|---|---:|---:|---:|\n",
+        "| presentation | walkers | refused as attack | opened a door | error |\n|---|---:|---:|---:|---:|\n",
     );
     let pct = |n: u32, d: u32| {
         if d == 0 {
@@ -431,15 +433,16 @@ pub fn pad_markdown(card: &Scorecard) -> String {
         if k == BONA_FIDE {
             let n = c.walkers;
             s += &format!(
-                "| {BONA_FIDE} | {n} | {} | BPCER {} |\n",
+                "| {BONA_FIDE} | {n} | {} | – | BPCER {} |\n",
                 c.false_attacks,
                 pct(c.false_attacks, n)
             );
         } else {
             s += &format!(
-                "| {k} | {} | {} | APCER {} |\n",
+                "| {k} | {} | {} | {} | APCER {} |\n",
                 c.attacks,
                 c.attacks_caught,
+                c.false_opens,
                 pct(c.attacks - c.attacks_caught, c.attacks)
             );
         }

@@ -1,0 +1,239 @@
+//! The two-camera presentation-attack cue: on a lane with a lower camera (`[lane.lower]`), both
+//! cameras see a walker's face at the same instant from two heights, so from two pitches that
+//! differ by about `below_m / distance` (10–30° over a walk). A print or a screen is a plane: its
+//! six BlazeFace keypoints keep one affine shape in both pictures. A head is not: the camera above
+//! sees the nose slide down toward the mouth and the ears rise, the camera below the other way.
+//!
+//! Why this beside the one-camera cue (`planarity`): that one needs the viewing angle to change
+//! over the walk, and the head's own turning moves its measure as much as the view does, so
+//! honest walkers who turn as they approach look flat. Here both views are of one instant: the
+//! head's own pitch and turn are the same in both and cancel, the difference of the views' angles
+//! is known from the lane geometry in every frame, and a replayed video cannot show two cameras
+//! two parallaxes at once (a screen is flat for both).
+//!
+//! The measure, per paired frame: `down relief = nose − mean(ears)` along the eyes-to-mouth axis
+//! in the affine frame of the eyes and the mouth (`planarity::reliefs`), upper view minus lower,
+//! against `tan θ_upper − tan θ_lower` (each camera's ray to the face below its level). A head's
+//! difference rises with a slope of about its depth (nose tip to ears, in eyes-to-mouth heights); a
+//! picture's stays 0. The slope is fitted through the origin over the track's paired frames and
+//! judged against `stereo_relief` with the same confidence as the one-camera cue.
+
+use super::planarity::{
+    CONFIDENCE, EYE_M, PlanarParams, Planarity, affine, default_decide_by_m, fit, judge,
+};
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// `tan θ_upper − tan θ_lower`.
+    dtan: f32,
+    /// The nose's and the ears' down coordinates (`planarity::affine`), upper view minus lower.
+    dnose: f32,
+    dears: f32,
+    /// The smaller of the two views' eye distances, pixels.
+    eye_px: f32,
+}
+
+/// Frames kept per track: more than a walk at 25 fps; past that the oldest go.
+const KEPT: usize = 96;
+
+/// The paired frames of one track, oldest first.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Stereo {
+    samples: Vec<Sample>,
+}
+
+/// A face's eye midpoint row and eye distance (pixels), from BlazeFace's keypoints (right eye,
+/// left eye first).
+fn eyes(k: &[[f32; 2]; 6]) -> (f32, f32) {
+    let ([ax, ay], [bx, by]) = (k[0], k[1]);
+    ((ay + by) / 2.0, (bx - ax).hypot(by - ay))
+}
+
+impl Stereo {
+    /// Adds one instant's two views of a face: `upper` in the upper camera's frame, `lower` in
+    /// the lower camera's own. Faces too small in either view, on a lane without a lower camera,
+    /// or with degenerate or non-finite keypoints are no evidence.
+    pub(super) fn push(&mut self, p: &PlanarParams, upper: &[[f32; 2]; 6], lower: &[[f32; 2]; 6]) {
+        let Some(g) = p.lower else { return };
+        let ((yu, eye_u), (yl, eye_l)) = (eyes(upper), eyes(lower));
+        let eye_px = eye_u.min(eye_l);
+        // Written so a NaN eye distance is refused too.
+        if eye_px.is_nan() || eye_px < p.min_eye_px {
+            return;
+        }
+        let (Some([nu, eu]), Some([nl, el])) = (affine(upper), affine(lower)) else {
+            return;
+        };
+        let tan_u = (yu - p.centre_y) / g.focal_px;
+        let tan_l = (((yl - p.centre_y) / g.focal_px).atan() - g.tilt_deg.to_radians()).tan();
+        let (dtan, dnose, dears) = (tan_u - tan_l, nu[1] - nl[1], eu[1] - el[1]);
+        if ![dtan, dnose, dears].iter().all(|v| v.is_finite()) {
+            return;
+        }
+        if self.samples.len() >= KEPT {
+            self.samples.remove(0);
+        }
+        self.samples.push(Sample {
+            dtan,
+            dnose,
+            dears,
+            eye_px,
+        });
+    }
+
+    /// Whether the walker is already within the lane's `decide_by_m` (by the latest paired
+    /// frame), so a grant can wait no longer.
+    pub(super) fn near(&self, p: &PlanarParams) -> bool {
+        let decide_by = p
+            .geometry
+            .map_or_else(default_decide_by_m, |g| g.decide_by_m);
+        match (p.lower, self.samples.last()) {
+            (Some(g), Some(s)) => g.focal_px * EYE_M / s.eye_px <= decide_by,
+            _ => false,
+        }
+    }
+
+    /// The fitted slope of `nose − ears` (down) against the views' pitch difference, with its
+    /// standard error: through the origin (a picture's is 0 at any pitch), weighted by eye
+    /// distance squared (a keypoint's error in relief units shrinks as the face grows).
+    pub(super) fn fitted(&self) -> Option<(f32, f32)> {
+        let points = self.samples.iter().map(|s| {
+            (
+                s.dtan as f64,
+                (s.dnose - s.dears) as f64,
+                (s.eye_px as f64).powi(2),
+            )
+        });
+        fit(points, true)
+    }
+
+    /// At the door, for a face neither shown flat nor in relief with confidence: whether its
+    /// fitted slope is at least `stereo_near`, more a head's than a picture's.
+    pub(super) fn head_like(&self, p: &PlanarParams) -> bool {
+        self.fitted()
+            .is_some_and(|(slope, _)| slope >= p.stereo_near)
+    }
+
+    /// Whether the face is flat enough for the flatness alone to turn a doubtful learned score
+    /// into an alarm: confidently below half of `stereo_relief`. Flat below `stereo_relief`
+    /// already refuses the grant; an alarm at an honest passenger costs more, and about 2 % of
+    /// honest tracks fit flat at `stereo_relief` on our footage (docs/pad.md), fewer than half as
+    /// many this far down.
+    pub(super) fn flat_for_alarm(&self, p: &PlanarParams) -> bool {
+        self.paired(p)
+            && self
+                .fitted()
+                .is_some_and(|(slope, se)| slope + CONFIDENCE * se < p.stereo_relief / 2.0)
+    }
+
+    /// Whether both cameras have seen the face together often enough for a verdict.
+    pub(super) fn paired(&self, p: &PlanarParams) -> bool {
+        p.lower.is_some() && self.samples.len() >= p.stereo_frames.max(2)
+    }
+
+    /// The slope of the views' relief difference against their angles' difference, judged as the
+    /// module says; `Unsure` until `stereo_frames` paired frames.
+    pub(super) fn verdict(&self, p: &PlanarParams) -> Planarity {
+        let frames = self.samples.len();
+        if !self.paired(p) {
+            return Planarity::Unsure { frames };
+        }
+        judge(self.fitted(), p.stereo_relief, frames)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::planarity::LowerGeometry;
+    use crate::decide::planarity::pitched as seen;
+
+    const FOCAL: f32 = 473.0;
+    const CENTRE_Y: f32 = 240.0;
+    const TILT_DEG: f32 = 12.0;
+
+    fn params() -> PlanarParams {
+        PlanarParams {
+            lower: Some(LowerGeometry {
+                below_m: 0.5,
+                tilt_deg: TILT_DEG,
+                focal_px: FOCAL,
+            }),
+            centre_y: CENTRE_Y,
+            ..PlanarParams::default()
+        }
+    }
+
+    /// A walk from 3 m to 0.7 m, the face 0.3 m below the upper camera and 0.2 m above the
+    /// lower one; `jitter` adds alternating keypoint noise (pixels) to both views.
+    fn walk(p: &PlanarParams, flat: bool, jitter: f32) -> Stereo {
+        let mut st = Stereo::default();
+        for (i, d) in [3.0f32, 2.6, 2.2, 1.9, 1.6, 1.4, 1.2, 1.0, 0.85, 0.7]
+            .into_iter()
+            .enumerate()
+        {
+            let scale = FOCAL * EYE_M / d;
+            let (up, down) = ((0.3 / d).atan(), (-0.2 / d).atan());
+            let row_u = CENTRE_Y + FOCAL * up.tan();
+            let row_l = CENTRE_Y + FOCAL * (down + TILT_DEG.to_radians()).tan();
+            let (mut u, mut l) = (seen(up, scale, row_u, flat), seen(down, scale, row_l, flat));
+            let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+            u[2][1] += sign * jitter;
+            l[4][1] -= sign * jitter;
+            st.push(p, &u, &l);
+        }
+        st
+    }
+
+    #[test]
+    fn a_picture_is_flat_to_both_cameras_and_a_head_is_not() {
+        let p = params();
+        for jitter in [0.0, 1.0] {
+            let v = walk(&p, true, jitter).verdict(&p);
+            assert!(
+                matches!(v, Planarity::Flat { slope, .. } if slope.abs() < 0.2),
+                "{jitter}: {v:?}"
+            );
+            let v = walk(&p, false, jitter).verdict(&p);
+            assert!(
+                matches!(v, Planarity::Relief { slope, .. } if slope > 0.8),
+                "{jitter}: {v:?}"
+            );
+            // A picture this flat is enough for an alarm when the learned cue doubts, and does
+            // not look like a head at the door; a head the other way round.
+            let (picture, head) = (walk(&p, true, jitter), walk(&p, false, jitter));
+            assert!(
+                picture.flat_for_alarm(&p) && !picture.head_like(&p),
+                "{jitter}"
+            );
+            assert!(!head.flat_for_alarm(&p) && head.head_like(&p), "{jitter}");
+        }
+    }
+
+    #[test]
+    fn no_lower_camera_few_frames_or_hostile_keypoints_judge_nothing() {
+        let none = PlanarParams::default();
+        assert_eq!(
+            walk(&none, true, 0.0).verdict(&none),
+            Planarity::Unsure { frames: 0 }
+        );
+        let p = params();
+        let mut st = Stereo::default();
+        let k = seen(0.2, 30.0, 200.0, true);
+        st.push(&p, &k, &k);
+        assert!(matches!(st.verdict(&p), Planarity::Unsure { frames: 1 }));
+        st.push(&p, &[[f32::NAN; 2]; 6], &k);
+        st.push(&p, &k, &[[f32::INFINITY; 2]; 6]);
+        // Too small in one view.
+        st.push(&p, &k, &seen(0.2, 5.0, 200.0, true));
+        assert!(matches!(st.verdict(&p), Planarity::Unsure { frames: 1 }));
+        // Near: within the default 0.8 m once the eyes are ≥ 473·0.063/0.8 ≈ 37 px apart.
+        assert!(!st.near(&p));
+        st.push(
+            &p,
+            &seen(0.2, 40.0, 200.0, true),
+            &seen(-0.1, 40.0, 200.0, true),
+        );
+        assert!(st.near(&p));
+    }
+}
