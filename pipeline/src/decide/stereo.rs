@@ -33,6 +33,11 @@ struct Sample {
     eye_px: f32,
 }
 
+/// The least difference of the two views' pitches (tangent; about 3°) for a pair to say anything:
+/// cameras mounted close together see a head and a picture alike, and a lane whose cameras are
+/// that close gets no verdict from this cue (it then decides as a one-camera lane does).
+const MIN_DTAN: f32 = 0.05;
+
 /// Frames kept per track: more than a walk at 25 fps; past that the oldest go.
 const KEPT: usize = 96;
 
@@ -40,6 +45,9 @@ const KEPT: usize = 96;
 #[derive(Debug, Default, Clone)]
 pub(super) struct Stereo {
     samples: Vec<Sample>,
+    /// The smaller eye distance of the latest instant both cameras saw the face, whether or not
+    /// it was evidence: how near the walker is.
+    last_eye_px: Option<f32>,
 }
 
 /// A face's eye midpoint row and eye distance (pixels), from BlazeFace's keypoints (right eye,
@@ -61,13 +69,14 @@ impl Stereo {
         if eye_px.is_nan() || eye_px < p.min_eye_px {
             return;
         }
+        self.last_eye_px = Some(eye_px);
         let (Some([nu, eu]), Some([nl, el])) = (affine(upper), affine(lower)) else {
             return;
         };
         let tan_u = (yu - p.centre_y) / g.focal_px;
         let tan_l = (((yl - p.centre_y) / g.focal_px).atan() - g.tilt_deg.to_radians()).tan();
         let (dtan, dnose, dears) = (tan_u - tan_l, nu[1] - nl[1], eu[1] - el[1]);
-        if ![dtan, dnose, dears].iter().all(|v| v.is_finite()) {
+        if ![dtan, dnose, dears].iter().all(|v| v.is_finite()) || dtan < MIN_DTAN {
             return;
         }
         if self.samples.len() >= KEPT {
@@ -81,14 +90,14 @@ impl Stereo {
         });
     }
 
-    /// Whether the walker is already within the lane's `decide_by_m` (by the latest paired
-    /// frame), so a grant can wait no longer.
+    /// Whether the walker is already within the lane's `decide_by_m` (by the latest instant both
+    /// cameras saw the face), so a grant can wait no longer.
     pub(super) fn near(&self, p: &PlanarParams) -> bool {
         let decide_by = p
             .geometry
             .map_or_else(default_decide_by_m, |g| g.decide_by_m);
-        match (p.lower, self.samples.last()) {
-            (Some(g), Some(s)) => g.focal_px * EYE_M / s.eye_px <= decide_by,
+        match (p.lower, self.last_eye_px) {
+            (Some(g), Some(eye_px)) => g.focal_px * EYE_M / eye_px <= decide_by,
             _ => false,
         }
     }
@@ -224,11 +233,17 @@ mod tests {
         assert!(matches!(st.verdict(&p), Planarity::Unsure { frames: 1 }));
         st.push(&p, &[[f32::NAN; 2]; 6], &k);
         st.push(&p, &k, &[[f32::INFINITY; 2]; 6]);
+        // Near: within the default 0.8 m once the eyes are ≥ 473·0.063/0.8 ≈ 37 px apart.
+        assert!(!st.near(&p));
+        // Cameras 5 cm apart seeing the same picture (views within 3° of each other): no
+        // evidence, though it tells how near the walker is.
+        let level = seen(0.0, 40.0, 240.0, true);
+        let tilted_row = 240.0 + FOCAL * TILT_DEG.to_radians().tan();
+        st.push(&p, &level, &seen(0.0, 40.0, tilted_row, true));
+        assert!(st.near(&p));
         // Too small in one view.
         st.push(&p, &k, &seen(0.2, 5.0, 200.0, true));
         assert!(matches!(st.verdict(&p), Planarity::Unsure { frames: 1 }));
-        // Near: within the default 0.8 m once the eyes are ≥ 473·0.063/0.8 ≈ 37 px apart.
-        assert!(!st.near(&p));
         st.push(
             &p,
             &seen(0.2, 40.0, 200.0, true),

@@ -406,15 +406,21 @@ impl LaneDecider {
             // them; then the learned cue decides, on a face both cameras saw only when its fitted
             // slope is more a head's than a picture's (pictures the two cameras could not call
             // flat went through at the door on the learned cue alone: docs/pad.md).
-            let relief = (pad.planar.geometry.is_none() && pad.planar.lower.is_none())
-                || match shape {
-                    Planarity::Flat { .. } => false,
-                    Planarity::Relief { .. } => true,
-                    Planarity::Unsure { .. } => {
-                        (t.near(&pad) || t.mapped)
-                            && (!t.stereo.paired(&pad.planar) || t.stereo.head_like(&pad.planar))
-                    }
-                };
+            let relief = match shape {
+                Planarity::Flat { .. } => false,
+                Planarity::Relief { .. } => true,
+                Planarity::Unsure { .. } if t.stereo.paired(&pad.planar) => {
+                    (t.near(&pad) || t.mapped) && t.stereo.head_like(&pad.planar)
+                }
+                // A lane with neither geometry nor a lower camera has no shape cue: the learned
+                // cue decides. Else the track waits until the walker is near (cameras mounted
+                // too close together never pair a face as evidence: `stereo::MIN_DTAN`).
+                Planarity::Unsure { .. } => {
+                    (pad.planar.geometry.is_none() && pad.planar.lower.is_none())
+                        || t.near(&pad)
+                        || t.mapped
+                }
+            };
             match (pad.mode, verdict) {
                 // Liveness not shown yet: the track waits for more frames (or leaves undecided).
                 (PadMode::Enforce, LiveVerdict::Unsure { .. } | LiveVerdict::Doubtful { .. }) => {}
