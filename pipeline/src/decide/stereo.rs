@@ -12,7 +12,7 @@
 //! two parallaxes at once (a screen is flat for both).
 //!
 //! The measure, per paired frame: `down relief = nose − mean(ears)` along the eyes-to-mouth axis
-//! in the affine frame of the eyes and the mouth (`planarity::reliefs`), upper view minus lower,
+//! in the affine frame of the eyes and the mouth (`planarity::affine`), upper view minus lower,
 //! against `tan θ_upper − tan θ_lower` (each camera's ray to the face below its level). A head's
 //! difference rises with a slope of about its depth (nose tip to ears, in eyes-to-mouth heights); a
 //! picture's stays 0. The slope is fitted through the origin over the track's paired frames and
@@ -35,7 +35,8 @@ struct Sample {
 
 /// The least difference of the two views' pitches (tangent; about 3°) for a pair to say anything:
 /// cameras mounted close together see a head and a picture alike, and a lane whose cameras are
-/// that close gets no verdict from this cue (it then decides as a one-camera lane does).
+/// that close gets no verdict from this cue (its grants wait until the walker is near, then the
+/// learned cue decides).
 const MIN_DTAN: f32 = 0.05;
 
 /// Frames kept per track: more than a walk at 25 fps; past that the oldest go.
