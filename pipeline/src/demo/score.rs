@@ -63,6 +63,11 @@ pub struct Counts {
     pub attacks_caught: u32,
     /// Bona fide walkers (not attacks) the station called an attack: PAD's BPCER counts these.
     pub false_attacks: u32,
+    /// Walkers whose decision in their time in view carried a PAD score: the presentations PAD
+    /// responded to (ISO/IEC 30107-3). A face none of whose frames passed the quality gates (too
+    /// small, badly exposed, …) was never scored: a non-response (APNRR, BPNRR), which no cue
+    /// could have judged; the door stays shut for it.
+    pub pad_responses: u32,
 }
 
 impl Counts {
@@ -84,6 +89,7 @@ impl Counts {
         self.attacks += o.attacks;
         self.attacks_caught += o.attacks_caught;
         self.false_attacks += o.false_attacks;
+        self.pad_responses += o.pad_responses;
     }
 }
 
@@ -117,7 +123,8 @@ pub struct Scorecard {
     /// By `mask` / `no mask` of the walker.
     pub by_mask: BTreeMap<String, Counts>,
     /// By attack species, `bona fide` for every other walker (ISO/IEC 30107-3: APCER per
-    /// species from `attacks_caught`, BPCER from `false_attacks` of `bona fide`).
+    /// species from `attacks_caught` of `pad_responses`, BPCER from `false_attacks` of `bona
+    /// fide`; `pad_markdown`).
     pub by_attack: BTreeMap<String, Counts>,
     /// By the walker's posture (`standing`, `phone`, `child`, `wheelchair`).
     pub by_posture: BTreeMap<String, Counts>,
@@ -234,9 +241,26 @@ pub fn score(
                 }
                 "attack" => {
                     c.attacks = 1;
+                    // Their own alarm: one naming their picture's owner, else one that names no
+                    // other attack walker in view (the next picture's alarm can fall in this
+                    // walker's widened window too).
+                    let alarm = |d: &DecisionRecord| {
+                        d.message.outcome == Outcome::Attack && in_window(w, d)
+                    };
                     let hit = got
                         .iter()
-                        .position(|(d, _)| d.message.outcome == Outcome::Attack && in_window(w, d));
+                        .position(|(d, who)| alarm(d) && who.as_deref() == Some(&w.identity))
+                        .or_else(|| {
+                            got.iter().position(|(d, who)| {
+                                alarm(d)
+                                    && !lane.walkers.iter().any(|o| {
+                                        !std::ptr::eq(o, w)
+                                            && o.attack.is_some()
+                                            && in_window(o, d)
+                                            && who.as_deref() == Some(&o.identity)
+                                    })
+                            })
+                        });
                     if hit.is_some() {
                         c.attacks_caught = 1;
                     }
@@ -279,6 +303,9 @@ pub fn score(
                             .position(|(d, who)| who.is_none() && in_window(w, d))
                     })
             });
+            if shown.is_some_and(|i| got[i].0.message.live.is_some()) {
+                c.pad_responses = 1;
+            }
             if met.is_none()
                 && known
                 && shown.is_some_and(|i| got[i].0.message.outcome == Outcome::NotDecided)
@@ -322,8 +349,13 @@ pub fn score(
                 })
                 .or_else(|| per_walker.iter().position(|(w, _, _, _)| in_window(w, d)))
                 .unwrap_or(0);
-            if let Some((_, c, ws, shown)) = per_walker.get_mut(charged) {
+            if let Some((w, c, ws, shown)) = per_walker.get_mut(charged) {
                 c.false_opens += 1;
+                // A picture that opened its owner's door was not refused, whatever else was said.
+                if w.attack.is_some() && who.as_deref() == Some(&w.identity) {
+                    c.attacks_caught = 0;
+                    c.pad_responses |= u32::from(d.message.live.is_some());
+                }
                 ws.ok = false;
                 let false_open = format!(
                     "a false {} at t={:.2}s",
@@ -407,10 +439,12 @@ pub fn markdown(card: &Scorecard) -> String {
 }
 
 /// Presentation-attack detection on the footage (ISO/IEC 30107-3's measures): per attack species
-/// the attacks refused as attacks (APCER is the rest, counted strictly: an attack the lane left
-/// undecided or refused as unknown is an error too) and those that opened a door, and for bona
-/// fide walkers those called an attack (BPCER). Empty when the footage has no attack and no
-/// walker was called one.
+/// the attacks PAD responded to (a decision carrying its score), those refused as attacks and
+/// those that opened a door; APCER of the responses (an attack PAD scored and the lane did not
+/// refuse as an attack is an error, whether it was left undecided, refused as unknown or let
+/// through), the same of all attacks (strict: a non-response counted as an error too) and APNRR.
+/// For bona fide walkers those called an attack: BPCER of the responses and of all, and BPNRR.
+/// Empty when the footage has no attack and no walker was called one.
 pub fn pad_markdown(card: &Scorecard) -> String {
     let any = card
         .by_attack
@@ -420,7 +454,7 @@ pub fn pad_markdown(card: &Scorecard) -> String {
         return String::new();
     }
     let mut s = String::from(
-        "| presentation | walkers | refused as attack | opened a door | error |\n|---|---:|---:|---:|---:|\n",
+        "| presentation | walkers | PAD responded | refused as attack | opened a door | error of responses | of all | non-response |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let pct = |n: u32, d: u32| {
         if d == 0 {
@@ -430,20 +464,23 @@ pub fn pad_markdown(card: &Scorecard) -> String {
         }
     };
     for (k, c) in &card.by_attack {
+        let (n, r) = (c.walkers, c.pad_responses);
         if k == BONA_FIDE {
-            let n = c.walkers;
             s += &format!(
-                "| {BONA_FIDE} | {n} | {} | – | BPCER {} |\n",
+                "| {BONA_FIDE} | {n} | {r} | {} | – | BPCER {} | {} | BPNRR {} |\n",
                 c.false_attacks,
-                pct(c.false_attacks, n)
+                pct(c.false_attacks, r),
+                pct(c.false_attacks, n),
+                pct(n.saturating_sub(r), n)
             );
         } else {
+            let (a, caught) = (c.attacks, c.attacks_caught);
             s += &format!(
-                "| {k} | {} | {} | {} | APCER {} |\n",
-                c.attacks,
-                c.attacks_caught,
+                "| {k} | {a} | {r} | {caught} | {} | APCER {} | {} | APNRR {} |\n",
                 c.false_opens,
-                pct(c.attacks - c.attacks_caught, c.attacks)
+                pct(r.saturating_sub(caught), r),
+                pct(a - caught, a),
+                pct(a.saturating_sub(r), a)
             );
         }
     }
@@ -673,24 +710,29 @@ mod tests {
             }],
             enrol: Vec::new(),
         };
+        let scored = |mut d: DecisionRecord| {
+            d.message.live = Some(0.1);
+            d
+        };
         let decisions = vec![
-            // The first picture refused as an attack; the second only as unknown.
-            decision(
+            // The first picture refused as an attack; the second only as unknown, never scored
+            // (a non-response).
+            scored(decision(
                 "L1",
                 1500,
                 Outcome::Attack,
                 "presentation attack",
                 Some("obama"),
-            ),
+            )),
             decision("L1", 11500, Outcome::Closed, "unknown", None),
             // A real walker called a picture.
-            decision(
+            scored(decision(
                 "L1",
                 21500,
                 Outcome::Attack,
                 "presentation attack",
                 Some("harris"),
-            ),
+            )),
         ];
         let card = score(&truth, &decisions, &|s| Some(s.to_owned()));
         let t = &card.total;
@@ -700,5 +742,64 @@ mod tests {
         assert_eq!(ok, vec![true, false, false]);
         assert_eq!(card.by_attack["phone"].attacks_caught, 1);
         assert_eq!(card.by_attack[BONA_FIDE].false_attacks, 1);
+        let table = pad_markdown(&card);
+        assert!(
+            table.contains("| phone | 2 | 1 | 1 | 0 | APCER 0.0 % | 50.0 % | APNRR 50.0 % |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| bona fide | 1 | 1 | 1 | – | BPCER 100.0 % | 100.0 % | BPNRR 0.0 % |"),
+            "{table}"
+        );
+    }
+
+    /// Two pictures one after the other: the first opens its owner's door, the second is alarmed
+    /// while the first's widened window is still open. The alarm is the second's alone, and the
+    /// first is an attack let through, not one refused.
+    #[test]
+    fn an_alarm_is_the_picture_it_names_and_a_picture_that_opened_a_door_was_not_refused() {
+        let truth = Truth {
+            version: 1,
+            fps: 10.0,
+            width: 640,
+            height: 480,
+            lanes: vec![TruthLane {
+                lane: "L1".into(),
+                file: "L1.mp4".into(),
+                scenario: "normal".into(),
+                camera: None,
+                lower: None,
+                walkers: vec![
+                    walker("obama", true, (0, 20), "attack"),
+                    walker("biden", true, (25, 40), "attack"),
+                ],
+            }],
+            enrol: Vec::new(),
+        };
+        let decisions = vec![
+            decision("L1", 2000, Outcome::Open, "granted", Some("obama")),
+            decision(
+                "L1",
+                3000,
+                Outcome::Attack,
+                "presentation attack",
+                Some("biden"),
+            ),
+        ];
+        let card = score(&truth, &decisions, &|s| Some(s.to_owned()));
+        let t = &card.total;
+        assert_eq!((t.attacks, t.attacks_caught, t.false_opens), (2, 1, 1));
+        let rows: Vec<(bool, &str)> = card
+            .walkers
+            .iter()
+            .map(|w| (w.ok, w.got.as_str()))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (false, "a false open (granted) for obama at t=2.00s"),
+                (true, "attack (presentation attack) for biden"),
+            ]
+        );
     }
 }
