@@ -52,6 +52,15 @@ pub(super) fn default_decide_by_m() -> f32 {
     0.8
 }
 
+/// Whether a face whose eyes are `eye_px` apart in a camera of focal length `focal_px` is within
+/// the lane's `decide_by_m` of it, so a grant can wait no longer for the face shown in relief.
+pub(super) fn within_decide_by(p: &PlanarParams, focal_px: f32, eye_px: f32) -> bool {
+    let decide_by = p
+        .geometry
+        .map_or_else(default_decide_by_m, |g| g.decide_by_m);
+    focal_px * EYE_M / eye_px <= decide_by
+}
+
 impl LaneGeometry {
     pub fn check(&self) -> Result<(), String> {
         if !(10.0..=20_000.0).contains(&self.focal_px)
@@ -126,8 +135,10 @@ pub struct PlanarParams {
     /// views' pitch tangents) that parts a picture (about 0) from a head (0.4–1.3 on our
     /// footage): below it with confidence is flat, above it with confidence is relief.
     pub stereo_relief: f32,
-    /// The least fitted slope a face both cameras saw needs for a grant at the door when it was
-    /// not shown in relief with confidence (most pictures fit below it, most heads above).
+    /// The least fitted slope (less one standard error) of a face both cameras saw with a head's
+    /// depth: what a grant at the door needs when the face was not shown in relief with
+    /// confidence, and what holds back an alarm on the learned cue alone (most pictures fit
+    /// below it, most heads above).
     pub stereo_near: f32,
     /// Paired frames needed before the two-camera cue judges.
     pub stereo_frames: usize,
@@ -226,7 +237,7 @@ impl Keypoints {
     /// usable frame's eye distance), so a grant can wait no longer.
     pub(super) fn near(&self, p: &PlanarParams) -> bool {
         match (p.geometry, self.samples.last()) {
-            (Some(g), Some(s)) => g.focal_px * EYE_M / s.eye_px <= g.decide_by_m,
+            (Some(g), Some(s)) => within_decide_by(p, g.focal_px, s.eye_px),
             _ => false,
         }
     }

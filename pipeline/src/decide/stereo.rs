@@ -18,9 +18,7 @@
 //! picture's stays 0. The slope is fitted through the origin over the track's paired frames and
 //! judged against `stereo_relief` with the same confidence as the one-camera cue.
 
-use super::planarity::{
-    CONFIDENCE, EYE_M, PlanarParams, Planarity, affine, default_decide_by_m, fit, judge,
-};
+use super::planarity::{CONFIDENCE, PlanarParams, Planarity, affine, fit, judge, within_decide_by};
 
 #[derive(Debug, Clone, Copy)]
 struct Sample {
@@ -94,19 +92,17 @@ impl Stereo {
     /// Whether the walker is already within the lane's `decide_by_m` (by the latest instant both
     /// cameras saw the face), so a grant can wait no longer.
     pub(super) fn near(&self, p: &PlanarParams) -> bool {
-        let decide_by = p
-            .geometry
-            .map_or_else(default_decide_by_m, |g| g.decide_by_m);
         match (p.lower, self.last_eye_px) {
-            (Some(g), Some(eye_px)) => g.focal_px * EYE_M / eye_px <= decide_by,
+            (Some(g), Some(eye_px)) => within_decide_by(p, g.focal_px, eye_px),
             _ => false,
         }
     }
 
     /// The fitted slope of `nose − ears` (down) against the views' pitch difference, with its
     /// standard error: through the origin (a picture's is 0 at any pitch), weighted by eye
-    /// distance squared (a keypoint's error in relief units shrinks as the face grows).
-    pub(super) fn fitted(&self) -> Option<(f32, f32)> {
+    /// distance squared (a keypoint's error in relief units shrinks as the face grows). Computed
+    /// once per decision: what the rules ask of it is [`StereoFit`]'s.
+    pub(super) fn fit(&self, p: &PlanarParams) -> StereoFit {
         let points = self.samples.iter().map(|s| {
             (
                 s.dtan as f64,
@@ -114,14 +110,40 @@ impl Stereo {
                 (s.eye_px as f64).powi(2),
             )
         });
-        fit(points, true)
+        let frames = self.samples.len();
+        StereoFit {
+            fit: fit(points, true),
+            frames,
+            paired: p.lower.is_some() && frames >= p.stereo_frames.max(2),
+        }
+    }
+}
+
+/// What the two-camera cue says of a track at one decision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct StereoFit {
+    /// Slope and its standard error.
+    fit: Option<(f32, f32)>,
+    frames: usize,
+    /// Both cameras have seen the face together often enough (`stereo_frames`) for a verdict.
+    paired: bool,
+}
+
+impl StereoFit {
+    pub(super) fn paired(&self) -> bool {
+        self.paired
     }
 
-    /// At the door, for a face neither shown flat nor in relief with confidence: whether its
-    /// fitted slope is at least `stereo_near`, more a head's than a picture's.
+    /// A face neither shown flat nor in relief with confidence: whether it still has a head's
+    /// depth rather than a picture's: its slope at least `stereo_near` by one standard error.
+    /// Enough for a grant at the door, and for holding back an alarm the learned cue alone
+    /// would raise (the two cues disagree: no grant, no alarm). One standard error, not the
+    /// verdicts' 2.5: bent prints reach 0.3–0.5 on their best walks, heads 0.7 (docs/pad.md).
     pub(super) fn head_like(&self, p: &PlanarParams) -> bool {
-        self.fitted()
-            .is_some_and(|(slope, _)| slope >= p.stereo_near)
+        self.paired
+            && self
+                .fit
+                .is_some_and(|(slope, se)| slope - se >= p.stereo_near)
     }
 
     /// Whether the face is flat enough for the flatness alone to turn a doubtful learned score
@@ -130,33 +152,29 @@ impl Stereo {
     /// honest tracks fit flat at `stereo_relief` on our footage (docs/pad.md), fewer than half as
     /// many this far down.
     pub(super) fn flat_for_alarm(&self, p: &PlanarParams) -> bool {
-        self.paired(p)
+        self.paired
             && self
-                .fitted()
+                .fit
                 .is_some_and(|(slope, se)| slope + CONFIDENCE * se < p.stereo_relief / 2.0)
-    }
-
-    /// Whether both cameras have seen the face together often enough for a verdict.
-    pub(super) fn paired(&self, p: &PlanarParams) -> bool {
-        p.lower.is_some() && self.samples.len() >= p.stereo_frames.max(2)
     }
 
     /// The slope of the views' relief difference against their angles' difference, judged as the
     /// module says; `Unsure` until `stereo_frames` paired frames.
     pub(super) fn verdict(&self, p: &PlanarParams) -> Planarity {
-        let frames = self.samples.len();
-        if !self.paired(p) {
-            return Planarity::Unsure { frames };
+        if !self.paired {
+            return Planarity::Unsure {
+                frames: self.frames,
+            };
         }
-        judge(self.fitted(), p.stereo_relief, frames)
+        judge(self.fit, p.stereo_relief, self.frames)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::planarity::LowerGeometry;
     use crate::decide::planarity::pitched as seen;
+    use crate::decide::planarity::{EYE_M, LowerGeometry};
 
     const FOCAL: f32 = 473.0;
     const CENTRE_Y: f32 = 240.0;
@@ -199,19 +217,22 @@ mod tests {
     fn a_picture_is_flat_to_both_cameras_and_a_head_is_not() {
         let p = params();
         for jitter in [0.0, 1.0] {
-            let v = walk(&p, true, jitter).verdict(&p);
+            let v = walk(&p, true, jitter).fit(&p).verdict(&p);
             assert!(
                 matches!(v, Planarity::Flat { slope, .. } if slope.abs() < 0.2),
                 "{jitter}: {v:?}"
             );
-            let v = walk(&p, false, jitter).verdict(&p);
+            let v = walk(&p, false, jitter).fit(&p).verdict(&p);
             assert!(
                 matches!(v, Planarity::Relief { slope, .. } if slope > 0.8),
                 "{jitter}: {v:?}"
             );
             // A picture this flat is enough for an alarm when the learned cue doubts, and does
             // not look like a head at the door; a head the other way round.
-            let (picture, head) = (walk(&p, true, jitter), walk(&p, false, jitter));
+            let (picture, head) = (
+                walk(&p, true, jitter).fit(&p),
+                walk(&p, false, jitter).fit(&p),
+            );
             assert!(
                 picture.flat_for_alarm(&p) && !picture.head_like(&p),
                 "{jitter}"
@@ -224,14 +245,17 @@ mod tests {
     fn no_lower_camera_few_frames_or_hostile_keypoints_judge_nothing() {
         let none = PlanarParams::default();
         assert_eq!(
-            walk(&none, true, 0.0).verdict(&none),
+            walk(&none, true, 0.0).fit(&none).verdict(&none),
             Planarity::Unsure { frames: 0 }
         );
         let p = params();
         let mut st = Stereo::default();
         let k = seen(0.2, 30.0, 200.0, true);
         st.push(&p, &k, &k);
-        assert!(matches!(st.verdict(&p), Planarity::Unsure { frames: 1 }));
+        assert!(matches!(
+            st.fit(&p).verdict(&p),
+            Planarity::Unsure { frames: 1 }
+        ));
         st.push(&p, &[[f32::NAN; 2]; 6], &k);
         st.push(&p, &k, &[[f32::INFINITY; 2]; 6]);
         // Near: within the default 0.8 m once the eyes are ≥ 473·0.063/0.8 ≈ 37 px apart.
@@ -244,7 +268,10 @@ mod tests {
         assert!(st.near(&p));
         // Too small in one view.
         st.push(&p, &k, &seen(0.2, 5.0, 200.0, true));
-        assert!(matches!(st.verdict(&p), Planarity::Unsure { frames: 1 }));
+        assert!(matches!(
+            st.fit(&p).verdict(&p),
+            Planarity::Unsure { frames: 1 }
+        ));
         st.push(
             &p,
             &seen(0.2, 40.0, 200.0, true),

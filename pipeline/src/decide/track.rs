@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::fusion::{Evidence, Frame, Fusion, FusionParams, Templates, frame_weight};
 use super::liveness::{LiveVerdict, Liveness, PadMode, PadParams};
-use super::planarity::{Keypoints, Planarity};
-use super::stereo::Stereo;
+use super::planarity::{Keypoints, PlanarParams, Planarity};
+use super::stereo::{Stereo, StereoFit};
 use super::{BBox, Candidate, Quality};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -145,25 +145,46 @@ struct Track {
     keypoints: Keypoints,
     /// Both cameras' keypoints of the same instants (a lane with a lower camera).
     stereo: Stereo,
+    /// The cues called it a picture and the alarm was held back (the two cameras saw a head's
+    /// depth, or the walker was not yet near): logged as the track leaves.
+    alarm_held: bool,
+}
+
+/// What the PAD cues say of a track at one decision, each computed once.
+#[derive(Debug, Clone, Copy)]
+struct PadCues {
+    learned: LiveVerdict,
+    /// Judged as the track leaves: no more frames will come.
+    left: bool,
+    /// The one-camera cue's verdict.
+    planarity: Planarity,
+    stereo: StereoFit,
+}
+
+impl PadCues {
+    /// The face's shape: the two-camera cue's verdict when it judged (both views of one instant:
+    /// the head's own turn cancels, and a replayed video cannot show two cameras two
+    /// parallaxes), else the one-camera cue's.
+    fn shape(&self, p: &PlanarParams) -> Planarity {
+        match self.stereo.verdict(p) {
+            Planarity::Unsure { .. } => self.planarity,
+            judged => judged,
+        }
+    }
 }
 
 impl Track {
-    /// What both PAD cues say of the track now (each verdict is computed once per decision).
-    /// The shape is the two-camera cue's when it judged (both views of one instant: the head's
-    /// own turn cancels, and a replayed video cannot show two cameras two parallaxes), else the
-    /// one-camera cue's.
-    fn pad_verdicts(&self, pad: &PadParams, left: bool) -> (LiveVerdict, Planarity) {
-        (
-            if left {
+    fn pad_cues(&self, pad: &PadParams, left: bool) -> PadCues {
+        PadCues {
+            left,
+            learned: if left {
                 self.liveness.final_verdict(pad)
             } else {
                 self.liveness.verdict(pad)
             },
-            match self.stereo.verdict(&pad.planar) {
-                Planarity::Unsure { .. } => self.keypoints.verdict(&pad.planar),
-                judged => judged,
-            },
-        )
+            planarity: self.keypoints.verdict(&pad.planar),
+            stereo: self.stereo.fit(&pad.planar),
+        }
     }
 
     /// Whether a grant can wait no longer for the face shown in relief.
@@ -171,29 +192,39 @@ impl Track {
         self.keypoints.near(&pad.planar) || self.stereo.near(&pad.planar)
     }
 
-    /// The attack event when PAD (enforced) judges this track a picture: the learned cue says so,
-    /// or it is doubtful and the face looked flat. A flat face the learned cue calls live is two
-    /// cues disagreeing: never a grant (`update` waits, then `not_decided`), and no alarm either,
-    /// since about 2 % of honest walks look flat on our footage (docs/pad.md).
-    fn attack(
-        &self,
-        pad: &PadParams,
-        (learned, shape): (LiveVerdict, Planarity),
-        evidence: Option<Evidence>,
-    ) -> Option<Event> {
+    /// The scored frames behind the cues calling this track a picture (PAD enforced): the
+    /// learned cue says so, or it is doubtful and the face looked flat (the one-camera cue's flat
+    /// verdict as it is judged, the two-camera cue's only well below its threshold:
+    /// `StereoFit::flat_for_alarm`).
+    fn suspected(&self, pad: &PadParams, cues: &PadCues) -> Option<usize> {
         if pad.mode != PadMode::Enforce {
             return None;
         }
-        let flat = shape.flat_slope();
-        // What turns a doubtful score into an alarm: the one-camera cue's flat verdict as it is
-        // judged, the two-camera cue's only well below its threshold (`Stereo::flat_for_alarm`).
-        let alarming = matches!(self.keypoints.verdict(&pad.planar), Planarity::Flat { .. })
-            || self.stereo.flat_for_alarm(&pad.planar);
-        let scored = match (learned, alarming) {
-            (LiveVerdict::Attack { frames, .. }, _) => frames,
-            (LiveVerdict::Doubtful { frames, .. }, true) => frames,
-            _ => return None,
-        };
+        let alarming = matches!(cues.planarity, Planarity::Flat { .. })
+            || cues.stereo.flat_for_alarm(&pad.planar);
+        match (cues.learned, alarming) {
+            (LiveVerdict::Attack { frames, .. }, _)
+            | (LiveVerdict::Doubtful { frames, .. }, true) => Some(frames),
+            _ => None,
+        }
+    }
+
+    /// The attack event when the track is `suspected` and, on a lane with a lower camera, the
+    /// two cameras have had their best look (the walker near or gone; the door stays shut
+    /// meanwhile) and did not see a head's depth. Where the cues disagree there is no alarm and
+    /// never a grant (`update` waits, then `not_decided`): a flat face the learned cue calls
+    /// live, since about 2 % of honest walks look flat on our footage, and a face in depth the
+    /// cues call a picture, since the learned cue's false alarms fall again and again on the same
+    /// few faces and the one-camera cue calls a head that turns as it walks flat (docs/pad.md).
+    fn attack(&self, pad: &PadParams, cues: &PadCues, evidence: Option<Evidence>) -> Option<Event> {
+        let scored = self.suspected(pad, cues)?;
+        let p = &pad.planar;
+        let depth =
+            !matches!(cues.stereo.verdict(p), Planarity::Flat { .. }) && cues.stereo.head_like(p);
+        let heard = p.lower.is_none() || cues.left || self.near(pad);
+        if depth || !heard {
+            return None;
+        }
         Some(Event::Attack {
             track: self.id,
             evidence,
@@ -201,7 +232,7 @@ impl Track {
             frames: self.frames,
             live: self.liveness.mean(),
             scored,
-            flat,
+            flat: cues.shape(p).flat_slope(),
         })
     }
 }
@@ -325,6 +356,7 @@ impl LaneDecider {
                         liveness: Liveness::default(),
                         keypoints: Keypoints::default(),
                         stereo: Stereo::default(),
+                        alarm_held: false,
                     });
                     self.next += 1;
                     seen_now.push(false);
@@ -394,23 +426,24 @@ impl LaneDecider {
             let Some(evidence) = t.fusion.decide(&self.params, templates) else {
                 continue;
             };
-            let verdicts = t.pad_verdicts(&pad, false);
-            if let Some(attack) = t.attack(&pad, verdicts, Some(evidence)) {
+            let cues = t.pad_cues(&pad, false);
+            if let Some(attack) = t.attack(&pad, &cues, Some(evidence)) {
                 t.attack = true;
                 events.push(attack);
                 continue;
             }
-            let (verdict, shape) = verdicts;
+            t.alarm_held |= t.suspected(&pad, &cues).is_some();
+            let verdict = cues.learned;
             // On a lane with geometry or a lower camera, a grant waits for the face shown in
             // relief, until the walker is too near to wait longer, or only the lower camera sees
             // them; then the learned cue decides, on a face both cameras saw only when its fitted
             // slope is more a head's than a picture's (pictures the two cameras could not call
             // flat went through at the door on the learned cue alone: docs/pad.md).
-            let relief = match shape {
+            let relief = match cues.shape(&pad.planar) {
                 Planarity::Flat { .. } => false,
                 Planarity::Relief { .. } => true,
-                Planarity::Unsure { .. } if t.stereo.paired(&pad.planar) => {
-                    (t.near(&pad) || t.mapped) && t.stereo.head_like(&pad.planar)
+                Planarity::Unsure { .. } if cues.stereo.paired() => {
+                    (t.near(&pad) || t.mapped) && cues.stereo.head_like(&pad.planar)
                 }
                 // A lane with neither geometry nor a lower camera has no shape cue: the learned
                 // cue decides. Else the track waits until the walker is near (cameras mounted
@@ -423,7 +456,14 @@ impl LaneDecider {
             };
             match (pad.mode, verdict) {
                 // Liveness not shown yet: the track waits for more frames (or leaves undecided).
-                (PadMode::Enforce, LiveVerdict::Unsure { .. } | LiveVerdict::Doubtful { .. }) => {}
+                // A picture to the learned cue that `attack` did not alarm (the two cameras saw a
+                // head's depth, or have not had their best look yet) waits too: never a grant.
+                (
+                    PadMode::Enforce,
+                    LiveVerdict::Unsure { .. }
+                    | LiveVerdict::Doubtful { .. }
+                    | LiveVerdict::Attack { .. },
+                ) => {}
                 (PadMode::Enforce, LiveVerdict::Live { .. }) if !relief => {}
                 _ => {
                     t.identified = true;
@@ -469,9 +509,9 @@ impl LaneDecider {
                 first_seen_ms = t.first_seen_ms,
                 last_seen_ms = t.last_seen_ms,
                 planarity = ?t.keypoints.verdict(&pad.planar),
-                stereo = ?t.stereo.verdict(&pad.planar),
-                stereo_fit = ?t.stereo.fitted(),
+                stereo = ?t.stereo.fit(&pad.planar),
                 live = ?t.liveness.mean(),
+                alarm_held = t.alarm_held,
                 identified = t.identified,
                 attack = t.attack,
                 "track left"
@@ -480,7 +520,7 @@ impl LaneDecider {
         }
         for t in gone.into_iter().filter(|t| !t.identified && !t.attack) {
             // A picture of someone unknown is still an attack: the alarm, not just a shut door.
-            if let Some(attack) = t.attack(&pad, t.pad_verdicts(&pad, true), None) {
+            if let Some(attack) = t.attack(&pad, &t.pad_cues(&pad, true), None) {
                 events.push(attack);
                 continue;
             }

@@ -361,11 +361,13 @@ fn a_narrow_face_placed_off_is_still_one_walker() {
 /// On a lane with two cameras, a picture the learned cue calls live (0.95 on every frame) is
 /// seen flat by both cameras at once: never granted, though the walker comes near enough that a
 /// one-camera lane would go ahead on the learned cue. A head walking the same way is granted.
+/// A head the learned cue calls a picture (0.05 on every frame) is the cues disagreeing: no
+/// alarm and no grant; a picture both call a picture is an alarm.
 #[test]
 fn a_picture_both_cameras_see_flat_is_never_granted_and_a_head_is() {
     use super::planarity::{EYE_M, pitched};
     let v = lower(12.0);
-    let walk = |flat: bool| {
+    let walk_scored = |flat: bool, live: f32| {
         let mut p = FusionParams::default();
         p.pad.planar.lower = Some(v.geometry);
         p.pad.planar.centre_y = 240.0;
@@ -381,8 +383,10 @@ fn a_picture_both_cameras_see_flat_is_never_granted_and_a_head_is() {
             let row_l = 240.0 + FOCAL * (down + 12f32.to_radians()).tan();
             let mut u = at(320.0, row_u, h);
             u.keypoints = pitched(up, scale, row_u, flat);
+            u.live = Some(live);
             let mut l = at(320.0, row_l, h);
             l.keypoints = pitched(down, scale, row_l, flat);
+            l.live = Some(live);
             let obs = merge(vec![u], vec![v.observe(l)], &v.geometry, &ZONE, &p.gates);
             assert_eq!(obs.len(), 1, "{m} m: {obs:?}");
             all.extend(d.update(i as u64 * 100, &obs));
@@ -390,6 +394,7 @@ fn a_picture_both_cameras_see_flat_is_never_granted_and_a_head_is() {
         all.extend(d.update(2_000, &[]));
         all
     };
+    let walk = |flat: bool| walk_scored(flat, 0.95);
     let picture = walk(true);
     assert!(identified(&picture).is_empty(), "{picture:?}");
     assert!(
@@ -408,4 +413,17 @@ fn a_picture_both_cameras_see_flat_is_never_granted_and_a_head_is() {
         vec![(TrackId(1), Subject(7))],
         "{head:?}"
     );
+    let head = walk_scored(false, 0.05);
+    assert!(
+        matches!(
+            head[..],
+            [Event::Unidentified {
+                reason: track::LIVENESS_NOT_SHOWN,
+                ..
+            }]
+        ),
+        "{head:?}"
+    );
+    let picture = walk_scored(true, 0.05);
+    assert!(matches!(picture[..], [Event::Attack { .. }]), "{picture:?}");
 }
