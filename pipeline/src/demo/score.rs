@@ -689,9 +689,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn attacks_are_caught_only_as_attacks_and_a_real_face_called_one_is_wrong() {
-        let truth = Truth {
+    /// Footage of one normally lit lane, L1, with these walkers.
+    fn one_lane(walkers: Vec<TruthWalker>) -> Truth {
+        Truth {
             version: 1,
             fps: 10.0,
             width: 640,
@@ -702,14 +702,19 @@ mod tests {
                 scenario: "normal".into(),
                 camera: None,
                 lower: None,
-                walkers: vec![
-                    walker("obama", true, (0, 20), "attack"),
-                    walker("biden", true, (100, 120), "attack"),
-                    walker("harris", true, (200, 220), "open"),
-                ],
+                walkers,
             }],
             enrol: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn attacks_are_caught_only_as_attacks_and_a_real_face_called_one_is_wrong() {
+        let truth = one_lane(vec![
+            walker("obama", true, (0, 20), "attack"),
+            walker("biden", true, (100, 120), "attack"),
+            walker("harris", true, (200, 220), "open"),
+        ]);
         let scored = |mut d: DecisionRecord| {
             d.message.live = Some(0.1);
             d
@@ -758,24 +763,10 @@ mod tests {
     /// first is an attack let through, not one refused.
     #[test]
     fn an_alarm_is_the_picture_it_names_and_a_picture_that_opened_a_door_was_not_refused() {
-        let truth = Truth {
-            version: 1,
-            fps: 10.0,
-            width: 640,
-            height: 480,
-            lanes: vec![TruthLane {
-                lane: "L1".into(),
-                file: "L1.mp4".into(),
-                scenario: "normal".into(),
-                camera: None,
-                lower: None,
-                walkers: vec![
-                    walker("obama", true, (0, 20), "attack"),
-                    walker("biden", true, (25, 40), "attack"),
-                ],
-            }],
-            enrol: Vec::new(),
-        };
+        let truth = one_lane(vec![
+            walker("obama", true, (0, 20), "attack"),
+            walker("biden", true, (25, 40), "attack"),
+        ]);
         let decisions = vec![
             decision("L1", 2000, Outcome::Open, "granted", Some("obama")),
             decision(
