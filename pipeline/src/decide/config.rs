@@ -171,6 +171,10 @@ pub struct PadConfig {
     pub stereo_relief: f32,
     /// ...and the least slope for a grant at the door when neither was shown with confidence.
     pub stereo_near: f32,
+    /// Two-camera cue: the pixels' structure along y (pixels of a 64-px face patch) that parts a
+    /// picture, flat or bent, from a head; where measured it outranks the keypoints' slope.
+    /// Experimental, 0 (off) by default (docs/pad.md, "Dense parallax").
+    pub stereo_parallax: f32,
     /// Folder with the two networks (default: `$GATE_PAD`, else the workspace's `assets/pad/`).
     pub models: Option<std::path::PathBuf>,
 }
@@ -189,6 +193,7 @@ impl Default for PadConfig {
             min_view_deg: p.planar.min_view_deg,
             stereo_relief: p.planar.stereo_relief,
             stereo_near: p.planar.stereo_near,
+            stereo_parallax: p.planar.stereo_parallax,
             models: None,
         }
     }
@@ -222,6 +227,7 @@ impl PadConfig {
                 centre_y,
                 stereo_relief: self.stereo_relief,
                 stereo_near: self.stereo_near,
+                stereo_parallax: self.stereo_parallax,
                 ..PlanarParams::default()
             },
         }
@@ -244,9 +250,10 @@ impl PadConfig {
             || !(1.0..=60.0).contains(&self.min_view_deg)
             || !(0.0..=2.0).contains(&self.stereo_relief)
             || !(0.0..=2.0).contains(&self.stereo_near)
+            || !(0.0..=8.0).contains(&self.stereo_parallax)
         {
             return Err(format!(
-                "[pad]: threshold must be in 0..=1 (is {}), attack_below 0..=threshold (is {}), min_frames 1..=64 (is {}), window min_frames..=256 (is {}), attack_frames min_frames..=window (is {}), relief 0..=2 (is {}), min_view_deg 1..=60 (is {}), stereo_relief 0..=2 (is {}), stereo_near 0..=2 (is {})",
+                "[pad]: threshold must be in 0..=1 (is {}), attack_below 0..=threshold (is {}), min_frames 1..=64 (is {}), window min_frames..=256 (is {}), attack_frames min_frames..=window (is {}), relief 0..=2 (is {}), min_view_deg 1..=60 (is {}), stereo_relief 0..=2 (is {}), stereo_near 0..=2 (is {}), stereo_parallax 0..=8 (is {})",
                 self.threshold,
                 self.attack_below,
                 self.min_frames,
@@ -255,7 +262,8 @@ impl PadConfig {
                 self.relief,
                 self.min_view_deg,
                 self.stereo_relief,
-                self.stereo_near
+                self.stereo_near,
+                self.stereo_parallax
             ));
         }
         Ok(())

@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 
 use super::cards::{CardLane, CardStep, CardTerms, Payer};
 use super::gate::{GateVerdict, GrantDelay, TicketDesk, TripChange, verdicts};
+use super::parallax::Patches;
 use super::views::{LowerView, Seen, Twins, View, merge};
 use super::{
     BBox, DecisionConfig, Event, GateLane, LaneDecider, LaneRole, Observation, Quality, Subject,
@@ -173,6 +174,16 @@ impl Decisions {
                 live: f.live,
                 keypoints: f.detection.keypoints,
                 seen: Seen::default(),
+                patches: match view {
+                    View::Upper => Patches {
+                        upper: f.patch.clone(),
+                        lower: None,
+                    },
+                    View::Lower => Patches {
+                        upper: None,
+                        lower: f.patch.clone(),
+                    },
+                },
             })
             .collect();
         let Some(g) = self.lanes.get_mut(lane) else {

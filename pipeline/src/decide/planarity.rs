@@ -142,6 +142,11 @@ pub struct PlanarParams {
     pub stereo_near: f32,
     /// Paired frames needed before the two-camera cue judges.
     pub stereo_frames: usize,
+    /// The pixels' structure along y (`parallax`; pixels of a 64-px face patch, median over the
+    /// paired frames) that parts a picture, flat or bent (below), from a head (at or above); 0
+    /// leaves the pixels unmeasured. Off by default: the measure does not yet separate on the
+    /// footage as the research measure does (docs/pad.md, "Dense parallax").
+    pub stereo_parallax: f32,
 }
 
 impl Default for PlanarParams {
@@ -158,6 +163,7 @@ impl Default for PlanarParams {
             stereo_relief: 0.5,
             stereo_near: 0.35,
             stereo_frames: 4,
+            stereo_parallax: 0.0,
         }
     }
 }

@@ -17,7 +17,13 @@
 //! difference rises with a slope of about its depth (nose tip to ears, in eyes-to-mouth heights); a
 //! picture's stays 0. The slope is fitted through the origin over the track's paired frames and
 //! judged against `stereo_relief` with the same confidence as the one-camera cue.
+//!
+//! Where a lane enables it (`stereo_parallax` above 0), the same paired frames' pixels are measured
+//! too (`parallax`: both views' patches) and, once measured, outrank the slope: the keypoints move
+//! with the face's overall look, so a bent print fits a shallow head's slope; its pixels show no
+//! nose. Off by default until it separates on the pipeline's own patches (docs/pad.md).
 
+use super::parallax::{self, Patches};
 use super::planarity::{CONFIDENCE, PlanarParams, Planarity, affine, fit, judge, within_decide_by};
 
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +35,8 @@ struct Sample {
     dears: f32,
     /// The smaller of the two views' eye distances, pixels.
     eye_px: f32,
+    /// The pixels' structure (`parallax`), when both views' patches were cut.
+    structure: Option<parallax::Structure>,
 }
 
 /// The least difference of the two views' pitches (tangent; about 3°) for a pair to say anything:
@@ -39,6 +47,9 @@ const MIN_DTAN: f32 = 0.05;
 
 /// Frames kept per track: more than a walk at 25 fps; past that the oldest go.
 const KEPT: usize = 96;
+
+/// Paired frames with both patches needed before the pixels' parallax says anything.
+const PARALLAX_FRAMES: usize = 3;
 
 /// The paired frames of one track, oldest first.
 #[derive(Debug, Default, Clone)]
@@ -58,9 +69,16 @@ fn eyes(k: &[[f32; 2]; 6]) -> (f32, f32) {
 
 impl Stereo {
     /// Adds one instant's two views of a face: `upper` in the upper camera's frame, `lower` in
-    /// the lower camera's own. Faces too small in either view, on a lane without a lower camera,
-    /// or with degenerate or non-finite keypoints are no evidence.
-    pub(super) fn push(&mut self, p: &PlanarParams, upper: &[[f32; 2]; 6], lower: &[[f32; 2]; 6]) {
+    /// the lower camera's own, with their grey patches where PAD cut them. Faces too small in
+    /// either view, on a lane without a lower camera, or with degenerate or non-finite keypoints
+    /// are no evidence.
+    pub(super) fn push(
+        &mut self,
+        p: &PlanarParams,
+        upper: &[[f32; 2]; 6],
+        lower: &[[f32; 2]; 6],
+        patches: &Patches,
+    ) {
         let Some(g) = p.lower else { return };
         let ((yu, eye_u), (yl, eye_l)) = (eyes(upper), eyes(lower));
         let eye_px = eye_u.min(eye_l);
@@ -81,11 +99,17 @@ impl Stereo {
         if self.samples.len() >= KEPT {
             self.samples.remove(0);
         }
+        // Measured only where the lane enables the pixels' cue (a few milliseconds a pair).
+        let structure = match (&patches.upper, &patches.lower) {
+            (Some(u), Some(l)) if p.stereo_parallax > 0.0 => parallax::structure(u, l),
+            _ => None,
+        };
         self.samples.push(Sample {
             dtan,
             dnose,
             dears,
             eye_px,
+            structure,
         });
     }
 
@@ -111,8 +135,23 @@ impl Stereo {
             )
         });
         let frames = self.samples.len();
+        let structure: Vec<parallax::Structure> =
+            self.samples.iter().filter_map(|s| s.structure).collect();
+        // Medians: one frame of a turned face or a mismatched pair does not swing them.
+        let median = |mut v: Vec<f32>| {
+            v.sort_by(f32::total_cmp);
+            let m = v.len() / 2;
+            match v.len() % 2 {
+                1 => v[m],
+                _ => (v[m - 1] + v[m]) / 2.0,
+            }
+        };
+        let enough = structure.len() >= PARALLAX_FRAMES;
         StereoFit {
             fit: fit(points, true),
+            parallax: enough.then(|| median(structure.iter().map(|s| s.along_y).collect())),
+            across: enough.then(|| median(structure.iter().map(|s| s.across).collect())),
+            parallax_frames: structure.len(),
             frames,
             paired: p.lower.is_some() && frames >= p.stereo_frames.max(2),
         }
@@ -124,6 +163,12 @@ impl Stereo {
 pub(super) struct StereoFit {
     /// Slope and its standard error.
     fit: Option<(f32, f32)>,
+    /// The median structure along y of the paired frames with patches (`parallax`), pixels of
+    /// a 64-px patch; with fewer than `PARALLAX_FRAMES` such frames, none.
+    parallax: Option<f32>,
+    /// The same of the horizontal shifts: the measurement's noise.
+    across: Option<f32>,
+    parallax_frames: usize,
     frames: usize,
     /// Both cameras have seen the face together often enough (`stereo_frames`) for a verdict.
     paired: bool,
@@ -134,24 +179,41 @@ impl StereoFit {
         self.paired
     }
 
+    /// Whether the pixels were measured and show a picture: the median structure along y of
+    /// the paired frames' patches below `stereo_parallax` (`parallax`). When measured, the pixels
+    /// speak for the face's shape before the keypoints do: the keypoints move with the face's
+    /// overall look and give a bent print a shallow head's slope; the pixels show it has no nose.
+    fn pixels_flat(&self, p: &PlanarParams) -> bool {
+        self.paired && self.parallax.is_some_and(|s| s < p.stereo_parallax)
+    }
+
     /// A face neither shown flat nor in relief with confidence: whether it still has a head's
-    /// depth rather than a picture's: its slope at least `stereo_near` by one standard error.
-    /// Enough for a grant at the door, and for holding back an alarm the learned cue alone
-    /// would raise (the two cues disagree: no grant, no alarm). One standard error, not the
-    /// verdicts' 2.5: bent prints reach 0.3–0.5 on their best walks, heads 0.7 (docs/pad.md).
+    /// depth rather than a picture's. Where the pixels were measured, their structure at or above
+    /// `stereo_parallax`; else the keypoints' slope at least `stereo_near` by one standard error.
+    /// Enough for a grant at the door, and for holding back an alarm the learned cue alone would
+    /// raise (the two cues disagree: no grant, no alarm). One standard error, not the verdicts'
+    /// 2.5: bent prints reach 0.3–0.5 on their best walks, heads 0.7 (docs/pad.md).
     pub(super) fn head_like(&self, p: &PlanarParams) -> bool {
-        self.paired
-            && self
+        if !self.paired {
+            return false;
+        }
+        match self.parallax {
+            Some(s) => s >= p.stereo_parallax,
+            None => self
                 .fit
-                .is_some_and(|(slope, se)| slope - se >= p.stereo_near)
+                .is_some_and(|(slope, se)| slope - se >= p.stereo_near),
+        }
     }
 
     /// Whether the face is flat enough for the flatness alone to turn a doubtful learned score
-    /// into an alarm: confidently below half of `stereo_relief`. Flat below `stereo_relief`
-    /// already refuses the grant; an alarm at an honest passenger costs more, and about 2 % of
-    /// honest tracks fit flat at `stereo_relief` on our footage (docs/pad.md), fewer than half as
-    /// many this far down.
+    /// into an alarm: the pixels show a picture, or, unmeasured, the keypoints' slope is
+    /// confidently below half of `stereo_relief`. Flat below `stereo_relief` already refuses the
+    /// grant; an alarm at an honest passenger costs more, and about 2 % of honest tracks fit flat
+    /// at `stereo_relief` on our footage (docs/pad.md), fewer than half as many this far down.
     pub(super) fn flat_for_alarm(&self, p: &PlanarParams) -> bool {
+        if self.parallax.is_some() {
+            return self.pixels_flat(p);
+        }
         self.paired
             && self
                 .fit
@@ -159,14 +221,31 @@ impl StereoFit {
     }
 
     /// The slope of the views' relief difference against their angles' difference, judged as the
-    /// module says; `Unsure` until `stereo_frames` paired frames.
+    /// module says, overruled where the pixels were measured (flat when they show a picture, not
+    /// flat when they show a head); `Unsure` until `stereo_frames` paired frames.
     pub(super) fn verdict(&self, p: &PlanarParams) -> Planarity {
         if !self.paired {
             return Planarity::Unsure {
                 frames: self.frames,
             };
         }
-        judge(self.fit, p.stereo_relief, self.frames)
+        let keypoints = judge(self.fit, p.stereo_relief, self.frames);
+        match (self.parallax, keypoints) {
+            // The pixels show a picture: flat, whatever slope the keypoints fitted.
+            (Some(_), _) if self.pixels_flat(p) => {
+                let (slope, se) = self.fit.unwrap_or((0.0, 0.0));
+                Planarity::Flat {
+                    slope,
+                    se,
+                    frames: self.frames,
+                }
+            }
+            // The pixels show a head's depth where the keypoints fitted flat: they disagree.
+            (Some(_), Planarity::Flat { .. }) => Planarity::Unsure {
+                frames: self.frames,
+            },
+            _ => keypoints,
+        }
     }
 }
 
@@ -208,7 +287,7 @@ mod tests {
             let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
             u[2][1] += sign * jitter;
             l[4][1] -= sign * jitter;
-            st.push(p, &u, &l);
+            st.push(p, &u, &l, &Patches::default());
         }
         st
     }
@@ -250,24 +329,25 @@ mod tests {
         );
         let p = params();
         let mut st = Stereo::default();
+        let none = Patches::default();
         let k = seen(0.2, 30.0, 200.0, true);
-        st.push(&p, &k, &k);
+        st.push(&p, &k, &k, &none);
         assert!(matches!(
             st.fit(&p).verdict(&p),
             Planarity::Unsure { frames: 1 }
         ));
-        st.push(&p, &[[f32::NAN; 2]; 6], &k);
-        st.push(&p, &k, &[[f32::INFINITY; 2]; 6]);
+        st.push(&p, &[[f32::NAN; 2]; 6], &k, &none);
+        st.push(&p, &k, &[[f32::INFINITY; 2]; 6], &none);
         // Near: within the default 0.8 m once the eyes are ≥ 473·0.063/0.8 ≈ 37 px apart.
         assert!(!st.near(&p));
         // Cameras 5 cm apart seeing the same picture (views within 3° of each other): no
         // evidence, though it tells how near the walker is.
         let level = seen(0.0, 40.0, 240.0, true);
         let tilted_row = 240.0 + FOCAL * TILT_DEG.to_radians().tan();
-        st.push(&p, &level, &seen(0.0, 40.0, tilted_row, true));
+        st.push(&p, &level, &seen(0.0, 40.0, tilted_row, true), &none);
         assert!(st.near(&p));
         // Too small in one view.
-        st.push(&p, &k, &seen(0.2, 5.0, 200.0, true));
+        st.push(&p, &k, &seen(0.2, 5.0, 200.0, true), &none);
         assert!(matches!(
             st.fit(&p).verdict(&p),
             Planarity::Unsure { frames: 1 }
@@ -276,7 +356,78 @@ mod tests {
             &p,
             &seen(0.2, 40.0, 200.0, true),
             &seen(-0.1, 40.0, 200.0, true),
+            &none,
         );
         assert!(st.near(&p));
+    }
+
+    /// Where the pixels were measured they speak for the shape: a head's keypoint slope with a
+    /// picture's pixels is flat (the bent print), a flat slope with a head's pixels is not.
+    #[test]
+    fn the_pixels_outrank_the_keypoints_where_measured() {
+        let p = PlanarParams {
+            stereo_parallax: 0.3,
+            ..params()
+        };
+        let fit = |slope: f32, parallax: Option<f32>| StereoFit {
+            fit: Some((slope, 0.05)),
+            parallax,
+            across: parallax,
+            parallax_frames: if parallax.is_some() { 8 } else { 0 },
+            frames: 10,
+            paired: true,
+        };
+        let bent = fit(0.7, Some(0.1));
+        assert!(!bent.head_like(&p) && bent.flat_for_alarm(&p));
+        assert!(matches!(bent.verdict(&p), Planarity::Flat { .. }));
+        let head = fit(0.0, Some(0.6));
+        assert!(head.head_like(&p) && !head.flat_for_alarm(&p));
+        assert!(matches!(head.verdict(&p), Planarity::Unsure { .. }));
+        // Unmeasured: the keypoints as before.
+        let (deep, flat) = (fit(0.7, None), fit(0.0, None));
+        assert!(deep.head_like(&p) && !deep.flat_for_alarm(&p));
+        assert!(!flat.head_like(&p) && flat.flat_for_alarm(&p));
+        assert!(matches!(flat.verdict(&p), Planarity::Flat { .. }));
+    }
+
+    /// The pixels are measured only where the lane enables them, and only with both patches.
+    #[test]
+    fn the_pixels_are_measured_where_enabled_with_both_patches() {
+        use super::super::parallax::tests::view;
+        use std::sync::Arc;
+        let both = Patches {
+            upper: Some(Arc::new(view(|_, _| [0.0, 0.0]))),
+            lower: Some(Arc::new(view(|_, _| [0.0, 1.0]))),
+        };
+        let one = Patches {
+            lower: None,
+            ..both.clone()
+        };
+        let walk_with = |p: &PlanarParams, patches: &Patches| {
+            let mut st = Stereo::default();
+            for d in [1.6f32, 1.3, 1.0, 0.8] {
+                let scale = FOCAL * EYE_M / d;
+                let (up, down) = ((0.3 / d).atan(), (-0.2 / d).atan());
+                let row_u = CENTRE_Y + FOCAL * up.tan();
+                let row_l = CENTRE_Y + FOCAL * (down + TILT_DEG.to_radians()).tan();
+                st.push(
+                    p,
+                    &seen(up, scale, row_u, true),
+                    &seen(down, scale, row_l, true),
+                    patches,
+                );
+            }
+            st.fit(p)
+        };
+        let on = PlanarParams {
+            stereo_parallax: 0.3,
+            ..params()
+        };
+        let measured = walk_with(&on, &both);
+        assert_eq!(measured.parallax_frames, 4);
+        assert!(measured.parallax.is_some_and(|s| s < 0.1), "{measured:?}");
+        assert!(!measured.head_like(&on) && measured.flat_for_alarm(&on));
+        assert_eq!(walk_with(&on, &one).parallax_frames, 0);
+        assert_eq!(walk_with(&params(), &both).parallax_frames, 0);
     }
 }

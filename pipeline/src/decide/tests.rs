@@ -30,6 +30,7 @@ pub(super) fn face(x: f32, best: Option<Candidate>, second: Option<Candidate>) -
         live: Some(0.95),
         keypoints: [[0.0; 2]; 6],
         seen: Default::default(),
+        patches: Default::default(),
     }
 }
 

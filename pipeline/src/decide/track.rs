@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::fusion::{Evidence, Frame, Fusion, FusionParams, Templates, frame_weight};
 use super::liveness::{LiveVerdict, Liveness, PadMode, PadParams};
+use super::parallax::Patches;
 use super::planarity::{Keypoints, PlanarParams, Planarity};
 use super::stereo::{Stereo, StereoFit};
 use super::{BBox, Candidate, Quality};
@@ -26,6 +27,8 @@ pub struct Observation {
     pub keypoints: [[f32; 2]; 6],
     /// Which camera saw it, on a lane with two (`views`).
     pub seen: Seen,
+    /// Its grey patches, by camera, where PAD scored it (the parallax cue's input).
+    pub patches: Patches,
 }
 
 /// Which of a lane's cameras saw a face.
@@ -386,7 +389,7 @@ impl LaneDecider {
                 t.keypoints
                     .push(pad, &face.keypoints, face.quality.eye_px, x);
                 if let Some(lower) = &face.seen.lower_keypoints {
-                    t.stereo.push(pad, &face.keypoints, lower);
+                    t.stereo.push(pad, &face.keypoints, lower, &face.patches);
                 }
             }
             match self.params.gates.fails(&face.quality) {

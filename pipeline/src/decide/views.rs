@@ -14,6 +14,7 @@ use std::time::Instant;
 use super::fusion::frame_weight;
 // Where the lower camera stands is defined beside the lane camera's geometry: the PAD cues read it
 // too, and `planarity` must not depend on this module.
+use super::parallax::Patches;
 pub use super::planarity::LowerGeometry;
 use super::track::{Observation, pair_greedily};
 pub use super::track::{Seen, View};
@@ -111,6 +112,10 @@ pub fn merge(
             || l.seen.in_zone.unwrap_or_else(|| l.bbox.centre_in(zone));
         let (bbox, keypoints) = (u.bbox, u.keypoints);
         let (lower_box, lower_keypoints) = (l.seen.lower, l.seen.lower_keypoints);
+        let patches = Patches {
+            upper: u.patches.upper.clone(),
+            lower: l.patches.lower.clone(),
+        };
         let mut best = if rank(&l, gates) > rank(&u, gates) {
             l
         } else {
@@ -122,6 +127,7 @@ pub fn merge(
         best.seen.lower = lower_box;
         best.seen.lower_keypoints = lower_keypoints;
         best.seen.in_zone = Some(in_zone);
+        best.patches = patches;
         out.push(best);
     }
     tracing::debug!(

@@ -20,6 +20,7 @@ pub mod faults;
 mod gpu;
 pub mod mirror;
 mod pad;
+pub mod patch;
 pub mod priority;
 pub mod tick;
 
@@ -157,6 +158,9 @@ pub struct Face {
     pub embedding: Option<Arc<[f32]>>,
     /// The PAD pair's live probability (0–1), for an embedded face when the station runs PAD.
     pub live: Option<f32>,
+    /// The face box as a small grey patch, cut where `live` was measured: the two-camera
+    /// parallax cue's input (`decide::parallax`).
+    pub patch: Option<Arc<patch::Patch>>,
     /// A walker already decided: the box overlaps one the deciders settled. Tracked, not embedded
     /// again, and no reason to keep its lane at full rate (`priority`).
     pub decided: bool,
@@ -385,6 +389,7 @@ impl Recogniser {
                             second: None,
                             embedding: None,
                             live: None,
+                            patch: None,
                         }
                     })
                     .collect(),
@@ -419,7 +424,7 @@ impl Recogniser {
         // Per cut face: what was measured of it, and its match when it was embedded.
         let mut measured: Vec<(usize, Quality)> = Vec::new();
         let mut matched: Vec<(usize, Match, Arc<[f32]>)> = Vec::new();
-        let mut live: Vec<(usize, Option<f32>)> = Vec::new();
+        let mut live: Vec<pad::Scored> = Vec::new();
         match &mut self.engine {
             Engine::Cpu(b) => {
                 // Measured before embedding: every chip, embedded or not.
@@ -478,10 +483,11 @@ impl Recogniser {
             live = pad::score(pair, gpu, frames, &list, &which, &held)?;
             times.pad = t.elapsed();
         }
-        times.scored = live.iter().filter(|(_, l)| l.is_some()).count();
-        for (i, l) in live {
+        times.scored = live.iter().filter(|(_, l, _)| l.is_some()).count();
+        for (i, l, patch) in live {
             if let Some(&(_, fi, k)) = cuts.get(i) {
                 out[fi].faces[k].live = l;
+                out[fi].faces[k].patch = patch.map(Arc::new);
             }
         }
         let cand = |c: engine::gpu::gallery::Candidate| Candidate {

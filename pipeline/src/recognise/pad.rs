@@ -10,6 +10,7 @@
 use engine::face::pad::{self, FaceBox, PadPair, Pixels as PadPixels};
 use zeroize::Zeroizing;
 
+use super::patch::Patch;
 use super::{Cut, FrameRef, Pixels, RecogniseError, stage_err};
 use crate::normalise::Gpu;
 
@@ -38,9 +39,13 @@ impl PadPixels for Rgba<'_> {
     }
 }
 
-/// Live probabilities of the faces `which` (indices into `cuts`), as `(index, score)`. `held`
-/// gives a frame's pixels where the backend already has them on the CPU; the others are read
-/// back from the device.
+/// One scored face: its index into `cuts`, its live probability and its grey patch.
+pub(super) type Scored = (usize, Option<f32>, Option<Patch>);
+
+/// Live probabilities of the faces `which` (indices into `cuts`), as `(index, score, patch)`
+/// (the face's grey patch for the parallax cue, cut from the same pixels). `held` gives a frame's
+/// pixels where the backend already has them on the CPU; the others are read back from the
+/// device.
 pub(super) fn score<'h>(
     pair: &PadPair,
     gpu: &Gpu,
@@ -48,7 +53,7 @@ pub(super) fn score<'h>(
     cuts: &[Cut],
     which: &[usize],
     held: &dyn Fn(usize) -> Option<&'h [u32]>,
-) -> Result<Vec<(usize, Option<f32>)>, RecogniseError> {
+) -> Result<Vec<Scored>, RecogniseError> {
     let err = stage_err("pad");
     if which.is_empty() {
         return Ok(Vec::new());
@@ -111,5 +116,9 @@ pub(super) fn score<'h>(
         .map(|(_, img, b)| (img as &dyn PadPixels, *b))
         .collect();
     let live = pair.live(&faces).map_err(|e| err(e.to_string()))?;
-    Ok(images.iter().map(|(i, _, _)| *i).zip(live).collect())
+    Ok(images
+        .iter()
+        .zip(live)
+        .map(|((i, img, b), l)| (*i, l, Patch::cut(img, *b)))
+        .collect())
 }

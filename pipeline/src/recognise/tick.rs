@@ -559,6 +559,7 @@ mod tests {
             second: None,
             embedding: None,
             live: None,
+            patch: None,
             decided: false,
         };
         let faces = LaneFaces {

@@ -1,0 +1,347 @@
+//! The dense two-camera cue: what the pixels between a face's keypoints show when the two cameras
+//! (`[lane.lower]`) see it at one instant from two heights.
+//!
+//! Why beside `stereo`'s keypoint slope: BlazeFace's six keypoints move with the face's overall
+//! look, not with its parts, so a print bent about a vertical line (paper bends one way at a time)
+//! shows them the same proportions as a head, only less of them; the slope tells a bent print
+//! from a head by amount alone, and some bent prints reach a head's amount (docs/pad.md, "Dense
+//! parallax"). The pixels do not: after the best affine map between the two views, a plane is
+//! aligned everywhere; a sheet bent about a vertical line is left with a vertical shift that
+//! changes from column to column but is straight down each column; a head's nose moves against
+//! its cheeks and brow *within* a column.
+//!
+//! The measure, per paired frame (patches cut by `recognise::patch`): align the lower view's
+//! patch to the upper's by the affine map that best matches their normalised intensities
+//! (Gauss–Newton); estimate the vertical shift left at an 8×8 grid over the patch's central half
+//! (Lucas–Kanade, one dimension: the cameras differ in height only); remove each grid column's
+//! best straight line in y; the residual's RMS, in patch pixels, is the frame's *structure along
+//! y*. `scripts/research/stereo_parallax.py` measures the same with OpenCV's ECC and Farneback.
+
+use std::sync::Arc;
+
+use crate::recognise::patch::{Patch, SIDE};
+
+/// A face's grey patches (`recognise::patch`) by the camera that cut them: one camera's before
+/// `views::merge`, both once it has paired the two views of one instant.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Patches {
+    pub upper: Option<Arc<Patch>>,
+    pub lower: Option<Arc<Patch>>,
+}
+
+/// Grid of shift estimates: 8×8 points 4 px apart over the central half of the patch.
+const GRID: usize = 8;
+const GRID_STEP: usize = 4;
+const GRID_FROM: usize = SIDE / 4 + GRID_STEP / 2;
+/// Half-size of each estimate's window (9×9 pixels).
+const WIN: isize = 4;
+/// Pixels of the border the alignment leaves out (the box edge, hair, background).
+const MARGIN: usize = 8;
+
+/// A patch as normalised floats (zero mean, unit deviation over the aligned region), blurred once
+/// so the Gauss–Newton steps see a smooth surface.
+struct Image {
+    px: Vec<f32>,
+}
+
+impl Image {
+    fn of(p: &Patch) -> Option<Image> {
+        let src = p.luma();
+        // A 3×3 binomial blur, edges repeated.
+        let at = |x: isize, y: isize| {
+            let (x, y) = (
+                x.clamp(0, SIDE as isize - 1) as usize,
+                y.clamp(0, SIDE as isize - 1) as usize,
+            );
+            src[y * SIDE + x] as f32
+        };
+        let mut px = vec![0.0f32; SIDE * SIDE];
+        for y in 0..SIDE as isize {
+            for x in 0..SIDE as isize {
+                let mut s = 0.0;
+                for (dy, wy) in [(-1, 1.0), (0, 2.0), (1, 1.0)] {
+                    for (dx, wx) in [(-1, 1.0), (0, 2.0), (1, 1.0)] {
+                        s += wx * wy * at(x + dx, y + dy);
+                    }
+                }
+                px[y as usize * SIDE + x as usize] = s / 16.0;
+            }
+        }
+        let inner = || {
+            (MARGIN..SIDE - MARGIN).flat_map(move |y| (MARGIN..SIDE - MARGIN).map(move |x| (x, y)))
+        };
+        let n = ((SIDE - 2 * MARGIN) * (SIDE - 2 * MARGIN)) as f32;
+        let mean = inner().map(|(x, y)| px[y * SIDE + x]).sum::<f32>() / n;
+        let var = inner()
+            .map(|(x, y)| (px[y * SIDE + x] - mean).powi(2))
+            .sum::<f32>()
+            / n;
+        // A blank patch (a covered lens, a black frame) has nothing to align.
+        if var.is_nan() || var <= 1.0 {
+            return None;
+        }
+        let sd = var.sqrt();
+        px.iter_mut().for_each(|v| *v = (*v - mean) / sd);
+        Some(Image { px })
+    }
+
+    /// Bilinear sample with edges repeated, and the gradient (central differences of samples).
+    fn sample(&self, x: f32, y: f32) -> f32 {
+        let hi = (SIDE - 1) as f32;
+        let (x, y) = (x.clamp(0.0, hi), y.clamp(0.0, hi));
+        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+        let (x1, y1) = ((x0 + 1).min(SIDE - 1), (y0 + 1).min(SIDE - 1));
+        let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+        let p = |x: usize, y: usize| self.px[y * SIDE + x];
+        (p(x0, y0) * (1.0 - fx) + p(x1, y0) * fx) * (1.0 - fy)
+            + (p(x0, y1) * (1.0 - fx) + p(x1, y1) * fx) * fy
+    }
+
+    fn gradient(&self, x: f32, y: f32) -> [f32; 2] {
+        [
+            (self.sample(x + 1.0, y) - self.sample(x - 1.0, y)) / 2.0,
+            (self.sample(x, y + 1.0) - self.sample(x, y - 1.0)) / 2.0,
+        ]
+    }
+}
+
+/// An affine map of patch coordinates about the centre: `[a, b, tx, c, d, ty]` adds to identity.
+type Affine = [f32; 6];
+
+fn warp(p: &Affine, x: f32, y: f32) -> [f32; 2] {
+    let c = (SIDE as f32 - 1.0) / 2.0;
+    let (u, v) = (x - c, y - c);
+    [
+        c + (1.0 + p[0]) * u + p[1] * v + p[2],
+        c + p[3] * u + (1.0 + p[4]) * v + p[5],
+    ]
+}
+
+/// The affine map taking `upper`'s pixels to where `lower` shows them, by Gauss–Newton on the
+/// normalised intensities over the patch less its margin. `None` if a step is singular or the map
+/// runs off (a shift over a quarter of the patch, a scale off by half: not the same face).
+fn align(upper: &Image, lower: &Image) -> Option<Affine> {
+    let mut p: Affine = [0.0; 6];
+    let c = (SIDE as f32 - 1.0) / 2.0;
+    for _ in 0..40 {
+        let mut h = [[0.0f64; 6]; 6];
+        let mut g = [0.0f64; 6];
+        for y in MARGIN..SIDE - MARGIN {
+            for x in MARGIN..SIDE - MARGIN {
+                let (xf, yf) = (x as f32, y as f32);
+                let [wx, wy] = warp(&p, xf, yf);
+                let r = (lower.sample(wx, wy) - upper.px[y * SIDE + x]) as f64;
+                let [gx, gy] = lower.gradient(wx, wy);
+                let (u, v) = (xf - c, yf - c);
+                let j = [gx * u, gx * v, gx, gy * u, gy * v, gy].map(f64::from);
+                for a in 0..6 {
+                    g[a] += j[a] * r;
+                    for b in 0..6 {
+                        h[a][b] += j[a] * j[b];
+                    }
+                }
+            }
+        }
+        let step = solve6(h, g)?;
+        for (pi, si) in p.iter_mut().zip(step) {
+            *pi -= si as f32;
+        }
+        let runs_off = p[2].abs().max(p[5].abs()) > SIDE as f32 / 4.0
+            || [p[0], p[1], p[3], p[4]].iter().any(|v| v.abs() > 0.5)
+            || !p.iter().all(|v| v.is_finite());
+        if runs_off {
+            return None;
+        }
+        if step.iter().map(|s| s * s).sum::<f64>() < 1e-8 {
+            break;
+        }
+    }
+    Some(p)
+}
+
+/// Solves the 6×6 system `h x = g` (Gaussian elimination with partial pivoting); `None` when
+/// singular.
+fn solve6(mut h: [[f64; 6]; 6], mut g: [f64; 6]) -> Option<[f64; 6]> {
+    for col in 0..6 {
+        let pivot = (col..6).max_by(|&a, &b| h[a][col].abs().total_cmp(&h[b][col].abs()))?;
+        if h[pivot][col].is_nan() || h[pivot][col].abs() <= 1e-9 {
+            return None;
+        }
+        h.swap(col, pivot);
+        g.swap(col, pivot);
+        let top = h[col];
+        for row in col + 1..6 {
+            let f = h[row][col] / top[col];
+            for (v, t) in h[row][col..].iter_mut().zip(&top[col..]) {
+                *v -= f * t;
+            }
+            g[row] -= f * g[col];
+        }
+    }
+    let mut x = [0.0f64; 6];
+    for row in (0..6).rev() {
+        let s: f64 = (row + 1..6).map(|k| h[row][k] * x[k]).sum();
+        x[row] = (g[row] - s) / h[row][row];
+    }
+    x.iter().all(|v| v.is_finite()).then_some(x)
+}
+
+/// The shift left at grid point (`gx`, `gy`) after `p` along `axis` (0: x, 1: y), and the
+/// texture across it (the sum of squared gradients, to which the estimate's precision is
+/// proportional): Lucas–Kanade in one dimension over a 9×9 window, five steps; `None` on a window
+/// without texture across it.
+fn shift_at(
+    upper: &Image,
+    lower: &Image,
+    p: &Affine,
+    gx: usize,
+    gy: usize,
+    axis: usize,
+) -> Option<(f32, f32)> {
+    let (mut d, mut texture) = (0.0f32, 0.0f32);
+    for _ in 0..5 {
+        let (mut num, mut den) = (0.0f32, 0.0f32);
+        for oy in -WIN..=WIN {
+            for ox in -WIN..=WIN {
+                let (x, y) = ((gx as isize + ox) as f32, (gy as isize + oy) as f32);
+                let (sx, sy) = if axis == 0 { (x + d, y) } else { (x, y + d) };
+                let [wx, wy] = warp(p, sx, sy);
+                let g = lower.gradient(wx, wy)[axis];
+                let r = lower.sample(wx, wy) - upper.px[(y as usize) * SIDE + x as usize];
+                num += g * r;
+                den += g * g;
+            }
+        }
+        if den.is_nan() || den <= 1.0 {
+            return None;
+        }
+        d = (d - num / den).clamp(-(WIN as f32), WIN as f32);
+        texture = den;
+    }
+    d.is_finite().then_some((d, texture))
+}
+
+/// RMS of the shifts along `axis` left after each grid column's straight line in y, each point
+/// weighted by its texture (a window of faint texture gives a noisy shift), and the points
+/// measured.
+fn column_residual(upper: &Image, lower: &Image, p: &Affine, axis: usize) -> (f32, usize) {
+    let (mut sum, mut weight, mut n) = (0.0f32, 0.0f32, 0usize);
+    for col in 0..GRID {
+        let gx = GRID_FROM + col * GRID_STEP;
+        let pts: Vec<(f32, f32, f32)> = (0..GRID)
+            .filter_map(|row| {
+                let gy = GRID_FROM + row * GRID_STEP;
+                shift_at(upper, lower, p, gx, gy, axis).map(|(d, w)| (gy as f32, d, w))
+            })
+            .collect();
+        if pts.len() < 4 {
+            continue;
+        }
+        let k: f32 = pts.iter().map(|q| q.2).sum();
+        let (my, md) = (
+            pts.iter().map(|q| q.2 * q.0).sum::<f32>() / k,
+            pts.iter().map(|q| q.2 * q.1).sum::<f32>() / k,
+        );
+        let sxx: f32 = pts.iter().map(|q| q.2 * (q.0 - my).powi(2)).sum();
+        let slope = pts
+            .iter()
+            .map(|q| q.2 * (q.0 - my) * (q.1 - md))
+            .sum::<f32>()
+            / sxx;
+        sum += pts
+            .iter()
+            .map(|q| q.2 * (q.1 - md - slope * (q.0 - my)).powi(2))
+            .sum::<f32>();
+        weight += k;
+        n += pts.len();
+    }
+    ((sum / weight.max(f32::MIN_POSITIVE)).sqrt(), n)
+}
+
+/// One paired frame's pixels: the structure along y (module docs) and the same taken of the
+/// horizontal shifts, which the cameras' vertical baseline leaves at the measurement's noise
+/// (a head's parallax, like any surface's, runs along y only).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Structure {
+    pub along_y: f32,
+    pub across: f32,
+}
+
+/// The frame's structure (module docs), in patch pixels. `None` when the patches cannot be
+/// aligned (blank, or not the same face) or under half the grid has texture.
+pub(super) fn structure(upper: &Patch, lower: &Patch) -> Option<Structure> {
+    let (u, l) = (Image::of(upper)?, Image::of(lower)?);
+    let p = align(&u, &l)?;
+    let (along_y, ny) = column_residual(&u, &l, &p, 1);
+    let (across, nx) = column_residual(&u, &l, &p, 0);
+    (ny.min(nx) >= GRID * GRID / 2).then_some(Structure { along_y, across })
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// A smooth random texture (sum of a few sines), sampled where `shift` moves each pixel: the
+    /// upper camera's view with `shift = 0`, the lower's with the parallax of a surface.
+    pub(in crate::decide) fn view(shift: impl Fn(f32, f32) -> [f32; 2]) -> Patch {
+        let waves = [
+            (0.21, 0.07, 0.3, 40.0),
+            (-0.05, 0.29, 1.1, 35.0),
+            (0.37, -0.23, 2.0, 25.0),
+            (0.11, 0.43, 0.7, 20.0),
+            (-0.47, 0.17, 2.6, 15.0),
+        ];
+        let mut px = Vec::with_capacity(SIDE * SIDE);
+        for y in 0..SIDE {
+            for x in 0..SIDE {
+                let [dx, dy] = shift(x as f32, y as f32);
+                let (sx, sy) = (x as f32 + dx, y as f32 + dy);
+                let v: f32 = waves
+                    .iter()
+                    .map(|(fx, fy, ph, a)| a * (fx * sx + fy * sy + ph).sin())
+                    .sum();
+                px.push((128.0 + v).clamp(0.0, 255.0) as u8);
+            }
+        }
+        Patch::from_luma(px).expect("64x64")
+    }
+
+    fn centred(x: f32, y: f32) -> (f32, f32) {
+        let c = (SIDE as f32 - 1.0) / 2.0;
+        ((x - c) / c, (y - c) / c)
+    }
+
+    #[test]
+    fn a_plane_and_a_bent_sheet_show_no_structure_along_y_and_a_nose_does() {
+        let upper = view(|_, _| [0.0, 0.0]);
+        // A picture seen from lower down: an affine change of the whole view.
+        let plane = view(|x, y| [0.5 + 0.02 * (y - 32.0), 1.5 + 0.06 * (y - 32.0) - 0.01 * x]);
+        // A print bent about a vertical line: each column shifted by its own amount.
+        let bent = view(|x, _| {
+            let (u, _) = centred(x, 0.0);
+            [0.0, 1.0 + 2.5 * u * u]
+        });
+        // A head: the nose (a bump below the centre) shifted against the cheeks and brow.
+        let head = view(|x, y| {
+            let (u, v) = centred(x, y);
+            let nose = 2.5 * (-(u * u / 0.08 + (v - 0.1).powi(2) / 0.12)).exp();
+            [0.0, 1.0 + 2.5 * u * u + nose]
+        });
+        let s = |lower: &Patch| structure(&upper, lower).expect("aligned").along_y;
+        let (flat, sheet, nose) = (s(&plane), s(&bent), s(&head));
+        assert!(flat < 0.1, "plane: {flat}");
+        assert!(sheet < 0.15, "bent sheet: {sheet}");
+        assert!(
+            nose > 0.2 && nose > 5.0 * sheet,
+            "head: {nose} (sheet {sheet})"
+        );
+    }
+
+    #[test]
+    fn blank_or_unrelated_patches_are_no_evidence() {
+        let face = view(|_, _| [0.0, 0.0]);
+        let blank = Patch::from_luma(vec![90; SIDE * SIDE]).expect("64x64");
+        assert_eq!(structure(&face, &blank), None);
+        assert_eq!(structure(&blank, &face), None);
+    }
+}
