@@ -12,9 +12,9 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::fusion::frame_weight;
+use super::parallax::Patches;
 // Where the lower camera stands is defined beside the lane camera's geometry: the PAD cues read it
 // too, and `planarity` must not depend on this module.
-use super::parallax::Patches;
 pub use super::planarity::LowerGeometry;
 use super::track::{Observation, pair_greedily};
 pub use super::track::{Seen, View};
