@@ -160,7 +160,8 @@ fn align(upper: &Image, lower: &Image) -> Option<Affine> {
 }
 
 /// Solves the 6×6 system `h x = g` (Gaussian elimination with partial pivoting); `None` when
-/// singular.
+/// singular. Local: the workspace has no linear-algebra crate, and one fixed 6×6 system per
+/// Gauss–Newton step does not warrant one.
 fn solve6(mut h: [[f64; 6]; 6], mut g: [f64; 6]) -> Option<[f64; 6]> {
     for col in 0..6 {
         let pivot = (col..6).max_by(|&a, &b| h[a][col].abs().total_cmp(&h[b][col].abs()))?;
@@ -259,8 +260,9 @@ fn column_residual(upper: &Image, lower: &Image, p: &Affine, axis: usize) -> (f3
 }
 
 /// One paired frame's pixels: the structure along y (module docs) and the same taken of the
-/// horizontal shifts, which the cameras' vertical baseline leaves at the measurement's noise
-/// (a head's parallax, like any surface's, runs along y only).
+/// horizontal shifts. The vertical baseline should leave the horizontal ones at the measurement's
+/// noise, but on the footage heads show 0.5–0.7 there against pictures' 0.08–0.3 (docs/pad.md),
+/// so `across` is logged for that question and used by no rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Structure {
     pub along_y: f32,

@@ -167,7 +167,7 @@ pub(super) struct StereoFit {
     /// The median structure along y of the paired frames with patches (`parallax`), pixels of
     /// a 64-px patch; with fewer than `PARALLAX_FRAMES` such frames, none.
     parallax: Option<f32>,
-    /// The same of the horizontal shifts: the measurement's noise.
+    /// The same of the horizontal shifts (`parallax::Structure::across`): logged, not judged.
     across: Option<f32>,
     parallax_frames: usize,
     frames: usize,
