@@ -12,7 +12,9 @@
 //!
 //! The measure, per paired frame (patches cut by `recognise::patch`): align the lower view's
 //! patch to the upper's by the affine map that best matches their normalised intensities
-//! (Gauss–Newton); estimate the vertical shift left at an 8×8 grid over the patch's central half
+//! (Gauss–Newton, started from the similarity that takes the upper view's eyes and mouth onto the
+//! lower's: each camera's box jitters by several pixels on its own, beyond where Gauss–Newton
+//! from the identity finds its way back, docs/pad.md); estimate the vertical shift left at an 8×8 grid over the patch's central half
 //! (Lucas–Kanade, one dimension: the cameras differ in height only); remove each grid column's
 //! best straight line in y; the residual's RMS, in patch pixels, is the frame's *structure along
 //! y*. `scripts/research/stereo_parallax.py` measures the same with OpenCV's ECC and Farneback.
@@ -117,46 +119,131 @@ fn warp(p: &Affine, x: f32, y: f32) -> [f32; 2] {
     ]
 }
 
-/// The affine map taking `upper`'s pixels to where `lower` shows them, by Gauss–Newton on the
-/// normalised intensities over the patch less its margin. `None` if a step is singular or the map
-/// runs off (a shift over a quarter of the patch, a scale off by half: not the same face).
-fn align(upper: &Image, lower: &Image) -> Option<Affine> {
-    let mut p: Affine = [0.0; 6];
+/// Whether `p` has run off: a shift over a quarter of the patch, a scale off by half, or not a
+/// number; not the same face.
+fn runs_off(p: &Affine) -> bool {
+    p[2].abs().max(p[5].abs()) > SIDE as f32 / 4.0
+        || [p[0], p[1], p[3], p[4]].iter().any(|v| v.abs() > 0.5)
+        || !p.iter().all(|v| v.is_finite())
+}
+
+/// Keypoints the alignment starts from: the eyes and the mouth (BlazeFace's 0, 1 and 3). Not the
+/// nose: its parallax is the measure's signal, and not the ears, the first to turn out of view.
+const STARTS_FROM: [usize; 3] = [0, 1, 3];
+
+/// The similarity (scale, rotation, shift; least squares) taking `ku`'s eyes and mouth, placed in
+/// `upper`, onto `kl`'s placed in `lower`, as an [`Affine`]. `None` for degenerate keypoints or a
+/// map that runs off.
+fn start(upper: &Patch, lower: &Patch, ku: &[[f32; 2]; 6], kl: &[[f32; 2]; 6]) -> Option<Affine> {
+    let a = STARTS_FROM.map(|i| upper.place(ku[i]));
+    let b = STARTS_FROM.map(|i| lower.place(kl[i]));
+    let mean = |q: &[[f32; 2]; 3]| {
+        let n = q.len() as f32;
+        [
+            q.iter().map(|v| v[0]).sum::<f32>() / n,
+            q.iter().map(|v| v[1]).sum::<f32>() / n,
+        ]
+    };
+    let (ma, mb) = (mean(&a), mean(&b));
+    let (mut norm, mut re, mut im) = (0.0f32, 0.0f32, 0.0f32);
+    for (pa, pb) in a.iter().zip(&b) {
+        let (ax, ay, bx, by) = (pa[0] - ma[0], pa[1] - ma[1], pb[0] - mb[0], pb[1] - mb[1]);
+        norm += ax * ax + ay * ay;
+        re += ax * bx + ay * by;
+        im += ax * by - ay * bx;
+    }
+    // Under a pixel's spread: the keypoints coincide and say nothing of scale or turn.
+    if norm.is_nan() || norm < 1.0 {
+        return None;
+    }
+    let (re, im) = (re / norm, im / norm);
+    // lower = M (upper − ma) + mb, with M = [[re, −im], [im, re]]; `warp` works about the centre.
     let c = (SIDE as f32 - 1.0) / 2.0;
+    let p: Affine = [
+        re - 1.0,
+        -im,
+        mb[0] - c - re * (ma[0] - c) + im * (ma[1] - c),
+        im,
+        re - 1.0,
+        mb[1] - c - im * (ma[0] - c) - re * (ma[1] - c),
+    ];
+    (!runs_off(&p)).then_some(p)
+}
+
+/// Where `upper`'s pixels are in `lower` (`p`), and the mean and deviation of `lower`'s
+/// intensities over them: each patch is normalised over its own region, and the two boxes cover
+/// different parts of the face (and the two cameras expose on their own), so `lower` is compared
+/// as `(v − mean) / sd` over exactly what the upper region maps to, as OpenCV's ECC does.
+struct Map {
+    p: Affine,
+    mean: f32,
+    sd: f32,
+}
+
+impl Map {
+    /// `lower`'s normalised intensity and gradient at `upper`'s (`x`, `y`).
+    fn at(&self, lower: &Image, x: f32, y: f32) -> (f32, [f32; 2]) {
+        let [wx, wy] = warp(&self.p, x, y);
+        let [gx, gy] = lower.gradient(wx, wy);
+        (
+            (lower.sample(wx, wy) - self.mean) / self.sd,
+            [gx / self.sd, gy / self.sd],
+        )
+    }
+}
+
+/// The affine map taking `upper`'s pixels to where `lower` shows them, by Gauss–Newton from `p`
+/// on the normalised intensities over the patch less its margin. `None` if a step is singular,
+/// the map runs off, or what it maps onto is blank.
+fn align(upper: &Image, lower: &Image, p: Affine) -> Option<Map> {
+    let c = (SIDE as f32 - 1.0) / 2.0;
+    let region =
+        || (MARGIN..SIDE - MARGIN).flat_map(|y| (MARGIN..SIDE - MARGIN).map(move |x| (x, y)));
+    let n = ((SIDE - 2 * MARGIN) * (SIDE - 2 * MARGIN)) as f32;
+    let photometry = |p: &Affine| {
+        let (mut s, mut s2) = (0.0f32, 0.0f32);
+        for (x, y) in region() {
+            let [wx, wy] = warp(p, x as f32, y as f32);
+            let v = lower.sample(wx, wy);
+            s += v;
+            s2 += v * v;
+        }
+        let mean = s / n;
+        let sd = (s2 / n - mean * mean).max(0.0).sqrt();
+        // A stretch of edge or flat skin is nothing to compare.
+        (sd > 0.05).then_some(Map { p: *p, mean, sd })
+    };
+    let mut m = photometry(&p)?;
     for _ in 0..40 {
         let mut h = [[0.0f64; 6]; 6];
         let mut g = [0.0f64; 6];
-        for y in MARGIN..SIDE - MARGIN {
-            for x in MARGIN..SIDE - MARGIN {
-                let (xf, yf) = (x as f32, y as f32);
-                let [wx, wy] = warp(&p, xf, yf);
-                let r = (lower.sample(wx, wy) - upper.px[y * SIDE + x]) as f64;
-                let [gx, gy] = lower.gradient(wx, wy);
-                let (u, v) = (xf - c, yf - c);
-                let j = [gx * u, gx * v, gx, gy * u, gy * v, gy].map(f64::from);
-                for a in 0..6 {
-                    g[a] += j[a] * r;
-                    for b in 0..6 {
-                        h[a][b] += j[a] * j[b];
-                    }
+        for (x, y) in region() {
+            let (xf, yf) = (x as f32, y as f32);
+            let (v, [gx, gy]) = m.at(lower, xf, yf);
+            let r = (v - upper.px[y * SIDE + x]) as f64;
+            let (u, v) = (xf - c, yf - c);
+            let j = [gx * u, gx * v, gx, gy * u, gy * v, gy].map(f64::from);
+            for a in 0..6 {
+                g[a] += j[a] * r;
+                for b in 0..6 {
+                    h[a][b] += j[a] * j[b];
                 }
             }
         }
         let step = solve6(h, g)?;
+        let mut p = m.p;
         for (pi, si) in p.iter_mut().zip(step) {
             *pi -= si as f32;
         }
-        let runs_off = p[2].abs().max(p[5].abs()) > SIDE as f32 / 4.0
-            || [p[0], p[1], p[3], p[4]].iter().any(|v| v.abs() > 0.5)
-            || !p.iter().all(|v| v.is_finite());
-        if runs_off {
+        if runs_off(&p) {
             return None;
         }
+        m = photometry(&p)?;
         if step.iter().map(|s| s * s).sum::<f64>() < 1e-8 {
             break;
         }
     }
-    Some(p)
+    Some(m)
 }
 
 /// Solves the 6×6 system `h x = g` (Gaussian elimination with partial pivoting); `None` when
@@ -194,7 +281,7 @@ fn solve6(mut h: [[f64; 6]; 6], mut g: [f64; 6]) -> Option<[f64; 6]> {
 fn shift_at(
     upper: &Image,
     lower: &Image,
-    p: &Affine,
+    m: &Map,
     gx: usize,
     gy: usize,
     axis: usize,
@@ -206,9 +293,9 @@ fn shift_at(
             for ox in -WIN..=WIN {
                 let (x, y) = ((gx as isize + ox) as f32, (gy as isize + oy) as f32);
                 let (sx, sy) = if axis == 0 { (x + d, y) } else { (x, y + d) };
-                let [wx, wy] = warp(p, sx, sy);
-                let g = lower.gradient(wx, wy)[axis];
-                let r = lower.sample(wx, wy) - upper.px[(y as usize) * SIDE + x as usize];
+                let (v, grad) = m.at(lower, sx, sy);
+                let g = grad[axis];
+                let r = v - upper.px[(y as usize) * SIDE + x as usize];
                 num += g * r;
                 den += g * g;
             }
@@ -225,14 +312,14 @@ fn shift_at(
 /// RMS of the shifts along `axis` left after each grid column's straight line in y, each point
 /// weighted by its texture (a window of faint texture gives a noisy shift), and the points
 /// measured.
-fn column_residual(upper: &Image, lower: &Image, p: &Affine, axis: usize) -> (f32, usize) {
+fn column_residual(upper: &Image, lower: &Image, m: &Map, axis: usize) -> (f32, usize) {
     let (mut sum, mut weight, mut n) = (0.0f32, 0.0f32, 0usize);
     for col in 0..GRID {
         let gx = GRID_FROM + col * GRID_STEP;
         let pts: Vec<(f32, f32, f32)> = (0..GRID)
             .filter_map(|row| {
                 let gy = GRID_FROM + row * GRID_STEP;
-                shift_at(upper, lower, p, gx, gy, axis).map(|(d, w)| (gy as f32, d, w))
+                shift_at(upper, lower, m, gx, gy, axis).map(|(d, w)| (gy as f32, d, w))
             })
             .collect();
         if pts.len() < 4 {
@@ -269,13 +356,19 @@ pub(super) struct Structure {
     pub across: f32,
 }
 
-/// The frame's structure (module docs), in patch pixels. `None` when the patches cannot be
-/// aligned (blank, or not the same face) or under half the grid has texture.
-pub(super) fn structure(upper: &Patch, lower: &Patch) -> Option<Structure> {
+/// The frame's structure (module docs), in patch pixels, of the face with keypoints `ku` in the
+/// image `upper` was cut from and `kl` in `lower`'s. `None` when the patches cannot be aligned
+/// (blank, degenerate keypoints, or not the same face) or under half the grid has texture.
+pub(super) fn structure(
+    upper: &Patch,
+    lower: &Patch,
+    ku: &[[f32; 2]; 6],
+    kl: &[[f32; 2]; 6],
+) -> Option<Structure> {
     let (u, l) = (Image::of(upper)?, Image::of(lower)?);
-    let p = align(&u, &l)?;
-    let (along_y, ny) = column_residual(&u, &l, &p, 1);
-    let (across, nx) = column_residual(&u, &l, &p, 0);
+    let m = align(&u, &l, start(upper, lower, ku, kl)?)?;
+    let (along_y, ny) = column_residual(&u, &l, &m, 1);
+    let (across, nx) = column_residual(&u, &l, &m, 0);
     (ny.min(nx) >= GRID * GRID / 2).then_some(Structure { along_y, across })
 }
 
@@ -286,6 +379,18 @@ pub(super) mod tests {
     /// A smooth random texture (sum of a few sines), sampled where `shift` moves each pixel: the
     /// upper camera's view with `shift = 0`, the lower's with the parallax of a surface.
     pub(in crate::decide) fn view(shift: impl Fn(f32, f32) -> [f32; 2]) -> Patch {
+        let mut px = Vec::with_capacity(SIDE * SIDE);
+        for y in 0..SIDE {
+            for x in 0..SIDE {
+                let [dx, dy] = shift(x as f32, y as f32);
+                px.push(wave(x as f32 + dx, y as f32 + dy).clamp(0.0, 255.0) as u8);
+            }
+        }
+        Patch::from_luma(px).expect("64x64")
+    }
+
+    /// The texture's luma at (`x`, `y`), patch pixels.
+    fn wave(x: f32, y: f32) -> f32 {
         let waves = [
             (0.21, 0.07, 0.3, 40.0),
             (-0.05, 0.29, 1.1, 35.0),
@@ -293,20 +398,23 @@ pub(super) mod tests {
             (0.11, 0.43, 0.7, 20.0),
             (-0.47, 0.17, 2.6, 15.0),
         ];
-        let mut px = Vec::with_capacity(SIDE * SIDE);
-        for y in 0..SIDE {
-            for x in 0..SIDE {
-                let [dx, dy] = shift(x as f32, y as f32);
-                let (sx, sy) = (x as f32 + dx, y as f32 + dy);
-                let v: f32 = waves
-                    .iter()
-                    .map(|(fx, fy, ph, a)| a * (fx * sx + fy * sy + ph).sin())
-                    .sum();
-                px.push((128.0 + v).clamp(0.0, 255.0) as u8);
-            }
-        }
-        Patch::from_luma(px).expect("64x64")
+        let v: f32 = waves
+            .iter()
+            .map(|(fx, fy, ph, a)| a * (fx * x + fy * y + ph).sin())
+            .sum();
+        128.0 + v
     }
+
+    /// Keypoints at the same places of two patches cut one image pixel for one at the origin:
+    /// the alignment starts from the identity.
+    pub(in crate::decide) const SAME: [[f32; 2]; 6] = [
+        [22.0, 26.0],
+        [42.0, 26.0],
+        [32.0, 36.0],
+        [32.0, 46.0],
+        [12.0, 30.0],
+        [52.0, 30.0],
+    ];
 
     fn centred(x: f32, y: f32) -> (f32, f32) {
         let c = (SIDE as f32 - 1.0) / 2.0;
@@ -329,7 +437,11 @@ pub(super) mod tests {
             let nose = 2.5 * (-(u * u / 0.08 + (v - 0.1).powi(2) / 0.12)).exp();
             [0.0, 1.0 + 2.5 * u * u + nose]
         });
-        let s = |lower: &Patch| structure(&upper, lower).expect("aligned").along_y;
+        let s = |lower: &Patch| {
+            structure(&upper, lower, &SAME, &SAME)
+                .expect("aligned")
+                .along_y
+        };
         let (flat, sheet, nose) = (s(&plane), s(&bent), s(&head));
         assert!(flat < 0.1, "plane: {flat}");
         assert!(sheet < 0.15, "bent sheet: {sheet}");
@@ -343,7 +455,63 @@ pub(super) mod tests {
     fn blank_or_unrelated_patches_are_no_evidence() {
         let face = view(|_, _| [0.0, 0.0]);
         let blank = Patch::from_luma(vec![90; SIDE * SIDE]).expect("64x64");
-        assert_eq!(structure(&face, &blank), None);
-        assert_eq!(structure(&blank, &face), None);
+        assert_eq!(structure(&face, &blank, &SAME, &SAME), None);
+        assert_eq!(structure(&blank, &face, &SAME, &SAME), None);
+        // Keypoints all in one place say nothing of where to start.
+        assert_eq!(structure(&face, &face, &[[30.0, 30.0]; 6], &SAME), None);
+    }
+
+    /// An image of the waves `view` draws, seen where `shift` moves each image pixel.
+    struct Scene<F: Fn(f32, f32) -> [f32; 2]>(F);
+
+    impl<F: Fn(f32, f32) -> [f32; 2]> engine::face::pad::Pixels for Scene<F> {
+        fn size(&self) -> (usize, usize) {
+            (320, 240)
+        }
+        fn rgb(&self, x: usize, y: usize) -> [u8; 3] {
+            // The patch-sized waves stretched over an 80-px face from (100, 100).
+            let [dx, dy] = (self.0)(x as f32, y as f32);
+            let (sx, sy) = ((x as f32 + dx - 100.0) * 0.8, (y as f32 + dy - 100.0) * 0.8);
+            let v = wave(sx, sy).clamp(0.0, 255.0) as u8;
+            [v, v, v]
+        }
+    }
+
+    /// The two cameras' boxes jitter on their own (a shift of 7 px and a tenth in scale here, as
+    /// BlazeFace's do), so the patches cover different parts of the face: started from the
+    /// keypoints (themselves a pixel off) and compared over the same part, the plane is still
+    /// aligned everywhere and the nose still stands out.
+    #[test]
+    fn boxes_that_jitter_between_the_cameras_still_align() {
+        let upper_box = [100.0, 100.0, 80.0, 80.0];
+        let lower_box = [107.0, 94.0, 88.0, 88.0];
+        let image_keys: [[f32; 2]; 6] = SAME.map(|[x, y]| [100.0 + x * 1.25, 100.0 + y * 1.25]);
+        // The lower camera sees each point 2 px higher, and a pixel off where BlazeFace puts it.
+        let lower_keys = image_keys.map(|[x, y]| [x + 0.7, y - 2.0 - 0.8]);
+        let upper = Patch::cut(&Scene(|_, _| [0.0, 0.0]), upper_box).expect("a patch");
+        let plane =
+            Patch::cut(&Scene(|_, y| [0.0, 2.0 + 0.02 * (y - 140.0)]), lower_box).expect("a patch");
+        let head = Patch::cut(
+            &Scene(|x, y| {
+                let (u, v) = ((x - 140.0) / 40.0, (y - 140.0) / 40.0);
+                [
+                    0.0,
+                    2.0 + 3.0 * (-(u * u / 0.08 + (v - 0.1).powi(2) / 0.12)).exp(),
+                ]
+            }),
+            lower_box,
+        )
+        .expect("a patch");
+        let s = |lower: &Patch| {
+            structure(&upper, lower, &image_keys, &lower_keys)
+                .expect("aligned")
+                .along_y
+        };
+        let (flat, nose) = (s(&plane), s(&head));
+        assert!(flat < 0.1, "plane: {flat}");
+        assert!(
+            nose > 0.2 && nose > 3.0 * flat,
+            "head: {nose} (plane {flat})"
+        );
     }
 }

@@ -102,7 +102,9 @@ impl Stereo {
         // Measured only where the lane enables the pixels' cue: an alignment and 128 small
         // shift estimates per paired face, on the deciding thread (not yet benchmarked).
         let structure = match (&patches.upper, &patches.lower) {
-            (Some(u), Some(l)) if p.stereo_parallax > 0.0 => parallax::structure(u, l),
+            (Some(u), Some(l)) if p.stereo_parallax > 0.0 => {
+                parallax::structure(u, l, upper, lower)
+            }
             _ => None,
         };
         self.samples.push(Sample {
@@ -394,29 +396,30 @@ mod tests {
     /// The pixels are measured only where the lane enables them, and only with both patches.
     #[test]
     fn the_pixels_are_measured_where_enabled_with_both_patches() {
-        use super::super::parallax::tests::view;
+        use super::super::parallax::tests::{SAME, view};
+        use crate::recognise::patch::Patch;
         use std::sync::Arc;
-        let both = Patches {
-            upper: Some(Arc::new(view(|_, _| [0.0, 0.0]))),
-            lower: Some(Arc::new(view(|_, _| [0.0, 1.0]))),
+        // Each view's patch framed so its keypoints fall where `SAME` has them.
+        let framed = |p: Patch, k: &[[f32; 2]; 6]| {
+            let step = eyes(k).1 / (SAME[1][0] - SAME[0][0]);
+            Arc::new(p.framed(
+                [k[0][0] - SAME[0][0] * step, k[0][1] - SAME[0][1] * step],
+                step,
+            ))
         };
-        let one = Patches {
-            lower: None,
-            ..both.clone()
-        };
-        let walk_with = |p: &PlanarParams, patches: &Patches| {
+        let walk_with = |p: &PlanarParams, both: bool| {
             let mut st = Stereo::default();
             for d in [1.6f32, 1.3, 1.0, 0.8] {
                 let scale = FOCAL * EYE_M / d;
                 let (up, down) = ((0.3 / d).atan(), (-0.2 / d).atan());
                 let row_u = CENTRE_Y + FOCAL * up.tan();
                 let row_l = CENTRE_Y + FOCAL * (down + TILT_DEG.to_radians()).tan();
-                st.push(
-                    p,
-                    &seen(up, scale, row_u, true),
-                    &seen(down, scale, row_l, true),
-                    patches,
-                );
+                let (ku, kl) = (seen(up, scale, row_u, true), seen(down, scale, row_l, true));
+                let patches = Patches {
+                    upper: Some(framed(view(|_, _| [0.0, 0.0]), &ku)),
+                    lower: both.then(|| framed(view(|_, _| [0.0, 1.0]), &kl)),
+                };
+                st.push(p, &ku, &kl, &patches);
             }
             st.fit(p)
         };
@@ -424,11 +427,11 @@ mod tests {
             stereo_parallax: 0.3,
             ..params()
         };
-        let measured = walk_with(&on, &both);
+        let measured = walk_with(&on, true);
         assert_eq!(measured.parallax_frames, 4);
         assert!(measured.parallax.is_some_and(|s| s < 0.1), "{measured:?}");
         assert!(!measured.head_like(&on) && measured.flat_for_alarm(&on));
-        assert_eq!(walk_with(&on, &one).parallax_frames, 0);
-        assert_eq!(walk_with(&params(), &both).parallax_frames, 0);
+        assert_eq!(walk_with(&on, false).parallax_frames, 0);
+        assert_eq!(walk_with(&params(), true).parallax_frames, 0);
     }
 }
