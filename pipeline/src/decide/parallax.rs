@@ -17,7 +17,8 @@
 //! from the identity finds its way back, docs/pad.md); estimate the vertical shift left at an 8×8 grid over the patch's central half
 //! (Lucas–Kanade, one dimension: the cameras differ in height only); remove each grid column's
 //! best straight line in y; the residual's RMS, in patch pixels, is the frame's *structure along
-//! y*. `scripts/research/stereo_parallax.py` measures the same with OpenCV's ECC and Farneback.
+//! y*, and the same of the horizontal shifts its structure across (`Structure::relief` judges
+//! both). `scripts/research/stereo_parallax.py` measures the same with OpenCV's ECC and Farneback.
 
 use std::sync::Arc;
 
@@ -347,13 +348,23 @@ fn column_residual(upper: &Image, lower: &Image, m: &Map, axis: usize) -> (f32, 
 }
 
 /// One paired frame's pixels: the structure along y (module docs) and the same taken of the
-/// horizontal shifts. The vertical baseline should leave the horizontal ones at the measurement's
-/// noise, but on the footage heads show 0.5–0.7 there against pictures' 0.08–0.3 (docs/pad.md),
-/// so `across` is logged for that question and used by no rule.
+/// horizontal shifts. The cameras differ in height only, yet heads show more structure across than
+/// along (medians 0.56–0.60 px against 0.33–0.43 on the footage's normal and cast lanes, pictures
+/// 0.07–0.12 against 0.06–0.09; docs/pad.md): a one-dimensional estimate along x answers a
+/// vertical shift wherever the texture runs diagonally, so a nose's shift shows in both, a bent
+/// sheet's in neither.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Structure {
     pub along_y: f32,
     pub across: f32,
+}
+
+impl Structure {
+    /// Both together, what the cue judges: on the footage it parts heads from pictures by more
+    /// than either alone (docs/pad.md).
+    pub(super) fn relief(&self) -> f32 {
+        self.along_y.hypot(self.across)
+    }
 }
 
 /// The frame's structure (module docs), in patch pixels, of the face with keypoints `ku` in the

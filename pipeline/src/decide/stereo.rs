@@ -19,9 +19,10 @@
 //! judged against `stereo_relief` with the same confidence as the one-camera cue.
 //!
 //! Where a lane enables it (`stereo_parallax` above 0), the same paired frames' pixels are measured
-//! too (`parallax`: both views' patches) and, once measured, outrank the slope: the keypoints move
-//! with the face's overall look, so a bent print fits a shallow head's slope; its pixels show no
-//! nose. Off by default until it separates on the pipeline's own patches (docs/pad.md).
+//! too (`parallax`: both views' patches), and they can only take depth away: the keypoints move
+//! with the face's overall look, so a bent print fits a shallow head's slope, and its pixels show
+//! no nose; but noise (a dim lane's) only ever adds structure, so pixels that look deep are no
+//! evidence of a head. Flat pixels make the face flat whatever the slope; a head needs both.
 
 use super::parallax::{self, Patches};
 use super::planarity::{CONFIDENCE, PlanarParams, Planarity, affine, fit, judge, within_decide_by};
@@ -152,8 +153,7 @@ impl Stereo {
         let enough = structure.len() >= PARALLAX_FRAMES;
         StereoFit {
             fit: fit(points, true),
-            parallax: enough.then(|| median(structure.iter().map(|s| s.along_y).collect())),
-            across: enough.then(|| median(structure.iter().map(|s| s.across).collect())),
+            parallax: enough.then(|| median(structure.iter().map(|s| s.relief()).collect())),
             parallax_frames: structure.len(),
             frames,
             paired: p.lower.is_some() && frames >= p.stereo_frames.max(2),
@@ -166,11 +166,9 @@ impl Stereo {
 pub(super) struct StereoFit {
     /// Slope and its standard error.
     fit: Option<(f32, f32)>,
-    /// The median structure along y of the paired frames with patches (`parallax`), pixels of
-    /// a 64-px patch; with fewer than `PARALLAX_FRAMES` such frames, none.
+    /// The median structure of the paired frames with patches (`parallax::Structure::relief`),
+    /// pixels of a 64-px patch; with fewer than `PARALLAX_FRAMES` such frames, none.
     parallax: Option<f32>,
-    /// The same of the horizontal shifts (`parallax::Structure::across`): logged, not judged.
-    across: Option<f32>,
     parallax_frames: usize,
     frames: usize,
     /// Both cameras have seen the face together often enough (`stereo_frames`) for a verdict.
@@ -182,73 +180,58 @@ impl StereoFit {
         self.paired
     }
 
-    /// Whether the pixels were measured and show a picture: the median structure along y of
-    /// the paired frames' patches below `stereo_parallax` (`parallax`). When measured, the pixels
-    /// speak for the face's shape before the keypoints do: the keypoints move with the face's
-    /// overall look and give a bent print a shallow head's slope; the pixels show it has no nose.
+    /// Whether the pixels were measured and show a picture: the median structure of the paired
+    /// frames' patches below `stereo_parallax` (`parallax`). A picture, flat or bent one way, has
+    /// none beyond noise; a head's nose gives it at every lane we measured (docs/pad.md).
     fn pixels_flat(&self, p: &PlanarParams) -> bool {
         self.paired && self.parallax.is_some_and(|s| s < p.stereo_parallax)
     }
 
     /// A face neither shown flat nor in relief with confidence: whether it still has a head's
-    /// depth rather than a picture's. Where the pixels were measured, their structure at or above
-    /// `stereo_parallax`; else the keypoints' slope at least `stereo_near` by one standard error.
-    /// Enough for a grant at the door, and for holding back an alarm the learned cue alone would
-    /// raise (the two cues disagree: no grant, no alarm). One standard error, not the verdicts'
-    /// 2.5: bent prints reach 0.3–0.5 on their best walks, heads 0.7 (docs/pad.md).
+    /// depth rather than a picture's. The keypoints' slope at least `stereo_near` by one standard
+    /// error, and the pixels, where measured, not flat. Enough for a grant at the door, and for
+    /// holding back an alarm the learned cue alone would raise (the two cues disagree: no grant,
+    /// no alarm). One standard error, not the verdicts' 2.5: bent prints reach 0.3–0.5 on their
+    /// best walks, heads 0.7 (docs/pad.md); their pixels take that slope back.
     pub(super) fn head_like(&self, p: &PlanarParams) -> bool {
-        if !self.paired {
-            return false;
-        }
-        match self.parallax {
-            Some(s) => s >= p.stereo_parallax,
-            None => self
+        self.paired
+            && !self.pixels_flat(p)
+            && self
                 .fit
-                .is_some_and(|(slope, se)| slope - se >= p.stereo_near),
-        }
+                .is_some_and(|(slope, se)| slope - se >= p.stereo_near)
     }
 
     /// Whether the face is flat enough for the flatness alone to turn a doubtful learned score
-    /// into an alarm: the pixels show a picture, or, unmeasured, the keypoints' slope is
-    /// confidently below half of `stereo_relief`. Flat below `stereo_relief` already refuses the
-    /// grant; an alarm at an honest passenger costs more, and about 2 % of honest tracks fit flat
-    /// at `stereo_relief` on our footage (docs/pad.md), fewer than half as many this far down.
+    /// into an alarm: the pixels show a picture, or the keypoints' slope is confidently below
+    /// half of `stereo_relief`. Flat below `stereo_relief` already refuses the grant; an alarm
+    /// at an honest passenger costs more, and about 2 % of honest tracks fit flat at
+    /// `stereo_relief` on our footage (docs/pad.md), fewer than half as many this far down.
     pub(super) fn flat_for_alarm(&self, p: &PlanarParams) -> bool {
-        if self.parallax.is_some() {
-            return self.pixels_flat(p);
-        }
-        self.paired
-            && self
-                .fit
-                .is_some_and(|(slope, se)| slope + CONFIDENCE * se < p.stereo_relief / 2.0)
+        self.pixels_flat(p)
+            || self.paired
+                && self
+                    .fit
+                    .is_some_and(|(slope, se)| slope + CONFIDENCE * se < p.stereo_relief / 2.0)
     }
 
     /// The slope of the views' relief difference against their angles' difference, judged as the
-    /// module says, overruled where the pixels were measured (flat when they show a picture, not
-    /// flat when they show a head); `Unsure` until `stereo_frames` paired frames.
+    /// module says; flat, whatever the slope, where the pixels show a picture; `Unsure` until
+    /// `stereo_frames` paired frames.
     pub(super) fn verdict(&self, p: &PlanarParams) -> Planarity {
         if !self.paired {
             return Planarity::Unsure {
                 frames: self.frames,
             };
         }
-        let keypoints = judge(self.fit, p.stereo_relief, self.frames);
-        match (self.parallax, keypoints) {
-            // The pixels show a picture: flat, whatever slope the keypoints fitted.
-            (Some(_), _) if self.pixels_flat(p) => {
-                let (slope, se) = self.fit.unwrap_or((0.0, 0.0));
-                Planarity::Flat {
-                    slope,
-                    se,
-                    frames: self.frames,
-                }
-            }
-            // The pixels show a head's depth where the keypoints fitted flat: they disagree.
-            (Some(_), Planarity::Flat { .. }) => Planarity::Unsure {
+        if self.pixels_flat(p) {
+            let (slope, se) = self.fit.unwrap_or((0.0, 0.0));
+            return Planarity::Flat {
+                slope,
+                se,
                 frames: self.frames,
-            },
-            _ => keypoints,
+            };
         }
+        judge(self.fit, p.stereo_relief, self.frames)
     }
 }
 
@@ -364,10 +347,11 @@ mod tests {
         assert!(st.near(&p));
     }
 
-    /// Where the pixels were measured they speak for the shape: a head's keypoint slope with a
-    /// picture's pixels is flat (the bent print), a flat slope with a head's pixels is not.
+    /// The pixels can only take depth away: a head's keypoint slope with a picture's pixels is
+    /// flat (the bent print); a flat slope with deep pixels stays flat (noise only adds
+    /// structure), and a head needs both.
     #[test]
-    fn the_pixels_outrank_the_keypoints_where_measured() {
+    fn the_pixels_take_depth_away_and_never_give_it() {
         let p = PlanarParams {
             stereo_parallax: 0.3,
             ..params()
@@ -375,7 +359,6 @@ mod tests {
         let fit = |slope: f32, parallax: Option<f32>| StereoFit {
             fit: Some((slope, 0.05)),
             parallax,
-            across: parallax,
             parallax_frames: if parallax.is_some() { 8 } else { 0 },
             frames: 10,
             paired: true,
@@ -383,9 +366,12 @@ mod tests {
         let bent = fit(0.7, Some(0.1));
         assert!(!bent.head_like(&p) && bent.flat_for_alarm(&p));
         assert!(matches!(bent.verdict(&p), Planarity::Flat { .. }));
-        let head = fit(0.0, Some(0.6));
+        let noisy_picture = fit(0.0, Some(0.6));
+        assert!(!noisy_picture.head_like(&p) && noisy_picture.flat_for_alarm(&p));
+        assert!(matches!(noisy_picture.verdict(&p), Planarity::Flat { .. }));
+        let head = fit(0.7, Some(0.6));
         assert!(head.head_like(&p) && !head.flat_for_alarm(&p));
-        assert!(matches!(head.verdict(&p), Planarity::Unsure { .. }));
+        assert!(matches!(head.verdict(&p), Planarity::Relief { .. }));
         // Unmeasured: the keypoints as before.
         let (deep, flat) = (fit(0.7, None), fit(0.0, None));
         assert!(deep.head_like(&p) && !deep.flat_for_alarm(&p));
