@@ -27,6 +27,12 @@ Development-time research only, against footage from `gate-calibrate footage --l
 
     python3 -m pip install numpy opencv-python-headless
     python3 scripts/research/stereo_parallax.py FOOTAGE_DIR [--min-px 50] [--max-px 95]
+
+A detector's boxes are not the truth's: `--jitter 0.08` moves and scales each view's box on its
+own (normal, that fraction of the box: what takes the separation away), and `--start truth`
+starts the alignment from the correspondence the jitter broke, `--start-noise 0.02` off by that
+fraction of the crop (as keypoints would give it; the pipeline's `decide::parallax` starts from
+the eyes and the mouth).
 """
 import argparse
 import collections
@@ -39,19 +45,31 @@ import numpy as np
 N = 64
 
 
-def crop(img, box):
-    """The face box, square about its centre, resampled to NxN grey (0-1)."""
+def crop_map(box):
+    """The 3x3 map from image pixels to the NxN crop of a face box (square about its centre)."""
     x, y, w, h = box
     cx, cy, s = x + w / 2, y + h / 2, max(w, h)
-    m = np.float32([[N / s, 0, N / 2 - cx * N / s], [0, N / s, N / 2 - cy * N / s]])
+    return np.array([[N / s, 0, N / 2 - cx * N / s], [0, N / s, N / 2 - cy * N / s], [0, 0, 1]])
+
+
+def crop(img, box):
+    """The face box, square about its centre, resampled to NxN grey (0-1)."""
+    m = crop_map(box)[:2].astype(np.float32)
     out = cv2.warpAffine(img, m, (N, N), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return cv2.cvtColor(out, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255
 
 
-def structure_along_y(upper, lower):
+def jittered(box, rng, sigma):
+    """The box moved and scaled as a detector's might be: normal, `sigma` of its size."""
+    x, y, w, h = box
+    j = rng.normal(0, sigma, 3)
+    return [x + j[0] * w, y + j[1] * h, w * (1 + j[2]), h * (1 + j[2])]
+
+
+def structure_along_y(upper, lower, start=None):
     """RMS of the vertical flow's residual after each column's straight line, or None when the
-    two crops could not be aligned."""
-    warp = np.eye(2, 3, dtype=np.float32)
+    two crops could not be aligned. `start`: the 2x3 map to start the alignment from (identity)."""
+    warp = (np.eye(2, 3) if start is None else start[:2]).astype(np.float32)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-5)
     try:
         _, warp = cv2.findTransformECC(upper, lower, warp, cv2.MOTION_AFFINE, criteria, None, 5)
@@ -74,7 +92,12 @@ def main():
     ap.add_argument("footage", type=Path)
     ap.add_argument("--min-px", type=float, default=50)
     ap.add_argument("--max-px", type=float, default=95)
+    ap.add_argument("--jitter", type=float, default=0.0)
+    ap.add_argument("--start", choices=["identity", "truth"], default="identity")
+    ap.add_argument("--start-noise", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=5)
     args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
     truth = json.loads((args.footage / "truth.json").read_text())
     per_walker = collections.defaultdict(list)
     for lane in truth["lanes"]:
@@ -99,7 +122,19 @@ def main():
             if not (ok_u and ok_l):
                 break
             for key, up, lo in want.get(f, []):
-                s = structure_along_y(crop(up_img, up), crop(lo_img, lo))
+                uj, lj = up, lo
+                if args.jitter > 0:
+                    uj, lj = jittered(up, rng, args.jitter), jittered(lo, rng, args.jitter)
+                start = None
+                if args.start == "truth":
+                    # Where the truth's crops correspond (about the identity), seen through
+                    # the jittered ones, then off by the keypoints' error.
+                    start = crop_map(lj) @ np.linalg.inv(crop_map(lo)) @ crop_map(up) \
+                        @ np.linalg.inv(crop_map(uj))
+                    k = rng.normal(0, args.start_noise, 3)
+                    start = start @ np.array([[1 + k[2], 0, k[0] * N], [0, 1 + k[2], k[1] * N],
+                                              [0, 0, 1]])
+                s = structure_along_y(crop(up_img, uj), crop(lo_img, lj), start)
                 if s is not None:
                     per_walker[key].append(s)
             f += 1

@@ -52,6 +52,10 @@ const KEPT: usize = 96;
 /// Paired frames with both patches needed before the pixels' parallax says anything.
 const PARALLAX_FRAMES: usize = 3;
 
+/// ...and before flat pixels raise the alarm against a learned cue that says live: the one head
+/// measured flat on the footage (of 264 measured on the large draw) had 3 such frames.
+const PARALLAX_ALARM_FRAMES: usize = 5;
+
 /// The paired frames of one track, oldest first.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Stereo {
@@ -185,6 +189,12 @@ impl StereoFit {
     /// none beyond noise; a head's nose gives it at every lane we measured (docs/pad.md).
     fn pixels_flat(&self, p: &PlanarParams) -> bool {
         self.paired && self.parallax.is_some_and(|s| s < p.stereo_parallax)
+    }
+
+    /// Whether the pixels show a picture over at least `PARALLAX_ALARM_FRAMES` paired frames:
+    /// an alarm on their own (`track::Track::suspected`).
+    pub(super) fn pixels_alarm(&self, p: &PlanarParams) -> bool {
+        self.pixels_flat(p) && self.parallax_frames >= PARALLAX_ALARM_FRAMES
     }
 
     /// A face neither shown flat nor in relief with confidence: whether it still has a head's
@@ -364,13 +374,18 @@ mod tests {
             paired: true,
         };
         let bent = fit(0.7, Some(0.1));
-        assert!(!bent.head_like(&p) && bent.flat_for_alarm(&p));
+        assert!(!bent.head_like(&p) && bent.flat_for_alarm(&p) && bent.pixels_alarm(&p));
+        let few = StereoFit {
+            parallax_frames: PARALLAX_ALARM_FRAMES - 1,
+            ..bent
+        };
+        assert!(few.flat_for_alarm(&p) && !few.pixels_alarm(&p));
         assert!(matches!(bent.verdict(&p), Planarity::Flat { .. }));
         let noisy_picture = fit(0.0, Some(0.6));
         assert!(!noisy_picture.head_like(&p) && noisy_picture.flat_for_alarm(&p));
         assert!(matches!(noisy_picture.verdict(&p), Planarity::Flat { .. }));
         let head = fit(0.7, Some(0.6));
-        assert!(head.head_like(&p) && !head.flat_for_alarm(&p));
+        assert!(head.head_like(&p) && !head.flat_for_alarm(&p) && !head.pixels_alarm(&p));
         assert!(matches!(head.verdict(&p), Planarity::Relief { .. }));
         // Unmeasured: the keypoints as before.
         let (deep, flat) = (fit(0.7, None), fit(0.0, None));

@@ -196,9 +196,12 @@ impl Track {
     }
 
     /// The scored frames behind the cues calling this track a picture (PAD enforced): the
-    /// learned cue says so, or it is doubtful and the face looked flat (the one-camera cue's flat
+    /// learned cue says so; or it is doubtful and the face looked flat (the one-camera cue's flat
     /// verdict as it is judged, the two-camera cue's only well below its threshold:
-    /// `StereoFit::flat_for_alarm`).
+    /// `StereoFit::flat_for_alarm`); or the pixels of both cameras showed a picture over enough
+    /// frames (`StereoFit::pixels_alarm`), whatever the learned cue says: it calls some bent
+    /// prints live (0.65–0.82 on the footage), and no head has measured that flat over as many
+    /// frames (docs/pad.md).
     fn suspected(&self, pad: &PadParams, cues: &PadCues) -> Option<usize> {
         if pad.mode != PadMode::Enforce {
             return None;
@@ -208,6 +211,9 @@ impl Track {
         match (cues.learned, alarming) {
             (LiveVerdict::Attack { frames, .. }, _)
             | (LiveVerdict::Doubtful { frames, .. }, true) => Some(frames),
+            (LiveVerdict::Live { frames, .. }, _) if cues.stereo.pixels_alarm(&pad.planar) => {
+                Some(frames)
+            }
             _ => None,
         }
     }
