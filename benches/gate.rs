@@ -74,6 +74,10 @@ fn stages(r: &FootageRun) -> Vec<Stage> {
             values_ms: tick(|t| t.pad),
         },
         Stage {
+            name: "decide (tick end, all lanes; two-camera cues included)",
+            values_ms: rep.decide_s.iter().map(|s| s * 1e3).collect(),
+        },
+        Stage {
             name: "capture → identified",
             values_ms: decided(|d| d.message.similarity.map(|_| d.message.latency_ms)),
         },

@@ -171,9 +171,9 @@ pub struct PadConfig {
     pub stereo_relief: f32,
     /// ...and the least slope for a grant at the door when neither was shown with confidence.
     pub stereo_near: f32,
-    /// Two-camera cue: the pixels' structure along y (pixels of a 64-px face patch) that parts a
-    /// picture, flat or bent, from a head; where measured it outranks the keypoints' slope.
-    /// Experimental, 0 (off) by default (docs/pad.md, "Dense parallax").
+    /// Two-camera cue: the pixels' structure (pixels of a 64-px face patch) below which a face is
+    /// a picture, flat or bent, whatever the keypoints' slope; 0 leaves the pixels unmeasured
+    /// (docs/pad.md, "The port, aligned from the keypoints").
     pub stereo_parallax: f32,
     /// Folder with the two networks (default: `$GATE_PAD`, else the workspace's `assets/pad/`).
     pub models: Option<std::path::PathBuf>,

@@ -433,6 +433,10 @@ mod tests {
         assert!(measured.parallax.is_some_and(|s| s < 0.1), "{measured:?}");
         assert!(!measured.head_like(&on) && measured.flat_for_alarm(&on));
         assert_eq!(walk_with(&on, false).parallax_frames, 0);
-        assert_eq!(walk_with(&params(), true).parallax_frames, 0);
+        let off = PlanarParams {
+            stereo_parallax: 0.0,
+            ..params()
+        };
+        assert_eq!(walk_with(&off, true).parallax_frames, 0);
     }
 }

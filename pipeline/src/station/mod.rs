@@ -158,6 +158,9 @@ struct Station {
     /// How late each heartbeat left the loop, seconds: the drivers' watchdog must stay above the
     /// heartbeat period plus this. The first `HEARTBEAT_SAMPLES` for the report; all in the metric.
     heartbeat_late_s: Vec<f64>,
+    /// Each tick end's deciding (both views merged, the two-camera cues measured, every lane),
+    /// seconds: the first `HEARTBEAT_SAMPLES` for the report; all in the metric.
+    decide_s: Vec<f64>,
     /// Where `/healthz` and `/readyz` read the station's health (with `[metrics]`).
     board: Option<crate::telemetry::HealthBoard>,
     /// The store the journal writer appends to, for operators' journal queries.
@@ -385,7 +388,14 @@ impl Station {
             return;
         }
         let stall = &self.stall;
+        let started = Instant::now();
         let cmds = d.tick_end(&|captured| stall.decides(captured));
+        let took = started.elapsed().as_secs_f64();
+        metrics::histogram!(names::STAGE_SECONDS, "lane" => "all", "stage" => "decide")
+            .record(took);
+        if self.decide_s.len() < HEARTBEAT_SAMPLES {
+            self.decide_s.push(took);
+        }
         // Even without commands: a grant held for confirmation settles its walker now.
         self.settle();
         self.send(cmds).await;

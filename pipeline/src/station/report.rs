@@ -49,6 +49,8 @@ pub struct RunReport {
     pub normalised_s: Vec<f64>,
     /// How late each heartbeat to the drivers left the station loop, seconds (the first 65,536).
     pub heartbeat_late_s: Vec<f64>,
+    /// Each tick end's deciding, all lanes, seconds (the first 65,536).
+    pub decide_s: Vec<f64>,
     pub decisions: Vec<DecisionRecord>,
 }
 
@@ -94,6 +96,7 @@ impl Station {
             ticks: std::mem::take(&mut self.ticks),
             normalised_s: std::mem::take(&mut self.normalised_s),
             heartbeat_late_s: std::mem::take(&mut self.heartbeat_late_s),
+            decide_s: std::mem::take(&mut self.decide_s),
             decisions: self
                 .decisions
                 .as_mut()

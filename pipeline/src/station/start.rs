@@ -139,6 +139,7 @@ impl Station {
             normalised_s: Vec::new(),
             viewed: (0, 0),
             heartbeat_late_s: Vec::new(),
+            decide_s: Vec::new(),
             board,
             store,
             sync,
