@@ -360,8 +360,10 @@ pub(super) struct Structure {
 }
 
 impl Structure {
-    /// Both together, what the cue judges: on the footage it parts heads from pictures by more
-    /// than either alone (docs/pad.md).
+    /// Both together, what the cue judges: the vertical residual is the parallax a vertical
+    /// baseline makes, the horizontal one its echo (alone it parts the footage's heads from its
+    /// pictures by a larger ratio, but an echo's strength depends on the skin's texture;
+    /// docs/pad.md).
     pub(super) fn relief(&self) -> f32 {
         self.along_y.hypot(self.across)
     }
