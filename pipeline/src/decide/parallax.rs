@@ -14,8 +14,9 @@
 //! patch to the upper's by the affine map that best matches their normalised intensities
 //! (Gauss–Newton, started from the similarity that takes the upper view's eyes and mouth onto the
 //! lower's: each camera's box jitters by several pixels on its own, beyond where Gauss–Newton
-//! from the identity finds its way back, docs/pad.md); estimate the vertical shift left at an 8×8 grid over the patch's central half
-//! (Lucas–Kanade, one dimension: the cameras differ in height only); remove each grid column's
+//! from the identity finds its way back, docs/pad.md); estimate the vertical shift left at an
+//! 8×8 grid over the patch's central half (Lucas–Kanade, one dimension: the cameras differ in
+//! height only); remove each grid column's
 //! best straight line in y; the residual's RMS, in patch pixels, is the frame's *structure along
 //! y*, and the same of the horizontal shifts its structure across (`Structure::relief` judges
 //! both). `scripts/research/stereo_parallax.py` measures the same with OpenCV's ECC and Farneback.
@@ -40,6 +41,12 @@ const GRID_FROM: usize = SIDE / 4 + GRID_STEP / 2;
 const WIN: isize = 4;
 /// Pixels of the border the alignment leaves out (the box edge, hair, background).
 const MARGIN: usize = 8;
+
+/// The pixels the alignment compares: the patch less its margin, row by row.
+fn region() -> impl Iterator<Item = (usize, usize)> {
+    (MARGIN..SIDE - MARGIN).flat_map(|y| (MARGIN..SIDE - MARGIN).map(move |x| (x, y)))
+}
+const REGION_PX: usize = (SIDE - 2 * MARGIN) * (SIDE - 2 * MARGIN);
 
 /// A patch as normalised floats (zero mean, unit deviation over the aligned region), blurred once
 /// so the Gauss–Newton steps see a smooth surface.
@@ -70,12 +77,9 @@ impl Image {
                 px[y as usize * SIDE + x as usize] = s / 16.0;
             }
         }
-        let inner = || {
-            (MARGIN..SIDE - MARGIN).flat_map(move |y| (MARGIN..SIDE - MARGIN).map(move |x| (x, y)))
-        };
-        let n = ((SIDE - 2 * MARGIN) * (SIDE - 2 * MARGIN)) as f32;
-        let mean = inner().map(|(x, y)| px[y * SIDE + x]).sum::<f32>() / n;
-        let var = inner()
+        let n = REGION_PX as f32;
+        let mean = region().map(|(x, y)| px[y * SIDE + x]).sum::<f32>() / n;
+        let var = region()
             .map(|(x, y)| (px[y * SIDE + x] - mean).powi(2))
             .sum::<f32>()
             / n;
@@ -198,9 +202,7 @@ impl Map {
 /// the map runs off, or what it maps onto is blank.
 fn align(upper: &Image, lower: &Image, p: Affine) -> Option<Map> {
     let c = (SIDE as f32 - 1.0) / 2.0;
-    let region =
-        || (MARGIN..SIDE - MARGIN).flat_map(|y| (MARGIN..SIDE - MARGIN).map(move |x| (x, y)));
-    let n = ((SIDE - 2 * MARGIN) * (SIDE - 2 * MARGIN)) as f32;
+    let n = REGION_PX as f32;
     let photometry = |p: &Affine| {
         let (mut s, mut s2) = (0.0f32, 0.0f32);
         for (x, y) in region() {
