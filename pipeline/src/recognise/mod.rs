@@ -425,6 +425,11 @@ impl Recogniser {
         let mut measured: Vec<(usize, Quality)> = Vec::new();
         let mut matched: Vec<(usize, Match, Arc<[f32]>)> = Vec::new();
         let mut live: Vec<pad::Scored> = Vec::new();
+        // Faces the CPU backend measured and did not embed (they fail the lane's gates): no
+        // score, but a patch, so the two-camera cue still sees a face one camera sees poorly
+        // (a backlit lane's lower camera, docs/pad.md). The GPU backend embeds and scores every
+        // cut face.
+        let mut unscored: Vec<usize> = Vec::new();
         match &mut self.engine {
             Engine::Cpu(b) => {
                 // Measured before embedding: every chip, embedded or not.
@@ -440,6 +445,8 @@ impl Recogniser {
                     let gate = scope(list[i].frame).and_then(|l| l.gates);
                     if gate.is_none_or(|g| g.fails(&q).is_none()) {
                         wanted.push((i, chip));
+                    } else {
+                        unscored.push(i);
                     }
                     measured.push((i, q));
                 }
@@ -480,7 +487,7 @@ impl Recogniser {
                 Engine::Cpu(b) => b.read_back(f),
                 Engine::Gpu(_) => None,
             };
-            live = pad::score(pair, gpu, frames, &list, &which, &held)?;
+            live = pad::score(pair, gpu, frames, &list, &which, &unscored, &held)?;
             times.pad = t.elapsed();
         }
         times.scored = live.iter().filter(|(_, l, _)| l.is_some()).count();

@@ -43,24 +43,24 @@ impl PadPixels for Rgba<'_> {
 pub(super) type Scored = (usize, Option<f32>, Option<Patch>);
 
 /// Live probabilities of the faces `which` (indices into `cuts`), as `(index, score, patch)`
-/// (the face's grey patch for the parallax cue, cut from the same pixels). `held` gives a frame's
-/// pixels where the backend already has them on the CPU; the others are read back from the
-/// device.
+/// (the face's grey patch for the parallax cue, cut from the same pixels), then the faces
+/// `patch_only` with their patch and no score. `held` gives a frame's pixels where the backend
+/// already has them on the CPU; the others are read back from the device.
 pub(super) fn score<'h>(
     pair: &PadPair,
     gpu: &Gpu,
     frames: &[FrameRef<'_>],
     cuts: &[Cut],
     which: &[usize],
+    patch_only: &[usize],
     held: &dyn Fn(usize) -> Option<&'h [u32]>,
 ) -> Result<Vec<Scored>, RecogniseError> {
     let err = stage_err("pad");
-    if which.is_empty() {
+    if which.is_empty() && patch_only.is_empty() {
         return Ok(Vec::new());
     }
     // The frames needed, and those of them only on the device, read back in one submission.
-    let mut needed: Vec<usize> = which
-        .iter()
+    let mut needed: Vec<usize> = (which.iter().chain(patch_only))
         .filter_map(|&i| cuts.get(i))
         .map(|c| c.frame)
         .collect();
@@ -98,9 +98,14 @@ pub(super) fn score<'h>(
                 .map(|v| v.as_slice()),
         });
     }
-    let mut images: Vec<(usize, Rgba<'_>, FaceBox)> = Vec::with_capacity(which.len());
-    for &i in which {
+    let mut images: Vec<(usize, Rgba<'_>, FaceBox)> =
+        Vec::with_capacity(which.len() + patch_only.len());
+    let mut scored = 0;
+    for (n, &i) in which.iter().chain(patch_only).enumerate() {
         let Some(c) = cuts.get(i) else { continue };
+        if n < which.len() {
+            scored += 1;
+        }
         let (Some(Some(px)), Some(f)) = (pixels.get(c.frame), frames.get(c.frame)) else {
             return Err(err(format!("no pixels for frame {}", c.frame)));
         };
@@ -111,14 +116,18 @@ pub(super) fn score<'h>(
         };
         images.push((i, img, pad::face_box(&c.detection)));
     }
-    let faces: Vec<(&dyn PadPixels, FaceBox)> = images
+    let faces: Vec<(&dyn PadPixels, FaceBox)> = images[..scored]
         .iter()
         .map(|(_, img, b)| (img as &dyn PadPixels, *b))
         .collect();
-    let live = pair.live(&faces).map_err(|e| err(e.to_string()))?;
+    let live = if faces.is_empty() {
+        Vec::new()
+    } else {
+        pair.live(&faces).map_err(|e| err(e.to_string()))?
+    };
     Ok(images
         .iter()
-        .zip(live)
+        .zip(live.into_iter().chain(std::iter::repeat(None)))
         .map(|((i, img, b), l)| (*i, l, Patch::cut(img, *b)))
         .collect())
 }

@@ -230,6 +230,11 @@ fn gpu_and_cpu_backends_agree_on_real_faces() {
     );
     assert!(gated.best.is_none() && gated.second.is_none());
     assert_eq!(passed.best, cpu_faces[1].faces[0].best);
+    // Not scored, yet cut for the two-camera cue, from the same pixels as when it was scored.
+    assert_eq!(times.scored, 1);
+    assert!(gated.live.is_none());
+    assert!(gated.patch.is_some() && gated.patch == cpu_faces[0].faces[0].patch);
+    assert!(passed.live.is_some() && passed.patch.is_some());
 
     // Zones (CPU backend): lane 0's zone is its face's box, so the detector sees only that box and
     // a margin, a window at a larger scale than the whole frame, and finds the same face; lane 1's
