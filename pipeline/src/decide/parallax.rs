@@ -33,10 +33,15 @@ pub struct Patches {
     pub lower: Option<Arc<Patch>>,
 }
 
-/// Grid of shift estimates: 8×8 points 4 px apart over the central half of the patch.
+/// Grid of shift estimates: 8×8 points 4 px apart over the central half of the face, centred on
+/// the upper view's eyes and mouth so each point stays on one part of the face from frame to frame
+/// while the box jitters about it (`Field`).
 const GRID: usize = 8;
 const GRID_STEP: usize = 4;
-const GRID_FROM: usize = SIDE / 4 + GRID_STEP / 2;
+/// The grid's first point's coordinate, at most this far from the patch's edges (its windows,
+/// shifted as far as `shift_at` lets them, stay inside the patch and off its border).
+const GRID_FROM_LEAST: usize = MARGIN + 2;
+const GRID_SPAN: usize = (GRID - 1) * GRID_STEP;
 /// Half-size of each estimate's window (9×9 pixels).
 const WIN: isize = 4;
 /// Pixels of the border the alignment leaves out (the box edge, hair, background).
@@ -314,40 +319,60 @@ fn shift_at(
 
 /// RMS of the shifts along `axis` left after each grid column's straight line in y, each point
 /// weighted by its texture (a window of faint texture gives a noisy shift), and the points
-/// measured.
-fn column_residual(upper: &Image, lower: &Image, m: &Map, axis: usize) -> (f32, usize) {
+/// measured. Each point's residual and weight go to `field` (row by row; weight 0: not measured).
+fn column_residual(
+    upper: &Image,
+    lower: &Image,
+    m: &Map,
+    axis: usize,
+    from: [usize; 2],
+    field: &mut [Point; GRID * GRID],
+) -> (f32, usize) {
     let (mut sum, mut weight, mut n) = (0.0f32, 0.0f32, 0usize);
     for col in 0..GRID {
-        let gx = GRID_FROM + col * GRID_STEP;
-        let pts: Vec<(f32, f32, f32)> = (0..GRID)
+        let gx = from[0] + col * GRID_STEP;
+        let pts: Vec<(usize, f32, f32, f32)> = (0..GRID)
             .filter_map(|row| {
-                let gy = GRID_FROM + row * GRID_STEP;
-                shift_at(upper, lower, m, gx, gy, axis).map(|(d, w)| (gy as f32, d, w))
+                let gy = from[1] + row * GRID_STEP;
+                shift_at(upper, lower, m, gx, gy, axis).map(|(d, w)| (row, gy as f32, d, w))
             })
             .collect();
         if pts.len() < 4 {
             continue;
         }
-        let k: f32 = pts.iter().map(|q| q.2).sum();
+        let k: f32 = pts.iter().map(|q| q.3).sum();
         let (my, md) = (
-            pts.iter().map(|q| q.2 * q.0).sum::<f32>() / k,
-            pts.iter().map(|q| q.2 * q.1).sum::<f32>() / k,
+            pts.iter().map(|q| q.3 * q.1).sum::<f32>() / k,
+            pts.iter().map(|q| q.3 * q.2).sum::<f32>() / k,
         );
-        let sxx: f32 = pts.iter().map(|q| q.2 * (q.0 - my).powi(2)).sum();
+        let sxx: f32 = pts.iter().map(|q| q.3 * (q.1 - my).powi(2)).sum();
         let slope = pts
             .iter()
-            .map(|q| q.2 * (q.0 - my) * (q.1 - md))
+            .map(|q| q.3 * (q.1 - my) * (q.2 - md))
             .sum::<f32>()
             / sxx;
-        sum += pts
-            .iter()
-            .map(|q| q.2 * (q.1 - md - slope * (q.0 - my)).powi(2))
-            .sum::<f32>();
+        for &(row, y, d, w) in &pts {
+            let r = d - md - slope * (y - my);
+            field[row * GRID + col] = Point { r, w };
+            sum += w * r * r;
+        }
         weight += k;
         n += pts.len();
     }
     ((sum / weight.max(f32::MIN_POSITIVE)).sqrt(), n)
 }
+
+/// One grid point's shift left after its column's line, and the texture behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(super) struct Point {
+    r: f32,
+    w: f32,
+}
+
+/// A frame's residual shifts at each grid point, by axis (0: across, 1: along y), on the grid
+/// placed on the face (`GRID`): the same point is the same part of the face in every frame, so a
+/// track's frames can be averaged point by point (`Structure::together`).
+pub(super) type Field = [[Point; GRID * GRID]; 2];
 
 /// One paired frame's pixels: the structure along y (module docs) and the same taken of the
 /// horizontal shifts. The cameras differ in height only, yet heads show more structure across than
@@ -355,10 +380,12 @@ fn column_residual(upper: &Image, lower: &Image, m: &Map, axis: usize) -> (f32, 
 /// 0.07–0.12 against 0.06–0.09; docs/pad.md): a one-dimensional estimate along x answers a
 /// vertical shift wherever the texture runs diagonally, so a nose's shift shows in both, a bent
 /// sheet's in neither.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct Structure {
     pub along_y: f32,
     pub across: f32,
+    /// The residual shifts behind both (boxed: a track keeps up to `stereo::KEPT` frames).
+    pub field: Box<Field>,
 }
 
 impl Structure {
@@ -369,6 +396,60 @@ impl Structure {
     pub(super) fn relief(&self) -> f32 {
         self.along_y.hypot(self.across)
     }
+
+    /// The relief of a track's frames together: each grid point's residual averaged over the
+    /// frames (weighted by texture), then measured as one frame's is. A head's nose moves the
+    /// same way against its cheeks in every frame; noise does not, and averages away (a dim
+    /// lane's noise lifts each frame's relief of a picture to a head's, docs/pad.md). A frame
+    /// whose own relief is over twice the median frame's is left out: a pair matched to the wrong
+    /// face or aligned askew is not averaged into the rest (a mean, unlike the median it
+    /// replaces, follows one such frame). `None` without frames or with under half the grid
+    /// measured.
+    pub(super) fn together(frames: &[&Structure]) -> Option<f32> {
+        let mut reliefs: Vec<f32> = frames.iter().map(|f| f.relief()).collect();
+        reliefs.sort_by(f32::total_cmp);
+        let median = *reliefs.get(reliefs.len() / 2)?;
+        let mut sum: Field = [[Point::default(); GRID * GRID]; 2];
+        for f in frames.iter().filter(|f| f.relief() <= 2.0 * median) {
+            for (acc, pts) in sum.iter_mut().zip(f.field.iter()) {
+                for (a, p) in acc.iter_mut().zip(pts) {
+                    a.r += p.w * p.r;
+                    a.w += p.w;
+                }
+            }
+        }
+        let rms = |acc: &[Point; GRID * GRID]| {
+            let measured = acc.iter().filter(|p| p.w > 0.0);
+            let (mut s, mut w, mut n) = (0.0f32, 0.0f32, 0usize);
+            for p in measured {
+                let mean = p.r / p.w;
+                s += p.w * mean * mean;
+                w += p.w;
+                n += 1;
+            }
+            (n >= GRID * GRID / 2).then(|| (s / w).sqrt())
+        };
+        Some(rms(&sum[0])?.hypot(rms(&sum[1])?))
+    }
+}
+
+/// Where the grid's first point goes in `upper` (`Field`): the grid centred on the eyes' and the
+/// mouth's centroid, kept clear of the border.
+fn grid_from(upper: &Patch, ku: &[[f32; 2]; 6]) -> Option<[usize; 2]> {
+    let mut c = [0.0f32; 2];
+    for i in STARTS_FROM {
+        let [x, y] = upper.place(ku[i]);
+        c[0] += x / STARTS_FROM.len() as f32;
+        c[1] += y / STARTS_FROM.len() as f32;
+    }
+    let most = SIDE - 1 - GRID_FROM_LEAST - GRID_SPAN;
+    c.iter().all(|v| v.is_finite()).then(|| {
+        c.map(|v| {
+            (v - GRID_SPAN as f32 / 2.0)
+                .round()
+                .clamp(GRID_FROM_LEAST as f32, most as f32) as usize
+        })
+    })
 }
 
 /// The frame's structure (module docs), in patch pixels, of the face with keypoints `ku` in the
@@ -382,9 +463,15 @@ pub(super) fn structure(
 ) -> Option<Structure> {
     let (u, l) = (Image::of(upper)?, Image::of(lower)?);
     let m = align(&u, &l, start(upper, lower, ku, kl)?)?;
-    let (along_y, ny) = column_residual(&u, &l, &m, 1);
-    let (across, nx) = column_residual(&u, &l, &m, 0);
-    (ny.min(nx) >= GRID * GRID / 2).then_some(Structure { along_y, across })
+    let from = grid_from(upper, ku)?;
+    let mut field: Box<Field> = Box::new([[Point::default(); GRID * GRID]; 2]);
+    let (along_y, ny) = column_residual(&u, &l, &m, 1, from, &mut field[1]);
+    let (across, nx) = column_residual(&u, &l, &m, 0, from, &mut field[0]);
+    (ny.min(nx) >= GRID * GRID / 2).then_some(Structure {
+        along_y,
+        across,
+        field,
+    })
 }
 
 #[cfg(test)]
@@ -474,6 +561,83 @@ pub(super) mod tests {
         assert_eq!(structure(&blank, &face, &SAME, &SAME), None);
         // Keypoints all in one place say nothing of where to start.
         assert_eq!(structure(&face, &face, &[[30.0, 30.0]; 6], &SAME), None);
+    }
+
+    /// `p` with uniform noise of ±`amp` luma added (a dim lane's sensor noise, lifted by the
+    /// lighting normalisation), drawn from `seed`.
+    fn noisy(p: &Patch, amp: f32, seed: u32) -> Patch {
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        let px = (p.luma().iter())
+            .map(|&v| {
+                // xorshift32: enough for test noise, and the same on every machine.
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                let u = state as f32 / u32::MAX as f32 * 2.0 - 1.0;
+                (v as f32 + amp * u).round().clamp(0.0, 255.0) as u8
+            })
+            .collect();
+        Patch::from_luma(px).expect("64x64")
+    }
+
+    /// Noise lifts each frame's structure of a plane toward a head's; averaged point by point
+    /// over the frames it falls, while the nose, the same in every frame, stays.
+    #[test]
+    fn noise_averages_away_over_frames_and_a_nose_does_not() {
+        let clean = view(|_, _| [0.0, 0.0]);
+        let plane = view(|x, y| [0.5 + 0.02 * (y - 32.0), 1.5 + 0.06 * (y - 32.0) - 0.01 * x]);
+        let head = view(|x, y| {
+            let (u, v) = centred(x, y);
+            [
+                0.0,
+                1.0 + 1.2 * (-(u * u / 0.08 + (v - 0.1).powi(2) / 0.12)).exp(),
+            ]
+        });
+        let frames = |lower: &Patch| -> Vec<Structure> {
+            (0..8)
+                .filter_map(|f| {
+                    let (u, l) = (noisy(&clean, 30.0, 2 * f), noisy(lower, 30.0, 2 * f + 1));
+                    structure(&u, &l, &SAME, &SAME)
+                })
+                .collect()
+        };
+        let (flat, nose) = (frames(&plane), frames(&head));
+        assert_eq!((flat.len(), nose.len()), (8, 8));
+        let least = |v: &[Structure]| v.iter().map(Structure::relief).fold(f32::MAX, f32::min);
+        let most = |v: &[Structure]| v.iter().map(Structure::relief).fold(0.0, f32::max);
+        let (flat_all, nose_all) = (
+            Structure::together(&flat.iter().collect::<Vec<_>>()).expect("measured"),
+            Structure::together(&nose.iter().collect::<Vec<_>>()).expect("measured"),
+        );
+        eprintln!(
+            "plane frames {}..{} together {flat_all}; head frames {}..{} together {nose_all}",
+            least(&flat),
+            most(&flat),
+            least(&nose),
+            most(&nose)
+        );
+        assert!(flat_all < 0.6 * least(&flat), "plane together: {flat_all}");
+        assert!(
+            nose_all > 2.0 * flat_all,
+            "head {nose_all}, plane {flat_all}"
+        );
+        // One pair gone askew (here a face with a nose twice as deep) does not swing the plane's.
+        let askew = view(|x, y| {
+            let (u, v) = centred(x, y);
+            [
+                0.0,
+                1.0 + 4.0 * (-(u * u / 0.08 + (v - 0.1).powi(2) / 0.12)).exp(),
+            ]
+        });
+        let odd = structure(&clean, &askew, &SAME, &SAME).expect("aligned");
+        let mut with_odd: Vec<&Structure> = flat.iter().collect();
+        with_odd.push(&odd);
+        let swung = Structure::together(&with_odd).expect("measured");
+        assert!(
+            swung < 0.6 * least(&flat),
+            "plane with one odd frame: {swung}"
+        );
+        assert_eq!(Structure::together(&[]), None);
     }
 
     /// An image of the waves `view` draws, seen where `shift` moves each image pixel.

@@ -27,7 +27,7 @@
 use super::parallax::{self, Patches};
 use super::planarity::{CONFIDENCE, PlanarParams, Planarity, affine, fit, judge, within_decide_by};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Sample {
     /// `tan θ_upper − tan θ_lower`.
     dtan: f32,
@@ -55,6 +55,11 @@ const PARALLAX_FRAMES: usize = 3;
 /// ...and before flat pixels raise the alarm against a learned cue that says live: the one head
 /// measured flat on the footage (of 264 measured on the large draw) had 3 such frames.
 const PARALLAX_ALARM_FRAMES: usize = 5;
+
+/// The share of `stereo_parallax` below which flat pixels raise the alarm on their own: an alarm
+/// at an honest passenger costs more than a grant held back. Heads' lowest on the footage sat at
+/// the threshold (0.30 at 0.3), pictures the learned cue misses well below it (docs/pad.md).
+const ALARM_SHARE: f32 = 2.0 / 3.0;
 
 /// The paired frames of one track, oldest first.
 #[derive(Debug, Default, Clone)]
@@ -143,9 +148,12 @@ impl Stereo {
             )
         });
         let frames = self.samples.len();
-        let structure: Vec<parallax::Structure> =
-            self.samples.iter().filter_map(|s| s.structure).collect();
-        // Medians: one frame of a turned face or a mismatched pair does not swing them.
+        let structure: Vec<&parallax::Structure> = self
+            .samples
+            .iter()
+            .filter_map(|s| s.structure.as_ref())
+            .collect();
+        // The median frame's, reported beside the judged measure (docs/pad.md compares them).
         let median = |mut v: Vec<f32>| {
             v.sort_by(f32::total_cmp);
             let m = v.len() / 2;
@@ -157,7 +165,10 @@ impl Stereo {
         let enough = structure.len() >= PARALLAX_FRAMES;
         StereoFit {
             fit: fit(points, true),
-            parallax: enough.then(|| median(structure.iter().map(|s| s.relief()).collect())),
+            parallax: enough
+                .then(|| parallax::Structure::together(&structure))
+                .flatten(),
+            per_frame: enough.then(|| median(structure.iter().map(|s| s.relief()).collect())),
             parallax_frames: structure.len(),
             frames,
             paired: p.lower.is_some() && frames >= p.stereo_frames.max(2),
@@ -170,9 +181,13 @@ impl Stereo {
 pub(super) struct StereoFit {
     /// Slope and its standard error.
     fit: Option<(f32, f32)>,
-    /// The median structure of the paired frames with patches (`parallax::Structure::relief`),
-    /// pixels of a 64-px patch; with fewer than `PARALLAX_FRAMES` such frames, none.
+    /// The structure of the paired frames with patches together
+    /// (`parallax::Structure::together`), pixels of a 64-px patch; with fewer than
+    /// `PARALLAX_FRAMES` such frames, none.
     parallax: Option<f32>,
+    /// The median of the same frames' own structures (`parallax::Structure::relief`): what the
+    /// cue judged before the frames were averaged, kept for the log.
+    per_frame: Option<f32>,
     parallax_frames: usize,
     frames: usize,
     /// Both cameras have seen the face together often enough (`stereo_frames`) for a verdict.
@@ -184,17 +199,22 @@ impl StereoFit {
         self.paired
     }
 
-    /// Whether the pixels were measured and show a picture: the median structure of the paired
-    /// frames' patches below `stereo_parallax` (`parallax`). A picture, flat or bent one way, has
+    /// Whether the pixels were measured and show a picture: the structure of the paired frames'
+    /// patches together below `stereo_parallax` (`parallax`). A picture, flat or bent one way, has
     /// none beyond noise; a head's nose gives it at every lane we measured (docs/pad.md).
     fn pixels_flat(&self, p: &PlanarParams) -> bool {
         self.paired && self.parallax.is_some_and(|s| s < p.stereo_parallax)
     }
 
-    /// Whether the pixels show a picture over at least `PARALLAX_ALARM_FRAMES` paired frames:
-    /// an alarm on their own (`track::Track::suspected`).
+    /// Whether the pixels show a picture beyond doubt, an alarm on their own whatever the learned
+    /// cue says or whether it has said anything (`track::Track::suspected`): over at least
+    /// `PARALLAX_ALARM_FRAMES` paired frames, below `ALARM_SHARE` of `stereo_parallax`.
     pub(super) fn pixels_alarm(&self, p: &PlanarParams) -> bool {
-        self.pixels_flat(p) && self.parallax_frames >= PARALLAX_ALARM_FRAMES
+        self.paired
+            && self.parallax_frames >= PARALLAX_ALARM_FRAMES
+            && self
+                .parallax
+                .is_some_and(|s| s < ALARM_SHARE * p.stereo_parallax)
     }
 
     /// A face neither shown flat nor in relief with confidence: whether it still has a head's
@@ -369,6 +389,7 @@ mod tests {
         let fit = |slope: f32, parallax: Option<f32>| StereoFit {
             fit: Some((slope, 0.05)),
             parallax,
+            per_frame: parallax,
             parallax_frames: if parallax.is_some() { 8 } else { 0 },
             frames: 10,
             paired: true,

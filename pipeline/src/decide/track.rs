@@ -199,9 +199,10 @@ impl Track {
     /// learned cue says so; or it is doubtful and the face looked flat (the one-camera cue's flat
     /// verdict as it is judged, the two-camera cue's only well below its threshold:
     /// `StereoFit::flat_for_alarm`); or the pixels of both cameras showed a picture over enough
-    /// frames (`StereoFit::pixels_alarm`), whatever the learned cue says: it calls some bent
-    /// prints live (0.65–0.82 on the footage), and no head has measured that flat over as many
-    /// frames (docs/pad.md).
+    /// frames (`StereoFit::pixels_alarm`), whatever the learned cue says (it calls some bent
+    /// prints live, 0.65–0.82 on the footage) or before it has scored enough frames (a backlit
+    /// lane's faces seldom pass the gates it scores behind); no head has measured that flat over
+    /// as many frames (docs/pad.md).
     fn suspected(&self, pad: &PadParams, cues: &PadCues) -> Option<usize> {
         if pad.mode != PadMode::Enforce {
             return None;
@@ -211,7 +212,9 @@ impl Track {
         match (cues.learned, alarming) {
             (LiveVerdict::Attack { frames, .. }, _)
             | (LiveVerdict::Doubtful { frames, .. }, true) => Some(frames),
-            (LiveVerdict::Live { frames, .. }, _) if cues.stereo.pixels_alarm(&pad.planar) => {
+            (LiveVerdict::Live { frames, .. } | LiveVerdict::Unsure { frames, .. }, _)
+                if cues.stereo.pixels_alarm(&pad.planar) =>
+            {
                 Some(frames)
             }
             _ => None,
