@@ -592,11 +592,17 @@ const GEOMETRY: crate::decide::LaneGeometry = crate::decide::LaneGeometry {
 /// with the learned cue's score `live`: a head, or (`flat`) a picture of one held at face height.
 /// Keypoints as a head (or the picture's plane) holds them under the changing viewing angle.
 fn walk_past_the_camera(d: &mut LaneDecider, flat: bool, live: f32) -> Vec<Event> {
+    walk_scored(d, flat, &|_| Some(live))
+}
+
+/// The same walk with the learned cue's score of frame `n` (`None`: not scored).
+fn walk_scored(d: &mut LaneDecider, flat: bool, live: &dyn Fn(usize) -> Option<f32>) -> Vec<Event> {
     use super::planarity::TEST_HEAD as HEAD;
     let g = GEOMETRY;
     let mut all = Vec::new();
     let mut dist = 2.4f32;
     let mut at = 0;
+    let mut n = 0;
     while dist > 0.45 {
         let eye = g.focal_px * super::planarity::EYE_M / dist;
         let view = (0.25 / dist).atan();
@@ -613,10 +619,11 @@ fn walk_past_the_camera(d: &mut LaneDecider, flat: bool, live: f32) -> Vec<Event
                 ..good()
             },
             keypoints,
-            live: Some(live),
+            live: live(n),
             ..face(0.0, cand(7, 0.7), cand(3, 0.1))
         };
         all.extend(d.update(at, &[o]));
+        n += 1;
         at += 100;
         dist *= 0.93;
     }
@@ -683,4 +690,27 @@ fn a_flat_face_never_opens_where_the_lane_knows_its_geometry() {
         );
         assert!(!ev.iter().any(|e| matches!(e, Event::Attack { .. })));
     }
+}
+
+#[test]
+fn one_score_of_a_picture_and_a_flat_face_raise_the_alarm() {
+    use crate::decide::PadMode;
+    // The learned cue scores one frame of the walk (the others fail the gates it scores
+    // behind, as a backlit lane's do): too few for its own verdict. At a picture's score on a
+    // flat face: the alarm; at a head's, or on a face in relief: none.
+    let once = |score: f32| move |n: usize| (n == 12).then_some(score);
+    let attacks = |flat: bool, score: f32| {
+        let ev = walk_scored(
+            &mut with_geometry(PadMode::Enforce, true),
+            flat,
+            &once(score),
+        );
+        assert!(identified(&ev).is_empty(), "{ev:?}");
+        ev.iter()
+            .filter(|e| matches!(e, Event::Attack { scored: 1, .. }))
+            .count()
+    };
+    assert_eq!(attacks(true, 0.05), 1);
+    assert_eq!(attacks(true, 0.4), 0);
+    assert_eq!(attacks(false, 0.05), 0);
 }

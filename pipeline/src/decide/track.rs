@@ -195,23 +195,28 @@ impl Track {
         self.keypoints.near(&pad.planar) || self.stereo.near(&pad.planar)
     }
 
-    /// The scored frames behind the cues calling this track a picture (PAD enforced): the
-    /// learned cue says so; or it is doubtful and the face looked flat (the one-camera cue's flat
-    /// verdict as it is judged, the two-camera cue's only well below its threshold:
-    /// `StereoFit::flat_for_alarm`); or the pixels of both cameras showed a picture over enough
-    /// frames (`StereoFit::pixels_alarm`), whatever the learned cue says (it calls some bent
-    /// prints live, 0.65–0.82 on the footage) or before it has scored enough frames (a backlit
-    /// lane's faces seldom pass the gates it scores behind); no head has measured that flat over
-    /// as many frames (docs/pad.md).
+    /// The scored frames behind the cues calling this track a picture (PAD enforced):
+    /// - the learned cue says so;
+    /// - it is doubtful, or has too few scores for a verdict whose mean is a picture's (a backlit
+    ///   lane's faces seldom pass the gates it scores behind: one frame or two), and the face
+    ///   looked flat (the one-camera cue's flat verdict, or `StereoFit::flat_for_alarm`);
+    /// - or the pixels of both cameras showed a picture beyond doubt (`StereoFit::pixels_alarm`),
+    ///   whatever the learned cue says (it calls some bent prints live, 0.65–0.82 on the
+    ///   footage) or before it has said anything; no head has measured that flat (docs/pad.md).
     fn suspected(&self, pad: &PadParams, cues: &PadCues) -> Option<usize> {
         if pad.mode != PadMode::Enforce {
             return None;
         }
         let alarming = matches!(cues.planarity, Planarity::Flat { .. })
             || cues.stereo.flat_for_alarm(&pad.planar);
+        let leaning = self
+            .liveness
+            .mean()
+            .is_some_and(|mean| mean < pad.attack_below);
         match (cues.learned, alarming) {
             (LiveVerdict::Attack { frames, .. }, _)
             | (LiveVerdict::Doubtful { frames, .. }, true) => Some(frames),
+            (LiveVerdict::Unsure { frames, .. }, true) if leaning => Some(frames),
             (LiveVerdict::Live { frames, .. } | LiveVerdict::Unsure { frames, .. }, _)
                 if cues.stereo.pixels_alarm(&pad.planar) =>
             {
