@@ -172,8 +172,9 @@ pub struct PadConfig {
     /// ...and the least slope for a grant at the door when neither was shown with confidence.
     pub stereo_near: f32,
     /// Two-camera cue: the pixels' structure (pixels of a 64-px face patch) below which a face is
-    /// a picture, flat or bent, whatever the keypoints' slope; 0 leaves the pixels unmeasured
-    /// (docs/pad.md, "The port, aligned from the keypoints").
+    /// a picture, flat or bent, whatever the keypoints' slope (an alarm on its own below two
+    /// thirds of it); 0 leaves the pixels unmeasured (docs/pad.md, "Frames averaged on the
+    /// face").
     pub stereo_parallax: f32,
     /// Folder with the two networks (default: `$GATE_PAD`, else the workspace's `assets/pad/`).
     pub models: Option<std::path::PathBuf>,
