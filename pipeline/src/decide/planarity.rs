@@ -145,8 +145,8 @@ pub struct PlanarParams {
     /// The pixels' structure (`parallax::Structure::together`; pixels of a 64-px face patch, the
     /// paired frames' shifts averaged on the face) below which a face is a picture, flat or bent,
     /// whatever its keypoints' slope; 0 leaves the pixels unmeasured. 0.3: on two footage draws
-    /// 5 of about 580 heads measured below it, none below 0.27; pictures' 90th percentile per
-    /// lane 0.13–0.28 (docs/pad.md, "Frames averaged on the face").
+    /// 3 of 519 heads measured below it, none below 0.27; pictures' 90th percentile per lane
+    /// 0.11–0.30 (docs/pad.md, "Frames averaged on the face").
     pub stereo_parallax: f32,
 }
 
