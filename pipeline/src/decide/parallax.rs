@@ -15,11 +15,13 @@
 //! (Gauss–Newton, started from the similarity that takes the upper view's eyes and mouth onto the
 //! lower's: each camera's box jitters by several pixels on its own, beyond where Gauss–Newton
 //! from the identity finds its way back, docs/pad.md); estimate the vertical shift left at an
-//! 8×8 grid over the patch's central half (Lucas–Kanade, one dimension: the cameras differ in
-//! height only); remove each grid column's
-//! best straight line in y; the residual's RMS, in patch pixels, is the frame's *structure along
-//! y*, and the same of the horizontal shifts its structure across (`Structure::relief` judges
-//! both). `scripts/research/stereo_parallax.py` measures the same with OpenCV's ECC and Farneback.
+//! 8×8 grid over the face's central half, centred on its eyes and mouth (Lucas–Kanade, one
+//! dimension: the cameras differ in height only); remove each grid column's best straight line
+//! in y; the residual's RMS, in patch pixels, is the frame's *structure along y*, and the same of
+//! the horizontal shifts its structure across (`Structure::relief`). The track is judged on its
+//! frames together: each grid point's residual averaged over them first (`Structure::together`),
+//! so noise, different in every frame, averages away and a nose does not.
+//! `scripts/research/stereo_parallax.py` measures one frame with OpenCV's ECC and Farneback.
 
 use std::sync::Arc;
 
@@ -380,7 +382,7 @@ pub(super) type Field = [[Point; GRID * GRID]; 2];
 /// 0.07–0.12 against 0.06–0.09; docs/pad.md): a one-dimensional estimate along x answers a
 /// vertical shift wherever the texture runs diagonally, so a nose's shift shows in both, a bent
 /// sheet's in neither.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub(super) struct Structure {
     pub along_y: f32,
     pub across: f32,
@@ -388,11 +390,21 @@ pub(super) struct Structure {
     pub field: Box<Field>,
 }
 
+/// The two measures only: the field is 128 points a frame, too many for a log line.
+impl std::fmt::Debug for Structure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Structure")
+            .field("along_y", &self.along_y)
+            .field("across", &self.across)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Structure {
-    /// Both together, what the cue judges: the vertical residual is the parallax a vertical
-    /// baseline makes, the horizontal one its echo (alone it parts the footage's heads from its
-    /// pictures by a larger ratio, but an echo's strength depends on the skin's texture;
-    /// docs/pad.md).
+    /// The frame's relief, both measures together (as `together` takes a track's): the vertical
+    /// residual is the parallax a vertical baseline makes, the horizontal one its echo (alone it
+    /// parts the footage's heads from its pictures by a larger ratio, but an echo's strength
+    /// depends on the skin's texture; docs/pad.md).
     pub(super) fn relief(&self) -> f32 {
         self.along_y.hypot(self.across)
     }

@@ -110,7 +110,8 @@ impl Stereo {
             self.samples.remove(0);
         }
         // Measured only where the lane enables the pixels' cue: an alignment and 128 small
-        // shift estimates per paired face, on the deciding thread (not yet benchmarked).
+        // shift estimates per paired face, on the deciding thread (the footage benchmark's "decide"
+        // stage: its dearest part, docs/pad.md).
         let structure = match (&patches.upper, &patches.lower) {
             (Some(u), Some(l)) if p.stereo_parallax > 0.0 => {
                 parallax::structure(u, l, upper, lower)
