@@ -149,14 +149,7 @@ const STARTS_FROM: [usize; 3] = [0, 1, 3];
 fn start(upper: &Patch, lower: &Patch, ku: &[[f32; 2]; 6], kl: &[[f32; 2]; 6]) -> Option<Affine> {
     let a = STARTS_FROM.map(|i| upper.place(ku[i]));
     let b = STARTS_FROM.map(|i| lower.place(kl[i]));
-    let mean = |q: &[[f32; 2]; 3]| {
-        let n = q.len() as f32;
-        [
-            q.iter().map(|v| v[0]).sum::<f32>() / n,
-            q.iter().map(|v| v[1]).sum::<f32>() / n,
-        ]
-    };
-    let (ma, mb) = (mean(&a), mean(&b));
+    let (ma, mb) = (centroid(&a), centroid(&b));
     let (mut norm, mut re, mut im) = (0.0f32, 0.0f32, 0.0f32);
     for (pa, pb) in a.iter().zip(&b) {
         let (ax, ay, bx, by) = (pa[0] - ma[0], pa[1] - ma[1], pb[0] - mb[0], pb[1] - mb[1]);
@@ -180,6 +173,15 @@ fn start(upper: &Patch, lower: &Patch, ku: &[[f32; 2]; 6], kl: &[[f32; 2]; 6]) -
         mb[1] - c - im * (ma[0] - c) - re * (ma[1] - c),
     ];
     (!runs_off(&p)).then_some(p)
+}
+
+/// The mean of the eyes and the mouth placed in a patch.
+fn centroid(q: &[[f32; 2]; STARTS_FROM.len()]) -> [f32; 2] {
+    let n = q.len() as f32;
+    [
+        q.iter().map(|v| v[0]).sum::<f32>() / n,
+        q.iter().map(|v| v[1]).sum::<f32>() / n,
+    ]
 }
 
 /// Where `upper`'s pixels are in `lower` (`p`), and the mean and deviation of `lower`'s
@@ -418,11 +420,13 @@ impl Structure {
     /// replaces, follows one such frame). `None` without frames or with under half the grid
     /// measured.
     pub(super) fn together(frames: &[&Structure]) -> Option<f32> {
-        let mut reliefs: Vec<f32> = frames.iter().map(|f| f.relief()).collect();
-        reliefs.sort_by(f32::total_cmp);
-        let median = *reliefs.get(reliefs.len() / 2)?;
+        let reliefs: Vec<f32> = frames.iter().map(|f| f.relief()).collect();
+        let mut sorted = reliefs.clone();
+        sorted.sort_by(f32::total_cmp);
+        let median = *sorted.get(sorted.len() / 2)?;
         let mut sum: Field = [[Point::default(); GRID * GRID]; 2];
-        for f in frames.iter().filter(|f| f.relief() <= 2.0 * median) {
+        let kept = (frames.iter().zip(&reliefs)).filter(|(_, r)| **r <= 2.0 * median);
+        for (f, _) in kept {
             for (acc, pts) in sum.iter_mut().zip(f.field.iter()) {
                 for (a, p) in acc.iter_mut().zip(pts) {
                     a.r += p.w * p.r;
@@ -448,12 +452,7 @@ impl Structure {
 /// Where the grid's first point goes in `upper` (`Field`): the grid centred on the eyes' and the
 /// mouth's centroid, kept clear of the border.
 fn grid_from(upper: &Patch, ku: &[[f32; 2]; 6]) -> Option<[usize; 2]> {
-    let mut c = [0.0f32; 2];
-    for i in STARTS_FROM {
-        let [x, y] = upper.place(ku[i]);
-        c[0] += x / STARTS_FROM.len() as f32;
-        c[1] += y / STARTS_FROM.len() as f32;
-    }
+    let c = centroid(&STARTS_FROM.map(|i| upper.place(ku[i])));
     let most = SIDE - 1 - GRID_FROM_LEAST - GRID_SPAN;
     c.iter().all(|v| v.is_finite()).then(|| {
         c.map(|v| {

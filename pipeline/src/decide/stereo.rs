@@ -204,18 +204,20 @@ impl StereoFit {
     /// patches together below `stereo_parallax` (`parallax`). A picture, flat or bent one way, has
     /// none beyond noise; a head's nose gives it at every lane we measured (docs/pad.md).
     fn pixels_flat(&self, p: &PlanarParams) -> bool {
-        self.paired && self.parallax.is_some_and(|s| s < p.stereo_parallax)
+        self.pixels_below(p.stereo_parallax)
+    }
+
+    /// Whether the pixels were measured on a paired track and came out below `bound`.
+    fn pixels_below(&self, bound: f32) -> bool {
+        self.paired && self.parallax.is_some_and(|s| s < bound)
     }
 
     /// Whether the pixels show a picture beyond doubt, an alarm on their own whatever the learned
     /// cue says or whether it has said anything (`track::Track::suspected`): over at least
     /// `PARALLAX_ALARM_FRAMES` paired frames, below `ALARM_SHARE` of `stereo_parallax`.
     pub(super) fn pixels_alarm(&self, p: &PlanarParams) -> bool {
-        self.paired
-            && self.parallax_frames >= PARALLAX_ALARM_FRAMES
-            && self
-                .parallax
-                .is_some_and(|s| s < ALARM_SHARE * p.stereo_parallax)
+        self.parallax_frames >= PARALLAX_ALARM_FRAMES
+            && self.pixels_below(ALARM_SHARE * p.stereo_parallax)
     }
 
     /// A face neither shown flat nor in relief with confidence: whether it still has a head's

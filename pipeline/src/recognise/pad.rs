@@ -98,14 +98,10 @@ pub(super) fn score<'h>(
                 .map(|v| v.as_slice()),
         });
     }
-    let mut images: Vec<(usize, Rgba<'_>, FaceBox)> =
-        Vec::with_capacity(which.len() + patch_only.len());
-    let mut scored = 0;
-    for (n, &i) in which.iter().chain(patch_only).enumerate() {
-        let Some(c) = cuts.get(i) else { continue };
-        if n < which.len() {
-            scored += 1;
-        }
+    let image = |i: usize| -> Result<Option<(usize, Rgba<'_>, FaceBox)>, RecogniseError> {
+        let Some(c) = cuts.get(i) else {
+            return Ok(None);
+        };
         let (Some(Some(px)), Some(f)) = (pixels.get(c.frame), frames.get(c.frame)) else {
             return Err(err(format!("no pixels for frame {}", c.frame)));
         };
@@ -114,7 +110,16 @@ pub(super) fn score<'h>(
             w: f.width as usize,
             h: f.height as usize,
         };
-        images.push((i, img, pad::face_box(&c.detection)));
+        Ok(Some((i, img, pad::face_box(&c.detection))))
+    };
+    // The faces to score first, then those only cut.
+    let mut images = Vec::with_capacity(which.len() + patch_only.len());
+    for &i in which {
+        images.extend(image(i)?);
+    }
+    let scored = images.len();
+    for &i in patch_only {
+        images.extend(image(i)?);
     }
     let faces: Vec<(&dyn PadPixels, FaceBox)> = images[..scored]
         .iter()
