@@ -144,6 +144,9 @@ struct Track {
     /// The last frame came from the lower camera alone: the upper camera's geometry says
     /// nothing of it.
     mapped: bool,
+    /// The upper camera saw the face at least once: on a lane with a lower camera, the two
+    /// views could have been paired.
+    upper_seen: bool,
     liveness: Liveness,
     keypoints: Keypoints,
     /// Both cameras' keypoints of the same instants (a lane with a lower camera).
@@ -370,6 +373,7 @@ impl LaneDecider {
                         tailgate_reported: false,
                         last_gate_failure: None,
                         mapped: false,
+                        upper_seen: false,
                         liveness: Liveness::default(),
                         keypoints: Keypoints::default(),
                         stereo: Stereo::default(),
@@ -388,6 +392,7 @@ impl LaneDecider {
                 t.lower_seen_ms = at_ms;
             }
             t.mapped = face.seen.mapped;
+            t.upper_seen |= !face.seen.mapped;
             t.in_zone = face
                 .seen
                 .in_zone
@@ -463,13 +468,18 @@ impl LaneDecider {
                     (t.near(&pad) || t.mapped) && cues.stereo.head_like(&pad.planar)
                 }
                 // A lane with neither geometry nor a lower camera has no shape cue: the learned
-                // cue decides. Else the track waits until the walker is near (cameras mounted
-                // too close together never pair a face as evidence: `stereo::MIN_DTAN`).
-                Planarity::Unsure { .. } => {
-                    (pad.planar.geometry.is_none() && pad.planar.lower.is_none())
-                        || t.near(&pad)
-                        || t.mapped
-                }
+                // cue decides; with the upper camera's geometry alone, once the walker is near or
+                // only the lower camera sees them. Where the two cameras' cue is configured
+                // (`[lane.lower]` geometry), only a face the upper camera never saw (a child's)
+                // goes on the learned cue: one both could see is granted only as a pair, since a
+                // walk split in two leaves a short unpaired fragment at the door, and a glossy
+                // print's opened a door so (docs/pad.md). Cameras mounted too close together
+                // never pair a face (`stereo::MIN_DTAN`): such a lane grants only children.
+                Planarity::Unsure { .. } => match (pad.planar.lower, pad.planar.geometry) {
+                    (None, None) => true,
+                    (None, Some(_)) => t.near(&pad) || t.mapped,
+                    (Some(_), _) => !t.upper_seen,
+                },
             };
             match (pad.mode, verdict) {
                 // Liveness not shown yet: the track waits for more frames (or leaves undecided).
