@@ -212,12 +212,26 @@ impl StereoFit {
         self.paired && self.parallax.is_some_and(|s| s < bound)
     }
 
-    /// Whether the pixels show a picture beyond doubt, an alarm on their own whatever the learned
-    /// cue says or whether it has said anything (`track::Track::suspected`): over at least
-    /// `PARALLAX_ALARM_FRAMES` paired frames, below `ALARM_SHARE` of `stereo_parallax`.
+    /// Whether the two cameras show a picture beyond doubt, an alarm on their own whatever the
+    /// learned cue says or whether it has said anything (`track::Track::suspected`): over at least
+    /// `PARALLAX_ALARM_FRAMES` paired frames, the pixels below `ALARM_SHARE` of `stereo_parallax`,
+    /// or flat (below it) with the keypoints' slope confidently short of the head's a grant at the
+    /// door needs (`stereo_near`). Two measures of the same instants: on the dim lane noise lifts
+    /// a picture's pixels over the first bound, and a keypoint slope that low is rare for a head
+    /// (3 of 516 on our footage); one head was below both, and the learned cue doubted it too
+    /// (already an alarm: docs/pad.md).
     pub(super) fn pixels_alarm(&self, p: &PlanarParams) -> bool {
         self.parallax_frames >= PARALLAX_ALARM_FRAMES
-            && self.pixels_below(ALARM_SHARE * p.stereo_parallax)
+            && (self.pixels_below(ALARM_SHARE * p.stereo_parallax)
+                || self.pixels_flat(p) && self.keypoints_below(p.stereo_near))
+    }
+
+    /// Whether the keypoints' slope, on a paired track, is below `bound` with confidence.
+    fn keypoints_below(&self, bound: f32) -> bool {
+        self.paired
+            && self
+                .fit
+                .is_some_and(|(slope, se)| slope + CONFIDENCE * se < bound)
     }
 
     /// A face neither shown flat nor in relief with confidence: whether it still has a head's
@@ -240,11 +254,7 @@ impl StereoFit {
     /// at an honest passenger costs more, and about 2 % of honest tracks fit flat at
     /// `stereo_relief` on our footage (docs/pad.md), fewer than half as many this far down.
     pub(super) fn flat_for_alarm(&self, p: &PlanarParams) -> bool {
-        self.pixels_flat(p)
-            || self.paired
-                && self
-                    .fit
-                    .is_some_and(|(slope, se)| slope + CONFIDENCE * se < p.stereo_relief / 2.0)
+        self.pixels_flat(p) || self.keypoints_below(p.stereo_relief / 2.0)
     }
 
     /// The slope of the views' relief difference against their angles' difference, judged as the
@@ -382,7 +392,7 @@ mod tests {
 
     /// The pixels can only take depth away: a head's keypoint slope with a picture's pixels is
     /// flat (the bent print); a flat slope with deep pixels stays flat (noise only adds
-    /// structure), and a head needs both.
+    /// structure), and a head needs both. Both flat beyond doubt raise the alarm.
     #[test]
     fn the_pixels_take_depth_away_and_never_give_it() {
         let p = PlanarParams {
@@ -405,6 +415,14 @@ mod tests {
         };
         assert!(few.flat_for_alarm(&p) && !few.pixels_alarm(&p));
         assert!(matches!(bent.verdict(&p), Planarity::Flat { .. }));
+        // Pixels flat but over the alarm's share (a dim lane's noise on a picture): an alarm
+        // only with keypoints confidently short of a head's slope at the door (`stereo_near`).
+        let dim_picture = fit(0.0, Some(0.25));
+        assert!(dim_picture.pixels_alarm(&p));
+        for slope in [0.3, 0.7] {
+            let v = fit(slope, Some(0.25));
+            assert!(!v.pixels_alarm(&p) && v.flat_for_alarm(&p), "{slope}");
+        }
         let noisy_picture = fit(0.0, Some(0.6));
         assert!(!noisy_picture.head_like(&p) && noisy_picture.flat_for_alarm(&p));
         assert!(matches!(noisy_picture.verdict(&p), Planarity::Flat { .. }));

@@ -203,9 +203,10 @@ impl Track {
     /// - it is doubtful, or has too few scores for a verdict whose mean is a picture's (a backlit
     ///   lane's faces seldom pass the gates it scores behind: one frame or two), and the face
     ///   looked flat (the one-camera cue's flat verdict, or `StereoFit::flat_for_alarm`);
-    /// - or the pixels of both cameras showed a picture beyond doubt (`StereoFit::pixels_alarm`),
-    ///   whatever the learned cue says (it calls some bent prints live, 0.65–0.82 on the
-    ///   footage) or before it has said anything; no head has measured that flat (docs/pad.md).
+    /// - or the two cameras showed a picture beyond doubt (`StereoFit::pixels_alarm`: the pixels
+    ///   far below a head's, or flat with the keypoints too), whatever the learned cue says (it
+    ///   calls some bent prints and dim screens live, 0.6–0.9 on the footage) or before it has
+    ///   said anything; one head in 516 measured that flat, and it was doubted (docs/pad.md).
     fn suspected(&self, pad: &PadParams, cues: &PadCues) -> Option<usize> {
         if pad.mode != PadMode::Enforce {
             return None;
