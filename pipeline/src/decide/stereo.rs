@@ -49,12 +49,12 @@ const MIN_DTAN: f32 = 0.05;
 /// Frames kept per track: more than a walk at 25 fps; past that the oldest go.
 const KEPT: usize = 96;
 
-/// Paired frames with both patches needed before the pixels' parallax says anything.
+/// Paired frames with both patches needed before the pixels' parallax says anything, whether
+/// or not the keypoints have enough for their own verdict (`stereo_frames`); also enough for the
+/// alarm since the frames are averaged (`parallax::Structure::together`): the lowest of 49 heads
+/// measured on three or four frames was 0.31 (docs/pad.md), against the alarm's 0.2. (Judged
+/// frame by frame, one head measured flat on three; the alarm then waited for five.)
 const PARALLAX_FRAMES: usize = 3;
-
-/// ...and before flat pixels raise the alarm against a learned cue that says live: the one head
-/// measured flat on the footage (of 264 measured on the large draw) had 3 such frames.
-const PARALLAX_ALARM_FRAMES: usize = 5;
 
 /// The share of `stereo_parallax` below which flat pixels raise the alarm on their own: an alarm
 /// at an honest passenger costs more than a grant held back. Heads' lowest on the footage sat at
@@ -207,23 +207,21 @@ impl StereoFit {
         self.pixels_below(p.stereo_parallax)
     }
 
-    /// Whether the pixels were measured on a paired track and came out below `bound`.
+    /// Whether the pixels were measured (`PARALLAX_FRAMES`) and came out below `bound`.
     fn pixels_below(&self, bound: f32) -> bool {
-        self.paired && self.parallax.is_some_and(|s| s < bound)
+        self.parallax_frames >= PARALLAX_FRAMES && self.parallax.is_some_and(|s| s < bound)
     }
 
     /// Whether the two cameras show a picture beyond doubt, an alarm on their own whatever the
-    /// learned cue says or whether it has said anything (`track::Track::suspected`): over at least
-    /// `PARALLAX_ALARM_FRAMES` paired frames, the pixels below `ALARM_SHARE` of `stereo_parallax`,
-    /// or flat (below it) with the keypoints' slope confidently short of the head's a grant at the
-    /// door needs (`stereo_near`). Two measures of the same instants: on the dim lane noise lifts
+    /// learned cue says or whether it has said anything (`track::Track::suspected`): the pixels
+    /// below `ALARM_SHARE` of `stereo_parallax`, or flat (below it) with the keypoints' slope
+    /// confidently short of the head's a grant at the door needs (`stereo_near`). Two measures of the same instants: on the dim lane noise lifts
     /// a picture's pixels over the first bound, and a keypoint slope that low is rare for a head
     /// (3 of 516 on our footage); one head was below both, and the learned cue doubted it too
     /// (already an alarm: docs/pad.md).
     pub(super) fn pixels_alarm(&self, p: &PlanarParams) -> bool {
-        self.parallax_frames >= PARALLAX_ALARM_FRAMES
-            && (self.pixels_below(ALARM_SHARE * p.stereo_parallax)
-                || self.pixels_flat(p) && self.keypoints_below(p.stereo_near))
+        self.pixels_below(ALARM_SHARE * p.stereo_parallax)
+            || self.pixels_flat(p) && self.keypoints_below(p.stereo_near)
     }
 
     /// Whether the keypoints' slope, on a paired track, is below `bound` with confidence.
@@ -410,10 +408,21 @@ mod tests {
         let bent = fit(0.7, Some(0.1));
         assert!(!bent.head_like(&p) && bent.flat_for_alarm(&p) && bent.pixels_alarm(&p));
         let few = StereoFit {
-            parallax_frames: PARALLAX_ALARM_FRAMES - 1,
+            parallax_frames: PARALLAX_FRAMES - 1,
             ..bent
         };
-        assert!(few.flat_for_alarm(&p) && !few.pixels_alarm(&p));
+        assert!(!few.flat_for_alarm(&p) && !few.pixels_alarm(&p));
+        // Pixels measured on three frames, fewer than the keypoints' own verdict needs: they
+        // alarm and refuse alone; the keypoints say nothing yet.
+        let unpaired = StereoFit {
+            parallax_frames: PARALLAX_FRAMES,
+            frames: PARALLAX_FRAMES,
+            paired: false,
+            ..bent
+        };
+        assert!(unpaired.pixels_alarm(&p) && unpaired.flat_for_alarm(&p));
+        assert!(!unpaired.head_like(&p));
+        assert!(matches!(unpaired.verdict(&p), Planarity::Unsure { .. }));
         assert!(matches!(bent.verdict(&p), Planarity::Flat { .. }));
         // Pixels flat but over the alarm's share (a dim lane's noise on a picture): an alarm
         // only with keypoints confidently short of a head's slope at the door (`stereo_near`).
