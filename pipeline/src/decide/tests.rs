@@ -262,6 +262,42 @@ fn a_track_survives_short_gaps_and_ends_after_lost_after() {
     );
 }
 
+/// A walker crossing in front of the camera, frames skipped as a live station skips them: two
+/// frames 100 ms apart, then one every 300 ms, over which the face moves further than its width.
+/// It moves as it moved: one track. A face seen once gives nothing to follow.
+#[test]
+fn a_face_followed_across_skipped_frames_stays_one_track() {
+    let at = |ms: u64| {
+        let x = 150.0 + 0.35 * ms as f32;
+        Observation {
+            bbox: BBox([x, 100.0, x + 80.0, 180.0]),
+            ..face(0.0, None, None)
+        }
+    };
+    assert_eq!(at(100).bbox.iou(&at(400).bbox), 0.0);
+    let mut d = decider();
+    let mut all = Vec::new();
+    for ms in [0, 100, 400, 700, 1_000] {
+        all.extend(d.update(ms, &[at(ms)]));
+    }
+    all.extend(d.update(2_000, &[]));
+    assert!(
+        matches!(
+            all[..],
+            [Event::Unidentified {
+                track: TrackId(1),
+                frames: 5,
+                ..
+            }]
+        ),
+        "{all:?}"
+    );
+    let mut d = decider();
+    d.update(100, &[at(100)]);
+    d.update(400, &[at(400)]);
+    assert_eq!(d.update(2_000, &[]).len(), 2);
+}
+
 #[test]
 fn hostile_numbers_never_identify_or_panic() {
     let mut d = decider();
