@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
 use protocol::{
-    ArchColour, CtlRequest, DoorAction, DoorState, LaneEvent,
-    LaneEventKind, LaneStatus, LightState, VERSION, encode, unix_ms,
+    ArchColour, CtlRequest, DoorAction, DoorState, LaneEvent, LaneEventKind, LaneStatus,
+    LightState, VERSION, encode, unix_ms,
 };
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
