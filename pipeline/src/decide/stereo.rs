@@ -46,6 +46,19 @@ struct Sample {
 /// learned cue decides).
 const MIN_DTAN: f32 = 0.05;
 
+/// Whether the lane's cameras stand far enough apart to pair a face before the door: a pair needs
+/// the views' pitches to differ by `MIN_DTAN`, about `below_m / distance`, so from
+/// `below_m / MIN_DTAN` on; asked of at least twice `decide_by_m`, the last stretch of the walk
+/// gives the pair its frames. Cameras closer than that (a lower camera for coverage, not depth)
+/// leave the lane's grants to its other rules, as a lane without one.
+pub(super) fn pairs_before_door(p: &PlanarParams) -> bool {
+    let decide_by = p
+        .geometry
+        .map_or_else(super::planarity::default_decide_by_m, |g| g.decide_by_m);
+    p.lower
+        .is_some_and(|g| g.below_m >= 2.0 * decide_by * MIN_DTAN)
+}
+
 /// Frames kept per track: more than a walk at 25 fps; past that the oldest go.
 const KEPT: usize = 96;
 

@@ -501,17 +501,18 @@ impl LaneDecider {
                     (t.near(&pad) || t.mapped) && cues.stereo.head_like(&pad.planar)
                 }
                 // A lane with neither geometry nor a lower camera has no shape cue: the learned
-                // cue decides; with the upper camera's geometry alone, once the walker is near or
-                // only the lower camera sees them. Where the two cameras' cue is configured
-                // (`[lane.lower]` geometry), only a face the upper camera never saw (a child's)
-                // goes on the learned cue: one both could see is granted only as a pair, since a
-                // walk split in two leaves a short unpaired fragment at the door, and a glossy
-                // print's opened a door so (docs/pad.md). Cameras mounted too close together
-                // never pair a face (`stereo::MIN_DTAN`): such a lane grants only children.
+                // cue decides; with the upper camera's geometry, or a lower camera too close to
+                // pair a face (`stereo::pairs_before_door`), once the walker is near or only the
+                // lower camera sees them. Where the two cameras can pair a face, only one the
+                // upper camera never saw (a child's) goes on the learned cue: one both could see
+                // is granted only as a pair, since a walk split in two leaves a short unpaired
+                // fragment at the door, and a glossy print's opened a door so (docs/pad.md).
                 Planarity::Unsure { .. } => match (pad.planar.lower, pad.planar.geometry) {
                     (None, None) => true,
-                    (None, Some(_)) => t.near(&pad) || t.mapped,
-                    (Some(_), _) => !t.upper_seen,
+                    (Some(_), _) if super::stereo::pairs_before_door(&pad.planar) => {
+                        !t.upper_seen
+                    }
+                    _ => t.near(&pad) || t.mapped,
                 },
             };
             match (pad.mode, verdict) {
