@@ -509,9 +509,7 @@ impl LaneDecider {
                 // fragment at the door, and a glossy print's opened a door so (docs/pad.md).
                 Planarity::Unsure { .. } => match (pad.planar.lower, pad.planar.geometry) {
                     (None, None) => true,
-                    (Some(_), _) if super::stereo::pairs_before_door(&pad.planar) => {
-                        !t.upper_seen
-                    }
+                    (Some(_), _) if super::stereo::pairs_before_door(&pad.planar) => !t.upper_seen,
                     _ => t.near(&pad) || t.mapped,
                 },
             };
