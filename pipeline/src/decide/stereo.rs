@@ -228,10 +228,10 @@ impl StereoFit {
     /// Whether the two cameras show a picture beyond doubt, an alarm on their own whatever the
     /// learned cue says or whether it has said anything (`track::Track::suspected`): the pixels
     /// below `ALARM_SHARE` of `stereo_parallax`, or flat (below it) with the keypoints' slope
-    /// confidently short of the head's a grant at the door needs (`stereo_near`). Two measures of the same instants: on the dim lane noise lifts
-    /// a picture's pixels over the first bound, and a keypoint slope that low is rare for a head
-    /// (3 of 516 on our footage); one head was below both, and the learned cue doubted it too
-    /// (already an alarm: docs/pad.md).
+    /// confidently short of the head's a grant at the door needs (`stereo_near`). Two measures of
+    /// the same instants: on the dim lane noise lifts a picture's pixels over the first bound, and
+    /// a keypoint slope that low is rare for a head (3 of 516 on our footage); one head was below
+    /// both, and the learned cue doubted it too (already an alarm: docs/pad.md).
     pub(super) fn pixels_alarm(&self, p: &PlanarParams) -> bool {
         self.pixels_below(ALARM_SHARE * p.stereo_parallax)
             || self.pixels_flat(p) && self.keypoints_below(p.stereo_near)

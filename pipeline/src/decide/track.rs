@@ -359,6 +359,7 @@ impl LaneDecider {
         // Greedy association by overlap (`pair_greedily`).
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (ti, t) in self.tracks.iter().enumerate() {
+            let ahead = t.predicted(at_ms);
             for (fi, f) in faces.iter().enumerate() {
                 // A walker the lower camera keeps seeing is followed in its own frame too: where
                 // the geometry places a face off (one narrower than an adult's), its placed box
@@ -367,11 +368,7 @@ impl LaneDecider {
                     (Some(a), Some(b)) => a.iou(&b),
                     _ => 0.0,
                 };
-                let iou = t
-                    .bbox
-                    .iou(&f.bbox)
-                    .max(t.predicted(at_ms).iou(&f.bbox))
-                    .max(own);
+                let iou = t.bbox.iou(&f.bbox).max(ahead.iou(&f.bbox)).max(own);
                 if iou >= self.min_iou {
                     pairs.push((iou, ti, fi));
                 }
@@ -507,11 +504,14 @@ impl LaneDecider {
                 // upper camera never saw (a child's) goes on the learned cue: one both could see
                 // is granted only as a pair, since a walk split in two leaves a short unpaired
                 // fragment at the door, and a glossy print's opened a door so (docs/pad.md).
-                Planarity::Unsure { .. } => match (pad.planar.lower, pad.planar.geometry) {
-                    (None, None) => true,
-                    (Some(_), _) if super::stereo::pairs_before_door(&pad.planar) => !t.upper_seen,
-                    _ => t.near(&pad) || t.mapped,
-                },
+                Planarity::Unsure { .. } if super::stereo::pairs_before_door(&pad.planar) => {
+                    !t.upper_seen
+                }
+                Planarity::Unsure { .. } => {
+                    (pad.planar.geometry.is_none() && pad.planar.lower.is_none())
+                        || t.near(&pad)
+                        || t.mapped
+                }
             };
             match (pad.mode, verdict) {
                 // Liveness not shown yet: the track waits for more frames (or leaves undecided).
