@@ -74,6 +74,12 @@ const PARALLAX_FRAMES: usize = 3;
 /// the threshold (0.30 at 0.3), pictures the learned cue misses well below it (docs/pad.md).
 const ALARM_SHARE: f32 = 2.0 / 3.0;
 
+/// The share of `stereo_parallax` under which pixels that are not flat are still short of a
+/// head's: with the keypoints flat and the learned cue doubtful, an alarm. A dim lane's noise and
+/// blur lift a picture's pixels to 0.30–0.39 (docs/pad.md); of the heads whose keypoints fitted
+/// flat while the learned cue doubted them, the lowest measured 0.465.
+const SHALLOW_SHARE: f32 = 4.0 / 3.0;
+
 /// The paired frames of one track, oldest first.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Stereo {
@@ -261,11 +267,21 @@ impl StereoFit {
 
     /// Whether the face is flat enough for the flatness alone to turn a doubtful learned score
     /// into an alarm: the pixels show a picture, or the keypoints' slope is confidently below
-    /// half of `stereo_relief`. Flat below `stereo_relief` already refuses the grant; an alarm
-    /// at an honest passenger costs more, and about 2 % of honest tracks fit flat at
-    /// `stereo_relief` on our footage (docs/pad.md), fewer than half as many this far down.
+    /// half of `stereo_relief`, or below `stereo_relief` with the pixels short of a head's
+    /// (`SHALLOW_SHARE`). Flat below `stereo_relief` already refuses the grant; an alarm at an
+    /// honest passenger costs more, and about 2 % of honest tracks fit flat at `stereo_relief` on
+    /// our footage (docs/pad.md), fewer than half as many this far down, and those the learned
+    /// cue doubted had pixels of 0.465 and more (a dim lane's pictures 0.30–0.33).
     pub(super) fn flat_for_alarm(&self, p: &PlanarParams) -> bool {
-        self.pixels_flat(p) || self.keypoints_below(p.stereo_relief / 2.0)
+        self.pixels_flat(p)
+            || self.keypoints_below(p.stereo_relief / 2.0)
+            || self.keypoints_flat(p) && self.pixels_below(SHALLOW_SHARE * p.stereo_parallax)
+    }
+
+    /// Whether the keypoints' slope is confidently below `stereo_relief`: their own verdict,
+    /// flat.
+    pub(super) fn keypoints_flat(&self, p: &PlanarParams) -> bool {
+        self.keypoints_below(p.stereo_relief)
     }
 
     /// The slope of the views' relief difference against their angles' difference, judged as the
@@ -445,6 +461,12 @@ mod tests {
             let v = fit(slope, Some(0.25));
             assert!(!v.pixels_alarm(&p) && v.flat_for_alarm(&p), "{slope}");
         }
+        // Pixels over `stereo_parallax` but short of a head's (a dim lane's picture, 0.35): with
+        // the keypoints flat to their own verdict, enough for a doubtful learned score's alarm;
+        // with a head's slope, or a head's pixels, not.
+        assert!(fit(0.3, Some(0.35)).flat_for_alarm(&p));
+        assert!(!fit(0.7, Some(0.35)).flat_for_alarm(&p));
+        assert!(!fit(0.3, Some(0.5)).flat_for_alarm(&p));
         let noisy_picture = fit(0.0, Some(0.6));
         assert!(!noisy_picture.head_like(&p) && noisy_picture.flat_for_alarm(&p));
         assert!(matches!(noisy_picture.verdict(&p), Planarity::Flat { .. }));

@@ -618,7 +618,7 @@ fn nobody_tailgates_behind_an_attack() {
 
 /// A lane camera 0.25 m beside the walking line, turned toward it, as `--camera-offset 0.25`
 /// footage is drawn.
-const GEOMETRY: crate::decide::LaneGeometry = crate::decide::LaneGeometry {
+pub(super) const GEOMETRY: crate::decide::LaneGeometry = crate::decide::LaneGeometry {
     focal_px: 473.0,
     aim_deg: 10.1,
     decide_by_m: 0.8,

@@ -227,6 +227,10 @@ impl Track {
     /// - it is doubtful, or has too few scores for a verdict whose mean is a picture's (a backlit
     ///   lane's faces seldom pass the gates it scores behind: one frame or two), and the face
     ///   looked flat (the one-camera cue's flat verdict, or `StereoFit::flat_for_alarm`);
+    /// - or both keypoint cues called the face flat (the one-camera cue over the walk and the two
+    ///   cameras at each instant) while the learned cue is less than halfway from its threshold to
+    ///   certain: one of 762 paired head tracks on our footage fitted flat to both, scored 0.89,
+    ///   and dim-lane screens 0.60–0.64 (docs/pad.md);
     /// - or the two cameras showed a picture beyond doubt (`StereoFit::pixels_alarm`: the pixels
     ///   far below a head's, or flat with the keypoints too), whatever the learned cue says (it
     ///   calls some bent prints and dim screens live, 0.6–0.9 on the footage) or before it has
@@ -241,10 +245,18 @@ impl Track {
             .liveness
             .mean()
             .is_some_and(|mean| mean < pad.attack_below);
+        // Both keypoint cues: the walk's change of angle and the two cameras' one instant.
+        let flat_twice = matches!(cues.planarity, Planarity::Flat { .. })
+            && cues.stereo.keypoints_flat(&pad.planar);
         match (cues.learned, alarming) {
             (LiveVerdict::Attack { frames, .. }, _)
             | (LiveVerdict::Doubtful { frames, .. }, true) => Some(frames),
             (LiveVerdict::Unsure { frames, .. }, true) if leaning => Some(frames),
+            (LiveVerdict::Live { mean, frames }, _)
+                if flat_twice && mean < (pad.threshold + 1.0) / 2.0 =>
+            {
+                Some(frames)
+            }
             (LiveVerdict::Live { frames, .. } | LiveVerdict::Unsure { frames, .. }, _)
                 if cues.stereo.pixels_alarm(&pad.planar) =>
             {

@@ -455,3 +455,82 @@ fn a_picture_both_cameras_see_flat_is_never_granted_and_a_head_is() {
         "{child:?}"
     );
 }
+
+/// On a lane with both shape cues (the camera 0.25 m beside the walking line, and a lower
+/// camera), a picture both call flat is an alarm while the learned cue is less than halfway from
+/// its threshold (0.6) to certain, as dim-lane screens scored 0.60–0.64; above that the cues
+/// disagree (no alarm, no grant). A head walking the same way with the same score is granted.
+#[test]
+fn a_picture_flat_to_both_shape_cues_and_barely_live_is_an_alarm() {
+    use super::planarity::{EYE_M, TEST_HEAD};
+    let v = lower(12.0);
+    let g = super::tests::GEOMETRY;
+    // A head (or its picture) turned by `yaw` and pitched by `pitch` toward the camera, eyes'
+    // midpoint at (`x`, `row`), `scale` px per eye distance, under weak perspective.
+    let posed = |yaw: f32, pitch: f32, scale: f32, x: f32, row: f32, flat: bool| {
+        let (cy, sy, cp, sp) = (yaw.cos(), yaw.sin(), pitch.cos(), pitch.sin());
+        let pose = |[px, py, pz]: [f32; 3]| {
+            let pz = if flat { 0.0 } else { pz };
+            let z = -px * sy + pz * cy;
+            [px * cy + pz * sy, py * cp + z * sp]
+        };
+        let [e0, e1] = [pose(TEST_HEAD[0]), pose(TEST_HEAD[1])];
+        let mid = [(e0[0] + e1[0]) / 2.0, (e0[1] + e1[1]) / 2.0];
+        TEST_HEAD.map(|p| {
+            let [a, b] = pose(p);
+            [x + scale * (a - mid[0]), row + scale * (b - mid[1])]
+        })
+    };
+    let walk = |flat: bool, live: f32| {
+        let mut p = FusionParams::default();
+        p.pad.planar.lower = Some(v.geometry);
+        p.pad.planar.geometry = Some(g);
+        p.pad.planar.centre_y = 240.0;
+        let mut d = LaneDecider::new(p, ZONE, 300);
+        let mut all = Vec::new();
+        let mut m = 3.0f32;
+        let mut at_ms = 0;
+        while m > 0.6 {
+            let (h, scale) = (FOCAL * 0.2 / m, FOCAL * EYE_M / m);
+            let yaw = (0.25 / m).atan();
+            let x = 320.0 + g.focal_px * (yaw - g.aim_deg.to_radians()).tan();
+            let (up, down) = ((0.3 / m).atan(), (-0.2 / m).atan());
+            let row_u = 240.0 + FOCAL * up.tan();
+            let row_l = 240.0 + FOCAL * (down + 12f32.to_radians()).tan();
+            let mut u = at(x, row_u, h);
+            u.keypoints = posed(yaw, up, scale, x, row_u, flat);
+            u.live = Some(live);
+            let mut l = at(x, row_l, h);
+            l.keypoints = posed(yaw, down, scale, x, row_l, flat);
+            l.live = Some(live);
+            let obs = merge(vec![u], vec![v.observe(l)], &v.geometry, &ZONE, &p.gates);
+            assert_eq!(obs.len(), 1, "{m} m: {obs:?}");
+            all.extend(d.update(at_ms, &obs));
+            at_ms += 100;
+            m *= 0.93;
+        }
+        all.extend(d.update(at_ms + 1_000, &[]));
+        all
+    };
+    let barely = walk(true, 0.7);
+    assert!(identified(&barely).is_empty(), "{barely:?}");
+    assert!(matches!(barely[..], [Event::Attack { .. }]), "{barely:?}");
+    let sure = walk(true, 0.85);
+    assert!(
+        matches!(
+            sure[..],
+            [Event::Unidentified {
+                reason: track::LIVENESS_NOT_SHOWN,
+                ..
+            }]
+        ),
+        "{sure:?}"
+    );
+    let head = walk(false, 0.7);
+    assert_eq!(
+        identified(&head),
+        vec![(TrackId(1), Subject(7))],
+        "{head:?}"
+    );
+    assert!(!head.iter().any(|e| matches!(e, Event::Attack { .. })));
+}
