@@ -253,7 +253,9 @@ fn twins_meet_across_ticks_and_a_lone_frame_waits_two_ticks() {
         (m[0].at_ms, m[0].upper.len(), m[0].lower.len()),
         (130, 1, 1)
     );
-    // The lower camera dies: 200 goes alone once it has waited two tick ends.
+    // The lower camera dies: 200 goes alone once it has waited two tick ends and the lower
+    // camera has been silent for two (before that it may only be late).
+    assert!(t.take(false).is_empty());
     let m = t.take(false);
     assert_eq!(
         m.iter()
@@ -281,6 +283,41 @@ fn twins_meet_across_ticks_and_a_lone_frame_waits_two_ticks() {
     );
     t.push(View::Lower, 400, now, one(2.0));
     assert_eq!(t.take(true).len(), 1, "played out: everything leaves");
+}
+
+/// A lower camera that started five frames late and stays so (recorded footage: each camera's
+/// queue paces its own decoder) has every frame after its first paired: a frame waits for its
+/// twin while the other camera is behind it and delivering. With two tick ends only, none was.
+#[test]
+fn a_camera_that_runs_behind_still_meets_its_twins() {
+    use super::views::Twins;
+    let now = std::time::Instant::now();
+    let one = |x: f32| vec![face(x, None, None)];
+    let mut t = Twins::default();
+    let mut met = Vec::new();
+    for tick in 0..40u64 {
+        t.push(View::Upper, tick * 100, now, one(1.0));
+        if tick >= 5 {
+            t.push(View::Lower, (tick - 5) * 100, now, one(2.0));
+        }
+        met.extend(t.take(false));
+    }
+    // Until the lower camera's first frame nothing says it is behind: the first frames of each
+    // go alone (the lane clock never runs back for the late camera's), every one after meets
+    // its twin, in time order.
+    let paired: Vec<u64> = met
+        .iter()
+        .filter(|m| !m.upper.is_empty() && !m.lower.is_empty())
+        .map(|m| m.at_ms)
+        .collect();
+    assert_eq!(paired, (3..35).map(|i| i * 100).collect::<Vec<_>>());
+    assert!(
+        met.iter()
+            .all(|m| m.at_ms < 300 || paired.contains(&m.at_ms))
+    );
+    // The lower camera stops: what waits goes alone once it has been silent two tick ends.
+    assert!(t.take(false).is_empty());
+    assert_eq!(t.take(false).len(), 5);
 }
 
 /// On a lane whose upper camera has geometry and enforced PAD, a child only the lower camera
