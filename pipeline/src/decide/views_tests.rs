@@ -44,6 +44,77 @@ fn at(cx: f32, cy: f32, h: f32) -> Observation {
     o
 }
 
+/// The keypoints of [`planarity::TEST_HEAD`] (or its picture, `flat`) turned by `yaw` and pitched
+/// by `pitch` toward the camera, eyes' midpoint at (`x`, `row`), `scale` px per eye distance,
+/// under weak perspective (with `yaw` 0, `planarity::pitched`'s).
+fn posed(yaw: f32, pitch: f32, scale: f32, [x, row]: [f32; 2], flat: bool) -> [[f32; 2]; 6] {
+    use super::planarity::TEST_HEAD;
+    let (cy, sy, cp, sp) = (yaw.cos(), yaw.sin(), pitch.cos(), pitch.sin());
+    let pose = |[px, py, pz]: [f32; 3]| {
+        let pz = if flat { 0.0 } else { pz };
+        let z = -px * sy + pz * cy;
+        [px * cy + pz * sy, py * cp + z * sp]
+    };
+    let [e0, e1] = [pose(TEST_HEAD[0]), pose(TEST_HEAD[1])];
+    let mid = [(e0[0] + e1[0]) / 2.0, (e0[1] + e1[1]) / 2.0];
+    TEST_HEAD.map(|p| {
+        let [a, b] = pose(p);
+        [x + scale * (a - mid[0]), row + scale * (b - mid[1])]
+    })
+}
+
+/// A walk seen by the lower camera (tilted up 12°) and, with `upper`, the upper one: at each
+/// (`at_ms`, metres from the cameras), the face 0.3 m below the upper camera and 0.2 m above the
+/// lower, scored `live` by the learned cue. On the walking line (x 320) without `beside`; with
+/// it, the line 0.25 m beside the cameras as that geometry says (so the face turns to them as it
+/// comes, and the one-camera cue has its angle). Returns the lane's events, the track left at the
+/// end.
+fn two_camera_walk(
+    steps: &[(u64, f32)],
+    beside: Option<LaneGeometry>,
+    flat: bool,
+    live: f32,
+    upper: bool,
+) -> Vec<Event> {
+    use super::planarity::EYE_M;
+    let v = lower(12.0);
+    let mut p = FusionParams::default();
+    p.pad.planar.lower = Some(v.geometry);
+    p.pad.planar.geometry = beside;
+    p.pad.planar.centre_y = 240.0;
+    let mut d = LaneDecider::new(p, ZONE, 300);
+    let mut all = Vec::new();
+    for &(at_ms, m) in steps {
+        let (h, scale) = (FOCAL * 0.2 / m, FOCAL * EYE_M / m);
+        let (yaw, x) = match beside {
+            Some(g) => {
+                let yaw = (0.25 / m).atan();
+                (
+                    yaw,
+                    320.0 + g.focal_px * (yaw - g.aim_deg.to_radians()).tan(),
+                )
+            }
+            None => (0.0, 320.0),
+        };
+        let (up, down) = ((0.3 / m).atan(), (-0.2 / m).atan());
+        let row_u = 240.0 + FOCAL * up.tan();
+        let row_l = 240.0 + FOCAL * (down + 12f32.to_radians()).tan();
+        let mut u = at(x, row_u, h);
+        u.keypoints = posed(yaw, up, scale, [x, row_u], flat);
+        u.live = Some(live);
+        let mut l = at(x, row_l, h);
+        l.keypoints = posed(yaw, down, scale, [x, row_l], flat);
+        l.live = Some(live);
+        let ups = if upper { vec![u] } else { Vec::new() };
+        let obs = merge(ups, vec![v.observe(l)], &v.geometry, &ZONE, &p.gates);
+        assert_eq!(obs.len(), 1, "{m} m: {obs:?}");
+        all.extend(d.update(at_ms, &obs));
+    }
+    let last = steps.last().map_or(0, |s| s.0);
+    all.extend(d.update(last + 1_000, &[]));
+    all
+}
+
 /// A child's face as both cameras draw it lands, once placed, where the upper camera sees it,
 /// for tilted and level lower cameras and near and far faces.
 #[test]
@@ -415,37 +486,13 @@ fn a_narrow_face_placed_off_is_still_one_walker() {
 /// verdict is never granted unless only the lower camera could see it.
 #[test]
 fn a_picture_both_cameras_see_flat_is_never_granted_and_a_head_is() {
-    use super::planarity::{EYE_M, pitched};
-    let v = lower(12.0);
+    const STEPS: [f32; 10] = [3.0, 2.6, 2.2, 1.9, 1.6, 1.4, 1.2, 1.0, 0.9, 0.8];
     // The walk from its `from`th frame; `upper`: whether the upper camera sees it.
     let walk_from = |from: usize, flat: bool, live: f32, upper: bool| {
-        let mut p = FusionParams::default();
-        p.pad.planar.lower = Some(v.geometry);
-        p.pad.planar.centre_y = 240.0;
-        let mut d = LaneDecider::new(p, ZONE, 300);
-        let mut all = Vec::new();
-        for (i, m) in [3.0f32, 2.6, 2.2, 1.9, 1.6, 1.4, 1.2, 1.0, 0.9, 0.8]
-            .into_iter()
-            .enumerate()
-            .skip(from)
-        {
-            let (h, scale) = (FOCAL * 0.2 / m, FOCAL * EYE_M / m);
-            let (up, down) = ((0.3 / m).atan(), (-0.2 / m).atan());
-            let row_u = 240.0 + FOCAL * up.tan();
-            let row_l = 240.0 + FOCAL * (down + 12f32.to_radians()).tan();
-            let mut u = at(320.0, row_u, h);
-            u.keypoints = pitched(up, scale, row_u, flat);
-            u.live = Some(live);
-            let mut l = at(320.0, row_l, h);
-            l.keypoints = pitched(down, scale, row_l, flat);
-            l.live = Some(live);
-            let ups = if upper { vec![u] } else { Vec::new() };
-            let obs = merge(ups, vec![v.observe(l)], &v.geometry, &ZONE, &p.gates);
-            assert_eq!(obs.len(), 1, "{m} m: {obs:?}");
-            all.extend(d.update(i as u64 * 100, &obs));
-        }
-        all.extend(d.update(2_000, &[]));
-        all
+        let steps: Vec<(u64, f32)> = (STEPS.iter().enumerate().skip(from))
+            .map(|(i, &m)| (i as u64 * 100, m))
+            .collect();
+        two_camera_walk(&steps, None, flat, live, upper)
     };
     let walk_scored = |flat: bool, live: f32| walk_from(0, flat, live, true);
     let walk = |flat: bool| walk_scored(flat, 0.95);
@@ -484,55 +531,15 @@ fn a_picture_both_cameras_see_flat_is_never_granted_and_a_head_is() {
 /// disagree (no alarm, no grant). A head walking the same way with the same score is granted.
 #[test]
 fn a_picture_flat_to_both_shape_cues_and_barely_live_is_an_alarm() {
-    use super::planarity::{EYE_M, TEST_HEAD};
-    let v = lower(12.0);
-    let g = super::tests::GEOMETRY;
-    // A head (or its picture) turned by `yaw` and pitched by `pitch` toward the camera, eyes'
-    // midpoint at (`x`, `row`), `scale` px per eye distance, under weak perspective.
-    let posed = |yaw: f32, pitch: f32, scale: f32, x: f32, row: f32, flat: bool| {
-        let (cy, sy, cp, sp) = (yaw.cos(), yaw.sin(), pitch.cos(), pitch.sin());
-        let pose = |[px, py, pz]: [f32; 3]| {
-            let pz = if flat { 0.0 } else { pz };
-            let z = -px * sy + pz * cy;
-            [px * cy + pz * sy, py * cp + z * sp]
-        };
-        let [e0, e1] = [pose(TEST_HEAD[0]), pose(TEST_HEAD[1])];
-        let mid = [(e0[0] + e1[0]) / 2.0, (e0[1] + e1[1]) / 2.0];
-        TEST_HEAD.map(|p| {
-            let [a, b] = pose(p);
-            [x + scale * (a - mid[0]), row + scale * (b - mid[1])]
-        })
-    };
     let walk = |flat: bool, live: f32| {
-        let mut p = FusionParams::default();
-        p.pad.planar.lower = Some(v.geometry);
-        p.pad.planar.geometry = Some(g);
-        p.pad.planar.centre_y = 240.0;
-        let mut d = LaneDecider::new(p, ZONE, 300);
-        let mut all = Vec::new();
-        let mut m = 3.0f32;
-        let mut at_ms = 0;
+        let mut steps = Vec::new();
+        let (mut m, mut at_ms) = (3.0f32, 0);
         while m > 0.6 {
-            let (h, scale) = (FOCAL * 0.2 / m, FOCAL * EYE_M / m);
-            let yaw = (0.25 / m).atan();
-            let x = 320.0 + g.focal_px * (yaw - g.aim_deg.to_radians()).tan();
-            let (up, down) = ((0.3 / m).atan(), (-0.2 / m).atan());
-            let row_u = 240.0 + FOCAL * up.tan();
-            let row_l = 240.0 + FOCAL * (down + 12f32.to_radians()).tan();
-            let mut u = at(x, row_u, h);
-            u.keypoints = posed(yaw, up, scale, x, row_u, flat);
-            u.live = Some(live);
-            let mut l = at(x, row_l, h);
-            l.keypoints = posed(yaw, down, scale, x, row_l, flat);
-            l.live = Some(live);
-            let obs = merge(vec![u], vec![v.observe(l)], &v.geometry, &ZONE, &p.gates);
-            assert_eq!(obs.len(), 1, "{m} m: {obs:?}");
-            all.extend(d.update(at_ms, &obs));
+            steps.push((at_ms, m));
             at_ms += 100;
             m *= 0.93;
         }
-        all.extend(d.update(at_ms + 1_000, &[]));
-        all
+        two_camera_walk(&steps, Some(super::tests::GEOMETRY), flat, live, true)
     };
     let barely = walk(true, 0.7);
     assert!(identified(&barely).is_empty(), "{barely:?}");
