@@ -14,7 +14,10 @@
 //! patch to the upper's by the affine map that best matches their normalised intensities
 //! (Gauss–Newton, started from the similarity that takes the upper view's eyes and mouth onto the
 //! lower's: each camera's box jitters by several pixels on its own, beyond where Gauss–Newton
-//! from the identity finds its way back, docs/pad.md); estimate the vertical shift left at an
+//! from the identity finds its way back, docs/pad.md); where each camera's motion is known, smear
+//! each view along the other's as a shutter would and realign, so both views carry the same blur
+//! (`equalised`: a long shutter smears the two views of a moving face differently, and the shift
+//! estimates then err the same way in every frame); estimate the vertical shift left at an
 //! 8×8 grid over the face's central half, centred on its eyes and mouth (Lucas–Kanade, one
 //! dimension: the cameras differ in height only); remove each grid column's best straight line
 //! in y; the residual's RMS, in patch pixels, is the frame's *structure along y*, and the same of
@@ -61,36 +64,84 @@ struct Image {
     px: Vec<f32>,
 }
 
-impl Image {
-    fn of(p: &Patch) -> Option<Image> {
-        let src = p.luma();
-        // A 3×3 binomial blur, edges repeated.
-        let at = |x: isize, y: isize| {
-            let (x, y) = (
-                x.clamp(0, SIDE as isize - 1) as usize,
-                y.clamp(0, SIDE as isize - 1) as usize,
-            );
-            src[y * SIDE + x] as f32
-        };
-        let mut px = vec![0.0f32; SIDE * SIDE];
-        for y in 0..SIDE as isize {
-            for x in 0..SIDE as isize {
-                let mut s = 0.0;
-                for (dy, wy) in [(-1, 1.0), (0, 2.0), (1, 1.0)] {
-                    for (dx, wx) in [(-1, 1.0), (0, 2.0), (1, 1.0)] {
-                        s += wx * wy * at(x + dx, y + dy);
-                    }
+/// A patch's luma as floats under a 3×3 binomial blur, edges repeated: what [`Image`] normalises,
+/// with or without a streak first ([`streaked`]).
+fn smooth(p: &Patch) -> Vec<f32> {
+    let src = p.luma();
+    let at = |x: isize, y: isize| {
+        let (x, y) = (
+            x.clamp(0, SIDE as isize - 1) as usize,
+            y.clamp(0, SIDE as isize - 1) as usize,
+        );
+        src[y * SIDE + x] as f32
+    };
+    let mut px = vec![0.0f32; SIDE * SIDE];
+    for y in 0..SIDE as isize {
+        for x in 0..SIDE as isize {
+            let mut s = 0.0;
+            for (dy, wy) in [(-1, 1.0), (0, 2.0), (1, 1.0)] {
+                for (dx, wx) in [(-1, 1.0), (0, 2.0), (1, 1.0)] {
+                    s += wx * wy * at(x + dx, y + dy);
                 }
-                px[y as usize * SIDE + x as usize] = s / 16.0;
             }
+            px[y as usize * SIDE + x as usize] = s / 16.0;
         }
+    }
+    px
+}
+
+/// Bilinear sample of a `SIDE`×`SIDE` float image, edges repeated.
+fn bilinear(px: &[f32], x: f32, y: f32) -> f32 {
+    let hi = (SIDE - 1) as f32;
+    let (x, y) = (x.clamp(0.0, hi), y.clamp(0.0, hi));
+    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+    let (x1, y1) = ((x0 + 1).min(SIDE - 1), (y0 + 1).min(SIDE - 1));
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let p = |x: usize, y: usize| px[y * SIDE + x];
+    (p(x0, y0) * (1.0 - fx) + p(x1, y0) * fx) * (1.0 - fy)
+        + (p(x0, y1) * (1.0 - fx) + p(x1, y1) * fx) * fy
+}
+
+/// `px` smeared along `streak` (patch pixels, the path a point of the image travels while the
+/// shutter is open): each pixel the mean of the image along that segment about it, what a
+/// moving face leaves on one frame. Under half a pixel it is the image itself.
+fn streaked(px: &[f32], [sx, sy]: [f32; 2]) -> Vec<f32> {
+    let len = sx.hypot(sy);
+    if len.is_nan() || len < 0.5 {
+        return px.to_vec();
+    }
+    // Samples a pixel apart or closer: the image is already smooth over three pixels
+    // (`smooth`), so finer steps change nothing measurable, and this runs up to eight times a
+    // paired frame.
+    let n = len.ceil() as usize + 1;
+    let steps: Vec<[f32; 2]> = (0..n)
+        .map(|k| {
+            let t = (k as f32 + 0.5) / n as f32 - 0.5;
+            [t * sx, t * sy]
+        })
+        .collect();
+    let mut out = vec![0.0f32; SIDE * SIDE];
+    for y in 0..SIDE {
+        for x in 0..SIDE {
+            let s: f32 = (steps.iter())
+                .map(|[dx, dy]| bilinear(px, x as f32 + dx, y as f32 + dy))
+                .sum();
+            out[y * SIDE + x] = s / n as f32;
+        }
+    }
+    out
+}
+
+impl Image {
+    /// `px` normalised over the aligned region; `None` for a blank patch (a covered lens, a black
+    /// frame), which has nothing to align.
+    fn normalised(mut px: Vec<f32>) -> Option<Image> {
         let n = REGION_PX as f32;
         let mean = region().map(|(x, y)| px[y * SIDE + x]).sum::<f32>() / n;
         let var = region()
             .map(|(x, y)| (px[y * SIDE + x] - mean).powi(2))
             .sum::<f32>()
             / n;
-        // A blank patch (a covered lens, a black frame) has nothing to align.
         if var.is_nan() || var <= 1.0 {
             return None;
         }
@@ -101,14 +152,7 @@ impl Image {
 
     /// Bilinear sample with edges repeated, and the gradient (central differences of samples).
     fn sample(&self, x: f32, y: f32) -> f32 {
-        let hi = (SIDE - 1) as f32;
-        let (x, y) = (x.clamp(0.0, hi), y.clamp(0.0, hi));
-        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-        let (x1, y1) = ((x0 + 1).min(SIDE - 1), (y0 + 1).min(SIDE - 1));
-        let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-        let p = |x: usize, y: usize| self.px[y * SIDE + x];
-        (p(x0, y0) * (1.0 - fx) + p(x1, y0) * fx) * (1.0 - fy)
-            + (p(x0, y1) * (1.0 - fx) + p(x1, y1) * fx) * fy
+        bilinear(&self.px, x, y)
     }
 
     fn gradient(&self, x: f32, y: f32) -> [f32; 2] {
@@ -463,17 +507,128 @@ fn grid_from(upper: &Patch, ku: &[[f32; 2]; 6]) -> Option<[usize; 2]> {
     })
 }
 
+/// Each camera's image motion at one instant, in its own patch's pixels per second: where the
+/// face's eyes and mouth went since the pair before (`stereo::Stereo::push`). What the shutter
+/// smears each view along.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Motion {
+    pub upper: [f32; 2],
+    pub lower: [f32; 2],
+}
+
+/// Shutter times the equalisation tries, seconds, each about √2 from the next: a smear equalised
+/// with a shutter within √2 of the camera's is better than none, one twice as long is worse than
+/// none (a view's smear grows as the square of it). The lane's cameras do not say theirs.
+const SHUTTERS_S: [f32; 8] = [
+    1.0 / 250.0,
+    1.0 / 180.0,
+    1.0 / 120.0,
+    1.0 / 90.0,
+    1.0 / 60.0,
+    1.0 / 45.0,
+    1.0 / 30.0,
+    1.0 / 20.0,
+];
+
+/// How much better the views must agree smeared alike than as they are for the smear to be taken
+/// as the camera's: their disagreement (1 − `agreement`) at most this share of what it was. Any
+/// smoothing makes two noisy views agree a little better, and a shutter guessed too long smears
+/// the views apart instead (a backlit lane's 1/250 s pictures measured deeper); on seed 13's
+/// footage the best shutter left 0.67–0.87 of the disagreement on the backlit lane (10th–90th
+/// percentile) and 0.22–0.69 on the dim lane's 1/30 s (docs/pad.md, "Smear").
+const EQUALISE_BELOW: f32 = 0.6;
+
+/// The longest smear, patch pixels, the equalisation applies: past it the motion is a track's
+/// jump, not a walk (a walker at the door moves about 20 patch pixels in 1/20 s).
+const MOST_STREAK: f32 = 24.0;
+
+/// How well `lower` under map `p` matches `upper` over the region: the mean product of their
+/// normalised intensities (1 for the same picture), as ECC scores an alignment.
+fn agreement(upper: &Image, lower: &Image, p: &Affine) -> Option<f32> {
+    let n = REGION_PX as f32;
+    let mut vals = Vec::with_capacity(REGION_PX);
+    for (x, y) in region() {
+        let [wx, wy] = warp(p, x as f32, y as f32);
+        vals.push((lower.sample(wx, wy), upper.px[y * SIDE + x]));
+    }
+    let mean = vals.iter().map(|v| v.0).sum::<f32>() / n;
+    let sd = (vals.iter().map(|v| (v.0 - mean).powi(2)).sum::<f32>() / n).sqrt();
+    let score = vals.iter().map(|(l, u)| (l - mean) * u).sum::<f32>() / (n * sd);
+    (sd > 0.05 && score.is_finite()).then_some(score)
+}
+
+/// The two views smeared alike: each view streaked along the *other* camera's motion over a
+/// shutter time, so both carry both smears (streaks commute), and the map realigned on them. The
+/// shutter is the one of `SHUTTERS_S` under which the views agree best (`agreement`), or none
+/// where none improves on the views as they are by `EQUALISE_BELOW`.
+///
+/// Why: a walker's face moves across each camera's picture by a different path (the lower camera
+/// sees it rise as it comes), so under a long shutter one view is smeared along y and the other
+/// hardly; the shift estimates between a smeared and a sharp texture then err by amounts that
+/// follow the texture, the same in every frame, so averaging does not take them away, and a dim
+/// lane's pictures measured as deep as shallow heads (docs/pad.md, "Smear").
+fn equalised(
+    smooth_upper: &[f32],
+    smooth_lower: &[f32],
+    views: (Image, Image, Map),
+    motion: &Motion,
+) -> (Image, Image, Map) {
+    let (u, l, m) = views;
+    let Some(raw) = agreement(&u, &l, &m.p) else {
+        return (u, l, m);
+    };
+    let mut best = 1.0 - EQUALISE_BELOW * (1.0 - raw);
+    let mut chosen = None;
+    for shutter in SHUTTERS_S {
+        let (su, sl) = (
+            motion.lower.map(|v| v * shutter),
+            motion.upper.map(|v| v * shutter),
+        );
+        let (lu, ll) = (su[0].hypot(su[1]), sl[0].hypot(sl[1]));
+        if !(lu.max(ll) >= 0.5 && lu.max(ll) <= MOST_STREAK) {
+            continue;
+        }
+        let (Some(a), Some(b)) = (
+            Image::normalised(streaked(smooth_upper, su)),
+            Image::normalised(streaked(smooth_lower, sl)),
+        ) else {
+            continue;
+        };
+        if let Some(score) = agreement(&a, &b, &m.p).filter(|s| *s > best) {
+            best = score;
+            chosen = Some((a, b));
+        }
+    }
+    match chosen {
+        Some((a, b)) => match align(&a, &b, m.p) {
+            Some(m2) => (a, b, m2),
+            None => (u, l, m),
+        },
+        None => (u, l, m),
+    }
+}
+
 /// The frame's structure (module docs), in patch pixels, of the face with keypoints `ku` in the
-/// image `upper` was cut from and `kl` in `lower`'s. `None` when the patches cannot be aligned
-/// (blank, degenerate keypoints, or not the same face) or under half the grid has texture.
+/// image `upper` was cut from and `kl` in `lower`'s, the views' smears equalised where each
+/// camera's `motion` is known (`equalised`). `None` when the patches cannot be aligned (blank,
+/// degenerate keypoints, or not the same face) or under half the grid has texture.
 pub(super) fn structure(
     upper: &Patch,
     lower: &Patch,
     ku: &[[f32; 2]; 6],
     kl: &[[f32; 2]; 6],
+    motion: Option<&Motion>,
 ) -> Option<Structure> {
-    let (u, l) = (Image::of(upper)?, Image::of(lower)?);
+    let (su, sl) = (smooth(upper), smooth(lower));
+    let (u, l) = (
+        Image::normalised(su.clone())?,
+        Image::normalised(sl.clone())?,
+    );
     let m = align(&u, &l, start(upper, lower, ku, kl)?)?;
+    let (u, l, m) = match motion {
+        Some(mv) => equalised(&su, &sl, (u, l, m), mv),
+        None => (u, l, m),
+    };
     let from = grid_from(upper, ku)?;
     let mut field: Box<Field> = Box::new([[Point::default(); GRID * GRID]; 2]);
     let (along_y, ny) = column_residual(&u, &l, &m, 1, from, &mut field[1]);
@@ -551,7 +706,7 @@ pub(super) mod tests {
             [0.0, 1.0 + 2.5 * u * u + nose]
         });
         let s = |lower: &Patch| {
-            structure(&upper, lower, &SAME, &SAME)
+            structure(&upper, lower, &SAME, &SAME, None)
                 .expect("aligned")
                 .along_y
         };
@@ -568,10 +723,13 @@ pub(super) mod tests {
     fn blank_or_unrelated_patches_are_no_evidence() {
         let face = view(|_, _| [0.0, 0.0]);
         let blank = Patch::from_luma(vec![90; SIDE * SIDE]).expect("64x64");
-        assert_eq!(structure(&face, &blank, &SAME, &SAME), None);
-        assert_eq!(structure(&blank, &face, &SAME, &SAME), None);
+        assert_eq!(structure(&face, &blank, &SAME, &SAME, None), None);
+        assert_eq!(structure(&blank, &face, &SAME, &SAME, None), None);
         // Keypoints all in one place say nothing of where to start.
-        assert_eq!(structure(&face, &face, &[[30.0, 30.0]; 6], &SAME), None);
+        assert_eq!(
+            structure(&face, &face, &[[30.0, 30.0]; 6], &SAME, None),
+            None
+        );
     }
 
     /// `p` with uniform noise of ±`amp` luma added (a dim lane's sensor noise, lifted by the
@@ -608,7 +766,7 @@ pub(super) mod tests {
             (0..8)
                 .filter_map(|f| {
                     let (u, l) = (noisy(&clean, 30.0, 2 * f), noisy(lower, 30.0, 2 * f + 1));
-                    structure(&u, &l, &SAME, &SAME)
+                    structure(&u, &l, &SAME, &SAME, None)
                 })
                 .collect()
         };
@@ -640,7 +798,7 @@ pub(super) mod tests {
                 1.0 + 4.0 * (-(u * u / 0.08 + (v - 0.1).powi(2) / 0.12)).exp(),
             ]
         });
-        let odd = structure(&clean, &askew, &SAME, &SAME).expect("aligned");
+        let odd = structure(&clean, &askew, &SAME, &SAME, None).expect("aligned");
         let mut with_odd: Vec<&Structure> = flat.iter().collect();
         with_odd.push(&odd);
         let swung = Structure::together(&with_odd).expect("measured");
@@ -649,6 +807,104 @@ pub(super) mod tests {
             "plane with one odd frame: {swung}"
         );
         assert_eq!(Structure::together(&[]), None);
+    }
+
+    /// `view`'s texture under a shutter open while the face moved `streak` patch pixels: the mean
+    /// of the views along the path.
+    fn smeared(shift: impl Fn(f32, f32) -> [f32; 2], streak: [f32; 2]) -> Patch {
+        let n = 24;
+        let mut acc = vec![0.0f32; SIDE * SIDE];
+        for k in 0..n {
+            let t = (k as f32 + 0.5) / n as f32 - 0.5;
+            for y in 0..SIDE {
+                for x in 0..SIDE {
+                    let [dx, dy] = shift(x as f32, y as f32);
+                    acc[y * SIDE + x] +=
+                        sharp(x as f32 + dx + t * streak[0], y as f32 + dy + t * streak[1]);
+                }
+            }
+        }
+        let px = acc
+            .iter()
+            .map(|v| (v / n as f32).round().clamp(0.0, 255.0) as u8)
+            .collect();
+        Patch::from_luma(px).expect("64x64")
+    }
+
+    /// A texture with edges (a face's brows, lids and lips have them; `wave`'s sines do not):
+    /// blobs of light and dark, their rims steep.
+    fn sharp(x: f32, y: f32) -> f32 {
+        let v = wave(x, y) - 128.0;
+        128.0 + 90.0 * (v / 25.0).tanh()
+    }
+
+    /// Under a long shutter the lower camera, which sees the walker rise as they come, smears a
+    /// picture along y while the upper one smears it a little across: the shifts between a smeared
+    /// and a sharp texture follow the texture, and the plane measures deep. Each view smeared by
+    /// the other's motion, the plane is flat again; a nose keeps its depth.
+    #[test]
+    fn a_long_shutter_smears_the_views_apart_and_equalising_brings_a_plane_back() {
+        // Patch pixels per second; at 1/30 s the lower view smears 6 px along y, the upper 2 across.
+        let motion = Motion {
+            upper: [60.0, 0.0],
+            lower: [60.0, -180.0],
+        };
+        let streak = |v: [f32; 2]| v.map(|c| c / 30.0);
+        let upper = smeared(|_, _| [0.0, 0.0], streak(motion.upper));
+        let plane = smeared(
+            |x, y| [0.5 + 0.02 * (y - 32.0), 1.5 + 0.06 * (y - 32.0) - 0.01 * x],
+            streak(motion.lower),
+        );
+        let head = smeared(
+            |x, y| {
+                let (u, v) = centred(x, y);
+                [
+                    0.0,
+                    1.0 + 2.5 * u * u + 2.5 * (-(u * u / 0.08 + (v - 0.1).powi(2) / 0.12)).exp(),
+                ]
+            },
+            streak(motion.lower),
+        );
+        let s = |lower: &Patch, m: Option<&Motion>| {
+            structure(&upper, lower, &SAME, &SAME, m)
+                .expect("aligned")
+                .relief()
+        };
+        let (flat_raw, flat_eq) = (s(&plane, None), s(&plane, Some(&motion)));
+        let (nose_raw, nose_eq) = (s(&head, None), s(&head, Some(&motion)));
+        eprintln!("plane {flat_raw} -> {flat_eq}; head {nose_raw} -> {nose_eq}");
+        assert!(
+            flat_raw > 0.15,
+            "the smear should lift the plane: {flat_raw}"
+        );
+        assert!(
+            flat_eq < 0.5 * flat_raw && flat_eq < 0.1,
+            "plane equalised: {flat_eq}"
+        );
+        assert!(nose_eq > 3.0 * flat_eq, "head {nose_eq}, plane {flat_eq}");
+        // Still: no motion, no change.
+        let still = Motion {
+            upper: [0.0, 0.0],
+            lower: [0.0, 0.0],
+        };
+        assert_eq!(s(&plane, Some(&still)), flat_raw);
+        // Views a short shutter left sharp, noisy as a dark lane's: smoothing makes them agree a
+        // little better, not by enough to smear them (which would smear them apart).
+        let sharp_upper = noisy(&smeared(|_, _| [0.0, 0.0], [0.0, 0.0]), 20.0, 1);
+        let sharp_plane = noisy(
+            &smeared(
+                |x, y| [0.5 + 0.02 * (y - 32.0), 1.5 + 0.06 * (y - 32.0) - 0.01 * x],
+                [0.0, 0.0],
+            ),
+            20.0,
+            2,
+        );
+        let measured = |m: Option<&Motion>| {
+            structure(&sharp_upper, &sharp_plane, &SAME, &SAME, m)
+                .expect("aligned")
+                .relief()
+        };
+        assert_eq!(measured(Some(&motion)), measured(None));
     }
 
     /// An image of the waves `view` draws, seen where `shift` moves each image pixel.
@@ -693,7 +949,7 @@ pub(super) mod tests {
         )
         .expect("a patch");
         let s = |lower: &Patch| {
-            structure(&upper, lower, &image_keys, &lower_keys)
+            structure(&upper, lower, &image_keys, &lower_keys, None)
                 .expect("aligned")
                 .along_y
         };

@@ -26,6 +26,7 @@
 
 use super::parallax::{self, Patches};
 use super::planarity::{CONFIDENCE, PlanarParams, Planarity, affine, fit, judge, within_decide_by};
+use crate::recognise::patch::Patch;
 
 #[derive(Debug, Clone)]
 struct Sample {
@@ -87,6 +88,21 @@ pub(super) struct Stereo {
     /// The smaller eye distance of the latest instant both cameras saw the face, whether or not
     /// it was evidence: how near the walker is.
     last_eye_px: Option<f32>,
+    /// The latest instant both cameras saw the face: when, and where each view's eyes and mouth
+    /// were (image pixels), for each camera's motion since (`parallax::Motion`).
+    before: Option<(u64, [f32; 2], [f32; 2])>,
+}
+
+/// The longest gap between two paired instants over which a camera's motion is taken as the
+/// motion at the second: three frames at 10 fps; longer, a walker may have turned or stopped.
+const MOTION_WITHIN_MS: u64 = 300;
+
+/// The mean of a face's eyes and mouth (BlazeFace's 0, 1 and 3), image pixels: where it is,
+/// steadier than the box.
+fn centre(k: &[[f32; 2]; 6]) -> [f32; 2] {
+    [0usize, 1, 3].iter().fold([0.0, 0.0], |a, &i| {
+        [a[0] + k[i][0] / 3.0, a[1] + k[i][1] / 3.0]
+    })
 }
 
 /// A face's eye midpoint row and eye distance (pixels), from BlazeFace's keypoints (right eye,
@@ -97,18 +113,21 @@ fn eyes(k: &[[f32; 2]; 6]) -> (f32, f32) {
 }
 
 impl Stereo {
-    /// Adds one instant's two views of a face: `upper` in the upper camera's frame, `lower` in
-    /// the lower camera's own, with their grey patches where PAD cut them. Faces too small in
-    /// either view, on a lane without a lower camera, or with degenerate or non-finite keypoints
-    /// are no evidence.
+    /// Adds one instant's two views of a face at `at_ms`: `upper` in the upper camera's frame,
+    /// `lower` in the lower camera's own, with their grey patches where PAD cut them. Faces too
+    /// small in either view, on a lane without a lower camera, or with degenerate or non-finite
+    /// keypoints are no evidence.
     pub(super) fn push(
         &mut self,
         p: &PlanarParams,
+        at_ms: u64,
         upper: &[[f32; 2]; 6],
         lower: &[[f32; 2]; 6],
         patches: &Patches,
     ) {
         let Some(g) = p.lower else { return };
+        let now = (at_ms, centre(upper), centre(lower));
+        let before = self.before.replace(now);
         let ((yu, eye_u), (yl, eye_l)) = (eyes(upper), eyes(lower));
         let eye_px = eye_u.min(eye_l);
         // Written so a NaN eye distance is refused too.
@@ -133,7 +152,8 @@ impl Stereo {
         // stage: its dearest part, docs/pad.md).
         let structure = match (&patches.upper, &patches.lower) {
             (Some(u), Some(l)) if p.stereo_parallax > 0.0 => {
-                parallax::structure(u, l, upper, lower)
+                let motion = before.and_then(|b| motion(b, now, u, l));
+                parallax::structure(u, l, upper, lower, motion.as_ref())
             }
             _ => None,
         };
@@ -194,6 +214,30 @@ impl Stereo {
             paired: p.lower.is_some() && frames >= p.stereo_frames.max(2),
         }
     }
+}
+
+/// Each camera's motion between two paired instants (`Stereo::before`), in patch pixels per
+/// second of the patches cut at the second; `None` over a gap longer than `MOTION_WITHIN_MS`, or
+/// none at all.
+fn motion(
+    (t0, u0, l0): (u64, [f32; 2], [f32; 2]),
+    (t1, u1, l1): (u64, [f32; 2], [f32; 2]),
+    upper: &Patch,
+    lower: &Patch,
+) -> Option<parallax::Motion> {
+    let dt = t1
+        .checked_sub(t0)
+        .filter(|d| (1..=MOTION_WITHIN_MS).contains(d))? as f32
+        / 1000.0;
+    let per_s = |patch: &Patch, a: [f32; 2], b: [f32; 2]| {
+        let (pa, pb) = (patch.place(a), patch.place(b));
+        [(pb[0] - pa[0]) / dt, (pb[1] - pa[1]) / dt]
+    };
+    let m = parallax::Motion {
+        upper: per_s(upper, u0, u1),
+        lower: per_s(lower, l0, l1),
+    };
+    (m.upper.iter().chain(&m.lower).all(|v| v.is_finite())).then_some(m)
 }
 
 /// What the two-camera cue says of a track at one decision.
@@ -343,7 +387,7 @@ mod tests {
             let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
             u[2][1] += sign * jitter;
             l[4][1] -= sign * jitter;
-            st.push(p, &u, &l, &Patches::default());
+            st.push(p, 0, &u, &l, &Patches::default());
         }
         st
     }
@@ -387,29 +431,30 @@ mod tests {
         let mut st = Stereo::default();
         let none = Patches::default();
         let k = seen(0.2, 30.0, 200.0, true);
-        st.push(&p, &k, &k, &none);
+        st.push(&p, 0, &k, &k, &none);
         assert!(matches!(
             st.fit(&p).verdict(&p),
             Planarity::Unsure { frames: 1 }
         ));
-        st.push(&p, &[[f32::NAN; 2]; 6], &k, &none);
-        st.push(&p, &k, &[[f32::INFINITY; 2]; 6], &none);
+        st.push(&p, 0, &[[f32::NAN; 2]; 6], &k, &none);
+        st.push(&p, 0, &k, &[[f32::INFINITY; 2]; 6], &none);
         // Near: within the default 0.8 m once the eyes are ≥ 473·0.063/0.8 ≈ 37 px apart.
         assert!(!st.near(&p));
         // Cameras 5 cm apart seeing the same picture (views within 3° of each other): no
         // evidence, though it tells how near the walker is.
         let level = seen(0.0, 40.0, 240.0, true);
         let tilted_row = 240.0 + FOCAL * TILT_DEG.to_radians().tan();
-        st.push(&p, &level, &seen(0.0, 40.0, tilted_row, true), &none);
+        st.push(&p, 0, &level, &seen(0.0, 40.0, tilted_row, true), &none);
         assert!(st.near(&p));
         // Too small in one view.
-        st.push(&p, &k, &seen(0.2, 5.0, 200.0, true), &none);
+        st.push(&p, 0, &k, &seen(0.2, 5.0, 200.0, true), &none);
         assert!(matches!(
             st.fit(&p).verdict(&p),
             Planarity::Unsure { frames: 1 }
         ));
         st.push(
             &p,
+            0,
             &seen(0.2, 40.0, 200.0, true),
             &seen(-0.1, 40.0, 200.0, true),
             &none,
@@ -506,7 +551,7 @@ mod tests {
                     upper: Some(framed(view(|_, _| [0.0, 0.0]), &ku)),
                     lower: both.then(|| framed(view(|_, _| [0.0, 1.0]), &kl)),
                 };
-                st.push(p, &ku, &kl, &patches);
+                st.push(p, 0, &ku, &kl, &patches);
             }
             st.fit(p)
         };

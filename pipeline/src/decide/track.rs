@@ -450,7 +450,8 @@ impl LaneDecider {
                 t.keypoints
                     .push(pad, &face.keypoints, face.quality.eye_px, x);
                 if let Some(lower) = &face.seen.lower_keypoints {
-                    t.stereo.push(pad, &face.keypoints, lower, &face.patches);
+                    t.stereo
+                        .push(pad, at_ms, &face.keypoints, lower, &face.patches);
                 }
             }
             match self.params.gates.fails(&face.quality) {
