@@ -185,7 +185,7 @@ fn runs_off(p: &Affine) -> bool {
 
 /// Keypoints the alignment starts from: the eyes and the mouth (BlazeFace's 0, 1 and 3). Not the
 /// nose: its parallax is the measure's signal, and not the ears, the first to turn out of view.
-const STARTS_FROM: [usize; 3] = [0, 1, 3];
+pub(super) const STARTS_FROM: [usize; 3] = [0, 1, 3];
 
 /// The similarity (scale, rotation, shift; least squares) taking `ku`'s eyes and mouth, placed in
 /// `upper`, onto `kl`'s placed in `lower`, as an [`Affine`]. `None` for degenerate keypoints or a
@@ -220,7 +220,7 @@ fn start(upper: &Patch, lower: &Patch, ku: &[[f32; 2]; 6], kl: &[[f32; 2]; 6]) -
 }
 
 /// The mean of the eyes and the mouth placed in a patch.
-fn centroid(q: &[[f32; 2]; STARTS_FROM.len()]) -> [f32; 2] {
+pub(super) fn centroid(q: &[[f32; 2]; STARTS_FROM.len()]) -> [f32; 2] {
     let n = q.len() as f32;
     [
         q.iter().map(|v| v[0]).sum::<f32>() / n,

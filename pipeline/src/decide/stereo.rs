@@ -97,12 +97,10 @@ pub(super) struct Stereo {
 /// motion at the second: three frames at 10 fps; longer, a walker may have turned or stopped.
 const MOTION_WITHIN_MS: u64 = 300;
 
-/// The mean of a face's eyes and mouth (BlazeFace's 0, 1 and 3), image pixels: where it is,
-/// steadier than the box.
+/// The mean of a face's eyes and mouth, image pixels (`parallax::STARTS_FROM`, the points the
+/// pixels' alignment starts from): where it is, steadier than the box.
 fn centre(k: &[[f32; 2]; 6]) -> [f32; 2] {
-    [0usize, 1, 3].iter().fold([0.0, 0.0], |a, &i| {
-        [a[0] + k[i][0] / 3.0, a[1] + k[i][1] / 3.0]
-    })
+    parallax::centroid(&parallax::STARTS_FROM.map(|i| k[i]))
 }
 
 /// A face's eye midpoint row and eye distance (pixels), from BlazeFace's keypoints (right eye,
