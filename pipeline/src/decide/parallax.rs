@@ -16,7 +16,7 @@
 //! lower's: each camera's box jitters by several pixels on its own, beyond where Gauss–Newton
 //! from the identity finds its way back, docs/pad.md); where each camera's motion is known, smear
 //! each view along the other's as a shutter would and realign, so both views carry the same blur
-//! (`equalised`: a long shutter smears the two views of a moving face differently, and the shift
+//! (`smear`: a long shutter smears the two views of a moving face differently, and the shift
 //! estimates then err the same way in every frame); estimate the vertical shift left at an
 //! 8×8 grid over the face's central half, centred on its eyes and mouth (Lucas–Kanade, one
 //! dimension: the cameras differ in height only); remove each grid column's best straight line
@@ -29,6 +29,9 @@
 use std::sync::Arc;
 
 use crate::recognise::patch::{Patch, SIDE};
+
+mod smear;
+pub(super) use smear::{Motion, Shutter};
 
 /// A face's grey patches (`recognise::patch`) by the camera that cut them: one camera's before
 /// `views::merge`, both once it has paired the two views of one instant.
@@ -65,7 +68,7 @@ struct Image {
 }
 
 /// A patch's luma as floats under a 3×3 binomial blur, edges repeated: what [`Image`] normalises,
-/// with or without a streak first ([`streaked`]).
+/// with or without a streak first (`smear::streaked`).
 fn smooth(p: &Patch) -> Vec<f32> {
     let src = p.luma();
     let at = |x: isize, y: isize| {
@@ -100,36 +103,6 @@ fn bilinear(px: &[f32], x: f32, y: f32) -> f32 {
     let p = |x: usize, y: usize| px[y * SIDE + x];
     (p(x0, y0) * (1.0 - fx) + p(x1, y0) * fx) * (1.0 - fy)
         + (p(x0, y1) * (1.0 - fx) + p(x1, y1) * fx) * fy
-}
-
-/// `px` smeared along `streak` (patch pixels, the path a point of the image travels while the
-/// shutter is open): each pixel the mean of the image along that segment about it, what a
-/// moving face leaves on one frame. Under half a pixel it is the image itself.
-fn streaked(px: &[f32], [sx, sy]: [f32; 2]) -> Vec<f32> {
-    let len = sx.hypot(sy);
-    if len.is_nan() || len < 0.5 {
-        return px.to_vec();
-    }
-    // Samples a pixel apart or closer: the image is already smooth over three pixels
-    // (`smooth`), so finer steps change nothing measurable, and this runs up to eight times a
-    // paired frame.
-    let n = len.ceil() as usize + 1;
-    let steps: Vec<[f32; 2]> = (0..n)
-        .map(|k| {
-            let t = (k as f32 + 0.5) / n as f32 - 0.5;
-            [t * sx, t * sy]
-        })
-        .collect();
-    let mut out = vec![0.0f32; SIDE * SIDE];
-    for y in 0..SIDE {
-        for x in 0..SIDE {
-            let s: f32 = (steps.iter())
-                .map(|[dx, dy]| bilinear(px, x as f32 + dx, y as f32 + dy))
-                .sum();
-            out[y * SIDE + x] = s / n as f32;
-        }
-    }
-    out
 }
 
 impl Image {
@@ -239,6 +212,35 @@ struct Map {
 }
 
 impl Map {
+    /// `p` with the mean and deviation of what `lower` shows over the region it maps; `None`
+    /// where that is blank (a stretch of edge or flat skin is nothing to compare).
+    fn under(lower: &Image, p: &Affine) -> Option<Map> {
+        let n = REGION_PX as f32;
+        let (mut s, mut s2) = (0.0f32, 0.0f32);
+        for (x, y) in region() {
+            let [wx, wy] = warp(p, x as f32, y as f32);
+            let v = lower.sample(wx, wy);
+            s += v;
+            s2 += v * v;
+        }
+        let mean = s / n;
+        let sd = (s2 / n - mean * mean).max(0.0).sqrt();
+        (sd > 0.05).then_some(Map { p: *p, mean, sd })
+    }
+
+    /// How well `lower` under the map matches `upper` over the region: the mean product of their
+    /// normalised intensities (1 for the same picture), as ECC scores an alignment.
+    fn agreement(&self, upper: &Image, lower: &Image) -> Option<f32> {
+        let score = region()
+            .map(|(x, y)| {
+                let [wx, wy] = warp(&self.p, x as f32, y as f32);
+                (lower.sample(wx, wy) - self.mean) / self.sd * upper.px[y * SIDE + x]
+            })
+            .sum::<f32>()
+            / REGION_PX as f32;
+        score.is_finite().then_some(score)
+    }
+
     /// `lower`'s normalised intensity and gradient at `upper`'s (`x`, `y`).
     fn at(&self, lower: &Image, x: f32, y: f32) -> (f32, [f32; 2]) {
         let [wx, wy] = warp(&self.p, x, y);
@@ -255,21 +257,7 @@ impl Map {
 /// the map runs off, or what it maps onto is blank.
 fn align(upper: &Image, lower: &Image, p: Affine) -> Option<Map> {
     let c = (SIDE as f32 - 1.0) / 2.0;
-    let n = REGION_PX as f32;
-    let photometry = |p: &Affine| {
-        let (mut s, mut s2) = (0.0f32, 0.0f32);
-        for (x, y) in region() {
-            let [wx, wy] = warp(p, x as f32, y as f32);
-            let v = lower.sample(wx, wy);
-            s += v;
-            s2 += v * v;
-        }
-        let mean = s / n;
-        let sd = (s2 / n - mean * mean).max(0.0).sqrt();
-        // A stretch of edge or flat skin is nothing to compare.
-        (sd > 0.05).then_some(Map { p: *p, mean, sd })
-    };
-    let mut m = photometry(&p)?;
+    let mut m = Map::under(lower, &p)?;
     for _ in 0..40 {
         let mut h = [[0.0f64; 6]; 6];
         let mut g = [0.0f64; 6];
@@ -294,7 +282,7 @@ fn align(upper: &Image, lower: &Image, p: Affine) -> Option<Map> {
         if runs_off(&p) {
             return None;
         }
-        m = photometry(&p)?;
+        m = Map::under(lower, &p)?;
         if step.iter().map(|s| s * s).sum::<f64>() < 1e-8 {
             break;
         }
@@ -507,127 +495,28 @@ fn grid_from(upper: &Patch, ku: &[[f32; 2]; 6]) -> Option<[usize; 2]> {
     })
 }
 
-/// Each camera's image motion at one instant, in its own patch's pixels per second: where the
-/// face's eyes and mouth went since the pair before (`stereo::Stereo::push`). What the shutter
-/// smears each view along.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Motion {
-    pub upper: [f32; 2],
-    pub lower: [f32; 2],
-}
-
-/// Shutter times the equalisation tries, seconds, each about √2 from the next: a smear equalised
-/// with a shutter within √2 of the camera's is better than none, one twice as long is worse than
-/// none (a view's smear grows as the square of it). The lane's cameras do not say theirs.
-const SHUTTERS_S: [f32; 8] = [
-    1.0 / 250.0,
-    1.0 / 180.0,
-    1.0 / 120.0,
-    1.0 / 90.0,
-    1.0 / 60.0,
-    1.0 / 45.0,
-    1.0 / 30.0,
-    1.0 / 20.0,
-];
-
-/// How much better the views must agree smeared alike than as they are for the smear to be taken
-/// as the camera's: their disagreement (1 − `agreement`) at most this share of what it was. Any
-/// smoothing makes two noisy views agree a little better, and a shutter guessed too long smears
-/// the views apart instead (a backlit lane's 1/250 s pictures measured deeper); on seed 13's
-/// footage the best shutter left 0.67–0.87 of the disagreement on the backlit lane (10th–90th
-/// percentile) and 0.22–0.69 on the dim lane's 1/30 s (docs/pad.md, "Smear").
-const EQUALISE_BELOW: f32 = 0.6;
-
-/// The longest smear, patch pixels, the equalisation applies: past it the motion is a track's
-/// jump, not a walk (a walker at the door moves about 20 patch pixels in 1/20 s).
-const MOST_STREAK: f32 = 24.0;
-
-/// How well `lower` under map `p` matches `upper` over the region: the mean product of their
-/// normalised intensities (1 for the same picture), as ECC scores an alignment.
-fn agreement(upper: &Image, lower: &Image, p: &Affine) -> Option<f32> {
-    let n = REGION_PX as f32;
-    let mut vals = Vec::with_capacity(REGION_PX);
-    for (x, y) in region() {
-        let [wx, wy] = warp(p, x as f32, y as f32);
-        vals.push((lower.sample(wx, wy), upper.px[y * SIDE + x]));
-    }
-    let mean = vals.iter().map(|v| v.0).sum::<f32>() / n;
-    let sd = (vals.iter().map(|v| (v.0 - mean).powi(2)).sum::<f32>() / n).sqrt();
-    let score = vals.iter().map(|(l, u)| (l - mean) * u).sum::<f32>() / (n * sd);
-    (sd > 0.05 && score.is_finite()).then_some(score)
-}
-
-/// The two views smeared alike: each view streaked along the *other* camera's motion over a
-/// shutter time, so both carry both smears (streaks commute), and the map realigned on them. The
-/// shutter is the one of `SHUTTERS_S` under which the views agree best (`agreement`), or none
-/// where none improves on the views as they are by `EQUALISE_BELOW`.
-///
-/// Why: a walker's face moves across each camera's picture by a different path (the lower camera
-/// sees it rise as it comes), so under a long shutter one view is smeared along y and the other
-/// hardly; the shift estimates between a smeared and a sharp texture then err by amounts that
-/// follow the texture, the same in every frame, so averaging does not take them away, and a dim
-/// lane's pictures measured as deep as shallow heads (docs/pad.md, "Smear").
-fn equalised(
-    smooth_upper: &[f32],
-    smooth_lower: &[f32],
-    views: (Image, Image, Map),
-    motion: &Motion,
-) -> (Image, Image, Map) {
-    let (u, l, m) = views;
-    let Some(raw) = agreement(&u, &l, &m.p) else {
-        return (u, l, m);
-    };
-    let mut best = 1.0 - EQUALISE_BELOW * (1.0 - raw);
-    let mut chosen = None;
-    for shutter in SHUTTERS_S {
-        let (su, sl) = (
-            motion.lower.map(|v| v * shutter),
-            motion.upper.map(|v| v * shutter),
-        );
-        let (lu, ll) = (su[0].hypot(su[1]), sl[0].hypot(sl[1]));
-        if !(lu.max(ll) >= 0.5 && lu.max(ll) <= MOST_STREAK) {
-            continue;
-        }
-        let (Some(a), Some(b)) = (
-            Image::normalised(streaked(smooth_upper, su)),
-            Image::normalised(streaked(smooth_lower, sl)),
-        ) else {
-            continue;
-        };
-        if let Some(score) = agreement(&a, &b, &m.p).filter(|s| *s > best) {
-            best = score;
-            chosen = Some((a, b));
-        }
-    }
-    match chosen {
-        Some((a, b)) => match align(&a, &b, m.p) {
-            Some(m2) => (a, b, m2),
-            None => (u, l, m),
-        },
-        None => (u, l, m),
-    }
-}
-
 /// The frame's structure (module docs), in patch pixels, of the face with keypoints `ku` in the
 /// image `upper` was cut from and `kl` in `lower`'s, the views' smears equalised where each
-/// camera's `motion` is known (`equalised`). `None` when the patches cannot be aligned (blank,
-/// degenerate keypoints, or not the same face) or under half the grid has texture.
+/// camera's motion is known (`smear::equalised`, with the lane's `Shutter`). `None` when the
+/// patches cannot be aligned (blank, degenerate keypoints, or not the same face) or under half
+/// the grid has texture.
 pub(super) fn structure(
     upper: &Patch,
     lower: &Patch,
     ku: &[[f32; 2]; 6],
     kl: &[[f32; 2]; 6],
-    motion: Option<&Motion>,
+    smear: Option<(&Motion, &mut Shutter)>,
 ) -> Option<Structure> {
     let (su, sl) = (smooth(upper), smooth(lower));
-    let (u, l) = (
-        Image::normalised(su.clone())?,
-        Image::normalised(sl.clone())?,
-    );
+    // The smoothed pixels outlive normalising only where they will be streaked.
+    let kept = smear.is_some().then(|| (su.clone(), sl.clone()));
+    let (u, l) = (Image::normalised(su)?, Image::normalised(sl)?);
     let m = align(&u, &l, start(upper, lower, ku, kl)?)?;
-    let (u, l, m) = match motion {
-        Some(mv) => equalised(&su, &sl, (u, l, m), mv),
-        None => (u, l, m),
+    let (u, l, m) = match (smear, kept) {
+        (Some((motion, shutter)), Some((su, sl))) => {
+            smear::equalised(&su, &sl, (u, l, m), motion, shutter)
+        }
+        _ => (u, l, m),
     };
     let from = grid_from(upper, ku)?;
     let mut field: Box<Field> = Box::new([[Point::default(); GRID * GRID]; 2]);

@@ -225,7 +225,8 @@ fn a_long_shutter_smears_the_views_apart_and_equalising_brings_a_plane_back() {
         streak(motion.lower),
     );
     let s = |lower: &Patch, m: Option<&Motion>| {
-        structure(&upper, lower, &SAME, &SAME, m)
+        let mut lane = Shutter::default();
+        structure(&upper, lower, &SAME, &SAME, m.map(|m| (m, &mut lane)))
             .expect("aligned")
             .relief()
     };
@@ -259,9 +260,16 @@ fn a_long_shutter_smears_the_views_apart_and_equalising_brings_a_plane_back() {
         2,
     );
     let measured = |m: Option<&Motion>| {
-        structure(&sharp_upper, &sharp_plane, &SAME, &SAME, m)
-            .expect("aligned")
-            .relief()
+        let mut lane = Shutter::default();
+        structure(
+            &sharp_upper,
+            &sharp_plane,
+            &SAME,
+            &SAME,
+            m.map(|m| (m, &mut lane)),
+        )
+        .expect("aligned")
+        .relief()
     };
     assert_eq!(measured(Some(&motion)), measured(None));
 }

@@ -114,7 +114,7 @@ impl Stereo {
     /// Adds one instant's two views of a face at `at_ms`: `upper` in the upper camera's frame,
     /// `lower` in the lower camera's own, with their grey patches where PAD cut them. Faces too
     /// small in either view, on a lane without a lower camera, or with degenerate or non-finite
-    /// keypoints are no evidence.
+    /// keypoints are no evidence. `shutter` is the lane's, which each frame's smears vote on.
     pub(super) fn push(
         &mut self,
         p: &PlanarParams,
@@ -122,6 +122,7 @@ impl Stereo {
         upper: &[[f32; 2]; 6],
         lower: &[[f32; 2]; 6],
         patches: &Patches,
+        shutter: &mut parallax::Shutter,
     ) {
         let Some(g) = p.lower else { return };
         let now = (at_ms, centre(upper), centre(lower));
@@ -151,7 +152,8 @@ impl Stereo {
         let structure = match (&patches.upper, &patches.lower) {
             (Some(u), Some(l)) if p.stereo_parallax > 0.0 => {
                 let motion = before.and_then(|b| motion(b, now, u, l));
-                parallax::structure(u, l, upper, lower, motion.as_ref())
+                let smear = motion.as_ref().map(|m| (m, shutter));
+                parallax::structure(u, l, upper, lower, smear)
             }
             _ => None,
         };
@@ -350,6 +352,7 @@ impl StereoFit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::parallax::Shutter;
     use crate::decide::planarity::pitched as seen;
     use crate::decide::planarity::{EYE_M, LowerGeometry};
 
@@ -385,7 +388,7 @@ mod tests {
             let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
             u[2][1] += sign * jitter;
             l[4][1] -= sign * jitter;
-            st.push(p, 0, &u, &l, &Patches::default());
+            st.push(p, 0, &u, &l, &Patches::default(), &mut Shutter::default());
         }
         st
     }
@@ -429,23 +432,51 @@ mod tests {
         let mut st = Stereo::default();
         let none = Patches::default();
         let k = seen(0.2, 30.0, 200.0, true);
-        st.push(&p, 0, &k, &k, &none);
+        st.push(&p, 0, &k, &k, &none, &mut Shutter::default());
         assert!(matches!(
             st.fit(&p).verdict(&p),
             Planarity::Unsure { frames: 1 }
         ));
-        st.push(&p, 0, &[[f32::NAN; 2]; 6], &k, &none);
-        st.push(&p, 0, &k, &[[f32::INFINITY; 2]; 6], &none);
+        st.push(
+            &p,
+            0,
+            &[[f32::NAN; 2]; 6],
+            &k,
+            &none,
+            &mut Shutter::default(),
+        );
+        st.push(
+            &p,
+            0,
+            &k,
+            &[[f32::INFINITY; 2]; 6],
+            &none,
+            &mut Shutter::default(),
+        );
         // Near: within the default 0.8 m once the eyes are ≥ 473·0.063/0.8 ≈ 37 px apart.
         assert!(!st.near(&p));
         // Cameras 5 cm apart seeing the same picture (views within 3° of each other): no
         // evidence, though it tells how near the walker is.
         let level = seen(0.0, 40.0, 240.0, true);
         let tilted_row = 240.0 + FOCAL * TILT_DEG.to_radians().tan();
-        st.push(&p, 0, &level, &seen(0.0, 40.0, tilted_row, true), &none);
+        st.push(
+            &p,
+            0,
+            &level,
+            &seen(0.0, 40.0, tilted_row, true),
+            &none,
+            &mut Shutter::default(),
+        );
         assert!(st.near(&p));
         // Too small in one view.
-        st.push(&p, 0, &k, &seen(0.2, 5.0, 200.0, true), &none);
+        st.push(
+            &p,
+            0,
+            &k,
+            &seen(0.2, 5.0, 200.0, true),
+            &none,
+            &mut Shutter::default(),
+        );
         assert!(matches!(
             st.fit(&p).verdict(&p),
             Planarity::Unsure { frames: 1 }
@@ -456,6 +487,7 @@ mod tests {
             &seen(0.2, 40.0, 200.0, true),
             &seen(-0.1, 40.0, 200.0, true),
             &none,
+            &mut Shutter::default(),
         );
         assert!(st.near(&p));
     }
@@ -549,7 +581,7 @@ mod tests {
                     upper: Some(framed(view(|_, _| [0.0, 0.0]), &ku)),
                     lower: both.then(|| framed(view(|_, _| [0.0, 1.0]), &kl)),
                 };
-                st.push(p, 0, &ku, &kl, &patches);
+                st.push(p, 0, &ku, &kl, &patches, &mut Shutter::default());
             }
             st.fit(p)
         };

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::fusion::{Evidence, Frame, Fusion, FusionParams, Templates, frame_weight};
 use super::liveness::{LiveVerdict, Liveness, PadMode, PadParams};
-use super::parallax::Patches;
+use super::parallax::{self, Patches};
 use super::planarity::{Keypoints, PlanarParams, Planarity};
 use super::stereo::{Stereo, StereoFit};
 use super::{BBox, Candidate, Quality};
@@ -308,6 +308,8 @@ pub struct LaneDecider {
     next: u64,
     /// What the `mean` fusion rule matches against; without them that rule identifies nobody.
     templates: Option<Arc<dyn Templates>>,
+    /// The lane's cameras' shutter as the two views' smears show it (`parallax::Shutter`).
+    shutter: parallax::Shutter,
 }
 
 impl LaneDecider {
@@ -320,6 +322,7 @@ impl LaneDecider {
             tracks: Vec::new(),
             next: 1,
             templates: None,
+            shutter: parallax::Shutter::default(),
         }
     }
 
@@ -450,8 +453,9 @@ impl LaneDecider {
                 t.keypoints
                     .push(pad, &face.keypoints, face.quality.eye_px, x);
                 if let Some(lower) = &face.seen.lower_keypoints {
+                    let shutter = &mut self.shutter;
                     t.stereo
-                        .push(pad, at_ms, &face.keypoints, lower, &face.patches);
+                        .push(pad, at_ms, &face.keypoints, lower, &face.patches, shutter);
                 }
             }
             match self.params.gates.fails(&face.quality) {
