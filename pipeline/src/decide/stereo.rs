@@ -266,7 +266,7 @@ impl StereoFit {
     /// Whether the pixels were measured and show a picture: the structure of the paired frames'
     /// patches together below `stereo_parallax` (`parallax`). A picture, flat or bent one way, has
     /// none beyond noise; a head's nose gives it at every lane we measured (docs/pad.md).
-    fn pixels_flat(&self, p: &PlanarParams) -> bool {
+    pub(super) fn pixels_flat(&self, p: &PlanarParams) -> bool {
         self.pixels_below(p.stereo_parallax)
     }
 

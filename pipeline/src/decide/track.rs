@@ -234,20 +234,31 @@ impl Track {
     /// - or the two cameras showed a picture beyond doubt (`StereoFit::pixels_alarm`: the pixels
     ///   far below a head's, or flat with the keypoints too), whatever the learned cue says (it
     ///   calls some bent prints and dim screens live, 0.6–0.9 on the footage) or before it has
-    ///   said anything; one head in 516 measured that flat, and it was doubted (docs/pad.md).
+    ///   said anything; one head in 516 measured that flat, and it was doubted (docs/pad.md);
+    /// - or the walk's keypoints fitted a plane (the one-camera cue's flat verdict) and the two
+    ///   cameras' pixels are short of a head's (`StereoFit::pixels_flat`), whatever the learned
+    ///   cue says: two shape cues from different evidence, the angle the walk turned through and
+    ///   the two heights at each instant. The heads the one-camera cue called flat measured
+    ///   0.39–0.85 in their pixels (12 on seeds 13 and 31), dim-lane screens it called flat 0.21.
     fn suspected(&self, pad: &PadParams, cues: &PadCues) -> Option<usize> {
         if pad.mode != PadMode::Enforce {
             return None;
         }
-        let alarming = matches!(cues.planarity, Planarity::Flat { .. })
-            || cues.stereo.flat_for_alarm(&pad.planar);
+        let walk_flat = matches!(cues.planarity, Planarity::Flat { .. });
+        let alarming = walk_flat || cues.stereo.flat_for_alarm(&pad.planar);
         let leaning = self
             .liveness
             .mean()
             .is_some_and(|mean| mean < pad.attack_below);
         // Both keypoint cues: the walk's change of angle and the two cameras' one instant.
-        let flat_twice = matches!(cues.planarity, Planarity::Flat { .. })
-            && cues.stereo.keypoints_flat(&pad.planar);
+        let flat_twice = walk_flat && cues.stereo.keypoints_flat(&pad.planar);
+        let shallow_twice = walk_flat && cues.stereo.pixels_flat(&pad.planar);
+        eprintln!(
+            "DBG walk_flat {walk_flat} stereo {:?} alarm {} learned {:?}",
+            cues.stereo,
+            cues.stereo.pixels_alarm(&pad.planar),
+            cues.learned
+        );
         match (cues.learned, alarming) {
             (LiveVerdict::Attack { frames, .. }, _)
             | (LiveVerdict::Doubtful { frames, .. }, true) => Some(frames),
@@ -258,7 +269,7 @@ impl Track {
                 Some(frames)
             }
             (LiveVerdict::Live { frames, .. } | LiveVerdict::Unsure { frames, .. }, _)
-                if cues.stereo.pixels_alarm(&pad.planar) =>
+                if shallow_twice || cues.stereo.pixels_alarm(&pad.planar) =>
             {
                 Some(frames)
             }

@@ -75,15 +75,16 @@ pub(super) fn streaked(px: &[f32], [sx, sy]: [f32; 2]) -> Vec<f32> {
 }
 
 /// A lane's shutter as the equalisation has found it, frame after frame: which of `SHUTTERS_S`
-/// (or none) left the two views agreeing best, votes that fade so an exposure that changes (a
+/// (or none) left the two views agreeing best, whether or not by enough to be applied to that
+/// frame (`EQUALISE_BELOW`: a far face's smear is too small to gain much, and the first build,
+/// which counted only the frames that cleared it, settled the dim lane on none), votes that fade so an exposure that changes (a
 /// camera's automatic exposure following the lighting driver) is followed within a few walkers.
 ///
 /// Why one per lane and not a search per frame: the shutter is the camera's, not the walker's,
 /// and trying all eight on every paired frame made the deciding thread half again as dear
-/// (docs/pad.md, "Smear"). Once one choice holds most of the votes, a frame tries it and its two
-/// neighbours (an exposure drifting a step is followed), or nothing where the lane's views are
-/// best left as they are (a short shutter on a dark lane, whose noise any smoothing flatters);
-/// every `ALL_EVERY`th frame still tries them all, so a jump is found.
+/// (docs/pad.md, "Smear"). Once one choice and its neighbours hold most of the votes, a frame tries it and its two
+/// neighbours (an exposure drifting a step is followed), or nothing where no smear improves on
+/// the lane's views at all; every `ALL_EVERY`th frame still tries them all, so a jump is found.
 #[derive(Debug, Clone, Default)]
 pub(in crate::decide) struct Shutter {
     /// Each of `SHUTTERS_S`'s wins, then (`NONE`) the views' own, each vote fading the ones before
@@ -112,12 +113,22 @@ const SETTLE_SHARE: f32 = 0.5;
 const ALL_EVERY: u32 = 8;
 
 impl Shutter {
-    /// The leading choice (index into `wins`) once it holds `SETTLE_SHARE` of at least
-    /// `SETTLE_VOTES`.
+    /// The leading choice (index into `wins`) once it and its neighbours, the shutters a settled
+    /// lane tries, hold `SETTLE_SHARE` of at least `SETTLE_VOTES`; ties to the one with more
+    /// votes of its own. With neighbours: a dim lane's votes split between two shutters √2 apart
+    /// (1/30 and 1/20 s on seed 31), and counted alone neither held half for long.
     fn settled(&self) -> Option<usize> {
         let total: f32 = self.wins.iter().sum();
-        let lead = (0..=NONE).max_by(|&a, &b| self.wins[a].total_cmp(&self.wins[b]))?;
-        (total >= SETTLE_VOTES && self.wins[lead] >= SETTLE_SHARE * total).then_some(lead)
+        let near = |i: usize| match i {
+            NONE => self.wins[NONE],
+            i => self.wins[i.saturating_sub(1)..(i + 2).min(NONE)]
+                .iter()
+                .sum(),
+        };
+        let lead = (0..=NONE).max_by(|&a, &b| {
+            (near(a).total_cmp(&near(b))).then(self.wins[a].total_cmp(&self.wins[b]))
+        })?;
+        (total >= SETTLE_VOTES && near(lead) >= SETTLE_SHARE * total).then_some(lead)
     }
 
     /// The lane's shutter in seconds, once settled: `Some(None)` where the views are best left
@@ -165,8 +176,8 @@ impl Shutter {
 /// The two views smeared alike: each view streaked along the *other* camera's motion over a
 /// shutter time, so both carry both smears (streaks commute), and the map realigned on them. The
 /// shutter is the one of those the lane's `shutter` proposes under which the views agree best,
-/// or none where none improves on the views as they are by `EQUALISE_BELOW`; the outcome is a
-/// vote for the lane's. Frames on which no shutter gives a smear worth drawing (between half a
+/// applied only where it improves on the views as they are by `EQUALISE_BELOW`; the best (or
+/// none, where no smear improves on them at all) is a vote for the lane's. Frames on which no shutter gives a smear worth drawing (between half a
 /// pixel and `MOST_STREAK`) do not vote.
 pub(super) fn equalised(
     smooth_upper: &[f32],
@@ -183,8 +194,11 @@ pub(super) fn equalised(
     let Some(raw) = m.agreement(&u, &l) else {
         return (u, l, m);
     };
-    let mut best = 1.0 - EQUALISE_BELOW * (1.0 - raw);
-    let (mut chosen, mut drawn) = (None, false);
+    // The best of the views as they are and each smear tried: the lane's vote, whether or not
+    // it clears `EQUALISE_BELOW` on this frame (a frame whose views a smear improves, but not by
+    // that much, still says which shutter the camera has).
+    let mut top: (f32, usize, Option<(Image, Image)>) = (raw, NONE, None);
+    let mut drawn = false;
     for i in tried {
         let s = SHUTTERS_S[i];
         let (su, sl) = (motion.lower.map(|v| v * s), motion.upper.map(|v| v * s));
@@ -200,20 +214,21 @@ pub(super) fn equalised(
             continue;
         };
         let score = Map::under(&b, &m.p).and_then(|mb| mb.agreement(&a, &b));
-        if let Some(score) = score.filter(|s| *s > best) {
-            best = score;
-            chosen = Some((i, a, b));
+        if let Some(score) = score.filter(|s| *s > top.0) {
+            top = (score, i, Some((a, b)));
         }
     }
     if drawn {
-        shutter.vote(chosen.as_ref().map_or(NONE, |c| c.0));
+        shutter.vote(top.1);
     }
-    match chosen {
-        Some((_, a, b)) => match align(&a, &b, m.p) {
-            Some(m2) => (a, b, m2),
-            None => (u, l, m),
-        },
-        None => (u, l, m),
+    match top {
+        (score, _, Some((a, b))) if 1.0 - score <= EQUALISE_BELOW * (1.0 - raw) => {
+            match align(&a, &b, m.p) {
+                Some(m2) => (a, b, m2),
+                None => (u, l, m),
+            }
+        }
+        _ => (u, l, m),
     }
 }
 
@@ -262,6 +277,21 @@ mod tests {
         let mut short = Shutter::default();
         run(&mut short, 0, 20);
         assert_eq!(short.plan(), (0..2, false));
+    }
+
+    #[test]
+    fn votes_split_between_neighbours_still_settle_the_lane() {
+        let mut s = Shutter::default();
+        for k in 0..40 {
+            s.plan();
+            s.vote(if k % 2 == 0 { 6 } else { 7 });
+        }
+        assert!(matches!(s.estimate(), Some(Some(t)) if t == 1.0 / 30.0 || t == 1.0 / 20.0));
+        let (tried, all) = s.plan();
+        assert!(
+            !all && tried.contains(&6) && tried.contains(&7),
+            "{tried:?}"
+        );
     }
 
     #[test]
