@@ -77,14 +77,16 @@ pub(super) fn streaked(px: &[f32], [sx, sy]: [f32; 2]) -> Vec<f32> {
 /// A lane's shutter as the equalisation has found it, frame after frame: which of `SHUTTERS_S`
 /// (or none) left the two views agreeing best, whether or not by enough to be applied to that
 /// frame (`EQUALISE_BELOW`: a far face's smear is too small to gain much, and the first build,
-/// which counted only the frames that cleared it, settled the dim lane on none), votes that fade so an exposure that changes (a
-/// camera's automatic exposure following the lighting driver) is followed within a few walkers.
+/// which counted only the frames that cleared it, settled the dim lane on none), in votes that
+/// fade, so an exposure that changes (a camera's automatic exposure following the lighting
+/// driver) is followed within a few walkers.
 ///
 /// Why one per lane and not a search per frame: the shutter is the camera's, not the walker's,
 /// and trying all eight on every paired frame made the deciding thread half again as dear
-/// (docs/pad.md, "Smear"). Once one choice and its neighbours hold most of the votes, a frame tries it and its two
-/// neighbours (an exposure drifting a step is followed), or nothing where no smear improves on
-/// the lane's views at all; every `ALL_EVERY`th frame still tries them all, so a jump is found.
+/// (docs/pad.md, "Smear"). Once one choice and its neighbours hold most of the votes, a frame
+/// tries those three (an exposure drifting a step is followed), or nothing where no smear
+/// improves on the lane's views at all; every `ALL_EVERY`th frame still tries them all, so a
+/// jump is found.
 #[derive(Debug, Clone, Default)]
 pub(in crate::decide) struct Shutter {
     /// Each of `SHUTTERS_S`'s wins, then (`NONE`) the views' own, each vote fading the ones before
@@ -112,6 +114,15 @@ const SETTLE_SHARE: f32 = 0.5;
 /// faded under half the votes, every frame tries every shutter again), three or four walkers.
 const ALL_EVERY: u32 = 8;
 
+/// The shutters a lane settled on `i` tries: it and its neighbours in `SHUTTERS_S`; none for
+/// `NONE`.
+fn around(i: usize) -> std::ops::Range<usize> {
+    match i {
+        NONE => 0..0,
+        i => i.saturating_sub(1)..(i + 2).min(NONE),
+    }
+}
+
 impl Shutter {
     /// The leading choice (index into `wins`) once it and its neighbours, the shutters a settled
     /// lane tries, hold `SETTLE_SHARE` of at least `SETTLE_VOTES`; ties to the one with more
@@ -121,9 +132,7 @@ impl Shutter {
         let total: f32 = self.wins.iter().sum();
         let near = |i: usize| match i {
             NONE => self.wins[NONE],
-            i => self.wins[i.saturating_sub(1)..(i + 2).min(NONE)]
-                .iter()
-                .sum(),
+            i => self.wins[around(i)].iter().sum(),
         };
         let lead = (0..=NONE).max_by(|&a, &b| {
             (near(a).total_cmp(&near(b))).then(self.wins[a].total_cmp(&self.wins[b]))
@@ -142,13 +151,7 @@ impl Shutter {
     fn plan(&mut self) -> (std::ops::Range<usize>, bool) {
         self.since_all += 1;
         match self.settled() {
-            Some(lead) if self.since_all < ALL_EVERY => {
-                let tried = match lead {
-                    NONE => 0..0,
-                    i => i.saturating_sub(1)..(i + 2).min(NONE),
-                };
-                (tried, false)
-            }
+            Some(lead) if self.since_all < ALL_EVERY => (around(lead), false),
             _ => {
                 self.since_all = 0;
                 (0..NONE, true)
@@ -177,8 +180,8 @@ impl Shutter {
 /// shutter time, so both carry both smears (streaks commute), and the map realigned on them. The
 /// shutter is the one of those the lane's `shutter` proposes under which the views agree best,
 /// applied only where it improves on the views as they are by `EQUALISE_BELOW`; the best (or
-/// none, where no smear improves on them at all) is a vote for the lane's. Frames on which no shutter gives a smear worth drawing (between half a
-/// pixel and `MOST_STREAK`) do not vote.
+/// none, where no smear improves on them at all) is a vote for the lane's. Frames on which no
+/// shutter gives a smear worth drawing (between half a pixel and `MOST_STREAK`) do not vote.
 pub(super) fn equalised(
     smooth_upper: &[f32],
     smooth_lower: &[f32],
