@@ -253,12 +253,6 @@ impl Track {
         // Both keypoint cues: the walk's change of angle and the two cameras' one instant.
         let flat_twice = walk_flat && cues.stereo.keypoints_flat(&pad.planar);
         let shallow_twice = walk_flat && cues.stereo.pixels_flat(&pad.planar);
-        eprintln!(
-            "DBG walk_flat {walk_flat} stereo {:?} alarm {} learned {:?}",
-            cues.stereo,
-            cues.stereo.pixels_alarm(&pad.planar),
-            cues.learned
-        );
         match (cues.learned, alarming) {
             (LiveVerdict::Attack { frames, .. }, _)
             | (LiveVerdict::Doubtful { frames, .. }, true) => Some(frames),
