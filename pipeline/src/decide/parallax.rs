@@ -508,13 +508,21 @@ pub(super) fn structure(
     smear: Option<(&Motion, &mut Shutter)>,
 ) -> Option<Structure> {
     let (su, sl) = (smooth(upper), smooth(lower));
-    // The smoothed pixels outlive normalising only where they will be streaked.
-    let kept = smear.is_some().then(|| (su.clone(), sl.clone()));
+    // The smoothed pixels outlive normalising only where they will be streaked: not on a lane
+    // settled on its views as they are (most frames of a lane with a short shutter).
+    let kept = (smear.as_ref())
+        .is_some_and(|(_, shutter)| shutter.will_try())
+        .then(|| (su.clone(), sl.clone()));
     let (u, l) = (Image::normalised(su)?, Image::normalised(sl)?);
     let m = align(&u, &l, start(upper, lower, ku, kl)?)?;
     let (u, l, m) = match (smear, kept) {
         (Some((motion, shutter)), Some((su, sl))) => {
             smear::equalised(&su, &sl, (u, l, m), motion, shutter)
+        }
+        // The plan is still made, so the lane's full searches keep their cadence.
+        (Some((_, shutter)), None) => {
+            shutter.plan();
+            (u, l, m)
         }
         _ => (u, l, m),
     };
