@@ -3,6 +3,14 @@
 //! Live lanes keep only their newest frame (a new one replaces the old, counted as dropped); recorded
 //! lanes in benchmark mode block the streaming thread while their small queue is full, so every frame
 //! is delivered and GStreamer's own back-pressure paces the decoder.
+//!
+//! A lane's two cameras (`twin`) are handed out as one instant: each live camera keeps its last
+//! `TWIN_DEPTH` frames, and a tick takes the newest instant *both* have delivered. Why: with each
+//! camera keeping only its own newest frame, a lane whose two decoders (or cameras) run a fraction
+//! of a frame out of step hands the station the upper camera's frame of one instant and the lower
+//! camera's of the one before, every tick, and the twin that would have met it is replaced before it
+//! is taken; the lane's two-camera cues then see no pair for whole walks (docs/pad.md, "paced
+//! pairing").
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
@@ -21,7 +29,17 @@ struct LaneQueue {
     waiting_since: Option<Instant>,
     newest_only: bool,
     closed: bool,
+    /// The other camera of this stream's lane, and how far apart two frames may be to show one
+    /// instant.
+    twin: Option<(usize, Duration)>,
+    /// Frames passed over by a take (older than the instant handed out), not yet counted.
+    passed_over: u64,
 }
+
+/// How many frames a live camera with a twin keeps: enough for the newest instant both cameras
+/// delivered to still be held when the slower of two decoders out of step by up to two frames
+/// delivers it.
+const TWIN_DEPTH: usize = 3;
 
 /// How many frames an every-frame lane may have waiting.
 const EVERY_FRAME_DEPTH: usize = 2;
@@ -43,6 +61,8 @@ impl FrameHub {
                 waiting_since: None,
                 newest_only: n,
                 closed: false,
+                twin: None,
+                passed_over: 0,
             })
             .collect();
         Self {
@@ -75,8 +95,11 @@ impl FrameHub {
                 lq.waiting_since = Some(Instant::now());
             }
             if lq.newest_only {
-                let replaced = !lq.frames.is_empty();
-                lq.frames.clear();
+                let depth = if lq.twin.is_some() { TWIN_DEPTH } else { 1 };
+                let replaced = lq.frames.len() >= depth;
+                while lq.frames.len() >= depth {
+                    lq.frames.pop_front();
+                }
                 lq.frames.push_back(frame);
                 self.changed.notify_all();
                 return if replaced {
@@ -98,19 +121,53 @@ impl FrameHub {
         }
     }
 
-    /// The oldest waiting frame of every lane that has one; waits up to `timeout` for at least one.
+    /// Makes streams `a` and `b` the two cameras of one lane, whose frames no more than `within`
+    /// apart show one instant (module docs). Only live streams keep more than one frame for it;
+    /// recorded ones in benchmark mode deliver every frame anyway.
+    pub fn twin(&self, a: usize, b: usize, within: Duration) {
+        let mut q = self.lock();
+        if a == b || a >= q.len() || b >= q.len() {
+            return;
+        }
+        q[a].twin = Some((b, within));
+        q[b].twin = Some((a, within));
+    }
+
+    /// The oldest waiting frame of every lane that has one (live: the newest, or for a lane's two
+    /// cameras the newest instant both have, `newest_pair`); waits up to `timeout` for at least one.
     pub fn take_batch(&self, timeout: Duration) -> Vec<Frame> {
         let deadline = Instant::now() + timeout;
         let mut q = self.lock();
         loop {
-            let batch: Vec<Frame> = q
-                .iter_mut()
-                .filter_map(|lq| {
-                    let f = lq.frames.pop_front();
-                    lq.waiting_since = (!lq.frames.is_empty()).then(Instant::now);
-                    f
+            // What each stream hands out, chosen before any is taken: a lane's two cameras are
+            // chosen together.
+            let picks: Vec<Option<usize>> = (0..q.len())
+                .map(|i| {
+                    let newest = q[i].frames.len().checked_sub(1);
+                    match q[i].twin {
+                        _ if !q[i].newest_only => (!q[i].frames.is_empty()).then_some(0),
+                        Some((j, within)) if q.get(j).is_some_and(|t| t.newest_only) => {
+                            let pair = if i < j {
+                                newest_pair(&q[i].frames, &q[j].frames, within)
+                            } else {
+                                newest_pair(&q[j].frames, &q[i].frames, within).map(|(a, b)| (b, a))
+                            };
+                            pair.map(|(mine, _)| mine).or(newest)
+                        }
+                        _ => newest,
+                    }
                 })
                 .collect();
+            let mut batch = Vec::new();
+            for (lq, pick) in q.iter_mut().zip(picks) {
+                if let Some(k) = pick {
+                    // Frames come in time order: those before the one taken are passed over.
+                    lq.passed_over += k as u64;
+                    lq.frames.drain(..k);
+                    batch.extend(lq.frames.pop_front());
+                }
+                lq.waiting_since = (!lq.frames.is_empty()).then(Instant::now);
+            }
             if !batch.is_empty() {
                 self.changed.notify_all();
                 return batch;
@@ -149,7 +206,36 @@ impl FrameHub {
     }
 }
 
+/// The newest frame of `a` that has a twin in `b` (no more than `within` apart), and that twin:
+/// indices into each. Presentation times where both have them (recorded footage), else the
+/// instants they were captured (live cameras).
+fn newest_pair(
+    a: &VecDeque<Frame>,
+    b: &VecDeque<Frame>,
+    within: Duration,
+) -> Option<(usize, usize)> {
+    let apart = |x: &Frame, y: &Frame| match (x.pts, y.pts) {
+        (Some(p), Some(q)) => Some(Duration::from_nanos(p.nseconds().abs_diff(q.nseconds()))),
+        (None, None) => Some(x.captured.max(y.captured) - x.captured.min(y.captured)),
+        _ => None,
+    };
+    (0..a.len()).rev().find_map(|i| {
+        (0..b.len())
+            .rev()
+            .find(|&k| apart(&a[i], &b[k]).is_some_and(|d| d <= within))
+            .map(|k| (i, k))
+    })
+}
+
 impl FrameHub {
+    /// Frames each stream's takes passed over since the last call (`take_batch`: older than the
+    /// instant handed out), for its dropped count; zeroed.
+    pub fn passed_over(&self) -> Vec<u64> {
+        (self.lock().iter_mut())
+            .map(|lq| std::mem::take(&mut lq.passed_over))
+            .collect()
+    }
+
     /// Since when a frame has been waiting for the GPU stage, the earliest over the lanes (`None`:
     /// nothing waits). A live lane's newest frame replaces the last, but its wait goes on.
     pub fn waiting_since(&self) -> Option<Instant> {
@@ -161,5 +247,140 @@ impl FrameHub {
         self.lock()
             .iter()
             .all(|lq| lq.closed && lq.frames.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::FrameLayout;
+    use gstreamer as gst;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn frame(stream: usize, at_ms: u64) -> Frame {
+        Frame {
+            lane: stream,
+            seq: at_ms,
+            pts: Some(gst::ClockTime::from_mseconds(at_ms)),
+            captured: Instant::now(),
+            layout: FrameLayout::i420(2, 2),
+            buffer: gst::Buffer::new(),
+        }
+    }
+
+    /// The presentation time of each stream's frame in a take, by stream.
+    fn taken(hub: &FrameHub) -> Vec<Option<u64>> {
+        let mut out = vec![None; hub.lanes()];
+        for f in hub.take_batch(Duration::ZERO) {
+            out[f.lane] = f.pts.map(|p| p.mseconds());
+        }
+        out
+    }
+
+    /// Two live cameras of a lane whose lower camera delivers each instant 60 ms after the upper
+    /// one, a frame every 100 ms, with the station taking a batch every 150 ms (it keeps up with
+    /// fewer frames than come); what each take held, upper then lower.
+    fn out_of_step(hub: &FrameHub) -> Vec<(Option<u64>, Option<u64>)> {
+        let mut takes = Vec::new();
+        let mut next_take = 150;
+        for now in (0..3000).step_by(10) {
+            if now % 100 == 0 {
+                hub.push(frame(0, now));
+            }
+            if now % 100 == 60 {
+                hub.push(frame(1, now - 60));
+            }
+            if now == next_take {
+                let t = taken(hub);
+                takes.push((t[0], t[1]));
+                next_take += 150;
+            }
+        }
+        takes
+    }
+
+    #[test]
+    fn a_lanes_two_cameras_out_of_step_are_handed_out_as_one_instant() {
+        gst::init().unwrap();
+        // Each camera keeping its own newest: the upper camera's frame is always an instant ahead
+        // of the lower one's, and no take holds both views of one instant.
+        let alone = FrameHub::new(&[true, true]);
+        let takes = out_of_step(&alone);
+        assert!(
+            takes
+                .iter()
+                .all(|(u, l)| u.is_none() || l.is_none() || u != l),
+            "{takes:?}"
+        );
+        // Twinned: every take holding both cameras holds one instant, the newest both delivered.
+        let hub = FrameHub::new(&[true, true]);
+        hub.twin(0, 1, 50 * MS);
+        let takes = out_of_step(&hub);
+        let both: Vec<_> = takes.iter().filter_map(|&(u, l)| u.zip(l)).collect();
+        assert!(both.len() >= takes.len() - 1, "{takes:?}");
+        assert!(both.iter().all(|(u, l)| u == l), "{takes:?}");
+    }
+
+    #[test]
+    fn a_take_hands_out_the_newest_instant_both_cameras_have_and_keeps_the_newer() {
+        gst::init().unwrap();
+        let hub = FrameHub::new(&[true, true, true]);
+        hub.twin(0, 2, 50 * MS);
+        for t in [100, 200, 300] {
+            assert!(matches!(hub.push(frame(0, t)), Push::Queued));
+        }
+        // A fourth frame replaces the oldest (counted as dropped where it is pushed).
+        assert!(matches!(hub.push(frame(0, 400)), Push::Replaced));
+        for t in [100, 200, 300] {
+            hub.push(frame(2, t + 10));
+            // A lane with one camera keeps its newest only.
+            hub.push(frame(1, t));
+        }
+        assert_eq!(taken(&hub), vec![Some(300), Some(300), Some(310)]);
+        // Passed over: the upper camera's 200, the lower camera's 110 and 210.
+        assert_eq!(hub.passed_over(), vec![1, 0, 2]);
+        assert_eq!(hub.passed_over(), vec![0, 0, 0]);
+        // The upper camera's 400 waits for its twin, and goes out newest when there is none.
+        assert_eq!(taken(&hub), vec![Some(400), None, None]);
+        hub.push(frame(0, 500));
+        hub.push(frame(2, 510));
+        assert_eq!(taken(&hub), vec![Some(500), None, Some(510)]);
+    }
+
+    #[test]
+    fn cameras_that_never_show_one_instant_still_deliver_their_newest() {
+        gst::init().unwrap();
+        // Half a frame apart, with twins no more than 20 ms apart.
+        let hub = FrameHub::new(&[true, true]);
+        hub.twin(0, 1, 20 * MS);
+        for t in [100, 200, 300] {
+            hub.push(frame(0, t));
+            hub.push(frame(1, t + 50));
+        }
+        assert_eq!(taken(&hub), vec![Some(300), Some(350)]);
+    }
+
+    #[test]
+    fn live_cameras_are_paired_by_when_their_frames_were_captured() {
+        gst::init().unwrap();
+        let hub = FrameHub::new(&[true, true]);
+        hub.twin(0, 1, 50 * MS);
+        let t0 = Instant::now();
+        let live = |stream: usize, ms: u64| Frame {
+            pts: None,
+            captured: t0 + Duration::from_millis(ms),
+            ..frame(stream, ms)
+        };
+        for t in [0, 100, 200] {
+            hub.push(live(0, t));
+        }
+        for t in [40, 140] {
+            hub.push(live(1, t));
+        }
+        let seqs: Vec<(usize, u64)> = (hub.take_batch(Duration::ZERO).iter())
+            .map(|f| (f.lane, f.seq))
+            .collect();
+        assert_eq!(seqs, vec![(0, 100), (1, 140)]);
     }
 }

@@ -224,6 +224,9 @@ fn run(w: Worker) {
         }
         next_tick = Instant::now().max(next_tick) + tick;
         let mut frames = hub.take_batch(Duration::from_millis(20));
+        for (c, n) in counters.iter().zip(hub.passed_over()) {
+            c.frames_dropped.fetch_add(n, Ordering::Relaxed);
+        }
         if let Some(p) = priority.as_mut() {
             let lanes: Vec<usize> = frames.iter().map(|f| f.lane).collect();
             let mut take = p.select(&lanes, Instant::now()).into_iter();

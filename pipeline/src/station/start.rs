@@ -80,6 +80,14 @@ impl Station {
         let t0 = Instant::now();
         let (cap_tx, capture_rx) = mpsc::unbounded_channel::<CaptureEvent>();
         let capture = Capture::start(&cfg.cameras(), &cfg.capture, cap_tx)?;
+        // A lane's two cameras are handed to the station as one instant (`capture::hub`).
+        let streams = cfg.streams();
+        for (lower, &(lane, view)) in streams.iter().enumerate() {
+            if view == View::Lower {
+                let within = Duration::from_millis(crate::decide::views::TWIN_MS);
+                capture.hub.twin(lane, lower, within);
+            }
+        }
         let (tick_tx, tick_rx) = mpsc::unbounded_channel();
         let stage = GpuStage::start(
             gpu.clone(),
@@ -110,7 +118,6 @@ impl Station {
                 latch: protocol::DoorAction::Release,
             })
             .collect();
-        let streams = cfg.streams();
         let index = lane_ids
             .iter()
             .enumerate()
