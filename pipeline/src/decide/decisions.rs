@@ -346,8 +346,10 @@ impl Decisions {
             let record = keep(&mut self.records, &g.id, &msg, at_ms);
             cmds.extend(act(lane, &v, captured, record));
             if v.outcome == Outcome::Attack {
-                // Which cue: a low `live` is the learned one, `flat` the planarity cue.
-                warn!(lane = %g.id, track = v.track.0, live = ?v.live, flat = ?v.flat, "presentation attack: door held closed, alarm raised");
+                // Which rule (`cue`), with the learned cue's mean (`live`) and the planarity
+                // cue's slope (`flat`).
+                let cue = v.cue.map(super::Cue::as_str);
+                warn!(lane = %g.id, track = v.track.0, cue, live = ?v.live, flat = ?v.flat, "presentation attack: door held closed, alarm raised");
             } else {
                 info!(lane = %g.id, track = v.track.0, outcome = outcome_name(v.outcome), reason = %v.reason,
                     similarity = ?v.evidence.map(|e| e.similarity), live = ?v.live, "decision");

@@ -31,6 +31,8 @@ pub struct GateVerdict {
     pub live: Option<f32>,
     /// An attack the planarity cue found: the relief slope the face showed (a head shows ~1).
     pub flat: Option<f32>,
+    /// An attack: which rule raised it (`track::Cue`).
+    pub cue: Option<super::Cue>,
     /// Send the door this (None: leave it as it is).
     pub door: Option<protocol::DoorAction>,
     pub arch: Option<protocol::ArchColour>,
@@ -275,6 +277,7 @@ pub fn verdicts(
                     frames: *frames,
                     live: *live,
                     flat: None,
+                    cue: None,
                     door,
                     arch,
                 };
@@ -334,6 +337,7 @@ pub fn verdicts(
                     frames: 0,
                     live: None,
                     flat: None,
+                    cue: None,
                     door: Some(protocol::DoorAction::Close),
                     arch: Some(protocol::ArchColour::Alarm),
                 });
@@ -345,6 +349,7 @@ pub fn verdicts(
                 frames,
                 live,
                 flat,
+                cue,
                 ..
             } => {
                 // Whose picture it was, when it named someone: their account may be being abused.
@@ -360,6 +365,7 @@ pub fn verdicts(
                     frames: *frames,
                     live: *live,
                     flat: *flat,
+                    cue: Some(*cue),
                     door: Some(protocol::DoorAction::Close),
                     arch: Some(protocol::ArchColour::Alarm),
                 });
@@ -383,6 +389,7 @@ pub fn verdicts(
                     frames: *frames,
                     live: *live,
                     flat: None,
+                    cue: None,
                     door: None,
                     arch: None,
                 });

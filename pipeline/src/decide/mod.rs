@@ -25,7 +25,7 @@ pub use fusion::{Evidence, FusionParams, FusionRule, QualityGates, Templates, fr
 pub use liveness::{LiveVerdict, PadMode, PadParams};
 pub use parallax::Patches;
 pub use planarity::{LaneGeometry, PlanarParams, Planarity};
-pub use track::{Event, LaneDecider, Observation, TrackId};
+pub use track::{Cue, Event, LaneDecider, Observation, TrackId};
 pub use views::{LowerGeometry, LowerView, Seen, View};
 
 /// What recognition reports of a face, the deciders' input.

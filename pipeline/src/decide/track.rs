@@ -95,6 +95,8 @@ pub enum Event {
         /// When the planarity cue judged it (its face kept a picture's relief while the viewing
         /// angle changed): the fitted relief slope (a head shows about 1).
         flat: Option<f32>,
+        /// Which rule of `Track::suspected` raised it.
+        cue: Cue,
     },
     /// Someone else is inside the lane zone together with an identified track that is still
     /// there: one identification, two people. Reported once per identified track.
@@ -240,7 +242,9 @@ impl Track {
     ///   cue says: two shape cues from different evidence, the angle the walk turned through and
     ///   the two heights at each instant. The heads the one-camera cue called flat measured
     ///   0.39–0.85 in their pixels (12 on seeds 13 and 31), dim-lane screens it called flat 0.21.
-    fn suspected(&self, pad: &PadParams, cues: &PadCues) -> Option<usize> {
+    ///
+    /// Returns the frames scored and which of these it was (`Cue`, for the alarm's log line).
+    fn suspected(&self, pad: &PadParams, cues: &PadCues) -> Option<(usize, Cue)> {
         if pad.mode != PadMode::Enforce {
             return None;
         }
@@ -254,18 +258,25 @@ impl Track {
         let flat_twice = walk_flat && cues.stereo.keypoints_flat(&pad.planar);
         let shallow_twice = walk_flat && cues.stereo.pixels_flat(&pad.planar);
         match (cues.learned, alarming) {
-            (LiveVerdict::Attack { frames, .. }, _)
-            | (LiveVerdict::Doubtful { frames, .. }, true) => Some(frames),
-            (LiveVerdict::Unsure { frames, .. }, true) if leaning => Some(frames),
+            (LiveVerdict::Attack { frames, .. }, _) => Some((frames, Cue::Learned)),
+            (LiveVerdict::Doubtful { frames, .. }, true) => Some((frames, Cue::DoubtedAndFlat)),
+            (LiveVerdict::Unsure { frames, .. }, true) if leaning => {
+                Some((frames, Cue::LeaningAndFlat))
+            }
             (LiveVerdict::Live { mean, frames }, _)
                 if flat_twice && mean < (pad.threshold + 1.0) / 2.0 =>
             {
-                Some(frames)
+                Some((frames, Cue::FlatTwice))
             }
             (LiveVerdict::Live { frames, .. } | LiveVerdict::Unsure { frames, .. }, _)
-                if shallow_twice || cues.stereo.pixels_alarm(&pad.planar) =>
+                if cues.stereo.pixels_alarm(&pad.planar) =>
             {
-                Some(frames)
+                Some((frames, Cue::Pixels))
+            }
+            (LiveVerdict::Live { frames, .. } | LiveVerdict::Unsure { frames, .. }, _)
+                if shallow_twice =>
+            {
+                Some((frames, Cue::FlatAndShallow))
             }
             _ => None,
         }
@@ -279,7 +290,7 @@ impl Track {
     /// cues call a picture, since the learned cue's false alarms fall again and again on the same
     /// few faces and the one-camera cue calls a head that turns as it walks flat (docs/pad.md).
     fn attack(&self, pad: &PadParams, cues: &PadCues, evidence: Option<Evidence>) -> Option<Event> {
-        let scored = self.suspected(pad, cues)?;
+        let (scored, cue) = self.suspected(pad, cues)?;
         let p = &pad.planar;
         let depth =
             !matches!(cues.stereo.verdict(p), Planarity::Flat { .. }) && cues.stereo.head_like(p);
@@ -295,7 +306,39 @@ impl Track {
             live: self.liveness.mean(),
             scored,
             flat: cues.shape(p).flat_slope(),
+            cue,
         })
+    }
+}
+
+/// Which of `Track::suspected`'s rules called a track a picture: what the alarm's log line names,
+/// so a station engineer (and a benchmark's reader) can tell which cue to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cue {
+    /// The learned cue's own verdict.
+    Learned,
+    /// The learned cue doubtful, the face flat.
+    DoubtedAndFlat,
+    /// Too few learned scores for a verdict, their mean a picture's, the face flat.
+    LeaningAndFlat,
+    /// Both keypoint cues flat, the learned cue not confidently live.
+    FlatTwice,
+    /// The two cameras' pixels showed a picture.
+    Pixels,
+    /// The walk flat, the two cameras' pixels short of a head's.
+    FlatAndShallow,
+}
+
+impl Cue {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Learned => "learned",
+            Self::DoubtedAndFlat => "doubted and flat",
+            Self::LeaningAndFlat => "leaning and flat",
+            Self::FlatTwice => "flat to both keypoint cues",
+            Self::Pixels => "two-camera pixels",
+            Self::FlatAndShallow => "walk flat, pixels shallow",
+        }
     }
 }
 

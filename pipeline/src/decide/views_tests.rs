@@ -652,7 +652,16 @@ fn a_picture_flat_to_the_walk_and_to_the_pixels_is_an_alarm_however_live_it_scor
     };
     let picture = walk(true, Some(SHALLOW));
     assert!(identified(&picture).is_empty(), "{picture:?}");
-    assert!(matches!(picture[..], [Event::Attack { .. }]), "{picture:?}");
+    assert!(
+        matches!(
+            picture[..],
+            [Event::Attack {
+                cue: Cue::FlatAndShallow,
+                ..
+            }]
+        ),
+        "{picture:?}"
+    );
     // Without the pixels the cues disagree: no alarm, no grant.
     assert!(left_undecided(&walk(true, None)));
     let head = walk(false, Some(3.0));
