@@ -155,6 +155,9 @@ pub struct PadConfig {
     /// Scored frames a track needs before it is judged; with fewer, an identified walker is
     /// `not_decided` (`liveness not shown`), never opened.
     pub min_frames: usize,
+    /// A track that left with fewer scored frames than `min_frames` is an attack when their mean
+    /// is below this (0 turns it off; above `attack_below` it is taken as `attack_below`).
+    pub attack_alone_below: f32,
     /// Scored frames a track needs, while the walker is in view, before a low mean is an attack
     /// (a track that leaves sooner is judged on `min_frames`): a far face's first scores can run
     /// low, and an alarm at an honest passenger cannot be taken back.
@@ -188,6 +191,7 @@ impl Default for PadConfig {
             threshold: p.threshold,
             attack_below: p.attack_below,
             min_frames: p.min_frames,
+            attack_alone_below: p.attack_alone_below,
             attack_frames: p.attack_frames,
             window: p.window,
             relief: p.planar.relief,
@@ -217,6 +221,9 @@ impl PadConfig {
             // A lane whose live threshold is lower than the attack threshold judges by it alone.
             attack_below: self.attack_below.min(threshold),
             min_frames: self.min_frames,
+            attack_alone_below: self
+                .attack_alone_below
+                .min(self.attack_below.min(threshold)),
             attack_frames: self.attack_frames,
             window: self.window,
             planar: PlanarParams {
@@ -244,6 +251,7 @@ impl PadConfig {
         if !(0.0..=1.0).contains(&self.threshold)
             || !(0.0..=self.threshold).contains(&self.attack_below)
             || !(1..=64).contains(&self.min_frames)
+            || !(0.0..=1.0).contains(&self.attack_alone_below)
             || self.window < self.min_frames
             || self.window > 256
             || !(self.min_frames..=self.window).contains(&self.attack_frames)
@@ -254,10 +262,11 @@ impl PadConfig {
             || !(0.0..=8.0).contains(&self.stereo_parallax)
         {
             return Err(format!(
-                "[pad]: threshold must be in 0..=1 (is {}), attack_below 0..=threshold (is {}), min_frames 1..=64 (is {}), window min_frames..=256 (is {}), attack_frames min_frames..=window (is {}), relief 0..=2 (is {}), min_view_deg 1..=60 (is {}), stereo_relief 0..=2 (is {}), stereo_near 0..=2 (is {}), stereo_parallax 0..=8 (is {})",
+                "[pad]: threshold must be in 0..=1 (is {}), attack_below 0..=threshold (is {}), min_frames 1..=64 (is {}), attack_alone_below 0..=1 (is {}), window min_frames..=256 (is {}), attack_frames min_frames..=window (is {}), relief 0..=2 (is {}), min_view_deg 1..=60 (is {}), stereo_relief 0..=2 (is {}), stereo_near 0..=2 (is {}), stereo_parallax 0..=8 (is {})",
                 self.threshold,
                 self.attack_below,
                 self.min_frames,
+                self.attack_alone_below,
                 self.window,
                 self.attack_frames,
                 self.relief,

@@ -41,6 +41,11 @@ pub struct PadParams {
     pub attack_below: f32,
     /// Scored frames needed before the track is judged either way.
     pub min_frames: usize,
+    /// A track that left with fewer than `min_frames` scores is an attack when their mean is
+    /// below this (0: never): a backlit lane passes one frame of a walk, or none, to the learned
+    /// cue, and one picture's frame scored 0.0036 there (seed 47) where the lowest honest lone
+    /// frame of 55 scored 0.048 (docs/pad.md, "One frame").
+    pub attack_alone_below: f32,
     /// Scored frames needed, while the walker is in view, before a low mean is an attack.
     pub attack_frames: usize,
     /// How many of the track's latest scores count.
@@ -56,6 +61,7 @@ impl Default for PadParams {
             threshold: 0.6,
             attack_below: 0.2,
             min_frames: 2,
+            attack_alone_below: 0.02,
             attack_frames: 4,
             window: 8,
             planar: PlanarParams::default(),
@@ -121,9 +127,15 @@ impl Liveness {
     }
 
     /// The verdict of a track that has left: no more frames will come, so what was scored is
-    /// judged as it is (`min_frames` or more).
+    /// judged as it is (`min_frames` or more), and fewer scores are an attack only when their
+    /// mean is far below any honest face's (`attack_alone_below`); otherwise still unsure.
     pub(super) fn final_verdict(&self, p: &PadParams) -> LiveVerdict {
-        self.judge(p, p.min_frames)
+        match (self.judge(p, p.min_frames), self.mean()) {
+            (LiveVerdict::Unsure { frames, .. }, Some(mean)) if mean < p.attack_alone_below => {
+                LiveVerdict::Attack { mean, frames }
+            }
+            (verdict, _) => verdict,
+        }
     }
 
     /// `attack_frames`: scored frames needed before a low mean is an attack.
@@ -211,6 +223,43 @@ mod tests {
             l.push(&p, 0.97);
         }
         assert!(matches!(l.verdict(&p), LiveVerdict::Live { frames: 8, .. }));
+    }
+
+    #[test]
+    fn a_lone_score_is_an_attack_only_far_below_and_once_the_track_has_left() {
+        let p = PadParams::default();
+        let mut l = Liveness::default();
+        l.push(&p, 0.0036);
+        // In view: one frame never decides.
+        assert!(matches!(
+            l.verdict(&p),
+            LiveVerdict::Unsure { frames: 1, .. }
+        ));
+        assert!(matches!(
+            l.final_verdict(&p),
+            LiveVerdict::Attack { frames: 1, .. }
+        ));
+        // The lowest honest lone frame measured (0.048) stays unsure, as does any frame when the
+        // rule is off.
+        let mut honest = Liveness::default();
+        honest.push(&p, 0.048);
+        assert!(matches!(
+            honest.final_verdict(&p),
+            LiveVerdict::Unsure { frames: 1, .. }
+        ));
+        let off = PadParams {
+            attack_alone_below: 0.0,
+            ..p
+        };
+        assert!(matches!(
+            l.final_verdict(&off),
+            LiveVerdict::Unsure { frames: 1, .. }
+        ));
+        // No score at all is no evidence.
+        assert!(matches!(
+            Liveness::default().final_verdict(&p),
+            LiveVerdict::Unsure { frames: 0, .. }
+        ));
     }
 
     #[test]

@@ -749,4 +749,42 @@ fn one_score_of_a_picture_and_a_flat_face_raise_the_alarm() {
     assert_eq!(attacks(true, 0.05), 1);
     assert_eq!(attacks(true, 0.4), 0);
     assert_eq!(attacks(false, 0.05), 0);
+    // Far below any honest face's score, one frame is an alarm on its own as the walker leaves,
+    // but not against a face the keypoints showed in relief.
+    assert_eq!(attacks(true, 0.005), 1);
+    assert_eq!(attacks(false, 0.005), 0);
+}
+
+#[test]
+fn one_score_far_below_an_honest_face_raises_the_alarm_when_the_walker_leaves() {
+    use crate::decide::PadMode;
+    // A lane without geometry: no shape cue at all, one frame of five scored (the rest fail
+    // the gates, as a backlit lane's do). A picture's score far below any honest face's
+    // (seed 47's backlit glossy print: 0.0036): the alarm, named for the rule; the lowest honest
+    // lone frame measured (0.048): not decided, no alarm.
+    let run = |score: f32| {
+        let mut d = with_pad(PadMode::Enforce);
+        walk(&mut d, 5, |i| Observation {
+            live: (i == 2).then_some(score),
+            ..face(200.0, None, None)
+        })
+    };
+    let ev = run(0.0036);
+    assert!(
+        matches!(
+            ev[..],
+            [Event::Attack {
+                evidence: None,
+                scored: 1,
+                cue: track::Cue::LearnedFew,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+    let ev = run(0.048);
+    assert!(
+        matches!(ev[..], [Event::Unidentified { live: Some(_), .. }]),
+        "{ev:?}"
+    );
 }

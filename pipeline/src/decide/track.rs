@@ -225,7 +225,8 @@ impl Track {
     }
 
     /// The scored frames behind the cues calling this track a picture (PAD enforced):
-    /// - the learned cue says so;
+    /// - the learned cue says so (on fewer scores than it judges on only once the walker left, and
+    ///   far below any honest face's: `LiveVerdict`'s `final_verdict`);
     /// - it is doubtful, or has too few scores for a verdict whose mean is a picture's (a backlit
     ///   lane's faces seldom pass the gates it scores behind: one frame or two), and the face
     ///   looked flat (the one-camera cue's flat verdict, or `StereoFit::flat_for_alarm`);
@@ -258,6 +259,11 @@ impl Track {
         let flat_twice = walk_flat && cues.stereo.keypoints_flat(&pad.planar);
         let shallow_twice = walk_flat && cues.stereo.pixels_flat(&pad.planar);
         match (cues.learned, alarming) {
+            // One frame's word against a face the keypoints showed in relief: no alarm.
+            (LiveVerdict::Attack { frames, .. }, _) if frames < pad.min_frames => {
+                let relief = matches!(cues.shape(&pad.planar), Planarity::Relief { .. });
+                (!relief).then_some((frames, Cue::LearnedFew))
+            }
             (LiveVerdict::Attack { frames, .. }, _) => Some((frames, Cue::Learned)),
             (LiveVerdict::Doubtful { frames, .. }, true) => Some((frames, Cue::DoubtedAndFlat)),
             (LiveVerdict::Unsure { frames, .. }, true) if leaning => {
@@ -317,6 +323,9 @@ impl Track {
 pub enum Cue {
     /// The learned cue's own verdict.
     Learned,
+    /// The learned cue's verdict on a track that left with fewer scores than it judges on, their
+    /// mean far below an honest face's (`PadParams::attack_alone_below`).
+    LearnedFew,
     /// The learned cue doubtful, the face flat.
     DoubtedAndFlat,
     /// Too few learned scores for a verdict, their mean a picture's, the face flat.
@@ -333,6 +342,7 @@ impl Cue {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Learned => "learned",
+            Self::LearnedFew => "learned, few frames",
             Self::DoubtedAndFlat => "doubted and flat",
             Self::LeaningAndFlat => "leaning and flat",
             Self::FlatTwice => "flat to both keypoint cues",
