@@ -76,7 +76,7 @@ insecure = true
     let mut seqs = HashMap::<usize, Vec<u64>>::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !(cap.all_done() && cap.hub.all_closed()) && Instant::now() < deadline {
-        for f in cap.hub.take_batch(Duration::from_millis(50)) {
+        for f in cap.hub.take_batch(Duration::from_millis(50)).frames {
             assert!(
                 f.buffer.size() >= f.layout.size(),
                 "frame smaller than its layout"
@@ -165,7 +165,7 @@ fn a_repeated_recording_plays_on_with_its_times_running_on() {
     let mut pts_ms = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !(cap.all_done() && cap.hub.all_closed()) && Instant::now() < deadline {
-        for f in cap.hub.take_batch(Duration::from_millis(50)) {
+        for f in cap.hub.take_batch(Duration::from_millis(50)).frames {
             pts_ms.push(f.pts.expect("a recorded frame has a time").mseconds());
         }
     }

@@ -32,8 +32,6 @@ struct LaneQueue {
     /// The other camera of this stream's lane, and how far apart two frames may be to show one
     /// instant.
     twin: Option<(usize, Duration)>,
-    /// Frames passed over by a take (older than the instant handed out), not yet counted.
-    passed_over: u64,
 }
 
 /// How many frames a live camera with a twin keeps: enough for the newest instant both cameras
@@ -62,7 +60,6 @@ impl FrameHub {
                 newest_only: n,
                 closed: false,
                 twin: None,
-                passed_over: 0,
             })
             .collect();
         Self {
@@ -135,40 +132,25 @@ impl FrameHub {
 
     /// The oldest waiting frame of every lane that has one (live: the newest, or for a lane's two
     /// cameras the newest instant both have, `newest_pair`); waits up to `timeout` for at least one.
-    pub fn take_batch(&self, timeout: Duration) -> Vec<Frame> {
+    pub fn take_batch(&self, timeout: Duration) -> Batch {
         let deadline = Instant::now() + timeout;
         let mut q = self.lock();
         loop {
-            // What each stream hands out, chosen before any is taken: a lane's two cameras are
-            // chosen together.
-            let picks: Vec<Option<usize>> = (0..q.len())
-                .map(|i| {
-                    let newest = q[i].frames.len().checked_sub(1);
-                    match q[i].twin {
-                        _ if !q[i].newest_only => (!q[i].frames.is_empty()).then_some(0),
-                        Some((j, within)) if q.get(j).is_some_and(|t| t.newest_only) => {
-                            let pair = if i < j {
-                                newest_pair(&q[i].frames, &q[j].frames, within)
-                            } else {
-                                newest_pair(&q[j].frames, &q[i].frames, within).map(|(a, b)| (b, a))
-                            };
-                            pair.map(|(mine, _)| mine).or(newest)
-                        }
-                        _ => newest,
-                    }
-                })
-                .collect();
-            let mut batch = Vec::new();
-            for (lq, pick) in q.iter_mut().zip(picks) {
+            let picks = picks(&q);
+            let mut batch = Batch {
+                frames: Vec::new(),
+                passed_over: vec![0; q.len()],
+            };
+            for ((lq, pick), passed) in q.iter_mut().zip(picks).zip(&mut batch.passed_over) {
                 if let Some(k) = pick {
                     // Frames come in time order: those before the one taken are passed over.
-                    lq.passed_over += k as u64;
+                    *passed = k as u64;
                     lq.frames.drain(..k);
-                    batch.extend(lq.frames.pop_front());
+                    batch.frames.extend(lq.frames.pop_front());
                 }
                 lq.waiting_since = (!lq.frames.is_empty()).then(Instant::now);
             }
-            if !batch.is_empty() {
+            if !batch.frames.is_empty() {
                 self.changed.notify_all();
                 return batch;
             }
@@ -206,6 +188,37 @@ impl FrameHub {
     }
 }
 
+/// One take: the frames handed out, and per stream how many older frames it passed over (older
+/// than the instant handed out), for the stream's dropped count.
+pub struct Batch {
+    pub frames: Vec<Frame>,
+    pub passed_over: Vec<u64>,
+}
+
+/// Which waiting frame each stream hands out (an index into its queue), chosen before any is
+/// taken: a lane's two live cameras together, once, by the first of them.
+fn picks(q: &[LaneQueue]) -> Vec<Option<usize>> {
+    let mut picks = vec![None; q.len()];
+    for (i, lq) in q.iter().enumerate() {
+        let newest = lq.frames.len().checked_sub(1);
+        picks[i] = match lq.twin {
+            _ if !lq.newest_only => (!lq.frames.is_empty()).then_some(0),
+            Some((j, within)) if q.get(j).is_some_and(|t| t.newest_only) => {
+                if j < i {
+                    continue; // chosen with its twin
+                }
+                let pair = newest_pair(&lq.frames, &q[j].frames, within);
+                picks[j] = pair
+                    .map(|(_, theirs)| theirs)
+                    .or(q[j].frames.len().checked_sub(1));
+                pair.map(|(mine, _)| mine).or(newest)
+            }
+            _ => newest,
+        };
+    }
+    picks
+}
+
 /// The newest frame of `a` that has a twin in `b` (no more than `within` apart), and that twin:
 /// indices into each. Presentation times where both have them (recorded footage), else the
 /// instants they were captured (live cameras).
@@ -228,14 +241,6 @@ fn newest_pair(
 }
 
 impl FrameHub {
-    /// Frames each stream's takes passed over since the last call (`take_batch`: older than the
-    /// instant handed out), for its dropped count; zeroed.
-    pub fn passed_over(&self) -> Vec<u64> {
-        (self.lock().iter_mut())
-            .map(|lq| std::mem::take(&mut lq.passed_over))
-            .collect()
-    }
-
     /// Since when a frame has been waiting for the GPU stage, the earliest over the lanes (`None`:
     /// nothing waits). A live lane's newest frame replaces the last, but its wait goes on.
     pub fn waiting_since(&self) -> Option<Instant> {
@@ -272,7 +277,7 @@ mod tests {
     /// The presentation time of each stream's frame in a take, by stream.
     fn taken(hub: &FrameHub) -> Vec<Option<u64>> {
         let mut out = vec![None; hub.lanes()];
-        for f in hub.take_batch(Duration::ZERO) {
+        for f in hub.take_batch(Duration::ZERO).frames {
             out[f.lane] = f.pts.map(|p| p.mseconds());
         }
         out
@@ -337,10 +342,15 @@ mod tests {
             // A lane with one camera keeps its newest only.
             hub.push(frame(1, t));
         }
-        assert_eq!(taken(&hub), vec![Some(300), Some(300), Some(310)]);
+        let batch = hub.take_batch(Duration::ZERO);
+        let pts: Vec<_> = batch
+            .frames
+            .iter()
+            .map(|f| f.pts.map(|p| p.mseconds()))
+            .collect();
+        assert_eq!(pts, vec![Some(300), Some(300), Some(310)]);
         // Passed over: the upper camera's 200, the lower camera's 110 and 210.
-        assert_eq!(hub.passed_over(), vec![1, 0, 2]);
-        assert_eq!(hub.passed_over(), vec![0, 0, 0]);
+        assert_eq!(batch.passed_over, vec![1, 0, 2]);
         // The upper camera's 400 waits for its twin, and goes out newest when there is none.
         assert_eq!(taken(&hub), vec![Some(400), None, None]);
         hub.push(frame(0, 500));
@@ -378,7 +388,7 @@ mod tests {
         for t in [40, 140] {
             hub.push(live(1, t));
         }
-        let seqs: Vec<(usize, u64)> = (hub.take_batch(Duration::ZERO).iter())
+        let seqs: Vec<(usize, u64)> = (hub.take_batch(Duration::ZERO).frames.iter())
             .map(|f| (f.lane, f.seq))
             .collect();
         assert_eq!(seqs, vec![(0, 100), (1, 140)]);

@@ -223,8 +223,9 @@ fn run(w: Worker) {
             std::thread::sleep(next_tick - now);
         }
         next_tick = Instant::now().max(next_tick) + tick;
-        let mut frames = hub.take_batch(Duration::from_millis(20));
-        for (c, n) in counters.iter().zip(hub.passed_over()) {
+        let batch = hub.take_batch(Duration::from_millis(20));
+        let mut frames = batch.frames;
+        for (c, n) in counters.iter().zip(batch.passed_over) {
             c.frames_dropped.fetch_add(n, Ordering::Relaxed);
         }
         if let Some(p) = priority.as_mut() {
