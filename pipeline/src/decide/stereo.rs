@@ -322,6 +322,25 @@ impl StereoFit {
             || self.keypoints_flat(p) && self.pixels_below(SHALLOW_SHARE * p.stereo_parallax)
     }
 
+    /// Whether the pixels were measured and showed a head's depth: at or above the bound under
+    /// which they are short of a head's (`SHALLOW_SHARE` of `stereo_parallax`). Against that,
+    /// flat keypoints and a doubtful learned score are no alarm (`track::Track::suspected`).
+    pub(super) fn pixels_head(&self, p: &PlanarParams) -> bool {
+        p.stereo_parallax > 0.0
+            && self.parallax_frames >= PARALLAX_FRAMES
+            && self
+                .parallax
+                .is_some_and(|s| s >= SHALLOW_SHARE * p.stereo_parallax)
+    }
+
+    /// Whether the lane measures the pixels (a lower camera, `stereo_parallax` set) and this
+    /// track's are not measured yet.
+    pub(super) fn pixels_pending(&self, p: &PlanarParams) -> bool {
+        p.lower.is_some()
+            && p.stereo_parallax > 0.0
+            && (self.parallax_frames < PARALLAX_FRAMES || self.parallax.is_none())
+    }
+
     /// Whether the keypoints' slope is confidently below `stereo_relief`: their own verdict,
     /// flat.
     pub(super) fn keypoints_flat(&self, p: &PlanarParams) -> bool {

@@ -229,7 +229,9 @@ impl Track {
     ///   far below any honest face's: `LiveVerdict`'s `final_verdict`);
     /// - it is doubtful, or has too few scores for a verdict whose mean is a picture's (a backlit
     ///   lane's faces seldom pass the gates it scores behind: one frame or two), and the face
-    ///   looked flat (the one-camera cue's flat verdict, or `StereoFit::flat_for_alarm`);
+    ///   looked flat (the one-camera cue's flat verdict, or `StereoFit::flat_for_alarm`), the
+    ///   pixels not a head's (`StereoFit::pixels_head`) and, where the lane measures them,
+    ///   measured or the walker gone;
     /// - or both keypoint cues called the face flat (the one-camera cue over the walk and the two
     ///   cameras at each instant) while the learned cue is less than halfway from its threshold to
     ///   certain: one of 762 paired head tracks on our footage fitted flat to both, scored 0.89,
@@ -250,7 +252,14 @@ impl Track {
             return None;
         }
         let walk_flat = matches!(cues.planarity, Planarity::Flat { .. });
-        let alarming = walk_flat || cues.stereo.flat_for_alarm(&pad.planar);
+        // Flat keypoints turn the learned cue's doubt into an alarm only where the pixels did
+        // not show a head's depth and, on a lane that measures them, once they are measured or
+        // the walker has left: seed 47's dim lane alarmed four honest walkers doubted at
+        // 0.48–0.56 with flat keypoints before their pixels (0.48–0.72) were measured, while
+        // the pictures so alarmed on seed 59 (352) measured 0.27 at most (docs/pad.md).
+        let alarming = (walk_flat || cues.stereo.flat_for_alarm(&pad.planar))
+            && !cues.stereo.pixels_head(&pad.planar)
+            && (cues.left || !cues.stereo.pixels_pending(&pad.planar));
         let leaning = self
             .liveness
             .mean()
@@ -653,18 +662,16 @@ impl LaneDecider {
             tracing::trace!(track = t.id.0, keypoints = ?t.keypoints, stereo = ?t.stereo, "track left");
         }
         for t in gone.into_iter().filter(|t| !t.identified && !t.attack) {
-            // A picture of someone unknown is still an attack: the alarm, not just a shut door.
-            if let Some(attack) = t.attack(&pad, &t.pad_cues(&pad, true), None) {
+            // A picture of someone unknown is still an attack: the alarm, not just a shut door;
+            // of someone enrolled, it names whose (their account may be being abused).
+            let evidence = t.fusion.decide(&self.params, self.templates.as_deref());
+            if let Some(attack) = t.attack(&pad, &t.pad_cues(&pad, true), evidence) {
                 events.push(attack);
                 continue;
             }
             let reason = if t.fusion.conflicting() {
                 CONFLICTING
-            } else if t
-                .fusion
-                .decide(&self.params, self.templates.as_deref())
-                .is_some()
-            {
+            } else if evidence.is_some() {
                 LIVENESS_NOT_SHOWN
             } else if t.gated == 0 {
                 t.last_gate_failure.unwrap_or("no usable frame")

@@ -698,3 +698,52 @@ fn the_shallow_bump_measures_between_the_bounds() {
     );
     assert!(head.is_some_and(|r| r > 0.36), "{head:?}");
 }
+
+/// A head the learned cue doubts (0.45) and whose keypoints both cameras fit flat, as four
+/// honest dim-lane walkers' did on seed 47 (doubted at 0.48–0.56), is no alarm once its pixels
+/// show a head's depth (those walkers' measured 0.48–0.72): the cues disagree, so no grant and
+/// no alarm. The same walk with its pixels never measured is an alarm as it leaves, and with a
+/// picture's pixels an alarm.
+#[test]
+fn flat_keypoints_and_doubt_are_no_alarm_against_a_heads_pixels() {
+    let walk = |nose: Option<f32>| {
+        two_camera_walk(
+            &approach(),
+            Walk {
+                flat: true,
+                live: 0.45,
+                nose,
+                ..Walk::default()
+            },
+        )
+    };
+    let head = walk(Some(HEAD));
+    assert!(left_undecided(&head), "{head:?}");
+    assert!(!head.iter().any(|e| matches!(e, Event::Attack { .. })));
+    for nose in [None, Some(0.0)] {
+        let alarmed = walk(nose);
+        assert!(
+            matches!(
+                alarmed[..],
+                [Event::Attack {
+                    cue: Cue::DoubtedAndFlat,
+                    ..
+                }]
+            ),
+            "{nose:?}: {alarmed:?}"
+        );
+    }
+}
+
+/// The nose shift (patch pixels) whose pixels measure a head's (at least 0.4, `pixels_head`):
+/// checked in `a_heads_bump_measures_a_heads_depth`.
+const HEAD: f32 = 4.0;
+
+#[test]
+fn a_heads_bump_measures_a_heads_depth() {
+    use super::parallax::{structure, tests::SAME};
+    let k = SAME;
+    let relief =
+        structure(&patch_of(&k, None), &patch_of(&k, Some(HEAD)), &k, &k, None).map(|s| s.relief());
+    assert!(relief.is_some_and(|r| r >= 0.4), "{relief:?}");
+}
