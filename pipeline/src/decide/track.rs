@@ -3,11 +3,14 @@
 use std::sync::Arc;
 
 use super::fusion::{Evidence, Frame, Fusion, FusionParams, Templates, frame_weight};
-use super::liveness::{LiveVerdict, Liveness, PadMode, PadParams};
+use super::liveness::{LiveVerdict, Liveness, PadMode};
 use super::parallax::{self, Patches};
-use super::planarity::{Keypoints, PlanarParams, Planarity};
-use super::stereo::{Stereo, StereoFit};
+use super::planarity::{Keypoints, Planarity};
+use super::stereo::Stereo;
 use super::{BBox, Candidate, Quality};
+
+mod pad;
+pub use pad::Cue;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrackId(pub u64);
@@ -161,43 +164,7 @@ struct Track {
     alarm_held: bool,
 }
 
-/// What the PAD cues say of a track at one decision, each computed once.
-#[derive(Debug, Clone, Copy)]
-struct PadCues {
-    learned: LiveVerdict,
-    /// Judged as the track leaves: no more frames will come.
-    left: bool,
-    /// The one-camera cue's verdict.
-    planarity: Planarity,
-    stereo: StereoFit,
-}
-
-impl PadCues {
-    /// The face's shape: the two-camera cue's verdict when it judged (both views of one instant:
-    /// the head's own turn cancels, and a replayed video cannot show two cameras two
-    /// parallaxes), else the one-camera cue's.
-    fn shape(&self, p: &PlanarParams) -> Planarity {
-        match self.stereo.verdict(p) {
-            Planarity::Unsure { .. } => self.planarity,
-            judged => judged,
-        }
-    }
-}
-
 impl Track {
-    fn pad_cues(&self, pad: &PadParams, left: bool) -> PadCues {
-        PadCues {
-            left,
-            learned: if left {
-                self.liveness.final_verdict(pad)
-            } else {
-                self.liveness.verdict(pad)
-            },
-            planarity: self.keypoints.verdict(&pad.planar),
-            stereo: self.stereo.fit(&pad.planar),
-        }
-    }
-
     /// Where the face is likely at `at_ms`: its last box moved on as it moved between its last
     /// two sightings, at most two such steps ahead. A live station takes each lane's newest
     /// frame and skips the rest (the paced benchmark processed 60 % of them), and a walker near
@@ -217,147 +184,6 @@ impl Track {
             self.bbox.0[i] + k * (self.bbox.0[i] - before.0[i])
         }));
         if valid_box(&moved) { moved } else { self.bbox }
-    }
-
-    /// Whether a grant can wait no longer for the face shown in relief.
-    fn near(&self, pad: &PadParams) -> bool {
-        self.keypoints.near(&pad.planar) || self.stereo.near(&pad.planar)
-    }
-
-    /// The scored frames behind the cues calling this track a picture (PAD enforced):
-    /// - the learned cue says so (on fewer scores than it judges on only once the walker left, and
-    ///   far below any honest face's: `LiveVerdict`'s `final_verdict`);
-    /// - it is doubtful, or has too few scores for a verdict whose mean is a picture's (a backlit
-    ///   lane's faces seldom pass the gates it scores behind: one frame or two), and the face
-    ///   looked flat (the one-camera cue's flat verdict, or `StereoFit::flat_for_alarm`), the
-    ///   pixels not a head's (`StereoFit::pixels_head`) and, where the lane measures them,
-    ///   measured or the walker gone;
-    /// - or both keypoint cues called the face flat (the one-camera cue over the walk and the two
-    ///   cameras at each instant) while the learned cue is less than halfway from its threshold to
-    ///   certain: one of 762 paired head tracks on our footage fitted flat to both, scored 0.89,
-    ///   and dim-lane screens 0.60–0.64 (docs/pad.md);
-    /// - or the two cameras showed a picture beyond doubt (`StereoFit::pixels_alarm`: the pixels
-    ///   far below a head's, or flat with the keypoints too), whatever the learned cue says (it
-    ///   calls some bent prints and dim screens live, 0.6–0.9 on the footage) or before it has
-    ///   said anything; one head in 516 measured that flat, and it was doubted (docs/pad.md);
-    /// - or the walk's keypoints fitted a plane (the one-camera cue's flat verdict) and the two
-    ///   cameras' pixels are short of a head's (`StereoFit::pixels_flat`), whatever the learned
-    ///   cue says: two shape cues from different evidence, the angle the walk turned through and
-    ///   the two heights at each instant. The heads the one-camera cue called flat measured
-    ///   0.39–0.85 in their pixels (12 on seeds 13 and 31), dim-lane screens it called flat 0.21.
-    ///
-    /// Returns the frames scored and which of these it was (`Cue`, for the alarm's log line).
-    fn suspected(&self, pad: &PadParams, cues: &PadCues) -> Option<(usize, Cue)> {
-        if pad.mode != PadMode::Enforce {
-            return None;
-        }
-        let walk_flat = matches!(cues.planarity, Planarity::Flat { .. });
-        // Flat keypoints turn the learned cue's doubt into an alarm only where the pixels did
-        // not show a head's depth and, on a lane that measures them, once they are measured or
-        // the walker has left: seed 47's dim lane alarmed four honest walkers doubted at
-        // 0.48–0.56 with flat keypoints before their pixels (0.48–0.72) were measured, while
-        // the pictures so alarmed on seed 59 (352) measured 0.27 at most (docs/pad.md).
-        let alarming = (walk_flat || cues.stereo.flat_for_alarm(&pad.planar))
-            && !cues.stereo.pixels_head(&pad.planar)
-            && (cues.left || !cues.stereo.pixels_pending(&pad.planar));
-        let leaning = self
-            .liveness
-            .mean()
-            .is_some_and(|mean| mean < pad.attack_below);
-        // Both keypoint cues: the walk's change of angle and the two cameras' one instant.
-        let flat_twice = walk_flat && cues.stereo.keypoints_flat(&pad.planar);
-        let shallow_twice = walk_flat && cues.stereo.pixels_flat(&pad.planar);
-        match (cues.learned, alarming) {
-            // One frame's word against a face the keypoints showed in relief: no alarm.
-            (LiveVerdict::Attack { frames, .. }, _) if frames < pad.min_frames => {
-                let relief = matches!(cues.shape(&pad.planar), Planarity::Relief { .. });
-                (!relief).then_some((frames, Cue::LearnedFew))
-            }
-            (LiveVerdict::Attack { frames, .. }, _) => Some((frames, Cue::Learned)),
-            (LiveVerdict::Doubtful { frames, .. }, true) => Some((frames, Cue::DoubtedAndFlat)),
-            (LiveVerdict::Unsure { frames, .. }, true) if leaning => {
-                Some((frames, Cue::LeaningAndFlat))
-            }
-            (LiveVerdict::Live { mean, frames }, _)
-                if flat_twice && mean < (pad.threshold + 1.0) / 2.0 =>
-            {
-                Some((frames, Cue::FlatTwice))
-            }
-            (LiveVerdict::Live { frames, .. } | LiveVerdict::Unsure { frames, .. }, _)
-                if cues.stereo.pixels_alarm(&pad.planar) =>
-            {
-                Some((frames, Cue::Pixels))
-            }
-            (LiveVerdict::Live { frames, .. } | LiveVerdict::Unsure { frames, .. }, _)
-                if shallow_twice =>
-            {
-                Some((frames, Cue::FlatAndShallow))
-            }
-            _ => None,
-        }
-    }
-
-    /// The attack event when the track is `suspected` and, on a lane with a lower camera, the
-    /// two cameras have had their best look (the walker near or gone; the door stays shut
-    /// meanwhile) and did not see a head's depth. Where the cues disagree there is no alarm and
-    /// never a grant (`update` waits, then `not_decided`): a flat face the learned cue calls
-    /// live, since about 2 % of honest walks look flat on our footage, and a face in depth the
-    /// cues call a picture, since the learned cue's false alarms fall again and again on the same
-    /// few faces and the one-camera cue calls a head that turns as it walks flat (docs/pad.md).
-    fn attack(&self, pad: &PadParams, cues: &PadCues, evidence: Option<Evidence>) -> Option<Event> {
-        let (scored, cue) = self.suspected(pad, cues)?;
-        let p = &pad.planar;
-        let depth =
-            !matches!(cues.stereo.verdict(p), Planarity::Flat { .. }) && cues.stereo.head_like(p);
-        let heard = p.lower.is_none() || cues.left || self.near(pad);
-        if depth || !heard {
-            return None;
-        }
-        Some(Event::Attack {
-            track: self.id,
-            evidence,
-            first_seen_ms: self.first_seen_ms,
-            frames: self.frames,
-            live: self.liveness.mean(),
-            scored,
-            flat: cues.shape(p).flat_slope(),
-            cue,
-        })
-    }
-}
-
-/// Which of `Track::suspected`'s rules called a track a picture: what the alarm's log line names,
-/// so a station engineer (and a benchmark's reader) can tell which cue to look at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cue {
-    /// The learned cue's own verdict.
-    Learned,
-    /// The learned cue's verdict on a track that left with fewer scores than it judges on, their
-    /// mean far below an honest face's (`PadParams::attack_alone_below`).
-    LearnedFew,
-    /// The learned cue doubtful, the face flat.
-    DoubtedAndFlat,
-    /// Too few learned scores for a verdict, their mean a picture's, the face flat.
-    LeaningAndFlat,
-    /// Both keypoint cues flat, the learned cue not confidently live.
-    FlatTwice,
-    /// The two cameras' pixels showed a picture.
-    Pixels,
-    /// The walk flat, the two cameras' pixels short of a head's.
-    FlatAndShallow,
-}
-
-impl Cue {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Learned => "learned",
-            Self::LearnedFew => "learned, few frames",
-            Self::DoubtedAndFlat => "doubted and flat",
-            Self::LeaningAndFlat => "leaning and flat",
-            Self::FlatTwice => "flat to both keypoint cues",
-            Self::Pixels => "two-camera pixels",
-            Self::FlatAndShallow => "walk flat, pixels shallow",
-        }
     }
 }
 
