@@ -215,15 +215,14 @@ impl PadConfig {
         [centre_x, centre_y]: [f32; 2],
     ) -> PadParams {
         let threshold = threshold.unwrap_or(self.threshold);
+        // A lane whose live threshold is lower than the attack threshold judges by it alone.
+        let attack_below = self.attack_below.min(threshold);
         PadParams {
             mode: mode.unwrap_or(self.mode),
             threshold,
-            // A lane whose live threshold is lower than the attack threshold judges by it alone.
-            attack_below: self.attack_below.min(threshold),
+            attack_below,
             min_frames: self.min_frames,
-            attack_alone_below: self
-                .attack_alone_below
-                .min(self.attack_below.min(threshold)),
+            attack_alone_below: self.attack_alone_below.min(attack_below),
             attack_frames: self.attack_frames,
             window: self.window,
             planar: PlanarParams {

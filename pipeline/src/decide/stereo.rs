@@ -270,9 +270,15 @@ impl StereoFit {
         self.pixels_below(p.stereo_parallax)
     }
 
-    /// Whether the pixels were measured (`PARALLAX_FRAMES`) and came out below `bound`.
+    /// The pixels' structure, where measured (`PARALLAX_FRAMES` frames with both patches).
+    fn pixels(&self) -> Option<f32> {
+        self.parallax
+            .filter(|_| self.parallax_frames >= PARALLAX_FRAMES)
+    }
+
+    /// Whether the pixels were measured and came out below `bound`.
     fn pixels_below(&self, bound: f32) -> bool {
-        self.parallax_frames >= PARALLAX_FRAMES && self.parallax.is_some_and(|s| s < bound)
+        self.pixels().is_some_and(|s| s < bound)
     }
 
     /// Whether the two cameras show a picture beyond doubt, an alarm on their own whatever the
@@ -327,18 +333,15 @@ impl StereoFit {
     /// flat keypoints and a doubtful learned score are no alarm (`track::Track::suspected`).
     pub(super) fn pixels_head(&self, p: &PlanarParams) -> bool {
         p.stereo_parallax > 0.0
-            && self.parallax_frames >= PARALLAX_FRAMES
             && self
-                .parallax
+                .pixels()
                 .is_some_and(|s| s >= SHALLOW_SHARE * p.stereo_parallax)
     }
 
     /// Whether the lane measures the pixels (a lower camera, `stereo_parallax` set) and this
     /// track's are not measured yet.
     pub(super) fn pixels_pending(&self, p: &PlanarParams) -> bool {
-        p.lower.is_some()
-            && p.stereo_parallax > 0.0
-            && (self.parallax_frames < PARALLAX_FRAMES || self.parallax.is_none())
+        p.lower.is_some() && p.stereo_parallax > 0.0 && self.pixels().is_none()
     }
 
     /// Whether the keypoints' slope is confidently below `stereo_relief`: their own verdict,
