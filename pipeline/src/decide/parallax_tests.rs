@@ -168,6 +168,65 @@ fn noise_averages_away_over_frames_and_a_nose_does_not() {
     assert_eq!(Structure::together(&[]), None);
 }
 
+/// A face whose texture runs across in part of it only (seed 67's tablet video under its lane's
+/// colour cast: the vertical shifts measured all over, the horizontal in a quarter to two fifths
+/// of the grid): `wave`'s texture inside the columns `band`, only shading along y outside them,
+/// sampled where `shift` moves each pixel.
+fn banded(shift: impl Fn(f32, f32) -> [f32; 2], band: std::ops::Range<f32>) -> Patch {
+    let mut px = Vec::with_capacity(SIDE * SIDE);
+    for y in 0..SIDE {
+        for x in 0..SIDE {
+            let [dx, dy] = shift(x as f32, y as f32);
+            let (sx, sy) = (x as f32 + dx, y as f32 + dy);
+            let rows = 128.0 + 45.0 * (0.31 * sy + 0.4).sin() + 30.0 * (0.53 * sy + 1.9).sin();
+            let across = if band.contains(&sx) {
+                0.8 * (wave(sx, sy) - 128.0)
+            } else {
+                0.0
+            };
+            px.push((rows + across).clamp(0.0, 255.0) as u8);
+        }
+    }
+    Patch::from_luma(px).expect("64x64")
+}
+
+/// A frame whose horizontal shifts cover under half the grid still counts on its vertical ones
+/// (the parallax's own direction); the horizontal echo is pooled over the track's frames, and
+/// judged where together they cover half the grid. A plane stays flat and a nose deep.
+#[test]
+fn texture_across_in_part_of_each_frame_is_pooled_over_the_frames() {
+    let plane = |x: f32, y: f32| [0.5 + 0.02 * (y - 32.0), 1.5 + 0.06 * (y - 32.0) - 0.01 * x];
+    let head = |x: f32, y: f32| {
+        let (u, v) = centred(x, y);
+        [
+            0.0,
+            1.0 + 2.5 * (-(u * u / 0.08 + (v - 0.1).powi(2) / 0.12)).exp(),
+        ]
+    };
+    let across = |s: &Structure| s.field[0].iter().filter(|p| p.w > 0.0).count();
+    let together = |shift: &dyn Fn(f32, f32) -> [f32; 2]| {
+        let frame = |band: std::ops::Range<f32>| {
+            let upper = banded(|_, _| [0.0, 0.0], band.clone());
+            structure(&upper, &banded(shift, band), &SAME, &SAME, None)
+                .expect("the vertical shifts measure the frame")
+        };
+        let (left, right) = (frame(0.0..26.0), frame(38.0..64.0));
+        for f in [&left, &right] {
+            assert!(
+                across(f) < GRID * GRID / 2,
+                "across measured at {}",
+                across(f)
+            );
+        }
+        // One side's points, however many frames show them, are under half the grid.
+        assert_eq!(Structure::together(&[&left, &left]), None);
+        Structure::together(&[&left, &right]).expect("both sides together")
+    };
+    let (flat, nose) = (together(&plane), together(&head));
+    assert!(flat < 0.15, "plane: {flat}");
+    assert!(nose > 2.5 * flat && nose > 0.2, "head {nose}, plane {flat}");
+}
+
 /// `view`'s texture under a shutter open while the face moved `streak` patch pixels: the mean
 /// of the views along the path.
 fn smeared(shift: impl Fn(f32, f32) -> [f32; 2], streak: [f32; 2]) -> Patch {
