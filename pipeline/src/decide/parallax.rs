@@ -498,8 +498,8 @@ fn grid_from(upper: &Patch, ku: &[[f32; 2]; 6]) -> Option<[usize; 2]> {
 /// The frame's structure (module docs), in patch pixels, of the face with keypoints `ku` in the
 /// image `upper` was cut from and `kl` in `lower`'s, the views' smears equalised where each
 /// camera's motion is known (`smear::equalised`, with the lane's `Shutter`). `None` when the
-/// patches cannot be aligned (blank, degenerate keypoints, or not the same face) or under half
-/// the grid has texture along y (the parallax's own direction).
+/// patches cannot be aligned (blank, degenerate keypoints, or not the same face) or under a
+/// quarter of the grid has texture along y (the parallax's own direction).
 pub(super) fn structure(
     upper: &Patch,
     lower: &Patch,
@@ -529,12 +529,15 @@ pub(super) fn structure(
     let from = grid_from(upper, ku)?;
     let mut field: Box<Field> = Box::new([[Point::default(); GRID * GRID]; 2]);
     let (along_y, ny) = column_residual(&u, &l, &m, 1, from, &mut field[1]);
-    // The horizontal echo is not asked to cover half the grid in every frame: a face whose
-    // texture runs across in part of it only (seed 67's tablet video under a colour cast measured
-    // 15 to 26 of the 64 points in each of its nine frames, and no frame counted) is pooled over
-    // the track's frames instead, and judged where they cover half the grid (`together`).
+    // No measure is asked to cover half the grid in every frame: a face with texture in part
+    // of it only (a screen's low contrast: seed 67's cast-lane tablet video measured 15 to 26
+    // of the 64 points across in each of nine frames, seed 71's on the normal lane 17 to 29 on
+    // both axes, and neither walk counted a frame) is pooled over the track's frames instead,
+    // and judged where they cover half the grid (`together`). A frame still needs a quarter of
+    // it along y, the parallax's own direction: a column or two of texture is too little to
+    // place the frame's shifts beside the others'.
     let (across, _) = column_residual(&u, &l, &m, 0, from, &mut field[0]);
-    (ny >= GRID * GRID / 2).then_some(Structure {
+    (ny >= GRID * GRID / 4).then_some(Structure {
         along_y,
         across,
         field,
