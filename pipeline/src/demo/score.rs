@@ -63,8 +63,8 @@ pub struct Counts {
     pub attacks_caught: u32,
     /// Bona fide walkers (not attacks) the station called an attack: PAD's BPCER counts these.
     pub false_attacks: u32,
-    /// Walkers whose decision in their time in view carried a PAD score: the presentations PAD
-    /// responded to (ISO/IEC 30107-3). A face none of whose frames passed the quality gates (too
+    /// Walkers whose decision in their time in view carried a PAD score or was an alarm: the
+    /// presentations PAD responded to (ISO/IEC 30107-3). A face none of whose frames passed the quality gates (too
     /// small, badly exposed, …) was never scored: a non-response (APNRR, BPNRR), which no cue
     /// could have judged; the door stays shut for it.
     pub pad_responses: u32,
@@ -303,7 +303,15 @@ pub fn score(
                             .position(|(d, who)| who.is_none() && in_window(w, d))
                     })
             });
-            if shown.is_some_and(|i| got[i].0.message.live.is_some()) {
+            // An alarm is PAD's answer whether or not a learned score came with it (the two
+            // cameras' pixels can raise one before any frame is scored): counted as a response,
+            // every attack refused is one, and APCER of the responses counts exactly the scored
+            // attacks not refused (seed 73's curved print refused only as unknown, live 0.28, was
+            // hidden behind an alarm raised without a score).
+            if shown.is_some_and(|i| {
+                let m = &got[i].0.message;
+                m.live.is_some() || m.outcome == Outcome::Attack
+            }) {
                 c.pad_responses = 1;
             }
             if met.is_none()
@@ -754,6 +762,36 @@ mod tests {
         );
         assert!(
             table.contains("| bona fide | 1 | 1 | 1 | – | BPCER 100.0 % | 100.0 % | BPNRR 0.0 % |"),
+            "{table}"
+        );
+    }
+
+    /// An alarm raised before any frame was scored (the two cameras' pixels) is PAD's response
+    /// too: a scored picture refused only as unknown is then an error of the responses, not
+    /// hidden behind the unscored alarm (seed 73's curved print read 0.0 % so).
+    #[test]
+    fn an_alarm_without_a_score_is_a_response_and_a_scored_picture_refused_as_unknown_an_error() {
+        let truth = one_lane(vec![
+            walker("obama", true, (0, 20), "attack"),
+            walker("biden", true, (100, 120), "attack"),
+        ]);
+        let mut unknown = decision("L1", 11500, Outcome::Closed, "unknown", None);
+        unknown.message.live = Some(0.28);
+        let decisions = vec![
+            decision(
+                "L1",
+                1500,
+                Outcome::Attack,
+                "presentation attack",
+                Some("obama"),
+            ),
+            unknown,
+        ];
+        let card = score(&truth, &decisions, &|s| Some(s.to_owned()));
+        assert_eq!(card.by_attack["phone"].pad_responses, 2);
+        let table = pad_markdown(&card);
+        assert!(
+            table.contains("| phone | 2 | 2 | 1 | 0 | APCER 50.0 % | 50.0 % | APNRR 0.0 % |"),
             "{table}"
         );
     }
