@@ -64,9 +64,9 @@ pub struct Counts {
     /// Bona fide walkers (not attacks) the station called an attack: PAD's BPCER counts these.
     pub false_attacks: u32,
     /// Walkers whose decision in their time in view carried a PAD score or was an alarm: the
-    /// presentations PAD responded to (ISO/IEC 30107-3). A face none of whose frames passed the quality gates (too
-    /// small, badly exposed, …) was never scored: a non-response (APNRR, BPNRR), which no cue
-    /// could have judged; the door stays shut for it.
+    /// presentations PAD responded to (ISO/IEC 30107-3). A face none of whose frames passed the
+    /// quality gates (too small, badly exposed, …) was never scored: a non-response (APNRR,
+    /// BPNRR), which no cue could have judged; the door stays shut for it.
     pub pad_responses: u32,
 }
 
