@@ -328,6 +328,15 @@ impl StereoFit {
             || self.keypoints_flat(p) && self.pixels_below(SHALLOW_SHARE * p.stereo_parallax)
     }
 
+    /// Whether the pixels were measured short of a head's (under `SHALLOW_SHARE` of
+    /// `stereo_parallax`) while the keypoints did not show a head's slope either (not
+    /// `head_like`): neither measure of the two cameras found a head, though neither found a
+    /// picture beyond doubt. With a learned score leaning to a picture, an alarm
+    /// (`track::Track::suspected`): seed 73's dim-lane curved print measured 0.30 and 0.42 ± 0.11.
+    pub(super) fn shallow_without_relief(&self, p: &PlanarParams) -> bool {
+        self.pixels_below(SHALLOW_SHARE * p.stereo_parallax) && !self.head_like(p)
+    }
+
     /// Whether the pixels were measured and showed a head's depth: at or above the bound under
     /// which they are short of a head's (`SHALLOW_SHARE` of `stereo_parallax`). Against that,
     /// flat keypoints and a doubtful learned score are no alarm (`track::Track::suspected`).
@@ -564,6 +573,11 @@ mod tests {
         assert!(fit(0.3, Some(0.35)).flat_for_alarm(&p));
         assert!(!fit(0.7, Some(0.35)).flat_for_alarm(&p));
         assert!(!fit(0.3, Some(0.5)).flat_for_alarm(&p));
+        // Short of a head's in the pixels and not a head's slope: no head to either measure.
+        assert!(fit(0.3, Some(0.35)).shallow_without_relief(&p));
+        assert!(!fit(0.7, Some(0.35)).shallow_without_relief(&p));
+        assert!(!fit(0.3, Some(0.5)).shallow_without_relief(&p));
+        assert!(!fit(0.3, None).shallow_without_relief(&p));
         let noisy_picture = fit(0.0, Some(0.6));
         assert!(!noisy_picture.head_like(&p) && noisy_picture.flat_for_alarm(&p));
         assert!(matches!(noisy_picture.verdict(&p), Planarity::Flat { .. }));

@@ -65,6 +65,12 @@ impl Track {
     ///   looked flat (the one-camera cue's flat verdict, or `StereoFit::flat_for_alarm`), the
     ///   pixels not a head's (`StereoFit::pixels_head`) and, where the lane measures them,
     ///   measured or the walker gone;
+    /// - or it is doubtful and nearer a picture's score than a head's (below the middle of its
+    ///   doubtful band), and the two cameras found no head: the pixels short of a head's, the
+    ///   keypoints' slope not a head's by one standard error (`StereoFit::shallow_without_relief`).
+    ///   Three cues leaning one way, none the other: seed 73's dim-lane curved print (0.28, pixels
+    ///   0.30, slope 0.42 ± 0.11) was refused only as unknown. The honest walks there on seven
+    ///   draws (six of about 3,000) scored 0.43–0.59 (docs/pad.md);
     /// - or both keypoint cues called the face flat (the one-camera cue over the walk and the two
     ///   cameras at each instant) while the learned cue is less than halfway from its threshold to
     ///   certain: one of 762 paired head tracks on our footage fitted flat to both, scored 0.89,
@@ -114,6 +120,12 @@ impl Track {
             }
             (LiveVerdict::Attack { frames, .. }, _) => Some((frames, Cue::Learned)),
             (LiveVerdict::Doubtful { frames, .. }, true) => Some((frames, Cue::DoubtedAndFlat)),
+            (LiveVerdict::Doubtful { mean, frames }, false)
+                if mean < (pad.attack_below + pad.threshold) / 2.0
+                    && cues.stereo.shallow_without_relief(&pad.planar) =>
+            {
+                Some((frames, Cue::DoubtedAndShallow))
+            }
             (LiveVerdict::Unsure { frames, .. }, true) if leaning => {
                 Some((frames, Cue::LeaningAndFlat))
             }
@@ -181,6 +193,8 @@ pub enum Cue {
     LearnedFew,
     /// The learned cue doubtful, the face flat.
     DoubtedAndFlat,
+    /// The learned cue doubtful and leaning to a picture, the two cameras short of a head.
+    DoubtedAndShallow,
     /// Too few learned scores for a verdict, their mean a picture's, the face flat.
     LeaningAndFlat,
     /// Both keypoint cues flat, the learned cue not confidently live.
@@ -197,6 +211,7 @@ impl Cue {
             Self::Learned => "learned",
             Self::LearnedFew => "learned, few frames",
             Self::DoubtedAndFlat => "doubted and flat",
+            Self::DoubtedAndShallow => "doubted, no head to the two cameras",
             Self::LeaningAndFlat => "leaning and flat",
             Self::FlatTwice => "flat to both keypoint cues",
             Self::Pixels => "two-camera pixels",
