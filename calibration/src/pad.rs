@@ -48,6 +48,12 @@ pub struct Args {
     /// Print every image's live probability.
     #[arg(long)]
     each: bool,
+    /// Crop around this face box instead of the detector's, in every image: `X,Y,W,H` (left, top,
+    /// width, height, image pixels). For comparing the pair with another implementation on the
+    /// same crop: upstream's samples were cut around its RetinaFace boxes, not ours (docs/pad.md).
+    /// Still images only (a clip's face moves).
+    #[arg(long, value_parser = face_box_arg)]
+    face_box: Option<pad::FaceBox>,
     /// Also write the result as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -126,21 +132,42 @@ fn species(arg: &str) -> Result<(String, PathBuf)> {
     }
 }
 
-/// The live probability of the subject's face in one image; `None` when no face is found.
+/// `--face-box X,Y,W,H`: four finite numbers, the width and height above 0.
+fn face_box_arg(s: &str) -> Result<pad::FaceBox, String> {
+    let v: Vec<f32> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{s:?}: expected X,Y,W,H in image pixels ({e})"))?;
+    match v[..] {
+        [x, y, w, h] if v.iter().all(|c| c.is_finite()) && w > 0.0 && h > 0.0 => Ok([x, y, w, h]),
+        _ => Err(format!(
+            "{s:?}: expected X,Y,W,H in image pixels, four finite numbers, W and H above 0"
+        )),
+    }
+}
+
+/// The live probability of the subject's face in one image, cropped around `given` or else the
+/// detector's box; `None` when no face is found (or no crop can be cut around the given box).
 fn score_image(
     chain: &FaceChain,
     pair: &PadPair,
     view: Rgb<'_>,
+    given: Option<pad::FaceBox>,
     what: &Path,
 ) -> Result<Option<f32>> {
-    let Some(found) = chain
-        .subject_face(view)
-        .with_context(|| format!("detecting in {}", what.display()))?
-    else {
-        return Ok(None);
+    let face = match given {
+        Some(b) => b,
+        None => match chain
+            .subject_face(view)
+            .with_context(|| format!("detecting in {}", what.display()))?
+        {
+            Some(found) => pad::face_box(&found.detection),
+            None => return Ok(None),
+        },
     };
     let live = pair
-        .live(&[(&view, pad::face_box(&found.detection))])
+        .live(&[(&view, face)])
         .with_context(|| format!("PAD on {}", what.display()))?;
     Ok(live.first().copied().flatten())
 }
@@ -148,12 +175,23 @@ fn score_image(
 /// One presentation's live probability: a photo's, or for a clip (an animated GIF or a video
 /// file: a walk) the mean over its frames that show a face, as the station judges a track. `None`
 /// without a face.
-fn score(chain: &FaceChain, pair: &PadPair, path: &Path) -> Result<Option<f32>> {
+fn score(
+    chain: &FaceChain,
+    pair: &PadPair,
+    given: Option<pad::FaceBox>,
+    path: &Path,
+) -> Result<Option<f32>> {
     if crate::clip::is_clip(path) {
+        if given.is_some() {
+            bail!(
+                "--face-box is for still images; {} is a clip",
+                path.display()
+            );
+        }
         let mut live = Vec::new();
         for (w, h, rgb) in crate::clip::frames(path)? {
             let view = Rgb { rgb: &rgb, w, h };
-            live.extend(score_image(chain, pair, view, path)?);
+            live.extend(score_image(chain, pair, view, None, path)?);
         }
         return Ok((!live.is_empty()).then(|| live.iter().sum::<f32>() / live.len() as f32));
     }
@@ -163,7 +201,7 @@ fn score(chain: &FaceChain, pair: &PadPair, path: &Path) -> Result<Option<f32>> 
         w: img.width() as usize,
         h: img.height() as usize,
     };
-    score_image(chain, pair, view, path)
+    score_image(chain, pair, view, given, path)
 }
 
 /// Share of `live` on the wrong side of `t`: below it for bona fide, at or above for attacks.
@@ -213,7 +251,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut classes = Vec::new();
     for (class, paths) in groups {
         let bona = class == BONA_FIDE;
-        let scored = par_map(&paths, threads(), |p| score(&chain, &pair, p));
+        let scored = par_map(&paths, threads(), |p| score(&chain, &pair, a.face_box, p));
         let mut live = Vec::new();
         let mut no_face = 0;
         for (p, s) in paths.iter().zip(scored) {
@@ -336,6 +374,27 @@ mod tests {
         assert_eq!(threshold_for_bpcer(&live, 0.02), Some(0.02));
         assert_eq!(error_rate(&live, 0.02, true), 0.02);
         assert_eq!(threshold_for_bpcer(&[], 0.02), None);
+    }
+
+    #[test]
+    fn a_face_box_is_four_numbers_with_a_size() {
+        assert_eq!(
+            face_box_arg("120,252,252,256"),
+            Ok([120.0, 252.0, 252.0, 256.0])
+        );
+        assert_eq!(face_box_arg(" 1.5, 2, 3 ,4"), Ok([1.5, 2.0, 3.0, 4.0]));
+        for bad in [
+            "1,2,3",
+            "1,2,3,4,5",
+            "a,2,3,4",
+            "1,2,0,4",
+            "1,2,3,-4",
+            "1,2,inf,4",
+            "",
+        ] {
+            let e = face_box_arg(bad).unwrap_err();
+            assert!(e.contains("X,Y,W,H"), "{bad}: {e}");
+        }
     }
 
     #[test]

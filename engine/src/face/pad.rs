@@ -161,8 +161,9 @@ pub fn assets_dir() -> PathBuf {
 /// The face box PAD crops around, from a BlazeFace detection: its box, left-top-width-height.
 ///
 /// Upstream cut its crops around a RetinaFace box; BlazeFace's is similar in size (the crops are
-/// 2.7× and 4.0× of it, so the context dominates). Growing the box 1.5× or 2× moved no verdict of
-/// upstream's three samples (`gate-calibrate pad`, docs/pad.md), so the box is used as found.
+/// 2.7× and 4.0× of it, so the context dominates). On upstream's three samples our box and
+/// upstream's give the same verdicts (`gate-calibrate pad --face-box`, docs/pad.md), so the box
+/// is used as found.
 pub fn face_box(d: &Detection) -> FaceBox {
     let [w, h] = d.size;
     [d.center[0] - w / 2.0, d.center[1] - h / 2.0, w, h]
