@@ -3,6 +3,14 @@
 
 use super::*;
 
+/// The cue of a walk's one alarm, where its events are that alarm and nothing else.
+fn the_alarm(events: &[Event]) -> Option<Cue> {
+    match events {
+        [Event::Attack { cue, .. }] => Some(*cue),
+        _ => None,
+    }
+}
+
 /// On a lane with two cameras, a picture the learned cue calls live (0.95 on every frame) is
 /// seen flat by both cameras at once: never granted, though the walker comes near enough that a
 /// one-camera lane would go ahead on the learned cue. A head walking the same way is granted.
@@ -122,14 +130,9 @@ fn a_picture_flat_to_the_walk_and_to_the_pixels_is_an_alarm_however_live_it_scor
     };
     let picture = walk(true, Some(SHALLOW));
     assert!(identified(&picture).is_empty(), "{picture:?}");
-    assert!(
-        matches!(
-            picture[..],
-            [Event::Attack {
-                cue: Cue::FlatAndShallow,
-                ..
-            }]
-        ),
+    assert_eq!(
+        the_alarm(&picture),
+        Some(Cue::FlatAndShallow),
         "{picture:?}"
     );
     // Without the pixels the cues disagree: no alarm, no grant.
@@ -192,14 +195,9 @@ fn flat_keypoints_and_doubt_are_no_alarm_against_a_heads_pixels() {
     assert!(!head.iter().any(|e| matches!(e, Event::Attack { .. })));
     for nose in [None, Some(0.0)] {
         let alarmed = walk(nose);
-        assert!(
-            matches!(
-                alarmed[..],
-                [Event::Attack {
-                    cue: Cue::DoubtedAndFlat,
-                    ..
-                }]
-            ),
+        assert_eq!(
+            the_alarm(&alarmed),
+            Some(Cue::DoubtedAndFlat),
             "{nose:?}: {alarmed:?}"
         );
     }
@@ -241,16 +239,7 @@ fn a_doubted_picture_the_two_cameras_find_no_head_in_is_an_alarm() {
     };
     let bent = walk(0.3, BETWEEN, 0.6);
     assert!(identified(&bent).is_empty(), "{bent:?}");
-    assert!(
-        matches!(
-            bent[..],
-            [Event::Attack {
-                cue: Cue::DoubtedAndShallow,
-                ..
-            }]
-        ),
-        "{bent:?}"
-    );
+    assert_eq!(the_alarm(&bent), Some(Cue::DoubtedAndShallow), "{bent:?}");
     for (live, nose, jitter) in [(0.45, BETWEEN, 0.6), (0.3, 3.0, 0.6), (0.3, BETWEEN, 0.3)] {
         let spared = walk(live, nose, jitter);
         assert!(
