@@ -182,16 +182,10 @@ fn score(
     path: &Path,
 ) -> Result<Option<f32>> {
     if crate::clip::is_clip(path) {
-        if given.is_some() {
-            bail!(
-                "--face-box is for still images; {} is a clip",
-                path.display()
-            );
-        }
         let mut live = Vec::new();
         for (w, h, rgb) in crate::clip::frames(path)? {
             let view = Rgb { rgb: &rgb, w, h };
-            live.extend(score_image(chain, pair, view, None, path)?);
+            live.extend(score_image(chain, pair, view, given, path)?);
         }
         return Ok((!live.is_empty()).then(|| live.iter().sum::<f32>() / live.len() as f32));
     }
@@ -244,6 +238,15 @@ pub fn run(a: Args) -> Result<()> {
             bail!("--attack: {BONA_FIDE:?} is not an attack species");
         }
         groups.entry(s).or_default().extend(images(&p)?);
+    }
+    // A clip's face moves: one box for all its frames would crop beside it.
+    if a.face_box.is_some()
+        && let Some(clip) = groups.values().flatten().find(|p| crate::clip::is_clip(p))
+    {
+        bail!(
+            "--face-box is for still images; {} is a clip",
+            clip.display()
+        );
     }
     // Arguments first, models after: a typo is named before seconds of loading.
     let chain = FaceChain::load(&a.models)?;
