@@ -256,6 +256,11 @@ impl CardReaderController {
 
     /// One control step: finish a read or a write that is due, notice a card that left, time out
     /// a tap nobody answered.
+    ///
+    /// Each is judged at the moment it happens, not at the tick that notices it: a real reader
+    /// completes a read the instant the card has been there long enough, however late the loop
+    /// that reports it runs. A tick delayed past a card's leaving (a loaded machine) must not turn
+    /// a card that stayed long enough into one that left too soon.
     pub fn tick(&mut self, now: Instant) {
         let held = self.field.as_ref().is_some_and(|f| f.holds(now));
         match &self.phase {
@@ -265,45 +270,51 @@ impl CardReaderController {
                     self.phase = Phase::Idle;
                     return;
                 };
-                if !held {
-                    debug!(lane = %self.lane, "card left the field before it was read");
-                    self.phase = Phase::Idle;
-                } else if now >= f.presented + self.cfg.read {
+                let read_at = f.presented + self.cfg.read;
+                if now >= read_at && f.holds(read_at) {
                     self.taps = self.taps.saturating_add(1);
                     self.tap = Some(CardTap {
                         seq: self.taps,
                         card: f.card.clone(),
                     });
                     self.outcome = None;
-                    self.phase = Phase::Awaiting { since: now };
+                    self.phase = Phase::Awaiting { since: read_at };
                     info!(lane = %self.lane, tap = self.taps, "card tapped");
+                } else if !held {
+                    debug!(lane = %self.lane, "card left the field before it was read");
+                    self.phase = Phase::Idle;
                 }
             }
             Phase::Awaiting { since } => {
-                if now.saturating_duration_since(*since) >= self.cfg.verdict_timeout {
-                    self.finish(CardResult::TimedOut, now);
+                let timeout_at = *since + self.cfg.verdict_timeout;
+                if now >= timeout_at {
+                    self.finish(CardResult::TimedOut, timeout_at);
                 }
             }
             Phase::Writing { since, card } => {
-                if !held {
-                    self.finish(
-                        CardResult::WriteFailed {
-                            reason: WRITE_REMOVED.into(),
-                        },
-                        now,
-                    );
-                } else if now >= *since + self.cfg.write {
+                let written_at = *since + self.cfg.write;
+                let stays = self.field.as_ref().is_some_and(|f| f.holds(written_at));
+                if now >= written_at && stays {
                     let card = card.clone();
                     if let Some(f) = &mut self.field {
                         f.card = card.clone();
                     }
-                    self.finish(CardResult::Written { card }, now);
+                    self.finish(CardResult::Written { card }, written_at);
+                } else if !held {
+                    let left = self.field.as_ref().map_or(now, |f| f.leaves.max(*since));
+                    self.finish(
+                        CardResult::WriteFailed {
+                            reason: WRITE_REMOVED.into(),
+                        },
+                        left,
+                    );
                 }
             }
         }
     }
 
-    fn finish(&mut self, result: CardResult, now: Instant) {
+    /// Ends the tap with `result`, which happened `at`.
+    fn finish(&mut self, result: CardResult, at: Instant) {
         let tap = self.taps;
         // Only the kind and reason are logged: `Written` carries the card, and with it its id.
         match &result {
@@ -323,7 +334,7 @@ impl CardReaderController {
         }
         self.outcome = Some(CardOutcome {
             tap,
-            at_ms: self.clock.ms(now),
+            at_ms: self.clock.ms(at),
             result,
         });
         self.phase = Phase::Idle;

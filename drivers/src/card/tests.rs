@@ -218,6 +218,60 @@ fn a_card_removed_before_the_write_completes_is_unchanged() {
     assert_eq!(r.c.card(), Some(&card(1_000)));
 }
 
+/// A loaded machine runs the loop late; the reader still judges each step at the moment it
+/// happened, as a real reader does (the card_gate test's pulled card failed this way under load).
+#[test]
+fn a_late_tick_judges_the_read_and_the_write_when_they_happened() {
+    let mut r = Rig::new();
+    // Held 70 ms, read at 60 ms, first looked at 90 ms in, after it left: it was read.
+    r.present(1_000, 70);
+    r.now += ms(90);
+    r.c.tick(r.now);
+    assert_eq!(
+        r.c.awaiting(),
+        Some(1),
+        "read at 60 ms, while the card was there"
+    );
+    // The verdict comes after the card left: nothing is written.
+    assert_eq!(r.verdict(1, write(810, 190)), Handled::Applied);
+    r.now += ms(200);
+    r.c.tick(r.now);
+    assert_eq!(
+        r.outcome().map(|o| o.result),
+        Some(CardResult::WriteFailed {
+            reason: WRITE_REMOVED.into()
+        })
+    );
+    assert_eq!(r.c.card(), Some(&card(1_000)), "nothing written");
+
+    // Held 150 ms, read at 60, verdict at once, written at 100; first looked at again 260 ms in,
+    // long after it left: it was written, and the outcome is dated when the write completed.
+    r.present(1_000, 150);
+    r.now += ms(60);
+    r.c.tick(r.now);
+    assert_eq!(r.c.awaiting(), Some(2));
+    assert_eq!(r.verdict(2, write(810, 190)), Handled::Applied);
+    let written_ms = (r.now - r.t0).as_millis() as u64 + 40;
+    r.now += ms(200);
+    r.c.tick(r.now);
+    let o = r.c.outcome().cloned().expect("an outcome");
+    assert!(matches!(o.result, CardResult::Written { .. }), "{o:?}");
+    assert_eq!(o.at_ms, written_ms);
+
+    // A verdict that never comes times out when it fell due, however late that is noticed.
+    r.present(1_000, 5_000);
+    r.now += ms(60);
+    r.c.tick(r.now);
+    let due_ms = (r.now - r.t0).as_millis() as u64 + 800;
+    r.now += ms(2_000);
+    r.c.tick(r.now);
+    let o = r.c.outcome().cloned().expect("an outcome");
+    assert_eq!(
+        (o.tap, o.result, o.at_ms),
+        (3, CardResult::TimedOut, due_ms)
+    );
+}
+
 #[test]
 fn a_write_that_does_not_match_the_card_read_is_refused() {
     let mut r = Rig::new();
