@@ -257,10 +257,11 @@ impl CardReaderController {
     /// One control step: finish a read or a write that is due, notice a card that left, time out
     /// a tap nobody answered.
     ///
-    /// Each is judged at the moment it happens, not at the tick that notices it: a real reader
-    /// completes a read the instant the card has been there long enough, however late the loop
-    /// that reports it runs. A tick delayed past a card's leaving (a loaded machine) must not turn
-    /// a card that stayed long enough into one that left too soon.
+    /// A read and a write are judged at the moment they fall due, not at the tick that notices
+    /// them: a real reader completes either the instant the card has been there long enough,
+    /// however late the loop that reports it runs. A tick delayed past a card's leaving (a loaded
+    /// machine) must not turn a card that stayed long enough into one that left too soon. The
+    /// verdict's time-out runs from the tap's publication, the moment gated could first see it.
     pub fn tick(&mut self, now: Instant) {
         let held = self.field.as_ref().is_some_and(|f| f.holds(now));
         match &self.phase {
@@ -278,7 +279,9 @@ impl CardReaderController {
                         card: f.card.clone(),
                     });
                     self.outcome = None;
-                    self.phase = Phase::Awaiting { since: read_at };
+                    // gated's window runs from now, when the tap is published and gated can
+                    // first see it: a late loop must not eat into the time gated has to answer.
+                    self.phase = Phase::Awaiting { since: now };
                     info!(lane = %self.lane, tap = self.taps, "card tapped");
                 } else if !held {
                     debug!(lane = %self.lane, "card left the field before it was read");

@@ -136,7 +136,7 @@ async fn one_passenger_with_card_and_face_pays_once_whichever_comes_first() {
         .await
         .unwrap()
         .expect("gated READY=1");
-    let (tap1, result, took) = tap(sim, states, &rig, card("a1a1a1a1a1a1a1a1"), 1500, 0).await;
+    let (tap1, result, took) = tap(sim, states, &rig, card("a1a1a1a1a1a1a1a1"), 5000, 0).await;
     let opens = play_out(&mut gated, &doors).await;
     let seen = decisions(&rig);
     eprintln!("card first: tap → {result:?} in {took:?}; door opened {opens}×; decisions {seen:?}");
@@ -188,7 +188,7 @@ async fn one_passenger_with_card_and_face_pays_once_whichever_comes_first() {
         &reader.states,
         &rig,
         card("b2b2b2b2b2b2b2b2"),
-        1500,
+        5000,
         0,
     )
     .await;

@@ -60,7 +60,7 @@ async fn a_card_opens_the_door_only_once_written_and_a_refused_or_pulled_card_op
         .expect("gated drives the door");
 
     // An entry: the card is written (entry recorded, nothing charged), then the door opens.
-    let (first, result, took) = tap(sim, states, &rig, card(500), 1500, 0).await;
+    let (first, result, took) = tap(sim, states, &rig, card(500), 5000, 0).await;
     let CardResult::Written { card: written } = result else {
         panic!("not written: {result:?}");
     };
@@ -84,7 +84,7 @@ async fn a_card_opens_the_door_only_once_written_and_a_refused_or_pulled_card_op
         .expect("the door closes after the pass timeout");
 
     // The same card again: a trip is open on it, refused, nothing written, the door stays shut.
-    let (second, result, _) = tap(sim, states, &rig, written.clone(), 1500, first).await;
+    let (second, result, _) = tap(sim, states, &rig, written.clone(), 5000, first).await;
     assert_eq!(result, CardResult::Shown);
     wait_for::<Decision>(&decided, WAIT, |d| d.reason == "double_entry")
         .await

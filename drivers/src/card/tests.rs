@@ -258,12 +258,17 @@ fn a_late_tick_judges_the_read_and_the_write_when_they_happened() {
     assert!(matches!(o.result, CardResult::Written { .. }), "{o:?}");
     assert_eq!(o.at_ms, written_ms);
 
-    // A verdict that never comes times out when it fell due, however late that is noticed.
+    // A tap a late loop publishes 500 ms after its read gives gated its whole window from then;
+    // a verdict that never comes times out when that window ends, however late that is noticed.
     r.present(1_000, 5_000);
-    r.now += ms(60);
+    r.now += ms(560);
     r.c.tick(r.now);
+    assert_eq!(r.c.awaiting(), Some(3));
     let due_ms = (r.now - r.t0).as_millis() as u64 + 800;
-    r.now += ms(2_000);
+    r.now += ms(790);
+    r.c.tick(r.now);
+    assert_eq!(r.c.awaiting(), Some(3), "gated still has 10 ms");
+    r.now += ms(1_000);
     r.c.tick(r.now);
     let o = r.c.outcome().cloned().expect("an outcome");
     assert_eq!(
