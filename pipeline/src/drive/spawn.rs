@@ -3,9 +3,10 @@
 //! In a real station they run as their own services; this only saves the operator a step.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tokio::process::{Child, Command};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{DriversConfig, Failsafe, ZenohConfig};
 
@@ -23,9 +24,25 @@ pub enum SpawnError {
     },
 }
 
-/// The children are killed when this is dropped.
+/// The children are killed when this is dropped; [`Drivers::stop`] first lets them fail safe.
 pub struct Drivers {
-    _children: Vec<Child>,
+    children: Vec<Child>,
+}
+
+impl Drivers {
+    /// Stops the drivers once gated's session is closed and they have had `grace` to notice and
+    /// put their lanes in fail-safe (at once on the loss of gated's token, at the latest when their
+    /// watchdog runs out). Killed at once, a door driver could go before it did: the door would
+    /// keep gated's last command, and on a loaded machine it did (the end-to-end test's door never
+    /// reported its fail-safe).
+    pub async fn stop(mut self, grace: Duration) {
+        tokio::time::sleep(grace).await;
+        for child in &mut self.children {
+            if let Err(e) = child.kill().await {
+                warn!(pid = child.id().unwrap_or(0), error = %e, "cannot stop a driver");
+            }
+        }
+    }
 }
 
 fn binary(name: &'static str) -> Result<PathBuf, SpawnError> {
@@ -91,7 +108,5 @@ pub fn spawn(
         info!(driver = name, pid = child.id().unwrap_or(0), %listen, "driver started");
         children.push(child);
     }
-    Ok(Drivers {
-        _children: children,
-    })
+    Ok(Drivers { children })
 }

@@ -168,7 +168,7 @@ struct Station {
     store: Arc<Store>,
     /// Kept until the run ends: dropping them stops the centre's sync and the driver processes.
     sync: Option<SyncHandle>,
-    _drivers: Option<Drivers>,
+    drivers: Option<Drivers>,
 }
 
 impl Station {
@@ -289,7 +289,14 @@ impl Station {
         if let (Some(h), Some(s)) = (&self.sync, &self.cfg.sync) {
             h.drain(Duration::from_millis(s.drain_ms)).await;
         }
-        self.stop(started.elapsed())
+        let drivers = self.drivers.take();
+        let d = &self.cfg.drivers;
+        let grace = Duration::from_millis(d.watchdog_ms.saturating_add(d.heartbeat_ms));
+        let report = self.stop(started.elapsed());
+        if let Some(drivers) = drivers {
+            drivers.stop(grace).await;
+        }
+        report
     }
 
     /// The one place commands leave from: each goes out through the outbox, and a verdict's door

@@ -150,7 +150,7 @@ impl Station {
             board,
             store,
             sync,
-            _drivers: drivers,
+            drivers,
         };
         let inputs = Inputs {
             operator,
