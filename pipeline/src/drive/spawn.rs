@@ -27,16 +27,19 @@ pub enum SpawnError {
 /// The children are killed when this is dropped; [`Drivers::stop`] first lets them fail safe.
 pub struct Drivers {
     children: Vec<Child>,
+    /// How long they may take to fail safe once gated is gone: the watchdog they were started
+    /// with, plus one heartbeat.
+    grace: Duration,
 }
 
 impl Drivers {
-    /// Stops the drivers once gated's session is closed and they have had `grace` to notice and
-    /// put their lanes in fail-safe (at once on the loss of gated's token, at the latest when their
-    /// watchdog runs out). Killed at once, a door driver could go before it did: the door would
-    /// keep gated's last command, and on a loaded machine it did (the end-to-end test's door never
-    /// reported its fail-safe).
-    pub async fn stop(mut self, grace: Duration) {
-        tokio::time::sleep(grace).await;
+    /// Stops the drivers once gated's session is closed and they have had their grace to notice
+    /// and put their lanes in fail-safe (at once on the loss of gated's token, at the latest when
+    /// their watchdog runs out). Killed at once, a door driver could go before it did: the door
+    /// would keep gated's last command, and on a loaded machine it did (the end-to-end test's door
+    /// never reported its fail-safe).
+    pub async fn stop(mut self) {
+        tokio::time::sleep(self.grace).await;
         for child in &mut self.children {
             if let Err(e) = child.kill().await {
                 warn!(pid = child.id().unwrap_or(0), error = %e, "cannot stop a driver");
@@ -108,5 +111,8 @@ pub fn spawn(
         info!(driver = name, pid = child.id().unwrap_or(0), %listen, "driver started");
         children.push(child);
     }
-    Ok(Drivers { children })
+    Ok(Drivers {
+        children,
+        grace: Duration::from_millis(d.watchdog_ms.saturating_add(d.heartbeat_ms)),
+    })
 }

@@ -290,11 +290,9 @@ impl Station {
             h.drain(Duration::from_millis(s.drain_ms)).await;
         }
         let drivers = self.drivers.take();
-        let d = &self.cfg.drivers;
-        let grace = Duration::from_millis(d.watchdog_ms.saturating_add(d.heartbeat_ms));
         let report = self.stop(started.elapsed());
         if let Some(drivers) = drivers {
-            drivers.stop(grace).await;
+            drivers.stop().await;
         }
         report
     }
